@@ -1,0 +1,32 @@
+#!/bin/sh
+# Installs what vpnlb needs on a fresh Debian 12 machine, idempotently:
+#  - the npm packages (from the lockfile), and the build;
+#  - with --peers (as root): the Debian packages the integration tests use as real peers
+#    (nftables, conntrack, strongSwan, sstp-client...).
+set -eu
+cd "$(dirname "$0")/.."
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund
+fi
+
+if [ "${1:-}" = "--peers" ]; then
+  PACKAGES="nftables conntrack iproute2 iputils-ping openssl procps strongswan-charon strongswan-swanctl strongswan-pki libcharon-extra-plugins libstrongswan-extra-plugins sstp-client ppp"
+  missing=""
+  for p in $PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+  done
+  if [ -n "$missing" ]; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+      echo "setup: installing Debian packages:$missing"
+      apt-get update -q
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+    else
+      echo "setup: not root (or no apt-get): integration tests that need$missing will be skipped"
+    fi
+  fi
+fi
+
+echo "setup: building"
+npm run --silent build

@@ -1,0 +1,8 @@
+#!/bin/sh
+# The whole test suite, as CI runs it: set-up (npm packages; Debian packages for the real
+# peers when root), build, then every unit and integration test in one node:test run.
+# Integration tests that need root or a missing binary skip with the reason printed.
+set -eu
+cd "$(dirname "$0")/.."
+sh scripts/setup.sh --peers
+exec node --test --test-timeout=600000 dist/src dist/lab dist/test

@@ -1,0 +1,59 @@
+/**
+ * The `/api/v1/status` document: what an administrator needs to know at a glance, per service:
+ * the data plane in use, each backend's state with the reason and time of its last change,
+ * its counters, and every warning.
+ */
+import type { Controller } from '../control/controller.js';
+import type { DataPlane } from '../dataplane/dataplane.js';
+
+export interface StatusDocument {
+  readonly version: string;
+  readonly startedAt: string;
+  readonly config: string;
+  readonly snapshotVersion: number;
+  readonly services: readonly unknown[];
+  readonly warnings: readonly string[];
+}
+
+export function buildStatus(
+  controller: Controller,
+  dataPlanes: ReadonlyMap<string, DataPlane>,
+  warnings: readonly string[],
+  startedAt: Date,
+): StatusDocument {
+  const snap = controller.snapshot();
+  const services = snap.services.map((s) => {
+    const dp = dataPlanes.get(s.name)?.status();
+    const svc = s.service;
+    const common = {
+      name: s.name,
+      kind: s.kind,
+      virtualIp: svc.virtualIp,
+      pool: svc.pool,
+      method: svc.method,
+      monitor: svc.monitor ?? null,
+      dataplane: dp?.dataplane ?? 'not running',
+      listeners: dp?.listeners ?? [],
+      servingLastHealthy: s.isServingLastHealthy,
+      warnings: dp?.warnings ?? [],
+    };
+    const specific =
+      s.kind === 'ikev2'
+        ? { ports: [s.service.ikePort, s.service.natTPort], nat: s.service.nat, affinity: s.service.affinity }
+        : { port: s.service.port, mode: s.service.mode, persistence: s.service.persistence };
+    return {
+      ...common,
+      ...specific,
+      backends: s.backends.map((b) => ({ ...b, counters: dp?.backends[b.name] ?? {} })),
+    };
+  });
+  const all = [...warnings, ...services.flatMap((s) => s.warnings.map((w) => `${s.name}: ${w}`))];
+  return {
+    version: process.env.npm_package_version ?? '0.1.0',
+    startedAt: startedAt.toISOString(),
+    config: controller.config.source,
+    snapshotVersion: snap.version,
+    services,
+    warnings: all,
+  };
+}

@@ -1,0 +1,30 @@
+import { parseCommandArgs, type Command } from '../command.js';
+import { adminUrl, callAdmin } from './admin-client.js';
+
+interface StatusBody {
+  config: string;
+  warnings: string[];
+  services: { name: string; kind: string; dataplane: string; virtualIp: string; backends: { name: string; address: string; state: string; reason: string; since: string }[] }[];
+}
+
+/** `vpnlb status`: the running balancer's services and backends, in a terminal table. */
+export const statusCommand: Command = {
+  name: 'status',
+  summary: 'show the services and backends of a running balancer',
+  usage: 'vpnlb status [--admin URL | --config FILE] [--json]',
+  async run(argv, io) {
+    const { values } = parseCommandArgs(this, argv, { admin: { type: 'string' }, config: { type: 'string', short: 'c' }, json: { type: 'boolean' } });
+    const { body } = await callAdmin(adminUrl(values.admin, values.config), '/api/v1/status');
+    if (values.json) {
+      io.out(JSON.stringify(body, null, 2));
+      return 0;
+    }
+    const s = body as StatusBody;
+    for (const svc of s.services) {
+      io.out(`${svc.name} (${svc.kind}, ${svc.virtualIp}, ${svc.dataplane})`);
+      for (const b of svc.backends) io.out(`  ${b.name.padEnd(16)} ${b.address.padEnd(24)} ${b.state.padEnd(9)} since ${b.since}  ${b.reason}`);
+    }
+    for (const w of s.warnings) io.out(`warning: ${w}`);
+    return 0;
+  },
+};

@@ -1,0 +1,51 @@
+/**
+ * Default values, in one place so that docs/configuration.md and the loader agree.
+ * Durations are in milliseconds.
+ */
+export const DEFAULTS = Object.freeze({
+  admin: { listen: '127.0.0.1', port: 8088 },
+  logLevel: 'info' as const,
+  allDown: 'keep-last' as const,
+  monitor: {
+    // What the appliances ship with (F5, Citrix ADC, Kemp): 5 s / 2 s, rise 2, fall 3.
+    interval: 5_000,
+    timeout: 2_000,
+    rise: 2,
+    fall: 3,
+    jitter: 0.1,
+    expectStatus: 401,
+    verifyCertificate: false,
+  },
+  backend: { weight: 1, enabled: true, maxConnections: 0 },
+  ikev2: {
+    ikePort: 500,
+    natTPort: 4500,
+    dataplane: 'auto' as const,
+    nat: 'transparent' as const,
+    affinity: 'ike-spi' as const,
+    method: 'maglev' as const,
+    // Above the NAT-T keepalive interval (20 s, RFC 3948 §4) with a wide margin.
+    flowTimeout: 180_000,
+    persistenceTimeout: 3_600_000,
+    maxFlows: 100_000,
+    table: 'vpnlb',
+    hashSeed: 0x7670_6e6c,
+    maxSasPerAddress: 1_000,
+  },
+  sstp: {
+    port: 443,
+    mode: 'passthrough' as const,
+    method: 'least-connections' as const,
+    persistence: 'tls-session' as const,
+    persistenceTimeout: 3_600_000,
+    backendPortTls: 443,
+    backendPortOffload: 80,
+    allowCertificateMismatch: false,
+    maxConnections: 0,
+    // SSTP tunnels are long-lived; RRAS sends echo requests on idle links well within this.
+    idleTimeout: 900_000,
+    handshakeTimeout: 10_000,
+    connectTimeout: 5_000,
+    drainTimeout: 3_600_000,
+  },
+});

@@ -1,0 +1,142 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { checkConfigFile, checkConfigText, loadConfigText, parseDuration, ConfigError } from './load-config.js';
+import { REPO_ROOT } from '../../lab/vpnlb-process.js';
+
+const MINIMAL = `
+pools:
+  rras:
+    backends:
+      - { name: rras1, address: 198.18.1.10 }
+services:
+  ikev2:
+    - { name: ike, virtualIp: 198.19.0.1, pool: rras }
+`;
+
+test('every example in examples/ is valid', () => {
+  const dir = join(REPO_ROOT, 'examples');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
+  assert.ok(files.length >= 3, 'at least three examples');
+  for (const f of files) {
+    const r = checkConfigFile(join(dir, f));
+    assert.deepEqual(r.issues.filter((i) => i.severity === 'error'), [], f);
+    assert.ok(r.config, f);
+  }
+});
+
+test('a broken file: every problem, each with its path and line', () => {
+  const r = checkConfigFile(join(REPO_ROOT, 'test/fixtures/broken.yaml'));
+  assert.equal(r.config, undefined);
+  const got = r.issues.filter((i) => i.severity === 'error').map((i) => `${i.line} ${i.path}`);
+  assert.deepEqual(got, [
+    '2 admin.port',
+    '5 monitors.ike.type',
+    '6 monitors.ike.interval',
+    '7 monitors.ike.timeout',
+    '12 pools.rras.backends[0].address',
+    '13 pools.rras.backends[1].name',
+    '15 pools.rras.backends[1].wieght',
+    '20 services.ikev2[0].pool',
+    '21 services.ikev2[0].nat',
+    '22 services.ikev2[0].snat',
+    '23 services.ikev2[0].snat.addresses[1]',
+    '24 services.ikev2[0].monitor',
+    '26 services.sstp[0]',
+    '26 services.sstp[0].name',
+  ]);
+  const typo = r.issues.find((i) => i.path.endsWith('wieght'));
+  assert.match(typo?.message ?? '', /did you mean "weight"/);
+});
+
+test('YAML syntax errors carry their line', () => {
+  const r = checkConfigText('pools:\n  rras: [\n', 'x.yaml');
+  assert.equal(r.config, undefined);
+  assert.ok(r.issues.length > 0);
+  assert.ok(r.issues.every((i) => i.severity === 'error' && typeof i.line === 'number'));
+});
+
+test('duplicate keys are errors, not silently merged', () => {
+  const r = checkConfigText(`${MINIMAL}\npools:\n  other: {}\n`);
+  assert.equal(r.config, undefined);
+  assert.match(r.issues[0]?.message ?? '', /YAML/);
+});
+
+test('an empty file says what is needed', () => {
+  const r = checkConfigText('', 'empty.yaml');
+  assert.match(r.issues[0]?.message ?? '', /empty/);
+});
+
+test('defaults are applied and the result is deeply frozen', () => {
+  const c = loadConfigText(MINIMAL);
+  const s = c.services.ikev2[0]!;
+  assert.equal(s.ikePort, 500);
+  assert.equal(s.natTPort, 4500);
+  assert.equal(s.backendIkePort, 500);
+  assert.equal(s.nat, 'transparent');
+  assert.equal(s.affinity, 'ike-spi');
+  assert.equal(s.method, 'maglev');
+  assert.equal(s.dataplane, 'auto');
+  assert.equal(s.flowTimeout, 180_000);
+  assert.equal(c.pools.rras!.backends[0]!.weight, 1);
+  assert.equal(c.pools.rras!.backends[0]!.enabled, true);
+  assert.equal(c.admin.listen, '127.0.0.1');
+  assert.ok(Object.isFrozen(c) && Object.isFrozen(c.services.ikev2) && Object.isFrozen(s));
+  assert.throws(() => {
+    (c.pools.rras!.backends as unknown as unknown[]).push({});
+  });
+});
+
+test('warnings: full NAT names the 809 risk; no monitor is flagged', () => {
+  const r = checkConfigText(MINIMAL.replace('pool: rras }', 'pool: rras, nat: full }'));
+  assert.ok(r.config);
+  const w = r.issues.filter((i) => i.severity === 'warning').map((i) => i.message);
+  assert.ok(w.some((m) => /error 809/.test(m) && /balancer's own address/.test(m)), w.join('\n'));
+  assert.ok(w.some((m) => /no monitor/.test(m)));
+});
+
+test('kernel IKEv2 services cannot use stateful methods or cross address families', () => {
+  const lc = checkConfigText(MINIMAL.replace('pool: rras }', 'pool: rras, method: least-connections }'));
+  assert.match(lc.issues.find((i) => i.severity === 'error')?.message ?? '', /userspace/);
+  const v6 = checkConfigText(MINIMAL.replace('virtualIp: 198.19.0.1', 'virtualIp: "2001:db8::1"'));
+  assert.match(v6.issues.find((i) => i.severity === 'error')?.message ?? '', /IPv6/);
+  const ok = checkConfigText(MINIMAL.replace('pool: rras }', 'pool: rras, dataplane: userspace, method: least-connections }'));
+  assert.ok(ok.config);
+});
+
+test('listener conflicts between services are reported', () => {
+  const r = checkConfigText(`${MINIMAL}    - { name: ike2, virtualIp: 198.19.0.1, pool: rras }\n`);
+  assert.ok(r.issues.some((i) => i.severity === 'error' && /already used/.test(i.message)));
+});
+
+test('SSTP mode rules', () => {
+  const base = MINIMAL.replace(/services:[\s\S]*/, 'services:\n  sstp:\n');
+  const offload = checkConfigText(`${base}    - { name: s, virtualIp: 198.19.0.1, pool: rras, mode: offload }\n`);
+  assert.ok(offload.issues.some((i) => /needs "tls"/.test(i.message)));
+  const persist = checkConfigText(`${base}    - { name: s, virtualIp: 198.19.0.1, pool: rras, mode: offload, persistence: tls-session, tls: { cert: a, key: b } }\n`);
+  assert.ok(persist.issues.some((i) => i.severity === 'error' && /tls-session persistence needs passthrough/.test(i.message)));
+  const pass = loadConfigText(`${base}    - { name: s, virtualIp: 198.19.0.1, pool: rras }\n`);
+  assert.equal(pass.services.sstp[0]!.mode, 'passthrough');
+  assert.equal(pass.services.sstp[0]!.method, 'least-connections');
+  assert.equal(pass.services.sstp[0]!.persistence, 'tls-session');
+  assert.equal(pass.services.sstp[0]!.backendPort, 443);
+});
+
+test('loadConfigText throws ConfigError carrying every issue', () => {
+  assert.throws(
+    () => loadConfigText('pools: {}\nservices: {}\n'),
+    (err: unknown) => err instanceof ConfigError && err.issues.length > 0 && err.code === 'VPNLB_CONFIG_INVALID',
+  );
+});
+
+test('parseDuration', () => {
+  assert.equal(parseDuration(5), 5000);
+  assert.equal(parseDuration(0.5), 500);
+  assert.equal(parseDuration('500ms'), 500);
+  assert.equal(parseDuration('5s'), 5000);
+  assert.equal(parseDuration('10m'), 600_000);
+  assert.equal(parseDuration('2h'), 7_200_000);
+  assert.equal(parseDuration('1.5s'), 1500);
+  assert.throws(() => parseDuration('5 s'));
+});

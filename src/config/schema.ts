@@ -1,0 +1,214 @@
+/**
+ * The configuration schema: the single source of truth for the YAML file's shape.
+ *
+ * The TypeScript types of the raw file (`ConfigInput`) are derived from this schema with
+ * TypeBox; `load-config.ts` validates a parsed document against it (Ajv, every error with its
+ * YAML path and line), applies defaults, resolves durations, and deep-freezes the result
+ * (`Config`, in `types.ts`).
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+/**
+ * A string enumeration as a plain JSON-Schema `enum` (one clear validation error, unlike a
+ * union of literals), typed as the union of its members.
+ */
+export function StringEnum<const T extends readonly string[]>(values: T, description?: string) {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...(description ? { description } : {}) });
+}
+export type { TSchema };
+
+/** A duration: seconds as a number, or a string such as `500ms`, `5s`, `10m`, `2h`. */
+export const DurationSchema = Type.Union(
+  [
+    Type.Number({ minimum: 0 }),
+    Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$' }),
+  ],
+  { description: 'seconds (number) or a string like 500ms, 5s, 10m, 2h' },
+);
+
+/** A name usable in logs, metrics labels and nftables identifiers. */
+export const NameSchema = Type.String({ pattern: '^[a-zA-Z][a-zA-Z0-9_-]{0,62}$' });
+
+/** An IPv4 or IPv6 address (checked with node:net after schema validation). */
+export const AddressSchema = Type.String({ minLength: 2, maxLength: 45 });
+
+export const BackendSchema = Type.Object(
+  {
+    name: NameSchema,
+    address: AddressSchema,
+    weight: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
+    enabled: Type.Optional(Type.Boolean()),
+    /** Per-backend cap on concurrent SSTP connections (0 = unlimited). */
+    maxConnections: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+
+export const PoolSchema = Type.Object(
+  {
+    backends: Type.Array(BackendSchema, { minItems: 1 }),
+  },
+  { additionalProperties: false },
+);
+
+export const MonitorTypeSchema = StringEnum(['icmp', 'ikev2', 'sstp', 'tcp']);
+
+export const MonitorSchema = Type.Object(
+  {
+    type: MonitorTypeSchema,
+    interval: Type.Optional(DurationSchema),
+    timeout: Type.Optional(DurationSchema),
+    rise: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+    fall: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+    /** Fraction of the interval by which each probe is randomly shifted (0 to 0.5). */
+    jitter: Type.Optional(Type.Number({ minimum: 0, maximum: 0.5 })),
+    /** Port probed (defaults: ikev2 500, sstp 443 or 80 in offload mode, tcp required). */
+    port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+    /** sstp: SNI sent in the probe's ClientHello. */
+    sni: Type.Optional(Type.String({ minLength: 1, maxLength: 253 })),
+    /** sstp: verify the server certificate against the system CAs (or `ca`). */
+    verifyCertificate: Type.Optional(Type.Boolean()),
+    /** sstp: a PEM file of trusted CAs for `verifyCertificate`. */
+    ca: Type.Optional(Type.String({ minLength: 1 })),
+    /** sstp: HTTP status that means "up" (RRAS answers 401 to an anonymous HEAD). */
+    expectStatus: Type.Optional(Type.Integer({ minimum: 100, maximum: 599 })),
+  },
+  { additionalProperties: false },
+);
+
+export const SnatSchema = Type.Object(
+  {
+    /** Local source addresses the balancer uses towards the servers in full-NAT mode. */
+    addresses: Type.Array(AddressSchema, { minItems: 1, maxItems: 1024 }),
+    /** Most concurrent IKE SAs per (source address, server) pair; Windows' limit is the guide. */
+    maxSasPerAddress: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000000 })),
+  },
+  { additionalProperties: false },
+);
+
+export const MethodSchema = StringEnum(['maglev', 'least-connections', 'weighted-round-robin']);
+
+export const Ikev2ServiceSchema = Type.Object(
+  {
+    name: NameSchema,
+    /** The virtual IP clients connect to (UDP 500 and 4500 are one service). */
+    virtualIp: AddressSchema,
+    /** Ports of the pair; override only for tests and labs. */
+    ikePort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    natTPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    /** Ports of the servers (default 500 and 4500: what RRAS and strongSwan listen on). */
+    backendIkePort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+    backendNatTPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+    pool: NameSchema,
+    /** `auto` (default): kernel where root and nftables are present, else userspace. */
+    dataplane: Type.Optional(
+      StringEnum(['auto', 'kernel', 'userspace']),
+    ),
+    nat: Type.Optional(StringEnum(['transparent', 'full'])),
+    snat: Type.Optional(SnatSchema),
+    affinity: Type.Optional(StringEnum(['ike-spi', 'source-ip'])),
+    method: Type.Optional(MethodSchema),
+    /** Idle time after which a client's flow (address:port -> server) is forgotten. */
+    flowTimeout: Type.Optional(DurationSchema),
+    /** How long a client's 4500 pin / source-IP persistence outlives its last packet. */
+    persistenceTimeout: Type.Optional(DurationSchema),
+    /** Most flows tracked by the userspace relay (bounded memory under a flood). */
+    maxFlows: Type.Optional(Type.Integer({ minimum: 16, maximum: 10000000 })),
+    /** nftables table name for the kernel data plane. */
+    table: Type.Optional(Type.String({ pattern: '^[a-zA-Z][a-zA-Z0-9_]{0,30}$' })),
+    /** Hash seed shared by every balancer node of a farm. */
+    hashSeed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295 })),
+    monitor: Type.Optional(NameSchema),
+  },
+  { additionalProperties: false },
+);
+
+export const TlsSchema = Type.Object(
+  {
+    cert: Type.String({ minLength: 1 }),
+    key: Type.String({ minLength: 1 }),
+  },
+  { additionalProperties: false },
+);
+
+export const SstpServiceSchema = Type.Object(
+  {
+    name: NameSchema,
+    virtualIp: AddressSchema,
+    port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    pool: NameSchema,
+    mode: Type.Optional(
+      StringEnum(['passthrough', 'offload', 'reencrypt']),
+    ),
+    method: Type.Optional(MethodSchema),
+    persistence: Type.Optional(
+      StringEnum(['tls-session', 'source-ip', 'none']),
+    ),
+    persistenceTimeout: Type.Optional(DurationSchema),
+    /** Certificate and key presented to clients (offload and reencrypt). */
+    tls: Type.Optional(TlsSchema),
+    /** Server port: 443 (passthrough, reencrypt) or 80 (offload) unless set. */
+    backendPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+    /** reencrypt: accept a server certificate that differs from the front one. */
+    allowCertificateMismatch: Type.Optional(Type.Boolean()),
+    maxConnections: Type.Optional(Type.Integer({ minimum: 0 })),
+    idleTimeout: Type.Optional(DurationSchema),
+    handshakeTimeout: Type.Optional(DurationSchema),
+    connectTimeout: Type.Optional(DurationSchema),
+    drainTimeout: Type.Optional(DurationSchema),
+    monitor: Type.Optional(NameSchema),
+  },
+  { additionalProperties: false },
+);
+
+export const AdminSchema = Type.Object(
+  {
+    listen: Type.Optional(AddressSchema),
+    port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  },
+  { additionalProperties: false },
+);
+
+export const HealthPolicySchema = Type.Object(
+  {
+    /** When every backend of a pool is down: keep sending to the last healthy set, or refuse. */
+    allDown: Type.Optional(StringEnum(['keep-last', 'refuse'])),
+  },
+  { additionalProperties: false },
+);
+
+export const ConfigSchema = Type.Object(
+  {
+    admin: Type.Optional(AdminSchema),
+    log: Type.Optional(
+      Type.Object(
+        {
+          level: Type.Optional(
+            StringEnum(['trace', 'debug', 'info', 'warn', 'error']),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    health: Type.Optional(HealthPolicySchema),
+    monitors: Type.Optional(Type.Record(NameSchema, MonitorSchema)),
+    pools: Type.Record(NameSchema, PoolSchema),
+    services: Type.Object(
+      {
+        ikev2: Type.Optional(Type.Array(Ikev2ServiceSchema)),
+        sstp: Type.Optional(Type.Array(SstpServiceSchema)),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** The configuration file as written (before defaults). */
+export type ConfigInput = Static<typeof ConfigSchema>;
+export type BackendInput = Static<typeof BackendSchema>;
+export type MonitorInput = Static<typeof MonitorSchema>;
+export type Ikev2ServiceInput = Static<typeof Ikev2ServiceSchema>;
+export type SstpServiceInput = Static<typeof SstpServiceSchema>;
+export type BalancingMethod = Static<typeof MethodSchema>;
+export type MonitorType = Static<typeof MonitorTypeSchema>;

@@ -1,0 +1,84 @@
+/**
+ * The resolved configuration: the schema's input types with every default applied and every
+ * duration converted to milliseconds. Produced by `loadConfig`, deep-frozen.
+ */
+import type {
+  BackendInput,
+  BalancingMethod,
+  Ikev2ServiceInput,
+  MonitorInput,
+  MonitorType,
+  SstpServiceInput,
+} from './schema.js';
+
+export type { BalancingMethod, MonitorType } from './schema.js';
+
+/** Durations are resolved to milliseconds; optional scalars get their defaults. */
+type Resolved<T, DurationKeys extends keyof T, OptionalKeys extends keyof T = never> = {
+  readonly [K in Exclude<keyof T, DurationKeys | OptionalKeys>]-?: Exclude<T[K], undefined>;
+} & { readonly [K in DurationKeys]-?: number } & { readonly [K in OptionalKeys]?: Exclude<T[K], undefined> };
+
+export type Backend = Resolved<BackendInput, never> & {
+  /** Address family, from `address`. */
+  readonly family: 4 | 6;
+};
+
+export interface Pool {
+  readonly name: string;
+  readonly backends: readonly Backend[];
+}
+
+export type Monitor = Resolved<MonitorInput, 'interval' | 'timeout', 'port' | 'sni' | 'ca'> & {
+  readonly name: string;
+  readonly type: MonitorType;
+};
+
+export interface Snat {
+  readonly addresses: readonly string[];
+  readonly maxSasPerAddress: number;
+}
+
+export type Ikev2Service = Resolved<
+  Omit<Ikev2ServiceInput, 'snat'>,
+  'flowTimeout' | 'persistenceTimeout',
+  'monitor'
+> & {
+  readonly snat?: Snat;
+  readonly family: 4 | 6;
+  readonly method: BalancingMethod;
+};
+
+export type SstpService = Resolved<
+  Omit<SstpServiceInput, 'tls'>,
+  'persistenceTimeout' | 'idleTimeout' | 'handshakeTimeout' | 'connectTimeout' | 'drainTimeout',
+  'monitor'
+> & {
+  readonly tls?: { readonly cert: string; readonly key: string };
+  readonly family: 4 | 6;
+  readonly method: BalancingMethod;
+};
+
+export interface Config {
+  /** File the configuration came from (`<embedded>` for built-in ones). */
+  readonly source: string;
+  readonly admin: { readonly listen: string; readonly port: number };
+  readonly log: { readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' };
+  readonly health: { readonly allDown: 'keep-last' | 'refuse' };
+  readonly monitors: Readonly<Record<string, Monitor>>;
+  readonly pools: Readonly<Record<string, Pool>>;
+  readonly services: {
+    readonly ikev2: readonly Ikev2Service[];
+    readonly sstp: readonly SstpService[];
+  };
+}
+
+/** A problem found in a configuration file, located by YAML path and line. */
+export interface ConfigIssue {
+  readonly severity: 'error' | 'warning';
+  /** Dotted path such as `pools.rras.backends[1].address`; empty for the whole document. */
+  readonly path: string;
+  /** 1-based line and column in the file, when known. */
+  readonly line?: number;
+  readonly column?: number;
+  readonly message: string;
+}

@@ -1,0 +1,252 @@
+/**
+ * The controller: the one place where backend state changes. Monitors report health, the admin
+ * API reports operator actions, data planes report safety errors (certificate mismatch); the
+ * controller computes each backend's effective state, builds a new immutable snapshot and
+ * publishes it to every subscriber (data planes, status API, metrics) in one step.
+ */
+import { EventEmitter } from 'node:events';
+import { ConnectionCounts, type Candidate } from '../balancer/balancer.js';
+import { createBalancer } from '../balancer/index.js';
+import type { Config, Ikev2Service, SstpService } from '../config/types.js';
+import { VpnlbError } from '../errors.js';
+import type {
+  AdminState,
+  BackendState,
+  BackendStatus,
+  Health,
+  ServiceSnapshot,
+  Snapshot,
+} from './snapshot.js';
+
+/** One state transition, as logged and counted. */
+export interface Transition {
+  readonly service: string;
+  readonly backend: string;
+  readonly from: BackendState;
+  readonly to: BackendState;
+  readonly reason: string;
+  readonly at: string;
+}
+
+interface BackendRecord {
+  readonly name: string;
+  readonly pool: string;
+  readonly address: string;
+  readonly family: 4 | 6;
+  readonly weight: number;
+  readonly maxConnections: number;
+  health: Health;
+  healthReason: string;
+  error: string | undefined;
+  state: BackendState;
+  reason: string;
+  since: string;
+}
+
+interface ServiceRecord {
+  readonly kind: 'ikev2' | 'sstp';
+  readonly service: Ikev2Service | SstpService;
+  readonly backends: BackendRecord[];
+  readonly connections: ConnectionCounts;
+  /** The last non-empty candidate set, for `health.allDown: keep-last`. */
+  lastHealthy: Candidate[];
+}
+
+export interface ControllerEvents {
+  snapshot: [Snapshot];
+  transition: [Transition];
+}
+
+export class Controller extends EventEmitter<ControllerEvents> {
+  readonly config: Config;
+  readonly #services: ServiceRecord[];
+  /** Admin state per backend key `pool/name`; shared by every service using the pool. */
+  readonly #admin = new Map<string, AdminState>();
+  readonly #now: () => Date;
+  #snapshot: Snapshot;
+  #version = 0;
+
+  constructor(config: Config, options: { now?: () => Date } = {}) {
+    super();
+    this.config = config;
+    this.#now = options.now ?? (() => new Date());
+    const at = this.#now().toISOString();
+    const services: ServiceRecord[] = [];
+    const add = (kind: 'ikev2' | 'sstp', service: Ikev2Service | SstpService) => {
+      const pool = config.pools[service.pool];
+      if (!pool) throw new Error(`service ${service.name}: unknown pool ${service.pool}`);
+      const hasMonitor = service.monitor !== undefined;
+      services.push({
+        kind,
+        service,
+        connections: new ConnectionCounts(),
+        lastHealthy: [],
+        backends: pool.backends.map((b) => {
+          this.#admin.set(`${pool.name}/${b.name}`, b.enabled ? 'enabled' : 'disabled');
+          return {
+            name: b.name,
+            pool: pool.name,
+            address: b.address,
+            family: b.family,
+            weight: b.weight,
+            maxConnections: b.maxConnections,
+            // Without a monitor a backend is assumed up; with one it is up until proven down,
+            // and the first probe result decides at once (see health/health-checker.ts).
+            health: hasMonitor ? 'unknown' : 'up',
+            healthReason: hasMonitor ? 'not yet probed' : 'no monitor configured',
+            error: undefined,
+            state: 'up',
+            reason: '',
+            since: at,
+          };
+        }),
+      });
+    };
+    for (const s of config.services.ikev2) add('ikev2', s);
+    for (const s of config.services.sstp) add('sstp', s);
+    this.#services = services;
+    for (const s of services) for (const b of s.backends) this.#recompute(s, b, at, false);
+    this.#snapshot = this.#build();
+  }
+
+  /** The current snapshot (immutable). */
+  snapshot(): Snapshot {
+    return this.#snapshot;
+  }
+
+  /** The current snapshot of one service. */
+  service(name: string): ServiceSnapshot | undefined {
+    return this.#snapshot.services.find((s) => s.name === name);
+  }
+
+  /** Open-connection counters of a service, for data planes that track connections. */
+  connections(serviceName: string): ConnectionCounts {
+    const s = this.#services.find((x) => x.service.name === serviceName);
+    if (!s) throw new Error(`unknown service ${serviceName}`);
+    return s.connections;
+  }
+
+  /** A monitor's verdict on one backend of one service. */
+  setHealth(serviceName: string, backendName: string, health: 'up' | 'down', reason: string): void {
+    const s = this.#services.find((x) => x.service.name === serviceName);
+    const b = s?.backends.find((x) => x.name === backendName);
+    if (!s || !b) return;
+    if (b.health === health && b.healthReason === reason) return;
+    b.health = health;
+    b.healthReason = reason;
+    this.#changed([[s, b]]);
+  }
+
+  /** A data plane's safety verdict (e.g. re-encryption certificate mismatch); `undefined` clears it. */
+  setError(serviceName: string, backendName: string, error: string | undefined): void {
+    const s = this.#services.find((x) => x.service.name === serviceName);
+    const b = s?.backends.find((x) => x.name === backendName);
+    if (!s || !b || b.error === error) return;
+    b.error = error;
+    this.#changed([[s, b]]);
+  }
+
+  /**
+   * An operator action on a backend, named `name` or `pool/name`. Applies to every service
+   * that uses the backend's pool. Throws `VPNLB_UNKNOWN_BACKEND` when nothing matches.
+   */
+  setAdminState(ref: string, admin: AdminState): BackendStatus[] {
+    const [poolName, name] = ref.includes('/') ? (ref.split('/', 2) as [string, string]) : [undefined, ref];
+    const keys = [...this.#admin.keys()].filter((k) => {
+      const [p, n] = k.split('/', 2);
+      return n === name && (poolName === undefined || p === poolName);
+    });
+    if (keys.length === 0) {
+      throw new VpnlbError('VPNLB_UNKNOWN_BACKEND', `no backend named "${ref}" (use NAME or POOL/NAME)`, 'client');
+    }
+    const pools = new Set(keys.map((k) => k.split('/', 2)[0]));
+    if (poolName === undefined && pools.size > 1) {
+      throw new VpnlbError('VPNLB_UNKNOWN_BACKEND', `"${ref}" exists in several pools (${[...pools].join(', ')}): use POOL/NAME`, 'client');
+    }
+    for (const k of keys) this.#admin.set(k, admin);
+    const touched: [ServiceRecord, BackendRecord][] = [];
+    for (const s of this.#services) for (const b of s.backends) if (keys.includes(`${b.pool}/${b.name}`)) touched.push([s, b]);
+    this.#changed(touched);
+    return this.#snapshot.services.flatMap((s) => s.backends.filter((b) => keys.includes(`${b.pool}/${b.name}`)));
+  }
+
+  #changed(touched: [ServiceRecord, BackendRecord][]): void {
+    const at = this.#now().toISOString();
+    let any = false;
+    for (const [s, b] of touched) any = this.#recompute(s, b, at, true) || any;
+    // Rebuild even when the effective state did not change: reasons shown in status did.
+    this.#snapshot = this.#build();
+    this.emit('snapshot', this.#snapshot);
+    void any;
+  }
+
+  /** Derives the effective state; returns true and emits a transition when it changed. */
+  #recompute(s: ServiceRecord, b: BackendRecord, at: string, emit: boolean): boolean {
+    const admin = this.#admin.get(`${b.pool}/${b.name}`) ?? 'enabled';
+    let state: BackendState;
+    let reason: string;
+    if (admin === 'disabled') {
+      [state, reason] = ['disabled', 'disabled by the administrator'];
+    } else if (b.error !== undefined) {
+      [state, reason] = ['down', b.error];
+    } else if (b.health === 'down') {
+      [state, reason] = ['down', b.healthReason];
+    } else if (admin === 'draining') {
+      [state, reason] = ['draining', 'draining: no new clients, existing tunnels kept'];
+    } else {
+      [state, reason] = ['up', b.healthReason];
+    }
+    const from = b.state;
+    const changed = from !== state;
+    b.reason = reason;
+    if (changed) {
+      b.state = state;
+      b.since = at;
+      if (emit) this.emit('transition', { service: s.service.name, backend: b.name, from, to: state, reason, at });
+    }
+    return changed;
+  }
+
+  #build(): Snapshot {
+    const services = this.#services.map((s): ServiceSnapshot => {
+      const backends: BackendStatus[] = s.backends.map((b) => ({
+        name: b.name,
+        pool: b.pool,
+        address: b.address,
+        family: b.family,
+        weight: b.weight,
+        maxConnections: b.maxConnections,
+        admin: this.#admin.get(`${b.pool}/${b.name}`) ?? 'enabled',
+        health: b.health,
+        ...(b.error !== undefined ? { error: b.error } : {}),
+        state: b.state,
+        reason: b.reason,
+        since: b.since,
+      }));
+      let candidates: Candidate[] = backends
+        .filter((b) => b.state === 'up' && b.weight > 0)
+        .map((b) => ({ name: b.name, address: b.address, weight: b.weight }));
+      let isServingLastHealthy = false;
+      if (candidates.length > 0) {
+        s.lastHealthy = candidates;
+      } else if (this.config.health.allDown === 'keep-last' && s.lastHealthy.length > 0) {
+        // Every backend is down: rather than refuse everyone, keep sending new clients to the
+        // last set that was healthy (a monitor outage must not become a total outage).
+        // Disabled and draining backends are never brought back this way.
+        const excluded = new Set(backends.filter((b) => b.admin !== 'enabled').map((b) => b.name));
+        candidates = s.lastHealthy.filter((c) => !excluded.has(c.name));
+        isServingLastHealthy = candidates.length > 0;
+      }
+      const balancer = createBalancer(s.service.method, {
+        candidates,
+        seed: s.kind === 'ikev2' ? (s.service as Ikev2Service).hashSeed : 0,
+        connections: s.connections,
+      });
+      const base = { name: s.service.name, backends, candidates, balancer, isServingLastHealthy };
+      return s.kind === 'ikev2'
+        ? { ...base, kind: 'ikev2', service: s.service as Ikev2Service }
+        : { ...base, kind: 'sstp', service: s.service as SstpService };
+    });
+    return Object.freeze({ version: ++this.#version, createdAt: this.#now().toISOString(), services: Object.freeze(services) });
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * The error catalog: every failure vpnlb reports has a stable code, the side that failed, and
+ * an entry in docs/errors.md (a test keeps the two in sync).
+ */
+
+/** Which side caused a failure: the client (or the administrator's input), a backend, or vpnlb. */
+export type ErrorSide = 'client' | 'backend' | 'internal';
+
+export const ERROR_CODES = {
+  VPNLB_CONFIG_INVALID: 'The configuration file has errors (each listed with its path and line).',
+  VPNLB_CLI_USAGE: 'A command-line argument is missing or malformed.',
+  VPNLB_NO_BACKEND: 'No backend is available for a new client (all down, disabled or draining).',
+  VPNLB_ADMIN_LISTEN: 'The admin listener could not bind its address.',
+  VPNLB_LISTEN: 'A service listener could not bind its virtual IP and port.',
+  VPNLB_UNKNOWN_BACKEND: 'An admin action named a backend that no pool defines.',
+  VPNLB_DATAPLANE_APPLY: 'The data plane could not apply a snapshot (for example nft rejected the ruleset).',
+  VPNLB_DATAPLANE_UNAVAILABLE: 'The requested data plane cannot run here (for example kernel without root or nft).',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Base class of every error vpnlb throws on purpose. */
+export class VpnlbError extends Error {
+  readonly code: ErrorCode;
+  readonly side: ErrorSide;
+  constructor(code: ErrorCode, message: string, side: ErrorSide, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'VpnlbError';
+    this.code = code;
+    this.side = side;
+  }
+}
