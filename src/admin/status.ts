@@ -34,7 +34,7 @@ export function buildStatus(
       monitor: svc.monitor ?? null,
       dataplane: dp?.dataplane ?? 'not running',
       listeners: dp?.listeners ?? [],
-      servingLastHealthy: s.isServingLastHealthy,
+      allDownFallback: s.isAllDownFallback,
       warnings: dp?.warnings ?? [],
     };
     const specific =

@@ -5,7 +5,7 @@
 export const DEFAULTS = Object.freeze({
   admin: { listen: '127.0.0.1', port: 8088 },
   logLevel: 'info' as const,
-  allDown: 'keep-last' as const,
+  allDown: 'serve-all' as const,
   monitor: {
     // What the appliances ship with (F5, Citrix ADC, Kemp): 5 s / 2 s, rise 2, fall 3.
     interval: 5_000,

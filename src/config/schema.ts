@@ -171,8 +171,11 @@ export const AdminSchema = Type.Object(
 
 export const HealthPolicySchema = Type.Object(
   {
-    /** When every backend of a pool is down: keep sending to the last healthy set, or refuse. */
-    allDown: Type.Optional(StringEnum(['keep-last', 'refuse'])),
+    /**
+     * When every backend of a service is down: `serve-all` sends new clients to every enabled
+     * backend anyway (a monitoring outage must not become a VPN outage), `refuse` sends none.
+     */
+    allDown: Type.Optional(StringEnum(['serve-all', 'refuse'])),
   },
   { additionalProperties: false },
 );

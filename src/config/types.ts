@@ -63,7 +63,7 @@ export interface Config {
   readonly source: string;
   readonly admin: { readonly listen: string; readonly port: number };
   readonly log: { readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' };
-  readonly health: { readonly allDown: 'keep-last' | 'refuse' };
+  readonly health: { readonly allDown: 'serve-all' | 'refuse' };
   readonly monitors: Readonly<Record<string, Monitor>>;
   readonly pools: Readonly<Record<string, Pool>>;
   readonly services: {

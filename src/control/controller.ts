@@ -48,8 +48,6 @@ interface ServiceRecord {
   readonly service: Ikev2Service | SstpService;
   readonly backends: BackendRecord[];
   readonly connections: ConnectionCounts;
-  /** The last non-empty candidate set, for `health.allDown: keep-last`. */
-  lastHealthy: Candidate[];
 }
 
 export interface ControllerEvents {
@@ -80,7 +78,6 @@ export class Controller extends EventEmitter<ControllerEvents> {
         kind,
         service,
         connections: new ConnectionCounts(),
-        lastHealthy: [],
         backends: pool.backends.map((b) => {
           this.#admin.set(`${pool.name}/${b.name}`, b.enabled ? 'enabled' : 'disabled');
           return {
@@ -226,23 +223,24 @@ export class Controller extends EventEmitter<ControllerEvents> {
       let candidates: Candidate[] = backends
         .filter((b) => b.state === 'up' && b.weight > 0)
         .map((b) => ({ name: b.name, address: b.address, weight: b.weight }));
-      let isServingLastHealthy = false;
-      if (candidates.length > 0) {
-        s.lastHealthy = candidates;
-      } else if (this.config.health.allDown === 'keep-last' && s.lastHealthy.length > 0) {
-        // Every backend is down: rather than refuse everyone, keep sending new clients to the
-        // last set that was healthy (a monitor outage must not become a total outage).
-        // Disabled and draining backends are never brought back this way.
-        const excluded = new Set(backends.filter((b) => b.admin !== 'enabled').map((b) => b.name));
-        candidates = s.lastHealthy.filter((c) => !excluded.has(c.name));
-        isServingLastHealthy = candidates.length > 0;
+      let isAllDownFallback = false;
+      if (candidates.length === 0 && this.config.health.allDown === 'serve-all') {
+        // Every backend is down. Rather than refuse everyone, send new clients to every
+        // enabled backend without a safety error: when the monitors are wrong (a firewall
+        // dropping the probes) the farm keeps working; when they are right, nothing is lost.
+        // Not "the last healthy set": backends fail one by one, so that set would be the last
+        // survivor alone. Disabled, draining and certificate-mismatched backends stay out.
+        candidates = backends
+          .filter((b) => b.admin === 'enabled' && b.error === undefined && b.weight > 0)
+          .map((b) => ({ name: b.name, address: b.address, weight: b.weight }));
+        isAllDownFallback = candidates.length > 0;
       }
       const balancer = createBalancer(s.service.method, {
         candidates,
         seed: s.kind === 'ikev2' ? (s.service as Ikev2Service).hashSeed : 0,
         connections: s.connections,
       });
-      const base = { name: s.service.name, backends, candidates, balancer, isServingLastHealthy };
+      const base = { name: s.service.name, backends, candidates, balancer, isAllDownFallback };
       return s.kind === 'ikev2'
         ? { ...base, kind: 'ikev2', service: s.service as Ikev2Service }
         : { ...base, kind: 'sstp', service: s.service as SstpService };

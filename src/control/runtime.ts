@@ -78,16 +78,16 @@ export class Runtime {
       help: '1 for the current state of each backend (up, down, draining, disabled), else 0.',
       labelNames: ['service', 'backend', 'state'],
     });
-    const lastHealthy = this.metrics.gauge({
-      name: 'vpnlb_service_serving_last_healthy',
-      help: '1 when every backend of the service is down and it serves from the last healthy set.',
+    const allDown = this.metrics.gauge({
+      name: 'vpnlb_service_all_down_fallback',
+      help: '1 when every backend of the service is down and new clients go to every enabled backend (health.allDown: serve-all).',
       labelNames: ['service'],
     });
     const version = this.metrics.gauge({ name: 'vpnlb_snapshot_version', help: 'Version of the current snapshot.' });
     const publishGauges = (snap: Snapshot) => {
       version.set(snap.version);
       for (const s of snap.services) {
-        lastHealthy.set({ service: s.name }, s.isServingLastHealthy ? 1 : 0);
+        allDown.set({ service: s.name }, s.isAllDownFallback ? 1 : 0);
         for (const b of s.backends) {
           for (const st of ['up', 'down', 'draining', 'disabled'] as const) {
             stateGauge.set({ service: s.name, backend: b.name, state: st }, b.state === st ? 1 : 0);
@@ -105,7 +105,7 @@ export class Runtime {
     this.controller.on('snapshot', (snap) => {
       publishGauges(snap);
       for (const s of snap.services) {
-        if (s.isServingLastHealthy) logger.warn({ component: 'controller', service: s.name }, `${s.name}: every backend is down; serving from the last healthy set (health.allDown: keep-last)`);
+        if (s.isAllDownFallback) logger.warn({ component: 'controller', service: s.name }, `${s.name}: every backend is down; new clients go to every enabled backend (health.allDown: serve-all)`);
         this.#enqueueApply(s);
       }
     });

@@ -44,10 +44,13 @@ interface ServiceSnapshotBase {
   readonly backends: readonly BackendStatus[];
   /** Backends eligible for new clients (state `up`, weight > 0), in configuration order. */
   readonly candidates: readonly Candidate[];
-  /** The balancer over `candidates`; for `allDown: keep-last` it may be built from the last healthy set. */
+  /** The balancer over `candidates`. */
   readonly balancer: Balancer;
-  /** True when no backend is up and the service is serving from its last healthy set. */
-  readonly isServingLastHealthy: boolean;
+  /**
+   * True when no backend is up and, per `health.allDown: serve-all`, `candidates` holds every
+   * enabled backend without a safety error (Envoy calls this panic mode).
+   */
+  readonly isAllDownFallback: boolean;
 }
 
 export interface Ikev2ServiceSnapshot extends ServiceSnapshotBase {
@@ -69,7 +72,11 @@ export interface Snapshot {
   readonly services: readonly ServiceSnapshot[];
 }
 
-/** Backends that must lose their flows now (disabled or down): data planes flush them. */
+/**
+ * Backends that must lose their flows now (disabled or down): data planes flush them. A down
+ * backend that serves again in the all-down fallback keeps its flows.
+ */
 export function backendsToFlush(s: ServiceSnapshot): BackendStatus[] {
-  return s.backends.filter((b) => b.state === 'down' || b.state === 'disabled');
+  const serving = new Set(s.candidates.map((c) => c.name));
+  return s.backends.filter((b) => (b.state === 'down' || b.state === 'disabled') && !serving.has(b.name));
 }
