@@ -15,6 +15,8 @@ export const ERROR_CODES = {
   VPNLB_UNKNOWN_BACKEND: 'An admin action named a backend that no pool defines.',
   VPNLB_DATAPLANE_APPLY: 'The data plane could not apply a snapshot (for example nft rejected the ruleset).',
   VPNLB_DATAPLANE_UNAVAILABLE: 'The requested data plane cannot run here (for example kernel without root or nft).',
+  VPNLB_KERNEL_TABLE_CONFLICT: 'Two IKEv2 services of one address family name the same nftables table (set a distinct `table` on each).',
+  VPNLB_SSTP_TLS_CONFIG: 'An SSTP service in offload or reencrypt mode cannot load its front certificate or key (tls.cert / tls.key).',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

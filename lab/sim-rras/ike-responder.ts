@@ -35,7 +35,7 @@ import {
   IKE_PAYLOAD,
   type IkeMessageOk,
 } from '../../src/protocol/ikev2/index.js';
-import { authMessage, espSpiOfAuth, randomEspSpi, saInitResponse, SIM_IKE_PROPOSAL } from './ike-sim-messages.js';
+import { authMessage, chooseProposal, espSpiOfAuth, noProposalChosenResponse, randomEspSpi, saInitResponse } from './ike-sim-messages.js';
 
 export interface IkeResponderOptions {
   /** Name shown in reports (e.g. `rras1`). */
@@ -71,6 +71,8 @@ export interface SimSaReport {
 export interface IkeResponderStats {
   saInitReceived: number;
   saInitAnswered: number;
+  /** IKE_SA_INITs without an acceptable proposal, answered statelessly (RFC 7296 §2.7). */
+  noProposalChosen: number;
   saInitRetransmits: number;
   refusedByPerIpLimit: number;
   authAnswered: number;
@@ -103,6 +105,7 @@ const MAX_REMEMBERED = 10_000;
 const zeroStats = (): IkeResponderStats => ({
   saInitReceived: 0,
   saInitAnswered: 0,
+  noProposalChosen: 0,
   saInitRetransmits: 0,
   refusedByPerIpLimit: 0,
   authAnswered: 0,
@@ -281,6 +284,15 @@ export class IkeResponder {
         send(existing.initResponse);
         return;
       }
+      const offered = m.payloads.find((p) => p.type === IKE_PAYLOAD.SA);
+      const chosen = chooseProposal((offered && decodeSaBody(offered.body)) || []);
+      if (!chosen) {
+        // RFC 7296 §2.7: answer NO_PROPOSAL_CHOSEN and keep nothing (what the balancer's
+        // stateless ikev2 probe relies on: it must not count against the per-IP limit).
+        this.#stats.noProposalChosen++;
+        send(noProposalChosenResponse(h.spiI));
+        return;
+      }
       const current = this.#perIp.get(rinfo.address) ?? 0;
       if (current >= this.perIpLimit) {
         // Like Windows and strongSwan: no answer at all; the client retransmits, then fails.
@@ -288,8 +300,6 @@ export class IkeResponder {
         if (this.#refusedSpis.size < MAX_REMEMBERED) this.#refusedSpis.add(spiIHex);
         return;
       }
-      const offered = m.payloads.find((p) => p.type === IKE_PAYLOAD.SA);
-      const chosen = (offered && decodeSaBody(offered.body)?.[0]) || SIM_IKE_PROPOSAL;
       const ke = m.payloads.find((p) => p.type === IKE_PAYLOAD.KE);
       const group = (ke && decodeKeBody(ke.body)?.dhGroup) || DH_GROUP.ECP_256;
       const spiR = randomBytes(8).readBigUInt64BE(0) | 1n;

@@ -12,6 +12,7 @@ import {
   ENCR,
   IKE_EXCHANGE,
   IKE_FLAG,
+  IKE_NOTIFY,
   IKE_PAYLOAD,
   IKE_PROTOCOL,
   IKE_TRANSFORM,
@@ -23,6 +24,7 @@ import {
   kePayload,
   natDetectionPayloads,
   noncePayload,
+  notifyPayload,
   saPayload,
   type IkeEndpoint,
   type IkeMessageOk,
@@ -72,6 +74,45 @@ export function saInitRequest(spiI: bigint, source: IkeEndpoint, destination: Ik
       noncePayload(randomBytes(32)),
       ...natDetectionPayloads({ spiI, spiR: 0n, source, destination }),
     ],
+  });
+}
+
+/** Transform IDs the simulated server accepts, per transform type (what Windows RRAS offers and accepts by default and more). */
+const SUPPORTED: Readonly<Record<number, readonly number[]>> = {
+  [IKE_TRANSFORM.ENCR]: [ENCR.AES_CBC, ENCR.AES_GCM_16, ENCR.DES3],
+  [IKE_TRANSFORM.PRF]: [PRF.HMAC_SHA1, PRF.HMAC_SHA2_256, PRF.HMAC_SHA2_384, PRF.HMAC_SHA2_512],
+  [IKE_TRANSFORM.INTEG]: [INTEG.NONE, INTEG.HMAC_SHA1_96, INTEG.HMAC_SHA2_256_128, INTEG.HMAC_SHA2_384_192, INTEG.HMAC_SHA2_512_256],
+  [IKE_TRANSFORM.DH]: [DH_GROUP.MODP_1024, DH_GROUP.MODP_2048, DH_GROUP.ECP_256, DH_GROUP.ECP_384],
+};
+
+/**
+ * RFC 7296 §2.7 / §3.3.6: the responder picks one offered IKE proposal in which, for every
+ * transform type present, it supports at least one transform, and answers with exactly one
+ * transform of each type. Returns undefined when no proposal is acceptable.
+ */
+export function chooseProposal(offered: readonly IkeProposal[]): IkeProposal | undefined {
+  for (const proposal of offered) {
+    if (proposal.protocolId !== IKE_PROTOCOL.IKE) continue;
+    const types = [...new Set(proposal.transforms.map((t) => t.type))];
+    const chosen = types.map((type) => proposal.transforms.find((t) => t.type === type && (SUPPORTED[type] ?? []).includes(t.id)));
+    if (types.length > 0 && chosen.every((t) => t !== undefined)) {
+      return { ...proposal, transforms: chosen as IkeProposal['transforms'] };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * RFC 7296 §2.7: no acceptable proposal → an IKE_SA_INIT response with only
+ * N(NO_PROPOSAL_CHOSEN), responder SPI zero, and no state kept on the responder.
+ */
+export function noProposalChosenResponse(spiI: bigint): Uint8Array {
+  return buildIkeMessage({
+    spiI,
+    spiR: 0n,
+    exchange: IKE_EXCHANGE.IKE_SA_INIT,
+    flags: IKE_FLAG.RESPONSE,
+    payloads: [notifyPayload({ type: IKE_NOTIFY.NO_PROPOSAL_CHOSEN })],
   });
 }
 

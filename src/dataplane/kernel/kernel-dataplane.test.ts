@@ -1,0 +1,184 @@
+/**
+ * The kernel data plane's create / diff / adopt / stop logic against `FakeNftApplier` (no root).
+ * The real nft, conntrack and packets are exercised in test/integration/kernel-dataplane.test.ts.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Metrics } from '../../admin/metrics.js';
+import { loadConfigText } from '../../config/load-config.js';
+import { Controller } from '../../control/controller.js';
+import type { ServiceSnapshot } from '../../control/snapshot.js';
+import { silentLogger } from '../../log/logger.js';
+import type { CommandRunner } from './command-runner.js';
+import type { ConntrackEntry, ConntrackTable } from './conntrack.js';
+import { KernelIkeDataPlane } from './kernel-dataplane.js';
+import { FakeNftApplier } from './nft-applier.js';
+
+const YAML = `
+pools:
+  farm:
+    backends:
+      - { name: a, address: 198.18.2.10 }
+      - { name: b, address: 198.18.2.11 }
+      - { name: c, address: 198.18.2.12 }
+services:
+  ikev2:
+    - { name: ike, virtualIp: 198.19.0.1, pool: farm }
+`;
+
+class FakeConntrack implements ConntrackTable {
+  readonly deleted: string[] = [];
+  entries: ConntrackEntry[] = [];
+  async list() {
+    return { ok: true as const, value: this.entries };
+  }
+  async deleteBackendFlows(_vip: string, backend: string) {
+    this.deleted.push(backend);
+    return { ok: true as const, value: 1 };
+  }
+}
+
+/** sysctl answers as on a correctly set up balancer; `ip route get` gives the balancer's address. */
+const runner: CommandRunner = async (cmd, args) => {
+  if (cmd === 'sysctl') {
+    const v = args[1] === 'net.netfilter.nf_conntrack_udp_timeout_stream' ? '120' : args[1] === 'net.netfilter.nf_conntrack_max' ? '1000000' : '1';
+    return { ok: true, stdout: `${v}\n`, stderr: '' };
+  }
+  if (cmd === 'ip') return { ok: true, stdout: '[{"prefsrc":"198.18.2.1"}]', stderr: '' };
+  return { ok: false, code: 1, stdout: '', stderr: '', message: 'unexpected' };
+};
+
+function setup(yaml = YAML) {
+  const config = loadConfigText(yaml);
+  const controller = new Controller(config);
+  const metrics = new Metrics();
+  const ctx = { config, controller, logger: silentLogger(), metrics };
+  const nft = new FakeNftApplier();
+  const ct = new FakeConntrack();
+  const snap = () => controller.service('ike') as ServiceSnapshot;
+  const make = () => new KernelIkeDataPlane(config.services.ikev2[0]!, ctx, { applier: nft, conntrack: ct, runner, pollIntervalMs: 0 });
+  return { controller, nft, ct, snap, make, metrics };
+}
+
+const slotsOf = (nft: FakeNftApplier) => nft.tables.get('ip vpnlb')?.slots ?? new Map<number, string>();
+
+test('start creates the table with all 65537 slots in one transaction', async () => {
+  const { nft, snap, make } = setup();
+  const dp = make();
+  await dp.start(snap());
+  assert.equal(dp.isAdopted, false);
+  assert.equal(nft.transactions.length, 1);
+  assert.equal(slotsOf(nft).size, 65537);
+  assert.match(nft.transactions[0] as string, /^add table ip vpnlb\n/);
+  assert.doesNotMatch(nft.transactions[0] as string, /delete element/);
+  await dp.stop();
+});
+
+test('apply rewrites only the changed slots (delete + add) and flushes the lost server', async () => {
+  const { controller, nft, ct, snap, make } = setup();
+  const dp = make();
+  await dp.start(snap());
+  const before = new Map(slotsOf(nft));
+  controller.setAdminState('b', 'disabled');
+  await dp.apply(snap());
+  const tx = nft.transactions.at(-1) as string;
+  const after = slotsOf(nft);
+  const changed = [...before].filter(([k, v]) => after.get(k) !== v).map(([k]) => k);
+  assert.ok(changed.length > 65537 / 3 - 100 && changed.length < 65537 / 3 + 400, `${changed.length} slots changed`);
+  const deleted = (tx.match(/delete element[^\n]*/g) ?? []).join(' ').match(/\d+(?=[,} ])/g)?.length ?? 0;
+  assert.equal(deleted, changed.length);
+  assert.match(tx, /^flush set ip vpnlb pin_b$/m);
+  assert.doesNotMatch(tx, /add table|flush chain/);
+  assert.ok(![...after.values()].includes('198.18.2.11'));
+  assert.deepEqual(ct.deleted, ['198.18.2.11']);
+
+  // Draining keeps flows and pins; re-applying the same snapshot writes nothing.
+  const count = nft.transactions.length;
+  await dp.apply(snap());
+  assert.equal(nft.transactions.length, count);
+  controller.setAdminState('a', 'draining');
+  await dp.apply(snap());
+  assert.doesNotMatch(nft.transactions.at(-1) as string, /flush set/);
+  assert.deepEqual(ct.deleted, ['198.18.2.11']);
+  await dp.stop();
+});
+
+test('restart adopts the existing table: no table flush, only the differing slots', async () => {
+  const { controller, nft, snap, make } = setup();
+  const first = make();
+  await first.start(snap());
+  await first.stop({ keepState: true });
+  assert.ok(nft.tables.has('ip vpnlb'), 'keepState leaves the table');
+
+  // Unchanged state: the second start rewrites no slot.
+  const second = make();
+  await second.start(snap());
+  assert.equal(second.isAdopted, true);
+  const tx = nft.transactions.at(-1) as string;
+  assert.doesNotMatch(tx, /delete table|flush table|element/);
+  assert.match(tx, /flush chain ip vpnlb dnat_in/);
+  await second.stop({ keepState: true });
+
+  // A backend disabled while vpnlb was down: adoption writes only its slots.
+  controller.setAdminState('c', 'disabled');
+  const third = make();
+  await third.start(snap());
+  const tx3 = nft.transactions.at(-1) as string;
+  const adds = (tx3.match(/ : /g) ?? []).length;
+  assert.ok(adds > 20000 && adds < 23000, `${adds} slots rewritten`);
+  assert.match(tx3, /^flush set ip vpnlb pin_c$/m);
+  await third.stop();
+  assert.equal(nft.tables.has('ip vpnlb'), false);
+});
+
+test('a failed transaction leaves the known state; the next apply diffs against the truth', async () => {
+  const { controller, nft, snap, make, metrics } = setup();
+  const dp = make();
+  await dp.start(snap());
+  const before = new Map(slotsOf(nft));
+  nft.failNext = 'Error: simulated';
+  controller.setAdminState('a', 'disabled');
+  await dp.apply(snap());
+  assert.deepEqual(slotsOf(nft), before);
+  assert.match(await metrics.text(), /vpnlb_kernel_applies_total\{service="ike",result="error"\} 1/);
+  await dp.apply(snap());
+  assert.ok(![...slotsOf(nft).values()].includes('198.18.2.10'));
+  await dp.stop();
+});
+
+test('two IPv4 services cannot share one table; full NAT warns about error 809', async () => {
+  const yaml = `${YAML}    - { name: ike2, virtualIp: 198.19.0.2, pool: farm, nat: full }\n`;
+  const { nft, controller, make, snap } = setup(yaml);
+  const config = controller.config;
+  const ctx = { config, controller, logger: silentLogger(), metrics: new Metrics() };
+  const dp = make();
+  await dp.start(snap());
+  const other = new KernelIkeDataPlane(config.services.ikev2[1]!, ctx, { applier: nft, conntrack: new FakeConntrack(), runner, pollIntervalMs: 0 });
+  await assert.rejects(other.start(controller.service('ike2') as ServiceSnapshot), { code: 'VPNLB_KERNEL_TABLE_CONFLICT' });
+  await dp.stop();
+  await other.start(controller.service('ike2') as ServiceSnapshot);
+  assert.ok(other.status().warnings.some((w) => w.includes('error 809')));
+  await other.stop();
+});
+
+test('status reports counters and a missing return path with the fix', async () => {
+  const { nft, ct, snap, make } = setup();
+  const dp = make();
+  await dp.start(snap());
+  nft.tables.get('ip vpnlb')!.counters.set('b_a_in', { packets: 5, bytes: 500 });
+  const flow = (server: string, port: number, isUnreplied: boolean): ConntrackEntry => ({
+    original: { src: '198.18.1.2', dst: '198.19.0.1', sport: port, dport: 500 },
+    reply: { src: server, dst: '198.18.1.2', sport: 500, dport: port },
+    isUnreplied,
+    isAssured: !isUnreplied,
+    timeout: 30,
+  });
+  ct.entries = [flow('198.18.2.10', 1, false), flow('198.18.2.11', 2, true), flow('198.18.2.11', 3, true), flow('198.18.2.11', 4, true)];
+  await dp.refresh();
+  const st = dp.status();
+  assert.equal(st.backends.a?.packetsIn, 5);
+  assert.equal(st.backends.b?.flows, 3);
+  assert.deepEqual(st.warnings.filter((w) => w.includes('return path')).length, 1);
+  assert.match(st.warnings.join('\n'), /set the default gateway of b \(198\.18\.2\.11\) to 198\.18\.2\.1/);
+  await dp.stop();
+});

@@ -1,0 +1,350 @@
+/**
+ * The kernel IKEv2 data plane: the controller's snapshots rendered into one nftables table per
+ * service (render-ruleset.ts) and applied atomically (nft-applier.ts). Packets never cross this
+ * process: the kernel hashes each new flow into the Maglev slot map, DNATs it, and conntrack
+ * carries the rest of the flow (Katran's split: the control plane computes, the kernel looks up).
+ *
+ * Lifecycle:
+ * - `start`: when the table already exists (a previous vpnlb was killed, or stopped with
+ *   `keepState`), it is adopted: its slot map is read back and only the differing slots are
+ *   rewritten, its chains are re-filled in the same transaction; established tunnels keep
+ *   flowing throughout. Otherwise the table is created.
+ * - `apply`: only the slots that change (delete + add in one transaction); the pins and the
+ *   conntrack entries of servers that went down or were disabled are deleted so that their
+ *   clients' retries reach a live server at once. Draining servers keep theirs.
+ * - `stop()`: deletes the table; `stop({ keepState: true })` leaves it programmed.
+ */
+import { isIP } from 'node:net';
+import { ConnectionCounts, type Candidate } from '../../balancer/balancer.js';
+import { MaglevBalancer, type MaglevTable } from '../../balancer/maglev/maglev.js';
+import type { Ikev2Service } from '../../config/types.js';
+import type { RuntimeContext } from '../../control/runtime.js';
+import { backendsToFlush, type ServiceSnapshot } from '../../control/snapshot.js';
+import { VpnlbError } from '../../errors.js';
+import type { BackendCounters, DataPlane, DataPlaneStatus } from '../dataplane.js';
+import { createCommandRunner, type CommandRunner } from './command-runner.js';
+import { ConntrackCli, type ConntrackTable } from './conntrack.js';
+import { diffSlotAddresses, renderMapUpdate, renderTransaction, slotAddressesOf, type SlotAddresses } from './map-update.js';
+import { NftCliApplier, readCounters, readTableState, type NftApplier } from './nft-applier.js';
+import {
+  NFT_OBJECTS,
+  assignBackendIds,
+  chainSpecs,
+  counterName,
+  nftFamilyOf,
+  pinSetName,
+  renderRuleset,
+  type NftFamily,
+  type RulesetBackend,
+} from './render-ruleset.js';
+import { ReturnPathDetector, returnPathWarning, type ReturnPathOptions } from './return-path.js';
+import { checkSysctls } from './sysctl-check.js';
+import { KernelMetrics } from './kernel-metrics.js';
+
+export interface KernelDataPlaneOptions {
+  /** Network namespace to program (integration tests); the host's when absent. */
+  readonly netns?: string;
+  readonly applier?: NftApplier;
+  readonly conntrack?: ConntrackTable;
+  /** Runs `sysctl` and `ip route get` (defaults to the real commands, in `netns`). */
+  readonly runner?: CommandRunner;
+  /** Milliseconds between counter reads and return-path scans; 0 disables the timer. Default 10 s. */
+  readonly pollIntervalMs?: number;
+  readonly returnPath?: ReturnPathOptions;
+}
+
+/** Tables claimed by running data planes of this process: two services must not share one. */
+const claimedTables = new Set<string>();
+
+export class KernelIkeDataPlane implements DataPlane {
+  readonly serviceName: string;
+  readonly #service: Ikev2Service;
+  readonly #ctx: RuntimeContext;
+  readonly #family: NftFamily;
+  readonly #applier: NftApplier;
+  readonly #conntrack: ConntrackTable;
+  readonly #runner: CommandRunner;
+  readonly #pollMs: number;
+  readonly #metrics: KernelMetrics;
+  readonly #returnPath: ReturnPathDetector;
+  readonly #staticWarnings: string[] = [];
+  #backends: RulesetBackend[] = [];
+  /** What the kernel's slot map holds (kept in step with every successful transaction). */
+  #current: SlotAddresses = [];
+  /** Backends whose flows were deleted and that have not come back since. */
+  #flushed = new Set<string>();
+  #counters: Record<string, { packets: number; bytes: number }> = {};
+  #flows: Record<string, { replied: number; unreplied: number }> = {};
+  #returnPathWarnings: string[] = [];
+  #balancerAddress = new Map<string, string | undefined>();
+  #timer: NodeJS.Timeout | undefined;
+  #claimKey: string | undefined;
+  #isAdopted = false;
+  #lastSnapshot: ServiceSnapshot | undefined;
+
+  constructor(service: Ikev2Service, ctx: RuntimeContext, options: KernelDataPlaneOptions = {}) {
+    this.serviceName = service.name;
+    this.#service = service;
+    this.#ctx = ctx;
+    this.#family = nftFamilyOf(service);
+    const runnerOpts = options.netns ? { netns: options.netns } : {};
+    this.#runner = options.runner ?? createCommandRunner(runnerOpts);
+    this.#applier = options.applier ?? new NftCliApplier(runnerOpts);
+    this.#conntrack = options.conntrack ?? new ConntrackCli(this.#runner);
+    this.#pollMs = options.pollIntervalMs ?? 10_000;
+    this.#metrics = new KernelMetrics(ctx.metrics, service.name);
+    this.#returnPath = new ReturnPathDetector(options.returnPath);
+  }
+
+  /** True when `start` found the table and adopted it instead of creating it. */
+  get isAdopted(): boolean {
+    return this.#isAdopted;
+  }
+
+  async start(snapshot: ServiceSnapshot): Promise<void> {
+    const s = this.#service;
+    const log = this.#log();
+    const key = `${this.#family} ${s.table}`;
+    if (claimedTables.has(key)) {
+      throw new VpnlbError('VPNLB_KERNEL_TABLE_CONFLICT', `${s.name}: nftables table "${key}" is already used by another IKEv2 service of this vpnlb: give each service of one address family its own "table"`, 'client');
+    }
+    claimedTables.add(key);
+    this.#claimKey = key;
+    try {
+      await this.#start(snapshot);
+    } catch (err) {
+      claimedTables.delete(key);
+      this.#claimKey = undefined;
+      throw err;
+    }
+  }
+
+  async #start(snapshot: ServiceSnapshot): Promise<void> {
+    const s = this.#service;
+    const log = this.#log();
+
+    const all = snapshot.backends.filter((b) => b.family === s.family);
+    const skipped = snapshot.backends.filter((b) => b.family !== s.family);
+    if (skipped.length > 0) this.#warn(`the kernel data plane translates within one address family: IPv${s.family === 4 ? 6 : 4} backends ${skipped.map((b) => b.name).join(', ')} are not used by this IPv${s.family} service`);
+    if (s.method !== 'maglev') this.#warn(`method ${s.method} is not available in the kernel: the kernel data plane places new clients with the Maglev table (consistent hashing)`);
+    if (s.nat === 'full') {
+      const pool = s.snat?.addresses.length ?? 0;
+      this.#warn(`nat: full: the VPN servers see ${pool > 1 ? `only ${pool} SNAT addresses` : pool === 1 ? 'one SNAT address' : "the balancer's address"} instead of each client's: expect IKEv2 error 809 under load (Windows limits SAs per source address); prefer nat: transparent`);
+    }
+    this.#backends = assignBackendIds(all);
+
+    for (const f of await checkSysctls(this.#runner, s.family, s.maxFlows)) {
+      if (f.severity === 'warning') this.#warn(f.message);
+      else log.info({ sysctl: f.key, value: f.value }, f.message);
+    }
+
+    const state = await readTableState(this.#applier, this.#family, s.table);
+    if (!state.ok) throw this.#applyError('reading the existing table failed', state.error);
+    this.#isAdopted = state.value.exists;
+    const desired = this.#desiredSlots(snapshot);
+    const changes = diffSlotAddresses(state.value.slots, desired);
+    const ruleset = renderRuleset({ service: s, backends: this.#backends });
+    const chains = chainSpecs(s);
+    const wantedSets = new Set(s.affinity === 'ike-spi' ? this.#backends.map((b) => pinSetName(b.id)) : []);
+    const wantedCounters = new Set([NFT_OBJECTS.ikeUnrouted, NFT_OBJECTS.nattUnrouted, ...this.#backends.flatMap((b) => [counterName(b.id, 'in'), counterName(b.id, 'out')])]);
+    const toFlush = backendsToFlush(snapshot).filter((b) => b.family === s.family);
+    const flushSets = s.affinity === 'ike-spi' ? toFlush.map((b) => this.#idOf(b.name)).filter((id): id is string => id !== undefined).map(pinSetName) : [];
+    const text = renderTransaction({
+      family: this.#family,
+      table: s.table,
+      chains,
+      ruleset,
+      changes,
+      desired,
+      flushSets,
+      deleteSets: state.value.sets.filter((n) => !wantedSets.has(n)),
+      deleteCounters: Object.keys(state.value.counters).filter((n) => !wantedCounters.has(n)),
+      deleteChains: state.value.chains.filter((n) => !chains.some((c) => c.name === n)),
+    });
+    const started = performance.now();
+    const r = await this.#applier.apply(text);
+    this.#metrics.applied(r.ok, changes.deletes.length + changes.adds.length);
+    if (!r.ok) throw this.#applyError(`programming table ${this.#family} ${s.table} failed`, r.error);
+    this.#current = desired;
+    this.#lastSnapshot = snapshot;
+    log.info(
+      { table: `${this.#family} ${s.table}`, adopted: this.#isAdopted, slotsWritten: changes.adds.length, slotsDeleted: changes.deletes.length, ms: Math.round(performance.now() - started) },
+      this.#isAdopted
+        ? `${s.name}: adopted the existing nftables table ${this.#family} ${s.table} without flushing it (${changes.adds.length} slots rewritten); established tunnels keep flowing`
+        : `${s.name}: created nftables table ${this.#family} ${s.table}`,
+    );
+
+    // Flows of servers that are down or disabled now, and of servers that left the
+    // configuration since the table was last programmed, must not linger.
+    const known = new Set(this.#backends.map((b) => b.address));
+    const gone = [...new Set(state.value.slots.filter((a): a is string => a !== undefined && !known.has(a)))];
+    for (const b of toFlush) this.#flushed.add(b.name);
+    await this.#deleteFlows([...toFlush.map((b) => ({ name: b.name, address: b.address })), ...gone.map((a) => ({ name: a, address: a }))]);
+
+    if (this.#pollMs > 0) {
+      this.#timer = setInterval(() => void this.refresh(), this.#pollMs);
+      this.#timer.unref();
+    }
+    await this.refresh();
+  }
+
+  async apply(snapshot: ServiceSnapshot): Promise<void> {
+    const s = this.#service;
+    const desired = this.#desiredSlots(snapshot);
+    const changes = diffSlotAddresses(this.#current, desired);
+    const nowFlushed = backendsToFlush(snapshot).filter((b) => b.family === s.family);
+    const newlyFlushed = nowFlushed.filter((b) => !this.#flushed.has(b.name));
+    this.#flushed = new Set(nowFlushed.map((b) => b.name));
+    const flushSets = s.affinity === 'ike-spi' ? newlyFlushed.map((b) => this.#idOf(b.name)).filter((id): id is string => id !== undefined).map(pinSetName) : [];
+    this.#lastSnapshot = snapshot;
+    if (changes.adds.length + changes.deletes.length + flushSets.length > 0) {
+      const text = renderMapUpdate(this.#family, s.table, changes, desired, flushSets);
+      const started = performance.now();
+      const r = await this.#applier.apply(text);
+      this.#metrics.applied(r.ok, changes.deletes.length + changes.adds.length);
+      if (!r.ok) {
+        // The transaction is atomic: the kernel still holds #current, so the next snapshot
+        // diffs against the truth. Flows of newly failed servers are retried then.
+        for (const b of newlyFlushed) this.#flushed.delete(b.name);
+        this.#log().error({ err: r.error }, `${s.name}: nft rejected the slot update; the kernel keeps the previous table`);
+        return;
+      }
+      this.#current = desired;
+      this.#log().info({ slotsChanged: changes.adds.length, ms: Math.round(performance.now() - started) }, `${s.name}: ${changes.adds.length} of ${desired.length} slots rewritten`);
+    }
+    // After the map: retries of the deleted flows must already find the new slot owners.
+    await this.#deleteFlows(newlyFlushed.map((b) => ({ name: b.name, address: b.address })));
+  }
+
+  async stop(options: { keepState?: boolean } = {}): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    if (this.#claimKey) claimedTables.delete(this.#claimKey);
+    this.#claimKey = undefined;
+    const table = `${this.#family} ${this.#service.table}`;
+    if (options.keepState) {
+      this.#log().info({ table }, `${this.serviceName}: leaving nftables table ${table} programmed (keepState): a new start adopts it`);
+      return;
+    }
+    const r = await this.#applier.deleteTable(this.#family, this.#service.table);
+    if (!r.ok) throw this.#applyError(`deleting table ${table} failed`, r.error);
+    this.#log().info({ table }, `${this.serviceName}: deleted nftables table ${table}`);
+  }
+
+  status(): DataPlaneStatus {
+    const s = this.#service;
+    const host = (a: string) => (isIP(a) === 6 ? `[${a}]` : a);
+    const listeners = [s.ikePort, s.natTPort].filter((p) => p !== 0).map((p) => `udp ${host(s.virtualIp)}:${p} (nft ${this.#family} ${s.table})`);
+    const backends: Record<string, BackendCounters> = {};
+    for (const b of this.#backends) {
+      const cin = this.#counters[counterName(b.id, 'in')];
+      const cout = this.#counters[counterName(b.id, 'out')];
+      const f = this.#flows[b.name];
+      backends[b.name] = {
+        ...(cin ? { packetsIn: cin.packets, bytesIn: cin.bytes } : {}),
+        ...(cout ? { packetsOut: cout.packets, bytesOut: cout.bytes } : {}),
+        ...(f ? { flows: f.replied + f.unreplied } : {}),
+      };
+    }
+    return { dataplane: 'kernel', listeners, backends, warnings: [...this.#staticWarnings, ...this.#returnPathWarnings] };
+  }
+
+  /** Reads the counters back and, in transparent mode, runs the return-path check (the timer calls it). */
+  async refresh(): Promise<void> {
+    const s = this.#service;
+    const c = await readCounters(this.#applier, this.#family, s.table);
+    if (c.ok) {
+      this.#metrics.counters(this.#counters, c.value, this.#backends);
+      this.#counters = c.value;
+    }
+    if (s.nat !== 'transparent') return;
+    const listed = await this.#conntrack.list(s.virtualIp, s.family);
+    if (!listed.ok) return;
+    const states = new Map((this.#lastSnapshot?.backends ?? []).map((b) => [b.name, b.state]));
+    const verdict = this.#returnPath.observe(listed.value, this.#backends.map((b) => ({ name: b.name, address: b.address, state: states.get(b.name) ?? 'up' })));
+    this.#flows = { ...verdict.flows };
+    const warnings: string[] = [];
+    for (const b of this.#backends) {
+      const isMissing = verdict.missing.includes(b.name);
+      const wasMissing = this.#metrics.returnPathMissing(b.name, isMissing);
+      if (!isMissing) continue;
+      const gw = await this.#balancerAddressFor(b.address);
+      const w = returnPathWarning(b, gw);
+      warnings.push(w);
+      if (!wasMissing) this.#log().warn({ backend: b.name, flows: verdict.flows[b.name] }, `${s.name}: ${w}`);
+    }
+    this.#returnPathWarnings = warnings;
+  }
+
+  #desiredSlots(snapshot: ServiceSnapshot): (string | undefined)[] {
+    return slotAddressesOf(this.#maglevTable(snapshot));
+  }
+
+  /** The snapshot's own Maglev table (so `decide()` names the kernel's choice), or one rebuilt for this family. */
+  #maglevTable(snapshot: ServiceSnapshot): MaglevTable {
+    const fam = this.#service.family;
+    const candidates: Candidate[] = snapshot.candidates.filter((c) => (isIP(c.address) === 6 ? 6 : 4) === fam);
+    if (snapshot.balancer instanceof MaglevBalancer && candidates.length === snapshot.candidates.length) return snapshot.balancer.table;
+    return new MaglevBalancer({ candidates, seed: this.#service.hashSeed, connections: new ConnectionCounts() }).table;
+  }
+
+  async #deleteFlows(backends: readonly { name: string; address: string }[]): Promise<void> {
+    for (const b of backends) {
+      const r = await this.#conntrack.deleteBackendFlows(this.#service.virtualIp, b.address, this.#service.family);
+      if (r.ok) {
+        this.#metrics.conntrackDeleted(b.name, r.value);
+        if (r.value > 0) this.#log().info({ backend: b.name, deleted: r.value }, `${this.serviceName}: deleted ${r.value} conntrack entries of ${b.name} so that its clients reach a live server`);
+      } else {
+        this.#metrics.conntrackFailed();
+        this.#log().warn({ backend: b.name, err: r.error }, `${this.serviceName}: could not delete the conntrack entries of ${b.name}; its clients stay on it until the entries expire`);
+      }
+    }
+  }
+
+  async #balancerAddressFor(address: string): Promise<string | undefined> {
+    if (this.#balancerAddress.has(address)) return this.#balancerAddress.get(address);
+    const r = await this.#runner('ip', ['-j', 'route', 'get', address]);
+    let src: string | undefined;
+    if (r.ok) {
+      try {
+        const routes = JSON.parse(r.stdout) as { prefsrc?: string }[];
+        src = routes[0]?.prefsrc;
+      } catch {
+        src = undefined;
+      }
+    }
+    this.#balancerAddress.set(address, src);
+    return src;
+  }
+
+  #idOf(name: string): string | undefined {
+    return this.#backends.find((b) => b.name === name)?.id;
+  }
+
+  #warn(message: string): void {
+    this.#staticWarnings.push(message);
+    this.#log().warn(`${this.serviceName}: ${message}`);
+  }
+
+  #applyError(what: string, detail: string): VpnlbError {
+    return new VpnlbError('VPNLB_DATAPLANE_APPLY', `${this.serviceName}: ${what}: ${detail}`, 'internal');
+  }
+
+  #log() {
+    return this.#ctx.logger.child({ component: 'dataplane-kernel', service: this.serviceName });
+  }
+}
+
+/**
+ * Whether the kernel data plane can run here: root, `nft` installed, and `nft list tables`
+ * answering (it fails without CAP_NET_ADMIN or without nf_tables in the kernel).
+ */
+export async function kernelAvailability(options: { netns?: string } = {}): Promise<{ ok: true } | { ok: false; reason: string }> {
+  if (process.getuid?.() !== 0) return { ok: false, reason: 'needs root (CAP_NET_ADMIN) to program nftables' };
+  const run = createCommandRunner(options.netns ? { netns: options.netns, timeoutMs: 10_000 } : { timeoutMs: 10_000 });
+  const v = await run('nft', ['--version']);
+  if (!v.ok) return { ok: false, reason: `nftables (nft) is not usable: ${v.message}` };
+  const l = await run('nft', ['list', 'tables']);
+  if (!l.ok) return { ok: false, reason: `nft list tables failed: ${l.message}` };
+  return { ok: true };
+}

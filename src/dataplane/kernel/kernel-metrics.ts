@@ -1,0 +1,81 @@
+/**
+ * The kernel data plane's metrics, declared in one place (Envoy's habit). The kernel keeps
+ * cumulative nft counters; they are turned into Prometheus counters by adding the increase
+ * since the previous read (a counter that went down means the table was recreated: the new
+ * value is the increase).
+ */
+import type { Counter, Gauge } from 'prom-client';
+import type { Metrics } from '../../admin/metrics.js';
+import { NFT_OBJECTS, counterName, type RulesetBackend } from './render-ruleset.js';
+
+type NftCounters = Readonly<Record<string, { packets: number; bytes: number }>>;
+
+export class KernelMetrics {
+  readonly #service: string;
+  readonly #applies: Counter<'service' | 'result'>;
+  readonly #slots: Counter<'service'>;
+  readonly #ctDeleted: Counter<'service' | 'backend'>;
+  readonly #ctFailures: Counter<'service'>;
+  readonly #packets: Counter<'service' | 'backend' | 'direction'>;
+  readonly #bytes: Counter<'service' | 'backend' | 'direction'>;
+  readonly #dropped: Counter<'service' | 'reason'>;
+  readonly #returnPath: Gauge<'service' | 'backend'>;
+  readonly #missing = new Set<string>();
+
+  constructor(metrics: Metrics, service: string) {
+    this.#service = service;
+    this.#applies = metrics.counter({ name: 'vpnlb_kernel_applies_total', help: 'nft transactions of the kernel data plane, by result (ok, error).', labelNames: ['service', 'result'] });
+    this.#slots = metrics.counter({ name: 'vpnlb_kernel_slots_written_total', help: 'Maglev slots rewritten in the kernel map (deletes and adds).', labelNames: ['service'] });
+    this.#ctDeleted = metrics.counter({ name: 'vpnlb_kernel_conntrack_deleted_total', help: 'Conntrack entries deleted because their server went down, was disabled or removed.', labelNames: ['service', 'backend'] });
+    this.#ctFailures = metrics.counter({ name: 'vpnlb_kernel_conntrack_errors_total', help: 'conntrack calls that failed (flows then stay until they expire).', labelNames: ['service'] });
+    this.#packets = metrics.counter({ name: 'vpnlb_kernel_backend_packets_total', help: 'Packets forwarded by the kernel, per server and direction (in: to the server, out: back to clients).', labelNames: ['service', 'backend', 'direction'] });
+    this.#bytes = metrics.counter({ name: 'vpnlb_kernel_backend_bytes_total', help: 'Bytes forwarded by the kernel, per server and direction.', labelNames: ['service', 'backend', 'direction'] });
+    this.#dropped = metrics.counter({ name: 'vpnlb_kernel_dropped_packets_total', help: 'Packets the kernel ruleset dropped: ike_unrouted (no SPI or no server), natt_unrouted (ESP without conntrack entry or pin).', labelNames: ['service', 'reason'] });
+    this.#returnPath = metrics.gauge({ name: 'vpnlb_kernel_return_path_missing', help: '1 when a server\'s forwarded flows get no reply through the balancer (transparent mode: fix its default gateway).', labelNames: ['service', 'backend'] });
+  }
+
+  applied(ok: boolean, slots: number): void {
+    this.#applies.inc({ service: this.#service, result: ok ? 'ok' : 'error' });
+    if (ok && slots > 0) this.#slots.inc({ service: this.#service }, slots);
+  }
+
+  conntrackDeleted(backend: string, n: number): void {
+    this.#ctDeleted.inc({ service: this.#service, backend }, n);
+  }
+
+  conntrackFailed(): void {
+    this.#ctFailures.inc({ service: this.#service });
+  }
+
+  /** Adds the increase of each nft counter since `before`. */
+  counters(before: NftCounters, after: NftCounters, backends: readonly RulesetBackend[]): void {
+    const inc = (name: string): { packets: number; bytes: number } => {
+      const a = after[name];
+      if (!a) return { packets: 0, bytes: 0 };
+      const b = before[name];
+      const fresh = !b || a.packets < b.packets;
+      return fresh ? a : { packets: a.packets - b.packets, bytes: a.bytes - b.bytes };
+    };
+    for (const be of backends) {
+      for (const direction of ['in', 'out'] as const) {
+        const d = inc(counterName(be.id, direction));
+        const labels = { service: this.#service, backend: be.name, direction };
+        if (d.packets > 0) this.#packets.inc(labels, d.packets);
+        if (d.bytes > 0) this.#bytes.inc(labels, d.bytes);
+      }
+    }
+    for (const reason of [NFT_OBJECTS.ikeUnrouted, NFT_OBJECTS.nattUnrouted]) {
+      const d = inc(reason);
+      if (d.packets > 0) this.#dropped.inc({ service: this.#service, reason }, d.packets);
+    }
+  }
+
+  /** Sets the return-path gauge; returns whether the backend was already flagged. */
+  returnPathMissing(backend: string, isMissing: boolean): boolean {
+    const was = this.#missing.has(backend);
+    if (isMissing) this.#missing.add(backend);
+    else this.#missing.delete(backend);
+    this.#returnPath.set({ service: this.#service, backend }, isMissing ? 1 : 0);
+    return was;
+  }
+}

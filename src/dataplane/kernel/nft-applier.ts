@@ -1,0 +1,211 @@
+/**
+ * The only component that changes the kernel's nftables state (Seesaw's habit), behind an
+ * interface: `NftCliApplier` pipes each transaction to `nft -f -` (nft applies a file as one
+ * atomic netlink batch: all of it or nothing), `FakeNftApplier` keeps an in-memory model for
+ * unit tests that cannot be root.
+ */
+import { MAGLEV_TABLE_SIZE } from '../../balancer/maglev/table-size.js';
+import { createCommandRunner, type CommandRunner } from './command-runner.js';
+import { NFT_OBJECTS, type NftFamily } from './render-ruleset.js';
+
+/** Result of an nft call; never thrown. */
+export type NftResult<T = void> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: string };
+
+export interface NftApplier {
+  /** Applies `text` as one transaction (`nft -f -`). */
+  apply(text: string): Promise<NftResult>;
+  /** `nft -j list <what...>`, parsed; e.g. `['table', 'ip', 'vpnlb']`. */
+  list(what: readonly string[]): Promise<NftResult<unknown>>;
+  /** Deletes a table; `ok` with `false` when it did not exist. */
+  deleteTable(family: NftFamily, table: string): Promise<NftResult<boolean>>;
+}
+
+export interface NftCliOptions {
+  /** Network namespace to program (integration tests); the host's when absent. */
+  readonly netns?: string;
+  /** Injected runner (tests); defaults to running `nft` for real. */
+  readonly runner?: CommandRunner;
+}
+
+const MISSING = /No such file or directory/;
+
+/** Runs the real `nft` binary. */
+export class NftCliApplier implements NftApplier {
+  readonly #run: CommandRunner;
+  constructor(options: NftCliOptions = {}) {
+    this.#run = options.runner ?? createCommandRunner(options.netns ? { netns: options.netns } : {});
+  }
+
+  async apply(text: string): Promise<NftResult> {
+    const r = await this.#run('nft', ['-f', '-'], text);
+    return r.ok ? { ok: true, value: undefined } : { ok: false, error: r.message };
+  }
+
+  async list(what: readonly string[]): Promise<NftResult<unknown>> {
+    const r = await this.#run('nft', ['-j', 'list', ...what]);
+    if (!r.ok) return { ok: false, error: r.message };
+    try {
+      return { ok: true, value: JSON.parse(r.stdout) as unknown };
+    } catch (err) {
+      return { ok: false, error: `nft -j list ${what.join(' ')}: unparsable JSON (${(err as Error).message})` };
+    }
+  }
+
+  async deleteTable(family: NftFamily, table: string): Promise<NftResult<boolean>> {
+    const r = await this.#run('nft', ['delete', 'table', family, table]);
+    if (r.ok) return { ok: true, value: true };
+    return MISSING.test(r.message) ? { ok: true, value: false } : { ok: false, error: r.message };
+  }
+}
+
+/** What a table holds, as read back with `nft -j list table`. */
+export interface TableState {
+  readonly exists: boolean;
+  /** Slot → server address as the kernel holds it. */
+  readonly slots: (string | undefined)[];
+  readonly sets: readonly string[];
+  readonly chains: readonly string[];
+  readonly counters: Readonly<Record<string, { packets: number; bytes: number }>>;
+}
+
+type NftJsonItem = Record<string, Record<string, unknown> | undefined>;
+
+function items(json: unknown): NftJsonItem[] {
+  const arr = (json as { nftables?: unknown } | null)?.nftables;
+  return Array.isArray(arr) ? (arr as NftJsonItem[]) : [];
+}
+
+/** Reads a table's state; `exists: false` when nft says it is not there. */
+export async function readTableState(applier: NftApplier, family: NftFamily, table: string): Promise<NftResult<TableState>> {
+  const r = await applier.list(['table', family, table]);
+  const empty = (): TableState => ({ exists: false, slots: new Array(MAGLEV_TABLE_SIZE).fill(undefined), sets: [], chains: [], counters: {} });
+  if (!r.ok) return MISSING.test(r.error) ? { ok: true, value: empty() } : r;
+  const state = empty() as { -readonly [K in keyof TableState]: TableState[K] };
+  state.exists = true;
+  const sets: string[] = [];
+  const chains: string[] = [];
+  const counters: Record<string, { packets: number; bytes: number }> = {};
+  for (const item of items(r.value)) {
+    if (item.map && item.map.name === NFT_OBJECTS.slotsMap) {
+      for (const e of (item.map.elem as unknown[] | undefined) ?? []) {
+        if (Array.isArray(e) && typeof e[0] === 'number' && typeof e[1] === 'string' && e[0] >= 0 && e[0] < MAGLEV_TABLE_SIZE) {
+          state.slots[e[0]] = e[1];
+        }
+      }
+    } else if (item.set && typeof item.set.name === 'string') {
+      sets.push(item.set.name);
+    } else if (item.chain && typeof item.chain.name === 'string') {
+      chains.push(item.chain.name);
+    } else if (item.counter && typeof item.counter.name === 'string') {
+      counters[item.counter.name] = { packets: Number(item.counter.packets ?? 0), bytes: Number(item.counter.bytes ?? 0) };
+    }
+  }
+  state.sets = sets;
+  state.chains = chains;
+  state.counters = counters;
+  return { ok: true, value: state };
+}
+
+/** Reads the named counters of a table (`nft -j list counters table F T`). */
+export async function readCounters(
+  applier: NftApplier,
+  family: NftFamily,
+  table: string,
+): Promise<NftResult<Record<string, { packets: number; bytes: number }>>> {
+  const r = await applier.list(['counters', 'table', family, table]);
+  if (!r.ok) return r;
+  const out: Record<string, { packets: number; bytes: number }> = {};
+  for (const item of items(r.value)) {
+    const c = item.counter;
+    if (c && typeof c.name === 'string') out[c.name] = { packets: Number(c.packets ?? 0), bytes: Number(c.bytes ?? 0) };
+  }
+  return { ok: true, value: out };
+}
+
+interface FakeTable {
+  slots: Map<number, string>;
+  sets: Set<string>;
+  chains: Set<string>;
+  counters: Map<string, { packets: number; bytes: number }>;
+}
+
+/**
+ * An in-memory nft for unit tests: records every transaction and models what the data plane
+ * relies on (table existence, slot elements with nft's add/delete strictness, set, chain and
+ * counter names). A transaction that nft would reject (adding an existing slot, deleting a
+ * missing one) is rejected whole, like nft's atomic batch.
+ */
+export class FakeNftApplier implements NftApplier {
+  readonly transactions: string[] = [];
+  readonly tables = new Map<string, FakeTable>();
+  /** When set, the next `apply` fails with this message (then it is cleared). */
+  failNext: string | undefined;
+
+  async apply(text: string): Promise<NftResult> {
+    this.transactions.push(text);
+    if (this.failNext !== undefined) {
+      const error = this.failNext;
+      this.failNext = undefined;
+      return { ok: false, error };
+    }
+    const work = new Map([...this.tables].map(([k, t]) => [k, { slots: new Map(t.slots), sets: new Set(t.sets), chains: new Set(t.chains), counters: new Map(t.counters) }]));
+    let current: FakeTable | undefined;
+    for (const raw of text.split('\n')) {
+      const l = raw.trim();
+      let m: RegExpExecArray | null;
+      if ((m = /^(?:add )?table (ip6?) (\w+)/.exec(l))) {
+        const key = `${m[1]} ${m[2]}`;
+        if (!work.has(key)) work.set(key, { slots: new Map(), sets: new Set(), chains: new Set(), counters: new Map() });
+        current = work.get(key);
+      } else if ((m = /^(add|delete) element (ip6?) (\w+) (\w+) \{ (.*) \}$/.exec(l))) {
+        const t = work.get(`${m[2]} ${m[3]}`);
+        if (!t) return { ok: false, error: `Error: No such file or directory: ${l.slice(0, 80)}` };
+        for (const item of (m[5] ?? '').split(', ')) {
+          const [k, v] = item.split(' : ');
+          const slot = Number(k);
+          if (m[1] === 'add') {
+            if (t.slots.has(slot)) return { ok: false, error: `Error: Could not process rule: File exists (slot ${slot})` };
+            t.slots.set(slot, v ?? '');
+          } else {
+            if (!t.slots.delete(slot)) return { ok: false, error: `Error: Could not process rule: No such file or directory (slot ${slot})` };
+          }
+        }
+      } else if ((m = /^(?:add )?chain (?:(ip6?) (\w+) )?(\w+)/.exec(l))) {
+        const t = m[1] ? work.get(`${m[1]} ${m[2]}`) : current;
+        t?.chains.add(m[3] ?? '');
+      } else if ((m = /^set (\w+) \{/.exec(l))) {
+        current?.sets.add(m[1] ?? '');
+      } else if ((m = /^counter (\w+) \{/.exec(l))) {
+        if (current && !current.counters.has(m[1] ?? '')) current.counters.set(m[1] ?? '', { packets: 0, bytes: 0 });
+      } else if ((m = /^delete (set|counter|chain) (ip6?) (\w+) (\w+)$/.exec(l))) {
+        const t = work.get(`${m[2]} ${m[3]}`);
+        const bag = m[1] === 'set' ? t?.sets : m[1] === 'chain' ? t?.chains : t?.counters;
+        if (!bag?.delete(m[4] ?? '')) return { ok: false, error: `Error: No such file or directory: ${l}` };
+      }
+    }
+    this.tables.clear();
+    for (const [k, t] of work) this.tables.set(k, t);
+    return { ok: true, value: undefined };
+  }
+
+  async list(what: readonly string[]): Promise<NftResult<unknown>> {
+    const counters = what[0] === 'counters';
+    const [family, name] = counters ? [what[2], what[3]] : [what[1], what[2]];
+    const t = this.tables.get(`${family} ${name}`);
+    if (!t) return { ok: false, error: `Error: No such file or directory\nlist table ${family} ${name}` };
+    const nftables: unknown[] = [{ metainfo: { version: 'fake' } }];
+    for (const [n, c] of t.counters) nftables.push({ counter: { family, table: name, name: n, ...c } });
+    if (!counters) {
+      nftables.push({ table: { family, name } });
+      nftables.push({ map: { family, table: name, name: NFT_OBJECTS.slotsMap, elem: [...t.slots].sort((a, b) => a[0] - b[0]) } });
+      for (const s of t.sets) nftables.push({ set: { family, table: name, name: s } });
+      for (const c of t.chains) nftables.push({ chain: { family, table: name, name: c } });
+    }
+    return { ok: true, value: { nftables } };
+  }
+
+  async deleteTable(family: NftFamily, table: string): Promise<NftResult<boolean>> {
+    this.transactions.push(`delete table ${family} ${table}`);
+    return { ok: true, value: this.tables.delete(`${family} ${table}`) };
+  }
+}

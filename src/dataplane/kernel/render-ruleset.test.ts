@@ -1,0 +1,117 @@
+/**
+ * Golden files of the rendered rulesets (IPv4/IPv6, ike-spi/source-ip, transparent/full NAT),
+ * and pinned slot elements: a refactor that changes a rule or reshuffles the Maglev map (which
+ * would move live clients) fails here. Regenerate after a deliberate change with
+ * `UPDATE_GOLDEN=1 node --import tsx --test src/dataplane/kernel/render-ruleset.test.ts`.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfigText } from '../../config/load-config.js';
+import type { Ikev2Service } from '../../config/types.js';
+import { ConnectionCounts } from '../../balancer/balancer.js';
+import { MaglevBalancer } from '../../balancer/maglev/maglev.js';
+import { assignBackendIds, renderRuleset, renderSlotElements, nftFamilyOf } from './render-ruleset.js';
+import { slotAddressesOf } from './map-update.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+// Goldens live next to the sources; from dist/ (compiled run) go back to the source tree.
+const goldenDir = existsSync(join(here, 'golden')) ? join(here, 'golden') : resolve(here, '../../../../src/dataplane/kernel/golden');
+
+function serviceOf(yaml: string): { service: Ikev2Service; backends: { name: string; address: string }[] } {
+  const config = loadConfigText(yaml);
+  const service = config.services.ikev2[0] as Ikev2Service;
+  const pool = config.pools[service.pool];
+  assert.ok(pool);
+  return { service, backends: pool.backends.map((b) => ({ name: b.name, address: b.address })) };
+}
+
+const V4 = `
+pools:
+  rras:
+    backends:
+      - { name: rras-1, address: 198.18.2.10 }
+      - { name: rras-2, address: 198.18.2.11 }
+      - { name: rras_2, address: 198.18.2.12 }
+`;
+const V6 = `
+pools:
+  rras:
+    backends:
+      - { name: rras-1, address: "2001:db8:2::10" }
+      - { name: rras-2, address: "2001:db8:2::11" }
+`;
+
+const CASES: Record<string, string> = {
+  'ipv4-ike-spi-transparent': `${V4}
+services:
+  ikev2:
+    - { name: ike, virtualIp: 198.19.0.1, pool: rras, hashSeed: 4660 }
+`,
+  'ipv4-source-ip-transparent': `${V4}
+services:
+  ikev2:
+    - { name: ike, virtualIp: 198.19.0.1, pool: rras, affinity: source-ip, backendIkePort: 1500, backendNatTPort: 14500, table: vpnlb_src }
+`,
+  'ipv4-ike-spi-full-nat': `${V4}
+services:
+  ikev2:
+    - name: ike
+      virtualIp: 198.19.0.1
+      pool: rras
+      nat: full
+      snat: { addresses: [198.18.9.1, 198.18.9.2, 198.18.9.3] }
+      persistenceTimeout: 10m
+`,
+  'ipv4-source-ip-masquerade': `${V4}
+services:
+  ikev2:
+    - { name: ike, virtualIp: 198.19.0.1, pool: rras, affinity: source-ip, nat: full }
+`,
+  'ipv6-ike-spi-transparent': `${V6}
+services:
+  ikev2:
+    - { name: ike6, virtualIp: "2001:db8::1", pool: rras }
+`,
+  'ipv6-source-ip-full-nat': `${V6}
+services:
+  ikev2:
+    - { name: ike6, virtualIp: "2001:db8::1", pool: rras, affinity: source-ip, nat: full, snat: { addresses: ["2001:db8:9::1", "2001:db8:9::2"] } }
+`,
+};
+
+for (const [name, yaml] of Object.entries(CASES)) {
+  test(`golden: ${name}`, () => {
+    const { service, backends } = serviceOf(yaml);
+    const text = renderRuleset({ service, backends: assignBackendIds(backends) });
+    const file = join(goldenDir, `${name}.nft`);
+    if (process.env.UPDATE_GOLDEN === '1') writeFileSync(file, text);
+    assert.equal(text, readFileSync(file, 'utf8'));
+  });
+}
+
+test('backend ids are nft identifiers, unique, and independent of configuration order', () => {
+  const a = assignBackendIds([{ name: 'rras_2', address: 'x' }, { name: 'rras-2', address: 'y' }, { name: 'rras-1', address: 'z' }]);
+  assert.deepEqual(a.map((b) => [b.name, b.id]), [['rras-1', 'rras_1'], ['rras-2', 'rras_2'], ['rras_2', 'rras_2_2']]);
+  for (const b of a) assert.match(b.id, /^[a-zA-Z][a-zA-Z0-9_]*$/);
+});
+
+test('slot elements: the full map is pinned (count, hash, first entries)', () => {
+  const { service, backends } = serviceOf(CASES['ipv4-ike-spi-transparent'] as string);
+  const table = new MaglevBalancer({ candidates: backends.map((b) => ({ ...b, weight: 1 })), seed: service.hashSeed, connections: new ConnectionCounts() }).table;
+  const addresses = slotAddressesOf(table);
+  const slots = addresses.map((_, i) => i);
+  const text = renderSlotElements('add', nftFamilyOf(service), service.table, slots, addresses);
+  assert.equal(text.split('\n').filter(Boolean).length, Math.ceil(65537 / 4096));
+  assert.ok(text.startsWith('add element ip vpnlb slots { 0 : 198.18.2.12, 1 : 198.18.2.10, 2 : 198.18.2.12, 3 : '), text.slice(0, 100));
+  assert.equal(createHash('sha256').update(text).digest('hex').slice(0, 16), 'afb75f747f6dde79');
+  assert.equal((text.match(/ : /g) ?? []).length, 65537);
+});
+
+test('slot elements: delete lists keys only; empty input renders nothing', () => {
+  assert.equal(renderSlotElements('delete', 'ip6', 't', [3, 9], []), 'delete element ip6 t slots { 3, 9 }\n');
+  assert.equal(renderSlotElements('add', 'ip', 't', [], []), '');
+});

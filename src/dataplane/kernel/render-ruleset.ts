@@ -1,0 +1,258 @@
+/**
+ * The pure renderer of the kernel IKEv2 data plane: service + backends → nftables ruleset text.
+ *
+ * One table per service and address family (`table ip <table>` or `table ip6 <table>`, named by
+ * `service.table`): a service has one virtual IP, hence one family, and a per-family table keeps
+ * `dnat to`, `jhash ip saddr` and the map's `ip daddr` / `ip6 daddr` types unambiguous (an `inet`
+ * table would need `dnat ip to` / `dnat ip6 to` and family-split maps for the same result).
+ *
+ * What the table does (DESIGN.md §4, verified with nftables 1.0.6):
+ * - `dnat_in` (nat prerouting, only a flow's first packet): IKE on the IKE port is hashed on its
+ *   initiator SPI (`@th,64,64`: UDP header 8 bytes, then RFC 7296 §3.1 SPIi) — or on the source
+ *   address in `source-ip` mode — into `slots`, the 65537-slot Maglev map, and DNATed to the
+ *   slot's server. On the NAT-T port, IKE behind the non-ESP marker (`@th,64,32 0`, RFC 3948 §2.2)
+ *   is hashed on `@th,96,64`; anything else (ESP, NAT keepalives) that has no conntrack entry
+ *   follows the client's pin (below) or is dropped and counted — never sent to a random server,
+ *   which could only answer it with INVALID_SPI noise while the client's real server waits.
+ * - `track` (filter forward, every packet): per-server packet/byte counters in both directions,
+ *   and, in `ike-spi` mode, the pins: each IKE packet on the NAT-T port refreshes
+ *   `pin_<server>` with the client's `address . port` (timeout `persistenceTimeout`) and removes
+ *   it from every other server's pin set. One set per server rather than one map
+ *   `address . port : server`: nft 1.0.6 aborts on a packet-path map update with an IPv6
+ *   concatenated key (netlink_linearize.c: "dreg < ctx->reg_low"), and a per-server set can be
+ *   flushed in one command when its server goes down.
+ * - `snat_out` (nat postrouting, `nat: full` only): SNAT to the pool, spread by
+ *   `jhash <saddr> mod N` so that a client's 500 and 4500 flows share one source address, or
+ *   masquerade when no pool is configured.
+ *
+ * The 65537 slot elements are rendered separately (`renderSlotElements`) so that the structure
+ * stays readable in golden files and the map can be updated slot by slot.
+ */
+import type { Ikev2Service } from '../../config/types.js';
+import { MAGLEV_TABLE_SIZE } from '../../balancer/maglev/table-size.js';
+
+/** nftables family of a service's table. */
+export type NftFamily = 'ip' | 'ip6';
+
+/** A server of the service's pool as the ruleset names it. */
+export interface RulesetBackend {
+  readonly name: string;
+  readonly address: string;
+  /** nft-safe identifier used in object names (`pin_<id>`, `b_<id>_in`). */
+  readonly id: string;
+}
+
+/** Names of the objects the renderer creates; shared with the applier and the status reader. */
+export const NFT_OBJECTS = Object.freeze({
+  slotsMap: 'slots',
+  dnatChain: 'dnat_in',
+  trackChain: 'track',
+  snatChain: 'snat_out',
+  ikeUnrouted: 'ike_unrouted',
+  nattUnrouted: 'natt_unrouted',
+});
+
+/** The chains a service's table contains, in creation order, with their base-chain headers. */
+export interface ChainSpec {
+  readonly name: string;
+  readonly header: string;
+}
+
+export function nftFamilyOf(service: Pick<Ikev2Service, 'family'>): NftFamily {
+  return service.family === 6 ? 'ip6' : 'ip';
+}
+
+/** `pin_<id>`: the pin set of one server. */
+export function pinSetName(id: string): string {
+  return `pin_${id}`;
+}
+
+/** `b_<id>_in` / `b_<id>_out`: a server's named counters (towards it / back from it). */
+export function counterName(id: string, direction: 'in' | 'out'): string {
+  return `b_${id}_${direction}`;
+}
+
+/**
+ * Assigns each backend an nft identifier: its name with characters nft does not accept in an
+ * unquoted identifier replaced by `_`, and a numeric suffix on collision (`rras-1` / `rras_1`).
+ * Backends are processed in name order so the ids do not depend on configuration order.
+ */
+export function assignBackendIds(backends: readonly { name: string; address: string }[]): RulesetBackend[] {
+  const used = new Set<string>();
+  return [...backends]
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((b) => {
+      const base = b.name.replace(/[^a-zA-Z0-9_]/g, '_');
+      let id = base;
+      for (let n = 2; used.has(id); n++) id = `${base}_${n}`;
+      used.add(id);
+      return { name: b.name, address: b.address, id };
+    });
+}
+
+/** An address as `dnat to` wants it with a port: `a.b.c.d:port` or `[v6]:port`. */
+function hostPort(family: NftFamily, address: string, port: number): string {
+  return family === 'ip6' ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+function seedHex(seed: number): string {
+  return `0x${(seed >>> 0).toString(16).padStart(8, '0')}`;
+}
+
+/** Seconds for an nft timeout (nft's unit); at least 1. */
+function seconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
+}
+
+/** The chains of a service's table with their hooks (`full` NAT adds `snat_out`). */
+export function chainSpecs(service: Pick<Ikev2Service, 'nat'>): ChainSpec[] {
+  const chains: ChainSpec[] = [
+    { name: NFT_OBJECTS.dnatChain, header: 'type nat hook prerouting priority dstnat; policy accept;' },
+    { name: NFT_OBJECTS.trackChain, header: 'type filter hook forward priority filter; policy accept;' },
+  ];
+  if (service.nat === 'full') chains.push({ name: NFT_OBJECTS.snatChain, header: 'type nat hook postrouting priority srcnat; policy accept;' });
+  return chains;
+}
+
+/** Everything the renderer needs; `backends` are every backend of the pool in the service's family. */
+export interface RulesetInput {
+  readonly service: Ikev2Service;
+  readonly backends: readonly RulesetBackend[];
+}
+
+/**
+ * Renders the table's structure (maps, sets, counters, chains with their rules) without the
+ * slot elements. Applying it to an existing table re-declares objects idempotently; the chains
+ * are flushed first in the same transaction (see `renderTransaction`).
+ */
+export function renderRuleset(input: RulesetInput): string {
+  const { service, backends } = input;
+  const f = nftFamilyOf(service);
+  const vip = service.virtualIp;
+  const seed = seedHex(service.hashSeed);
+  const isSpi = service.affinity === 'ike-spi';
+  const size = MAGLEV_TABLE_SIZE;
+  const out: string[] = [];
+  const line = (depth: number, text: string) => out.push(`${'\t'.repeat(depth)}${text}`);
+
+  line(0, `table ${f} ${service.table} {`);
+  line(1, `map ${NFT_OBJECTS.slotsMap} {`);
+  line(2, `typeof numgen inc mod ${size} : ${f} daddr`);
+  line(2, `comment "vpnlb ${service.name}: Maglev slot -> server"`);
+  line(1, '}');
+  if (isSpi) {
+    for (const b of backends) {
+      line(1, `set ${pinSetName(b.id)} {`);
+      line(2, `typeof ${f} saddr . udp sport`);
+      line(2, `size ${service.maxFlows}`);
+      line(2, 'flags dynamic,timeout');
+      line(2, `timeout ${seconds(service.persistenceTimeout)}s`);
+      line(2, `comment "vpnlb ${service.name}: NAT-T flows pinned to ${b.name}"`);
+      line(1, '}');
+    }
+  }
+  for (const b of backends) {
+    line(1, `counter ${counterName(b.id, 'in')} {`);
+    line(2, `comment "vpnlb ${service.name}: client -> ${b.name}"`);
+    line(1, '}');
+    line(1, `counter ${counterName(b.id, 'out')} {`);
+    line(2, `comment "vpnlb ${service.name}: ${b.name} -> client"`);
+    line(1, '}');
+  }
+  line(1, `counter ${NFT_OBJECTS.ikeUnrouted} {`);
+  line(2, 'comment "IKE-port packets dropped: too short for an SPI, or no server for their slot"');
+  line(1, '}');
+  line(1, `counter ${NFT_OBJECTS.nattUnrouted} {`);
+  line(2, 'comment "NAT-T packets dropped: no conntrack entry, not IKE, and no pin (or no server)"');
+  line(1, '}');
+
+  // --- dnat_in: the first packet of each flow ---
+  const [dnat, track, snat] = chainSpecs(service);
+  line(1, `chain ${dnat!.name} {`);
+  line(2, dnat!.header);
+  const match = (port: number) => `${f} daddr ${vip} udp dport ${port}`;
+  const byAddress = `jhash ${f} saddr mod ${size} seed ${seed} map @${NFT_OBJECTS.slotsMap}`;
+  if (service.ikePort !== 0) {
+    const key = isSpi ? `jhash @th,64,64 mod ${size} seed ${seed} map @${NFT_OBJECTS.slotsMap}` : byAddress;
+    line(2, `${match(service.ikePort)} dnat to ${key} : ${service.backendIkePort}`);
+    line(2, `${match(service.ikePort)} counter name ${NFT_OBJECTS.ikeUnrouted} drop`);
+  }
+  if (service.natTPort !== 0) {
+    if (isSpi) {
+      line(2, `${match(service.natTPort)} @th,64,32 0 dnat to jhash @th,96,64 mod ${size} seed ${seed} map @${NFT_OBJECTS.slotsMap} : ${service.backendNatTPort}`);
+      for (const b of backends) {
+        line(2, `${match(service.natTPort)} ${f} saddr . udp sport @${pinSetName(b.id)} dnat to ${hostPort(f, b.address, service.backendNatTPort)}`);
+      }
+    } else {
+      line(2, `${match(service.natTPort)} dnat to ${byAddress} : ${service.backendNatTPort}`);
+    }
+    line(2, `${match(service.natTPort)} counter name ${NFT_OBJECTS.nattUnrouted} drop`);
+  }
+  line(1, '}');
+
+  // --- track: every forwarded packet of the service's flows ---
+  line(1, `chain ${track!.name} {`);
+  line(2, track!.header);
+  const ours = `ct original ${f} daddr ${vip}`;
+  for (const b of backends) {
+    line(2, `ct direction original ${ours} ${f} daddr ${b.address} counter name ${counterName(b.id, 'in')}`);
+    line(2, `ct direction reply ${ours} ${f} saddr ${b.address} counter name ${counterName(b.id, 'out')}`);
+  }
+  if (isSpi && service.natTPort !== 0) {
+    for (const b of backends) {
+      const key = `{ ${f} saddr . udp sport }`;
+      const others = backends.filter((o) => o !== b).map((o) => ` delete @${pinSetName(o.id)} ${key}`).join('');
+      line(2, `ct direction original ${ours} ${f} daddr ${b.address} udp dport ${service.backendNatTPort} @th,64,32 0 update @${pinSetName(b.id)} ${key}${others}`);
+    }
+  }
+  line(1, '}');
+
+  // --- snat_out: full NAT only ---
+  if (snat) {
+    line(1, `chain ${snat.name} {`);
+    line(2, snat.header);
+    line(2, `${ours} ${snatStatement(service, f)}`);
+    line(1, '}');
+  }
+  line(0, '}');
+  return `${out.join('\n')}\n`;
+}
+
+/** The SNAT pool addresses usable by this service (same family as the virtual IP). */
+export function snatAddresses(service: Ikev2Service): string[] {
+  const want = service.family === 6;
+  return (service.snat?.addresses ?? []).filter((a) => a.includes(':') === want);
+}
+
+function snatStatement(service: Ikev2Service, f: NftFamily): string {
+  const pool = snatAddresses(service);
+  if (pool.length === 0) return 'masquerade';
+  if (pool.length === 1) return `snat to ${pool[0]}`;
+  // Hash the client address so that its 500 and 4500 flows leave from one pool address
+  // (the server matches them as one peer), and clients spread evenly over the pool.
+  const entries = pool.map((a, i) => `${i} : ${a}`).join(', ');
+  return `snat to jhash ${f} saddr mod ${pool.length} seed ${seedHex(service.hashSeed)} map { ${entries} }`;
+}
+
+/**
+ * `add element` / `delete element` lines for the slot map, in chunks of `chunk` elements per
+ * line (one transaction either way; shorter lines keep nft's error messages readable).
+ *
+ * @param slots the slots to write; `addresses[slot]` is the server address (must be defined).
+ */
+export function renderSlotElements(
+  op: 'add' | 'delete',
+  family: NftFamily,
+  table: string,
+  slots: readonly number[],
+  addresses: readonly (string | undefined)[],
+  chunk = 4096,
+): string {
+  const lines: string[] = [];
+  for (let i = 0; i < slots.length; i += chunk) {
+    const part = slots.slice(i, i + chunk);
+    const items = op === 'add' ? part.map((s) => `${s} : ${addresses[s] ?? ''}`) : part.map(String);
+    lines.push(`${op} element ${family} ${table} ${NFT_OBJECTS.slotsMap} { ${items.join(', ')} }`);
+  }
+  return lines.length > 0 ? `${lines.join('\n')}\n` : '';
+}

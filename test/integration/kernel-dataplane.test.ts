@@ -1,0 +1,369 @@
+/**
+ * The kernel IKEv2 data plane with real nftables and conntrack, in network namespaces (root).
+ *
+ * Topology (routed veths, lab/netns.ts): client ns (198.18.1.2 and .3, 2001:db8:1::2) ↔ balancer
+ * ns ↔ three server namespaces (198.18.1N.2, 2001:db8:1N::2) whose default route is the
+ * balancer. `KernelIkeDataPlane` programs the balancer namespace (`netns` option); clients and
+ * servers are small Node dgram scripts. Servers record every datagram (source address and port,
+ * payload) and answer it, so conntrack sees replies.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { readdirSync, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Topology, canUseNftables, type Namespace } from '../../lab/netns.js';
+import { Metrics } from '../../src/admin/metrics.js';
+import { loadConfigText } from '../../src/config/load-config.js';
+import { Controller } from '../../src/control/controller.js';
+import { decide } from '../../src/control/decide.js';
+import type { RuntimeContext } from '../../src/control/runtime.js';
+import type { ServiceSnapshot } from '../../src/control/snapshot.js';
+import { KernelIkeDataPlane } from '../../src/dataplane/kernel/kernel-dataplane.js';
+import { silentLogger } from '../../src/log/logger.js';
+
+const avail = canUseNftables();
+const conntrackMissing = (() => {
+  try {
+    return !existsSync('/usr/sbin/conntrack') && !existsSync('/sbin/conntrack') && !existsSync('/usr/bin/conntrack');
+  } catch {
+    return true;
+  }
+})();
+const skip = !avail.ok ? avail.reason : conntrackMissing ? 'conntrack (conntrack-tools) is not installed' : false;
+if (skip) console.log(`# skipping kernel data-plane integration tests: ${skip}`);
+
+const VIP4 = '198.19.0.1';
+const VIP6 = '2001:db8:ff::1';
+const SERVERS = [1, 2, 3].map((n) => ({ name: `s${n}`, v4: `198.18.1${n}.2`, v6: `2001:db8:1${n}::2`, gw4: `198.18.1${n}.1` }));
+const CLIENTS4 = ['198.18.1.2', '198.18.1.3'];
+const CLIENT6 = '2001:db8:1::2';
+
+let topo: Topology;
+let lb: Namespace;
+let client: Namespace;
+const received: { srv: string; lport: number; raddr: string; rport: number; hex: string }[] = [];
+
+/** Each server: one dual-stack socket per port; records and answers every datagram. */
+const SERVER_SCRIPT = `
+const dgram = require('node:dgram');
+const name = process.argv[1];
+for (const port of [500, 4500]) {
+  const s = dgram.createSocket({ type: 'udp6', ipv6Only: false });
+  s.on('message', (msg, r) => {
+    process.stdout.write(JSON.stringify({ srv: name, lport: port, raddr: r.address.replace(/^::ffff:/, ''), rport: r.port, hex: msg.toString('hex') }) + '\\n');
+    s.send(Buffer.from('ack:' + name), r.port, r.address);
+  });
+  s.bind(port, '::');
+}
+`;
+
+/** One client datagram from BIND:PORT (0 = ephemeral); prints the local port and the reply. */
+const CLIENT_SCRIPT = `
+const dgram = require('node:dgram');
+const a = JSON.parse(process.argv[1]);
+const s = dgram.createSocket(a.bind.includes(':') ? 'udp6' : 'udp4');
+let done = false;
+const finish = (reply) => { if (done) return; done = true; console.log(JSON.stringify({ port: s.address().port, reply })); s.close(); };
+s.on('message', (m) => finish(m.toString()));
+s.bind(a.port, a.bind, () => {
+  s.send(Buffer.from(a.hex, 'hex'), a.dport, a.to, () => setTimeout(() => finish(null), a.wait));
+});
+`;
+
+async function send(bind: string, port: number, to: string, dport: number, payload: Buffer, wait = 400): Promise<{ port: number; reply: string | null }> {
+  const out = await client.exec(process.execPath, ['-e', CLIENT_SCRIPT, JSON.stringify({ bind, port, to, dport, hex: payload.toString('hex'), wait })]);
+  return JSON.parse(out.trim()) as { port: number; reply: string | null };
+}
+
+/** RFC 7296 §3.1 header of an IKE_SA_INIT request: SPIi, SPIr 0, next payload SA, version 2.0. */
+function ikeHeader(spi: Buffer): Buffer {
+  const h = Buffer.alloc(28);
+  spi.copy(h, 0);
+  h[16] = 33;
+  h[17] = 0x20;
+  h[18] = 34;
+  h[19] = 0x08;
+  h.writeUInt32BE(28, 24);
+  return h;
+}
+/** RFC 3948 §2.2: IKE on 4500 behind the 4-byte non-ESP marker. */
+const ike4500 = (spi: Buffer) => Buffer.concat([Buffer.alloc(4), ikeHeader(spi)]);
+/** RFC 3948 §2.1 / RFC 4303: ESP-in-UDP (non-zero SPI, sequence number, payload). */
+const esp = () => Buffer.concat([Buffer.from([0xc0, 0xff, 0xee, 0x01, 0, 0, 0, 1]), randomBytes(24)]);
+
+function serverOf(raddr: string, rport: number, lport: number) {
+  return received.filter((r) => r.raddr === raddr && r.rport === rport && r.lport === lport);
+}
+
+function ctxFor(yaml: string): { ctx: RuntimeContext; controller: Controller } {
+  const config = loadConfigText(yaml);
+  const controller = new Controller(config);
+  return { controller, ctx: { config, controller, logger: silentLogger(), metrics: new Metrics() } };
+}
+
+function yamlFor(opts: { vip: string; family: 4 | 6; affinity?: string; table: string }): string {
+  const backends = SERVERS.map((s) => `      - { name: ${s.name}, address: "${opts.family === 6 ? s.v6 : s.v4}" }`).join('\n');
+  return `pools:\n  farm:\n    backends:\n${backends}\nservices:\n  ikev2:\n    - { name: ike, virtualIp: "${opts.vip}", pool: farm, affinity: ${opts.affinity ?? 'ike-spi'}, table: ${opts.table}, hashSeed: 305419896 }\n`;
+}
+
+const lbNft = async (...args: string[]) => lb.exec('nft', args);
+const ctCount = async (vip: string, family: 4 | 6, replySrc?: string) => {
+  const out = await lb.exec('conntrack', ['-L', '-f', family === 6 ? 'ipv6' : 'ipv4', '-p', 'udp', '--orig-dst', vip, ...(replySrc ? ['--reply-src', replySrc] : [])]);
+  return out.split('\n').filter((l) => l.includes('src=')).length;
+};
+const slotMap = async (table: string, family: 'ip' | 'ip6') => {
+  const j = JSON.parse(await lbNft('-j', 'list', 'map', family, table, 'slots')) as { nftables: { map?: { elem: [number, string][] } }[] };
+  const m = new Map<number, string>();
+  for (const it of j.nftables) for (const [k, v] of it.map?.elem ?? []) m.set(k, v);
+  return m;
+};
+
+before(async () => {
+  if (skip) return;
+  topo = Topology.create('kdp');
+  lb = await topo.addNamespace('lb');
+  client = await topo.addNamespace('cl');
+  await topo.link({ a: 'cl', b: 'lb', aAddresses: ['198.18.1.2/24', '198.18.1.3/24', '2001:db8:1::2/64'], bAddresses: ['198.18.1.1/24', '2001:db8:1::1/64'] });
+  await topo.route('cl', 'default', '198.18.1.1');
+  await topo.route('cl', 'default', '2001:db8:1::1');
+  for (const [i, s] of SERVERS.entries()) {
+    const ns = await topo.addNamespace(s.name);
+    await topo.link({ a: s.name, b: 'lb', aAddresses: [`${s.v4}/24`, `${s.v6}/64`], bAddresses: [`${s.gw4}/24`, `2001:db8:1${i + 1}::1/64`] });
+    await topo.route(s.name, 'default', s.gw4);
+    await topo.route(s.name, 'default', `2001:db8:1${i + 1}::1`);
+    const child = ns.spawn(process.execPath, ['-e', SERVER_SCRIPT, s.name]);
+    let buf = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        received.push(JSON.parse(buf.slice(0, nl)));
+        buf = buf.slice(nl + 1);
+      }
+    });
+  }
+  // The servers' sockets are bound once a datagram to them is answered.
+  for (const s of SERVERS) {
+    for (let i = 0; i < 50; i++) {
+      const r = await send('198.18.1.2', 0, s.v4, 500, Buffer.from('ping'), 200);
+      if (r.reply) break;
+    }
+  }
+  received.length = 0;
+});
+
+after(async () => {
+  await topo?.destroy();
+});
+
+test('every golden ruleset loads in the real nft (check mode)', { skip }, async () => {
+  const dir = join(dirname(fileURLToPath(import.meta.url)), '../../src/dataplane/kernel/golden');
+  const goldDir = existsSync(dir) ? dir : join(dirname(fileURLToPath(import.meta.url)), '../../../src/dataplane/kernel/golden');
+  const files = readdirSync(goldDir).filter((f) => f.endsWith('.nft'));
+  assert.ok(files.length >= 6);
+  for (const f of files) await lbNft('-c', '-f', join(goldDir, f));
+});
+
+test('ike-spi IPv4: kernel slots equal decide(); 500 and 4500 of each SA reach one server; pins; disable; adoption; stop', { skip }, async () => {
+  const table = 'kdpv4';
+  const { ctx, controller } = ctxFor(yamlFor({ vip: VIP4, family: 4, table }));
+  const snap = () => controller.service('ike') as ServiceSnapshot;
+  const dp = new KernelIkeDataPlane(snap().service as never, ctx, { netns: lb.name, pollIntervalMs: 0 });
+  await dp.start(snap());
+  assert.equal(dp.isAdopted, false);
+
+  // 12 IKE SAs from two client addresses: each SPI's 500 and 4500 (new source port) packets
+  // reach the same server, the one decide() predicts, and the server sees the client's address.
+  const sas: { addr: string; spi: Buffer; server: string; natTPort: number }[] = [];
+  for (let i = 0; i < 12; i++) {
+    const addr = CLIENTS4[i % 2] as string;
+    const spi = randomBytes(8);
+    const want = decide(snap(), { address: addr, spi }).backend?.name;
+    const r500 = await send(addr, 0, VIP4, 500, ikeHeader(spi));
+    const r4500 = await send(addr, 0, VIP4, 4500, ike4500(spi));
+    assert.equal(r500.reply, `ack:${want}`, `SPI ${spi.toString('hex')} on 500`);
+    assert.equal(r4500.reply, `ack:${want}`, `SPI ${spi.toString('hex')} on 4500`);
+    assert.notEqual(r500.port, r4500.port);
+    assert.equal(serverOf(addr, r500.port, 500)[0]?.srv, want);
+    assert.equal(serverOf(addr, r4500.port, 4500)[0]?.srv, want);
+    sas.push({ addr, spi, server: want as string, natTPort: r4500.port });
+  }
+  assert.ok(new Set(sas.map((s) => s.server)).size >= 2, 'SPIs spread over servers');
+
+  // Per-backend counters come back from the kernel.
+  await dp.refresh();
+  const st = dp.status();
+  for (const name of new Set(sas.map((s) => s.server))) {
+    assert.ok((st.backends[name]?.packetsIn ?? 0) >= 2, `${name} packetsIn`);
+    assert.ok((st.backends[name]?.packetsOut ?? 0) >= 2, `${name} packetsOut`);
+  }
+
+  // ESP with no conntrack entry (flushed) follows the pin its IKE packets set...
+  const pinned = sas[0]!;
+  await lb.exec('conntrack', ['-F']).catch(() => '');
+  const espPinned = await send(pinned.addr, pinned.natTPort, VIP4, 4500, esp());
+  assert.equal(espPinned.reply, `ack:${pinned.server}`);
+  // ...and ESP from a flow that never carried IKE is dropped and counted, never sent at random.
+  const before = received.length;
+  const stray = await send(CLIENTS4[0]!, 0, VIP4, 4500, esp(), 300);
+  assert.equal(stray.reply, null);
+  assert.equal(received.slice(before).filter((r) => r.rport === stray.port).length, 0);
+  const counters = JSON.parse(await lbNft('-j', 'list', 'counter', 'ip', table, 'natt_unrouted')) as { nftables: { counter?: { packets: number } }[] };
+  assert.ok((counters.nftables.find((x) => x.counter)?.counter?.packets ?? 0) >= 1);
+
+  // Re-establish every SA's two flows (the flush above removed them).
+  for (const sa of sas) {
+    await send(sa.addr, 0, VIP4, 500, ikeHeader(sa.spi));
+    await send(sa.addr, sa.natTPort, VIP4, 4500, ike4500(sa.spi));
+  }
+
+  // Disable the busiest server: only its slots change, its flows and pins go, others stay.
+  const victim = [...new Set(sas.map((s) => s.server))][0] as string;
+  const victimAddr = SERVERS.find((s) => s.name === victim)!.v4;
+  const mapBefore = await slotMap(table, 'ip');
+  const othersBefore = await ctCount(VIP4, 4) - (await ctCount(VIP4, 4, victimAddr));
+  assert.ok((await ctCount(VIP4, 4, victimAddr)) > 0);
+  controller.setAdminState(victim, 'disabled');
+  await dp.apply(snap());
+  const mapAfter = await slotMap(table, 'ip');
+  assert.equal(mapAfter.size, 65537);
+  // The kernel holds exactly the new Maglev table, and only the slots that changed were written
+  // (Maglev §3.4: the victim's slots, plus a few others of the rebuilt permutation walk).
+  let changed = 0;
+  let othersMoved = 0;
+  for (const [slot, addr] of mapBefore) {
+    const now = mapAfter.get(slot);
+    if (now !== addr) changed++;
+    if (addr !== victimAddr && now !== addr) othersMoved++;
+    assert.notEqual(now, victimAddr);
+  }
+  assert.ok(othersMoved <= 0.005 * 65537, `${othersMoved} slots of other servers moved`);
+  const table2 = (snap().balancer as unknown as { table: { slots: Int32Array; backends: { address: string }[] } }).table;
+  for (let slot = 0; slot < 65537; slot++) assert.equal(mapAfter.get(slot), table2.backends[table2.slots[slot] as number]?.address);
+  assert.match(await ctx.metrics.text(), new RegExp(`vpnlb_kernel_slots_written_total\\{service="ike"\\} ${65537 + 2 * changed}\\b`));
+  assert.equal(await ctCount(VIP4, 4, victimAddr), 0, 'conntrack entries of the disabled server deleted');
+  assert.equal(await ctCount(VIP4, 4) , othersBefore, 'other servers keep their flows');
+  const pinSet = await lbNft('list', 'set', 'ip', table, `pin_${victim}`);
+  assert.doesNotMatch(pinSet, /elements/);
+  // The victim's clients now reach decide()'s new choice at once; others keep their server.
+  for (const sa of sas) {
+    const want = sa.server === victim ? decide(snap(), { address: sa.addr, spi: sa.spi }).backend?.name : sa.server;
+    const r = await send(sa.addr, sa.natTPort, VIP4, 4500, ike4500(sa.spi));
+    assert.equal(r.reply, `ack:${want}`);
+  }
+
+  // kill -9 equivalent: leave the table, start a new data plane: it adopts without flushing.
+  const ctBeforeRestart = await ctCount(VIP4, 4);
+  await dp.stop({ keepState: true });
+  const dp2 = new KernelIkeDataPlane(snap().service as never, ctx, { netns: lb.name, pollIntervalMs: 0 });
+  await dp2.start(snap());
+  assert.equal(dp2.isAdopted, true);
+  assert.equal(await ctCount(VIP4, 4), ctBeforeRestart, 'conntrack kept across the restart');
+  assert.deepEqual(await slotMap(table, 'ip'), mapAfter);
+  const survivor = sas.find((s) => s.server !== victim)!;
+  assert.equal((await send(survivor.addr, survivor.natTPort, VIP4, 4500, esp())).reply, `ack:${survivor.server}`);
+
+  // Return path: a server whose replies bypass the balancer is reported with the fix.
+  const bad = SERVERS.find((s) => s.name !== victim)!;
+  await topo.ns(bad.name).exec('ip', ['route', 'add', 'blackhole', '198.18.1.0/24']);
+  // A server that never had a return path: none of its flows was ever answered.
+  await lb.exec('conntrack', ['-D', '-p', 'udp', '--orig-dst', VIP4, '--reply-src', bad.v4]).catch(() => '');
+  try {
+    let sent = 0;
+    for (let i = 0; i < 200 && sent < 4; i++) {
+      const spi = randomBytes(8);
+      if (decide(snap(), { address: CLIENTS4[1]!, spi }).backend?.name !== bad.name) continue;
+      await send(CLIENTS4[1]!, 0, VIP4, 500, ikeHeader(spi), 50);
+      sent++;
+    }
+    await dp2.refresh();
+    const warn = dp2.status().warnings.find((w) => w.includes('return path missing'));
+    assert.ok(warn, JSON.stringify(dp2.status().warnings));
+    assert.match(warn, new RegExp(`set the default gateway of ${bad.name} \\(${bad.v4.replace(/\./g, '\\.')}\\) to ${bad.gw4.replace(/\./g, '\\.')}`));
+    assert.match(await ctx.metrics.text(), new RegExp(`vpnlb_kernel_return_path_missing\\{service="ike",backend="${bad.name}"\\} 1`));
+  } finally {
+    await topo.ns(bad.name).exec('ip', ['route', 'del', 'blackhole', '198.18.1.0/24']);
+  }
+
+  await dp2.stop();
+  assert.doesNotMatch(await lbNft('list', 'tables'), new RegExp(`\\b${table}\\b`));
+});
+
+test('source-ip IPv4: both ports of a client reach the server decide() names for its address', { skip }, async () => {
+  const table = 'kdpsrc';
+  const { ctx, controller } = ctxFor(yamlFor({ vip: VIP4, family: 4, affinity: 'source-ip', table }));
+  const snap = controller.service('ike') as ServiceSnapshot;
+  const dp = new KernelIkeDataPlane(snap.service as never, ctx, { netns: lb.name, pollIntervalMs: 0 });
+  await dp.start(snap);
+  try {
+    for (const addr of CLIENTS4) {
+      const want = decide(snap, { address: addr }).backend?.name;
+      for (let i = 0; i < 3; i++) {
+        const spi = randomBytes(8);
+        assert.equal((await send(addr, 0, VIP4, 500, ikeHeader(spi))).reply, `ack:${want}`);
+        assert.equal((await send(addr, 0, VIP4, 4500, ike4500(spi))).reply, `ack:${want}`);
+        // No pin needed: ESP is placed by the address too.
+        assert.equal((await send(addr, 0, VIP4, 4500, esp())).reply, `ack:${want}`);
+      }
+      assert.equal(received.filter((r) => r.raddr === addr).at(-1)?.srv, want);
+    }
+  } finally {
+    await dp.stop();
+  }
+});
+
+test('ike-spi IPv6 VIP: 500 and 4500 of each SA reach the server decide() predicts', { skip }, async () => {
+  const table = 'kdpv6';
+  const { ctx, controller } = ctxFor(yamlFor({ vip: VIP6, family: 6, table }));
+  const snap = controller.service('ike') as ServiceSnapshot;
+  const dp = new KernelIkeDataPlane(snap.service as never, ctx, { netns: lb.name, pollIntervalMs: 0 });
+  await dp.start(snap);
+  try {
+    const seen = new Set<string>();
+    for (let i = 0; i < 8; i++) {
+      const spi = randomBytes(8);
+      const want = decide(snap, { address: CLIENT6, spi }).backend?.name as string;
+      seen.add(want);
+      const r500 = await send(CLIENT6, 0, VIP6, 500, ikeHeader(spi));
+      const r4500 = await send(CLIENT6, 0, VIP6, 4500, ike4500(spi));
+      assert.equal(r500.reply, `ack:${want}`);
+      assert.equal(r4500.reply, `ack:${want}`);
+      assert.equal(serverOf(CLIENT6, r4500.port, 4500)[0]?.srv, want, 'server sees the real IPv6 client address');
+      await lb.exec('conntrack', ['-D', '-f', 'ipv6', '-p', 'udp', '--orig-src', CLIENT6, '--orig-port-src', String(r4500.port)]).catch(() => '');
+      assert.equal((await send(CLIENT6, r4500.port, VIP6, 4500, esp())).reply, `ack:${want}`, 'IPv6 ESP follows the pin');
+    }
+    assert.ok(seen.size >= 2);
+  } finally {
+    await dp.stop();
+  }
+});
+
+test('vpnlb stop --config removes the tables of that configuration and nothing else', { skip }, async () => {
+  const { writeFileSync, mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { vpnlbArgv } = await import('../../lab/vpnlb-process.js');
+  const table = 'kdpstop';
+  const yaml = yamlFor({ vip: VIP4, family: 4, table });
+  const { ctx, controller } = ctxFor(yaml);
+  const snap = controller.service('ike') as ServiceSnapshot;
+  const dp = new KernelIkeDataPlane(snap.service as never, ctx, { netns: lb.name, pollIntervalMs: 0 });
+  await dp.start(snap);
+  await dp.stop({ keepState: true });
+  await lbNft('add', 'table', 'ip', 'notvpnlb');
+  const dir = mkdtempSync(join(tmpdir(), 'kdp-'));
+  try {
+    const file = join(dir, 'vpnlb.yaml');
+    writeFileSync(file, yaml);
+    const [node, ...args] = vpnlbArgv(['stop', '--config', file]);
+    const out = await lb.exec(node as string, args);
+    assert.match(out, new RegExp(`deleted nftables table ip ${table}`));
+    const tables = await lbNft('list', 'tables');
+    assert.doesNotMatch(tables, new RegExp(`\\b${table}\\b`));
+    assert.match(tables, /\bnotvpnlb\b/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    await lbNft('delete', 'table', 'ip', 'notvpnlb').catch(() => '');
+  }
+});
