@@ -140,3 +140,20 @@ test('parseDuration', () => {
   assert.equal(parseDuration('1.5s'), 1500);
   assert.throws(() => parseDuration('5 s'));
 });
+
+test('two kernel IKEv2 services of one family need distinct nftables tables', () => {
+  const r = checkConfigText(`${MINIMAL}    - { name: ike2, virtualIp: 198.19.0.2, pool: rras }\n`);
+  assert.ok(r.issues.some((i) => i.severity === 'error' && /nftables table "vpnlb"/.test(i.message) && i.path === 'services.ikev2[1]'));
+  const distinct = checkConfigText(`${MINIMAL}    - { name: ike2, virtualIp: 198.19.0.2, pool: rras, table: vpnlb2 }\n`);
+  assert.ok(distinct.config, JSON.stringify(distinct.issues));
+  const families = checkConfigText(`
+pools:
+  rras: { backends: [{ name: r4, address: 198.18.1.10 }] }
+  rras6: { backends: [{ name: r6, address: "2001:db8::10" }] }
+services:
+  ikev2:
+    - { name: a, virtualIp: 198.19.0.1, pool: rras }
+    - { name: b, virtualIp: "2001:db8::1", pool: rras6 }
+`);
+  assert.ok(families.config, 'an IPv4 and an IPv6 service share the table name (one table per family)');
+});

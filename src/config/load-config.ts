@@ -356,6 +356,11 @@ function semanticChecks(raw: unknown, add: AddIssue, baseDir: string): void {
         seen.add(a);
       });
     }
+    if (s.dataplane !== 'userspace' && typeof s.virtualIp === 'string' && isIP(s.virtualIp) !== 0) {
+      // The kernel plane owns one nftables table per (family, table name).
+      const table = typeof s.table === 'string' ? s.table : DEFAULTS.ikev2.table;
+      claim(`nft/${isIP(s.virtualIp)}/${table}`, [...base, ...(s.table === undefined ? [] : ['table'])], `nftables table "${table}" (IPv${isIP(s.virtualIp)}; set a distinct "table" on each IKEv2 service of one address family)`);
+    }
     if (s.method !== undefined && s.method !== 'maglev' && s.dataplane !== 'userspace') {
       add('error', [...base, 'method'], `method ${String(s.method)} needs per-client state in userspace; the kernel data plane uses maglev (set dataplane: userspace, or drop method)`);
     }
