@@ -1,0 +1,135 @@
+/**
+ * Bad input at the SSTP proxy: each case gets a clear outcome (the connection is closed, the
+ * reason counted in vpnlb_sstp_rejected_total) and a tunnel opened before keeps working.
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { setImmediate as tick } from 'node:timers/promises';
+import { describe, it } from 'node:test';
+import { NODE_TLS13_CLIENT_HELLO } from '../../protocol/tls/tls-fixtures.js';
+import { startProxyLab, type ProxyLab } from './sstp-test-lab.js';
+
+/** Opens a raw TCP connection, sends `bytes`, optionally half-closes, and resolves when the proxy closes it. */
+async function rawExchange(lab: ProxyLab, bytes: Uint8Array, options: { end?: boolean } = {}): Promise<{ received: number }> {
+  const s = net.connect(lab.proxy.port(), '127.0.0.1');
+  s.on('error', () => {});
+  let received = 0;
+  s.on('data', (d: Buffer) => (received += d.length));
+  await new Promise((r) => s.once('connect', r));
+  if (bytes.length > 0) s.write(bytes);
+  if (options.end) s.end();
+  await new Promise((r) => s.once('close', r));
+  return { received };
+}
+
+/** A relay that forwards client → proxy one octet per write (Nagle off), proxy → client as is. */
+async function tinyWriteRelay(target: number): Promise<{ port: number; close(): void }> {
+  const server = net.createServer((c) => {
+    const up = net.connect({ port: target, host: '127.0.0.1', noDelay: true });
+    c.on('error', () => up.destroy());
+    up.on('error', () => c.destroy());
+    up.pipe(c);
+    let chain = Promise.resolve();
+    c.on('data', (chunk: Buffer) => {
+      chain = chain.then(async () => {
+        for (const b of chunk) {
+          up.write(Uint8Array.of(b));
+          await tick();
+        }
+      });
+    });
+    c.on('end', () => void chain.then(() => up.end()));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return { port: (server.address() as net.AddressInfo).port, close: () => server.close() };
+}
+
+describe('SstpProxy bad input', () => {
+  it('refuses non-TLS, truncated, oversized and slowloris clients; accepts a hello in one-octet writes; other tunnels untouched', async () => {
+    const lab = await startProxyLab({ backends: [{ name: 'rras1' }, { name: 'rras2' }], service: { handshakeTimeout: '300ms' } });
+    try {
+      const bystander = await lab.client();
+
+      // Plain HTTP where TLS is expected.
+      await rawExchange(lab, Buffer.from('SSTP_DUPLEX_POST /sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/ HTTP/1.1\r\n\r\n'));
+      assert.equal(await lab.metric('vpnlb_sstp_rejected_total', { reason: 'tls-not-tls' }), 1);
+
+      // A truncated ClientHello, then FIN.
+      await rawExchange(lab, NODE_TLS13_CLIENT_HELLO.subarray(0, 120), { end: true });
+      assert.equal(await lab.metric('vpnlb_sstp_rejected_total', { reason: 'tls-truncated' }), 1);
+
+      // A ClientHello announcing more than 64 KiB: refused from its header, nothing buffered.
+      await rawExchange(lab, Buffer.from('1603010009' + '01010001' + '0303', 'hex'));
+      assert.equal(await lab.metric('vpnlb_sstp_rejected_total', { reason: 'tls-too-large' }), 1);
+
+      // Slowloris: three octets, then silence: closed by handshakeTimeout.
+      await rawExchange(lab, Buffer.from('160301', 'hex'));
+      assert.equal(await lab.metric('vpnlb_sstp_rejected_total', { reason: 'handshake-timeout' }), 1);
+
+      // A client that connects and sends nothing is closed by the same timeout.
+      await rawExchange(lab, new Uint8Array(0));
+      assert.equal(await lab.metric('vpnlb_sstp_rejected_total', { reason: 'handshake-timeout' }), 2);
+
+      // No server ever saw any of them.
+      const total = [...lab.sims.values()].reduce((n, s) => n + s.report().connections.length, 0);
+      assert.equal(total, 1);
+
+      // A real client whose ClientHello arrives one octet per write works.
+      const relay = await tinyWriteRelay(lab.proxy.port());
+      try {
+        const slow = await lab.client({ port: relay.port, timeoutMs: 10_000 });
+        await slow.echo();
+        await slow.close();
+      } finally {
+        relay.close();
+      }
+      await bystander.echo();
+    } finally {
+      await lab.close();
+    }
+  });
+
+  it('a server that accepts and never answers: the client is closed and counted, the next client is served', async () => {
+    const lab = await startProxyLab({ backends: [{ name: 'hung', silent: true }, { name: 'good' }], service: { handshakeTimeout: '300ms' } });
+    try {
+      // Least connections with a rotating start: within two clients one lands on the hung server.
+      const results = await Promise.allSettled([lab.client({ timeoutMs: 3_000 }), lab.client({ timeoutMs: 3_000 })]);
+      assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+      assert.equal(await lab.metric('vpnlb_sstp_rejected_total', { reason: 'backend-no-answer' }), 1);
+      assert.equal(await lab.metric('vpnlb_sstp_backend_failures_total', { backend: 'hung', reason: 'no-answer' }), 1);
+      assert.equal(lab.sims.get('hung')?.report().connections.length, 1);
+      const ok = results.find((r) => r.status === 'fulfilled');
+      if (ok?.status === 'fulfilled') await ok.value.echo();
+      await eventually0(lab);
+    } finally {
+      await lab.close();
+    }
+  });
+
+  it('a server that refuses connections: the next backend is tried; with none left the client is refused', async () => {
+    const lab = await startProxyLab({ backends: [{ name: 'gone', absent: true }, { name: 'good' }] });
+    try {
+      for (let i = 0; i < 3; i++) await (await lab.client()).echo();
+      assert.equal(lab.sims.get('good')?.report().connections.length, 3);
+      assert.ok((await lab.metric('vpnlb_sstp_backend_failures_total', { backend: 'gone', reason: 'connect-failed' })) >= 1);
+    } finally {
+      await lab.close();
+    }
+    const lonely = await startProxyLab({ backends: [{ name: 'gone', absent: true }] });
+    try {
+      await assert.rejects(lonely.client({ timeoutMs: 3_000 }), /closed/);
+      assert.equal(await lonely.metric('vpnlb_sstp_rejected_total', { reason: 'backend-connect-failed' }), 1);
+    } finally {
+      await lonely.close();
+    }
+  });
+});
+
+/** After the failures, no connection is still counted against any backend. */
+async function eventually0(lab: ProxyLab): Promise<void> {
+  const start = Date.now();
+  while (lab.controller.connections('sstp').get('hung') !== 0) {
+    if (Date.now() - start > 3_000) assert.fail('the hung server still holds a counted connection');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

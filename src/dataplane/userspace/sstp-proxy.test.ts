@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { eventually, startProxyLab } from './sstp-test-lab.js';
+
+describe('SstpProxy passthrough', () => {
+  it('least connections spreads concurrent tunnels evenly; each server saw Call Connect Requests and PPP', async () => {
+    const lab = await startProxyLab({ backends: [{ name: 'rras1' }, { name: 'rras2' }, { name: 'rras3' }] });
+    try {
+      const clients = await Promise.all(Array.from({ length: 12 }, () => lab.client()));
+      const perServer = [...lab.sims.values()].map((s) => s.report().connections.filter((c) => c.callConnectRequests === 1 && c.pppFrames.length === 1).length);
+      assert.deepEqual(perServer, [4, 4, 4]);
+      const st = lab.proxy.status();
+      assert.deepEqual(Object.values(st.backends).map((b) => b.connections), [4, 4, 4]);
+      assert.match(st.listeners[0] ?? '', /^tcp 127\.0\.0\.1:\d+$/);
+      assert.equal(await lab.metric('vpnlb_sstp_connections_total', { via: 'balancer' }), 12);
+      // The servers see the balancer's loopback address, and the traffic is counted both ways.
+      assert.ok((st.backends['rras1']?.bytesIn ?? 0) > 0 && (st.backends['rras1']?.bytesOut ?? 0) > 0);
+      await Promise.all(clients.map((c) => c.close()));
+      await eventually(() => [...lab.controller.connections('sstp').entries()].length === 0, 'connection counts back to zero');
+      assert.equal(lab.proxy.openConnections(), 0);
+    } finally {
+      await lab.close();
+    }
+  });
+
+  it('weights count: weights 3 and 1 get 6 and 2 of 8 tunnels', async () => {
+    const lab = await startProxyLab({ backends: [{ name: 'big', weight: 3 }, { name: 'small', weight: 1 }] });
+    try {
+      for (let i = 0; i < 8; i++) await lab.client();
+      assert.deepEqual(Object.values(lab.proxy.status().backends).map((b) => b.connections), [6, 2]);
+    } finally {
+      await lab.close();
+    }
+  });
+
+  it('a resumed TLS 1.2 session reaches the server that issued it', async () => {
+    const lab = await startProxyLab({ backends: [{ name: 'rras1' }, { name: 'rras2' }, { name: 'rras3' }], maxTlsVersion: 'TLSv1.2' });
+    try {
+      const first = await lab.client({ maxVersion: 'TLSv1.2' });
+      const session = first.session;
+      assert.ok(session);
+      await first.close();
+      const issuer = [...lab.sims.values()].find((s) => s.report().connections.length === 1);
+      assert.ok(issuer);
+      for (let i = 0; i < 4; i++) {
+        const again = await lab.client({ maxVersion: 'TLSv1.2', session });
+        assert.equal(again.isSessionReused, true, `resumption ${i} was accepted by the server`);
+        await again.close();
+      }
+      assert.equal(issuer.report().connections.length, 5);
+      assert.equal(issuer.report().connections.filter((c) => c.resumed).length, 4);
+      assert.equal(await lab.metric('vpnlb_sstp_persistence_total', { kind: 'tls-session', result: 'hit' }), 4);
+      assert.equal(await lab.metric('vpnlb_sstp_sessions_learned_total'), 1 + 4);
+    } finally {
+      await lab.close();
+    }
+  });
+
+  it('without persistence the same resumptions scatter (the test above can fail)', async () => {
+    const lab = await startProxyLab({ backends: [{ name: 'rras1' }, { name: 'rras2' }, { name: 'rras3' }], maxTlsVersion: 'TLSv1.2', service: { persistence: 'none' } });
+    try {
+      const first = await lab.client({ maxVersion: 'TLSv1.2' });
+      const session = first.session;
+      await first.close();
+      let reused = 0;
+      for (let i = 0; i < 4; i++) {
+        const again = await lab.client({ maxVersion: 'TLSv1.2', ...(session ? { session } : {}) });
+        if (again.isSessionReused) reused++;
+        await again.close();
+      }
+      assert.ok(reused < 4, `only the issuing server can resume; ${reused} of 4 resumed`);
+    } finally {
+      await lab.close();
+    }
+  });
+
+  it('drain: no new tunnels to a draining server; its tunnels stay until drainTimeout, then are closed and counted', async () => {
+    const lab = await startProxyLab({ backends: [{ name: 'rras1' }, { name: 'rras2' }], service: { drainTimeout: '400ms' } });
+    try {
+      const a = await lab.client();
+      const b = await lab.client();
+      const onRras1 = lab.sims.get('rras1')?.openConnections();
+      assert.equal(onRras1, 1);
+      lab.controller.setAdminState('rras1', 'draining');
+      const newcomers = await Promise.all([lab.client(), lab.client(), lab.client()]);
+      assert.equal(lab.sims.get('rras1')?.report().connections.length, 1, 'no new tunnel on the draining server');
+      assert.equal(lab.sims.get('rras2')?.report().connections.length, 4);
+      // The draining server's tunnel still carries traffic...
+      await a.echo();
+      await b.echo();
+      // ...until the drain deadline closes it (and only it).
+      await eventually(() => a.isClosed || b.isClosed, 'the drained tunnel to close');
+      assert.equal(await lab.metric('vpnlb_sstp_closed_total', { backend: 'rras1', reason: 'drain-timeout' }), 1);
+      const survivor = a.isClosed ? b : a;
+      await survivor.echo();
+      for (const c of newcomers) await c.echo();
+    } finally {
+      await lab.close();
+    }
+  });
+
+  it('a disabled server loses its tunnels at once; per-backend and per-service limits refuse the excess', async () => {
+    const lab = await startProxyLab({ backends: [{ name: 'rras1', maxConnections: 1 }, { name: 'rras2', maxConnections: 1 }], service: { maxConnections: 3 } });
+    try {
+      const a = await lab.client();
+      const b = await lab.client();
+      await assert.rejects(lab.client({ timeoutMs: 2_000 }), /closed/);
+      assert.equal(await lab.metric('vpnlb_sstp_rejected_total', { reason: 'no-backend' }), 1);
+      lab.controller.setAdminState('rras2', 'disabled');
+      await eventually(() => a.isClosed !== b.isClosed, 'the disabled server tunnel to close');
+      assert.equal(await lab.metric('vpnlb_sstp_closed_total', { reason: 'backend-disabled' }), 1);
+      lab.controller.setAdminState('rras2', 'enabled');
+      const c = await lab.client();
+      // Service limit: two tunnels open plus two idle sockets hit maxConnections 3.
+      const net = await import('node:net');
+      const idle = net.connect(lab.proxy.port(), '127.0.0.1');
+      await new Promise((r) => idle.once('connect', r));
+      const refused = net.connect(lab.proxy.port(), '127.0.0.1');
+      await new Promise((r) => refused.once('close', r));
+      assert.equal(await lab.metric('vpnlb_sstp_rejected_total', { reason: 'service-limit' }), 1);
+      idle.destroy();
+      await c.echo();
+    } finally {
+      await lab.close();
+    }
+  });
+
+  it('listens on IPv6 (::1) as well', async () => {
+    const lab = await startProxyLab({ backends: [{ name: 'rras1' }], virtualIp: '::1' });
+    try {
+      const c = await lab.client();
+      await c.echo();
+      assert.match(lab.proxy.status().listeners[0] ?? '', /^tcp \[::1\]:\d+$/);
+      assert.equal(lab.sims.get('rras1')?.report().connections[0]?.callConnectRequests, 1);
+    } finally {
+      await lab.close();
+    }
+  });
+});

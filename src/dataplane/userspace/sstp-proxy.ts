@@ -1,0 +1,254 @@
+/**
+ * The SSTP data plane: a userspace TCP/TLS proxy on the service's virtual IP and port.
+ *
+ * Modes (`service.mode`):
+ * - `passthrough` (default, the "SSL bridge"): TLS is not terminated; the ClientHello chooses
+ *   the backend (TLS-session persistence learned from ServerHellos, source-IP fallback where
+ *   TLS 1.3 tickets make sessions opaque), then octets flow unchanged to the server's 443.
+ * - `offload`: TLS terminated here with `service.tls`; plain HTTP to the server's 80. RRAS must
+ *   be told the front certificate's hash (`vpnlb sstp-offload-hash`).
+ * - `reencrypt`: terminated here, TLS again to the server's 443; the server's certificate must
+ *   be the front one ([MS-SSTP] crypto binding), checked at start, periodically and on every
+ *   connection; a mismatch puts the backend in error (status, log, metric) unless
+ *   `allowCertificateMismatch`.
+ *
+ * Limits: per-service `maxConnections` (accepted sockets), per-backend `maxConnections`
+ * (tunnels), `handshakeTimeout` (a client must complete its hello — slowloris — and a server
+ * must answer), `connectTimeout`, `idleTimeout`, and graceful drain: a draining backend gets no
+ * new client and its tunnels are closed only when `drainTimeout` passes.
+ */
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import tls from 'node:tls';
+import type { ConnectionCounts } from '../../balancer/balancer.js';
+import type { SstpService } from '../../config/types.js';
+import type { RuntimeContext } from '../../control/runtime.js';
+import type { ServiceSnapshot, SstpServiceSnapshot } from '../../control/snapshot.js';
+import { VpnlbError } from '../../errors.js';
+import type { BackendCounters, DataPlane, DataPlaneStatus } from '../dataplane.js';
+import { certificateMismatch, fetchServerCertificate, pemToDer } from './sstp-certificate-check.js';
+import { RateLimitedLog, sstpMetrics, type SstpCloseReason, type SstpMetrics } from './sstp-metrics.js';
+import { PersistenceTable } from './sstp-persistence.js';
+import { SstpTunnel, type TunnelHost } from './sstp-tunnel.js';
+
+/** How often a re-encrypting proxy re-checks every backend's certificate. */
+export const CERTIFICATE_CHECK_INTERVAL_MS = 60_000;
+
+export class SstpProxy implements DataPlane {
+  readonly serviceName: string;
+  // Immutable after construction.
+  readonly #service: SstpService;
+  readonly #ctx: RuntimeContext;
+  readonly #metrics: SstpMetrics;
+  readonly #log: RateLimitedLog;
+  readonly #connections: ConnectionCounts;
+  readonly #sessions: PersistenceTable;
+  readonly #clients: PersistenceTable;
+  // Mutable.
+  #snapshot: SstpServiceSnapshot | undefined;
+  #server: net.Server | undefined;
+  #frontContext: tls.SecureContext | undefined;
+  #frontDer: Buffer | undefined;
+  readonly #tunnels = new Set<SstpTunnel>();
+  readonly #drainTimers = new Map<string, NodeJS.Timeout>();
+  readonly #bytes = new Map<string, { in: number; out: number }>();
+  readonly #warnings = new Set<string>();
+  #certTimer: NodeJS.Timeout | undefined;
+  #isStopped = false;
+
+  constructor(service: SstpService, ctx: RuntimeContext) {
+    this.serviceName = service.name;
+    this.#service = service;
+    this.#ctx = ctx;
+    this.#metrics = sstpMetrics(ctx.metrics);
+    const logger = ctx.logger.child({ component: 'sstp', service: service.name });
+    this.#log = new RateLimitedLog(logger);
+    this.#connections = ctx.controller.connections(service.name);
+    this.#sessions = new PersistenceTable({ timeout: service.persistenceTimeout });
+    this.#clients = new PersistenceTable({ timeout: service.persistenceTimeout });
+  }
+
+  /** The bound port (after `start`); 0 before. */
+  port(): number {
+    return (this.#server?.address() as net.AddressInfo | null)?.port ?? 0;
+  }
+
+  /** Open tunnels and connections still in their handshake. */
+  openConnections(): number {
+    return this.#tunnels.size;
+  }
+
+  async start(snapshot: ServiceSnapshot): Promise<void> {
+    this.#snapshot = asSstp(snapshot);
+    const svc = this.#service;
+    if (svc.mode !== 'passthrough') {
+      if (!svc.tls) throw new VpnlbError('VPNLB_SSTP_TLS_CONFIG', `${svc.name}: mode ${svc.mode} needs tls.cert and tls.key`, 'client');
+      try {
+        const cert = readFileSync(svc.tls.cert);
+        const key = readFileSync(svc.tls.key);
+        this.#frontContext = tls.createSecureContext({ cert, key });
+        this.#frontDer = pemToDer(cert);
+      } catch (err) {
+        throw new VpnlbError('VPNLB_SSTP_TLS_CONFIG', `${svc.name}: cannot load tls.cert / tls.key: ${(err as Error).message}`, 'client', { cause: err });
+      }
+    }
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (s) => this.#accept(s));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) => reject(new VpnlbError('VPNLB_LISTEN', `${svc.name}: cannot listen on ${fmt(svc.virtualIp, svc.port)}: ${err.message}`, 'internal', { cause: err })));
+      server.listen({ host: svc.virtualIp, port: svc.port, ipv6Only: svc.family === 6 }, () => resolve());
+    });
+    server.on('error', (err) => this.#ctx.logger.error({ component: 'sstp', service: svc.name, err }, `${svc.name}: listener error`));
+    this.#server = server;
+    this.#applyBackendStates(this.#snapshot);
+    if (svc.mode === 'reencrypt') {
+      await this.checkCertificates();
+      this.#certTimer = setInterval(() => void this.checkCertificates(), CERTIFICATE_CHECK_INTERVAL_MS);
+      this.#certTimer.unref();
+    }
+  }
+
+  async apply(snapshot: ServiceSnapshot): Promise<void> {
+    this.#snapshot = asSstp(snapshot);
+    this.#applyBackendStates(this.#snapshot);
+  }
+
+  async stop(_options: { keepState?: boolean } = {}): Promise<void> {
+    this.#isStopped = true;
+    if (this.#certTimer) clearInterval(this.#certTimer);
+    for (const t of this.#drainTimers.values()) clearTimeout(t);
+    this.#drainTimers.clear();
+    const server = this.#server;
+    for (const t of [...this.#tunnels]) t.close('stopped');
+    if (server) await new Promise<void>((r) => server.close(() => r()));
+  }
+
+  status(): DataPlaneStatus {
+    const backends: Record<string, BackendCounters> = {};
+    for (const b of this.#snapshot?.backends ?? []) {
+      const bytes = this.#bytes.get(b.name) ?? { in: 0, out: 0 };
+      backends[b.name] = { connections: this.#connections.get(b.name), bytesIn: bytes.in, bytesOut: bytes.out };
+    }
+    const addr = this.#server?.address() as net.AddressInfo | null;
+    return {
+      dataplane: `sstp-proxy (${this.#service.mode})`,
+      listeners: addr ? [`tcp ${fmt(addr.address, addr.port)}`] : [],
+      backends,
+      warnings: [...this.#warnings],
+    };
+  }
+
+  /**
+   * Re-encryption: compares every backend's certificate with the front one, marking
+   * mismatches in error (and clearing the error once a backend presents the right one).
+   * Unreachable backends are left alone: reachability is the health monitor's job.
+   */
+  async checkCertificates(): Promise<void> {
+    const snap = this.#snapshot;
+    const front = this.#frontDer;
+    if (!snap || !front || this.#service.mode !== 'reencrypt') return;
+    await Promise.all(
+      snap.backends.map(async (b) => {
+        const r = await fetchServerCertificate(b.address, this.#backendPort(), { timeoutMs: this.#service.connectTimeout });
+        if (!r.ok || this.#isStopped) return;
+        const mismatch = certificateMismatch(front, r.der);
+        if (mismatch) this.#onCertificateMismatch(b.name, mismatch);
+        else if (b.error?.startsWith('certificate differs')) this.#ctx.controller.setError(this.serviceName, b.name, undefined);
+      }),
+    );
+  }
+
+  #backendPort(): number {
+    return this.#service.backendPort;
+  }
+
+  #onCertificateMismatch(backend: string, message: string): void {
+    if (this.#service.allowCertificateMismatch) {
+      const w = `${backend}: ${message} (allowed by allowCertificateMismatch)`;
+      if (!this.#warnings.has(w)) this.#ctx.logger.warn({ component: 'sstp', service: this.serviceName, backend }, `${this.serviceName}: ${w}`);
+      this.#warnings.add(w);
+      return;
+    }
+    const current = this.#snapshot?.backends.find((b) => b.name === backend)?.error;
+    if (current !== message) this.#ctx.logger.error({ component: 'sstp', service: this.serviceName, backend }, `${this.serviceName}: backend ${backend} refused: ${message}`);
+    this.#ctx.controller.setError(this.serviceName, backend, message);
+  }
+
+  #accept(socket: net.Socket): void {
+    const svc = this.#service;
+    if (this.#isStopped) return void socket.destroy();
+    if (svc.maxConnections > 0 && this.#tunnels.size >= svc.maxConnections) {
+      this.#metrics.rejected.inc({ service: svc.name, reason: 'service-limit' });
+      this.#log.warn('service-limit', { component: 'sstp', service: svc.name, client: socket.remoteAddress }, `${svc.name}: refused ${socket.remoteAddress}: the service has ${this.#tunnels.size} connections (maxConnections ${svc.maxConnections})`);
+      socket.on('error', () => {});
+      socket.destroy();
+      return;
+    }
+    const host: TunnelHost = {
+      serviceName: svc.name,
+      snapshot: () => this.#snapshot as SstpServiceSnapshot,
+      connections: this.#connections,
+      sessions: this.#sessions,
+      clients: this.#clients,
+      metrics: this.#metrics,
+      log: this.#log,
+      logger: this.#ctx.logger,
+      frontContext: this.#frontContext,
+      frontDer: this.#frontDer,
+      backendPort: this.#backendPort(),
+      certificateMismatch: (b, m) => this.#onCertificateMismatch(b, m),
+      countBytes: (b, dir, n) => {
+        let e = this.#bytes.get(b);
+        if (!e) this.#bytes.set(b, (e = { in: 0, out: 0 }));
+        if (dir === 'to-backend') e.in += n;
+        else e.out += n;
+        this.#metrics.bytes.inc({ service: svc.name, backend: b, direction: dir }, n);
+      },
+      removed: (t) => this.#tunnels.delete(t),
+    };
+    const tunnel = new SstpTunnel(host, socket);
+    this.#tunnels.add(tunnel);
+    tunnel.start();
+  }
+
+  /** Drain deadlines, and tunnels of backends that left (down, disabled, removed). */
+  #applyBackendStates(snap: SstpServiceSnapshot): void {
+    const byName = new Map(snap.backends.map((b) => [b.name, b]));
+    for (const b of snap.backends) {
+      if (b.state === 'draining') {
+        if (!this.#drainTimers.has(b.name)) {
+          const timer = setTimeout(() => {
+            this.#drainTimers.delete(b.name);
+            this.#closeBackend(b.name, 'drain-timeout');
+          }, this.#service.drainTimeout);
+          timer.unref();
+          this.#drainTimers.set(b.name, timer);
+          this.#ctx.logger.info({ component: 'sstp', service: this.serviceName, backend: b.name, tunnels: this.#connections.get(b.name) }, `${this.serviceName}: draining ${b.name}: ${this.#connections.get(b.name)} tunnels stay until they end or ${this.#service.drainTimeout} ms pass`);
+        }
+      } else {
+        const t = this.#drainTimers.get(b.name);
+        if (t) clearTimeout(t);
+        this.#drainTimers.delete(b.name);
+      }
+      if (b.state === 'disabled') this.#closeBackend(b.name, 'backend-disabled');
+      else if (b.state === 'down') this.#closeBackend(b.name, 'backend-down');
+    }
+    for (const t of this.#tunnels) if (t.backend && !byName.has(t.backend)) t.close('backend-removed');
+  }
+
+  #closeBackend(name: string, reason: SstpCloseReason): void {
+    for (const t of [...this.#tunnels]) if (t.backend === name && (t.state === 'open' || t.state === 'connecting')) t.close(reason);
+    if (reason !== 'drain-timeout') {
+      this.#sessions.forgetBackend(name);
+      this.#clients.forgetBackend(name);
+    }
+  }
+}
+
+function asSstp(s: ServiceSnapshot): SstpServiceSnapshot {
+  if (s.kind !== 'sstp') throw new VpnlbError('VPNLB_DATAPLANE_APPLY', `${s.name}: the SSTP proxy got a ${s.kind} snapshot`, 'internal');
+  return s;
+}
+
+function fmt(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}

@@ -1,0 +1,320 @@
+/**
+ * One SSTP client connection through the proxy, from accept to close: an explicit state
+ * machine `hello → connecting → open → closed`.
+ *
+ * - passthrough: the ClientHello is read incrementally (bounded) from the raw stream and kept;
+ *   the backend is chosen from it (persistence, then the balancer); the kept octets are sent
+ *   verbatim, and the ServerHello coming back is parsed once to learn the session id.
+ * - offload / reencrypt: TLS is terminated with the front certificate (node:tls), then the
+ *   plaintext goes to the backend over TCP (offload) or a new TLS connection (reencrypt, whose
+ *   certificate must equal the front one).
+ *
+ * Every refusal is counted, logged (rate-limited) and closes only this connection.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import type { ConnectionCounts } from '../../balancer/balancer.js';
+import type { SstpServiceSnapshot } from '../../control/snapshot.js';
+import type { ClientHelloInfo } from '../../protocol/tls/hello.js';
+import { TlsHelloReader } from '../../protocol/tls/hello-reader.js';
+import { TLS_1_2, MAX_HELLO_LENGTH } from '../../protocol/tls/tls-constants.js';
+import { certificateMismatch } from './sstp-certificate-check.js';
+import { chooseBackend, type ChoiceVia } from './sstp-choose-backend.js';
+import type { RateLimitedLog, SstpCloseReason, SstpMetrics, SstpRejectReason } from './sstp-metrics.js';
+import type { PersistenceTable } from './sstp-persistence.js';
+import type { Logger } from '../../log/logger.js';
+
+/** Raw client octets kept while reading a hello: the hello plus record headers, bounded. */
+const MAX_PENDING = 4 * MAX_HELLO_LENGTH;
+/** At most this many backends are tried for one client before giving up. */
+const MAX_CONNECT_ATTEMPTS = 2;
+
+/** What a tunnel needs from its proxy. */
+export interface TunnelHost {
+  readonly serviceName: string;
+  snapshot(): SstpServiceSnapshot;
+  readonly connections: ConnectionCounts;
+  readonly sessions: PersistenceTable;
+  readonly clients: PersistenceTable;
+  readonly metrics: SstpMetrics;
+  readonly log: RateLimitedLog;
+  readonly logger: Logger;
+  /** Front TLS (offload, reencrypt). */
+  readonly frontContext: tls.SecureContext | undefined;
+  readonly frontDer: Buffer | undefined;
+  /** Backend port for this mode. */
+  readonly backendPort: number;
+  /** A reencrypt backend presented another certificate. */
+  certificateMismatch(backend: string, message: string): void;
+  /** Byte counters. */
+  countBytes(backend: string, direction: 'to-backend' | 'to-client', n: number): void;
+  removed(t: SstpTunnel): void;
+}
+
+export type TunnelState = 'hello' | 'connecting' | 'open' | 'closed';
+
+let nextTunnelId = 1;
+
+export class SstpTunnel {
+  readonly id = nextTunnelId++;
+  readonly clientAddress: string;
+  readonly clientPort: number;
+  #state: TunnelState = 'hello';
+  #backend: string | undefined;
+  #via: ChoiceVia | undefined;
+  #isCounted = false;
+  #front: net.Socket | tls.TLSSocket;
+  #upstream: net.Socket | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  readonly #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  #hello: ClientHelloInfo | undefined;
+  readonly #tried = new Set<string>();
+
+  constructor(
+    readonly host: TunnelHost,
+    readonly client: net.Socket,
+  ) {
+    this.clientAddress = normalizeAddress(client.remoteAddress ?? '');
+    this.clientPort = client.remotePort ?? 0;
+    this.#front = client;
+  }
+
+  get state(): TunnelState {
+    return this.#state;
+  }
+
+  get backend(): string | undefined {
+    return this.#backend;
+  }
+
+  /** Begins reading the client (passthrough) or the front TLS handshake (offload, reencrypt). */
+  start(): void {
+    const svc = this.host.snapshot().service;
+    this.client.on('error', () => this.#destroy());
+    this.client.on('close', () => this.#onSideClosed('client'));
+    this.#timer = setTimeout(() => this.#reject('handshake-timeout', `no complete ${svc.mode === 'passthrough' ? 'ClientHello' : 'TLS handshake'} within ${svc.handshakeTimeout} ms`), svc.handshakeTimeout);
+    if (svc.mode === 'passthrough') {
+      const reader = new TlsHelloReader('client-hello');
+      const onData = (chunk: Buffer) => {
+        this.#pending.push(chunk);
+        this.#pendingBytes += chunk.length;
+        const r = reader.push(chunk);
+        if (r.kind === 'need-more') {
+          if (this.#pendingBytes > MAX_PENDING) this.#reject('tls-too-large', `${this.#pendingBytes} octets without a complete ClientHello`);
+          return;
+        }
+        this.client.off('data', onData);
+        this.client.off('end', onEnd);
+        this.client.pause();
+        if (r.kind === 'invalid') return this.#reject(`tls-${r.code}`, r.detail);
+        this.#hello = r.hello;
+        clearTimeout(this.#timer);
+        this.#connect();
+      };
+      const onEnd = () => {
+        if (this.#pendingBytes === 0) return this.#reject('client-closed', 'client closed without sending anything');
+        const r = reader.end();
+        if (r.kind === 'invalid') this.#reject(`tls-${r.code}`, r.detail);
+      };
+      this.client.on('data', onData);
+      this.client.on('end', onEnd);
+      return;
+    }
+    const front = new tls.TLSSocket(this.client, { isServer: true, ...(this.host.frontContext ? { secureContext: this.host.frontContext } : {}) });
+    this.#front = front;
+    front.on('error', (err) => {
+      if (this.#state === 'hello') this.#reject('tls-handshake-failed', err.message);
+      else this.#destroy();
+    });
+    front.once('secure', () => {
+      if (this.#state !== 'hello') return;
+      clearTimeout(this.#timer);
+      front.pause();
+      this.#connect();
+    });
+  }
+
+  /** Closes an established (or connecting) tunnel on vpnlb's initiative. */
+  close(reason: SstpCloseReason): void {
+    if (this.#state === 'closed') return;
+    if (this.#backend) this.host.metrics.closed.inc({ service: this.host.serviceName, backend: this.#backend, reason });
+    this.host.logger.info({ component: 'sstp', service: this.host.serviceName, backend: this.#backend, client: this.clientAddress, reason }, `closing tunnel from ${this.clientAddress} to ${this.#backend ?? '-'}: ${reason}`);
+    this.#destroy();
+  }
+
+  #connect(): void {
+    const snap = this.host.snapshot();
+    const choice = chooseBackend({
+      snapshot: snap,
+      clientAddress: this.clientAddress,
+      ...(this.#hello ? { hello: this.#hello } : {}),
+      sessions: this.host.sessions,
+      clients: this.host.clients,
+      connections: this.host.connections,
+      exclude: this.#tried,
+    });
+    const svc = this.host.serviceName;
+    if (choice.persistenceMiss) this.host.metrics.persistence.inc({ service: svc, kind: snap.service.persistence, result: choice.persistenceMiss });
+    if (choice.via !== 'balancer') this.host.metrics.persistence.inc({ service: svc, kind: choice.via, result: 'hit' });
+    const backend = choice.backend;
+    if (!backend) {
+      return this.#reject(this.#tried.size > 0 ? 'backend-connect-failed' : 'no-backend', this.#tried.size > 0 ? `every backend tried failed (${[...this.#tried].join(', ')})` : 'no backend can take a new client (all down, draining, disabled or full)');
+    }
+    this.#state = 'connecting';
+    this.#backend = backend.name;
+    this.#via = choice.via;
+    this.#tried.add(backend.name);
+    this.host.connections.increment(backend.name); // counted now, so a burst spreads (least connections)
+    this.#isCounted = true;
+    const mode = snap.service.mode;
+    const opts = { host: backend.address, port: this.host.backendPort, allowHalfOpen: true };
+    const up: net.Socket = mode === 'reencrypt'
+      ? tls.connect({ ...opts, rejectUnauthorized: false, ...(this.#sni() ? { servername: this.#sni() } : {}) })
+      : net.connect(opts);
+    this.#upstream = up;
+    const connectTimeout = setTimeout(() => fail('connect-timeout', `no connection within ${snap.service.connectTimeout} ms`), snap.service.connectTimeout);
+    let connected = false;
+    const fail = (reason: string, detail: string) => {
+      if (connected || this.#state !== 'connecting') return;
+      clearTimeout(connectTimeout);
+      up.removeAllListeners();
+      up.on('error', () => {});
+      up.destroy();
+      this.#release();
+      this.host.metrics.backendFailures.inc({ service: svc, backend: backend.name, reason });
+      this.host.log.warn(`backend-${reason}`, { component: 'sstp', service: svc, backend: backend.name, client: this.clientAddress }, `${svc}: backend ${backend.name} (${backend.address}:${this.host.backendPort}): ${detail}`);
+      if (this.#tried.size < MAX_CONNECT_ATTEMPTS) return this.#connect();
+      this.#reject(reason === 'certificate-mismatch' ? 'certificate-mismatch' : 'backend-connect-failed', `backend ${backend.name}: ${detail}`);
+    };
+    up.once('error', (err) => fail('connect-failed', err.message));
+    up.once(mode === 'reencrypt' ? 'secureConnect' : 'connect', () => {
+      if (this.#state !== 'connecting') return;
+      clearTimeout(connectTimeout);
+      if (mode === 'reencrypt' && this.host.frontDer) {
+        const mismatch = certificateMismatch(this.host.frontDer, (up as tls.TLSSocket).getPeerCertificate().raw);
+        if (mismatch && !snap.service.allowCertificateMismatch) {
+          // The server is put in error (no more traffic); this client, whose plaintext has not
+          // been sent anywhere yet, may still be served by another server.
+          // Retry first, then report: the report closes tunnels still bound to this server.
+          fail('certificate-mismatch', mismatch);
+          return this.host.certificateMismatch(backend.name, mismatch);
+        }
+      }
+      connected = true;
+      this.#open(up, backend.name);
+    });
+  }
+
+  #open(up: net.Socket, backend: string): void {
+    const snap = this.host.snapshot();
+    const svc = this.host.serviceName;
+    this.#state = 'open';
+    up.removeAllListeners('error');
+    up.on('error', () => this.#destroy());
+    up.on('close', () => this.#onSideClosed('backend'));
+    this.host.metrics.accepted.inc({ service: svc, backend, via: this.#via ?? 'balancer' });
+    this.host.metrics.open.inc({ service: svc, backend });
+    if (snap.service.persistence !== 'none') this.host.clients.set(this.clientAddress, backend);
+
+    // The backend must say something within handshakeTimeout of the client's first octets
+    // (a server that accepts and never answers would otherwise hold the client forever).
+    const noAnswer = () => {
+      this.host.metrics.backendFailures.inc({ service: svc, backend, reason: 'no-answer' });
+      this.#reject('backend-no-answer', `backend ${backend} sent nothing within ${snap.service.handshakeTimeout} ms`);
+    };
+    let answerTimer: NodeJS.Timeout | undefined;
+    let hasAnswered = false;
+    const armAnswerTimer = () => {
+      if (!answerTimer && !hasAnswered) answerTimer = setTimeout(noAnswer, snap.service.handshakeTimeout);
+    };
+    const serverHello = snap.service.mode === 'passthrough' && snap.service.persistence === 'tls-session' ? new TlsHelloReader('server-hello') : undefined;
+    const onFirstBackendData = (chunk: Buffer) => {
+      hasAnswered = true;
+      if (answerTimer) clearTimeout(answerTimer);
+      answerTimer = undefined;
+      this.#front.off('data', armAnswerTimer);
+      if (!serverHello) return up.off('data', onFirstBackendData);
+      const r = serverHello.push(chunk);
+      if (r.kind === 'need-more') return;
+      up.off('data', onFirstBackendData); // one answer is all persistence needs: stop parsing
+      // RFC 8446 §4.1.3: a TLS 1.3 ServerHello echoes the client's id; only ≤ 1.2 ids are sessions.
+      if (r.kind === 'ok' && r.hello.selectedVersion <= TLS_1_2 && r.hello.sessionId.length > 0) {
+        this.host.sessions.set(Buffer.from(r.hello.sessionId).toString('hex'), backend);
+        this.host.metrics.learned.inc({ service: svc, backend });
+      }
+    };
+    up.on('data', onFirstBackendData);
+    up.on('data', (c: Buffer) => this.host.countBytes(backend, 'to-client', c.length));
+    this.#front.on('data', (c: Buffer) => this.host.countBytes(backend, 'to-backend', c.length));
+    this.#front.on('data', armAnswerTimer);
+    this.client.once('close', () => answerTimer && clearTimeout(answerTimer));
+
+    // Backpressure both ways (pipe pauses the source while the destination's buffer is full);
+    // `end` travels across, so a half-closed side stays open for the other direction.
+    if (this.#pending.length > 0) armAnswerTimer();
+    for (const p of this.#pending) up.write(p);
+    this.#pending.length = 0;
+    this.#front.pipe(up);
+    up.pipe(this.#front);
+    this.#front.resume();
+
+    // Tunnels are long-lived: idle means neither side sent anything for idleTimeout.
+    this.client.setTimeout(snap.service.idleTimeout, () => this.close('idle-timeout'));
+  }
+
+  #sni(): string | undefined {
+    const front = this.#front;
+    return front instanceof tls.TLSSocket ? ((front as tls.TLSSocket & { servername?: string | false }).servername || undefined) : undefined;
+  }
+
+  #onSideClosed(side: 'client' | 'backend'): void {
+    if (this.#state === 'hello') {
+      if (side === 'client') this.#reject('client-closed', `client closed after ${this.#pendingBytes} octets, before its hello was complete`);
+      return;
+    }
+    if (this.#state === 'connecting') {
+      if (side === 'client') this.#destroy(); // the client gave up while we were connecting
+      return;
+    }
+    // One side is fully closed: let the other finish writing what it has, then close it too.
+    const other = side === 'client' ? this.#upstream : this.#front;
+    if (other && !other.destroyed) {
+      other.end();
+      setTimeout(() => this.#destroy(), 2_000).unref();
+    } else {
+      this.#destroy();
+    }
+  }
+
+  #reject(reason: SstpRejectReason, detail: string): void {
+    if (this.#state === 'closed') return;
+    const svc = this.host.serviceName;
+    this.host.metrics.rejected.inc({ service: svc, reason });
+    this.host.log.warn(reason, { component: 'sstp', service: svc, client: this.clientAddress, backend: this.#backend }, `${svc}: refused client ${this.clientAddress}:${this.clientPort}: ${reason}: ${detail}`);
+    this.#destroy();
+  }
+
+  #release(): void {
+    if (this.#isCounted && this.#backend) this.host.connections.decrement(this.#backend);
+    this.#isCounted = false;
+  }
+
+  #destroy(): void {
+    if (this.#state === 'closed') return;
+    const wasOpen = this.#state === 'open';
+    this.#state = 'closed';
+    clearTimeout(this.#timer);
+    this.#release();
+    if (wasOpen && this.#backend) this.host.metrics.open.dec({ service: this.host.serviceName, backend: this.#backend });
+    this.#front.destroy();
+    this.client.destroy();
+    this.#upstream?.destroy();
+    this.host.removed(this);
+  }
+}
+
+/** `::ffff:192.0.2.1` (an IPv4 client on a dual-stack socket) → `192.0.2.1`. */
+function normalizeAddress(a: string): string {
+  return a.startsWith('::ffff:') && net.isIPv4(a.slice(7)) ? a.slice(7) : a;
+}
