@@ -147,13 +147,16 @@ test('a failed transaction leaves the known state; the next apply diffs against 
 });
 
 test('two IPv4 services cannot share one table; full NAT warns about error 809', async () => {
-  const yaml = `${YAML}    - { name: ike2, virtualIp: 198.19.0.2, pool: farm, nat: full }\n`;
+  // `vpnlb check` rejects two services on one table; the data plane guards again for
+  // services built any other way (two runtimes in one process).
+  const yaml = `${YAML}    - { name: ike2, virtualIp: 198.19.0.2, pool: farm, nat: full, table: other }\n`;
   const { nft, controller, make, snap } = setup(yaml);
   const config = controller.config;
   const ctx = { config, controller, logger: silentLogger(), metrics: new Metrics() };
   const dp = make();
   await dp.start(snap());
-  const other = new KernelIkeDataPlane(config.services.ikev2[1]!, ctx, { applier: nft, conntrack: new FakeConntrack(), runner, pollIntervalMs: 0 });
+  const sameTable = { ...config.services.ikev2[1]!, table: config.services.ikev2[0]!.table };
+  const other = new KernelIkeDataPlane(sameTable, ctx, { applier: nft, conntrack: new FakeConntrack(), runner, pollIntervalMs: 0 });
   await assert.rejects(other.start(controller.service('ike2') as ServiceSnapshot), { code: 'VPNLB_KERNEL_TABLE_CONFLICT' });
   await dp.stop();
   await other.start(controller.service('ike2') as ServiceSnapshot);
