@@ -5,4 +5,4 @@
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/setup.sh --peers
-exec node --test --test-timeout=600000 dist/src dist/lab dist/test
+exec node --test --test-timeout=600000 dist/src dist/lab dist/bench dist/test

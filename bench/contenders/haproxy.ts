@@ -1,0 +1,51 @@
+/**
+ * HAProxy (Debian 2.6) as a contender: `mode tcp`, one thread pinned to the balancer core;
+ * passthrough, or TLS termination with `bind … ssl crt` forwarding plain TCP.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Namespace } from '../../lab/netns.js';
+import { startDaemon, waitForListen, type Daemon } from '../lib/proc.js';
+
+export interface HaproxyCase {
+  readonly vip: string;
+  readonly port: number;
+  readonly backends: readonly string[];
+  readonly backendPort: number;
+  /** A PEM with certificate and key: terminate TLS (offload); absent: passthrough. */
+  readonly pem?: string;
+}
+
+/** haproxy.cfg for one case (pure). */
+export function haproxyConfig(c: HaproxyCase): string {
+  const servers = c.backends.map((b, i) => `  server s${i + 1} ${b}:${c.backendPort}`).join('\n');
+  return `global
+  nbthread 1
+  maxconn 9000
+  tune.ssl.cachesize 0
+  log stderr format raw local0 warning
+defaults
+  mode tcp
+  log global
+  timeout connect 5s
+  timeout client 120s
+  timeout server 120s
+frontend fe
+  bind ${c.vip}:${c.port}${c.pem ? ` ssl crt ${c.pem} no-tls-tickets` : ''}
+  maxconn 9000
+  default_backend farm
+backend farm
+  balance leastconn
+${servers}
+`;
+}
+
+/** Starts HAProxy in the foreground in `ns` on `cpu`. */
+export async function startHaproxy(ns: Namespace, cpu: number, c: HaproxyCase, dir: string): Promise<Daemon> {
+  mkdirSync(dir, { recursive: true });
+  const cfg = join(dir, 'haproxy.cfg');
+  writeFileSync(cfg, haproxyConfig(c));
+  const d = startDaemon(ns, cpu, 'haproxy', ['-db', '-f', cfg], 'haproxy');
+  await waitForListen(ns, 'tcp', c.port, 10_000, d);
+  return d;
+}

@@ -1,0 +1,91 @@
+/**
+ * vpnlb itself as a contender: `vpnlb run --config FILE` inside the balancer namespace, pinned
+ * to the balancer core (the Node process; the kernel data plane's forwarding runs in softirq on
+ * the same core through RPS, see ../lib/topology.ts).
+ */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Namespace } from '../../lab/netns.js';
+import { REPO_ROOT, vpnlbArgv } from '../../lab/vpnlb-process.js';
+import { startDaemon, waitForListen, sleep, type Daemon } from '../lib/proc.js';
+
+export type VpnlbCase =
+  | {
+      kind: 'ikev2';
+      dataplane: 'kernel' | 'userspace';
+      vip: string;
+      backends: readonly string[];
+      table: string;
+      maxFlows?: number;
+    }
+  | {
+      kind: 'sstp';
+      mode: 'passthrough' | 'offload';
+      vip: string;
+      port: number;
+      backends: readonly string[];
+      backendPort: number;
+      cert?: string;
+      key?: string;
+    };
+
+/** The data-plane source file a case needs; the contender is skipped while it has not landed. */
+export function vpnlbSourceFor(c: VpnlbCase): string {
+  if (c.kind === 'sstp') return 'src/dataplane/userspace/sstp-proxy.ts';
+  return c.dataplane === 'kernel' ? 'src/dataplane/kernel/kernel-dataplane.ts' : 'src/dataplane/userspace/udp-relay.ts';
+}
+
+/** Whether vpnlb can run this case in this tree (compiled file present), with the reason if not. */
+export function vpnlbAvailable(c: VpnlbCase): { ok: true } | { ok: false; reason: string } {
+  const src = vpnlbSourceFor(c);
+  const compiled = join(REPO_ROOT, 'dist', src.replace(/\.ts$/, '.js'));
+  if (!existsSync(join(REPO_ROOT, src))) return { ok: false, reason: `${src} is not in the tree yet` };
+  if (!existsSync(compiled)) return { ok: false, reason: `${src} did not compile to dist/` };
+  if (!existsSync(join(REPO_ROOT, 'dist/src/dataplane/registry.js'))) return { ok: false, reason: 'dist/src/dataplane/registry.js missing' };
+  return { ok: true };
+}
+
+/** The YAML configuration for a case (pure). */
+export function vpnlbConfig(c: VpnlbCase): string {
+  const backends = c.backends.map((b, i) => `      - { name: s${i + 1}, address: ${b} }`).join('\n');
+  const head = `admin: { listen: 127.0.0.1, port: 0 }\nlog: { level: warn }\npools:\n  farm:\n    backends:\n${backends}\n`;
+  if (c.kind === 'ikev2') {
+    return `${head}services:
+  ikev2:
+    - name: ike
+      virtualIp: ${c.vip}
+      pool: farm
+      dataplane: ${c.dataplane}
+      nat: ${c.dataplane === 'kernel' ? 'transparent' : 'full'}
+      affinity: ike-spi
+      method: maglev
+      table: ${c.table}
+      maxFlows: ${c.maxFlows ?? 200000}
+`;
+  }
+  return `${head}services:
+  sstp:
+    - name: sstp
+      virtualIp: ${c.vip}
+      port: ${c.port}
+      pool: farm
+      mode: ${c.mode}
+      method: least-connections
+      persistence: none
+      backendPort: ${c.backendPort}
+${c.cert && c.key ? `      tls: { cert: ${c.cert}, key: ${c.key} }\n` : ''}`;
+}
+
+/** Starts vpnlb for a case and waits until its data plane is up. */
+export async function startVpnlb(ns: Namespace, cpu: number, c: VpnlbCase, dir: string, extraNodeArgs: readonly string[] = []): Promise<Daemon> {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'vpnlb.yaml');
+  writeFileSync(file, vpnlbConfig(c));
+  const [node, ...args] = vpnlbArgv(['run', '--config', file]);
+  const d = startDaemon(ns, cpu, node!, [...extraNodeArgs, ...args], `vpnlb ${c.kind}`, { NODE_ENV: 'production' });
+  await d.waitFor((out) => out.includes('vpnlb running'), 20_000);
+  if (c.kind === 'sstp') await waitForListen(ns, 'tcp', c.port, 5_000, d);
+  else if (c.dataplane === 'userspace') await waitForListen(ns, 'udp', 4500, 5_000, d);
+  else await sleep(300); // the ruleset is applied before "vpnlb running" is printed
+  return d;
+}

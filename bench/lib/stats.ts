@@ -1,0 +1,54 @@
+/**
+ * Pure helpers for the benchmark figures: medians of repeated runs and ratios that carry the
+ * reason when they cannot be computed (a contender that could not run gives `null` + reason,
+ * never a made-up number).
+ */
+
+/** Median of the finite values (mean of the two middle ones for an even count); NaN when none. */
+export function median(values: readonly number[]): number {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return Number.NaN;
+  const mid = v.length >> 1;
+  return v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+}
+
+/** A ratio, or null with the reason it could not be computed. */
+export type Ratio = { value: number; reason?: undefined } | { value: null; reason: string };
+
+/**
+ * `numerator / denominator` where both are measured figures; a figure may be missing (the
+ * contender did not run) and then the reason travels with the null.
+ */
+export function ratio(
+  numerator: number | null | undefined,
+  denominator: number | null | undefined,
+  reasons: { numerator?: string; denominator?: string } = {},
+): Ratio {
+  if (numerator === null || numerator === undefined || !Number.isFinite(numerator)) {
+    return { value: null, reason: reasons.numerator ?? 'numerator not measured' };
+  }
+  if (denominator === null || denominator === undefined || !Number.isFinite(denominator)) {
+    return { value: null, reason: reasons.denominator ?? 'denominator not measured' };
+  }
+  if (denominator === 0) return { value: null, reason: 'denominator is zero' };
+  return { value: numerator / denominator };
+}
+
+/** The lower of two ratios (a null wins, with its reason: the lower of unknown is unknown). */
+export function lowerRatio(a: Ratio, b: Ratio): Ratio {
+  if (a.value === null) return a;
+  if (b.value === null) return b;
+  return a.value <= b.value ? a : b;
+}
+
+/** Whether a ratio meets a target (`value >= target`); null when unknown. */
+export function meets(r: Ratio, target: number): boolean | null {
+  return r.value === null ? null : r.value >= target;
+}
+
+/** Formats a number for the report: integers grouped, small values with 3 significant digits. */
+export function fmt(n: number | null | undefined, digits = 3): string {
+  if (n === null || n === undefined || !Number.isFinite(n)) return '—';
+  if (Math.abs(n) >= 1000) return Math.round(n).toLocaleString('en-US');
+  return Number(n.toPrecision(digits)).toString();
+}

@@ -1,0 +1,83 @@
+/**
+ * The benchmark topology: three namespaces joined by routed veth pairs (lab/netns.ts):
+ *
+ *   snd (generators) ── 198.18.1.0/24 ── lb (contender) ── 198.18.2.0/24 ── srv (sinks / servers)
+ *
+ * - VIP 198.19.0.1 lives on lb's loopback (proxies bind it; the kernel plane DNATs it in
+ *   prerouting). Servers are 198.18.2.2–.5 in srv (one namespace, four addresses).
+ * - UDP generator flows use raw source addresses from 198.18.16.0/20; lb routes them back to snd,
+ *   where forwarding is off so replies are dropped instead of looping.
+ * - CPU placement (2 vCPUs): the contender runs on CPU 0 (taskset), the generators and sinks on
+ *   CPU 1. veth has no IRQ: a packet sent into a veth is received by the peer in the *sender's*
+ *   softirq context (netif_rx → backlog on the current CPU). Receive Packet Steering on the
+ *   receiving end moves that work: rps_cpus on lb's two veths = CPU 0, so every forwarding /
+ *   NAT / socket-delivery cost of the balancer namespace lands on CPU 0; rps_cpus on snd's and
+ *   srv's veths = CPU 1, so sink-side delivery lands on the generator core. The balancer's core
+ *   busy fraction (from /proc/stat) therefore measures what forwarding costs.
+ */
+import { Topology, type Namespace } from '../../lab/netns.js';
+
+export const VIP = '198.19.0.1';
+export const SND_ADDR = '198.18.1.2';
+export const LB_SND_ADDR = '198.18.1.1';
+export const LB_SRV_ADDR = '198.18.2.1';
+export const SERVER_ADDRS = ['198.18.2.2', '198.18.2.3', '198.18.2.4', '198.18.2.5'] as const;
+/** Base of the raw source addresses the UDP generator uses (one address per 50 000 flows). */
+export const FLOW_SRC_BASE = '198.18.16.1';
+export const FLOW_SRC_NET = '198.18.16.0/20';
+/** Core the contender (and the balancer namespace's softirq) runs on. */
+export const BALANCER_CPU = 0;
+/** Core the generators and sinks run on. */
+export const GENERATOR_CPU = 1;
+
+export interface BenchTopology {
+  readonly topo: Topology;
+  readonly snd: Namespace;
+  readonly lb: Namespace;
+  readonly srv: Namespace;
+  /** lb's interface towards snd and towards srv. */
+  readonly lbIn: string;
+  readonly lbOut: string;
+  destroy(): Promise<void>;
+}
+
+async function setRps(ns: Namespace, ifName: string, cpu: number): Promise<void> {
+  const mask = (1 << cpu).toString(16);
+  await ns.exec('sh', ['-c', `for q in /sys/class/net/${ifName}/queues/rx-*; do echo ${mask} > $q/rps_cpus; done`]);
+}
+
+/** Builds the topology; the caller must `destroy()` it (also on failure). */
+export async function createBenchTopology(): Promise<BenchTopology> {
+  const topo = Topology.create('bench');
+  try {
+    const snd = await topo.addNamespace('snd', { forwarding: false });
+    const lb = await topo.addNamespace('lb');
+    const srv = await topo.addNamespace('srv', { forwarding: false });
+    const a = await topo.link({ a: 'snd', b: 'lb', aAddresses: [`${SND_ADDR}/24`], bAddresses: [`${LB_SND_ADDR}/24`] });
+    const b = await topo.link({
+      a: 'lb',
+      b: 'srv',
+      aAddresses: [`${LB_SRV_ADDR}/24`],
+      bAddresses: SERVER_ADDRS.map((x) => `${x}/24`),
+    });
+    await lb.exec('ip', ['addr', 'add', `${VIP}/32`, 'dev', 'lo']);
+    await topo.route('snd', 'default', LB_SND_ADDR);
+    await topo.route('srv', 'default', LB_SRV_ADDR);
+    await topo.route('lb', FLOW_SRC_NET, SND_ADDR);
+    // Raw-socket sources are not local to snd: accept what comes back without reverse-path drops.
+    for (const ns of [snd, lb, srv]) {
+      await ns.exec('sysctl', ['-qw', 'net.ipv4.conf.all.rp_filter=0']);
+      await ns.exec('sysctl', ['-qw', 'net.ipv4.conf.default.rp_filter=0']);
+    }
+    // Large bursts from the generator must not be lost in socket buffers before the contender sees them.
+    await lb.exec('sysctl', ['-qw', 'net.ipv4.ip_local_port_range=1024 65000']);
+    await setRps(lb, a.bIf, BALANCER_CPU);
+    await setRps(lb, b.aIf, BALANCER_CPU);
+    await setRps(snd, a.aIf, GENERATOR_CPU);
+    await setRps(srv, b.bIf, GENERATOR_CPU);
+    return { topo, snd, lb, srv, lbIn: a.bIf, lbOut: b.aIf, destroy: () => topo.destroy() };
+  } catch (err) {
+    await topo.destroy();
+    throw err;
+  }
+}
