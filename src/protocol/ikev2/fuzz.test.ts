@@ -21,21 +21,11 @@ import {
 } from './parse-codes.js';
 import { IkeParseStats } from './parse-stats.js';
 import { parsePayloads } from './payload-walker.js';
+import { mulberry32 } from '../../testing/prng.js';
 
 const SEED = 0x5eed1e;
 const ITERATIONS = 100_000;
 
-/** mulberry32: a small, well-known 32-bit PRNG; the same seed gives the same corpus. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const random = mulberry32(SEED);
 const int = (n: number): number => Math.floor(random() * n);

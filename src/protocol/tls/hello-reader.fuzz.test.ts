@@ -8,18 +8,8 @@ import { it } from 'node:test';
 import { TlsHelloReader, type HelloKind } from './hello-reader.js';
 import { TLS_INVALID_CODES } from './tls-constants.js';
 import * as fx from './tls-fixtures.js';
+import { mulberry32 as prng } from '../../testing/prng.js';
 
-/** mulberry32: a tiny seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 const SEEDS: [HelloKind, Uint8Array][] = [
   ['client-hello', fx.NODE_TLS13_CLIENT_HELLO],
