@@ -1,0 +1,14 @@
+/** Every CLI command, in the order `vpnlb help` lists them. */
+import type { Command } from '../command.js';
+import { backendCommand } from './backend.js';
+import { checkCommand } from './check.js';
+import { demoCommand } from './demo.js';
+import { labCommand } from './lab.js';
+import { probeCommand } from './probe.js';
+import { runCommand } from './run.js';
+import { sstpOffloadHashCommand } from './sstp-offload-hash.js';
+import { statusCommand } from './status.js';
+import { stopCommand } from './stop.js';
+import { whichCommand } from './which.js';
+
+export const COMMANDS: readonly Command[] = [runCommand, checkCommand, whichCommand, statusCommand, stopCommand, backendCommand, probeCommand, demoCommand, labCommand, sstpOffloadHashCommand];

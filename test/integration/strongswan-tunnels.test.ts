@@ -1,0 +1,124 @@
+/**
+ * Real strongSwan peers through the kernel data plane (`vpnlb run`, nftables in the balancer
+ * namespace): tunnels with ping through them, real client addresses at the servers, 500/4500
+ * on one server, CGNAT spread with `ike-spi` vs one server with `source-ip`, IPv6 through an
+ * IPv6 VIP, and a hitless control-plane `kill -9` + restart. One lab for the whole file.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { canUseNftables } from '../../lab/netns.js';
+import { canUseStrongswan } from '../../lab/strongswan/charon.js';
+import { IkeLab, type LabClient } from '../../lab/topology-ike.js';
+import { distinctRemoteAddresses, serverSas, traceClientFlows } from '../../lab/scenarios/observe.js';
+import { LabVpnlb } from '../../lab/scenarios/vpnlb-in-namespace.js';
+
+const nft = canUseNftables();
+const swan = canUseStrongswan();
+const skip = !nft.ok ? nft.reason : !swan.ok ? swan.reason : false;
+if (skip) console.log(`# skipping strongSwan tunnel tests: ${skip}`);
+
+describe('strongSwan through vpnlb (kernel data plane)', { skip, timeout: 170_000 }, () => {
+  let lab: IkeLab;
+  let vpnlb: LabVpnlb | undefined;
+
+  before(async () => {
+    lab = await IkeLab.create({ label: 'sswt', servers: 3, clients: 4, cgnatClients: 8, ipv6Clients: 1 });
+    await lab.startServers();
+    await lab.startClients();
+  });
+  after(async () => {
+    await vpnlb?.stop().catch(() => undefined);
+    await lab?.destroy();
+  });
+
+  const connectAll = async (clients: readonly LabClient[]) => {
+    const results = await Promise.all(clients.map((c) => c.charon!.initiate('home', 20)));
+    results.forEach((r, i) => assert.ok(r.ok, `${clients[i]!.name} did not connect: ${r.output.slice(-600)}\n--- vpnlb:\n${vpnlb?.log.slice(-2000)}`));
+  };
+  const serverOfClient = async (c: LabClient) => {
+    const sa = (await c.charon!.listSas()).find((s) => s.state === 'ESTABLISHED');
+    return lab.serverOfVip(sa?.localVips[0] ?? '')?.name;
+  };
+
+  it('transparent + ike-spi: every client connects, pings through its tunnel, and its server saw its real address', async () => {
+    vpnlb = new LabVpnlb(lab, { nat: 'transparent', affinity: 'ike-spi', ipv6: true }, 'ike-spi.yaml');
+    await vpnlb.start();
+    await connectAll(lab.clients);
+    for (const c of lab.clients) {
+      const p = await lab.ping(c, 3, 0.1);
+      assert.equal(p.received, 3, `${c.name}: ping through the tunnel: ${p.received}/3`);
+    }
+    const sas = await serverSas(lab);
+    for (const c of lab.clients) {
+      const server = await serverOfClient(c);
+      assert.ok(server, `${c.name}: no established SA`);
+      const expected = c.behindCgnat ? lab.cgnatAddress : c.address;
+      const atServer = sas.filter((x) => x.server === server && x.sa.state === 'ESTABLISHED' && x.sa.remoteHost === expected);
+      assert.ok(atServer.length > 0, `${server} did not see ${c.name}'s address ${expected}: ${JSON.stringify(sas.map((x) => [x.server, x.sa.remoteHost]))}`);
+    }
+    // Direct clients (v4 and v6) each appear with their own address; CGNAT ones share one.
+    const direct = lab.clients.filter((c) => !c.behindCgnat).map((c) => c.address);
+    const seen = distinctRemoteAddresses(sas);
+    for (const a of direct) assert.ok(seen.includes(a), `servers never saw ${a}`);
+  });
+
+  it('UDP 500 and 4500 of every client reached the same server (balancer conntrack)', async () => {
+    const flows = await traceClientFlows(lab, lab.clients);
+    for (const f of flows) {
+      const c = lab.clients.find((x) => x.name === f.client)!;
+      assert.equal(f.servers500.length, 1, `${f.client}: 500 reached ${JSON.stringify(f.servers500)}`);
+      assert.deepEqual(f.servers4500, f.servers500, `${f.client}: 500 → ${f.servers500}, 4500 → ${f.servers4500}`);
+      assert.equal(f.servers500[0], await serverOfClient(c), `${f.client}: the tunnel's server differs from the flows' server`);
+    }
+  });
+
+  it('IPv6 clients connect through the IPv6 virtual IP', async () => {
+    const v6 = lab.clients.filter((c) => c.family === 6);
+    assert.ok(v6.length > 0);
+    for (const c of v6) {
+      const sa = (await c.charon!.listSas()).find((s) => s.state === 'ESTABLISHED');
+      assert.equal(sa?.remoteHost, '2001:db8:ffff::1');
+      assert.match(sa?.localVips[0] ?? '', /^2001:db8:10:/);
+    }
+  });
+
+  it('CGNAT site with ike-spi affinity: its clients spread over more than one server', async () => {
+    const cgnat = lab.clients.filter((c) => c.behindCgnat);
+    const servers = new Set(await Promise.all(cgnat.map(serverOfClient)));
+    assert.ok(servers.size > 1, `all ${cgnat.length} CGNAT clients landed on ${[...servers]}`);
+  });
+
+  it('control plane kill -9 and restart under a continuous ping: no loss', async () => {
+    const c = lab.clients.find((x) => !x.behindCgnat && x.family === 4)!;
+    // 1000 requests at 50/s: 20 s, enough to cover the restart (asserted below).
+    const ping = lab.startPing(c, 1000, 0.02);
+    await new Promise((r) => setTimeout(r, 500));
+    await vpnlb!.kill9();
+    await new Promise((r) => setTimeout(r, 500));
+    vpnlb = new LabVpnlb(lab, { nat: 'transparent', affinity: 'ike-spi', ipv6: true }, 'ike-spi.yaml');
+    await vpnlb.start();
+    assert.match(vpnlb.log, /adopted the existing nftables table/);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(ping.isRunning(), 'the ping ended before the restart was done');
+    const p = await ping.result;
+    assert.equal(p.sent, 1000);
+    assert.equal(p.received, p.sent, `lost ${p.sent - p.received} of ${p.sent} pings across kill -9 + restart`);
+    // New clients are still balanced by the restarted control plane's table.
+    await lab.startClient(c);
+    await connectAll([c]);
+  });
+
+  it('CGNAT site with source-ip affinity: all its clients land on one server', async () => {
+    await vpnlb!.stop();
+    await lab.startServers();
+    await lab.startClients();
+    await lab.flushConntrack();
+    vpnlb = new LabVpnlb(lab, { nat: 'transparent', affinity: 'source-ip' }, 'source-ip.yaml');
+    await vpnlb.start();
+    const cgnat = lab.clients.filter((c) => c.behindCgnat);
+    await connectAll(cgnat);
+    const servers = new Set(await Promise.all(cgnat.map(serverOfClient)));
+    assert.equal(servers.size, 1, `CGNAT clients spread over ${[...servers]} with source-ip affinity`);
+    for (const f of await traceClientFlows(lab, cgnat)) assert.equal(f.split, false, `${f.client} split`);
+  });
+});
