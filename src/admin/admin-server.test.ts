@@ -74,6 +74,8 @@ test('POST drain: state changes, every data plane gets the new snapshot, metrics
     const res = await fetch(`${base}/api/v1/backends/rras2/drain`, { method: 'POST' });
     assert.equal(res.status, 200);
     await rt.settled();
+    const status = (await (await fetch(`${base}/api/v1/status`)).json()) as { snapshotVersion: number; services: { dataplaneInSync: boolean; appliedSnapshotVersion: number }[] };
+    assert.ok(status.services.every((s) => s.dataplaneInSync && s.appliedSnapshotVersion === status.snapshotVersion));
     const last = planes.get('ike')!.applied.at(-1)!;
     assert.equal(last.backends.find((b) => b.name === 'rras2')!.state, 'draining');
     assert.ok(!last.candidates.some((c) => c.name === 'rras2'));

@@ -27,6 +27,8 @@ export interface AdminServerOptions {
   readonly logger: Logger;
   /** Data planes by service name (for counters and warnings in status). */
   readonly dataPlanes: () => ReadonlyMap<string, DataPlane>;
+  /** Per service, the snapshot version its data plane has finished applying. */
+  readonly appliedVersions?: () => ReadonlyMap<string, number>;
   /** Process-wide warnings (configuration warnings, degraded modes). */
   readonly warnings: () => readonly string[];
   readonly startedAt: Date;
@@ -69,7 +71,7 @@ export class AdminServer {
     const url = new URL(req.url ?? '/', 'http://admin');
     const { controller } = this.#opts;
     if (req.method === 'GET' && url.pathname === '/api/v1/status') {
-      return send(res, 200, buildStatus(controller, this.#opts.dataPlanes(), this.#opts.warnings(), this.#opts.startedAt));
+      return send(res, 200, buildStatus(controller, this.#opts.dataPlanes(), this.#opts.warnings(), this.#opts.startedAt, this.#opts.appliedVersions?.()));
     }
     if (req.method === 'GET' && url.pathname === '/metrics') {
       res.writeHead(200, { 'content-type': this.#opts.metrics.registry.contentType });

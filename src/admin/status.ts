@@ -20,6 +20,7 @@ export function buildStatus(
   dataPlanes: ReadonlyMap<string, DataPlane>,
   warnings: readonly string[],
   startedAt: Date,
+  appliedVersions: ReadonlyMap<string, number> = new Map(),
 ): StatusDocument {
   const snap = controller.snapshot();
   const services = snap.services.map((s) => {
@@ -35,6 +36,10 @@ export function buildStatus(
       dataplane: dp?.dataplane ?? 'not running',
       listeners: dp?.listeners ?? [],
       allDownFallback: s.isAllDownFallback,
+      // True once the data plane has applied the current snapshot (map rewritten, flows of
+      // down backends removed): what an operator or a test waits for after a change.
+      dataplaneInSync: appliedVersions.get(s.name) === snap.version,
+      appliedSnapshotVersion: appliedVersions.get(s.name) ?? null,
       warnings: dp?.warnings ?? [],
     };
     const specific =

@@ -47,6 +47,8 @@ export class Runtime {
   readonly #opts: RuntimeOptions;
   readonly #dataPlanes = new Map<string, DataPlane>();
   readonly #applyChains = new Map<string, Promise<void>>();
+  /** Per service, the version of the last snapshot its data plane finished applying. */
+  readonly #applied = new Map<string, number>();
   #watcher: Watcher | undefined;
   #admin: AdminServer | undefined;
   #adminAddress: { host: string; port: number } | undefined;
@@ -63,6 +65,11 @@ export class Runtime {
 
   dataPlanes(): ReadonlyMap<string, DataPlane> {
     return this.#dataPlanes;
+  }
+
+  /** Per service, the snapshot version its data plane has fully applied (status: "in sync"). */
+  appliedVersions(): ReadonlyMap<string, number> {
+    return this.#applied;
   }
 
   async start(): Promise<void> {
@@ -106,7 +113,7 @@ export class Runtime {
       publishGauges(snap);
       for (const s of snap.services) {
         if (s.isAllDownFallback) logger.warn({ component: 'controller', service: s.name }, `${s.name}: every backend is down; new clients go to every enabled backend (health.allDown: serve-all)`);
-        this.#enqueueApply(s);
+        this.#enqueueApply(s, snap.version);
       }
     });
 
@@ -114,6 +121,7 @@ export class Runtime {
       const dp = await this.#opts.createDataPlane(s, ctx);
       this.#dataPlanes.set(s.name, dp);
       await dp.start(this.controller.service(s.name) ?? s);
+      this.#applied.set(s.name, this.controller.snapshot().version);
       const st = dp.status();
       logger.info({ component: 'runtime', service: s.name, dataplane: st.dataplane, listeners: st.listeners }, `${s.name}: serving on ${st.listeners.join(', ')} (${st.dataplane})`);
     }
@@ -130,6 +138,7 @@ export class Runtime {
         metrics: this.metrics,
         logger,
         dataPlanes: () => this.#dataPlanes,
+        appliedVersions: () => this.#applied,
         warnings: () => this.#opts.configWarnings ?? [],
         startedAt: this.startedAt,
       });
@@ -140,7 +149,7 @@ export class Runtime {
   }
 
   /** Applies snapshots to a data plane strictly in order; a newer one supersedes a queued one. */
-  #enqueueApply(s: ServiceSnapshot): void {
+  #enqueueApply(s: ServiceSnapshot, version: number): void {
     const dp = this.#dataPlanes.get(s.name);
     if (!dp) return;
     const prev = this.#applyChains.get(s.name) ?? Promise.resolve();
@@ -149,6 +158,7 @@ export class Runtime {
       if (!latest || latest !== s) return; // superseded: the newer snapshot's own apply follows
       try {
         await dp.apply(latest);
+        this.#applied.set(s.name, version);
       } catch (err) {
         this.#opts.logger.error({ component: 'runtime', service: s.name, err }, `${s.name}: applying snapshot failed; the data plane keeps its previous state`);
       }
