@@ -185,3 +185,52 @@ test('status reports counters and a missing return path with the fix', async () 
   assert.match(st.warnings.join('\n'), /set the default gateway of b \(198\.18\.2\.11\) to 198\.18\.2\.1/);
   await dp.stop();
 });
+
+test('ct timeout policy: flowTimeout names the object; adoption after a change replaces the stale one', async () => {
+  const { nft, snap, make } = setup();
+  const dp = make();
+  await dp.start(snap());
+  assert.match(nft.transactions[0] as string, /ct timeout udp_30_180 \{[^}]*policy = \{ unreplied : 30, replied : 180 \}/);
+  assert.match(nft.transactions[0] as string, /ip daddr 198\.19\.0\.1 udp dport \{ 500, 4500 \} ct timeout set "udp_30_180"/);
+  assert.deepEqual([...nft.tables.get('ip vpnlb')!.ctTimeouts], ['udp_30_180']);
+  await dp.stop({ keepState: true });
+  // Same table, flowTimeout 10 min: the new object is declared, the old one deleted in the same transaction.
+  const changed = setup(YAML.replace('pool: farm }', 'pool: farm, flowTimeout: 10m }'));
+  const dp2 = new KernelIkeDataPlane(changed.controller.config.services.ikev2[0]!, { config: changed.controller.config, controller: changed.controller, logger: silentLogger(), metrics: new Metrics() }, { applier: nft, conntrack: new FakeConntrack(), runner, pollIntervalMs: 0 });
+  await dp2.start(changed.snap());
+  assert.equal(dp2.isAdopted, true);
+  assert.match(nft.transactions.at(-1) as string, /delete ct timeout ip vpnlb udp_30_180/);
+  assert.deepEqual([...nft.tables.get('ip vpnlb')!.ctTimeouts], ['udp_30_600']);
+  await dp2.stop();
+});
+
+test('full NAT with a pool: the SNAT cap is rendered, and a pool too small for maxFlows is warned about', async () => {
+  const yaml = YAML.replace('pool: farm }', 'pool: farm, nat: full, maxFlows: 10000, snat: { addresses: [198.18.9.1, 198.18.9.2], maxSasPerAddress: 1000 } }');
+  const { nft, snap, make } = setup(yaml);
+  const dp = make();
+  await dp.start(snap());
+  const text = nft.transactions[0] as string;
+  assert.match(text, /jhash ip saddr mod 2 seed 0x76706e6c 1 add @sas_1 \{ ip daddr ct count over 1000 \} counter name snat_exhausted drop/);
+  assert.deepEqual([...nft.tables.get('ip vpnlb')!.sets].filter((s) => s.startsWith('sas_')).sort(), ['sas_0', 'sas_1']);
+  assert.ok(dp.status().warnings.some((w) => w.includes('admits at most 6000 tunnels (2 addresses × snat.maxSasPerAddress 1000 × 3 servers), below maxFlows 10000')), dp.status().warnings.join('\n'));
+  await dp.stop();
+  // Enough addresses: no warning; masquerade: no cap at all (no address to count on).
+  const roomy = setup(yaml.replace('maxFlows: 10000', 'maxFlows: 6000'));
+  const dp2 = roomy.make();
+  await dp2.start(roomy.snap());
+  assert.ok(!dp2.status().warnings.some((w) => w.includes('admits at most')));
+  await dp2.stop();
+  const masq = setup(YAML.replace('pool: farm }', 'pool: farm, nat: full }'));
+  const dp3 = masq.make();
+  await dp3.start(masq.snap());
+  assert.doesNotMatch(masq.nft.transactions[0] as string, /ct count|sas_/);
+  await dp3.stop();
+});
+
+test('a flowTimeout too close to the NAT-T keepalive is warned about (the host sysctl no longer applies)', async () => {
+  const { snap, make } = setup(YAML.replace('pool: farm }', 'pool: farm, flowTimeout: 25s }'));
+  const dp = make();
+  await dp.start(snap());
+  assert.ok(dp.status().warnings.some((w) => w.startsWith('flowTimeout 25 s is not well above')), dp.status().warnings.join('\n'));
+  await dp.stop();
+});

@@ -31,6 +31,10 @@ import {
   assignBackendIds,
   chainSpecs,
   counterName,
+  ctTimeoutName,
+  hasSnatCap,
+  sasSetName,
+  snatAddresses,
   nftFamilyOf,
   pinSetName,
   renderRuleset,
@@ -132,8 +136,10 @@ export class KernelIkeDataPlane implements DataPlane {
       this.#warn(`nat: full: the VPN servers see ${pool > 1 ? `only ${pool} SNAT addresses` : pool === 1 ? 'one SNAT address' : "the balancer's address"} instead of each client's: expect IKEv2 error 809 under load (Windows limits SAs per source address); prefer nat: transparent`);
     }
     this.#backends = assignBackendIds(all);
+    const capacity = snatCapacityWarning(s, this.#backends.length);
+    if (capacity) this.#warn(capacity);
 
-    for (const f of await checkSysctls(this.#runner, s.family, s.maxFlows)) {
+    for (const f of await checkSysctls(this.#runner, s.family, s.maxFlows, s.flowTimeout)) {
       if (f.severity === 'warning') this.#warn(f.message);
       else log.info({ sysctl: f.key, value: f.value }, f.message);
     }
@@ -145,8 +151,17 @@ export class KernelIkeDataPlane implements DataPlane {
     const changes = diffSlotAddresses(state.value.slots, desired);
     const ruleset = renderRuleset({ service: s, backends: this.#backends });
     const chains = chainSpecs(s);
-    const wantedSets = new Set(s.affinity === 'ike-spi' ? this.#backends.map((b) => pinSetName(b.id)) : []);
-    const wantedCounters = new Set([NFT_OBJECTS.ikeUnrouted, NFT_OBJECTS.nattUnrouted, ...this.#backends.flatMap((b) => [counterName(b.id, 'in'), counterName(b.id, 'out')])]);
+    const capped = hasSnatCap(s);
+    const wantedSets = new Set([
+      ...(s.affinity === 'ike-spi' ? this.#backends.map((b) => pinSetName(b.id)) : []),
+      ...(capped ? snatAddresses(s).map((_, i) => sasSetName(i)) : []),
+    ]);
+    const wantedCounters = new Set([
+      NFT_OBJECTS.ikeUnrouted,
+      NFT_OBJECTS.nattUnrouted,
+      ...(capped ? [NFT_OBJECTS.snatExhausted] : []),
+      ...this.#backends.flatMap((b) => [counterName(b.id, 'in'), counterName(b.id, 'out')]),
+    ]);
     const toFlush = backendsToFlush(snapshot).filter((b) => b.family === s.family);
     const flushSets = s.affinity === 'ike-spi' ? toFlush.map((b) => this.#idOf(b.name)).filter((id): id is string => id !== undefined).map(pinSetName) : [];
     const text = renderTransaction({
@@ -160,6 +175,7 @@ export class KernelIkeDataPlane implements DataPlane {
       deleteSets: state.value.sets.filter((n) => !wantedSets.has(n)),
       deleteCounters: Object.keys(state.value.counters).filter((n) => !wantedCounters.has(n)),
       deleteChains: state.value.chains.filter((n) => !chains.some((c) => c.name === n)),
+      deleteCtTimeouts: state.value.ctTimeouts.filter((n) => n !== ctTimeoutName(s)),
     });
     const started = performance.now();
     const r = await this.#applier.apply(text);
@@ -347,4 +363,19 @@ export async function kernelAvailability(options: { netns?: string } = {}): Prom
   const l = await run('nft', ['list', 'tables']);
   if (!l.ok) return { ok: false, reason: `nft list tables failed: ${l.message}` };
   return { ok: true };
+}
+
+/**
+ * Full NAT with a pool: the kernel admits at most `maxSasPerAddress` tunnels per (pool address,
+ * server), and a client's pool address is fixed by a hash of its address (no spill-over to a
+ * free address as in the userspace relay). Warns when the pool's total, addresses × cap ×
+ * servers, is below `maxFlows` (the number of clients the service is sized for).
+ */
+export function snatCapacityWarning(service: Ikev2Service, servers: number): string | undefined {
+  if (!hasSnatCap(service) || servers === 0) return undefined;
+  const addresses = snatAddresses(service).length;
+  const cap = service.snat?.maxSasPerAddress ?? 0;
+  const total = addresses * cap * servers;
+  if (total >= service.maxFlows) return undefined;
+  return `nat: full: the SNAT pool admits at most ${total} tunnels (${addresses} address${addresses === 1 ? '' : 'es'} × snat.maxSasPerAddress ${cap} × ${servers} server${servers === 1 ? '' : 's'}), below maxFlows ${service.maxFlows}: new clients beyond it are refused (vpnlb_kernel_dropped_packets_total{reason="snat_exhausted"}); add SNAT addresses`;
 }

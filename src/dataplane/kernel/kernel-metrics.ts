@@ -30,7 +30,7 @@ export class KernelMetrics {
     this.#ctFailures = metrics.counter({ name: 'vpnlb_kernel_conntrack_errors_total', help: 'conntrack calls that failed (flows then stay until they expire).', labelNames: ['service'] });
     this.#packets = metrics.counter({ name: 'vpnlb_kernel_backend_packets_total', help: 'Packets forwarded by the kernel, per server and direction (in: to the server, out: back to clients).', labelNames: ['service', 'backend', 'direction'] });
     this.#bytes = metrics.counter({ name: 'vpnlb_kernel_backend_bytes_total', help: 'Bytes forwarded by the kernel, per server and direction.', labelNames: ['service', 'backend', 'direction'] });
-    this.#dropped = metrics.counter({ name: 'vpnlb_kernel_dropped_packets_total', help: 'Packets the kernel ruleset dropped: ike_unrouted (no SPI or no server), natt_unrouted (ESP without conntrack entry or pin).', labelNames: ['service', 'reason'] });
+    this.#dropped = metrics.counter({ name: 'vpnlb_kernel_dropped_packets_total', help: 'Packets the kernel ruleset dropped: ike_unrouted (no SPI or no server), natt_unrouted (ESP without conntrack entry or pin), snat_exhausted (full NAT: the client\'s SNAT address is at snat.maxSasPerAddress for that server).', labelNames: ['service', 'reason'] });
     this.#returnPath = metrics.gauge({ name: 'vpnlb_kernel_return_path_missing', help: '1 when a server\'s forwarded flows get no reply through the balancer (transparent mode: fix its default gateway).', labelNames: ['service', 'backend'] });
   }
 
@@ -64,7 +64,7 @@ export class KernelMetrics {
         if (d.bytes > 0) this.#bytes.inc(labels, d.bytes);
       }
     }
-    for (const reason of [NFT_OBJECTS.ikeUnrouted, NFT_OBJECTS.nattUnrouted]) {
+    for (const reason of [NFT_OBJECTS.ikeUnrouted, NFT_OBJECTS.nattUnrouted, NFT_OBJECTS.snatExhausted]) {
       const d = inc(reason);
       if (d.packets > 0) this.#dropped.inc({ service: this.#service, reason }, d.packets);
     }

@@ -61,6 +61,8 @@ export interface TransactionInput {
   readonly deleteSets?: readonly string[];
   readonly deleteCounters?: readonly string[];
   readonly deleteChains?: readonly string[];
+  /** `ct timeout` objects of an older configuration (their flows fall back to the host's timeouts). */
+  readonly deleteCtTimeouts?: readonly string[];
 }
 
 /**
@@ -78,6 +80,7 @@ export function renderTransaction(t: TransactionInput): string {
   const tail: string[] = [];
   for (const s of t.deleteSets ?? []) tail.push(`delete set ${f} ${table} ${s}`);
   for (const c of t.deleteCounters ?? []) tail.push(`delete counter ${f} ${table} ${c}`);
+  for (const c of t.deleteCtTimeouts ?? []) tail.push(`delete ct timeout ${f} ${table} ${c}`);
   for (const s of t.flushSets ?? []) tail.push(`flush set ${f} ${table} ${s}`);
   if (tail.length > 0) text += `${tail.join('\n')}\n`;
   text += renderSlotElements('delete', f, table, t.changes.deletes, t.desired);

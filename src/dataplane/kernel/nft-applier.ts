@@ -65,6 +65,8 @@ export interface TableState {
   readonly slots: (string | undefined)[];
   readonly sets: readonly string[];
   readonly chains: readonly string[];
+  /** Names of the table's `ct timeout` objects. */
+  readonly ctTimeouts: readonly string[];
   readonly counters: Readonly<Record<string, { packets: number; bytes: number }>>;
 }
 
@@ -78,12 +80,13 @@ function items(json: unknown): NftJsonItem[] {
 /** Reads a table's state; `exists: false` when nft says it is not there. */
 export async function readTableState(applier: NftApplier, family: NftFamily, table: string): Promise<NftResult<TableState>> {
   const r = await applier.list(['table', family, table]);
-  const empty = (): TableState => ({ exists: false, slots: new Array(MAGLEV_TABLE_SIZE).fill(undefined), sets: [], chains: [], counters: {} });
+  const empty = (): TableState => ({ exists: false, slots: new Array(MAGLEV_TABLE_SIZE).fill(undefined), sets: [], chains: [], ctTimeouts: [], counters: {} });
   if (!r.ok) return MISSING.test(r.error) ? { ok: true, value: empty() } : r;
   const state = empty() as { -readonly [K in keyof TableState]: TableState[K] };
   state.exists = true;
   const sets: string[] = [];
   const chains: string[] = [];
+  const ctTimeouts: string[] = [];
   const counters: Record<string, { packets: number; bytes: number }> = {};
   for (const item of items(r.value)) {
     if (item.map && item.map.name === NFT_OBJECTS.slotsMap) {
@@ -96,12 +99,15 @@ export async function readTableState(applier: NftApplier, family: NftFamily, tab
       sets.push(item.set.name);
     } else if (item.chain && typeof item.chain.name === 'string') {
       chains.push(item.chain.name);
+    } else if (item['ct timeout'] && typeof item['ct timeout'].name === 'string') {
+      ctTimeouts.push(item['ct timeout'].name);
     } else if (item.counter && typeof item.counter.name === 'string') {
       counters[item.counter.name] = { packets: Number(item.counter.packets ?? 0), bytes: Number(item.counter.bytes ?? 0) };
     }
   }
   state.sets = sets;
   state.chains = chains;
+  state.ctTimeouts = ctTimeouts;
   state.counters = counters;
   return { ok: true, value: state };
 }
@@ -126,6 +132,7 @@ interface FakeTable {
   slots: Map<number, string>;
   sets: Set<string>;
   chains: Set<string>;
+  ctTimeouts: Set<string>;
   counters: Map<string, { packets: number; bytes: number }>;
 }
 
@@ -148,14 +155,14 @@ export class FakeNftApplier implements NftApplier {
       this.failNext = undefined;
       return { ok: false, error };
     }
-    const work = new Map([...this.tables].map(([k, t]) => [k, { slots: new Map(t.slots), sets: new Set(t.sets), chains: new Set(t.chains), counters: new Map(t.counters) }]));
+    const work = new Map([...this.tables].map(([k, t]) => [k, { slots: new Map(t.slots), sets: new Set(t.sets), chains: new Set(t.chains), ctTimeouts: new Set(t.ctTimeouts), counters: new Map(t.counters) }]));
     let current: FakeTable | undefined;
     for (const raw of text.split('\n')) {
       const l = raw.trim();
       let m: RegExpExecArray | null;
       if ((m = /^(?:add )?table (ip6?) (\w+)/.exec(l))) {
         const key = `${m[1]} ${m[2]}`;
-        if (!work.has(key)) work.set(key, { slots: new Map(), sets: new Set(), chains: new Set(), counters: new Map() });
+        if (!work.has(key)) work.set(key, { slots: new Map(), sets: new Set(), chains: new Set(), ctTimeouts: new Set(), counters: new Map() });
         current = work.get(key);
       } else if ((m = /^(add|delete) element (ip6?) (\w+) (\w+) \{ (.*) \}$/.exec(l))) {
         const t = work.get(`${m[2]} ${m[3]}`);
@@ -175,6 +182,10 @@ export class FakeNftApplier implements NftApplier {
         t?.chains.add(m[3] ?? '');
       } else if ((m = /^set (\w+) \{/.exec(l))) {
         current?.sets.add(m[1] ?? '');
+      } else if ((m = /^ct timeout (\w+) \{/.exec(l))) {
+        current?.ctTimeouts.add(m[1] ?? '');
+      } else if ((m = /^delete ct timeout (ip6?) (\w+) (\w+)$/.exec(l))) {
+        if (!work.get(`${m[1]} ${m[2]}`)?.ctTimeouts.delete(m[3] ?? '')) return { ok: false, error: `Error: No such file or directory: ${l}` };
       } else if ((m = /^counter (\w+) \{/.exec(l))) {
         if (current && !current.counters.has(m[1] ?? '')) current.counters.set(m[1] ?? '', { packets: 0, bytes: 0 });
       } else if ((m = /^delete (set|counter|chain) (ip6?) (\w+) (\w+)$/.exec(l))) {
@@ -200,6 +211,7 @@ export class FakeNftApplier implements NftApplier {
       nftables.push({ map: { family, table: name, name: NFT_OBJECTS.slotsMap, elem: [...t.slots].sort((a, b) => a[0] - b[0]) } });
       for (const s of t.sets) nftables.push({ set: { family, table: name, name: s } });
       for (const c of t.chains) nftables.push({ chain: { family, table: name, name: c } });
+      for (const c of t.ctTimeouts) nftables.push({ 'ct timeout': { family, table: name, name: c, protocol: 'udp' } });
     }
     return { ok: true, value: { nftables } };
   }

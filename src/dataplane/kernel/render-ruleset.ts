@@ -24,6 +24,18 @@
  * - `snat_out` (nat postrouting, `nat: full` only): SNAT to the pool, spread by
  *   `jhash <saddr> mod N` so that a client's 500 and 4500 flows share one source address, or
  *   masquerade when no pool is configured.
+ * - Conntrack timeouts: the first rule of `dnat_in` attaches the `ct timeout` object
+ *   `udp_<unreplied>_<replied>` to each new flow of the service, so that an idle tunnel's 4500
+ *   entry lives `flowTimeout` whatever the host's UDP conntrack sysctls say. It must run after
+ *   conntrack created the (still unconfirmed) entry: nft_ct.c (nft_ct_timeout_obj_eval) ignores
+ *   packets without an entry or with a confirmed one, so a chain at priority raw (-300, before
+ *   conntrack) silently does nothing; the nat prerouting chain sees exactly the new flows.
+ * - SNAT cap (`nat: full` with a pool): new flows to the servers' NAT-T port are counted per
+ *   (pool address, server) with `ct count` in `sas_<i>` (one set per pool address, keyed by the
+ *   server) and dropped above `snat.maxSasPerAddress` (counter `snat_exhausted`). The pool address
+ *   of a client is `jhash <saddr> mod N`, the same expression `snat_out` uses, so the count is
+ *   exact per pair. Each tunnel holds one 4500 flow for its lifetime (NAT-T keepalives), so live
+ *   4500 entries are the pair's IKE SAs.
  *
  * The 65537 slot elements are rendered separately (`renderSlotElements`) so that the structure
  * stays readable in golden files and the map can be updated slot by slot.
@@ -50,7 +62,40 @@ export const NFT_OBJECTS = Object.freeze({
   snatChain: 'snat_out',
   ikeUnrouted: 'ike_unrouted',
   nattUnrouted: 'natt_unrouted',
+  snatExhausted: 'snat_exhausted',
 });
+
+/** UDP conntrack timeouts (seconds) the service's flows get, for the `ct timeout` object. */
+export interface UdpTimeoutPolicy {
+  /** Before the server answered: the kernel's default (nf_conntrack_udp_timeout, 30 s), capped by flowTimeout. */
+  readonly unreplied: number;
+  /** Once answered (the kernel's "stream" state): `flowTimeout`. */
+  readonly replied: number;
+}
+
+export function udpTimeoutPolicy(service: Pick<Ikev2Service, 'flowTimeout'>): UdpTimeoutPolicy {
+  const replied = seconds(service.flowTimeout);
+  return { unreplied: Math.min(30, replied), replied };
+}
+
+/**
+ * Name of the service's `ct timeout` object; it carries its values so that a configuration
+ * change creates a new object (nft keeps an existing object's policy on re-declaration).
+ */
+export function ctTimeoutName(service: Pick<Ikev2Service, 'flowTimeout'>): string {
+  const p = udpTimeoutPolicy(service);
+  return `udp_${p.unreplied}_${p.replied}`;
+}
+
+/** `sas_<i>`: the `ct count` set of pool address number `i` (keyed by server). */
+export function sasSetName(index: number): string {
+  return `sas_${index}`;
+}
+
+/** Whether the SNAT cap is rendered: full NAT with a pool (masquerade has no address to count on). */
+export function hasSnatCap(service: Ikev2Service): boolean {
+  return service.nat === 'full' && service.natTPort !== 0 && snatAddresses(service).length > 0 && service.snat !== undefined;
+}
 
 /** The chains a service's table contains, in creation order, with their base-chain headers. */
 export interface ChainSpec {
@@ -165,11 +210,35 @@ export function renderRuleset(input: RulesetInput): string {
   line(1, `counter ${NFT_OBJECTS.nattUnrouted} {`);
   line(2, 'comment "NAT-T packets dropped: no conntrack entry, not IKE, and no pin (or no server)"');
   line(1, '}');
+  const policy = udpTimeoutPolicy(service);
+  line(1, `ct timeout ${ctTimeoutName(service)} {`);
+  line(2, 'protocol udp');
+  line(2, `l3proto ${f}`);
+  line(2, `policy = { unreplied : ${policy.unreplied}, replied : ${policy.replied} }`);
+  line(2, `comment "vpnlb ${service.name}: conntrack timeouts of its flows"`);
+  line(1, '}');
+  const pool = snatAddresses(service);
+  const isCapped = hasSnatCap(service);
+  if (isCapped) {
+    for (const [i, a] of pool.entries()) {
+      line(1, `set ${sasSetName(i)} {`);
+      line(2, `typeof ${f} daddr`);
+      line(2, `size ${Math.max(backends.length, 1) * 4}`);
+      line(2, 'flags dynamic');
+      line(2, `comment "vpnlb ${service.name}: NAT-T flows from ${a}, counted per server"`);
+      line(1, '}');
+    }
+    line(1, `counter ${NFT_OBJECTS.snatExhausted} {`);
+    line(2, 'comment "new NAT-T flows dropped: their SNAT address is at snat.maxSasPerAddress for that server"');
+    line(1, '}');
+  }
 
   // --- dnat_in: the first packet of each flow ---
   const [dnat, track, snat] = chainSpecs(service);
   line(1, `chain ${dnat!.name} {`);
   line(2, dnat!.header);
+  const ports = [service.ikePort, service.natTPort].filter((p) => p !== 0);
+  if (ports.length > 0) line(2, `${f} daddr ${vip} udp dport ${ports.length === 1 ? ports[0] : `{ ${ports.join(', ')} }`} ct timeout set "${ctTimeoutName(service)}"`);
   const match = (port: number) => `${f} daddr ${vip} udp dport ${port}`;
   const byAddress = `jhash ${f} saddr mod ${size} seed ${seed} map @${NFT_OBJECTS.slotsMap}`;
   if (service.ikePort !== 0) {
@@ -194,6 +263,15 @@ export function renderRuleset(input: RulesetInput): string {
   line(1, `chain ${track!.name} {`);
   line(2, track!.header);
   const ours = `ct original ${f} daddr ${vip}`;
+  if (isCapped) {
+    // First, so that a refused flow is neither counted as forwarded nor pinned. The pool index
+    // is the very hash snat_out computes (same expression, modulus and seed).
+    const cap = service.snat?.maxSasPerAddress ?? 0;
+    for (let i = 0; i < pool.length; i++) {
+      const which = pool.length > 1 ? ` jhash ${f} saddr mod ${pool.length} seed ${seed} ${i}` : '';
+      line(2, `ct state new ${ours} udp dport ${service.backendNatTPort}${which} add @${sasSetName(i)} { ${f} daddr ct count over ${cap} } counter name ${NFT_OBJECTS.snatExhausted} drop`);
+    }
+  }
   for (const b of backends) {
     line(2, `ct direction original ${ours} ${f} daddr ${b.address} counter name ${counterName(b.id, 'in')}`);
     line(2, `ct direction reply ${ours} ${f} saddr ${b.address} counter name ${counterName(b.id, 'out')}`);

@@ -5,10 +5,17 @@
  * instead of the VIP, and the client drops them: IKE never completes, and nothing else says why.
  *
  * Conntrack tells: a flow forwarded to a server that never saw a packet back stays
- * `[UNREPLIED]`. A server whose flows are all unreplied while its monitor says it is up (the
- * monitor's probes come from the balancer's own address, so their replies do come back) is
+ * `[UNREPLIED]`. A server whose recent flows are all unreplied while its monitor says it is up
+ * (the monitor's probes come from the balancer's own address, so their replies do come back) is
  * missing the return path. Detection needs either another server with replied flows in the same
  * scan, or the same verdict in `consecutive` scans in a row (every server misrouted).
+ *
+ * "Recent": a gateway changed on a server that already carries tunnels leaves their replied
+ * entries alive for minutes (NAT-T keepalives refresh them... until the client gives up), which
+ * would hide the new clients' failures. So only replied flows first seen in the last
+ * `recentScans` scans speak for the server; unreplied entries are recent by nature (they expire
+ * 30 s after their last packet). Conntrack has no creation time without
+ * `nf_conntrack_timestamp`, so the detector remembers when it first saw each flow.
  */
 import type { ConntrackEntry } from './conntrack.js';
 
@@ -36,36 +43,54 @@ export interface ReturnPathOptions {
   readonly minUnreplied?: number;
   /** Scans in a row needed when no other backend shows replies. */
   readonly consecutive?: number;
+  /** A replied flow counts for its server while first seen within this many scans (default 3). */
+  readonly recentScans?: number;
 }
 
 /** Keeps the per-backend streaks between scans; `observe` is pure apart from that memory. */
 export class ReturnPathDetector {
   readonly #minUnreplied: number;
   readonly #consecutive: number;
+  readonly #recentScans: number;
   readonly #streak = new Map<string, number>();
+  /** Original tuple → number of the scan that first saw it (pruned to the flows still present). */
+  #firstSeen = new Map<string, number>();
+  #scan = 0;
 
   constructor(options: ReturnPathOptions = {}) {
     this.#minUnreplied = options.minUnreplied ?? 3;
     this.#consecutive = options.consecutive ?? 2;
+    this.#recentScans = options.recentScans ?? 3;
   }
 
   observe(entries: readonly ConntrackEntry[], backends: readonly ReturnPathBackend[]): ReturnPathVerdict {
     const byAddress = new Map(backends.map((b) => [b.address, b]));
     const flows: Record<string, { replied: number; unreplied: number }> = {};
+    const recentReplied = new Map<string, number>();
     for (const b of backends) flows[b.name] = { replied: 0, unreplied: 0 };
+    const scan = ++this.#scan;
+    const seen = new Map<string, number>();
     for (const e of entries) {
+      const o = e.original;
+      const key = `${o.src} ${o.sport} ${o.dst} ${o.dport}`;
+      const first = this.#firstSeen.get(key) ?? scan;
+      seen.set(key, first);
       // After DNAT the reply direction's source is the server the flow was sent to.
       const b = byAddress.get(e.reply.src);
       const f = b ? flows[b.name] : undefined;
-      if (!f) continue;
+      if (!b || !f) continue;
       if (e.isUnreplied) f.unreplied++;
-      else f.replied++;
+      else {
+        f.replied++;
+        if (scan - first < this.#recentScans) recentReplied.set(b.name, (recentReplied.get(b.name) ?? 0) + 1);
+      }
     }
+    this.#firstSeen = seen;
     const someoneReplies = Object.values(flows).some((f) => f.replied > 0);
     const missing: string[] = [];
     for (const b of backends) {
       const f = flows[b.name] as FlowCounts;
-      const suspicious = b.state === 'up' && f.replied === 0 && f.unreplied >= this.#minUnreplied;
+      const suspicious = b.state === 'up' && (recentReplied.get(b.name) ?? 0) === 0 && f.unreplied >= this.#minUnreplied;
       const streak = suspicious ? (this.#streak.get(b.name) ?? 0) + 1 : 0;
       this.#streak.set(b.name, streak);
       if (suspicious && (someoneReplies || streak >= this.#consecutive)) missing.push(b.name);
