@@ -473,6 +473,7 @@ function resolve(input: ConfigInput, source: string): Config {
       flowTimeout: parseDuration(s.flowTimeout ?? D.flowTimeout / 1000),
       persistenceTimeout: parseDuration(s.persistenceTimeout ?? D.persistenceTimeout / 1000),
       maxFlows: s.maxFlows ?? D.maxFlows,
+      maxNewFlowsPerSecond: s.maxNewFlowsPerSecond ?? D.maxNewFlowsPerSecond,
       table: s.table ?? D.table,
       hashSeed: s.hashSeed ?? D.hashSeed,
       ...(s.monitor !== undefined ? { monitor: s.monitor } : {}),

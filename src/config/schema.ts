@@ -114,6 +114,8 @@ export const Ikev2ServiceSchema = Type.Object(
     persistenceTimeout: Type.Optional(DurationSchema),
     /** Most flows tracked by the userspace relay (bounded memory under a flood). */
     maxFlows: Type.Optional(Type.Integer({ minimum: 16, maximum: 10000000 })),
+    /** Userspace relay: most new flows set up per second (a flood of new source ports is shed beyond it). */
+    maxNewFlowsPerSecond: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000000 })),
     /** nftables table name for the kernel data plane. */
     table: Type.Optional(Type.String({ pattern: '^[a-zA-Z][a-zA-Z0-9_]{0,30}$' })),
     /** Hash seed shared by every balancer node of a farm. */

@@ -23,6 +23,32 @@ export interface Clock {
 /** The system clock. */
 export const SYSTEM_CLOCK: Clock = { now: () => Date.now() };
 
+/**
+ * A clock read on every datagram without a system call: it returns the time of its last
+ * `refresh()`, which its owner calls from a timer and where it does per-flow work anyway.
+ * Idle timeouts are seconds to hours, so a reading up to one refresh period old is exact enough
+ * (a flow may look that much older than it is), and a `Date.now()` per datagram is saved.
+ */
+export class CoarseClock implements Clock {
+  readonly #source: Clock;
+  #now: number;
+
+  constructor(source: Clock = SYSTEM_CLOCK) {
+    this.#source = source;
+    this.#now = source.now();
+  }
+
+  now(): number {
+    return this.#now;
+  }
+
+  /** Reads the source clock; returns the new time. */
+  refresh(): number {
+    this.#now = this.#source.now();
+    return this.#now;
+  }
+}
+
 /** The fields the table manages on each entry; the owner sets them on every packet. */
 export interface TableEntry {
   /** Time of the last packet (ms, from the table's clock). */
@@ -34,7 +60,10 @@ export interface TableEntry {
 /** Why an entry left the table. */
 export type RemovalReason = 'idle' | 'evicted' | 'flushed' | 'stopped' | 'error';
 
-export interface FlowTableOptions<V extends TableEntry> {
+/** Keys a table accepts: strings, or numbers (the relay's allocation-free flow keys). */
+export type TableKey = string | number;
+
+export interface FlowTableOptions<V extends TableEntry, K extends TableKey = string> {
   /** Most entries held; insertions beyond it evict or are refused. */
   readonly maxEntries: number;
   /** An entry unused for this long (ms) is removed by `sweep` and preferred for eviction. */
@@ -43,21 +72,21 @@ export interface FlowTableOptions<V extends TableEntry> {
   /** Most entries examined to make room for one insertion (bounds the work per new flow). */
   readonly scanLimit?: number;
   /** Called once for every entry that leaves the table, whatever the reason. */
-  readonly onRemove?: (key: string, entry: V, reason: RemovalReason) => void;
+  readonly onRemove?: (key: K, entry: V, reason: RemovalReason) => void;
 }
 
 /** Bounded map of idle-expiring entries with second-chance eviction. */
-export class FlowTable<V extends TableEntry> {
+export class FlowTable<V extends TableEntry, K extends TableKey = string> {
   // Immutable configuration.
   readonly maxEntries: number;
   readonly idleTimeout: number;
   readonly #clock: Clock;
   readonly #scanLimit: number;
-  readonly #onRemove: ((key: string, entry: V, reason: RemovalReason) => void) | undefined;
+  readonly #onRemove: ((key: K, entry: V, reason: RemovalReason) => void) | undefined;
   // Mutable state: Map iteration order is insertion order, which is the CLOCK hand's order.
-  readonly #map = new Map<string, V>();
+  readonly #map = new Map<K, V>();
 
-  constructor(options: FlowTableOptions<V>) {
+  constructor(options: FlowTableOptions<V, K>) {
     if (!(options.maxEntries >= 1)) throw new RangeError('maxEntries must be at least 1');
     this.maxEntries = options.maxEntries;
     this.idleTimeout = options.idleTimeout;
@@ -71,7 +100,7 @@ export class FlowTable<V extends TableEntry> {
   }
 
   /** The entry under `key` (no side effect: the caller marks use by setting its fields). */
-  get(key: string): V | undefined {
+  get(key: K): V | undefined {
     return this.#map.get(key);
   }
 
@@ -85,7 +114,7 @@ export class FlowTable<V extends TableEntry> {
    * Inserts a new entry (unreferenced, seen now). Returns false, and inserts nothing, when the
    * table is full and no entry could be removed within the scan limit.
    */
-  insert(key: string, entry: V): boolean {
+  insert(key: K, entry: V): boolean {
     const existing = this.#map.get(key);
     if (existing !== undefined) this.delete(key, 'flushed');
     if (this.#map.size >= this.maxEntries && !this.#makeRoom()) return false;
@@ -96,7 +125,7 @@ export class FlowTable<V extends TableEntry> {
   }
 
   /** Removes `key`; returns whether it was present. */
-  delete(key: string, reason: RemovalReason): boolean {
+  delete(key: K, reason: RemovalReason): boolean {
     const entry = this.#map.get(key);
     if (entry === undefined) return false;
     this.#map.delete(key);
@@ -118,7 +147,7 @@ export class FlowTable<V extends TableEntry> {
   }
 
   /** Removes every entry matching `predicate`; returns how many. */
-  removeWhere(predicate: (entry: V, key: string) => boolean, reason: RemovalReason): number {
+  removeWhere(predicate: (entry: V, key: K) => boolean, reason: RemovalReason): number {
     let removed = 0;
     for (const [key, entry] of this.#map) {
       if (predicate(entry, key)) {
@@ -134,7 +163,7 @@ export class FlowTable<V extends TableEntry> {
     for (const key of [...this.#map.keys()]) this.delete(key, reason);
   }
 
-  entries(): IterableIterator<[string, V]> {
+  entries(): IterableIterator<[K, V]> {
     return this.#map.entries();
   }
 

@@ -9,6 +9,7 @@
 import { IKE_HEADER_LENGTH, IKE_MAJOR_VERSION } from '../../protocol/ikev2/constants.js';
 import { NAT_T_INVALID_CODES } from '../../protocol/ikev2/parse-codes.js';
 import type { Logger } from '../../log/logger.js';
+import { SYSTEM_CLOCK, type Clock } from './flow-table.js';
 
 /**
  * Reasons of the relay itself, after the parser codes (`empty`, `esp-too-short`, `ike-<code>`
@@ -20,8 +21,9 @@ import type { Logger } from '../../log/logger.js';
  * - `flow-table-full` / `session-table-full`: the table is at `maxFlows` and nothing could be
  *   evicted (every scanned entry is active).
  * - `snat-exhausted`: every SNAT address is at `maxSasPerAddress` for the chosen backend.
- * - `new-flow-shed`: too many upstream sockets are being set up; new flows wait their turn
- *   (existing flows are not affected).
+ * - `new-flow-shed`: too many upstream sockets are being set up, or the budget of new flows
+ *   per second is spent (relay-new-flow-budget.ts); new flows wait their turn (the client
+ *   retransmits) and existing flows are not affected.
  * - `queue-full`: packets arrived faster than an upstream socket could be set up.
  * - `socket-error`: an upstream socket could not be created, bound or used.
  */
@@ -51,10 +53,13 @@ export class RelayDrops {
   readonly #lastLog: Record<RelayDropReason, number>;
   readonly #logger: Logger;
   readonly #service: string;
+  readonly #clock: Clock;
 
-  constructor(service: string, logger: Logger) {
+  /** @param clock read on every drop: the relay passes its coarse clock (a flood of drops must not cost a `Date.now()` each) */
+  constructor(service: string, logger: Logger, clock: Clock = SYSTEM_CLOCK) {
     this.#service = service;
     this.#logger = logger;
+    this.#clock = clock;
     const zeros = () => Object.fromEntries(RELAY_DROP_REASONS.map((r) => [r, 0])) as Record<RelayDropReason, number>;
     this.counts = zeros();
     this.#sinceLog = zeros();
@@ -65,7 +70,7 @@ export class RelayDrops {
   drop(reason: RelayDropReason, from: string, detail?: string): void {
     this.counts[reason]++;
     this.#sinceLog[reason]++;
-    const now = Date.now();
+    const now = this.#clock.now();
     if (now - this.#lastLog[reason] < LOG_INTERVAL_MS) return;
     const count = this.#sinceLog[reason];
     this.#lastLog[reason] = now;

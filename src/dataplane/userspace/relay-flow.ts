@@ -8,6 +8,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import type { SnatLease } from './snat-pool.js';
 import type { TableEntry } from './flow-table.js';
+import type { FlowKey } from './relay-flow-key.js';
 
 /** Per-backend counters the relay keeps (plain numbers: the hot path only adds). */
 export interface BackendTraffic {
@@ -52,7 +53,7 @@ export interface FlowOwner {
 
 export class RelayFlow implements TableEntry {
   // Immutable identity.
-  readonly key: string;
+  readonly key: FlowKey;
   readonly clientAddress: string;
   readonly clientPort: number;
   /** True for the NAT-T port (4500): replies leave from there. */
@@ -68,7 +69,7 @@ export class RelayFlow implements TableEntry {
   socket: Socket | undefined;
   pending: Buffer[] | undefined = [];
 
-  constructor(key: string, clientAddress: string, clientPort: number, isNatT: boolean, session: RelaySession, lease: SnatLease) {
+  constructor(key: FlowKey, clientAddress: string, clientPort: number, isNatT: boolean, session: RelaySession, lease: SnatLease) {
     this.key = key;
     this.clientAddress = clientAddress;
     this.clientPort = clientPort;

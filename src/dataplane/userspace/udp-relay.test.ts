@@ -228,6 +228,47 @@ test('SNAT pool: no (address, server) pair exceeds the cap; slots come back when
   }
 });
 
+test('the new-flow budget sheds a burst of new source ports beyond it; established flows keep forwarding (driven clock)', async () => {
+  const clock = { t: 1_000_000, now() { return this.t; } };
+  const h = await startHarness({
+    serverAddresses: ['127.0.28.1', '127.0.28.2', '127.0.28.3'],
+    virtualIp: '127.0.18.1',
+    relayOptions: { clock, maxNewFlowsPerSecond: 3 },
+  });
+  const sockets: Socket[] = [];
+  const forwarded = () => Object.values(h.relay.status().backends).reduce((n, b) => n + (b.packetsIn ?? 0), 0);
+  const initFrom = (address: string) => Buffer.from(saInitRequest(randomSpi64(), { address, port: 1 }, { address: h.vip.address, port: 2 }));
+  try {
+    const a = await bindUdp('udp4', '127.1.8.1', 0);
+    sockets.push(a);
+    const first = initFrom('127.1.8.1');
+    assert.ok(await sendAndListenOn(a, first, h.vip.address, h.vip.ikePort), 'the first client is answered (one token)');
+    for (let i = 0; i < 10; i++) {
+      const s = await bindUdp('udp4', `127.1.8.${i + 2}`, 0);
+      sockets.push(s);
+      s.send(initFrom(`127.1.8.${i + 2}`), h.vip.ikePort, h.vip.address);
+    }
+    await sleep(150);
+    assert.equal(h.relay.stats().flows, 3, 'the burst of 3 tokens: the first client and two of the ten');
+    assert.equal(h.relay.stats().dropped['new-flow-shed'], 8);
+    // The established flow is not subject to the budget.
+    const before = forwarded();
+    a.send(first, h.vip.ikePort, h.vip.address);
+    await sleep(150);
+    assert.equal(forwarded(), before + 1);
+    assert.equal(h.relay.stats().dropped['new-flow-shed'], 8);
+    // One second later the budget has refilled: a new client gets through.
+    clock.t += 1000;
+    const b = await bindUdp('udp4', '127.1.8.99', 0);
+    sockets.push(b);
+    assert.ok(await sendAndListenOn(b, initFrom('127.1.8.99'), h.vip.address, h.vip.ikePort), 'answered after the refill');
+    assert.equal(h.relay.stats().flows, 4);
+  } finally {
+    for (const s of sockets) s.close();
+    await h.close();
+  }
+});
+
 /** IKE_SA_INIT through the relay from a throwaway socket; returns the SPIs and the 4500 socket. */
 async function halfHandshake(h: Harness, localAddress: string): Promise<{ spiI: bigint; spiR: bigint; natT: Socket }> {
   const spiI = randomSpi64();

@@ -16,10 +16,16 @@
  *
  * Bounded under a flood: flows, sessions and pins live in `FlowTable`s of at most `maxFlows`
  * entries (second-chance eviction, refusal when nothing is evictable); at most
- * `maxPendingSetups` upstream sockets are set up at once, beyond which new flows are shed
- * (`new-flow-shed`) while existing flows keep flowing. Every dropped datagram is counted by
- * reason. The per-packet path of an existing flow does one map lookup, an allocation-free
- * sanity check and one `send` on a connected socket.
+ * `maxPendingSetups` upstream sockets are set up at once and at most `maxNewFlowsPerSecond`
+ * flows are set up per second (a setup costs several times a forwarded datagram), beyond which
+ * new flows are shed (`new-flow-shed`) while existing flows keep flowing. Every dropped
+ * datagram is counted by reason.
+ *
+ * The per-packet path of an existing flow does one map lookup under a numeric key (IPv4:
+ * relay-flow-key.ts; no string is built), an allocation-free sanity check, a clock read without
+ * a system call (`CoarseClock`) and one `send` without callback on a connected socket. What
+ * remains per datagram is Node's own (a Buffer and an rinfo object per received datagram, the
+ * send path) and the kernel's; see docs/operations.md for the measured split.
  */
 import { createSocket, type RemoteInfo, type Socket, type SocketOptions } from 'node:dgram';
 import { readFileSync } from 'node:fs';
@@ -34,10 +40,12 @@ import { IkeParseStats } from '../../protocol/ikev2/parse-stats.js';
 import type { ConnectionCounts } from '../../balancer/balancer.js';
 import type { Logger } from '../../log/logger.js';
 import type { BackendCounters, DataPlane, DataPlaneStatus } from '../dataplane.js';
-import { FlowTable, SYSTEM_CLOCK, type Clock, type RemovalReason, type TableEntry } from './flow-table.js';
+import { CoarseClock, FlowTable, SYSTEM_CLOCK, type Clock, type RemovalReason, type TableEntry } from './flow-table.js';
+import { flowKey, type FlowKey } from './relay-flow-key.js';
 import { RelayFlow, type FlowOwner, type RelayBackend, type RelaySession } from './relay-flow.js';
 import { RelayDrops, checkIkeAt, checkNatTDatagram, type RelayDropReason } from './relay-drops.js';
 import { RelayMetrics } from './relay-metrics.js';
+import { NewFlowBudget } from './relay-new-flow-budget.js';
 import { SnatPool, type SnatPairUsage } from './snat-pool.js';
 
 /** Test and tuning knobs that are not part of the configuration file. */
@@ -47,7 +55,14 @@ export interface UdpRelayOptions {
   readonly maxPendingSetups?: number;
   /** Housekeeping period in ms (default: a quarter of the shortest timeout, 100 ms – 1 s). */
   readonly sweepInterval?: number;
+  /**
+   * Most new flows set up per second, sustained (default: the service's `maxNewFlowsPerSecond`);
+   * beyond it well-formed new flows are shed (`new-flow-shed`) so that a flood of new source
+   * ports cannot starve established flows (see relay-new-flow-budget.ts). Infinity: no cap.
+   */
+  readonly maxNewFlowsPerSecond?: number;
 }
+
 
 /** A client address's most recent session (affinity ike-spi): where its stray ESP goes. */
 interface Pin extends TableEntry {
@@ -64,8 +79,6 @@ export interface UdpRelayStats {
   readonly snat: readonly SnatPairUsage[];
 }
 
-const IKE_KEY = 'i';
-const NAT_T_KEY = 'n';
 // Larger socket buffers absorb bursts instead of dropping them in the kernel (capped by
 // net.core.rmem_max / wmem_max; failures to raise them are harmless).
 const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -80,6 +93,8 @@ export class UdpRelay implements DataPlane {
   readonly #service: Ikev2Service;
   readonly #logger: Logger;
   readonly #clock: Clock;
+  /** Read per datagram; refreshed by housekeeping and on new flows. */
+  readonly #coarse: CoarseClock;
   readonly #connections: ConnectionCounts;
   readonly #drops: RelayDrops;
   readonly #metrics: RelayMetrics;
@@ -87,9 +102,10 @@ export class UdpRelay implements DataPlane {
   readonly #parseStats = new IkeParseStats();
   readonly #isSpiAffinity: boolean;
   readonly #maxPendingSetups: number;
+  readonly #newFlowBudget: NewFlowBudget | undefined;
   readonly #sweepInterval: number;
   readonly #backends = new Map<string, RelayBackend>();
-  readonly #flows: FlowTable<RelayFlow>;
+  readonly #flows: FlowTable<RelayFlow, FlowKey>;
   readonly #sessions: FlowTable<RelaySession>;
   readonly #pins: FlowTable<Pin>;
   readonly #warnings: string[] = [];
@@ -106,16 +122,19 @@ export class UdpRelay implements DataPlane {
     this.#service = service;
     this.#logger = ctx.logger.child({ component: 'udp-relay', service: service.name });
     this.#clock = options.clock ?? SYSTEM_CLOCK;
+    this.#coarse = new CoarseClock(this.#clock);
     this.#connections = ctx.controller.connections(service.name);
-    this.#drops = new RelayDrops(service.name, this.#logger);
+    this.#drops = new RelayDrops(service.name, this.#logger, this.#coarse);
     this.#metrics = new RelayMetrics(service.name, ctx.metrics);
     this.#snat = new SnatPool(service.snat?.addresses, service.snat?.maxSasPerAddress ?? Infinity);
     this.#isSpiAffinity = service.affinity === 'ike-spi';
     this.#maxPendingSetups = options.maxPendingSetups ?? 256;
+    const perSecond = options.maxNewFlowsPerSecond ?? service.maxNewFlowsPerSecond;
+    this.#newFlowBudget = Number.isFinite(perSecond) ? new NewFlowBudget(perSecond, this.#clock.now()) : undefined;
     this.#sweepInterval =
       options.sweepInterval ?? Math.min(1000, Math.max(100, Math.floor(Math.min(service.flowTimeout, service.persistenceTimeout) / 4)));
     const clock = this.#clock;
-    this.#flows = new FlowTable<RelayFlow>({
+    this.#flows = new FlowTable<RelayFlow, FlowKey>({
       maxEntries: service.maxFlows,
       idleTimeout: service.flowTimeout,
       clock,
@@ -219,7 +238,7 @@ export class UdpRelay implements DataPlane {
   // --- per-datagram path ------------------------------------------------------------------
 
   readonly #onIkeDatagram = (msg: Buffer, rinfo: RemoteInfo): void => {
-    const flow = this.#flows.get(IKE_KEY + rinfo.address + ':' + rinfo.port);
+    const flow = this.#flows.get(flowKey(rinfo.address, rinfo.port, false));
     if (flow === undefined) return this.#newFlow(msg, rinfo, false);
     const bad = checkIkeAt(msg, 0);
     if (bad !== undefined) return this.#drops.drop(bad, rinfo.address);
@@ -227,7 +246,7 @@ export class UdpRelay implements DataPlane {
   };
 
   readonly #onNatTDatagram = (msg: Buffer, rinfo: RemoteInfo): void => {
-    const flow = this.#flows.get(NAT_T_KEY + rinfo.address + ':' + rinfo.port);
+    const flow = this.#flows.get(flowKey(rinfo.address, rinfo.port, true));
     if (flow === undefined) return this.#newFlow(msg, rinfo, true);
     const bad = checkNatTDatagram(msg);
     if (bad !== undefined) return this.#drops.drop(bad, rinfo.address);
@@ -235,7 +254,7 @@ export class UdpRelay implements DataPlane {
   };
 
   #forward(flow: RelayFlow, msg: Buffer): void {
-    flow.lastSeen = this.#clock.now();
+    flow.lastSeen = this.#coarse.now();
     flow.referenced = true;
     if (flow.isReady) flow.socket!.send(msg);
     else if (!flow.enqueue(msg)) return this.#drops.drop('queue-full', flow.clientAddress);
@@ -247,7 +266,7 @@ export class UdpRelay implements DataPlane {
   readonly #owner: FlowOwner = {
     onReply: (flow, msg) => {
       if (flow.isClosed) return;
-      flow.lastSeen = this.#clock.now();
+      flow.lastSeen = this.#coarse.now();
       flow.referenced = true;
       const t = flow.backend.traffic;
       t.packetsOut++;
@@ -292,6 +311,10 @@ export class UdpRelay implements DataPlane {
         spi = msg.subarray(4, 12); // RFC 3948 §2.2: the IKE header follows the 4-octet marker
       }
     }
+    // Well-formed and about to cost a setup (~50 µs): only within the new-flow budget, so that
+    // a flood of new source ports is shed before it starves established flows.
+    const now = this.#coarse.refresh();
+    if (this.#newFlowBudget !== undefined && !this.#newFlowBudget.take(now)) return this.#drops.drop('new-flow-shed', from);
     if (session === undefined) {
       const key = this.#isSpiAffinity ? 'spi:' + spi!.toString('hex') : 'ip:' + from;
       session = this.#sessions.get(key);
@@ -317,14 +340,14 @@ export class UdpRelay implements DataPlane {
     if (lease === undefined) {
       return this.#drops.drop('snat-exhausted', from, `every SNAT address has ${this.#snat.maxPerPair} session(s) on ${backend.name}`);
     }
-    const key = (isNatT ? NAT_T_KEY : IKE_KEY) + from + ':' + rinfo.port;
+    const key = flowKey(from, rinfo.port, isNatT);
     const flow = new RelayFlow(key, from, rinfo.port, isNatT, session, lease);
     if (!this.#flows.insert(key, flow)) {
       this.#snat.release(lease);
       return this.#drops.drop('flow-table-full', from);
     }
     session.lease = lease;
-    session.lastSeen = this.#clock.now();
+    session.lastSeen = now;
     session.referenced = true;
     if (session.flows++ === 0) this.#connections.increment(backend.name);
     backend.traffic.flows++;
@@ -350,9 +373,9 @@ export class UdpRelay implements DataPlane {
   // --- housekeeping -------------------------------------------------------------------------
 
   #housekeeping(): void {
+    const now = this.#coarse.refresh();
     this.#flows.sweep();
     // A session lives as long as one of its flows, then `persistenceTimeout` more.
-    const now = this.#clock.now();
     for (const s of this.#sessions.values()) {
       if (s.flows > 0) {
         s.lastSeen = now;
