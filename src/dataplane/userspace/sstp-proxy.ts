@@ -29,10 +29,33 @@ import type { BackendCounters, DataPlane, DataPlaneStatus } from '../dataplane.j
 import { certificateMismatch, fetchServerCertificate, pemToDer } from './sstp-certificate-check.js';
 import { RateLimitedLog, sstpMetrics, type SstpCloseReason, type SstpMetrics } from './sstp-metrics.js';
 import { PersistenceTable } from './sstp-persistence.js';
-import { SstpTunnel, type TunnelHost } from './sstp-tunnel.js';
+import { SstpTunnel, TUNNEL_HIGH_WATER_MARK, type TunnelHost } from './sstp-tunnel.js';
 
 /** How often a re-encrypting proxy re-checks every backend's certificate. */
 export const CERTIFICATE_CHECK_INTERVAL_MS = 60_000;
+/**
+ * How often open tunnels' octet counts reach `vpnlb_sstp_bytes_total` (also at every tunnel
+ * close and every status read). Counting per chunk cost more CPU than the relaying itself.
+ */
+export const BYTES_REPORT_INTERVAL_MS = 5_000;
+
+/**
+ * Front TLS settings (offload, reencrypt). AES-GCM first and the server's order honoured: with
+ * AES-NI it is the cheapest AEAD per octet for the bulk of a tunnel, and clients (Windows
+ * SChannel, OpenSSL) all offer it; X25519 first among key shares (cheapest ECDHE), P-256 for
+ * clients without it. Session tickets stay on (Node's default, keys per process) so a
+ * reconnecting SSTP client can resume without a full handshake.
+ */
+export const FRONT_TLS_OPTIONS = {
+  honorCipherOrder: true,
+  ciphers: [
+    'TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256',
+    'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384',
+    'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
+  ].join(':'),
+  ecdhCurve: 'X25519:P-256:P-384',
+  minVersion: 'TLSv1.2',
+} as const satisfies tls.SecureContextOptions;
 
 export class SstpProxy implements DataPlane {
   readonly serviceName: string;
@@ -54,6 +77,9 @@ export class SstpProxy implements DataPlane {
   readonly #bytes = new Map<string, { in: number; out: number }>();
   readonly #warnings = new Set<string>();
   #certTimer: NodeJS.Timeout | undefined;
+  #bytesTimer: NodeJS.Timeout | undefined;
+  /** What every tunnel of this proxy shares (built once at start, not per connection). */
+  #host: TunnelHost | undefined;
   #isStopped = false;
 
   constructor(service: SstpService, ctx: RuntimeContext) {
@@ -86,19 +112,24 @@ export class SstpProxy implements DataPlane {
       try {
         const cert = readFileSync(svc.tls.cert);
         const key = readFileSync(svc.tls.key);
-        this.#frontContext = tls.createSecureContext({ cert, key });
+        this.#frontContext = tls.createSecureContext({ cert, key, ...FRONT_TLS_OPTIONS });
         this.#frontDer = pemToDer(cert);
       } catch (err) {
         throw new VpnlbError('VPNLB_SSTP_TLS_CONFIG', `${svc.name}: cannot load tls.cert / tls.key: ${(err as Error).message}`, 'client', { cause: err });
       }
     }
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (s) => this.#accept(s));
+    this.#host = this.#tunnelHost();
+    // noDelay towards clients: SSTP carries PPP frames, many small and latency-bound, over WAN
+    // round trips that Nagle would add to them (the server side keeps Nagle, see sstp-tunnel.ts).
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false, noDelay: true, highWaterMark: TUNNEL_HIGH_WATER_MARK }, (s) => this.#accept(s));
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err) => reject(new VpnlbError('VPNLB_LISTEN', `${svc.name}: cannot listen on ${fmt(svc.virtualIp, svc.port)}: ${err.message}`, 'internal', { cause: err })));
       server.listen({ host: svc.virtualIp, port: svc.port, ipv6Only: svc.family === 6 }, () => resolve());
     });
     server.on('error', (err) => this.#ctx.logger.error({ component: 'sstp', service: svc.name, err }, `${svc.name}: listener error`));
     this.#server = server;
+    this.#bytesTimer = setInterval(() => this.#reportBytes(), BYTES_REPORT_INTERVAL_MS);
+    this.#bytesTimer.unref();
     this.#applyBackendStates(this.#snapshot);
     if (svc.mode === 'reencrypt') {
       await this.checkCertificates();
@@ -115,6 +146,7 @@ export class SstpProxy implements DataPlane {
   async stop(_options: { keepState?: boolean } = {}): Promise<void> {
     this.#isStopped = true;
     if (this.#certTimer) clearInterval(this.#certTimer);
+    if (this.#bytesTimer) clearInterval(this.#bytesTimer);
     for (const t of this.#drainTimers.values()) clearTimeout(t);
     this.#drainTimers.clear();
     const server = this.#server;
@@ -123,6 +155,7 @@ export class SstpProxy implements DataPlane {
   }
 
   status(): DataPlaneStatus {
+    this.#reportBytes();
     const backends: Record<string, BackendCounters> = {};
     for (const b of this.#snapshot?.backends ?? []) {
       const bytes = this.#bytes.get(b.name) ?? { in: 0, out: 0 };
@@ -183,7 +216,14 @@ export class SstpProxy implements DataPlane {
       socket.destroy();
       return;
     }
-    const host: TunnelHost = {
+    const tunnel = new SstpTunnel(this.#host ?? (this.#host = this.#tunnelHost()), socket);
+    this.#tunnels.add(tunnel);
+    tunnel.start();
+  }
+
+  #tunnelHost(): TunnelHost {
+    const svc = this.#service;
+    return {
       serviceName: svc.name,
       snapshot: () => this.#snapshot as SstpServiceSnapshot,
       connections: this.#connections,
@@ -196,18 +236,21 @@ export class SstpProxy implements DataPlane {
       frontDer: this.#frontDer,
       backendPort: this.#backendPort(),
       certificateMismatch: (b, m) => this.#onCertificateMismatch(b, m),
-      countBytes: (b, dir, n) => {
+      addBytes: (b, toBackend, toClient) => {
         let e = this.#bytes.get(b);
         if (!e) this.#bytes.set(b, (e = { in: 0, out: 0 }));
-        if (dir === 'to-backend') e.in += n;
-        else e.out += n;
-        this.#metrics.bytes.inc({ service: svc.name, backend: b, direction: dir }, n);
+        e.in += toBackend;
+        e.out += toClient;
+        if (toBackend > 0) this.#metrics.bytes.inc({ service: svc.name, backend: b, direction: 'to-backend' }, toBackend);
+        if (toClient > 0) this.#metrics.bytes.inc({ service: svc.name, backend: b, direction: 'to-client' }, toClient);
       },
       removed: (t) => this.#tunnels.delete(t),
     };
-    const tunnel = new SstpTunnel(host, socket);
-    this.#tunnels.add(tunnel);
-    tunnel.start();
+  }
+
+  /** Brings the byte counters (status and metric) up to date with every open tunnel. */
+  #reportBytes(): void {
+    for (const t of this.#tunnels) t.reportBytes();
   }
 
   /** Drain deadlines, and tunnels of backends that left (down, disabled, removed). */
