@@ -51,6 +51,8 @@ export interface IkeLabOptions {
   readonly auth?: 'psk' | 'cert';
   readonly blockThreshold?: number;
   readonly retransmit?: RetransmitSettings;
+  /** Dead peer detection on the clients (see `InitiatorConfOptions.dpd`). */
+  readonly clientDpd?: { readonly delaySec: number; readonly action: 'restart' | 'clear' };
 }
 
 export interface LabServer {
@@ -236,6 +238,7 @@ export class IkeLab {
         vips: [c.family === 4 ? '0.0.0.0' : '::'],
         fragmentation: this.options.auth !== 'cert',
         extraConnections: c.stalled ? (this.options.stalledSas ?? 8) - 1 : 0,
+        ...(this.options.clientDpd ? { dpd: this.options.clientDpd } : {}),
       }),
     });
   }

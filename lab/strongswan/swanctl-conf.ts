@@ -44,6 +44,12 @@ export interface InitiatorConfOptions {
    * all at once to hold that many half-open IKE_SAs on the servers.
    */
   readonly extraConnections?: number;
+  /**
+   * Dead peer detection (RFC 7296 §2.4 liveness checks): an empty INFORMATIONAL after
+   * `delaySec` without traffic from the server, and what to do when it goes unanswered
+   * (`restart`: a new IKE_SA, as Windows clients reconnect). Off when absent.
+   */
+  readonly dpd?: { readonly delaySec: number; readonly action: 'restart' | 'clear' };
 }
 
 function authSection(side: 'local' | 'remote', id: string, auth: LabAuth): string {
@@ -103,13 +109,13 @@ function initiatorConnection(name: string, o: InitiatorConfOptions): string {
     # chain (hence the IP fragmentation the lab wants) would shrink to one certificate.
     send_certreq = ${o.auth.kind === 'pubkey' ? 'no' : 'yes'}
     # One attempt per initiate: the lab counts failures instead of hiding them in retries.
-    keyingtries = 1
+    keyingtries = 1${o.dpd ? `\n    dpd_delay = ${o.dpd.delaySec}s` : ''}
     ${authSection('local', id, o.auth)}
     ${authSection('remote', o.remoteId, o.auth)}
     children {
       ${name} {
         remote_ts = ${o.remoteTs.join(', ')}
-        esp_proposals = ${ESP_PROPOSALS}
+        esp_proposals = ${ESP_PROPOSALS}${o.dpd ? `\n        dpd_action = ${o.dpd.action}` : ''}
       }
     }
   }`;

@@ -89,11 +89,10 @@ describe('map change under traffic (real strongSwan)', { skip, timeout: 150_000 
     // the map and deletes the dead server's conntrack entries (bounded wait for its log line).
     for (const deadline = Date.now() + 3000; Date.now() < deadline && !vpnlb.log.includes(`conntrack entries of ${victimName}`); ) await sleep(100);
     for (const c of victims) {
-      // The client notices its server is gone and dials the VIP again. SIGKILL, not SIGTERM:
-      // a client whose server died sends no DELETE, and a DELETE for the old IKE_SA (hashed on
-      // its old SPI) would recreate the client's 4500 conntrack entry towards another server
-      // before the new IKE_AUTH — see the report on conntrack-keyed 4500 flows.
-      await c.charon!.kill();
+      // The client notices its server is gone and dials the VIP again. Its charon is stopped
+      // with SIGTERM, so it first sends a DELETE for its old IKE_SA from port 4500: the kernel
+      // must drop it (the SA's server is dead, `ike_stale`) rather than let it create a 4500
+      // conntrack entry towards another server that the new IKE_AUTH would follow.
       await lab.startClient(c);
       const server = await connect(c);
       assert.notEqual(server, victimName, `${c.name} reconnected to the dead server`);

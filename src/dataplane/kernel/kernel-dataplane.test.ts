@@ -234,3 +234,42 @@ test('a flowTimeout too close to the NAT-T keepalive is warned about (the host s
   assert.ok(dp.status().warnings.some((w) => w.startsWith('flowTimeout 25 s is not well above')), dp.status().warnings.join('\n'));
   await dp.stop();
 });
+
+test('a lost server\'s SPI set is moved into spi_dead and emptied in the slot transaction (handshake integrity)', async () => {
+  const { controller, nft, snap, make } = setup();
+  // nft -j list set output for spi_b: one bare element and one with its timeout.
+  const listed: string[][] = [];
+  const list = nft.list.bind(nft);
+  nft.list = async (what) => {
+    listed.push([...what]);
+    if (what[0] !== 'set') return list(what);
+    const elem = what[3] === 'spi_b' ? [{ concat: [16909060, 84281096] }, { elem: { val: { concat: [3735928559, 1] }, expires: 12 } }] : [];
+    return { ok: true, value: { nftables: [{ metainfo: {} }, { set: { family: 'ip', table: 'vpnlb', name: what[3], elem } }] } };
+  };
+  const dp = make();
+  await dp.start(snap());
+  assert.match(nft.transactions[0] as string, /set spi_dead \{/);
+  assert.ok(!listed.some((w) => w[0] === 'set'), 'nothing to retire at a clean start');
+  controller.setHealth('ike', 'b', 'down', 'test');
+  await dp.apply(snap());
+  const tx = nft.transactions.at(-1) as string;
+  assert.deepEqual(listed.filter((w) => w[0] === 'set'), [['set', 'ip', 'vpnlb', 'spi_b']]);
+  assert.match(tx, /^add element ip vpnlb spi_dead \{ 16909060 \. 84281096, 3735928559 \. 1 \}$/m);
+  assert.match(tx, /^flush set ip vpnlb spi_b$/m);
+  assert.match(tx, /^flush set ip vpnlb pin_b$/m);
+  // The SPIs are moved before the set is emptied, and in the same transaction as the slots.
+  assert.ok(tx.indexOf('spi_dead') < tx.indexOf('flush set ip vpnlb spi_b'));
+  assert.match(tx, /^delete element ip vpnlb slots/m);
+  await dp.stop();
+});
+
+test('source-ip affinity has no SPI sets: nothing to retire', async () => {
+  const { controller, nft, snap, make } = setup(YAML.replace('pool: farm }', 'pool: farm, affinity: source-ip }'));
+  const dp = make();
+  await dp.start(snap());
+  assert.doesNotMatch(nft.transactions[0] as string, /spi_/);
+  controller.setHealth('ike', 'b', 'down', 'test');
+  await dp.apply(snap());
+  assert.doesNotMatch(nft.transactions.at(-1) as string, /spi_|flush set/);
+  await dp.stop();
+});

@@ -24,7 +24,7 @@ import { VpnlbError } from '../../errors.js';
 import type { BackendCounters, DataPlane, DataPlaneStatus } from '../dataplane.js';
 import { createCommandRunner, type CommandRunner } from './command-runner.js';
 import { ConntrackCli, type ConntrackTable } from './conntrack.js';
-import { diffSlotAddresses, renderMapUpdate, renderTransaction, slotAddressesOf, type SlotAddresses } from './map-update.js';
+import { diffSlotAddresses, renderMapUpdate, renderTransaction, slotAddressesOf, spisOfSetJson, type SlotAddresses } from './map-update.js';
 import { NftCliApplier, readCounters, readTableState, type NftApplier } from './nft-applier.js';
 import {
   NFT_OBJECTS,
@@ -33,7 +33,9 @@ import {
   counterName,
   ctTimeoutName,
   hasSnatCap,
+  hasSpiSets,
   sasSetName,
+  spiSetName,
   snatAddresses,
   nftFamilyOf,
   pinSetName,
@@ -154,16 +156,18 @@ export class KernelIkeDataPlane implements DataPlane {
     const capped = hasSnatCap(s);
     const wantedSets = new Set([
       ...(s.affinity === 'ike-spi' ? this.#backends.map((b) => pinSetName(b.id)) : []),
+      ...(hasSpiSets(s) ? [...this.#backends.map((b) => spiSetName(b.id)), NFT_OBJECTS.spiDeadSet] : []),
       ...(capped ? snatAddresses(s).map((_, i) => sasSetName(i)) : []),
     ]);
     const wantedCounters = new Set([
       NFT_OBJECTS.ikeUnrouted,
       NFT_OBJECTS.nattUnrouted,
+      ...(hasSpiSets(s) ? [NFT_OBJECTS.ikeStale, NFT_OBJECTS.ikeSplit] : []),
       ...(capped ? [NFT_OBJECTS.snatExhausted] : []),
       ...this.#backends.flatMap((b) => [counterName(b.id, 'in'), counterName(b.id, 'out')]),
     ]);
     const toFlush = backendsToFlush(snapshot).filter((b) => b.family === s.family);
-    const flushSets = s.affinity === 'ike-spi' ? toFlush.map((b) => this.#idOf(b.name)).filter((id): id is string => id !== undefined).map(pinSetName) : [];
+    const { flushSets, deadSpis } = await this.#retire(toFlush, state.value.sets);
     const text = renderTransaction({
       family: this.#family,
       table: s.table,
@@ -172,6 +176,7 @@ export class KernelIkeDataPlane implements DataPlane {
       changes,
       desired,
       flushSets,
+      deadSpis,
       deleteSets: state.value.sets.filter((n) => !wantedSets.has(n)),
       deleteCounters: Object.keys(state.value.counters).filter((n) => !wantedCounters.has(n)),
       deleteChains: state.value.chains.filter((n) => !chains.some((c) => c.name === n)),
@@ -211,10 +216,10 @@ export class KernelIkeDataPlane implements DataPlane {
     const nowFlushed = backendsToFlush(snapshot).filter((b) => b.family === s.family);
     const newlyFlushed = nowFlushed.filter((b) => !this.#flushed.has(b.name));
     this.#flushed = new Set(nowFlushed.map((b) => b.name));
-    const flushSets = s.affinity === 'ike-spi' ? newlyFlushed.map((b) => this.#idOf(b.name)).filter((id): id is string => id !== undefined).map(pinSetName) : [];
+    const { flushSets, deadSpis } = await this.#retire(newlyFlushed);
     this.#lastSnapshot = snapshot;
     if (changes.adds.length + changes.deletes.length + flushSets.length > 0) {
-      const text = renderMapUpdate(this.#family, s.table, changes, desired, flushSets);
+      const text = renderMapUpdate(this.#family, s.table, changes, desired, flushSets, deadSpis);
       const started = performance.now();
       const r = await this.#applier.apply(text);
       this.#metrics.applied(r.ok, changes.deletes.length + changes.adds.length);
@@ -302,6 +307,35 @@ export class KernelIkeDataPlane implements DataPlane {
     const candidates: Candidate[] = snapshot.candidates.filter((c) => (isIP(c.address) === 6 ? 6 : 4) === fam);
     if (snapshot.balancer instanceof MaglevBalancer && candidates.length === snapshot.candidates.length) return snapshot.balancer.table;
     return new MaglevBalancer({ candidates, seed: this.#service.hashSeed, connections: new ConnectionCounts() }).table;
+  }
+
+  /**
+   * What a transaction does for servers that went down or were disabled: empty their pin sets
+   * and their SPI sets, moving the SPIs into `spi_dead` so that the stale IKE packets of their
+   * SAs (a client's DPD or DELETE, which RFC 7296 §1.4.1 / §2.4 clients keep sending until they
+   * give up) are dropped instead of creating a conntrack entry that would capture the client's
+   * next handshake. The SPIs are read just before the transaction; an SA recorded in between
+   * is not moved (its server's slots change in the same transaction, so it is a rare race).
+   *
+   * @param existingSets set names the table holds (start: an SPI set that is not there yet has
+   *   nothing to move); undefined: the table is ours and complete (apply).
+   */
+  async #retire(backends: readonly { name: string }[], existingSets?: readonly string[]): Promise<{ flushSets: string[]; deadSpis: string[] }> {
+    const s = this.#service;
+    const ids = backends.map((b) => this.#idOf(b.name)).filter((id): id is string => id !== undefined);
+    const flushSets = s.affinity === 'ike-spi' ? ids.map(pinSetName) : [];
+    const deadSpis: string[] = [];
+    if (!hasSpiSets(s)) return { flushSets, deadSpis };
+    for (const id of ids) {
+      const name = spiSetName(id);
+      if (existingSets && !existingSets.includes(name)) continue;
+      const r = await this.#applier.list(['set', this.#family, s.table, name]);
+      if (r.ok) deadSpis.push(...spisOfSetJson(r.value));
+      else this.#log().warn({ set: name, err: r.error }, `${s.name}: could not read ${name}; stale IKE packets of its SAs will be hashed to a live server`);
+      if (!existingSets || existingSets.includes(name)) flushSets.push(name);
+    }
+    if (deadSpis.length > 0) this.#log().info({ spis: deadSpis.length, backends: backends.map((b) => b.name) }, `${s.name}: ${deadSpis.length} IKE SAs of ${backends.map((b) => b.name).join(', ')} marked dead: their stale packets are dropped`);
+    return { flushSets, deadSpis };
   }
 
   async #deleteFlows(backends: readonly { name: string; address: string }[]): Promise<void> {

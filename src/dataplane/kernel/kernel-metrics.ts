@@ -20,6 +20,7 @@ export class KernelMetrics {
   readonly #bytes: Counter<'service' | 'backend' | 'direction'>;
   readonly #dropped: Counter<'service' | 'reason'>;
   readonly #returnPath: Gauge<'service' | 'backend'>;
+  readonly #split: Counter<'service'>;
   readonly #missing = new Set<string>();
 
   constructor(metrics: Metrics, service: string) {
@@ -30,7 +31,8 @@ export class KernelMetrics {
     this.#ctFailures = metrics.counter({ name: 'vpnlb_kernel_conntrack_errors_total', help: 'conntrack calls that failed (flows then stay until they expire).', labelNames: ['service'] });
     this.#packets = metrics.counter({ name: 'vpnlb_kernel_backend_packets_total', help: 'Packets forwarded by the kernel, per server and direction (in: to the server, out: back to clients).', labelNames: ['service', 'backend', 'direction'] });
     this.#bytes = metrics.counter({ name: 'vpnlb_kernel_backend_bytes_total', help: 'Bytes forwarded by the kernel, per server and direction.', labelNames: ['service', 'backend', 'direction'] });
-    this.#dropped = metrics.counter({ name: 'vpnlb_kernel_dropped_packets_total', help: 'Packets the kernel ruleset dropped: ike_unrouted (no SPI or no server), natt_unrouted (ESP without conntrack entry or pin), snat_exhausted (full NAT: the client\'s SNAT address is at snat.maxSasPerAddress for that server).', labelNames: ['service', 'reason'] });
+    this.#dropped = metrics.counter({ name: 'vpnlb_kernel_dropped_packets_total', help: 'Packets the kernel ruleset dropped: ike_unrouted (no SPI or no server), natt_unrouted (ESP without conntrack entry or pin), snat_exhausted (full NAT: the client\'s SNAT address is at snat.maxSasPerAddress for that server), ike_stale (IKE packets of an SA whose server went down: dropped so that they cannot capture the client\'s next handshake).', labelNames: ['service', 'reason'] });
+    this.#split = metrics.counter({ name: 'vpnlb_kernel_ike_split_packets_total', help: 'IKE packets on the NAT-T port forwarded to another server than the one their IKE_SA_INIT reached: a client 4500 flow shared by SAs placed on two servers (the newer handshake fails; see docs/operations.md).', labelNames: ['service'] });
     this.#returnPath = metrics.gauge({ name: 'vpnlb_kernel_return_path_missing', help: '1 when a server\'s forwarded flows get no reply through the balancer (transparent mode: fix its default gateway).', labelNames: ['service', 'backend'] });
   }
 
@@ -64,10 +66,12 @@ export class KernelMetrics {
         if (d.bytes > 0) this.#bytes.inc(labels, d.bytes);
       }
     }
-    for (const reason of [NFT_OBJECTS.ikeUnrouted, NFT_OBJECTS.nattUnrouted, NFT_OBJECTS.snatExhausted]) {
+    for (const reason of [NFT_OBJECTS.ikeUnrouted, NFT_OBJECTS.nattUnrouted, NFT_OBJECTS.snatExhausted, NFT_OBJECTS.ikeStale]) {
       const d = inc(reason);
       if (d.packets > 0) this.#dropped.inc({ service: this.#service, reason }, d.packets);
     }
+    const split = inc(NFT_OBJECTS.ikeSplit);
+    if (split.packets > 0) this.#split.inc({ service: this.#service }, split.packets);
   }
 
   /** Sets the return-path gauge; returns whether the backend was already flagged. */

@@ -9,7 +9,7 @@
  * flows are untouched: their conntrack entries carry their NAT binding, not the map.
  */
 import type { MaglevTable } from '../../balancer/maglev/maglev.js';
-import { renderSlotElements, type ChainSpec, type NftFamily } from './render-ruleset.js';
+import { NFT_OBJECTS, renderSlotElements, type ChainSpec, type NftFamily } from './render-ruleset.js';
 
 /** Server address of each slot (`undefined`: empty slot). */
 export type SlotAddresses = readonly (string | undefined)[];
@@ -55,8 +55,10 @@ export interface TransactionInput {
   readonly changes: SlotChanges;
   /** The wanted addresses (values of `changes.adds`). */
   readonly desired: SlotAddresses;
-  /** Pin sets to empty (their server went down or was disabled). */
+  /** Pin and SPI sets to empty (their server went down or was disabled). */
   readonly flushSets?: readonly string[];
+  /** SPIs (`hi . lo`) of the SAs of those servers, moved into `spi_dead` (see `retireSpis`). */
+  readonly deadSpis?: readonly string[];
   /** Objects left over from an older configuration (adoption), deleted after the rules stop referring to them. */
   readonly deleteSets?: readonly string[];
   readonly deleteCounters?: readonly string[];
@@ -81,8 +83,9 @@ export function renderTransaction(t: TransactionInput): string {
   for (const s of t.deleteSets ?? []) tail.push(`delete set ${f} ${table} ${s}`);
   for (const c of t.deleteCounters ?? []) tail.push(`delete counter ${f} ${table} ${c}`);
   for (const c of t.deleteCtTimeouts ?? []) tail.push(`delete ct timeout ${f} ${table} ${c}`);
-  for (const s of t.flushSets ?? []) tail.push(`flush set ${f} ${table} ${s}`);
   if (tail.length > 0) text += `${tail.join('\n')}\n`;
+  text += renderDeadSpis(f, table, t.deadSpis ?? []);
+  text += (t.flushSets ?? []).map((s) => `flush set ${f} ${table} ${s}\n`).join('');
   text += renderSlotElements('delete', f, table, t.changes.deletes, t.desired);
   text += renderSlotElements('add', f, table, t.changes.adds, t.desired);
   return text;
@@ -95,9 +98,44 @@ export function renderMapUpdate(
   changes: SlotChanges,
   desired: SlotAddresses,
   flushSets: readonly string[] = [],
+  deadSpis: readonly string[] = [],
 ): string {
-  let text = flushSets.map((s) => `flush set ${family} ${table} ${s}\n`).join('');
+  let text = renderDeadSpis(family, table, deadSpis);
+  text += flushSets.map((s) => `flush set ${family} ${table} ${s}\n`).join('');
   text += renderSlotElements('delete', family, table, changes.deletes, desired);
   text += renderSlotElements('add', family, table, changes.adds, desired);
   return text;
+}
+
+/**
+ * `add element` lines that put SPIs into `spi_dead` (with the set's own timeout). Adding an
+ * element a set already holds is not an error for nft sets (unlike a map key with a new value).
+ */
+export function renderDeadSpis(family: NftFamily, table: string, spis: readonly string[], chunk = 4096): string {
+  let text = '';
+  for (let i = 0; i < spis.length; i += chunk) {
+    text += `add element ${family} ${table} ${NFT_OBJECTS.spiDeadSet} { ${spis.slice(i, i + chunk).join(', ')} }\n`;
+  }
+  return text;
+}
+
+/**
+ * The SPIs held by one `spi_<id>` set, from `nft -j list set` output, as `hi . lo` element keys.
+ * nft prints each element either bare (`{"concat": [hi, lo]}`) or wrapped with its timeout
+ * (`{"elem": {"val": {"concat": [...]}, "expires": n}}`); anything else is skipped.
+ */
+export function spisOfSetJson(json: unknown): string[] {
+  const out: string[] = [];
+  const arr = (json as { nftables?: unknown } | null)?.nftables;
+  if (!Array.isArray(arr)) return out;
+  for (const item of arr as Record<string, unknown>[]) {
+    const set = item.set as { elem?: unknown[] } | undefined;
+    for (const e of set?.elem ?? []) {
+      const wrapped = (e as { elem?: { val?: unknown } } | null)?.elem;
+      const val = (wrapped ? wrapped.val : e) as { concat?: unknown[] } | null;
+      const [hi, lo] = val?.concat ?? [];
+      if (typeof hi === 'number' && typeof lo === 'number') out.push(`${hi} . ${lo}`);
+    }
+  }
+  return out;
 }

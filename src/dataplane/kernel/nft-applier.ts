@@ -167,6 +167,8 @@ export class FakeNftApplier implements NftApplier {
       } else if ((m = /^(add|delete) element (ip6?) (\w+) (\w+) \{ (.*) \}$/.exec(l))) {
         const t = work.get(`${m[2]} ${m[3]}`);
         if (!t) return { ok: false, error: `Error: No such file or directory: ${l.slice(0, 80)}` };
+        // Only the slot map's elements are modelled; other sets accept anything.
+        if (m[4] !== NFT_OBJECTS.slotsMap) continue;
         for (const item of (m[5] ?? '').split(', ')) {
           const [k, v] = item.split(' : ');
           const slot = Number(k);

@@ -115,3 +115,21 @@ test('slot elements: delete lists keys only; empty input renders nothing', () =>
   assert.equal(renderSlotElements('delete', 'ip6', 't', [3, 9], []), 'delete element ip6 t slots { 3, 9 }\n');
   assert.equal(renderSlotElements('add', 'ip', 't', [], []), '');
 });
+
+test('handshake integrity: in dnat_in a known SPI wins over the map, a dead SA is dropped first, IKE_SA_INIT never', () => {
+  const { service, backends } = serviceOf(CASES['ipv4-ike-spi-transparent'] as string);
+  const text = renderRuleset({ service, backends: assignBackendIds(backends) });
+  const dnat = text.slice(text.indexOf('chain dnat_in'), text.indexOf('chain track')).split('\n');
+  for (const [port, spi, exchange] of [[500, '@th,64,32 . @th,96,32', '@th,208,8'], [4500, '@th,96,32 . @th,128,32', '@th,240,8']] as const) {
+    const at = (re: RegExp) => dnat.findIndex((l) => l.includes(`udp dport ${port} `) && re.test(l));
+    const live = dnat.filter((l) => l.includes(`udp dport ${port} `) && l.includes(`${spi} @spi_rras`));
+    assert.equal(live.length, 3, `port ${port}: one rule per server`);
+    const dead = at(/@spi_dead counter name ike_stale drop$/);
+    assert.ok(dead > 0 && dnat[dead]!.includes(`${exchange} != 34`), `port ${port}: IKE_SA_INIT is exempt`);
+    assert.ok(at(new RegExp(`${spi.replace(/[.]/g, '\\.')} @spi_rras_2_2 dnat`)) < dead, `port ${port}: live SPI sets first`);
+    assert.ok(dead < at(/dnat to jhash/), `port ${port}: the dead drop precedes the hash`);
+  }
+  // Source-ip services have none of it.
+  const src = serviceOf(CASES['ipv4-source-ip-transparent'] as string);
+  assert.doesNotMatch(renderRuleset({ service: src.service, backends: assignBackendIds(src.backends) }), /spi_|ike_stale|ike_split/);
+});

@@ -21,6 +21,19 @@
  *   `address . port : server`: nft 1.0.6 aborts on a packet-path map update with an IPv6
  *   concatenated key (netlink_linearize.c: "dreg < ctx->reg_low"), and a per-server set can be
  *   flushed in one command when its server goes down.
+ * - Handshake integrity (`ike-spi` with both ports; docs/operations.md "Handshake integrity
+ *   across failover"): a new conntrack entry is placed by the SPI of the packet that creates
+ *   it, and a stale IKE packet of a dead server's SA (DPD or DELETE from the client's port
+ *   4500) would create a 4500 entry that captures the client's next IKE_AUTH while its
+ *   IKE_SA_INIT went elsewhere. So `track` records every IKE_SA_INIT request (RFC 7296 §1.2:
+ *   exchange 34, SPIr 0) in `spi_<server>` of the server it really reached, refreshed by the
+ *   SA's later IKE packets; `dnat_in` sends a new flow with a known SPI to that server before
+ *   hashing (a map change between IKE_SA_INIT and IKE_AUTH cannot split the handshake), and
+ *   drops (`ike_stale`) IKE packets whose SPI is in `spi_dead`, where the control plane moves
+ *   the SPIs of a server that went down. Chosen over stateless IKE (no conntrack: full NAT and
+ *   refragmentation need it) and over control-plane deletion of mismatched entries (one 4500
+ *   flow may carry two live SAs): the kernel decides alone, ESP is untouched. A packet whose SA
+ *   belongs to another server than its flow's is only counted (`ike_split`).
  * - `snat_out` (nat postrouting, `nat: full` only): SNAT to the pool, spread by
  *   `jhash <saddr> mod N` so that a client's 500 and 4500 flows share one source address, or
  *   masquerade when no pool is configured.
@@ -63,7 +76,40 @@ export const NFT_OBJECTS = Object.freeze({
   ikeUnrouted: 'ike_unrouted',
   nattUnrouted: 'natt_unrouted',
   snatExhausted: 'snat_exhausted',
+  spiDeadSet: 'spi_dead',
+  ikeStale: 'ike_stale',
+  ikeSplit: 'ike_split',
 });
+
+/**
+ * The IKE initiator SPI as two 32-bit halves, at the IKE port (UDP payload offset 0) and at the
+ * NAT-T port (after the 4-byte non-ESP marker). RFC 7296 §3.1: the header starts with SPIi.
+ * Two halves because a set key made of one 64-bit raw payload is not a type nft can declare;
+ * the concatenation of two 32-bit fields is (verified with nft 1.0.6).
+ */
+const SPI_AT_IKE_PORT = '@th,64,32 . @th,96,32';
+const SPI_AT_NATT_PORT = '@th,96,32 . @th,128,32';
+/** RFC 7296 §3.1 exchange type (IKE header byte 18), at each port. */
+const EXCHANGE_AT_IKE_PORT = '@th,208,8';
+const EXCHANGE_AT_NATT_PORT = '@th,240,8';
+/** RFC 7296 §3.1 responder SPI (header bytes 8–15) at the IKE port: 0 in an IKE_SA_INIT request. */
+const SPI_R_AT_IKE_PORT = '@th,128,64';
+/** RFC 7296 §3.2: exchange type 34, IKE_SA_INIT. */
+const IKE_SA_INIT = 34;
+
+/**
+ * Whether the service gets the handshake-integrity objects (`spi_<id>`, `spi_dead`): `ike-spi`
+ * affinity with both ports. With `source-ip` both ports hash the same address, so a stale
+ * packet cannot send a handshake's two halves to different servers.
+ */
+export function hasSpiSets(service: Pick<Ikev2Service, 'affinity' | 'ikePort' | 'natTPort'>): boolean {
+  return service.affinity === 'ike-spi' && service.ikePort !== 0 && service.natTPort !== 0;
+}
+
+/** `spi_<id>`: the IKE SAs (initiator SPIs) whose IKE_SA_INIT went to one server. */
+export function spiSetName(id: string): string {
+  return `spi_${id}`;
+}
 
 /** UDP conntrack timeouts (seconds) the service's flows get, for the `ct timeout` object. */
 export interface UdpTimeoutPolicy {
@@ -196,6 +242,25 @@ export function renderRuleset(input: RulesetInput): string {
       line(1, '}');
     }
   }
+  const spiSets = hasSpiSets(service);
+  if (spiSets) {
+    for (const b of backends) {
+      line(1, `set ${spiSetName(b.id)} {`);
+      line(2, `typeof ${SPI_AT_IKE_PORT}`);
+      line(2, `size ${service.maxFlows}`);
+      line(2, 'flags dynamic,timeout');
+      line(2, `timeout ${seconds(service.persistenceTimeout)}s`);
+      line(2, `comment "vpnlb ${service.name}: IKE SAs (initiator SPI) started on ${b.name}"`);
+      line(1, '}');
+    }
+    line(1, `set ${NFT_OBJECTS.spiDeadSet} {`);
+    line(2, `typeof ${SPI_AT_IKE_PORT}`);
+    line(2, `size ${service.maxFlows}`);
+    line(2, 'flags timeout');
+    line(2, `timeout ${seconds(service.persistenceTimeout)}s`);
+    line(2, `comment "vpnlb ${service.name}: IKE SAs of servers that went down or were disabled"`);
+    line(1, '}');
+  }
   for (const b of backends) {
     line(1, `counter ${counterName(b.id, 'in')} {`);
     line(2, `comment "vpnlb ${service.name}: client -> ${b.name}"`);
@@ -210,6 +275,14 @@ export function renderRuleset(input: RulesetInput): string {
   line(1, `counter ${NFT_OBJECTS.nattUnrouted} {`);
   line(2, 'comment "NAT-T packets dropped: no conntrack entry, not IKE, and no pin (or no server)"');
   line(1, '}');
+  if (spiSets) {
+    line(1, `counter ${NFT_OBJECTS.ikeStale} {`);
+    line(2, 'comment "IKE packets of SAs whose server went down, dropped before they create a conntrack entry"');
+    line(1, '}');
+    line(1, `counter ${NFT_OBJECTS.ikeSplit} {`);
+    line(2, 'comment "IKE packets on NAT-T forwarded to another server than their SA\'s IKE_SA_INIT (a 4500 flow shared by SAs of two servers)"');
+    line(1, '}');
+  }
   const policy = udpTimeoutPolicy(service);
   line(1, `ct timeout ${ctTimeoutName(service)} {`);
   line(2, 'protocol udp');
@@ -243,11 +316,22 @@ export function renderRuleset(input: RulesetInput): string {
   const byAddress = `jhash ${f} saddr mod ${size} seed ${seed} map @${NFT_OBJECTS.slotsMap}`;
   if (service.ikePort !== 0) {
     const key = isSpi ? `jhash @th,64,64 mod ${size} seed ${seed} map @${NFT_OBJECTS.slotsMap}` : byAddress;
+    if (spiSets) {
+      // A known SA follows the server its IKE_SA_INIT went to, whatever the map says now; an SA
+      // of a dead server is dropped (an IKE_SA_INIT retransmission is a new start: hashed).
+      for (const b of backends) line(2, `${match(service.ikePort)} ${SPI_AT_IKE_PORT} @${spiSetName(b.id)} dnat to ${hostPort(f, b.address, service.backendIkePort)}`);
+      line(2, `${match(service.ikePort)} ${EXCHANGE_AT_IKE_PORT} != ${IKE_SA_INIT} ${SPI_AT_IKE_PORT} @${NFT_OBJECTS.spiDeadSet} counter name ${NFT_OBJECTS.ikeStale} drop`);
+    }
     line(2, `${match(service.ikePort)} dnat to ${key} : ${service.backendIkePort}`);
     line(2, `${match(service.ikePort)} counter name ${NFT_OBJECTS.ikeUnrouted} drop`);
   }
   if (service.natTPort !== 0) {
     if (isSpi) {
+      if (spiSets) {
+        const ikeMsg = `${match(service.natTPort)} @th,64,32 0`;
+        for (const b of backends) line(2, `${ikeMsg} ${SPI_AT_NATT_PORT} @${spiSetName(b.id)} dnat to ${hostPort(f, b.address, service.backendNatTPort)}`);
+        line(2, `${ikeMsg} ${EXCHANGE_AT_NATT_PORT} != ${IKE_SA_INIT} ${SPI_AT_NATT_PORT} @${NFT_OBJECTS.spiDeadSet} counter name ${NFT_OBJECTS.ikeStale} drop`);
+      }
       line(2, `${match(service.natTPort)} @th,64,32 0 dnat to jhash @th,96,64 mod ${size} seed ${seed} map @${NFT_OBJECTS.slotsMap} : ${service.backendNatTPort}`);
       for (const b of backends) {
         line(2, `${match(service.natTPort)} ${f} saddr . udp sport @${pinSetName(b.id)} dnat to ${hostPort(f, b.address, service.backendNatTPort)}`);
@@ -281,6 +365,26 @@ export function renderRuleset(input: RulesetInput): string {
       const key = `{ ${f} saddr . udp sport }`;
       const others = backends.filter((o) => o !== b).map((o) => ` delete @${pinSetName(o.id)} ${key}`).join('');
       line(2, `ct direction original ${ours} ${f} daddr ${b.address} udp dport ${service.backendNatTPort} @th,64,32 0 update @${pinSetName(b.id)} ${key}${others}`);
+    }
+  }
+  if (spiSets) {
+    // Record each new SA where its IKE_SA_INIT request (SPIr 0) really went — by the map, or by
+    // an existing conntrack entry of the client's 500 flow — and keep known SAs fresh with
+    // their later IKE packets on either port. An SA lives in one server's set only.
+    // Detection only: an IKE packet on NAT-T whose SA started on another server rides a 4500
+    // flow (one client address and port) that conntrack already binds to this server — e.g. an
+    // Always On VPN device tunnel and user tunnel behind one NAT mapping, or a reconnect while
+    // the old tunnel's NAT mapping and entry live. One UDP flow can reach one server only, and
+    // deleting the entry would break the SA that owns it, so the packet is counted, not moved.
+    for (const b of backends) {
+      line(2, `ct direction original ${ours} ${f} daddr != ${b.address} udp dport ${service.backendNatTPort} @th,64,32 0 ${SPI_AT_NATT_PORT} @${spiSetName(b.id)} counter name ${NFT_OBJECTS.ikeSplit}`);
+    }
+    for (const b of backends) {
+      const to = `ct direction original ${ours} ${f} daddr ${b.address}`;
+      const others = (k: string) => backends.filter((o) => o !== b).map((o) => ` delete @${spiSetName(o.id)} { ${k} }`).join('');
+      line(2, `${to} udp dport ${service.backendIkePort} ${EXCHANGE_AT_IKE_PORT} ${IKE_SA_INIT} ${SPI_R_AT_IKE_PORT} 0 update @${spiSetName(b.id)} { ${SPI_AT_IKE_PORT} }${others(SPI_AT_IKE_PORT)}`);
+      line(2, `${to} udp dport ${service.backendIkePort} ${SPI_AT_IKE_PORT} @${spiSetName(b.id)} update @${spiSetName(b.id)} { ${SPI_AT_IKE_PORT} }`);
+      line(2, `${to} udp dport ${service.backendNatTPort} @th,64,32 0 ${SPI_AT_NATT_PORT} @${spiSetName(b.id)} update @${spiSetName(b.id)} { ${SPI_AT_NATT_PORT} }`);
     }
   }
   line(1, '}');
