@@ -29,6 +29,8 @@ export interface AdminServerOptions {
   readonly dataPlanes: () => ReadonlyMap<string, DataPlane>;
   /** Per service, the snapshot version its data plane has finished applying. */
   readonly appliedVersions?: () => ReadonlyMap<string, number>;
+  /** The latest health probe per `service/backend`. */
+  readonly lastProbes?: () => ReadonlyMap<string, unknown>;
   /** Process-wide warnings (configuration warnings, degraded modes). */
   readonly warnings: () => readonly string[];
   readonly startedAt: Date;
@@ -71,7 +73,7 @@ export class AdminServer {
     const url = new URL(req.url ?? '/', 'http://admin');
     const { controller } = this.#opts;
     if (req.method === 'GET' && url.pathname === '/api/v1/status') {
-      return send(res, 200, buildStatus(controller, this.#opts.dataPlanes(), this.#opts.warnings(), this.#opts.startedAt, this.#opts.appliedVersions?.()));
+      return send(res, 200, buildStatus(controller, this.#opts.dataPlanes(), this.#opts.warnings(), this.#opts.startedAt, this.#opts.appliedVersions?.(), this.#opts.lastProbes?.()));
     }
     if (req.method === 'GET' && url.pathname === '/metrics') {
       res.writeHead(200, { 'content-type': this.#opts.metrics.registry.contentType });

@@ -30,6 +30,11 @@ function counters(c) {
   for (const [k, v] of Object.entries(c || {})) parts.push(esc(k) + ' ' + esc(v));
   return parts.join('<br>');
 }
+function probe(p) {
+  if (!p) return '';
+  return '<span class="' + (p.ok ? 'up' : 'down') + '">' + (p.ok ? 'ok' : 'failed') + '</span> ' + esc(p.latencyMs) + ' ms<br>' +
+    esc(p.detail) + '<br><span class="meta">' + esc(p.at) + ' · streak ' + esc(p.streak) + '</span>';
+}
 async function refresh() {
   try {
     const s = await (await fetch('/api/v1/status')).json();
@@ -40,9 +45,9 @@ async function refresh() {
       '<h2>' + esc(svc.name) + ' <span class="meta">(' + esc(svc.kind) + ' · ' + esc(svc.virtualIp) + ' · ' +
       esc(svc.dataplane) + (svc.nat ? ' · nat ' + esc(svc.nat) : '') + (svc.mode ? ' · ' + esc(svc.mode) : '') +
       ' · ' + esc(svc.method) + ')</span></h2>' +
-      '<table><tr><th>backend</th><th>address</th><th>state</th><th>reason</th><th>since</th><th>counters</th><th></th></tr>' +
+      '<table><tr><th>backend</th><th>address</th><th>state</th><th>reason</th><th>since</th><th>last probe</th><th>counters</th><th></th></tr>' +
       svc.backends.map((b) => '<tr><td>' + esc(b.name) + '</td><td>' + esc(b.address) + '</td><td class="' + esc(b.state) + '">' +
-        esc(b.state) + '</td><td>' + esc(b.reason) + '</td><td>' + esc(b.since) + '</td><td>' + counters(b.counters) + '</td><td>' +
+        esc(b.state) + '</td><td>' + esc(b.reason) + '</td><td>' + esc(b.since) + '</td><td>' + probe(b.lastProbe) + '</td><td>' + counters(b.counters) + '</td><td>' +
         ['drain', 'disable', 'enable'].map((a) => '<button data-ref="' + esc(b.pool + '/' + b.name) + '" data-action="' + a + '">' + a + '</button>').join('') +
         '</td></tr>').join('') + '</table>').join('');
   } catch (e) {

@@ -21,6 +21,7 @@ export function buildStatus(
   warnings: readonly string[],
   startedAt: Date,
   appliedVersions: ReadonlyMap<string, number> = new Map(),
+  lastProbes: ReadonlyMap<string, unknown> = new Map(),
 ): StatusDocument {
   const snap = controller.snapshot();
   const services = snap.services.map((s) => {
@@ -49,7 +50,7 @@ export function buildStatus(
     return {
       ...common,
       ...specific,
-      backends: s.backends.map((b) => ({ ...b, counters: dp?.backends[b.name] ?? {} })),
+      backends: s.backends.map((b) => ({ ...b, counters: dp?.backends[b.name] ?? {}, lastProbe: lastProbes.get(`${s.name}/${b.name}`) ?? null })),
     };
   });
   const all = [...warnings, ...services.flatMap((s) => s.warnings.map((w) => `${s.name}: ${w}`))];

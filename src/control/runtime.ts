@@ -25,6 +25,8 @@ export type DataPlaneFactory = (snapshot: ServiceSnapshot, ctx: RuntimeContext) 
 export interface Watcher {
   start(): void;
   stop(): Promise<void>;
+  /** The latest probe per (service, backend), for status. */
+  lastProbes?(): ReadonlyMap<string, unknown>;
 }
 
 export interface RuntimeOptions {
@@ -139,6 +141,7 @@ export class Runtime {
         logger,
         dataPlanes: () => this.#dataPlanes,
         appliedVersions: () => this.#applied,
+        lastProbes: () => this.#watcher?.lastProbes?.() ?? new Map(),
         warnings: () => this.#opts.configWarnings ?? [],
         startedAt: this.startedAt,
       });

@@ -127,6 +127,22 @@ describe('HealthChecker', () => {
     await checker.stop();
   });
 
+  it('exposes the latest probe of each backend, with its streak, for the status document', async () => {
+    const { checker, clock, probe } = setup();
+    probe.script.set('198.18.0.11', () => false);
+    checker.start();
+    await clock.advance(1_000);
+    await clock.advance(5_500);
+    const last = checker.lastProbes();
+    assert.equal(last.get('vpn/a')?.ok, true);
+    assert.equal(last.get('vpn/a')?.monitor, 'ike');
+    assert.equal(last.get('vpn/b')?.ok, false);
+    assert.equal(last.get('vpn/b')?.streak, 2);
+    assert.match(last.get('vpn/b')?.detail ?? '', /no answer/);
+    assert.equal(last.has('plain/x'), false, 'unmonitored services have no probe');
+    await checker.stop();
+  });
+
   it('needs rise consecutive successes to come back up', async () => {
     const { checker, clock, probe, backend } = setup();
     probe.script.set('198.18.0.10', (n) => n >= 1); // fail, ok, ok

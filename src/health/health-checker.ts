@@ -59,6 +59,18 @@ interface Watch {
   timer: unknown;
   inFlight: Promise<void> | undefined;
   probes: number;
+  last: LastProbe | undefined;
+}
+
+/** The latest probe of one backend, as shown in `/api/v1/status`. */
+export interface LastProbe {
+  readonly ok: boolean;
+  readonly detail: string;
+  readonly latencyMs: number;
+  /** ISO 8601 time the probe finished. */
+  readonly at: string;
+  /** Consecutive results like this one (what rise / fall count). */
+  readonly streak: number;
 }
 
 /** The probe schedule of one backend, for status and tests. */
@@ -69,6 +81,7 @@ export interface WatchInfo {
   readonly target: ProbeTarget;
   readonly verdict: 'unknown' | 'up' | 'down';
   readonly probes: number;
+  readonly last?: LastProbe;
 }
 
 export class HealthChecker implements Watcher {
@@ -135,6 +148,7 @@ export class HealthChecker implements Watcher {
           timer: undefined,
           inFlight: undefined,
           probes: 0,
+          last: undefined,
         };
         this.#watches.push(watch);
         this.#schedule(watch, this.#random() * first);
@@ -157,6 +171,13 @@ export class HealthChecker implements Watcher {
     await Promise.all(this.#watches.map((w) => w.inFlight));
   }
 
+  /** The latest probe of each watched backend, keyed `service/backend` (status document). */
+  lastProbes(): ReadonlyMap<string, LastProbe & { monitor: string }> {
+    const out = new Map<string, LastProbe & { monitor: string }>();
+    for (const w of this.#watches) if (w.last) out.set(`${w.service}/${w.backend}`, { monitor: w.monitorName, ...w.last });
+    return out;
+  }
+
   /** What is being watched, with each backend's current verdict. */
   watches(): WatchInfo[] {
     return this.#watches.map((w) => ({
@@ -166,6 +187,7 @@ export class HealthChecker implements Watcher {
       target: w.target,
       verdict: w.thresholds.verdict,
       probes: w.probes,
+      ...(w.last ? { last: w.last } : {}),
     }));
   }
 
@@ -200,6 +222,7 @@ export class HealthChecker implements Watcher {
     this.#probesTotal.inc({ ...labels, result: result.ok ? 'success' : 'failure' });
     this.#duration.observe(labels, result.latencyMs / 1000);
     const step = w.thresholds.record(result.ok);
+    w.last = { ok: result.ok, detail: result.detail, latencyMs: Math.round(result.latencyMs * 100) / 100, at: new Date().toISOString(), streak: step.streak };
     this.#ctx.logger.debug(
       { component: 'health', ...labels, ok: result.ok, detail: result.detail, latencyMs: result.latencyMs, streak: step.streak, verdict: step.verdict },
       `${w.service}/${w.backend}: probe ${result.ok ? 'ok' : 'failed'}: ${result.detail}`,
