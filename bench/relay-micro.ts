@@ -28,7 +28,10 @@
  *   bench, pinned like the relay; needs the nft sink) --bare (adds the floor of any Node dgram
  *   relay: listener, Map, connected send, nothing else) --new-flows RATE (a second generator floods
  *   the NAT-T port with IKE_SA_INITs from new source ports at RATE/s during the ESP phase: does
- *   new-flow work starve established flows?) --json (one JSON line per run only). Bounded: each run lasts `seconds` + ~2 s.
+ *   new-flow work starve established flows?) --json (one JSON line per run only) --fastpath
+ *   auto|on|off|both (the relay's native fast path, fastpath/: `on` fails when the addon is not
+ *   built; `both` measures the relay forwarding in JavaScript (`js`) and natively (`native`)
+ *   back to back in each round). Bounded: each run lasts `seconds` + ~2 s.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -97,7 +100,7 @@ async function serveBare(sinkPort: number): Promise<void> {
   process.exit(0);
 }
 
-async function serve(root: string, sinkPort: number): Promise<void> {
+async function serve(root: string, sinkPort: number, fastPath: 'auto' | 'off' | 'on'): Promise<void> {
   if (root === 'bare') return serveBare(sinkPort);
   // Under tsx the tree's sources; compiled (dist/bench/relay-micro.js) the tree's dist/.
   const compiled = !fileURLToPath(import.meta.url).endsWith('.ts');
@@ -129,8 +132,10 @@ services:
   const config = loadConfigText(yaml);
   const controller = new Controller(config);
   const service = config.services.ikev2[0];
-  const relay = new UdpRelay(service, { config, controller, logger: silentLogger(), metrics: new Metrics() });
+  const relay = new UdpRelay(service, { config, controller, logger: silentLogger(), metrics: new Metrics() }, { fastPath: fastPath === 'off' ? 'off' : 'auto' });
   await relay.start(controller.service(service.name));
+  const fast = (relay.stats() as { fastPath?: { active: boolean; reason?: string } }).fastPath;
+  if (fastPath === 'on' && !fast?.active) throw new Error(`--fastpath on: the native fast path is not active (${fast?.reason ?? 'this tree has none'})`);
   const ports = relay.ports() as { ike: number; natT: number };
   process.stdout.write(JSON.stringify({ ready: true, ...ports }) + '\n');
   const stats = (): RelayStats => {
@@ -271,7 +276,7 @@ interface RunResult {
   dropped: Record<string, number>;
 }
 
-async function runOnce(o: { variant: string; root: string; tools: { udpgen: string; udpsink: string } | undefined; sink: 'nft' | 'udpsink' | 'none'; newFlowRate: number; rate: number; seconds: number; flows: number; size: number; prof?: string }): Promise<RunResult> {
+async function runOnce(o: { variant: string; root: string; fastPath: 'auto' | 'off' | 'on'; tools: { udpgen: string; udpsink: string } | undefined; sink: 'nft' | 'udpsink' | 'none'; newFlowRate: number; rate: number; seconds: number; flows: number; size: number; prof?: string }): Promise<RunResult> {
   const sinkPort = await freePort();
   const self = fileURLToPath(import.meta.url);
   const nodeArgs = [...(self.endsWith('.ts') ? ['--import', 'tsx'] : []), ...(o.prof ? ['--cpu-prof', `--cpu-prof-dir=${o.prof}`] : [])];
@@ -284,7 +289,7 @@ async function runOnce(o: { variant: string; root: string; tools: { udpgen: stri
   if (isNginx) writeFileSync(join(ngDir, 'nginx.conf'), nginxConfig({ kind: 'udp', vip: VIP, port: vipPort, backends: BACKENDS, backendPort: sinkPort }, ngDir));
   const [rc, ra] = isNginx
     ? pinned(RELAY_CPU, ['nginx', '-c', join(ngDir, 'nginx.conf'), '-p', ngDir, '-e', join(ngDir, 'error.log')])
-    : pinned(RELAY_CPU, [process.execPath, ...nodeArgs, self, '--serve', o.root, String(sinkPort)]);
+    : pinned(RELAY_CPU, [process.execPath, ...nodeArgs, self, '--serve', o.root, String(sinkPort), o.fastPath]);
   const relay = spawn(rc, ra, { stdio: ['pipe', 'pipe', 'inherit'], cwd: isNginx ? ngDir : o.root === 'bare' ? REPO : o.root });
   const out = collect(relay);
   const sinkOut = sink ? collect(sink) : undefined;
@@ -444,7 +449,7 @@ function arg(name: string, def: string): string {
 async function main(): Promise<void> {
   const argv = process.argv;
   const i = argv.indexOf('--serve');
-  if (i >= 0) return serve(argv[i + 1]!, Number(argv[i + 2]));
+  if (i >= 0) return serve(argv[i + 1]!, Number(argv[i + 2]), (argv[i + 3] ?? 'auto') as 'auto' | 'off' | 'on');
   const g = argv.indexOf('--gen');
   if (g >= 0) {
     const [port, rate, secs, flows, size] = argv.slice(g + 1, g + 6).map(Number);
@@ -469,13 +474,16 @@ async function main(): Promise<void> {
     }
     const newFlowRate = Number(arg('new-flows', '0'));
     const sink = (arg('sink', tools ? (hasNft() ? 'nft' : 'udpsink') : 'none') as 'nft' | 'udpsink' | 'none');
-    const variants: [string, string][] = baseline ? [['baseline', baseline], ['current', REPO]] : [['current', REPO]];
-    if (argv.includes('--bare')) variants.push(['bare', 'bare']);
-    if (argv.includes('--nginx')) variants.push(['nginx', '']);
+    const fastPath = arg('fastpath', 'auto') as 'auto' | 'on' | 'off' | 'both';
+    const current: [string, string, 'auto' | 'off' | 'on'][] =
+      fastPath === 'both' ? [['js', REPO, 'off'], ['native', REPO, 'on']] : [['current', REPO, fastPath]];
+    const variants: [string, string, 'auto' | 'off' | 'on'][] = baseline ? [['baseline', baseline, 'auto'], ...current] : current;
+    if (argv.includes('--bare')) variants.push(['bare', 'bare', 'off']);
+    if (argv.includes('--nginx')) variants.push(['nginx', '', 'off']);
     for (let r = 0; r < repeat; r++) {
       for (const rate of rates) {
-        for (const [variant, root] of variants) {
-          const res = await runOnce({ variant, root, tools, sink, newFlowRate, rate, seconds, flows, size, ...(prof ? { prof: join(prof, variant) } : {}) });
+        for (const [variant, root, fp] of variants) {
+          const res = await runOnce({ variant, root, fastPath: fp, tools, sink, newFlowRate, rate, seconds, flows, size, ...(prof ? { prof: join(prof, variant) } : {}) });
           if (jsonOnly) console.log(JSON.stringify(res));
           else
             console.log(

@@ -28,5 +28,12 @@ if [ "${1:-}" = "--peers" ]; then
   fi
 fi
 
+# The userspace relay's optional native fast path (native/udp-fastpath, node-gyp with the local
+# Node headers). A failed build is not fatal: the relay then forwards in JavaScript and says so.
+if [ "${VPNLB_RELAY_FASTPATH:-1}" != "0" ]; then
+  echo "setup: building the relay's native fast path"
+  sh native/udp-fastpath/build.sh || echo "setup: continuing without it (the relay forwards in JavaScript)"
+fi
+
 echo "setup: building"
 npm run --silent build

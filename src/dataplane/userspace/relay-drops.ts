@@ -68,17 +68,23 @@ export class RelayDrops {
 
   /** Counts one drop; logs it unless this reason was logged in the last `LOG_INTERVAL_MS`. */
   drop(reason: RelayDropReason, from: string, detail?: string): void {
-    this.counts[reason]++;
-    this.#sinceLog[reason]++;
+    this.dropMany(reason, 1, from, detail);
+  }
+
+  /** Counts `count` drops at once (those the native fast path counted since its last poll). */
+  dropMany(reason: RelayDropReason, count: number, from: string, detail?: string): void {
+    if (!(count > 0)) return;
+    this.counts[reason] += count;
+    this.#sinceLog[reason] += count;
     const now = this.#clock.now();
     if (now - this.#lastLog[reason] < LOG_INTERVAL_MS) return;
-    const count = this.#sinceLog[reason];
+    const logged = this.#sinceLog[reason];
     this.#lastLog[reason] = now;
     this.#sinceLog[reason] = 0;
     const level = reason === 'snat-exhausted' || reason === 'flow-table-full' || reason === 'session-table-full' || reason === 'socket-error' ? 'warn' : 'info';
     this.#logger[level](
-      { component: 'udp-relay', service: this.#service, reason, from, count, ...(detail ? { detail } : {}) },
-      `${this.#service}: dropped ${count} datagram(s) (${reason}), last from ${from}${detail ? `: ${detail}` : ''}`,
+      { component: 'udp-relay', service: this.#service, reason, from, count: logged, ...(detail ? { detail } : {}) },
+      `${this.#service}: dropped ${logged} datagram(s) (${reason}), last from ${from}${detail ? `: ${detail}` : ''}`,
     );
   }
 

@@ -68,6 +68,8 @@ export class RelayFlow implements TableEntry {
   isClosed = false;
   socket: Socket | undefined;
   pending: Buffer[] | undefined = [];
+  /** Slot in the native fast path once installed there (fastpath/fast-path.ts), else -1. */
+  fastSlot = -1;
 
   constructor(key: FlowKey, clientAddress: string, clientPort: number, isNatT: boolean, session: RelaySession, lease: SnatLease) {
     this.key = key;

@@ -26,6 +26,13 @@
  * a system call (`CoarseClock`) and one `send` without callback on a connected socket. What
  * remains per datagram is Node's own (a Buffer and an rinfo object per received datagram, the
  * send path) and the kernel's; see docs/operations.md for the measured split.
+ *
+ * Native fast path (fastpath/): when the optional addon is built, established flows are
+ * forwarded by a native thread with recvmmsg/sendmmsg batches instead (the same quick checks,
+ * mirrored in C); this class still decides everything — new flows reach it through the
+ * addon's hand-off, it installs a flow once its upstream socket is connected and removes it
+ * before closing that socket, and it pulls the addon's counters and last-seen times on every
+ * housekeeping pass, `status()` and `stats()`. Without the addon it forwards as described above.
  */
 import { createSocket, type RemoteInfo, type Socket, type SocketOptions } from 'node:dgram';
 import { readFileSync } from 'node:fs';
@@ -47,6 +54,7 @@ import { RelayDrops, checkIkeAt, checkNatTDatagram, type RelayDropReason } from 
 import { RelayMetrics } from './relay-metrics.js';
 import { NewFlowBudget } from './relay-new-flow-budget.js';
 import { SnatPool, type SnatPairUsage } from './snat-pool.js';
+import { RelayFastPath, type FastPathMode, type FastPathStatus } from './fastpath/relay-fast-path.js';
 
 /** Test and tuning knobs that are not part of the configuration file. */
 export interface UdpRelayOptions {
@@ -61,6 +69,11 @@ export interface UdpRelayOptions {
    * ports cannot starve established flows (see relay-new-flow-budget.ts). Infinity: no cap.
    */
   readonly maxNewFlowsPerSecond?: number;
+  /**
+   * `auto` (default): forward established flows in the native fast path when its addon loads
+   * and `VPNLB_RELAY_FASTPATH` is not `0`; `off`: always in JavaScript.
+   */
+  readonly fastPath?: FastPathMode;
 }
 
 
@@ -77,6 +90,8 @@ export interface UdpRelayStats {
   readonly settingUp: number;
   readonly dropped: Readonly<Record<RelayDropReason, number>>;
   readonly snat: readonly SnatPairUsage[];
+  /** Whether the native fast path forwards established flows, and how many. */
+  readonly fastPath: FastPathStatus;
 }
 
 // Larger socket buffers absorb bursts instead of dropping them in the kernel (capped by
@@ -109,6 +124,8 @@ export class UdpRelay implements DataPlane {
   readonly #sessions: FlowTable<RelaySession>;
   readonly #pins: FlowTable<Pin>;
   readonly #warnings: string[] = [];
+  readonly #fastPathMode: FastPathMode;
+  readonly #metricsRegistry: RuntimeContext['metrics'];
   // Mutable state.
   #snapshot: ServiceSnapshot | undefined;
   #ikeSocket: Socket | undefined;
@@ -116,6 +133,7 @@ export class UdpRelay implements DataPlane {
   #ports = { ike: 0, natT: 0 };
   #settingUp = 0;
   #timer: NodeJS.Timeout | undefined;
+  #fast: RelayFastPath | undefined;
 
   constructor(service: Ikev2Service, ctx: RuntimeContext, options: UdpRelayOptions = {}) {
     this.serviceName = service.name;
@@ -126,6 +144,8 @@ export class UdpRelay implements DataPlane {
     this.#connections = ctx.controller.connections(service.name);
     this.#drops = new RelayDrops(service.name, this.#logger, this.#coarse);
     this.#metrics = new RelayMetrics(service.name, ctx.metrics);
+    this.#metricsRegistry = ctx.metrics;
+    this.#fastPathMode = options.fastPath ?? 'auto';
     this.#snat = new SnatPool(service.snat?.addresses, service.snat?.maxSasPerAddress ?? Infinity);
     this.#isSpiAffinity = service.affinity === 'ike-spi';
     this.#maxPendingSetups = options.maxPendingSetups ?? 256;
@@ -164,6 +184,19 @@ export class UdpRelay implements DataPlane {
       throw err;
     }
     this.#ports = { ike: this.#ikeSocket.address().port, natT: this.#natTSocket.address().port };
+    this.#fast = new RelayFastPath({
+      mode: this.#fastPathMode,
+      serviceName: s.name,
+      ike: this.#ikeSocket,
+      natT: this.#natTSocket,
+      maxFlows: s.maxFlows,
+      logger: this.#logger,
+      metrics: this.#metricsRegistry,
+      drops: this.#drops,
+      clock: this.#coarse,
+      onDatagram: (msg, rinfo, isNatT) => (isNatT ? this.#onNatTDatagram(msg, rinfo) : this.#onIkeDatagram(msg, rinfo)),
+      warnings: this.#warnings,
+    });
     this.#warnFullNat();
     this.#warnFileLimit();
     this.#timer = setInterval(() => this.#housekeeping(), this.#sweepInterval);
@@ -188,6 +221,8 @@ export class UdpRelay implements DataPlane {
   async stop(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
+    // The native thread stops before Node closes the listeners it reads.
+    this.#fast?.close();
     for (const sock of [this.#ikeSocket, this.#natTSocket]) {
       if (!sock) continue;
       await new Promise<void>((resolve) => {
@@ -206,6 +241,7 @@ export class UdpRelay implements DataPlane {
   }
 
   status(): DataPlaneStatus {
+    this.#fast?.sync();
     const vip = this.#service.virtualIp.includes(':') ? `[${this.#service.virtualIp}]` : this.#service.virtualIp;
     const backends: Record<string, BackendCounters> = {};
     for (const b of this.#backends.values()) {
@@ -225,6 +261,7 @@ export class UdpRelay implements DataPlane {
 
   /** Table sizes, drops by reason and SNAT use (tests, demo, troubleshooting). */
   stats(): UdpRelayStats {
+    this.#fast?.sync();
     return {
       flows: this.#flows.size,
       sessions: this.#sessions.size,
@@ -232,6 +269,7 @@ export class UdpRelay implements DataPlane {
       settingUp: this.#settingUp,
       dropped: { ...this.#drops.counts },
       snat: this.#snat.usage(),
+      fastPath: this.#fast?.status() ?? { active: false, reason: 'not started', flows: 0, forwardedIn: 0, forwardedOut: 0 },
     };
   }
 
@@ -274,8 +312,10 @@ export class UdpRelay implements DataPlane {
       const listener = flow.isNatT ? this.#natTSocket : this.#ikeSocket;
       listener?.send(msg, flow.clientPort, flow.clientAddress);
     },
-    onReady: () => {
+    onReady: (flow) => {
       this.#settingUp--;
+      // Connected: from now on the native thread forwards this flow (when the fast path runs).
+      this.#fast?.install(flow);
     },
     onSocketError: (flow, err) => {
       const code = (err as NodeJS.ErrnoException).code ?? err.message;
@@ -341,6 +381,8 @@ export class UdpRelay implements DataPlane {
       return this.#drops.drop('snat-exhausted', from, `every SNAT address has ${this.#snat.maxPerPair} session(s) on ${backend.name}`);
     }
     const key = flowKey(from, rinfo.port, isNatT);
+    // A full table evicts by the `referenced` marks: bring the native flows' marks up to date.
+    if (this.#flows.size >= this.#flows.maxEntries) this.#fast?.sync();
     const flow = new RelayFlow(key, from, rinfo.port, isNatT, session, lease);
     if (!this.#flows.insert(key, flow)) {
       this.#snat.release(lease);
@@ -358,6 +400,7 @@ export class UdpRelay implements DataPlane {
 
   #flowRemoved(flow: RelayFlow, reason: RemovalReason): void {
     if (!flow.isReady && !flow.isClosed) this.#settingUp--;
+    this.#fast?.remove(flow); // before close: the addon must be done with the socket
     flow.close();
     this.#snat.release(flow.lease);
     flow.backend.traffic.flows--;
@@ -374,6 +417,7 @@ export class UdpRelay implements DataPlane {
 
   #housekeeping(): void {
     const now = this.#coarse.refresh();
+    this.#fast?.sync();
     this.#flows.sweep();
     // A session lives as long as one of its flows, then `persistenceTimeout` more.
     for (const s of this.#sessions.values()) {

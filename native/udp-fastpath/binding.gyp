@@ -1,0 +1,16 @@
+# node-gyp build of the relay's optional native fast path (Linux: epoll, recvmmsg, sendmmsg).
+# scripts/setup.sh runs it; a failed build only means the relay forwards in JavaScript.
+{
+  "targets": [
+    {
+      "target_name": "udp_fastpath",
+      "sources": ["udp_fastpath.c", "fastpath_core.c"],
+      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-pthread"],
+      "ldflags": ["-pthread"],
+      "defines": ["NAPI_VERSION=8"],
+      "conditions": [
+        ["OS!='linux'", { "sources!": ["udp_fastpath.c", "fastpath_core.c"], "sources": ["unsupported.c"] }]
+      ]
+    }
+  ]
+}
