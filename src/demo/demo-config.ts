@@ -27,7 +27,8 @@ export function demoConfigYaml(backendIkePort: number, backendNatTPort: number):
       pool: rras
       dataplane: userspace
       nat: full
-      affinity: ike-spi`;
+      affinity: ike-spi
+      maxFlows: 4096`;
   return `# vpnlb demo: generated, loopback only
 log:
   level: warn
