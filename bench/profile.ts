@@ -48,7 +48,7 @@ async function main(): Promise<void> {
     const relay: VpnlbCase = { kind: 'ikev2', dataplane: 'userspace', vip: VIP, backends: SERVER_ADDRS, table: 'unused' };
     out.push(
       await profiled<UdpSample>('relay-40kpps-100B', work, (a) => startVpnlb(t.lb, BALANCER_CPU, relay, join(work, 'r'), a), () =>
-        measureUdp(t, tools, sink, { dst: VIP, size: 100, rate: 40_000, seconds: 6, flows: 256 }),
+        measureUdp(t, tools, sink, { dst: VIP, size: 100, rate: 40_000, seconds: 6, flows: 256, warmupSeconds: 2 }),
       ),
     );
     const key = join(work, 'p256.key');

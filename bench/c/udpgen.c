@@ -8,11 +8,18 @@
  * from IKE, as real clients do; phase 2 (measured) sends ESP packets (non-zero SPI first, then a
  * sequence number) round-robin over the flows, at a fixed rate or as fast as possible (-r 0).
  *
- * Prints one JSON line: packets sent in each phase, send errors, the measured phase's wall time
- * and the generator's own CPU time (getrusage), so the report can show generator CPU.
+ * With -u S, the ESP traffic first runs S seconds uncounted (the same packets at the same rate:
+ * a contender that was just started, a JIT'd Node process above all, reaches its steady state
+ * before the window), then the line {"phase":"measure"} is printed and flushed so the caller
+ * starts its window exactly when the measured phase starts.
+ *
+ * Prints one JSON line at the end: packets sent in each phase, send errors, the measured phase's
+ * wall time and the generator's own CPU time (getrusage, whole run), so the report can show
+ * generator CPU.
  *
  * usage: udpgen -d DST -s SRC_BASE [-p 4500] [-l PAYLOAD] [-r PPS] [-t SECONDS] [-f FLOWS]
- *               [-P PORTS_PER_IP] [-w WARMUP_ROUNDS] [-W WARMUP_PPS] [-i] (IKE only: no ESP phase)
+ *               [-P PORTS_PER_IP] [-w WARMUP_ROUNDS] [-W WARMUP_PPS] [-u ESP_WARMUP_SECONDS]
+ *               [-i] (IKE only: no ESP phase)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -130,10 +137,10 @@ static uint64_t send_phase(struct gen *g, int ike, double rate, double seconds, 
 int main(int argc, char **argv) {
   static struct gen g;
   const char *dst = NULL, *src = NULL;
-  double rate = 0, seconds = 3, warm_rate = 200000;
+  double rate = 0, seconds = 3, warm_rate = 200000, esp_warm = 0;
   int warmup_rounds = 2, ike_only = 0, opt;
   g.dport = 4500; g.payload = 100; g.flows = 256; g.ports = 50000;
-  while ((opt = getopt(argc, argv, "d:s:p:l:r:t:f:P:w:W:i")) != -1) {
+  while ((opt = getopt(argc, argv, "d:s:p:l:r:t:f:P:w:W:u:i")) != -1) {
     switch (opt) {
       case 'd': dst = optarg; break;
       case 's': src = optarg; break;
@@ -145,6 +152,7 @@ int main(int argc, char **argv) {
       case 'P': g.ports = strtoul(optarg, NULL, 10); break;
       case 'w': warmup_rounds = atoi(optarg); break;
       case 'W': warm_rate = atof(optarg); break;
+      case 'u': esp_warm = atof(optarg); break;
       case 'i': ike_only = 1; break;
       default: fprintf(stderr, "bad option\n"); return 1;
     }
@@ -171,13 +179,17 @@ int main(int argc, char **argv) {
   for (int r = 0; r < warmup_rounds; r++) warm += send_phase(&g, 1, warm_rate, 60, g.flows, &errors);
   struct timespec settle = {0, 200000000};
   nanosleep(&settle, NULL);
+  uint64_t esp_warm_sent = 0;
+  if (!ike_only && esp_warm > 0) esp_warm_sent = send_phase(&g, 0, rate, esp_warm, 0, &errors);
+  printf("{\"phase\":\"measure\"}\n");
+  fflush(stdout);
   double t0 = now();
   uint64_t sent = ike_only ? 0 : send_phase(&g, 0, rate, seconds, 0, &errors);
   double wall = now() - t0;
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  printf("{\"warmupSent\":%llu,\"sent\":%llu,\"errors\":%llu,\"seconds\":%.6f,\"cpuUser\":%.6f,\"cpuSys\":%.6f}\n",
-         (unsigned long long)warm, (unsigned long long)sent, (unsigned long long)errors, wall,
+  printf("{\"warmupSent\":%llu,\"espWarmupSent\":%llu,\"sent\":%llu,\"errors\":%llu,\"seconds\":%.6f,\"cpuUser\":%.6f,\"cpuSys\":%.6f}\n",
+         (unsigned long long)warm, (unsigned long long)esp_warm_sent, (unsigned long long)sent, (unsigned long long)errors, wall,
          ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6, ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
   return 0;
 }

@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Namespace } from '../../lab/netns.js';
 import { startDaemon, waitForListen, type Daemon } from '../lib/proc.js';
+import { TLS_PROFILE } from './tls-profile.js';
 
 export interface HaproxyCase {
   readonly vip: string;
@@ -19,10 +20,12 @@ export interface HaproxyCase {
 /** haproxy.cfg for one case (pure). */
 export function haproxyConfig(c: HaproxyCase): string {
   const servers = c.backends.map((b, i) => `  server s${i + 1} ${b}:${c.backendPort}`).join('\n');
+  // TLS_PROFILE (tls-profile.ts); HAProxy honours its own cipher order by default. Session
+  // tickets and the session cache stay at HAProxy's defaults (tickets on, 20000-entry cache).
+  const tlsBind = `ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.3 ciphers ${TLS_PROFILE.tls12Ciphers} ciphersuites ${TLS_PROFILE.tls13Suites} curves ${TLS_PROFILE.groups}`;
   return `global
   nbthread 1
   maxconn 9000
-  tune.ssl.cachesize 0
   log stderr format raw local0 warning
 defaults
   mode tcp
@@ -31,7 +34,7 @@ defaults
   timeout client 120s
   timeout server 120s
 frontend fe
-  bind ${c.vip}:${c.port}${c.pem ? ` ssl crt ${c.pem} no-tls-tickets` : ''}
+  bind ${c.vip}:${c.port}${c.pem ? ` ssl crt ${c.pem} ${tlsBind}` : ''}
   maxconn 9000
   default_backend farm
 backend farm

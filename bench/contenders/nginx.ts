@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Namespace } from '../../lab/netns.js';
 import { startDaemon, waitForListen, type Daemon } from '../lib/proc.js';
+import { TLS_PROFILE } from './tls-profile.js';
 
 const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 
@@ -24,7 +25,18 @@ export function nginxConfig(c: NginxCase, dir: string): string {
       ? `listen ${c.vip}:${c.port} udp;\n    proxy_timeout 60s;`
       : c.kind === 'tcp'
         ? `listen ${c.vip}:${c.port} backlog=4096;`
-        : `listen ${c.vip}:${c.port} ssl backlog=4096;\n    ssl_certificate ${c.cert};\n    ssl_certificate_key ${c.key};\n    ssl_session_cache off;\n    ssl_session_tickets off;`;
+        : // TLS_PROFILE (tls-profile.ts): same protocols, order and groups as every contender;
+          // session tickets and cache left at nginx's defaults (tickets on, no server cache).
+          [
+            `listen ${c.vip}:${c.port} ssl backlog=4096;`,
+            `ssl_certificate ${c.cert};`,
+            `ssl_certificate_key ${c.key};`,
+            `ssl_protocols TLSv1.2 TLSv1.3;`,
+            `ssl_prefer_server_ciphers on;`,
+            `ssl_ciphers ${TLS_PROFILE.tls12Ciphers};`,
+            `ssl_conf_command Ciphersuites ${TLS_PROFILE.tls13Suites};`,
+            `ssl_ecdh_curve ${TLS_PROFILE.groups};`,
+          ].join('\n    ');
   return `load_module ${STREAM_MODULE};
 daemon off;
 master_process on;

@@ -17,6 +17,15 @@ export type VpnlbCase =
       backends: readonly string[];
       table: string;
       maxFlows?: number;
+      /** Userspace relay: new flows set up per second before it sheds (default: vpnlb's). */
+      maxNewFlowsPerSecond?: number;
+      /** Extra YAML lines inside the service (indented by the caller), e.g. `monitor: ike`. */
+      extra?: string;
+      /** Ports of the virtual IP and of the servers (default 500/4500 for both). */
+      ports?: { ike: number; natT: number; backendIke: number; backendNatT: number };
+      /** Extra top-level YAML (e.g. a `monitors:` block). */
+      top?: string;
+      hashSeed?: number;
     }
   | {
       kind: 'sstp';
@@ -35,11 +44,15 @@ export function vpnlbSourceFor(c: VpnlbCase): string {
   return c.dataplane === 'kernel' ? 'src/dataplane/kernel/kernel-dataplane.ts' : 'src/dataplane/userspace/udp-relay.ts';
 }
 
+/** Whether the bench itself runs from sources (tsx): vpnlb then runs from sources too (lab/vpnlb-process.ts). */
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+
 /** Whether vpnlb can run this case in this tree (compiled file present), with the reason if not. */
 export function vpnlbAvailable(c: VpnlbCase): { ok: true } | { ok: false; reason: string } {
   const src = vpnlbSourceFor(c);
   const compiled = join(REPO_ROOT, 'dist', src.replace(/\.ts$/, '.js'));
   if (!existsSync(join(REPO_ROOT, src))) return { ok: false, reason: `${src} is not in the tree yet` };
+  if (FROM_SOURCE) return { ok: true };
   if (!existsSync(compiled)) return { ok: false, reason: `${src} did not compile to dist/` };
   if (!existsSync(join(REPO_ROOT, 'dist/src/dataplane/registry.js'))) return { ok: false, reason: 'dist/src/dataplane/registry.js missing' };
   return { ok: true };
@@ -48,8 +61,15 @@ export function vpnlbAvailable(c: VpnlbCase): { ok: true } | { ok: false; reason
 /** The YAML configuration for a case (pure). */
 export function vpnlbConfig(c: VpnlbCase): string {
   const backends = c.backends.map((b, i) => `      - { name: s${i + 1}, address: ${b} }`).join('\n');
-  const head = `admin: { listen: 127.0.0.1, port: 0 }\nlog: { level: warn }\npools:\n  farm:\n    backends:\n${backends}\n`;
+  const head = `admin: { listen: 127.0.0.1, port: 0 }\nlog: { level: warn }\n${c.kind === 'ikev2' && c.top ? `${c.top.trimEnd()}\n` : ''}pools:\n  farm:\n    backends:\n${backends}\n`;
   if (c.kind === 'ikev2') {
+    const p = c.ports;
+    const lines = [
+      ...(p ? [`ikePort: ${p.ike}`, `natTPort: ${p.natT}`, `backendIkePort: ${p.backendIke}`, `backendNatTPort: ${p.backendNatT}`] : []),
+      ...(c.maxNewFlowsPerSecond ? [`maxNewFlowsPerSecond: ${c.maxNewFlowsPerSecond}`] : []),
+      ...(c.hashSeed !== undefined ? [`hashSeed: ${c.hashSeed}`] : []),
+      ...(c.extra ? [c.extra] : []),
+    ].map((l) => `      ${l}\n`).join('');
     return `${head}services:
   ikev2:
     - name: ike
@@ -61,7 +81,7 @@ export function vpnlbConfig(c: VpnlbCase): string {
       method: maglev
       table: ${c.table}
       maxFlows: ${c.maxFlows ?? 200000}
-`;
+${lines}`;
   }
   return `${head}services:
   sstp:
@@ -85,7 +105,7 @@ export async function startVpnlb(ns: Namespace, cpu: number, c: VpnlbCase, dir: 
   const d = startDaemon(ns, cpu, node!, [...extraNodeArgs, ...args], `vpnlb ${c.kind}`, { NODE_ENV: 'production' });
   await d.waitFor((out) => out.includes('vpnlb running'), 20_000);
   if (c.kind === 'sstp') await waitForListen(ns, 'tcp', c.port, 5_000, d);
-  else if (c.dataplane === 'userspace') await waitForListen(ns, 'udp', 4500, 5_000, d);
+  else if (c.dataplane === 'userspace') await waitForListen(ns, 'udp', c.ports?.natT ?? 4500, 5_000, d);
   else await sleep(300); // the ruleset is applied before "vpnlb running" is printed
   return d;
 }

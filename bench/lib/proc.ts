@@ -53,6 +53,43 @@ export async function runTool<T>(ns: Namespace, cpu: number | string, cmd: strin
   return json;
 }
 
+/** A tool running to completion whose progress lines can be awaited (e.g. "warm-up done"). */
+export interface RunningTool<T> {
+  readonly pid: number;
+  /** Resolves when a stdout line satisfies `predicate`; rejects on exit or after `timeoutMs`. */
+  waitForLine(predicate: (line: string) => boolean, timeoutMs: number): Promise<void>;
+  /** The tool's last JSON line once it exits. */
+  readonly done: Promise<T>;
+}
+
+/** Starts a tool in `ns` on `cpu` (taskset) without waiting for it (see `runTool`). */
+export function startTool<T>(ns: Namespace, cpu: number | string, cmd: string, args: readonly string[], timeoutMs = 60_000): RunningTool<T> {
+  const child = ns.spawn('taskset', ['-c', String(cpu), cmd, ...args]);
+  let seen = '';
+  let exited = false;
+  child.stdout?.on('data', (d: Buffer) => (seen += d.toString()));
+  child.once('exit', () => (exited = true));
+  const done = collect(child, timeoutMs).then((out) => {
+    const json = lastJson<T>(out.stdout);
+    if (!json) throw new Error(`${cmd} ${args.join(' ')}: no report (exit ${out.code}): ${out.stderr.slice(-400)}`);
+    return json;
+  });
+  done.catch(() => undefined); // the caller awaits it; never an unhandled rejection meanwhile
+  return {
+    pid: child.pid ?? -1,
+    done,
+    async waitForLine(predicate, ms) {
+      const deadline = Date.now() + ms;
+      while (Date.now() < deadline) {
+        if (seen.split('\n').some((l) => predicate(l.trim()))) return;
+        if (exited) throw new Error(`${cmd} exited before the expected line`);
+        await sleep(5);
+      }
+      throw new Error(`${cmd}: expected line not seen after ${ms} ms`);
+    },
+  };
+}
+
 /** Waits for a child to exit, collecting its output; kills it (by PID) after `timeoutMs`. */
 export function collect(child: ChildProcess, timeoutMs: number): Promise<{ stdout: string; stderr: string; code: number | null }> {
   let stdout = '';

@@ -11,8 +11,8 @@
  * their peak (the best delivered rate), measured again at the peak's offered load (median of
  * N), then at twice that offered load (flood retention = delivered at 2× / peak).
  */
-import { readCoreTimes, coreBusy } from '../lib/cpu.js';
-import { runTool, sleep, type CTools } from '../lib/proc.js';
+import { readCoreTimes, coreBusy, processCpuSeconds } from '../lib/cpu.js';
+import { sleep, startTool, type CTools } from '../lib/proc.js';
 import { median } from '../lib/stats.js';
 import { BALANCER_CPU, FLOW_SRC_BASE, GENERATOR_CPU, type BenchTopology } from '../lib/topology.js';
 import type { NftUdpSink } from './udp-sink.js';
@@ -33,6 +33,8 @@ export interface UdpSample {
 export interface UdpFigure {
   readonly deliveredPps: number;
   readonly offeredPps: number;
+  /** What the generator actually sent per second (≤ offered when it could not keep up). */
+  readonly sentPps: number;
   readonly loss: number;
   readonly balancerCpu: number;
   readonly generatorCpu: number;
@@ -48,10 +50,13 @@ export interface UdpRunOptions {
   readonly rate: number; // 0 = flood
   readonly seconds: number;
   readonly flows: number;
+  /** Uncounted ESP traffic (same rate, same packets) before the window, seconds. */
+  readonly warmupSeconds: number;
 }
 
 interface GenReport {
   warmupSent: number;
+  espWarmupSent: number;
   sent: number;
   errors: number;
   seconds: number;
@@ -59,21 +64,26 @@ interface GenReport {
   cpuSys: number;
 }
 
-/** One measurement: counters and core times are sampled inside the ESP phase only. */
+/**
+ * One measurement: the generator sends IKE per flow, then `warmupSeconds` of the same ESP
+ * traffic uncounted, then signals the measured phase; counters, core times and the generator's
+ * own CPU are sampled inside that phase only.
+ */
 export async function measureUdp(t: BenchTopology, tools: CTools, sink: NftUdpSink, o: UdpRunOptions): Promise<UdpSample> {
-  const args = ['-d', o.dst, '-s', FLOW_SRC_BASE, '-l', String(o.size), '-r', String(o.rate), '-t', String(o.seconds), '-f', String(o.flows), '-P', '50000'];
-  const gen = runTool<GenReport>(t.snd, GENERATOR_CPU, tools.udpgen, args, (o.seconds + 20) * 1000);
-  // Warm-up (IKE per flow) takes a few ms plus a 200 ms settle; the window starts after it.
-  await sleep(500);
+  const args = ['-d', o.dst, '-s', FLOW_SRC_BASE, '-l', String(o.size), '-r', String(o.rate), '-t', String(o.seconds), '-f', String(o.flows), '-P', '50000', '-u', String(o.warmupSeconds)];
+  const gen = startTool<GenReport>(t.snd, GENERATOR_CPU, tools.udpgen, args, (o.seconds + o.warmupSeconds + 30) * 1000);
+  await gen.waitForLine((l) => l.includes('"phase":"measure"'), (o.warmupSeconds + 20) * 1000);
   const c0 = readCoreTimes();
+  const p0 = processCpuSeconds(gen.pid);
   const s0 = await sink.read();
   const t0 = process.hrtime.bigint();
-  const windowMs = Math.max(500, o.seconds * 1000 - 900);
-  await sleep(windowMs);
+  // The window closes before the generator stops (sink reads take a few ms).
+  await sleep(Math.max(300, o.seconds * 1000 - 150));
   const c1 = readCoreTimes();
+  const p1 = processCpuSeconds(gen.pid);
   const s1 = await sink.read();
   const dt = Number(process.hrtime.bigint() - t0) / 1e9;
-  const r = await gen;
+  const r = await gen.done;
   await sleep(200);
   const busy = coreBusy(c0, c1);
   const sentPps = r.sent / r.seconds;
@@ -85,7 +95,7 @@ export async function measureUdp(t: BenchTopology, tools: CTools, sink: NftUdpSi
     loss: sentPps > 0 ? Math.max(0, 1 - deliveredPps / sentPps) : 0,
     balancerCpu: busy[BALANCER_CPU] ?? NaN,
     generatorCoreCpu: busy[GENERATOR_CPU] ?? NaN,
-    generatorCpu: (r.cpuUser + r.cpuSys) / (r.seconds + 0.2),
+    generatorCpu: p0 !== undefined && p1 !== undefined ? (p1 - p0) / dt : NaN,
   };
 }
 
@@ -97,6 +107,7 @@ export function summarise(samples: readonly UdpSample[]): UdpFigure {
   return {
     deliveredPps: delivered,
     offeredPps: m((s) => s.offeredPps),
+    sentPps: m((s) => s.sentPps),
     loss: m((s) => s.loss),
     balancerCpu: cpu,
     generatorCpu: m((s) => s.generatorCpu),
