@@ -8,6 +8,8 @@ import { closedTcpPort, loopback, tcpServer, type TestTarget } from '../loopback
 import { describeProbeConformance } from '../probe-conformance.js';
 import { createSstpProbe, SSTP_PATH, type SstpProbeOptions } from './sstp-probe.js';
 import { TEST_CERT_NAME, testCertificate } from './test-certificate.js';
+import { generateTestCertificate } from '../../../../lab/sim-rras/sstp-certs.js';
+import { SimSstpEndpoint } from '../../../../lab/sim-rras/sstp-endpoint.js';
 
 /** What RRAS does: 401 to an anonymous request on the SSTP path, 404 elsewhere. */
 function rrasLike(status = 401) {
@@ -109,6 +111,29 @@ describe('sstp probe options', () => {
       assert.match(wrongName.detail, /ERR_TLS_CERT_ALTNAME_INVALID|certificate/);
     } finally {
       await t.close();
+    }
+  });
+});
+
+describe('sstp probe against the simulated RRAS SSTP endpoint', () => {
+  it('is up over TLS (401 to the anonymous HEAD) and over plain HTTP (offload), down when the server hangs', async () => {
+    const certificate = generateTestCertificate();
+    const { cert, key } = certificate;
+    const live = await SimSstpEndpoint.start({ name: 'rras1', cert, key, plainPort: 0 });
+    const hung = await SimSstpEndpoint.start({ name: 'rras2', cert, key, silent: true });
+    try {
+      const signal = new AbortController().signal;
+      const tls = await createSstpProbe({ tls: true }).probe({ address: '127.0.0.1', family: 4, port: live.tlsPort }, signal, 2000);
+      assert.equal(tls.ok, true, tls.detail);
+      assert.match(tls.detail, /401/);
+      const plain = await createSstpProbe({ tls: false }).probe({ address: '127.0.0.1', family: 4, port: live.plainPort }, signal, 2000);
+      assert.equal(plain.ok, true, plain.detail);
+      const down = await createSstpProbe({ tls: true }).probe({ address: '127.0.0.1', family: 4, port: hung.tlsPort }, signal, 300);
+      assert.equal(down.ok, false);
+    } finally {
+      await live.close();
+      await hung.close();
+      certificate.dispose();
     }
   });
 });
