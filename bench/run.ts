@@ -16,6 +16,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { canUseNamespaces } from '../lab/netns.js';
+import { generateTestCertificate } from '../lab/sim-rras/sstp-certs.js';
 import type { BenchContext, CertFiles, SuiteOutput } from './lib/context.js';
 import { mergeResults } from './lib/merge.js';
 import { METHOD } from './lib/method.js';
@@ -66,15 +67,18 @@ function machine(): Record<string, string | number> {
 }
 
 function makeCerts(dir: string): { ec: CertFiles; rsa: CertFiles } {
-  const mk = (name: string, keyArgs: string[]) => {
+  const mk = (name: string, keyType: 'ec' | 'rsa') => {
+    const made = generateTestCertificate('vpn.bench.test', { keyType });
     const key = join(dir, `${name}.key`);
     const cert = join(dir, `${name}.crt`);
-    execFileSync('openssl', ['req', '-x509', '-nodes', '-newkey', ...keyArgs, '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=vpn.bench.test'], { stdio: 'ignore' });
+    writeFileSync(key, made.key);
+    writeFileSync(cert, made.cert);
+    made.dispose();
     const pem = join(dir, `${name}.pem`);
     writeFileSync(pem, readFileSync(cert, 'utf8') + readFileSync(key, 'utf8'));
     return { cert, key, pem };
   };
-  return { ec: mk('p256', ['ec', '-pkeyopt', 'ec_paramgen_curve:P-256']), rsa: mk('rsa', ['rsa:2048']) };
+  return { ec: mk('p256', 'ec'), rsa: mk('rsa', 'rsa') };
 }
 
 function loadFinding(): string[] {

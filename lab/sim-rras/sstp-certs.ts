@@ -21,15 +21,17 @@ export interface TestCertificate {
 }
 
 /**
- * `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256` for `commonName`, with
- * subjectAltName DNS:commonName, IP:127.0.0.1 and IP:::1 (so clients may verify it on loopback).
+ * A self-signed test certificate from the `openssl` CLI (`req -x509`): ECDSA P-256 by default
+ * or RSA 2048, for `commonName`, with subjectAltName DNS:commonName, IP:127.0.0.1 and IP:::1
+ * (so clients may verify it on loopback). Tests, the lab and the benchmarks all use this one.
  */
-export function generateTestCertificate(commonName = 'vpn.example.test'): TestCertificate {
+export function generateTestCertificate(commonName = 'vpn.example.test', options: { keyType?: 'ec' | 'rsa' } = {}): TestCertificate {
+  const keyArgs = options.keyType === 'rsa' ? ['rsa:2048'] : ['ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
   const dir = mkdtempSync(join(tmpdir(), 'vpnlb-sstp-cert-'));
   const certPath = join(dir, 'cert.pem');
   const keyPath = join(dir, 'key.pem');
   execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    'req', '-x509', '-newkey', ...keyArgs, '-nodes',
     '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', `/CN=${commonName}`,
     '-addext', `subjectAltName=DNS:${commonName},IP:127.0.0.1,IP:::1`,
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
