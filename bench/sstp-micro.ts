@@ -20,7 +20,10 @@
  * Options: `--tree NAME=DIR` (repeatable; a vpnlb tree, e.g. a baseline made with
  * `git archive HEAD src lab package.json | tar -x -C /tmp/base && ln -s $PWD/node_modules /tmp/base/`),
  * `--haproxy`, `--nginx`, `--node-floor` (a bare Node `pipe` proxy: what Node itself costs), `--suites stream,conn,hs,bulk`, `--seconds 3`, `--repeats 3`,
- * `--streams 16`, `--warmup 1` (seconds of the same load first, not counted), `--prof DIR` (vpnlb runs under `node --cpu-prof`; top self-time frames printed).
+ * `--streams 16`, `--warmup 1` (seconds of the same load first, not counted), `--prof DIR` (vpnlb runs under `node --cpu-prof`; top self-time frames printed),
+ * `--splice-ab` (each tree twice: `NAME-splice`, the native splice path of established
+ * passthrough tunnels, and `NAME-pipes` with `VPNLB_SSTP_SPLICE=0`; the native thread's CPU is
+ * in the process's /proc figures like the rest).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -52,10 +55,11 @@ interface Options {
   streams: number;
   warmup: number;
   prof?: string;
+  spliceAb: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { trees: [], haproxy: false, nginx: false, nodeFloor: false, suites: ['stream', 'conn', 'hs', 'bulk'], seconds: 3, repeats: 3, streams: 16, warmup: 1 };
+  const o: Options = { trees: [], haproxy: false, nginx: false, nodeFloor: false, suites: ['stream', 'conn', 'hs', 'bulk'], seconds: 3, repeats: 3, streams: 16, warmup: 1, spliceAb: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const v = () => argv[++i] ?? '';
@@ -71,6 +75,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--streams') o.streams = Number(v());
     else if (a === '--warmup') o.warmup = Number(v());
     else if (a === '--prof') o.prof = resolve(v());
+    else if (a === '--splice-ab') o.spliceAb = true;
     else throw new Error(`unknown option ${a}`);
   }
   if (o.trees.length === 0) o.trees.push(['current', REPO]);
@@ -100,7 +105,7 @@ async function waitConnect(port: number, d: Daemon, timeoutMs = 20_000): Promise
   throw new Error(`${d.label}: nothing listens on ${port}`);
 }
 
-function pinned(cpu: string, cmd: string, args: readonly string[], label: string, opts: { detached?: boolean } = {}): Daemon {
+function pinned(cpu: string, cmd: string, args: readonly string[], label: string, opts: { detached?: boolean; env?: NodeJS.ProcessEnv } = {}): Daemon {
   return new Daemon(spawn('taskset', ['-c', cpu, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...opts }), label);
 }
 
@@ -110,7 +115,7 @@ interface Contender {
   start(mode: Mode, port: number, backendPort: number, cert: { cert: string; key: string; pem: string } | undefined, dir: string): Promise<Daemon>;
 }
 
-function vpnlbContender(name: string, tree: string, prof: string | undefined): Contender {
+function vpnlbContender(name: string, tree: string, prof: string | undefined, env: NodeJS.ProcessEnv = process.env): Contender {
   return {
     name,
     async start(mode, port, backendPort, cert, dir) {
@@ -118,7 +123,7 @@ function vpnlbContender(name: string, tree: string, prof: string | undefined): C
       const file = join(dir, 'vpnlb.yaml');
       writeFileSync(file, vpnlbConfig({ kind: 'sstp', mode, vip: '127.0.0.1', port, backends: BACKENDS, backendPort, ...(cert ? { cert: cert.cert, key: cert.key } : {}) }));
       const profArgs = prof ? ['--cpu-prof', `--cpu-prof-dir=${join(prof, `${name}-${mode}`)}`] : [];
-      const d = pinned(PROXY_CPU, process.execPath, [...profArgs, '--import', 'tsx', join(tree, 'src/cli/run-cli.ts'), 'run', '--config', file], `vpnlb ${name}`);
+      const d = pinned(PROXY_CPU, process.execPath, [...profArgs, '--import', 'tsx', join(tree, 'src/cli/run-cli.ts'), 'run', '--config', file], `vpnlb ${name}`, { env });
       await d.waitFor((o) => o.includes('vpnlb running'), 30_000);
       await waitConnect(port, d);
       return d;
@@ -278,7 +283,9 @@ async function main(): Promise<void> {
   const tools = await buildCTools(join(REPO, 'bench/c'), join(work, 'bin'));
   const certs = { p256: makeCert(work, 'p256', ['ec', '-pkeyopt', 'ec_paramgen_curve:P-256']), rsa: makeCert(work, 'rsa', ['rsa:2048']) };
   const contenders: Contender[] = [
-    ...o.trees.map(([n, d]) => vpnlbContender(n, d, o.prof)),
+    ...o.trees.flatMap(([n, d]) => o.spliceAb
+      ? [vpnlbContender(`${n}-splice`, d, o.prof, { ...process.env, VPNLB_SSTP_SPLICE: '1' }), vpnlbContender(`${n}-pipes`, d, o.prof, { ...process.env, VPNLB_SSTP_SPLICE: '0' })]
+      : [vpnlbContender(n, d, o.prof)]),
     ...(o.haproxy ? [haproxyContender] : []),
     ...(o.nginx ? [nginxContender] : []),
     ...(o.nodeFloor ? [nodeFloorContender] : []),

@@ -35,5 +35,12 @@ if [ "${VPNLB_RELAY_FASTPATH:-1}" != "0" ]; then
   sh native/udp-fastpath/build.sh || echo "setup: continuing without it (the relay forwards in JavaScript)"
 fi
 
+# The SSTP proxy's optional native splice path (native/tcp-splice, same build). Not fatal either:
+# established passthrough tunnels then stay Node pipes, said once in the proxy's status warnings.
+if [ "${VPNLB_SSTP_SPLICE:-1}" != "0" ]; then
+  echo "setup: building the SSTP proxy's native splice path"
+  sh native/tcp-splice/build.sh || echo "setup: continuing without it (SSTP tunnels stay Node pipes)"
+fi
+
 echo "setup: building"
 npm run --silent build

@@ -61,6 +61,11 @@ export function sstpMetrics(metrics: Metrics) {
       help: 'TLS session ids learned from ServerHellos (passthrough), by service and backend.',
       labelNames: ['service', 'backend'],
     }),
+    spliced: metrics.gauge({
+      name: 'vpnlb_sstp_spliced_tunnels',
+      help: 'Established SSTP passthrough tunnels relayed by the native splice path (the rest are Node pipes), by service.',
+      labelNames: ['service'],
+    }),
     backendFailures: metrics.counter({
       name: 'vpnlb_sstp_backend_failures_total',
       help: 'Backend-side failures of SSTP connections (connect refused/timeout, no answer, certificate mismatch), by service, backend and reason.',

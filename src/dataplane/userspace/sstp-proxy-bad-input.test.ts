@@ -7,7 +7,7 @@ import net from 'node:net';
 import { setImmediate as tick } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { NODE_TLS13_CLIENT_HELLO } from '../../protocol/tls/tls-fixtures.js';
-import { startProxyLab, type ProxyLab } from './sstp-test-lab.js';
+import { SPLICE_RUNS, startProxyLab, type ProxyLab } from './sstp-test-lab.js';
 
 /** Opens a raw TCP connection, sends `bytes`, optionally half-closes, and resolves when the proxy closes it. */
 async function rawExchange(lab: ProxyLab, bytes: Uint8Array, options: { end?: boolean } = {}): Promise<{ received: number }> {
@@ -44,9 +44,9 @@ async function tinyWriteRelay(target: number): Promise<{ port: number; close(): 
   return { port: (server.address() as net.AddressInfo).port, close: () => server.close() };
 }
 
-describe('SstpProxy bad input', () => {
+for (const run of SPLICE_RUNS) describe(`SstpProxy bad input (${run.name})`, { skip: run.skip }, () => {
   it('refuses non-TLS, truncated, oversized and slowloris clients; accepts a hello in one-octet writes; other tunnels untouched', async () => {
-    const lab = await startProxyLab({ backends: [{ name: 'rras1' }, { name: 'rras2' }], service: { handshakeTimeout: '300ms' } });
+    const lab = await startProxyLab({ splice: run.splice, backends: [{ name: 'rras1' }, { name: 'rras2' }], service: { handshakeTimeout: '300ms' } });
     try {
       const bystander = await lab.client();
 
@@ -90,7 +90,7 @@ describe('SstpProxy bad input', () => {
   });
 
   it('a server that accepts and never answers: the client is closed and counted, the next client is served', async () => {
-    const lab = await startProxyLab({ backends: [{ name: 'hung', silent: true }, { name: 'good' }], service: { handshakeTimeout: '300ms' } });
+    const lab = await startProxyLab({ splice: run.splice, backends: [{ name: 'hung', silent: true }, { name: 'good' }], service: { handshakeTimeout: '300ms' } });
     try {
       // Least connections with a rotating start: within two clients one lands on the hung server.
       const results = await Promise.allSettled([lab.client({ timeoutMs: 3_000 }), lab.client({ timeoutMs: 3_000 })]);
@@ -107,7 +107,7 @@ describe('SstpProxy bad input', () => {
   });
 
   it('a server that refuses connections: the next backend is tried; with none left the client is refused', async () => {
-    const lab = await startProxyLab({ backends: [{ name: 'gone', absent: true }, { name: 'good' }] });
+    const lab = await startProxyLab({ splice: run.splice, backends: [{ name: 'gone', absent: true }, { name: 'good' }] });
     try {
       for (let i = 0; i < 3; i++) await (await lab.client()).echo();
       assert.equal(lab.sims.get('good')?.report().connections.length, 3);
@@ -115,7 +115,7 @@ describe('SstpProxy bad input', () => {
     } finally {
       await lab.close();
     }
-    const lonely = await startProxyLab({ backends: [{ name: 'gone', absent: true }] });
+    const lonely = await startProxyLab({ splice: run.splice, backends: [{ name: 'gone', absent: true }] });
     try {
       await assert.rejects(lonely.client({ timeoutMs: 3_000 }), /closed/);
       assert.equal(await lonely.metric('vpnlb_sstp_rejected_total', { reason: 'backend-connect-failed' }), 1);

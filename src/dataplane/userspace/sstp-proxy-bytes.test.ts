@@ -13,7 +13,7 @@ import { Controller } from '../../control/controller.js';
 import { silentLogger } from '../../log/logger.js';
 import { NODE_TLS13_CLIENT_HELLO } from '../../protocol/tls/tls-fixtures.js';
 import { SstpProxy } from './sstp-proxy.js';
-import { eventually } from './sstp-test-lab.js';
+import { eventually, SPLICE_RUNS } from './sstp-test-lab.js';
 
 /** A backend that counts what it receives and answers `answer` octets to the first chunk. */
 async function countingBackend(answer: number): Promise<{ port: number; received: () => number; close(): Promise<void> }> {
@@ -43,7 +43,7 @@ async function metricSum(metrics: Metrics, name: string, labels: Record<string, 
   return got.values.filter((v) => Object.entries(labels).every(([k, val]) => (v.labels as Record<string, unknown>)[k] === val)).reduce((n, v) => n + v.value, 0);
 }
 
-describe('SstpProxy byte accounting', () => {
+for (const run of SPLICE_RUNS) describe(`SstpProxy byte accounting (${run.name})`, { skip: run.skip }, () => {
   it('counts every octet both ways from the socket counters: hello included, several MiB under backpressure, at status reads and at close', async () => {
     const answer = 3 * 1024 * 1024 + 7;
     const backend = await countingBackend(answer);
@@ -53,7 +53,7 @@ describe('SstpProxy byte accounting', () => {
     }));
     const controller = new Controller(config);
     const metrics = new Metrics();
-    const proxy = new SstpProxy(config.services.sstp[0]!, { config, controller, logger: silentLogger(), metrics });
+    const proxy = new SstpProxy(config.services.sstp[0]!, { config, controller, logger: silentLogger(), metrics }, { splice: run.splice });
     await proxy.start(controller.service('sstp')!);
     const client = net.connect(proxy.port(), '127.0.0.1');
     try {
@@ -70,6 +70,7 @@ describe('SstpProxy byte accounting', () => {
       setTimeout(() => client.resume(), 100);
       await eventually(() => got === answer, 'the client received the whole answer');
 
+      assert.equal(proxy.spliceStats().tunnels, run.splice === 'off' ? 0 : 1, 'the run relays on its own path');
       // While the tunnel is open: the status read brings the counters up to date.
       const open = proxy.status().backends['b1'];
       assert.equal(open?.bytesIn, sent);

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { eventually, startProxyLab } from './sstp-test-lab.js';
+import net from 'node:net';
+import { NODE_TLS13_CLIENT_HELLO } from '../../protocol/tls/tls-fixtures.js';
+import { eventually, SPLICE_RUNS, startProxyLab } from './sstp-test-lab.js';
 
-describe('SstpProxy passthrough', () => {
+for (const run of SPLICE_RUNS) describe(`SstpProxy passthrough (${run.name})`, { skip: run.skip }, () => {
   it('least connections spreads concurrent tunnels evenly; each server saw Call Connect Requests and PPP', async () => {
-    const lab = await startProxyLab({ backends: [{ name: 'rras1' }, { name: 'rras2' }, { name: 'rras3' }] });
+    const lab = await startProxyLab({ splice: run.splice, backends: [{ name: 'rras1' }, { name: 'rras2' }, { name: 'rras3' }] });
     try {
       const clients = await Promise.all(Array.from({ length: 12 }, () => lab.client()));
       const perServer = [...lab.sims.values()].map((s) => s.report().connections.filter((c) => c.callConnectRequests === 1 && c.pppFrames.length === 1).length);
@@ -15,8 +17,12 @@ describe('SstpProxy passthrough', () => {
       assert.equal(await lab.metric('vpnlb_sstp_connections_total', { via: 'balancer' }), 12);
       // The servers see the balancer's loopback address, and the traffic is counted both ways.
       assert.ok((st.backends['rras1']?.bytesIn ?? 0) > 0 && (st.backends['rras1']?.bytesOut ?? 0) > 0);
+      // The run's relaying path is the one in use: 12 hand-offs to the addon, or none.
+      assert.deepEqual(lab.proxy.spliceStats(), run.splice === 'off' ? { active: false, tunnels: 0, handedOff: 0 } : { active: true, tunnels: 12, handedOff: 12 });
+      assert.match(st.dataplane, run.splice === 'off' ? /\(passthrough\)$/ : /\(passthrough, splice\)$/);
       await Promise.all(clients.map((c) => c.close()));
       await eventually(() => [...lab.controller.connections('sstp').entries()].length === 0, 'connection counts back to zero');
+      assert.equal(lab.proxy.spliceStats().tunnels, 0, 'every tunnel left the addon');
       assert.equal(lab.proxy.openConnections(), 0);
     } finally {
       await lab.close();
@@ -24,7 +30,7 @@ describe('SstpProxy passthrough', () => {
   });
 
   it('weights count: weights 3 and 1 get 6 and 2 of 8 tunnels', async () => {
-    const lab = await startProxyLab({ backends: [{ name: 'big', weight: 3 }, { name: 'small', weight: 1 }] });
+    const lab = await startProxyLab({ splice: run.splice, backends: [{ name: 'big', weight: 3 }, { name: 'small', weight: 1 }] });
     try {
       for (let i = 0; i < 8; i++) await lab.client();
       assert.deepEqual(Object.values(lab.proxy.status().backends).map((b) => b.connections), [6, 2]);
@@ -34,7 +40,7 @@ describe('SstpProxy passthrough', () => {
   });
 
   it('a resumed TLS 1.2 session reaches the server that issued it', async () => {
-    const lab = await startProxyLab({ backends: [{ name: 'rras1' }, { name: 'rras2' }, { name: 'rras3' }], maxTlsVersion: 'TLSv1.2' });
+    const lab = await startProxyLab({ splice: run.splice, backends: [{ name: 'rras1' }, { name: 'rras2' }, { name: 'rras3' }], maxTlsVersion: 'TLSv1.2' });
     try {
       const first = await lab.client({ maxVersion: 'TLSv1.2' });
       const session = first.session;
@@ -57,7 +63,7 @@ describe('SstpProxy passthrough', () => {
   });
 
   it('without persistence the same resumptions scatter (the test above can fail)', async () => {
-    const lab = await startProxyLab({ backends: [{ name: 'rras1' }, { name: 'rras2' }, { name: 'rras3' }], maxTlsVersion: 'TLSv1.2', service: { persistence: 'none' } });
+    const lab = await startProxyLab({ splice: run.splice, backends: [{ name: 'rras1' }, { name: 'rras2' }, { name: 'rras3' }], maxTlsVersion: 'TLSv1.2', service: { persistence: 'none' } });
     try {
       const first = await lab.client({ maxVersion: 'TLSv1.2' });
       const session = first.session;
@@ -75,7 +81,7 @@ describe('SstpProxy passthrough', () => {
   });
 
   it('drain: no new tunnels to a draining server; its tunnels stay until drainTimeout, then are closed and counted', async () => {
-    const lab = await startProxyLab({ backends: [{ name: 'rras1' }, { name: 'rras2' }], service: { drainTimeout: '400ms' } });
+    const lab = await startProxyLab({ splice: run.splice, backends: [{ name: 'rras1' }, { name: 'rras2' }], service: { drainTimeout: '400ms' } });
     try {
       const a = await lab.client();
       const b = await lab.client();
@@ -100,7 +106,7 @@ describe('SstpProxy passthrough', () => {
   });
 
   it('a disabled server loses its tunnels at once; per-backend and per-service limits refuse the excess', async () => {
-    const lab = await startProxyLab({ backends: [{ name: 'rras1', maxConnections: 1 }, { name: 'rras2', maxConnections: 1 }], service: { maxConnections: 3 } });
+    const lab = await startProxyLab({ splice: run.splice, backends: [{ name: 'rras1', maxConnections: 1 }, { name: 'rras2', maxConnections: 1 }], service: { maxConnections: 3 } });
     try {
       const a = await lab.client();
       const b = await lab.client();
@@ -112,7 +118,6 @@ describe('SstpProxy passthrough', () => {
       lab.controller.setAdminState('rras2', 'enabled');
       const c = await lab.client();
       // Service limit: two tunnels open plus two idle sockets hit maxConnections 3.
-      const net = await import('node:net');
       const idle = net.connect(lab.proxy.port(), '127.0.0.1');
       await new Promise((r) => idle.once('connect', r));
       const refused = net.connect(lab.proxy.port(), '127.0.0.1');
@@ -126,7 +131,7 @@ describe('SstpProxy passthrough', () => {
   });
 
   it('listens on IPv6 (::1) as well', async () => {
-    const lab = await startProxyLab({ backends: [{ name: 'rras1' }], virtualIp: '::1' });
+    const lab = await startProxyLab({ splice: run.splice, backends: [{ name: 'rras1' }], virtualIp: '::1' });
     try {
       const c = await lab.client();
       await c.echo();
@@ -136,4 +141,81 @@ describe('SstpProxy passthrough', () => {
       await lab.close();
     }
   });
+
+  it('half-close: the client ends its side, the server answers after that and ends; then the tunnel closes', async () => {
+    const backend = await rawBackend();
+    const lab = await startProxyLab({ splice: run.splice, backends: [{ name: 'rras1', absent: true }], service: { persistence: 'none', backendPort: backend.port }, backendAddresses: ['127.0.0.30'] });
+    const client = net.connect({ port: lab.proxy.port(), host: '127.0.0.1', allowHalfOpen: true });
+    try {
+      let got = 0;
+      client.on('data', (d: Buffer) => (got += d.length));
+      const clientEnded = new Promise((r) => client.once('end', r));
+      await new Promise((r) => client.once('connect', r));
+      client.write(NODE_TLS13_CLIENT_HELLO);
+      const server = await backend.accepted;
+      await eventually(() => backend.received() === NODE_TLS13_CLIENT_HELLO.length, 'the hello reached the server');
+      server.write(Buffer.alloc(100, 0x16)); // the "ServerHello"
+      await eventually(() => got === 100, 'the answer reached the client');
+      await eventually(() => lab.proxy.spliceStats().tunnels === (run.splice === 'off' ? 0 : 1), 'the tunnel is on its path');
+      client.end(Buffer.alloc(5000, 1));
+      await backend.ended;
+      assert.equal(backend.received(), NODE_TLS13_CLIENT_HELLO.length + 5000, 'everything before the client FIN arrived');
+      server.end(Buffer.alloc(300_000, 2)); // still answering after the client's half-close
+      await clientEnded;
+      assert.equal(got, 100 + 300_000);
+      await eventually(() => lab.proxy.openConnections() === 0, 'the tunnel closed once both sides ended');
+      assert.equal(lab.proxy.status().backends['rras1']?.bytesIn, NODE_TLS13_CLIENT_HELLO.length + 5000);
+      assert.equal(lab.proxy.status().backends['rras1']?.bytesOut, 300_100);
+    } finally {
+      client.destroy();
+      await lab.close();
+      await backend.close();
+    }
+  });
+
+  it('idle timeout: a tunnel without traffic is closed and counted; a busy one stays', async () => {
+    const lab = await startProxyLab({ splice: run.splice, backends: [{ name: 'rras1' }], service: { idleTimeout: '400ms' } });
+    try {
+      const quiet = await lab.client();
+      const busy = await lab.client();
+      const until = Date.now() + 1_200;
+      while (Date.now() < until && !quiet.isClosed) {
+        await busy.echo();
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await eventually(() => quiet.isClosed, 'the quiet tunnel to close');
+      assert.equal(busy.isClosed, false, 'the busy tunnel stays');
+      assert.equal(await lab.metric('vpnlb_sstp_closed_total', { reason: 'idle-timeout' }), 1);
+      await busy.echo();
+    } finally {
+      await lab.close();
+    }
+  });
 });
+
+/** A raw TCP server: counts what it receives; `accepted` is the first connection, `ended` its FIN. */
+async function rawBackend(): Promise<{ port: number; accepted: Promise<net.Socket>; ended: Promise<void>; received: () => number; close(): Promise<void> }> {
+  let received = 0;
+  let onEnd!: () => void;
+  const ended = new Promise<void>((r) => (onEnd = r));
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true });
+  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    s.on('data', (d: Buffer) => (received += d.length));
+    s.on('end', onEnd);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.30', () => r()));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    accepted,
+    ended,
+    received: () => received,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}

@@ -16,6 +16,9 @@
  * (tunnels), `handshakeTimeout` (a client must complete its hello — slowloris — and a server
  * must answer), `connectTimeout`, `idleTimeout`, and graceful drain: a draining backend gets no
  * new client and its tunnels are closed only when `drainTimeout` passes.
+ *
+ * Passthrough tunnels, once established, are relayed by the native splice path when its addon
+ * is built (sstp-splice.ts; `VPNLB_SSTP_SPLICE=0` disables it), else by two Node pipes.
  */
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -29,6 +32,7 @@ import type { BackendCounters, DataPlane, DataPlaneStatus } from '../dataplane.j
 import { certificateMismatch, fetchServerCertificate, pemToDer } from './sstp-certificate-check.js';
 import { RateLimitedLog, sstpMetrics, type SstpCloseReason, type SstpMetrics } from './sstp-metrics.js';
 import { PersistenceTable } from './sstp-persistence.js';
+import { SPLICE_ENV, SpliceEngine, spliceEnabledByEnv, type SpliceMode } from './sstp-splice.js';
 import { SstpTunnel, TUNNEL_HIGH_WATER_MARK, type TunnelHost } from './sstp-tunnel.js';
 
 /** How often a re-encrypting proxy re-checks every backend's certificate. */
@@ -38,6 +42,14 @@ export const CERTIFICATE_CHECK_INTERVAL_MS = 60_000;
  * close and every status read). Counting per chunk cost more CPU than the relaying itself.
  */
 export const BYTES_REPORT_INTERVAL_MS = 5_000;
+/** Spliced tunnels when the service sets no `maxConnections` (the addon's table is fixed). */
+export const SPLICE_DEFAULT_MAX_TUNNELS = 65_536;
+
+/** Options beside the service's configuration (tests, benchmarks). */
+export interface SstpProxyOptions {
+  /** `auto` (default): the native splice path when it loads, unless `VPNLB_SSTP_SPLICE=0`. */
+  readonly splice?: SpliceMode;
+}
 
 /**
  * Front TLS settings (offload, reencrypt). AES-GCM first and the server's order honoured: with
@@ -81,8 +93,12 @@ export class SstpProxy implements DataPlane {
   /** What every tunnel of this proxy shares (built once at start, not per connection). */
   #host: TunnelHost | undefined;
   #isStopped = false;
+  readonly #spliceMode: SpliceMode;
+  #splice: SpliceEngine | undefined;
+  #spliceTimer: NodeJS.Timeout | undefined;
 
-  constructor(service: SstpService, ctx: RuntimeContext) {
+  constructor(service: SstpService, ctx: RuntimeContext, options: SstpProxyOptions = {}) {
+    this.#spliceMode = options.splice ?? 'auto';
     this.serviceName = service.name;
     this.#service = service;
     this.#ctx = ctx;
@@ -118,6 +134,7 @@ export class SstpProxy implements DataPlane {
         throw new VpnlbError('VPNLB_SSTP_TLS_CONFIG', `${svc.name}: cannot load tls.cert / tls.key: ${(err as Error).message}`, 'client', { cause: err });
       }
     }
+    if (svc.mode === 'passthrough') this.#openSplice();
     this.#host = this.#tunnelHost();
     // noDelay towards clients: SSTP carries PPP frames, many small and latency-bound, over WAN
     // round trips that Nagle would add to them (the server side keeps Nagle, see sstp-tunnel.ts).
@@ -150,8 +167,50 @@ export class SstpProxy implements DataPlane {
     for (const t of this.#drainTimers.values()) clearTimeout(t);
     this.#drainTimers.clear();
     const server = this.#server;
+    if (this.#spliceTimer) clearInterval(this.#spliceTimer);
     for (const t of [...this.#tunnels]) t.close('stopped');
+    // Every tunnel left the addon above (close removes before closing): join its thread.
+    this.#splice?.close();
+    this.#metrics.spliced.set({ service: this.serviceName }, 0);
     if (server) await new Promise<void>((r) => server.close(() => r()));
+  }
+
+  /** Whether the native splice path relays this proxy's established tunnels. */
+  get isSpliceActive(): boolean {
+    return this.#splice !== undefined && !this.#splice.isClosed;
+  }
+
+  /** The splice path's figures: tunnels in it now, and handed to it since start. */
+  spliceStats(): { active: boolean; tunnels: number; handedOff: number } {
+    return { active: this.isSpliceActive, tunnels: this.#splice?.size ?? 0, handedOff: this.#splice?.handedOff ?? 0 };
+  }
+
+  /** Starts the splice engine (passthrough), or says once why tunnels stay Node pipes. */
+  #openSplice(): void {
+    const svc = this.#service;
+    const logger = this.#ctx.logger;
+    if (this.#spliceMode === 'off' || !spliceEnabledByEnv()) {
+      const why = this.#spliceMode === 'off' ? 'disabled by the proxy options' : `disabled by ${SPLICE_ENV}=${process.env[SPLICE_ENV]}`;
+      logger.info({ component: 'sstp', service: svc.name, splice: false }, `${svc.name}: native splice path ${why}; established tunnels are Node pipes`);
+      return;
+    }
+    const engine = SpliceEngine.open(svc.maxConnections > 0 ? svc.maxConnections : SPLICE_DEFAULT_MAX_TUNNELS);
+    if (!(engine instanceof SpliceEngine)) {
+      const w = `native splice path unavailable (${engine.unavailable}); established tunnels are Node pipes`;
+      this.#warnings.add(w);
+      logger.warn({ component: 'sstp', service: svc.name, splice: false }, `${svc.name}: ${w}`);
+      return;
+    }
+    this.#splice = engine;
+    logger.info({ component: 'sstp', service: svc.name, splice: true }, `${svc.name}: established passthrough tunnels are relayed by the native splice path`);
+    // Idle tunnels: the addon keeps each tunnel's last-activity time; a sweep closes those past
+    // idleTimeout (a quarter of it between sweeps, so a tunnel is closed within 1.25 × idleTimeout).
+    const every = Math.min(1_000, Math.max(25, Math.floor(svc.idleTimeout / 4)));
+    this.#spliceTimer = setInterval(() => {
+      for (const owner of engine.idleOwners(svc.idleTimeout)) (owner as SstpTunnel).close('idle-timeout');
+      this.#metrics.spliced.set({ service: svc.name }, engine.size);
+    }, every);
+    this.#spliceTimer.unref();
   }
 
   status(): DataPlaneStatus {
@@ -163,7 +222,7 @@ export class SstpProxy implements DataPlane {
     }
     const addr = this.#server?.address() as net.AddressInfo | null;
     return {
-      dataplane: `sstp-proxy (${this.#service.mode})`,
+      dataplane: `sstp-proxy (${this.#service.mode}${this.isSpliceActive ? ', splice' : ''})`,
       listeners: addr ? [`tcp ${fmt(addr.address, addr.port)}`] : [],
       backends,
       warnings: [...this.#warnings],
@@ -235,6 +294,7 @@ export class SstpProxy implements DataPlane {
       frontContext: this.#frontContext,
       frontDer: this.#frontDer,
       backendPort: this.#backendPort(),
+      splice: this.#splice,
       certificateMismatch: (b, m) => this.#onCertificateMismatch(b, m),
       addBytes: (b, toBackend, toClient) => {
         let e = this.#bytes.get(b);

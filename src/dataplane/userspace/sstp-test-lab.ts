@@ -13,6 +13,22 @@ import { generateTestCertificate, type TestCertificate } from '../../../lab/sim-
 import { SimSstpEndpoint } from '../../../lab/sim-rras/sstp-endpoint.js';
 import { SimSstpClient, type SimClientOptions } from '../../../lab/sim-rras/sstp-sim-client.js';
 import { SstpProxy } from './sstp-proxy.js';
+import { loadNativeSplice, SPLICE_ENV, spliceEnabledByEnv, type SpliceMode } from './sstp-splice.js';
+
+/**
+ * The two ways established passthrough tunnels are relayed; the proxy's shared suites run once
+ * per way. The native run is skipped, with the reason, only when the addon is not built or the
+ * environment disables it.
+ */
+export const SPLICE_RUNS: readonly { readonly name: string; readonly splice: SpliceMode; readonly skip: string | false }[] = (() => {
+  const loaded = loadNativeSplice();
+  const why = 'unavailable' in loaded ? `native splice path unavailable: ${loaded.unavailable}` : !spliceEnabledByEnv() ? `native splice path disabled by ${SPLICE_ENV}` : false;
+  if (why) console.log(`# ${why}: the proxy suites run with Node pipes only`);
+  return [
+    { name: 'node pipes', splice: 'off', skip: false },
+    { name: 'native splice', splice: 'auto', skip: why },
+  ];
+})();
 
 export interface LabBackend {
   readonly name: string;
@@ -32,6 +48,10 @@ export interface LabOptions {
   readonly service?: Record<string, unknown>;
   readonly maxTlsVersion?: 'TLSv1.2' | 'TLSv1.3';
   readonly virtualIp?: string;
+  /** Backend addresses instead of 127.0.0.10, .11, ... (a test's own servers). */
+  readonly backendAddresses?: readonly string[];
+  /** How established passthrough tunnels are relayed (default `auto`). */
+  readonly splice?: SpliceMode;
 }
 
 export interface ProxyLab {
@@ -54,7 +74,7 @@ export async function startProxyLab(options: LabOptions): Promise<ProxyLab> {
   const mode = (options.service?.['mode'] as string | undefined) ?? 'passthrough';
   const sims = new Map<string, SimSstpEndpoint>();
   let port = 0;
-  const addresses = options.backends.map((_, i) => `127.0.0.${10 + i}`);
+  const addresses = options.backends.map((_, i) => options.backendAddresses?.[i] ?? `127.0.0.${10 + i}`);
   try {
     for (const [i, b] of options.backends.entries()) {
       if (b.absent) continue;
@@ -99,7 +119,7 @@ export async function startProxyLab(options: LabOptions): Promise<ProxyLab> {
     const ctx: RuntimeContext = { config, controller, logger: silentLogger(), metrics };
     const service = config.services.sstp[0];
     if (!service) throw new Error('no service');
-    const proxy = new SstpProxy(service, ctx);
+    const proxy = new SstpProxy(service, ctx, { splice: options.splice ?? 'auto' });
     controller.on('snapshot', (snap) => {
       const s = snap.services.find((x) => x.name === 'sstp');
       if (s) void proxy.apply(s);

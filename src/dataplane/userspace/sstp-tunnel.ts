@@ -15,6 +15,9 @@
  * no per-chunk JavaScript (no byte counting per chunk: `bytesRead`/`bytesWritten` of the upstream
  * socket are read when the proxy flushes its counters; no per-chunk timer: idle is the socket's
  * own timeout), with socket buffers large enough that a 64 KiB read never stalls the pipe.
+ * With the native splice path (sstp-splice.ts, passthrough only) the two pipes are replaced,
+ * once the ServerHello has been read and Node's buffers are empty, by a hand-off of both
+ * sockets to a native thread that splices between them (sstp-splice-handoff.ts).
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -28,6 +31,9 @@ import { chooseBackend, type ChoiceVia } from './sstp-choose-backend.js';
 import type { RateLimitedLog, SstpCloseReason, SstpMetrics, SstpRejectReason } from './sstp-metrics.js';
 import type { PersistenceTable } from './sstp-persistence.js';
 import type { Logger } from '../../log/logger.js';
+import type { SpliceEnd, SpliceEngine, SpliceOwner } from './sstp-splice.js';
+import { handOffWhenQuiet } from './sstp-splice-handoff.js';
+import { resumeNodeReceiving } from './fastpath/socket-fd.js';
 
 /** Raw client octets kept while reading a hello: the hello plus record headers, bounded. */
 const MAX_PENDING = 4 * MAX_HELLO_LENGTH;
@@ -60,6 +66,8 @@ export interface TunnelHost {
   readonly backendPort: number;
   /** A reencrypt backend presented another certificate. */
   certificateMismatch(backend: string, message: string): void;
+  /** Native splice path for established passthrough tunnels (undefined: Node pipes). */
+  readonly splice: SpliceEngine | undefined;
   /** Octets relayed since the previous report (see `SstpTunnel.reportBytes`). */
   addBytes(backend: string, toBackend: number, toClient: number): void;
   removed(t: SstpTunnel): void;
@@ -69,7 +77,7 @@ export type TunnelState = 'hello' | 'connecting' | 'open' | 'closed';
 
 let nextTunnelId = 1;
 
-export class SstpTunnel {
+export class SstpTunnel implements SpliceOwner {
   readonly id = nextTunnelId++;
   readonly clientAddress: string;
   readonly clientPort: number;
@@ -88,6 +96,11 @@ export class SstpTunnel {
   /** Upstream octet counts already reported to the host (to-backend, to-client). */
   #reportedToBackend = 0;
   #reportedToClient = 0;
+  /** The tunnel's slot in the splice engine while the addon relays it. */
+  #spliceSlot: number | undefined;
+  /** Octets the addon moved, final figures once the tunnel left it. */
+  #splicedToBackend = 0;
+  #splicedToClient = 0;
 
   constructor(
     readonly host: TunnelHost,
@@ -166,14 +179,27 @@ export class SstpTunnel {
     const up = this.#upstream;
     const backend = this.#backend;
     if (!up || !backend) return;
-    const toBackend = up.bytesWritten;
-    const toClient = up.bytesRead;
+    // Node's counters (hellos, and everything when there is no splice) plus the addon's.
+    const spliced = this.#spliceSlot === undefined ? undefined : this.host.splice?.counters(this.#spliceSlot);
+    const toBackend = up.bytesWritten + (spliced?.toBackend ?? this.#splicedToBackend);
+    const toClient = up.bytesRead + (spliced?.toClient ?? this.#splicedToClient);
     const dIn = toBackend - this.#reportedToBackend;
     const dOut = toClient - this.#reportedToClient;
     if (dIn <= 0 && dOut <= 0) return;
     this.#reportedToBackend = toBackend;
     this.#reportedToClient = toClient;
     this.host.addBytes(backend, Math.max(0, dIn), Math.max(0, dOut));
+  }
+
+  /** Whether the native splice path relays this tunnel now. */
+  get isSpliced(): boolean {
+    return this.#spliceSlot !== undefined;
+  }
+
+  /** The addon saw both sides end (or an error): the tunnel is over, as a socket 'close' would say. */
+  spliceEnded(end: SpliceEnd): void {
+    if (end.kind === 'error') this.host.logger.debug({ component: 'sstp', service: this.host.serviceName, backend: this.#backend, client: this.clientAddress, errno: end.errno }, `spliced tunnel from ${this.clientAddress} ended with errno ${end.errno}`);
+    this.#destroy();
   }
 
   /** Closes an established (or connecting) tunnel on vpnlb's initiative. */
@@ -278,14 +304,17 @@ export class SstpTunnel {
       if (!answerTimer && !hasAnswered) answerTimer = setTimeout(noAnswer, snap.service.handshakeTimeout);
     };
     const serverHello = snap.service.mode === 'passthrough' && snap.service.persistence === 'tls-session' ? new TlsHelloReader('server-hello') : undefined;
+    const splice = snap.service.mode === 'passthrough' ? this.host.splice : undefined;
+    let isHelloPhaseOver = false;
     const onFirstBackendData = (chunk: Buffer) => {
       hasAnswered = true;
       if (answerTimer) clearTimeout(answerTimer);
       answerTimer = undefined;
       this.#front.off('data', armAnswerTimer);
-      if (!serverHello) return up.off('data', onFirstBackendData);
+      if (!serverHello) return void ((isHelloPhaseOver = true), up.off('data', onFirstBackendData));
       const r = serverHello.push(chunk);
       if (r.kind === 'need-more') return;
+      isHelloPhaseOver = true;
       up.off('data', onFirstBackendData); // one answer is all persistence needs: stop parsing
       // RFC 8446 §4.1.3: a TLS 1.3 ServerHello echoes the client's id; only ≤ 1.2 ids are sessions.
       if (r.kind === 'ok' && r.hello.selectedVersion <= TLS_1_2 && r.hello.sessionId.length > 0) {
@@ -296,9 +325,7 @@ export class SstpTunnel {
     up.on('data', onFirstBackendData); // removes itself at the backend's first answer
     this.client.once('close', () => answerTimer && clearTimeout(answerTimer));
 
-    // From here on the tunnel is two pipes: backpressure both ways (pipe pauses the source
-    // while the destination's buffer is full); `end` travels across, so a half-closed side
-    // stays open for the other direction. The held hello octets go first, in one writev.
+    // The held hello octets go first, in one writev.
     if (this.#pending.length > 0) {
       armAnswerTimer();
       up.cork();
@@ -308,14 +335,50 @@ export class SstpTunnel {
     } else {
       this.#front.once('data', armAnswerTimer); // offload/reencrypt: the first plaintext octets
     }
+    // Tunnels are long-lived: idle means neither side sent anything for idleTimeout. The
+    // socket's own timeout is re-armed by Node on every read and write of the client socket
+    // (both directions pass through it), at no per-chunk cost of ours. (Spliced tunnels: the
+    // proxy's idle sweep over the addon's last-activity times.)
+    this.client.setTimeout(snap.service.idleTimeout, () => this.close('idle-timeout'));
+    if (!splice) return this.#pipe(up);
+
+    // Splice path: the client stays paused (a TLS client sends nothing more before the
+    // ServerHello; anything it does send waits in the kernel for the addon). The backend's
+    // answer goes to the client through Node until the ServerHello is read, then Node stops
+    // reading the backend too and hands both sockets over once its write buffers are empty.
+    const forward = (chunk: Buffer) => {
+      this.client.write(chunk);
+      if (!isHelloPhaseOver) return;
+      up.off('data', forward);
+      up.pause();
+      handOffWhenQuiet(this.client, up, () => this.#state === 'open', () => this.#spliceIn(splice, up), () => this.#pipe(up));
+    };
+    up.on('data', forward);
+  }
+
+  /** Both sockets are quiet in Node: give them to the addon, or keep them as Node pipes. */
+  #spliceIn(splice: SpliceEngine, up: net.Socket): void {
+    const slot = splice.add(this.client, up, this);
+    if (typeof slot === 'string') {
+      resumeNodeReceiving(this.client);
+      resumeNodeReceiving(up);
+      this.host.log.warn('splice-fallback', { component: 'sstp', service: this.host.serviceName, backend: this.#backend }, `${this.host.serviceName}: tunnel from ${this.clientAddress} stays in Node pipes: ${slot}`);
+      return this.#pipe(up);
+    }
+    this.#spliceSlot = slot;
+    this.client.setTimeout(0); // idle is the proxy's sweep over the addon's activity times now
+  }
+
+  /**
+   * From here on the tunnel is two pipes: backpressure both ways (pipe pauses the source while
+   * the destination's buffer is full); `end` travels across, so a half-closed side stays open
+   * for the other direction.
+   */
+  #pipe(up: net.Socket): void {
     this.#front.pipe(up);
     up.pipe(this.#front);
     this.#front.resume();
-
-    // Tunnels are long-lived: idle means neither side sent anything for idleTimeout. The
-    // socket's own timeout is re-armed by Node on every read and write of the client socket
-    // (both directions pass through it), at no per-chunk cost of ours.
-    this.client.setTimeout(snap.service.idleTimeout, () => this.close('idle-timeout'));
+    up.resume();
   }
 
   #sni(): string | undefined {
@@ -363,6 +426,16 @@ export class SstpTunnel {
     clearTimeout(this.#timer);
     this.#release();
     if (wasOpen && this.#backend) this.host.metrics.open.dec({ service: this.host.serviceName, backend: this.#backend });
+    // The addon lets go of the sockets first (and gives its final counts); only then may Node
+    // close them (an fd number closed under the splice thread could be reused by another).
+    if (this.#spliceSlot !== undefined) {
+      const last = this.host.splice?.remove(this.#spliceSlot);
+      this.#spliceSlot = undefined;
+      if (last) {
+        this.#splicedToBackend = last.toBackend;
+        this.#splicedToClient = last.toClient;
+      }
+    }
     if (wasOpen) this.reportBytes();
     this.#front.destroy();
     this.client.destroy();

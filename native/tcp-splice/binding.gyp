@@ -1,0 +1,16 @@
+# node-gyp build of the SSTP proxy's optional native splice path (Linux: splice(2), epoll).
+# scripts/setup.sh runs build.sh; a failed build only means tunnels stay Node pipes.
+{
+  "targets": [
+    {
+      "target_name": "tcp_splice",
+      "sources": ["tcp_splice.c", "splice_core.c"],
+      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-pthread"],
+      "ldflags": ["-pthread"],
+      "defines": ["NAPI_VERSION=8"],
+      "conditions": [
+        ["OS!='linux'", { "sources!": ["tcp_splice.c", "splice_core.c"], "sources": ["unsupported.c"] }]
+      ]
+    }
+  ]
+}

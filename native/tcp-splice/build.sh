@@ -1,0 +1,54 @@
+#!/bin/sh
+# Builds the SSTP proxy's optional native splice path (tcp_splice.node) with the node-gyp
+# that ships with npm, against the Node headers already on this machine — never a download.
+# Exit status 0: built; otherwise the reason is printed and established SSTP tunnels stay Node pipes.
+# Called by scripts/setup.sh; run it by hand after changing the C sources.
+set -eu
+cd "$(dirname "$0")"
+
+fail() {
+  echo "native splice path: not built: $*" >&2
+  exit 1
+}
+
+[ "$(uname -s)" = "Linux" ] || fail "needs Linux (splice, epoll)"
+
+# Up to date (built after the last change of its sources, by this Node): nothing to do.
+OUT=build/Release/tcp_splice.node
+if [ "${1:-}" != "--force" ] && [ -f "$OUT" ] && [ -f build/node-version ] && \
+   [ "$(cat build/node-version)" = "$(node -v)" ] && \
+   [ -z "$(find . -maxdepth 1 \( -name '*.c' -o -name '*.h' -o -name binding.gyp \) -newer "$OUT")" ]; then
+  echo "native splice path: up to date ($OUT)"
+  exit 0
+fi
+command -v node >/dev/null 2>&1 || fail "node not found"
+
+# node-gyp: a local devDependency if there is one, else the copy inside npm itself.
+NODE_GYP=""
+NPM_BIN=$(command -v npm 2>/dev/null || true)
+for candidate in \
+  ../../node_modules/node-gyp/bin/node-gyp.js \
+  "${NPM_BIN:+$(dirname "$(readlink -f "$NPM_BIN")")/../node_modules/node-gyp/bin/node-gyp.js}" \
+  "$(npm root -g 2>/dev/null || true)/npm/node_modules/node-gyp/bin/node-gyp.js"; do
+  if [ -n "$candidate" ] && [ -f "$candidate" ]; then NODE_GYP=$candidate; break; fi
+done
+[ -n "$NODE_GYP" ] || fail "node-gyp not found (neither in node_modules nor inside npm)"
+
+# Headers: npm's nodedir if configured, else the prefix of the running node (include/node/).
+NODEDIR=$(npm config get nodedir 2>/dev/null || true)
+case "$NODEDIR" in "" | undefined | null) NODEDIR=$(node -p "require('path').resolve(process.execPath, '..', '..')") ;; esac
+[ -f "$NODEDIR/include/node/node_api.h" ] || fail "no Node headers under $NODEDIR/include/node (install the nodejs headers, or set npm's nodedir)"
+
+command -v python3 >/dev/null 2>&1 || fail "python3 not found (node-gyp needs it)"
+command -v make >/dev/null 2>&1 || fail "make not found"
+command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || fail "no C compiler"
+
+if ! out=$(node "$NODE_GYP" rebuild --nodedir="$NODEDIR" --loglevel=warn 2>&1); then
+  echo "$out" | tail -20 >&2
+  fail "node-gyp failed (output above)"
+fi
+[ -f build/Release/tcp_splice.node ] || fail "node-gyp produced no build/Release/tcp_splice.node"
+# Load it once: a module that builds but cannot load is as good as none.
+node -e "require('./build/Release/tcp_splice.node')" || fail "the module does not load"
+node -v > build/node-version
+echo "native splice path: built native/tcp-splice/build/Release/tcp_splice.node"
