@@ -32,14 +32,14 @@ fi
 # Node headers). A failed build is not fatal: the relay then forwards in JavaScript and says so.
 if [ "${VPNLB_RELAY_FASTPATH:-1}" != "0" ]; then
   echo "setup: building the relay's native fast path"
-  sh native/udp-fastpath/build.sh || echo "setup: continuing without it (the relay forwards in JavaScript)"
+  sh native/build.sh udp-fastpath || echo "setup: continuing without it (the relay forwards in JavaScript)"
 fi
 
 # The SSTP proxy's optional native splice path (native/tcp-splice, same build). Not fatal either:
 # established passthrough tunnels then stay Node pipes, said once in the proxy's status warnings.
 if [ "${VPNLB_SSTP_SPLICE:-1}" != "0" ]; then
   echo "setup: building the SSTP proxy's native splice path"
-  sh native/tcp-splice/build.sh || echo "setup: continuing without it (SSTP tunnels stay Node pipes)"
+  sh native/build.sh tcp-splice || echo "setup: continuing without it (SSTP tunnels stay Node pipes)"
 fi
 
 echo "setup: building"

@@ -1,24 +1,34 @@
 #!/bin/sh
-# Builds the SSTP proxy's optional native splice path (tcp_splice.node) with the node-gyp
-# that ships with npm, against the Node headers already on this machine — never a download.
-# Exit status 0: built; otherwise the reason is printed and established SSTP tunnels stay Node pipes.
-# Called by scripts/setup.sh; run it by hand after changing the C sources.
+# Builds one of vpnlb's optional native addons with the node-gyp that ships with npm, against
+# the Node headers already on this machine — never a download:
+#   sh native/build.sh udp-fastpath   the userspace relay's fast path (udp_fastpath.node)
+#   sh native/build.sh tcp-splice     the SSTP proxy's splice path (tcp_splice.node)
+# Exit status 0: built or up to date; otherwise the reason is printed, and the data plane works
+# without it (the relay forwards in JavaScript, SSTP tunnels stay Node pipes).
+# Called by scripts/setup.sh; `--force` rebuilds after changing the C sources.
 set -eu
-cd "$(dirname "$0")"
+ADDON=${1:?usage: native/build.sh udp-fastpath|tcp-splice [--force]}
+FORCE=${2:-}
+case "$ADDON" in
+  udp-fastpath) MODULE=udp_fastpath ;;
+  tcp-splice) MODULE=tcp_splice ;;
+  *) echo "native/build.sh: unknown addon $ADDON" >&2; exit 2 ;;
+esac
+cd "$(dirname "$0")/$ADDON"
 
 fail() {
-  echo "native splice path: not built: $*" >&2
+  echo "native $ADDON: not built: $*" >&2
   exit 1
 }
 
-[ "$(uname -s)" = "Linux" ] || fail "needs Linux (splice, epoll)"
+[ "$(uname -s)" = "Linux" ] || fail "needs Linux (epoll, recvmmsg/sendmmsg, splice)"
 
 # Up to date (built after the last change of its sources, by this Node): nothing to do.
-OUT=build/Release/tcp_splice.node
-if [ "${1:-}" != "--force" ] && [ -f "$OUT" ] && [ -f build/node-version ] && \
+OUT=build/Release/$MODULE.node
+if [ "$FORCE" != "--force" ] && [ -f "$OUT" ] && [ -f build/node-version ] && \
    [ "$(cat build/node-version)" = "$(node -v)" ] && \
    [ -z "$(find . -maxdepth 1 \( -name '*.c' -o -name '*.h' -o -name binding.gyp \) -newer "$OUT")" ]; then
-  echo "native splice path: up to date ($OUT)"
+  echo "native $ADDON: up to date ($OUT)"
   exit 0
 fi
 command -v node >/dev/null 2>&1 || fail "node not found"
@@ -47,8 +57,8 @@ if ! out=$(node "$NODE_GYP" rebuild --nodedir="$NODEDIR" --loglevel=warn 2>&1); 
   echo "$out" | tail -20 >&2
   fail "node-gyp failed (output above)"
 fi
-[ -f build/Release/tcp_splice.node ] || fail "node-gyp produced no build/Release/tcp_splice.node"
+[ -f "$OUT" ] || fail "node-gyp produced no $OUT"
 # Load it once: a module that builds but cannot load is as good as none.
-node -e "require('./build/Release/tcp_splice.node')" || fail "the module does not load"
+node -e "require('./$OUT')" || fail "the module does not load"
 node -v > build/node-version
-echo "native splice path: built native/tcp-splice/build/Release/tcp_splice.node"
+echo "native $ADDON: built native/$ADDON/$OUT"
