@@ -22,7 +22,7 @@ import { mergeResults } from './lib/merge.js';
 import { METHOD } from './lib/method.js';
 import { parseOptions, type BenchOptions, type SuiteId } from './lib/options.js';
 import { buildCTools } from './lib/proc.js';
-import { renderMarkdown, type BenchResults, type RatioName, type ResultRatio, type RunInfo } from './lib/report.js';
+import { readAnalysis, renderMarkdown, type BenchResults, type RatioName, type ResultRatio, type RunInfo } from './lib/report.js';
 import { createBenchTopology } from './lib/topology.js';
 import { runControl } from './suites/run-control.js';
 import { runFailover } from './suites/failover.js';
@@ -186,7 +186,7 @@ async function main(): Promise<void> {
     writeFileSync(join(outDir, `${date.slice(0, 19).replace(/:/g, '-')}${opts.full ? '' : `-${opts.suites.join('-')}`}.json`), JSON.stringify(current, null, 2));
     writeFileSync(latestFile, json);
     const docs = opts.docsPath ? resolve(opts.docsPath) : join(REPO, 'docs/benchmarks.md');
-    writeFileSync(docs, renderMarkdown(merged));
+    writeFileSync(docs, renderMarkdown(merged, readAnalysis(REPO)));
     log(`done: ${latestFile}${previous ? ' (merged with the previous results)' : ''}, ${docs}`);
   }
   log(`per suite (s): ${Object.entries(seconds).map(([k, v]) => `${k} ${Math.round(v)}`).join(', ')}; total ${Math.round((Date.now() - started) / 1000)} s`);

@@ -2,6 +2,8 @@
  * The benchmark results document (bench/results/*.json) and its rendering as
  * docs/benchmarks.md. Pure: the run fills a `BenchResults`, `renderMarkdown` turns it into text.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fmt, meets, type Ratio } from './stats.js';
 import type { SuiteId } from './options.js';
 
@@ -124,7 +126,11 @@ export function renderSection(s: Section, showDate = false): string {
 }
 
 /** The whole docs/benchmarks.md. */
-export function renderMarkdown(r: BenchResults): string {
+/**
+ * The benchmarks page. `analysis` (bench/analysis.md, written by hand: profiles and what would
+ * close a missed target) is appended after the findings, since the figures alone do not say why.
+ */
+export function renderMarkdown(r: BenchResults, analysis?: string): string {
   const dates = new Set([...r.sections.map((s) => s.date ?? r.date), ...Object.values(r.ratios).map((x) => x.date ?? r.date)]);
   const mixed = dates.size > 1;
   const machine = Object.entries(r.machine).map(([k, v]) => `- ${k}: ${v}`);
@@ -171,9 +177,16 @@ export function renderMarkdown(r: BenchResults): string {
     '',
     ...(r.findings.length ? r.findings.map((f) => `- ${finding(f)}`) : ['- (none)']),
     '',
+    ...(analysis ? [analysis.trim(), ''] : []),
     '## Method',
     '',
     ...r.method.map((m) => `- ${m}`),
     '',
   ].join('\n');
+}
+
+/** bench/analysis.md, when present (see renderMarkdown). */
+export function readAnalysis(repo: string): string | undefined {
+  const path = join(repo, 'bench/analysis.md');
+  return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
 }

@@ -69,8 +69,14 @@ export async function createBenchTopology(): Promise<BenchTopology> {
       await ns.exec('sysctl', ['-qw', 'net.ipv4.conf.all.rp_filter=0']);
       await ns.exec('sysctl', ['-qw', 'net.ipv4.conf.default.rp_filter=0']);
     }
-    // Large bursts from the generator must not be lost in socket buffers before the contender sees them.
-    await lb.exec('sysctl', ['-qw', 'net.ipv4.ip_local_port_range=1024 65000']);
+    // Connection-rate runs open tens of thousands of short connections: whichever side closes
+    // first keeps each in TIME_WAIT for 60 s. Without reuse, the 28 k default ephemeral ports of
+    // the sender (and of a proxy dialling the servers) run out within a minute and connect()
+    // spins in the kernel's port search, measuring the port table instead of the contender.
+    for (const ns of [snd, lb]) {
+      await ns.exec('sysctl', ['-qw', 'net.ipv4.ip_local_port_range=1024 65000']);
+      await ns.exec('sysctl', ['-qw', 'net.ipv4.tcp_tw_reuse=1']);
+    }
     await setRps(lb, a.bIf, BALANCER_CPU);
     await setRps(lb, b.aIf, BALANCER_CPU);
     await setRps(snd, a.aIf, GENERATOR_CPU);
