@@ -27,9 +27,12 @@ interface Pair {
 async function pair(frontServer: net.Server, backendServer: net.Server): Promise<Pair> {
   const frontP = new Promise<net.Socket>((r) => frontServer.once('connection', r));
   const backendP = new Promise<net.Socket>((r) => backendServer.once('connection', r));
-  const client = net.connect((frontServer.address() as net.AddressInfo).port, '127.0.0.1');
+  // Half-open on every socket, as in the proxy: with Node's default, a socket that reads EOF
+  // ends its own writing side, and a test whose other direction finishes first would cut off
+  // its own transfer.
+  const client = net.connect({ port: (frontServer.address() as net.AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
   const front = await frontP;
-  const up = net.connect((backendServer.address() as net.AddressInfo).port, '127.0.0.1');
+  const up = net.connect({ port: (backendServer.address() as net.AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
   const backend = await backendP;
   await new Promise((r) => (up.connecting ? up.once('connect', r) : r(undefined)));
   for (const s of [client, backend, front, up]) s.on('error', () => {});
