@@ -23,6 +23,9 @@ interface Pair {
   up: net.Socket;
 }
 
+/** Every socket the tests made: destroyed at the end even when a test failed midway. */
+const allSockets: net.Socket[] = [];
+
 /** A connection client ↔ front (accepted) and up ↔ backend (accepted), all on loopback. */
 async function pair(frontServer: net.Server, backendServer: net.Server): Promise<Pair> {
   const frontP = new Promise<net.Socket>((r) => frontServer.once('connection', r));
@@ -36,6 +39,7 @@ async function pair(frontServer: net.Server, backendServer: net.Server): Promise
   const backend = await backendP;
   await new Promise((r) => (up.connecting ? up.once('connect', r) : r(undefined)));
   for (const s of [client, backend, front, up]) s.on('error', () => {});
+  allSockets.push(client, backend, front, up);
   front.pause();
   up.pause();
   return { client, backend, front, up };
@@ -84,6 +88,10 @@ describe('native splice engine', { skip }, () => {
     engine = e;
   });
   after(async () => {
+    // A failed test may leave its tunnel in the engine and its sockets open: release both,
+    // or closing the servers would wait for those connections forever.
+    engine.forEach((slot) => engine.remove(slot));
+    for (const sock of allSockets) sock.destroy();
     engine.close();
     await new Promise((r) => frontServer.close(r));
     await new Promise((r) => backendServer.close(r));
