@@ -53,7 +53,7 @@ for (const run of SPLICE_RUNS) describe(`SstpProxy byte accounting (${run.name})
     }));
     const controller = new Controller(config);
     const metrics = new Metrics();
-    const proxy = new SstpProxy(config.services.sstp[0]!, { config, controller, logger: silentLogger(), metrics }, { splice: run.splice });
+    const proxy = new SstpProxy(config.services.sstp[0]!, { config, controller, logger: silentLogger(), metrics }, { splice: run.splice, spliceAfterMs: 0 }); // hand-off mid-transfer
     await proxy.start(controller.service('sstp')!);
     const client = net.connect(proxy.port(), '127.0.0.1');
     try {

@@ -17,7 +17,9 @@ for (const run of SPLICE_RUNS) describe(`SstpProxy passthrough (${run.name})`, {
       assert.equal(await lab.metric('vpnlb_sstp_connections_total', { via: 'balancer' }), 12);
       // The servers see the balancer's loopback address, and the traffic is counted both ways.
       assert.ok((st.backends['rras1']?.bytesIn ?? 0) > 0 && (st.backends['rras1']?.bytesOut ?? 0) > 0);
-      // The run's relaying path is the one in use: 12 hand-offs to the addon, or none.
+      // The run's relaying path is the one in use: 12 hand-offs to the addon (each tunnel once
+      // it has lived the lab's spliceAfterMs), or none.
+      if (run.splice !== 'off') await eventually(() => lab.proxy.spliceStats().handedOff === 12, '12 hand-offs to the splice path');
       assert.deepEqual(lab.proxy.spliceStats(), run.splice === 'off' ? { active: false, tunnels: 0, handedOff: 0 } : { active: true, tunnels: 12, handedOff: 12 });
       assert.match(st.dataplane, run.splice === 'off' ? /\(passthrough\)$/ : /\(passthrough, splice\)$/);
       await Promise.all(clients.map((c) => c.close()));

@@ -119,7 +119,8 @@ export async function startProxyLab(options: LabOptions): Promise<ProxyLab> {
     const ctx: RuntimeContext = { config, controller, logger: silentLogger(), metrics };
     const service = config.services.sstp[0];
     if (!service) throw new Error('no service');
-    const proxy = new SstpProxy(service, ctx, { splice: options.splice ?? 'auto' });
+    // Tunnels move to the splice path after 20 ms (not the production 1 s) so tests see it.
+    const proxy = new SstpProxy(service, ctx, { splice: options.splice ?? 'auto', spliceAfterMs: 20 });
     controller.on('snapshot', (snap) => {
       const s = snap.services.find((x) => x.name === 'sstp');
       if (s) void proxy.apply(s);

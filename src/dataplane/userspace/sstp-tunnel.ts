@@ -68,6 +68,8 @@ export interface TunnelHost {
   certificateMismatch(backend: string, message: string): void;
   /** Native splice path for established passthrough tunnels (undefined: Node pipes). */
   readonly splice: SpliceEngine | undefined;
+  /** Age at which an open tunnel moves from Node pipes to the splice path. */
+  readonly spliceAfterMs: number;
   /** Octets relayed since the previous report (see `SstpTunnel.reportBytes`). */
   addBytes(backend: string, toBackend: number, toClient: number): void;
   removed(t: SstpTunnel): void;
@@ -88,6 +90,7 @@ export class SstpTunnel implements SpliceOwner {
   #front: net.Socket | tls.TLSSocket;
   #upstream: net.Socket | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #spliceTimer: NodeJS.Timeout | undefined;
   readonly #pending: Buffer[] = [];
   #pendingBytes = 0;
   #hello: ClientHelloInfo | undefined;
@@ -340,20 +343,24 @@ export class SstpTunnel implements SpliceOwner {
     // (both directions pass through it), at no per-chunk cost of ours. (Spliced tunnels: the
     // proxy's idle sweep over the addon's last-activity times.)
     this.client.setTimeout(snap.service.idleTimeout, () => this.close('idle-timeout'));
-    if (!splice) return this.#pipe(up);
+    this.#pipe(up);
+    if (!splice) return;
 
-    // Splice path: the client stays paused (a TLS client sends nothing more before the
-    // ServerHello; anything it does send waits in the kernel for the addon). The backend's
-    // answer goes to the client through Node until the ServerHello is read, then Node stops
-    // reading the backend too and hands both sockets over once its write buffers are empty.
-    const forward = (chunk: Buffer) => {
-      this.client.write(chunk);
-      if (!isHelloPhaseOver) return;
-      up.off('data', forward);
+    // Splice path: the tunnel starts as Node pipes and moves to the addon once it has lived
+    // `spliceAfterMs` and the ServerHello has been read (persistence needs it): Node stops
+    // piping and reading both sockets, writes across what it had already read, and hands both
+    // sockets over once its write buffers are empty (sstp-splice-handoff.ts).
+    const handOff = () => {
+      this.#spliceTimer = undefined;
+      if (this.#state !== 'open') return;
+      if (!isHelloPhaseOver) return void (this.#spliceTimer = setTimeout(handOff, this.host.spliceAfterMs).unref());
+      this.#front.unpipe(up);
+      up.unpipe(this.#front);
+      this.#front.pause();
       up.pause();
       handOffWhenQuiet(this.client, up, () => this.#state === 'open', () => this.#spliceIn(splice, up), () => this.#pipe(up));
     };
-    up.on('data', forward);
+    this.#spliceTimer = setTimeout(handOff, this.host.spliceAfterMs).unref();
   }
 
   /** Both sockets are quiet in Node: give them to the addon, or keep them as Node pipes. */
@@ -424,6 +431,7 @@ export class SstpTunnel implements SpliceOwner {
     const wasOpen = this.#state === 'open';
     this.#state = 'closed';
     clearTimeout(this.#timer);
+    clearTimeout(this.#spliceTimer);
     this.#release();
     if (wasOpen && this.#backend) this.host.metrics.open.dec({ service: this.host.serviceName, backend: this.#backend });
     // The addon lets go of the sockets first (and gives its final counts); only then may Node
