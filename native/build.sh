@@ -27,7 +27,7 @@ fail() {
 OUT=build/Release/$MODULE.node
 if [ "$FORCE" != "--force" ] && [ -f "$OUT" ] && [ -f build/node-version ] && \
    [ "$(cat build/node-version)" = "$(node -v)" ] && \
-   [ -z "$(find . -maxdepth 1 \( -name '*.c' -o -name '*.h' -o -name binding.gyp \) -newer "$OUT")" ]; then
+   [ -z "$(find . ../common -maxdepth 1 \( -name '*.c' -o -name '*.h' -o -name binding.gyp \) -newer "$OUT")" ]; then
   echo "native $ADDON: up to date ($OUT)"
   exit 0
 fi

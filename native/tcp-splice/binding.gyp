@@ -8,6 +8,7 @@
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-pthread"],
       "ldflags": ["-pthread"],
       "defines": ["NAPI_VERSION=8"],
+      "include_dirs": ["../common"],
       "conditions": [
         ["OS!='linux'", { "sources!": ["tcp_splice.c", "splice_core.c"], "sources": ["unsupported.c"] }]
       ]

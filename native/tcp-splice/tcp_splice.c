@@ -15,6 +15,9 @@
  *   now() -> monotonic ms (the clock of lastMs)
  */
 #include <node_api.h>
+
+#define ADDON_ERROR_CODE "VPNLB_SSTP_SPLICE"
+#include "napi_util.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,14 +30,6 @@ typedef struct {
   int closed;
   int refs;
 } ts_handle;
-
-#define CHECK(env, call)                                                     \
-  do {                                                                       \
-    if ((call) != napi_ok) {                                                 \
-      napi_throw_error((env), "VPNLB_SSTP_SPLICE", "N-API call failed: " #call); \
-      return NULL;                                                           \
-    }                                                                        \
-  } while (0)
 
 static void unref_handle(ts_handle *hd) {
   if (--hd->refs > 0) return;
@@ -91,15 +86,6 @@ static ts_handle *get_handle(napi_env env, napi_value v) {
     return NULL;
   }
   return hd;
-}
-
-static napi_value f64_array(napi_env env, const double *values, size_t n) {
-  napi_value ab, ta;
-  void *data;
-  if (napi_create_arraybuffer(env, n * sizeof(double), &data, &ab) != napi_ok) return NULL;
-  if (n > 0) memcpy(data, values, n * sizeof(double));
-  if (napi_create_typedarray(env, napi_float64_array, n, ab, 0, &ta) != napi_ok) return NULL;
-  return ta;
 }
 
 static napi_value js_create(napi_env env, napi_callback_info info) {

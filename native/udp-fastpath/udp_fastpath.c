@@ -16,6 +16,9 @@
  *   now() -> monotonic ms (the clock of lastSeenMs)
  */
 #include <node_api.h>
+
+#define ADDON_ERROR_CODE "VPNLB_FASTPATH"
+#include "napi_util.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,14 +43,6 @@ static void finalize_tsfn(napi_env env, void *data, void *hint) {
   (void)hint;
   unref_handle(data);
 }
-
-#define CHECK(env, call)                                                   \
-  do {                                                                     \
-    if ((call) != napi_ok) {                                               \
-      napi_throw_error((env), "VPNLB_FASTPATH", "N-API call failed: " #call); \
-      return NULL;                                                         \
-    }                                                                      \
-  } while (0)
 
 static void free_batch(fp_relay *r, fp_handoff *h) {
   if (r != NULL) atomic_fetch_sub(&r->handoff_bytes, h->bytes);
@@ -188,15 +183,6 @@ static napi_value js_install(napi_env env, napi_callback_info info) {
   int rc = hd->closed ? -5 : fp_install(hd->relay, natt ? FP_KIND_NATT : FP_KIND_IKE, address, port, fd);
   CHECK(env, napi_create_int32(env, rc, &result));
   return result;
-}
-
-static napi_value f64_array(napi_env env, const double *values, size_t n) {
-  napi_value ab, ta;
-  void *data;
-  if (napi_create_arraybuffer(env, n * sizeof(double), &data, &ab) != napi_ok) return NULL;
-  if (n > 0) memcpy(data, values, n * sizeof(double));
-  if (napi_create_typedarray(env, napi_float64_array, n, ab, 0, &ta) != napi_ok) return NULL;
-  return ta;
 }
 
 static napi_value js_remove(napi_env env, napi_callback_info info) {
