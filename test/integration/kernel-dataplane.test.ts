@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { readdirSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Topology, canUseNftables, type Namespace } from '../../lab/netns.js';
+import { UDP_SERVER_SCRIPT, espDatagram, ikeMessage, sendDatagram, withMarker } from '../../lab/udp-peers.js';
 import { Metrics } from '../../src/admin/metrics.js';
 import { loadConfigText } from '../../src/config/load-config.js';
 import { Controller } from '../../src/control/controller.js';
@@ -45,53 +46,11 @@ let lb: Namespace;
 let client: Namespace;
 const received: { srv: string; lport: number; raddr: string; rport: number; hex: string }[] = [];
 
-/** Each server: one dual-stack socket per port; records and answers every datagram. */
-const SERVER_SCRIPT = `
-const dgram = require('node:dgram');
-const name = process.argv[1];
-for (const port of [500, 4500]) {
-  const s = dgram.createSocket({ type: 'udp6', ipv6Only: false });
-  s.on('message', (msg, r) => {
-    process.stdout.write(JSON.stringify({ srv: name, lport: port, raddr: r.address.replace(/^::ffff:/, ''), rport: r.port, hex: msg.toString('hex') }) + '\\n');
-    s.send(Buffer.from('ack:' + name), r.port, r.address);
-  });
-  s.bind(port, '::');
-}
-`;
-
-/** One client datagram from BIND:PORT (0 = ephemeral); prints the local port and the reply. */
-const CLIENT_SCRIPT = `
-const dgram = require('node:dgram');
-const a = JSON.parse(process.argv[1]);
-const s = dgram.createSocket(a.bind.includes(':') ? 'udp6' : 'udp4');
-let done = false;
-const finish = (reply) => { if (done) return; done = true; console.log(JSON.stringify({ port: s.address().port, reply })); s.close(); };
-s.on('message', (m) => finish(m.toString()));
-s.bind(a.port, a.bind, () => {
-  s.send(Buffer.from(a.hex, 'hex'), a.dport, a.to, () => setTimeout(() => finish(null), a.wait));
-});
-`;
-
-async function send(bind: string, port: number, to: string, dport: number, payload: Buffer, wait = 400): Promise<{ port: number; reply: string | null }> {
-  const out = await client.exec(process.execPath, ['-e', CLIENT_SCRIPT, JSON.stringify({ bind, port, to, dport, hex: payload.toString('hex'), wait })]);
-  return JSON.parse(out.trim()) as { port: number; reply: string | null };
-}
-
-/** RFC 7296 §3.1 header of an IKE_SA_INIT request: SPIi, SPIr 0, next payload SA, version 2.0. */
-function ikeHeader(spi: Buffer): Buffer {
-  const h = Buffer.alloc(28);
-  spi.copy(h, 0);
-  h[16] = 33;
-  h[17] = 0x20;
-  h[18] = 34;
-  h[19] = 0x08;
-  h.writeUInt32BE(28, 24);
-  return h;
-}
-/** RFC 3948 §2.2: IKE on 4500 behind the 4-byte non-ESP marker. */
-const ike4500 = (spi: Buffer) => Buffer.concat([Buffer.alloc(4), ikeHeader(spi)]);
-/** RFC 3948 §2.1 / RFC 4303: ESP-in-UDP (non-zero SPI, sequence number, payload). */
-const esp = () => Buffer.concat([Buffer.from([0xc0, 0xff, 0xee, 0x01, 0, 0, 0, 1]), randomBytes(24)]);
+const SERVER_SCRIPT = UDP_SERVER_SCRIPT;
+const send = (bind: string, port: number, to: string, dport: number, payload: Buffer, wait = 400) => sendDatagram(client, { bind, port, to, dport, payload, wait });
+const ikeHeader = (spi: Buffer) => ikeMessage(spi);
+const ike4500 = (spi: Buffer) => withMarker(ikeMessage(spi));
+const esp = espDatagram;
 
 function serverOf(raddr: string, rport: number, lport: number) {
   return received.filter((r) => r.raddr === raddr && r.rport === rport && r.lport === lport);

@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { Topology, canUseNftables, type Namespace } from '../../lab/netns.js';
+import { UDP_SERVER_SCRIPT, ikeMessage, sendBatch } from '../../lab/udp-peers.js';
 import { Metrics } from '../../src/admin/metrics.js';
 import { slotOf } from '../../src/balancer/jhash.js';
 import { sourceIpKey } from '../../src/balancer/affinity.js';
@@ -43,62 +44,10 @@ let client: Namespace;
 interface Seen { srv: string; lport: number; raddr: string; rport: number; hex: string }
 const received: Seen[] = [];
 
-/** Each server: one socket per port; records and answers every datagram. */
-const SERVER_SCRIPT = `
-const dgram = require('node:dgram');
-const name = process.argv[1];
-for (const port of [500, 4500]) {
-  const s = dgram.createSocket('udp4');
-  s.on('message', (msg, r) => {
-    process.stdout.write(JSON.stringify({ srv: name, lport: port, raddr: r.address, rport: r.port, hex: msg.toString('hex') }) + '\\n');
-    s.send(Buffer.from('ack:' + name), r.port, r.address);
-  });
-  s.bind(port, '0.0.0.0');
-}
-`;
+const SERVER_SCRIPT = UDP_SERVER_SCRIPT;
+const batch = sendBatch;
 
-/**
- * Sends a batch of datagrams one after the other, each from its own socket bound to
- * bind:port (0 = ephemeral); prints [{ port, reply }] (reply null after \`wait\` ms).
- */
-const BATCH_SCRIPT = `
-const dgram = require('node:dgram');
-const items = JSON.parse(process.argv[1]);
-(async () => {
-  const out = [];
-  for (const a of items) {
-    out.push(await new Promise((resolve) => {
-      const s = dgram.createSocket('udp4');
-      let done = false;
-      const finish = (reply) => { if (done) return; done = true; const port = s.address().port; s.close(); resolve({ port, reply }); };
-      s.on('message', (m) => finish(m.toString()));
-      s.on('error', (e) => { if (!done) { done = true; resolve({ port: -1, reply: 'error:' + e.message }); } });
-      s.bind(a.port, a.bind, () => s.send(Buffer.from(a.hex, 'hex'), a.dport, a.to, () => setTimeout(() => finish(null), a.wait)));
-    }));
-  }
-  console.log(JSON.stringify(out));
-})();
-`;
-
-interface Datagram { bind: string; port: number; to: string; dport: number; payload: Buffer; wait?: number }
-
-async function batch(ns: Namespace, items: readonly Datagram[]): Promise<{ port: number; reply: string | null }[]> {
-  const arg = items.map((d) => ({ bind: d.bind, port: d.port, to: d.to, dport: d.dport, hex: d.payload.toString('hex'), wait: d.wait ?? 400 }));
-  const out = await ns.exec(process.execPath, ['-e', BATCH_SCRIPT, JSON.stringify(arg)]);
-  return JSON.parse(out.trim()) as { port: number; reply: string | null }[];
-}
-
-/** RFC 7296 §3.1 header of an IKE_SA_INIT request: SPIi, SPIr 0, next payload SA, version 2.0. */
-function ikeHeader(spi: Buffer): Buffer {
-  const h = Buffer.alloc(28);
-  spi.copy(h, 0);
-  h[16] = 33;
-  h[17] = 0x20;
-  h[18] = 34;
-  h[19] = 0x08;
-  h.writeUInt32BE(28, 24);
-  return h;
-}
+const ikeHeader = (spi: Buffer) => ikeMessage(spi);
 /** RFC 3948 §2.2: IKE on 4500 behind the 4-byte non-ESP marker. */
 const ike4500 = (spi: Buffer) => Buffer.concat([Buffer.alloc(4), ikeHeader(spi)]);
 /** RFC 3948 §2.1: ESP-in-UDP (non-zero SPI, sequence number, payload). */

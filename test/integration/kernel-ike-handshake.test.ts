@@ -19,6 +19,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { Topology, canUseNftables, type Namespace } from '../../lab/netns.js';
+import { IKE_AUTH, IKE_SA_INIT, INFORMATIONAL, UDP_SERVER_SCRIPT, ikeMessage, sendDatagram, withMarker } from '../../lab/udp-peers.js';
 import { Metrics } from '../../src/admin/metrics.js';
 import { loadConfigText } from '../../src/config/load-config.js';
 import { Controller } from '../../src/control/controller.js';
@@ -43,58 +44,10 @@ let lb: Namespace;
 let client: Namespace;
 const received: { srv: string; lport: number; raddr: string; rport: number; hex: string }[] = [];
 
-const SERVER_SCRIPT = `
-const dgram = require('node:dgram');
-const name = process.argv[1];
-for (const port of [500, 4500]) {
-  const s = dgram.createSocket('udp4');
-  s.on('message', (msg, r) => {
-    process.stdout.write(JSON.stringify({ srv: name, lport: port, raddr: r.address, rport: r.port, hex: msg.toString('hex') }) + '\\n');
-    s.send(Buffer.from('ack:' + name), r.port, r.address);
-  });
-  s.bind(port, '0.0.0.0');
-}
-`;
-
-/** One client datagram from BIND:PORT (0 = ephemeral); prints the local port and the reply. */
-const CLIENT_SCRIPT = `
-const dgram = require('node:dgram');
-const a = JSON.parse(process.argv[1]);
-const s = dgram.createSocket('udp4');
-let done = false;
-const finish = (reply) => { if (done) return; done = true; console.log(JSON.stringify({ port: s.address().port, reply })); s.close(); };
-s.on('message', (m) => finish(m.toString()));
-s.bind(a.port, a.bind, () => {
-  s.send(Buffer.from(a.hex, 'hex'), a.dport, a.to, () => setTimeout(() => finish(null), a.wait));
-});
-`;
-
-async function send(bind: string, port: number, dport: number, payload: Buffer, wait = 400): Promise<{ port: number; reply: string | null }> {
-  const out = await client.exec(process.execPath, ['-e', CLIENT_SCRIPT, JSON.stringify({ bind, port, to: VIP4, dport, hex: payload.toString('hex'), wait })]);
-  return JSON.parse(out.trim()) as { port: number; reply: string | null };
-}
-
-/**
- * RFC 7296 §3.1 IKE header (28 bytes, no payloads): SPIi, SPIr, next payload, version 2.0,
- * exchange type, flags (I = 0x08), message id, length.
- */
-function ike(spi: Buffer, exchange: number, opts: { spiR?: Buffer; messageId?: number } = {}): Buffer {
-  const h = Buffer.alloc(28);
-  spi.copy(h, 0);
-  (opts.spiR ?? Buffer.alloc(8)).copy(h, 8);
-  h[16] = exchange === 34 ? 33 : 46; // SA for IKE_SA_INIT, SK (encrypted) otherwise
-  h[17] = 0x20;
-  h[18] = exchange;
-  h[19] = 0x08;
-  h.writeUInt32BE(opts.messageId ?? 0, 20);
-  h.writeUInt32BE(28, 24);
-  return h;
-}
-const IKE_SA_INIT = 34;
-const IKE_AUTH = 35;
-const INFORMATIONAL = 37;
-/** RFC 3948 §2.2: IKE on 4500 behind the 4-byte non-ESP marker. */
-const natT = (ikeMsg: Buffer) => Buffer.concat([Buffer.alloc(4), ikeMsg]);
+const SERVER_SCRIPT = UDP_SERVER_SCRIPT;
+const send = (bind: string, port: number, dport: number, payload: Buffer, wait = 400) => sendDatagram(client, { bind, port, to: VIP4, dport, payload, wait });
+const ike = ikeMessage;
+const natT = withMarker;
 
 /** Which servers received a datagram carrying this SPI at this port (from `since`). */
 function landedOn(spi: Buffer, lport: number, since: number): string[] {
@@ -151,8 +104,8 @@ before(async () => {
   }
   for (const s of SERVERS) {
     for (let i = 0; i < 50; i++) {
-      const out = await client.exec(process.execPath, ['-e', CLIENT_SCRIPT, JSON.stringify({ bind: CLIENT_A, port: 0, to: s.v4, dport: 500, hex: '70696e67', wait: 200 })]);
-      if ((JSON.parse(out.trim()) as { reply: string | null }).reply) break;
+      const r = await sendDatagram(client, { bind: CLIENT_A, port: 0, to: s.v4, dport: 500, payload: Buffer.from('ping'), wait: 200 });
+      if (r.reply) break;
     }
   }
   await lb.exec('conntrack', ['-F']).catch(() => '');
