@@ -268,7 +268,8 @@ export class IkeLab {
     let running = true;
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     const result = new Promise<{ sent: number; received: number }>((resolve) =>
-      child.once('exit', () => {
+      // 'close', not 'exit': the summary may still be in the stdout pipe when the process exits.
+      child.once('close', () => {
         running = false;
         resolve(parsePingSummary(out));
       }),

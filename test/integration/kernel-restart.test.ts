@@ -182,7 +182,8 @@ test('kill -9 of vpnlb run under an ESP stream: no loss while dead or after the 
     let streamErr = '';
     stream.stdout?.on('data', (d: Buffer) => (streamOut += d.toString()));
     stream.stderr?.on('data', (d: Buffer) => (streamErr += d.toString()));
-    const streamDone = new Promise<void>((resolve) => stream.once('exit', () => resolve()));
+    // 'close', not 'exit': the stream's report may still be in its stdout pipe at exit.
+    const streamDone = new Promise<void>((resolve) => stream.once('close', () => resolve()));
     await waitFor('the stream to start', () => streamErr.includes('streaming') || streamOut.includes('error'));
     await new Promise((r) => setTimeout(r, 800));
 
