@@ -98,10 +98,10 @@ export function collect(child: ChildProcess, timeoutMs: number): Promise<{ stdou
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.pid && safeKill(child.pid, 'SIGKILL'), timeoutMs);
-    child.once('exit', (code) => {
+    // 'close', not 'exit': only then have both pipes delivered everything.
+    child.once('close', (code) => {
       clearTimeout(timer);
-      // Let the pipes drain.
-      setImmediate(() => resolve({ stdout, stderr, code }));
+      resolve({ stdout, stderr, code });
     });
   });
 }
