@@ -5,6 +5,7 @@
  * bytes the balancer looks at (RFC 7296 §3.1 header, RFC 3948 non-ESP marker, ESP SPI).
  */
 import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import type { Namespace } from './netns.js';
 
 /** What a server saw: which server, on which local port, from where, and the bytes (hex). */
@@ -32,6 +33,28 @@ for (const port of [500, 4500]) {
   s.bind(port, '::');
 }
 `;
+
+/** Calls `onLine` with each JSON line a stream carries (a line may arrive in several chunks). */
+export function readJsonLines<T>(stream: Readable | null | undefined, onLine: (value: T) => void): void {
+  let buf = '';
+  stream?.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      onLine(JSON.parse(buf.slice(0, nl)) as T);
+      buf = buf.slice(nl + 1);
+    }
+  });
+}
+
+/**
+ * Starts a server in `ns` (`script`, default `UDP_SERVER_SCRIPT`, given `name` as its argument)
+ * and appends what it reports to `into`. The process ends with the namespace's topology.
+ */
+export function startUdpServer<T = SeenDatagram>(ns: Namespace, name: string, into: T[], script = UDP_SERVER_SCRIPT): void {
+  const child = ns.spawn(process.execPath, ['-e', script, name]);
+  readJsonLines<T>(child.stdout, (v) => into.push(v));
+}
 
 /**
  * Datagrams sent one after the other, each from its own socket bound to bind:port (0 =

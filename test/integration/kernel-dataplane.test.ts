@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { readdirSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Topology, canUseNftables, type Namespace } from '../../lab/netns.js';
-import { UDP_SERVER_SCRIPT, espDatagram, ikeMessage, sendDatagram, withMarker } from '../../lab/udp-peers.js';
+import { espDatagram, ikeMessage, sendDatagram, startUdpServer, withMarker } from '../../lab/udp-peers.js';
 import { Metrics } from '../../src/admin/metrics.js';
 import { loadConfigText } from '../../src/config/load-config.js';
 import { Controller } from '../../src/control/controller.js';
@@ -46,7 +46,6 @@ let lb: Namespace;
 let client: Namespace;
 const received: { srv: string; lport: number; raddr: string; rport: number; hex: string }[] = [];
 
-const SERVER_SCRIPT = UDP_SERVER_SCRIPT;
 const send = (bind: string, port: number, to: string, dport: number, payload: Buffer, wait = 400) => sendDatagram(client, { bind, port, to, dport, payload, wait });
 const ikeHeader = (spi: Buffer) => ikeMessage(spi);
 const ike4500 = (spi: Buffer) => withMarker(ikeMessage(spi));
@@ -92,16 +91,7 @@ before(async () => {
     await topo.link({ a: s.name, b: 'lb', aAddresses: [`${s.v4}/24`, `${s.v6}/64`], bAddresses: [`${s.gw4}/24`, `2001:db8:1${i + 1}::1/64`] });
     await topo.route(s.name, 'default', s.gw4);
     await topo.route(s.name, 'default', `2001:db8:1${i + 1}::1`);
-    const child = ns.spawn(process.execPath, ['-e', SERVER_SCRIPT, s.name]);
-    let buf = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        received.push(JSON.parse(buf.slice(0, nl)));
-        buf = buf.slice(nl + 1);
-      }
-    });
+    startUdpServer(ns, s.name, received);
   }
   // The servers' sockets are bound once a datagram to them is answered.
   for (const s of SERVERS) {

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { Topology, canUseNftables, type Namespace } from '../../lab/netns.js';
-import { UDP_SERVER_SCRIPT, ikeMessage, sendBatch } from '../../lab/udp-peers.js';
+import { ikeMessage, sendBatch, startUdpServer } from '../../lab/udp-peers.js';
 import { Metrics } from '../../src/admin/metrics.js';
 import { slotOf } from '../../src/balancer/jhash.js';
 import { sourceIpKey } from '../../src/balancer/affinity.js';
@@ -44,7 +44,6 @@ let client: Namespace;
 interface Seen { srv: string; lport: number; raddr: string; rport: number; hex: string }
 const received: Seen[] = [];
 
-const SERVER_SCRIPT = UDP_SERVER_SCRIPT;
 const batch = sendBatch;
 
 const ikeHeader = (spi: Buffer) => ikeMessage(spi);
@@ -88,16 +87,7 @@ before(async () => {
     const l = await topo.link({ a: s.name, b: 'sw', aAddresses: [`${s.address}/24`], bAddresses: [] });
     await sw.exec('ip', ['link', 'set', l.bIf, 'master', 'br0']);
     // No default route: the servers cannot reach the clients (198.18.1.0/24) on their own.
-    const child = ns.spawn(process.execPath, ['-e', SERVER_SCRIPT, s.name]);
-    let buf = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        received.push(JSON.parse(buf.slice(0, nl)) as Seen);
-        buf = buf.slice(nl + 1);
-      }
-    });
+    startUdpServer(ns, s.name, received);
   }
   // The servers answer the balancer on their LAN once their sockets are bound.
   for (const s of SERVERS) {

@@ -19,7 +19,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { Topology, canUseNftables, type Namespace } from '../../lab/netns.js';
-import { IKE_AUTH, IKE_SA_INIT, INFORMATIONAL, UDP_SERVER_SCRIPT, ikeMessage, sendDatagram, withMarker } from '../../lab/udp-peers.js';
+import { IKE_AUTH, IKE_SA_INIT, ikeMessage, INFORMATIONAL, sendDatagram, startUdpServer, withMarker } from '../../lab/udp-peers.js';
 import { Metrics } from '../../src/admin/metrics.js';
 import { loadConfigText } from '../../src/config/load-config.js';
 import { Controller } from '../../src/control/controller.js';
@@ -44,7 +44,6 @@ let lb: Namespace;
 let client: Namespace;
 const received: { srv: string; lport: number; raddr: string; rport: number; hex: string }[] = [];
 
-const SERVER_SCRIPT = UDP_SERVER_SCRIPT;
 const send = (bind: string, port: number, dport: number, payload: Buffer, wait = 400) => sendDatagram(client, { bind, port, to: VIP4, dport, payload, wait });
 const ike = ikeMessage;
 const natT = withMarker;
@@ -91,16 +90,7 @@ before(async () => {
     const ns = await topo.addNamespace(s.name);
     await topo.link({ a: s.name, b: 'lb', aAddresses: [`${s.v4}/24`], bAddresses: [`${s.gw4}/24`] });
     await topo.route(s.name, 'default', s.gw4);
-    const child = ns.spawn(process.execPath, ['-e', SERVER_SCRIPT, s.name]);
-    let buf = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        received.push(JSON.parse(buf.slice(0, nl)));
-        buf = buf.slice(nl + 1);
-      }
-    });
+    startUdpServer(ns, s.name, received);
   }
   for (const s of SERVERS) {
     for (let i = 0; i < 50; i++) {

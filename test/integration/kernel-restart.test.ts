@@ -14,6 +14,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
+import { startUdpServer } from '../../lab/udp-peers.js';
 import { Topology, canUseNftables, type Namespace } from '../../lab/netns.js';
 import { vpnlbArgv } from '../../lab/vpnlb-process.js';
 
@@ -147,16 +148,7 @@ before(async () => {
     const ns = await topo.addNamespace(s.name);
     await topo.link({ a: s.name, b: 'lb', aAddresses: [`${s.address}/24`], bAddresses: [`${s.gw}/24`] });
     await topo.route(s.name, 'default', s.gw);
-    const child = ns.spawn(process.execPath, ['-e', SERVER_SCRIPT, s.name]);
-    let buf = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        seen.push(JSON.parse(buf.slice(0, nl)) as (typeof seen)[number]);
-        buf = buf.slice(nl + 1);
-      }
-    });
+    startUdpServer(ns, s.name, seen, SERVER_SCRIPT);
   }
 });
 
