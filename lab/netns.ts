@@ -10,11 +10,12 @@
 import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
+import { hasFile, type Availability } from './requirements.js';
 
 const execFileP = promisify(execFile);
 
 /** True when this process can create namespaces (root with `ip` available). */
-export function canUseNamespaces(): { ok: true } | { ok: false; reason: string } {
+export function canUseNamespaces(): Availability {
   if (process.getuid?.() !== 0) return { ok: false, reason: 'needs root (network namespaces)' };
   try {
     execFileSync('ip', ['-V'], { stdio: 'ignore' });
@@ -25,7 +26,7 @@ export function canUseNamespaces(): { ok: true } | { ok: false; reason: string }
 }
 
 /** True when `nft` is installed (and we are root). */
-export function canUseNftables(): { ok: true } | { ok: false; reason: string } {
+export function canUseNftables(): Availability {
   const ns = canUseNamespaces();
   if (!ns.ok) return ns;
   try {
@@ -34,6 +35,14 @@ export function canUseNftables(): { ok: true } | { ok: false; reason: string } {
     return { ok: false, reason: 'nftables (`nft`) is not installed' };
   }
   return { ok: true };
+}
+
+/** True when nft and the `conntrack` tool (conntrack-tools) are installed, as root. */
+export function canUseConntrack(): Availability {
+  const nft = canUseNftables();
+  if (!nft.ok) return nft;
+  const paths = ['/usr/sbin/conntrack', '/sbin/conntrack', '/usr/bin/conntrack'];
+  return paths.some((p) => hasFile(p, 'conntrack').ok) ? { ok: true } : { ok: false, reason: 'conntrack missing (apt-get install conntrack)' };
 }
 
 /** Runs a command, rejecting with its stderr on failure. */

@@ -12,7 +12,12 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 if [ "${1:-}" = "--peers" ]; then
-  PACKAGES="nftables conntrack iproute2 iputils-ping openssl procps strongswan-charon strongswan-swanctl strongswan-pki libcharon-extra-plugins libstrongswan-extra-plugins sstp-client ppp"
+  # Every binary and plugin the integration tests and `vpnlb lab` use, by package (with
+  # --no-install-recommends nothing arrives unnamed: libstrongswan-standard-plugins carries the
+  # openssl plugin the lab's AES-GCM proposals need; lab/strongswan/charon.ts checks each plugin).
+  PACKAGES="nftables conntrack iproute2 iputils-ping openssl procps util-linux
+    strongswan-charon strongswan-swanctl strongswan-pki libstrongswan libstrongswan-standard-plugins
+    libstrongswan-extra-plugins libcharon-extra-plugins sstp-client ppp"
   missing=""
   for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -9,18 +9,61 @@ import { dirname, join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { Namespace } from '../netns.js';
 import { parseListSas, type IkeSaInfo } from './list-sas.js';
-import { renderStrongswanConf, viciSocketPath, type StrongswanConfOptions } from './strongswan-conf.js';
+import { hasFile, type Availability } from '../requirements.js';
+import { LAB_PLUGINS, renderStrongswanConf, viciSocketPath, type StrongswanConfOptions } from './strongswan-conf.js';
 
 export const CHARON_PATH = '/usr/lib/ipsec/charon';
 
-/** True when the strongSwan binaries the lab drives are installed. */
-export function canUseStrongswan(): { ok: true } | { ok: false; reason: string } {
+/** Where Debian installs charon's plugins (`libstrongswan-<name>.so`). */
+export const PLUGIN_DIR = '/usr/lib/ipsec/plugins';
+
+/**
+ * The Debian package of each plugin the lab loads (LAB_PLUGINS), as Debian 12 ships them: the
+ * lab's IKE and ESP proposals (AES-GCM) need `openssl`, which is in the standard plugins, a
+ * package that `--no-install-recommends` leaves out.
+ */
+export const PLUGIN_PACKAGES: Readonly<Record<(typeof LAB_PLUGINS)[number], string>> = Object.freeze({
+  random: 'libstrongswan',
+  nonce: 'libstrongswan',
+  openssl: 'libstrongswan-standard-plugins',
+  aes: 'libstrongswan',
+  sha1: 'libstrongswan',
+  sha2: 'libstrongswan',
+  hmac: 'libstrongswan',
+  kdf: 'libstrongswan',
+  gmp: 'libstrongswan',
+  curve25519: 'libstrongswan-extra-plugins',
+  pem: 'libstrongswan',
+  pkcs1: 'libstrongswan',
+  pkcs8: 'libstrongswan',
+  x509: 'libstrongswan',
+  pubkey: 'libstrongswan',
+  revocation: 'libstrongswan',
+  constraints: 'libstrongswan',
+  attr: 'libstrongswan',
+  'kernel-libipsec': 'libcharon-extra-plugins',
+  'kernel-netlink': 'libstrongswan',
+  'socket-default': 'strongswan-libcharon',
+  vici: 'strongswan-swanctl',
+});
+
+/**
+ * True when the strongSwan binaries the lab drives and every plugin its strongswan.conf loads are
+ * installed; otherwise one line naming the first missing file and the Debian package to install
+ * (a missing plugin otherwise shows up only as "plugin 'openssl': failed to load" in charon's
+ * log and a tunnel that never comes up).
+ */
+export function canUseStrongswan(pluginDir = PLUGIN_DIR): Availability {
   for (const [bin, pkg] of [
     [CHARON_PATH, 'strongswan-charon'],
     ['/usr/sbin/swanctl', 'strongswan-swanctl'],
-    ['/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so', 'libcharon-extra-plugins'],
   ] as const) {
-    if (!existsSync(bin)) return { ok: false, reason: `${bin} missing (install ${pkg})` };
+    const has = hasFile(bin, pkg);
+    if (!has.ok) return has;
+  }
+  for (const plugin of LAB_PLUGINS) {
+    const has = hasFile(join(pluginDir, `libstrongswan-${plugin}.so`), PLUGIN_PACKAGES[plugin]);
+    if (!has.ok) return { ok: false, reason: `strongSwan plugin '${plugin}': ${has.reason}` };
   }
   return { ok: true };
 }

@@ -8,12 +8,12 @@
  */
 import { after } from 'node:test';
 import { canUseNamespaces, Topology } from '../../lab/netns.js';
+import { hasFile, requireOrSkip } from '../../lab/requirements.js';
 import { createIcmpProbe } from '../../src/health/checks/icmp/icmp-probe.js';
 import type { TestTarget } from '../../src/health/checks/loopback-targets.js';
 import { describeProbeConformance } from '../../src/health/checks/probe-conformance.js';
 
-const ns = canUseNamespaces();
-if (!ns.ok) console.log(`# skipping health-icmp: ${ns.reason}`);
+const skipReason = requireOrSkip('health-icmp', canUseNamespaces(), hasFile('/usr/bin/ping', 'iputils-ping'));
 
 let topo: Topology | undefined;
 let ready: Promise<Topology> | undefined;
@@ -41,7 +41,7 @@ const target = (address: string, family: 4 | 6) => async (): Promise<TestTarget>
 
 describeProbeConformance({
   name: 'icmp probe (namespaces)',
-  skipAll: ns.ok ? undefined : ns.reason,
+  skipAll: skipReason || undefined,
   portless: true,
   // Resolved lazily: the namespace name exists once lab() ran (every target factory awaits it).
   createProbe: () => ({

@@ -16,14 +16,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { canUseNamespaces, Topology } from '../../lab/netns.js';
+import { requireOrSkip } from '../../lab/requirements.js';
 import { canUseStrongswan, Charon } from '../../lab/strongswan/charon.js';
 import { renderInitiatorConf, renderResponderConf } from '../../lab/strongswan/swanctl-conf.js';
 import { vpnlbArgv } from '../../lab/vpnlb-process.js';
 
-const ns = canUseNamespaces();
-const sw = canUseStrongswan();
-const skip = !ns.ok ? ns.reason : !sw.ok ? sw.reason : undefined;
-if (skip) console.log(`# skipping health-strongswan: ${skip}`);
+const skip = requireOrSkip('health-strongswan', canUseNamespaces(), canUseStrongswan()) || undefined;
 
 const LB = '198.18.0.1';
 const SRV = '198.18.0.2';

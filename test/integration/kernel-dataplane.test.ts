@@ -13,7 +13,8 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { readdirSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Topology, canUseNftables, type Namespace } from '../../lab/netns.js';
+import { requireOrSkip } from '../../lab/requirements.js';
+import { Topology, canUseConntrack, type Namespace } from '../../lab/netns.js';
 import { espDatagram, ikeMessage, sendDatagram, startUdpServer, withMarker } from '../../lab/udp-peers.js';
 import { Metrics } from '../../src/admin/metrics.js';
 import { loadConfigText } from '../../src/config/load-config.js';
@@ -24,16 +25,7 @@ import type { ServiceSnapshot } from '../../src/control/snapshot.js';
 import { KernelIkeDataPlane } from '../../src/dataplane/kernel/kernel-dataplane.js';
 import { silentLogger } from '../../src/log/logger.js';
 
-const avail = canUseNftables();
-const conntrackMissing = (() => {
-  try {
-    return !existsSync('/usr/sbin/conntrack') && !existsSync('/sbin/conntrack') && !existsSync('/usr/bin/conntrack');
-  } catch {
-    return true;
-  }
-})();
-const skip = !avail.ok ? avail.reason : conntrackMissing ? 'conntrack (conntrack-tools) is not installed' : false;
-if (skip) console.log(`# skipping kernel data-plane integration tests: ${skip}`);
+const skip = requireOrSkip('kernel data-plane integration tests', canUseConntrack());
 
 const VIP4 = '198.19.0.1';
 const VIP6 = '2001:db8:ff::1';

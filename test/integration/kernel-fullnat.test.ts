@@ -13,7 +13,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { Topology, canUseNftables, type Namespace } from '../../lab/netns.js';
+import { requireOrSkip } from '../../lab/requirements.js';
+import { Topology, canUseConntrack, type Namespace } from '../../lab/netns.js';
 import { ikeMessage, sendBatch, startUdpServer } from '../../lab/udp-peers.js';
 import { Metrics } from '../../src/admin/metrics.js';
 import { slotOf } from '../../src/balancer/jhash.js';
@@ -26,10 +27,7 @@ import type { ServiceSnapshot } from '../../src/control/snapshot.js';
 import { KernelIkeDataPlane } from '../../src/dataplane/kernel/kernel-dataplane.js';
 import { silentLogger } from '../../src/log/logger.js';
 
-const avail = canUseNftables();
-const conntrackMissing = !['/usr/sbin/conntrack', '/sbin/conntrack', '/usr/bin/conntrack'].some((p) => existsSync(p));
-const skip = !avail.ok ? avail.reason : conntrackMissing ? 'conntrack (conntrack-tools) is not installed' : false;
-if (skip) console.log(`# skipping kernel full-NAT integration tests: ${skip}`);
+const skip = requireOrSkip('kernel full-NAT integration tests', canUseConntrack());
 
 const VIP = '198.19.0.1';
 const LB_LAN = '198.18.20.1';

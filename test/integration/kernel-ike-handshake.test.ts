@@ -18,7 +18,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { Topology, canUseNftables, type Namespace } from '../../lab/netns.js';
+import { requireOrSkip } from '../../lab/requirements.js';
+import { Topology, canUseConntrack, type Namespace } from '../../lab/netns.js';
 import { IKE_AUTH, IKE_SA_INIT, ikeMessage, INFORMATIONAL, sendDatagram, startUdpServer, withMarker } from '../../lab/udp-peers.js';
 import { Metrics } from '../../src/admin/metrics.js';
 import { loadConfigText } from '../../src/config/load-config.js';
@@ -29,10 +30,7 @@ import type { ServiceSnapshot } from '../../src/control/snapshot.js';
 import { KernelIkeDataPlane } from '../../src/dataplane/kernel/kernel-dataplane.js';
 import { silentLogger } from '../../src/log/logger.js';
 
-const avail = canUseNftables();
-const conntrackMissing = !['/usr/sbin/conntrack', '/sbin/conntrack', '/usr/bin/conntrack'].some((p) => existsSync(p));
-const skip = !avail.ok ? avail.reason : conntrackMissing ? 'conntrack (conntrack-tools) is not installed' : false;
-if (skip) console.log(`# skipping kernel IKE handshake-integrity tests: ${skip}`);
+const skip = requireOrSkip('kernel IKE handshake-integrity tests', canUseConntrack());
 
 const VIP4 = '198.19.0.1';
 const SERVERS = [1, 2, 3].map((n) => ({ name: `s${n}`, v4: `198.18.1${n}.2`, gw4: `198.18.1${n}.1` }));

@@ -15,13 +15,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { startUdpServer } from '../../lab/udp-peers.js';
-import { Topology, canUseNftables, type Namespace } from '../../lab/netns.js';
+import { requireOrSkip } from '../../lab/requirements.js';
+import { Topology, canUseConntrack, type Namespace } from '../../lab/netns.js';
 import { vpnlbArgv } from '../../lab/vpnlb-process.js';
 
-const avail = canUseNftables();
-const conntrackMissing = !['/usr/sbin/conntrack', '/sbin/conntrack', '/usr/bin/conntrack'].some((p) => existsSync(p));
-const skip = !avail.ok ? avail.reason : conntrackMissing ? 'conntrack (conntrack-tools) is not installed' : false;
-if (skip) console.log(`# skipping kernel restart integration test: ${skip}`);
+const skip = requireOrSkip('kernel restart integration test', canUseConntrack());
 
 const VIP = '198.19.0.1';
 const CLIENT = '198.18.1.2';

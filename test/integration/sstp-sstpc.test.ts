@@ -17,15 +17,13 @@ import { tmpdir } from 'node:os';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { hasFile, isRoot, requireOrSkip } from '../../lab/requirements.js';
 import { generateTestCertificate } from '../../lab/sim-rras/sstp-certs.js';
 import { SimSstpEndpoint } from '../../lab/sim-rras/sstp-endpoint.js';
 import { vpnlbArgv } from '../../lab/vpnlb-process.js';
 import { HdlcDecoder, hdlcEncode, lcpConfigureRequest, lcpInfo } from '../../src/protocol/sstp/ppp-hdlc.js';
 
-const hasSstpc = spawnSync('sh', ['-c', 'command -v sstpc'], { encoding: 'utf8' }).status === 0;
-const isRoot = process.getuid?.() === 0;
-const skip = !hasSstpc ? 'sstpc not installed (apt-get install sstp-client)' : !isRoot ? 'sstpc needs root (it binds its IPC socket in /var/run/sstpc)' : false;
-if (skip) console.log(`# skipping sstp-sstpc: ${skip}`);
+const skip = requireOrSkip('sstp-sstpc', hasFile('/usr/sbin/sstpc', 'sstp-client'), isRoot('sstpc binds its IPC socket in /var/run/sstpc'));
 
 const started: ChildProcess[] = [];
 after(() => {

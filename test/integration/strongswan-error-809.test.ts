@@ -8,15 +8,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { canUseNftables } from '../../lab/netns.js';
+import { canUseConntrack } from '../../lab/netns.js';
+import { requireOrSkip } from '../../lab/requirements.js';
 import { canUseStrongswan } from '../../lab/strongswan/charon.js';
 import { vpnlbArgv } from '../../lab/vpnlb-process.js';
 import type { ShowcaseReport } from '../../lab/scenarios/showcase.js';
 
-const nft = canUseNftables();
-const swan = canUseStrongswan();
-const skip = !nft.ok ? nft.reason : !swan.ok ? swan.reason : false;
-if (skip) console.log(`# skipping error-809 regression: ${skip}`);
+const skip = requireOrSkip('error-809 regression', canUseConntrack(), canUseStrongswan());
 
 describe('error-809 regression (vpnlb lab --json)', { skip, timeout: 150_000 }, () => {
   it('full NAT starves good clients behind stalled half-open ones; transparent connects all', async () => {

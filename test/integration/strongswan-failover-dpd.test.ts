@@ -13,15 +13,13 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { canUseNftables } from '../../lab/netns.js';
+import { canUseConntrack } from '../../lab/netns.js';
+import { requireOrSkip } from '../../lab/requirements.js';
 import { canUseStrongswan, sleep } from '../../lab/strongswan/charon.js';
 import { IkeLab, type LabClient } from '../../lab/topology-ike.js';
 import { LabVpnlb } from '../../lab/scenarios/vpnlb-in-namespace.js';
 
-const nft = canUseNftables();
-const swan = canUseStrongswan();
-const skip = !nft.ok ? nft.reason : !swan.ok ? swan.reason : false;
-if (skip) console.log(`# skipping strongSwan failover/DPD test: ${skip}`);
+const skip = requireOrSkip('strongSwan failover/DPD test', canUseConntrack(), canUseStrongswan());
 
 interface StatusBody {
   services: { name: string; backends: { name: string; state: string }[] }[];

@@ -8,24 +8,14 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { canUseNftables } from '../../lab/netns.js';
+import { canUseConntrack } from '../../lab/netns.js';
+import { hasFile, requireOrSkip } from '../../lab/requirements.js';
 import { canUseStrongswan } from '../../lab/strongswan/charon.js';
 import { IkeLab } from '../../lab/topology-ike.js';
 import { traceClientFlows } from '../../lab/scenarios/observe.js';
 import { LabVpnlb } from '../../lab/scenarios/vpnlb-in-namespace.js';
 
-const nft = canUseNftables();
-const swan = canUseStrongswan();
-const pki = (() => {
-  try {
-    readFileSync('/usr/bin/pki');
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const skip = !nft.ok ? nft.reason : !swan.ok ? swan.reason : !pki ? '/usr/bin/pki missing (install strongswan-pki)' : false;
-if (skip) console.log(`# skipping fragmented IKE_AUTH test: ${skip}`);
+const skip = requireOrSkip('fragmented IKE_AUTH test', canUseConntrack(), canUseStrongswan(), hasFile('/usr/bin/pki', 'strongswan-pki'));
 
 describe('IP-fragmented IKE_AUTH (certificates, IKE fragmentation off)', { skip, timeout: 120_000 }, () => {
   let lab: IkeLab;

@@ -6,16 +6,14 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { canUseNftables } from '../../lab/netns.js';
+import { canUseConntrack } from '../../lab/netns.js';
+import { requireOrSkip } from '../../lab/requirements.js';
 import { canUseStrongswan } from '../../lab/strongswan/charon.js';
 import { IkeLab, type LabClient } from '../../lab/topology-ike.js';
 import { distinctRemoteAddresses, serverSas, traceClientFlows } from '../../lab/scenarios/observe.js';
 import { LabVpnlb } from '../../lab/scenarios/vpnlb-in-namespace.js';
 
-const nft = canUseNftables();
-const swan = canUseStrongswan();
-const skip = !nft.ok ? nft.reason : !swan.ok ? swan.reason : false;
-if (skip) console.log(`# skipping strongSwan tunnel tests: ${skip}`);
+const skip = requireOrSkip('strongSwan tunnel tests', canUseConntrack(), canUseStrongswan());
 
 describe('strongSwan through vpnlb (kernel data plane)', { skip, timeout: 170_000 }, () => {
   let lab: IkeLab;
