@@ -1,0 +1,92 @@
+#!/bin/sh
+# The fresh-machine check: runs the README's two commands in a clean Debian 12 root, the way a
+# new user (and CI on a new machine) would, so that an install step that only works because this
+# machine already has a package cannot hide (DESIGN §4 lists the peers; scripts/setup.sh must
+# install every one of them).
+#
+#   sudo sh scripts/fresh-machine-check.sh            # check the committed HEAD
+#   sudo sh scripts/fresh-machine-check.sh --keep     # keep the root afterwards for a look
+#
+# What it does:
+#  1. Once, into $VPNLB_FRESH_DIR/base (default /var/tmp/vpnlb-fresh): `debootstrap bookworm`
+#     from the machine's Debian mirror, then what a machine of this kind ships before any
+#     project runs: Node.js 20 with npm and its headers (copied from this machine, as the
+#     image carries them), python3, make and g++ (node-gyp's toolchain), ca-certificates.
+#     Nothing of vpnlb's own peers (strongSwan, nftables, sstp-client, ...) is put there.
+#  2. Each run: a copy of that base, a fresh `git clone` of this checkout's HEAD into it, and
+#     inside it (chroot, private mount namespace with /proc, /sys, /dev, /run):
+#       npm run --silent demo -- --duration 10 --json     (the README's first command, bounded)
+#       VPNLB_REQUIRE_INTEGRATION=1 npm test              (the README's second, as CI runs it)
+#  3. Prints both results, removes the copy (unless --keep) and exits non-zero on a failure.
+# It reaches only the Debian mirror and the npm registry.
+set -eu
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+WORK=${VPNLB_FRESH_DIR:-/var/tmp/vpnlb-fresh}
+BASE=$WORK/base
+KEEP=0
+[ "${1:-}" = "--keep" ] && KEEP=1
+
+if [ "$(id -u)" != "0" ]; then echo "fresh-machine-check: needs root (debootstrap, chroot, namespaces)" >&2; exit 2; fi
+command -v debootstrap >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap; }
+MIRROR=$(sed -n 's/^URIs: *\(http[^ ]*\/debian\)$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+
+mkdir -p "$WORK"
+if [ ! -f "$BASE/.vpnlb-base-complete" ]; then
+  echo "fresh-machine-check: building the base root in $BASE (debootstrap bookworm from $MIRROR)"
+  rm -rf "$BASE"
+  debootstrap --variant=minbase bookworm "$BASE" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 || { tail -20 "$WORK/debootstrap.log"; exit 1; }
+  printf 'deb %s bookworm main\ndeb %s bookworm-updates main\ndeb %s-security bookworm-security main\n' "$MIRROR" "$MIRROR" "$MIRROR" >"$BASE/etc/apt/sources.list"
+  cp /etc/resolv.conf "$BASE/etc/resolv.conf"
+  chroot "$BASE" sh -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ca-certificates python3 make g++ git procps' >>"$WORK/debootstrap.log" 2>&1 || { tail -20 "$WORK/debootstrap.log"; exit 1; }
+  # Node.js 20 as the machine image carries it (binary, npm, headers for node-gyp).
+  cp "$(command -v node)" "$BASE/usr/bin/node"
+  mkdir -p "$BASE/usr/lib/node_modules" "$BASE/usr/include"
+  cp -a /usr/lib/node_modules/npm "$BASE/usr/lib/node_modules/npm"
+  [ -d /usr/include/node ] && cp -a /usr/include/node "$BASE/usr/include/node"
+  ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$BASE/usr/bin/npm"
+  ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$BASE/usr/bin/npx"
+  chroot "$BASE" apt-get clean
+  touch "$BASE/.vpnlb-base-complete"
+fi
+
+ROOT=$WORK/root-$(date +%s)-$$
+echo "fresh-machine-check: copying the base to $ROOT"
+cp -a "$BASE" "$ROOT"
+cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+mkdir -p "$ROOT/work"
+git clone -q "$REPO" "$ROOT/work/vpnlb"
+git -C "$ROOT/work/vpnlb" log --oneline -1
+
+cleanup() {
+  if [ "$KEEP" = "1" ]; then echo "fresh-machine-check: kept $ROOT"; else rm -rf "$ROOT"; fi
+}
+trap cleanup EXIT
+
+# A private mount namespace: every mount below (and those the tests make) ends with it.
+set +e
+unshare --mount --propagation private sh -eu -c '
+  R="$1"
+  mount -t proc proc "$R/proc"
+  mount -t sysfs sysfs "$R/sys"
+  mount --rbind /dev "$R/dev"
+  mount -t tmpfs tmpfs "$R/run"
+  mount -t tmpfs tmpfs "$R/tmp"
+  chroot "$R" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 CI=true sh -c "
+    cd /work/vpnlb
+    echo \"fresh-machine-check: npm run demo\"
+    npm run --silent demo -- --duration 10 --json >/tmp/demo.json 2>/tmp/demo.err; echo \$? >/tmp/demo.rc
+    tail -c 2000 /tmp/demo.json; echo; echo \"demo exit: \$(cat /tmp/demo.rc)\"
+    echo \"fresh-machine-check: npm test (VPNLB_REQUIRE_INTEGRATION=1)\"
+    VPNLB_REQUIRE_INTEGRATION=1 npm test >/tmp/test.log 2>&1; echo \$? >/tmp/test.rc
+    grep -E \"^# (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms)\" /tmp/test.log
+    grep -E \"^not ok|^# skipping\" /tmp/test.log | head -40
+    echo \"test exit: \$(cat /tmp/test.rc)\"
+    cp /tmp/test.log /tmp/demo.json /tmp/demo.err /work/ 2>/dev/null || true
+    [ \$(cat /tmp/demo.rc) = 0 ] && [ \$(cat /tmp/test.rc) = 0 ]
+  "
+' sh "$ROOT"
+rc=$?
+set -e
+if [ "$rc" = 0 ]; then echo "fresh-machine-check: PASSED (both README commands on a clean Debian 12 root)"; else echo "fresh-machine-check: FAILED (logs: $ROOT/work/test.log, demo.json, demo.err; rerun with --keep to inspect)"; fi
+exit "$rc"
