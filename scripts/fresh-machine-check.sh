@@ -7,7 +7,8 @@
 #   sudo sh scripts/fresh-machine-check.sh            # check the committed HEAD
 #   sudo sh scripts/fresh-machine-check.sh --keep     # keep the root afterwards for a look
 #
-# What it does:
+# What it does (besides the machine's network set-up: its certificate authorities and npm's
+# global settings, copied in as every machine of this kind has them):
 #  1. Once, into $VPNLB_FRESH_DIR/base (default /var/tmp/vpnlb-fresh): `debootstrap bookworm`
 #     from the machine's Debian mirror, then what a machine of this kind ships before any
 #     project runs: Node.js 20 with npm and its headers (copied from this machine, as the
@@ -54,6 +55,14 @@ ROOT=$WORK/root-$(date +%s)-$$
 echo "fresh-machine-check: copying the base to $ROOT"
 cp -a "$BASE" "$ROOT"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# The machine's own network set-up, which every machine of this kind has before any project runs:
+# the certificate authorities its registries are reached through, and npm's global settings.
+if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
+  mkdir -p "$ROOT/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
+  chroot "$ROOT" update-ca-certificates >/dev/null 2>&1 || true
+fi
+for f in /etc/npmrc /usr/etc/npmrc; do [ -f "$f" ] && mkdir -p "$ROOT$(dirname "$f")" && cp "$f" "$ROOT$f"; done
 mkdir -p "$ROOT/work"
 git clone -q "$REPO" "$ROOT/work/vpnlb"
 git -C "$ROOT/work/vpnlb" log --oneline -1
@@ -72,7 +81,7 @@ unshare --mount --propagation private sh -eu -c '
   mount --rbind /dev "$R/dev"
   mount -t tmpfs tmpfs "$R/run"
   mount -t tmpfs tmpfs "$R/tmp"
-  chroot "$R" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 CI=true sh -c "
+  chroot "$R" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 CI=true NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt sh -c "
     cd /work/vpnlb
     echo \"fresh-machine-check: npm run demo\"
     npm run --silent demo -- --duration 10 --json >/tmp/demo.json 2>/tmp/demo.err; echo \$? >/tmp/demo.rc
