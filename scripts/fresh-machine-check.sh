@@ -76,6 +76,8 @@ trap cleanup EXIT
 set +e
 unshare --mount --propagation private sh -eu -c '
   R="$1"
+  # The root must be a mount point: `ip netns exec` makes / a slave mount (mount --make-rslave /).
+  mount --bind "$R" "$R"
   mount -t proc proc "$R/proc"
   mount -t sysfs sysfs "$R/sys"
   mount --rbind /dev "$R/dev"
