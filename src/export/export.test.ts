@@ -6,22 +6,16 @@
  * `UPDATE_GOLDEN=1 node --test dist/src/export/export.test.js` (writes into src/export/golden).
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
+import { REPO_ROOT } from '../../lab/vpnlb-process.js';
 import { loadConfigFile } from '../config/load-config.js';
 import type { Config } from '../config/types.js';
 import { selectServices, type ExportInput } from './export-format.js';
 import { EXPORT_FORMATS } from './formats.js';
 
-/** The repository root (this file runs from src/ with tsx or from dist/src/). */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  return dir;
-}
-const root = repoRoot();
+const root = REPO_ROOT;
 const goldenDir = join(root, 'src/export/golden');
 export const EXPORT_CONFIGS: readonly string[] = [
   ...readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.yaml')).map((f) => join(root, 'examples', f)),

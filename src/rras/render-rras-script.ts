@@ -25,8 +25,11 @@ import {
 import { basename } from 'node:path';
 
 export interface RrasScriptOptions {
-  /** The balancer's address on the servers' network: the next hop for replies to VPN clients. */
-  readonly gateway?: string;
+  /**
+   * The balancer's addresses on the servers' network (at most one IPv4 and one IPv6): the next
+   * hop for replies to VPN clients.
+   */
+  readonly gateways?: readonly string[];
   /** Client networks to route through the balancer instead of changing the default route. */
   readonly clientNetworks?: readonly string[];
   /** Front certificate of each offload / reencrypt SSTP service, by service name. */
@@ -77,11 +80,7 @@ export function renderRrasScript(config: Config, server: RrasServer, options: Rr
     steps.push(...ikeextStep(fullNat, server));
   }
   if (plan.length === 0) plan.push('nothing to change for its services (SSTP passthrough / re-encryption need no RRAS setting)');
-  const gatewayParam = needsGateway
-    ? options.gateway
-      ? [`    # The balancer's address on this server's network: the next hop for replies to VPN clients.`, `    [string]$Gateway = '${options.gateway}',`]
-      : [`    # The balancer's address on this server's network: the next hop for replies to VPN clients.`, `    [Parameter(Mandatory = $true)]`, `    [string]$Gateway,`]
-    : [];
+  const gatewayParam = needsGateway ? routeFamilies(transparent, options).flatMap((f) => gatewayParameter(f, options)) : [];
   const lines = [
     '<#',
     '.SYNOPSIS',
@@ -142,40 +141,62 @@ function names(services: readonly { name: string }[]): string {
   return services.map((s) => s.name).join(', ');
 }
 
+/** Families that need a route back: the transparent services', or the client networks'. */
+function routeFamilies(services: readonly Ikev2Service[], options: RrasScriptOptions): (4 | 6)[] {
+  const families = options.clientNetworks?.length
+    ? options.clientNetworks.map((p) => (isIP(p.split('/')[0] ?? '') === 6 ? 6 : 4))
+    : services.map((s) => s.family);
+  return [...new Set(families)].sort();
+}
+
+/** `$Gateway` (IPv4) or `$Gateway6` (IPv6). */
+function gatewayVariable(family: 4 | 6): string {
+  return family === 6 ? '$Gateway6' : '$Gateway';
+}
+
+function gatewayParameter(family: 4 | 6, options: RrasScriptOptions): string[] {
+  const given = options.gateways?.find((g) => isIP(g) === family);
+  return [
+    `    # The balancer's IPv${family} address on this server's network: the next hop for replies to VPN clients.`,
+    ...(given ? [`    [string]${gatewayVariable(family)} = '${given}',`] : ['    [Parameter(Mandatory = $true)]', `    [string]${gatewayVariable(family)},`]),
+  ];
+}
+
 function routeStep(services: readonly Ikev2Service[], options: RrasScriptOptions): string[] {
   const out = [
     '',
-    '# ---- 1. Route back through the balancer ----',
+    '# ---- Route back through the balancer ----',
     '# vpnlb forwards IKEv2 with destination NAT only: this server sees each client\'s real address and',
     '# answers it directly. Unless the answer goes back through the balancer, it leaves with this',
     '# server\'s own address instead of the virtual IP and the client drops it (IKE never completes).',
     '# vpnlb status reports such a server ("set the default gateway of ... to ...").',
   ];
-  const families = [...new Set(services.map((s) => s.family))].sort();
   if (options.clientNetworks && options.clientNetworks.length > 0) {
     out.push('# Persistent routes for the client networks only (the default route stays as it is).');
     for (const prefix of options.clientNetworks) {
+      const gw = gatewayVariable(isIP(prefix.split('/')[0] ?? '') === 6 ? 6 : 4);
       out.push(
-        `$route = @(Get-NetRoute -DestinationPrefix '${prefix}' -ErrorAction SilentlyContinue | Where-Object { $_.NextHop -eq $Gateway })`,
-        `Invoke-Step ($route.Count -gt 0) "route ${prefix} via $Gateway" {`,
-        '    $ifIndex = (Find-NetRoute -RemoteIPAddress $Gateway | Select-Object -First 1).InterfaceIndex',
-        `    New-NetRoute -DestinationPrefix '${prefix}' -NextHop $Gateway -InterfaceIndex $ifIndex | Out-Null`,
+        `$route = @(Get-NetRoute -DestinationPrefix '${prefix}' -ErrorAction SilentlyContinue | Where-Object { $_.NextHop -eq ${gw} })`,
+        `Invoke-Step ($route.Count -gt 0) "route ${prefix} via ${gw}" {`,
+        `    $ifIndex = (Find-NetRoute -RemoteIPAddress ${gw} | Select-Object -First 1).InterfaceIndex`,
+        `    New-NetRoute -DestinationPrefix '${prefix}' -NextHop ${gw} -InterfaceIndex $ifIndex | Out-Null`,
         '}',
       );
     }
     return out;
   }
-  for (const family of families) {
+  for (const family of routeFamilies(services, options)) {
     const prefix = family === 6 ? '::/0' : '0.0.0.0/0';
+    const gw = gatewayVariable(family);
     out.push(
       `# The default route (${prefix}) via the balancer: persistent (New-NetRoute writes the active and the persistent store).`,
       `$old = @(Get-NetRoute -DestinationPrefix '${prefix}' -ErrorAction SilentlyContinue)`,
-      `$done = ($old.Count -eq 1) -and ($old[0].NextHop -eq $Gateway)`,
-      `Invoke-Step $done "default route ${prefix} via $Gateway (now: $(($old | ForEach-Object { $_.NextHop }) -join ', '))" {`,
-      '    $ifIndex = (Find-NetRoute -RemoteIPAddress $Gateway | Select-Object -First 1).InterfaceIndex',
+      `$done = ($old.Count -eq 1) -and ($old[0].NextHop -eq ${gw})`,
+      `Invoke-Step $done "default route ${prefix} via ${gw} (now: $(($old | ForEach-Object { $_.NextHop }) -join ', '))" {`,
+      `    $ifIndex = (Find-NetRoute -RemoteIPAddress ${gw} | Select-Object -First 1).InterfaceIndex`,
       '    $old | Remove-NetRoute -Confirm:$false',
       `    Get-NetRoute -DestinationPrefix '${prefix}' -PolicyStore PersistentStore -ErrorAction SilentlyContinue | Remove-NetRoute -Confirm:$false`,
-      `    New-NetRoute -DestinationPrefix '${prefix}' -NextHop $Gateway -InterfaceIndex $ifIndex | Out-Null`,
+      `    New-NetRoute -DestinationPrefix '${prefix}' -NextHop ${gw} -InterfaceIndex $ifIndex | Out-Null`,
       '}',
     );
   }
@@ -190,7 +211,7 @@ function offloadStep(services: readonly SstpService[], options: RrasScriptOption
   const cert = certificateOf(services[0] as SstpService, options);
   return [
     '',
-    '# ---- 2. SSTP offload ----',
+    '# ---- SSTP offload ----',
     '# vpnlb terminates TLS and forwards SSTP in plain HTTP to port 80. SSTP\'s crypto binding covers',
     '# the hash of the certificate the client saw ([MS-SSTP] 3.3.3), so RRAS must know it:',
     `#   ${cert.subject}, expires ${cert.notAfter}, SHA-1 thumbprint ${cert.sha1}.`,
@@ -217,7 +238,7 @@ function offloadStep(services: readonly SstpService[], options: RrasScriptOption
 function ikeextStep(services: readonly Ikev2Service[], server: RrasServer): string[] {
   return [
     '',
-    '# ---- 3. Full NAT: the per-address IKE SA limit ----',
+    '# ---- Full NAT: the per-address IKE SA limit ----',
     `# ${names(services)} use nat: full: every client reaches this server from a few balancer addresses, and`,
     '# IKEEXT limits the IKE SAs it establishes per source address: new clients then fail with error 809',
     '# while connected ones keep working. Raising the limit is a partial workaround (nat: transparent is',
@@ -254,8 +275,11 @@ function selfTest(server: RrasServer, options: RrasScriptOptions): string[] {
       );
     }
   }
-  if (server.ikev2.some((s) => s.nat === 'transparent')) {
-    out.push("Test-Check (@(Find-NetRoute -RemoteIPAddress $Gateway -ErrorAction SilentlyContinue).Count -gt 0) \"the balancer $Gateway is reachable on a connected network\"");
+  const transparent = server.ikev2.filter((s) => s.nat === 'transparent');
+  if (transparent.length > 0) {
+    for (const gw of routeFamilies(transparent, options).map(gatewayVariable)) {
+      out.push(`Test-Check (@(Find-NetRoute -RemoteIPAddress ${gw} -ErrorAction SilentlyContinue).Count -gt 0) "the balancer ${gw} is reachable on a connected network"`);
+    }
   }
   return out;
 }
@@ -268,8 +292,12 @@ function certificateOf(s: SstpService, options: RrasScriptOptions): CertificateH
 
 /** Checks the options an administrator typed; usage errors name the option. */
 export function validateRrasOptions(options: RrasScriptOptions): void {
-  if (options.gateway !== undefined && isIP(options.gateway) === 0) {
-    throw new VpnlbError('VPNLB_CLI_USAGE', `--gateway: "${options.gateway}" is not an IP address`, 'client');
+  for (const g of options.gateways ?? []) {
+    if (isIP(g) === 0) throw new VpnlbError('VPNLB_CLI_USAGE', `--gateway: "${g}" is not an IP address`, 'client');
+  }
+  const families = (options.gateways ?? []).map((g) => isIP(g));
+  if (new Set(families).size !== families.length) {
+    throw new VpnlbError('VPNLB_CLI_USAGE', '--gateway: at most one IPv4 and one IPv6 address', 'client');
   }
   for (const n of options.clientNetworks ?? []) {
     const [addr, len, extra] = n.split('/');

@@ -17,19 +17,19 @@ import { writeOutput } from '../write-output.js';
 export const rrasCommand: Command = {
   name: 'rras',
   summary: 'write the PowerShell each RRAS server needs behind vpnlb (dry run unless -Apply)',
-  usage: 'vpnlb rras --config FILE [--server NAME] [--gateway IP] [--client-network PREFIX]... [--cert FILE] [--output FILE|DIR]',
+  usage: 'vpnlb rras --config FILE [--server NAME] [--gateway IP]... [--client-network PREFIX]... [--cert FILE] [--output FILE|DIR]',
   async run(argv, io) {
     const { values } = parseCommandArgs(this, argv, {
       config: { type: 'string', short: 'c' },
       server: { type: 'string' },
-      gateway: { type: 'string' },
+      gateway: { type: 'string', multiple: true },
       'client-network': { type: 'string', multiple: true },
       cert: { type: 'string' },
       output: { type: 'string', short: 'o' },
     });
     const file = required(this, values.config, '--config FILE');
     const options: RrasScriptOptions = {
-      ...(values.gateway !== undefined ? { gateway: values.gateway } : {}),
+      ...(values.gateway ? { gateways: values.gateway } : {}),
       ...(values['client-network'] ? { clientNetworks: values['client-network'] } : {}),
     };
     validateRrasOptions(options);
