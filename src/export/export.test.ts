@@ -6,6 +6,7 @@
  * `UPDATE_GOLDEN=1 node --test dist/src/export/export.test.js` (writes into src/export/golden).
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
@@ -17,7 +18,7 @@ import { EXPORT_FORMATS } from './formats.js';
 
 const root = REPO_ROOT;
 const goldenDir = join(root, 'src/export/golden');
-export const EXPORT_CONFIGS: readonly string[] = [
+const EXPORT_CONFIGS: readonly string[] = [
   ...readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.yaml')).map((f) => join(root, 'examples', f)),
   join(root, 'src/export/testdata/everything.yaml'),
 ];
@@ -78,4 +79,12 @@ test('selectServices: an unknown service is a usage error that lists the service
 test('every golden file belongs to a configuration and a format (none left over)', () => {
   const expected = new Set(EXPORT_CONFIGS.flatMap((f) => EXPORT_FORMATS.map((x) => `${basename(f, '.yaml')}.${x.name}.${x.extension}`)));
   assert.deepEqual(readdirSync(goldenDir).filter((f) => !expected.has(f)), []);
+});
+
+test('kemp: every export is a shell script that sh -n accepts', () => {
+  for (const file of EXPORT_CONFIGS) {
+    const text = EXPORT_FORMATS.find((f) => f.name === 'kemp')?.render(inputFor(file)) ?? '';
+    execFileSync('sh', ['-n'], { input: text });
+    assert.throws(() => execFileSync('sh', ['-n'], { input: `${text}\nif then\n`, stdio: ['pipe', 'ignore', 'ignore'] }));
+  }
 });
