@@ -99,6 +99,7 @@ function sstp(input: ExportInput, s: SstpService): string[] {
   } else if (s.persistence === 'source-ip') {
     back.push(`${I}stick-table type ${family6 ? 'ipv6' : 'ip'} size 100k expire ${seconds(s.persistenceTimeout)}s`, `${I}stick on src`);
   }
+  if (s.mode === 'reencrypt') back.push(`${I}${C} Re-encryption: RRAS must present the same certificate as the front (vpnlb refuses a server whose certificate differs; HAProxy does not compare them).`);
   // vpnlb's SSTP proxy connects from the balancer's own address, as HAProxy does by default.
   back.push(`${I}${C} To show RRAS the client addresses instead (TPROXY, replies routed back through this host): source 0.0.0.0 usesrc clientip`);
   const m = monitorOf(input, s);
