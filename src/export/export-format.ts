@@ -6,7 +6,7 @@
  * and uses the closest equivalent.
  */
 import { basename, relative } from 'node:path';
-import type { Config, Ikev2Service, Monitor, Pool, SstpService } from '../config/types.js';
+import type { Backend, Config, Ikev2Service, Monitor, Pool, SstpService } from '../config/types.js';
 import { VpnlbError } from '../errors.js';
 
 /** What a renderer translates: the services chosen from one configuration. */
@@ -49,6 +49,13 @@ export function poolOf(input: ExportInput, service: Ikev2Service | SstpService):
   const pool = input.config.pools[service.pool];
   if (!pool) throw new VpnlbError('VPNLB_CONFIG_INVALID', `service ${service.name}: no pool "${service.pool}"`, 'client');
   return pool;
+}
+
+/** Every server the chosen services send clients to, once each by name, in pool order. */
+export function serversOf(input: ExportInput): Backend[] {
+  const byName = new Map<string, Backend>();
+  for (const s of [...input.ikev2, ...input.sstp]) for (const b of poolOf(input, s).backends) if (!byName.has(b.name)) byName.set(b.name, b);
+  return [...byName.values()];
 }
 
 /** The service's health monitor, if it names one. */

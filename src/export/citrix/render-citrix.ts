@@ -23,6 +23,7 @@ import {
   monitorOf,
   noEquivalent,
   poolOf,
+  serversOf,
   seconds,
   storeName,
   takesClients,
@@ -43,14 +44,7 @@ export const citrixFormat: ExportFormat = {
       'directaccess.richardhicks.com: Always On VPN IKEv2 / SSTP Load Balancing with Citrix NetScaler ADC',
     ]);
     lines.push('', `${C} ---- servers: one per RRAS server ----`);
-    const seen = new Set<string>();
-    for (const s of [...input.ikev2, ...input.sstp]) {
-      for (const b of poolOf(input, s).backends) {
-        if (seen.has(b.name)) continue;
-        seen.add(b.name);
-        lines.push(`add server ${b.name} ${b.address}`);
-      }
-    }
+    for (const b of serversOf(input)) lines.push(`add server ${b.name} ${b.address}`);
     for (const s of input.ikev2) lines.push('', ...ikev2(input, s));
     for (const s of input.sstp) lines.push('', ...sstp(input, s));
     return `${lines.join('\n')}\n`;

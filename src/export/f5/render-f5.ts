@@ -22,6 +22,7 @@ import {
   monitorOf,
   noEquivalent,
   poolOf,
+  serversOf,
   seconds,
   storeName,
   takesClients,
@@ -42,14 +43,7 @@ export const f5Format: ExportFormat = {
       'directaccess.richardhicks.com: Always On VPN IKEv2 / SSTP Load Balancing with F5 BIG-IP',
     ]);
     lines.push('', `${C} ---- nodes: one per RRAS server ----`);
-    const seen = new Set<string>();
-    for (const s of [...input.ikev2, ...input.sstp]) {
-      for (const b of poolOf(input, s).backends) {
-        if (seen.has(b.name)) continue;
-        seen.add(b.name);
-        lines.push(`create ltm node ${b.name} { address ${b.address} }`);
-      }
-    }
+    for (const b of serversOf(input)) lines.push(`create ltm node ${b.name} { address ${b.address} }`);
     for (const s of input.ikev2) lines.push('', ...ikev2(input, s));
     for (const s of input.sstp) lines.push('', ...sstp(input, s));
     return `${lines.join('\n')}\n`;
