@@ -13,6 +13,7 @@
  * Restart-Service), RemoteAccess (Get-RemoteAccess: SslCertificate, the certificate SSTP binds).
  */
 import { isIP } from 'node:net';
+import { basename } from 'node:path';
 import type { Backend, Config, Ikev2Service, SstpService } from '../config/types.js';
 import { VpnlbError } from '../errors.js';
 import {
@@ -22,7 +23,6 @@ import {
   SSTP_PARAMETERS_KEY,
   type CertificateHashes,
 } from './rras-registry.js';
-import { basename } from 'node:path';
 
 export interface RrasScriptOptions {
   /**
@@ -88,7 +88,8 @@ export function renderRrasScript(config: Config, server: RrasServer, options: Rr
     '.DESCRIPTION',
     '    Written by `vpnlb rras`. Checks, and with -Apply makes, what this server needs:',
     ...plan.map((p, i) => `      ${i + 1}. ${p}`),
-    '    then a self-test (listening ports, the SSTP certificate). Without -Apply nothing is changed:',
+    '    then a self-test of the server as it is (listening ports, the SSTP certificate, the balancer).',
+    '    Without -Apply nothing is changed:',
     '    each step says OK, or WOULD and what it would do. Run it again after -Apply: every step says OK.',
     '    Run it in an elevated PowerShell on the server.',
     '.PARAMETER Apply',

@@ -4,7 +4,8 @@
 .DESCRIPTION
     Written by `vpnlb rras`. Checks, and with -Apply makes, what this server needs:
       1. route replies to VPN clients through the balancer (transparent IKEv2: aovpn-ike)
-    then a self-test (listening ports, the SSTP certificate). Without -Apply nothing is changed:
+    then a self-test of the server as it is (listening ports, the SSTP certificate, the balancer).
+    Without -Apply nothing is changed:
     each step says OK, or WOULD and what it would do. Run it again after -Apply: every step says OK.
     Run it in an elevated PowerShell on the server.
 .PARAMETER Apply
