@@ -3,12 +3,14 @@ import type { Command } from '../command.js';
 import { backendCommand } from './backend.js';
 import { checkCommand } from './check.js';
 import { demoCommand } from './demo.js';
+import { exportCommand } from './export.js';
 import { labCommand } from './lab.js';
 import { probeCommand } from './probe.js';
+import { rrasCommand } from './rras.js';
 import { runCommand } from './run.js';
 import { sstpOffloadHashCommand } from './sstp-offload-hash.js';
 import { statusCommand } from './status.js';
 import { stopCommand } from './stop.js';
 import { whichCommand } from './which.js';
 
-export const COMMANDS: readonly Command[] = [runCommand, checkCommand, whichCommand, statusCommand, stopCommand, backendCommand, probeCommand, demoCommand, labCommand, sstpOffloadHashCommand];
+export const COMMANDS: readonly Command[] = [runCommand, checkCommand, whichCommand, statusCommand, stopCommand, backendCommand, probeCommand, demoCommand, labCommand, sstpOffloadHashCommand, exportCommand, rrasCommand];

@@ -1,6 +1,5 @@
-import { createHash, X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { VpnlbError } from '../../errors.js';
+import { powershellBytes, readCertificateHashes, SSTP_PARAMETERS_KEY, type CertificateHashes } from '../../rras/rras-registry.js';
 import { parseCommandArgs, required, type Command } from '../command.js';
 
 /**
@@ -21,19 +20,13 @@ export const sstpOffloadHashCommand: Command = {
   async run(argv, io) {
     const { values } = parseCommandArgs(this, argv, { cert: { type: 'string' }, json: { type: 'boolean' } });
     const file = required(this, values.cert, '--cert FILE');
-    let der: Buffer;
-    let subject = '';
-    let notAfter = '';
+    let cert: CertificateHashes;
     try {
-      const x = new X509Certificate(readFileSync(file));
-      der = x.raw;
-      subject = x.subject.replaceAll('\n', ', ');
-      notAfter = x.validTo;
+      cert = readCertificateHashes(file);
     } catch (err) {
-      throw new VpnlbError('VPNLB_CLI_USAGE', `--cert: cannot read a PEM or DER certificate from ${file}: ${(err as Error).message}`, 'client');
+      throw new VpnlbError('VPNLB_CLI_USAGE', `--cert: ${(err as Error).message}`, 'client');
     }
-    const sha256 = createHash('sha256').update(der).digest('hex').toUpperCase();
-    const sha1 = createHash('sha1').update(der).digest('hex').toUpperCase();
+    const { subject, notAfter, sha256, sha1 } = cert;
     if (values.json) {
       io.out(JSON.stringify({ certificate: file, subject, notAfter, sha256, sha1, powershell: powershell(sha256) }, null, 2));
       return 0;
@@ -64,10 +57,9 @@ export const sstpOffloadHashCommand: Command = {
 
 /** The PowerShell that sets the offload registry values on RRAS and restarts the service. */
 function powershell(sha256Hex: string): string {
-  const bytes = sha256Hex.match(/../g)?.map((h) => `0x${h}`).join(',') ?? '';
   return [
-    `$Path = 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\SstpSvc\\Parameters'`,
-    `$Hash = [byte[]](${bytes})`,
+    `$Path = '${SSTP_PARAMETERS_KEY}'`,
+    `$Hash = ${powershellBytes(sha256Hex)}`,
     `New-ItemProperty -Path $Path -Name 'SHA256CertificateHash' -PropertyType Binary -Value $Hash -Force`,
     `New-ItemProperty -Path $Path -Name 'UseHttps' -PropertyType DWord -Value 0 -Force`,
     'Restart-Service RemoteAccess -PassThru',
