@@ -474,6 +474,8 @@ function resolve(input: ConfigInput, source: string): Config {
       persistenceTimeout: parseDuration(s.persistenceTimeout ?? D.persistenceTimeout / 1000),
       maxFlows: s.maxFlows ?? D.maxFlows,
       maxNewFlowsPerSecond: s.maxNewFlowsPerSecond ?? D.maxNewFlowsPerSecond,
+      maxNewFlowsPerSecondPerSource:
+        s.maxNewFlowsPerSecondPerSource ?? Math.max(1, Math.ceil((s.maxNewFlowsPerSecond ?? D.maxNewFlowsPerSecond) * D.maxNewFlowsPerSecondPerSourceShare)),
       table: s.table ?? D.table,
       hashSeed: s.hashSeed ?? D.hashSeed,
       ...(s.monitor !== undefined ? { monitor: s.monitor } : {}),
@@ -496,6 +498,8 @@ function resolve(input: ConfigInput, source: string): Config {
       backendPort: s.backendPort ?? (mode === 'offload' ? S.backendPortOffload : S.backendPortTls),
       allowCertificateMismatch: s.allowCertificateMismatch ?? S.allowCertificateMismatch,
       maxConnections: s.maxConnections ?? S.maxConnections,
+      maxConnectionsPerSource: s.maxConnectionsPerSource ?? S.maxConnectionsPerSource,
+      maxNewConnectionsPerSecondPerSource: s.maxNewConnectionsPerSecondPerSource ?? S.maxNewConnectionsPerSecondPerSource,
       idleTimeout: parseDuration(s.idleTimeout ?? S.idleTimeout / 1000),
       handshakeTimeout: parseDuration(s.handshakeTimeout ?? S.handshakeTimeout / 1000),
       connectTimeout: parseDuration(s.connectTimeout ?? S.connectTimeout / 1000),

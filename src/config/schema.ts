@@ -116,6 +116,8 @@ export const Ikev2ServiceSchema = Type.Object(
     maxFlows: Type.Optional(Type.Integer({ minimum: 16, maximum: 10000000 })),
     /** Userspace relay: most new flows set up per second (a flood of new source ports is shed beyond it). */
     maxNewFlowsPerSecond: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000000 })),
+    /** Userspace relay: most new flows per second from one source address (its fair share of the budget). */
+    maxNewFlowsPerSecondPerSource: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000000 })),
     /** nftables table name for the kernel data plane. */
     table: Type.Optional(Type.String({ pattern: '^[a-zA-Z][a-zA-Z0-9_]{0,30}$' })),
     /** Hash seed shared by every balancer node of a farm. */
@@ -153,7 +155,12 @@ export const SstpServiceSchema = Type.Object(
     backendPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
     /** reencrypt: accept a server certificate that differs from the front one. */
     allowCertificateMismatch: Type.Optional(Type.Boolean()),
-    maxConnections: Type.Optional(Type.Integer({ minimum: 0 })),
+    /** Most concurrent connections: a number (0: no limit) or `auto` (from the open-file limit). */
+    maxConnections: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.Literal('auto')], { description: 'a number of connections (0: no limit) or auto' })),
+    /** Most concurrent connections from one client address (0: no limit). */
+    maxConnectionsPerSource: Type.Optional(Type.Integer({ minimum: 0, maximum: 10000000 })),
+    /** Most new connections per second from one client address (0: no limit). */
+    maxNewConnectionsPerSecondPerSource: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000000 })),
     idleTimeout: Type.Optional(DurationSchema),
     handshakeTimeout: Type.Optional(DurationSchema),
     connectTimeout: Type.Optional(DurationSchema),
