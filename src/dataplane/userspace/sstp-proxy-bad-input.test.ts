@@ -4,10 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import tls from 'node:tls';
 import { setImmediate as tick } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { NODE_TLS13_CLIENT_HELLO } from '../../protocol/tls/tls-fixtures.js';
-import { SPLICE_RUNS, startProxyLab, type ProxyLab } from './sstp-test-lab.js';
+import { eventually, SPLICE_RUNS, startProxyLab, type ProxyLab } from './sstp-test-lab.js';
 
 /** Opens a raw TCP connection, sends `bytes`, optionally half-closes, and resolves when the proxy closes it. */
 async function rawExchange(lab: ProxyLab, bytes: Uint8Array, options: { end?: boolean } = {}): Promise<{ received: number }> {
@@ -121,6 +122,74 @@ for (const run of SPLICE_RUNS) describe(`SstpProxy bad input (${run.name})`, { s
       assert.equal(await lonely.metric('vpnlb_sstp_rejected_total', { reason: 'backend-connect-failed' }), 1);
     } finally {
       await lonely.close();
+    }
+  });
+});
+
+describe('SstpProxy memory and time limits (issue 11)', () => {
+  it('1,000 connections announcing 64 KiB ClientHellos hold memory by the octets they sent, not by what they announce; a client still connects', async (t) => {
+    const lab = await startProxyLab({ splice: 'off', backends: [{ name: 'rras1' }], service: { maxConnectionsPerSource: 0, maxNewConnectionsPerSecondPerSource: 0, handshakeTimeout: '30s' } });
+    const sockets: net.Socket[] = [];
+    try {
+      const before = process.memoryUsage().arrayBuffers;
+      // Record header (16 KiB record) + handshake header announcing a 65,535-octet ClientHello.
+      const announce = Buffer.from('16030140000100ffff', 'hex');
+      for (let i = 0; i < 1_000; i++) {
+        const s = net.connect(lab.proxy.port(), '127.0.0.1');
+        s.on('error', () => {});
+        s.once('connect', () => s.write(announce));
+        sockets.push(s);
+      }
+      await eventually(() => lab.proxy.openConnections() === 1_000, 'every connection accepted');
+      await new Promise((r) => setTimeout(r, 200)); // the 9 octets of each are read
+      const grown = process.memoryUsage().arrayBuffers - before;
+      t.diagnostic(`array buffers grew by ${Math.round(grown / 1024)} KiB for 1,000 announcements (64 MB before issue 11)`);
+      // Before: 64 KiB each at once, 64 MB in all. Now: the reader's first 512-octet buffer each.
+      assert.ok(grown < 8 * 1024 * 1024, `array buffers grew by ${Math.round(grown / 1024)} KiB for 1,000 announcements`);
+      const c = await lab.client();
+      await c.echo();
+    } finally {
+      for (const s of sockets) s.destroy();
+      await lab.close();
+    }
+  });
+
+  it('large hellos share a memory budget: beyond it they are refused (hello-memory) while small hellos still pass', async () => {
+    const lab = await startProxyLab({ splice: 'off', backends: [{ name: 'rras1' }], service: { maxConnectionsPerSource: 0, maxNewConnectionsPerSecondPerSource: 0, handshakeTimeout: '30s' } });
+    const sockets: net.Socket[] = [];
+    try {
+      // 40 KiB of a 64 KiB hello each: 24 KiB each above the small allowance; the 32 MiB budget
+      // holds ~1,365 of them, so 1,500 go over it.
+      const part = Buffer.concat([Buffer.from('16030140000100ffff', 'hex'), Buffer.alloc(16_380, 0x41), Buffer.from('1603014000', 'hex'), Buffer.alloc(16_384, 0x41), Buffer.from('1603014000', 'hex'), Buffer.alloc(8_000, 0x41)]);
+      for (let i = 0; i < 1_500; i++) {
+        const s = net.connect(lab.proxy.port(), '127.0.0.1');
+        s.on('error', () => {});
+        s.once('connect', () => s.write(part));
+        sockets.push(s);
+      }
+      await eventually(async () => (await lab.metric('vpnlb_sstp_rejected_total', { reason: 'hello-memory' })) > 0, 'the budget to refuse', 20_000);
+      assert.ok((await lab.metric('vpnlb_sstp_hello_bytes_held')) <= 32 * 1024 * 1024);
+      const c = await lab.client();
+      await c.echo();
+    } finally {
+      for (const s of sockets) s.destroy();
+      await lab.close();
+    }
+  });
+
+  it('a client that completes TLS (offload) and then sends nothing is closed at handshakeTimeout, not idleTimeout', async () => {
+    const lab = await startProxyLab({ backends: [{ name: 'rras1' }], service: { mode: 'offload', handshakeTimeout: '300ms' } });
+    try {
+      const s = tls.connect({ port: lab.proxy.port(), host: '127.0.0.1', rejectUnauthorized: false });
+      s.on('error', () => {});
+      await new Promise((r) => s.once('secureConnect', r));
+      const closed = await Promise.race([new Promise((r) => s.once('close', () => r(true))), new Promise((r) => setTimeout(() => r(false), 5_000))]);
+      s.destroy();
+      assert.equal(closed, true, 'closed by the deadline from accept');
+      assert.equal(await lab.metric('vpnlb_sstp_rejected_total', { reason: 'handshake-timeout' }), 1);
+      await (await lab.client()).echo();
+    } finally {
+      await lab.close();
     }
   });
 });
