@@ -44,9 +44,17 @@ export const BackendSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * Most backends in one pool. The Maglev table has 65537 slots (Maglev §5.3: shares of equal
+ * weights differ by at most one slot only while the table is much larger than the backend
+ * set); at 1024 backends of equal weight each still has ~64 slots. (Before the limit, a pool of
+ * 100,000 backends loaded and 34,463 of them silently got no slot.)
+ */
+export const MAX_BACKENDS_PER_POOL = 1024;
+
 export const PoolSchema = Type.Object(
   {
-    backends: Type.Array(BackendSchema, { minItems: 1 }),
+    backends: Type.Array(BackendSchema, { minItems: 1, maxItems: MAX_BACKENDS_PER_POOL }),
   },
   { additionalProperties: false },
 );
