@@ -17,6 +17,8 @@ export const DEFAULTS = Object.freeze({
     verifyCertificate: false,
   },
   backend: { weight: 1, enabled: true, maxConnections: 0 },
+  // Off unless set, as HAProxy's `slowstart` and F5's slow ramp time are.
+  slowStart: 0,
   ikev2: {
     ikePort: 500,
     natTPort: 4500,

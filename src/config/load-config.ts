@@ -536,6 +536,7 @@ function resolve(input: ConfigInput, source: string): Config {
           maxConnections: b.maxConnections ?? DEFAULTS.backend.maxConnections,
         }),
       ),
+      slowStart: parseDuration(p.slowStart ?? DEFAULTS.slowStart),
     };
   }
   const D = DEFAULTS.ikev2;
@@ -564,6 +565,7 @@ function resolve(input: ConfigInput, source: string): Config {
         s.maxNewFlowsPerSecondPerSource ?? Math.max(1, Math.ceil((s.maxNewFlowsPerSecond ?? D.maxNewFlowsPerSecond) * D.maxNewFlowsPerSecondPerSourceShare)),
       table: s.table ?? D.table,
       hashSeed: s.hashSeed ?? D.hashSeed,
+      slowStart: s.slowStart !== undefined ? parseDuration(s.slowStart) : (pools[s.pool]?.slowStart ?? DEFAULTS.slowStart),
       ...(s.monitor !== undefined ? { monitor: s.monitor } : {}),
     }),
   );
@@ -590,6 +592,7 @@ function resolve(input: ConfigInput, source: string): Config {
       handshakeTimeout: parseDuration(s.handshakeTimeout ?? S.handshakeTimeout / 1000),
       connectTimeout: parseDuration(s.connectTimeout ?? S.connectTimeout / 1000),
       drainTimeout: parseDuration(s.drainTimeout ?? S.drainTimeout / 1000),
+      slowStart: s.slowStart !== undefined ? parseDuration(s.slowStart) : (pools[s.pool]?.slowStart ?? DEFAULTS.slowStart),
       ...(s.monitor !== undefined ? { monitor: s.monitor } : {}),
     };
   });

@@ -55,6 +55,8 @@ export const MAX_BACKENDS_PER_POOL = 1024;
 export const PoolSchema = Type.Object(
   {
     backends: Type.Array(BackendSchema, { minItems: 1, maxItems: MAX_BACKENDS_PER_POOL }),
+    /** Slow start: a backend that comes back up (or is added) ramps up to its full share over this time (0: off). */
+    slowStart: Type.Optional(DurationSchema),
   },
   { additionalProperties: false },
 );
@@ -130,6 +132,8 @@ export const Ikev2ServiceSchema = Type.Object(
     table: Type.Optional(Type.String({ pattern: '^[a-zA-Z][a-zA-Z0-9_]{0,30}$' })),
     /** Hash seed shared by every balancer node of a farm. */
     hashSeed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295 })),
+    /** Slow start for this service's backends (overrides the pool's `slowStart`). */
+    slowStart: Type.Optional(DurationSchema),
     monitor: Type.Optional(NameSchema),
   },
   { additionalProperties: false },
@@ -173,6 +177,8 @@ export const SstpServiceSchema = Type.Object(
     handshakeTimeout: Type.Optional(DurationSchema),
     connectTimeout: Type.Optional(DurationSchema),
     drainTimeout: Type.Optional(DurationSchema),
+    /** Slow start for this service's backends (overrides the pool's `slowStart`). */
+    slowStart: Type.Optional(DurationSchema),
     monitor: Type.Optional(NameSchema),
   },
   { additionalProperties: false },

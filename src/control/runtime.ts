@@ -202,6 +202,7 @@ export class Runtime {
         this.#opts.logger.error({ component: 'runtime', service: name, err }, `${name}: stopping the data plane failed`);
       }
     }
+    this.controller.dispose();
     this.controller.removeAllListeners();
   }
 }
