@@ -168,6 +168,23 @@ describe('SstpProxy memory and time limits (issue 11)', () => {
     }
   });
 
+  it('maxConnections: auto follows the open-file limit; an explicit number beyond it is warned about at start', async () => {
+    const auto = await startProxyLab({ splice: 'off', backends: [{ name: 'rras1' }], openFileLimit: 1_024 });
+    try {
+      assert.equal(auto.proxy.maxConnections, 128, '(1024 - 256 reserved) / 6 descriptors per tunnel');
+      assert.deepEqual(auto.proxy.status().warnings, []);
+    } finally {
+      await auto.close();
+    }
+    const explicit = await startProxyLab({ splice: 'off', backends: [{ name: 'rras1' }], openFileLimit: 1_024, service: { maxConnections: 3_000 } });
+    try {
+      assert.equal(explicit.proxy.maxConnections, 3_000);
+      assert.match(explicit.proxy.status().warnings.join('\n'), /maxConnections 3000 exceeds what the open-file limit 1024 allows \(128/);
+    } finally {
+      await explicit.close();
+    }
+  });
+
   it('a client that completes TLS (offload) and then sends nothing is closed at handshakeTimeout, not idleTimeout', async () => {
     const lab = await startProxyLab({ backends: [{ name: 'rras1' }], service: { mode: 'offload', handshakeTimeout: '300ms' } });
     try {

@@ -78,8 +78,6 @@ export interface SstpProxyOptions {
   readonly spliceAfterMs?: number;
   /** The open-file limit `maxConnections: auto` is derived from (default: the process's). */
   readonly openFileLimit?: number;
-  /** Hello memory budget of the service (default `MAX_HELLO_BYTES_HELD`). */
-  readonly maxHelloBytesHeld?: number;
 }
 
 /**
@@ -134,7 +132,6 @@ export class SstpProxy implements DataPlane {
   /** Open connections per client address (entries removed at 0). */
   readonly #perSource = new Map<string, number>();
   readonly #sourceRate: SourceRateLimiter | undefined;
-  readonly #maxHelloBytesHeld: number;
   /** Hello memory held beyond `SMALL_HELLO_BYTES` by connections still reading their hello. */
   #helloBytesHeld = 0;
 
@@ -142,7 +139,6 @@ export class SstpProxy implements DataPlane {
     this.#spliceMode = options.splice ?? 'auto';
     this.#spliceAfterMs = options.spliceAfterMs ?? SPLICE_AFTER_MS;
     this.#openFileLimit = 'openFileLimit' in options ? options.openFileLimit : openFileLimit();
-    this.#maxHelloBytesHeld = options.maxHelloBytesHeld ?? MAX_HELLO_BYTES_HELD;
     const rate = service.maxNewConnectionsPerSecondPerSource;
     this.#sourceRate = rate > 0 ? new SourceRateLimiter({ perSecond: rate, burst: Math.max(rate, DEFAULTS.sstp.newConnectionBurstPerSource) }) : undefined;
     this.serviceName = service.name;
@@ -376,7 +372,7 @@ export class SstpProxy implements DataPlane {
   /** Hello memory accounting (see `MAX_HELLO_BYTES_HELD`): false when `to` does not fit. */
   #holdHelloBytes(from: number, to: number): boolean {
     const delta = Math.max(0, to - SMALL_HELLO_BYTES) - Math.max(0, from - SMALL_HELLO_BYTES);
-    if (delta > 0 && this.#helloBytesHeld + delta > this.#maxHelloBytesHeld) return false;
+    if (delta > 0 && this.#helloBytesHeld + delta > MAX_HELLO_BYTES_HELD) return false;
     this.#helloBytesHeld += delta;
     this.#metrics.helloBytes.set({ service: this.#service.name }, this.#helloBytesHeld);
     return true;

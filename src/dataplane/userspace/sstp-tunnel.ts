@@ -36,9 +36,9 @@ import { handOffWhenQuiet } from './sstp-splice-handoff.js';
 import { resumeNodeReceiving } from './fastpath/socket-fd.js';
 
 /**
- * Raw client octets kept while reading a hello: the largest hello plus room for its record
- * and handshake headers (a hello in records of at least 1 KiB: real clients send one record).
- * It was 256 KiB, four times the hello, which let one connection hold 256 KiB (issue 11).
+ * Memory kept while reading a hello (its octets plus `PENDING_CHUNK_OVERHEAD` per chunk): the
+ * largest hello plus 16 KiB for record headers and chunk overheads (real clients send one
+ * record in one or a few segments). It was 256 KiB of octets, four times the hello (issue 11).
  */
 export const MAX_PENDING = MAX_HELLO_LENGTH + 16 * 1024;
 /**
