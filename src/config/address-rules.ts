@@ -22,6 +22,7 @@ export interface AddressInfo {
 
 /** The address, or why it cannot be a virtual IP, backend or SNAT address. */
 export function checkUnicastAddress(address: string): AddressInfo | { readonly problem: string } {
+  if (address.length > 64) return { problem: `${JSON.stringify(address.slice(0, 64))}… (${address.length} characters) is not an IPv4 or IPv6 address` };
   if (address.includes('%')) return { problem: `"${address}" has a zone ID (%...): use a global or unique-local address, not a link-local one with its interface` };
   const family = isIP(address);
   if (family === 0) return { problem: `"${address}" is not an IPv4 or IPv6 address` };

@@ -122,3 +122,9 @@ test(`more than ${MAX_BACKENDS_PER_POOL} backends in a pool is an error with the
   assert.equal(e[0]!.path, 'pools.rras.backends');
   assert.match(e[0]!.message, /at most 1024 entries \(got 1025\)/);
 });
+
+test('a long string where an address is expected is quoted cut, not whole', () => {
+  const out = printed(farm(`      - { name: rras1, address: "${'1'.repeat(10_000)}" }`));
+  assert.ok(out.length < 2_000, `printed ${out.length} characters`);
+  assert.match(out, /\(10000 characters\) is not an IPv4 or IPv6 address/);
+});

@@ -40,6 +40,8 @@ export const MAX_CONFIG_BYTES = 1024 * 1024;
 export const MAX_ISSUES = 100;
 /** Longest value or YAML message quoted in an issue, in characters. */
 export const MAX_QUOTED_LENGTH = 80;
+/** Longest message printed for one issue, in characters. */
+export const MAX_MESSAGE_LENGTH = 500;
 /** YAML aliases resolved at most (each `*alias` expands its anchor: a few nested ones multiply). */
 export const MAX_ALIAS_COUNT = 100;
 
@@ -72,7 +74,9 @@ export interface CheckResult {
 export function formatIssue(source: string, issue: ConfigIssue): string {
   const where = issue.line ? `${source}:${issue.line}:${issue.column ?? 1}` : source;
   const path = issue.path ? `${issue.path}: ` : '';
-  return escapeControl(`${where}: ${issue.severity}: ${path}${issue.message}`);
+  // Messages quote values through `quoteValue`; this cut catches any other long interpolation.
+  const message = issue.message.length <= MAX_MESSAGE_LENGTH ? issue.message : `${issue.message.slice(0, MAX_MESSAGE_LENGTH)}…`;
+  return escapeControl(`${where}: ${issue.severity}: ${path}${message}`);
 }
 
 /** Escapes characters that a terminal would interpret, as `\u{…}`. */
