@@ -70,8 +70,6 @@ export interface UdpRelayOptions {
    * ports cannot starve established flows (see relay-new-flow-budget.ts). Infinity: no cap.
    */
   readonly maxNewFlowsPerSecond?: number;
-  /** Most new flows per second from one source (default: the service's `maxNewFlowsPerSecondPerSource`). */
-  readonly maxNewFlowsPerSecondPerSource?: number;
   /**
    * `auto` (default): forward established flows in the native fast path when its addon loads
    * and `VPNLB_RELAY_FASTPATH` is not `0`; `off`: always in JavaScript.
@@ -156,7 +154,7 @@ export class UdpRelay implements DataPlane {
     this.#maxPendingSetups = options.maxPendingSetups ?? 256;
     const perSecond = options.maxNewFlowsPerSecond ?? service.maxNewFlowsPerSecond;
     this.#newFlowBudget = Number.isFinite(perSecond) ? new NewFlowBudget(perSecond, this.#clock.now()) : undefined;
-    const perSource = options.maxNewFlowsPerSecondPerSource ?? service.maxNewFlowsPerSecondPerSource;
+    const perSource = service.maxNewFlowsPerSecondPerSource;
     this.#newFlowsPerSource = Number.isFinite(perSource) && perSource < perSecond ? new SourceRateLimiter({ perSecond: perSource }) : undefined;
     this.#sweepInterval =
       options.sweepInterval ?? Math.min(1000, Math.max(100, Math.floor(Math.min(service.flowTimeout, service.persistenceTimeout) / 4)));
