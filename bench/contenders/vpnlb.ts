@@ -66,7 +66,8 @@ export function vpnlbConfig(c: VpnlbCase): string {
     const p = c.ports;
     const lines = [
       ...(p ? [`ikePort: ${p.ike}`, `natTPort: ${p.natT}`, `backendIkePort: ${p.backendIke}`, `backendNatTPort: ${p.backendNatT}`] : []),
-      ...(c.maxNewFlowsPerSecond ? [`maxNewFlowsPerSecond: ${c.maxNewFlowsPerSecond}`] : []),
+      // The load generator is one source address: its share of the budget is the whole budget.
+      ...(c.maxNewFlowsPerSecond ? [`maxNewFlowsPerSecond: ${c.maxNewFlowsPerSecond}`, `maxNewFlowsPerSecondPerSource: ${c.maxNewFlowsPerSecond}`] : []),
       ...(c.hashSeed !== undefined ? [`hashSeed: ${c.hashSeed}`] : []),
       ...(c.extra ? [c.extra] : []),
     ].map((l) => `      ${l}\n`).join('');
@@ -93,6 +94,9 @@ ${lines}`;
       method: least-connections
       persistence: none
       backendPort: ${c.backendPort}
+      # One load generator address opens every connection: per-source limits would measure themselves.
+      maxConnectionsPerSource: 0
+      maxNewConnectionsPerSecondPerSource: 0
 ${c.cert && c.key ? `      tls: { cert: ${c.cert}, key: ${c.key} }\n` : ''}`;
 }
 

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfigText } from '../config/load-config.js';
 import { Runtime } from '../control/runtime.js';
+import { decide } from '../control/decide.js';
 import type { DataPlane } from '../dataplane/dataplane.js';
 import type { ServiceSnapshot } from '../control/snapshot.js';
 import { silentLogger } from '../log/logger.js';
@@ -96,13 +97,19 @@ test('unknown backend: 404 with a stable code', async () => {
 });
 
 test('GET /api/v1/which answers like the decision function; needs an SPI for ike-spi', async () => {
-  await withRuntime(async (base) => {
-    const res = await fetch(`${base}/api/v1/which?client=203.0.113.5&spi=0102030405060708`);
-    const body = (await res.json()) as { answers: { service: string; backend: string; keyKind: string; slot: number | null }[] };
-    const ike = body.answers.find((a) => a.service === 'ike')!;
-    assert.equal(ike.keyKind, 'ike-spi');
-    assert.ok(['rras1', 'rras2', 'rras3'].includes(ike.backend));
-    assert.equal(typeof ike.slot, 'number');
+  await withRuntime(async (base, rt) => {
+    // Several clients and SPIs, each compared with decide() on the runtime's own snapshot.
+    for (let i = 0; i < 8; i++) {
+      const client = `203.0.113.${i + 1}`;
+      const spi = Buffer.from([1, 2, 3, 4, 5, 6, 7, i]);
+      const res = await fetch(`${base}/api/v1/which?client=${client}&spi=${spi.toString('hex')}`);
+      const body = (await res.json()) as { answers: { service: string; backend: string; keyKind: string; slot: number | null }[] };
+      const ike = body.answers.find((a) => a.service === 'ike')!;
+      const expected = decide(rt.controller.service('ike')!, { address: client, spi });
+      assert.equal(ike.keyKind, 'ike-spi');
+      assert.equal(ike.backend, expected.backend!.name, `${client} spi ${spi.toString('hex')}`);
+      assert.equal(ike.slot, expected.slot);
+    }
     const noSpi = (await (await fetch(`${base}/api/v1/which?client=203.0.113.5&service=ike`)).json()) as { answers: { backend: null; note: string }[] };
     assert.equal(noSpi.answers[0]!.backend, null);
     assert.match(noSpi.answers[0]!.note, /SPI/);

@@ -17,6 +17,8 @@ export const DEFAULTS = Object.freeze({
     verifyCertificate: false,
   },
   backend: { weight: 1, enabled: true, maxConnections: 0 },
+  // Off unless set, as HAProxy's `slowstart` and F5's slow ramp time are.
+  slowStart: 0,
   ikev2: {
     ikePort: 500,
     natTPort: 4500,
@@ -31,6 +33,9 @@ export const DEFAULTS = Object.freeze({
     // One new flow costs ~50 µs of CPU in the relay: 5000/s is at most a quarter of a core, and
     // 10 000 clients reconnecting at once (two flows each) are placed in 4 s.
     maxNewFlowsPerSecond: 5_000,
+    // A quarter of the budget per source: one flooding source leaves three quarters to the
+    // others, and a carrier-grade NAT address still sets up 1250 flows/s (docs/security.md).
+    maxNewFlowsPerSecondPerSourceShare: 0.25,
     table: 'vpnlb',
     hashSeed: 0x7670_6e6c,
     maxSasPerAddress: 1_000,
@@ -44,7 +49,19 @@ export const DEFAULTS = Object.freeze({
     backendPortTls: 443,
     backendPortOffload: 80,
     allowCertificateMismatch: false,
-    maxConnections: 0,
+    maxConnections: 'auto' as const,
+    // Descriptors a tunnel costs: client and server sockets, plus two pipes when spliced.
+    descriptorsPerTunnel: 6,
+    // Descriptors kept out of `maxConnections: auto` for the admin API, health probes, the IKEv2
+    // relay's control sockets, log files and Node itself.
+    reservedDescriptors: 256,
+    // One address may be a whole site behind NAT (carrier-grade NAT, a branch office): 512
+    // tunnels and 20 new connections a second (after a burst of 100) let an office of several
+    // hundred reconnect within seconds, and keep one hostile address to a bounded share
+    // (docs/security.md, "A carrier-grade NAT in front of many clients").
+    maxConnectionsPerSource: 512,
+    maxNewConnectionsPerSecondPerSource: 20,
+    newConnectionBurstPerSource: 100,
     // SSTP tunnels are long-lived; RRAS sends echo requests on idle links well within this.
     idleTimeout: 900_000,
     handshakeTimeout: 10_000,

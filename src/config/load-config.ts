@@ -4,11 +4,13 @@
  * Every problem is reported, not just the first, each with its YAML path and line, so that
  * `vpnlb check` can show an administrator the whole list in one run.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
-import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
+import { LineCounter, parseDocument, isMap, isPair, isScalar, visit, type Document, type Node } from 'yaml';
+import { checkUnicastAddress, canonicalAddress } from './address-rules.js';
+import { MAGLEV_TABLE_SIZE } from '../balancer/maglev/table-size.js';
 import { ConfigSchema, type ConfigInput } from './schema.js';
 import { DEFAULTS } from './defaults.js';
 import type {
@@ -24,6 +26,24 @@ import { VpnlbError } from '../errors.js';
 
 const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
 const validateSchema = ajv.compile<ConfigInput>(ConfigSchema);
+
+/**
+ * Bounds on what the loader reads and prints, for hostile or broken files (issue 11: a 50 MB
+ * value took 26 s and 2 GB and was echoed whole to stderr; 4 MB of random bytes printed 9.4 MB
+ * of errors; a YAML alias bomb ended in a stack trace).
+ *
+ * A real configuration is a few KiB; one with `MAX_BACKENDS_PER_POOL` backends in several pools
+ * stays well under 1 MiB.
+ */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+/** Issues reported at most; the rest are summed up in one last line. */
+export const MAX_ISSUES = 100;
+/** Longest value or YAML message quoted in an issue, in characters. */
+export const MAX_QUOTED_LENGTH = 80;
+/** Longest message printed for one issue, in characters. */
+export const MAX_MESSAGE_LENGTH = 500;
+/** YAML aliases resolved at most (each `*alias` expands its anchor: a few nested ones multiply). */
+export const MAX_ALIAS_COUNT = 100;
 
 /** Thrown by `loadConfigFile` when the file has errors; carries every issue found. */
 export class ConfigError extends VpnlbError {
@@ -46,11 +66,37 @@ export interface CheckResult {
   readonly issues: readonly ConfigIssue[];
 }
 
-/** `file:line:col: error: path: message`, the format compilers and editors understand. */
+/**
+ * `file:line:col: error: path: message`, the format compilers and editors understand. Control
+ * characters (C0, DEL, C1, line and paragraph separators, bidirectional overrides) from the file
+ * are escaped: a key or value must not reach the administrator's terminal as an escape sequence.
+ */
 export function formatIssue(source: string, issue: ConfigIssue): string {
   const where = issue.line ? `${source}:${issue.line}:${issue.column ?? 1}` : source;
   const path = issue.path ? `${issue.path}: ` : '';
-  return `${where}: ${issue.severity}: ${path}${issue.message}`;
+  // Messages quote values through `quoteValue`; this cut catches any other long interpolation.
+  const message = issue.message.length <= MAX_MESSAGE_LENGTH ? issue.message : `${issue.message.slice(0, MAX_MESSAGE_LENGTH)}…`;
+  return escapeControl(`${where}: ${issue.severity}: ${path}${message}`);
+}
+
+/** Escapes characters that a terminal would interpret, as `\u{…}`. */
+export function escapeControl(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
+}
+
+/** A value as an issue quotes it: JSON, cut at `MAX_QUOTED_LENGTH` characters with the full length said. */
+export function quoteValue(value: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return truncate(text);
+}
+
+function truncate(text: string): string {
+  return text.length <= MAX_QUOTED_LENGTH ? text : `${text.slice(0, MAX_QUOTED_LENGTH)}… (${text.length} characters)`;
 }
 
 /** Parses a duration (seconds as a number, or `500ms` / `5s` / `10m` / `2h`) into milliseconds. */
@@ -67,6 +113,8 @@ export function parseDuration(value: number | string): number {
 export function checkConfigFile(path: string): CheckResult {
   let text: string;
   try {
+    const size = statSync(path).size;
+    if (size > MAX_CONFIG_BYTES) return { issues: [tooLarge(size)] };
     text = readFileSync(path, 'utf8');
   } catch (err) {
     return { issues: [{ severity: 'error', path: '', message: `cannot read file: ${(err as Error).message}` }] };
@@ -92,6 +140,7 @@ type PathSeg = string | number;
 
 /** Checks configuration text: YAML syntax, schema, semantics; resolves when error-free. */
 export function checkConfigText(text: string, source = '<embedded>'): CheckResult {
+  if (text.length > MAX_CONFIG_BYTES) return { issues: [tooLarge(Buffer.byteLength(text))] };
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   const issues: ConfigIssue[] = [];
@@ -101,15 +150,26 @@ export function checkConfigText(text: string, source = '<embedded>'): CheckResul
 
   for (const e of doc.errors) {
     const pos = lineCounter.linePos(e.pos[0]);
-    issues.push({ severity: 'error', path: '', line: pos.line, column: pos.col, message: `YAML: ${firstLine(e.message)}` });
+    issues.push({ severity: 'error', path: '', line: pos.line, column: pos.col, message: `YAML: ${truncate(firstLine(e.message))}` });
   }
   for (const w of doc.warnings) {
     const pos = lineCounter.linePos(w.pos[0]);
-    issues.push({ severity: 'warning', path: '', line: pos.line, column: pos.col, message: `YAML: ${firstLine(w.message)}` });
+    issues.push({ severity: 'warning', path: '', line: pos.line, column: pos.col, message: `YAML: ${truncate(firstLine(w.message))}` });
   }
-  if (doc.errors.length > 0) return { issues: sortIssues(issues) };
+  if (doc.errors.length > 0) return { issues: capIssues(sortIssues(issues)) };
 
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (err) {
+    // The yaml library throws (ReferenceError) when aliases expand beyond maxAliasCount: a
+    // "billion laughs" document. An ordinary issue at the first alias, not a stack trace.
+    let at: number | undefined;
+    visit(doc, { Alias: (_k, node) => ((at = node.range?.[0]), visit.BREAK) });
+    const pos = at === undefined ? undefined : lineCounter.linePos(at);
+    issues.push({ severity: 'error', path: '', ...(pos ? { line: pos.line, column: pos.col } : {}), message: `YAML: aliases expand too far (more than ${MAX_ALIAS_COUNT} resolved): ${truncate(firstLine((err as Error).message))}` });
+    return { issues: capIssues(sortIssues(issues)) };
+  }
   if (raw === null || raw === undefined) {
     add('error', [], 'the file is empty: a configuration needs at least `pools` and `services`');
     return { issues };
@@ -119,7 +179,7 @@ export function checkConfigText(text: string, source = '<embedded>'): CheckResul
       const path = pointerToPath(e.instancePath);
       if (e.keyword === 'additionalProperties') {
         const extra = String((e.params as { additionalProperty: string }).additionalProperty);
-        add('error', [...path, extra], `unknown setting "${extra}"${suggest(extra, e)}`, true);
+        add('error', [...path, extra], `unknown setting ${quoteValue(extra)}${suggest(extra, e)}`, true);
       } else if (e.keyword === 'required') {
         const missing = String((e.params as { missingProperty: string }).missingProperty);
         add('error', path, `missing required setting "${missing}"`);
@@ -129,11 +189,26 @@ export function checkConfigText(text: string, source = '<embedded>'): CheckResul
     }
   }
   semanticChecks(raw, add, baseDirOf(source));
-  if (issues.some((i) => i.severity === 'error')) return { issues: sortIssues(issues) };
+  if (issues.some((i) => i.severity === 'error')) return { issues: capIssues(sortIssues(issues)) };
 
   const config = resolve(raw as ConfigInput, source);
   for (const w of warningsFor(config)) add('warning', w.path, w.message);
-  return { config: deepFreeze(config), issues: sortIssues(issues) };
+  return { config: deepFreeze(config), issues: capIssues(sortIssues(issues)) };
+}
+
+function tooLarge(size: number): ConfigIssue {
+  return { severity: 'error', path: '', message: `the file is ${size} bytes; a configuration may be at most ${MAX_CONFIG_BYTES} bytes (1 MiB)` };
+}
+
+/** The first `MAX_ISSUES` issues, and one line that says how many more there were. */
+function capIssues(issues: ConfigIssue[]): ConfigIssue[] {
+  if (issues.length <= MAX_ISSUES) return issues;
+  const rest = issues.slice(MAX_ISSUES);
+  const errors = rest.filter((i) => i.severity === 'error').length;
+  return [
+    ...issues.slice(0, MAX_ISSUES),
+    { severity: errors > 0 ? 'error' : 'warning', path: '', message: `${rest.length} more issue(s) not shown (${errors} error(s)); fix the ones above first` },
+  ];
 }
 
 function firstLine(s: string): string {
@@ -204,17 +279,19 @@ function describeAjvError(e: ErrorObject): string {
   const schema = e.parentSchema as { description?: string; enum?: unknown[] } | undefined;
   switch (e.keyword) {
     case 'enum':
-      return `must be one of: ${(schema?.enum ?? []).join(', ')} (got ${JSON.stringify(e.data)})`;
+      return `must be one of: ${(schema?.enum ?? []).join(', ')} (got ${quoteValue(e.data)})`;
     case 'anyOf':
-      return `must be ${schema?.description ?? 'one of the allowed forms'} (got ${JSON.stringify(e.data)})`;
+      return `must be ${schema?.description ?? 'one of the allowed forms'} (got ${quoteValue(e.data)})`;
     case 'pattern':
       return e.schemaPath.includes('propertyNames')
-        ? `invalid name ${JSON.stringify(e.data)}: use letters, digits, - and _ (start with a letter)`
-        : `invalid value ${JSON.stringify(e.data)}: ${patternHint(e)}`;
+        ? `invalid name ${quoteValue(e.data)}: use letters, digits, - and _ (start with a letter)`
+        : `invalid value ${quoteValue(e.data)}: ${patternHint(e)}`;
     case 'type':
-      return `must be ${(e.params as { type: string }).type} (got ${JSON.stringify(e.data)})`;
+      return `must be ${(e.params as { type: string }).type} (got ${quoteValue(e.data)})`;
+    case 'maxItems':
+      return `at most ${(e.params as { limit: number }).limit} entries (got ${Array.isArray(e.data) ? e.data.length : '?'})${e.instancePath.endsWith('/backends') ? ': see "Maximum number of backends" in docs/configuration.md' : ''}`;
     default:
-      return `${e.message ?? 'invalid'} (got ${JSON.stringify(e.data)})`;
+      return `${e.message ?? 'invalid'} (got ${quoteValue(e.data)})`;
   }
 }
 
@@ -228,7 +305,8 @@ function patternHint(e: ErrorObject): string {
 function suggest(extra: string, e: ErrorObject): string {
   const schema = e.parentSchema as { properties?: Record<string, unknown> } | undefined;
   const known = Object.keys(schema?.properties ?? {});
-  const close = known.find((k) => editDistance(k.toLowerCase(), extra.toLowerCase()) <= 2);
+  // Edit distance is quadratic: a hostile 50 MB key must not cost minutes.
+  const close = extra.length > 64 ? undefined : known.find((k) => editDistance(k.toLowerCase(), extra.toLowerCase()) <= 2);
   return close ? ` (did you mean "${close}"?)` : known.length ? ` (allowed: ${known.join(', ')})` : '';
 }
 
@@ -274,12 +352,14 @@ function semanticChecks(raw: unknown, add: AddIssue, baseDir: string): void {
         else seen.set(b.name, i);
       }
       if (typeof b.address === 'string') {
-        const fam = isIP(b.address);
-        if (fam === 0) add('error', [...base, 'address'], `"${b.address}" is not an IPv4 or IPv6 address`);
+        const checked = checkUnicastAddress(b.address);
+        if ('problem' in checked) add('error', [...base, 'address'], checked.problem);
         else {
-          families.add(fam);
-          if (addresses.has(b.address)) add('error', [...base, 'address'], `address ${b.address} is already used by backends[${addresses.get(b.address)}]`);
-          else addresses.set(b.address, i);
+          families.add(checked.family);
+          // Compared in canonical form: ::ffff:198.18.1.10 and 198.18.1.10 are one server.
+          const prev = addresses.get(checked.canonical);
+          if (prev !== undefined) add('error', [...base, 'address'], `address ${b.address} is the same host as backends[${prev}] (${checked.canonical})`);
+          else addresses.set(checked.canonical, i);
         }
       }
     });
@@ -301,6 +381,13 @@ function semanticChecks(raw: unknown, add: AddIssue, baseDir: string): void {
     }
   }
 
+  // The admin listener may be the unspecified address (every address of the host), but it must
+  // be an address: `vpnlb run` would otherwise fail only at start (issue 11).
+  if (isObj(raw.admin) && typeof raw.admin.listen === 'string') {
+    const listen = raw.admin.listen;
+    if (listen.includes('%') || isIP(listen) === 0) add('error', ['admin', 'listen'], `${quoteValue(listen)} is not an IPv4 or IPv6 address (without zone ID)`);
+  }
+
   const services = isObj(raw.services) ? raw.services : {};
   const names = new Map<string, string>();
   const listeners = new Map<string, string>();
@@ -317,8 +404,9 @@ function semanticChecks(raw: unknown, add: AddIssue, baseDir: string): void {
     }
     let vipFamily = 0;
     if (typeof s.virtualIp === 'string') {
-      vipFamily = isIP(s.virtualIp);
-      if (vipFamily === 0) add('error', [...base, 'virtualIp'], `"${s.virtualIp}" is not an IPv4 or IPv6 address`);
+      const checked = checkUnicastAddress(s.virtualIp);
+      if ('problem' in checked) add('error', [...base, 'virtualIp'], checked.problem);
+      else vipFamily = checked.family;
     }
     if (typeof s.pool === 'string') {
       if (!(s.pool in pools)) add('error', [...base, 'pool'], `unknown pool "${s.pool}" (defined: ${Object.keys(pools).join(', ') || 'none'})`);
@@ -341,9 +429,10 @@ function semanticChecks(raw: unknown, add: AddIssue, baseDir: string): void {
     checkCommon('ikev2', s, i);
     const ikePort = typeof s.ikePort === 'number' ? s.ikePort : DEFAULTS.ikev2.ikePort;
     const natTPort = typeof s.natTPort === 'number' ? s.natTPort : DEFAULTS.ikev2.natTPort;
-    if (typeof s.virtualIp === 'string') {
-      if (ikePort !== 0) claim(`udp/${s.virtualIp}/${ikePort}`, [...base, 'virtualIp'], `UDP ${s.virtualIp} port ${ikePort}`);
-      if (natTPort !== 0) claim(`udp/${s.virtualIp}/${natTPort}`, [...base, 'virtualIp'], `UDP ${s.virtualIp} port ${natTPort}`);
+    if (typeof s.virtualIp === 'string' && isIP(s.virtualIp) !== 0) {
+      const vip = canonicalAddress(s.virtualIp);
+      if (ikePort !== 0) claim(`udp/${vip}/${ikePort}`, [...base, 'virtualIp'], `UDP ${s.virtualIp} port ${ikePort}`);
+      if (natTPort !== 0) claim(`udp/${vip}/${natTPort}`, [...base, 'virtualIp'], `UDP ${s.virtualIp} port ${natTPort}`);
     }
     if (ikePort !== 0 && ikePort === natTPort) add('error', [...base, 'natTPort'], 'ikePort and natTPort must differ');
     if (isObj(s.snat)) {
@@ -351,9 +440,10 @@ function semanticChecks(raw: unknown, add: AddIssue, baseDir: string): void {
       const seen = new Set<string>();
       arr(s.snat.addresses).forEach((a, j) => {
         if (typeof a !== 'string') return;
-        if (isIP(a) === 0) add('error', [...base, 'snat', 'addresses', j], `"${a}" is not an IPv4 or IPv6 address`);
-        else if (seen.has(a)) add('error', [...base, 'snat', 'addresses', j], `duplicate SNAT address ${a}`);
-        seen.add(a);
+        const checked = checkUnicastAddress(a);
+        if ('problem' in checked) add('error', [...base, 'snat', 'addresses', j], checked.problem);
+        else if (seen.has(checked.canonical)) add('error', [...base, 'snat', 'addresses', j], `duplicate SNAT address ${a}`);
+        else seen.add(checked.canonical);
       });
     }
     if (s.dataplane !== 'userspace' && typeof s.virtualIp === 'string' && isIP(s.virtualIp) !== 0) {
@@ -371,7 +461,7 @@ function semanticChecks(raw: unknown, add: AddIssue, baseDir: string): void {
     const base: PathSeg[] = ['services', 'sstp', i];
     checkCommon('sstp', s, i);
     const port = typeof s.port === 'number' ? s.port : DEFAULTS.sstp.port;
-    if (typeof s.virtualIp === 'string' && port !== 0) claim(`tcp/${s.virtualIp}/${port}`, [...base, 'virtualIp'], `TCP ${s.virtualIp} port ${port}`);
+    if (typeof s.virtualIp === 'string' && isIP(s.virtualIp) !== 0 && port !== 0) claim(`tcp/${canonicalAddress(s.virtualIp)}/${port}`, [...base, 'virtualIp'], `TCP ${s.virtualIp} port ${port}`);
     const mode = typeof s.mode === 'string' ? s.mode : DEFAULTS.sstp.mode;
     if ((mode === 'offload' || mode === 'reencrypt') && !isObj(s.tls)) {
       add('error', base, `mode ${mode} terminates TLS: it needs "tls" with the certificate and key clients will see`);
@@ -450,6 +540,7 @@ function resolve(input: ConfigInput, source: string): Config {
           maxConnections: b.maxConnections ?? DEFAULTS.backend.maxConnections,
         }),
       ),
+      slowStart: parseDuration(p.slowStart ?? DEFAULTS.slowStart),
     };
   }
   const D = DEFAULTS.ikev2;
@@ -474,8 +565,11 @@ function resolve(input: ConfigInput, source: string): Config {
       persistenceTimeout: parseDuration(s.persistenceTimeout ?? D.persistenceTimeout / 1000),
       maxFlows: s.maxFlows ?? D.maxFlows,
       maxNewFlowsPerSecond: s.maxNewFlowsPerSecond ?? D.maxNewFlowsPerSecond,
+      maxNewFlowsPerSecondPerSource:
+        s.maxNewFlowsPerSecondPerSource ?? Math.max(1, Math.ceil((s.maxNewFlowsPerSecond ?? D.maxNewFlowsPerSecond) * D.maxNewFlowsPerSecondPerSourceShare)),
       table: s.table ?? D.table,
       hashSeed: s.hashSeed ?? D.hashSeed,
+      slowStart: s.slowStart !== undefined ? parseDuration(s.slowStart) : (pools[s.pool]?.slowStart ?? DEFAULTS.slowStart),
       ...(s.monitor !== undefined ? { monitor: s.monitor } : {}),
     }),
   );
@@ -496,10 +590,13 @@ function resolve(input: ConfigInput, source: string): Config {
       backendPort: s.backendPort ?? (mode === 'offload' ? S.backendPortOffload : S.backendPortTls),
       allowCertificateMismatch: s.allowCertificateMismatch ?? S.allowCertificateMismatch,
       maxConnections: s.maxConnections ?? S.maxConnections,
+      maxConnectionsPerSource: s.maxConnectionsPerSource ?? S.maxConnectionsPerSource,
+      maxNewConnectionsPerSecondPerSource: s.maxNewConnectionsPerSecondPerSource ?? S.maxNewConnectionsPerSecondPerSource,
       idleTimeout: parseDuration(s.idleTimeout ?? S.idleTimeout / 1000),
       handshakeTimeout: parseDuration(s.handshakeTimeout ?? S.handshakeTimeout / 1000),
       connectTimeout: parseDuration(s.connectTimeout ?? S.connectTimeout / 1000),
       drainTimeout: parseDuration(s.drainTimeout ?? S.drainTimeout / 1000),
+      slowStart: s.slowStart !== undefined ? parseDuration(s.slowStart) : (pools[s.pool]?.slowStart ?? DEFAULTS.slowStart),
       ...(s.monitor !== undefined ? { monitor: s.monitor } : {}),
     };
   });
@@ -541,7 +638,28 @@ function warningsFor(config: Config): { path: PathSeg[]; message: string }[] {
       out.push({ path: ['services', 'sstp', i, 'allowCertificateMismatch'], message: 'RRAS does not support a server certificate that differs from the front one: SSTP crypto binding will fail' });
     }
   });
+  const vipWarnings = (kind: 'ikev2' | 'sstp', s: { virtualIp: string; pool: string }, i: number) => {
+    const vip = canonicalAddress(s.virtualIp);
+    const same = config.pools[s.pool]?.backends.find((b) => canonicalAddress(b.address) === vip);
+    if (same) out.push({ path: ['services', kind, i, 'virtualIp'], message: `the virtual IP ${s.virtualIp} is also the address of backend ${same.name}: clients would be sent to the balancer itself` });
+  };
+  config.services.ikev2.forEach((s, i) => vipWarnings('ikev2', s, i));
+  config.services.sstp.forEach((s, i) => vipWarnings('sstp', s, i));
   for (const [name, pool] of Object.entries(config.pools)) {
+    pool.backends.forEach((b, i) => {
+      const checked = checkUnicastAddress(b.address);
+      if (!('problem' in checked) && checked.isLoopback) {
+        out.push({ path: ['pools', name, 'backends', i, 'address'], message: `${b.address} is a loopback address: only a server on the balancer host itself can answer there (fine for a demo or a test, not for a farm)` });
+      }
+    });
+    // Maglev §3.4: a backend's share of the 65537 slots follows its weight; below one slot it
+    // gets no client at all from the hash (the kernel plane, maglev method).
+    const total = pool.backends.reduce((n, b) => n + (b.enabled ? b.weight : 0), 0);
+    pool.backends.forEach((b, i) => {
+      if (b.enabled && b.weight > 0 && total > 0 && (b.weight / total) * MAGLEV_TABLE_SIZE < 1) {
+        out.push({ path: ['pools', name, 'backends', i, 'weight'], message: `weight ${b.weight} of ${total} in all gives ${b.name} less than one of the ${MAGLEV_TABLE_SIZE} Maglev slots: it would get no client by hash` });
+      }
+    });
     if (!config.services.ikev2.some((s) => s.pool === name) && !config.services.sstp.some((s) => s.pool === name)) {
       out.push({ path: ['pools', name], message: `pool "${name}" is not used by any service` });
     }

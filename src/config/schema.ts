@@ -44,9 +44,19 @@ export const BackendSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * Most backends in one pool. The Maglev table has 65537 slots (Maglev §5.3: shares of equal
+ * weights differ by at most one slot only while the table is much larger than the backend
+ * set); at 1024 backends of equal weight each still has ~64 slots. (Before the limit, a pool of
+ * 100,000 backends loaded and 34,463 of them silently got no slot.)
+ */
+export const MAX_BACKENDS_PER_POOL = 1024;
+
 export const PoolSchema = Type.Object(
   {
-    backends: Type.Array(BackendSchema, { minItems: 1 }),
+    backends: Type.Array(BackendSchema, { minItems: 1, maxItems: MAX_BACKENDS_PER_POOL }),
+    /** Slow start: a backend that comes back up (or is added) ramps up to its full share over this time (0: off). */
+    slowStart: Type.Optional(DurationSchema),
   },
   { additionalProperties: false },
 );
@@ -116,10 +126,14 @@ export const Ikev2ServiceSchema = Type.Object(
     maxFlows: Type.Optional(Type.Integer({ minimum: 16, maximum: 10000000 })),
     /** Userspace relay: most new flows set up per second (a flood of new source ports is shed beyond it). */
     maxNewFlowsPerSecond: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000000 })),
+    /** Userspace relay: most new flows per second from one source address (its fair share of the budget). */
+    maxNewFlowsPerSecondPerSource: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000000 })),
     /** nftables table name for the kernel data plane. */
     table: Type.Optional(Type.String({ pattern: '^[a-zA-Z][a-zA-Z0-9_]{0,30}$' })),
     /** Hash seed shared by every balancer node of a farm. */
     hashSeed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295 })),
+    /** Slow start for this service's backends (overrides the pool's `slowStart`). */
+    slowStart: Type.Optional(DurationSchema),
     monitor: Type.Optional(NameSchema),
   },
   { additionalProperties: false },
@@ -153,11 +167,18 @@ export const SstpServiceSchema = Type.Object(
     backendPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
     /** reencrypt: accept a server certificate that differs from the front one. */
     allowCertificateMismatch: Type.Optional(Type.Boolean()),
-    maxConnections: Type.Optional(Type.Integer({ minimum: 0 })),
+    /** Most concurrent connections: a number (0: no limit) or `auto` (from the open-file limit). */
+    maxConnections: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.Literal('auto')], { description: 'a number of connections (0: no limit) or auto' })),
+    /** Most concurrent connections from one client address (0: no limit). */
+    maxConnectionsPerSource: Type.Optional(Type.Integer({ minimum: 0, maximum: 10000000 })),
+    /** Most new connections per second from one client address (0: no limit). */
+    maxNewConnectionsPerSecondPerSource: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000000 })),
     idleTimeout: Type.Optional(DurationSchema),
     handshakeTimeout: Type.Optional(DurationSchema),
     connectTimeout: Type.Optional(DurationSchema),
     drainTimeout: Type.Optional(DurationSchema),
+    /** Slow start for this service's backends (overrides the pool's `slowStart`). */
+    slowStart: Type.Optional(DurationSchema),
     monitor: Type.Optional(NameSchema),
   },
   { additionalProperties: false },

@@ -26,6 +26,8 @@ export type Backend = Resolved<BackendInput, never> & {
 export interface Pool {
   readonly name: string;
   readonly backends: readonly Backend[];
+  /** Slow start in ms (0: off). */
+  readonly slowStart: number;
 }
 
 export type Monitor = Resolved<MonitorInput, 'interval' | 'timeout', 'port' | 'sni' | 'ca'> & {
@@ -40,7 +42,7 @@ export interface Snat {
 
 export type Ikev2Service = Resolved<
   Omit<Ikev2ServiceInput, 'snat'>,
-  'flowTimeout' | 'persistenceTimeout',
+  'flowTimeout' | 'persistenceTimeout' | 'slowStart',
   'monitor'
 > & {
   readonly snat?: Snat;
@@ -50,7 +52,7 @@ export type Ikev2Service = Resolved<
 
 export type SstpService = Resolved<
   Omit<SstpServiceInput, 'tls'>,
-  'persistenceTimeout' | 'idleTimeout' | 'handshakeTimeout' | 'connectTimeout' | 'drainTimeout',
+  'persistenceTimeout' | 'idleTimeout' | 'handshakeTimeout' | 'connectTimeout' | 'drainTimeout' | 'slowStart',
   'monitor'
 > & {
   readonly tls?: { readonly cert: string; readonly key: string };

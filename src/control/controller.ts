@@ -3,6 +3,16 @@
  * API reports operator actions, data planes report safety errors (certificate mismatch); the
  * controller computes each backend's effective state, builds a new immutable snapshot and
  * publishes it to every subscriber (data planes, status API, metrics) in one step.
+ *
+ * Slow start (`slowStart`, per pool or service): a backend that comes back up (from down or
+ * disabled) enters with a fraction of its weight, raised in `SLOW_START_STEPS` equal steps
+ * over the duration, one new snapshot per step. Every data plane follows from the snapshot
+ * alone: least connections and round robin see a smaller weight (a recovered server under least
+ * connections would otherwise take every new client until it caught up: the thundering herd
+ * that HAProxy's `slowstart` and F5's slow ramp time exist for), and the Maglev table gives the
+ * backend that fraction of its slots, so the kernel plane hands its slots over in steps instead
+ * of one map rewrite. Several balancer nodes may be a step apart during a ramp: they disagree
+ * only on new clients of the ramping backend's slots, and established flows are untouched.
  */
 import { EventEmitter } from 'node:events';
 import { ConnectionCounts, type Candidate } from '../balancer/balancer.js';
@@ -28,6 +38,16 @@ export interface Transition {
   readonly at: string;
 }
 
+/** Weight steps of a slow start (one snapshot each; the kernel plane rewrites its map each time). */
+export const SLOW_START_STEPS = 10;
+
+/** The fraction of its weight a backend has `elapsed` ms into a slow start of `duration` ms. */
+export function slowStartShare(elapsed: number, duration: number): number {
+  if (duration <= 0 || elapsed >= duration) return 1;
+  const step = Math.floor((Math.max(0, elapsed) * SLOW_START_STEPS) / duration) + 1;
+  return Math.min(1, step / SLOW_START_STEPS);
+}
+
 interface BackendRecord {
   readonly name: string;
   readonly pool: string;
@@ -41,6 +61,8 @@ interface BackendRecord {
   state: BackendState;
   reason: string;
   since: string;
+  /** When the backend entered slow start (epoch ms); undefined when not ramping. */
+  rampFrom: number | undefined;
 }
 
 interface ServiceRecord {
@@ -63,6 +85,8 @@ export class Controller extends EventEmitter<ControllerEvents> {
   readonly #now: () => Date;
   #snapshot: Snapshot;
   #version = 0;
+  /** The next slow-start step (a snapshot rebuild), while any backend ramps. */
+  #rampTimer: NodeJS.Timeout | undefined;
 
   constructor(config: Config, options: { now?: () => Date } = {}) {
     super();
@@ -95,6 +119,7 @@ export class Controller extends EventEmitter<ControllerEvents> {
             state: 'up',
             reason: '',
             since: at,
+            rampFrom: undefined,
           };
         }),
       });
@@ -104,6 +129,18 @@ export class Controller extends EventEmitter<ControllerEvents> {
     this.#services = services;
     for (const s of services) for (const b of s.backends) this.#recompute(s, b, at, false);
     this.#snapshot = this.#build();
+  }
+
+  /** Publishes the next slow-start step (the step timer calls it; tests with an injected clock too). */
+  refreshSlowStart(): void {
+    this.#rampTimer = undefined;
+    if (this.#services.some((s) => s.backends.some((b) => b.rampFrom !== undefined))) this.#changed([]);
+  }
+
+  /** Stops the slow-start timer (the runtime calls it at stop). */
+  dispose(): void {
+    clearTimeout(this.#rampTimer);
+    this.#rampTimer = undefined;
   }
 
   /** The current snapshot (immutable). */
@@ -199,13 +236,31 @@ export class Controller extends EventEmitter<ControllerEvents> {
     if (changed) {
       b.state = state;
       b.since = at;
+      // Back from down or disabled: a server with no tunnels, which least connections would
+      // flood. (From draining it kept its tunnels; at start every backend is new alike.)
+      b.rampFrom = state === 'up' && emit && (from === 'down' || from === 'disabled') && s.service.slowStart > 0 ? Date.parse(at) : undefined;
       if (emit) this.emit('transition', { service: s.service.name, backend: b.name, from, to: state, reason, at });
     }
     return changed;
   }
 
   #build(): Snapshot {
+    const now = this.#now().getTime();
+    let nextStep = Infinity;
+    const shareOf = (s: ServiceRecord, b: BackendRecord): number => {
+      if (b.rampFrom === undefined) return 1;
+      const duration = s.service.slowStart;
+      const elapsed = now - b.rampFrom;
+      if (elapsed >= duration) {
+        b.rampFrom = undefined;
+        return 1;
+      }
+      const stepMs = duration / SLOW_START_STEPS;
+      nextStep = Math.min(nextStep, b.rampFrom + (Math.floor(Math.max(0, elapsed) / stepMs) + 1) * stepMs - now);
+      return slowStartShare(elapsed, duration);
+    };
     const services = this.#services.map((s): ServiceSnapshot => {
+      const shares = new Map(s.backends.map((b) => [b.name, shareOf(s, b)]));
       const backends: BackendStatus[] = s.backends.map((b) => ({
         name: b.name,
         pool: b.pool,
@@ -219,10 +274,13 @@ export class Controller extends EventEmitter<ControllerEvents> {
         state: b.state,
         reason: b.reason,
         since: b.since,
+        ...(b.rampFrom !== undefined
+          ? { slowStart: { share: shares.get(b.name) ?? 1, until: new Date(b.rampFrom + s.service.slowStart).toISOString() } }
+          : {}),
       }));
       let candidates: Candidate[] = backends
         .filter((b) => b.state === 'up' && b.weight > 0)
-        .map((b) => ({ name: b.name, address: b.address, weight: b.weight }));
+        .map((b) => ({ name: b.name, address: b.address, weight: b.weight * (shares.get(b.name) ?? 1) }));
       let isAllDownFallback = false;
       if (candidates.length === 0 && this.config.health.allDown === 'serve-all') {
         // Every backend is down. Rather than refuse everyone, send new clients to every
@@ -245,6 +303,16 @@ export class Controller extends EventEmitter<ControllerEvents> {
         ? { ...base, kind: 'ikev2', service: s.service as Ikev2Service }
         : { ...base, kind: 'sstp', service: s.service as SstpService };
     });
+    this.#scheduleRamp(nextStep);
     return Object.freeze({ version: ++this.#version, createdAt: this.#now().toISOString(), services: Object.freeze(services) });
+  }
+
+  /** A rebuild at the next slow-start step (at most one timer; none when nothing ramps). */
+  #scheduleRamp(delay: number): void {
+    clearTimeout(this.#rampTimer);
+    this.#rampTimer = undefined;
+    if (!Number.isFinite(delay)) return;
+    this.#rampTimer = setTimeout(() => this.refreshSlowStart(), Math.max(1, Math.ceil(delay)));
+    this.#rampTimer.unref();
   }
 }

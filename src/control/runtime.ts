@@ -74,7 +74,24 @@ export class Runtime {
     return this.#applied;
   }
 
+  /**
+   * Starts every part. A fatal error at any step (a listener that cannot bind, a data plane
+   * that cannot start, the admin address in use or not an address) first undoes what had
+   * started — listeners closed, monitors stopped, kernel state removed — and then rejects, so
+   * that `vpnlb run` exits non-zero and a service manager's `Restart=on-failure` fires. (Before,
+   * the error was logged and the process stayed up with half of its services.)
+   */
   async start(): Promise<void> {
+    try {
+      await this.#start();
+    } catch (err) {
+      this.#opts.logger.error({ component: 'runtime', err }, `start-up failed, undoing what had started: ${(err as Error).message}`);
+      await this.stop();
+      throw err;
+    }
+  }
+
+  async #start(): Promise<void> {
     const { logger, config } = this.#opts;
     const ctx: RuntimeContext = { config, controller: this.controller, logger, metrics: this.metrics };
     const transitions = this.metrics.counter({
@@ -122,7 +139,7 @@ export class Runtime {
     for (const s of this.controller.snapshot().services) {
       const dp = await this.#opts.createDataPlane(s, ctx);
       this.#dataPlanes.set(s.name, dp);
-      await dp.start(this.controller.service(s.name) ?? s);
+      await dp.start(this.controller.service(s.name) ?? s); // on failure, stop() undoes what it began
       this.#applied.set(s.name, this.controller.snapshot().version);
       const st = dp.status();
       logger.info({ component: 'runtime', service: s.name, dataplane: st.dataplane, listeners: st.listeners }, `${s.name}: serving on ${st.listeners.join(', ')} (${st.dataplane})`);
@@ -185,6 +202,7 @@ export class Runtime {
         this.#opts.logger.error({ component: 'runtime', service: name, err }, `${name}: stopping the data plane failed`);
       }
     }
+    this.controller.dispose();
     this.controller.removeAllListeners();
   }
 }

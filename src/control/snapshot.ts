@@ -37,6 +37,11 @@ export interface BackendStatus {
   readonly reason: string;
   /** When `state` last changed (ISO 8601). */
   readonly since: string;
+  /**
+   * Present while the backend is in slow start (it came back up, or was added, less than
+   * `slowStart` ago): the fraction of its weight it has now, and when the ramp ends.
+   */
+  readonly slowStart?: { readonly share: number; readonly until: string };
 }
 
 interface ServiceSnapshotBase {

@@ -4,7 +4,7 @@ import { adminUrl, callAdmin } from './admin-client.js';
 interface StatusBody {
   config: string;
   warnings: string[];
-  services: { name: string; kind: string; dataplane: string; virtualIp: string; backends: { name: string; address: string; state: string; reason: string; since: string }[] }[];
+  services: { name: string; kind: string; dataplane: string; virtualIp: string; backends: { name: string; address: string; state: string; reason: string; since: string; slowStart?: { share: number; until: string } }[] }[];
 }
 
 /** `vpnlb status`: the running balancer's services and backends, in a terminal table. */
@@ -22,7 +22,10 @@ export const statusCommand: Command = {
     const s = body as StatusBody;
     for (const svc of s.services) {
       io.out(`${svc.name} (${svc.kind}, ${svc.virtualIp}, ${svc.dataplane})`);
-      for (const b of svc.backends) io.out(`  ${b.name.padEnd(16)} ${b.address.padEnd(24)} ${b.state.padEnd(9)} since ${b.since}  ${b.reason}`);
+      for (const b of svc.backends) {
+        const ramp = b.slowStart ? `  (slow start: ${Math.round(b.slowStart.share * 100)} % of its weight until ${b.slowStart.until})` : '';
+        io.out(`  ${b.name.padEnd(16)} ${b.address.padEnd(24)} ${b.state.padEnd(9)} since ${b.since}  ${b.reason}${ramp}`);
+      }
     }
     for (const w of s.warnings) io.out(`warning: ${w}`);
     return 0;

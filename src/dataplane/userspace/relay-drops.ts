@@ -24,6 +24,9 @@ import { SYSTEM_CLOCK, type Clock } from './flow-table.js';
  * - `new-flow-shed`: too many upstream sockets are being set up, or the budget of new flows
  *   per second is spent (relay-new-flow-budget.ts); new flows wait their turn (the client
  *   retransmits) and existing flows are not affected.
+ * - `new-flow-source-shed`: the source address has spent its own share of the new-flow budget
+ *   (`maxNewFlowsPerSecondPerSource`, source-rate-limiter.ts): one flooding source is held to it
+ *   and the rest of the budget stays for the other clients.
  * - `queue-full`: packets arrived faster than an upstream socket could be set up.
  * - `socket-error`: an upstream socket could not be created, bound or used.
  */
@@ -38,6 +41,7 @@ export const RELAY_DROP_REASONS = [
   'new-flow-shed',
   'queue-full',
   'socket-error',
+  'new-flow-source-shed',
 ] as const;
 
 export type RelayDropReason = (typeof RELAY_DROP_REASONS)[number];

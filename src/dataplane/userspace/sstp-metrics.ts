@@ -14,6 +14,9 @@ export type SstpRejectReason =
   | `tls-${string}`
   | 'handshake-timeout'
   | 'service-limit'
+  | 'source-limit'
+  | 'source-rate'
+  | 'hello-memory'
   | 'no-backend'
   | 'backend-connect-failed'
   | 'backend-no-answer'
@@ -64,6 +67,11 @@ export function sstpMetrics(metrics: Metrics) {
     spliced: metrics.gauge({
       name: 'vpnlb_sstp_spliced_tunnels',
       help: 'Established SSTP passthrough tunnels relayed by the native splice path (the rest are Node pipes), by service.',
+      labelNames: ['service'],
+    }),
+    helloBytes: metrics.gauge({
+      name: 'vpnlb_sstp_hello_bytes_held',
+      help: 'Octets held for ClientHellos not yet complete beyond the small allowance per connection (the budget is 32 MiB per service), by service.',
       labelNames: ['service'],
     }),
     backendFailures: metrics.counter({

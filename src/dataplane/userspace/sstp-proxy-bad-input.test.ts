@@ -4,10 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import tls from 'node:tls';
 import { setImmediate as tick } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { NODE_TLS13_CLIENT_HELLO } from '../../protocol/tls/tls-fixtures.js';
-import { SPLICE_RUNS, startProxyLab, type ProxyLab } from './sstp-test-lab.js';
+import { eventually, SPLICE_RUNS, startProxyLab, type ProxyLab } from './sstp-test-lab.js';
 
 /** Opens a raw TCP connection, sends `bytes`, optionally half-closes, and resolves when the proxy closes it. */
 async function rawExchange(lab: ProxyLab, bytes: Uint8Array, options: { end?: boolean } = {}): Promise<{ received: number }> {
@@ -124,6 +125,92 @@ for (const run of SPLICE_RUNS) describe(`SstpProxy bad input (${run.name})`, { s
     }
   });
 });
+
+describe('SstpProxy memory and time limits (issue 11)', () => {
+  it('1,000 connections announcing 64 KiB ClientHellos hold memory by the octets they sent, not by what they announce; a client still connects', async (t) => {
+    const lab = await startProxyLab({ splice: 'off', backends: [{ name: 'rras1' }], service: { maxConnectionsPerSource: 0, maxNewConnectionsPerSecondPerSource: 0, handshakeTimeout: '30s' } });
+    const sockets: net.Socket[] = [];
+    try {
+      const before = process.memoryUsage().arrayBuffers;
+      // Record header (16 KiB record) + handshake header announcing a 65,535-octet ClientHello.
+      const announce = Buffer.from('16030140000100ffff', 'hex');
+      sockets.push(...openMany(lab, 1_000, announce));
+      await eventually(() => lab.proxy.openConnections() === 1_000, 'every connection accepted');
+      await new Promise((r) => setTimeout(r, 200)); // the 9 octets of each are read
+      const grown = process.memoryUsage().arrayBuffers - before;
+      const what = `array buffers grew by ${Math.round(grown / 1024)} KiB for 1,000 announcements`;
+      t.diagnostic(what);
+      // Before: 64 KiB each at once, 64 MB in all. Now: the reader's first 512-octet buffer each.
+      assert.ok(grown < 8 * 1024 * 1024, what);
+      const c = await lab.client();
+      await c.echo();
+    } finally {
+      for (const s of sockets) s.destroy();
+      await lab.close();
+    }
+  });
+
+  it('large hellos share a memory budget: beyond it they are refused (hello-memory) while small hellos still pass', async () => {
+    const lab = await startProxyLab({ splice: 'off', backends: [{ name: 'rras1' }], service: { maxConnectionsPerSource: 0, maxNewConnectionsPerSecondPerSource: 0, handshakeTimeout: '30s' } });
+    const sockets: net.Socket[] = [];
+    try {
+      // 40 KiB of a 64 KiB hello each: 24 KiB each above the small allowance; the 32 MiB budget
+      // holds ~1,365 of them, so 1,500 go over it.
+      const part = Buffer.concat([Buffer.from('16030140000100ffff', 'hex'), Buffer.alloc(16_380, 0x41), Buffer.from('1603014000', 'hex'), Buffer.alloc(16_384, 0x41), Buffer.from('1603014000', 'hex'), Buffer.alloc(8_000, 0x41)]);
+      sockets.push(...openMany(lab, 1_500, part));
+      await eventually(async () => (await lab.metric('vpnlb_sstp_rejected_total', { reason: 'hello-memory' })) > 0, 'the budget to refuse', 20_000);
+      assert.ok((await lab.metric('vpnlb_sstp_hello_bytes_held')) <= 32 * 1024 * 1024);
+      const c = await lab.client();
+      await c.echo();
+    } finally {
+      for (const s of sockets) s.destroy();
+      await lab.close();
+    }
+  });
+
+  it('maxConnections: auto follows the open-file limit; an explicit number beyond it is warned about at start', async () => {
+    const auto = await startProxyLab({ splice: 'off', backends: [{ name: 'rras1' }], openFileLimit: 1_024 });
+    try {
+      assert.equal(auto.proxy.maxConnections, 128, '(1024 - 256 reserved) / 6 descriptors per tunnel');
+      assert.deepEqual(auto.proxy.status().warnings, []);
+    } finally {
+      await auto.close();
+    }
+    const explicit = await startProxyLab({ splice: 'off', backends: [{ name: 'rras1' }], openFileLimit: 1_024, service: { maxConnections: 3_000 } });
+    try {
+      assert.equal(explicit.proxy.maxConnections, 3_000);
+      assert.match(explicit.proxy.status().warnings.join('\n'), /maxConnections 3000 exceeds what the open-file limit 1024 allows \(128/);
+    } finally {
+      await explicit.close();
+    }
+  });
+
+  it('a client that completes TLS (offload) and then sends nothing is closed at handshakeTimeout, not idleTimeout', async () => {
+    const lab = await startProxyLab({ backends: [{ name: 'rras1' }], service: { mode: 'offload', handshakeTimeout: '300ms' } });
+    try {
+      const s = tls.connect({ port: lab.proxy.port(), host: '127.0.0.1', rejectUnauthorized: false });
+      s.on('error', () => {});
+      await new Promise((r) => s.once('secureConnect', r));
+      const closed = await Promise.race([new Promise((r) => s.once('close', () => r(true))), new Promise((r) => setTimeout(() => r(false), 5_000))]);
+      s.destroy();
+      assert.equal(closed, true, 'closed by the deadline from accept');
+      assert.equal(await lab.metric('vpnlb_sstp_rejected_total', { reason: 'handshake-timeout' }), 1);
+      await (await lab.client()).echo();
+    } finally {
+      await lab.close();
+    }
+  });
+});
+
+/** Opens `n` raw connections to the proxy, each sending `bytes` once connected. */
+function openMany(lab: ProxyLab, n: number, bytes: Uint8Array): net.Socket[] {
+  return Array.from({ length: n }, () => {
+    const s = net.connect(lab.proxy.port(), '127.0.0.1');
+    s.on('error', () => {});
+    s.once('connect', () => s.write(bytes));
+    return s;
+  });
+}
 
 /** After the failures, no connection is still counted against any backend. */
 async function eventually0(lab: ProxyLab): Promise<void> {

@@ -195,6 +195,32 @@ for (const run of SPLICE_RUNS) describe(`SstpProxy passthrough (${run.name})`, {
   });
 });
 
+describe('SstpProxy slow start (issue 11, finding 7)', () => {
+  for (const slowStart of [undefined, '60s']) {
+    it(`a server back up under a stream of new SSTP clients: ${slowStart ? 'slowStart ramps its share' : 'without slow start it takes them all'}`, async () => {
+      const lab = await startProxyLab({ splice: 'off', backends: [{ name: 'rras1' }, { name: 'rras2' }], service: { persistence: 'none', ...(slowStart ? { slowStart } : {}) } });
+      try {
+        lab.controller.setHealth('sstp', 'rras2', 'down', 'probe failed');
+        for (let i = 0; i < 10; i++) await lab.client();
+        lab.controller.setHealth('sstp', 'rras2', 'up', 'probe answered');
+        // The next ten clients, one after the other, within the first step (6 s of 60).
+        for (let i = 0; i < 10; i++) await lab.client();
+        const onRras2 = lab.sims.get('rras2')!.report().connections.length;
+        if (!slowStart) {
+          assert.equal(onRras2, 10, 'the herd: every new client to the recovered server');
+        } else {
+          assert.ok(onRras2 >= 1 && onRras2 <= 2, `rras2 took ${onRras2} of 10 new clients at a tenth of its weight`);
+          const status = lab.controller.service('sstp')!.backends.find((b) => b.name === 'rras2')!;
+          assert.equal(status.slowStart?.share, 0.1);
+        }
+      } finally {
+        await lab.close();
+        lab.controller.dispose();
+      }
+    });
+  }
+});
+
 /** A raw TCP server: counts what it receives; `accepted` is the first connection, `ended` its FIN. */
 async function rawBackend(): Promise<{ port: number; accepted: Promise<net.Socket>; ended: Promise<void>; received: () => number; close(): Promise<void> }> {
   let received = 0;

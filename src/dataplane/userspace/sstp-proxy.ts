@@ -12,15 +12,19 @@
  *   connection; a mismatch puts the backend in error (status, log, metric) unless
  *   `allowCertificateMismatch`.
  *
- * Limits: per-service `maxConnections` (accepted sockets), per-backend `maxConnections`
- * (tunnels), `handshakeTimeout` (a client must complete its hello — slowloris — and a server
- * must answer), `connectTimeout`, `idleTimeout`, and graceful drain: a draining backend gets no
- * new client and its tunnels are closed only when `drainTimeout` passes.
+ * Limits (docs/security.md): per-service `maxConnections` (accepted sockets; `auto` derives it
+ * from the open-file limit, keeping descriptors in reserve), per-source-address
+ * `maxConnectionsPerSource` and `maxNewConnectionsPerSecondPerSource`, per-backend
+ * `maxConnections` (tunnels), `handshakeTimeout` (from accept to the server's first octets: a
+ * client must complete its hello — slowloris — and a server must answer), a memory budget for
+ * hellos not yet complete, `connectTimeout`, `idleTimeout`, and graceful drain: a draining
+ * backend gets no new client and its tunnels are closed only when `drainTimeout` passes.
  *
  * Passthrough tunnels, once established, are relayed by the native splice path when its addon
  * is built (sstp-splice.ts; `VPNLB_SSTP_SPLICE=0` disables it), else by two Node pipes.
  */
 import { readFileSync } from 'node:fs';
+import { DEFAULTS } from '../../config/defaults.js';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { ConnectionCounts } from '../../balancer/balancer.js';
@@ -33,7 +37,9 @@ import { certificateMismatch, fetchServerCertificate, pemToDer } from './sstp-ce
 import { RateLimitedLog, sstpMetrics, type SstpCloseReason, type SstpMetrics } from './sstp-metrics.js';
 import { PersistenceTable } from './sstp-persistence.js';
 import { SPLICE_ENV, SpliceEngine, spliceEnabledByEnv, type SpliceMode } from './sstp-splice.js';
-import { SstpTunnel, TUNNEL_HIGH_WATER_MARK, type TunnelHost } from './sstp-tunnel.js';
+import { normalizeAddress, SstpTunnel, TUNNEL_HIGH_WATER_MARK, type TunnelHost } from './sstp-tunnel.js';
+import { openFileLimit } from './open-file-limit.js';
+import { SourceRateLimiter } from './source-rate-limiter.js';
 
 /** How often a re-encrypting proxy re-checks every backend's certificate. */
 export const CERTIFICATE_CHECK_INTERVAL_MS = 60_000;
@@ -51,12 +57,27 @@ export const SPLICE_DEFAULT_MAX_TUNNELS = 65_536;
  */
 export const SPLICE_AFTER_MS = 1_000;
 
+/**
+ * Memory all connections of a service may hold for hellos not yet complete, beyond
+ * `SMALL_HELLO_BYTES` each. Real ClientHellos are a few hundred octets to ~2 KiB: they always fit
+ * under the small allowance and are never refused for memory; only connections sending large
+ * hellos share this budget (a 64 KiB announced hello is legal, but 3,000 of them held at once
+ * was 200 MB before this budget — issue 11).
+ */
+export const MAX_HELLO_BYTES_HELD = 32 * 1024 * 1024;
+/** Held hello memory per connection that never counts against `MAX_HELLO_BYTES_HELD`. */
+export const SMALL_HELLO_BYTES = 16 * 1024;
+/** `maxConnections: auto` when the open-file limit cannot be read (not Linux) or is unlimited. */
+export const AUTO_MAX_CONNECTIONS_FALLBACK = 10_000;
+
 /** Options beside the service's configuration (tests, benchmarks). */
 export interface SstpProxyOptions {
   /** `auto` (default): the native splice path when it loads, unless `VPNLB_SSTP_SPLICE=0`. */
   readonly splice?: SpliceMode;
   /** Age at which a tunnel moves to the splice path (default `SPLICE_AFTER_MS`). */
   readonly spliceAfterMs?: number;
+  /** The open-file limit `maxConnections: auto` is derived from (default: the process's). */
+  readonly openFileLimit?: number;
 }
 
 /**
@@ -105,10 +126,21 @@ export class SstpProxy implements DataPlane {
   readonly #spliceAfterMs: number;
   #splice: SpliceEngine | undefined;
   #spliceTimer: NodeJS.Timeout | undefined;
+  /** The service's connection limit in force (0: none), `auto` resolved at start. */
+  #maxConnections = 0;
+  readonly #openFileLimit: number | undefined;
+  /** Open connections per client address (entries removed at 0). */
+  readonly #perSource = new Map<string, number>();
+  readonly #sourceRate: SourceRateLimiter | undefined;
+  /** Hello memory held beyond `SMALL_HELLO_BYTES` by connections still reading their hello. */
+  #helloBytesHeld = 0;
 
   constructor(service: SstpService, ctx: RuntimeContext, options: SstpProxyOptions = {}) {
     this.#spliceMode = options.splice ?? 'auto';
     this.#spliceAfterMs = options.spliceAfterMs ?? SPLICE_AFTER_MS;
+    this.#openFileLimit = 'openFileLimit' in options ? options.openFileLimit : openFileLimit();
+    const rate = service.maxNewConnectionsPerSecondPerSource;
+    this.#sourceRate = rate > 0 ? new SourceRateLimiter({ perSecond: rate, burst: Math.max(rate, DEFAULTS.sstp.newConnectionBurstPerSource) }) : undefined;
     this.serviceName = service.name;
     this.#service = service;
     this.#ctx = ctx;
@@ -144,6 +176,7 @@ export class SstpProxy implements DataPlane {
         throw new VpnlbError('VPNLB_SSTP_TLS_CONFIG', `${svc.name}: cannot load tls.cert / tls.key: ${(err as Error).message}`, 'client', { cause: err });
       }
     }
+    this.#maxConnections = this.#resolveMaxConnections();
     if (svc.mode === 'passthrough') this.#openSplice();
     this.#host = this.#tunnelHost();
     // noDelay towards clients: SSTP carries PPP frames, many small and latency-bound, over WAN
@@ -204,7 +237,7 @@ export class SstpProxy implements DataPlane {
       logger.info({ component: 'sstp', service: svc.name, splice: false }, `${svc.name}: native splice path ${why}; established tunnels are Node pipes`);
       return;
     }
-    const engine = SpliceEngine.open(svc.maxConnections > 0 ? svc.maxConnections : SPLICE_DEFAULT_MAX_TUNNELS);
+    const engine = SpliceEngine.open(this.#maxConnections > 0 ? this.#maxConnections : SPLICE_DEFAULT_MAX_TUNNELS);
     if (!(engine instanceof SpliceEngine)) {
       const w = `native splice path unavailable (${engine.unavailable}); established tunnels are Node pipes`;
       this.#warnings.add(w);
@@ -221,6 +254,37 @@ export class SstpProxy implements DataPlane {
       this.#metrics.spliced.set({ service: svc.name }, engine.size);
     }, every);
     this.#spliceTimer.unref();
+  }
+
+  /** The connection limit in force (`maxConnections`, `auto` resolved; 0: none). */
+  get maxConnections(): number {
+    return this.#maxConnections;
+  }
+
+  /**
+   * `auto`: what the open-file limit allows after the reserve, at `descriptorsPerTunnel` each
+   * (a spliced tunnel holds two sockets and two pipes), shared between the SSTP services. A
+   * number above that gets a start-up warning: beyond it, accepts and backend connects fail
+   * with EMFILE, for every service and for the admin API alike (measured before this limit: one
+   * client held 18,024 of 20,000 descriptors and the admin API answered with empty replies).
+   */
+  #resolveMaxConnections(): number {
+    const svc = this.#service;
+    const D = DEFAULTS.sstp;
+    const sstpServices = Math.max(1, this.#ctx.config.services.sstp.length);
+    const soft = this.#openFileLimit;
+    const affordable = soft === undefined ? undefined : Math.max(1, Math.floor((soft - D.reservedDescriptors) / D.descriptorsPerTunnel / sstpServices));
+    if (svc.maxConnections === 'auto') {
+      const n = affordable ?? AUTO_MAX_CONNECTIONS_FALLBACK;
+      this.#ctx.logger.info({ component: 'sstp', service: svc.name, maxConnections: n, openFileLimit: soft }, `${svc.name}: maxConnections auto = ${n} (open-file limit ${soft ?? 'unknown'}, ${D.reservedDescriptors} descriptors reserved, ${D.descriptorsPerTunnel} per tunnel)`);
+      return n;
+    }
+    if (affordable !== undefined && (svc.maxConnections === 0 || svc.maxConnections > affordable)) {
+      const text = `maxConnections ${svc.maxConnections === 0 ? '0 (no limit)' : svc.maxConnections} exceeds what the open-file limit ${soft} allows (${affordable}: ${D.descriptorsPerTunnel} descriptors per tunnel, ${D.reservedDescriptors} reserved): clients beyond it fail with EMFILE and can starve the admin API and health probes; raise LimitNOFILE or use maxConnections: auto`;
+      this.#warnings.add(text);
+      this.#ctx.logger.warn({ component: 'sstp', service: svc.name, maxConnections: svc.maxConnections, openFileLimit: soft }, `${svc.name}: ${text}`);
+    }
+    return svc.maxConnections;
   }
 
   status(): DataPlaneStatus {
@@ -278,16 +342,40 @@ export class SstpProxy implements DataPlane {
   #accept(socket: net.Socket): void {
     const svc = this.#service;
     if (this.#isStopped) return void socket.destroy();
-    if (svc.maxConnections > 0 && this.#tunnels.size >= svc.maxConnections) {
-      this.#metrics.rejected.inc({ service: svc.name, reason: 'service-limit' });
-      this.#log.warn('service-limit', { component: 'sstp', service: svc.name, client: socket.remoteAddress }, `${svc.name}: refused ${socket.remoteAddress}: the service has ${this.#tunnels.size} connections (maxConnections ${svc.maxConnections})`);
-      socket.on('error', () => {});
-      socket.destroy();
-      return;
+    const source = normalizeAddress(socket.remoteAddress ?? '');
+    const max = this.#maxConnections;
+    if (max > 0 && this.#tunnels.size >= max) {
+      return this.#refuse(socket, 'service-limit', `the service has ${this.#tunnels.size} connections (maxConnections ${max})`);
     }
+    const fromSource = this.#perSource.get(source) ?? 0;
+    if (svc.maxConnectionsPerSource > 0 && fromSource >= svc.maxConnectionsPerSource) {
+      return this.#refuse(socket, 'source-limit', `${fromSource} connections from this address (maxConnectionsPerSource ${svc.maxConnectionsPerSource})`);
+    }
+    if (this.#sourceRate && !this.#sourceRate.take(source, Date.now())) {
+      return this.#refuse(socket, 'source-rate', `more than ${svc.maxNewConnectionsPerSecondPerSource} new connections a second from this address (maxNewConnectionsPerSecondPerSource)`);
+    }
+    this.#perSource.set(source, fromSource + 1);
     const tunnel = new SstpTunnel(this.#host ?? (this.#host = this.#tunnelHost()), socket);
     this.#tunnels.add(tunnel);
     tunnel.start();
+  }
+
+  /** Closes a connection at accept, counted by reason, logged (rate-limited). */
+  #refuse(socket: net.Socket, reason: 'service-limit' | 'source-limit' | 'source-rate', detail: string): void {
+    const svc = this.#service;
+    this.#metrics.rejected.inc({ service: svc.name, reason });
+    this.#log.warn(reason, { component: 'sstp', service: svc.name, client: socket.remoteAddress }, `${svc.name}: refused ${socket.remoteAddress}: ${reason}: ${detail}`);
+    socket.on('error', () => {});
+    socket.destroy();
+  }
+
+  /** Hello memory accounting (see `MAX_HELLO_BYTES_HELD`): false when `to` does not fit. */
+  #holdHelloBytes(from: number, to: number): boolean {
+    const delta = Math.max(0, to - SMALL_HELLO_BYTES) - Math.max(0, from - SMALL_HELLO_BYTES);
+    if (delta > 0 && this.#helloBytesHeld + delta > MAX_HELLO_BYTES_HELD) return false;
+    this.#helloBytesHeld += delta;
+    this.#metrics.helloBytes.set({ service: this.#service.name }, this.#helloBytesHeld);
+    return true;
   }
 
   #tunnelHost(): TunnelHost {
@@ -315,7 +403,13 @@ export class SstpProxy implements DataPlane {
         if (toBackend > 0) this.#metrics.bytes.inc({ service: svc.name, backend: b, direction: 'to-backend' }, toBackend);
         if (toClient > 0) this.#metrics.bytes.inc({ service: svc.name, backend: b, direction: 'to-client' }, toClient);
       },
-      removed: (t) => this.#tunnels.delete(t),
+      holdHelloBytes: (from, to) => this.#holdHelloBytes(from, to),
+      removed: (t) => {
+        if (!this.#tunnels.delete(t)) return;
+        const n = (this.#perSource.get(t.clientAddress) ?? 1) - 1;
+        if (n > 0) this.#perSource.set(t.clientAddress, n);
+        else this.#perSource.delete(t.clientAddress);
+      },
     };
   }
 

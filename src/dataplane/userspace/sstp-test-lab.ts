@@ -52,6 +52,8 @@ export interface LabOptions {
   readonly backendAddresses?: readonly string[];
   /** How established passthrough tunnels are relayed (default `auto`). */
   readonly splice?: SpliceMode;
+  /** The open-file limit the proxy derives `maxConnections: auto` from (default: the process's). */
+  readonly openFileLimit?: number;
 }
 
 export interface ProxyLab {
@@ -120,7 +122,7 @@ export async function startProxyLab(options: LabOptions): Promise<ProxyLab> {
     const service = config.services.sstp[0];
     if (!service) throw new Error('no service');
     // Tunnels move to the splice path after 20 ms (not the production 1 s) so tests see it.
-    const proxy = new SstpProxy(service, ctx, { splice: options.splice ?? 'auto', spliceAfterMs: 20 });
+    const proxy = new SstpProxy(service, ctx, { splice: options.splice ?? 'auto', spliceAfterMs: 20, ...(options.openFileLimit !== undefined ? { openFileLimit: options.openFileLimit } : {}) });
     controller.on('snapshot', (snap) => {
       const s = snap.services.find((x) => x.name === 'sstp');
       if (s) void proxy.apply(s);

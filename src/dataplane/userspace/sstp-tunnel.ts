@@ -35,8 +35,17 @@ import type { SpliceEnd, SpliceEngine, SpliceOwner } from './sstp-splice.js';
 import { handOffWhenQuiet } from './sstp-splice-handoff.js';
 import { resumeNodeReceiving } from './fastpath/socket-fd.js';
 
-/** Raw client octets kept while reading a hello: the hello plus record headers, bounded. */
-const MAX_PENDING = 4 * MAX_HELLO_LENGTH;
+/**
+ * Memory kept while reading a hello (its octets plus `PENDING_CHUNK_OVERHEAD` per chunk): the
+ * largest hello plus 16 KiB for record headers and chunk overheads (real clients send one
+ * record in one or a few segments). It was 256 KiB of octets, four times the hello (issue 11).
+ */
+export const MAX_PENDING = MAX_HELLO_LENGTH + 16 * 1024;
+/**
+ * What each kept chunk costs beyond its octets (a Buffer object and its backing store
+ * header): counted so that a hello sent one octet per segment is bounded like a large one.
+ */
+export const PENDING_CHUNK_OVERHEAD = 64;
 /** At most this many backends are tried for one client before giving up. */
 const MAX_CONNECT_ATTEMPTS = 2;
 /**
@@ -72,6 +81,8 @@ export interface TunnelHost {
   readonly spliceAfterMs: number;
   /** Octets relayed since the previous report (see `SstpTunnel.reportBytes`). */
   addBytes(backend: string, toBackend: number, toClient: number): void;
+  /** The connection's held hello memory goes from `from` to `to` octets: false when the service's budget refuses it. */
+  holdHelloBytes(from: number, to: number): boolean;
   removed(t: SstpTunnel): void;
 }
 
@@ -90,9 +101,15 @@ export class SstpTunnel implements SpliceOwner {
   #front: net.Socket | tls.TLSSocket;
   #upstream: net.Socket | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** From accept to the server's first octets (`handshakeTimeout`). */
+  #deadline: NodeJS.Timeout | undefined;
+  /** Whether client octets went to the backend (the hello, or the first plaintext). */
+  #hasSentToBackend = false;
   #spliceTimer: NodeJS.Timeout | undefined;
   readonly #pending: Buffer[] = [];
   #pendingBytes = 0;
+  /** Memory the pending chunks hold, as accounted with the host (octets + per-chunk overhead). */
+  #pendingHeld = 0;
   #hello: ClientHelloInfo | undefined;
   /** Backends already tried for this client (created on the first attempt). */
   #tried: Set<string> | undefined;
@@ -127,23 +144,26 @@ export class SstpTunnel implements SpliceOwner {
     const svc = this.host.snapshot().service;
     this.client.on('error', () => this.#destroy());
     this.client.on('close', () => this.#onSideClosed('client'));
-    this.#timer = setTimeout(() => this.#reject('handshake-timeout', `no complete ${svc.mode === 'passthrough' ? 'ClientHello' : 'TLS handshake'} within ${svc.handshakeTimeout} ms`), svc.handshakeTimeout);
+    // One deadline from accept to the server's first octets: the client's hello (or front TLS
+    // handshake), the connect, and the server's answer all fit in handshakeTimeout. Before,
+    // only idleTimeout (15 min) applied once a ClientHello was complete.
+    this.#deadline = setTimeout(() => this.#onDeadline(svc.handshakeTimeout, svc.mode), svc.handshakeTimeout);
     if (svc.mode === 'passthrough') {
       const reader = new TlsHelloReader('client-hello');
       const onData = (chunk: Buffer) => {
         this.#pending.push(chunk);
         this.#pendingBytes += chunk.length;
+        const held = this.#pendingHeld + chunk.length + PENDING_CHUNK_OVERHEAD;
+        if (held > MAX_PENDING) return this.#reject('tls-too-large', `${this.#pendingBytes} octets in ${this.#pending.length} pieces without a complete ClientHello`);
+        if (!this.host.holdHelloBytes(this.#pendingHeld, held)) return this.#reject('hello-memory', `the service's memory for hellos being read is spent (${this.#pendingBytes} octets held here)`);
+        this.#pendingHeld = held;
         const r = reader.push(chunk);
-        if (r.kind === 'need-more') {
-          if (this.#pendingBytes > MAX_PENDING) this.#reject('tls-too-large', `${this.#pendingBytes} octets without a complete ClientHello`);
-          return;
-        }
+        if (r.kind === 'need-more') return;
         this.client.off('data', onData);
         this.client.off('end', onEnd);
         this.client.pause();
         if (r.kind === 'invalid') return this.#reject(`tls-${r.code}`, r.detail);
         this.#hello = r.hello;
-        clearTimeout(this.#timer);
         this.#connect();
       };
       const onEnd = () => {
@@ -167,7 +187,6 @@ export class SstpTunnel implements SpliceOwner {
     });
     front.once('secure', () => {
       if (this.#state !== 'hello') return;
-      clearTimeout(this.#timer);
       front.pause();
       this.#connect();
     });
@@ -295,25 +314,14 @@ export class SstpTunnel implements SpliceOwner {
     this.host.metrics.open.inc({ service: svc, backend });
     if (snap.service.persistence !== 'none') this.host.clients.set(this.clientAddress, backend);
 
-    // The backend must say something within handshakeTimeout of the client's first octets
-    // (a server that accepts and never answers would otherwise hold the client forever).
-    const noAnswer = () => {
-      this.host.metrics.backendFailures.inc({ service: svc, backend, reason: 'no-answer' });
-      this.#reject('backend-no-answer', `backend ${backend} sent nothing within ${snap.service.handshakeTimeout} ms`);
-    };
-    let answerTimer: NodeJS.Timeout | undefined;
-    let hasAnswered = false;
-    const armAnswerTimer = () => {
-      if (!answerTimer && !hasAnswered) answerTimer = setTimeout(noAnswer, snap.service.handshakeTimeout);
-    };
+    // The backend must say something before the deadline set at accept (`#onDeadline`): a
+    // server that accepts and never answers would otherwise hold the client forever.
     const serverHello = snap.service.mode === 'passthrough' && snap.service.persistence === 'tls-session' ? new TlsHelloReader('server-hello') : undefined;
     const splice = snap.service.mode === 'passthrough' ? this.host.splice : undefined;
     let isHelloPhaseOver = false;
     const onFirstBackendData = (chunk: Buffer) => {
-      hasAnswered = true;
-      if (answerTimer) clearTimeout(answerTimer);
-      answerTimer = undefined;
-      this.#front.off('data', armAnswerTimer);
+      clearTimeout(this.#deadline);
+      this.#front.off('data', markSent);
       if (!serverHello) return void ((isHelloPhaseOver = true), up.off('data', onFirstBackendData));
       const r = serverHello.push(chunk);
       if (r.kind === 'need-more') return;
@@ -326,17 +334,17 @@ export class SstpTunnel implements SpliceOwner {
       }
     };
     up.on('data', onFirstBackendData); // removes itself at the backend's first answer
-    this.client.once('close', () => answerTimer && clearTimeout(answerTimer));
+    const markSent = () => void (this.#hasSentToBackend = true);
 
     // The held hello octets go first, in one writev.
     if (this.#pending.length > 0) {
-      armAnswerTimer();
+      markSent();
       up.cork();
       for (const p of this.#pending) up.write(p);
       up.uncork();
-      this.#pending.length = 0;
+      this.#releasePending();
     } else {
-      this.#front.once('data', armAnswerTimer); // offload/reencrypt: the first plaintext octets
+      this.#front.once('data', markSent); // offload/reencrypt: the first plaintext octets
     }
     // Tunnels are long-lived: idle means neither side sent anything for idleTimeout. The
     // socket's own timeout is re-armed by Node on every read and write of the client socket
@@ -413,6 +421,23 @@ export class SstpTunnel implements SpliceOwner {
     }
   }
 
+  /** `handshakeTimeout` passed since accept without the server's first octets: whose fault? */
+  #onDeadline(timeout: number, mode: string): void {
+    if (this.#state === 'open' && this.#hasSentToBackend && this.#backend) {
+      this.host.metrics.backendFailures.inc({ service: this.host.serviceName, backend: this.#backend, reason: 'no-answer' });
+      return this.#reject('backend-no-answer', `backend ${this.#backend} sent nothing within ${timeout} ms of the client's connection`);
+    }
+    const what = this.#state === 'hello' ? `no complete ${mode === 'passthrough' ? 'ClientHello' : 'TLS handshake'}` : this.#state === 'connecting' ? 'no backend connection' : 'no request from the client';
+    this.#reject('handshake-timeout', `${what} within ${timeout} ms of accept`);
+  }
+
+  /** The hello octets are no longer held (sent, or the connection is over). */
+  #releasePending(): void {
+    this.#pending.length = 0;
+    if (this.#pendingHeld > 0) this.host.holdHelloBytes(this.#pendingHeld, 0);
+    this.#pendingHeld = 0;
+  }
+
   #reject(reason: SstpRejectReason, detail: string): void {
     if (this.#state === 'closed') return;
     const svc = this.host.serviceName;
@@ -431,6 +456,8 @@ export class SstpTunnel implements SpliceOwner {
     const wasOpen = this.#state === 'open';
     this.#state = 'closed';
     clearTimeout(this.#timer);
+    clearTimeout(this.#deadline);
+    this.#releasePending();
     clearTimeout(this.#spliceTimer);
     this.#release();
     if (wasOpen && this.#backend) this.host.metrics.open.dec({ service: this.host.serviceName, backend: this.#backend });
@@ -453,6 +480,6 @@ export class SstpTunnel implements SpliceOwner {
 }
 
 /** `::ffff:192.0.2.1` (an IPv4 client on a dual-stack socket) → `192.0.2.1`. */
-function normalizeAddress(a: string): string {
+export function normalizeAddress(a: string): string {
   return a.startsWith('::ffff:') && net.isIPv4(a.slice(7)) ? a.slice(7) : a;
 }

@@ -330,6 +330,54 @@ function relaySuite(mode: Mode): void {
       await h.close();
     }
   });
+
+  test('one source flooding new flows at 25x the budget leaves a well-behaved client its handshakes (issue 11, finding 3)', async (t) => {
+    // The budget of 20 new flows/s and its default share per source (a quarter: 5/s); the
+    // flooder sends ~450 IKE_SA_INITs/s from 400 source ports of one address (fewer ports would
+    // soon all hold admitted flows). Without the per-source share the flooder spent the budget:
+    // 3 of 9 tries got through here (0 of 9 in the audit).
+    const h = await start({
+      serverAddresses: ['127.0.29.1', '127.0.29.2', '127.0.29.3'],
+      virtualIp: '127.0.19.1',
+      extraServiceYaml: '      maxNewFlowsPerSecond: 20\n',
+    });
+    const flooders: Socket[] = [];
+    let flood: NodeJS.Timeout | undefined;
+    try {
+      for (let i = 0; i < 400; i++) flooders.push(await bindUdp('udp4', '127.1.9.1', 0));
+      let n = 0;
+      let sent = 0;
+      const started = Date.now();
+      flood = setInterval(() => {
+        const s = flooders[n++ % flooders.length]!;
+        s.send(Buffer.from(saInitRequest(randomSpi64(), { address: '127.1.9.1', port: 1 }, { address: h.vip.address, port: 2 })), h.vip.ikePort, h.vip.address);
+        sent++;
+      }, 2);
+      await sleep(300); // the flood is on before the client's first try
+      let answered = 0;
+      const tries = 9;
+      for (let i = 0; i < tries; i++) {
+        // One try every 300 ms (IKEv2 initiators retransmit after ~1 s and back off): a new
+        // port each time, so each try is a new flow.
+        if (i > 0) await sleep(300);
+        const s = await bindUdp('udp4', '127.1.9.2', 0);
+        const reply = await sendAndListenOn(s, saInitRequest(randomSpi64(), { address: '127.1.9.2', port: 1 }, { address: h.vip.address, port: 2 }), h.vip.address, h.vip.ikePort, 300);
+        s.close();
+        if (reply) answered++;
+      }
+      clearInterval(flood);
+      const seconds = (Date.now() - started) / 1000;
+      const dropped = h.relay.stats().dropped;
+      t.diagnostic(`flooder: ${sent} IKE_SA_INITs in ${seconds.toFixed(1)} s (${Math.round(sent / seconds)}/s against a budget of 20/s); shed by its share ${dropped['new-flow-source-shed']}, by the budget ${dropped['new-flow-shed']}; well-behaved client: ${answered} of ${tries} handshakes answered`);
+      assert.ok(sent / seconds > 20 * 5, 'the flood ran well above the budget');
+      assert.ok(dropped['new-flow-source-shed'] > 0, "the flooder was held to its share");
+      assert.equal(answered, tries, 'every handshake of the well-behaved client got through');
+    } finally {
+      clearInterval(flood);
+      for (const s of flooders) s.close();
+      await h.close();
+    }
+  });
 }
 
 /** IKE_SA_INIT through the relay from a throwaway socket; returns the SPIs and the 4500 socket. */

@@ -35,7 +35,6 @@
  * housekeeping pass, `status()` and `stats()`. Without the addon it forwards as described above.
  */
 import { createSocket, type RemoteInfo, type Socket, type SocketOptions } from 'node:dgram';
-import { readFileSync } from 'node:fs';
 import type { Ikev2Service } from '../../config/types.js';
 import type { RuntimeContext } from '../../control/runtime.js';
 import { backendsToFlush, type ServiceSnapshot } from '../../control/snapshot.js';
@@ -53,6 +52,8 @@ import { RelayFlow, type FlowOwner, type RelayBackend, type RelaySession } from 
 import { RelayDrops, checkIkeAt, checkNatTDatagram, type RelayDropReason } from './relay-drops.js';
 import { RelayMetrics } from './relay-metrics.js';
 import { NewFlowBudget } from './relay-new-flow-budget.js';
+import { SourceRateLimiter } from './source-rate-limiter.js';
+import { openFileLimit } from './open-file-limit.js';
 import { SnatPool, type SnatPairUsage } from './snat-pool.js';
 import { RelayFastPath, type FastPathMode, type FastPathStatus } from './fastpath/relay-fast-path.js';
 
@@ -118,6 +119,8 @@ export class UdpRelay implements DataPlane {
   readonly #isSpiAffinity: boolean;
   readonly #maxPendingSetups: number;
   readonly #newFlowBudget: NewFlowBudget | undefined;
+  /** Each source's share of the budget, taken before the service's (source-rate-limiter.ts). */
+  readonly #newFlowsPerSource: SourceRateLimiter | undefined;
   readonly #sweepInterval: number;
   readonly #backends = new Map<string, RelayBackend>();
   readonly #flows: FlowTable<RelayFlow, FlowKey>;
@@ -151,6 +154,8 @@ export class UdpRelay implements DataPlane {
     this.#maxPendingSetups = options.maxPendingSetups ?? 256;
     const perSecond = options.maxNewFlowsPerSecond ?? service.maxNewFlowsPerSecond;
     this.#newFlowBudget = Number.isFinite(perSecond) ? new NewFlowBudget(perSecond, this.#clock.now()) : undefined;
+    const perSource = service.maxNewFlowsPerSecondPerSource;
+    this.#newFlowsPerSource = Number.isFinite(perSource) && perSource < perSecond ? new SourceRateLimiter({ perSecond: perSource }) : undefined;
     this.#sweepInterval =
       options.sweepInterval ?? Math.min(1000, Math.max(100, Math.floor(Math.min(service.flowTimeout, service.persistenceTimeout) / 4)));
     const clock = this.#clock;
@@ -352,8 +357,11 @@ export class UdpRelay implements DataPlane {
       }
     }
     // Well-formed and about to cost a setup (~50 µs): only within the new-flow budget, so that
-    // a flood of new source ports is shed before it starves established flows.
+    // a flood of new source ports is shed before it starves established flows; and within the
+    // source's own share of it first, so that one source cannot spend the budget of all (a
+    // source shed by its own share takes nothing from the others').
     const now = this.#coarse.refresh();
+    if (this.#newFlowsPerSource !== undefined && !this.#newFlowsPerSource.take(from, now)) return this.#drops.drop('new-flow-source-shed', from);
     if (this.#newFlowBudget !== undefined && !this.#newFlowBudget.take(now)) return this.#drops.drop('new-flow-shed', from);
     if (session === undefined) {
       const key = this.#isSpiAffinity ? 'spi:' + spi!.toString('hex') : 'ip:' + from;
@@ -474,17 +482,12 @@ export class UdpRelay implements DataPlane {
 
   /** Each flow holds a socket: warn when `maxFlows` cannot be reached within the file limit. */
   #warnFileLimit(): void {
-    let soft: number | undefined;
-    try {
-      const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
-      soft = m ? Number(m[1]) : undefined;
-    } catch {
-      return; // not Linux: nothing to compare with
-    }
+    const soft = openFileLimit();
     if (soft !== undefined && this.#service.maxFlows > soft) {
       const text = `maxFlows ${this.#service.maxFlows} exceeds the open-file limit ${soft} (one socket per flow): new flows will fail with socket-error before the table is full; raise LimitNOFILE or lower maxFlows`;
       this.#warnings.push(text);
       this.#logger.warn({ maxFlows: this.#service.maxFlows, openFileLimit: soft }, `${this.serviceName}: ${text}`);
     }
   }
+
 }

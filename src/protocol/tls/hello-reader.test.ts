@@ -188,3 +188,27 @@ describe('TlsHelloReader on bad input', () => {
     assert.equal(reader.state, 'done');
   });
 });
+
+describe('TlsHelloReader memory (issue 11, finding 1)', () => {
+  it('holds memory in proportion to the octets received, never to the length a peer announces', () => {
+    // A record header and handshake header announcing a 64 KiB ClientHello, and nothing more:
+    // the old reader allocated the whole 64 KiB at once.
+    const r = new TlsHelloReader('client-hello');
+    assert.equal(r.push(Buffer.from('16030140000100ffff', 'hex')).kind, 'need-more');
+    assert.ok(r.heldBytes <= 512, `held ${r.heldBytes} octets after a 9-octet announcement`);
+    // Then 3,000 octets of body: at most twice what arrived (doubling).
+    const body = Buffer.alloc(3_000, 0x41);
+    assert.equal(r.push(body).kind, 'need-more');
+    assert.ok(r.heldBytes >= 3_000 && r.heldBytes <= 6_000, `held ${r.heldBytes} octets after 3,000`);
+  });
+
+  it('a hello read in many small pieces parses the same as whole (buffer growth keeps every octet)', () => {
+    const bytes = fx.NODE_TLS13_CLIENT_HELLO;
+    const whole = readWhole('client-hello', bytes);
+    for (const size of [1, 7, 100, 511, 513]) {
+      const pieces: Uint8Array[] = [];
+      for (let i = 0; i < bytes.length; i += size) pieces.push(bytes.subarray(i, i + size));
+      assert.deepEqual(readPieces('client-hello', pieces), whole, `pieces of ${size}`);
+    }
+  });
+});

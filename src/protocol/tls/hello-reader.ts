@@ -8,6 +8,11 @@
  * The reader only observes: the caller keeps the chunks and forwards them verbatim. It holds at
  * most one record header and one hello (bounded by `MAX_HELLO_LENGTH`), never throws, and
  * stops at the first definite answer (`ok` or `invalid`); later pushes repeat that answer.
+ *
+ * Memory follows the octets received, never the length a peer announces: a 9-octet header
+ * announcing a 64 KiB hello once made the reader allocate 64 KiB at once, and 3,000 such
+ * connections raised the proxy's RSS from 82 MB to 283 MB (issue 11). The body buffer starts
+ * at `INITIAL_BODY_CAPACITY` and doubles (capped at the announced length) as octets arrive.
  */
 import { parseClientHello, parseServerHello, type ClientHelloInfo, type ServerHelloInfo } from './hello.js';
 import {
@@ -22,6 +27,9 @@ import {
   type TlsInvalid,
   type TlsInvalidCode,
 } from './tls-constants.js';
+
+/** First size of the body buffer; real hellos (a few hundred octets to ~2 KiB) fit in one or two doublings. */
+export const INITIAL_BODY_CAPACITY = 512;
 
 /** Which hello a reader expects. */
 export type HelloKind = 'client-hello' | 'server-hello';
@@ -59,7 +67,10 @@ export class TlsHelloReader<K extends HelloKind> {
   /** The handshake header, then the hello body once its length is known. */
   readonly #handshakeHeader = new Uint8Array(HANDSHAKE_HEADER_LENGTH);
   #handshakeHeaderFilled = 0;
+  /** The hello body received so far; grows by doubling as octets arrive (see the file header). */
   #body: Uint8Array | undefined;
+  /** The body length the handshake header announced (the buffer never grows beyond it). */
+  #bodyLength = 0;
   #bodyFilled = 0;
   #bytesRead = 0;
   #result: HelloReadResult<K> | undefined;
@@ -76,6 +87,11 @@ export class TlsHelloReader<K extends HelloKind> {
   /** The stream's octets seen so far (all of them until the answer is known). */
   get bytesRead(): number {
     return this.#bytesRead;
+  }
+
+  /** Octets of memory the reader holds for the hello body now (grows with octets received). */
+  get heldBytes(): number {
+    return this.#body?.length ?? 0;
   }
 
   /** Feeds the next chunk of the stream. */
@@ -159,20 +175,33 @@ export class TlsHelloReader<K extends HelloKind> {
       if (length > this.#maxHelloLength) {
         return { used, done: (at) => this.#finish('too-large', `hello announces ${length} octets (limit ${this.#maxHelloLength})`, at) };
       }
-      this.#body = new Uint8Array(length);
+      this.#bodyLength = length;
+      this.#body = new Uint8Array(Math.min(length, INITIAL_BODY_CAPACITY));
       if (length === 0) return { used, done: (at) => this.#complete(at) };
     }
-    const body = this.#body;
-    const n = Math.min(body.length - this.#bodyFilled, bytes.length - used);
+    const n = Math.min(this.#bodyLength - this.#bodyFilled, bytes.length - used);
+    const body = this.#reserve(this.#bodyFilled + n);
     body.set(bytes.subarray(used, used + n), this.#bodyFilled);
     this.#bodyFilled += n;
     used += n;
-    if (this.#bodyFilled === body.length) return { used, done: (at) => this.#complete(at) };
+    if (this.#bodyFilled === this.#bodyLength) return { used, done: (at) => this.#complete(at) };
     return { used };
   }
 
+  /** The body buffer, grown (doubling, at most to the announced length) to hold `needed` octets. */
+  #reserve(needed: number): Uint8Array {
+    const body = this.#body as Uint8Array;
+    if (needed <= body.length) return body;
+    let capacity = Math.max(body.length, 1);
+    while (capacity < needed) capacity *= 2;
+    const grown = new Uint8Array(Math.min(capacity, this.#bodyLength));
+    grown.set(body.subarray(0, this.#bodyFilled));
+    this.#body = grown;
+    return grown;
+  }
+
   #complete(consumedOfChunk: number): HelloReadResult<K> {
-    const body = this.#body ?? new Uint8Array(0);
+    const body = (this.#body ?? new Uint8Array(0)).subarray(0, this.#bodyFilled);
     const parsed = this.kind === 'client-hello' ? parseClientHello(body) : parseServerHello(body);
     this.#body = undefined; // the parsed info holds copies of what it keeps
     this.#state = 'done';
