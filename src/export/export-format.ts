@@ -108,3 +108,11 @@ export function exportHeader(commentPrefix: string, input: ExportInput, format: 
     ...docs.map((d) => `${commentPrefix}   ${d}`),
   ];
 }
+
+/**
+ * A service's explicit SSTP connection cap, 0 for none. `auto` (the default) is sized by vpnlb
+ * from its own open-file limit at start; the target sizes its own, so nothing is rendered.
+ */
+export function serviceConnectionLimit(s: SstpService): number {
+  return typeof s.maxConnections === 'number' ? s.maxConnections : 0;
+}

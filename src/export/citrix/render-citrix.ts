@@ -29,6 +29,7 @@ import {
   takesClients,
   type ExportFormat,
   type ExportInput,
+  serviceConnectionLimit,
 } from '../export-format.js';
 
 const C = '#';
@@ -100,7 +101,7 @@ function sstp(input: ExportInput, s: SstpService): string[] {
   const method = lbMethod(s.method, out);
   const persistence = s.persistence === 'tls-session' ? 'SSLSESSION' : s.persistence === 'source-ip' ? 'SOURCEIP' : 'NONE';
   const timeout = persistence === 'NONE' ? '' : ` -timeout ${minutes(s.persistenceTimeout)}`;
-  if (s.maxConnections > 0 || poolOf(input, s).backends.some((b) => b.maxConnections > 0)) {
+  if (serviceConnectionLimit(s) > 0 || poolOf(input, s).backends.some((b) => b.maxConnections > 0)) {
     out.push(noEquivalent(C, 'maxConnections (a cap on SSTP tunnels per service or per server)', 'none rendered: set -maxClient on the service group by hand if needed'));
   }
   // vpnlb's SSTP proxy connects from the balancer's own address (Use Client IP off).

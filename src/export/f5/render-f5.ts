@@ -28,6 +28,7 @@ import {
   takesClients,
   type ExportFormat,
   type ExportInput,
+  serviceConnectionLimit,
 } from '../export-format.js';
 
 const C = '#';
@@ -105,7 +106,7 @@ function sstp(input: ExportInput, s: SstpService): string[] {
     out.push(`create ltm persistence source-addr ${s.name}_persist { defaults-from source_addr timeout ${seconds(s.persistenceTimeout)} }`);
     persist = ` persist replace-all-with { ${s.name}_persist { default yes } }`;
   }
-  const limit = s.maxConnections > 0 ? ` connection-limit ${s.maxConnections}` : '';
+  const limit = serviceConnectionLimit(s) > 0 ? ` connection-limit ${serviceConnectionLimit(s)}` : '';
   // vpnlb's SSTP proxy connects to the servers from the balancer's own address, as automap does:
   // the servers need no route back for SSTP, and SSTP has no per-address limit like IKEEXT's.
   out.push(

@@ -22,6 +22,7 @@ import {
   seconds,
   type ExportFormat,
   type ExportInput,
+  serviceConnectionLimit,
 } from '../export-format.js';
 
 const C = '#';
@@ -74,7 +75,7 @@ function sstp(input: ExportInput, s: SstpService): string[] {
     front.push(`${I}bind ${address(s.virtualIp, s.port)} ssl crt ${displayPath(input, s.tls.cert)}`);
   }
   front.push(`${I}timeout client ${seconds(s.idleTimeout)}s`);
-  if (s.maxConnections > 0) front.push(`${I}maxconn ${s.maxConnections}`);
+  if (serviceConnectionLimit(s) > 0) front.push(`${I}maxconn ${serviceConnectionLimit(s)}`);
   front.push(`${I}default_backend ${s.name}`);
   out.push(...front, '');
 

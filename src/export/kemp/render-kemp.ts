@@ -28,6 +28,7 @@ import {
   takesClients,
   type ExportFormat,
   type ExportInput,
+  serviceConnectionLimit,
 } from '../export-format.js';
 
 const C = '#';
@@ -128,7 +129,7 @@ function sstp(input: ExportInput, s: SstpService): string[] {
       out.push(`${C} Re-encryption: RRAS must present the same certificate as the front (vpnlb refuses a server whose certificate differs; the LoadMaster does not check it).`);
     }
   }
-  if (s.maxConnections > 0) out.push(noEquivalent(C, `maxConnections ${s.maxConnections} for the whole service`, 'per-server limits only'));
+  if (serviceConnectionLimit(s) > 0) out.push(noEquivalent(C, `maxConnections ${serviceConnectionLimit(s)} for the whole service`, 'per-server limits only'));
   params.push(...checkParams(input, s, s.mode === 'offload' ? 'http' : 'https', out));
   const v = shellVar(s.name, s.port);
   out.push(`${v}=$(vs_index "$(kemp addvs "${query(params)}")")`, ...realServers(v, poolOf(input, s).backends, s.backendPort));

@@ -25,6 +25,7 @@ import {
   seconds,
   type ExportFormat,
   type ExportInput,
+  serviceConnectionLimit,
 } from '../export-format.js';
 
 const C = '#';
@@ -115,7 +116,7 @@ function sstp(input: ExportInput, s: SstpService): string[] {
     balance = [];
   }
   const zone = `${s.name.replaceAll('-', '_')}_conns`;
-  if (s.maxConnections > 0) out.push(`limit_conn_zone $server_addr zone=${zone}:1m;`);
+  if (serviceConnectionLimit(s) > 0) out.push(`limit_conn_zone $server_addr zone=${zone}:1m;`);
   out.push(`upstream ${s.name} {`, ...balance.map((b) => `${I}${b}`), ...servers(poolOf(input, s).backends, s.backendPort, m), '}');
   const server = ['server {'];
   if (s.mode === 'passthrough') {
@@ -143,7 +144,7 @@ function sstp(input: ExportInput, s: SstpService): string[] {
   }
   // vpnlb's SSTP proxy connects from the balancer's own address, as nginx does without proxy_bind.
   server.push(`${I}proxy_pass ${s.name};`, `${I}proxy_connect_timeout ${seconds(s.connectTimeout)}s;`, `${I}proxy_timeout ${seconds(s.idleTimeout)}s;`);
-  if (s.maxConnections > 0) server.push(`${I}limit_conn ${zone} ${s.maxConnections};`);
+  if (serviceConnectionLimit(s) > 0) server.push(`${I}limit_conn ${zone} ${serviceConnectionLimit(s)};`);
   out.push(...server, '}');
   return out;
 }
