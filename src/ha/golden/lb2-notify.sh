@@ -1,0 +1,20 @@
+#!/bin/sh
+# vpnlb lb2: keepalived's notify for the sync group, rendered from /etc/vpnlb/vpnlb.yaml by `vpnlb ha render`.
+# $1 GROUP, $2 group name, $3 MASTER|BACKUP|FAULT|STOP, $4 priority.
+state="$3"
+log='/run/vpnlb-ha/transitions'
+printf '%s %s %s\n' "$(date +%s%3N)" "$state" "${4:-0}" >> "$log"
+ct() {
+    /usr/sbin/conntrackd -C '/run/vpnlb-ha/conntrackd.conf' "$@" >/dev/null 2>&1 ||
+        printf '%s conntrackd %s failed\n' "$(date +%s%3N)" "$*" >> "$log"
+}
+case "$state" in
+    MASTER)
+        ct -R
+        ct -B
+        ;;
+    BACKUP)
+        ct -n
+        ;;
+esac
+exit 0
