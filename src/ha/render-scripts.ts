@@ -28,9 +28,12 @@ export function renderNotifyScript(input: { self: HaNode; paths: HaPaths; source
   return `#!/bin/sh
 # vpnlb ${input.self.name}: keepalived's notify for the sync group, rendered from ${input.source} by \`vpnlb ha render\`.
 # $1 GROUP, $2 group name, $3 MASTER|BACKUP|FAULT|STOP, $4 priority.
+# One line per transition, with what explains it: the drain file and the first failed check.
 state="$3"
 log=${q(paths.transitions)}
-printf '%s %s %s\\n' "$(date +%s%3N)" "$state" "\${4:-0}" >> "$log"
+drain=$(cat ${q(paths.drainFile)} 2>/dev/null || echo 0)
+check=$(grep -v ' ok$' ${q(paths.checkFile)} 2>/dev/null | head -n 1)
+printf '%s %s %s drain=%s check=%s\\n' "$(date +%s%3N)" "$state" "\${4:-0}" "\${drain:-0}" "\${check:-ok}" >> "$log"
 ct() {
     ${CONNTRACKD_PATH} -C ${q(paths.conntrackdConf)} "$@" >/dev/null 2>&1 ||
         printf '%s conntrackd %s failed\\n' "$(date +%s%3N)" "$*" >> "$log"

@@ -3,7 +3,9 @@ import type { Command } from '../command.js';
 import { backendCommand } from './backend.js';
 import { checkCommand } from './check.js';
 import { demoCommand } from './demo.js';
+import { haCommand } from './ha.js';
 import { labCommand } from './lab.js';
+import { nodeCommand } from './node.js';
 import { probeCommand } from './probe.js';
 import { runCommand } from './run.js';
 import { sstpOffloadHashCommand } from './sstp-offload-hash.js';
@@ -11,4 +13,4 @@ import { statusCommand } from './status.js';
 import { stopCommand } from './stop.js';
 import { whichCommand } from './which.js';
 
-export const COMMANDS: readonly Command[] = [runCommand, checkCommand, whichCommand, statusCommand, stopCommand, backendCommand, probeCommand, demoCommand, labCommand, sstpOffloadHashCommand];
+export const COMMANDS: readonly Command[] = [runCommand, checkCommand, whichCommand, statusCommand, stopCommand, backendCommand, haCommand, nodeCommand, probeCommand, demoCommand, labCommand, sstpOffloadHashCommand];
