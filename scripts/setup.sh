@@ -17,7 +17,7 @@ if [ "${1:-}" = "--peers" ]; then
   # openssl plugin the lab's AES-GCM proposals need; lab/strongswan/charon.ts checks each plugin).
   PACKAGES="nftables conntrack iproute2 iputils-ping openssl procps util-linux
     strongswan-charon strongswan-swanctl strongswan-pki libstrongswan libstrongswan-standard-plugins
-    libstrongswan-extra-plugins libcharon-extra-plugins sstp-client ppp"
+    libstrongswan-extra-plugins libcharon-extra-plugins sstp-client ppp keepalived conntrackd"
   missing=""
   for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -52,8 +52,9 @@ exit 0
 }
 
 export function renderCheckScript(input: { ha: HaConfig; self: HaNode; paths: HaPaths; source: string }): string {
-  // Stale after three intervals: the supervisor writes the file every interval.
-  const staleSec = Math.max(3, Math.ceil((3 * input.ha.checkInterval) / 1000));
+  // Stale after five intervals (at least 10 s): the supervisor writes the file every interval
+  // plus the time of one status request, which a busy host can stretch to seconds.
+  const staleSec = Math.max(10, Math.ceil((5 * input.ha.checkInterval) / 1000));
   return `#!/bin/sh
 # vpnlb ${input.self.name}: keepalived's health check, rendered from ${input.source} by \`vpnlb ha render\`.
 # $1 alive|backends: succeeds when \`vpnlb ha start\` wrote "$1 ok" less than ${staleSec} s ago.

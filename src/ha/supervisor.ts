@@ -99,16 +99,26 @@ export class HaSupervisor {
       await new Promise((r) => setTimeout(r, 50));
     }
     await this.checkOnce();
-    this.#timer = setInterval(() => void this.checkOnce(), node.ha.checkInterval);
+    this.#scheduleCheck();
     this.#spawn(this.#daemons[1]!);
     logger.info({ component: 'ha', node: node.self.name, peer: node.peer.name }, `ha: ${node.self.name} (priority ${node.self.priority}) running keepalived and conntrackd; peer ${node.peer.name}`);
+  }
+
+  /** One check after another (never two in flight), one interval apart. */
+  #scheduleCheck(): void {
+    this.#timer = setTimeout(() => {
+      void this.checkOnce().finally(() => {
+        if (!this.#stopping) this.#scheduleCheck();
+      });
+    }, this.#o.node.ha.checkInterval);
   }
 
   /** One health check of this node's vpnlb, written where check.sh reads it. */
   async checkOnce(): Promise<HealthVerdict> {
     let verdict: HealthVerdict;
     try {
-      const res = await fetch(this.#o.statusUrl, { signal: AbortSignal.timeout(Math.max(500, this.#o.node.ha.checkInterval)) });
+      // A busy host answers slowly, not never: a slow status is not a dead balancer.
+      const res = await fetch(this.#o.statusUrl, { signal: AbortSignal.timeout(Math.max(2000, 2 * this.#o.node.ha.checkInterval)) });
       verdict = evaluateHealth((await res.json()) as Parameters<typeof evaluateHealth>[0]);
     } catch (err) {
       const e = err as Error & { cause?: Error };
@@ -158,7 +168,7 @@ export class HaSupervisor {
 
   async stop(): Promise<void> {
     this.#stopping = true;
-    if (this.#timer) clearInterval(this.#timer);
+    if (this.#timer) clearTimeout(this.#timer);
     for (const d of [...this.#daemons].reverse()) {
       const child = d.child;
       if (!child || child.exitCode !== null || child.signalCode !== null || child.pid === undefined) continue;
