@@ -118,7 +118,9 @@ export async function runHaPair(options: HaPairOptions = {}): Promise<HaPairRepo
     const [lb1, lb2] = lab.nodes as [HaLabNode, HaLabNode];
     progress(`ha-pair: ${lab.clients.length} clients, 3 servers, nodes lb1 (priority 150) and lb2 (100)`);
     await lab.startServers();
-    await Promise.all(lab.nodes.map((n) => n.startVpnlb()));
+    // One after the other: each loads a 65537-slot map per service, and two at once on a busy
+    // host can stretch a concurrent `nft list tables` past vpnlb's start-up check.
+    for (const n of lab.nodes) await n.startVpnlb();
     await lb1.startHa();
     await lab.waitActive('lb1');
     await lb2.startHa();
