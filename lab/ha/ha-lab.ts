@@ -87,7 +87,7 @@ export class HaLabNode {
     const child = this.ns.spawn(node!, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VPNLB_KEEP_STATE: '' } });
     return new Promise((resolve, reject) => {
       let out = '';
-      const timer = setTimeout(() => reject(new Error(`${this.name}: vpnlb ${args[0]} did not start in 120 s:\n${out.slice(-3000)}`)), 120_000);
+      const timer = setTimeout(() => reject(new Error(`${this.name}: vpnlb ${args[0]} did not start in 300 s:\n${out.slice(-3000)}`)), 300_000);
       const onData = (d: Buffer) => {
         out += d.toString();
         this.log = (this.log + d.toString()).slice(-200_000);

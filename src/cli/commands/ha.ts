@@ -1,7 +1,7 @@
 import { loadConfigFile } from '../../config/load-config.js';
 import { createLogger } from '../../log/logger.js';
 import { VpnlbError } from '../../errors.js';
-import { HaStatusReader } from '../../ha/ha-status.js';
+import { HaStatusReader, type HaStatus } from '../../ha/ha-status.js';
 import { renderNodeFiles, resolveNode } from '../../ha/render-pair.js';
 import { HaSupervisor, writeNodeFiles } from '../../ha/supervisor.js';
 import { parseCommandArgs, required, type Command } from '../command.js';
@@ -57,7 +57,8 @@ export const haCommand: Command = {
   },
 };
 
-export function formatHaStatus(s: HaStatusReader['status']): string {
+/** The pair's lines of `vpnlb status` and `vpnlb ha status`. */
+export function formatHaStatus(s: HaStatus): string {
   const lines = [
     `node ${s.node}: ${s.role}${s.drained ? ' (drained)' : ''}, priority ${s.priority}; peer ${s.peer.name} (${s.peer.syncAddress}, priority ${s.peer.priority})`,
     `  health: ${s.check}`,
