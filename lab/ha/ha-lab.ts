@@ -105,8 +105,19 @@ export class HaLabNode {
     });
   }
 
+  /**
+   * Starts `vpnlb run`, retried twice: on a host loaded by other work its start-up check
+   * (`nft list tables` within 10 s) can time out while another namespace loads a large map.
+   */
   async startVpnlb(): Promise<void> {
-    this.#run = await this.#spawn(['run', '--config', this.configPath], /vpnlb running/);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        this.#run = await this.#spawn(['run', '--config', this.configPath], /vpnlb running/);
+        return;
+      } catch (err) {
+        if (attempt >= 3 || !/VPNLB_DATAPLANE_UNAVAILABLE/.test((err as Error).message)) throw err;
+      }
+    }
   }
 
   async startHa(): Promise<void> {

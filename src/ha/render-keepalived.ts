@@ -63,7 +63,9 @@ export function renderKeepalivedConf(input: KeepalivedInput): string {
     line(0, `vrrp_script ${name} {`);
     line(1, `script "/bin/sh ${paths.dir}/check.sh ${what}"`);
     line(1, `interval ${interval}`);
-    line(1, `timeout ${interval}`);
+    // A loaded host can take more than one interval to run a shell script: a slow check is
+    // not a failed one (keepalived counts a timeout as a failure).
+    line(1, `timeout ${Math.max(3, 3 * interval)}`);
     line(1, `fall ${ha.checkFall}`);
     line(1, 'rise 2');
     if (weight !== 0) line(1, `weight ${weight}`);
