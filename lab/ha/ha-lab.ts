@@ -106,7 +106,7 @@ export class HaLabNode {
   }
 
   /**
-   * Starts `vpnlb run`, retried twice: on a host loaded by other work its start-up check
+   * Starts `vpnlb run`, retried up to five times: on a host loaded by other work its start-up check
    * (`nft list tables` within 10 s) can time out while another namespace loads a large map.
    */
   async startVpnlb(): Promise<void> {
@@ -115,7 +115,8 @@ export class HaLabNode {
         this.#run = await this.#spawn(['run', '--config', this.configPath], /vpnlb running/);
         return;
       } catch (err) {
-        if (attempt >= 3 || !/VPNLB_DATAPLANE_UNAVAILABLE/.test((err as Error).message)) throw err;
+        if (attempt >= 6 || !/VPNLB_DATAPLANE_UNAVAILABLE/.test((err as Error).message)) throw err;
+        await sleep(3000);
       }
     }
   }
