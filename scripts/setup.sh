@@ -19,7 +19,7 @@ if [ "${1:-}" = "--peers" ]; then
   PACKAGES="nftables conntrack iproute2 iputils-ping openssl procps util-linux
     strongswan-charon strongswan-swanctl strongswan-pki libstrongswan libstrongswan-standard-plugins
     libstrongswan-extra-plugins libcharon-extra-plugins sstp-client ppp
-    nginx libnginx-mod-stream haproxy"
+    nginx libnginx-mod-stream haproxy keepalived conntrackd"
   missing=""
   for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -17,6 +17,8 @@ export const ERROR_CODES = {
   VPNLB_DATAPLANE_UNAVAILABLE: 'The requested data plane cannot run here (for example kernel without root or nft).',
   VPNLB_KERNEL_TABLE_CONFLICT: 'Two IKEv2 services of one address family name the same nftables table (set a distinct `table` on each).',
   VPNLB_SSTP_TLS_CONFIG: 'An SSTP service in offload or reencrypt mode cannot load its front certificate or key (tls.cert / tls.key).',
+  VPNLB_HA_CONFIG: 'The pair cannot be set up from this configuration on this host (no `ha` section, or this host is neither node).',
+  VPNLB_HA_START: 'keepalived or conntrackd could not be started, or kept exiting.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

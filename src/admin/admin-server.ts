@@ -34,6 +34,8 @@ export interface AdminServerOptions {
   /** Process-wide warnings (configuration warnings, degraded modes). */
   readonly warnings: () => readonly string[];
   readonly startedAt: Date;
+  /** This node's role in an active/standby pair, when there is one. */
+  readonly ha?: () => unknown;
 }
 
 export class AdminServer {
@@ -73,7 +75,7 @@ export class AdminServer {
     const url = new URL(req.url ?? '/', 'http://admin');
     const { controller } = this.#opts;
     if (req.method === 'GET' && url.pathname === '/api/v1/status') {
-      return send(res, 200, buildStatus(controller, this.#opts.dataPlanes(), this.#opts.warnings(), this.#opts.startedAt, this.#opts.appliedVersions?.(), this.#opts.lastProbes?.()));
+      return send(res, 200, buildStatus(controller, this.#opts.dataPlanes(), this.#opts.warnings(), this.#opts.startedAt, this.#opts.appliedVersions?.(), this.#opts.lastProbes?.(), this.#opts.ha?.()));
     }
     if (req.method === 'GET' && url.pathname === '/metrics') {
       res.writeHead(200, { 'content-type': this.#opts.metrics.registry.contentType });

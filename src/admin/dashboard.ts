@@ -39,7 +39,9 @@ async function refresh() {
   try {
     const s = await (await fetch('/api/v1/status')).json();
     document.getElementById('meta').textContent =
-      'config ' + s.config + ' · started ' + s.startedAt + ' · snapshot #' + s.snapshotVersion;
+      'config ' + s.config + ' · started ' + s.startedAt + ' · snapshot #' + s.snapshotVersion +
+      (s.ha ? ' · pair: ' + s.ha.node + ' ' + s.ha.role + (s.ha.drained ? ' (drained)' : '') + ', peer ' + s.ha.peer.name +
+        ', sync ' + s.ha.sync.conntrackd + (s.ha.lastFailover ? ', last failover ' + s.ha.lastFailover.at + ': ' + s.ha.lastFailover.cause : '') : '');
     document.getElementById('warnings').innerHTML = s.warnings.map((w) => '<div class="warn">' + esc(w) + '</div>').join('');
     document.getElementById('services').innerHTML = s.services.map((svc) =>
       '<h2>' + esc(svc.name) + ' <span class="meta">(' + esc(svc.kind) + ' · ' + esc(svc.virtualIp) + ' · ' +

@@ -13,6 +13,8 @@ export interface StatusDocument {
   readonly snapshotVersion: number;
   readonly services: readonly unknown[];
   readonly warnings: readonly string[];
+  /** This node's place in an active/standby pair (`ha:` configured), else absent. */
+  readonly ha?: unknown;
 }
 
 export function buildStatus(
@@ -22,6 +24,7 @@ export function buildStatus(
   startedAt: Date,
   appliedVersions: ReadonlyMap<string, number> = new Map(),
   lastProbes: ReadonlyMap<string, unknown> = new Map(),
+  ha?: unknown,
 ): StatusDocument {
   const snap = controller.snapshot();
   const services = snap.services.map((s) => {
@@ -61,5 +64,6 @@ export function buildStatus(
     snapshotVersion: snap.version,
     services,
     warnings: all,
+    ...(ha !== undefined ? { ha } : {}),
   };
 }

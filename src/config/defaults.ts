@@ -68,4 +68,17 @@ export const DEFAULTS = Object.freeze({
     connectTimeout: 5_000,
     drainTimeout: 3_600_000,
   },
+  ha: {
+    syncPort: 3780,
+    // keepalived's 1 s adverts: a dead node is noticed in 3 adverts + skew (RFC 5798 §6.1).
+    advertInterval: 1_000,
+    // Long enough for conntrackd's resync (-n) to fill a returning node before it takes back.
+    preemptDelay: 5_000,
+    runDir: '/run/vpnlb-ha',
+    // Replicated entries lose vpnlb's per-flow ct timeout object (conntrackd does not carry it):
+    // the kernel's UDP stream timeout governs them (DESIGN §6: the reference pair used 3600 s).
+    conntrackUdpTimeout: 3_600_000,
+    checkInterval: 1_000,
+    checkFall: 2,
+  },
 });

@@ -23,6 +23,8 @@ import type {
   SstpService,
 } from './types.js';
 import { VpnlbError } from '../errors.js';
+import { parseDuration, safeDuration } from './duration.js';
+import { checkHa, LOCAL_HOST, resolveHa, type HostView } from './ha.js';
 
 const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
 const validateSchema = ajv.compile<ConfigInput>(ConfigSchema);
@@ -99,15 +101,7 @@ function truncate(text: string): string {
   return text.length <= MAX_QUOTED_LENGTH ? text : `${text.slice(0, MAX_QUOTED_LENGTH)}… (${text.length} characters)`;
 }
 
-/** Parses a duration (seconds as a number, or `500ms` / `5s` / `10m` / `2h`) into milliseconds. */
-export function parseDuration(value: number | string): number {
-  if (typeof value === 'number') return Math.round(value * 1000);
-  const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)$/.exec(value);
-  if (!m) throw new RangeError(`not a duration: ${value}`);
-  const n = Number(m[1]);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
-  return Math.round(n * unit);
-}
+export { parseDuration } from './duration.js';
 
 /** Reads and checks a file; never throws for problems inside the file (they are issues). */
 export function checkConfigFile(path: string): CheckResult {
@@ -139,7 +133,7 @@ export function loadConfigText(text: string, source = '<embedded>'): Config {
 type PathSeg = string | number;
 
 /** Checks configuration text: YAML syntax, schema, semantics; resolves when error-free. */
-export function checkConfigText(text: string, source = '<embedded>'): CheckResult {
+export function checkConfigText(text: string, source = '<embedded>', host: HostView = LOCAL_HOST): CheckResult {
   if (text.length > MAX_CONFIG_BYTES) return { issues: [tooLarge(Buffer.byteLength(text))] };
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
@@ -189,6 +183,7 @@ export function checkConfigText(text: string, source = '<embedded>'): CheckResul
     }
   }
   semanticChecks(raw, add, baseDirOf(source));
+  if (isObj(raw)) checkHa(raw, add, host);
   if (issues.some((i) => i.severity === 'error')) return { issues: capIssues(sortIssues(issues)) };
 
   const config = resolve(raw as ConfigInput, source);
@@ -500,14 +495,6 @@ function baseDirOf(source: string): string {
   return source.startsWith('<') ? process.cwd() : dirname(resolvePath(source));
 }
 
-function safeDuration(v: unknown): number | undefined {
-  try {
-    return typeof v === 'number' || typeof v === 'string' ? parseDuration(v) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 function resolve(input: ConfigInput, source: string): Config {
   const monitors: Record<string, Monitor> = {};
   for (const [name, m] of Object.entries(input.monitors ?? {})) {
@@ -608,6 +595,7 @@ function resolve(input: ConfigInput, source: string): Config {
     monitors,
     pools,
     services: { ikev2, sstp },
+    ...(input.ha ? { ha: resolveHa(input.ha, [...ikev2, ...sstp].map((s) => s.virtualIp)) } : {}),
   };
 }
 

@@ -203,6 +203,66 @@ export const HealthPolicySchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** One VRRP instance: the interface it runs on, its id, and the addresses it moves. */
+export const VrrpInstanceSchema = Type.Object(
+  {
+    interface: Type.String({ minLength: 1, maxLength: 15 }),
+    /** VRRP virtual router id (RFC 5798 §5.2.3), unique per L2 segment. */
+    virtualRouterId: Type.Integer({ minimum: 1, maximum: 255 }),
+    /** Addresses with prefix length (`198.19.0.1/32`, `2001:db8::1/64`); IPv4 and IPv6 may mix. */
+    addresses: Type.Optional(Type.Array(Type.String({ minLength: 2, maxLength: 49 }), { minItems: 1, maxItems: 64 })),
+  },
+  { additionalProperties: false },
+);
+
+export const HaNodeSchema = Type.Object(
+  {
+    name: NameSchema,
+    /** VRRP priority (1–254): the higher one is active while healthy. */
+    priority: Type.Integer({ minimum: 1, maximum: 254 }),
+    /** This node's address on the dedicated sync link (conntrackd FTFW over UDP). */
+    syncAddress: AddressSchema,
+  },
+  { additionalProperties: false },
+);
+
+export const HaSchema = Type.Object(
+  {
+    /** The two nodes of the pair; the same file serves both (a node finds itself by its sync address). */
+    nodes: Type.Array(HaNodeSchema, { minItems: 2, maxItems: 2 }),
+    /** Which node this is, when its sync address cannot tell (overridden by `--node`). */
+    node: Type.Optional(NameSchema),
+    sync: Type.Object(
+      {
+        /** The dedicated link between the two nodes. */
+        interface: Type.String({ minLength: 1, maxLength: 15 }),
+        port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+      },
+      { additionalProperties: false },
+    ),
+    vrrp: Type.Object(
+      {
+        advertInterval: Type.Optional(DurationSchema),
+        /** Seconds a recovered higher-priority node waits (state sync) before taking back. */
+        preemptDelay: Type.Optional(DurationSchema),
+        /** The clients' side: every service virtual IP (default: each as /32 or /128). */
+        outside: VrrpInstanceSchema,
+        /** The servers' side: the gateway address the VPN servers route through. */
+        inside: VrrpInstanceSchema,
+      },
+      { additionalProperties: false },
+    ),
+    /** Where the generated files, pid files, sockets and the role file live. */
+    runDir: Type.Optional(Type.String({ minLength: 1 })),
+    /** UDP conntrack timeout of replicated flows (the kernel's nf_conntrack_udp_timeout_stream). */
+    conntrackUdpTimeout: Type.Optional(DurationSchema),
+    /** How often `keepalived` runs `vpnlb ha check`, and how many failures take the addresses away. */
+    checkInterval: Type.Optional(DurationSchema),
+    checkFall: Type.Optional(Type.Integer({ minimum: 1, maximum: 10 })),
+  },
+  { additionalProperties: false },
+);
+
 export const ConfigSchema = Type.Object(
   {
     admin: Type.Optional(AdminSchema),
@@ -217,6 +277,8 @@ export const ConfigSchema = Type.Object(
       ),
     ),
     health: Type.Optional(HealthPolicySchema),
+    /** Active/standby pair on keepalived (VRRP) and conntrackd (docs/high-availability.md). */
+    ha: Type.Optional(HaSchema),
     monitors: Type.Optional(Type.Record(NameSchema, MonitorSchema)),
     pools: Type.Record(NameSchema, PoolSchema),
     services: Type.Object(
@@ -238,3 +300,4 @@ export type Ikev2ServiceInput = Static<typeof Ikev2ServiceSchema>;
 export type SstpServiceInput = Static<typeof SstpServiceSchema>;
 export type BalancingMethod = Static<typeof MethodSchema>;
 export type MonitorType = Static<typeof MonitorTypeSchema>;
+export type HaInput = Static<typeof HaSchema>;

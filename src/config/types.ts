@@ -72,6 +72,37 @@ export interface Config {
     readonly ikev2: readonly Ikev2Service[];
     readonly sstp: readonly SstpService[];
   };
+  /** Present when this balancer is one node of an active/standby pair. */
+  readonly ha?: HaConfig;
+}
+
+export interface HaNode {
+  readonly name: string;
+  readonly priority: number;
+  readonly syncAddress: string;
+}
+
+export interface VrrpInstance {
+  readonly interface: string;
+  readonly virtualRouterId: number;
+  /** With prefix length; IPv4 first, then IPv6 (keepalived: one family per advert). */
+  readonly addresses: readonly string[];
+}
+
+export interface HaConfig {
+  readonly nodes: readonly [HaNode, HaNode];
+  readonly node?: string;
+  readonly sync: { readonly interface: string; readonly port: number };
+  readonly vrrp: {
+    readonly advertInterval: number;
+    readonly preemptDelay: number;
+    readonly outside: VrrpInstance;
+    readonly inside: VrrpInstance;
+  };
+  readonly runDir: string;
+  readonly conntrackUdpTimeout: number;
+  readonly checkInterval: number;
+  readonly checkFall: number;
 }
 
 /** A problem found in a configuration file, located by YAML path and line. */

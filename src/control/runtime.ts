@@ -9,6 +9,8 @@ import type { Config } from '../config/types.js';
 import type { DataPlane } from '../dataplane/dataplane.js';
 import type { Logger } from '../log/logger.js';
 import { Controller } from './controller.js';
+import { localNode } from '../config/ha.js';
+import { HaStatusReader } from '../ha/ha-status.js';
 import type { ServiceSnapshot, Snapshot } from './snapshot.js';
 
 /** What a data plane or monitor needs from the process around it. */
@@ -52,6 +54,7 @@ export class Runtime {
   /** Per service, the version of the last snapshot its data plane finished applying. */
   readonly #applied = new Map<string, number>();
   #watcher: Watcher | undefined;
+  #ha: HaStatusReader | undefined;
   #admin: AdminServer | undefined;
   #adminAddress: { host: string; port: number } | undefined;
 
@@ -150,6 +153,8 @@ export class Runtime {
       this.#watcher.start();
     }
 
+    if (config.ha) this.#ha = this.#startHaStatus(config.ha);
+
     const adminOpt = this.#opts.admin ?? { host: config.admin.listen, port: config.admin.port };
     if (adminOpt !== false) {
       this.#admin = new AdminServer({
@@ -161,11 +166,49 @@ export class Runtime {
         lastProbes: () => this.#watcher?.lastProbes?.() ?? new Map(),
         warnings: () => this.#opts.configWarnings ?? [],
         startedAt: this.startedAt,
+        ...(this.#ha ? { ha: () => this.#ha?.status } : {}),
       });
       const addr = await this.#admin.listen(adminOpt.host, adminOpt.port);
       this.#adminAddress = { host: addr.address, port: addr.port };
       logger.info({ component: 'admin', address: addr.address, port: addr.port }, `admin API on http://${fmtHost(addr.address)}:${addr.port}/`);
     }
+  }
+
+  /**
+   * Follows this node's role in the pair (files written by `vpnlb ha start` and keepalived's
+   * notify script) for status and metrics. A host that is neither node only gets a warning.
+   */
+  #startHaStatus(ha: NonNullable<Config['ha']>): HaStatusReader | undefined {
+    const { logger } = this.#opts;
+    const found = localNode(ha);
+    if (!found) {
+      logger.warn({ component: 'ha' }, 'ha: no sync address of ha.nodes is configured here and ha.node is not set: the pair\'s role is not shown');
+      return undefined;
+    }
+    const roles = ['active', 'standby', 'fault', 'stopped', 'unknown'] as const;
+    const failovers = this.metrics.counter({ name: 'vpnlb_ha_failovers_total', help: 'Changes of this node\'s ownership of the pair\'s addresses, by new role.', labelNames: ['to'] });
+    const reader = new HaStatusReader(ha, found.self, found.peer, (s, previous) => {
+      const level = s.role === 'fault' ? 'warn' : 'info';
+      logger[level]({ component: 'ha', role: s.role, from: previous.role, lastFailover: s.lastFailover }, `ha: ${found.self.name} is ${s.role} (was ${previous.role})${s.lastFailover ? `: ${s.lastFailover.cause}` : ''}`);
+      if ((s.role === 'active') !== (previous.role === 'active') && previous.role !== 'unknown') failovers.inc({ to: s.role });
+    });
+    this.metrics.gauge({
+      name: 'vpnlb_ha_role',
+      help: '1 for this node\'s current role in the pair (active, standby, fault, stopped, unknown), else 0.',
+      labelNames: ['role'],
+      collect() {
+        for (const r of roles) this.set({ role: r }, reader.status.role === r ? 1 : 0);
+      },
+    });
+    this.metrics.gauge({
+      name: 'vpnlb_ha_sync_entries',
+      help: 'Connections in conntrackd\'s internal cache on this node (-1 when conntrackd does not answer).',
+      collect() {
+        this.set(reader.status.sync.entries ?? -1);
+      },
+    });
+    reader.start();
+    return reader;
   }
 
   /** Applies snapshots to a data plane strictly in order; a newer one supersedes a queued one. */
@@ -193,6 +236,7 @@ export class Runtime {
 
   async stop(options: { keepState?: boolean } = {}): Promise<void> {
     await this.#watcher?.stop();
+    this.#ha?.stop();
     await this.#admin?.close();
     await this.settled();
     for (const [name, dp] of this.#dataPlanes) {

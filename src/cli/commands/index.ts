@@ -4,7 +4,9 @@ import { backendCommand } from './backend.js';
 import { checkCommand } from './check.js';
 import { demoCommand } from './demo.js';
 import { exportCommand } from './export.js';
+import { haCommand } from './ha.js';
 import { labCommand } from './lab.js';
+import { nodeCommand } from './node.js';
 import { probeCommand } from './probe.js';
 import { rrasCommand } from './rras.js';
 import { runCommand } from './run.js';
@@ -13,4 +15,4 @@ import { statusCommand } from './status.js';
 import { stopCommand } from './stop.js';
 import { whichCommand } from './which.js';
 
-export const COMMANDS: readonly Command[] = [runCommand, checkCommand, whichCommand, statusCommand, stopCommand, backendCommand, probeCommand, demoCommand, labCommand, sstpOffloadHashCommand, exportCommand, rrasCommand];
+export const COMMANDS: readonly Command[] = [runCommand, checkCommand, whichCommand, statusCommand, stopCommand, backendCommand, haCommand, nodeCommand, probeCommand, demoCommand, labCommand, sstpOffloadHashCommand, exportCommand, rrasCommand];

@@ -1,6 +1,8 @@
+import { existsSync } from 'node:fs';
 import { canUseNftables } from '../../../lab/netns.js';
 import { canUseStrongswan } from '../../../lab/strongswan/charon.js';
 import { formatShowcase, runShowcase } from '../../../lab/scenarios/showcase.js';
+import { formatHaPair, runHaPair } from '../../../lab/ha/ha-pair.js';
 import { VpnlbError } from '../../errors.js';
 import { parseCommandArgs, type Command } from '../command.js';
 
@@ -12,14 +14,15 @@ import { parseCommandArgs, type Command } from '../command.js';
  */
 export const labCommand: Command = {
   name: 'lab',
-  summary: 'run the real-strongSwan lab: full NAT vs transparent, with numbers (root)',
-  usage: 'vpnlb lab [--json] [--clients N] [--stalled N] [--servers N]',
+  summary: 'run the real-strongSwan lab: full NAT vs transparent, or the ha-pair failovers, with numbers (root)',
+  usage: 'vpnlb lab [--scenario showcase|ha-pair] [--json] [--clients N] [--stalled N] [--servers N]',
   async run(argv, io) {
     const { values } = parseCommandArgs(this, argv, {
       json: { type: 'boolean' },
       clients: { type: 'string' },
       stalled: { type: 'string' },
       servers: { type: 'string' },
+      scenario: { type: 'string' },
     });
     const nft = canUseNftables();
     if (!nft.ok) {
@@ -37,6 +40,21 @@ export const labCommand: Command = {
       if (!Number.isInteger(n) || n < min || n > max) throw new VpnlbError('VPNLB_CLI_USAGE', `--${what}: an integer from ${min} to ${max}`, 'client');
       return n;
     };
+    const scenario = values.scenario ?? 'showcase';
+    if (scenario !== 'showcase' && scenario !== 'ha-pair') throw new VpnlbError('VPNLB_CLI_USAGE', `--scenario: showcase or ha-pair (got ${scenario})`, 'client');
+    if (scenario === 'ha-pair') {
+      // keepalived and conntrackd: the pair's engines (docs/high-availability.md).
+      for (const bin of ['/usr/sbin/keepalived', '/usr/sbin/conntrackd']) {
+        if (!existsSync(bin)) {
+          io.err(`vpnlb lab: ${bin} is missing: apt-get install keepalived conntrackd`);
+          return 2;
+        }
+      }
+      const clients = int(values.clients, 14, 1, 40, 'clients');
+      const report = await runHaPair({ clients4: clients, progress: values.json ? () => undefined : (l) => io.err(l) });
+      io.out(values.json ? JSON.stringify(report, null, 2) : formatHaPair(report));
+      return 0;
+    }
     const report = await runShowcase({
       clients: int(values.clients, 12, 1, 60, 'clients'),
       stalledClients: int(values.stalled, 4, 0, 20, 'stalled'),

@@ -1,9 +1,12 @@
 import { parseCommandArgs, type Command } from '../command.js';
 import { adminUrl, callAdmin } from './admin-client.js';
+import { formatHaStatus } from './ha.js';
+import type { HaStatus } from '../../ha/ha-status.js';
 
 interface StatusBody {
   config: string;
   warnings: string[];
+  ha?: HaStatus;
   services: { name: string; kind: string; dataplane: string; virtualIp: string; backends: { name: string; address: string; state: string; reason: string; since: string; slowStart?: { share: number; until: string } }[] }[];
 }
 
@@ -27,6 +30,7 @@ export const statusCommand: Command = {
         io.out(`  ${b.name.padEnd(16)} ${b.address.padEnd(24)} ${b.state.padEnd(9)} since ${b.since}  ${b.reason}${ramp}`);
       }
     }
+    if (s.ha) io.out(formatHaStatus(s.ha));
     for (const w of s.warnings) io.out(`warning: ${w}`);
     return 0;
   },

@@ -71,6 +71,7 @@ export class KernelIkeDataPlane implements DataPlane {
   readonly #conntrack: ConntrackTable;
   readonly #runner: CommandRunner;
   readonly #pollMs: number;
+  #refreshing: Promise<void> | undefined;
   readonly #metrics: KernelMetrics;
   readonly #returnPath: ReturnPathDetector;
   readonly #staticWarnings: string[] = [];
@@ -271,7 +272,19 @@ export class KernelIkeDataPlane implements DataPlane {
   }
 
   /** Reads the counters back and, in transparent mode, runs the return-path check (the timer calls it). */
-  async refresh(): Promise<void> {
+  /**
+   * Reads counters and flows. One read at a time: on a busy host one `nft list counters` (which
+   * dumps the table, map included) can outlast the poll interval, and overlapping reads only
+   * pile up processes (seen: eleven at once on a loaded two-core machine).
+   */
+  refresh(): Promise<void> {
+    this.#refreshing ??= this.#refresh().finally(() => {
+      this.#refreshing = undefined;
+    });
+    return this.#refreshing;
+  }
+
+  async #refresh(): Promise<void> {
     const s = this.#service;
     const c = await readCounters(this.#applier, this.#family, s.table);
     if (c.ok) {

@@ -1,0 +1,393 @@
+/**
+ * The pair lab (root): two vpnlb nodes on an outside and an inside L2 segment, a dedicated sync
+ * link, three strongSwan servers and real strongSwan clients (IPv4, IPv6, behind a CGNAT).
+ *
+ * ```
+ *  c1..cN ─┐                 osw (bridge)              isw (bridge)
+ *  cgn ────┼─ wan ─────────┬─ lb1 ─┬──────────────────┬─ s1 198.18.1.11
+ *  (n1..)  ┘  198.18.0.1   │       │ sync 198.18.2.0/30│  s2 198.18.1.12
+ *                          └─ lb2 ─┘                   └─ s3 198.18.1.13
+ *   outside VIPs 198.19.0.1, 2001:db8:ffff::1   inside gateway 198.18.1.1, 2001:db8:b::1 (VRRP)
+ * ```
+ *
+ * Each bridge lives in a namespace of its own with `net.bridge.bridge-nf-call-*` = 0 there
+ * (DESIGN §6: with br_netfilter, a bridge in a namespace would run the frames through that
+ * namespace's netfilter). The servers' default gateway is the inside VRRP address: their
+ * replies follow the active node. The wan router counts packets that leave the pair with a
+ * server's own address (`leaked`): the symptom of a takeover without state (DESIGN §6).
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { Topology, type Namespace } from '../netns.js';
+import { Charon, sleep } from '../strongswan/charon.js';
+import { FAST_RETRANSMIT } from '../strongswan/strongswan-conf.js';
+import { renderInitiatorConf, renderResponderConf, TUNNEL_TARGET_V4, TUNNEL_TARGET_V6 } from '../strongswan/swanctl-conf.js';
+import { vpnlbArgv } from '../vpnlb-process.js';
+
+export const HA_VIP4 = '198.19.0.1';
+export const HA_VIP6 = '2001:db8:ffff::1';
+const INSIDE_GW4 = '198.18.1.1';
+const INSIDE_GW6 = '2001:db8:b::1';
+const PSK = 'vpnlb-lab-pre-shared-key';
+const SERVER_ID = 'server';
+
+export interface HaLabOptions {
+  readonly label?: string;
+  /** Clients dialling the IPv4 VIP from their own address. */
+  readonly clients4: number;
+  readonly clients6: number;
+  readonly cgnatClients: number;
+  /** Extra IPv4 clients kept idle, to connect during failovers. */
+  readonly spareClients: number;
+}
+
+export interface HaLabServer {
+  readonly name: string;
+  readonly ns: Namespace;
+  readonly address4: string;
+  readonly address6: string;
+  readonly pool4: string;
+  readonly pool6: string;
+  charon?: Charon;
+}
+
+export interface HaLabClient {
+  readonly name: string;
+  readonly ns: Namespace;
+  readonly family: 4 | 6;
+  readonly behindCgnat: boolean;
+  readonly spare: boolean;
+  charon?: Charon;
+}
+
+/** One balancer node: its namespace, its configuration file, its two vpnlb processes. */
+export class HaLabNode {
+  readonly name: 'lb1' | 'lb2';
+  readonly ns: Namespace;
+  readonly configPath: string;
+  readonly runDir: string;
+  /** Interfaces: outside, inside, sync. */
+  readonly links: readonly string[];
+  #run: ChildProcess | undefined;
+  #ha: ChildProcess | undefined;
+  log = '';
+
+  constructor(name: 'lb1' | 'lb2', ns: Namespace, configPath: string, runDir: string, links: readonly string[]) {
+    this.name = name;
+    this.ns = ns;
+    this.configPath = configPath;
+    this.runDir = runDir;
+    this.links = links;
+  }
+
+  #spawn(args: string[], ready: RegExp): Promise<ChildProcess> {
+    const [node, ...rest] = vpnlbArgv(args);
+    const child = this.ns.spawn(node!, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VPNLB_KEEP_STATE: '' } });
+    return new Promise((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`${this.name}: vpnlb ${args[0]} did not start in 300 s:\n${out.slice(-3000)}`)), 300_000);
+      const onData = (d: Buffer) => {
+        out += d.toString();
+        this.log = (this.log + d.toString()).slice(-200_000);
+        if (ready.test(out)) {
+          clearTimeout(timer);
+          resolve(child);
+        }
+      };
+      child.stdout?.on('data', onData);
+      child.stderr?.on('data', onData);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`${this.name}: vpnlb ${args[0]} exited (${code}):\n${out.slice(-3000)}`));
+      });
+    });
+  }
+
+  /**
+   * Starts `vpnlb run`, retried up to five times: on a host loaded by other work its start-up check
+   * (`nft list tables` within 10 s) can time out while another namespace loads a large map.
+   */
+  async startVpnlb(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        this.#run = await this.#spawn(['run', '--config', this.configPath], /vpnlb running/);
+        return;
+      } catch (err) {
+        if (attempt >= 6 || !/VPNLB_DATAPLANE_UNAVAILABLE/.test((err as Error).message)) throw err;
+        await sleep(3000);
+      }
+    }
+  }
+
+  async startHa(): Promise<void> {
+    this.#ha = await this.#spawn(['ha', 'start', '--config', this.configPath], /vpnlb ha running/);
+  }
+
+  /** `kill -9` of `vpnlb run`: the control plane dies, its kernel table stays. */
+  async killVpnlb(): Promise<void> {
+    await signal(this.#run, 'SIGKILL');
+  }
+
+  /** SIGTERM to `vpnlb ha start`: keepalived leaves (priority-0 advert), conntrackd stops. */
+  async stopHa(): Promise<void> {
+    await signal(this.#ha, 'SIGTERM');
+  }
+
+  async stopAll(): Promise<void> {
+    await signal(this.#ha, 'SIGTERM');
+    await signal(this.#run, 'SIGTERM');
+  }
+
+  /** Every link of the node down (or up): the node is dead to the world. */
+  async setLinks(up: boolean): Promise<void> {
+    for (const l of this.links) await this.ns.exec('ip', ['link', 'set', l, up ? 'up' : 'down']);
+  }
+
+  /** `vpnlb CMD ... --config FILE` in the node's namespace. */
+  vpnlb(args: readonly string[]): Promise<string> {
+    const [node, ...rest] = vpnlbArgv([...args, '--config', this.configPath]);
+    return this.ns.exec(node!, rest);
+  }
+
+  async haStatus(): Promise<{ role: string; transitions: number; lastFailover: { cause: string } | null }> {
+    return JSON.parse(await this.vpnlb(['ha', 'status', '--json'])) as { role: string; transitions: number; lastFailover: { cause: string } | null };
+  }
+
+  /** Packets of the kernel table's `ike_split` counter (IPv4 and IPv6 tables). */
+  async ikeSplitPackets(): Promise<number> {
+    let n = 0;
+    for (const f of ['ip', 'ip6']) {
+      const out = await this.ns.exec('nft', ['list', 'counter', f, 'vpnlb', 'ike_split']).catch(() => '');
+      n += Number(/packets (\d+)/.exec(out)?.[1] ?? 0);
+    }
+    return n;
+  }
+}
+
+async function signal(child: ChildProcess | undefined, sig: NodeJS.Signals): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  try {
+    process.kill(child.pid, sig);
+  } catch {
+    return;
+  }
+  const t = setTimeout(() => child.pid !== undefined && process.kill(child.pid, 'SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(t);
+}
+
+export class HaLab {
+  readonly topo: Topology;
+  readonly dir: string;
+  readonly options: HaLabOptions;
+  readonly servers: HaLabServer[] = [];
+  readonly clients: HaLabClient[] = [];
+  readonly nodes: HaLabNode[] = [];
+
+  private constructor(topo: Topology, dir: string, options: HaLabOptions) {
+    this.topo = topo;
+    this.dir = dir;
+    this.options = options;
+  }
+
+  static async create(options: HaLabOptions): Promise<HaLab> {
+    const topo = Topology.create(options.label ?? 'ha');
+    const lab = new HaLab(topo, mkdtempSync(join(tmpdir(), `vpnlb-ha-${topo.prefix}-`)), options);
+    try {
+      await lab.#build();
+    } catch (err) {
+      await lab.destroy();
+      throw err;
+    }
+    return lab;
+  }
+
+  get wan(): Namespace {
+    return this.topo.ns('wan');
+  }
+
+  async #bridge(short: string): Promise<Namespace> {
+    const ns = await this.topo.addNamespace(short, { forwarding: false });
+    for (const k of ['iptables', 'ip6tables', 'arptables']) await ns.exec('sysctl', ['-qw', `net.bridge.bridge-nf-call-${k}=0`]).catch(() => undefined);
+    await ns.exec('ip', ['link', 'add', 'br0', 'type', 'bridge']);
+    await ns.exec('ip', ['link', 'set', 'br0', 'up']);
+    return ns;
+  }
+
+  /** A veth from `a` (with addresses) into bridge namespace `sw`; returns a's interface name. */
+  async #port(sw: string, a: string, addresses: string[]): Promise<string> {
+    const { aIf, bIf } = await this.topo.link({ a, b: sw, aAddresses: addresses, bAddresses: [] });
+    await this.topo.ns(sw).exec('ip', ['link', 'set', bIf, 'master', 'br0']);
+    return aIf;
+  }
+
+  async #build(): Promise<void> {
+    const t = this.topo;
+    const o = this.options;
+    await this.#bridge('osw');
+    await this.#bridge('isw');
+    const wan = await t.addNamespace('wan');
+    const wanIf = await this.#port('osw', 'wan', ['198.18.0.1/24', '2001:db8:a::1/64']);
+    // The VIPs are on-link on the outside segment: whichever node answers ARP/ND for them.
+    await wan.exec('ip', ['route', 'add', `${HA_VIP4}/32`, 'dev', wanIf]);
+    await wan.exec('ip', ['-6', 'route', 'add', `${HA_VIP6}/128`, 'dev', wanIf]);
+    // Count (and drop) what leaves the pair with a server's own address: a reversed entry.
+    await wan.exec('nft', ['-f', '-'], `table inet leak {\n  counter leaked {\n  }\n  chain leakcheck {\n    type filter hook forward priority 0;\n    iifname "${wanIf}" ip saddr 198.18.1.0/24 counter name leaked drop\n    iifname "${wanIf}" ip6 saddr 2001:db8:b::/64 counter name leaked drop\n  }\n}\n`);
+
+    const links: string[][] = [];
+    for (const [i, name] of (['lb1', 'lb2'] as const).entries()) {
+      await t.addNamespace(name);
+      const outside = await this.#port('osw', name, [`198.18.0.${2 + i}/24`, `2001:db8:a::${2 + i}/64`]);
+      const inside = await this.#port('isw', name, [`198.18.1.${2 + i}/24`, `2001:db8:b::${2 + i}/64`]);
+      await t.route(name, 'default', '198.18.0.1');
+      await t.route(name, 'default', '2001:db8:a::1');
+      links.push([outside, inside]);
+    }
+    const sync = await t.link({ a: 'lb1', b: 'lb2', aAddresses: ['198.18.2.1/30'], bAddresses: ['198.18.2.2/30'] });
+    links[0]!.push(sync.aIf);
+    links[1]!.push(sync.bIf);
+    for (const [i, name] of (['lb1', 'lb2'] as const).entries()) {
+      this.nodes.push(new HaLabNode(name, t.ns(name), join(this.dir, `${name}.yaml`), join(this.dir, name, 'ha'), links[i]!));
+    }
+
+    for (let i = 1; i <= 3; i++) {
+      const name = `s${i}`;
+      const ns = await t.addNamespace(name);
+      await this.#port('isw', name, [`198.18.1.${10 + i}/24`, `2001:db8:b::${10 + i}/64`]);
+      await t.route(name, 'default', INSIDE_GW4);
+      await t.route(name, 'default', INSIDE_GW6);
+      await ns.exec('ip', ['addr', 'add', `${TUNNEL_TARGET_V4}/32`, 'dev', 'lo']);
+      await ns.exec('ip', ['addr', 'add', `${TUNNEL_TARGET_V6}/128`, 'dev', 'lo', 'nodad']);
+      this.servers.push({ name, ns, address4: `198.18.1.${10 + i}`, address6: `2001:db8:b::${10 + i}`, pool4: `198.19.${10 + i}.0/24`, pool6: `2001:db8:10:${i}::/120` });
+    }
+
+    let n = 0;
+    const direct = async (family: 4 | 6, spare: boolean) => {
+      n++;
+      const name = `c${n}`;
+      const ns = await t.addNamespace(name, { forwarding: false });
+      if (family === 4) {
+        await t.link({ a: 'wan', b: name, aAddresses: [`198.18.${10 + n}.1/24`], bAddresses: [`198.18.${10 + n}.2/24`] });
+        await t.route(name, 'default', `198.18.${10 + n}.1`);
+      } else {
+        await t.link({ a: 'wan', b: name, aAddresses: [`2001:db8:2:${n}::1/64`], bAddresses: [`2001:db8:2:${n}::2/64`] });
+        await t.route(name, 'default', `2001:db8:2:${n}::1`);
+      }
+      this.clients.push({ name, ns, family, behindCgnat: false, spare });
+    };
+    for (let i = 0; i < o.clients4; i++) await direct(4, false);
+    for (let i = 0; i < o.clients6; i++) await direct(6, false);
+    if (o.cgnatClients > 0) {
+      const cgn = await t.addNamespace('cgn');
+      const { aIf } = await t.link({ a: 'cgn', b: 'wan', aAddresses: ['198.18.99.2/24'], bAddresses: ['198.18.99.1/24'] });
+      await t.route('cgn', 'default', '198.18.99.1');
+      await cgn.exec('nft', ['-f', '-'], `table ip cgnat {\n  chain post {\n    type nat hook postrouting priority srcnat;\n    oifname "${aIf}" masquerade\n  }\n}\n`);
+      for (let k = 1; k <= o.cgnatClients; k++) {
+        const name = `n${k}`;
+        const ns = await t.addNamespace(name, { forwarding: false });
+        await t.link({ a: 'cgn', b: name, aAddresses: [`198.18.${200 + k}.1/24`], bAddresses: [`198.18.${200 + k}.2/24`] });
+        await t.route(name, 'default', `198.18.${200 + k}.1`);
+        this.clients.push({ name, ns, family: 4, behindCgnat: true, spare: false });
+      }
+    }
+    for (let i = 0; i < o.spareClients; i++) await direct(4, true);
+    this.#writeConfigs();
+  }
+
+  /** One configuration per node: identical but for `ha.node` and `ha.runDir` (both nodes share this host's filesystem). */
+  #writeConfigs(): void {
+    const backends = (v6: boolean) => this.servers.map((s) => ({ name: v6 ? `${s.name}v6` : s.name, address: v6 ? s.address6 : s.address4 }));
+    const service = (name: string, vip: string, pool: string) => ({ name, virtualIp: vip, pool, dataplane: 'kernel', nat: 'transparent', affinity: 'ike-spi', monitor: 'ike' });
+    for (const node of this.nodes) {
+      mkdirSync(node.runDir, { recursive: true, mode: 0o700 });
+      const config = {
+        log: { level: 'info' },
+        admin: { listen: '127.0.0.1', port: 8088 },
+        monitors: { ike: { type: 'ikev2', interval: '1s', timeout: '800ms', rise: 1, fall: 3, jitter: 0 } },
+        pools: { farm4: { backends: backends(false) }, farm6: { backends: backends(true) } },
+        services: { ikev2: [service('ike4', HA_VIP4, 'farm4'), service('ike6', HA_VIP6, 'farm6')] },
+        ha: {
+          node: node.name,
+          nodes: [
+            { name: 'lb1', priority: 150, syncAddress: '198.18.2.1' },
+            { name: 'lb2', priority: 100, syncAddress: '198.18.2.2' },
+          ],
+          sync: { interface: node.links[2] },
+          vrrp: {
+            advertInterval: '1s',
+            preemptDelay: '5s',
+            outside: { interface: node.links[0], virtualRouterId: 51 },
+            inside: { interface: node.links[1], virtualRouterId: 52, addresses: [`${INSIDE_GW4}/24`, `${INSIDE_GW6}/64`] },
+          },
+          runDir: node.runDir,
+        },
+      };
+      writeFileSync(node.configPath, `${JSON.stringify(config, null, 2)}\n`);
+    }
+  }
+
+  async startServers(): Promise<void> {
+    await Promise.all(
+      this.servers.map(async (s) => {
+        s.charon = await Charon.start({
+          ns: s.ns,
+          dir: join(this.dir, s.name),
+          retransmit: FAST_RETRANSMIT,
+          swanctlConf: renderResponderConf({ id: SERVER_ID, auth: { kind: 'psk', secret: PSK }, pools: [s.pool4, s.pool6], localTs: [`${TUNNEL_TARGET_V4}/32`, `${TUNNEL_TARGET_V6}/128`], fragmentation: true }),
+        });
+      }),
+    );
+  }
+
+  async startClient(c: HaLabClient): Promise<void> {
+    c.charon = await Charon.start({
+      ns: c.ns,
+      dir: join(this.dir, c.name),
+      retransmit: FAST_RETRANSMIT,
+      swanctlConf: renderInitiatorConf({
+        id: c.name,
+        auth: { kind: 'psk', secret: PSK },
+        remote: c.family === 4 ? HA_VIP4 : HA_VIP6,
+        remoteId: SERVER_ID,
+        remoteTs: [c.family === 4 ? `${TUNNEL_TARGET_V4}/32` : `${TUNNEL_TARGET_V6}/128`],
+        vips: [c.family === 4 ? '0.0.0.0' : '::'],
+        fragmentation: true,
+      }),
+    });
+  }
+
+  /** The active node (the one holding the outside VIP), if exactly one does. */
+  async activeNode(): Promise<HaLabNode | undefined> {
+    const holders: HaLabNode[] = [];
+    for (const n of this.nodes) {
+      const out = await n.ns.exec('ip', ['-4', 'addr', 'show', 'dev', n.links[0]!]).catch(() => '');
+      if (out.includes(`${HA_VIP4}/32`)) holders.push(n);
+    }
+    return holders.length === 1 ? holders[0] : undefined;
+  }
+
+  /** Waits until `name` holds the addresses (and the other does not). */
+  async waitActive(name: string, timeoutMs = 90_000): Promise<number> {
+    const t0 = Date.now();
+    while (Date.now() - t0 < timeoutMs) {
+      if ((await this.activeNode())?.name === name) return Date.now() - t0;
+      await sleep(100);
+    }
+    throw new Error(`${name} did not become active within ${timeoutMs} ms`);
+  }
+
+  async leakedPackets(): Promise<number> {
+    const out = await this.wan.exec('nft', ['list', 'counter', 'inet', 'leak', 'leaked']).catch(() => '');
+    return Number(/packets (\d+)/.exec(out)?.[1] ?? 0);
+  }
+
+  async destroy(): Promise<void> {
+    for (const n of this.nodes) await n.stopAll().catch(() => undefined);
+    await Promise.all([...this.servers, ...this.clients].map((p) => p.charon?.kill().catch(() => undefined)));
+    await this.topo.destroy();
+    if (process.env.VPNLB_LAB_KEEP_DIR !== '1') rmSync(this.dir, { recursive: true, force: true });
+  }
+}

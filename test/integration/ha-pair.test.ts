@@ -1,0 +1,49 @@
+/**
+ * The active/standby pair with real engines (keepalived, conntrackd, strongSwan) in network
+ * namespaces: the `ha-pair` lab scenario in a shorter variant (fewer clients, two of the ways
+ * to lose the active node plus a fail-back after each). No tunnel may be lost, no IKE SA
+ * re-established, no handshake split, and new clients must connect during and after each
+ * event. Gap durations are reported, not asserted (they depend on the host's load).
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { canUseConntrack } from '../../lab/netns.js';
+import { hasFile, requireOrSkip } from '../../lab/requirements.js';
+import { canUseStrongswan } from '../../lab/strongswan/charon.js';
+import { runHaPair } from '../../lab/ha/ha-pair.js';
+
+const skip = requireOrSkip(
+  'active/standby pair tests',
+  canUseConntrack(),
+  canUseStrongswan(),
+  hasFile('/usr/sbin/keepalived', 'keepalived'),
+  hasFile('/usr/sbin/conntrackd', 'conntrackd'),
+);
+
+describe('active/standby pair: keepalived + conntrackd, real tunnels', { skip, timeout: 900_000 }, () => {
+  it('loses no tunnel when vpnlb is killed, on a planned drain, and on each fail-back', async () => {
+    const report = await runHaPair({
+      label: 'hait',
+      clients4: 4,
+      clients6: 1,
+      cgnatClients: 2,
+      events: ['kill-vpnlb', 'planned-drain'],
+      progress: (l) => console.log(`# ${l}`),
+    });
+    assert.equal(report.connected, report.clients, 'every client connected before the failovers');
+    assert.deepEqual(report.failovers.map((f) => f.event), ['kill-vpnlb', 'fail-back', 'planned-drain', 'fail-back']);
+    for (const f of report.failovers) {
+      const what = `${f.event} ${f.from}->${f.to}: ${JSON.stringify(f)}`;
+      assert.equal(f.tunnelsBefore, report.clients, what);
+      assert.equal(f.tunnelsLost, 0, what);
+      assert.equal(f.tunnelsAfter, f.tunnelsBefore, what);
+      assert.equal(f.ikeSasReestablished, 0, what);
+      assert.equal(f.splitHandshakes, 0, what);
+      assert.equal(f.leakedServerPackets, 0, what);
+      assert.equal(f.newClientsConnected, f.newClientsTried, what);
+    }
+    // The cause recorded by the node that gave the addresses away.
+    assert.match(report.failovers[0]!.cause ?? '', /health check failed: vpnlb does not answer/);
+    assert.match(report.failovers[2]!.cause ?? '', /planned drain/);
+  });
+});
