@@ -69,7 +69,7 @@ test('ha: outside addresses must cover every service VIP; inside needs its gatew
 test('ha: schema errors (three nodes, unknown setting, node not in nodes)', () => {
   const three = PAIR.replace('  sync:', '    - { name: lb3, priority: 50, syncAddress: 198.18.2.3 }\n  sync:').replace('  sync:', '  node: lb9\n  sync:');
   const got = errors(three).join('\n');
-  assert.match(got, /ha\.nodes: must NOT have more than 2 items/);
+  assert.match(got, /ha\.nodes: at most 2 entries \(got 3\)/);
   assert.match(got, /ha\.node: "lb9" is not one of ha\.nodes/);
   assert.match(errors(PAIR.replace('sync: { interface: sync0 }', 'sync: { interface: sync0, prot: 1 }')).join(), /ha\.sync\.prot: unknown setting "prot" \(did you mean "port"\?\)/);
 });
