@@ -19,6 +19,9 @@ export async function createDataPlane(snapshot: ServiceSnapshot, ctx: RuntimeCon
   const service = snapshot.service;
   const avail = await kernelAvailability();
   if (service.dataplane === 'kernel') {
+    if (!avail.ok && avail.missingCapability) {
+      throw new VpnlbError('VPNLB_MISSING_CAPABILITY', `${service.name}: dataplane kernel: ${avail.reason}`, 'internal');
+    }
     if (!avail.ok) {
       throw new VpnlbError('VPNLB_DATAPLANE_UNAVAILABLE', `${service.name}: dataplane kernel: ${avail.reason} (use dataplane: userspace to run without it)`, 'internal');
     }

@@ -34,6 +34,7 @@ import { RateLimitedLog, sstpMetrics, type SstpCloseReason, type SstpMetrics } f
 import { PersistenceTable } from './sstp-persistence.js';
 import { SPLICE_ENV, SpliceEngine, spliceEnabledByEnv, type SpliceMode } from './sstp-splice.js';
 import { SstpTunnel, TUNNEL_HIGH_WATER_MARK, type TunnelHost } from './sstp-tunnel.js';
+import { listenError } from '../../platform/capabilities.js';
 
 /** How often a re-encrypting proxy re-checks every backend's certificate. */
 export const CERTIFICATE_CHECK_INTERVAL_MS = 60_000;
@@ -150,7 +151,7 @@ export class SstpProxy implements DataPlane {
     // round trips that Nagle would add to them (the server side keeps Nagle, see sstp-tunnel.ts).
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false, noDelay: true, highWaterMark: TUNNEL_HIGH_WATER_MARK }, (s) => this.#accept(s));
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => reject(new VpnlbError('VPNLB_LISTEN', `${svc.name}: cannot listen on ${fmt(svc.virtualIp, svc.port)}: ${err.message}`, 'internal', { cause: err })));
+      server.once('error', (err) => reject(listenError(`${svc.name}: cannot listen on ${fmt(svc.virtualIp, svc.port)}`, svc.port, err)));
       server.listen({ host: svc.virtualIp, port: svc.port, ipv6Only: svc.family === 6 }, () => resolve());
     });
     server.on('error', (err) => this.#ctx.logger.error({ component: 'sstp', service: svc.name, err }, `${svc.name}: listener error`));

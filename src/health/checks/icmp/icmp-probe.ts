@@ -18,6 +18,7 @@
 import { spawn } from 'node:child_process';
 import type { Probe, ProbeResult, ProbeTarget } from '../../monitor.js';
 import { settleProbe, targetProblem } from '../settle.js';
+import { missingCapabilityMessage } from '../../../platform/capabilities.js';
 
 /** Options of the `icmp` probe. */
 export interface IcmpProbeOptions {
@@ -68,7 +69,7 @@ export function createIcmpProbe(options: IcmpProbeOptions = {}): Probe {
             finish(false, `icmp probe: no echo reply within ${timeoutMs} ms${/Unreachable|Prohibited|exceeded/i.test(output) ? ` (${lastLine(output, /Unreachable|Prohibited|exceeded/i)})` : ''}`);
           } else {
             const why = lastLine(output) || `exit code ${String(code)}`;
-            finish(false, `icmp probe: ping failed: ${why}${isPermissionProblem(why) ? ' (ping needs cap_net_raw or net.ipv4.ping_group_range covering the vpnlb group)' : ''}`);
+            finish(false, `icmp probe: ping failed: ${why}${isPermissionProblem(why) ? ` (${missingCapabilityMessage('CAP_NET_RAW', 'ping could not open its ICMP socket')}, or let the vpnlb group use ICMP datagram sockets: net.ipv4.ping_group_range)` : ''}`);
           }
         });
         return () => {
