@@ -1,7 +1,10 @@
 #!/bin/sh
 # Builds the Debian package vpnlb_<version>_<arch>.deb with dpkg-deb (no debhelper needed):
 #
-#   sh packaging/deb/build-deb.sh [OUTDIR]        (default OUTDIR: dist-deb/)
+#   sh packaging/deb/build-deb.sh [--no-build] [OUTDIR]     (default OUTDIR: dist-deb/)
+#
+# --no-build packs the tree as it is (dist/ and the native addons already built): the tests use
+# it, as they run from that dist/ and must not see it rebuilt under them.
 #
 # Layout of the package:
 #   /usr/lib/vpnlb/                 the program as `npm pack` ships it (bin, dist/src, dist/lab,
@@ -18,6 +21,8 @@
 set -eu
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$REPO/packaging/deb
+BUILD=1
+if [ "${1:-}" = "--no-build" ]; then BUILD=0; shift; fi
 OUT=${1:-$REPO/dist-deb}
 cd "$REPO"
 
@@ -26,7 +31,8 @@ VERSION=$(node -p 'require("./package.json").version')
 ARCH=$(dpkg --print-architecture)
 
 # The build (npm packages, native addons, tsc), as the README's commands do it.
-sh scripts/setup.sh >&2
+if [ "$BUILD" = 1 ]; then sh scripts/setup.sh >&2; fi
+[ -f dist/src/cli/run-cli.js ] || { echo "build-deb: dist/ is missing (run without --no-build)" >&2; exit 1; }
 
 STAGE=$(mktemp -d "${TMPDIR:-/tmp}/vpnlb-deb-XXXXXX")
 trap 'rm -rf "$STAGE"' EXIT
