@@ -15,9 +15,12 @@ if [ "${1:-}" = "--peers" ]; then
   # Every binary and plugin the integration tests and `vpnlb lab` use, by package (with
   # --no-install-recommends nothing arrives unnamed: libstrongswan-standard-plugins carries the
   # openssl plugin the lab's AES-GCM proposals need; lab/strongswan/charon.ts checks each plugin).
+  # debootstrap, binutils and lintian: the Debian package's test (build, lint, install into a
+  # clean root: packaging/deb/); util-linux's setpriv: the least-privilege lab.
   PACKAGES="nftables conntrack iproute2 iputils-ping openssl procps util-linux
     strongswan-charon strongswan-swanctl strongswan-pki libstrongswan libstrongswan-standard-plugins
-    libstrongswan-extra-plugins libcharon-extra-plugins sstp-client ppp"
+    libstrongswan-extra-plugins libcharon-extra-plugins sstp-client ppp
+    debootstrap binutils lintian"
   missing=""
   for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -51,7 +51,7 @@ cp package-lock.json "$LIB/"
 # Documentation lives in /usr/share/doc (Debian policy §12.3), not beside the code.
 mv "$LIB/README.md" "$LIB/docs" "$DOC/"
 mv "$LIB/examples" "$DOC/examples"
-rm -f "$LIB/LICENSE" "$LIB/package-lock.json"
+rm -rf "$LIB/LICENSE" "$LIB/package-lock.json" "$LIB/packaging"
 # Only what runs: no markdown, typings, maps, web pages (which load scripts from CDNs),
 # repository files or test directories of the modules.
 find "$LIB/node_modules" -type f \( -name '*.md' -o -name '*.markdown' -o -name '*.ts' -o -name '*.map' -o -name '*.html' \
