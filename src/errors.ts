@@ -14,7 +14,7 @@ export const ERROR_CODES = {
   VPNLB_LISTEN: 'A service listener could not bind its virtual IP and port.',
   VPNLB_UNKNOWN_BACKEND: 'An admin action named a backend that no pool defines.',
   VPNLB_DATAPLANE_APPLY: 'The data plane could not apply a snapshot (for example nft rejected the ruleset).',
-  VPNLB_DATAPLANE_UNAVAILABLE: 'The requested data plane cannot run here (for example kernel without root or nft).',
+  VPNLB_DATAPLANE_UNAVAILABLE: 'The requested data plane cannot run here (for example kernel without nft or nf_tables).',
   VPNLB_KERNEL_TABLE_CONFLICT: 'Two IKEv2 services of one address family name the same nftables table (set a distinct `table` on each).',
   VPNLB_MISSING_CAPABILITY: 'vpnlb lacks a Linux capability it needs (CAP_NET_ADMIN, CAP_NET_RAW or CAP_NET_BIND_SERVICE); the message names it.',
   VPNLB_SSTP_TLS_CONFIG: 'An SSTP service in offload or reencrypt mode cannot load its front certificate or key (tls.cert / tls.key).',
