@@ -45,8 +45,13 @@ in_root() {
   "$@"
 }
 
+# The Debian packages downloaded for the Depends are kept beside the base for the next run.
+CACHE=$(dirname "$BASE")/apt-archives
+mkdir -p "$CACHE"
+cp "$CACHE"/*.deb "$ROOT/var/cache/apt/archives/" 2>/dev/null || true
 echo "check-deb: installing $NAME into a copy of $BASE"
 in_root host "apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends /root/$NAME >/root/apt-install.log 2>&1 || { tail -30 /root/apt-install.log; exit 1; }"
+cp "$ROOT"/var/cache/apt/archives/*.deb "$CACHE/" 2>/dev/null || true
 echo "check-deb: installed=$(chroot "$ROOT" dpkg-query -W -f='${Version}' vpnlb)"
 
 in_root private '
