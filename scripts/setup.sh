@@ -16,10 +16,14 @@ if [ "${1:-}" = "--peers" ]; then
   # --no-install-recommends nothing arrives unnamed: libstrongswan-standard-plugins carries the
   # openssl plugin the lab's AES-GCM proposals need; lab/strongswan/charon.ts checks each plugin).
   # nginx, libnginx-mod-stream and haproxy check what `vpnlb export` writes (export-syntax test).
+  # debootstrap, binutils and lintian: the Debian package's test (build, lint, install into a
+  # clean root: packaging/deb/); util-linux's setpriv: the least-privilege lab; systemd's
+  # systemd-notify and python3: the readiness test (systemd is installed, never booted).
   PACKAGES="nftables conntrack iproute2 iputils-ping openssl procps util-linux
     strongswan-charon strongswan-swanctl strongswan-pki libstrongswan libstrongswan-standard-plugins
     libstrongswan-extra-plugins libcharon-extra-plugins sstp-client ppp
-    nginx libnginx-mod-stream haproxy keepalived conntrackd"
+    nginx libnginx-mod-stream haproxy keepalived conntrackd
+    debootstrap binutils lintian systemd python3"
   missing=""
   for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

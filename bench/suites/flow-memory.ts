@@ -126,7 +126,7 @@ export async function runFlowMemory(ctx: BenchContext): Promise<SuiteOutput> {
           row(`descriptors at ${TARGET_FLOWS.toLocaleString('en-US')} flows (${measuredAll ? 'measured' : 'extrapolated'})`, 'fdsAt100k'),
         ],
         notes: [
-          'The relay keeps one connected upstream socket per tracked flow (a client uses two flows: its IKE and NAT-T source ports), so one process tracks at most as many flows as its open-file limit allows: run it with `LimitNOFILE` above 2 × maxFlows (examples/vpnlb.service sets 1048576). Where the limit is below 100 000, the 100 000-flow figures are extrapolated linearly from the flows measured.',
+          'The relay keeps one connected upstream socket per tracked flow (a client uses two flows: its IKE and NAT-T source ports), so one process tracks at most as many flows as its open-file limit allows: run it with `LimitNOFILE` above 2 × maxFlows (the packaged unit, packaging/vpnlb.service, sets 1048576). Where the limit is below 100 000, the 100 000-flow figures are extrapolated linearly from the flows measured.',
           'Per-flow bytes = (after − before) / flows tracked, RSS from /proc, heap from a Node diagnostic report (`--report-on-signal`); the heap figure includes garbage not yet collected.',
         ],
       },

@@ -1,9 +1,9 @@
 /**
  * Chooses and creates the data plane of each service:
  * - SSTP: the userspace TCP/TLS proxy;
- * - IKEv2, `dataplane: kernel`: nftables (needs root and nft);
+ * - IKEv2, `dataplane: kernel`: nftables (needs nft, and CAP_NET_ADMIN for it: root or the ambient set);
  * - IKEv2, `dataplane: userspace`: the UDP relay (full NAT by nature, any machine);
- * - IKEv2, `dataplane: auto` (default): kernel where root and nft are present, else userspace,
+ * - IKEv2, `dataplane: auto` (default): kernel where nft is present and gets CAP_NET_ADMIN, else userspace,
  *   with a warning when that changes the NAT mode the configuration asked for.
  */
 import type { RuntimeContext } from '../control/runtime.js';
@@ -19,6 +19,9 @@ export async function createDataPlane(snapshot: ServiceSnapshot, ctx: RuntimeCon
   const service = snapshot.service;
   const avail = await kernelAvailability();
   if (service.dataplane === 'kernel') {
+    if (!avail.ok && avail.missingCapability) {
+      throw new VpnlbError('VPNLB_MISSING_CAPABILITY', `${service.name}: dataplane kernel: ${avail.reason}`, 'internal');
+    }
     if (!avail.ok) {
       throw new VpnlbError('VPNLB_DATAPLANE_UNAVAILABLE', `${service.name}: dataplane kernel: ${avail.reason} (use dataplane: userspace to run without it)`, 'internal');
     }

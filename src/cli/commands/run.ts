@@ -1,6 +1,8 @@
 import { checkConfigFile, formatIssue } from '../../config/load-config.js';
 import { ConfigError } from '../../config/load-config.js';
 import { createLogger } from '../../log/logger.js';
+import { logPrivileges } from '../../platform/privileges-log.js';
+import { ServiceNotifier } from '../../platform/sd-notify.js';
 import { parseCommandArgs, required, type Command } from '../command.js';
 
 /**
@@ -25,6 +27,7 @@ export const runCommand: Command = {
     const logger = createLogger({ level: config.log.level });
     const warnings = checked.issues.filter((i) => i.severity === 'warning').map((i) => formatIssue(file, i));
     for (const w of warnings) logger.warn({ component: 'config' }, w);
+    logPrivileges(logger);
     let admin: { host: string; port: number } | undefined;
     if (values.admin) {
       const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(values.admin);
@@ -44,7 +47,11 @@ export const runCommand: Command = {
       ...(admin ? { admin } : {}),
     });
     await runtime.start();
-    io.out(`vpnlb running (config ${file}${runtime.adminAddress ? `, admin http://${runtime.adminAddress.host}:${runtime.adminAddress.port}/` : ''})`);
+    const running = `vpnlb running (config ${file}${runtime.adminAddress ? `, admin http://${runtime.adminAddress.host}:${runtime.adminAddress.port}/` : ''})`;
+    io.out(running);
+    // Type=notify: ready only now, every data plane programmed (platform/sd-notify.ts).
+    const notifier = new ServiceNotifier({ logger });
+    await notifier.ready(running);
     const keepState = values['keep-state'] === true || process.env.VPNLB_KEEP_STATE === '1';
     await new Promise<void>((resolve) => {
       const stop = (sig: string) => {
@@ -54,6 +61,7 @@ export const runCommand: Command = {
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
+    await notifier.stopping(`stopping${keepState ? ' (kernel state kept)' : ''}`);
     await runtime.stop({ keepState });
     return 0;
   },

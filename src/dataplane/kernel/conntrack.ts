@@ -8,6 +8,7 @@
  * sends to a live server at once. Draining servers keep theirs.
  */
 import type { CommandRunner } from './command-runner.js';
+import { explainPermissionError } from '../../platform/capabilities.js';
 
 /** One UDP conntrack entry of the service, as `conntrack -L` prints it. */
 export interface ConntrackEntry {
@@ -78,7 +79,7 @@ export class ConntrackCli implements ConntrackTable {
 
   async list(vip: string, family: 4 | 6): Promise<ConntrackResult<ConntrackEntry[]>> {
     const r = await this.#run('conntrack', ['-L', '-f', family === 6 ? 'ipv6' : 'ipv4', '-p', 'udp', '--orig-dst', vip]);
-    if (!r.ok) return { ok: false, error: r.message };
+    if (!r.ok) return { ok: false, error: explainPermissionError(r.message, 'CAP_NET_ADMIN') };
     return { ok: true, value: parseConntrackList(r.stdout) };
   }
 
@@ -89,6 +90,6 @@ export class ConntrackCli implements ConntrackTable {
     const m = /(\d+) flow entries have been deleted/.exec(`${r.stderr}\n${r.stdout}`);
     // conntrack -D exits 1 when nothing matched: that is success with 0 for us.
     if (m) return { ok: true, value: Number(m[1]) };
-    return r.ok ? { ok: true, value: 0 } : { ok: false, error: r.message };
+    return r.ok ? { ok: true, value: 0 } : { ok: false, error: explainPermissionError(r.message, 'CAP_NET_ADMIN') };
   }
 }

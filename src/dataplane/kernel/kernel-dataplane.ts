@@ -46,6 +46,16 @@ import {
 import { ReturnPathDetector, returnPathWarning, type ReturnPathOptions } from './return-path.js';
 import { checkSysctls } from './sysctl-check.js';
 import { KernelMetrics } from './kernel-metrics.js';
+import {
+  describeMask,
+  explainPermissionError,
+  helperReceives,
+  isPermissionError,
+  missingCapabilityMessage,
+  readProcessCapabilities,
+  type CapabilityName,
+  type ProcessCapabilities,
+} from '../../platform/capabilities.js';
 
 export interface KernelDataPlaneOptions {
   /** Network namespace to program (integration tests); the host's when absent. */
@@ -399,16 +409,29 @@ export class KernelIkeDataPlane implements DataPlane {
 }
 
 /**
- * Whether the kernel data plane can run here: root, `nft` installed, and `nft list tables`
- * answering (it fails without CAP_NET_ADMIN or without nf_tables in the kernel).
+ * Whether the kernel data plane can run here: `nft` will receive CAP_NET_ADMIN (root, or the
+ * capability in vpnlb's ambient set: see platform/capabilities.ts), `nft` is installed, and
+ * `nft list tables` answers (it fails without nf_tables in the kernel, or in a user namespace
+ * that does not own the network namespace). `missingCapability` says which capability is the
+ * reason, when one is.
  */
-export async function kernelAvailability(options: { netns?: string } = {}): Promise<{ ok: true } | { ok: false; reason: string }> {
-  if (process.getuid?.() !== 0) return { ok: false, reason: 'needs root (CAP_NET_ADMIN) to program nftables' };
+export async function kernelAvailability(
+  options: { netns?: string; capabilities?: ProcessCapabilities } = {},
+): Promise<{ ok: true } | { ok: false; reason: string; missingCapability?: CapabilityName }> {
+  const caps = options.capabilities ?? readProcessCapabilities();
+  if (caps ? !helperReceives(caps, 'CAP_NET_ADMIN') : process.getuid?.() !== 0) {
+    const held = caps ? `uid ${caps.uid}, ambient capabilities: ${describeMask(caps.ambient)}` : `uid ${process.getuid?.()}`;
+    return { ok: false, reason: missingCapabilityMessage('CAP_NET_ADMIN', `nft would run without it (${held})`), missingCapability: 'CAP_NET_ADMIN' };
+  }
   const run = createCommandRunner(options.netns ? { netns: options.netns, timeoutMs: 10_000 } : { timeoutMs: 10_000 });
   const v = await run('nft', ['--version']);
   if (!v.ok) return { ok: false, reason: `nftables (nft) is not usable: ${v.message}` };
   const l = await run('nft', ['list', 'tables']);
-  if (!l.ok) return { ok: false, reason: `nft list tables failed: ${l.message}` };
+  if (!l.ok) {
+    return isPermissionError(l.message)
+      ? { ok: false, reason: `nft list tables failed: ${explainPermissionError(l.message, 'CAP_NET_ADMIN')}`, missingCapability: 'CAP_NET_ADMIN' }
+      : { ok: false, reason: `nft list tables failed: ${l.message}` };
+  }
   return { ok: true };
 }
 

@@ -7,6 +7,7 @@
 import { MAGLEV_TABLE_SIZE } from '../../balancer/maglev/table-size.js';
 import { createCommandRunner, type CommandRunner } from './command-runner.js';
 import { NFT_OBJECTS, type NftFamily } from './render-ruleset.js';
+import { explainPermissionError } from '../../platform/capabilities.js';
 
 /** Result of an nft call; never thrown. */
 export type NftResult<T = void> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: string };
@@ -38,12 +39,12 @@ export class NftCliApplier implements NftApplier {
 
   async apply(text: string): Promise<NftResult> {
     const r = await this.#run('nft', ['-f', '-'], text);
-    return r.ok ? { ok: true, value: undefined } : { ok: false, error: r.message };
+    return r.ok ? { ok: true, value: undefined } : { ok: false, error: explainPermissionError(r.message, 'CAP_NET_ADMIN') };
   }
 
   async list(what: readonly string[]): Promise<NftResult<unknown>> {
     const r = await this.#run('nft', ['-j', 'list', ...what]);
-    if (!r.ok) return { ok: false, error: r.message };
+    if (!r.ok) return { ok: false, error: explainPermissionError(r.message, 'CAP_NET_ADMIN') };
     try {
       return { ok: true, value: JSON.parse(r.stdout) as unknown };
     } catch (err) {
@@ -54,7 +55,7 @@ export class NftCliApplier implements NftApplier {
   async deleteTable(family: NftFamily, table: string): Promise<NftResult<boolean>> {
     const r = await this.#run('nft', ['delete', 'table', family, table]);
     if (r.ok) return { ok: true, value: true };
-    return MISSING.test(r.message) ? { ok: true, value: false } : { ok: false, error: r.message };
+    return MISSING.test(r.message) ? { ok: true, value: false } : { ok: false, error: explainPermissionError(r.message, 'CAP_NET_ADMIN') };
   }
 }
 

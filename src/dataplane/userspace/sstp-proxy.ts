@@ -40,6 +40,7 @@ import { SPLICE_ENV, SpliceEngine, spliceEnabledByEnv, type SpliceMode } from '.
 import { normalizeAddress, SstpTunnel, TUNNEL_HIGH_WATER_MARK, type TunnelHost } from './sstp-tunnel.js';
 import { openFileLimit } from './open-file-limit.js';
 import { SourceRateLimiter } from './source-rate-limiter.js';
+import { listenError } from '../../platform/capabilities.js';
 
 /** How often a re-encrypting proxy re-checks every backend's certificate. */
 export const CERTIFICATE_CHECK_INTERVAL_MS = 60_000;
@@ -183,7 +184,7 @@ export class SstpProxy implements DataPlane {
     // round trips that Nagle would add to them (the server side keeps Nagle, see sstp-tunnel.ts).
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false, noDelay: true, highWaterMark: TUNNEL_HIGH_WATER_MARK }, (s) => this.#accept(s));
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => reject(new VpnlbError('VPNLB_LISTEN', `${svc.name}: cannot listen on ${fmt(svc.virtualIp, svc.port)}: ${err.message}`, 'internal', { cause: err })));
+      server.once('error', (err) => reject(listenError(`${svc.name}: cannot listen on ${fmt(svc.virtualIp, svc.port)}`, svc.port, err)));
       server.listen({ host: svc.virtualIp, port: svc.port, ipv6Only: svc.family === 6 }, () => resolve());
     });
     server.on('error', (err) => this.#ctx.logger.error({ component: 'sstp', service: svc.name, err }, `${svc.name}: listener error`));

@@ -56,6 +56,7 @@ import { SourceRateLimiter } from './source-rate-limiter.js';
 import { openFileLimit } from './open-file-limit.js';
 import { SnatPool, type SnatPairUsage } from './snat-pool.js';
 import { RelayFastPath, type FastPathMode, type FastPathStatus } from './fastpath/relay-fast-path.js';
+import { listenError } from '../../platform/capabilities.js';
 
 /** Test and tuning knobs that are not part of the configuration file. */
 export interface UdpRelayOptions {
@@ -448,7 +449,7 @@ export class UdpRelay implements DataPlane {
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => {
         socket.close();
-        reject(new VpnlbError('VPNLB_LISTEN', `${s.name}: cannot listen on UDP ${s.virtualIp}:${port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, 'internal', { cause: err }));
+        reject(listenError(`${s.name}: cannot listen on UDP ${s.virtualIp}:${port}`, port, err));
       };
       socket.once('error', onError);
       socket.bind({ port, address: s.virtualIp, exclusive: true }, () => {

@@ -18,6 +18,7 @@
 import { spawn } from 'node:child_process';
 import type { Probe, ProbeResult, ProbeTarget } from '../../monitor.js';
 import { settleProbe, targetProblem } from '../settle.js';
+import { missingCapabilityMessage } from '../../../platform/capabilities.js';
 
 /** Options of the `icmp` probe. */
 export interface IcmpProbeOptions {
@@ -31,6 +32,18 @@ export interface IcmpProbeOptions {
 /** Whether ping's failure output says it lacks the privilege to open its socket. */
 function isPermissionProblem(text: string): boolean {
   return /Operation not permitted|Permission denied|socket: |cap_net_raw/i.test(text);
+}
+
+/**
+ * Why ping could not even start. EPERM from execve is the kernel refusing a program whose file
+ * capabilities (Debian's ping: cap_net_raw=ep) it cannot grant — the bounding set lacks
+ * CAP_NET_RAW, or no_new_privs limits it to what vpnlb holds (capabilities(7): a
+ * "capability-dumb" binary fails rather than run without them).
+ */
+function spawnFailure(cmd: string, err: NodeJS.ErrnoException): string {
+  if (err.code === 'ENOENT') return `icmp probe: "${cmd}" not found (install iputils-ping)`;
+  if (err.code === 'EPERM') return `icmp probe: cannot run ${cmd}: ${missingCapabilityMessage('CAP_NET_RAW', `the kernel refused to start ${cmd} (spawn EPERM)`)}`;
+  return `icmp probe: cannot run ${cmd}: ${err.message}`;
 }
 
 /** Creates the `icmp` probe. */
@@ -47,18 +60,22 @@ export function createIcmpProbe(options: IcmpProbeOptions = {}): Probe {
         }
         // iputils: -W accepts fractional seconds; -n: no reverse lookup of the reply's source.
         const waitSec = Math.max(0.001, timeoutMs / 1000).toFixed(3);
-        const child = spawn(cmd, [...prefix, '-n', '-c', '1', '-W', waitSec, `-${target.family}`, target.address], {
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
+        let child: ReturnType<typeof spawn>;
+        try {
+          child = spawn(cmd, [...prefix, '-n', '-c', '1', '-W', waitSec, `-${target.family}`, target.address], {
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
+        } catch (err) {
+          finish(false, spawnFailure(cmd, err as NodeJS.ErrnoException));
+          return undefined;
+        }
         let output = '';
         const collect = (d: Buffer) => {
           if (output.length < 4096) output += d.toString();
         };
         child.stdout?.on('data', collect);
         child.stderr?.on('data', collect);
-        child.once('error', (err: NodeJS.ErrnoException) => {
-          finish(false, err.code === 'ENOENT' ? `icmp probe: "${cmd}" not found (install iputils-ping)` : `icmp probe: cannot run ${cmd}: ${err.message}`);
-        });
+        child.once('error', (err: NodeJS.ErrnoException) => finish(false, spawnFailure(cmd, err)));
         child.once('close', (code) => {
           if (code === 0) {
             const rtt = /time[=<]([0-9.]+) ?ms/.exec(output);
@@ -68,7 +85,7 @@ export function createIcmpProbe(options: IcmpProbeOptions = {}): Probe {
             finish(false, `icmp probe: no echo reply within ${timeoutMs} ms${/Unreachable|Prohibited|exceeded/i.test(output) ? ` (${lastLine(output, /Unreachable|Prohibited|exceeded/i)})` : ''}`);
           } else {
             const why = lastLine(output) || `exit code ${String(code)}`;
-            finish(false, `icmp probe: ping failed: ${why}${isPermissionProblem(why) ? ' (ping needs cap_net_raw or net.ipv4.ping_group_range covering the vpnlb group)' : ''}`);
+            finish(false, `icmp probe: ping failed: ${why}${isPermissionProblem(why) ? ` (${missingCapabilityMessage('CAP_NET_RAW', 'ping could not open its ICMP socket')}, or let the vpnlb group use ICMP datagram sockets: net.ipv4.ping_group_range)` : ''}`);
           }
         });
         return () => {
