@@ -48,7 +48,8 @@
  *   new SAs are hashed by SPI (they keep spreading), and a second SA that missed its client's
  *   server is learnt: its IKE_AUTH reaches the flow's server X with an SPI that did not start
  *   there, `track` adds the address to `learn_<X>` (timeout LEARN_TIMEOUT_S), and the client's
- *   retry is sent to X. A retry must be a new placement, not a stale entry's: port-500 flows
+ *   retry is sent to X — when X is the only server learnt for the address (several clients of
+ *   one address that missed at once cannot be told apart: their retries are hashed afresh). A retry must be a new placement, not a stale entry's: port-500 flows
  *   get a short conntrack timeout (IKE_PORT_TIMEOUT_S; the known-SPI rules keep any later
  *   packet of an SA on its server, so nothing needs the entry longer). `ike-spi-hash` is the
  *   plain SPI hash without these sets.
@@ -103,7 +104,7 @@ export const NFT_OBJECTS = Object.freeze({
 /** Seconds a port-500 conntrack entry lives with `ike-spi` placement (a retry is then a new placement). */
 export const IKE_PORT_TIMEOUT_S = 5;
 /** Seconds an address stays in `learn_<server>` after a missed second SA (the client's retry must come within). */
-export const LEARN_TIMEOUT_S = 120;
+export const LEARN_TIMEOUT_S = 60;
 /** One ESP packet in ESP_SAMPLE refreshes its client's `peer_<server>` element (NAT-T keepalives only flow on idle tunnels). */
 export const ESP_SAMPLE = 32;
 
@@ -420,7 +421,12 @@ export function renderRuleset(input: RulesetInput): string {
       const notElsewhere = backends.filter((o) => o !== b).map((o) => ` ${f} saddr != @${peerSetName(o.id)}`).join('');
       line(2, `${head} ${f} saddr @${peerSetName(b.id)}${notElsewhere} dnat to ${hostPort(f, b.address, port)}`);
     }
-    for (const b of backends) line(2, `${head} ${f} saddr @${learnSetName(b.id)} dnat to ${hostPort(f, b.address, port)}`);
+    // Learnt for one server only: several clients of the address missed at once, and the
+    // address alone cannot tell whose retry this is — hashed like a first attempt.
+    for (const b of backends) {
+      const notElsewhere = backends.filter((o) => o !== b).map((o) => ` ${f} saddr != @${learnSetName(o.id)}`).join('');
+      line(2, `${head} ${f} saddr @${learnSetName(b.id)}${notElsewhere} dnat to ${hostPort(f, b.address, port)}`);
+    }
   };
   const byAddress = `jhash ${f} saddr mod ${size} seed ${seed} map @${NFT_OBJECTS.slotsMap}`;
   if (service.ikePort !== 0) {
@@ -513,7 +519,17 @@ export function renderRuleset(input: RulesetInput): string {
       const others = (k: string) => backends.filter((o) => o !== b).map((o) => ` delete @${spiSetName(o.id)} { ${k} }`).join('');
       line(2, `${to} udp dport ${service.backendIkePort} ${EXCHANGE_AT_IKE_PORT} ${IKE_SA_INIT} ${SPI_R_AT_IKE_PORT} 0 update @${spiSetName(b.id)} { ${SPI_AT_IKE_PORT} }${others(SPI_AT_IKE_PORT)}`);
       line(2, `${to} udp dport ${service.backendIkePort} ${SPI_AT_IKE_PORT} @${spiSetName(b.id)} update @${spiSetName(b.id)} { ${SPI_AT_IKE_PORT} }`);
-      line(2, `${to} udp dport ${service.backendNatTPort} @th,64,32 0 ${SPI_AT_NATT_PORT} @${spiSetName(b.id)} update @${spiSetName(b.id)} { ${SPI_AT_NATT_PORT} }`);
+      if (!peers) {
+        line(2, `${to} udp dport ${service.backendNatTPort} @th,64,32 0 ${SPI_AT_NATT_PORT} @${spiSetName(b.id)} update @${spiSetName(b.id)} { ${SPI_AT_NATT_PORT} }`);
+        continue;
+      }
+      // ike-spi: also learn the SAs an IKE_SA_INIT did not announce — an IKE SA rekeyed with
+      // CREATE_CHILD_SA (RFC 7296 §1.3.2: its new SPIs travel encrypted) shows its SPI in its
+      // first own packet, in either direction, and a later MOBIKE update from a new address
+      // (RFC 4555 §3.5) must find it — unless the SPI belongs to another server (a split SA).
+      const elsewhere = backends.filter((o) => o !== b).map((o) => ` ${SPI_AT_NATT_PORT} != @${spiSetName(o.id)}`).join('');
+      line(2, `${to} udp dport ${service.backendNatTPort} @th,64,32 0${elsewhere} update @${spiSetName(b.id)} { ${SPI_AT_NATT_PORT} }`);
+      line(2, `ct direction reply ${ours} ${f} saddr ${b.address} udp sport ${service.backendNatTPort} @th,64,32 0${elsewhere} update @${spiSetName(b.id)} { ${SPI_AT_NATT_PORT} }`);
     }
   }
   line(1, '}');
