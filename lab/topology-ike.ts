@@ -279,13 +279,14 @@ export class IkeLab {
   }
 
   /**
-   * Moves a directly connected client to a new address on its link (the old one is removed),
+   * Moves a directly connected client to another address on its link (the old one is removed),
    * as a laptop that changes network: its charon announces the new address to the server with
    * MOBIKE (RFC 4555 UPDATE_SA_ADDRESSES). Returns the new address.
    */
-  async moveClient(c: LabClient, hostByte: number): Promise<string> {
+  async moveClient(c: LabClient): Promise<string> {
     if (c.behindCgnat || c.behindHomeNat || c.family !== 4) throw new Error(`${c.name}: only directly connected IPv4 clients move`);
-    const next = c.currentAddress.replace(/\.\d+$/, `.${hostByte}`);
+    // Between .2 and .3 of its link, so that a lab reused for another run moves again.
+    const next = c.currentAddress.replace(/\.\d+$/, c.currentAddress.endsWith('.3') ? '.2' : '.3');
     // The new address is a secondary of the same subnet: keep it when the primary goes.
     await c.ns.exec('sysctl', ['-qw', `net.ipv4.conf.${c.ifName}.promote_secondaries=1`]);
     await c.ns.exec('ip', ['addr', 'add', `${next}/24`, 'dev', c.ifName]);

@@ -18,7 +18,7 @@
  */
 import { sleep } from '../strongswan/charon.js';
 import { TUNNEL_TARGET_V4, USER_TUNNEL_TARGET_V4 } from '../strongswan/swanctl-conf.js';
-import type { IkeLab, LabClient } from '../topology-ike.js';
+import { IkeLab, type LabClient } from '../topology-ike.js';
 import { LabVpnlb } from './vpnlb-in-namespace.js';
 import type { AffinityMode } from '../../src/balancer/affinity.js';
 
@@ -42,6 +42,8 @@ export interface PhaseShapeResult {
   readonly attempts: number;
   /** Clients whose two tunnels ended on one server with traffic through both. */
   readonly bothOnOneServerWithTraffic: number;
+  /** Distinct servers these clients' device tunnels are on (1 for a CGNAT site: it no longer spreads). */
+  readonly servers: number;
   /**
    * Packets the kernel counted in `ike_split` while this shape's clients ran (direct and
    * home-NAT clients run together, CGNAT clients after them, so that the figures separate).
@@ -102,6 +104,8 @@ export async function splitPackets(lab: IkeLab, table = 'vpnlb'): Promise<number
 /** One client's outcome in a phase. */
 interface ClientOutcome {
   readonly c: LabClient;
+  /** The server of the client's device tunnel at the end of the phase. */
+  readonly server?: string;
   /** IKE_SA attempts made. */
   readonly attempts: number;
   readonly connected: boolean;
@@ -129,6 +133,7 @@ function summarize(results: readonly ClientOutcome[], splits: Readonly<Partial<R
       connected: mine.filter((r) => r.connected).length,
       attempts: mine.reduce((n, r) => n + r.attempts, 0),
       bothOnOneServerWithTraffic: mine.filter((r) => r.ok).length,
+      servers: new Set(mine.map((r) => r.server).filter(Boolean)).size,
       splitPackets: splits[shape] ?? 0,
     };
   }
@@ -161,14 +166,15 @@ export async function runDeviceUser(lab: IkeLab, o: DeviceUserOptions): Promise<
       const members = who.filter((c) => (group as readonly ClientShape[]).includes(shapeOf(c)));
       if (members.length === 0) continue;
       const split0 = await splitPackets(lab);
-      if (group[0] === 'cgnat' && sequentialCgnat) for (const c of members) results.push(await forClient(c));
-      else results.push(...(await Promise.all(members.map(forClient))));
+      const withServer = async (c: LabClient): Promise<ClientOutcome> => ({ ...(await forClient(c)), server: (await tunnelServer(lab, c, 'device'))?.server });
+      if (group[0] === 'cgnat' && sequentialCgnat) for (const c of members) results.push(await withServer(c));
+      else results.push(...(await Promise.all(members.map(withServer))));
       const split = (await splitPackets(lab)) - split0;
       for (const shape of group) splits[shape] = split;
     }
     const p: PhaseResult = { phase: name, byShape: summarize(results, splits), seconds: Math.round((Date.now() - t0) / 100) / 10 };
     phases.push(p);
-    progress(`  ${o.affinity}: ${name}: ${Object.entries(p.byShape).map(([s, r]) => `${s} ${r.firstAttempt}/${r.clients} at the first attempt, ${r.connected} in ${r.attempts} attempts, ${r.bothOnOneServerWithTraffic} with both tunnels on one server, ${r.splitPackets} split packets`).join('; ')}`);
+    progress(`  ${o.affinity}: ${name}: ${Object.entries(p.byShape).map(([s, r]) => `${s} ${r.firstAttempt}/${r.clients} at the first attempt, ${r.connected} in ${r.attempts} attempts, ${r.bothOnOneServerWithTraffic} with both tunnels on one server, on ${r.servers} server(s), ${r.splitPackets} split packets`).join('; ')}`);
     return p;
   };
   const userUp = async (c: LabClient): Promise<ClientOutcome> => {
@@ -208,12 +214,15 @@ export async function runDeviceUser(lab: IkeLab, o: DeviceUserOptions): Promise<
     await sleep(Math.max(0, lateSec * 1000 - (Date.now() - waited)));
     await phase(`user tunnel ${lateSec} s after the device tunnel${o.restartWhileWaiting ? ' (vpnlb restarted meanwhile)' : ''}`, userUp);
     if (o.roaming) {
-      const movers = clients.filter((c) => shapeOf(c) === 'direct');
+      // Clients that have both tunnels up to move with (a mode that lost user tunnels above has fewer).
+      const direct = clients.filter((c) => shapeOf(c) === 'direct');
+      const up = await Promise.all(direct.map(async (c) => (await tunnelServer(lab, c, 'device')) !== undefined && (await tunnelServer(lab, c, 'user')) !== undefined));
+      const movers = direct.filter((_, i) => up[i]);
       await phase(
         'roaming: direct clients with both tunnels up move to a new address (MOBIKE)',
         async (c) => {
             const before = await Promise.all([tunnelServer(lab, c, 'device'), tunnelServer(lab, c, 'user')]);
-            const moved = await lab.moveClient(c, 3);
+            const moved = await lab.moveClient(c);
             // charon notices the address change, then announces the new path (UPDATE_SA_ADDRESSES).
             let ok = false;
             for (const deadline = Date.now() + 15_000; Date.now() < deadline && !ok; await sleep(500)) {
@@ -236,4 +245,62 @@ export async function runDeviceUser(lab: IkeLab, o: DeviceUserOptions): Promise<
   const shapes: Partial<Record<ClientShape, number>> = {};
   for (const s of SHAPES) if (count(s) > 0) shapes[s] = count(s);
   return { affinity: o.affinity, clients: shapes, phases };
+}
+
+export interface DeviceUserComparisonOptions {
+  readonly affinities: readonly AffinityMode[];
+  readonly servers?: number;
+  readonly directClients?: number;
+  readonly homeNatClients?: number;
+  readonly cgnatClients?: number;
+  readonly lateDelaySec?: number;
+  readonly progress?: (line: string) => void;
+  readonly label?: string;
+}
+
+/** Builds a device + user lab, runs each affinity mode on it (fresh peers each), tears it down. */
+export async function runDeviceUserComparison(o: DeviceUserComparisonOptions): Promise<DeviceUserReport[]> {
+  const progress = o.progress ?? (() => undefined);
+  progress('building the device + user lab: namespaces, strongSwan servers, direct, home-NAT and CGNAT clients...');
+  const lab = await IkeLab.create({
+    label: o.label ?? 'dus',
+    servers: o.servers ?? 3,
+    clients: o.directClients ?? 2,
+    homeNatClients: o.homeNatClients ?? 2,
+    cgnatClients: o.cgnatClients ?? 3,
+    tunnels: 'device-user',
+    clientDpd: { delaySec: 10, action: 'clear' },
+  });
+  try {
+    const reports: DeviceUserReport[] = [];
+    for (const affinity of o.affinities) {
+      reports.push(await runDeviceUser(lab, { affinity, lateDelaySec: o.lateDelaySec ?? 45, restartWhileWaiting: true, roaming: true, progress }));
+    }
+    return reports;
+  } finally {
+    await lab.destroy();
+  }
+}
+
+/** The plain-language table: one block per phase, one line per affinity mode and client shape. */
+export function formatDeviceUser(reports: readonly DeviceUserReport[]): string {
+  const first = reports[0];
+  if (!first) return '';
+  const shapes = Object.entries(first.clients).map(([s, n]) => `${n} ${s}`).join(', ');
+  const lines = [
+    `Always On VPN device + user tunnels (${shapes} clients; each runs both tunnels on one set of sockets, as Windows does):`,
+    'each line: user tunnels up at the first IKE_SA attempt / clients, attempts in all, clients with both tunnels on one server and traffic through both, split packets counted by the kernel',
+  ];
+  for (const [i, p] of first.phases.entries()) {
+    lines.push('', `  ${p.phase}:`);
+    for (const r of reports) {
+      const phase = r.phases[i];
+      if (!phase) continue;
+      const cells = Object.entries(phase.byShape).map(
+        ([s, x]) => `${s} ${x.firstAttempt}/${x.clients} first, ${x.attempts} attempts, ${x.bothOnOneServerWithTraffic} both on one server, ${x.splitPackets} split`,
+      );
+      lines.push(`    ${r.affinity.padEnd(13)} ${cells.join('; ')}`);
+    }
+  }
+  return lines.join('\n');
 }
