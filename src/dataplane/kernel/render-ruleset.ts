@@ -126,9 +126,9 @@ const IKE_SA_INIT = 34;
 const IKE_AUTH = 35;
 
 /**
- * Whether the service gets the handshake-integrity objects (`spi_<id>`, `spi_dead`): `ike-spi`
- * affinity with both ports. With `source-ip` both ports hash the same address, so a stale
- * packet cannot send a handshake's two halves to different servers.
+ * Whether the service gets the handshake-integrity objects (`spi_<id>`, `spi_dead`): an SPI
+ * affinity (`ike-spi`, `ike-spi-hash`) with both ports. With `source-ip` both ports hash the
+ * same address, so a stale packet cannot send a handshake's two halves to different servers.
  */
 export function hasSpiSets(service: Pick<Ikev2Service, 'affinity' | 'ikePort' | 'natTPort'>): boolean {
   return isSpiAffinity(service.affinity) && service.ikePort !== 0 && service.natTPort !== 0;
