@@ -26,6 +26,7 @@ import {
   renderResponderConf,
   TUNNEL_TARGET_V4,
   TUNNEL_TARGET_V6,
+  USER_TUNNEL_TARGET_V4,
   type LabAuth,
 } from './strongswan/swanctl-conf.js';
 
@@ -45,6 +46,10 @@ export interface IkeLabOptions {
   readonly stalledSas?: number;
   /** Clients behind one masquerading CGNAT router. */
   readonly cgnatClients?: number;
+  /** Clients each behind a masquerading home router of its own (one client per NAT address). */
+  readonly homeNatClients?: number;
+  /** `device-user`: every client runs an Always On VPN device tunnel and user tunnel (swanctl-conf.ts). */
+  readonly tunnels?: 'home' | 'device-user';
   /** Clients dialling the IPv6 VIP. */
   readonly ipv6Clients?: number;
   /** `cert`: certificate authentication with a long chain and IKE fragmentation off. */
@@ -73,7 +78,13 @@ export interface LabClient {
   readonly address: string;
   readonly family: 4 | 6;
   readonly behindCgnat: boolean;
+  /** Behind a home router of its own (its NAT address is its router's). */
+  readonly behindHomeNat: boolean;
   readonly stalled: boolean;
+  /** The client's interface towards the balancer (or its router), for address moves. */
+  readonly ifName: string;
+  /** The client's current address (changes with `moveClient`). */
+  currentAddress: string;
   charon?: Charon;
 }
 
@@ -134,6 +145,7 @@ export class IkeLab {
       await t.route(name, 'default', `198.18.${net}.1`);
       await t.route(name, 'default', `2001:db8:1:${net}::1`);
       await ns.exec('ip', ['addr', 'add', `${TUNNEL_TARGET_V4}/32`, 'dev', 'lo']);
+      await ns.exec('ip', ['addr', 'add', `${USER_TUNNEL_TARGET_V4}/32`, 'dev', 'lo']);
       await ns.exec('ip', ['addr', 'add', `${TUNNEL_TARGET_V6}/128`, 'dev', 'lo', 'nodad']);
       this.servers.push({ name, index: i, ns, address4: `198.18.${net}.2`, address6: `2001:db8:1:${net}::2`, pool4: `198.19.${10 + i}.0/24`, pool6: `2001:db8:10:${i}::/120` });
     }
@@ -143,11 +155,12 @@ export class IkeLab {
       const name = `c${n}`;
       const ns = await t.addNamespace(name, { forwarding: false });
       const net = 10 + n;
+      let ifName: string;
       if (family === 4) {
-        await t.link({ a: 'lb', b: name, aAddresses: [`198.18.${net}.1/24`], bAddresses: [`198.18.${net}.2/24`] });
+        ({ bIf: ifName } = await t.link({ a: 'lb', b: name, aAddresses: [`198.18.${net}.1/24`], bAddresses: [`198.18.${net}.2/24`] }));
         await t.route(name, 'default', `198.18.${net}.1`);
       } else {
-        await t.link({ a: 'lb', b: name, aAddresses: [`2001:db8:2:${net}::1/64`], bAddresses: [`2001:db8:2:${net}::2/64`] });
+        ({ bIf: ifName } = await t.link({ a: 'lb', b: name, aAddresses: [`2001:db8:2:${net}::1/64`], bAddresses: [`2001:db8:2:${net}::2/64`] }));
         await t.route(name, 'default', `2001:db8:2:${net}::1`);
       }
       if (stalled) {
@@ -156,7 +169,8 @@ export class IkeLab {
         // server holding a half-open IKE_SA, like a client whose fragments are lost.
         await ns.exec('nft', ['-f', '-'], 'table inet stall {\n  chain out {\n    type filter hook output priority 0;\n    udp dport 4500 drop\n  }\n}\n');
       }
-      this.clients.push({ name, ns, address: family === 4 ? `198.18.${net}.2` : `2001:db8:2:${net}::2`, family, behindCgnat: false, stalled });
+      const address = family === 4 ? `198.18.${net}.2` : `2001:db8:2:${net}::2`;
+      this.clients.push({ name, ns, address, currentAddress: address, family, behindCgnat: false, behindHomeNat: false, stalled, ifName });
     };
     for (let i = 0; i < (o.stalledClients ?? 0); i++) await direct(4, true);
     for (let i = 0; i < o.clients; i++) await direct(4, false);
@@ -170,10 +184,25 @@ export class IkeLab {
         const name = `n${k}`;
         const ns = await t.addNamespace(name, { forwarding: false });
         const net = 200 + k;
-        await t.link({ a: 'cgn', b: name, aAddresses: [`198.18.${net}.1/24`], bAddresses: [`198.18.${net}.2/24`] });
+        const { bIf } = await t.link({ a: 'cgn', b: name, aAddresses: [`198.18.${net}.1/24`], bAddresses: [`198.18.${net}.2/24`] });
         await t.route(name, 'default', `198.18.${net}.1`);
-        this.clients.push({ name, ns, address: `198.18.${net}.2`, family: 4, behindCgnat: true, stalled: false });
+        this.clients.push({ name, ns, address: `198.18.${net}.2`, currentAddress: `198.18.${net}.2`, family: 4, behindCgnat: true, behindHomeNat: false, stalled: false, ifName: bIf });
       }
+    }
+    for (let k = 1; k <= (o.homeNatClients ?? 0); k++) {
+      // A home router of its own per client: one client per NAT address, as at home.
+      const router = `r${k}`;
+      await t.addNamespace(router);
+      const wan = 120 + k;
+      const { aIf } = await t.link({ a: router, b: 'lb', aAddresses: [`198.18.${wan}.2/24`], bAddresses: [`198.18.${wan}.1/24`] });
+      await t.route(router, 'default', `198.18.${wan}.1`);
+      await t.ns(router).exec('nft', ['-f', '-'], `table ip homenat {\n  chain post {\n    type nat hook postrouting priority srcnat;\n    oifname "${aIf}" masquerade\n  }\n}\n`);
+      const name = `h${k}`;
+      const ns = await t.addNamespace(name, { forwarding: false });
+      const lan = 140 + k;
+      const { bIf } = await t.link({ a: router, b: name, aAddresses: [`198.18.${lan}.1/24`], bAddresses: [`198.18.${lan}.2/24`] });
+      await t.route(name, 'default', `198.18.${lan}.1`);
+      this.clients.push({ name, ns, address: `198.18.${lan}.2`, currentAddress: `198.18.${lan}.2`, family: 4, behindCgnat: false, behindHomeNat: true, stalled: false, ifName: bIf });
     }
     if (o.auth === 'cert') {
       this.pki = await createLabPki(join(this.dir, 'pki'), [SERVER_ID, ...this.clients.map((c) => c.name)]);
@@ -210,7 +239,7 @@ export class IkeLab {
         id: SERVER_ID,
         auth,
         pools: [s.pool4, s.pool6],
-        localTs: [`${TUNNEL_TARGET_V4}/32`, `${TUNNEL_TARGET_V6}/128`],
+        localTs: [`${TUNNEL_TARGET_V4}/32`, `${USER_TUNNEL_TARGET_V4}/32`, `${TUNNEL_TARGET_V6}/128`],
         fragmentation: this.options.auth !== 'cert',
       }),
     });
@@ -238,6 +267,7 @@ export class IkeLab {
         vips: [c.family === 4 ? '0.0.0.0' : '::'],
         fragmentation: this.options.auth !== 'cert',
         extraConnections: c.stalled ? (this.options.stalledSas ?? 8) - 1 : 0,
+        ...(this.options.tunnels ? { tunnels: this.options.tunnels } : {}),
         ...(this.options.clientDpd ? { dpd: this.options.clientDpd } : {}),
       }),
     });
@@ -248,9 +278,27 @@ export class IkeLab {
     return this.servers.find((s) => (vip.includes(':') ? vip.startsWith(s.pool6.replace(/::\/\d+$/, ':')) : vip.startsWith(s.pool4.replace(/0\/24$/, ''))));
   }
 
-  /** Pings the tunnel target through a client's tunnel: `{sent, received}`. */
-  async ping(c: LabClient, count: number, intervalSec = 0.2): Promise<{ sent: number; received: number }> {
-    const target = c.family === 4 ? TUNNEL_TARGET_V4 : TUNNEL_TARGET_V6;
+  /**
+   * Moves a directly connected client to another address on its link (the old one is removed),
+   * as a laptop that changes network: its charon announces the new address to the server with
+   * MOBIKE (RFC 4555 UPDATE_SA_ADDRESSES). Returns the new address.
+   */
+  async moveClient(c: LabClient): Promise<string> {
+    if (c.behindCgnat || c.behindHomeNat || c.family !== 4) throw new Error(`${c.name}: only directly connected IPv4 clients move`);
+    // Between .2 and .3 of its link, so that a lab reused for another run moves again.
+    const next = c.currentAddress.replace(/\.\d+$/, c.currentAddress.endsWith('.3') ? '.2' : '.3');
+    // The new address is a secondary of the same subnet: keep it when the primary goes.
+    await c.ns.exec('sysctl', ['-qw', `net.ipv4.conf.${c.ifName}.promote_secondaries=1`]);
+    await c.ns.exec('ip', ['addr', 'add', `${next}/24`, 'dev', c.ifName]);
+    await c.ns.exec('ip', ['addr', 'del', `${c.currentAddress}/24`, 'dev', c.ifName]);
+    // Deleting the address took the default route's source with it on some kernels: restore it.
+    await c.ns.exec('ip', ['route', 'replace', 'default', 'via', next.replace(/\.\d+$/, '.1')]);
+    c.currentAddress = next;
+    return next;
+  }
+
+  /** Pings the tunnel target (or `target`) through a client's tunnel: `{sent, received}`. */
+  async ping(c: LabClient, count: number, intervalSec = 0.2, target = c.family === 4 ? TUNNEL_TARGET_V4 : TUNNEL_TARGET_V6): Promise<{ sent: number; received: number }> {
     const out = await c.ns.exec('ping', ['-n', '-q', '-c', String(count), '-i', String(intervalSec), '-W', '1', target]).catch((e: Error) => e.message);
     return parsePingSummary(out);
   }

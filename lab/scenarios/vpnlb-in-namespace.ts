@@ -7,10 +7,11 @@
 import type { ChildProcess } from 'node:child_process';
 import { vpnlbArgv } from '../vpnlb-process.js';
 import { VIP4, VIP6, type IkeLab } from '../topology-ike.js';
+import type { AffinityMode } from '../../src/balancer/affinity.js';
 
 export interface LabVpnlbOptions {
   readonly nat: 'transparent' | 'full';
-  readonly affinity?: 'ike-spi' | 'source-ip';
+  readonly affinity?: AffinityMode;
   /** Backends present in the configuration but disabled at start (to be enabled later). */
   readonly disabled?: readonly string[];
   /** Servers left out of the configuration entirely. */

@@ -182,6 +182,11 @@ export class Charon {
     return parseListSas(await this.swanctl(['--list-sas', '--raw']));
   }
 
+  /** Rekeys a CHILD_SA (CREATE_CHILD_SA) or an IKE_SA (IKE_SA rekey, RFC 7296 §1.3.2) of a connection. */
+  async rekey(what: 'child' | 'ike', name: string): Promise<void> {
+    await this.swanctl(['--rekey', `--${what}`, name]);
+  }
+
   /** Terminates every IKE_SA of a connection (without waiting for the peer). */
   async terminate(ike: string): Promise<void> {
     await this.swanctl(['--terminate', '--ike', ike, '--force', '--timeout', '2']).catch(() => undefined);

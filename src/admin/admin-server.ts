@@ -4,7 +4,7 @@
  *
  *   GET  /api/v1/status                      services, backends (state, reason, counters), warnings
  *   GET  /metrics                            Prometheus exposition
- *   GET  /api/v1/which?service=S&client=IP[&spi=HEX]
+ *   GET  /api/v1/which?service=S&client=IP[&spi=HEX][&nattServers=NAME,...]
  *   POST /api/v1/backends/NAME/(drain|disable|enable)    NAME or POOL/NAME (URL-encoded)
  *   GET  /                                   the live dashboard
  */
@@ -117,7 +117,9 @@ export class AdminServer {
     }
     const spi = spiHex ? Buffer.from(spiHex.replace(/^0x/, ''), 'hex') : undefined;
     const services = this.#opts.controller.snapshot().services.filter((s) => !serviceName || s.name === serviceName);
-    const answers = services.map((s) => whichAnswer(s, client, spi));
+    const natt = url.searchParams.get('nattServers');
+    const natTServers = natt ? natt.split(',').filter(Boolean) : undefined;
+    const answers = services.map((s) => whichAnswer(s, client, spi, natTServers));
     send(res, 200, { client, spi: spiHex, answers });
   }
 }

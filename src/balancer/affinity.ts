@@ -12,8 +12,20 @@
  */
 import { isIP } from 'node:net';
 
-/** How a service derives a client's affinity key. */
-export type AffinityMode = 'ike-spi' | 'source-ip';
+/**
+ * How a service places a client's IKE SAs.
+ * - `ike-spi` (default): by initiator SPI, except that a new IKE SA from an address whose live
+ *   NAT-T flows all sit on one server joins that server (Always On VPN device + user tunnels
+ *   share one NAT-T flow, which can reach one server only; docs/balancing.md "Affinity").
+ * - `ike-spi-hash`: by initiator SPI only (the plain SPI hash, kept for comparison).
+ * - `source-ip`: by client address.
+ */
+export type AffinityMode = 'ike-spi' | 'ike-spi-hash' | 'source-ip';
+
+/** Whether the mode hashes IKE SPIs (both SPI modes); `source-ip` hashes the address. */
+export function isSpiAffinity(mode: AffinityMode): boolean {
+  return mode !== 'source-ip';
+}
 
 /** RFC 7296 §3.1: the IKE SA initiator's SPI is 8 octets. */
 export const IKE_SPI_LENGTH = 8;

@@ -116,7 +116,7 @@ export const Ikev2ServiceSchema = Type.Object(
     ),
     nat: Type.Optional(StringEnum(['transparent', 'full'])),
     snat: Type.Optional(SnatSchema),
-    affinity: Type.Optional(StringEnum(['ike-spi', 'source-ip'])),
+    affinity: Type.Optional(StringEnum(['ike-spi', 'ike-spi-hash', 'source-ip'])),
     method: Type.Optional(MethodSchema),
     /** Idle time after which a client's flow (address:port -> server) is forgotten. */
     flowTimeout: Type.Optional(DurationSchema),

@@ -4,7 +4,7 @@
  * `which` command and the status API, so the question has one answer.
  */
 import type { Candidate } from '../balancer/balancer.js';
-import { ikeSpiKey, sourceIpKey } from '../balancer/affinity.js';
+import { ikeSpiKey, isSpiAffinity, sourceIpKey } from '../balancer/affinity.js';
 import { slotOf } from '../balancer/jhash.js';
 import type { ServiceSnapshot } from './snapshot.js';
 
@@ -15,21 +15,43 @@ export interface ClientIdentity {
   readonly spi?: Uint8Array;
   /** Another affinity key (e.g. a TLS session id), used as is when given. */
   readonly key?: Uint8Array;
+  /**
+   * Names of the servers that hold live NAT-T flows from this client address (the kernel's
+   * `peer_<server>` sets, the relay's index). With `affinity: ike-spi`, a new IKE SA from an
+   * address whose flows are all on one server joins it: its IKE_AUTH and ESP will arrive on
+   * the client's existing NAT-T flow, which reaches that server only (Always On VPN device +
+   * user tunnels). Several servers (a shared, carrier-grade NAT address) or none: by SPI.
+   */
+  readonly natTServers?: readonly string[];
 }
 
 export interface Decision {
   readonly backend: Candidate | undefined;
-  /** What was hashed: `ike-spi`, `source-ip` or `session`. */
-  readonly keyKind: 'ike-spi' | 'source-ip' | 'session';
+  /** What was hashed: `ike-spi`, `source-ip` or `session`; `natt-flow`: joined the server of the client's NAT-T flows. */
+  readonly keyKind: 'ike-spi' | 'source-ip' | 'session' | 'natt-flow';
   readonly key: Uint8Array;
   /** The Maglev slot, for consistent methods (the same slot number as in the kernel map). */
   readonly slot?: number;
 }
 
+/**
+ * The server a new IKE SA joins because the client address's NAT-T flows are all on it
+ * (`affinity: ike-spi` only), if that server is still in the service; a draining one included:
+ * the client's flow reaches it whatever the balancer decides.
+ */
+function natTFlowServer(s: ServiceSnapshot, client: ClientIdentity): Candidate | undefined {
+  if (s.kind !== 'ikev2' || s.service.affinity !== 'ike-spi' || client.key) return undefined;
+  const names = client.natTServers ?? [];
+  if (names.length !== 1) return undefined;
+  const b = s.backends.find((x) => x.name === names[0]);
+  if (!b || b.state === 'down' || b.state === 'disabled') return undefined;
+  return s.candidates.find((c) => c.name === b.name) ?? { name: b.name, address: b.address, weight: 0 };
+}
+
 /** Builds the affinity key a service uses for a client. */
 export function affinityKeyOf(s: ServiceSnapshot, client: ClientIdentity): Pick<Decision, 'key' | 'keyKind'> {
   if (client.key) return { key: client.key, keyKind: 'session' };
-  if (s.kind === 'ikev2' && s.service.affinity === 'ike-spi' && client.spi) {
+  if (s.kind === 'ikev2' && isSpiAffinity(s.service.affinity) && client.spi) {
     return { key: ikeSpiKey(client.spi), keyKind: 'ike-spi' };
   }
   return { key: sourceIpKey(client.address), keyKind: 'source-ip' };
@@ -37,6 +59,8 @@ export function affinityKeyOf(s: ServiceSnapshot, client: ClientIdentity): Pick<
 
 /** Decides the backend for a new client of a service, from the service's current snapshot. */
 export function decide(s: ServiceSnapshot, client: ClientIdentity): Decision {
+  const joined = natTFlowServer(s, client);
+  if (joined) return { backend: joined, key: sourceIpKey(client.address), keyKind: 'natt-flow' };
   const { key, keyKind } = affinityKeyOf(s, client);
   const backend = s.balancer.pick(key);
   const seed = s.kind === 'ikev2' ? s.service.hashSeed : 0;
@@ -54,17 +78,28 @@ export interface WhichAnswer {
   readonly note?: string;
 }
 
-export function whichAnswer(s: ServiceSnapshot, address: string, spi?: Uint8Array): WhichAnswer {
-  if (s.kind === 'ikev2' && s.service.affinity === 'ike-spi' && !spi) {
+export function whichAnswer(s: ServiceSnapshot, address: string, spi?: Uint8Array, natTServers?: readonly string[]): WhichAnswer {
+  const client = { address, ...(spi ? { spi } : {}), ...(natTServers ? { natTServers } : {}) };
+  if (s.kind === 'ikev2' && isSpiAffinity(s.service.affinity) && !spi && natTFlowServer(s, client) === undefined) {
+    const joins =
+      s.service.affinity === 'ike-spi'
+        ? '; a new IKE SA from an address whose NAT-T flows all sit on one server joins that server (name it with --natt-servers; the kernel keeps them in the peer_<server> sets)'
+        : '';
     return {
       service: s.name,
       backend: null,
       address: null,
       keyKind: 'ike-spi',
       slot: null,
-      note: 'affinity ike-spi: each IKE SA of this client is placed by its initiator SPI; pass the SPI (--spi) to get the answer',
+      note: `affinity ${s.service.affinity}: each IKE SA of this client is placed by its initiator SPI${joins}; pass the SPI (--spi) to get the answer`,
     };
   }
-  const d = decide(s, { address, ...(spi ? { spi } : {}) });
-  return { service: s.name, backend: d.backend?.name ?? null, address: d.backend?.address ?? null, keyKind: d.keyKind, slot: d.slot ?? null };
+  const d = decide(s, client);
+  const note =
+    d.keyKind === 'natt-flow'
+      ? `the client's NAT-T flows are all on ${d.backend?.name}: a new IKE SA joins them there (its IKE_AUTH and ESP share that flow)`
+      : natTServers && natTServers.length > 1
+        ? `the client's NAT-T flows are on several servers (a shared NAT address): placed by SPI`
+        : undefined;
+  return { service: s.name, backend: d.backend?.name ?? null, address: d.backend?.address ?? null, keyKind: d.keyKind, slot: d.slot ?? null, ...(note ? { note } : {}) };
 }

@@ -18,13 +18,13 @@ const skip = requireOrSkip('error-809 regression', canUseConntrack(), canUseStro
 
 describe('error-809 regression (vpnlb lab --json)', { skip, timeout: 150_000 }, () => {
   it('full NAT starves good clients behind stalled half-open ones; transparent connects all', async () => {
-    const [node, ...args] = vpnlbArgv(['lab', '--json', '--clients', '10', '--stalled', '4']);
+    const [node, ...args] = vpnlbArgv(['lab', '--json', '--part', 'showcase', '--clients', '10', '--stalled', '4']);
     const stdout = await new Promise<string>((resolve, reject) => {
       execFile(node!, args, { timeout: 140_000, maxBuffer: 16 * 1024 * 1024 }, (err, out, errOut) =>
         err ? reject(new Error(`vpnlb lab failed: ${err.message}\n${errOut.slice(-3000)}`)) : resolve(out),
       );
     });
-    const r = JSON.parse(stdout) as ShowcaseReport;
+    const r = (JSON.parse(stdout) as { showcase: ShowcaseReport }).showcase;
     const f = r.fullNat;
     const t = r.transparent;
     assert.equal(f.clients, 10);

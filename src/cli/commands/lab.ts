@@ -3,6 +3,8 @@ import { canUseNftables } from '../../../lab/netns.js';
 import { canUseStrongswan } from '../../../lab/strongswan/charon.js';
 import { formatShowcase, runShowcase } from '../../../lab/scenarios/showcase.js';
 import { formatHaPair, runHaPair } from '../../../lab/ha/ha-pair.js';
+import { formatDeviceUser, runDeviceUserComparison } from '../../../lab/scenarios/device-user.js';
+import type { AffinityMode } from '../../balancer/affinity.js';
 import { VpnlbError } from '../../errors.js';
 import { parseCommandArgs, type Command } from '../command.js';
 
@@ -10,12 +12,15 @@ import { parseCommandArgs, type Command } from '../command.js';
  * `vpnlb lab`: the showcase with real strongSwan peers in network namespaces (root only).
  * The same farm and the same clients behind full NAT and behind transparent mode, with a few
  * clients stalled half-open: the numbers show why hiding client addresses fails (error 809).
+ * Then the Always On VPN shapes: device + user tunnels (direct, home-NAT and CGNAT clients),
+ * a user tunnel 45 s after its device tunnel, re-keying and roaming (MOBIKE), with the default
+ * affinity and with plain SPI hashing (`--affinities` adds others, e.g. source-ip).
  * Everything it creates (namespaces, processes, files) is removed at the end, also on failure.
  */
 export const labCommand: Command = {
   name: 'lab',
-  summary: 'run the real-strongSwan lab: full NAT vs transparent, or the ha-pair failovers, with numbers (root)',
-  usage: 'vpnlb lab [--scenario showcase|ha-pair] [--json] [--clients N] [--stalled N] [--servers N]',
+  summary: 'run the real-strongSwan lab: full NAT vs transparent and the Always On VPN shapes, or the ha-pair failovers, with numbers (root)',
+  usage: 'vpnlb lab [--scenario showcase|ha-pair] [--json] [--clients N] [--stalled N] [--servers N] [--part all|showcase|device-user] [--affinities ike-spi,ike-spi-hash,source-ip]',
   async run(argv, io) {
     const { values } = parseCommandArgs(this, argv, {
       json: { type: 'boolean' },
@@ -23,6 +28,8 @@ export const labCommand: Command = {
       stalled: { type: 'string' },
       servers: { type: 'string' },
       scenario: { type: 'string' },
+      part: { type: 'string' },
+      affinities: { type: 'string' },
     });
     const nft = canUseNftables();
     if (!nft.ok) {
@@ -55,13 +62,20 @@ export const labCommand: Command = {
       io.out(values.json ? JSON.stringify(report, null, 2) : formatHaPair(report));
       return 0;
     }
-    const report = await runShowcase({
-      clients: int(values.clients, 12, 1, 60, 'clients'),
-      stalledClients: int(values.stalled, 4, 0, 20, 'stalled'),
-      servers: int(values.servers, 3, 2, 3, 'servers'),
-      progress: values.json ? () => undefined : (l) => io.err(l),
-    });
-    io.out(values.json ? JSON.stringify(report, null, 2) : formatShowcase(report));
+    const part = values.part ?? 'all';
+    if (!['all', 'showcase', 'device-user'].includes(part)) throw new VpnlbError('VPNLB_CLI_USAGE', '--part: all, showcase or device-user', 'client');
+    const modes = (values.affinities ?? 'ike-spi,ike-spi-hash').split(',').map((m) => m.trim());
+    const bad = modes.find((m) => !['ike-spi', 'ike-spi-hash', 'source-ip'].includes(m));
+    if (bad !== undefined || modes.length === 0) throw new VpnlbError('VPNLB_CLI_USAGE', '--affinities: a list of ike-spi, ike-spi-hash, source-ip', 'client');
+    const progress = values.json ? () => undefined : (l: string) => io.err(l);
+    const servers = int(values.servers, 3, 2, 3, 'servers');
+    const showcase =
+      part === 'device-user'
+        ? undefined
+        : await runShowcase({ clients: int(values.clients, 12, 1, 60, 'clients'), stalledClients: int(values.stalled, 4, 0, 20, 'stalled'), servers, progress });
+    const deviceUser = part === 'showcase' ? undefined : await runDeviceUserComparison({ affinities: modes as AffinityMode[], servers, progress });
+    if (values.json) io.out(JSON.stringify({ ...(showcase ? { showcase } : {}), ...(deviceUser ? { deviceUser } : {}) }, null, 2));
+    else io.out([showcase ? formatShowcase(showcase) : '', deviceUser ? formatDeviceUser(deviceUser) : ''].filter(Boolean).join('\n\n'));
     return 0;
   },
 };

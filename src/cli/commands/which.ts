@@ -13,13 +13,14 @@ import { parseCommandArgs, required, type Command } from '../command.js';
 export const whichCommand: Command = {
   name: 'which',
   summary: 'tell which server a client gets (same decision as the data planes)',
-  usage: 'vpnlb which (--config FILE | --admin URL) --client IP [--spi HEX16] [--service NAME] [--json]',
+  usage: 'vpnlb which (--config FILE | --admin URL) --client IP [--spi HEX16] [--natt-servers NAME,...] [--service NAME] [--json]',
   async run(argv, io) {
     const { values } = parseCommandArgs(this, argv, {
       config: { type: 'string', short: 'c' },
       admin: { type: 'string' },
       client: { type: 'string' },
       spi: { type: 'string' },
+      'natt-servers': { type: 'string' },
       service: { type: 'string' },
       json: { type: 'boolean' },
     });
@@ -31,11 +32,14 @@ export const whichCommand: Command = {
       if (!/^[0-9a-fA-F]{16}$/.test(hex)) throw new VpnlbError('VPNLB_CLI_USAGE', '--spi: 16 hex digits (the 8-byte IKE initiator SPI)', 'client');
       spi = Buffer.from(hex, 'hex');
     }
+    // The servers that hold the client's live NAT-T flows (affinity ike-spi: a new SA joins them when there is one).
+    const natTServers = values['natt-servers']?.split(',').map((x) => x.trim()).filter(Boolean);
     let answers: WhichAnswer[];
     if (values.admin) {
       const url = new URL('/api/v1/which', values.admin);
       url.searchParams.set('client', client);
       if (spi) url.searchParams.set('spi', spi.toString('hex'));
+      if (natTServers) url.searchParams.set('nattServers', natTServers.join(','));
       if (values.service) url.searchParams.set('service', values.service);
       const res = await fetch(url);
       const body = (await res.json()) as { answers?: typeof answers; error?: string };
@@ -47,7 +51,7 @@ export const whichCommand: Command = {
       answers = controller
         .snapshot()
         .services.filter((s) => !values.service || s.name === values.service)
-        .map((s) => whichAnswer(s, client, spi));
+        .map((s) => whichAnswer(s, client, spi, natTServers));
       if (values.service && answers.length === 0) throw new VpnlbError('VPNLB_CLI_USAGE', `no service named "${values.service}"`, 'client');
     }
     if (values.json) {
@@ -55,10 +59,11 @@ export const whichCommand: Command = {
       return 0;
     }
     for (const a of answers) {
-      const by = a.keyKind === 'ike-spi' ? `IKE SPI ${spi?.toString('hex')}` : a.keyKind === 'source-ip' ? `source address ${client}` : 'session';
+      const by =
+        a.keyKind === 'ike-spi' ? `IKE SPI ${spi?.toString('hex')}` : a.keyKind === 'source-ip' ? `source address ${client}` : a.keyKind === 'natt-flow' ? "the client's NAT-T flows" : 'session';
       const slot = a.slot !== null ? `, Maglev slot ${a.slot}` : '';
-      if (a.note) io.out(`${a.service}: ${a.note}`);
-      else io.out(a.backend ? `${a.service}: ${a.backend} (${a.address}) — by ${by}${slot}` : `${a.service}: no backend available`);
+      if (a.note && !a.backend) io.out(`${a.service}: ${a.note}`);
+      else io.out(a.backend ? `${a.service}: ${a.backend} (${a.address}) — by ${by}${slot}${a.note ? ` (${a.note})` : ''}` : `${a.service}: no backend available`);
     }
     return 0;
   },

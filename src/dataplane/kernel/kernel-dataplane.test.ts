@@ -191,8 +191,10 @@ test('ct timeout policy: flowTimeout names the object; adoption after a change r
   const dp = make();
   await dp.start(snap());
   assert.match(nft.transactions[0] as string, /ct timeout udp_30_180 \{[^}]*policy = \{ unreplied : 30, replied : 180 \}/);
-  assert.match(nft.transactions[0] as string, /ip daddr 198\.19\.0\.1 udp dport \{ 500, 4500 \} ct timeout set "udp_30_180"/);
-  assert.deepEqual([...nft.tables.get('ip vpnlb')!.ctTimeouts], ['udp_30_180']);
+  assert.match(nft.transactions[0] as string, /ip daddr 198\.19\.0\.1 udp dport 4500 ct timeout set "udp_30_180"/);
+  // affinity ike-spi: port-500 flows live IKE_PORT_TIMEOUT_S, so that a retry is a new placement.
+  assert.match(nft.transactions[0] as string, /ip daddr 198\.19\.0\.1 udp dport 500 ct timeout set "udp_5_5"/);
+  assert.deepEqual([...nft.tables.get('ip vpnlb')!.ctTimeouts].sort(), ['udp_30_180', 'udp_5_5']);
   await dp.stop({ keepState: true });
   // Same table, flowTimeout 10 min: the new object is declared, the old one deleted in the same transaction.
   const changed = setup(YAML.replace('pool: farm }', 'pool: farm, flowTimeout: 10m }'));
@@ -200,7 +202,8 @@ test('ct timeout policy: flowTimeout names the object; adoption after a change r
   await dp2.start(changed.snap());
   assert.equal(dp2.isAdopted, true);
   assert.match(nft.transactions.at(-1) as string, /delete ct timeout ip vpnlb udp_30_180/);
-  assert.deepEqual([...nft.tables.get('ip vpnlb')!.ctTimeouts], ['udp_30_600']);
+  assert.deepEqual([...nft.tables.get('ip vpnlb')!.ctTimeouts].sort(), ['udp_30_600', 'udp_5_5']);
+  assert.doesNotMatch(nft.transactions.at(-1) as string, /delete ct timeout ip vpnlb udp_5_5/);
   await dp2.stop();
 });
 
@@ -257,6 +260,10 @@ test('a lost server\'s SPI set is moved into spi_dead and emptied in the slot tr
   assert.match(tx, /^add element ip vpnlb spi_dead \{ 16909060 \. 84281096, 3735928559 \. 1 \}$/m);
   assert.match(tx, /^flush set ip vpnlb spi_b$/m);
   assert.match(tx, /^flush set ip vpnlb pin_b$/m);
+  // Its clients' next SAs are placed afresh, not after their lost NAT-T flows.
+  assert.match(tx, /^flush set ip vpnlb peer_b$/m);
+  assert.match(tx, /^flush set ip vpnlb learn_b$/m);
+  assert.doesNotMatch(tx, /flush set ip vpnlb (peer|learn)_a$/m);
   // The SPIs are moved before the set is emptied, and in the same transaction as the slots.
   assert.ok(tx.indexOf('spi_dead') < tx.indexOf('flush set ip vpnlb spi_b'));
   assert.match(tx, /^delete element ip vpnlb slots/m);

@@ -9,13 +9,15 @@
  *   `keepState`), it is adopted: its slot map is read back and only the differing slots are
  *   rewritten, its chains are re-filled in the same transaction; established tunnels keep
  *   flowing throughout. Otherwise the table is created.
- * - `apply`: only the slots that change (delete + add in one transaction); the pins and the
- *   conntrack entries of servers that went down or were disabled are deleted so that their
- *   clients' retries reach a live server at once. Draining servers keep theirs.
+ * - `apply`: only the slots that change (delete + add in one transaction); the pins, peer and
+ *   learn sets and the conntrack entries of servers that went down or were disabled are
+ *   deleted so that their clients' retries reach a live server at once. Draining servers keep
+ *   theirs (a draining server still takes the second SA of a client whose NAT-T flow it holds).
  * - `stop()`: deletes the table; `stop({ keepState: true })` leaves it programmed.
  */
 import { isIP } from 'node:net';
 import { ConnectionCounts, type Candidate } from '../../balancer/balancer.js';
+import { isSpiAffinity } from '../../balancer/affinity.js';
 import { MaglevBalancer, type MaglevTable } from '../../balancer/maglev/maglev.js';
 import type { Ikev2Service } from '../../config/types.js';
 import type { RuntimeContext } from '../../control/runtime.js';
@@ -31,9 +33,12 @@ import {
   assignBackendIds,
   chainSpecs,
   counterName,
-  ctTimeoutName,
+  ctTimeoutNames,
+  hasPeerSets,
   hasSnatCap,
   hasSpiSets,
+  learnSetName,
+  peerSetName,
   sasSetName,
   spiSetName,
   snatAddresses,
@@ -166,8 +171,9 @@ export class KernelIkeDataPlane implements DataPlane {
     const chains = chainSpecs(s);
     const capped = hasSnatCap(s);
     const wantedSets = new Set([
-      ...(s.affinity === 'ike-spi' ? this.#backends.map((b) => pinSetName(b.id)) : []),
+      ...(isSpiAffinity(s.affinity) ? this.#backends.map((b) => pinSetName(b.id)) : []),
       ...(hasSpiSets(s) ? [...this.#backends.map((b) => spiSetName(b.id)), NFT_OBJECTS.spiDeadSet] : []),
+      ...(hasPeerSets(s) ? this.#backends.flatMap((b) => [peerSetName(b.id), learnSetName(b.id)]) : []),
       ...(capped ? snatAddresses(s).map((_, i) => sasSetName(i)) : []),
     ]);
     const wantedCounters = new Set([
@@ -191,7 +197,7 @@ export class KernelIkeDataPlane implements DataPlane {
       deleteSets: state.value.sets.filter((n) => !wantedSets.has(n)),
       deleteCounters: Object.keys(state.value.counters).filter((n) => !wantedCounters.has(n)),
       deleteChains: state.value.chains.filter((n) => !chains.some((c) => c.name === n)),
-      deleteCtTimeouts: state.value.ctTimeouts.filter((n) => n !== ctTimeoutName(s)),
+      deleteCtTimeouts: state.value.ctTimeouts.filter((n) => !ctTimeoutNames(s).includes(n)),
     });
     const started = performance.now();
     const r = await this.#applier.apply(text);
@@ -346,7 +352,10 @@ export class KernelIkeDataPlane implements DataPlane {
   async #retire(backends: readonly { name: string }[], existingSets?: readonly string[]): Promise<{ flushSets: string[]; deadSpis: string[] }> {
     const s = this.#service;
     const ids = backends.map((b) => this.#idOf(b.name)).filter((id): id is string => id !== undefined);
-    const flushSets = s.affinity === 'ike-spi' ? ids.map(pinSetName) : [];
+    const flushSets = isSpiAffinity(s.affinity) ? ids.map(pinSetName) : [];
+    // Their clients' next SAs must be placed afresh, not sent after their lost flows.
+    const peerSets = hasPeerSets(s) ? ids.flatMap((id) => [peerSetName(id), learnSetName(id)]) : [];
+    flushSets.push(...peerSets);
     const deadSpis: string[] = [];
     if (!hasSpiSets(s)) return { flushSets, deadSpis };
     for (const id of ids) {

@@ -51,6 +51,11 @@ services:
   ikev2:
     - { name: ike, virtualIp: 198.19.0.1, pool: rras, hashSeed: 4660 }
 `,
+  'ipv4-ike-spi-hash-transparent': `${V4}
+services:
+  ikev2:
+    - { name: ike, virtualIp: 198.19.0.1, pool: rras, hashSeed: 4660, affinity: ike-spi-hash }
+`,
   'ipv4-source-ip-transparent': `${V4}
 services:
   ikev2:

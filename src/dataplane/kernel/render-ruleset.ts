@@ -34,6 +34,25 @@
  *   refragmentation need it) and over control-plane deletion of mismatched entries (one 4500
  *   flow may carry two live SAs): the kernel decides alone, ESP is untouched. A packet whose SA
  *   belongs to another server than its flow's is only counted (`ike_split`).
+ * - Client placement (`ike-spi`, docs/balancing.md "Affinity"): one client NAT-T flow
+ *   (address:port) reaches exactly one server — ESP on it follows conntrack, and its SPIs are
+ *   chosen by the servers, invisible here — so every IKE SA that will share a client's 4500
+ *   flow must start on that flow's server. An Always On VPN client's device and user tunnels
+ *   do share it (one IKEEXT, one socket, one NAT mapping), and the user tunnel usually starts
+ *   minutes later, when its IKE_SA_INIT on 500 makes a new conntrack entry. So `track` records
+ *   in `peer_<server>` the client addresses whose 4500 flows go to that server (refreshed by
+ *   IKE and NAT-keepalive packets in both directions and by one ESP packet in 32, timeout
+ *   `flowTimeout`), and `dnat_in` sends a new SA from an address found in exactly one
+ *   `peer_<server>` to that server, after the known-SPI rules and before the SPI hash. An
+ *   address in several sets is a carrier-grade NAT shared by clients on several servers: its
+ *   new SAs are hashed by SPI (they keep spreading), and a second SA that missed its client's
+ *   server is learnt: its IKE_AUTH reaches the flow's server X with an SPI that did not start
+ *   there, `track` adds the address to `learn_<X>` (timeout LEARN_TIMEOUT_S), and the client's
+ *   retry is sent to X — when X is the only server learnt for the address (several clients of
+ *   one address that missed at once cannot be told apart: their retries are hashed afresh). A retry must be a new placement, not a stale entry's: port-500 flows
+ *   get a short conntrack timeout (IKE_PORT_TIMEOUT_S; the known-SPI rules keep any later
+ *   packet of an SA on its server, so nothing needs the entry longer). `ike-spi-hash` is the
+ *   plain SPI hash without these sets.
  * - `snat_out` (nat postrouting, `nat: full` only): SNAT to the pool, spread by
  *   `jhash <saddr> mod N` so that a client's 500 and 4500 flows share one source address, or
  *   masquerade when no pool is configured.
@@ -55,6 +74,7 @@
  */
 import type { Ikev2Service } from '../../config/types.js';
 import { MAGLEV_TABLE_SIZE } from '../../balancer/maglev/table-size.js';
+import { isSpiAffinity } from '../../balancer/affinity.js';
 
 /** nftables family of a service's table. */
 export type NftFamily = 'ip' | 'ip6';
@@ -81,6 +101,13 @@ export const NFT_OBJECTS = Object.freeze({
   ikeSplit: 'ike_split',
 });
 
+/** Seconds a port-500 conntrack entry lives with `ike-spi` placement (a retry is then a new placement). */
+export const IKE_PORT_TIMEOUT_S = 5;
+/** Seconds an address stays in `learn_<server>` after a missed second SA (the client's retry must come within). */
+export const LEARN_TIMEOUT_S = 60;
+/** One ESP packet in ESP_SAMPLE refreshes its client's `peer_<server>` element (NAT-T keepalives only flow on idle tunnels). */
+export const ESP_SAMPLE = 32;
+
 /**
  * The IKE initiator SPI as two 32-bit halves, at the IKE port (UDP payload offset 0) and at the
  * NAT-T port (after the 4-byte non-ESP marker). RFC 7296 §3.1: the header starts with SPIi.
@@ -94,16 +121,35 @@ const EXCHANGE_AT_IKE_PORT = '@th,208,8';
 const EXCHANGE_AT_NATT_PORT = '@th,240,8';
 /** RFC 7296 §3.1 responder SPI (header bytes 8–15) at the IKE port: 0 in an IKE_SA_INIT request. */
 const SPI_R_AT_IKE_PORT = '@th,128,64';
-/** RFC 7296 §3.2: exchange type 34, IKE_SA_INIT. */
+/** RFC 7296 §3.2: exchange type 34, IKE_SA_INIT; 35, IKE_AUTH. */
 const IKE_SA_INIT = 34;
+const IKE_AUTH = 35;
 
 /**
- * Whether the service gets the handshake-integrity objects (`spi_<id>`, `spi_dead`): `ike-spi`
- * affinity with both ports. With `source-ip` both ports hash the same address, so a stale
- * packet cannot send a handshake's two halves to different servers.
+ * Whether the service gets the handshake-integrity objects (`spi_<id>`, `spi_dead`): an SPI
+ * affinity (`ike-spi`, `ike-spi-hash`) with both ports. With `source-ip` both ports hash the
+ * same address, so a stale packet cannot send a handshake's two halves to different servers.
  */
 export function hasSpiSets(service: Pick<Ikev2Service, 'affinity' | 'ikePort' | 'natTPort'>): boolean {
+  return isSpiAffinity(service.affinity) && service.ikePort !== 0 && service.natTPort !== 0;
+}
+
+/**
+ * Whether the service gets the client-placement sets (`peer_<id>`, `learn_<id>`): `ike-spi`
+ * with both ports (`ike-spi-hash` is the plain SPI hash; `source-ip` needs none).
+ */
+export function hasPeerSets(service: Pick<Ikev2Service, 'affinity' | 'ikePort' | 'natTPort'>): boolean {
   return service.affinity === 'ike-spi' && service.ikePort !== 0 && service.natTPort !== 0;
+}
+
+/** `peer_<id>`: client addresses whose NAT-T flows go to one server. */
+export function peerSetName(id: string): string {
+  return `peer_${id}`;
+}
+
+/** `learn_<id>`: shared (CGNAT) addresses whose last new SA missed that server, their NAT-T flow's. */
+export function learnSetName(id: string): string {
+  return `learn_${id}`;
 }
 
 /** `spi_<id>`: the IKE SAs (initiator SPIs) whose IKE_SA_INIT went to one server. */
@@ -125,12 +171,34 @@ export function udpTimeoutPolicy(service: Pick<Ikev2Service, 'flowTimeout'>): Ud
 }
 
 /**
- * Name of the service's `ct timeout` object; it carries its values so that a configuration
- * change creates a new object (nft keeps an existing object's policy on re-declaration).
+ * The IKE port's timeouts with `ike-spi` placement: short, so that a client's retry after a
+ * failed handshake is placed afresh (a new SPI, the learn sets) instead of following the entry
+ * of its failed attempt; a port-500 flow carries one IKE_SA_INIT exchange, and any later
+ * packet of its SA finds its server through `spi_<server>`.
+ */
+export function ikePortTimeoutPolicy(service: Pick<Ikev2Service, 'flowTimeout' | 'affinity' | 'ikePort' | 'natTPort'>): UdpTimeoutPolicy {
+  if (!hasPeerSets(service)) return udpTimeoutPolicy(service);
+  const t = Math.min(IKE_PORT_TIMEOUT_S, seconds(service.flowTimeout));
+  return { unreplied: t, replied: t };
+}
+
+/** The `ct timeout` object name of a policy. */
+function policyName(p: UdpTimeoutPolicy): string {
+  return `udp_${p.unreplied}_${p.replied}`;
+}
+
+/**
+ * Name of the service's `ct timeout` object (NAT-T port, and IKE port unless it has its own);
+ * it carries its values so that a configuration change creates a new object (nft keeps an
+ * existing object's policy on re-declaration).
  */
 export function ctTimeoutName(service: Pick<Ikev2Service, 'flowTimeout'>): string {
-  const p = udpTimeoutPolicy(service);
-  return `udp_${p.unreplied}_${p.replied}`;
+  return policyName(udpTimeoutPolicy(service));
+}
+
+/** Every `ct timeout` object the service's table declares. */
+export function ctTimeoutNames(service: Pick<Ikev2Service, 'flowTimeout' | 'affinity' | 'ikePort' | 'natTPort'>): string[] {
+  return [...new Set([ctTimeoutName(service), policyName(ikePortTimeoutPolicy(service))])];
 }
 
 /** `sas_<i>`: the `ct count` set of pool address number `i` (keyed by server). */
@@ -221,7 +289,8 @@ export function renderRuleset(input: RulesetInput): string {
   const f = nftFamilyOf(service);
   const vip = service.virtualIp;
   const seed = seedHex(service.hashSeed);
-  const isSpi = service.affinity === 'ike-spi';
+  const isSpi = isSpiAffinity(service.affinity);
+  const peers = hasPeerSets(service);
   const size = MAGLEV_TABLE_SIZE;
   const out: string[] = [];
   const line = (depth: number, text: string) => out.push(`${'\t'.repeat(depth)}${text}`);
@@ -261,6 +330,26 @@ export function renderRuleset(input: RulesetInput): string {
     line(2, `comment "vpnlb ${service.name}: IKE SAs of servers that went down or were disabled"`);
     line(1, '}');
   }
+  if (peers) {
+    for (const b of backends) {
+      line(1, `set ${peerSetName(b.id)} {`);
+      line(2, `typeof ${f} saddr`);
+      line(2, `size ${service.maxFlows}`);
+      line(2, 'flags dynamic,timeout');
+      line(2, `timeout ${seconds(service.flowTimeout)}s`);
+      line(2, `comment "vpnlb ${service.name}: client addresses with NAT-T flows on ${b.name}"`);
+      line(1, '}');
+    }
+    for (const b of backends) {
+      line(1, `set ${learnSetName(b.id)} {`);
+      line(2, `typeof ${f} saddr`);
+      line(2, `size ${service.maxFlows}`);
+      line(2, 'flags dynamic,timeout');
+      line(2, `timeout ${LEARN_TIMEOUT_S}s`);
+      line(2, `comment "vpnlb ${service.name}: shared addresses whose last new IKE SA missed ${b.name}, their NAT-T flow's server"`);
+      line(1, '}');
+    }
+  }
   for (const b of backends) {
     line(1, `counter ${counterName(b.id, 'in')} {`);
     line(2, `comment "vpnlb ${service.name}: client -> ${b.name}"`);
@@ -283,13 +372,19 @@ export function renderRuleset(input: RulesetInput): string {
     line(2, 'comment "IKE packets on NAT-T forwarded to another server than their SA\'s IKE_SA_INIT (a 4500 flow shared by SAs of two servers)"');
     line(1, '}');
   }
-  const policy = udpTimeoutPolicy(service);
-  line(1, `ct timeout ${ctTimeoutName(service)} {`);
-  line(2, 'protocol udp');
-  line(2, `l3proto ${f}`);
-  line(2, `policy = { unreplied : ${policy.unreplied}, replied : ${policy.replied} }`);
-  line(2, `comment "vpnlb ${service.name}: conntrack timeouts of its flows"`);
-  line(1, '}');
+  const natTPolicy = udpTimeoutPolicy(service);
+  const ikePolicy = ikePortTimeoutPolicy(service);
+  const hasIkeTimeout = policyName(ikePolicy) !== policyName(natTPolicy) && service.ikePort !== 0;
+  const timeouts: [UdpTimeoutPolicy, string][] = [[natTPolicy, hasIkeTimeout ? 'conntrack timeouts of its NAT-T flows' : 'conntrack timeouts of its flows']];
+  if (hasIkeTimeout) timeouts.push([ikePolicy, 'conntrack timeouts of its IKE-port flows (a retry is a new placement)']);
+  for (const [policy, what] of timeouts) {
+    line(1, `ct timeout ${policyName(policy)} {`);
+    line(2, 'protocol udp');
+    line(2, `l3proto ${f}`);
+    line(2, `policy = { unreplied : ${policy.unreplied}, replied : ${policy.replied} }`);
+    line(2, `comment "vpnlb ${service.name}: ${what}"`);
+    line(1, '}');
+  }
   const pool = snatAddresses(service);
   const isCapped = hasSnatCap(service);
   if (isCapped) {
@@ -310,9 +405,29 @@ export function renderRuleset(input: RulesetInput): string {
   const [dnat, track, snat] = chainSpecs(service);
   line(1, `chain ${dnat!.name} {`);
   line(2, dnat!.header);
-  const ports = [service.ikePort, service.natTPort].filter((p) => p !== 0);
-  if (ports.length > 0) line(2, `${f} daddr ${vip} udp dport ${ports.length === 1 ? ports[0] : `{ ${ports.join(', ')} }`} ct timeout set "${ctTimeoutName(service)}"`);
   const match = (port: number) => `${f} daddr ${vip} udp dport ${port}`;
+  if (hasIkeTimeout) {
+    line(2, `${match(service.ikePort)} ct timeout set "${policyName(ikePolicy)}"`);
+    if (service.natTPort !== 0) line(2, `${match(service.natTPort)} ct timeout set "${ctTimeoutName(service)}"`);
+  } else {
+    const ports = [service.ikePort, service.natTPort].filter((p) => p !== 0);
+    if (ports.length > 0) line(2, `${f} daddr ${vip} udp dport ${ports.length === 1 ? ports[0] : `{ ${ports.join(', ')} }`} ct timeout set "${ctTimeoutName(service)}"`);
+  }
+  // A new SA (unknown SPI) from an address whose NAT-T flows are all on one server joins that
+  // server; a shared address that just missed one is sent to the server it missed.
+  const placeByPeer = (head: string, port: number) => {
+    if (!peers) return;
+    for (const b of backends) {
+      const notElsewhere = backends.filter((o) => o !== b).map((o) => ` ${f} saddr != @${peerSetName(o.id)}`).join('');
+      line(2, `${head} ${f} saddr @${peerSetName(b.id)}${notElsewhere} dnat to ${hostPort(f, b.address, port)}`);
+    }
+    // Learnt for one server only: several clients of the address missed at once, and the
+    // address alone cannot tell whose retry this is — hashed like a first attempt.
+    for (const b of backends) {
+      const notElsewhere = backends.filter((o) => o !== b).map((o) => ` ${f} saddr != @${learnSetName(o.id)}`).join('');
+      line(2, `${head} ${f} saddr @${learnSetName(b.id)}${notElsewhere} dnat to ${hostPort(f, b.address, port)}`);
+    }
+  };
   const byAddress = `jhash ${f} saddr mod ${size} seed ${seed} map @${NFT_OBJECTS.slotsMap}`;
   if (service.ikePort !== 0) {
     const key = isSpi ? `jhash @th,64,64 mod ${size} seed ${seed} map @${NFT_OBJECTS.slotsMap}` : byAddress;
@@ -322,6 +437,7 @@ export function renderRuleset(input: RulesetInput): string {
       for (const b of backends) line(2, `${match(service.ikePort)} ${SPI_AT_IKE_PORT} @${spiSetName(b.id)} dnat to ${hostPort(f, b.address, service.backendIkePort)}`);
       line(2, `${match(service.ikePort)} ${EXCHANGE_AT_IKE_PORT} != ${IKE_SA_INIT} ${SPI_AT_IKE_PORT} @${NFT_OBJECTS.spiDeadSet} counter name ${NFT_OBJECTS.ikeStale} drop`);
     }
+    placeByPeer(match(service.ikePort), service.backendIkePort);
     line(2, `${match(service.ikePort)} dnat to ${key} : ${service.backendIkePort}`);
     line(2, `${match(service.ikePort)} counter name ${NFT_OBJECTS.ikeUnrouted} drop`);
   }
@@ -331,6 +447,7 @@ export function renderRuleset(input: RulesetInput): string {
         const ikeMsg = `${match(service.natTPort)} @th,64,32 0`;
         for (const b of backends) line(2, `${ikeMsg} ${SPI_AT_NATT_PORT} @${spiSetName(b.id)} dnat to ${hostPort(f, b.address, service.backendNatTPort)}`);
         line(2, `${ikeMsg} ${EXCHANGE_AT_NATT_PORT} != ${IKE_SA_INIT} ${SPI_AT_NATT_PORT} @${NFT_OBJECTS.spiDeadSet} counter name ${NFT_OBJECTS.ikeStale} drop`);
+        placeByPeer(ikeMsg, service.backendNatTPort);
       }
       line(2, `${match(service.natTPort)} @th,64,32 0 dnat to jhash @th,96,64 mod ${size} seed ${seed} map @${NFT_OBJECTS.slotsMap} : ${service.backendNatTPort}`);
       for (const b of backends) {
@@ -364,7 +481,25 @@ export function renderRuleset(input: RulesetInput): string {
     for (const b of backends) {
       const key = `{ ${f} saddr . udp sport }`;
       const others = backends.filter((o) => o !== b).map((o) => ` delete @${pinSetName(o.id)} ${key}`).join('');
-      line(2, `ct direction original ${ours} ${f} daddr ${b.address} udp dport ${service.backendNatTPort} @th,64,32 0 update @${pinSetName(b.id)} ${key}${others}`);
+      const peer = peers ? ` update @${peerSetName(b.id)} { ${f} saddr }` : '';
+      line(2, `ct direction original ${ours} ${f} daddr ${b.address} udp dport ${service.backendNatTPort} @th,64,32 0 update @${pinSetName(b.id)} ${key}${others}${peer}`);
+    }
+  }
+  if (peers) {
+    // The rest of a NAT-T flow keeps its address in peer_<server>: NAT keepalives (RFC 3948
+    // §2.3: one octet 0xFF, UDP length 9) and the server's IKE packets, which flow on idle
+    // tunnels, and a sample of ESP (a busy tunnel sends no keepalives, and may send no IKE for
+    // hours); sampled because ESP is the bulk of the traffic (docs/benchmarks.md).
+    for (const b of backends) {
+      const to = `ct direction original ${ours} ${f} daddr ${b.address} udp dport ${service.backendNatTPort}`;
+      line(2, `${to} udp length 9 update @${peerSetName(b.id)} { ${f} saddr }`);
+      line(2, `${to} numgen random mod ${ESP_SAMPLE} 0 update @${peerSetName(b.id)} { ${f} saddr }`);
+      line(2, `ct direction reply ${ours} ${f} saddr ${b.address} udp sport ${service.backendNatTPort} @th,64,32 0 update @${peerSetName(b.id)} { ${f} daddr }`);
+    }
+    // A missed second SA: an IKE_AUTH (RFC 7296 §1.2, exchange 35) on a flow to X whose
+    // IKE_SA_INIT did not reach X. The client's retry (a new IKE_SA_INIT from this address) goes to X.
+    for (const b of backends) {
+      line(2, `ct direction original ${ours} ${f} daddr ${b.address} udp dport ${service.backendNatTPort} @th,64,32 0 ${EXCHANGE_AT_NATT_PORT} ${IKE_AUTH} ${SPI_AT_NATT_PORT} != @${spiSetName(b.id)} add @${learnSetName(b.id)} { ${f} saddr }`);
     }
   }
   if (spiSets) {
@@ -384,7 +519,17 @@ export function renderRuleset(input: RulesetInput): string {
       const others = (k: string) => backends.filter((o) => o !== b).map((o) => ` delete @${spiSetName(o.id)} { ${k} }`).join('');
       line(2, `${to} udp dport ${service.backendIkePort} ${EXCHANGE_AT_IKE_PORT} ${IKE_SA_INIT} ${SPI_R_AT_IKE_PORT} 0 update @${spiSetName(b.id)} { ${SPI_AT_IKE_PORT} }${others(SPI_AT_IKE_PORT)}`);
       line(2, `${to} udp dport ${service.backendIkePort} ${SPI_AT_IKE_PORT} @${spiSetName(b.id)} update @${spiSetName(b.id)} { ${SPI_AT_IKE_PORT} }`);
-      line(2, `${to} udp dport ${service.backendNatTPort} @th,64,32 0 ${SPI_AT_NATT_PORT} @${spiSetName(b.id)} update @${spiSetName(b.id)} { ${SPI_AT_NATT_PORT} }`);
+      if (!peers) {
+        line(2, `${to} udp dport ${service.backendNatTPort} @th,64,32 0 ${SPI_AT_NATT_PORT} @${spiSetName(b.id)} update @${spiSetName(b.id)} { ${SPI_AT_NATT_PORT} }`);
+        continue;
+      }
+      // ike-spi: also learn the SAs an IKE_SA_INIT did not announce — an IKE SA rekeyed with
+      // CREATE_CHILD_SA (RFC 7296 §1.3.2: its new SPIs travel encrypted) shows its SPI in its
+      // first own packet, in either direction, and a later MOBIKE update from a new address
+      // (RFC 4555 §3.5) must find it — unless the SPI belongs to another server (a split SA).
+      const elsewhere = backends.filter((o) => o !== b).map((o) => ` ${SPI_AT_NATT_PORT} != @${spiSetName(o.id)}`).join('');
+      line(2, `${to} udp dport ${service.backendNatTPort} @th,64,32 0${elsewhere} update @${spiSetName(b.id)} { ${SPI_AT_NATT_PORT} }`);
+      line(2, `ct direction reply ${ours} ${f} saddr ${b.address} udp sport ${service.backendNatTPort} @th,64,32 0${elsewhere} update @${spiSetName(b.id)} { ${SPI_AT_NATT_PORT} }`);
     }
   }
   line(1, '}');

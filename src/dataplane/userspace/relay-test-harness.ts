@@ -10,12 +10,13 @@ import { silentLogger } from '../../log/logger.js';
 import { startSimFarm, type SimFarm } from '../../../lab/sim-rras/sim-farm.js';
 import type { IkeClientResult } from '../../../lab/sim-client/ike-client.js';
 import { UdpRelay, type UdpRelayOptions } from './udp-relay.js';
+import type { AffinityMode } from '../../balancer/affinity.js';
 
 export interface HarnessOptions {
   /** Three server addresses and the VIP, distinct per test file so parallel files never meet. */
   readonly serverAddresses: readonly string[];
   readonly virtualIp: string;
-  readonly affinity?: 'ike-spi' | 'source-ip';
+  readonly affinity?: AffinityMode;
   readonly extraServiceYaml?: string;
   readonly perIpLimit?: number;
   readonly relayOptions?: UdpRelayOptions;

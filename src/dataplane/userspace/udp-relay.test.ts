@@ -15,6 +15,7 @@ import { bindUdp } from '../../../lab/sim-rras/ike-responder.js';
 import { authMessage, espPacket, randomSpi64, saInitRequest } from '../../../lab/sim-rras/ike-sim-messages.js';
 import { classifyNatT, parsePayloads, withNonEspMarker } from '../../protocol/ikev2/index.js';
 import { startHarness, type Harness, type HarnessOptions } from './relay-test-harness.js';
+import { decide } from '../../control/decide.js';
 import { loadNativeFastPath, fastPathEnabledByEnv, FASTPATH_ENV } from './fastpath/native-binding.js';
 
 type Mode = 'javascript' | 'native';
@@ -126,6 +127,33 @@ function relaySuite(mode: Mode): void {
       assert.match(text, /vpnlb_relay_fastpath_active\{service="ike"\} 0/, 'stopped: not active');
     } finally {
       await h.close();
+    }
+  });
+
+  test("affinity ike-spi: a new SA joins the server of its client address's NAT-T flow (device + user tunnel); ike-spi-hash does not", async () => {
+    for (const affinity of ['ike-spi', 'ike-spi-hash'] as const) {
+      const h = await start({ serverAddresses: ['127.0.24.1', '127.0.24.2', '127.0.24.3'], virtualIp: '127.0.14.1', affinity });
+      try {
+        // The device tunnel: its NAT-T flow stays in the relay's table for flowTimeout.
+        const device = await client(h, '127.1.4.1');
+        assert.equal(device.ok, true, `${device.reason} ${device.detail}`);
+        const [deviceServer] = h.serversOf(device);
+        // The user tunnel's SPI hashes to another server (chosen so): only the NAT-T flow can send it to the device's.
+        const snapshot = h.controller.service(h.serviceName)!;
+        let spiI: bigint;
+        do spiI = randomSpi64();
+        while (decide(snapshot, { address: '127.1.4.1', spi: spiBytes(spiI) }).backend?.name === deviceServer);
+        const user = await client(h, '127.1.4.1', { spiI });
+        assert.equal(user.ok, true, `${user.reason} ${user.detail}`);
+        const joined = h.serversOf(user);
+        if (affinity === 'ike-spi') assert.deepEqual(joined, [deviceServer], 'the user tunnel joins the device tunnel');
+        else assert.notDeepEqual(joined, [deviceServer], 'plain SPI hashing places the user tunnel by its SPI');
+        // Another address is not affected by this one's flows.
+        const other = await client(h, '127.1.4.2', { spiI: randomSpi64() });
+        assert.equal(other.ok, true);
+      } finally {
+        await h.close();
+      }
     }
   });
 
@@ -416,6 +444,13 @@ function sendAndListenOn(s: Socket, data: Uint8Array, address: string, port: num
     s.on('message', on);
     s.send(data, port, address);
   });
+}
+
+/** An initiator SPI as the 8 bytes on the wire. */
+function spiBytes(spi: bigint): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(spi);
+  return b;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -12,7 +12,9 @@
  * for `persistenceTimeout` (so the answer cannot change with the snapshot between 500 and
  * 4500); ESP arriving with no flow follows the client address's most recent session, else it is
  * dropped and counted (never sent to a random server). New sessions are placed with the one
- * decision function (`decide`), the same hash and table as the kernel plane.
+ * decision function (`decide`), the same hash and table as the kernel plane; with `ike-spi` a
+ * new session from an address whose live NAT-T flows are all on one server joins it (an Always
+ * On VPN user tunnel shares its device tunnel's NAT-T flow; natt-flow-index.ts).
  *
  * Bounded under a flood: flows, sessions and pins live in `FlowTable`s of at most `maxFlows`
  * entries (second-chance eviction, refusal when nothing is evictable); at most
@@ -39,6 +41,7 @@ import type { Ikev2Service } from '../../config/types.js';
 import type { RuntimeContext } from '../../control/runtime.js';
 import { backendsToFlush, type ServiceSnapshot } from '../../control/snapshot.js';
 import { decide } from '../../control/decide.js';
+import { isSpiAffinity } from '../../balancer/affinity.js';
 import { VpnlbError } from '../../errors.js';
 import { parseIkeHeader } from '../../protocol/ikev2/ike-header.js';
 import { classifyNatT } from '../../protocol/ikev2/nat-t.js';
@@ -55,6 +58,7 @@ import { NewFlowBudget } from './relay-new-flow-budget.js';
 import { SourceRateLimiter } from './source-rate-limiter.js';
 import { openFileLimit } from './open-file-limit.js';
 import { SnatPool, type SnatPairUsage } from './snat-pool.js';
+import { NatTFlowIndex } from './natt-flow-index.js';
 import { RelayFastPath, type FastPathMode, type FastPathStatus } from './fastpath/relay-fast-path.js';
 import { listenError } from '../../platform/capabilities.js';
 
@@ -118,6 +122,8 @@ export class UdpRelay implements DataPlane {
   readonly #snat: SnatPool;
   readonly #parseStats = new IkeParseStats();
   readonly #isSpiAffinity: boolean;
+  /** Live NAT-T flows per client address and server (affinity ike-spi: a new SA joins its client's flows). */
+  readonly #natTFlows = new NatTFlowIndex();
   readonly #maxPendingSetups: number;
   readonly #newFlowBudget: NewFlowBudget | undefined;
   /** Each source's share of the budget, taken before the service's (source-rate-limiter.ts). */
@@ -151,7 +157,7 @@ export class UdpRelay implements DataPlane {
     this.#metricsRegistry = ctx.metrics;
     this.#fastPathMode = options.fastPath ?? 'auto';
     this.#snat = new SnatPool(service.snat?.addresses, service.snat?.maxSasPerAddress ?? Infinity);
-    this.#isSpiAffinity = service.affinity === 'ike-spi';
+    this.#isSpiAffinity = isSpiAffinity(service.affinity);
     this.#maxPendingSetups = options.maxPendingSetups ?? 256;
     const perSecond = options.maxNewFlowsPerSecond ?? service.maxNewFlowsPerSecond;
     this.#newFlowBudget = Number.isFinite(perSecond) ? new NewFlowBudget(perSecond, this.#clock.now()) : undefined;
@@ -368,7 +374,9 @@ export class UdpRelay implements DataPlane {
       const key = this.#isSpiAffinity ? 'spi:' + spi!.toString('hex') : 'ip:' + from;
       session = this.#sessions.get(key);
       if (session === undefined) {
-        const d = decide(snapshot, { address: from, ...(spi ? { spi } : {}) });
+        // A new SA joins the server of its client's NAT-T flows when they are all on one
+        // (decide() applies it for affinity ike-spi): it will share the client's NAT-T flow.
+        const d = decide(snapshot, { address: from, ...(spi ? { spi } : {}), natTServers: this.#natTFlows.serversOf(from) });
         const backend = d.backend ? this.#backends.get(d.backend.name) : undefined;
         if (backend === undefined) return this.#drops.drop('no-backend', from);
         session = { key, clientAddress: from, backend, lease: undefined, flows: 0, lastSeen: 0, referenced: false };
@@ -397,6 +405,7 @@ export class UdpRelay implements DataPlane {
       this.#snat.release(lease);
       return this.#drops.drop('flow-table-full', from);
     }
+    if (isNatT) this.#natTFlows.add(from, backend.name);
     session.lease = lease;
     session.lastSeen = now;
     session.referenced = true;
@@ -413,6 +422,7 @@ export class UdpRelay implements DataPlane {
     flow.close();
     this.#snat.release(flow.lease);
     flow.backend.traffic.flows--;
+    if (flow.isNatT) this.#natTFlows.remove(flow.clientAddress, flow.backend.name);
     const session = flow.session;
     if (--session.flows === 0) {
       this.#connections.decrement(flow.backend.name);
