@@ -5,6 +5,7 @@
  */
 import { Metrics } from '../admin/metrics.js';
 import { AdminServer } from '../admin/admin-server.js';
+import { AdminCredentials, loadOrCreateToken } from '../admin/credentials.js';
 import type { Config } from '../config/types.js';
 import type { DataPlane } from '../dataplane/dataplane.js';
 import type { Logger } from '../log/logger.js';
@@ -36,8 +37,13 @@ export interface RuntimeOptions {
   readonly createDataPlane: DataPlaneFactory;
   /** Creates the health checker; omitted in tests that drive health by hand. */
   readonly createWatcher?: (ctx: RuntimeContext) => Watcher;
-  /** Admin listener address; `false` for none. Defaults to the configuration's. */
-  readonly admin?: { host: string; port: number } | false;
+  /**
+   * Admin listener address (and Unix socket); `false` for none. Defaults to the configuration's
+   * (`admin.listen`, `admin.port`, `admin.socket`).
+   */
+  readonly admin?: { host: string; port: number; socket?: string } | false;
+  /** Admin tokens; default: read (or created) from `admin.tokenFile` / `admin.readOnlyTokenFile`. */
+  readonly adminCredentials?: AdminCredentials;
   /** Warnings from configuration checking, shown in status. */
   readonly configWarnings?: readonly string[];
 }
@@ -53,7 +59,7 @@ export class Runtime {
   readonly #applied = new Map<string, number>();
   #watcher: Watcher | undefined;
   #admin: AdminServer | undefined;
-  #adminAddress: { host: string; port: number } | undefined;
+  #adminAddress: { host: string; port: number; url: string } | undefined;
 
   constructor(options: RuntimeOptions) {
     this.#opts = options;
@@ -61,7 +67,7 @@ export class Runtime {
     this.controller = new Controller(options.config);
   }
 
-  get adminAddress(): { host: string; port: number } | undefined {
+  get adminAddress(): { host: string; port: number; url: string } | undefined {
     return this.#adminAddress;
   }
 
@@ -133,12 +139,14 @@ export class Runtime {
       this.#watcher.start();
     }
 
-    const adminOpt = this.#opts.admin ?? { host: config.admin.listen, port: config.admin.port };
+    const adminOpt = this.#opts.admin ?? { host: config.admin.listen, port: config.admin.port, ...(config.admin.socket ? { socket: config.admin.socket } : {}) };
     if (adminOpt !== false) {
       this.#admin = new AdminServer({
-        controller: this.controller,
+        controller: () => this.controller,
         metrics: this.metrics,
         logger,
+        credentials: this.#opts.adminCredentials ?? this.#loadCredentials(),
+        security: config.admin,
         dataPlanes: () => this.#dataPlanes,
         appliedVersions: () => this.#applied,
         lastProbes: () => this.#watcher?.lastProbes?.() ?? new Map(),
@@ -146,9 +154,33 @@ export class Runtime {
         startedAt: this.startedAt,
       });
       const addr = await this.#admin.listen(adminOpt.host, adminOpt.port);
-      this.#adminAddress = { host: addr.address, port: addr.port };
-      logger.info({ component: 'admin', address: addr.address, port: addr.port }, `admin API on http://${fmtHost(addr.address)}:${addr.port}/`);
+      const scheme = config.admin.tls ? 'https' : 'http';
+      this.#adminAddress = { host: addr.address, port: addr.port, url: `${scheme}://${fmtHost(addr.address)}:${addr.port}/` };
+      logger.info({ component: 'admin', address: addr.address, port: addr.port, tls: scheme === 'https' }, `admin API on ${this.#adminAddress.url}`);
+      if (adminOpt.socket) {
+        await this.#admin.listenSocket(adminOpt.socket);
+        logger.info({ component: 'admin', socket: adminOpt.socket }, `admin API on unix socket ${adminOpt.socket} (mode 0600)`);
+      }
     }
+  }
+
+  /** A one-time URL that logs a browser into the dashboard as operator (the demo prints it). */
+  adminLoginUrl(): string | undefined {
+    if (!this.#admin || !this.#adminAddress) return undefined;
+    return new URL(this.#admin.loginPath('operator'), this.#adminAddress.url).toString();
+  }
+
+  #loadCredentials(): AdminCredentials {
+    const { config, logger } = this.#opts;
+    const load = (file: string, role: string) => {
+      const t = loadOrCreateToken(file);
+      if (t.created) logger.info({ component: 'admin', file, role }, `admin ${role} token created in ${file} (mode 0600)`);
+      if (t.warning) logger.warn({ component: 'admin', file }, t.warning);
+      return t.token;
+    };
+    const operator = load(config.admin.tokenFile, 'operator');
+    const readOnly = config.admin.readOnlyTokenFile ? load(config.admin.readOnlyTokenFile, 'read-only') : undefined;
+    return new AdminCredentials({ operator, ...(readOnly !== undefined ? { readOnly } : {}) });
   }
 
   /** Applies snapshots to a data plane strictly in order; a newer one supersedes a queued one. */

@@ -5,10 +5,11 @@ import { checkCommand } from './check.js';
 import { demoCommand } from './demo.js';
 import { labCommand } from './lab.js';
 import { probeCommand } from './probe.js';
+import { reloadCommand } from './reload.js';
 import { runCommand } from './run.js';
 import { sstpOffloadHashCommand } from './sstp-offload-hash.js';
 import { statusCommand } from './status.js';
 import { stopCommand } from './stop.js';
 import { whichCommand } from './which.js';
 
-export const COMMANDS: readonly Command[] = [runCommand, checkCommand, whichCommand, statusCommand, stopCommand, backendCommand, probeCommand, demoCommand, labCommand, sstpOffloadHashCommand];
+export const COMMANDS: readonly Command[] = [runCommand, checkCommand, whichCommand, statusCommand, reloadCommand, stopCommand, backendCommand, probeCommand, demoCommand, labCommand, sstpOffloadHashCommand];
