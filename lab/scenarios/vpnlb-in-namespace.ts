@@ -17,6 +17,8 @@ export interface LabVpnlbOptions {
   readonly disabled?: readonly string[];
   /** Servers left out of the configuration entirely. */
   readonly exclude?: readonly string[];
+  /** Backend weights by server name (default 1). */
+  readonly weights?: Readonly<Record<string, number>>;
   /** Health-monitor the servers with the stateless IKEv2 probe (fast settings). */
   readonly monitor?: boolean;
   /** Also serve the IPv6 VIP. */
@@ -29,7 +31,12 @@ export interface LabVpnlbOptions {
 export function renderLabConfig(lab: IkeLab, o: LabVpnlbOptions, fileName = 'vpnlb.yaml'): string {
   const servers = lab.servers.filter((s) => !o.exclude?.includes(s.name));
   const backends = (v6: boolean) =>
-    servers.map((s) => ({ name: v6 ? `${s.name}v6` : s.name, address: v6 ? s.address6 : s.address4, ...(o.disabled?.includes(s.name) ? { enabled: false } : {}) }));
+    servers.map((s) => ({
+      name: v6 ? `${s.name}v6` : s.name,
+      address: v6 ? s.address6 : s.address4,
+      ...(o.disabled?.includes(s.name) ? { enabled: false } : {}),
+      ...(o.weights?.[s.name] !== undefined ? { weight: o.weights[s.name] } : {}),
+    }));
   const service = (name: string, vip: string, pool: string) => ({
     name,
     virtualIp: vip,

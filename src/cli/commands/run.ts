@@ -4,7 +4,8 @@ import { createLogger } from '../../log/logger.js';
 import { parseCommandArgs, required, type Command } from '../command.js';
 
 /**
- * `vpnlb run --config FILE`: the service. Stops on SIGINT/SIGTERM; with `--keep-state` (or
+ * `vpnlb run --config FILE`: the service. Reloads its configuration on SIGHUP (only the
+ * difference is applied; a file with errors is refused). Stops on SIGINT/SIGTERM; with `--keep-state` (or
  * SIGTERM while `VPNLB_KEEP_STATE=1`) the kernel data plane is left programmed so that a new
  * start adopts it without dropping a tunnel.
  */
@@ -41,9 +42,17 @@ export const runCommand: Command = {
       createDataPlane,
       createWatcher: (ctx) => createHealthChecker(ctx),
       configWarnings: warnings,
+      configFile: file,
       ...(admin ? { admin } : {}),
     });
     await runtime.start();
+    // SIGHUP: re-read the file and apply the difference (systemd's ExecReload sends it). The
+    // outcome is logged; `vpnlb reload` gives the same with the answer on the terminal.
+    const onHup = () => {
+      logger.info({ component: 'runtime', signal: 'SIGHUP' }, 'received SIGHUP: reloading the configuration');
+      void runtime.reload();
+    };
+    process.on('SIGHUP', onHup);
     io.out(`vpnlb running (config ${file}${runtime.adminAddress ? `, admin http://${runtime.adminAddress.host}:${runtime.adminAddress.port}/` : ''})`);
     const keepState = values['keep-state'] === true || process.env.VPNLB_KEEP_STATE === '1';
     await new Promise<void>((resolve) => {
@@ -54,6 +63,7 @@ export const runCommand: Command = {
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
+    process.off('SIGHUP', onHup);
     await runtime.stop({ keepState });
     return 0;
   },
