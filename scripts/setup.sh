@@ -15,9 +15,11 @@ if [ "${1:-}" = "--peers" ]; then
   # Every binary and plugin the integration tests and `vpnlb lab` use, by package (with
   # --no-install-recommends nothing arrives unnamed: libstrongswan-standard-plugins carries the
   # openssl plugin the lab's AES-GCM proposals need; lab/strongswan/charon.ts checks each plugin).
+  # chromium: the dashboard's browser tests (playwright-core drives it; no browser download).
   PACKAGES="nftables conntrack iproute2 iputils-ping openssl procps util-linux
     strongswan-charon strongswan-swanctl strongswan-pki libstrongswan libstrongswan-standard-plugins
-    libstrongswan-extra-plugins libcharon-extra-plugins sstp-client ppp"
+    libstrongswan-extra-plugins libcharon-extra-plugins sstp-client ppp
+    chromium"
   missing=""
   for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -392,3 +392,23 @@ test('Unix socket: mode 0600, operator without a token (the file mode is the aut
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('events, history and shares for the dashboard (read-only token)', async () => {
+  await withRuntime(async ({ port, rt }) => {
+    await raw(port, 'POST', '/api/v1/backends/rras2/drain', bearer(OPERATOR));
+    await rt.settled();
+    rt.sampleHistory();
+    const events = (await raw(port, 'GET', '/api/v1/events', bearer(READ_ONLY))).json<{ events: { kind: string; message: string }[] }>().events;
+    assert.ok(events.some((e) => e.kind === 'action' && e.message === 'drain rras2 by the administrator (API token)'), JSON.stringify(events));
+    assert.ok(events.some((e) => e.kind === 'state' && /up → draining/.test(e.message)));
+    assert.ok(events.some((e) => e.kind === 'apply'));
+    const history = (await raw(port, 'GET', '/api/v1/history', bearer(READ_ONLY))).json<{ series: Record<string, unknown> }>();
+    assert.ok(history.series['ike/rras1']);
+    const status = (await raw(port, 'GET', '/api/v1/status', bearer(READ_ONLY))).json<{ services: { name: string; backends: { name: string; share: number }[] }[] }>();
+    const ike = status.services.find((s) => s.name === 'ike')!;
+    // Maglev: rras2 is draining, the two others share the table (65537 slots: within one slot).
+    assert.equal(ike.backends.find((b) => b.name === 'rras2')!.share, 0);
+    assert.ok(Math.abs(ike.backends.reduce((n, b) => n + b.share, 0) - 1) < 1e-9);
+    assert.ok(Math.abs(ike.backends[0]!.share - 0.5) <= 1 / 65537);
+  });
+});

@@ -70,6 +70,8 @@ export interface AdminServerOptions {
   readonly reload?: () => Promise<ReloadOutcome>;
   /** The event timeline, newest last. */
   readonly events?: () => readonly unknown[];
+  /** Records an operator action in the timeline. */
+  readonly onAction?: (action: { backend: string; action: string; via: string; message: string }) => void;
   /** The rate history document. */
   readonly history?: () => unknown;
   readonly startedAt: Date;
@@ -186,8 +188,12 @@ export class AdminServer {
     // Node closes connections beyond `maxConnections` at once and tells us here (counted only:
     // a flood must not become a flood of log lines).
     server.on('drop', () => this.#refused.inc({ reason: 'connections' }));
-    server.on('clientError', (_err, socket: Socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      // As Node's default handler, but never with a body that echoes the input: 408 for a
+      // request that was too slow, 431 for oversized headers, 400 for unparseable ones.
+      const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+      this.#opts.logger.debug({ component: 'admin', code: err.code }, `admin connection closed: ${status}`);
+      if (socket.writable && err.code !== 'ECONNRESET') socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\n\r\n`);
       else socket.destroy();
     });
     this.#servers.push(server);
@@ -235,6 +241,8 @@ export class AdminServer {
       return this.#login(r);
     }
     if (isRead && path === '/metrics' && this.#opts.security.metrics === 'open') return this.#metrics(res);
+    // The dashboard asks whether it is logged in: "no" is an answer, not an error.
+    if (isRead && path === '/api/v1/session' && !this.#authenticate(r)) return send(res, 200, { role: null, csrf: null, expiresAt: null });
 
     const auth = this.#authenticate(r);
     if (!auth) {
@@ -336,6 +344,7 @@ export class AdminServer {
     try {
       const backends = this.#opts.controller().setAdminState(ref, ACTIONS[action]!);
       this.#opts.logger.info({ component: 'admin', backend: ref, action, role: auth.role, via: auth.how, remote: remote(r) }, `backend ${ref}: ${action} by the administrator`);
+      this.#opts.onAction?.({ backend: ref, action, via: auth.how, message: `${action} ${ref} by the administrator (${auth.how === 'session' ? 'dashboard' : auth.how === 'socket' ? 'CLI on the socket' : 'API token'})` });
       send(r.res, 200, { backend: ref, action, backends });
     } catch (err) {
       if (err instanceof VpnlbError) return send(r.res, 404, { error: err.message, code: err.code });

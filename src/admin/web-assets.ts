@@ -41,6 +41,7 @@ function assetFiles(): Record<string, string> {
     'index.html': join(web, 'index.html'),
     'app.js': join(web, 'app.js'),
     'app.css': join(web, 'app.css'),
+    'icon.svg': join(web, 'icon.svg'),
   };
   for (const [name, spec] of Object.entries({ 'uplot.js': 'uplot/dist/uPlot.iife.min.js', 'uplot.css': 'uplot/dist/uPlot.min.css' })) {
     try {

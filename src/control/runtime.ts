@@ -14,7 +14,8 @@ import type { ReloadOutcome } from '../admin/admin-server.js';
 import { diffConfig } from './config-diff.js';
 import { Controller } from './controller.js';
 import { EventLog } from './event-log.js';
-import type { ServiceSnapshot, Snapshot } from './snapshot.js';
+import { History, HISTORY_INTERVAL_MS } from './history.js';
+import { backendsToFlush, type ServiceSnapshot, type Snapshot } from './snapshot.js';
 
 /** What a data plane or monitor needs from the process around it. */
 export interface RuntimeContext {
@@ -64,6 +65,10 @@ export class Runtime {
   /** Per service, the version of the last snapshot its data plane finished applying. */
   readonly #applied = new Map<string, number>();
   readonly events = new EventLog();
+  readonly history = new History();
+  /** Per service, what its data plane last forwarded to (see forwardingKey). */
+  readonly #lastForwarding = new Map<string, string>();
+  #historyTimer: NodeJS.Timeout | undefined;
   #config: Config;
   #configWarnings: readonly string[];
   #ctx: RuntimeContext | undefined;
@@ -136,6 +141,7 @@ export class Runtime {
       transitions.inc({ service: t.service, backend: t.backend, to: t.to });
       const level = t.to === 'down' ? 'warn' : 'info';
       logger[level]({ component: 'controller', ...t }, `${t.service}/${t.backend}: ${t.from} -> ${t.to} (${t.reason})`);
+      this.history.onTransition(t);
       this.events.record({ kind: 'state', severity: t.to === 'down' ? 'warn' : 'info', service: t.service, backend: t.backend, message: `${t.from} → ${t.to}: ${t.reason}` });
     });
     this.controller.on('snapshot', (snap) => {
@@ -148,6 +154,9 @@ export class Runtime {
 
     for (const s of this.controller.snapshot().services) await this.#startDataPlane(s.name, ctx);
     this.#startWatcher(ctx);
+    this.sampleHistory();
+    this.#historyTimer = setInterval(() => this.sampleHistory(), HISTORY_INTERVAL_MS);
+    this.#historyTimer.unref();
 
     const adminOpt = this.#opts.admin ?? { host: config.admin.listen, port: config.admin.port, ...(config.admin.socket ? { socket: config.admin.socket } : {}) };
     if (adminOpt !== false) {
@@ -162,6 +171,8 @@ export class Runtime {
         lastProbes: () => this.#watcher?.lastProbes?.() ?? new Map(),
         warnings: () => this.#configWarnings,
         events: () => this.events.list(),
+        history: () => this.history.document(),
+        onAction: (a) => this.events.record({ kind: 'action', severity: 'info', backend: a.backend, message: a.message }),
         ...(this.#opts.configFile ? { reload: () => this.reload() } : {}),
         startedAt: this.startedAt,
       });
@@ -209,7 +220,13 @@ export class Runtime {
         await dp.apply(latest);
         this.#applied.set(s.name, version);
         const ms = Math.round(performance.now() - started);
-        this.events.record({ kind: 'apply', severity: 'info', service: s.name, ms, message: `snapshot #${version} applied by the ${dp.status().dataplane} data plane in ${ms} ms` });
+        // The timeline shows applies that changed forwarding (who gets new clients, whose flows
+        // go), not the many snapshots that only refresh a reason.
+        const forwarding = forwardingKey(latest);
+        if (this.#lastForwarding.get(s.name) !== forwarding) {
+          this.#lastForwarding.set(s.name, forwarding);
+          this.events.record({ kind: 'apply', severity: 'info', service: s.name, ms, message: `snapshot #${version} applied by the ${dp.status().dataplane} data plane in ${ms} ms (new clients: ${latest.candidates.map((c) => c.name).join(', ') || 'none'})` });
+        }
       } catch (err) {
         this.events.record({ kind: 'apply', severity: 'error', service: s.name, message: `applying snapshot #${version} failed: ${(err as Error).message}; the data plane keeps its previous state` });
         this.#opts.logger.error({ component: 'runtime', service: s.name, err }, `${s.name}: applying snapshot failed; the data plane keeps its previous state`);
@@ -224,6 +241,7 @@ export class Runtime {
     this.#dataPlanes.set(name, dp);
     await dp.start(s);
     this.#applied.set(name, this.controller.snapshot().version);
+    this.#lastForwarding.set(name, forwardingKey(s));
     const st = dp.status();
     this.#opts.logger.info({ component: 'runtime', service: name, dataplane: st.dataplane, listeners: st.listeners }, `${name}: serving on ${st.listeners.join(', ')} (${st.dataplane})`);
   }
@@ -344,12 +362,18 @@ export class Runtime {
     }
   }
 
+  /** One sample of every backend into the 15-minute history (a timer calls it; tests too). */
+  sampleHistory(nowMs = Date.now()): void {
+    this.history.sample(this.controller.snapshot(), this.#dataPlanes, this.#watcher?.lastProbes?.() ?? new Map(), nowMs, this.events);
+  }
+
   /** Waits until every queued snapshot has been applied (tests, orderly shutdown). */
   async settled(): Promise<void> {
     await Promise.all(this.#applyChains.values());
   }
 
   async stop(options: { keepState?: boolean } = {}): Promise<void> {
+    if (this.#historyTimer) clearInterval(this.#historyTimer);
     await this.#watcher?.stop();
     await this.#admin?.close();
     await this.settled();
@@ -362,6 +386,11 @@ export class Runtime {
     }
     this.controller.removeAllListeners();
   }
+}
+
+/** What decides forwarding in a service snapshot: the candidates, their weights, the flushed backends. */
+function forwardingKey(s: ServiceSnapshot): string {
+  return JSON.stringify([s.candidates.map((c) => [c.name, c.address, c.weight]), backendsToFlush(s).map((b) => b.name)]);
 }
 
 function fmtHost(h: string): string {
