@@ -8,7 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { basename } from 'node:path';
 import { vpnlbArgv } from '../vpnlb-process.js';
-import { VIP4, VIP6, type IkeLab } from '../topology-ike.js';
+import { VIP4, VIP6, type IkeLab, type LabClient } from '../topology-ike.js';
 
 export interface LabVpnlbOptions {
   readonly nat: 'transparent' | 'full';
@@ -172,4 +172,15 @@ export class LabVpnlb {
     });
     return JSON.parse(text) as unknown;
   }
+}
+
+/**
+ * Connects a lab client through `vpnlb` (the `home` connection) and returns the name of the
+ * server its IKE SA reached (from the virtual IP the server assigned); throws with both logs.
+ */
+export async function connectThrough(lab: IkeLab, vpnlb: LabVpnlb, c: LabClient): Promise<string> {
+  const r = await c.charon!.initiate('home', 20);
+  if (!r.ok) throw new Error(`${c.name} did not connect: ${r.output.slice(-500)}\n--- vpnlb:\n${vpnlb.log.slice(-2000)}`);
+  const sa = (await c.charon!.listSas()).find((s) => s.state === 'ESTABLISHED');
+  return lab.serverOfVip(sa?.localVips[0] ?? '')?.name ?? '?';
 }

@@ -275,7 +275,8 @@ export class AdminServer {
     if (action || path === '/api/v1/reload') {
       if (method !== 'POST') return this.#refuse(r, 405, 'VPNLB_ADMIN_BAD_REQUEST', 'method', 'use POST');
       if (auth.role !== 'operator') return this.#refuse(r, 403, 'VPNLB_ADMIN_FORBIDDEN', 'role', `a ${auth.role} token cannot ${action ? action[2] : 'reload'}: use the operator token`);
-      await this.#drainBody(r);
+      // Actions take no body; one is read (bounded) and dropped so that keep-alive stays usable.
+      await this.#readBody(r);
       if (res.writableEnded) return;
       if (!action) return this.#reload(r, auth);
       let ref: string;
@@ -397,11 +398,6 @@ export class AdminServer {
       chunks.push(chunk as Buffer);
     }
     return Buffer.concat(chunks).toString('utf8');
-  }
-
-  /** Actions take no body; one is read (bounded) and dropped so that keep-alive stays usable. */
-  async #drainBody(r: Request): Promise<void> {
-    await this.#readBody(r);
   }
 
   #which(url: URL, res: ServerResponse): void {

@@ -71,7 +71,6 @@ export class Runtime {
   #historyTimer: NodeJS.Timeout | undefined;
   #config: Config;
   #configWarnings: readonly string[];
-  #ctx: RuntimeContext | undefined;
   #reloading: Promise<ReloadOutcome> = Promise.resolve({ ok: true, issues: [], changes: [] });
   #watcher: Watcher | undefined;
   #admin: AdminServer | undefined;
@@ -107,7 +106,6 @@ export class Runtime {
     const { logger } = this.#opts;
     const config = this.#config;
     const ctx: RuntimeContext = { config, controller: this.controller, logger, metrics: this.metrics };
-    this.#ctx = ctx;
     const transitions = this.metrics.counter({
       name: 'vpnlb_backend_transitions_total',
       help: 'Backend state changes, by service, backend and new state.',
@@ -342,8 +340,7 @@ export class Runtime {
       this.#config = next;
       this.#configWarnings = issues;
       const ctx: RuntimeContext = { config: next, controller: this.controller, logger, metrics: this.metrics };
-      this.#ctx = ctx;
-      if (next.log.level !== logger.level) logger.level = next.log.level;
+        if (next.log.level !== logger.level) logger.level = next.log.level;
       this.controller.reconfigure(next);
       // 4. New and restarted services.
       for (const name of [...restart.map((r) => r.name), ...diff.servicesAdded]) await this.#startDataPlane(name, ctx);

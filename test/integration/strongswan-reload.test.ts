@@ -11,7 +11,7 @@ import { canUseConntrack } from '../../lab/netns.js';
 import { requireOrSkip } from '../../lab/requirements.js';
 import { canUseStrongswan, sleep } from '../../lab/strongswan/charon.js';
 import { IkeLab, type LabClient } from '../../lab/topology-ike.js';
-import { LabVpnlb } from '../../lab/scenarios/vpnlb-in-namespace.js';
+import { LabVpnlb, connectThrough } from '../../lab/scenarios/vpnlb-in-namespace.js';
 import { vpnlbArgv } from '../../lab/vpnlb-process.js';
 
 const skip = requireOrSkip('strongSwan reload tests', canUseConntrack(), canUseStrongswan());
@@ -26,10 +26,7 @@ describe('hitless reload under traffic (real strongSwan)', { skip, timeout: 150_
   const serverOf = new Map<string, string>();
 
   const connect = async (c: LabClient) => {
-    const r = await c.charon!.initiate('home', 20);
-    assert.ok(r.ok, `${c.name} did not connect: ${r.output.slice(-500)}\n--- vpnlb:\n${vpnlb.log.slice(-2000)}`);
-    const sa = (await c.charon!.listSas()).find((s) => s.state === 'ESTABLISHED');
-    serverOf.set(c.name, lab.serverOfVip(sa?.localVips[0] ?? '')?.name ?? '?');
+    serverOf.set(c.name, await connectThrough(lab, vpnlb, c));
   };
   const backends = async () => ((await vpnlb.admin('/api/v1/status')) as StatusBody).services.flatMap((s) => s.backends);
 

@@ -53,7 +53,7 @@ export const runCommand: Command = {
       void runtime.reload();
     };
     process.on('SIGHUP', onHup);
-    io.out(`vpnlb running (config ${file}${runtime.adminAddress ? `, admin http://${runtime.adminAddress.host}:${runtime.adminAddress.port}/` : ''})`);
+    io.out(`vpnlb running (config ${file}${runtime.adminAddress ? `, admin ${runtime.adminAddress.url}` : ''})`);
     const keepState = values['keep-state'] === true || process.env.VPNLB_KEEP_STATE === '1';
     await new Promise<void>((resolve) => {
       const stop = (sig: string) => {
