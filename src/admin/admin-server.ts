@@ -99,6 +99,7 @@ const ACTIONS: Readonly<Record<string, AdminState>> = { drain: 'draining', disab
 
 export class AdminServer {
   readonly #opts: AdminServerOptions;
+  #credentials: AdminCredentials;
   readonly #sessions: SessionStore;
   readonly #refused: Counter<'reason'>;
   readonly #assets = new WebAssets();
@@ -108,6 +109,7 @@ export class AdminServer {
 
   constructor(options: AdminServerOptions) {
     this.#opts = options;
+    this.#credentials = options.credentials;
     this.#sessions = new SessionStore(options.security.sessionTimeout);
     this.#refused = options.metrics.counter({
       name: 'vpnlb_admin_requests_refused_total',
@@ -150,6 +152,11 @@ export class AdminServer {
     }
     chmodSync(path, 0o600);
     this.#socketPath = path;
+  }
+
+  /** New tokens (a reload re-reads the token files); dashboard sessions already open stay. */
+  setCredentials(credentials: AdminCredentials): void {
+    this.#credentials = credentials;
   }
 
   /** A one-time URL path that logs a browser in as `role` (`vpnlb demo` prints it). */
@@ -295,7 +302,7 @@ export class AdminServer {
     const header = r.req.headers.authorization;
     if (header !== undefined) {
       const token = bearerToken(header);
-      const role = token === undefined ? undefined : this.#opts.credentials.roleOf(token);
+      const role = token === undefined ? undefined : this.#credentials.roleOf(token);
       return role ? { role, how: 'bearer' } : undefined;
     }
     const session = this.#sessions.get(cookieValue(r.req.headers.cookie, this.#cookieName));
@@ -317,7 +324,7 @@ export class AdminServer {
     } catch {
       return this.#refuse(r, 400, 'VPNLB_ADMIN_BAD_REQUEST', 'login', 'the body is not JSON');
     }
-    const role = typeof token === 'string' ? this.#opts.credentials.roleOf(token) : undefined;
+    const role = typeof token === 'string' ? this.#credentials.roleOf(token) : undefined;
     if (!role) return this.#refuse(r, 401, 'VPNLB_ADMIN_UNAUTHORIZED', 'login', 'login with a wrong token');
     const session = this.#sessions.create(role);
     this.#opts.logger.info({ component: 'admin', role, remote: remote(r) }, `dashboard login (${role})`);

@@ -180,3 +180,29 @@ test('diffConfig: one line per difference', () => {
   assert.deepEqual(d.backendsRemoved, ['farm/s2']);
   assert.deepEqual(diffConfig(a, a).changes, []);
 });
+
+test('a reload reads the token files again: replacing a token rotates it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vpnlb-reload-token-'));
+  const file = join(dir, 'vpnlb.yaml');
+  writeFileSync(file, `admin: { tokenFile: admin.token }\n${yaml({ backends: TWO })}`);
+  writeFileSync(join(dir, 'admin.token'), 'first-token-0123456789\n', { mode: 0o600 });
+  const rt = new Runtime({
+    config: loadConfigFile(file),
+    configFile: file,
+    logger: silentLogger(),
+    admin: { host: '127.0.0.1', port: 0 },
+    createDataPlane: async (s) => new RecordingDataPlane(s.name, 'fake'),
+  });
+  await rt.start();
+  try {
+    const status = (token: string) => fetch(`http://127.0.0.1:${rt.adminAddress!.port}/api/v1/status`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
+    assert.equal(await status('first-token-0123456789'), 200);
+    writeFileSync(join(dir, 'admin.token'), 'second-token-0123456789\n');
+    assert.equal((await rt.reload()).ok, true);
+    assert.equal(await status('first-token-0123456789'), 401);
+    assert.equal(await status('second-token-0123456789'), 200);
+  } finally {
+    await rt.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -300,6 +300,15 @@ export class Runtime {
       return { ok: false, issues, changes: [] };
     }
     const next = checked.config;
+    // Token files are read again (replacing a file's content and reloading rotates a token);
+    // their paths are the running configuration's, like the rest of the admin section.
+    if (this.#admin && !this.#opts.adminCredentials) {
+      try {
+        this.#admin.setCredentials(this.#loadCredentials());
+      } catch (err) {
+        issues.push(`admin tokens not reloaded: ${(err as Error).message}`);
+      }
+    }
     const diff = diffConfig(this.#config, next);
     if (diff.changes.length === 0) {
       reloads.inc({ result: 'unchanged' });
