@@ -15,6 +15,7 @@ if [ "${1:-}" = "--peers" ]; then
   # Every binary and plugin the integration tests and `vpnlb lab` use, by package (with
   # --no-install-recommends nothing arrives unnamed: libstrongswan-standard-plugins carries the
   # openssl plugin the lab's AES-GCM proposals need; lab/strongswan/charon.ts checks each plugin).
+  # chromium: the dashboard's browser tests (playwright-core drives it; no browser download).
   # nginx, libnginx-mod-stream and haproxy check what `vpnlb export` writes (export-syntax test).
   # debootstrap, binutils and lintian: the Debian package's test (build, lint, install into a
   # clean root: packaging/deb/); util-linux's setpriv: the least-privilege lab; systemd's
@@ -23,7 +24,7 @@ if [ "${1:-}" = "--peers" ]; then
     strongswan-charon strongswan-swanctl strongswan-pki libstrongswan libstrongswan-standard-plugins
     libstrongswan-extra-plugins libcharon-extra-plugins sstp-client ppp
     nginx libnginx-mod-stream haproxy keepalived conntrackd
-    debootstrap binutils lintian systemd python3"
+    debootstrap binutils lintian systemd python3 chromium"
   missing=""
   for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

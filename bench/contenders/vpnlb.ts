@@ -61,7 +61,7 @@ export function vpnlbAvailable(c: VpnlbCase): { ok: true } | { ok: false; reason
 /** The YAML configuration for a case (pure). */
 export function vpnlbConfig(c: VpnlbCase): string {
   const backends = c.backends.map((b, i) => `      - { name: s${i + 1}, address: ${b} }`).join('\n');
-  const head = `admin: { listen: 127.0.0.1, port: 0 }\nlog: { level: warn }\n${c.kind === 'ikev2' && c.top ? `${c.top.trimEnd()}\n` : ''}pools:\n  farm:\n    backends:\n${backends}\n`;
+  const head = `admin: { listen: 127.0.0.1, port: 0, tokenFile: admin.token }\nlog: { level: warn }\n${c.kind === 'ikev2' && c.top ? `${c.top.trimEnd()}\n` : ''}pools:\n  farm:\n    backends:\n${backends}\n`;
   if (c.kind === 'ikev2') {
     const p = c.ports;
     const lines = [

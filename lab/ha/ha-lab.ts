@@ -305,7 +305,8 @@ export class HaLab {
       mkdirSync(node.runDir, { recursive: true, mode: 0o700 });
       const config = {
         log: { level: 'info' },
-        admin: { listen: '127.0.0.1', port: 8088 },
+        // The admin token stays in the node's own directory (not the host's /var/lib/vpnlb).
+        admin: { listen: '127.0.0.1', port: 8088, tokenFile: join(node.runDir, 'admin.token') },
         monitors: { ike: { type: 'ikev2', interval: '1s', timeout: '800ms', rise: 1, fall: 3, jitter: 0 } },
         pools: { farm4: { backends: backends(false) }, farm6: { backends: backends(true) } },
         services: { ikev2: [service('ike4', HA_VIP4, 'farm4'), service('ike6', HA_VIP6, 'farm6')] },

@@ -1,12 +1,14 @@
 /**
  * Runs the real `vpnlb run --config FILE` inside the lab's balancer namespace (it programs
  * nftables there), writes its configuration from the lab's servers, and drives it through its
- * own CLI (`vpnlb backend drain|disable|enable --admin URL`), run in the same namespace because
- * the admin listener is on that namespace's loopback.
+ * own CLI (`vpnlb backend drain|disable|enable --config FILE`, which finds the admin Unix socket
+ * beside the configuration), and reloads it (`vpnlb reload`, SIGHUP).
  */
 import type { ChildProcess } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
+import { basename } from 'node:path';
 import { vpnlbArgv } from '../vpnlb-process.js';
-import { VIP4, VIP6, type IkeLab } from '../topology-ike.js';
+import { VIP4, VIP6, type IkeLab, type LabClient } from '../topology-ike.js';
 import type { AffinityMode } from '../../src/balancer/affinity.js';
 
 export interface LabVpnlbOptions {
@@ -16,6 +18,8 @@ export interface LabVpnlbOptions {
   readonly disabled?: readonly string[];
   /** Servers left out of the configuration entirely. */
   readonly exclude?: readonly string[];
+  /** Backend weights by server name (default 1). */
+  readonly weights?: Readonly<Record<string, number>>;
   /** Health-monitor the servers with the stateless IKEv2 probe (fast settings). */
   readonly monitor?: boolean;
   /** Also serve the IPv6 VIP. */
@@ -25,10 +29,15 @@ export interface LabVpnlbOptions {
 }
 
 /** The lab's vpnlb configuration (YAML; JSON is valid YAML). */
-export function renderLabConfig(lab: IkeLab, o: LabVpnlbOptions): string {
+export function renderLabConfig(lab: IkeLab, o: LabVpnlbOptions, fileName = 'vpnlb.yaml'): string {
   const servers = lab.servers.filter((s) => !o.exclude?.includes(s.name));
   const backends = (v6: boolean) =>
-    servers.map((s) => ({ name: v6 ? `${s.name}v6` : s.name, address: v6 ? s.address6 : s.address4, ...(o.disabled?.includes(s.name) ? { enabled: false } : {}) }));
+    servers.map((s) => ({
+      name: v6 ? `${s.name}v6` : s.name,
+      address: v6 ? s.address6 : s.address4,
+      ...(o.disabled?.includes(s.name) ? { enabled: false } : {}),
+      ...(o.weights?.[s.name] !== undefined ? { weight: o.weights[s.name] } : {}),
+    }));
   const service = (name: string, vip: string, pool: string) => ({
     name,
     virtualIp: vip,
@@ -40,7 +49,9 @@ export function renderLabConfig(lab: IkeLab, o: LabVpnlbOptions): string {
   });
   const config = {
     log: { level: 'info' },
-    admin: { listen: '127.0.0.1', port: o.adminPort ?? 8088 },
+    // Token and socket beside the configuration (relative paths are relative to it): the CLI
+    // finds the socket through --config, and nothing is written outside the lab's directory.
+    admin: { listen: '127.0.0.1', port: o.adminPort ?? 8088, tokenFile: `${fileName}.token`, socket: `${fileName}.sock` },
     ...(o.monitor ? { monitors: { ike: { type: 'ikev2', interval: '500ms', timeout: '400ms', rise: 1, fall: 2, jitter: 0 } } } : {}),
     pools: { farm4: { backends: backends(false) }, ...(o.ipv6 ? { farm6: { backends: backends(true) } } : {}) },
     services: { ikev2: [service('ike4', VIP4, 'farm4'), ...(o.ipv6 ? [service('ike6', VIP6, 'farm6')] : [])] },
@@ -58,7 +69,7 @@ export class LabVpnlb {
 
   constructor(lab: IkeLab, options: LabVpnlbOptions, fileName = 'vpnlb.yaml') {
     this.lab = lab;
-    this.configPath = lab.writeFile(fileName, renderLabConfig(lab, options));
+    this.configPath = lab.writeFile(fileName, renderLabConfig(lab, options, fileName));
     this.adminUrl = `http://127.0.0.1:${options.adminPort ?? 8088}`;
   }
 
@@ -125,16 +136,52 @@ export class LabVpnlb {
     clearTimeout(timer);
   }
 
-  /** `vpnlb backend ACTION NAME` against this instance. */
+  /** `vpnlb backend ACTION NAME` against this instance (the CLI finds its socket through --config). */
   async backend(action: 'drain' | 'disable' | 'enable', name: string): Promise<string> {
-    const [node, ...args] = vpnlbArgv(['backend', action, name, '--admin', this.adminUrl]);
+    const [node, ...args] = vpnlbArgv(['backend', action, name, '--config', this.configPath]);
     return this.lab.lb.exec(node!, args);
   }
 
-  /** GET on the admin API (from inside the namespace), parsed as JSON. */
-  async admin(path: string): Promise<unknown> {
-    const script = `fetch(${JSON.stringify(new URL(path, this.adminUrl).toString())}).then(r=>r.text()).then(t=>process.stdout.write(t))`;
-    const out = await this.lab.lb.exec(process.execPath, ['-e', script]);
-    return JSON.parse(out) as unknown;
+  /** `vpnlb reload` against this instance. */
+  async reload(): Promise<string> {
+    const [node, ...args] = vpnlbArgv(['reload', '--config', this.configPath]);
+    return this.lab.lb.exec(node!, args);
   }
+
+  /** Rewrites this instance's configuration file (then `reload()` or SIGHUP applies it). */
+  rewriteConfig(options: LabVpnlbOptions): void {
+    this.lab.writeFile(basename(this.configPath), renderLabConfig(this.lab, options, basename(this.configPath)));
+  }
+
+  /** Sends SIGHUP (what systemd's ExecReload does). */
+  sighup(): void {
+    if (this.#child?.pid !== undefined) process.kill(this.#child.pid, 'SIGHUP');
+  }
+
+  /** GET on the admin API through its Unix socket (from the host: the socket is a file), parsed as JSON. */
+  async admin(path: string): Promise<unknown> {
+    const socketPath = `${this.configPath}.sock`;
+    const text = await new Promise<string>((resolve, reject) => {
+      const req = httpRequest({ socketPath, path, headers: { host: 'localhost' } }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve(body));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    return JSON.parse(text) as unknown;
+  }
+}
+
+/**
+ * Connects a lab client through `vpnlb` (the `home` connection) and returns the name of the
+ * server its IKE SA reached (from the virtual IP the server assigned); throws with both logs.
+ */
+export async function connectThrough(lab: IkeLab, vpnlb: LabVpnlb, c: LabClient): Promise<string> {
+  const r = await c.charon!.initiate('home', 20);
+  if (!r.ok) throw new Error(`${c.name} did not connect: ${r.output.slice(-500)}\n--- vpnlb:\n${vpnlb.log.slice(-2000)}`);
+  const sa = (await c.charon!.listSas()).find((s) => s.state === 'ESTABLISHED');
+  return lab.serverOfVip(sa?.localVips[0] ?? '')?.name ?? '?';
 }

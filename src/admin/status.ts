@@ -3,7 +3,10 @@
  * the data plane in use, each backend's state with the reason and time of its last change,
  * its counters, and every warning.
  */
+import type { Balancer } from '../balancer/balancer.js';
+import { MaglevBalancer } from '../balancer/maglev/maglev.js';
 import type { Controller } from '../control/controller.js';
+import type { ServiceSnapshot } from '../control/snapshot.js';
 import type { DataPlane } from '../dataplane/dataplane.js';
 
 export interface StatusDocument {
@@ -53,7 +56,14 @@ export function buildStatus(
     return {
       ...common,
       ...specific,
-      backends: s.backends.map((b) => ({ ...b, counters: dp?.backends[b.name] ?? {}, lastProbe: lastProbes.get(`${s.name}/${b.name}`) ?? null })),
+      backends: s.backends.map((b) => ({
+        ...b,
+        // Fraction of new clients the backend receives: its share of the Maglev table, or of
+        // the weights for the other methods (0 when it takes no new client).
+        share: sharesOf(s).get(b.name) ?? 0,
+        counters: dp?.backends[b.name] ?? {},
+        lastProbe: lastProbes.get(`${s.name}/${b.name}`) ?? null,
+      })),
     };
   });
   const all = [...warnings, ...services.flatMap((s) => s.warnings.map((w) => `${s.name}: ${w}`))];
@@ -66,4 +76,24 @@ export function buildStatus(
     warnings: all,
     ...(ha !== undefined ? { ha } : {}),
   };
+}
+
+const shareCache = new WeakMap<Balancer, Map<string, number>>();
+
+/** Per candidate, its share of new clients (computed once per balancer: snapshots are immutable). */
+function sharesOf(s: ServiceSnapshot): Map<string, number> {
+  const cached = shareCache.get(s.balancer);
+  if (cached) return cached;
+  const out = new Map<string, number>();
+  if (s.balancer instanceof MaglevBalancer) {
+    const { backends, slots } = s.balancer.table;
+    const counts = new Array<number>(backends.length).fill(0);
+    for (const i of slots) if (i >= 0) counts[i]!++;
+    backends.forEach((b, i) => out.set(b.name, counts[i]! / slots.length));
+  } else {
+    const total = s.candidates.reduce((n, c) => n + c.weight, 0);
+    for (const c of s.candidates) out.set(c.name, total > 0 ? c.weight / total : 0);
+  }
+  shareCache.set(s.balancer, out);
+  return out;
 }

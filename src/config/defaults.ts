@@ -3,7 +3,23 @@
  * Durations are in milliseconds.
  */
 export const DEFAULTS = Object.freeze({
-  admin: { listen: '127.0.0.1', port: 8088 },
+  admin: {
+    listen: '127.0.0.1',
+    port: 8088,
+    // Root-only, like HAProxy's stats socket and strongSwan's secrets: created at first start.
+    tokenFile: '/var/lib/vpnlb/admin.token',
+    metrics: 'token' as const,
+    healthEndpoint: false,
+    // An operator console, not a public site: a handful of browsers, CLIs and one scraper.
+    maxConnections: 32,
+    sessionTimeout: 8 * 3_600_000,
+    // Small enough that a flood of slow requests cannot hold memory or connections for long
+    // (Node's defaults: 60 s for headers, 300 s per request).
+    headersTimeout: 10_000,
+    requestTimeout: 30_000,
+    keepAliveTimeout: 5_000,
+    maxBodyBytes: 16 * 1024,
+  },
   logLevel: 'info' as const,
   allDown: 'serve-all' as const,
   monitor: {

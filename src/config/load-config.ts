@@ -14,6 +14,7 @@ import { MAGLEV_TABLE_SIZE } from '../balancer/maglev/table-size.js';
 import { ConfigSchema, type ConfigInput } from './schema.js';
 import { DEFAULTS } from './defaults.js';
 import type {
+  AdminConfig,
   Backend,
   Config,
   ConfigIssue,
@@ -334,6 +335,22 @@ function semanticChecks(raw: unknown, add: AddIssue, baseDir: string): void {
   const monitors = isObj(raw.monitors) ? raw.monitors : {};
   const poolFamilies = new Map<string, Set<number>>();
 
+  if (isObj(raw.admin)) {
+    const a = raw.admin;
+    if (typeof a.listen === 'string' && isIP(a.listen) === 0) add('error', ['admin', 'listen'], `"${a.listen}" is not an IPv4 or IPv6 address`);
+    if (isObj(a.tls)) {
+      for (const k of ['cert', 'key'] as const) {
+        const f = a.tls[k];
+        if (typeof f !== 'string') continue;
+        try {
+          readFileSync(resolvePath(baseDir, f));
+        } catch (err) {
+          add('warning', ['admin', 'tls', k], `cannot read ${f}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (vpnlb run needs it on the balancer host)`);
+        }
+      }
+    }
+  }
+
   for (const [poolName, pool] of Object.entries(pools)) {
     if (!isObj(pool)) continue;
     const seen = new Map<string, number>();
@@ -495,6 +512,23 @@ function baseDirOf(source: string): string {
   return source.startsWith('<') ? process.cwd() : dirname(resolvePath(source));
 }
 
+function resolveAdmin(a: NonNullable<ConfigInput['admin']>, baseDir: string): AdminConfig {
+  const D = DEFAULTS.admin;
+  return {
+    listen: a.listen ?? D.listen,
+    port: a.port ?? D.port,
+    tokenFile: resolvePath(baseDir, a.tokenFile ?? D.tokenFile),
+    ...(a.readOnlyTokenFile !== undefined ? { readOnlyTokenFile: resolvePath(baseDir, a.readOnlyTokenFile) } : {}),
+    ...(a.socket !== undefined ? { socket: resolvePath(baseDir, a.socket) } : {}),
+    ...(a.tls ? { tls: { cert: resolvePath(baseDir, a.tls.cert), key: resolvePath(baseDir, a.tls.key) } } : {}),
+    allowedHosts: (a.allowedHosts ?? []).map((h) => h.toLowerCase()),
+    metrics: a.metrics ?? D.metrics,
+    healthEndpoint: a.healthEndpoint ?? D.healthEndpoint,
+    maxConnections: a.maxConnections ?? D.maxConnections,
+    sessionTimeout: parseDuration(a.sessionTimeout ?? D.sessionTimeout / 1000),
+  };
+}
+
 function resolve(input: ConfigInput, source: string): Config {
   const monitors: Record<string, Monitor> = {};
   for (const [name, m] of Object.entries(input.monitors ?? {})) {
@@ -589,7 +623,7 @@ function resolve(input: ConfigInput, source: string): Config {
   });
   return {
     source,
-    admin: { listen: input.admin?.listen ?? DEFAULTS.admin.listen, port: input.admin?.port ?? DEFAULTS.admin.port },
+    admin: resolveAdmin(input.admin ?? {}, baseDirOf(source)),
     log: { level: input.log?.level ?? DEFAULTS.logLevel },
     health: { allDown: input.health?.allDown ?? DEFAULTS.allDown },
     monitors,
@@ -602,6 +636,15 @@ function resolve(input: ConfigInput, source: string): Config {
 /** Valid but risky settings: the administrator is told, the file still loads. */
 function warningsFor(config: Config): { path: PathSeg[]; message: string }[] {
   const out: { path: PathSeg[]; message: string }[] = [];
+  if (!isLoopback(config.admin.listen) && !config.admin.tls) {
+    out.push({
+      path: ['admin', 'listen'],
+      message: `the admin listener on ${config.admin.listen} is reachable from the network without TLS: tokens and session cookies travel in clear (set admin.tls, or listen on 127.0.0.1 and use admin.socket)`,
+    });
+  }
+  if (config.admin.metrics === 'open' && !isLoopback(config.admin.listen)) {
+    out.push({ path: ['admin', 'metrics'], message: 'metrics: open lets anyone who reaches the admin listener read /metrics (backend names, addresses, counters)' });
+  }
   config.services.ikev2.forEach((s, i) => {
     if (s.nat === 'full') {
       const from = s.snat ? s.snat.addresses.join(', ') : 'the balancer\'s own address';
@@ -654,6 +697,10 @@ function warningsFor(config: Config): { path: PathSeg[]; message: string }[] {
     if (pool.backends.every((b) => !b.enabled)) out.push({ path: ['pools', name], message: `every backend of pool "${name}" is disabled` });
   }
   return out;
+}
+
+function isLoopback(address: string): boolean {
+  return address === '::1' || address.startsWith('127.');
 }
 
 function deepFreeze<T>(value: T): T {

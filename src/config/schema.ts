@@ -188,6 +188,24 @@ export const AdminSchema = Type.Object(
   {
     listen: Type.Optional(AddressSchema),
     port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    /** Operator token (read and act); created with 32 random bytes, mode 0600, if missing. */
+    tokenFile: Type.Optional(Type.String({ minLength: 1 })),
+    /** Read-only token (status, metrics, which); created like `tokenFile` when set. */
+    readOnlyTokenFile: Type.Optional(Type.String({ minLength: 1 })),
+    /** A Unix socket (mode 0600) for the CLI on the balancer host: the file mode is the authentication. */
+    socket: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    /** HTTPS for the admin listener (certificate and key files, PEM). */
+    tls: Type.Optional(TlsSchema),
+    /** Host names (besides IP addresses and localhost) the listener answers to (DNS-rebinding defence). */
+    allowedHosts: Type.Optional(Type.Array(Type.String({ pattern: '^[a-zA-Z0-9.-]{1,253}$' }), { maxItems: 64 })),
+    /** `open`: `/metrics` needs no token (for a Prometheus scraper); default `token`. */
+    metrics: Type.Optional(StringEnum(['token', 'open'])),
+    /** Serve `GET /healthz` without a token (it says only whether vpnlb runs). */
+    healthEndpoint: Type.Optional(Type.Boolean()),
+    /** Most concurrent admin connections (beyond: closed at once). */
+    maxConnections: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000 })),
+    /** Dashboard session lifetime. */
+    sessionTimeout: Type.Optional(DurationSchema),
   },
   { additionalProperties: false },
 );

@@ -60,10 +60,26 @@ export type SstpService = Resolved<
   readonly method: BalancingMethod;
 };
 
+/** The admin listener and its security (docs/operations.md, "Securing the admin API"). */
+export interface AdminConfig {
+  readonly listen: string;
+  readonly port: number;
+  readonly tokenFile: string;
+  readonly readOnlyTokenFile?: string;
+  readonly socket?: string;
+  readonly tls?: { readonly cert: string; readonly key: string };
+  readonly allowedHosts: readonly string[];
+  readonly metrics: 'token' | 'open';
+  readonly healthEndpoint: boolean;
+  readonly maxConnections: number;
+  /** Milliseconds. */
+  readonly sessionTimeout: number;
+}
+
 export interface Config {
   /** File the configuration came from (`<embedded>` for built-in ones). */
   readonly source: string;
-  readonly admin: { readonly listen: string; readonly port: number };
+  readonly admin: AdminConfig;
   readonly log: { readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' };
   readonly health: { readonly allDown: 'serve-all' | 'refuse' };
   readonly monitors: Readonly<Record<string, Monitor>>;

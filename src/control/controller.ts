@@ -78,8 +78,8 @@ export interface ControllerEvents {
 }
 
 export class Controller extends EventEmitter<ControllerEvents> {
-  readonly config: Config;
-  readonly #services: ServiceRecord[];
+  #config: Config;
+  #services: ServiceRecord[];
   /** Admin state per backend key `pool/name`; shared by every service using the pool. */
   readonly #admin = new Map<string, AdminState>();
   readonly #now: () => Date;
@@ -90,20 +90,63 @@ export class Controller extends EventEmitter<ControllerEvents> {
 
   constructor(config: Config, options: { now?: () => Date } = {}) {
     super();
-    this.config = config;
+    this.#config = config;
     this.#now = options.now ?? (() => new Date());
+    this.#services = this.#records(config, undefined);
+    const at = this.#now().toISOString();
+    for (const s of this.#services) for (const b of s.backends) this.#recompute(s, b, at, false);
+    this.#snapshot = this.#build();
+  }
+
+  /** The configuration in force (replaced by `reconfigure`). */
+  get config(): Config {
+    return this.#config;
+  }
+
+  /**
+   * A configuration reload: services and backends are matched by name (a backend also by its
+   * address). What matches keeps its health, state, "since", error, connection counts and the
+   * operator's drain/disable — unless the file changed that backend's `enabled`, which then
+   * wins. New backends start as at process start; a service whose monitor changed is judged
+   * afresh. Publishes one snapshot.
+   */
+  reconfigure(config: Config): void {
+    const previous = this.#config;
+    this.#config = config;
+    this.#services = this.#records(config, { previous, services: this.#services });
+    const at = this.#now().toISOString();
+    for (const s of this.#services) for (const b of s.backends) this.#recompute(s, b, at, true);
+    this.#snapshot = this.#build();
+    this.emit('snapshot', this.#snapshot);
+  }
+
+  #records(config: Config, old: { previous: Config; services: readonly ServiceRecord[] } | undefined): ServiceRecord[] {
     const at = this.#now().toISOString();
     const services: ServiceRecord[] = [];
+    const admin = new Map<string, AdminState>();
     const add = (kind: 'ikev2' | 'sstp', service: Ikev2Service | SstpService) => {
       const pool = config.pools[service.pool];
       if (!pool) throw new Error(`service ${service.name}: unknown pool ${service.pool}`);
       const hasMonitor = service.monitor !== undefined;
+      const before = old?.services.find((x) => x.kind === kind && x.service.name === service.name);
+      const sameMonitor = before !== undefined && before.service.monitor === service.monitor && sameJson(old!.previous.monitors[service.monitor ?? ''], config.monitors[service.monitor ?? '']);
       services.push({
         kind,
         service,
-        connections: new ConnectionCounts(),
-        backends: pool.backends.map((b) => {
-          this.#admin.set(`${pool.name}/${b.name}`, b.enabled ? 'enabled' : 'disabled');
+        connections: before?.connections ?? new ConnectionCounts(),
+        backends: pool.backends.map((b): BackendRecord => {
+          const key = `${pool.name}/${b.name}`;
+          const prevBackend = old?.previous.pools[pool.name]?.backends.find((x) => x.name === b.name);
+          const kept = prevBackend?.address === b.address ? before?.backends.find((x) => x.name === b.name && x.pool === pool.name) : undefined;
+          const fromFile: AdminState = b.enabled ? 'enabled' : 'disabled';
+          admin.set(key, prevBackend && prevBackend.enabled === b.enabled && this.#admin.has(key) ? this.#admin.get(key)! : fromFile);
+          const fresh = {
+            // Without a monitor a backend is assumed up; with one it is up until proven down,
+            // and the first probe result decides at once (see health/health-checker.ts).
+            health: (hasMonitor ? 'unknown' : 'up') as Health,
+            healthReason: hasMonitor ? 'not yet probed' : 'no monitor configured',
+          };
+          const health = kept && sameMonitor ? { health: kept.health, healthReason: kept.healthReason } : fresh;
           return {
             name: b.name,
             pool: pool.name,
@@ -111,24 +154,23 @@ export class Controller extends EventEmitter<ControllerEvents> {
             family: b.family,
             weight: b.weight,
             maxConnections: b.maxConnections,
-            // Without a monitor a backend is assumed up; with one it is up until proven down,
-            // and the first probe result decides at once (see health/health-checker.ts).
-            health: hasMonitor ? 'unknown' : 'up',
-            healthReason: hasMonitor ? 'not yet probed' : 'no monitor configured',
-            error: undefined,
-            state: 'up',
-            reason: '',
-            since: at,
-            rampFrom: undefined,
+            ...health,
+            error: kept?.error,
+            state: kept?.state ?? 'up',
+            reason: kept?.reason ?? '',
+            since: kept?.since ?? at,
+            // A server added by a reload enters through slow start like one coming back up; a
+            // kept one keeps its ramp.
+            rampFrom: kept ? kept.rampFrom : old !== undefined && service.slowStart > 0 ? Date.parse(at) : undefined,
           };
         }),
       });
     };
     for (const s of config.services.ikev2) add('ikev2', s);
     for (const s of config.services.sstp) add('sstp', s);
-    this.#services = services;
-    for (const s of services) for (const b of s.backends) this.#recompute(s, b, at, false);
-    this.#snapshot = this.#build();
+    this.#admin.clear();
+    for (const [k, v] of admin) this.#admin.set(k, v);
+    return services;
   }
 
   /** Publishes the next slow-start step (the step timer calls it; tests with an injected clock too). */
@@ -315,4 +357,8 @@ export class Controller extends EventEmitter<ControllerEvents> {
     this.#rampTimer = setTimeout(() => this.refreshSlowStart(), Math.max(1, Math.ceil(delay)));
     this.#rampTimer.unref();
   }
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }

@@ -21,6 +21,7 @@ import { createLogger } from '../log/logger.js';
 import { runIkeClient, type IkeClientResult } from '../../lab/sim-client/ike-client.js';
 import { startSimFarm, type SimFarm } from '../../lab/sim-rras/sim-farm.js';
 import { DEMO, demoConfigYaml } from './demo-config.js';
+import { AdminCredentials } from '../admin/credentials.js';
 
 export type PhaseKey = 'fullNat' | 'snatPool';
 
@@ -62,7 +63,7 @@ export interface DemoReport {
 }
 
 export type DemoEvent =
-  | { readonly type: 'started'; readonly adminUrl: string | null; readonly warnings: readonly string[] }
+  | { readonly type: 'started'; readonly adminUrl: string | null; readonly loginUrl: string | null; readonly warnings: readonly string[] }
   | { readonly type: 'phase-start'; readonly phase: PhaseKey; readonly title: string; readonly service: string }
   | { readonly type: 'tick'; readonly phase: PhaseKey; readonly elapsedMs: number; readonly progress: PhaseProgress }
   | { readonly type: 'phase-end'; readonly phase: PhaseKey; readonly result: PhaseResult };
@@ -111,10 +112,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       logger: createLogger({ level: 'warn', destination: logStream }),
       createDataPlane,
       admin: options.admin === false ? false : { host: '127.0.0.1', port: 0 },
+      // No token file (no root, no configuration): the dashboard is opened with a one-time link.
+      adminCredentials: AdminCredentials.ephemeral(),
     });
     await runtime.start();
-    const adminUrl = runtime.adminAddress ? `http://${runtime.adminAddress.host}:${runtime.adminAddress.port}/` : null;
-    emit({ type: 'started', adminUrl, warnings: [...warnings] });
+    const adminUrl = runtime.adminAddress?.url ?? null;
+    emit({ type: 'started', adminUrl, loginUrl: runtime.adminLoginUrl() ?? null, warnings: [...warnings] });
     const phaseMs = options.durationMs / 2;
     const relayOf = (name: string): UdpRelay => {
       const dp = runtime!.dataPlanes().get(name);

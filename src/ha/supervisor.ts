@@ -54,8 +54,8 @@ interface Daemon {
 export interface SupervisorOptions {
   readonly node: NodeFiles;
   readonly logger: Logger;
-  /** The admin API's status URL of this node's vpnlb. */
-  readonly statusUrl: string;
+  /** Reads this node's vpnlb status document (the admin API, authenticated); rejects on failure. */
+  readonly readStatus: () => Promise<unknown>;
 }
 
 export class HaSupervisor {
@@ -118,8 +118,16 @@ export class HaSupervisor {
     let verdict: HealthVerdict;
     try {
       // A busy host answers slowly, not never: a slow status is not a dead balancer.
-      const res = await fetch(this.#o.statusUrl, { signal: AbortSignal.timeout(Math.max(2000, 2 * this.#o.node.ha.checkInterval)) });
-      verdict = evaluateHealth((await res.json()) as Parameters<typeof evaluateHealth>[0]);
+      const limit = Math.max(2000, 2 * this.#o.node.ha.checkInterval);
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no status within ${limit} ms`)), limit);
+      });
+      try {
+        verdict = evaluateHealth((await Promise.race([this.#o.readStatus(), timeout])) as Parameters<typeof evaluateHealth>[0]);
+      } finally {
+        clearTimeout(timer);
+      }
     } catch (err) {
       const e = err as Error & { cause?: Error };
       verdict = evaluateHealth(undefined, e.cause?.message ?? e.message);

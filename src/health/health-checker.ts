@@ -144,7 +144,8 @@ export class HealthChecker implements Watcher {
           monitor,
           target: { address: b.address, family: b.family, ...(sp.port !== undefined ? { port: sp.port } : {}) },
           probe: sp.probe,
-          thresholds: new Thresholds(monitor.rise, monitor.fall),
+          // The controller's verdict carries over a configuration reload (unknown at start).
+          thresholds: new Thresholds(monitor.rise, monitor.fall, b.health),
           timer: undefined,
           inFlight: undefined,
           probes: 0,

@@ -36,3 +36,11 @@ describe('Thresholds', () => {
     assert.throws(() => new Thresholds(1, 1.5), RangeError);
   });
 });
+
+it('a known verdict carries over (a reload restarts the monitors): an up backend still needs fall failures', () => {
+  const t = new Thresholds(2, 3, 'up');
+  assert.equal(t.verdict, 'up');
+  assert.equal(t.record(false).verdict, 'up');
+  assert.equal(t.record(false).verdict, 'up');
+  assert.equal(t.record(false).verdict, 'down');
+});

@@ -34,12 +34,17 @@ export class Thresholds {
   #streak = 0;
   #lastOk: boolean | undefined;
 
-  constructor(rise: number, fall: number) {
+  /**
+   * `initial`: the verdict already known (a configuration reload restarts the monitors; a
+   * backend known up must still fail `fall` probes before it goes down, not one).
+   */
+  constructor(rise: number, fall: number, initial: Verdict = 'unknown') {
     if (!Number.isInteger(rise) || rise < 1 || !Number.isInteger(fall) || fall < 1) {
       throw new RangeError(`rise and fall must be integers >= 1 (got ${rise}, ${fall})`);
     }
     this.rise = rise;
     this.fall = fall;
+    this.#verdict = initial;
   }
 
   get verdict(): Verdict {

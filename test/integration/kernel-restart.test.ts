@@ -85,7 +85,7 @@ s.bind(0, a.bind, async () => {
 function yaml(): string {
   const backends = SERVERS.map((s) => `      - { name: ${s.name}, address: "${s.address}" }`).join('\n');
   return [
-    'admin: { listen: 127.0.0.1, port: 0 }',
+    'admin: { listen: 127.0.0.1, port: 0, tokenFile: admin.token }',
     'log: { level: info }',
     'pools:',
     '  farm:',
@@ -163,7 +163,8 @@ test('kill -9 of vpnlb run under an ESP stream: no loss while dead or after the 
     assert.match(first.output(), new RegExp(`created nftables table ip ${TABLE}`));
     const admin = /admin http:\/\/127\.0\.0\.1:(\d+)\//.exec(first.output());
     assert.ok(admin, first.output());
-    const status = JSON.parse(await lb.exec(process.execPath, ['-e', `fetch('http://127.0.0.1:${admin[1]}/api/v1/status').then((r) => r.text()).then((t) => process.stdout.write(t))`])) as unknown;
+    const [statusNode, ...statusArgs] = vpnlbArgv(['status', '--json', '--admin', `http://127.0.0.1:${admin[1]}`, '--token-file', join(dir, 'admin.token')]);
+    const status = JSON.parse(await lb.exec(statusNode!, statusArgs)) as unknown;
     assert.match(JSON.stringify(status), /"dataplane":"kernel"/);
 
     // The stream: one ESP packet every 10 ms through one established flow, until told to stop.

@@ -159,6 +159,7 @@ describe('real sstpc through vpnlb to simulated RRAS servers', { skip }, () => {
         const configPath = join(dir, 'vpnlb.json');
         writeFileSync(configPath, JSON.stringify({
           log: { level: 'info' },
+          admin: { tokenFile: 'admin.token' },
           pools: { farm: { backends: [{ name: 'rras1', address: '127.0.0.20' }, { name: 'rras2', address: '127.0.0.21' }] } },
           services: {
             sstp: [{

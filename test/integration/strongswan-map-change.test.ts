@@ -10,7 +10,7 @@ import { canUseConntrack } from '../../lab/netns.js';
 import { requireOrSkip } from '../../lab/requirements.js';
 import { canUseStrongswan, sleep } from '../../lab/strongswan/charon.js';
 import { IkeLab, type LabClient } from '../../lab/topology-ike.js';
-import { LabVpnlb } from '../../lab/scenarios/vpnlb-in-namespace.js';
+import { LabVpnlb, connectThrough } from '../../lab/scenarios/vpnlb-in-namespace.js';
 
 const skip = requireOrSkip('strongSwan map-change tests', canUseConntrack(), canUseStrongswan());
 
@@ -24,10 +24,7 @@ describe('map change under traffic (real strongSwan)', { skip, timeout: 150_000 
   const serverOf = new Map<string, string>();
 
   const connect = async (c: LabClient) => {
-    const r = await c.charon!.initiate('home', 20);
-    assert.ok(r.ok, `${c.name} did not connect: ${r.output.slice(-500)}\n--- vpnlb:\n${vpnlb.log.slice(-2000)}`);
-    const sa = (await c.charon!.listSas()).find((s) => s.state === 'ESTABLISHED');
-    const server = lab.serverOfVip(sa?.localVips[0] ?? '')?.name ?? '?';
+    const server = await connectThrough(lab, vpnlb, c);
     serverOf.set(c.name, server);
     return server;
   };

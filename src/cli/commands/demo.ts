@@ -55,7 +55,7 @@ function view(e: DemoEvent, io: CommandIo): void {
   switch (e.type) {
     case 'started':
       io.out(INTRO.join('\n'));
-      if (e.adminUrl) io.out(`\n  admin API and dashboard: ${e.adminUrl}  (open it to watch the backends live)`);
+      if (e.loginUrl) io.out(`\n  dashboard: ${e.loginUrl}\n             (a one-time login link: open it to watch the backends live)`);
       // The balancer's own start-up warning for full NAT (what `vpnlb run` logs, too).
       for (const w of e.warnings.filter((x) => x.includes('error 809'))) io.out(`  balancer warning: ${w}`);
       break;

@@ -5,7 +5,7 @@ import { HaStatusReader, type HaStatus } from '../../ha/ha-status.js';
 import { renderNodeFiles, resolveNode } from '../../ha/render-pair.js';
 import { HaSupervisor, writeNodeFiles } from '../../ha/supervisor.js';
 import { parseCommandArgs, required, type Command } from '../command.js';
-import { adminUrl } from './admin-client.js';
+import { ADMIN_OPTIONS, callAdmin, resolveAdminEndpoint } from './admin-client.js';
 
 /**
  * `vpnlb ha render|start|status`: one node of an active/standby pair (docs/high-availability.md).
@@ -16,12 +16,12 @@ import { adminUrl } from './admin-client.js';
 export const haCommand: Command = {
   name: 'ha',
   summary: 'run or inspect this node of an active/standby pair (keepalived + conntrackd)',
-  usage: 'vpnlb ha render|start|status --config FILE [--node NAME] [--admin URL] [--json]',
+  usage: 'vpnlb ha render|start|status --config FILE [--node NAME] [--admin URL|unix:PATH] [--token-file FILE] [--json]',
   async run(argv, io) {
     const { values, positionals } = parseCommandArgs(
       this,
       argv,
-      { config: { type: 'string', short: 'c' }, node: { type: 'string' }, admin: { type: 'string' }, json: { type: 'boolean' } },
+      { ...ADMIN_OPTIONS, node: { type: 'string' }, json: { type: 'boolean' } },
       true,
     );
     const [action] = positionals;
@@ -43,7 +43,14 @@ export const haCommand: Command = {
     if (action === 'start') {
       const node = renderNodeFiles(config, values.node);
       const logger = createLogger({ level: config.log.level });
-      const supervisor = new HaSupervisor({ node, logger, statusUrl: new URL('/api/v1/status', adminUrl(values.admin, file)).toString() });
+      // The admin API of this node's vpnlb, with the token it wrote (or the Unix socket).
+      const endpoint = resolveAdminEndpoint({ admin: values.admin, config: file, tokenFile: values['token-file'] });
+      const readStatus = async () => {
+        const res = await callAdmin(endpoint, '/api/v1/status');
+        if (res.status !== 200) throw new Error(`the admin API answered ${res.status}`);
+        return res.body;
+      };
+      const supervisor = new HaSupervisor({ node, logger, readStatus });
       await supervisor.start();
       io.out(`vpnlb ha running (node ${node.self.name}, peer ${node.peer.name}, files in ${node.paths.dir})`);
       await new Promise<void>((resolve) => {

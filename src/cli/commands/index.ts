@@ -9,10 +9,11 @@ import { labCommand } from './lab.js';
 import { nodeCommand } from './node.js';
 import { probeCommand } from './probe.js';
 import { rrasCommand } from './rras.js';
+import { reloadCommand } from './reload.js';
 import { runCommand } from './run.js';
 import { sstpOffloadHashCommand } from './sstp-offload-hash.js';
 import { statusCommand } from './status.js';
 import { stopCommand } from './stop.js';
 import { whichCommand } from './which.js';
 
-export const COMMANDS: readonly Command[] = [runCommand, checkCommand, whichCommand, statusCommand, stopCommand, backendCommand, haCommand, nodeCommand, probeCommand, demoCommand, labCommand, sstpOffloadHashCommand, exportCommand, rrasCommand];
+export const COMMANDS: readonly Command[] = [runCommand, checkCommand, whichCommand, statusCommand, reloadCommand, stopCommand, backendCommand, haCommand, nodeCommand, probeCommand, demoCommand, labCommand, sstpOffloadHashCommand, exportCommand, rrasCommand];

@@ -6,7 +6,8 @@ import { ServiceNotifier } from '../../platform/sd-notify.js';
 import { parseCommandArgs, required, type Command } from '../command.js';
 
 /**
- * `vpnlb run --config FILE`: the service. Stops on SIGINT/SIGTERM; with `--keep-state` (or
+ * `vpnlb run --config FILE`: the service. Reloads its configuration on SIGHUP (only the
+ * difference is applied; a file with errors is refused). Stops on SIGINT/SIGTERM; with `--keep-state` (or
  * SIGTERM while `VPNLB_KEEP_STATE=1`) the kernel data plane is left programmed so that a new
  * start adopts it without dropping a tunnel.
  */
@@ -44,10 +45,18 @@ export const runCommand: Command = {
       createDataPlane,
       createWatcher: (ctx) => createHealthChecker(ctx),
       configWarnings: warnings,
+      configFile: file,
       ...(admin ? { admin } : {}),
     });
     await runtime.start();
-    const running = `vpnlb running (config ${file}${runtime.adminAddress ? `, admin http://${runtime.adminAddress.host}:${runtime.adminAddress.port}/` : ''})`;
+    // SIGHUP: re-read the file and apply the difference (systemd's ExecReload sends it). The
+    // outcome is logged; `vpnlb reload` gives the same with the answer on the terminal.
+    const onHup = () => {
+      logger.info({ component: 'runtime', signal: 'SIGHUP' }, 'received SIGHUP: reloading the configuration');
+      void runtime.reload();
+    };
+    process.on('SIGHUP', onHup);
+    const running = `vpnlb running (config ${file}${runtime.adminAddress ? `, admin ${runtime.adminAddress.url}` : ''})`;
     io.out(running);
     // Type=notify: ready only now, every data plane programmed (platform/sd-notify.ts).
     const notifier = new ServiceNotifier({ logger });
@@ -62,6 +71,7 @@ export const runCommand: Command = {
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
     await notifier.stopping(`stopping${keepState ? ' (kernel state kept)' : ''}`);
+    process.off('SIGHUP', onHup);
     await runtime.stop({ keepState });
     return 0;
   },

@@ -1,5 +1,5 @@
 import { parseCommandArgs, type Command } from '../command.js';
-import { adminUrl, callAdmin } from './admin-client.js';
+import { ADMIN_OPTIONS, ADMIN_USAGE, callAdmin, resolveAdminEndpoint } from './admin-client.js';
 import { formatHaStatus } from './ha.js';
 import type { HaStatus } from '../../ha/ha-status.js';
 
@@ -14,10 +14,10 @@ interface StatusBody {
 export const statusCommand: Command = {
   name: 'status',
   summary: 'show the services and backends of a running balancer',
-  usage: 'vpnlb status [--admin URL | --config FILE] [--json]',
+  usage: `vpnlb status ${ADMIN_USAGE} [--json]`,
   async run(argv, io) {
-    const { values } = parseCommandArgs(this, argv, { admin: { type: 'string' }, config: { type: 'string', short: 'c' }, json: { type: 'boolean' } });
-    const { body } = await callAdmin(adminUrl(values.admin, values.config), '/api/v1/status');
+    const { values } = parseCommandArgs(this, argv, { ...ADMIN_OPTIONS, json: { type: 'boolean' } });
+    const { body } = await callAdmin(resolveAdminEndpoint({ admin: values.admin, config: values.config, tokenFile: values['token-file'] }), '/api/v1/status');
     if (values.json) {
       io.out(JSON.stringify(body, null, 2));
       return 0;

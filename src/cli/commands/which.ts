@@ -4,6 +4,7 @@ import { Controller } from '../../control/controller.js';
 import { whichAnswer, type WhichAnswer } from '../../control/decide.js';
 import { VpnlbError } from '../../errors.js';
 import { parseCommandArgs, required, type Command } from '../command.js';
+import { callAdmin, resolveAdminEndpoint } from './admin-client.js';
 
 /**
  * `vpnlb which`: "which server will this client get?", answered by the same decision function
@@ -13,11 +14,12 @@ import { parseCommandArgs, required, type Command } from '../command.js';
 export const whichCommand: Command = {
   name: 'which',
   summary: 'tell which server a client gets (same decision as the data planes)',
-  usage: 'vpnlb which (--config FILE | --admin URL) --client IP [--spi HEX16] [--natt-servers NAME,...] [--service NAME] [--json]',
+  usage: 'vpnlb which (--config FILE | --admin URL [--token-file FILE]) --client IP [--spi HEX16] [--natt-servers NAME,...] [--service NAME] [--json]',
   async run(argv, io) {
     const { values } = parseCommandArgs(this, argv, {
       config: { type: 'string', short: 'c' },
       admin: { type: 'string' },
+      'token-file': { type: 'string' },
       client: { type: 'string' },
       spi: { type: 'string' },
       'natt-servers': { type: 'string' },
@@ -36,14 +38,14 @@ export const whichCommand: Command = {
     const natTServers = values['natt-servers']?.split(',').map((x) => x.trim()).filter(Boolean);
     let answers: WhichAnswer[];
     if (values.admin) {
-      const url = new URL('/api/v1/which', values.admin);
-      url.searchParams.set('client', client);
-      if (spi) url.searchParams.set('spi', spi.toString('hex'));
-      if (natTServers) url.searchParams.set('nattServers', natTServers.join(','));
-      if (values.service) url.searchParams.set('service', values.service);
-      const res = await fetch(url);
-      const body = (await res.json()) as { answers?: typeof answers; error?: string };
-      if (!res.ok || !body.answers) throw new VpnlbError('VPNLB_CLI_USAGE', `admin API: ${body.error ?? res.status}`, 'client');
+      const query = new URLSearchParams({ client });
+      if (spi) query.set('spi', spi.toString('hex'));
+      if (natTServers) query.set('nattServers', natTServers.join(','));
+      if (values.service) query.set('service', values.service);
+      const ep = resolveAdminEndpoint({ admin: values.admin, config: values.config, tokenFile: values['token-file'] });
+      const res = await callAdmin(ep, `/api/v1/which?${query}`);
+      const body = res.body as { answers?: typeof answers; error?: string };
+      if (res.status !== 200 || !body.answers) throw new VpnlbError('VPNLB_CLI_USAGE', `admin API: ${body.error ?? res.status}`, 'client');
       answers = body.answers;
     } else {
       const config = loadConfigFile(required(this, values.config, '--config FILE or --admin URL'));
