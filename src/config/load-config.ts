@@ -337,7 +337,6 @@ function semanticChecks(raw: unknown, add: AddIssue, baseDir: string): void {
 
   if (isObj(raw.admin)) {
     const a = raw.admin;
-    if (typeof a.listen === 'string' && isIP(a.listen) === 0) add('error', ['admin', 'listen'], `"${a.listen}" is not an IPv4 or IPv6 address`);
     if (isObj(a.tls)) {
       for (const k of ['cert', 'key'] as const) {
         const f = a.tls[k];

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,7 +47,7 @@ describe('SSTP proxy under a descriptor attack (vpnlb run, open-file limit 1024)
   const attackers: net.Socket[] = [];
 
   const get = async (path: string): Promise<{ status: number; text: string }> => {
-    const r = await fetch(admin + path);
+    const r = await fetch(admin + path, { headers: { authorization: `Bearer ${readFileSync(join(dir, 'admin.token'), 'utf8').trim()}` } });
     return { status: r.status, text: await r.text() };
   };
   const metric = async (name: string, reason: string): Promise<number> => {
@@ -61,7 +61,7 @@ describe('SSTP proxy under a descriptor attack (vpnlb run, open-file limit 1024)
     sim = await SimSstpEndpoint.start({ name: 'rras1', host: '127.0.0.40', cert: cert.cert, key: cert.key });
     dir = mkdtempSync(join(tmpdir(), 'vpnlb-exhaustion-'));
     const config = {
-      admin: { listen: '127.0.0.1', port: 0 },
+      admin: { listen: '127.0.0.1', port: 0, tokenFile: join(dir, 'admin.token') },
       log: { level: 'error' },
       pools: { farm: { backends: [{ name: 'rras1', address: '127.0.0.40' }] } },
       services: {
