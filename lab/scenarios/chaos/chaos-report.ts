@@ -87,4 +87,17 @@ export interface ChaosReport {
       }
     | undefined;
   readonly tunnelsPerServerAtEnd: Readonly<Record<string, number>>;
+  /** Every tunnel in some count of trouble (lost, split, displaced and not back, never up), with what the run knows of it. */
+  readonly troubledTunnels: readonly {
+    readonly client: string;
+    readonly class: TunnelClass;
+    readonly address: string;
+    readonly serverAtStart: string | null;
+    readonly serverAtEnd: string | null;
+    readonly establishedCount: number;
+    readonly displacedBy: string | null;
+    readonly split: string | null;
+    readonly ping: { readonly sent: number; readonly received: number };
+    readonly initiate: string;
+  }[];
 }

@@ -83,12 +83,12 @@ describe('chaos accounting', () => {
 });
 
 describe('chaos fault plan', () => {
-  it('injects every kind first, adds the spare before removing it, and replays from the seed', () => {
+  it('injects every kind first, adds the spare, kills a server, removes the spare in that order, and replays from the seed', () => {
     for (let seed = 0; seed < 50; seed++) {
       const plan = faultPlan(mulberry32(seed));
       const first = Array.from({ length: FAULT_KINDS.length }, () => plan.next().value);
       assert.deepEqual([...first].sort(), [...FAULT_KINDS].sort());
-      assert.ok(first.indexOf('add-server') < first.indexOf('remove-server'), `seed ${seed}: ${first.join(' ')}`);
+      assert.ok(first.indexOf('add-server') < first.indexOf('kill-server') && first.indexOf('kill-server') < first.indexOf('remove-server'), `seed ${seed}: ${first.join(' ')}`);
       const again = faultPlan(mulberry32(seed));
       assert.deepEqual(Array.from({ length: 20 }, () => again.next().value).slice(0, first.length), first);
       for (let i = 0; i < 20; i++) assert.notEqual(plan.next().value, 'flood');

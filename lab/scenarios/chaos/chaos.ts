@@ -73,8 +73,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     await lab.topo.route('fl', 'default', FLOODER.lb);
     const setupStarted = Date.now();
     await lab.startServers();
-    await mapLimit(lab.clients, 8, (c) => lab.startClient(c));
-    const charonRss = lab.clients.map((c) => processStats(c.charon?.pid)?.rssMb ?? 0);
 
     let config: LabVpnlbOptions = { nat: 'transparent', monitor: true, ipv6: true, exclude: [SPARE], sstpPort: SSTP_PORT };
     const vpnlb = new LabVpnlb(lab, config, 'vpnlb-chaos.yaml');
@@ -89,19 +87,22 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       await vpnlb.stop();
       await startVpnlb();
     };
-    await startVpnlb();
+    // (If a client fails to start, destroying the lab ends vpnlb with every process in the namespaces.)
+    await Promise.all([mapLimit(lab.clients, 8, (c) => lab.startClient(c)), startVpnlb()]);
+    const charonRss = lab.clients.map((c) => processStats(c.charon?.pid)?.rssMb ?? 0);
     try {
       await waitBackendsUp(vpnlb, ['s1', 's2', 's3']);
       progress('initiating every tunnel...');
       const initiated = await mapLimit(lab.clients, 8, (c) => c.charon!.initiate('home', 30));
       const established = initiated.filter((r) => r.ok).length;
+      const placementAtStart = await tunnelPlacement(lab);
       progress(`  ${established}/${tunnels} established (${Math.round((Date.now() - setupStarted) / 1000)} s of set-up)`);
       const startStats = processStats(vpnlb.pid);
 
       // Traffic for the whole run; times in the report are seconds since it started.
       const intervalSec = options.pingIntervalSec;
       const runMs = options.durationSec * 1000;
-      for (const c of lab.clients) pings.push(new TunnelPing(c, Math.ceil(options.durationSec / intervalSec), intervalSec));
+      for (const c of lab.clients) pings.push(new TunnelPing(c, intervalSec));
       const t0 = Date.now();
       const at = () => Math.round((Date.now() - t0) / 100) / 10;
       const events: { t: number; kind: string; detail: string }[] = [];
@@ -111,9 +112,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         if (s && vpnlb.pid !== undefined) samples.push({ t: at(), pid: vpnlb.pid, ...s });
       };
       const sampler = setInterval(sample, 10_000);
-      const splitClients = new Set<string>();
+      // Never what keeps the process alive (a failed run must still exit).
+      sampler.unref();
+      const splitClients = new Map<string, string>();
       const checkSplits = async () => {
-        for (const f of await traceClientFlows(lab, lab.clients)) if (f.split) splitClients.add(f.client);
+        for (const f of await traceClientFlows(lab, lab.clients)) {
+          if (f.split && !splitClients.has(f.client)) splitClients.set(f.client, `t=${at()} s: 500 → ${f.servers500.join(',')}, 4500 → ${f.servers4500.join(',')}`);
+        }
       };
       /** Client → its established count when it was last displaced (it must establish again). */
       const displaced = new Map<string, { count: number; by: string }>();
@@ -152,7 +157,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         };
         switch (kind) {
           case 'kill-server': {
-            const server: LabServer = pick(configured());
+            // A server that holds tunnels (the freshly added spare may hold none).
+            const placement = await tunnelPlacement(lab);
+            const holding = configured().filter((x) => [...placement.values()].includes(x.name));
+            const server: LabServer = pick(holding.length > 0 ? holding : configured());
             const victims = await displace(server.name, `kill-server ${server.name}`);
             await server.charon!.kill();
             event(`kill -9 charon of ${server.name} (${victims.length} tunnels)`);
@@ -221,10 +229,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         }
         await checkSplits();
         const gap = options.gapSec[0] + rnd() * (options.gapSec[1] - options.gapSec[0]);
-        await sleep(Math.max(0, Math.min(gap * 1000, t0 + runMs - Date.now())));
+        await sleep(gap * 1000);
       }
-      progress('waiting for the pings to finish...');
-      const results = await Promise.all(pings.map((p) => p.result));
+      // The last faults may run past the duration on a loaded machine: traffic runs until here.
+      await sleep(Math.max(2000, t0 + runMs - Date.now()));
+      await Promise.all(pings.map((p) => p.stop()));
       clearInterval(sampler);
       const endStats = processStats(vpnlb.pid);
       await checkSplits();
@@ -245,18 +254,36 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           return { sent: a.sent + x.sent, lost: a.lost + x.lost };
         }, { sent: 0, lost: 0 });
       };
-      for (const [i, p] of pings.entries()) {
+      for (const p of pings) {
         const cls = classOf(p.client);
         const b = (byClass[cls] ??= { tunnels: 0, sent: 0, received: 0, baseline: window(baselineWindow, cls), flood: window(floodWindow, cls) });
+        const t = p.totals();
         b.tunnels++;
-        b.sent += results[i]!.sent;
-        b.received += results[i]!.received;
+        b.sent += t.sent;
+        b.received += t.received;
       }
       const ct = await lab.conntrack();
       const vips = new Set([VIP4, '2001:db8:ffff::1']);
       const ours = ct.filter((e) => vips.has(e.dst) && e.src !== FLOODER.address);
       const kernel = await nftCounters(lab);
       const metrics = await vpnlb.adminText('/metrics');
+      // Every tunnel that lost traffic outside its displacement, or is in any other count of trouble.
+      const troubled = lab.clients.filter((c) => lost.includes(c) || splitClients.has(c.name) || (displaced.has(c.name) && !reestablished.some(([n]) => n === c.name)) || !initiated[lab.clients.indexOf(c)]!.ok);
+      const details = troubled.map((c) => {
+        const p = pings.find((x) => x.client === c)!;
+        return {
+          client: c.name,
+          class: classOf(c),
+          address: c.address,
+          serverAtStart: placementAtStart.get(c.name) ?? null,
+          serverAtEnd: placement.get(c.name) ?? null,
+          establishedCount: establishedCount(lab, c),
+          displacedBy: displaced.get(c.name)?.by ?? null,
+          split: splitClients.get(c.name) ?? null,
+          ping: p.totals(),
+          initiate: initiated[lab.clients.indexOf(c)]!.ok ? 'ok' : initiated[lab.clients.indexOf(c)]!.output.slice(-300),
+        };
+      });
       const report: ChaosReport = {
         seed: options.seed,
         durationSec: options.durationSec,
@@ -294,13 +321,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         },
         flood,
         tunnelsPerServerAtEnd: countBy([...placement.values()]),
+        troubledTunnels: details,
       };
       return report;
     } finally {
       await vpnlb.stop().catch(() => undefined);
     }
   } finally {
-    for (const p of pings) p.stop();
+    await Promise.all(pings.map((p) => p.stop()));
     await lab.destroy();
   }
 }

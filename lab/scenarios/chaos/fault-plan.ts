@@ -1,7 +1,7 @@
 /**
  * The chaos run's seeded fault order. Every run injects each kind at least once, in an order
- * drawn from the seed (adding the spare server always before removing it, since removal needs
- * it in the configuration); a longer run continues with further faults drawn from the same
+ * drawn from the seed (the spare server is added, a server killed, the spare removed, in that
+ * order, see below); a longer run continues with further faults drawn from the same
  * seed while time remains. Same seed, same sequence: a failing run can be replayed.
  */
 import type { Random } from './flood.js';
@@ -41,15 +41,18 @@ function shuffle<T>(items: readonly T[], rnd: Random): T[] {
 }
 
 /**
- * An endless fault sequence: every kind once (seeded order, add before remove), then repeats.
+ * An endless fault sequence: every kind once (seeded order; add, kill, remove in that order), then repeats.
  * In the repeats `add-server` stands for "toggle the spare server": the caller turns it into
  * `remove-server` when the spare is already configured.
  */
 export function* faultPlan(rnd: Random): Generator<FaultKind, never> {
   const first = shuffle(FAULT_KINDS, rnd);
-  const add = first.indexOf('add-server');
-  const remove = first.indexOf('remove-server');
-  if (remove < add) [first[add], first[remove]] = [first[remove]!, first[add]!];
+  // The spare is added, then a server is killed (its clients' new handshakes give the spare
+  // tunnels: a reconnecting client whose conntrack entries live goes back to its old server),
+  // then the spare is removed with tunnels on it. Those three keep their drawn slots.
+  const ordered: FaultKind[] = ['add-server', 'kill-server', 'remove-server'];
+  const slots = first.map((k, i) => (ordered.includes(k) ? i : -1)).filter((i) => i >= 0);
+  slots.forEach((slot, n) => (first[slot] = ordered[n]!));
   yield* first;
   for (;;) yield REPEATABLE[Math.floor(rnd() * REPEATABLE.length)]!;
 }

@@ -2,10 +2,12 @@
  * A steady ping through one tunnel for the whole chaos run, read line by line so that each
  * request gets a time (`-D`: a timestamp on every line) and a lost one is seen as it happens
  * (`-O`: "no answer yet for icmp_seq=N" when the next request leaves unanswered). The scenario
- * then asks how many requests of a time window went unanswered, per tunnel.
+ * then asks how many requests of a time window went unanswered, per tunnel. It runs until
+ * stopped (a loaded machine stretches the run); the request in flight at the stop has no line
+ * yet and is counted neither sent nor lost.
  */
 import type { ChildProcess } from 'node:child_process';
-import { parsePingSummary, type LabClient } from '../../topology-ike.js';
+import type { LabClient } from '../../topology-ike.js';
 import { TUNNEL_TARGET_V4, TUNNEL_TARGET_V6 } from '../../strongswan/swanctl-conf.js';
 
 /** One parsed line of `ping -D -O`: a reply or a request that had no answer yet. */
@@ -27,16 +29,15 @@ export class TunnelPing {
   readonly client: LabClient;
   /** seq → time of its first line, and whether a reply came (a late reply still counts). */
   readonly #seqs = new Map<number, { atMs: number; replied: boolean }>();
-  readonly result: Promise<{ sent: number; received: number }>;
   readonly #child: ChildProcess;
+  readonly #closed: Promise<void>;
   #partial = '';
 
-  /** Starts `count` requests every `intervalSec` through the client's tunnel. */
-  constructor(client: LabClient, count: number, intervalSec: number) {
+  /** Starts a request every `intervalSec` through the client's tunnel. */
+  constructor(client: LabClient, intervalSec: number) {
     this.client = client;
     const target = client.family === 4 ? TUNNEL_TARGET_V4 : TUNNEL_TARGET_V6;
-    this.#child = client.ns.spawn('ping', ['-n', '-D', '-O', '-c', String(count), '-i', String(intervalSec), '-W', '1', target]);
-    let out = '';
+    this.#child = client.ns.spawn('ping', ['-n', '-D', '-O', '-i', String(intervalSec), '-W', '1', target]);
     this.#child.stdout?.on('data', (d: Buffer) => {
       const text = this.#partial + d.toString();
       const lines = text.split('\n');
@@ -44,11 +45,10 @@ export class TunnelPing {
       for (const line of lines) {
         const p = parsePingLine(line);
         if (p) this.#record(p);
-        else if (/packets transmitted/.test(line)) out += line;
       }
     });
-    // 'close', not 'exit': the summary may still be in the stdout pipe when the process exits.
-    this.result = new Promise((resolve) => this.#child.once('close', () => resolve(parsePingSummary(out))));
+    // 'close', not 'exit': the last lines may still be in the stdout pipe when the process exits.
+    this.#closed = new Promise((resolve) => this.#child.once('close', () => resolve()));
   }
 
   #record(p: PingLine): void {
@@ -69,14 +69,22 @@ export class TunnelPing {
     return { sent, lost };
   }
 
-  /** Stops early (failure paths): ping prints its summary on SIGINT. */
-  stop(): void {
-    if (this.#child.exitCode === null && this.#child.pid !== undefined) {
+  /** Every request with a line: sent, and answered. */
+  totals(): { sent: number; received: number } {
+    let received = 0;
+    for (const s of this.#seqs.values()) if (s.replied) received++;
+    return { sent: this.#seqs.size, received };
+  }
+
+  /** Stops the ping (SIGINT) and waits for its last lines. */
+  async stop(): Promise<void> {
+    if (this.#child.exitCode === null && this.#child.signalCode === null && this.#child.pid !== undefined) {
       try {
         process.kill(this.#child.pid, 'SIGINT');
       } catch {
         /* already gone */
       }
     }
+    await this.#closed;
   }
 }
