@@ -40,7 +40,11 @@ export interface ChaosReport {
   /** Of those, how many established a new tunnel and had it at the end. */
   readonly displacedReestablished: number;
   readonly displacedBy: Readonly<Record<string, number>>;
-  /** Clients whose UDP 500 and 4500 flows were seen on different servers (balancer and CGNAT conntrack, after every fault). */
+  /**
+   * Clients with a split handshake: UDP 500 and 4500 seen on different servers (balancer and
+   * CGNAT conntrack, after every fault), or an IKE_AUTH left unanswered after its IKE_SA_INIT
+   * was answered (the client's log).
+   */
   readonly splitHandshakes: number;
   /** vpnlb's own `ike_split` counter over the run. */
   readonly ikeSplitPackets: number;

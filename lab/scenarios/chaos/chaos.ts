@@ -19,7 +19,7 @@ import { traceClientFlows } from '../observe.js';
 import { LabVpnlb, type LabVpnlbOptions } from '../vpnlb-in-namespace.js';
 import { faultPlan, type FaultKind } from './fault-plan.js';
 import type { FloodReport, KernelVerdict } from './flood.js';
-import { establishedCount, mapLimit, metricByLabel, nftCounters, processStats, tunnelPlacement } from './observations.js';
+import { establishedCount, unansweredIkeAuths, mapLimit, metricByLabel, nftCounters, processStats, tunnelPlacement } from './observations.js';
 import { TunnelPing } from './tunnel-ping.js';
 import type { ChaosOptions, ChaosReport, TunnelClass } from './chaos-report.js';
 
@@ -268,6 +268,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const kernel = await nftCounters(lab);
       const metrics = await vpnlb.adminText('/metrics');
       // Every tunnel that lost traffic outside its displacement, or is in any other count of trouble.
+      for (const c of lab.clients) {
+        const n = unansweredIkeAuths(lab, c);
+        if (n > 0 && !splitClients.has(c.name)) splitClients.set(c.name, `${n} IKE_AUTH unanswered after an answered IKE_SA_INIT (client log)`);
+      }
       const troubled = lab.clients.filter((c) => lost.includes(c) || splitClients.has(c.name) || (displaced.has(c.name) && !reestablished.some(([n]) => n === c.name)) || !initiated[lab.clients.indexOf(c)]!.ok);
       const details = troubled.map((c) => {
         const p = pings.find((x) => x.client === c)!;
@@ -326,6 +330,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       return report;
     } finally {
       await vpnlb.stop().catch(() => undefined);
+      // Kept with the charon logs when VPNLB_LAB_KEEP_DIR=1.
+      lab.writeFile('vpnlb.log', vpnlb.log);
     }
   } finally {
     await Promise.all(pings.map((p) => p.stop()));

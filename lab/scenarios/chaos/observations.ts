@@ -34,6 +34,32 @@ export function establishedCount(lab: IkeLab, c: LabClient): number {
   }
 }
 
+/**
+ * Handshakes whose IKE_SA_INIT was answered and whose IKE_AUTH never was, from the client's
+ * log: the client-side face of a split handshake (RFC 7296 §2.23: IKE_AUTH moves to 4500, so
+ * when the two halves reach different servers the second knows no such SA and stays silent).
+ * Conntrack shows a split only while the capturing entry lives; the client's log keeps it.
+ */
+export function unansweredIkeAuths(lab: IkeLab, c: LabClient): number {
+  let text = '';
+  try {
+    text = readFileSync(join(c.charon?.dir ?? join(lab.dir, c.name), 'charon.log'), 'utf8');
+  } catch {
+    return 0;
+  }
+  let n = 0;
+  let initAnswered = false;
+  for (const line of text.split('\n')) {
+    if (line.includes('parsed IKE_SA_INIT response')) initAnswered = true;
+    else if (/IKE_SA home\[\d+\] established/.test(line)) initAnswered = false;
+    else if (initAnswered && line.includes('establishing IKE_SA failed, peer not responding')) {
+      n++;
+      initAnswered = false;
+    }
+  }
+  return n;
+}
+
 /** Resident memory (MiB) and open descriptors of a process; undefined once it is gone. */
 export function processStats(pid: number | undefined): { rssMb: number; fds: number } | undefined {
   if (pid === undefined) return undefined;
