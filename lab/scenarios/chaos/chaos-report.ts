@@ -54,6 +54,8 @@ export interface ChaosReport {
   readonly fdsEnd: number;
   /** vpnlb processes sampled (each restart is a new one). */
   readonly vpnlbStarts: number;
+  /** vpnlb starts that failed and were retried (each is a finding: see lastErrors and vpnlb.log). */
+  readonly vpnlbStartRetries: number;
   /** Resident memory of the client charons at start (one per tunnel). */
   readonly clientCharonRssMb: { readonly average: number; readonly total: number };
   /** Injected faults, seconds since the traffic started. */

@@ -77,7 +77,21 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     let config: LabVpnlbOptions = { nat: 'transparent', monitor: true, ipv6: true, exclude: [SPARE], sstpPort: SSTP_PORT };
     const vpnlb = new LabVpnlb(lab, config, 'vpnlb-chaos.yaml');
     // Generous: on a loaded machine a node process can take tens of seconds to start.
-    const startVpnlb = () => vpnlb.start(180_000, { keepState: true });
+    // A start that fails is retried twice: vpnlb's own nft check gives up after 10 s
+    // (VPNLB_DATAPLANE_UNAVAILABLE), which a shared two-core machine under load exceeded; the
+    // report counts such retries (`vpnlbStartRetries`).
+    let startRetries = 0;
+    const startVpnlb = async (): Promise<void> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await vpnlb.start(180_000, { keepState: true });
+        } catch (err) {
+          if (attempt >= 2) throw err;
+          startRetries++;
+          progress(`  vpnlb failed to start, retrying: ${(err as Error).message.split('\n').filter((l) => l.includes('[VPNLB_')).join(' ') || 'see vpnlb.log'}`);
+        }
+      }
+    };
     const backendAction = (name: string, action: 'drain' | 'enable' | 'disable') => vpnlb.adminText(`/api/v1/backends/${encodeURIComponent(name)}/${action}`, 'POST');
     // A configuration change: rewrite, then restart with state adoption. (With a hitless
     // reload this becomes the reload call.)
@@ -308,6 +322,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         fdsStart: startStats?.fds ?? 0,
         fdsEnd: endStats?.fds ?? 0,
         vpnlbStarts: new Set(samples.map((s) => s.pid)).size,
+        vpnlbStartRetries: startRetries,
         clientCharonRssMb: { average: round1(charonRss.reduce((a, b) => a + b, 0) / Math.max(1, charonRss.length)), total: round1(charonRss.reduce((a, b) => a + b, 0)) },
         events,
         samples,
