@@ -1,6 +1,8 @@
 /**
- * The chaos scenario's CI variant (issue 10): `runChaos` with ~40 real strongSwan tunnels for
- * two minutes of traffic, every fault kind once on a seeded schedule, and the bad-input flood.
+ * The chaos scenario's CI variant (issue 10): `runChaos` with 30 real strongSwan tunnels for
+ * at least 90 s of traffic, every fault kind once on a seeded schedule, and the bad-input flood
+ * (the faults stretch the run: ~4 minutes on an idle two-core machine; the suite's per-file
+ * limit is 10 minutes, which a machine at load 25+ exceeded with 40 tunnels).
  * The full run (`vpnlb lab --scenario chaos`: 200 tunnels, 10 minutes) is run by hand; its
  * numbers are in docs/lab.md. What is asserted is what the issue demands of every run: no split
  * handshake, no tunnel lost outside a killed or removed server, every displaced client back,
@@ -19,7 +21,7 @@ const skip = requireOrSkip('chaos lab scenario', canUseConntrack(), canUseStrong
 describe('chaos scenario, CI variant (real strongSwan, kernel data plane)', { skip, timeout: 900_000 }, () => {
   it('holds every tunnel through the faults and accounts for the flood', async () => {
     const seed = Number(process.env.VPNLB_CHAOS_SEED ?? 10);
-    const r = await runChaos({ ...chaosOptionsFor({ durationSec: 120, tunnels: 40, seed }), label: 'chaci' });
+    const r = await runChaos({ ...chaosOptionsFor({ durationSec: 90, tunnels: 30, seed }), label: 'chaci' });
     const detail = `\n${JSON.stringify({ ...r, samples: r.samples.length }, null, 2)}`;
     assert.equal(r.established, r.tunnels, `not every tunnel came up${detail}`);
     assert.deepEqual(
