@@ -155,10 +155,11 @@ export class IkeLab {
       const name = `c${n}`;
       const ns = await t.addNamespace(name, { forwarding: false });
       const net = 10 + n;
+      const v4 = clientSubnet4(n);
       let ifName: string;
       if (family === 4) {
-        ({ bIf: ifName } = await t.link({ a: 'lb', b: name, aAddresses: [`198.18.${net}.1/24`], bAddresses: [`198.18.${net}.2/24`] }));
-        await t.route(name, 'default', `198.18.${net}.1`);
+        ({ bIf: ifName } = await t.link({ a: 'lb', b: name, aAddresses: [`${v4.gateway}/${v4.prefixLength}`], bAddresses: [`${v4.client}/${v4.prefixLength}`] }));
+        await t.route(name, 'default', v4.gateway);
       } else {
         ({ bIf: ifName } = await t.link({ a: 'lb', b: name, aAddresses: [`2001:db8:2:${net}::1/64`], bAddresses: [`2001:db8:2:${net}::2/64`] }));
         await t.route(name, 'default', `2001:db8:2:${net}::1`);
@@ -169,12 +170,13 @@ export class IkeLab {
         // server holding a half-open IKE_SA, like a client whose fragments are lost.
         await ns.exec('nft', ['-f', '-'], 'table inet stall {\n  chain out {\n    type filter hook output priority 0;\n    udp dport 4500 drop\n  }\n}\n');
       }
-      const address = family === 4 ? `198.18.${net}.2` : `2001:db8:2:${net}::2`;
+      const address = family === 4 ? v4.client : `2001:db8:2:${net}::2`;
       this.clients.push({ name, ns, address, currentAddress: address, family, behindCgnat: false, behindHomeNat: false, stalled, ifName });
     };
     for (let i = 0; i < (o.stalledClients ?? 0); i++) await direct(4, true);
     for (let i = 0; i < o.clients; i++) await direct(4, false);
     for (let i = 0; i < (o.ipv6Clients ?? 0); i++) await direct(6, false);
+    if ((o.cgnatClients ?? 0) > 55) throw new Error('lab: at most 55 CGNAT clients (one 198.18.(200+k).0/24 each)');
     if ((o.cgnatClients ?? 0) > 0) {
       const cgn = await t.addNamespace('cgn');
       const { aIf } = await t.link({ a: 'cgn', b: 'lb', aAddresses: ['198.18.99.2/24'], bAddresses: ['198.18.99.1/24'] });
@@ -325,10 +327,11 @@ export class IkeLab {
     return { isRunning: () => running, result };
   }
 
-  /** UDP conntrack entries in a namespace (the balancer's, or the CGNAT router's). */
+  /** UDP conntrack entries of both address families in a namespace (the balancer's, or the CGNAT router's). */
   async conntrack(ns: Namespace = this.lb): Promise<ConntrackUdp[]> {
-    const out = await ns.exec('conntrack', ['-L', '-p', 'udp']).catch(() => '');
-    return parseConntrackUdp(out);
+    // `conntrack -L` lists IPv4 only unless told otherwise.
+    const outs = await Promise.all(['ipv4', 'ipv6'].map((f) => ns.exec('conntrack', ['-L', '-f', f, '-p', 'udp']).catch(() => '')));
+    return outs.flatMap(parseConntrackUdp);
   }
 
   /** Flushes the balancer's conntrack table (between scenario modes). */
@@ -350,6 +353,21 @@ export class IkeLab {
     await this.topo.destroy();
     if (process.env.VPNLB_LAB_KEEP_DIR !== '1') rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The IPv4 subnet of direct client number `n` (1-based) and the balancer's side of it. The first
+ * 87 keep the historical `198.18.(10+n).0/24` (below the flooder's 198.18.98.0/24, the CGNAT
+ * link's 198.18.99.0/24 and the servers' 198.18.101+); larger labs continue with /30s in
+ * 198.19.128.0/17, which nothing else uses (8192 more clients).
+ */
+export function clientSubnet4(n: number): { gateway: string; client: string; prefixLength: number } {
+  if (n <= 87) return { gateway: `198.18.${10 + n}.1`, client: `198.18.${10 + n}.2`, prefixLength: 24 };
+  const m = n - 88;
+  if (m >= 8192) throw new Error(`lab: at most ${87 + 8192} direct IPv4 clients`);
+  const third = 128 + Math.floor(m / 64);
+  const base = (m % 64) * 4;
+  return { gateway: `198.19.${third}.${base + 1}`, client: `198.19.${third}.${base + 2}`, prefixLength: 30 };
 }
 
 /** Parses ping's summary line. */

@@ -18,3 +18,12 @@ export function vpnlbArgv(args: readonly string[]): string[] {
   if (!existsSync(bin)) throw new Error(`missing ${bin}`);
   return [process.execPath, bin, ...args];
 }
+
+/**
+ * argv to run a lab module as a script (`[node, ...]`), given its URL as the importing module
+ * computes it from sources or from dist/: `.ts` runs under tsx.
+ */
+export function labScriptArgv(moduleUrl: URL, args: readonly string[]): string[] {
+  const path = fileURLToPath(moduleUrl);
+  return path.endsWith('.ts') ? [process.execPath, '--import', 'tsx', path, ...args] : [process.execPath, path, ...args];
+}

@@ -26,6 +26,11 @@ export interface LabVpnlbOptions {
   readonly ipv6?: boolean;
   /** Admin port inside the balancer namespace (its own loopback, so a fixed port is private). */
   readonly adminPort?: number;
+  /**
+   * Also an SSTP passthrough service on the IPv4 VIP at this port, over the same servers (the
+   * lab's servers run no SSTP: the service is there for what it refuses before choosing one).
+   */
+  readonly sstpPort?: number;
 }
 
 /** The lab's vpnlb configuration (YAML; JSON is valid YAML). */
@@ -54,7 +59,10 @@ export function renderLabConfig(lab: IkeLab, o: LabVpnlbOptions, fileName = 'vpn
     admin: { listen: '127.0.0.1', port: o.adminPort ?? 8088, tokenFile: `${fileName}.token`, socket: `${fileName}.sock` },
     ...(o.monitor ? { monitors: { ike: { type: 'ikev2', interval: '500ms', timeout: '400ms', rise: 1, fall: 2, jitter: 0 } } } : {}),
     pools: { farm4: { backends: backends(false) }, ...(o.ipv6 ? { farm6: { backends: backends(true) } } : {}) },
-    services: { ikev2: [service('ike4', VIP4, 'farm4'), ...(o.ipv6 ? [service('ike6', VIP6, 'farm6')] : [])] },
+    services: {
+      ikev2: [service('ike4', VIP4, 'farm4'), ...(o.ipv6 ? [service('ike6', VIP6, 'farm6')] : [])],
+      ...(o.sstpPort !== undefined ? { sstp: [{ name: 'sstp4', virtualIp: VIP4, port: o.sstpPort, pool: 'farm4', mode: 'passthrough' }] } : {}),
+    },
   };
   return `${JSON.stringify(config, null, 2)}\n`;
 }
@@ -64,13 +72,23 @@ export class LabVpnlb {
   readonly lab: IkeLab;
   readonly configPath: string;
   readonly adminUrl: string;
+  readonly #fileName: string;
   #child: ChildProcess | undefined;
   #log = '';
+  #partialLine = '';
+  /** Log lines at warn (pino 40) and error or above (50+), over every process this instance started. */
+  readonly logged = { warnings: 0, errors: 0, lastErrors: [] as string[] };
 
   constructor(lab: IkeLab, options: LabVpnlbOptions, fileName = 'vpnlb.yaml') {
     this.lab = lab;
+    this.#fileName = fileName;
     this.configPath = lab.writeFile(fileName, renderLabConfig(lab, options, fileName));
     this.adminUrl = `http://127.0.0.1:${options.adminPort ?? 8088}`;
+  }
+
+  /** Rewrites the configuration file (the running process reads it at its next start). */
+  configure(options: LabVpnlbOptions): void {
+    this.lab.writeFile(this.#fileName, renderLabConfig(this.lab, options, this.#fileName));
   }
 
   /** stdout+stderr so far (for failure messages). */
@@ -82,17 +100,25 @@ export class LabVpnlb {
     return this.#child?.pid;
   }
 
-  /** Starts `vpnlb run` and resolves once it reports running (rejects if it exits first). */
-  async start(timeoutMs = 30_000): Promise<void> {
-    const [node, ...args] = vpnlbArgv(['run', '--config', this.configPath]);
+  /**
+   * Starts `vpnlb run` and resolves once it reports running (rejects if it exits first).
+   * `keepState`: started with `--keep-state`, so that `stop()` leaves the kernel table for the
+   * next start to adopt.
+   */
+  async start(timeoutMs = 30_000, options: { keepState?: boolean } = {}): Promise<void> {
+    const [node, ...args] = vpnlbArgv(['run', '--config', this.configPath, ...(options.keepState ? ['--keep-state'] : [])]);
     const child = this.lab.lb.spawn(node!, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VPNLB_KEEP_STATE: '' } });
     this.#child = child;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`vpnlb did not start within ${timeoutMs} ms:\n${this.#log.slice(-3000)}`)), timeoutMs);
+      // This process's own output: #log also holds what earlier processes of this instance said.
+      let own = '';
       const onData = (d: Buffer) => {
         this.#log += d.toString();
+        this.#tally(d.toString());
         if (this.#log.length > 1_000_000) this.#log = this.#log.slice(-500_000);
-        if (/vpnlb running/.test(this.#log)) {
+        if (own.length < 100_000) own += d.toString();
+        if (/vpnlb running/.test(own)) {
           clearTimeout(timer);
           resolve();
         }
@@ -106,7 +132,26 @@ export class LabVpnlb {
     });
   }
 
-  /** Stops with SIGTERM: vpnlb removes its table (VPNLB_KEEP_STATE is cleared for the child). */
+  /** Counts pino lines by level (JSON lines on stderr; anything else is not a log line). */
+  #tally(text: string): void {
+    const lines = (this.#partialLine + text).split('\n');
+    this.#partialLine = lines.pop() ?? '';
+    for (const line of lines) {
+      if (!line.startsWith('{')) continue;
+      let level = 0;
+      try {
+        level = Number((JSON.parse(line) as { level?: number }).level ?? 0);
+      } catch {
+        continue;
+      }
+      if (level >= 50) {
+        this.logged.errors++;
+        if (this.logged.lastErrors.length < 10) this.logged.lastErrors.push(line.slice(0, 500));
+      } else if (level >= 40) this.logged.warnings++;
+    }
+  }
+
+  /** Stops with SIGTERM: vpnlb removes its table (VPNLB_KEEP_STATE is cleared for the child) unless started with `keepState`. */
   async stop(): Promise<void> {
     await this.#signal('SIGTERM', 10_000);
   }
@@ -160,18 +205,29 @@ export class LabVpnlb {
 
   /** GET on the admin API through its Unix socket (from the host: the socket is a file), parsed as JSON. */
   async admin(path: string): Promise<unknown> {
+    return JSON.parse(await this.adminText(path)) as unknown;
+  }
+
+  /**
+   * GET (or POST) on the admin API through its Unix socket (from the host: the socket is a file;
+   * a connection on it is the operator), as text (`/metrics`).
+   */
+  async adminText(path: string, method: 'GET' | 'POST' = 'GET'): Promise<string> {
     const socketPath = `${this.configPath}.sock`;
-    const text = await new Promise<string>((resolve, reject) => {
-      const req = httpRequest({ socketPath, path, headers: { host: 'localhost' } }, (res) => {
+    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const headers: Record<string, string> = { host: 'localhost', ...(method === 'POST' ? { 'content-length': '0' } : {}) };
+      const req = httpRequest({ socketPath, path, method, headers }, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (d: string) => (body += d));
-        res.on('end', () => resolve(body));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: body }));
       });
+      req.setTimeout(30_000, () => req.destroy(new Error('no answer within 30 s')));
       req.on('error', reject);
       req.end();
     });
-    return JSON.parse(text) as unknown;
+    if (status >= 400) throw new Error(`admin API ${method} ${path}: HTTP ${status}: ${text.slice(0, 300)}`);
+    return text;
   }
 }
 

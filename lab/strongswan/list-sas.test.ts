@@ -19,6 +19,7 @@ describe('lab parsers', () => {
     assert.equal(sas.length, 2);
     assert.equal(sas[0]!.state, 'ESTABLISHED');
     assert.equal(sas[0]!.remoteHost, '198.18.11.2');
+    assert.equal(sas[0]!.remoteId, 'c1');
     assert.deepEqual(sas[0]!.remoteVips, ['198.19.11.1']);
     assert.deepEqual(sas[0]!.children[0]!.localTs, ['198.19.100.1/32']);
     assert.equal(sas[1]!.connection, '(unnamed)');

@@ -17,6 +17,8 @@ export interface IkeSaInfo {
   readonly localPort: number;
   readonly remoteHost: string;
   readonly remotePort: number;
+  /** The peer's IKE identity (the lab's clients use their name). */
+  readonly remoteId: string;
   /** Initiator SPI, 16 hex digits. */
   readonly initiatorSpi: string;
   readonly responderSpi: string;
@@ -84,6 +86,7 @@ export function parseListSas(output: string): IkeSaInfo[] {
         localPort: Number(str(sa['local-port'])),
         remoteHost: str(sa['remote-host']),
         remotePort: Number(str(sa['remote-port'])),
+        remoteId: str(sa['remote-id']),
         initiatorSpi: str(sa['initiator-spi']),
         responderSpi: str(sa['responder-spi']),
         initiator: str(sa.initiator) === 'yes',
