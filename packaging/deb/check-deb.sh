@@ -67,6 +67,9 @@ in_root private '
 
   # The unit'"'"'s command as the unit runs it (User=vpnlb, AmbientCapabilities=, CapabilityBoundingSet=, NoNewPrivileges=).
   CAPS=-all,+net_admin,+net_raw,+net_bind_service
+  # What systemd does for StateDirectory=vpnlb and RuntimeDirectory=vpnlb before it starts the
+  # unit (the admin token and the admin socket live there).
+  install -d -o vpnlb -g vpnlb -m 0750 /var/lib/vpnlb /run/vpnlb
   setpriv --reuid=vpnlb --regid=vpnlb --init-groups --inh-caps=$CAPS --ambient-caps=$CAPS --bounding-set=$CAPS --no-new-privs \
     vpnlb run --config /etc/vpnlb/vpnlb.yaml >/tmp/run.log 2>&1 &
   pid=$!

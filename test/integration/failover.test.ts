@@ -149,7 +149,10 @@ services:
       const bytes = randomBytes(8);
       if (balancer.pick(ikeSpiKey(bytes))?.name === 'rras3') spis.push(bytes.readBigUInt64BE(0));
     }
-    const tunnels = spis.map((spiI) => runIkeClient({ localAddress: `127.1.61.${(clientSeq++ % 250) + 1}`, server: vip, spiI, espPackets: 80, espInterval: 25, espTimeout: 1000 }));
+    // From addresses of their own: a new SA from an address whose NAT-T flows all sit on one
+    // server joins that server even while it drains (it is a second tunnel of an existing
+    // client: device + user, docs/balancing.md), so the fresh clients below must not share them.
+    const tunnels = spis.map((spiI, i) => runIkeClient({ localAddress: `127.1.62.${i + 1}`, server: vip, spiI, espPackets: 80, espInterval: 25, espTimeout: 1000 }));
     await sleep(400); // established, ESP flowing
     runtime.controller.setAdminState('rras3', 'draining');
     await runtime.settled();

@@ -39,7 +39,8 @@ export const nodeCommand: Command = {
       return 0;
     }
     if (role() === 'MASTER' && values['no-wait'] !== true) {
-      const waitMs = 5 * ha.vrrp.advertInterval + 5000;
+      // The peer preempts once it has seen a lower priority for preempt_delay, then within adverts.
+      const waitMs = ha.vrrp.preemptDelay + 5 * ha.vrrp.advertInterval + 5000;
       const deadline = Date.now() + waitMs;
       while (role() === 'MASTER' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       if (role() === 'MASTER') {

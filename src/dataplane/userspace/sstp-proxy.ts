@@ -79,6 +79,8 @@ export interface SstpProxyOptions {
   readonly spliceAfterMs?: number;
   /** The open-file limit `maxConnections: auto` is derived from (default: the process's). */
   readonly openFileLimit?: number;
+  /** Hello memory budget of the service (default `MAX_HELLO_BYTES_HELD`; tests use a smaller one). */
+  readonly helloBytesBudget?: number;
 }
 
 /**
@@ -130,6 +132,7 @@ export class SstpProxy implements DataPlane {
   /** The service's connection limit in force (0: none), `auto` resolved at start. */
   #maxConnections = 0;
   readonly #openFileLimit: number | undefined;
+  readonly #helloBytesBudget: number;
   /** Open connections per client address (entries removed at 0). */
   readonly #perSource = new Map<string, number>();
   readonly #sourceRate: SourceRateLimiter | undefined;
@@ -140,6 +143,7 @@ export class SstpProxy implements DataPlane {
     this.#spliceMode = options.splice ?? 'auto';
     this.#spliceAfterMs = options.spliceAfterMs ?? SPLICE_AFTER_MS;
     this.#openFileLimit = 'openFileLimit' in options ? options.openFileLimit : openFileLimit();
+    this.#helloBytesBudget = options.helloBytesBudget ?? MAX_HELLO_BYTES_HELD;
     const rate = service.maxNewConnectionsPerSecondPerSource;
     this.#sourceRate = rate > 0 ? new SourceRateLimiter({ perSecond: rate, burst: Math.max(rate, DEFAULTS.sstp.newConnectionBurstPerSource) }) : undefined;
     this.serviceName = service.name;
@@ -373,7 +377,7 @@ export class SstpProxy implements DataPlane {
   /** Hello memory accounting (see `MAX_HELLO_BYTES_HELD`): false when `to` does not fit. */
   #holdHelloBytes(from: number, to: number): boolean {
     const delta = Math.max(0, to - SMALL_HELLO_BYTES) - Math.max(0, from - SMALL_HELLO_BYTES);
-    if (delta > 0 && this.#helloBytesHeld + delta > MAX_HELLO_BYTES_HELD) return false;
+    if (delta > 0 && this.#helloBytesHeld + delta > this.#helloBytesBudget) return false;
     this.#helloBytesHeld += delta;
     this.#metrics.helloBytes.set({ service: this.#service.name }, this.#helloBytesHeld);
     return true;

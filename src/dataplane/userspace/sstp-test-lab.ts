@@ -54,6 +54,8 @@ export interface LabOptions {
   readonly splice?: SpliceMode;
   /** The open-file limit the proxy derives `maxConnections: auto` from (default: the process's). */
   readonly openFileLimit?: number;
+  /** The proxy's hello memory budget (default: the product's). */
+  readonly helloBytesBudget?: number;
 }
 
 export interface ProxyLab {
@@ -122,7 +124,7 @@ export async function startProxyLab(options: LabOptions): Promise<ProxyLab> {
     const service = config.services.sstp[0];
     if (!service) throw new Error('no service');
     // Tunnels move to the splice path after 20 ms (not the production 1 s) so tests see it.
-    const proxy = new SstpProxy(service, ctx, { splice: options.splice ?? 'auto', spliceAfterMs: 20, ...(options.openFileLimit !== undefined ? { openFileLimit: options.openFileLimit } : {}) });
+    const proxy = new SstpProxy(service, ctx, { splice: options.splice ?? 'auto', spliceAfterMs: 20, ...(options.openFileLimit !== undefined ? { openFileLimit: options.openFileLimit } : {}), ...(options.helloBytesBudget !== undefined ? { helloBytesBudget: options.helloBytesBudget } : {}) });
     controller.on('snapshot', (snap) => {
       const s = snap.services.find((x) => x.name === 'sstp');
       if (s) void proxy.apply(s);
