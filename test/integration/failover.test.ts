@@ -149,15 +149,22 @@ services:
       const bytes = randomBytes(8);
       if (balancer.pick(ikeSpiKey(bytes))?.name === 'rras3') spis.push(bytes.readBigUInt64BE(0));
     }
-    // From addresses of their own: a new SA from an address whose NAT-T flows all sit on one
-    // server joins that server even while it drains (it is a second tunnel of an existing
-    // client: device + user, docs/balancing.md), so the fresh clients below must not share them.
+    // From addresses of their own (see the fresh clients below).
     const tunnels = spis.map((spiI, i) => runIkeClient({ localAddress: `127.1.62.${i + 1}`, server: vip, spiI, espPackets: 80, espInterval: 25, espTimeout: 1000 }));
     await sleep(400); // established, ESP flowing
     runtime.controller.setAdminState('rras3', 'draining');
     await runtime.settled();
     assert.equal(state('rras3').state, 'draining');
-    const fresh = await Promise.all(Array.from({ length: 40 }, () => client()));
+    // New clients from addresses with no live flow (earlier tests' addresses may still have
+    // flows on rras3, and a new SA from such an address joins it: docs/balancing.md).
+    const fresh = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        runIkeClient({ localAddress: `127.1.63.${i + 1}`, server: vip, retransmitTimeouts: [200, 400], espTimeout: 500 }).then((r) => {
+          clientSpis.add(r.spiI);
+          return r;
+        }),
+      ),
+    );
     assert.ok(fresh.every((r) => r.ok));
     assert.ok(fresh.every((r) => !serverOf(r).includes('rras3')), 'no new client on the drained server');
     for (const t of await Promise.all(tunnels)) {
