@@ -15,7 +15,7 @@
  * Namespaces and veths carry the topology's unique prefix and are removed by `destroy()`.
  */
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Topology, type Namespace } from '../netns.js';
@@ -45,12 +45,12 @@ export function setprivArgs(caps: readonly CapabilityName[], uid = LAB_UID): str
 }
 
 /** The vpnlb configuration of the lab (JSON is YAML). */
-export function leastPrivilegeConfig(): string {
+export function leastPrivilegeConfig(tokenFile: string): string {
   // Quick to come up, slow to go down: a loaded test machine must not make a live server flap.
   const fast = { interval: '1s', timeout: '900ms', rise: 1, fall: 5, jitter: 0 };
   return `${JSON.stringify(
     {
-      admin: { listen: '127.0.0.1', port: ADMIN_PORT },
+      admin: { listen: '127.0.0.1', port: ADMIN_PORT, tokenFile },
       monitors: { ike: { type: 'ikev2', ...fast }, ping: { type: 'icmp', ...fast }, sstp: { type: 'sstp', ...fast, expectStatus: 401 } },
       pools: { farm: { backends: [{ name: 'rras1', address: SERVER_ADDRESS }] } },
       services: {
@@ -109,12 +109,15 @@ export interface PrivilegedRun {
 export class LeastPrivilegeLab {
   readonly topo: Topology;
   readonly dir: string;
+  /** The admin token vpnlb writes at first start (read as root to call the API). */
+  readonly tokenFile: string;
   readonly configPath: string;
 
   private constructor(topo: Topology, dir: string) {
     this.topo = topo;
     this.dir = dir;
     this.configPath = join(dir, 'vpnlb.yaml');
+    this.tokenFile = join(dir, 'state', 'admin.token');
   }
 
   get lb(): Namespace {
@@ -136,7 +139,10 @@ export class LeastPrivilegeLab {
       await topo.route('srv', 'default', '198.18.2.1');
       // The unprivileged user reads the configuration (mkdtemp makes the directory 0700).
       chmodSync(dir, 0o755);
-      writeFileSync(lab.configPath, leastPrivilegeConfig(), { mode: 0o644 });
+      // Its state directory (the admin token), owned by it as systemd's StateDirectory= would be.
+      mkdirSync(join(dir, 'state'), { mode: 0o700 });
+      chownSync(join(dir, 'state'), LAB_UID, LAB_UID);
+      writeFileSync(lab.configPath, leastPrivilegeConfig(lab.tokenFile), { mode: 0o644 });
       await lab.#startServer();
     } catch (err) {
       await lab.destroy();
@@ -184,8 +190,9 @@ export class LeastPrivilegeLab {
 
   /** GET on vpnlb's admin API (inside `lb`), parsed; undefined while it does not answer. */
   async admin(path: string): Promise<unknown> {
-    const script = `fetch('http://127.0.0.1:${ADMIN_PORT}${path}').then(r=>r.text()).then(t=>process.stdout.write(t))`;
     try {
+      const token = readFileSync(this.tokenFile, 'utf8').trim();
+      const script = `fetch('http://127.0.0.1:${ADMIN_PORT}${path}',{headers:{authorization:'Bearer ${token}'}}).then(r=>r.text()).then(t=>process.stdout.write(t))`;
       return JSON.parse(await this.lb.exec(process.execPath, ['-e', script])) as unknown;
     } catch {
       return undefined;

@@ -97,7 +97,7 @@ describe('least privilege: vpnlb with the unit\'s three capabilities, as nobody'
       // conntrack (CAP_NET_ADMIN through the ambient set): disabling the server deletes its
       // flows in the kernel; the data plane reports in sync, and no permission error was logged.
       await lab.lb.exec('conntrack', ['-L', '-p', 'udp', '--orig-dst', KERNEL_VIP]).then((out) => assert.match(out, /dport=4500/));
-      const [node, ...args] = vpnlbArgv(['backend', 'disable', 'rras1', '--admin', 'http://127.0.0.1:8088']);
+      const [node, ...args] = vpnlbArgv(['backend', 'disable', 'rras1', '--admin', 'http://127.0.0.1:8088', '--token-file', lab.tokenFile]);
       await lab.lb.exec(node!, args);
       await until('the kernel data plane to apply the disable', async () => {
         const st = (await lab.admin('/api/v1/status')) as { services?: StatusService[] } | undefined;
