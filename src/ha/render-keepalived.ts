@@ -18,6 +18,11 @@
  * - `vpnlb_drain` follows the drain file (`vpnlb node drain`): value 1 × weight −253 takes the
  *   priority to the minimum; the node stays a healthy BACKUP, ready to take back over if the
  *   peer dies ("If the result is less than -253 … fault", so −253 is the largest usable weight).
+ * - The tracked script and file are declared on the sync group, not on its instances: keepalived
+ *   drops every *weighted* tracker of an instance that belongs to a sync group ("ignoring
+ *   tracked file … with weight -253 due to SYNC group", `keepalived -t`), which silently
+ *   disabled both the drain and the no-server preemption. Trackers of the group itself keep
+ *   their weights and apply to every member, so both addresses still move together.
  */
 import type { HaConfig, HaNode, VrrpInstance } from '../config/types.js';
 import type { HaPaths } from './paths.js';
@@ -84,6 +89,13 @@ export function renderKeepalivedConf(input: KeepalivedInput): string {
   line(2, 'outside');
   line(2, 'inside');
   line(1, '}');
+  line(1, 'track_script {');
+  line(2, 'vpnlb_alive');
+  line(2, 'vpnlb_backends');
+  line(1, '}');
+  line(1, 'track_file {');
+  line(2, 'vpnlb_drain');
+  line(1, '}');
   line(1, `notify "/bin/sh ${paths.notifyScript}"`);
   line(0, '}');
   const instance = (name: string, v: VrrpInstance) => {
@@ -107,13 +119,6 @@ export function renderKeepalivedConf(input: KeepalivedInput): string {
       for (const a of excluded) line(2, `${a} dev ${v.interface}`);
       line(1, '}');
     }
-    line(1, 'track_script {');
-    line(2, 'vpnlb_alive');
-    line(2, 'vpnlb_backends');
-    line(1, '}');
-    line(1, 'track_file {');
-    line(2, 'vpnlb_drain');
-    line(1, '}');
     line(0, '}');
   };
   instance('outside', ha.vrrp.outside);
