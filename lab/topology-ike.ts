@@ -17,6 +17,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { addCgnatClients, addDirectClient, addHomeNatClient, CGNAT_ADDRESS, type ClientSite } from './client-sites.js';
 import { Topology, type Namespace } from './netns.js';
 import { Charon, sleep } from './strongswan/charon.js';
 import { createLabPki, type LabPki } from './strongswan/pki.js';
@@ -29,6 +30,8 @@ import {
   USER_TUNNEL_TARGET_V4,
   type LabAuth,
 } from './strongswan/swanctl-conf.js';
+
+export { clientSubnet4 } from './client-sites.js';
 
 export const VIP4 = '198.19.0.1';
 export const VIP6 = '2001:db8:ffff::1';
@@ -71,18 +74,8 @@ export interface LabServer {
   charon?: Charon;
 }
 
-export interface LabClient {
-  readonly name: string;
-  readonly ns: Namespace;
-  /** The client's own address (before any CGNAT). */
-  readonly address: string;
-  readonly family: 4 | 6;
-  readonly behindCgnat: boolean;
-  /** Behind a home router of its own (its NAT address is its router's). */
-  readonly behindHomeNat: boolean;
+export interface LabClient extends ClientSite {
   readonly stalled: boolean;
-  /** The client's interface towards the balancer (or its router), for address moves. */
-  readonly ifName: string;
   /** The client's current address (changes with `moveClient`). */
   currentAddress: string;
   charon?: Charon;
@@ -151,60 +144,22 @@ export class IkeLab {
     }
     let n = 0;
     const direct = async (family: 4 | 6, stalled: boolean): Promise<void> => {
-      n++;
-      const name = `c${n}`;
-      const ns = await t.addNamespace(name, { forwarding: false });
-      const net = 10 + n;
-      const v4 = clientSubnet4(n);
-      let ifName: string;
-      if (family === 4) {
-        ({ bIf: ifName } = await t.link({ a: 'lb', b: name, aAddresses: [`${v4.gateway}/${v4.prefixLength}`], bAddresses: [`${v4.client}/${v4.prefixLength}`] }));
-        await t.route(name, 'default', v4.gateway);
-      } else {
-        ({ bIf: ifName } = await t.link({ a: 'lb', b: name, aAddresses: [`2001:db8:2:${net}::1/64`], bAddresses: [`2001:db8:2:${net}::2/64`] }));
-        await t.route(name, 'default', `2001:db8:2:${net}::1`);
-      }
+      const site = await addDirectClient(t, 'lb', ++n, family);
       if (stalled) {
         // IKE_AUTH travels on 4500 (RFC 7296 §2.23: the initiator switches once NAT is
         // detected, and kernel-libipsec always claims NAT): dropping it here leaves the
         // server holding a half-open IKE_SA, like a client whose fragments are lost.
-        await ns.exec('nft', ['-f', '-'], 'table inet stall {\n  chain out {\n    type filter hook output priority 0;\n    udp dport 4500 drop\n  }\n}\n');
+        await site.ns.exec('nft', ['-f', '-'], 'table inet stall {\n  chain out {\n    type filter hook output priority 0;\n    udp dport 4500 drop\n  }\n}\n');
       }
-      const address = family === 4 ? v4.client : `2001:db8:2:${net}::2`;
-      this.clients.push({ name, ns, address, currentAddress: address, family, behindCgnat: false, behindHomeNat: false, stalled, ifName });
+      this.clients.push({ ...site, currentAddress: site.address, stalled });
     };
     for (let i = 0; i < (o.stalledClients ?? 0); i++) await direct(4, true);
     for (let i = 0; i < o.clients; i++) await direct(4, false);
     for (let i = 0; i < (o.ipv6Clients ?? 0); i++) await direct(6, false);
-    if ((o.cgnatClients ?? 0) > 55) throw new Error('lab: at most 55 CGNAT clients (one 198.18.(200+k).0/24 each)');
-    if ((o.cgnatClients ?? 0) > 0) {
-      const cgn = await t.addNamespace('cgn');
-      const { aIf } = await t.link({ a: 'cgn', b: 'lb', aAddresses: ['198.18.99.2/24'], bAddresses: ['198.18.99.1/24'] });
-      await t.route('cgn', 'default', '198.18.99.1');
-      await cgn.exec('nft', ['-f', '-'], `table ip cgnat {\n  chain post {\n    type nat hook postrouting priority srcnat;\n    oifname "${aIf}" masquerade\n  }\n}\n`);
-      for (let k = 1; k <= (o.cgnatClients ?? 0); k++) {
-        const name = `n${k}`;
-        const ns = await t.addNamespace(name, { forwarding: false });
-        const net = 200 + k;
-        const { bIf } = await t.link({ a: 'cgn', b: name, aAddresses: [`198.18.${net}.1/24`], bAddresses: [`198.18.${net}.2/24`] });
-        await t.route(name, 'default', `198.18.${net}.1`);
-        this.clients.push({ name, ns, address: `198.18.${net}.2`, currentAddress: `198.18.${net}.2`, family: 4, behindCgnat: true, behindHomeNat: false, stalled: false, ifName: bIf });
-      }
-    }
+    for (const site of await addCgnatClients(t, 'lb', o.cgnatClients ?? 0)) this.clients.push({ ...site, currentAddress: site.address, stalled: false });
     for (let k = 1; k <= (o.homeNatClients ?? 0); k++) {
-      // A home router of its own per client: one client per NAT address, as at home.
-      const router = `r${k}`;
-      await t.addNamespace(router);
-      const wan = 120 + k;
-      const { aIf } = await t.link({ a: router, b: 'lb', aAddresses: [`198.18.${wan}.2/24`], bAddresses: [`198.18.${wan}.1/24`] });
-      await t.route(router, 'default', `198.18.${wan}.1`);
-      await t.ns(router).exec('nft', ['-f', '-'], `table ip homenat {\n  chain post {\n    type nat hook postrouting priority srcnat;\n    oifname "${aIf}" masquerade\n  }\n}\n`);
-      const name = `h${k}`;
-      const ns = await t.addNamespace(name, { forwarding: false });
-      const lan = 140 + k;
-      const { bIf } = await t.link({ a: router, b: name, aAddresses: [`198.18.${lan}.1/24`], bAddresses: [`198.18.${lan}.2/24`] });
-      await t.route(name, 'default', `198.18.${lan}.1`);
-      this.clients.push({ name, ns, address: `198.18.${lan}.2`, currentAddress: `198.18.${lan}.2`, family: 4, behindCgnat: false, behindHomeNat: true, stalled: false, ifName: bIf });
+      const site = await addHomeNatClient(t, 'lb', k);
+      this.clients.push({ ...site, currentAddress: site.address, stalled: false });
     }
     if (o.auth === 'cert') {
       this.pki = await createLabPki(join(this.dir, 'pki'), [SERVER_ID, ...this.clients.map((c) => c.name)]);
@@ -213,7 +168,7 @@ export class IkeLab {
 
   /** The CGNAT router's public address, as the balancer sees CGNAT clients. */
   get cgnatAddress(): string {
-    return '198.18.99.2';
+    return CGNAT_ADDRESS;
   }
 
   #auth(id: string): { auth: LabAuth; files: Record<string, string> } {
@@ -353,21 +308,6 @@ export class IkeLab {
     await this.topo.destroy();
     if (process.env.VPNLB_LAB_KEEP_DIR !== '1') rmSync(this.dir, { recursive: true, force: true });
   }
-}
-
-/**
- * The IPv4 subnet of direct client number `n` (1-based) and the balancer's side of it. The first
- * 87 keep the historical `198.18.(10+n).0/24` (below the flooder's 198.18.98.0/24, the CGNAT
- * link's 198.18.99.0/24 and the servers' 198.18.101+); larger labs continue with /30s in
- * 198.19.128.0/17, which nothing else uses (8192 more clients).
- */
-export function clientSubnet4(n: number): { gateway: string; client: string; prefixLength: number } {
-  if (n <= 87) return { gateway: `198.18.${10 + n}.1`, client: `198.18.${10 + n}.2`, prefixLength: 24 };
-  const m = n - 88;
-  if (m >= 8192) throw new Error(`lab: at most ${87 + 8192} direct IPv4 clients`);
-  const third = 128 + Math.floor(m / 64);
-  const base = (m % 64) * 4;
-  return { gateway: `198.19.${third}.${base + 1}`, client: `198.19.${third}.${base + 2}`, prefixLength: 30 };
 }
 
 /** Parses ping's summary line. */

@@ -20,6 +20,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
+import { addCgnatClients, addDirectClient, type ClientSite } from '../client-sites.js';
 import { Topology, type Namespace } from '../netns.js';
 import { Charon, sleep } from '../strongswan/charon.js';
 import { FAST_RETRANSMIT } from '../strongswan/strongswan-conf.js';
@@ -53,11 +54,7 @@ export interface HaLabServer {
   charon?: Charon;
 }
 
-export interface HaLabClient {
-  readonly name: string;
-  readonly ns: Namespace;
-  readonly family: 4 | 6;
-  readonly behindCgnat: boolean;
+export interface HaLabClient extends ClientSite {
   readonly spare: boolean;
   charon?: Charon;
 }
@@ -266,33 +263,11 @@ export class HaLab {
 
     let n = 0;
     const direct = async (family: 4 | 6, spare: boolean) => {
-      n++;
-      const name = `c${n}`;
-      const ns = await t.addNamespace(name, { forwarding: false });
-      if (family === 4) {
-        await t.link({ a: 'wan', b: name, aAddresses: [`198.18.${10 + n}.1/24`], bAddresses: [`198.18.${10 + n}.2/24`] });
-        await t.route(name, 'default', `198.18.${10 + n}.1`);
-      } else {
-        await t.link({ a: 'wan', b: name, aAddresses: [`2001:db8:2:${n}::1/64`], bAddresses: [`2001:db8:2:${n}::2/64`] });
-        await t.route(name, 'default', `2001:db8:2:${n}::1`);
-      }
-      this.clients.push({ name, ns, family, behindCgnat: false, spare });
+      this.clients.push({ ...(await addDirectClient(t, 'wan', ++n, family)), spare });
     };
     for (let i = 0; i < o.clients4; i++) await direct(4, false);
     for (let i = 0; i < o.clients6; i++) await direct(6, false);
-    if (o.cgnatClients > 0) {
-      const cgn = await t.addNamespace('cgn');
-      const { aIf } = await t.link({ a: 'cgn', b: 'wan', aAddresses: ['198.18.99.2/24'], bAddresses: ['198.18.99.1/24'] });
-      await t.route('cgn', 'default', '198.18.99.1');
-      await cgn.exec('nft', ['-f', '-'], `table ip cgnat {\n  chain post {\n    type nat hook postrouting priority srcnat;\n    oifname "${aIf}" masquerade\n  }\n}\n`);
-      for (let k = 1; k <= o.cgnatClients; k++) {
-        const name = `n${k}`;
-        const ns = await t.addNamespace(name, { forwarding: false });
-        await t.link({ a: 'cgn', b: name, aAddresses: [`198.18.${200 + k}.1/24`], bAddresses: [`198.18.${200 + k}.2/24`] });
-        await t.route(name, 'default', `198.18.${200 + k}.1`);
-        this.clients.push({ name, ns, family: 4, behindCgnat: true, spare: false });
-      }
-    }
+    for (const site of await addCgnatClients(t, 'wan', o.cgnatClients)) this.clients.push({ ...site, spare: false });
     for (let i = 0; i < o.spareClients; i++) await direct(4, true);
     this.#writeConfigs();
   }
