@@ -61,6 +61,7 @@ export function causeOf(prev: Transition | undefined, t: Transition): string {
   const noServers = t.check.startsWith('backends fail') ? t.check.slice('backends fail '.length) : undefined;
   switch (t.state) {
     case 'FAULT':
+      if (t.check.startsWith('link down: ')) return `${t.check} (keepalived faults the group when a VRRP interface is down)`;
       return `health check failed: ${failed ?? noServers ?? 'keepalived tracking failed'}`;
     case 'STOP':
       return 'keepalived stopped on this node';

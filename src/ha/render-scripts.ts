@@ -23,16 +23,28 @@ function q(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-export function renderNotifyScript(input: { self: HaNode; paths: HaPaths; source: string }): string {
+export function renderNotifyScript(input: { ha: HaConfig; self: HaNode; paths: HaPaths; source: string }): string {
   const { paths } = input;
+  const links = [input.ha.vrrp.outside.interface, input.ha.vrrp.inside.interface].map(q).join(' ');
   return `#!/bin/sh
 # vpnlb ${input.self.name}: keepalived's notify for the sync group, rendered from ${input.source} by \`vpnlb ha render\`.
 # $1 GROUP, $2 group name, $3 MASTER|BACKUP|FAULT|STOP, $4 priority.
-# One line per transition, with what explains it: the drain file and the first failed check.
+# One line per transition, with what explains it: the drain file and the first failed check,
+# or else the VRRP interfaces that are not up (keepalived's own reason for a FAULT).
 state="$3"
 log=${q(paths.transitions)}
 drain=$(cat ${q(paths.drainFile)} 2>/dev/null || echo 0)
 check=$(grep -v ' ok$' ${q(paths.checkFile)} 2>/dev/null | head -n 1)
+if [ -z "$check" ]; then
+    down=
+    for i in ${links}; do
+        case "$(cat "/sys/class/net/$i/operstate" 2>/dev/null)" in
+            up|unknown) ;;
+            *) down="\${down:+$down }$i" ;;
+        esac
+    done
+    [ -z "$down" ] || check="link down: $down"
+fi
 printf '%s %s %s drain=%s check=%s\\n' "$(date +%s%3N)" "$state" "\${4:-0}" "\${drain:-0}" "\${check:-ok}" >> "$log"
 ct() {
     ${CONNTRACKD_PATH} -C ${q(paths.conntrackdConf)} "$@" >/dev/null 2>&1 ||
