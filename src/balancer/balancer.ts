@@ -1,6 +1,6 @@
 /**
  * The balancing core's one interface. Every method (Maglev, least connections, weighted round
- * robin) implements it, and one conformance suite (`balancer.conformance.ts`) runs against each.
+ * robin) implements it, and one conformance suite (`test/support/balancer-conformance.ts`) runs against each.
  *
  * A `Balancer` is built immutably from the set of backends eligible for *new* clients (up, not
  * draining, not disabled, weight > 0) and swapped atomically when that set changes (Pingora's

@@ -18,7 +18,7 @@
  */
 import type { Histogram, Counter } from 'prom-client';
 import type { Monitor } from '../config/types.js';
-import type { RuntimeContext, Watcher } from '../control/runtime.js';
+import type { RuntimeContext, Watcher } from '../runtime/runtime.js';
 import type { ServiceSnapshot } from '../control/snapshot.js';
 import type { Probe, ProbeResult, ProbeTarget } from './monitor.js';
 import { createServiceProbe, type ServiceProbe } from './checks/index.js';
@@ -258,7 +258,7 @@ export function healthReason(type: string, result: ProbeResult, step: ThresholdS
   return `${type} probe: ${detail} (${count})`;
 }
 
-/** Creates the health checker the runtime starts (see src/control/runtime.ts). */
+/** Creates the health checker the runtime starts (see src/runtime/runtime.ts). */
 export function createHealthChecker(ctx: RuntimeContext, options: HealthCheckerOptions = {}): HealthChecker {
   return new HealthChecker(ctx, options);
 }

@@ -18,8 +18,8 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { hasFile, isRoot, requireOrSkip } from '../../lab/requirements.js';
-import { generateTestCertificate } from '../../lab/sim-rras/sstp-certs.js';
-import { SimSstpEndpoint } from '../../lab/sim-rras/sstp-endpoint.js';
+import { generateTestCertificate } from '../../src/sim/rras/sstp-certs.js';
+import { SimSstpEndpoint } from '../../src/sim/rras/sstp-endpoint.js';
 import { vpnlbArgv } from '../../lab/vpnlb-process.js';
 import { HdlcDecoder, hdlcEncode, lcpConfigureRequest, lcpInfo } from '../../src/protocol/sstp/ppp-hdlc.js';
 

@@ -7,7 +7,7 @@
  * very retransmissions); deleting the entries makes the next packet a new flow that the map
  * sends to a live server at once. Draining servers keep theirs.
  */
-import type { CommandRunner } from './command-runner.js';
+import type { CommandRunner } from '../../platform/command-runner.js';
 import { explainPermissionError } from '../../platform/capabilities.js';
 
 /** One UDP conntrack entry of the service, as `conntrack -L` prints it. */

@@ -5,7 +5,7 @@
  * unit tests that cannot be root.
  */
 import { MAGLEV_TABLE_SIZE } from '../../balancer/maglev/table-size.js';
-import { createCommandRunner, type CommandRunner } from './command-runner.js';
+import { createCommandRunner, type CommandRunner } from '../../platform/command-runner.js';
 import { NFT_OBJECTS, type NftFamily } from './render-ruleset.js';
 import { explainPermissionError } from '../../platform/capabilities.js';
 
