@@ -42,6 +42,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { coreBusy, processCpuSeconds, readCoreTimes } from './lib/cpu.js';
 import { nginxConfig } from './contenders/nginx.js';
+import { sleep } from '../src/util/wait.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(here, here.includes('/dist/') ? '../..' : '..');
@@ -206,7 +207,6 @@ async function nodeGen(port: number, rate: number, seconds: number, flows: numbe
 
 // --- orchestrator ---------------------------------------------------------------------------
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function pinned(cpu: number, argv: string[]): [string, string[]] {
   try {

@@ -7,7 +7,8 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Namespace } from '../../lab/netns.js';
 import { REPO_ROOT, vpnlbArgv } from '../../lab/vpnlb-process.js';
-import { startDaemon, waitForListen, sleep, type Daemon } from '../lib/proc.js';
+import { startDaemon, waitForListen, type Daemon } from '../lib/proc.js';
+import { sleep } from '../../src/util/wait.js';
 
 export type VpnlbCase =
   | {

@@ -31,7 +31,8 @@ import { runIkeClient, type IkeClientResult } from '../../src/sim/client/ike-cli
 import { vpnlbArgv } from '../../lab/vpnlb-process.js';
 import { vpnlbAvailable, vpnlbConfig, type VpnlbCase } from '../contenders/vpnlb.js';
 import type { BenchContext, SuiteOutput } from '../lib/context.js';
-import { Daemon, sleep } from '../lib/proc.js';
+import { Daemon } from '../lib/proc.js';
+import { sleep } from '../../src/util/wait.js';
 import { median } from '../lib/stats.js';
 import { BALANCER_CPU } from '../lib/topology.js';
 

@@ -6,7 +6,7 @@
  * - IKEv2, `dataplane: auto` (default): kernel where nft is present and gets CAP_NET_ADMIN, else userspace,
  *   with a warning when that changes the NAT mode the configuration asked for.
  */
-import type { RuntimeContext } from '../runtime/runtime.js';
+import type { RuntimeContext } from '../control/runtime-context.js';
 import type { ServiceSnapshot } from '../control/snapshot.js';
 import type { DataPlane } from '../control/dataplane-interface.js';
 import { KernelIkeDataPlane, kernelAvailability } from './kernel/kernel-dataplane.js';

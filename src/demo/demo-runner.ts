@@ -22,6 +22,7 @@ import { runIkeClient, type IkeClientResult } from '../sim/client/ike-client.js'
 import { startSimFarm, type SimFarm } from '../sim/rras/sim-farm.js';
 import { DEMO, demoConfigYaml } from './demo-config.js';
 import { AdminCredentials } from '../admin/credentials.js';
+import { sleep } from '../util/wait.js';
 
 export type PhaseKey = 'fullNat' | 'snatPool';
 
@@ -239,6 +240,3 @@ function summarize(title: string, service: string, results: readonly IkeClientRe
   };
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Metrics } from '../observability/metrics.js';
 import { loadConfigText } from '../config/load-config.js';
 import { Controller, type Transition } from '../control/controller.js';
-import type { RuntimeContext } from '../runtime/runtime.js';
+import type { RuntimeContext } from '../control/runtime-context.js';
 import { silentLogger } from '../log/logger.js';
 import type { Probe, ProbeResult, ProbeTarget } from './monitor.js';
 import { HealthChecker, type Clock } from './health-checker.js';

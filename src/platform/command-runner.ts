@@ -11,6 +11,12 @@ export type CommandResult =
   | { readonly ok: true; readonly stdout: string; readonly stderr: string }
   | { readonly ok: false; readonly code: number | string; readonly stdout: string; readonly stderr: string; readonly message: string };
 
+/**
+ * The one result type for what an external tool produced (nft, conntrack, a bench contender):
+ * a value, or the reason it failed. Never thrown: the caller counts and logs the error.
+ */
+export type ToolResult<T = void> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: string };
+
 /** Runs one command with optional stdin text. */
 export type CommandRunner = (cmd: string, args: readonly string[], input?: string) => Promise<CommandResult>;
 

@@ -18,24 +18,9 @@ import { HaStatusReader } from '../ha/ha-status.js';
 import { EventLog } from '../control/event-log.js';
 import { History, HISTORY_INTERVAL_MS } from '../control/history.js';
 import { backendsToFlush, type ServiceSnapshot, type Snapshot } from '../control/snapshot.js';
-
-/** What a data plane or monitor needs from the process around it. */
-export interface RuntimeContext {
-  readonly config: Config;
-  readonly controller: Controller;
-  readonly logger: Logger;
-  readonly metrics: Metrics;
-}
+import type { RuntimeContext, Watcher } from '../control/runtime-context.js';
 
 export type DataPlaneFactory = (snapshot: ServiceSnapshot, ctx: RuntimeContext) => Promise<DataPlane>;
-
-/** Something with a lifecycle that watches backends (the health checker). */
-export interface Watcher {
-  start(): void;
-  stop(): Promise<void>;
-  /** The latest probe per (service, backend), for status. */
-  lastProbes?(): ReadonlyMap<string, unknown>;
-}
 
 export interface RuntimeOptions {
   readonly config: Config;

@@ -20,7 +20,7 @@ import { Metrics } from '../../src/observability/metrics.js';
 import { loadConfigText } from '../../src/config/load-config.js';
 import { Controller } from '../../src/control/controller.js';
 import { decide } from '../../src/control/decide.js';
-import type { RuntimeContext } from '../../src/runtime/runtime.js';
+import type { RuntimeContext } from '../../src/control/runtime-context.js';
 import type { ServiceSnapshot } from '../../src/control/snapshot.js';
 import { KernelIkeDataPlane } from '../../src/dataplane/kernel/kernel-dataplane.js';
 import { silentLogger } from '../../src/log/logger.js';

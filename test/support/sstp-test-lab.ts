@@ -7,13 +7,14 @@ import { Metrics } from '../../src/observability/metrics.js';
 import { loadConfigText } from '../../src/config/load-config.js';
 import type { Config } from '../../src/config/types.js';
 import { Controller } from '../../src/control/controller.js';
-import type { RuntimeContext } from '../../src/runtime/runtime.js';
+import type { RuntimeContext } from '../../src/control/runtime-context.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { generateTestCertificate, type TestCertificate } from '../../src/sim/rras/sstp-certs.js';
 import { SimSstpEndpoint } from '../../src/sim/rras/sstp-endpoint.js';
 import { SimSstpClient, type SimClientOptions } from '../../src/sim/rras/sstp-sim-client.js';
 import { SstpProxy } from '../../src/dataplane/sstp/sstp-proxy.js';
 import { loadNativeSplice, SPLICE_ENV, spliceEnabledByEnv, type SpliceMode } from '../../src/dataplane/sstp/sstp-splice.js';
+import { waitUntil } from '../../src/util/wait.js';
 
 /**
  * The two ways established passthrough tunnels are relayed; the proxy's shared suites run once
@@ -170,9 +171,5 @@ export async function startProxyLab(options: LabOptions): Promise<ProxyLab> {
 
 /** Polls `cond` until true (event-driven code under test settles within a few ticks). */
 export async function eventually(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 5_000): Promise<void> {
-  const start = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await waitUntil(what, cond, timeoutMs, 10);
 }

@@ -20,7 +20,7 @@ import { ConnectionCounts, type Candidate } from '../../balancer/balancer.js';
 import { isSpiAffinity } from '../../balancer/affinity.js';
 import { MaglevBalancer, type MaglevTable } from '../../balancer/maglev/maglev.js';
 import type { Ikev2Service } from '../../config/types.js';
-import type { RuntimeContext } from '../../runtime/runtime.js';
+import type { RuntimeContext } from '../../control/runtime-context.js';
 import { backendsToFlush, type ServiceSnapshot } from '../../control/snapshot.js';
 import { VpnlbError } from '../../errors.js';
 import type { BackendCounters, DataPlane, DataPlaneStatus } from '../../control/dataplane-interface.js';

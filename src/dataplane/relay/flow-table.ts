@@ -15,25 +15,19 @@
  * the insertion is refused and the caller drops the packet: the work per new flow is bounded.
  */
 
-/** A source of milliseconds (injected so tests can drive time). */
-export interface Clock {
-  now(): number;
-}
-
-/** The system clock. */
-export const SYSTEM_CLOCK: Clock = { now: () => Date.now() };
+import { MONOTONIC_CLOCK, type Clock } from '../../util/clock.js';
 
 /**
  * A clock read on every datagram without a system call: it returns the time of its last
  * `refresh()`, which its owner calls from a timer and where it does per-flow work anyway.
  * Idle timeouts are seconds to hours, so a reading up to one refresh period old is exact enough
- * (a flow may look that much older than it is), and a `Date.now()` per datagram is saved.
+ * (a flow may look that much older than it is), and a clock read per datagram is saved.
  */
 export class CoarseClock implements Clock {
   readonly #source: Clock;
   #now: number;
 
-  constructor(source: Clock = SYSTEM_CLOCK) {
+  constructor(source: Clock = MONOTONIC_CLOCK) {
     this.#source = source;
     this.#now = source.now();
   }
@@ -90,7 +84,7 @@ export class FlowTable<V extends TableEntry, K extends TableKey = string> {
     if (!(options.maxEntries >= 1)) throw new RangeError('maxEntries must be at least 1');
     this.maxEntries = options.maxEntries;
     this.idleTimeout = options.idleTimeout;
-    this.#clock = options.clock ?? SYSTEM_CLOCK;
+    this.#clock = options.clock ?? MONOTONIC_CLOCK;
     this.#scanLimit = Math.max(1, options.scanLimit ?? 32);
     this.#onRemove = options.onRemove;
   }

@@ -9,7 +9,7 @@
 import { IKE_HEADER_LENGTH, IKE_MAJOR_VERSION } from '../../protocol/ikev2/constants.js';
 import { NAT_T_INVALID_CODES } from '../../protocol/ikev2/parse-codes.js';
 import type { Logger } from '../../log/logger.js';
-import { SYSTEM_CLOCK, type Clock } from './flow-table.js';
+import { MONOTONIC_CLOCK, type Clock } from '../../util/clock.js';
 
 /**
  * Reasons of the relay itself, after the parser codes (`empty`, `esp-too-short`, `ike-<code>`
@@ -60,7 +60,7 @@ export class RelayDrops {
   readonly #clock: Clock;
 
   /** @param clock read on every drop: the relay passes its coarse clock (a flood of drops must not cost a `Date.now()` each) */
-  constructor(service: string, logger: Logger, clock: Clock = SYSTEM_CLOCK) {
+  constructor(service: string, logger: Logger, clock: Clock = MONOTONIC_CLOCK) {
     this.#service = service;
     this.#logger = logger;
     this.#clock = clock;

@@ -17,6 +17,7 @@ import { classifyNatT, parsePayloads, withNonEspMarker } from '../../protocol/ik
 import { startHarness, type Harness, type HarnessOptions } from '../../../test/support/relay-test-harness.js';
 import { decide } from '../../control/decide.js';
 import { loadNativeFastPath, fastPathEnabledByEnv, FASTPATH_ENV } from './fastpath/native-binding.js';
+import { sleep } from '../../util/wait.js';
 
 type Mode = 'javascript' | 'native';
 
@@ -453,6 +454,3 @@ function spiBytes(spi: bigint): Buffer {
   return b;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

@@ -38,7 +38,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket, type SocketOptions } from 'node:dgram';
 import type { Ikev2Service } from '../../config/types.js';
-import type { RuntimeContext } from '../../runtime/runtime.js';
+import type { RuntimeContext } from '../../control/runtime-context.js';
 import { backendsToFlush, type ServiceSnapshot } from '../../control/snapshot.js';
 import { decide } from '../../control/decide.js';
 import { isSpiAffinity } from '../../balancer/affinity.js';
@@ -49,7 +49,8 @@ import { IkeParseStats } from '../../protocol/ikev2/parse-stats.js';
 import type { ConnectionCounts } from '../../balancer/balancer.js';
 import type { Logger } from '../../log/logger.js';
 import type { BackendCounters, DataPlane, DataPlaneStatus } from '../../control/dataplane-interface.js';
-import { CoarseClock, FlowTable, SYSTEM_CLOCK, type Clock, type RemovalReason, type TableEntry } from './flow-table.js';
+import { CoarseClock, FlowTable, type RemovalReason, type TableEntry } from './flow-table.js';
+import { MONOTONIC_CLOCK, type Clock } from '../../util/clock.js';
 import { flowKey, type FlowKey } from './relay-flow-key.js';
 import { RelayFlow, type FlowOwner, type RelayBackend, type RelaySession } from './relay-flow.js';
 import { RelayDrops, checkIkeAt, checkNatTDatagram, type RelayDropReason } from './relay-drops.js';
@@ -149,7 +150,7 @@ export class UdpRelay implements DataPlane {
     this.serviceName = service.name;
     this.#service = service;
     this.#logger = ctx.logger.child({ component: 'udp-relay', service: service.name });
-    this.#clock = options.clock ?? SYSTEM_CLOCK;
+    this.#clock = options.clock ?? MONOTONIC_CLOCK;
     this.#coarse = new CoarseClock(this.#clock);
     this.#connections = ctx.controller.connections(service.name);
     this.#drops = new RelayDrops(service.name, this.#logger, this.#coarse);

@@ -29,7 +29,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { ConnectionCounts } from '../../balancer/balancer.js';
 import type { SstpService } from '../../config/types.js';
-import type { RuntimeContext } from '../../runtime/runtime.js';
+import type { RuntimeContext } from '../../control/runtime-context.js';
 import type { ServiceSnapshot, SstpServiceSnapshot } from '../../control/snapshot.js';
 import { VpnlbError } from '../../errors.js';
 import type { BackendCounters, DataPlane, DataPlaneStatus } from '../../control/dataplane-interface.js';

@@ -16,14 +16,12 @@
  * - octet counters and last-activity times are pulled: per tunnel on status/close, all tunnels
  *   for the idle sweep.
  *
- * Loaded the way the relay loads its fast path (fastpath/native-binding.ts): when the module is
+ * Loaded like the relay's fast path (../native/load-addon.ts): when the module is
  * missing or fails to load, the caller gets the reason and tunnels stay Node pipes.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type net from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { enabledByEnv, loadAddon, type AddonLoad } from '../native/load-addon.js';
 import { canTakeOver, socketFd, stopNodeReceiving } from '../native/socket-fd.js';
 
 /** The addon's functions (native/tcp-splice/tcp_splice.c documents each). */
@@ -50,33 +48,18 @@ export type SpliceMode = 'auto' | 'off';
 
 /** True unless the environment switch turns the splice path off. */
 export function spliceEnabledByEnv(env: NodeJS.ProcessEnv = process.env): boolean {
-  const v = env[SPLICE_ENV]?.trim().toLowerCase();
-  return !(v === '0' || v === 'off' || v === 'false' || v === 'no');
+  return enabledByEnv(SPLICE_ENV, env);
 }
 
-let cached: { binding: NativeSplice } | { unavailable: string } | undefined;
+let cached: AddonLoad<NativeSplice> | undefined;
 
 /** The addon, or why it is unavailable (looked up from this file upwards, loaded once). */
-export function loadNativeSplice(): { binding: NativeSplice } | { unavailable: string } {
-  if (cached !== undefined) return cached;
-  if (process.platform !== 'linux') return (cached = { unavailable: `not supported on ${process.platform} (needs splice, epoll)` });
-  let dir = dirname(fileURLToPath(import.meta.url));
-  let path: string | undefined;
-  for (let i = 0; i < 8 && path === undefined; i++) {
-    const candidate = join(dir, SPLICE_ADDON_PATH);
-    if (existsSync(candidate)) path = candidate;
-    dir = dirname(dir);
-  }
-  if (path === undefined) return (cached = { unavailable: `addon not built (${SPLICE_ADDON_PATH} not found; run scripts/setup.sh)` });
-  try {
-    const binding = createRequire(import.meta.url)(path) as NativeSplice;
-    for (const fn of ['create', 'add', 'remove', 'counters', 'finished', 'stats', 'close', 'now'] as const) {
-      if (typeof binding[fn] !== 'function') return (cached = { unavailable: `addon ${path} lacks ${fn}()` });
-    }
-    return (cached = { binding });
-  } catch (err) {
-    return (cached = { unavailable: `addon ${path} failed to load: ${(err as Error).message.split('\n')[0]}` });
-  }
+export function loadNativeSplice(): AddonLoad<NativeSplice> {
+  return (cached ??= loadAddon<NativeSplice>({
+    path: SPLICE_ADDON_PATH,
+    needs: 'splice, epoll',
+    functions: ['create', 'add', 'remove', 'counters', 'finished', 'stats', 'close', 'now'],
+  }));
 }
 
 /** Octets a spliced tunnel moved (each counts what was written to the destination). */

@@ -16,6 +16,7 @@ import type { RemoteInfo, Socket } from 'node:dgram';
 import { IKE_EXCHANGE, classifyNatT, formatSpi, parsePayloads, withNonEspMarker } from '../../protocol/ikev2/index.js';
 import { bindUdp } from '../rras/ike-responder.js';
 import { authMessage, espPacket, espSpiOfAuth, randomEspSpi, randomSpi64, saInitRequest } from '../rras/ike-sim-messages.js';
+import { sleep } from '../../util/wait.js';
 
 export interface IkeClientOptions {
   /** Source address to bind (e.g. 127.1.0.7). */
@@ -179,6 +180,3 @@ async function exchange<T>(
   return { value: undefined, retransmits };
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { FastPath, type FlowDelta } from './fast-path.js';
 import { loadNativeFastPath, type HandoffPacket } from './native-binding.js';
+import { sleep } from '../../../util/wait.js';
 
 const loaded = loadNativeFastPath();
 const skip = 'unavailable' in loaded ? `native fast path unavailable: ${loaded.unavailable}` : false;
@@ -214,6 +215,3 @@ test('install refuses what it cannot hold: a full table, a duplicate, a bad addr
   }
 });
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

@@ -1,12 +1,10 @@
 /**
- * Loads the relay's optional native addon (native/udp-fastpath, built by scripts/setup.sh with
- * node-gyp) — the way `ws` loads `bufferutil`: when it is missing or fails to load, the caller
- * gets the reason and forwards in JavaScript.
+ * The relay's optional native addon (native/udp-fastpath, built by scripts/setup.sh with
+ * node-gyp), loaded by ../../native/load-addon.ts: when it is missing or fails to load, the
+ * caller gets the reason and forwards in JavaScript.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { enabledByEnv, loadAddon, type AddonLoad } from '../../native/load-addon.js';
 
 /** The addon's functions (native/udp-fastpath/udp_fastpath.c documents each). */
 export interface NativeFastPath {
@@ -29,34 +27,16 @@ export const FASTPATH_ENV = 'VPNLB_RELAY_FASTPATH';
 
 /** True unless the environment switch turns the fast path off. */
 export function fastPathEnabledByEnv(env: NodeJS.ProcessEnv = process.env): boolean {
-  const v = env[FASTPATH_ENV]?.trim().toLowerCase();
-  return !(v === '0' || v === 'off' || v === 'false' || v === 'no');
+  return enabledByEnv(FASTPATH_ENV, env);
 }
 
-let cached: { binding: NativeFastPath } | { unavailable: string } | undefined;
+let cached: AddonLoad<NativeFastPath> | undefined;
 
-/**
- * The addon, or why it is unavailable. Looked up from this file upwards (src/… under tsx,
- * dist/src/… compiled), loaded once per process.
- */
-export function loadNativeFastPath(): { binding: NativeFastPath } | { unavailable: string } {
-  if (cached !== undefined) return cached;
-  if (process.platform !== 'linux') return (cached = { unavailable: `not supported on ${process.platform} (needs epoll, recvmmsg, sendmmsg)` });
-  let dir = dirname(fileURLToPath(import.meta.url));
-  let path: string | undefined;
-  for (let i = 0; i < 8 && path === undefined; i++) {
-    const candidate = join(dir, ADDON_PATH);
-    if (existsSync(candidate)) path = candidate;
-    dir = dirname(dir);
-  }
-  if (path === undefined) return (cached = { unavailable: `addon not built (${ADDON_PATH} not found; run scripts/setup.sh)` });
-  try {
-    const binding = createRequire(import.meta.url)(path) as NativeFastPath;
-    for (const fn of ['create', 'install', 'remove', 'poll', 'close', 'now'] as const) {
-      if (typeof binding[fn] !== 'function') return (cached = { unavailable: `addon ${path} lacks ${fn}()` });
-    }
-    return (cached = { binding });
-  } catch (err) {
-    return (cached = { unavailable: `addon ${path} failed to load: ${(err as Error).message.split('\n')[0]}` });
-  }
+/** The addon, or why it is unavailable (looked up from this file upwards, loaded once per process). */
+export function loadNativeFastPath(): AddonLoad<NativeFastPath> {
+  return (cached ??= loadAddon<NativeFastPath>({
+    path: ADDON_PATH,
+    needs: 'epoll, recvmmsg, sendmmsg',
+    functions: ['create', 'install', 'remove', 'poll', 'close', 'now'],
+  }));
 }

@@ -12,7 +12,7 @@
 import type { RemoteInfo, Socket } from 'node:dgram';
 import type { Metrics } from '../../../observability/metrics.js';
 import type { Logger } from '../../../log/logger.js';
-import type { Clock } from '../flow-table.js';
+import type { Clock } from '../../../util/clock.js';
 import type { RelayDrops } from '../relay-drops.js';
 import type { RelayFlow } from '../relay-flow.js';
 import { FastPath, type FastPathTotals } from './fast-path.js';
