@@ -112,7 +112,7 @@ export async function runHaPair(options: HaPairOptions = {}): Promise<HaPairRepo
     clients4: options.clients4 ?? 14,
     clients6: options.clients6 ?? 3,
     cgnatClients: options.cgnatClients ?? 3,
-    spareClients: options.spareClients ?? events.length * 2,
+    spareClients: options.spareClients ?? events.length * 4, // two per event, two per fail-back
   });
   try {
     const [lb1, lb2] = lab.nodes as [HaLabNode, HaLabNode];

@@ -42,6 +42,7 @@ describe('active/standby pair: keepalived + conntrackd, real tunnels', { skip, t
       assert.equal(f.ikeSasReestablished, 0, what);
       assert.equal(f.splitHandshakes, 0, what);
       assert.equal(f.leakedServerPackets, 0, what);
+      assert.equal(f.newClientsTried, 2, what);
       assert.equal(f.newClientsConnected, f.newClientsTried, what);
     }
     // The cause recorded by the node that gave the addresses away (a node whose links went down
