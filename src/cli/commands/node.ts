@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadConfigFile } from '../../config/load-config.js';
 import { VpnlbError } from '../../errors.js';
 import { haPaths } from '../../ha/paths.js';
@@ -9,7 +9,8 @@ import { parseCommandArgs, required, type Command } from '../command.js';
 /**
  * `vpnlb node drain|resume`: hands this node's addresses to the peer on purpose (maintenance),
  * or takes the drain back. The drain file lowers the node's VRRP priority to the minimum
- * (keepalived's track_file, render-keepalived.ts): the peer preempts at its next advert, this
+ * (keepalived's track_file, render-keepalived.ts): the peer preempts once its preempt delay and
+ * master-down interval have passed (about 9 s with the defaults), this
  * node stays a standby that takes over again if the peer dies. With `--wait` (default when
  * draining the active node) the command returns once this node reports standby.
  */
@@ -33,6 +34,9 @@ export const nodeCommand: Command = {
       }
       return parseTransitions(text).at(-1)?.state;
     };
+    // The run directory may not exist yet (a tmpfs after a reboot, before `vpnlb ha start`):
+    // draining then keeps the node from taking the addresses when the pair starts.
+    mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
     writeFileSync(paths.drainFile, action === 'drain' ? '1\n' : '0\n');
     if (action === 'resume') {
       io.out(`${self.name}: resumed (takes the addresses back from ${peer.name} after ha.vrrp.preemptDelay when it has the higher priority)`);
