@@ -2,25 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { main } from './main.js';
-import type { CommandIo } from './command.js';
+import { captureIo as capture } from '../../test/support/command-io.js';
 import { REPO_ROOT } from '../../lab/vpnlb-process.js';
 import { loadConfigFile } from '../config/load-config.js';
 import { Controller } from '../control/controller.js';
 import { decide } from '../control/decide.js';
-
-function capture(): CommandIo & { stdout: string; stderr: string } {
-  const io = {
-    stdout: '',
-    stderr: '',
-    out(t: string) {
-      io.stdout += `${t}\n`;
-    },
-    err(t: string) {
-      io.stderr += `${t}\n`;
-    },
-  };
-  return io;
-}
 
 const example = join(REPO_ROOT, 'examples/rras-farm.yaml');
 

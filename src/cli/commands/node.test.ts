@@ -4,22 +4,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../../lab/vpnlb-process.js';
-import type { CommandIo } from '../command.js';
+import { captureIo as capture } from '../../../test/support/command-io.js';
 import { nodeCommand } from './node.js';
-
-function capture(): CommandIo & { stdout: string; stderr: string } {
-  const io = {
-    stdout: '',
-    stderr: '',
-    out(t: string) {
-      io.stdout += `${t}\n`;
-    },
-    err(t: string) {
-      io.stderr += `${t}\n`;
-    },
-  };
-  return io;
-}
 
 test('node drain creates a missing run directory (a tmpfs after a reboot) and writes the drain file; resume clears it', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'vpnlb-node-'));
