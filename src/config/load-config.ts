@@ -587,6 +587,7 @@ function resolve(input: ConfigInput, source: string): Config {
       maxNewFlowsPerSecond: s.maxNewFlowsPerSecond ?? D.maxNewFlowsPerSecond,
       maxNewFlowsPerSecondPerSource:
         s.maxNewFlowsPerSecondPerSource ?? Math.max(1, Math.ceil((s.maxNewFlowsPerSecond ?? D.maxNewFlowsPerSecond) * D.maxNewFlowsPerSecondPerSourceShare)),
+      kernelShed: s.kernelShed ?? D.kernelShed,
       table: s.table ?? D.table,
       hashSeed: s.hashSeed ?? D.hashSeed,
       slowStart: s.slowStart !== undefined ? parseDuration(s.slowStart) : (pools[s.pool]?.slowStart ?? DEFAULTS.slowStart),
