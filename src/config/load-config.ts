@@ -6,6 +6,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, visit, type Document, type Node } from 'yaml';
@@ -626,6 +627,7 @@ function resolve(input: ConfigInput, source: string): Config {
     admin: resolveAdmin(input.admin ?? {}, baseDirOf(source)),
     log: { level: input.log?.level ?? DEFAULTS.logLevel },
     health: { allDown: input.health?.allDown ?? DEFAULTS.allDown },
+    workers: input.workers === undefined || input.workers === 'auto' ? availableParallelism() : input.workers,
     monitors,
     pools,
     services: { ikev2, sstp },
