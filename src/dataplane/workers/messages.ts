@@ -6,8 +6,8 @@
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { Config } from '../../config/types.js';
 import type { AdminState, Health } from '../../control/snapshot.js';
-import type { DataPlaneStatus } from '../dataplane.js';
-import type { PersistenceTableName } from '../userspace/sstp-proxy.js';
+import type { DataPlaneStatus } from '../../control/dataplane-interface.js';
+import type { PersistenceTableName } from '../sstp/sstp-proxy.js';
 
 /** One backend's state as the main process's controller holds it (the worker mirrors it). */
 export interface BackendMirror {

@@ -16,12 +16,12 @@
  */
 import cluster from 'node:cluster';
 import { ConnectionCounts } from '../../balancer/balancer.js';
-import { Metrics } from '../../admin/metrics.js';
+import { Metrics } from '../../observability/metrics.js';
 import type { Config } from '../../config/types.js';
 import { Controller } from '../../control/controller.js';
 import { createLogger } from '../../log/logger.js';
 import type { SstpServiceSnapshot } from '../../control/snapshot.js';
-import { SstpProxy } from '../userspace/sstp-proxy.js';
+import { SstpProxy } from '../sstp/sstp-proxy.js';
 import { isToWorker, type BackendMirror, type FromWorker, type ToWorker } from './messages.js';
 
 /** How often a worker checks whether its connection counts changed. */

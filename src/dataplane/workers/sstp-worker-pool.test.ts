@@ -7,14 +7,14 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Metrics } from '../../admin/metrics.js';
+import { Metrics } from '../../observability/metrics.js';
 import { loadConfigText } from '../../config/load-config.js';
 import { Controller } from '../../control/controller.js';
 import { silentLogger } from '../../log/logger.js';
-import { generateTestCertificate, type TestCertificate } from '../../../lab/sim-rras/sstp-certs.js';
-import { SimSstpEndpoint } from '../../../lab/sim-rras/sstp-endpoint.js';
-import { SimSstpClient } from '../../../lab/sim-rras/sstp-sim-client.js';
-import { eventually } from '../userspace/sstp-test-lab.js';
+import { generateTestCertificate, type TestCertificate } from '../../sim/rras/sstp-certs.js';
+import { SimSstpEndpoint } from '../../sim/rras/sstp-endpoint.js';
+import { SimSstpClient } from '../../sim/rras/sstp-sim-client.js';
+import { eventually } from '../../../test/support/sstp-test-lab.js';
 import { SstpWorkerPool } from './sstp-worker-pool.js';
 
 let cert: TestCertificate;

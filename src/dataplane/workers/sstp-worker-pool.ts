@@ -30,11 +30,11 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { SstpService } from '../../config/types.js';
-import type { RuntimeContext } from '../../control/runtime.js';
+import type { RuntimeContext } from '../../control/runtime-context.js';
 import type { ServiceSnapshot } from '../../control/snapshot.js';
 import { VpnlbError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
-import type { BackendCounters, DataPlane, DataPlaneStatus } from '../dataplane.js';
+import type { BackendCounters, DataPlane, DataPlaneStatus } from '../../control/dataplane-interface.js';
 import { isFromWorker, type BackendMirror, type FromWorker, type PersistenceEntry, type ToWorker } from './messages.js';
 
 /** Longest wait for a worker's start (listen) or stop. */
