@@ -17,7 +17,7 @@
 import cluster from 'node:cluster';
 import { ConnectionCounts } from '../../balancer/balancer.js';
 import { Metrics } from '../../observability/metrics.js';
-import type { Config } from '../../config/types.js';
+import type { Config, SstpService } from '../../config/types.js';
 import { Controller } from '../../control/controller.js';
 import { createLogger } from '../../log/logger.js';
 import type { SstpServiceSnapshot } from '../../control/snapshot.js';
@@ -56,8 +56,9 @@ async function run(init: Extract<ToWorker, { vpnlb: 'init' }>): Promise<void> {
   const controller = new MirrorController(config);
   mirror(controller, init.service, init.backends);
   const metrics = new Metrics();
-  const svc = config.services.sstp.find((s) => s.name === init.service);
-  if (!svc) throw new Error(`no SSTP service ${init.service} in the configuration`);
+  const configured = config.services.sstp.find((s) => s.name === init.service);
+  if (!configured) throw new Error(`no SSTP service ${init.service} in the configuration`);
+  const svc = workerShare(configured, config.workers);
   const proxy = new SstpProxy(svc, { config, controller, logger, metrics }, {
     onPersistenceLearned: (table, key, backend) => send({ vpnlb: 'learn', entry: [table, key, backend] }),
     ticketKeys: init.ticketKeys,
@@ -121,6 +122,22 @@ async function run(init: Extract<ToWorker, { vpnlb: 'init' }>): Promise<void> {
 
   sendStatus();
   send({ vpnlb: 'ready', port: proxy.port() });
+}
+
+/**
+ * The limits one worker enforces: round robin gives each worker an even share of every source's
+ * connections, so per-source limits and a numeric `maxConnections` are divided by the number
+ * of workers (rounded up). `maxConnections: auto` is not: it follows the open-file limit, and
+ * each worker is a process with its own descriptors.
+ */
+export function workerShare(s: SstpService, workers: number): SstpService {
+  const share = (n: number) => (n > 0 ? Math.ceil(n / workers) : n);
+  return {
+    ...s,
+    maxConnectionsPerSource: share(s.maxConnectionsPerSource),
+    maxNewConnectionsPerSecondPerSource: share(s.maxNewConnectionsPerSecondPerSource),
+    ...(typeof s.maxConnections === 'number' ? { maxConnections: share(s.maxConnections) } : {}),
+  };
 }
 
 /** Connections this worker accepted since it started (its `vpnlb_sstp_connections_total`). */

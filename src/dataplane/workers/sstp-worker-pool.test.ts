@@ -133,3 +133,16 @@ describe('SSTP proxy in 2 worker processes', () => {
     }
   });
 });
+
+describe('what one worker enforces', () => {
+  it('per-source limits and a numeric maxConnections are divided among the workers; auto is per process', async () => {
+    const { workerShare } = await import('./sstp-worker-main.js');
+    const config = loadConfigText(JSON.stringify({
+      pools: { farm: { backends: [{ name: 'a', address: '127.0.0.10' }] } },
+      services: { sstp: [{ name: 's', virtualIp: '127.0.0.1', pool: 'farm', maxConnections: 1001, maxConnectionsPerSource: 40, maxNewConnectionsPerSecondPerSource: 0 }, { name: 't', virtualIp: '127.0.0.2', pool: 'farm' }] },
+    }));
+    const s = workerShare(config.services.sstp[0]!, 2);
+    assert.deepEqual([s.maxConnections, s.maxConnectionsPerSource, s.maxNewConnectionsPerSecondPerSource], [501, 20, 0]);
+    assert.equal(workerShare(config.services.sstp[1]!, 3).maxConnections, 'auto');
+  });
+});
