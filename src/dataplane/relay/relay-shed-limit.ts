@@ -11,7 +11,8 @@
  * relay's core and is thrown away anyway; a datagram dropped by the limit costs a fraction of
  * that. So, additive-increase/multiplicative-decrease as in TCP congestion control (RFC 5681
  * §3.1 halves; here the cut is to what was forwarded, since the forwarded rate is measured):
- * - overflow in a tick: limit = `cut` × the rate the relay forwarded in that tick;
+ * - overflow in a tick: limit = `cut` × the rate the relay forwarded in that tick (at most a
+ *   quarter below the previous limit);
  * - no overflow and the limit was binding (forwarded ≥ `bindingShare` × limit): probe upwards
  *   by `increase` (capacity may have grown: other work left the core);
  * - no overflow and the limit not binding for `releaseTicks` ticks: no limit at all (normal
@@ -38,6 +39,9 @@ export interface ShedTick {
   /** Datagrams the relay forwarded towards the servers per second in this tick. */
   readonly forwardedPerSecond: number;
 }
+
+/** Smallest factor one overflowing tick applies to an existing limit. */
+const MAX_CUT = 0.75;
 
 export class ShedLimit {
   readonly #floor: number;
@@ -69,8 +73,10 @@ export class ShedLimit {
       this.#quietTicks = 0;
       const measured = Math.max(this.#floor, Math.floor(tick.forwardedPerSecond * this.#cut));
       // Never raise the limit because of an overflow (a tick may forward more than the limit
-      // when a burst was queued before the limit took effect).
-      this.#limit = this.#limit === undefined ? measured : Math.min(this.#limit, measured);
+      // when a burst was queued before the limit took effect), and never cut it by more than
+      // `MAX_CUT` in one tick: a tick in which other work starved the relay says little about
+      // its capacity, and climbing back at +4 % a tick is slow.
+      this.#limit = this.#limit === undefined ? measured : Math.max(this.#floor, Math.min(this.#limit, Math.max(measured, Math.floor(this.#limit * MAX_CUT))));
       return this.#limit;
     }
     if (this.#limit === undefined) return undefined;
