@@ -37,8 +37,8 @@ import type { Logger } from '../../log/logger.js';
 import type { BackendCounters, DataPlane, DataPlaneStatus } from '../../control/dataplane-interface.js';
 import { isFromWorker, type BackendMirror, type FromWorker, type PersistenceEntry, type ToWorker } from './messages.js';
 
-/** Longest wait for a worker's start (listen) or stop. */
-const START_TIMEOUT_MS = 20_000;
+/** Longest wait for a worker's start (loading its modules, listening) or stop: generous, a loaded machine is slow to start processes. */
+const START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 10_000;
 /** Most persistence entries kept here for new workers (each worker's tables have the same bound). */
 const MAX_PERSISTENCE_ENTRIES = 200_000;
