@@ -135,7 +135,7 @@ services:
   const config = loadConfigText(yaml);
   const controller = new Controller(config);
   const service = config.services.ikev2[0];
-  const relay = new UdpRelay(service, { config, controller, logger: silentLogger(), metrics: new Metrics() }, { fastPath: fastPath === 'off' ? 'off' : 'auto' });
+  const relay = new UdpRelay(service, { config, controller, logger: silentLogger(), metrics: new Metrics() }, { fastPath: fastPath === 'off' ? 'off' : 'auto', kernelShed: 'off' });
   await relay.start(controller.service(service.name));
   const fast = (relay.stats() as { fastPath?: { active: boolean; reason?: string } }).fastPath;
   if (fastPath === 'on' && !fast?.active) throw new Error(`--fastpath on: the native fast path is not active (${fast?.reason ?? 'this tree has none'})`);

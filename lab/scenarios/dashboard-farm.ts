@@ -57,7 +57,10 @@ export async function startDashboardFarm(options: { clients?: number } = {}): Pr
       sstp.set(`rras${i + 1}`, s);
     }
     ike = await startSimFarm({ addresses: SERVERS, responder: { perIpLimit: 1000, idleTimeout: 600_000, halfOpenTimeout: 600_000 } });
+    // One process: the dashboard is under test here, not the SSTP workers (their own test:
+    // src/dataplane/workers/sstp-worker-pool.test.ts).
     const config = loadConfigText(`
+workers: 1
 admin: { listen: 127.0.0.1, port: 0 }
 monitors:
   sstp: { type: sstp, port: ${port}, interval: 500ms, timeout: 400ms, rise: 1, fall: 2, jitter: 0 }

@@ -21,17 +21,31 @@ export interface Candidate {
   readonly weight: number;
 }
 
-/** Open connections (tunnels) per backend name; shared by successive balancers of a service. */
+/**
+ * Open connections (tunnels) per backend name; shared by successive balancers of a service.
+ * With several worker processes (src/dataplane/workers/), each process counts its own
+ * connections (`local`) and holds the others' last reported counts (`setRemote`): `get` is the
+ * sum, so least connections and per-backend limits see the whole service.
+ */
 export class ConnectionCounts {
   readonly #counts = new Map<string, number>();
+  #remote: ReadonlyMap<string, number> = new Map();
   get(name: string): number {
+    return (this.#counts.get(name) ?? 0) + (this.#remote.get(name) ?? 0);
+  }
+  /** This process's own connections to `name`. */
+  local(name: string): number {
     return this.#counts.get(name) ?? 0;
   }
+  /** Replaces the other processes' counts. */
+  setRemote(counts: ReadonlyMap<string, number>): void {
+    this.#remote = counts;
+  }
   increment(name: string): void {
-    this.#counts.set(name, this.get(name) + 1);
+    this.#counts.set(name, this.local(name) + 1);
   }
   decrement(name: string): void {
-    const n = this.get(name) - 1;
+    const n = this.local(name) - 1;
     if (n <= 0) this.#counts.delete(name);
     else this.#counts.set(name, n);
   }

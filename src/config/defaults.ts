@@ -52,6 +52,9 @@ export const DEFAULTS = Object.freeze({
     // A quarter of the budget per source: one flooding source leaves three quarters to the
     // others, and a carrier-grade NAT address still sets up 1250 flows/s (docs/security.md).
     maxNewFlowsPerSecondPerSourceShare: 0.25,
+    // Under twice its peak load the relay kept 0.62 of its peak when the kernel queued every
+    // datagram for it (bench/analysis.md): shed in nftables wherever it can.
+    kernelShed: 'auto' as const,
     table: 'vpnlb',
     hashSeed: 0x7670_6e6c,
     maxSasPerAddress: 1_000,

@@ -6,6 +6,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, visit, type Document, type Node } from 'yaml';
@@ -587,6 +588,7 @@ function resolve(input: ConfigInput, source: string): Config {
       maxNewFlowsPerSecond: s.maxNewFlowsPerSecond ?? D.maxNewFlowsPerSecond,
       maxNewFlowsPerSecondPerSource:
         s.maxNewFlowsPerSecondPerSource ?? Math.max(1, Math.ceil((s.maxNewFlowsPerSecond ?? D.maxNewFlowsPerSecond) * D.maxNewFlowsPerSecondPerSourceShare)),
+      kernelShed: s.kernelShed ?? D.kernelShed,
       table: s.table ?? D.table,
       hashSeed: s.hashSeed ?? D.hashSeed,
       slowStart: s.slowStart !== undefined ? parseDuration(s.slowStart) : (pools[s.pool]?.slowStart ?? DEFAULTS.slowStart),
@@ -625,6 +627,7 @@ function resolve(input: ConfigInput, source: string): Config {
     admin: resolveAdmin(input.admin ?? {}, baseDirOf(source)),
     log: { level: input.log?.level ?? DEFAULTS.logLevel },
     health: { allDown: input.health?.allDown ?? DEFAULTS.allDown },
+    workers: input.workers === undefined || input.workers === 'auto' ? availableParallelism() : input.workers,
     monitors,
     pools,
     services: { ikev2, sstp },

@@ -128,6 +128,8 @@ export const Ikev2ServiceSchema = Type.Object(
     maxNewFlowsPerSecond: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000000 })),
     /** Userspace relay: most new flows per second from one source address (its fair share of the budget). */
     maxNewFlowsPerSecondPerSource: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000000 })),
+    /** Userspace relay: shed a flood in nftables before the relay's sockets (`auto`: where nft and CAP_NET_ADMIN are). */
+    kernelShed: Type.Optional(StringEnum(['auto', 'off'])),
     /** nftables table name for the kernel data plane. */
     table: Type.Optional(Type.String({ pattern: '^[a-zA-Z][a-zA-Z0-9_]{0,30}$' })),
     /** Hash seed shared by every balancer node of a farm. */
@@ -295,6 +297,8 @@ export const ConfigSchema = Type.Object(
       ),
     ),
     health: Type.Optional(HealthPolicySchema),
+    /** Processes that serve the SSTP proxy (`auto`: one per core; 1: in the main process). */
+    workers: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 64 }), Type.Literal('auto')], { description: 'a number of processes (1 to 64) or auto' })),
     /** Active/standby pair on keepalived (VRRP) and conntrackd (docs/high-availability.md). */
     ha: Type.Optional(HaSchema),
     monitors: Type.Optional(Type.Record(NameSchema, MonitorSchema)),

@@ -82,6 +82,8 @@ export interface Config {
   readonly admin: AdminConfig;
   readonly log: { readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' };
   readonly health: { readonly allDown: 'serve-all' | 'refuse' };
+  /** Processes serving the SSTP proxy (resolved: `auto` is the number of cores). */
+  readonly workers: number;
   readonly monitors: Readonly<Record<string, Monitor>>;
   readonly pools: Readonly<Record<string, Pool>>;
   readonly services: {

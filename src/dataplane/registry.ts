@@ -1,6 +1,6 @@
 /**
  * Chooses and creates the data plane of each service:
- * - SSTP: the userspace TCP/TLS proxy;
+ * - SSTP: the userspace TCP/TLS proxy, in `workers` processes when that is more than one;
  * - IKEv2, `dataplane: kernel`: nftables (needs nft, and CAP_NET_ADMIN for it: root or the ambient set);
  * - IKEv2, `dataplane: userspace`: the UDP relay (full NAT by nature, any machine);
  * - IKEv2, `dataplane: auto` (default): kernel where nft is present and gets CAP_NET_ADMIN, else userspace,
@@ -12,10 +12,14 @@ import type { DataPlane } from '../control/dataplane-interface.js';
 import { KernelIkeDataPlane, kernelAvailability } from './kernel/kernel-dataplane.js';
 import { UdpRelay } from './relay/udp-relay.js';
 import { SstpProxy } from './sstp/sstp-proxy.js';
+import { SstpWorkerPool } from './workers/sstp-worker-pool.js';
 import { VpnlbError } from '../errors.js';
 
 export async function createDataPlane(snapshot: ServiceSnapshot, ctx: RuntimeContext): Promise<DataPlane> {
-  if (snapshot.kind === 'sstp') return new SstpProxy(snapshot.service, ctx);
+  if (snapshot.kind === 'sstp') {
+    // More than one process: the proxy runs in `workers` processes (src/dataplane/workers/).
+    return ctx.config.workers > 1 ? new SstpWorkerPool(snapshot.service, ctx, ctx.config.workers) : new SstpProxy(snapshot.service, ctx);
+  }
   const service = snapshot.service;
   const avail = await kernelAvailability();
   if (service.dataplane === 'kernel') {

@@ -62,7 +62,7 @@ ${o.extraServiceYaml ?? ''}
   const controller = new Controller(config);
   const metrics = new Metrics();
   const service = config.services.ikev2[0]!;
-  const relay = new UdpRelay(service, { config, controller, logger: silentLogger(), metrics }, o.relayOptions);
+  const relay = new UdpRelay(service, { config, controller, logger: silentLogger(), metrics }, { kernelShed: 'off', ...o.relayOptions });
   await relay.start(controller.service(service.name)!);
   let chain: Promise<void> = Promise.resolve();
   controller.on('snapshot', (snap) => {

@@ -62,6 +62,10 @@ import { SnatPool, type SnatPairUsage } from './snat-pool.js';
 import { NatTFlowIndex } from './natt-flow-index.js';
 import { RelayFastPath, type FastPathMode, type FastPathStatus } from './fastpath/relay-fast-path.js';
 import { listenError } from '../../platform/capabilities.js';
+import type { NftApplier } from '../kernel/nft-applier.js';
+import { kernelAvailability } from '../kernel/kernel-dataplane.js';
+import type { OverflowReader } from './relay-kernel-shed.js';
+import { RelayShed, type KernelShedMode, type RelayShedStatus } from './relay-shed.js';
 
 /** Test and tuning knobs that are not part of the configuration file. */
 export interface UdpRelayOptions {
@@ -81,6 +85,11 @@ export interface UdpRelayOptions {
    * and `VPNLB_RELAY_FASTPATH` is not `0`; `off`: always in JavaScript.
    */
   readonly fastPath?: FastPathMode;
+  /** Overrides the service's `kernelShed` (tests); `nft`/`overflows` inject the kernel side. */
+  readonly kernelShed?: KernelShedMode;
+  readonly shedNft?: NftApplier;
+  readonly shedOverflows?: OverflowReader;
+  readonly shedTickMs?: number;
 }
 
 
@@ -99,6 +108,8 @@ export interface UdpRelayStats {
   readonly snat: readonly SnatPairUsage[];
   /** Whether the native fast path forwards established flows, and how many. */
   readonly fastPath: FastPathStatus;
+  /** Whether a flood is shed in the kernel (nftables) before the relay's sockets. */
+  readonly kernelShed: RelayShedStatus;
 }
 
 // Larger socket buffers absorb bursts instead of dropping them in the kernel (capped by
@@ -137,6 +148,7 @@ export class UdpRelay implements DataPlane {
   readonly #warnings: string[] = [];
   readonly #fastPathMode: FastPathMode;
   readonly #metricsRegistry: RuntimeContext['metrics'];
+  readonly #shed: RelayShed;
   // Mutable state.
   #snapshot: ServiceSnapshot | undefined;
   #ikeSocket: Socket | undefined;
@@ -175,6 +187,19 @@ export class UdpRelay implements DataPlane {
     });
     this.#sessions = new FlowTable<RelaySession>({ maxEntries: service.maxFlows, idleTimeout: service.persistenceTimeout, clock });
     this.#pins = new FlowTable<Pin>({ maxEntries: service.maxFlows, idleTimeout: service.persistenceTimeout, clock });
+    this.#shed = new RelayShed({
+      mode: options.kernelShed ?? service.kernelShed,
+      serviceName: service.name,
+      family: service.family,
+      virtualIp: service.virtualIp,
+      maxNewFlowsPerSecond: Number.isFinite(perSecond) ? perSecond : service.maxNewFlowsPerSecond,
+      logger: this.#logger,
+      metrics: ctx.metrics,
+      availability: () => kernelAvailability(),
+      ...(options.shedNft ? { nft: options.shedNft } : {}),
+      ...(options.shedOverflows ? { overflows: options.shedOverflows } : {}),
+      ...(options.shedTickMs ? { tickMs: options.shedTickMs } : {}),
+    });
   }
 
   /** The bound ports (useful when the configuration asks for port 0). */
@@ -212,6 +237,7 @@ export class UdpRelay implements DataPlane {
     });
     this.#warnFullNat();
     this.#warnFileLimit();
+    await this.#shed.start([this.#ports.ike, this.#ports.natT], () => this.#forwardedToBackends());
     this.#timer = setInterval(() => this.#housekeeping(), this.#sweepInterval);
     this.#timer.unref();
   }
@@ -234,6 +260,7 @@ export class UdpRelay implements DataPlane {
   async stop(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
+    await this.#shed.stop();
     // The native thread stops before Node closes the listeners it reads.
     this.#fast?.close();
     for (const sock of [this.#ikeSocket, this.#natTSocket]) {
@@ -283,6 +310,7 @@ export class UdpRelay implements DataPlane {
       dropped: { ...this.#drops.counts },
       snat: this.#snat.usage(),
       fastPath: this.#fast?.status() ?? { active: false, reason: 'not started', flows: 0, forwardedIn: 0, forwardedOut: 0 },
+      kernelShed: this.#shed.status(),
     };
   }
 
@@ -327,8 +355,10 @@ export class UdpRelay implements DataPlane {
     },
     onReady: (flow) => {
       this.#settingUp--;
-      // Connected: from now on the native thread forwards this flow (when the fast path runs).
+      // Connected: from now on the native thread forwards this flow (when the fast path runs),
+      // and its datagrams count as established in the kernel's shedding.
       this.#fast?.install(flow);
+      this.#shed.flowReady(flow.clientAddress, flow.clientPort, flow.isNatT ? this.#ports.natT : this.#ports.ike);
     },
     onSocketError: (flow, err) => {
       const code = (err as NodeJS.ErrnoException).code ?? err.message;
@@ -420,6 +450,7 @@ export class UdpRelay implements DataPlane {
   #flowRemoved(flow: RelayFlow, reason: RemovalReason): void {
     if (!flow.isReady && !flow.isClosed) this.#settingUp--;
     this.#fast?.remove(flow); // before close: the addon must be done with the socket
+    this.#shed.flowGone(flow.clientAddress, flow.clientPort, flow.isNatT ? this.#ports.natT : this.#ports.ike);
     flow.close();
     this.#snat.release(flow.lease);
     flow.backend.traffic.flows--;
@@ -434,6 +465,14 @@ export class UdpRelay implements DataPlane {
   }
 
   // --- housekeeping -------------------------------------------------------------------------
+
+  /** Datagrams forwarded towards the servers since start (the shedding's measure of capacity). */
+  #forwardedToBackends(): number {
+    this.#fast?.sync();
+    let n = 0;
+    for (const b of this.#backends.values()) n += b.traffic.packetsIn;
+    return n;
+  }
 
   #housekeeping(): void {
     const now = this.#coarse.refresh();

@@ -21,10 +21,14 @@ export class PersistenceTable {
   // Mutable: key → backend name and expiry (ms since epoch), oldest first.
   readonly #entries = new Map<string, { backend: string; expires: number }>();
 
-  constructor(options: { timeout: number; maxEntries?: number; now?: () => number }) {
+  /** Told of every entry learned here (not of replicas): worker processes share what they learn. */
+  readonly #onLearn: ((key: string, backend: string) => void) | undefined;
+
+  constructor(options: { timeout: number; maxEntries?: number; now?: () => number; onLearn?: (key: string, backend: string) => void }) {
     this.#timeout = options.timeout;
     this.#maxEntries = options.maxEntries ?? 100_000;
     this.#now = options.now ?? Date.now;
+    this.#onLearn = options.onLearn;
   }
 
   get size(): number {
@@ -46,9 +50,25 @@ export class PersistenceTable {
   /** Remembers `key` → `backend`. */
   set(key: string, backend: string): void {
     if (this.#timeout <= 0) return;
+    const had = this.#entries.get(key)?.backend;
+    this.learnReplica(key, backend);
+    if (had !== backend) this.#onLearn?.(key, backend);
+  }
+
+  /** Remembers an entry another process learned (not reported back through `onLearn`). */
+  learnReplica(key: string, backend: string): void {
+    if (this.#timeout <= 0) return;
     this.#entries.delete(key);
     this.#entries.set(key, { backend, expires: this.#now() + this.#timeout });
     this.#evict();
+  }
+
+  /** Live entries, oldest first (a new worker process starts with them). */
+  entries(): [string, string][] {
+    const now = this.#now();
+    const out: [string, string][] = [];
+    for (const [k, e] of this.#entries) if (e.expires > now) out.push([k, e.backend]);
+    return out;
   }
 
   /** Forgets every entry pointing at `backend` (removed from the configuration). */

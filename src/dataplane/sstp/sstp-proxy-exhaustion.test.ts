@@ -61,6 +61,8 @@ describe('SSTP proxy under a descriptor attack (vpnlb run, open-file limit 1024)
     sim = await SimSstpEndpoint.start({ name: 'rras1', host: '127.0.0.40', cert: cert.cert, key: cert.key });
     dir = mkdtempSync(join(tmpdir(), 'vpnlb-exhaustion-'));
     const config = {
+      // One process: the descriptor budget under test is a process's (each worker has its own).
+      workers: 1,
       admin: { listen: '127.0.0.1', port: 0, tokenFile: join(dir, 'admin.token') },
       log: { level: 'error' },
       pools: { farm: { backends: [{ name: 'rras1', address: '127.0.0.40' }] } },

@@ -81,7 +81,17 @@ export interface SstpProxyOptions {
   readonly openFileLimit?: number;
   /** Hello memory budget of the service (default `MAX_HELLO_BYTES_HELD`; tests use a smaller one). */
   readonly helloBytesBudget?: number;
+  /**
+   * Told of each persistence entry learned here (worker processes: the others learn it too,
+   * src/dataplane/workers/); `learnReplica` takes theirs.
+   */
+  readonly onPersistenceLearned?: (table: PersistenceTableName, key: string, backend: string) => void;
+  /** TLS session-ticket keys (48 octets) for the front (offload, reencrypt); default: random per process. */
+  readonly ticketKeys?: Buffer;
 }
+
+/** The proxy's two persistence tables: TLS session ids and client addresses. */
+export type PersistenceTableName = 'sessions' | 'clients';
 
 /**
  * Front TLS settings (offload, reencrypt). AES-GCM first and the server's order honoured: with
@@ -115,6 +125,7 @@ export class SstpProxy implements DataPlane {
   #snapshot: SstpServiceSnapshot | undefined;
   #server: net.Server | undefined;
   #frontContext: tls.SecureContext | undefined;
+  readonly #ticketKeys: Buffer | undefined;
   #frontDer: Buffer | undefined;
   readonly #tunnels = new Set<SstpTunnel>();
   readonly #drainTimers = new Map<string, NodeJS.Timeout>();
@@ -144,6 +155,7 @@ export class SstpProxy implements DataPlane {
     this.#spliceAfterMs = options.spliceAfterMs ?? SPLICE_AFTER_MS;
     this.#openFileLimit = 'openFileLimit' in options ? options.openFileLimit : openFileLimit();
     this.#helloBytesBudget = options.helloBytesBudget ?? MAX_HELLO_BYTES_HELD;
+    this.#ticketKeys = options.ticketKeys;
     const rate = service.maxNewConnectionsPerSecondPerSource;
     this.#sourceRate = rate > 0 ? new SourceRateLimiter({ perSecond: rate, burst: Math.max(rate, DEFAULTS.sstp.newConnectionBurstPerSource) }) : undefined;
     this.serviceName = service.name;
@@ -153,8 +165,19 @@ export class SstpProxy implements DataPlane {
     const logger = ctx.logger.child({ component: 'sstp', service: service.name });
     this.#log = new RateLimitedLog(logger);
     this.#connections = ctx.controller.connections(service.name);
-    this.#sessions = new PersistenceTable({ timeout: service.persistenceTimeout });
-    this.#clients = new PersistenceTable({ timeout: service.persistenceTimeout });
+    const learned = options.onPersistenceLearned;
+    this.#sessions = new PersistenceTable({ timeout: service.persistenceTimeout, ...(learned ? { onLearn: (k, b) => learned('sessions', k, b) } : {}) });
+    this.#clients = new PersistenceTable({ timeout: service.persistenceTimeout, ...(learned ? { onLearn: (k, b) => learned('clients', k, b) } : {}) });
+  }
+
+  /** Takes a persistence entry learned by another worker process. */
+  learnReplica(table: PersistenceTableName, key: string, backend: string): void {
+    (table === 'sessions' ? this.#sessions : this.#clients).learnReplica(key, backend);
+  }
+
+  /** Live persistence entries (a new worker process starts with them). */
+  persistenceEntries(): [PersistenceTableName, string, string][] {
+    return [...this.#sessions.entries().map(([k, b]) => ['sessions', k, b] as [PersistenceTableName, string, string]), ...this.#clients.entries().map(([k, b]) => ['clients', k, b] as [PersistenceTableName, string, string])];
   }
 
   /** The bound port (after `start`); 0 before. */
@@ -175,7 +198,7 @@ export class SstpProxy implements DataPlane {
       try {
         const cert = readFileSync(svc.tls.cert);
         const key = readFileSync(svc.tls.key);
-        this.#frontContext = tls.createSecureContext({ cert, key, ...FRONT_TLS_OPTIONS });
+        this.#frontContext = tls.createSecureContext({ cert, key, ...FRONT_TLS_OPTIONS, ...(this.#ticketKeys ? { ticketKeys: this.#ticketKeys } : {}) });
         this.#frontDer = pemToDer(cert);
       } catch (err) {
         throw new VpnlbError('VPNLB_SSTP_TLS_CONFIG', `${svc.name}: cannot load tls.cert / tls.key: ${(err as Error).message}`, 'client', { cause: err });

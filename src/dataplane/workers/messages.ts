@@ -1,0 +1,58 @@
+/**
+ * What the main process and the SSTP worker processes say to each other over the cluster IPC
+ * channel (structured clone: `serialization: 'advanced'`). One message type per line; every
+ * message carries `vpnlb` so that messages of other cluster users (none today) are ignored.
+ */
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import type { Config } from '../../config/types.js';
+import type { AdminState, Health } from '../../control/snapshot.js';
+import type { DataPlaneStatus } from '../../control/dataplane-interface.js';
+import type { PersistenceTableName } from '../sstp/sstp-proxy.js';
+
+/** One backend's state as the main process's controller holds it (the worker mirrors it). */
+export interface BackendMirror {
+  readonly pool: string;
+  readonly name: string;
+  readonly admin: AdminState;
+  readonly health: Health;
+  readonly healthReason: string;
+  readonly error?: string;
+}
+
+export type PersistenceEntry = readonly [PersistenceTableName, string, string];
+
+export type ToWorker =
+  | {
+      readonly vpnlb: 'init';
+      readonly config: Config;
+      readonly service: string;
+      readonly backends: readonly BackendMirror[];
+      readonly persistence: readonly PersistenceEntry[];
+      /** TLS session-ticket keys shared by every worker (offload, reencrypt: resumption in any worker). */
+      readonly ticketKeys: Buffer;
+    }
+  | { readonly vpnlb: 'backends'; readonly backends: readonly BackendMirror[] }
+  | { readonly vpnlb: 'learn'; readonly entry: PersistenceEntry }
+  /** The other workers' open connections per backend. */
+  | { readonly vpnlb: 'remote-counts'; readonly counts: ReadonlyMap<string, number> }
+  | { readonly vpnlb: 'metrics'; readonly id: number }
+  | { readonly vpnlb: 'stop' };
+
+export type FromWorker =
+  /** The worker's module is loaded and listens for `init` (cluster's `online` comes earlier). */
+  | { readonly vpnlb: 'hello' }
+  | { readonly vpnlb: 'ready'; readonly port: number }
+  | { readonly vpnlb: 'failed'; readonly error: string; readonly code?: string }
+  | { readonly vpnlb: 'learn'; readonly entry: PersistenceEntry }
+  /** This worker's own open connections per backend (sent when they change). */
+  | { readonly vpnlb: 'counts'; readonly counts: ReadonlyMap<string, number> }
+  | { readonly vpnlb: 'status'; readonly status: DataPlaneStatus; readonly accepted: number }
+  | { readonly vpnlb: 'metrics'; readonly id: number; readonly metrics: MetricObjectWithValues<MetricValue<string>>[] }
+  | { readonly vpnlb: 'set-error'; readonly backend: string; readonly error: string | undefined }
+  | { readonly vpnlb: 'stopped' };
+
+export function isFromWorker(m: unknown): m is FromWorker {
+  return typeof m === 'object' && m !== null && typeof (m as { vpnlb?: unknown }).vpnlb === 'string';
+}
+
+export const isToWorker = isFromWorker as (m: unknown) => m is ToWorker;
