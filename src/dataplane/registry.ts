@@ -1,6 +1,6 @@
 /**
  * Chooses and creates the data plane of each service:
- * - SSTP: the userspace TCP/TLS proxy;
+ * - SSTP: the userspace TCP/TLS proxy; `dataplane: kernel` (passthrough by source address): nftables DNAT;
  * - IKEv2, `dataplane: kernel`: nftables (needs nft, and CAP_NET_ADMIN for it: root or the ambient set);
  * - IKEv2, `dataplane: userspace`: the UDP relay (full NAT by nature, any machine);
  * - IKEv2, `dataplane: auto` (default): kernel where nft is present and gets CAP_NET_ADMIN, else userspace,
@@ -10,21 +10,21 @@ import type { RuntimeContext } from '../control/runtime.js';
 import type { ServiceSnapshot } from '../control/snapshot.js';
 import type { DataPlane } from './dataplane.js';
 import { KernelIkeDataPlane, kernelAvailability } from './kernel/kernel-dataplane.js';
+import { KernelSstpDataPlane } from './kernel/kernel-sstp-dataplane.js';
 import { UdpRelay } from './userspace/udp-relay.js';
 import { SstpProxy } from './userspace/sstp-proxy.js';
 import { VpnlbError } from '../errors.js';
 
 export async function createDataPlane(snapshot: ServiceSnapshot, ctx: RuntimeContext): Promise<DataPlane> {
-  if (snapshot.kind === 'sstp') return new SstpProxy(snapshot.service, ctx);
+  if (snapshot.kind === 'sstp') {
+    if (snapshot.service.dataplane !== 'kernel') return new SstpProxy(snapshot.service, ctx);
+    requireKernel(snapshot.service.name, await kernelAvailability());
+    return new KernelSstpDataPlane(snapshot.service, ctx);
+  }
   const service = snapshot.service;
   const avail = await kernelAvailability();
   if (service.dataplane === 'kernel') {
-    if (!avail.ok && avail.missingCapability) {
-      throw new VpnlbError('VPNLB_MISSING_CAPABILITY', `${service.name}: dataplane kernel: ${avail.reason}`, 'internal');
-    }
-    if (!avail.ok) {
-      throw new VpnlbError('VPNLB_DATAPLANE_UNAVAILABLE', `${service.name}: dataplane kernel: ${avail.reason} (use dataplane: userspace to run without it)`, 'internal');
-    }
+    requireKernel(service.name, avail);
     return new KernelIkeDataPlane(service, ctx);
   }
   if (service.dataplane === 'auto' && avail.ok) return new KernelIkeDataPlane(service, ctx);
@@ -35,4 +35,11 @@ export async function createDataPlane(snapshot: ServiceSnapshot, ctx: RuntimeCon
     );
   }
   return new UdpRelay(service, ctx);
+}
+
+/** `dataplane: kernel` was asked for: a clear error when this host cannot give it. */
+function requireKernel(service: string, avail: Awaited<ReturnType<typeof kernelAvailability>>): void {
+  if (avail.ok) return;
+  if (avail.missingCapability) throw new VpnlbError('VPNLB_MISSING_CAPABILITY', `${service}: dataplane kernel: ${avail.reason}`, 'internal');
+  throw new VpnlbError('VPNLB_DATAPLANE_UNAVAILABLE', `${service}: dataplane kernel: ${avail.reason} (use dataplane: userspace to run without it)`, 'internal');
 }
