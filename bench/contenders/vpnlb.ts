@@ -30,6 +30,8 @@ export type VpnlbCase =
   | {
       kind: 'sstp';
       mode: 'passthrough' | 'offload';
+      /** `kernel`: passthrough by nftables DNAT (persistence none, maglev); default the userspace proxy. */
+      dataplane?: 'kernel' | 'userspace';
       vip: string;
       port: number;
       backends: readonly string[];
@@ -40,7 +42,7 @@ export type VpnlbCase =
 
 /** The data-plane source file a case needs; the contender is skipped while it has not landed. */
 export function vpnlbSourceFor(c: VpnlbCase): string {
-  if (c.kind === 'sstp') return 'src/dataplane/userspace/sstp-proxy.ts';
+  if (c.kind === 'sstp') return c.dataplane === 'kernel' ? 'src/dataplane/kernel/kernel-sstp-dataplane.ts' : 'src/dataplane/userspace/sstp-proxy.ts';
   return c.dataplane === 'kernel' ? 'src/dataplane/kernel/kernel-dataplane.ts' : 'src/dataplane/userspace/udp-relay.ts';
 }
 
@@ -84,6 +86,20 @@ export function vpnlbConfig(c: VpnlbCase): string {
       maxFlows: ${c.maxFlows ?? 200000}
 ${lines}`;
   }
+  if (c.dataplane === 'kernel') {
+    // One load generator address: placement by address and port spreads its connections.
+    return `${head}services:
+  sstp:
+    - name: sstp
+      virtualIp: ${c.vip}
+      port: ${c.port}
+      pool: farm
+      mode: passthrough
+      dataplane: kernel
+      persistence: none
+      backendPort: ${c.backendPort}
+`;
+  }
   return `${head}services:
   sstp:
     - name: sstp
@@ -108,8 +124,8 @@ export async function startVpnlb(ns: Namespace, cpu: number, c: VpnlbCase, dir: 
   const [node, ...args] = vpnlbArgv(['run', '--config', file]);
   const d = startDaemon(ns, cpu, node!, [...extraNodeArgs, ...args], `vpnlb ${c.kind}`, { NODE_ENV: 'production' });
   await d.waitFor((out) => out.includes('vpnlb running'), 20_000);
-  if (c.kind === 'sstp') await waitForListen(ns, 'tcp', c.port, 5_000, d);
-  else if (c.dataplane === 'userspace') await waitForListen(ns, 'udp', c.ports?.natT ?? 4500, 5_000, d);
+  if (c.kind === 'sstp' && c.dataplane !== 'kernel') await waitForListen(ns, 'tcp', c.port, 5_000, d);
+  else if (c.kind === 'ikev2' && c.dataplane === 'userspace') await waitForListen(ns, 'udp', c.ports?.natT ?? 4500, 5_000, d);
   else await sleep(300); // the ruleset is applied before "vpnlb running" is printed
   return d;
 }
