@@ -1,8 +1,8 @@
 /**
  * SSTP passthrough on the kernel data plane, end to end (root): the real `vpnlb run` programs
- * nftables in a balancer namespace, the real `sstpc` (lab/sstpc-client.ts) connects from a client
+ * nftables in a balancer namespace, the real `sstpc` (test/support/sstpc-client.ts) connects from a client
  * namespace to the virtual IP over IPv4 and IPv6, and simulated RRAS servers in two server
- * namespaces (lab/sim-rras/sstp-endpoint-main.ts) record what they see.
+ * namespaces (src/sim/rras/sstp-endpoint-main.ts) record what they see.
  *
  * Checked: each tunnel reaches PPP negotiation on the server decide() names for the client's
  * address; the server sees the client's own address (not the balancer's); a restart of vpnlb
@@ -21,9 +21,9 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Topology, canUseConntrack, run, type Namespace } from '../../lab/netns.js';
 import { hasFile, requireOrSkip } from '../../lab/requirements.js';
-import { generateTestCertificate, type TestCertificate } from '../../lab/sim-rras/sstp-certs.js';
-import type { SstpEndpointReport } from '../../lab/sim-rras/sstp-endpoint.js';
-import { startSstpcUntilCallSetup, until, type SstpcClient } from '../../lab/sstpc-client.js';
+import { generateTestCertificate, type TestCertificate } from '../../src/sim/rras/sstp-certs.js';
+import type { SstpEndpointReport } from '../../src/sim/rras/sstp-endpoint.js';
+import { startSstpcUntilCallSetup, until, type SstpcClient } from '../support/sstpc-client.js';
 import { labScriptArgv, vpnlbArgv } from '../../lab/vpnlb-process.js';
 import { loadConfigText } from '../../src/config/load-config.js';
 import { Controller } from '../../src/control/controller.js';
@@ -66,7 +66,7 @@ const procs: ChildProcess[] = [];
 
 /** Starts one simulated server in its namespace, listening on [::]:443 (IPv4 clients appear as ::ffff:a.b.c.d). */
 async function startSim(ns: Namespace, name: string): Promise<void> {
-  const [node, ...args] = labScriptArgv(new URL(`../../lab/sim-rras/sstp-endpoint-main${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url), [
+  const [node, ...args] = labScriptArgv(new URL(`../../src/sim/rras/sstp-endpoint-main${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url), [
     JSON.stringify({ name, host: '::', tlsPort: 443, certPath: cert.certPath, keyPath: cert.keyPath }),
   ]);
   const p = ns.spawn(node as string, args, { stdio: ['pipe', 'pipe', 'pipe'] });

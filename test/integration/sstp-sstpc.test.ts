@@ -14,11 +14,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { hasFile, isRoot, requireOrSkip } from '../../lab/requirements.js';
-import { generateTestCertificate } from '../../lab/sim-rras/sstp-certs.js';
-import { SimSstpEndpoint } from '../../lab/sim-rras/sstp-endpoint.js';
+import { generateTestCertificate } from '../../src/sim/rras/sstp-certs.js';
+import { SimSstpEndpoint } from '../../src/sim/rras/sstp-endpoint.js';
 import { vpnlbArgv } from '../../lab/vpnlb-process.js';
 import { lcpConfigureRequest } from '../../src/protocol/sstp/ppp-hdlc.js';
-import { startSstpcUntilCallSetup, until, type SstpcClient } from '../../lab/sstpc-client.js';
+import { startSstpcUntilCallSetup, until, type SstpcClient } from '../support/sstpc-client.js';
 
 const skip = requireOrSkip('sstp-sstpc', hasFile('/usr/sbin/sstpc', 'sstp-client'), isRoot('sstpc binds its IPC socket in /var/run/sstpc'));
 
