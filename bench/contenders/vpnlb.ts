@@ -87,20 +87,12 @@ export function vpnlbConfig(c: VpnlbCase): string {
       maxFlows: ${c.maxFlows ?? 200000}
 ${lines}`;
   }
-  if (c.dataplane === 'kernel') {
-    // One load generator address: placement by address and port spreads its connections.
-    return `${head}services:
-  sstp:
-    - name: sstp
-      virtualIp: ${c.vip}
-      port: ${c.port}
-      pool: farm
-      mode: passthrough
-      dataplane: kernel
-      persistence: none
-      backendPort: ${c.backendPort}
-`;
-  }
+  // One load generator address opens every connection: persistence none spreads them (the
+  // kernel places by address and port), and the proxy's per-source limits would measure themselves.
+  const plane =
+    c.dataplane === 'kernel'
+      ? ['dataplane: kernel']
+      : ['method: least-connections', 'maxConnectionsPerSource: 0', 'maxNewConnectionsPerSecondPerSource: 0', ...(c.cert && c.key ? [`tls: { cert: ${c.cert}, key: ${c.key} }`] : [])];
   return `${head}services:
   sstp:
     - name: sstp
@@ -108,13 +100,9 @@ ${lines}`;
       port: ${c.port}
       pool: farm
       mode: ${c.mode}
-      method: least-connections
       persistence: none
       backendPort: ${c.backendPort}
-      # One load generator address opens every connection: per-source limits would measure themselves.
-      maxConnectionsPerSource: 0
-      maxNewConnectionsPerSecondPerSource: 0
-${c.cert && c.key ? `      tls: { cert: ${c.cert}, key: ${c.key} }\n` : ''}`;
+${plane.map((l) => `      ${l}\n`).join('')}`;
 }
 
 /** Starts vpnlb for a case and waits until its data plane is up. */

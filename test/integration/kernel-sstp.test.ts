@@ -99,6 +99,7 @@ interface VpnlbProc {
   stop(): Promise<void>;
 }
 
+/** Starts `vpnlb run` in the balancer namespace (a 65537-slot transaction per table: minutes on a loaded machine). */
 async function startVpnlb(configPath: string, keepState = false): Promise<VpnlbProc> {
   const [node, ...args] = vpnlbArgv(['run', '--config', configPath, ...(keepState ? ['--keep-state'] : [])]);
   const proc = lb.spawn(node as string, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
@@ -107,7 +108,7 @@ async function startVpnlb(configPath: string, keepState = false): Promise<VpnlbP
   proc.stdout?.on('data', (d: Buffer) => (log += d.toString()));
   proc.stderr?.on('data', (d: Buffer) => (log += d.toString()));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`vpnlb did not start: ${log}`)), 120_000);
+    const timer = setTimeout(() => reject(new Error(`vpnlb did not start: ${log}`)), 300_000);
     const check = () => {
       if (!log.includes('vpnlb running')) return;
       clearTimeout(timer);

@@ -21,7 +21,7 @@ import type { SstpService } from '../../config/types.js';
 import type { RuntimeContext } from '../../control/runtime-context.js';
 import { backendsToFlush, type ServiceSnapshot } from '../../control/snapshot.js';
 import { VpnlbError } from '../../errors.js';
-import type { BackendCounters, DataPlane, DataPlaneStatus } from '../../control/dataplane-interface.js';
+import type { DataPlane, DataPlaneStatus } from '../../control/dataplane-interface.js';
 import { createCommandRunner, type CommandRunner } from '../../platform/command-runner.js';
 import { ConntrackCli, type ConntrackTable } from './conntrack.js';
 import type { KernelDataPlaneOptions } from './kernel-dataplane.js';
@@ -30,7 +30,8 @@ import { diffSlotAddresses, renderMapUpdate, renderTransaction, slotAddressesOf,
 import { NftCliApplier, readCounters, readTableState, type NftApplier } from './nft-applier.js';
 import { assignBackendIds, counterName, nftFamilyOf, type NftFamily, type RulesetBackend } from './render-ruleset.js';
 import { SSTP_CHAINS, SSTP_UNROUTED, renderSstpRuleset, sstpCtTimeoutName } from './render-sstp.js';
-import { ReturnPathDetector, returnPathWarning } from './return-path.js';
+import { ReturnPathDetector } from './return-path.js';
+import { ReturnPathWatch, backendFigures } from './kernel-plane-parts.js';
 import { checkSysctls } from './sysctl-check.js';
 
 export class KernelSstpDataPlane implements DataPlane {
@@ -43,7 +44,7 @@ export class KernelSstpDataPlane implements DataPlane {
   readonly #runner: CommandRunner;
   readonly #pollMs: number;
   readonly #metrics: KernelMetrics;
-  readonly #returnPath: ReturnPathDetector;
+  readonly #returnPath: ReturnPathWatch;
   readonly #staticWarnings: string[] = [];
   #backends: RulesetBackend[] = [];
   #current: SlotAddresses = [];
@@ -67,7 +68,7 @@ export class KernelSstpDataPlane implements DataPlane {
     this.#conntrack = options.conntrack ?? new ConntrackCli(this.#runner, 'tcp');
     this.#pollMs = options.pollIntervalMs ?? 10_000;
     this.#metrics = new KernelMetrics(ctx.metrics, service.name);
-    this.#returnPath = new ReturnPathDetector(options.returnPath);
+    this.#returnPath = new ReturnPathWatch(new ReturnPathDetector(options.returnPath), this.#metrics, this.#runner);
   }
 
   /** True when `start` found the table and adopted it instead of creating it. */
@@ -170,17 +171,7 @@ export class KernelSstpDataPlane implements DataPlane {
   status(): DataPlaneStatus {
     const s = this.#service;
     const host = isIP(s.virtualIp) === 6 ? `[${s.virtualIp}]` : s.virtualIp;
-    const backends: Record<string, BackendCounters> = {};
-    for (const b of this.#backends) {
-      const cin = this.#counters[counterName(b.id, 'in')];
-      const cout = this.#counters[counterName(b.id, 'out')];
-      const f = this.#flows[b.name];
-      backends[b.name] = {
-        ...(cin ? { packetsIn: cin.packets, bytesIn: cin.bytes } : {}),
-        ...(cout ? { packetsOut: cout.packets, bytesOut: cout.bytes } : {}),
-        ...(f ? { connections: f.replied + f.unreplied } : {}),
-      };
-    }
+    const backends = backendFigures(this.#backends, this.#counters, this.#flows, 'connections');
     return { dataplane: 'kernel', listeners: [`tcp ${host}:${s.port} (nft ${this.#family} ${s.table})`], backends, warnings: [...this.#staticWarnings, ...this.#returnPathWarnings] };
   }
 
@@ -203,18 +194,9 @@ export class KernelSstpDataPlane implements DataPlane {
     if (!listed.ok) return;
     const ours = listed.value.filter((e) => e.original.dport === s.port);
     const states = new Map((this.#lastSnapshot?.backends ?? []).map((b) => [b.name, b.state]));
-    const verdict = this.#returnPath.observe(ours, this.#backends.map((b) => ({ name: b.name, address: b.address, state: states.get(b.name) ?? 'up' })));
-    this.#flows = { ...verdict.flows };
-    const warnings: string[] = [];
-    for (const b of this.#backends) {
-      const isMissing = verdict.missing.includes(b.name);
-      const wasMissing = this.#metrics.returnPathMissing(b.name, isMissing);
-      if (!isMissing) continue;
-      const w = returnPathWarning(b, await this.#balancerAddressFor(b.address));
-      warnings.push(w);
-      if (!wasMissing) this.#log().warn({ backend: b.name, flows: verdict.flows[b.name] }, `${s.name}: ${w}`);
-    }
-    this.#returnPathWarnings = warnings;
+    const scan = await this.#returnPath.scan(ours, this.#backends, states, this.#log(), s.name);
+    this.#flows = scan.flows;
+    this.#returnPathWarnings = scan.warnings;
   }
 
   /** The snapshot's Maglev table when it covers this family (decide() then names the kernel's choice). */
@@ -235,16 +217,6 @@ export class KernelSstpDataPlane implements DataPlane {
       }
       this.#metrics.conntrackDeleted(b.name, r.value);
       if (r.value > 0) this.#log().info({ backend: b.name, deleted: r.value }, `${this.serviceName}: deleted ${r.value} conntrack entries of ${b.name}: its clients' next segments are reset by a live server and they reconnect`);
-    }
-  }
-
-  async #balancerAddressFor(address: string): Promise<string | undefined> {
-    const r = await this.#runner('ip', ['-j', 'route', 'get', address]);
-    if (!r.ok) return undefined;
-    try {
-      return (JSON.parse(r.stdout) as { prefsrc?: string }[])[0]?.prefsrc;
-    } catch {
-      return undefined;
     }
   }
 
