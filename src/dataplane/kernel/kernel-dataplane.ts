@@ -23,7 +23,7 @@ import type { Ikev2Service } from '../../config/types.js';
 import type { RuntimeContext } from '../../control/runtime-context.js';
 import { backendsToFlush, type ServiceSnapshot } from '../../control/snapshot.js';
 import { VpnlbError } from '../../errors.js';
-import type { BackendCounters, DataPlane, DataPlaneStatus } from '../../control/dataplane-interface.js';
+import type { DataPlane, DataPlaneStatus } from '../../control/dataplane-interface.js';
 import { createCommandRunner, type CommandRunner } from '../../platform/command-runner.js';
 import { ConntrackCli, type ConntrackTable } from './conntrack.js';
 import { diffSlotAddresses, renderMapUpdate, renderTransaction, slotAddressesOf, spisOfSetJson, type SlotAddresses } from './map-update.js';
