@@ -203,6 +203,8 @@ test('real sstpc over IPv4 and IPv6 through the kernel plane: placement by sourc
       const acks = c.fromServer.filter((x) => x === 2).length;
       c.sendLcpRequest(2);
       await until(() => c.fromServer.filter((x) => x === 2).length > acks, `a Configure-Ack after the restart for ${client}`);
+      // The server's report line may trail its answer.
+      await until(() => (connectionsFrom(server, client)[0]?.pppFrames.length ?? 0) >= 2, `${server} to report the second PPP frame`);
       const conns = connectionsFrom(server, client);
       assert.equal(conns.length, 1, 'still the same connection');
       assert.ok(conns[0]!.pppFrames.length >= 2);
