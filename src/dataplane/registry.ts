@@ -18,11 +18,11 @@ import { VpnlbError } from '../errors.js';
 export async function createDataPlane(snapshot: ServiceSnapshot, ctx: RuntimeContext): Promise<DataPlane> {
   if (snapshot.kind === 'sstp') {
     if (snapshot.service.dataplane !== 'kernel') return new SstpProxy(snapshot.service, ctx);
-    requireKernel(snapshot.service.name, await kernelAvailability());
+    requireKernel(snapshot.service.name, await kernelAvailable());
     return new KernelSstpDataPlane(snapshot.service, ctx);
   }
   const service = snapshot.service;
-  const avail = await kernelAvailability();
+  const avail = await kernelAvailable();
   if (service.dataplane === 'kernel') {
     requireKernel(service.name, avail);
     return new KernelIkeDataPlane(service, ctx);
@@ -35,6 +35,21 @@ export async function createDataPlane(snapshot: ServiceSnapshot, ctx: RuntimeCon
     );
   }
   return new UdpRelay(service, ctx);
+}
+
+/**
+ * `kernelAvailability`, asked once per process while it says yes: every kernel service would
+ * otherwise run its own `nft list tables`, which on a loaded host can outlast the probe's
+ * timeout right after the previous service's 65537-slot transaction (seen: the second of two
+ * kernel services refused at start). nft and CAP_NET_ADMIN do not come and go under a process.
+ */
+let availableOnce: Promise<Awaited<ReturnType<typeof kernelAvailability>>> | undefined;
+function kernelAvailable(): ReturnType<typeof kernelAvailability> {
+  const p = (availableOnce ??= kernelAvailability());
+  void p.then((a) => {
+    if (!a.ok && availableOnce === p) availableOnce = undefined;
+  });
+  return p;
 }
 
 /** `dataplane: kernel` was asked for: a clear error when this host cannot give it. */
