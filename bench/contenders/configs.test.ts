@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadConfigText } from '../../src/config/load-config.js';
+import { checkConfigText, loadConfigText } from '../../src/config/load-config.js';
 import { haproxyConfig } from './haproxy.js';
 import { nginxConfig } from './nginx.js';
 import { TLS_PROFILE } from './tls-profile.js';
@@ -55,4 +55,10 @@ test('vpnlb configs are valid vpnlb configuration files', () => {
   const s = loadConfigText(vpnlbConfig({ kind: 'sstp', mode: 'offload', vip: '198.19.0.1', port: 443, backends, backendPort: 80, cert: '/c.crt', key: '/c.key' }));
   assert.equal(s.services.sstp[0]?.mode, 'offload');
   assert.equal(s.services.sstp[0]?.backendPort, 80);
+  const ks = checkConfigText(vpnlbConfig({ kind: 'sstp', mode: 'passthrough', dataplane: 'kernel', vip: '198.19.0.1', port: 443, backends, backendPort: 443 }));
+  assert.deepEqual(ks.issues.filter((i) => i.severity === 'error'), []);
+  const k2 = loadConfigText(vpnlbConfig({ kind: 'sstp', mode: 'passthrough', dataplane: 'kernel', vip: '198.19.0.1', port: 443, backends, backendPort: 443 }));
+  assert.equal(k2.services.sstp[0]?.dataplane, 'kernel');
+  assert.equal(k2.services.sstp[0]?.persistence, 'none');
+  assert.equal(k2.services.sstp[0]?.method, 'maglev');
 });

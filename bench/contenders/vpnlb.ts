@@ -31,6 +31,8 @@ export type VpnlbCase =
   | {
       kind: 'sstp';
       mode: 'passthrough' | 'offload';
+      /** `kernel`: passthrough by nftables DNAT (persistence none, maglev); default the userspace proxy. */
+      dataplane?: 'kernel' | 'userspace';
       vip: string;
       port: number;
       backends: readonly string[];
@@ -41,7 +43,7 @@ export type VpnlbCase =
 
 /** The data-plane source file a case needs; the contender is skipped while it has not landed. */
 export function vpnlbSourceFor(c: VpnlbCase): string {
-  if (c.kind === 'sstp') return 'src/dataplane/sstp/sstp-proxy.ts';
+  if (c.kind === 'sstp') return c.dataplane === 'kernel' ? 'src/dataplane/kernel/kernel-sstp-dataplane.ts' : 'src/dataplane/sstp/sstp-proxy.ts';
   return c.dataplane === 'kernel' ? 'src/dataplane/kernel/kernel-dataplane.ts' : 'src/dataplane/relay/udp-relay.ts';
 }
 
@@ -85,6 +87,12 @@ export function vpnlbConfig(c: VpnlbCase): string {
       maxFlows: ${c.maxFlows ?? 200000}
 ${lines}`;
   }
+  // One load generator address opens every connection: persistence none spreads them (the
+  // kernel places by address and port), and the proxy's per-source limits would measure themselves.
+  const plane =
+    c.dataplane === 'kernel'
+      ? ['dataplane: kernel']
+      : ['method: least-connections', 'maxConnectionsPerSource: 0', 'maxNewConnectionsPerSecondPerSource: 0', ...(c.cert && c.key ? [`tls: { cert: ${c.cert}, key: ${c.key} }`] : [])];
   return `${head}services:
   sstp:
     - name: sstp
@@ -92,13 +100,9 @@ ${lines}`;
       port: ${c.port}
       pool: farm
       mode: ${c.mode}
-      method: least-connections
       persistence: none
       backendPort: ${c.backendPort}
-      # One load generator address opens every connection: per-source limits would measure themselves.
-      maxConnectionsPerSource: 0
-      maxNewConnectionsPerSecondPerSource: 0
-${c.cert && c.key ? `      tls: { cert: ${c.cert}, key: ${c.key} }\n` : ''}`;
+${plane.map((l) => `      ${l}\n`).join('')}`;
 }
 
 /** Starts vpnlb for a case and waits until its data plane is up. */
@@ -109,8 +113,8 @@ export async function startVpnlb(ns: Namespace, cpu: number, c: VpnlbCase, dir: 
   const [node, ...args] = vpnlbArgv(['run', '--config', file]);
   const d = startDaemon(ns, cpu, node!, [...extraNodeArgs, ...args], `vpnlb ${c.kind}`, { NODE_ENV: 'production' });
   await d.waitFor((out) => out.includes('vpnlb running'), 20_000);
-  if (c.kind === 'sstp') await waitForListen(ns, 'tcp', c.port, 5_000, d);
-  else if (c.dataplane === 'userspace') await waitForListen(ns, 'udp', c.ports?.natT ?? 4500, 5_000, d);
+  if (c.kind === 'sstp' && c.dataplane !== 'kernel') await waitForListen(ns, 'tcp', c.port, 5_000, d);
+  else if (c.kind === 'ikev2' && c.dataplane === 'userspace') await waitForListen(ns, 'udp', c.ports?.natT ?? 4500, 5_000, d);
   else await sleep(300); // the ruleset is applied before "vpnlb running" is printed
   return d;
 }

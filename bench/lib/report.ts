@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fmt, meets, type Ratio } from './stats.js';
+import { fmt, meets, type Ratio, type Spread } from './stats.js';
 import type { SuiteId } from './options.js';
 
 /** The ratios the issue defines, with their targets (issue 7). */
@@ -14,6 +14,8 @@ export const TARGETS = {
   relayFloodRetention: 0.8,
   sstpVsHaproxyThroughput: 1.1,
   sstpVsHaproxyConnRate: 0.8,
+  sstpKernelVsHaproxyThroughput: 1.2,
+  sstpKernelVsHaproxyConnRate: 1.2,
   offloadVsNginxHandshakes: 0.8,
 } as const;
 export type RatioName = keyof typeof TARGETS;
@@ -25,6 +27,8 @@ export const RATIO_SUITE: Readonly<Record<RatioName, SuiteId>> = {
   relayFloodRetention: 'udp',
   sstpVsHaproxyThroughput: 'tcp',
   sstpVsHaproxyConnRate: 'tcp',
+  sstpKernelVsHaproxyThroughput: 'tcp',
+  sstpKernelVsHaproxyConnRate: 'tcp',
   offloadVsNginxHandshakes: 'tls',
 };
 
@@ -32,7 +36,25 @@ export const RATIO_SUITE: Readonly<Record<RatioName, SuiteId>> = {
  * A ratio as stored in the results: the date of the run it comes from and, when the figure is
  * not what it seems (e.g. the generator, not the contender, was the limit), a caveat.
  */
-export type ResultRatio = Ratio & { readonly date?: string; readonly caveat?: string };
+export type ResultRatio = Ratio & {
+  readonly date?: string;
+  readonly caveat?: string;
+  /** Lowest and highest per-repeat ratio (stats.ts `ratioOfRepeats`). */
+  readonly spread?: Spread;
+  /**
+   * Set when the machine was busy at the start of the run that measured it (the 1-minute load
+   * average then, above BUSY_LOAD): the figure is kept but not compared with its target.
+   */
+  readonly busyLoad?: number;
+};
+
+/** 1-minute load average at the start of a run above which the run is marked busy. */
+export const BUSY_LOAD = 1;
+
+/** Whether a run that started at this load average is marked busy (pure). */
+export function isBusy(loadAverage1m: number): boolean {
+  return Number.isFinite(loadAverage1m) && loadAverage1m > BUSY_LOAD;
+}
 
 /** A finding, tagged with the run (and suite) it is about; plain strings are from older files. */
 export type Finding = string | { readonly text: string; readonly date: string; readonly suite?: SuiteId };
@@ -88,7 +110,9 @@ export interface BenchResults {
 function ratioCell(r: ResultRatio, target: number): string {
   const m = meets(r, target);
   if (r.value === null) return `— (${r.reason})`;
-  return `${r.value.toFixed(2)} ${m ? '**met**' : '**missed**'}${r.caveat ? ` (${r.caveat})` : ''}`;
+  const spread = r.spread ? ` (repeats ${r.spread.min.toFixed(2)}–${r.spread.max.toFixed(2)})` : '';
+  const verdict = r.busyLoad !== undefined ? `busy machine (load ${r.busyLoad} at start): not compared` : m ? '**met**' : '**missed**';
+  return `${r.value.toFixed(2)}${spread} ${verdict}${r.caveat ? ` (${r.caveat})` : ''}`;
 }
 
 /** `2026-11-27T15:33:20.898Z` → `2026-11-27 15:33 UTC`. */

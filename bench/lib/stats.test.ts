@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fmt, lowerRatio, median, meets, ratio } from './stats.js';
-import { renderSection, renderMarkdown, TARGETS } from './report.js';
+import { fmt, lowerRatio, median, meets, ratio, ratioOfRepeats } from './stats.js';
+import { isBusy, renderSection, renderMarkdown, TARGETS } from './report.js';
 
 test('median: odd, even, ignores non-finite, NaN when empty', () => {
   assert.equal(median([3, 1, 2]), 2);
@@ -61,4 +61,34 @@ test('renderMarkdown marks targets met and missed', () => {
   assert.match(md, /kernelVsRouting \| ≥ 0.95 \| 0.99 \*\*met\*\*/);
   assert.match(md, /relayVsNginx \| ≥ 1 \| 0.50 \*\*missed\*\*/);
   assert.match(md, /offloadVsNginxHandshakes \| ≥ 0.8 \| — \(n\/a\)/);
+});
+
+test('ratioOfRepeats: ratio of medians, spread over paired repeats, reasons when a side is missing', () => {
+  const r = ratioOfRepeats([10, 12, 11], [10, 8, 11]);
+  assert.equal(r.value, 11 / 10);
+  assert.deepEqual(r.spread, { min: 1, max: 1.5 });
+  assert.deepEqual(ratioOfRepeats(undefined, [1], { numerator: 'did not run' }), { value: null, reason: 'did not run' });
+  // A repeat with a zero or missing side is left out of the spread, not of the median.
+  assert.deepEqual(ratioOfRepeats([2, 4], [0, 2]).spread, { min: 2, max: 2 });
+});
+
+test('a busy run shows its ratios with their spread, not compared with the target', () => {
+  assert.equal(isBusy(1.5), true);
+  assert.equal(isBusy(0.4), false);
+  assert.equal(isBusy(Number.NaN), false);
+  const md = renderMarkdown({
+    date: '2026-12-02T12:00:00.000Z',
+    durationSeconds: 60,
+    machine: {},
+    method: [],
+    sections: [],
+    ratios: {
+      sstpKernelVsHaproxyConnRate: { value: 1.4, spread: { min: 1.2, max: 1.6 }, busyLoad: 7.5 },
+      sstpKernelVsHaproxyThroughput: { value: 1.3, spread: { min: 1.25, max: 1.35 } },
+    } as never,
+    findings: [],
+    raw: {},
+  });
+  assert.match(md, /\| sstpKernelVsHaproxyConnRate \| ≥ 1\.2 \| 1\.40 \(repeats 1\.20–1\.60\) busy machine \(load 7\.5 at start\): not compared \|/);
+  assert.match(md, /\| sstpKernelVsHaproxyThroughput \| ≥ 1\.2 \| 1\.30 \(repeats 1\.25–1\.35\) \*\*met\*\* \|/);
 });

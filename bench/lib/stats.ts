@@ -34,6 +34,33 @@ export function ratio(
   return { value: numerator / denominator };
 }
 
+/** The spread of a ratio over its repeats: the lowest and highest of the per-repeat ratios. */
+export interface Spread {
+  readonly min: number;
+  readonly max: number;
+}
+
+/**
+ * A ratio of medians with its spread over the repeats: repeat i of the numerator is paired with
+ * repeat i of the denominator (the contenders run one after the other, so pairs are as close in
+ * time as the run allows). Pairs with a missing or zero side are left out; no pair, no spread.
+ */
+export function ratioOfRepeats(
+  numerator: readonly number[] | undefined,
+  denominator: readonly number[] | undefined,
+  reasons: { numerator?: string; denominator?: string } = {},
+): Ratio & { spread?: Spread } {
+  const r = ratio(numerator ? median(numerator) : null, denominator ? median(denominator) : null, reasons);
+  if (r.value === null || !numerator || !denominator) return r;
+  const pairs: number[] = [];
+  for (let i = 0; i < Math.min(numerator.length, denominator.length); i++) {
+    const n = numerator[i]!;
+    const d = denominator[i]!;
+    if (Number.isFinite(n) && Number.isFinite(d) && d !== 0) pairs.push(n / d);
+  }
+  return pairs.length > 0 ? { ...r, spread: { min: Math.min(...pairs), max: Math.max(...pairs) } } : r;
+}
+
 /** The lower of two ratios (a null wins, with its reason: the lower of unknown is unknown). */
 export function lowerRatio(a: Ratio, b: Ratio): Ratio {
   if (a.value === null) return a;

@@ -1,6 +1,7 @@
 /**
  * Suite `tcp`: SSTP passthrough on TCP 443 (see tcp-passthrough.ts): direct (baseline) · vpnlb
- * passthrough · HAProxy mode tcp · nginx stream. Each kind of traffic (1 stream, 16 streams,
+ * passthrough (the userspace proxy) · vpnlb kernel passthrough (`dataplane: kernel`: nftables
+ * DNAT, the servers see the client) · HAProxy mode tcp · nginx stream. Each kind of traffic (1 stream, 16 streams,
  * new connections) is first run uncounted for the warm-up time on the freshly started contender,
  * then measured `repeats` times.
  */
@@ -10,7 +11,7 @@ import { startVpnlb, vpnlbAvailable } from '../contenders/vpnlb.js';
 import { warmupPlan, withContender, type BenchContext, type SuiteOutput } from '../lib/context.js';
 import type { Daemon } from '../lib/proc.js';
 import type { Row } from '../lib/report.js';
-import { ratio } from '../lib/stats.js';
+import { ratioOfRepeats } from '../lib/stats.js';
 import { BALANCER_CPU, SERVER_ADDRS, VIP } from '../lib/topology.js';
 import { measureConnRate, measureStream, medianOf } from './tcp-passthrough.js';
 
@@ -26,6 +27,16 @@ export async function runTcp(ctx: BenchContext): Promise<SuiteOutput> {
         const a = vpnlbAvailable(c);
         if (!a.ok) throw new Error(a.reason);
         return startVpnlb(t.lb, BALANCER_CPU, c, `${work}/sp`);
+      },
+      VIP,
+    ],
+    [
+      'vpnlb kernel passthrough',
+      async () => {
+        const c = { kind: 'sstp', mode: 'passthrough', dataplane: 'kernel', vip: VIP, port: 443, backends: SERVER_ADDRS, backendPort: 443 } as const;
+        const a = vpnlbAvailable(c);
+        if (!a.ok) throw new Error(a.reason);
+        return startVpnlb(t.lb, BALANCER_CPU, c, `${work}/sk`);
       },
       VIP,
     ],
@@ -67,8 +78,17 @@ export async function runTcp(ctx: BenchContext): Promise<SuiteOutput> {
       ...(o.ok ? {} : { error: o.error }),
     });
   }
-  const f = (n: string, k: string) => rows.find((r) => r.contender === n)?.figures[k] ?? null;
+  type Samples = { one: { gbps: number }[]; many: { gbps: number }[]; conn: { perSecond: number }[] };
+  const samples = (n: string): Samples | undefined => {
+    const o = raw[n] as { ok: boolean; value?: Samples } | undefined;
+    return o?.ok ? o.value : undefined;
+  };
   const e = (n: string) => rows.find((r) => r.contender === n)?.error;
+  /** A ratio of two contenders' medians with its spread over the repeats. */
+  const vsHaproxy = (n: string, what: 'many' | 'conn') => {
+    const pick = (x: string) => (what === 'many' ? samples(x)?.many.map((v) => v.gbps) : samples(x)?.conn.map((v) => v.perSecond));
+    return ratioOfRepeats(pick(n), pick('HAProxy mode tcp'), { numerator: e(n) ?? 'n/a', denominator: e('HAProxy mode tcp') ?? 'n/a' });
+  };
   return {
     sections: [
       {
@@ -80,8 +100,10 @@ export async function runTcp(ctx: BenchContext): Promise<SuiteOutput> {
       },
     ],
     ratios: {
-      sstpVsHaproxyThroughput: ratio(f('vpnlb passthrough', 'many'), f('HAProxy mode tcp', 'many'), { numerator: e('vpnlb passthrough') ?? 'n/a', denominator: e('HAProxy mode tcp') ?? 'n/a' }),
-      sstpVsHaproxyConnRate: ratio(f('vpnlb passthrough', 'conn'), f('HAProxy mode tcp', 'conn'), { numerator: e('vpnlb passthrough') ?? 'n/a', denominator: e('HAProxy mode tcp') ?? 'n/a' }),
+      sstpVsHaproxyThroughput: vsHaproxy('vpnlb passthrough', 'many'),
+      sstpVsHaproxyConnRate: vsHaproxy('vpnlb passthrough', 'conn'),
+      sstpKernelVsHaproxyThroughput: vsHaproxy('vpnlb kernel passthrough', 'many'),
+      sstpKernelVsHaproxyConnRate: vsHaproxy('vpnlb kernel passthrough', 'conn'),
     },
     findings: [],
     raw,

@@ -62,8 +62,15 @@ export const DEFAULTS = Object.freeze({
   sstp: {
     port: 443,
     mode: 'passthrough' as const,
+    dataplane: 'userspace' as const,
     method: 'least-connections' as const,
     persistence: 'tls-session' as const,
+    // The kernel data plane (dataplane: kernel): placement by Maglev slot of the source address,
+    // in its own table (the IKEv2 services' default is `vpnlb`).
+    kernelMethod: 'maglev' as const,
+    kernelPersistence: 'source-ip' as const,
+    table: 'vpnlb_sstp',
+    hashSeed: 0x7670_6e6c,
     persistenceTimeout: 3_600_000,
     backendPortTls: 443,
     backendPortOffload: 80,

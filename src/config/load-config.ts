@@ -27,6 +27,7 @@ import type {
 import { VpnlbError } from '../errors.js';
 import { parseDuration, safeDuration } from './duration.js';
 import { checkHa, LOCAL_HOST, resolveHa, type HostView } from './ha.js';
+import { checkSstpKernel } from './sstp-kernel-rules.js';
 
 const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
 const validateSchema = ajv.compile<ConfigInput>(ConfigSchema);
@@ -422,7 +423,7 @@ function semanticChecks(raw: unknown, add: AddIssue, baseDir: string): void {
     }
     if (typeof s.pool === 'string') {
       if (!(s.pool in pools)) add('error', [...base, 'pool'], `unknown pool "${s.pool}" (defined: ${Object.keys(pools).join(', ') || 'none'})`);
-      else if (vipFamily && kind === 'ikev2' && s.dataplane !== 'userspace') {
+      else if (vipFamily && (kind === 'ikev2' ? s.dataplane !== 'userspace' : s.dataplane === 'kernel')) {
         const fams = poolFamilies.get(s.pool) ?? new Set();
         if (fams.size > 0 && !fams.has(vipFamily)) {
           add('error', [...base, 'pool'], `pool "${s.pool}" has no IPv${vipFamily} backend: the kernel data plane translates destinations within one address family (use an IPv${vipFamily} pool or dataplane: userspace)`);
@@ -487,6 +488,7 @@ function semanticChecks(raw: unknown, add: AddIssue, baseDir: string): void {
     if (mode !== 'passthrough' && s.persistence === 'tls-session') {
       add('error', [...base, 'persistence'], `tls-session persistence needs passthrough (in ${mode} mode the balancer owns the client's TLS session): use source-ip or none`);
     }
+    if (s.dataplane === 'kernel') checkSstpKernel(s, base, mode, add, claim);
     if (isObj(s.tls)) {
       for (const k of ['cert', 'key'] as const) {
         const f = s.tls[k];
@@ -598,6 +600,8 @@ function resolve(input: ConfigInput, source: string): Config {
   const S = DEFAULTS.sstp;
   const sstp = (input.services.sstp ?? []).map((s): SstpService => {
     const mode = s.mode ?? S.mode;
+    const dataplane = s.dataplane ?? S.dataplane;
+    const isKernel = dataplane === 'kernel';
     return {
       name: s.name,
       virtualIp: s.virtualIp,
@@ -605,8 +609,11 @@ function resolve(input: ConfigInput, source: string): Config {
       port: s.port ?? S.port,
       pool: s.pool,
       mode,
-      method: s.method ?? S.method,
-      persistence: s.persistence ?? (mode === 'passthrough' ? S.persistence : 'source-ip'),
+      dataplane,
+      table: s.table ?? S.table,
+      hashSeed: s.hashSeed ?? S.hashSeed,
+      method: s.method ?? (isKernel ? S.kernelMethod : S.method),
+      persistence: s.persistence ?? (isKernel ? S.kernelPersistence : mode === 'passthrough' ? S.persistence : 'source-ip'),
       persistenceTimeout: parseDuration(s.persistenceTimeout ?? S.persistenceTimeout / 1000),
       ...(s.tls ? { tls: { cert: resolvePath(baseDirOf(source), s.tls.cert), key: resolvePath(baseDirOf(source), s.tls.key) } } : {}),
       backendPort: s.backendPort ?? (mode === 'offload' ? S.backendPortOffload : S.backendPortTls),

@@ -158,6 +158,15 @@ export const SstpServiceSchema = Type.Object(
     mode: Type.Optional(
       StringEnum(['passthrough', 'offload', 'reencrypt']),
     ),
+    /**
+     * `userspace` (default): the TCP/TLS proxy. `kernel`: passthrough by nftables DNAT (root or
+     * CAP_NET_ADMIN; persistence source-ip or none, method maglev): the servers see the client.
+     */
+    dataplane: Type.Optional(StringEnum(['userspace', 'kernel'])),
+    /** nftables table name for the kernel data plane. */
+    table: Type.Optional(Type.String({ pattern: '^[a-zA-Z][a-zA-Z0-9_]{0,30}$' })),
+    /** Hash seed shared by every balancer node of a farm (Maglev placement). */
+    hashSeed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295 })),
     method: Type.Optional(MethodSchema),
     persistence: Type.Optional(
       StringEnum(['tls-session', 'source-ip', 'none']),

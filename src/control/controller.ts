@@ -337,7 +337,7 @@ export class Controller extends EventEmitter<ControllerEvents> {
       }
       const balancer = createBalancer(s.service.method, {
         candidates,
-        seed: s.kind === 'ikev2' ? (s.service as Ikev2Service).hashSeed : 0,
+        seed: s.service.hashSeed,
         connections: s.connections,
       });
       const base = { name: s.service.name, backends, candidates, balancer, isAllDownFallback };

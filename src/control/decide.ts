@@ -63,7 +63,7 @@ export function decide(s: ServiceSnapshot, client: ClientIdentity): Decision {
   if (joined) return { backend: joined, key: sourceIpKey(client.address), keyKind: 'natt-flow' };
   const { key, keyKind } = affinityKeyOf(s, client);
   const backend = s.balancer.pick(key);
-  const seed = s.kind === 'ikev2' ? s.service.hashSeed : 0;
+  const seed = s.service.hashSeed;
   return s.balancer.isConsistent ? { backend, key, keyKind, slot: slotOf(key, seed) } : { backend, key, keyKind };
 }
 

@@ -1,6 +1,7 @@
 /**
  * Chooses and creates the data plane of each service:
  * - SSTP: the userspace TCP/TLS proxy, in `workers` processes when that is more than one;
+ *   `dataplane: kernel` (passthrough by source address): nftables DNAT;
  * - IKEv2, `dataplane: kernel`: nftables (needs nft, and CAP_NET_ADMIN for it: root or the ambient set);
  * - IKEv2, `dataplane: userspace`: the UDP relay (full NAT by nature, any machine);
  * - IKEv2, `dataplane: auto` (default): kernel where nft is present and gets CAP_NET_ADMIN, else userspace,
@@ -10,6 +11,7 @@ import type { RuntimeContext } from '../control/runtime-context.js';
 import type { ServiceSnapshot } from '../control/snapshot.js';
 import type { DataPlane } from '../control/dataplane-interface.js';
 import { KernelIkeDataPlane, kernelAvailability } from './kernel/kernel-dataplane.js';
+import { KernelSstpDataPlane } from './kernel/kernel-sstp-dataplane.js';
 import { UdpRelay } from './relay/udp-relay.js';
 import { SstpProxy } from './sstp/sstp-proxy.js';
 import { SstpWorkerPool } from './workers/sstp-worker-pool.js';
@@ -17,18 +19,17 @@ import { VpnlbError } from '../errors.js';
 
 export async function createDataPlane(snapshot: ServiceSnapshot, ctx: RuntimeContext): Promise<DataPlane> {
   if (snapshot.kind === 'sstp') {
+    if (snapshot.service.dataplane === 'kernel') {
+      requireKernel(snapshot.service.name, await kernelAvailable());
+      return new KernelSstpDataPlane(snapshot.service, ctx);
+    }
     // More than one process: the proxy runs in `workers` processes (src/dataplane/workers/).
     return ctx.config.workers > 1 ? new SstpWorkerPool(snapshot.service, ctx, ctx.config.workers) : new SstpProxy(snapshot.service, ctx);
   }
   const service = snapshot.service;
-  const avail = await kernelAvailability();
+  const avail = await kernelAvailable();
   if (service.dataplane === 'kernel') {
-    if (!avail.ok && avail.missingCapability) {
-      throw new VpnlbError('VPNLB_MISSING_CAPABILITY', `${service.name}: dataplane kernel: ${avail.reason}`, 'internal');
-    }
-    if (!avail.ok) {
-      throw new VpnlbError('VPNLB_DATAPLANE_UNAVAILABLE', `${service.name}: dataplane kernel: ${avail.reason} (use dataplane: userspace to run without it)`, 'internal');
-    }
+    requireKernel(service.name, avail);
     return new KernelIkeDataPlane(service, ctx);
   }
   if (service.dataplane === 'auto' && avail.ok) return new KernelIkeDataPlane(service, ctx);
@@ -39,4 +40,26 @@ export async function createDataPlane(snapshot: ServiceSnapshot, ctx: RuntimeCon
     );
   }
   return new UdpRelay(service, ctx);
+}
+
+/**
+ * `kernelAvailability`, asked once per process while it says yes: every kernel service would
+ * otherwise run its own `nft list tables`, which on a loaded host can outlast the probe's
+ * timeout right after the previous service's 65537-slot transaction (seen: the second of two
+ * kernel services refused at start). nft and CAP_NET_ADMIN do not come and go under a process.
+ */
+let availableOnce: Promise<Awaited<ReturnType<typeof kernelAvailability>>> | undefined;
+function kernelAvailable(): ReturnType<typeof kernelAvailability> {
+  const p = (availableOnce ??= kernelAvailability());
+  void p.then((a) => {
+    if (!a.ok && availableOnce === p) availableOnce = undefined;
+  });
+  return p;
+}
+
+/** `dataplane: kernel` was asked for: a clear error when this host cannot give it. */
+function requireKernel(service: string, avail: Awaited<ReturnType<typeof kernelAvailability>>): void {
+  if (avail.ok) return;
+  if (avail.missingCapability) throw new VpnlbError('VPNLB_MISSING_CAPABILITY', `${service}: dataplane kernel: ${avail.reason}`, 'internal');
+  throw new VpnlbError('VPNLB_DATAPLANE_UNAVAILABLE', `${service}: dataplane kernel: ${avail.reason} (use dataplane: userspace to run without it)`, 'internal');
 }

@@ -383,7 +383,7 @@ export class Runtime {
         const membersChanged = diff.poolsWithNewMembers.includes(s.service.pool) || s.service.pool !== after.pool;
         if (!settingsChanged && !(isKernel && membersChanged)) continue;
         const before = s.service as { table?: string; family: number };
-        const keepState = isKernel && s.kind === 'ikev2' && 'table' in after && before.table === after.table && before.family === after.family;
+        const keepState = isKernel && after.dataplane !== 'userspace' && before.table === after.table && before.family === after.family;
         restart.push({ name: s.name, keepState });
         if (!keepState) changes.push(`service ${s.name}: restarted with its new settings (its existing tunnels are cut)`);
         else changes.push(`service ${s.name}: kernel data plane re-adopted its table with the new settings (tunnels keep flowing)`);

@@ -1,32 +1,32 @@
 /**
  * The real SSTP client (Debian `sstp-client`) through the real `vpnlb run` process to simulated
- * RRAS servers, in each mode (passthrough, offload, reencrypt), up to PPP link negotiation.
- *
- * This kernel has no PPP, so sstpc runs with `--nolaunchpppd`: it speaks async-HDLC PPP on its
- * stdin/stdout as pppd would on a pty. We feed it an LCP Configure-Request framed as pppd
- * frames it (RFC 1662), and check that the chosen server received sstpc's Call Connect Request
- * and that PPP frame, and that the server's LCP Configure-Ack came back out of sstpc's stdout.
+ * RRAS servers, in each mode (passthrough, offload, reencrypt), up to PPP link negotiation
+ * (lab/sstpc-client.ts): the chosen server received sstpc's Call Connect Request and our LCP
+ * Configure-Request, and the server's Configure-Ack came back out of sstpc's stdout.
  *
  * Needs root: sstpc binds its IPC socket in /var/run/sstpc (owned by its own user).
  * Everything is on loopback (127.0.0.0/8); every process started here is ended by its PID.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import net from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { hasFile, isRoot, requireOrSkip } from '../../lab/requirements.js';
 import { generateTestCertificate } from '../../src/sim/rras/sstp-certs.js';
 import { SimSstpEndpoint } from '../../src/sim/rras/sstp-endpoint.js';
 import { vpnlbArgv } from '../../lab/vpnlb-process.js';
-import { HdlcDecoder, hdlcEncode, lcpConfigureRequest, lcpInfo } from '../../src/protocol/sstp/ppp-hdlc.js';
-import { waitUntil } from '../../src/util/wait.js';
+import { lcpConfigureRequest } from '../../src/protocol/sstp/ppp-hdlc.js';
+import { startSstpcUntilCallSetup, until, type SstpcClient } from '../support/sstpc-client.js';
 
 const skip = requireOrSkip('sstp-sstpc', hasFile('/usr/sbin/sstpc', 'sstp-client'), isRoot('sstpc binds its IPC socket in /var/run/sstpc'));
 
 const started: ChildProcess[] = [];
+const track = (c: SstpcClient): SstpcClient => {
+  started.push(c.proc);
+  return c;
+};
 after(() => {
   for (const p of started) if (p.exitCode === null && p.pid) process.kill(p.pid, 'SIGKILL');
 });
@@ -61,77 +61,6 @@ async function startVpnlb(configPath: string): Promise<{ proc: ChildProcess; por
   };
 }
 
-/**
- * A connected pair of UNIX stream sockets (Node has no socketpair()): sstpc gets one end as
- * both stdin and stdout, as pppd's pty would be — it writes PPP frames back to fd 0.
- */
-async function socketPair(dir: string, name: string): Promise<[net.Socket, net.Socket]> {
-  const path = join(dir, name);
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(path, () => r()));
-  const ours = net.connect(path);
-  const [theirs] = await Promise.all([
-    new Promise<net.Socket>((r) => server.once('connection', r)),
-    new Promise((r) => ours.once('connect', r)),
-  ]);
-  server.close();
-  return [ours, theirs];
-}
-
-/** Runs sstpc --nolaunchpppd against the balancer; feeds one LCP Configure-Request once the call is up. */
-async function startSstpc(port: number, caCert: string, id: string, dir: string): Promise<{ proc: ChildProcess; fromServer: number[]; log: () => string; close(): void }> {
-  const [tty, theirs] = await socketPair(dir, `${id}.sock`);
-  const proc = spawn('sstpc', ['--nolaunchpppd', '--log-stderr', '--log-level', '4', '--ipparam', id, '--ca-cert', caCert, '--cert-warn', `127.0.0.1:${port}`], {
-    stdio: [theirs, theirs, 'pipe'],
-  });
-  theirs.destroy(); // the child holds its own copy
-  started.push(proc);
-  let log = '';
-  let isFed = false;
-  const fromServer: number[] = [];
-  const hdlc = new HdlcDecoder();
-  tty.on('error', () => {});
-  tty.on('data', (d: Buffer) => {
-    for (const f of hdlc.push(d)) {
-      const lcp = lcpInfo(f);
-      if (lcp) fromServer.push(lcp.code);
-    }
-  });
-  proc.stderr?.on('data', (d: Buffer) => {
-    log += d.toString();
-    // sstpc logs this once the Call Connect Ack arrived and it reads PPP from its "pty".
-    if (!isFed && /Started PPP Link Negotiation/.test(log)) {
-      isFed = true;
-      tty.write(hdlcEncode(lcpConfigureRequest(1, 0x7670_6e6c)));
-    }
-  });
-  return { proc, fromServer, log: () => log, close: () => tty.destroy() };
-}
-
-/**
- * sstpc 1.0.18 occasionally stalls right after "Connected" and never sends its Call Connect
- * Request although the server answered its SSTP_DUPLEX_POST (seen about once in ten runs
- * directly against the simulated server, without vpnlb in the path: a race in sstpc's HTTP
- * receive setup). Such an attempt is ended (by PID) and retried, at most three times; each
- * retry is reported on the test output.
- */
-async function startSstpcUntilCallSetup(port: number, caCert: string, id: string, dir: string): Promise<Awaited<ReturnType<typeof startSstpc>>> {
-  for (let attempt = 1; ; attempt++) {
-    const c = await startSstpc(port, caCert, `${id}-${attempt}`, dir);
-    try {
-      await until(() => /Sending Connect-Request/.test(c.log()), 'sstpc to send its Call Connect Request', 4_000);
-      return c;
-    } catch (err) {
-      if (c.proc.exitCode === null && c.proc.pid) process.kill(c.proc.pid, 'SIGTERM');
-      c.close();
-      if (attempt >= 3) throw err;
-      console.log(`# sstpc ${id} attempt ${attempt} stalled before its Call Connect Request; retrying`);
-    }
-  }
-}
-
-const until = (cond: () => boolean, what: string, timeoutMs = 10_000) => waitUntil(what, cond, timeoutMs);
-
 describe('real sstpc through vpnlb to simulated RRAS servers', { skip }, () => {
   for (const mode of ['passthrough', 'offload', 'reencrypt'] as const) {
     it(`${mode}: two sstpc tunnels, one per server (least connections), each reaching PPP negotiation`, async () => {
@@ -139,7 +68,7 @@ describe('real sstpc through vpnlb to simulated RRAS servers', { skip }, () => {
       const dir = mkdtempSync(join(tmpdir(), `vpnlb-sstpc-${mode}-`));
       const sims: SimSstpEndpoint[] = [];
       let vpnlb: Awaited<ReturnType<typeof startVpnlb>> | undefined;
-      const clients: Awaited<ReturnType<typeof startSstpc>>[] = [];
+      const clients: SstpcClient[] = [];
       try {
         let port = 0;
         for (const [i, name] of ['rras1', 'rras2'].entries()) {
@@ -170,9 +99,9 @@ describe('real sstpc through vpnlb to simulated RRAS servers', { skip }, () => {
         }));
         vpnlb = await startVpnlb(configPath);
         // One after the other, so that least connections has counted the first tunnel.
-        clients.push(await startSstpcUntilCallSetup(vpnlb.port, cert.certPath, `vpnlb-${mode}-1`, dir));
+        clients.push(track(await startSstpcUntilCallSetup(`127.0.0.1:${vpnlb.port}`, cert.certPath, `vpnlb-${mode}-1`, dir)));
         await Promise.race(sims.map((s) => s.waitFor((r) => r.connections.some((c) => c.callConnectRequests === 1), 10_000, 'the first Call Connect Request')));
-        clients.push(await startSstpcUntilCallSetup(vpnlb.port, cert.certPath, `vpnlb-${mode}-2`, dir));
+        clients.push(track(await startSstpcUntilCallSetup(`127.0.0.1:${vpnlb.port}`, cert.certPath, `vpnlb-${mode}-2`, dir)));
         for (const sim of sims) {
           await sim.waitFor((r) => r.connections.some((c) => c.callConnectRequests === 1 && c.pppFrames.length >= 1), 10_000, 'a Call Connect Request and a PPP frame')
             .catch((err: Error) => assert.fail(`${err.message}\nsstpc logs:\n${clients.map((c) => c.log().slice(-1500)).join('\n---\n')}`));

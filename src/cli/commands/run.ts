@@ -56,13 +56,10 @@ export const runCommand: Command = {
       void runtime.reload();
     };
     process.on('SIGHUP', onHup);
-    const running = `vpnlb running (config ${file}${runtime.adminAddress ? `, admin ${runtime.adminAddress.url}` : ''})`;
-    io.out(running);
-    // Type=notify: ready only now, every data plane programmed (platform/sd-notify.ts).
-    const notifier = new ServiceNotifier({ logger });
-    await notifier.ready(running);
     const keepState = values['keep-state'] === true || process.env.VPNLB_KEEP_STATE === '1';
-    await new Promise<void>((resolve) => {
+    // Handlers first: a SIGTERM right after "running" (a supervisor, a test) must stop cleanly,
+    // not kill the process with Node's default action and leave the kernel tables behind.
+    const stopped = new Promise<void>((resolve) => {
       const stop = (sig: string) => {
         logger.info({ component: 'runtime', signal: sig, keepState }, `received ${sig}, stopping${keepState ? ' (kernel state kept)' : ''}`);
         resolve();
@@ -70,6 +67,12 @@ export const runCommand: Command = {
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
+    const running = `vpnlb running (config ${file}${runtime.adminAddress ? `, admin ${runtime.adminAddress.url}` : ''})`;
+    io.out(running);
+    // Type=notify: ready only now, every data plane programmed (platform/sd-notify.ts).
+    const notifier = new ServiceNotifier({ logger });
+    await notifier.ready(running);
+    await stopped;
     await notifier.stopping(`stopping${keepState ? ' (kernel state kept)' : ''}`);
     process.off('SIGHUP', onHup);
     await runtime.stop({ keepState });

@@ -10,7 +10,7 @@
 import type { CommandRunner, ToolResult } from '../../platform/command-runner.js';
 import { explainPermissionError } from '../../platform/capabilities.js';
 
-/** One UDP conntrack entry of the service, as `conntrack -L` prints it. */
+/** One conntrack entry of the service (UDP, or TCP for SSTP), as `conntrack -L` prints it. */
 export interface ConntrackEntry {
   readonly original: { readonly src: string; readonly dst: string; readonly sport: number; readonly dport: number };
   readonly reply: { readonly src: string; readonly dst: string; readonly sport: number; readonly dport: number };
@@ -37,8 +37,8 @@ export function parseConntrackList(text: string): ConntrackEntry[] {
       const t = tokens[i] as string;
       const eq = t.indexOf('=');
       if (eq < 0) {
-        // `udp 17 29 src=...`: the timeout is the number right after the protocol number.
-        if (t === 'udp' && Number.isNaN(timeout)) timeout = Number(tokens[i + 2]);
+        // `udp 17 29 src=...` / `tcp 6 431999 ESTABLISHED src=...`: the timeout follows the protocol number.
+        if ((t === 'udp' || t === 'tcp') && Number.isNaN(timeout)) timeout = Number(tokens[i + 2]);
         continue;
       }
       const key = t.slice(0, eq);
@@ -70,15 +70,20 @@ export interface ConntrackTable {
   deleteBackendFlows(vip: string, backend: string, family: 4 | 6): Promise<ConntrackResult<number>>;
 }
 
-/** `conntrack` (conntrack-tools) through a runner (optionally inside a namespace). */
+/**
+ * `conntrack` (conntrack-tools) through a runner (optionally inside a namespace), for one
+ * protocol: `udp` (IKEv2, the default) or `tcp` (the kernel SSTP plane).
+ */
 export class ConntrackCli implements ConntrackTable {
   readonly #run: CommandRunner;
-  constructor(runner: CommandRunner) {
+  readonly #protocol: 'udp' | 'tcp';
+  constructor(runner: CommandRunner, protocol: 'udp' | 'tcp' = 'udp') {
     this.#run = runner;
+    this.#protocol = protocol;
   }
 
   async list(vip: string, family: 4 | 6): Promise<ConntrackResult<ConntrackEntry[]>> {
-    const r = await this.#run('conntrack', ['-L', '-f', family === 6 ? 'ipv6' : 'ipv4', '-p', 'udp', '--orig-dst', vip]);
+    const r = await this.#run('conntrack', ['-L', '-f', family === 6 ? 'ipv6' : 'ipv4', '-p', this.#protocol, '--orig-dst', vip]);
     if (!r.ok) return { ok: false, error: explainPermissionError(r.message, 'CAP_NET_ADMIN') };
     return { ok: true, value: parseConntrackList(r.stdout) };
   }
@@ -86,7 +91,7 @@ export class ConntrackCli implements ConntrackTable {
   async deleteBackendFlows(vip: string, backend: string, family: 4 | 6): Promise<ConntrackResult<number>> {
     // conntrack(8): --orig-dst matches the address clients sent to (the VIP), --reply-src the
     // address replies come from (the server after DNAT): exactly this service's flows to it.
-    const r = await this.#run('conntrack', ['-D', '-f', family === 6 ? 'ipv6' : 'ipv4', '-p', 'udp', '--orig-dst', vip, '--reply-src', backend]);
+    const r = await this.#run('conntrack', ['-D', '-f', family === 6 ? 'ipv6' : 'ipv4', '-p', this.#protocol, '--orig-dst', vip, '--reply-src', backend]);
     const m = /(\d+) flow entries have been deleted/.exec(`${r.stderr}\n${r.stdout}`);
     // conntrack -D exits 1 when nothing matched: that is success with 0 for us.
     if (m) return { ok: true, value: Number(m[1]) };

@@ -23,7 +23,7 @@ import type { Ikev2Service } from '../../config/types.js';
 import type { RuntimeContext } from '../../control/runtime-context.js';
 import { backendsToFlush, type ServiceSnapshot } from '../../control/snapshot.js';
 import { VpnlbError } from '../../errors.js';
-import type { BackendCounters, DataPlane, DataPlaneStatus } from '../../control/dataplane-interface.js';
+import type { DataPlane, DataPlaneStatus } from '../../control/dataplane-interface.js';
 import { createCommandRunner, type CommandRunner } from '../../platform/command-runner.js';
 import { ConntrackCli, type ConntrackTable } from './conntrack.js';
 import { diffSlotAddresses, renderMapUpdate, renderTransaction, slotAddressesOf, spisOfSetJson, type SlotAddresses } from './map-update.js';
@@ -48,7 +48,8 @@ import {
   type NftFamily,
   type RulesetBackend,
 } from './render-ruleset.js';
-import { ReturnPathDetector, returnPathWarning, type ReturnPathOptions } from './return-path.js';
+import { ReturnPathDetector, type ReturnPathOptions } from './return-path.js';
+import { ReturnPathWatch, backendFigures } from './kernel-plane-parts.js';
 import { checkSysctls } from './sysctl-check.js';
 import { KernelMetrics } from './kernel-metrics.js';
 import {
@@ -88,7 +89,7 @@ export class KernelIkeDataPlane implements DataPlane {
   readonly #pollMs: number;
   #refreshing: Promise<void> | undefined;
   readonly #metrics: KernelMetrics;
-  readonly #returnPath: ReturnPathDetector;
+  readonly #returnPath: ReturnPathWatch;
   readonly #staticWarnings: string[] = [];
   #backends: RulesetBackend[] = [];
   /** What the kernel's slot map holds (kept in step with every successful transaction). */
@@ -98,7 +99,6 @@ export class KernelIkeDataPlane implements DataPlane {
   #counters: Record<string, { packets: number; bytes: number }> = {};
   #flows: Record<string, { replied: number; unreplied: number }> = {};
   #returnPathWarnings: string[] = [];
-  #balancerAddress = new Map<string, string | undefined>();
   #timer: NodeJS.Timeout | undefined;
   #claimKey: string | undefined;
   #isAdopted = false;
@@ -115,7 +115,7 @@ export class KernelIkeDataPlane implements DataPlane {
     this.#conntrack = options.conntrack ?? new ConntrackCli(this.#runner);
     this.#pollMs = options.pollIntervalMs ?? 10_000;
     this.#metrics = new KernelMetrics(ctx.metrics, service.name);
-    this.#returnPath = new ReturnPathDetector(options.returnPath);
+    this.#returnPath = new ReturnPathWatch(new ReturnPathDetector(options.returnPath), this.#metrics, this.#runner);
   }
 
   /** True when `start` found the table and adopted it instead of creating it. */
@@ -273,17 +273,7 @@ export class KernelIkeDataPlane implements DataPlane {
     const s = this.#service;
     const host = (a: string) => (isIP(a) === 6 ? `[${a}]` : a);
     const listeners = [s.ikePort, s.natTPort].filter((p) => p !== 0).map((p) => `udp ${host(s.virtualIp)}:${p} (nft ${this.#family} ${s.table})`);
-    const backends: Record<string, BackendCounters> = {};
-    for (const b of this.#backends) {
-      const cin = this.#counters[counterName(b.id, 'in')];
-      const cout = this.#counters[counterName(b.id, 'out')];
-      const f = this.#flows[b.name];
-      backends[b.name] = {
-        ...(cin ? { packetsIn: cin.packets, bytesIn: cin.bytes } : {}),
-        ...(cout ? { packetsOut: cout.packets, bytesOut: cout.bytes } : {}),
-        ...(f ? { flows: f.replied + f.unreplied } : {}),
-      };
-    }
+    const backends = backendFigures(this.#backends, this.#counters, this.#flows, 'flows');
     return { dataplane: 'kernel', listeners, backends, warnings: [...this.#staticWarnings, ...this.#returnPathWarnings] };
   }
 
@@ -311,19 +301,9 @@ export class KernelIkeDataPlane implements DataPlane {
     const listed = await this.#conntrack.list(s.virtualIp, s.family);
     if (!listed.ok) return;
     const states = new Map((this.#lastSnapshot?.backends ?? []).map((b) => [b.name, b.state]));
-    const verdict = this.#returnPath.observe(listed.value, this.#backends.map((b) => ({ name: b.name, address: b.address, state: states.get(b.name) ?? 'up' })));
-    this.#flows = { ...verdict.flows };
-    const warnings: string[] = [];
-    for (const b of this.#backends) {
-      const isMissing = verdict.missing.includes(b.name);
-      const wasMissing = this.#metrics.returnPathMissing(b.name, isMissing);
-      if (!isMissing) continue;
-      const gw = await this.#balancerAddressFor(b.address);
-      const w = returnPathWarning(b, gw);
-      warnings.push(w);
-      if (!wasMissing) this.#log().warn({ backend: b.name, flows: verdict.flows[b.name] }, `${s.name}: ${w}`);
-    }
-    this.#returnPathWarnings = warnings;
+    const scan = await this.#returnPath.scan(listed.value, this.#backends, states, this.#log(), s.name);
+    this.#flows = scan.flows;
+    this.#returnPathWarnings = scan.warnings;
   }
 
   #desiredSlots(snapshot: ServiceSnapshot): (string | undefined)[] {
@@ -381,22 +361,6 @@ export class KernelIkeDataPlane implements DataPlane {
         this.#log().warn({ backend: b.name, err: r.error }, `${this.serviceName}: could not delete the conntrack entries of ${b.name}; its clients stay on it until the entries expire`);
       }
     }
-  }
-
-  async #balancerAddressFor(address: string): Promise<string | undefined> {
-    if (this.#balancerAddress.has(address)) return this.#balancerAddress.get(address);
-    const r = await this.#runner('ip', ['-j', 'route', 'get', address]);
-    let src: string | undefined;
-    if (r.ok) {
-      try {
-        const routes = JSON.parse(r.stdout) as { prefsrc?: string }[];
-        src = routes[0]?.prefsrc;
-      } catch {
-        src = undefined;
-      }
-    }
-    this.#balancerAddress.set(address, src);
-    return src;
   }
 
   #idOf(name: string): string | undefined {

@@ -7,6 +7,7 @@
 import type { Counter, Gauge } from 'prom-client';
 import type { Metrics } from '../../observability/metrics.js';
 import { NFT_OBJECTS, counterName, type RulesetBackend } from './render-ruleset.js';
+import { SSTP_UNROUTED } from './render-sstp.js';
 
 type NftCounters = Readonly<Record<string, { packets: number; bytes: number }>>;
 
@@ -31,7 +32,7 @@ export class KernelMetrics {
     this.#ctFailures = metrics.counter({ name: 'vpnlb_kernel_conntrack_errors_total', help: 'conntrack calls that failed (flows then stay until they expire).', labelNames: ['service'] });
     this.#packets = metrics.counter({ name: 'vpnlb_kernel_backend_packets_total', help: 'Packets forwarded by the kernel, per server and direction (in: to the server, out: back to clients).', labelNames: ['service', 'backend', 'direction'] });
     this.#bytes = metrics.counter({ name: 'vpnlb_kernel_backend_bytes_total', help: 'Bytes forwarded by the kernel, per server and direction.', labelNames: ['service', 'backend', 'direction'] });
-    this.#dropped = metrics.counter({ name: 'vpnlb_kernel_dropped_packets_total', help: 'Packets the kernel ruleset dropped: ike_unrouted (no SPI or no server), natt_unrouted (ESP without conntrack entry or pin), snat_exhausted (full NAT: the client\'s SNAT address is at snat.maxSasPerAddress for that server), ike_stale (IKE packets of an SA whose server went down: dropped so that they cannot capture the client\'s next handshake).', labelNames: ['service', 'reason'] });
+    this.#dropped = metrics.counter({ name: 'vpnlb_kernel_dropped_packets_total', help: 'Packets the kernel ruleset dropped: ike_unrouted (no SPI or no server), natt_unrouted (ESP without conntrack entry or pin), snat_exhausted (full NAT: the client\'s SNAT address is at snat.maxSasPerAddress for that server), ike_stale (IKE packets of an SA whose server went down: dropped so that they cannot capture the client\'s next handshake), sstp_unrouted (kernel SSTP: a new connection whose slot has no server).', labelNames: ['service', 'reason'] });
     this.#split = metrics.counter({ name: 'vpnlb_kernel_ike_split_packets_total', help: 'IKE packets on the NAT-T port forwarded to another server than the one their IKE_SA_INIT reached: a client 4500 flow shared by SAs placed on two servers (the newer handshake fails; see docs/operations.md).', labelNames: ['service'] });
     this.#returnPath = metrics.gauge({ name: 'vpnlb_kernel_return_path_missing', help: '1 when a server\'s forwarded flows get no reply through the balancer (transparent mode: fix its default gateway).', labelNames: ['service', 'backend'] });
   }
@@ -66,7 +67,7 @@ export class KernelMetrics {
         if (d.bytes > 0) this.#bytes.inc(labels, d.bytes);
       }
     }
-    for (const reason of [NFT_OBJECTS.ikeUnrouted, NFT_OBJECTS.nattUnrouted, NFT_OBJECTS.snatExhausted, NFT_OBJECTS.ikeStale]) {
+    for (const reason of [NFT_OBJECTS.ikeUnrouted, NFT_OBJECTS.nattUnrouted, NFT_OBJECTS.snatExhausted, NFT_OBJECTS.ikeStale, SSTP_UNROUTED]) {
       const d = inc(reason);
       if (d.packets > 0) this.#dropped.inc({ service: this.#service, reason }, d.packets);
     }
