@@ -173,7 +173,7 @@ export class KernelIkeDataPlane implements DataPlane {
     const wantedSets = new Set([
       ...(isSpiAffinity(s.affinity) ? this.#backends.map((b) => pinSetName(b.id)) : []),
       ...(hasSpiSets(s) ? [...this.#backends.map((b) => spiSetName(b.id)), NFT_OBJECTS.spiDeadSet] : []),
-      ...(hasPeerSets(s) ? this.#backends.flatMap((b) => [peerSetName(b.id), learnSetName(b.id)]) : []),
+      ...(hasPeerSets(s) ? [...this.#backends.flatMap((b) => [peerSetName(b.id), learnSetName(b.id)]), NFT_OBJECTS.nattCountSet, NFT_OBJECTS.sharedSet] : []),
       ...(capped ? snatAddresses(s).map((_, i) => sasSetName(i)) : []),
     ]);
     const wantedCounters = new Set([
