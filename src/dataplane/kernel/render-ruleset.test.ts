@@ -148,6 +148,13 @@ test('client placement: an address with two or more live NAT-T flows (natt_share
   const joins = dnat.filter((l) => /saddr @peer_/.test(l));
   assert.equal(joins.length, 6, 'one join rule per server and port');
   for (const l of joins) assert.match(l, /ip saddr != @natt_shared dnat to /);
+  // A learnt miss serves one retry: the rule that places it deletes it.
+  const learnt = dnat.filter((l) => /saddr @learn_/.test(l));
+  assert.equal(learnt.length, 6);
+  for (const l of learnt) {
+    const set = /saddr @(learn_\w+)/.exec(l)![1];
+    assert.match(l, new RegExp(`delete @${set} \\{ ip saddr \\} dnat to `));
+  }
   // Every packet that refreshes peer_<server> from the client's side also counts its flow, as
   // the rule's last statements: `ct count over 1` ends the rule for an address with one flow.
   const track = text.slice(text.indexOf('chain track')).split('\n');
