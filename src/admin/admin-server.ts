@@ -5,7 +5,7 @@
  *
  *   GET  /api/v1/status                      services, backends (state, reason, counters), warnings
  *   GET  /metrics                            Prometheus exposition (no token with `admin.metrics: open`)
- *   GET  /api/v1/which?service=S&client=IP[&spi=HEX][&nattServers=NAME,...]
+ *   GET  /api/v1/which?service=S&client=IP[&spi=HEX][&nattServers=NAME,...[&nattFlows=N]]
  *   GET  /api/v1/events                      the event timeline
  *   GET  /api/v1/history                     the last 15 minutes of rates, per backend
  *   POST /api/v1/backends/NAME/(drain|disable|enable)    NAME or POOL/NAME (URL-encoded)  [operator]
@@ -421,7 +421,9 @@ export class AdminServer {
     const services = this.#opts.controller().snapshot().services.filter((s) => !serviceName || s.name === serviceName);
     const natt = url.searchParams.get('nattServers');
     const natTServers = natt ? natt.split(',').filter(Boolean) : undefined;
-    const answers = services.map((s) => whichAnswer(s, client, spi, natTServers));
+    const flows = url.searchParams.get('nattFlows');
+    if (flows !== null && !/^\d+$/.test(flows)) return send(res, 400, { error: 'nattFlows must be a count of flows', code: 'VPNLB_ADMIN_BAD_REQUEST' });
+    const answers = services.map((s) => whichAnswer(s, client, spi, natTServers, flows === null ? undefined : Number(flows)));
     send(res, 200, { client, spi: spiHex || null, answers });
   }
 

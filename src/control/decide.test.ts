@@ -55,7 +55,20 @@ test('ike-spi: several servers (shared NAT address) or none: by SPI', () => {
   assert.equal(bySpi.keyKind, 'ike-spi');
   assert.deepEqual(decide(snap(), { address: CLIENT, spi, natTServers: ['s1', 's2'] }).backend, bySpi.backend);
   assert.deepEqual(decide(snap(), { address: CLIENT, spi, natTServers: [] }).backend, bySpi.backend);
-  assert.match(whichAnswer(snap(), CLIENT).note ?? '', /joins that server .*--natt-servers/);
+  assert.match(whichAnswer(snap(), CLIENT).note ?? '', /joins that flow's server .*--natt-servers.*--natt-flows/);
+});
+
+test('ike-spi: an address with two or more live NAT-T flows (several devices behind one NAT) is placed by SPI, even when all sit on one server', () => {
+  const { snap } = snapshotFor('ike-spi');
+  const spi = spiAvoiding(snap, 's2');
+  const bySpi = decide(snap(), { address: CLIENT, spi });
+  assert.equal(decide(snap(), { address: CLIENT, spi, natTServers: ['s2'], natTFlows: 1 }).backend?.name, 's2', 'one flow: one device, joins');
+  const shared = decide(snap(), { address: CLIENT, spi, natTServers: ['s2'], natTFlows: 2 });
+  assert.equal(shared.keyKind, 'ike-spi');
+  assert.deepEqual(shared.backend, bySpi.backend);
+  const a = whichAnswer(snap(), CLIENT, spi, ['s2'], 5);
+  assert.equal(a.backend, bySpi.backend?.name);
+  assert.match(a.note ?? '', /5 live NAT-T flows .*placed by SPI/);
 });
 
 test('ike-spi: a down or disabled flow server is not joined; a draining one is', () => {

@@ -23,6 +23,14 @@ export interface ClientIdentity {
    * user tunnels). Several servers (a shared, carrier-grade NAT address) or none: by SPI.
    */
   readonly natTServers?: readonly string[];
+  /**
+   * How many live NAT-T flows (client address:port) come from this address, on all servers
+   * (the kernel's `natt_count` / `natt_shared` sets, the relay's index); unknown: one. One
+   * device has one, however many tunnels it runs (an Always On VPN client's device and user
+   * tunnels share it); two or more are several devices behind one NAT (a carrier-grade NAT):
+   * their new SAs are placed by SPI, so that they spread even while all sit on one server.
+   */
+  readonly natTFlows?: number;
 }
 
 export interface Decision {
@@ -42,7 +50,7 @@ export interface Decision {
 function natTFlowServer(s: ServiceSnapshot, client: ClientIdentity): Candidate | undefined {
   if (s.kind !== 'ikev2' || s.service.affinity !== 'ike-spi' || client.key) return undefined;
   const names = client.natTServers ?? [];
-  if (names.length !== 1) return undefined;
+  if (names.length !== 1 || (client.natTFlows ?? 1) > 1) return undefined;
   const b = s.backends.find((x) => x.name === names[0]);
   if (!b || b.state === 'down' || b.state === 'disabled') return undefined;
   return s.candidates.find((c) => c.name === b.name) ?? { name: b.name, address: b.address, weight: 0 };
@@ -78,12 +86,12 @@ export interface WhichAnswer {
   readonly note?: string;
 }
 
-export function whichAnswer(s: ServiceSnapshot, address: string, spi?: Uint8Array, natTServers?: readonly string[]): WhichAnswer {
-  const client = { address, ...(spi ? { spi } : {}), ...(natTServers ? { natTServers } : {}) };
+export function whichAnswer(s: ServiceSnapshot, address: string, spi?: Uint8Array, natTServers?: readonly string[], natTFlows?: number): WhichAnswer {
+  const client = { address, ...(spi ? { spi } : {}), ...(natTServers ? { natTServers } : {}), ...(natTFlows !== undefined ? { natTFlows } : {}) };
   if (s.kind === 'ikev2' && isSpiAffinity(s.service.affinity) && !spi && natTFlowServer(s, client) === undefined) {
     const joins =
       s.service.affinity === 'ike-spi'
-        ? '; a new IKE SA from an address whose NAT-T flows all sit on one server joins that server (name it with --natt-servers; the kernel keeps them in the peer_<server> sets)'
+        ? '; a new IKE SA from an address with one NAT-T flow (one device) joins that flow\'s server (name it with --natt-servers, and the address\'s live NAT-T flows with --natt-flows; the kernel keeps them in the peer_<server> and natt_shared sets)'
         : '';
     return {
       service: s.name,
@@ -100,6 +108,8 @@ export function whichAnswer(s: ServiceSnapshot, address: string, spi?: Uint8Arra
       ? `the client's NAT-T flows are all on ${d.backend?.name}: a new IKE SA joins them there (its IKE_AUTH and ESP share that flow)`
       : natTServers && natTServers.length > 1
         ? `the client's NAT-T flows are on several servers (a shared NAT address): placed by SPI`
-        : undefined;
+        : natTServers && natTServers.length === 1 && (natTFlows ?? 1) > 1
+          ? `the address has ${natTFlows} live NAT-T flows (several devices behind one NAT): placed by SPI`
+          : undefined;
   return { service: s.name, backend: d.backend?.name ?? null, address: d.backend?.address ?? null, keyKind: d.keyKind, slot: d.slot ?? null, ...(note ? { note } : {}) };
 }

@@ -266,24 +266,30 @@ test('source-ip IPv4: both ports of a client reach the server decide() names for
   }
 });
 
-test('ike-spi IPv6 VIP: 500 and 4500 of each SA reach the server decide() predicts; later SAs of the address join its NAT-T flow\'s server', { skip }, async () => {
+test('ike-spi IPv6 VIP: 500 and 4500 of each SA reach the server decide() predicts; later SAs of one device join its NAT-T flow\'s server, those of a shared address are hashed', { skip }, async () => {
   const table = 'kdpv6';
   const { ctx, controller } = ctxFor(yamlFor({ vip: VIP6, family: 6, table }));
   const snap = controller.service('ike') as ServiceSnapshot;
   const dp = new KernelIkeDataPlane(snap.service as never, ctx, { netns: lb.name, pollIntervalMs: 0 });
   await dp.start(snap);
   try {
-    // After the first SA, the client address has a NAT-T flow on one server: later SAs join it
-    // (affinity ike-spi, peer_<server>), which decide() predicts when told the flows' servers.
+    // One device: all its SAs share one NAT-T flow (one source port), as an Always On VPN
+    // client's device and user tunnels do. After the first SA the address has that one flow on
+    // one server: later SAs join it (peer_<server>), which decide() predicts when told the
+    // flow's server and that the address has one flow.
     let natTServers: string[] = [];
+    let natTPort = 0;
     let joined = 0;
+    let lastSpi: Buffer | undefined;
     for (let i = 0; i < 8; i++) {
       const spi = randomBytes(8);
-      const want = decide(snap, { address: CLIENT6, spi, natTServers }).backend?.name as string;
+      lastSpi = spi;
+      const want = decide(snap, { address: CLIENT6, spi, natTServers, natTFlows: natTServers.length }).backend?.name as string;
       if (want !== decide(snap, { address: CLIENT6, spi }).backend?.name) joined++;
       natTServers = [...new Set([...natTServers, want])];
       const r500 = await send(CLIENT6, 0, VIP6, 500, ikeHeader(spi));
-      const r4500 = await send(CLIENT6, 0, VIP6, 4500, ike4500(spi));
+      const r4500 = await send(CLIENT6, natTPort, VIP6, 4500, ike4500(spi));
+      natTPort = r4500.port;
       assert.equal(r500.reply, `ack:${want}`);
       assert.equal(r4500.reply, `ack:${want}`);
       assert.equal(serverOf(CLIENT6, r4500.port, 4500)[0]?.srv, want, 'server sees the real IPv6 client address');
@@ -291,6 +297,31 @@ test('ike-spi IPv6 VIP: 500 and 4500 of each SA reach the server decide() predic
       assert.equal((await send(CLIENT6, r4500.port, VIP6, 4500, esp())).reply, `ack:${want}`, 'IPv6 ESP follows the pin');
     }
     assert.ok(joined > 0, 'no later SA hashed elsewhere than the server of the address\'s NAT-T flow: the join was not exercised');
+    // The loop deleted the flow's conntrack entry and ESP re-created it; ESP refreshes the count
+    // one packet in 32, so the device's next IKE packet (a DPD, say) counts its flow again.
+    await send(CLIENT6, natTPort, VIP6, 4500, ike4500(lastSpi!));
+    assert.doesNotMatch(await lbNft('list', 'set', 'ip6', table, 'natt_shared'), new RegExp(CLIENT6), 'one device (one NAT-T flow) is not a shared address');
+    // A second device behind the same address (another NAT-T flow, another source port) makes
+    // the address shared (natt_count: two live flows): from then on its new SAs are placed by
+    // SPI — they spread although all its flows sit on one server.
+    const second = randomBytes(8);
+    const flowServer = natTServers[0] as string;
+    assert.equal(natTServers.length, 1);
+    assert.equal((await send(CLIENT6, 0, VIP6, 500, ikeHeader(second))).reply, `ack:${flowServer}`, 'the second device\'s first SA: the address had one flow');
+    assert.equal((await send(CLIENT6, 0, VIP6, 4500, ike4500(second))).reply, `ack:${flowServer}`);
+    assert.match(await lbNft('list', 'set', 'ip6', table, 'natt_shared'), new RegExp(CLIENT6), 'two NAT-T flows: shared');
+    let spread = 0;
+    for (let i = 0; i < 8; i++) {
+      const spi = randomBytes(8);
+      const want = decide(snap, { address: CLIENT6, spi, natTServers, natTFlows: 2 + i }).backend?.name as string;
+      assert.equal(want, decide(snap, { address: CLIENT6, spi }).backend?.name, 'a shared address is placed by SPI');
+      if (want !== flowServer) spread++;
+      assert.equal((await send(CLIENT6, 0, VIP6, 500, ikeHeader(spi))).reply, `ack:${want}`);
+      const r4500 = await send(CLIENT6, 0, VIP6, 4500, ike4500(spi));
+      assert.equal(r4500.reply, `ack:${want}`);
+      natTServers = [...new Set([...natTServers, want])];
+    }
+    assert.ok(spread > 0, 'every SA of the shared address hashed to its flows\' server: the spread was not exercised');
   } finally {
     await dp.stop();
   }

@@ -50,17 +50,29 @@ describe('Always On VPN device + user tunnels and MOBIKE, default affinity (real
     }
   };
 
-  it('user tunnel 2 s after the device tunnel: every client at once, on its device tunnel\'s server', () => {
-    assertEveryOneFirstTime(phase('user tunnel 2 s'), ['direct', 'home-nat', 'cgnat']);
+  /**
+   * The CGNAT address has one NAT-T flow per device (three): it is shared (natt_shared), so its
+   * new SAs are placed by SPI and its site spreads. A user tunnel misses its device tunnel's
+   * server with probability 2/3 once its port-500 entry (5 s) is gone — the CGNAT clients run
+   * after the others, one after the other, so even at "2 s" most are past it — and the miss is
+   * learnt: the retry lands (docs/balancing.md).
+   */
+  const assertCgnatWithinTwoAttempts = (p: PhaseResult) => {
+    const cgnat = p.byShape.cgnat!;
+    assert.equal(cgnat.bothOnOneServerWithTraffic, cgnat.clients, `${p.phase}: CGNAT: ${JSON.stringify(cgnat)}`);
+    assert.ok(cgnat.attempts <= 2 * cgnat.clients, `${p.phase}: CGNAT: ${cgnat.attempts} attempts for ${cgnat.clients} clients`);
+  };
+
+  it('user tunnel 2 s after the device tunnel: every direct and home-NAT client at once, on its device tunnel\'s server; CGNAT within two attempts', () => {
+    const p = phase('user tunnel 2 s');
+    assertEveryOneFirstTime(p, ['direct', 'home-nat']);
+    assertCgnatWithinTwoAttempts(p);
   });
 
   it('a user tunnel that reconnects while the device tunnel stays up', () => {
     const p = phase('user tunnel reconnects');
     assertEveryOneFirstTime(p, ['direct', 'home-nat']);
-    const cgnat = p.byShape.cgnat!;
-    // A shared address is placed by SPI; a missed second SA is learnt, so the retry lands.
-    assert.equal(cgnat.bothOnOneServerWithTraffic, cgnat.clients, `CGNAT: ${JSON.stringify(cgnat)}`);
-    assert.ok(cgnat.attempts <= 2 * cgnat.clients, `CGNAT: ${cgnat.attempts} attempts for ${cgnat.clients} clients`);
+    assertCgnatWithinTwoAttempts(p);
   });
 
   it('the device tunnel re-keys (CREATE_CHILD_SA, IKE_SA rekey) with the user tunnel up', () => {
@@ -70,9 +82,7 @@ describe('Always On VPN device + user tunnels and MOBIKE, default affinity (real
   it('user tunnel 45 s after the device tunnel, across a vpnlb restart: every direct and home-NAT client at once; CGNAT within two attempts', () => {
     const p = phase('user tunnel 45 s');
     assertEveryOneFirstTime(p, ['direct', 'home-nat']);
-    const cgnat = p.byShape.cgnat!;
-    assert.equal(cgnat.bothOnOneServerWithTraffic, cgnat.clients, `CGNAT: ${JSON.stringify(cgnat)}`);
-    assert.ok(cgnat.attempts <= 2 * cgnat.clients, `CGNAT: ${cgnat.attempts} attempts for ${cgnat.clients} clients`);
+    assertCgnatWithinTwoAttempts(p);
   });
 
   it('roaming (MOBIKE): clients with both tunnels up move to a new address and keep both IKE_SAs and their traffic', () => {

@@ -82,13 +82,19 @@ describe('strongSwan through vpnlb (kernel data plane)', { skip, timeout: 170_00
     }
   });
 
-  // Known limitation of the default placement (docs/balancing.md): once a CGNAT address's
-  // tunnels sit on one server, its new clients join that server. Counting the NAT-T flows per
-  // address (one device has one) would tell a CGNAT address apart; until then this is a todo.
-  it('CGNAT site with ike-spi affinity: its clients spread over more than one server', { todo: 'a CGNAT address whose tunnels sit on one server keeps its new clients there' }, async () => {
+  // One device has one NAT-T flow; the CGNAT address has eight: from its second live flow on it
+  // is shared (natt_shared), and its new clients are placed by SPI even while all its tunnels
+  // sit on one server. The first two clients may share a server (the second arrives while the
+  // address has one flow, like a second tunnel of one device); the other six are hashed over
+  // three servers: all on the first two's server with probability (1/3)^6 ≈ 0.14 %.
+  it('CGNAT site with ike-spi affinity: the address is counted shared and its clients spread over more than one server', async () => {
     const cgnat = lab.clients.filter((c) => c.behindCgnat);
     const servers = new Set(await Promise.all(cgnat.map(serverOfClient)));
     assert.ok(servers.size > 1, `all ${cgnat.length} CGNAT clients landed on ${[...servers]}`);
+    const shared = await lab.lb.exec('nft', ['list', 'set', 'ip', 'vpnlb', 'natt_shared']);
+    assert.ok(shared.includes(lab.cgnatAddress), `the CGNAT address ${lab.cgnatAddress} is not in natt_shared: ${shared}`);
+    // A direct client has one NAT-T flow: never shared.
+    for (const c of lab.clients.filter((x) => !x.behindCgnat && x.family === 4)) assert.ok(!shared.includes(`${c.address} `) && !shared.includes(`${c.address},`), `${c.address} (one device) is in natt_shared: ${shared}`);
   });
 
   it('control plane kill -9 and restart under a continuous ping: no loss', async () => {

@@ -14,7 +14,7 @@ import { callAdmin, resolveAdminEndpoint } from './admin-client.js';
 export const whichCommand: Command = {
   name: 'which',
   summary: 'tell which server a client gets (same decision as the data planes)',
-  usage: 'vpnlb which (--config FILE | --admin URL [--token-file FILE]) --client IP [--spi HEX16] [--natt-servers NAME,...] [--service NAME] [--json]',
+  usage: 'vpnlb which (--config FILE | --admin URL [--token-file FILE]) --client IP [--spi HEX16] [--natt-servers NAME,... [--natt-flows N]] [--service NAME] [--json]',
   async run(argv, io) {
     const { values } = parseCommandArgs(this, argv, {
       config: { type: 'string', short: 'c' },
@@ -23,6 +23,7 @@ export const whichCommand: Command = {
       client: { type: 'string' },
       spi: { type: 'string' },
       'natt-servers': { type: 'string' },
+      'natt-flows': { type: 'string' },
       service: { type: 'string' },
       json: { type: 'boolean' },
     });
@@ -36,11 +37,18 @@ export const whichCommand: Command = {
     }
     // The servers that hold the client's live NAT-T flows (affinity ike-spi: a new SA joins them when there is one).
     const natTServers = values['natt-servers']?.split(',').map((x) => x.trim()).filter(Boolean);
+    // How many live NAT-T flows come from the address (two or more: several devices behind one NAT, placed by SPI).
+    let natTFlows: number | undefined;
+    if (values['natt-flows'] !== undefined) {
+      natTFlows = Number(values['natt-flows']);
+      if (!Number.isInteger(natTFlows) || natTFlows < 0) throw new VpnlbError('VPNLB_CLI_USAGE', `--natt-flows: "${values['natt-flows']}" is not a count of flows`, 'client');
+    }
     let answers: WhichAnswer[];
     if (values.admin) {
       const query = new URLSearchParams({ client });
       if (spi) query.set('spi', spi.toString('hex'));
       if (natTServers) query.set('nattServers', natTServers.join(','));
+      if (natTFlows !== undefined) query.set('nattFlows', String(natTFlows));
       if (values.service) query.set('service', values.service);
       const ep = resolveAdminEndpoint({ admin: values.admin, config: values.config, tokenFile: values['token-file'] });
       const res = await callAdmin(ep, `/api/v1/which?${query}`);
@@ -53,7 +61,7 @@ export const whichCommand: Command = {
       answers = controller
         .snapshot()
         .services.filter((s) => !values.service || s.name === values.service)
-        .map((s) => whichAnswer(s, client, spi, natTServers));
+        .map((s) => whichAnswer(s, client, spi, natTServers, natTFlows));
       if (values.service && answers.length === 0) throw new VpnlbError('VPNLB_CLI_USAGE', `no service named "${values.service}"`, 'client');
     }
     if (values.json) {

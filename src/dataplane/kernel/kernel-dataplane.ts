@@ -173,7 +173,7 @@ export class KernelIkeDataPlane implements DataPlane {
     const wantedSets = new Set([
       ...(isSpiAffinity(s.affinity) ? this.#backends.map((b) => pinSetName(b.id)) : []),
       ...(hasSpiSets(s) ? [...this.#backends.map((b) => spiSetName(b.id)), NFT_OBJECTS.spiDeadSet] : []),
-      ...(hasPeerSets(s) ? this.#backends.flatMap((b) => [peerSetName(b.id), learnSetName(b.id)]) : []),
+      ...(hasPeerSets(s) ? [...this.#backends.flatMap((b) => [peerSetName(b.id), learnSetName(b.id)]), NFT_OBJECTS.nattCountSet, NFT_OBJECTS.sharedSet] : []),
       ...(capped ? snatAddresses(s).map((_, i) => sasSetName(i)) : []),
     ]);
     const wantedCounters = new Set([
@@ -396,7 +396,9 @@ export async function kernelAvailability(
     const held = caps ? `uid ${caps.uid}, ambient capabilities: ${describeMask(caps.ambient)}` : `uid ${process.getuid?.()}`;
     return { ok: false, reason: missingCapabilityMessage('CAP_NET_ADMIN', `nft would run without it (${held})`), missingCapability: 'CAP_NET_ADMIN' };
   }
-  const run = createCommandRunner(options.netns ? { netns: options.netns, timeoutMs: 10_000 } : { timeoutMs: 10_000 });
+  // 60 s: nft 1.0.6 reads every set's elements even for `list tables`, and with another
+  // service's 65537-slot map in place that took 5 s on a loaded machine (10 s was too short).
+  const run = createCommandRunner(options.netns ? { netns: options.netns, timeoutMs: 60_000 } : { timeoutMs: 60_000 });
   const v = await run('nft', ['--version']);
   if (!v.ok) return { ok: false, reason: `nftables (nft) is not usable: ${v.message}` };
   const l = await run('nft', ['list', 'tables']);

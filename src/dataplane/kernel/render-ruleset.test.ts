@@ -138,3 +138,32 @@ test('handshake integrity: in dnat_in a known SPI wins over the map, a dead SA i
   const src = serviceOf(CASES['ipv4-source-ip-transparent'] as string);
   assert.doesNotMatch(renderRuleset({ service: src.service, backends: assignBackendIds(src.backends) }), /spi_|ike_stale|ike_split/);
 });
+
+test('client placement: an address with two or more live NAT-T flows (natt_shared) does not join its flows\' server', () => {
+  const { service, backends } = serviceOf(CASES['ipv4-ike-spi-transparent'] as string);
+  const text = renderRuleset({ service, backends: assignBackendIds(backends) });
+  assert.match(text, /set natt_count \{\n\t\ttypeof ip saddr\n\t\tsize \d+\n\t\tflags dynamic\n/);
+  assert.match(text, /set natt_shared \{\n\t\ttypeof ip saddr\n\t\tsize \d+\n\t\tflags dynamic,timeout\n\t\ttimeout 180s\n/);
+  const dnat = text.slice(text.indexOf('chain dnat_in'), text.indexOf('chain track')).split('\n');
+  const joins = dnat.filter((l) => /saddr @peer_/.test(l));
+  assert.equal(joins.length, 6, 'one join rule per server and port');
+  for (const l of joins) assert.match(l, /ip saddr != @natt_shared dnat to /);
+  // A learnt miss serves one retry: the rule that places it deletes it.
+  const learnt = dnat.filter((l) => /saddr @learn_/.test(l));
+  assert.equal(learnt.length, 6);
+  for (const l of learnt) {
+    const set = /saddr @(learn_\w+)/.exec(l)![1];
+    assert.match(l, new RegExp(`delete @${set} \\{ ip saddr \\} dnat to `));
+  }
+  // Every packet that refreshes peer_<server> from the client's side also counts its flow, as
+  // the rule's last statements: `ct count over 1` ends the rule for an address with one flow.
+  const track = text.slice(text.indexOf('chain track')).split('\n');
+  const refresh = track.filter((l) => /ct direction original .*update @peer_\w+ \{ ip saddr \}/.test(l));
+  assert.equal(refresh.length, 9, 'IKE, NAT keepalive and ESP sample, per server');
+  for (const l of refresh) assert.match(l, /update @peer_\w+ \{ ip saddr \} update @natt_count \{ ip saddr ct count over 1 \} update @natt_shared \{ ip saddr \}$/);
+  // ike-spi-hash and source-ip have neither.
+  for (const c of ['ipv4-ike-spi-hash-transparent', 'ipv4-source-ip-transparent'] as const) {
+    const s = serviceOf(CASES[c] as string);
+    assert.doesNotMatch(renderRuleset({ service: s.service, backends: assignBackendIds(s.backends) }), /natt_count|natt_shared/);
+  }
+});

@@ -43,9 +43,15 @@
  *   in `peer_<server>` the client addresses whose 4500 flows go to that server (refreshed by
  *   IKE and NAT-keepalive packets in both directions and by one ESP packet in 32, timeout
  *   `flowTimeout`), and `dnat_in` sends a new SA from an address found in exactly one
- *   `peer_<server>` to that server, after the known-SPI rules and before the SPI hash. An
- *   address in several sets is a carrier-grade NAT shared by clients on several servers: its
- *   new SAs are hashed by SPI (they keep spreading), and a second SA that missed its client's
+ *   `peer_<server>` to that server, after the known-SPI rules and before the SPI hash — unless
+ *   the address is shared: `natt_count` counts each address's live NAT-T flows (`ct count`,
+ *   one conntrack entry per client address:port, evaluated by the same packets that refresh
+ *   `peer_<server>`) and an address with two or more (several devices behind one NAT: a
+ *   carrier-grade NAT, or two laptops at home) is kept in `natt_shared` (timeout
+ *   `flowTimeout`). One device has one NAT-T flow whatever number of tunnels it runs: an Always
+ *   On VPN client's device and user tunnels share it. A shared address, and an address in
+ *   several `peer_<server>` sets, gets its new SAs hashed by SPI (they keep spreading), and a
+ *   second SA that missed its client's
  *   server is learnt: its IKE_AUTH reaches the flow's server X with an SPI that did not start
  *   there, `track` adds the address to `learn_<X>` (timeout LEARN_TIMEOUT_S), and the client's
  *   retry is sent to X — when X is the only server learnt for the address (several clients of
@@ -99,6 +105,8 @@ export const NFT_OBJECTS = Object.freeze({
   spiDeadSet: 'spi_dead',
   ikeStale: 'ike_stale',
   ikeSplit: 'ike_split',
+  nattCountSet: 'natt_count',
+  sharedSet: 'natt_shared',
 });
 
 /** Seconds a port-500 conntrack entry lives with `ike-spi` placement (a retry is then a new placement). */
@@ -135,7 +143,8 @@ export function hasSpiSets(service: Pick<Ikev2Service, 'affinity' | 'ikePort' | 
 }
 
 /**
- * Whether the service gets the client-placement sets (`peer_<id>`, `learn_<id>`): `ike-spi`
+ * Whether the service gets the client-placement sets (`peer_<id>`, `learn_<id>`, `natt_count`,
+ * `natt_shared`): `ike-spi`
  * with both ports (`ike-spi-hash` is the plain SPI hash; `source-ip` needs none).
  */
 export function hasPeerSets(service: Pick<Ikev2Service, 'affinity' | 'ikePort' | 'natTPort'>): boolean {
@@ -340,6 +349,19 @@ export function renderRuleset(input: RulesetInput): string {
       line(2, `comment "vpnlb ${service.name}: client addresses with NAT-T flows on ${b.name}"`);
       line(1, '}');
     }
+    line(1, `set ${NFT_OBJECTS.nattCountSet} {`);
+    line(2, `typeof ${f} saddr`);
+    line(2, `size ${service.maxFlows}`);
+    line(2, 'flags dynamic');
+    line(2, `comment "vpnlb ${service.name}: live NAT-T flows per client address (ct count)"`);
+    line(1, '}');
+    line(1, `set ${NFT_OBJECTS.sharedSet} {`);
+    line(2, `typeof ${f} saddr`);
+    line(2, `size ${service.maxFlows}`);
+    line(2, 'flags dynamic,timeout');
+    line(2, `timeout ${seconds(service.flowTimeout)}s`);
+    line(2, `comment "vpnlb ${service.name}: client addresses with two or more live NAT-T flows (several devices behind one NAT)"`);
+    line(1, '}');
     for (const b of backends) {
       line(1, `set ${learnSetName(b.id)} {`);
       line(2, `typeof ${f} saddr`);
@@ -413,19 +435,24 @@ export function renderRuleset(input: RulesetInput): string {
     const ports = [service.ikePort, service.natTPort].filter((p) => p !== 0);
     if (ports.length > 0) line(2, `${f} daddr ${vip} udp dport ${ports.length === 1 ? ports[0] : `{ ${ports.join(', ')} }`} ct timeout set "${ctTimeoutName(service)}"`);
   }
-  // A new SA (unknown SPI) from an address whose NAT-T flows are all on one server joins that
-  // server; a shared address that just missed one is sent to the server it missed.
+  // A new SA (unknown SPI) from an address with one device behind it whose NAT-T flows are all
+  // on one server joins that server; a shared address that just missed one is sent to the
+  // server it missed.
   const placeByPeer = (head: string, port: number) => {
     if (!peers) return;
     for (const b of backends) {
       const notElsewhere = backends.filter((o) => o !== b).map((o) => ` ${f} saddr != @${peerSetName(o.id)}`).join('');
-      line(2, `${head} ${f} saddr @${peerSetName(b.id)}${notElsewhere} dnat to ${hostPort(f, b.address, port)}`);
+      line(2, `${head} ${f} saddr @${peerSetName(b.id)}${notElsewhere} ${f} saddr != @${NFT_OBJECTS.sharedSet} dnat to ${hostPort(f, b.address, port)}`);
     }
     // Learnt for one server only: several clients of the address missed at once, and the
-    // address alone cannot tell whose retry this is — hashed like a first attempt.
+    // address alone cannot tell whose retry this is — hashed like a first attempt. A learnt
+    // miss serves one retry (deleted as it places it): kept for its whole timeout, it would
+    // still be there when the site's next client misses on another server, and that client's
+    // retry, its address now learnt for two servers, would be hashed afresh (measured: one
+    // of three CGNAT clients missing one after the other never connected in 4 attempts).
     for (const b of backends) {
       const notElsewhere = backends.filter((o) => o !== b).map((o) => ` ${f} saddr != @${learnSetName(o.id)}`).join('');
-      line(2, `${head} ${f} saddr @${learnSetName(b.id)}${notElsewhere} dnat to ${hostPort(f, b.address, port)}`);
+      line(2, `${head} ${f} saddr @${learnSetName(b.id)}${notElsewhere} delete @${learnSetName(b.id)} { ${f} saddr } dnat to ${hostPort(f, b.address, port)}`);
     }
   };
   const byAddress = `jhash ${f} saddr mod ${size} seed ${seed} map @${NFT_OBJECTS.slotsMap}`;
@@ -477,11 +504,16 @@ export function renderRuleset(input: RulesetInput): string {
     line(2, `ct direction original ${ours} ${f} daddr ${b.address} counter name ${counterName(b.id, 'in')}`);
     line(2, `ct direction reply ${ours} ${f} saddr ${b.address} counter name ${counterName(b.id, 'out')}`);
   }
+  // Last statement of a refresh rule: counts the packet's NAT-T flow for its client address and,
+  // from the second live flow on, marks the address shared. `ct count over 1` ends the rule
+  // when the address has one live flow; the kernel adds a flow once (a confirmed entry already
+  // in the address's list is not added again) and drops the entries that no longer exist.
+  const countFlow = (addr: string) => ` update @${NFT_OBJECTS.nattCountSet} { ${addr} ct count over 1 } update @${NFT_OBJECTS.sharedSet} { ${addr} }`;
   if (isSpi && service.natTPort !== 0) {
     for (const b of backends) {
       const key = `{ ${f} saddr . udp sport }`;
       const others = backends.filter((o) => o !== b).map((o) => ` delete @${pinSetName(o.id)} ${key}`).join('');
-      const peer = peers ? ` update @${peerSetName(b.id)} { ${f} saddr }` : '';
+      const peer = peers ? ` update @${peerSetName(b.id)} { ${f} saddr }${countFlow(`${f} saddr`)}` : '';
       line(2, `ct direction original ${ours} ${f} daddr ${b.address} udp dport ${service.backendNatTPort} @th,64,32 0 update @${pinSetName(b.id)} ${key}${others}${peer}`);
     }
   }
@@ -492,8 +524,8 @@ export function renderRuleset(input: RulesetInput): string {
     // hours); sampled because ESP is the bulk of the traffic (docs/benchmarks.md).
     for (const b of backends) {
       const to = `ct direction original ${ours} ${f} daddr ${b.address} udp dport ${service.backendNatTPort}`;
-      line(2, `${to} udp length 9 update @${peerSetName(b.id)} { ${f} saddr }`);
-      line(2, `${to} numgen random mod ${ESP_SAMPLE} 0 update @${peerSetName(b.id)} { ${f} saddr }`);
+      line(2, `${to} udp length 9 update @${peerSetName(b.id)} { ${f} saddr }${countFlow(`${f} saddr`)}`);
+      line(2, `${to} numgen random mod ${ESP_SAMPLE} 0 update @${peerSetName(b.id)} { ${f} saddr }${countFlow(`${f} saddr`)}`);
       line(2, `ct direction reply ${ours} ${f} saddr ${b.address} udp sport ${service.backendNatTPort} @th,64,32 0 update @${peerSetName(b.id)} { ${f} daddr }`);
     }
     // A missed second SA: an IKE_AUTH (RFC 7296 §1.2, exchange 35) on a flow to X whose

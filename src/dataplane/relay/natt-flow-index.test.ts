@@ -19,10 +19,28 @@ test('an address maps to the servers of its live NAT-T flows, counted per flow',
   assert.equal(index.size, 1);
 });
 
+test('an address counts its live NAT-T flows on all servers: one device has one, a shared NAT several', () => {
+  const index = new NatTFlowIndex();
+  assert.equal(index.flowsOf('198.18.0.10'), 0);
+  index.add('198.18.0.10', 's1');
+  assert.equal(index.flowsOf('198.18.0.10'), 1);
+  index.add('198.18.0.10', 's1');
+  index.add('198.18.0.10', 's2');
+  assert.equal(index.flowsOf('198.18.0.10'), 3);
+  index.remove('198.18.0.10', 's2');
+  index.remove('198.18.0.10', 's1');
+  assert.equal(index.flowsOf('198.18.0.10'), 1);
+  index.remove('198.18.0.10', 's1');
+  assert.equal(index.flowsOf('198.18.0.10'), 0);
+  index.remove('198.18.0.10', 's1');
+  assert.equal(index.flowsOf('198.18.0.10'), 0, 'never below zero');
+});
+
 test('removing a flow that was never added changes nothing', () => {
   const index = new NatTFlowIndex();
   index.add('2001:db8::1', 's1');
   index.remove('2001:db8::1', 's2');
   index.remove('2001:db8::2', 's1');
   assert.deepEqual(index.serversOf('2001:db8::1'), ['s1']);
+  assert.equal(index.flowsOf('2001:db8::1'), 1);
 });

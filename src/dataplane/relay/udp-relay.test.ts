@@ -158,6 +158,35 @@ function relaySuite(mode: Mode): void {
     }
   });
 
+  test('affinity ike-spi: an address with two live NAT-T flows (two devices behind one NAT) is shared: its next SA is placed by SPI', async () => {
+    const h = await start({ serverAddresses: ['127.0.25.1', '127.0.25.2', '127.0.25.3'], virtualIp: '127.0.15.1', affinity: 'ike-spi' });
+    try {
+      const address = '127.1.5.1';
+      const snapshot = h.controller.service(h.serviceName)!;
+      const first = await client(h, address);
+      assert.equal(first.ok, true, `${first.reason} ${first.detail}`);
+      const [flowServer] = h.serversOf(first);
+      const avoiding = () => {
+        let spiI: bigint;
+        do spiI = randomSpi64();
+        while (decide(snapshot, { address, spi: spiBytes(spiI) }).backend?.name === flowServer);
+        return spiI;
+      };
+      // A second device (its own NAT-T source port): the address has one flow when it starts, so it joins.
+      const second = await client(h, address, { spiI: avoiding() });
+      assert.equal(second.ok, true, `${second.reason} ${second.detail}`);
+      assert.deepEqual(h.serversOf(second), [flowServer], 'one flow: joined like a second tunnel of one device');
+      // Two flows, both on one server: a third device is placed by its SPI, not sent after them.
+      const spiI = avoiding();
+      const third = await client(h, address, { spiI });
+      assert.equal(third.ok, true, `${third.reason} ${third.detail}`);
+      assert.deepEqual(h.serversOf(third), [decide(snapshot, { address, spi: spiBytes(spiI) }).backend?.name]);
+      assert.notDeepEqual(h.serversOf(third), [flowServer]);
+    } finally {
+      await h.close();
+    }
+  });
+
   test('affinity source-ip: every SA of one client address goes to one server', async () => {
     const h = await start({ serverAddresses: ['127.0.22.1', '127.0.22.2', '127.0.22.3'], virtualIp: '127.0.12.1', affinity: 'source-ip' });
     try {

@@ -405,9 +405,10 @@ export class UdpRelay implements DataPlane {
       const key = this.#isSpiAffinity ? 'spi:' + spi!.toString('hex') : 'ip:' + from;
       session = this.#sessions.get(key);
       if (session === undefined) {
-        // A new SA joins the server of its client's NAT-T flows when they are all on one
-        // (decide() applies it for affinity ike-spi): it will share the client's NAT-T flow.
-        const d = decide(snapshot, { address: from, ...(spi ? { spi } : {}), natTServers: this.#natTFlows.serversOf(from) });
+        // A new SA joins the server of its client's NAT-T flow when the address has one (one
+        // device; decide() applies it for affinity ike-spi): it will share that flow. Two or
+        // more flows are several devices behind one NAT: placed by SPI, they spread.
+        const d = decide(snapshot, { address: from, ...(spi ? { spi } : {}), natTServers: this.#natTFlows.serversOf(from), natTFlows: this.#natTFlows.flowsOf(from) });
         const backend = d.backend ? this.#backends.get(d.backend.name) : undefined;
         if (backend === undefined) return this.#drops.drop('no-backend', from);
         session = { key, clientAddress: from, backend, lease: undefined, flows: 0, lastSeen: 0, referenced: false };
