@@ -25,6 +25,7 @@ import type {
 } from './types.js';
 import { VpnlbError } from '../errors.js';
 import { parseDuration, safeDuration } from './duration.js';
+import { checkBgp, resolveBgp } from './bgp.js';
 import { checkHa, LOCAL_HOST, resolveHa, type HostView } from './ha.js';
 
 const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
@@ -185,6 +186,7 @@ export function checkConfigText(text: string, source = '<embedded>', host: HostV
   }
   semanticChecks(raw, add, baseDirOf(source));
   if (isObj(raw)) checkHa(raw, add, host);
+  if (isObj(raw)) checkBgp(raw, add);
   if (issues.some((i) => i.severity === 'error')) return { issues: capIssues(sortIssues(issues)) };
 
   const config = resolve(raw as ConfigInput, source);
@@ -629,6 +631,7 @@ function resolve(input: ConfigInput, source: string): Config {
     pools,
     services: { ikev2, sstp },
     ...(input.ha ? { ha: resolveHa(input.ha, [...ikev2, ...sstp].map((s) => s.virtualIp)) } : {}),
+    ...(input.bgp ? { bgp: resolveBgp(input.bgp, [...ikev2, ...sstp]) } : {}),
   };
 }
 
