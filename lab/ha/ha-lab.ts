@@ -64,7 +64,7 @@ export interface HaLabClient {
 
 /** One balancer node: its namespace, its configuration file, its two vpnlb processes. */
 export class HaLabNode {
-  readonly name: 'lb1' | 'lb2';
+  readonly name: string;
   readonly ns: Namespace;
   readonly configPath: string;
   readonly runDir: string;
@@ -74,7 +74,7 @@ export class HaLabNode {
   #ha: ChildProcess | undefined;
   log = '';
 
-  constructor(name: 'lb1' | 'lb2', ns: Namespace, configPath: string, runDir: string, links: readonly string[]) {
+  constructor(name: string, ns: Namespace, configPath: string, runDir: string, links: readonly string[]) {
     this.name = name;
     this.ns = ns;
     this.configPath = configPath;

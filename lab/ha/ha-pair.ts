@@ -53,7 +53,7 @@ export interface HaPairOptions extends Partial<HaLabOptions> {
 }
 
 /** A continuous ping with per-reply timestamps (`ping -D`). */
-class PingTrace {
+export class PingTrace {
   readonly replies: { at: number; seq: number }[] = [];
   constructor(ns: Namespace, target: string, source: string | undefined, intervalSec: number) {
     const child = ns.spawn('ping', ['-n', '-D', '-i', String(intervalSec), ...(source ? ['-I', source] : []), target]);

@@ -3,6 +3,7 @@ import { canUseConntrack } from '../../../lab/netns.js';
 import { canUseStrongswan } from '../../../lab/strongswan/charon.js';
 import { formatShowcase, runShowcase } from '../../../lab/scenarios/showcase.js';
 import { formatHaPair, runHaPair } from '../../../lab/ha/ha-pair.js';
+import { formatEcmp, runEcmp } from '../../../lab/ecmp/ecmp.js';
 import { formatDeviceUser, runDeviceUserComparison } from '../../../lab/scenarios/device-user.js';
 import { chaosOptionsFor, runChaos } from '../../../lab/scenarios/chaos/chaos.js';
 import type { AffinityMode } from '../../balancer/affinity.js';
@@ -18,13 +19,14 @@ import { parseCommandArgs, type Command } from '../command.js';
  *   tunnel, re-keying and roaming (MOBIKE), with the default affinity and with plain SPI hashing
  *   (`--affinities` adds others, e.g. source-ip).
  * - `ha-pair`: two nodes with keepalived and conntrackd, failovers measured (lab/ha/).
+ * - `ecmp`: N active nodes behind a BIRD router's ECMP route, node-set changes measured (lab/ecmp/).
  * - `chaos`: a soak run with faults and a bad-input flood (lab/scenarios/chaos/, docs/lab.md).
  */
 export const labCommand: Command = {
   name: 'lab',
-  summary: 'run the real-strongSwan lab: full NAT vs transparent and the Always On VPN shapes, the ha-pair failovers, or the chaos soak run (root)',
+  summary: 'run the real-strongSwan lab: full NAT vs transparent and the Always On VPN shapes, the ha-pair failovers, the ecmp scale-out events, or the chaos soak run (root)',
   usage:
-    'vpnlb lab [--scenario showcase|ha-pair|chaos] [--json]  showcase: [--clients N] [--stalled N] [--servers N] [--part all|showcase|device-user] [--affinities ike-spi,ike-spi-hash,source-ip]  ha-pair: [--clients N]  chaos: [--duration S] [--seed N] [--tunnels N]',
+    'vpnlb lab [--scenario showcase|ha-pair|ecmp|chaos] [--json]  showcase: [--clients N] [--stalled N] [--servers N] [--part all|showcase|device-user] [--affinities ike-spi,ike-spi-hash,source-ip]  ha-pair: [--clients N]  ecmp: [--clients N]  chaos: [--duration S] [--seed N] [--tunnels N]',
   async run(argv, io) {
     const { values } = parseCommandArgs(this, argv, {
       scenario: { type: 'string' },
@@ -39,7 +41,7 @@ export const labCommand: Command = {
       tunnels: { type: 'string' },
     });
     const scenario = values.scenario ?? 'showcase';
-    if (!['showcase', 'ha-pair', 'chaos'].includes(scenario)) throw new VpnlbError('VPNLB_CLI_USAGE', `--scenario: showcase, ha-pair or chaos, not ${scenario}`, 'client');
+    if (!['showcase', 'ha-pair', 'ecmp', 'chaos'].includes(scenario)) throw new VpnlbError('VPNLB_CLI_USAGE', `--scenario: showcase, ha-pair, ecmp or chaos, not ${scenario}`, 'client');
     const ct = canUseConntrack();
     if (!ct.ok) {
       io.err(`vpnlb lab: ${ct.reason}. The lab builds network namespaces and nftables rules and reads conntrack, so it must run as root (sudo vpnlb lab) with iproute2, nftables and conntrack installed.`);
@@ -70,6 +72,16 @@ export const labCommand: Command = {
       return 0;
     }
     const progress = values.json ? undefined : (l: string) => io.err(l);
+    if (scenario === 'ecmp') {
+      // BIRD 2: the nodes' announcements and the upstream router (docs/scale-out.md).
+      if (!existsSync('/usr/sbin/bird')) {
+        io.err('vpnlb lab: /usr/sbin/bird is missing: apt-get install bird2');
+        return 2;
+      }
+      const report = await runEcmp({ clients4: int(values.clients, 20, 2, 40, 'clients'), ...(progress ? { progress } : {}) });
+      io.out(values.json ? JSON.stringify(report, null, 2) : formatEcmp(report));
+      return 0;
+    }
     if (scenario === 'chaos') {
       const report = await runChaos({
         ...chaosOptionsFor({
