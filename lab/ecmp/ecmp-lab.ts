@@ -25,7 +25,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Topology, type Namespace } from '../netns.js';
-import { Charon, sleep } from '../strongswan/charon.js';
+import { Charon } from '../strongswan/charon.js';
+import { sleep, waitUntil } from '../../src/util/wait.js';
 import { FAST_RETRANSMIT } from '../strongswan/strongswan-conf.js';
 import { renderInitiatorConf, renderResponderConf, TUNNEL_TARGET_V4, TUNNEL_TARGET_V6 } from '../strongswan/swanctl-conf.js';
 import { vpnlbArgv } from '../vpnlb-process.js';
@@ -326,11 +327,9 @@ export class EcmpLab {
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
-    for (let i = 0; i < 100 && child.exitCode === null; i++) {
-      if ((await this.router.exec('birdc', ['-s', join(dir, 'bird.ctl'), 'show', 'status']).catch(() => '')).includes('Daemon is up')) return;
-      await sleep(100);
-    }
-    throw new Error(`the router's BIRD did not start:\n${this.routerLog.slice(-2000)}`);
+    const up = async () => (await this.router.exec('birdc', ['-s', join(dir, 'bird.ctl'), 'show', 'status']).catch(() => '')).includes('Daemon is up');
+    await waitUntil("the router's BIRD", async () => child.exitCode !== null || (await up()), 10_000, 100).catch(() => undefined);
+    if (child.exitCode !== null || !(await up())) throw new Error(`the router's BIRD did not start:\n${this.routerLog.slice(-2000)}`);
   }
 
   /** Node names behind the router's current route to `vip` (its ECMP next hops). */

@@ -6,7 +6,7 @@
  * Each event is reported per affinity: `source-ip` (every node computes the same server from the
  * packet alone) and `ike-spi` (pins and SPI sets are node-local), docs/scale-out.md.
  */
-import { sleep } from '../strongswan/charon.js';
+import { sleep, waitUntil } from '../../src/util/wait.js';
 import { TUNNEL_TARGET_V4, TUNNEL_TARGET_V6 } from '../strongswan/swanctl-conf.js';
 import { PingTrace } from '../ha/ha-pair.js';
 import { EcmpLab, VIP6, VIP_IKE_SPI, VIP_SOURCE_IP, type Affinity, type EcmpClient, type EcmpLabOptions, type EcmpNode } from './ecmp-lab.js';
@@ -237,13 +237,7 @@ export async function runEcmp(options: EcmpOptions = {}): Promise<EcmpReport> {
 
 /** Waits until the router's next hops satisfy `ok` for every VIP. */
 async function waitRoutes(lab: EcmpLab, ok: (hops: string[]) => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const hops = await Promise.all(VIPS.map((v) => lab.nextHops(v)));
-    if (hops.every(ok)) return;
-    await sleep(50);
-  }
-  throw new Error(`the router's routes did not change within ${timeoutMs} ms`);
+  await waitUntil("the router's routes to change", async () => (await Promise.all(VIPS.map((v) => lab.nextHops(v)))).every(ok), timeoutMs, 50);
 }
 
 async function splitHandshakes(lab: EcmpLab): Promise<number> {

@@ -4,7 +4,7 @@
  * A supervisor that stopped writing reads as `stale`: whatever its file last said, BIRD died
  * with it (render-bird.ts, supervisor.ts), so nothing is announced.
  */
-import type { Metrics } from '../admin/metrics.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { BgpConfig } from '../config/bgp.js';
 import { readBgpStatus, type BgpStatus } from './bgp-state.js';
 import { bgpPaths } from './paths.js';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { CommandRunner } from '../dataplane/kernel/command-runner.js';
+import type { CommandRunner } from '../platform/command-runner.js';
 import { BirdControl, parseProtocols } from './bird-control.js';
 import { evaluateAnnouncements } from './announce-health.js';
 

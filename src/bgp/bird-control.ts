@@ -2,7 +2,7 @@
  * BIRD's control channel, through `birdc -s SOCKET` (one command per call, no shell), and the
  * parser of its `show protocols` table. The runner is injected: unit tests feed recorded output.
  */
-import type { CommandRunner } from '../dataplane/kernel/command-runner.js';
+import type { CommandRunner } from '../platform/command-runner.js';
 import { VpnlbError } from '../errors.js';
 
 export const BIRDC_PATH = '/usr/sbin/birdc';

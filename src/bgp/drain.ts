@@ -9,7 +9,8 @@
  * flow now needs none of them.
  */
 import { writeFileSync } from 'node:fs';
-import type { CommandRunner } from '../dataplane/kernel/command-runner.js';
+import type { CommandRunner } from '../platform/command-runner.js';
+import { sleep } from '../util/wait.js';
 import { readBgpStatus } from './bgp-state.js';
 import type { BgpPaths } from './paths.js';
 
@@ -47,7 +48,7 @@ export interface DrainOptions {
 }
 
 export async function drainNode(o: DrainOptions): Promise<DrainReport> {
-  const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const pause = o.sleep ?? sleep;
   const quietMs = o.quietMs ?? 3000;
   const t0 = Date.now();
   writeFileSync(o.paths.drainFile, '1\n');
@@ -56,7 +57,7 @@ export async function drainNode(o: DrainOptions): Promise<DrainReport> {
   let last = await clientPackets(o.run);
   let lastChange = Date.now();
   while (Date.now() - t0 < o.timeoutMs) {
-    await sleep(100);
+    await pause(100);
     const now = Date.now();
     const packets = await clientPackets(o.run);
     if (packets !== last) {

@@ -15,8 +15,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { Logger } from '../log/logger.js';
-import { createCommandRunner, type CommandRunner } from '../dataplane/kernel/command-runner.js';
+import { createCommandRunner, type CommandRunner } from '../platform/command-runner.js';
 import { VpnlbError } from '../errors.js';
+import { sleep, waitUntil } from '../util/wait.js';
 import { evaluateAnnouncements, type AnnouncementVerdict, type StatusLike } from './announce-health.js';
 import { BIRDC_PATH, BirdControl, type BirdProtocol } from './bird-control.js';
 import type { BgpAnnouncementState, BgpPeerState, BgpState } from './bgp-state.js';
@@ -111,13 +112,8 @@ export class BgpSupervisor {
         if (!this.#stopping) void this.#startBird().catch((err: Error) => this.#o.logger.error({ component: 'bgp', err: err.message }, 'bgp: bird restart failed'));
       }, 1000).unref();
     });
-    const deadline = Date.now() + 10_000;
-    while (!existsSync(p.birdSocket)) {
-      if (child.exitCode !== null || Date.now() > deadline) {
-        throw new VpnlbError('VPNLB_BGP_START', `bird did not open ${p.birdSocket} within 10 s: ${this.#birdOutput.slice(-1000)}`, 'internal');
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitUntil(`bird's socket ${p.birdSocket}`, () => child.exitCode !== null || existsSync(p.birdSocket), 10_000, 50).catch(() => undefined);
+    if (!existsSync(p.birdSocket)) throw new VpnlbError('VPNLB_BGP_START', `bird did not open ${p.birdSocket} within 10 s: ${this.#birdOutput.slice(-1000)}`, 'internal');
   }
 
   /** One check after another (never two in flight), one interval apart. */
@@ -228,7 +224,7 @@ export class BgpSupervisor {
       c.since = new Date().toISOString();
     }
     // BIRD sends the withdrawals at once; give them a moment on the wire before the sessions close.
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     const state = this.#state(isDrained(this.#o.node.paths.drainFile), undefined);
     writeFileSync(this.#o.node.paths.stateFile, `${JSON.stringify({ ...state, bird: { ...state.bird, running: false, pid: null } }, null, 2)}\n`);
     const child = this.#child;

@@ -11,8 +11,8 @@
  * Configuration changes are applied by `applyConfig` (rewrite + restart with state adoption,
  * how this vpnlb applies a changed file); a hitless reload replaces that one call.
  */
-import { mulberry32 } from '../../../src/testing/prng.js';
-import { sleep } from '../../strongswan/charon.js';
+import { mulberry32 } from '../../prng.js';
+import { sleep } from '../../../src/util/wait.js';
 import { IkeLab, VIP4, type LabClient, type LabServer } from '../../topology-ike.js';
 import { labScriptArgv } from '../../vpnlb-process.js';
 import { traceClientFlows } from '../observe.js';

@@ -4,7 +4,7 @@ import { VpnlbError } from '../../errors.js';
 import { haPaths } from '../../ha/paths.js';
 import { parseTransitions } from '../../ha/ha-status.js';
 import { resolveNode } from '../../ha/render-pair.js';
-import { createCommandRunner } from '../../dataplane/kernel/command-runner.js';
+import { createCommandRunner } from '../../platform/command-runner.js';
 import { drainNode } from '../../bgp/drain.js';
 import { bgpPaths } from '../../bgp/paths.js';
 import { resolveBgpNode } from '../../bgp/render-node.js';
