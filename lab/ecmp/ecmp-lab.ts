@@ -25,12 +25,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Topology, type Namespace } from '../netns.js';
-import { Charon } from '../strongswan/charon.js';
 import { sleep, waitUntil } from '../../src/util/wait.js';
-import { FAST_RETRANSMIT } from '../strongswan/strongswan-conf.js';
-import { renderInitiatorConf, renderResponderConf, TUNNEL_TARGET_V4, TUNNEL_TARGET_V6 } from '../strongswan/swanctl-conf.js';
+import { TUNNEL_TARGET_V4, TUNNEL_TARGET_V6 } from '../strongswan/swanctl-conf.js';
+import { addBridge, addCgnatSite, addDirectClient, bridgePort, installLeakCounter, leakedPackets, startFarmClient, startFarmServers, type FarmServer } from '../farm-parts.js';
 import { vpnlbArgv } from '../vpnlb-process.js';
-import { HaLabNode, type HaLabClient, type HaLabServer } from '../ha/ha-lab.js';
+import { HaLabNode, type HaLabClient } from '../ha/ha-lab.js';
 
 export const VIP_SOURCE_IP = '198.19.0.1';
 export const VIP_IKE_SPI = '198.19.0.2';
@@ -39,8 +38,6 @@ const ROUTER4 = '198.18.0.1';
 const ROUTER6 = '2001:db8:a::1';
 const ROUTER_ASN = 65000;
 const NODE_ASN = 65001;
-const PSK = 'vpnlb-lab-pre-shared-key';
-const SERVER_ID = 'server';
 
 export type Affinity = 'source-ip' | 'ike-spi';
 
@@ -152,7 +149,7 @@ export class EcmpLab {
   readonly topo: Topology;
   readonly dir: string;
   readonly options: EcmpLabOptions;
-  readonly servers: HaLabServer[] = [];
+  readonly servers: FarmServer[] = [];
   readonly clients: EcmpClient[] = [];
   readonly nodes: EcmpNode[] = [];
   #router: ChildProcess | undefined;
@@ -180,37 +177,23 @@ export class EcmpLab {
     return this.topo.ns('rtr');
   }
 
-  /** A bridge namespace (`net.bridge.bridge-nf-call-*` = 0 there, DESIGN §6) and a port into it. */
-  async #bridge(short: string): Promise<void> {
-    const ns = await this.topo.addNamespace(short, { forwarding: false });
-    for (const k of ['iptables', 'ip6tables', 'arptables']) await ns.exec('sysctl', ['-qw', `net.bridge.bridge-nf-call-${k}=0`]).catch(() => undefined);
-    await ns.exec('ip', ['link', 'add', 'br0', 'type', 'bridge']);
-    await ns.exec('ip', ['link', 'set', 'br0', 'up']);
-  }
-
-  async #port(sw: string, a: string, addresses: string[]): Promise<string> {
-    const { aIf, bIf } = await this.topo.link({ a, b: sw, aAddresses: addresses, bAddresses: [] });
-    await this.topo.ns(sw).exec('ip', ['link', 'set', bIf, 'master', 'br0']);
-    return aIf;
-  }
-
   async #build(): Promise<void> {
     const t = this.topo;
     const o = this.options;
-    await this.#bridge('osw');
-    await this.#bridge('isw');
+    await addBridge(t, 'osw');
+    await addBridge(t, 'isw');
     const rtr = await t.addNamespace('rtr');
-    const rtrIf = await this.#port('osw', 'rtr', [`${ROUTER4}/24`, `${ROUTER6}/64`]);
+    const rtrIf = await bridgePort(t, 'osw', 'rtr', [`${ROUTER4}/24`, `${ROUTER6}/64`]);
     // L3 multipath hash (source and destination address only): all of a client's packets, UDP
     // 500 and 4500 alike, reach one node while the node set is stable (docs/scale-out.md).
     for (const k of ['net.ipv4.fib_multipath_hash_policy=0', 'net.ipv6.fib_multipath_hash_policy=0']) await rtr.exec('sysctl', ['-qw', k]);
-    await rtr.exec('nft', ['-f', '-'], `table inet leak {\n  counter leaked {\n  }\n  chain leakcheck {\n    type filter hook forward priority 0;\n    iifname "${rtrIf}" ip saddr 198.18.1.0/24 counter name leaked drop\n    iifname "${rtrIf}" ip6 saddr 2001:db8:b::/64 counter name leaked drop\n  }\n}\n`);
+    await installLeakCounter(rtr, rtrIf);
 
     for (let i = 1; i <= o.nodes + 1; i++) {
       const name = `lb${i}`;
       const ns = await t.addNamespace(name);
-      const outside = await this.#port('osw', name, [`198.18.0.${1 + i}/24`, `2001:db8:a::${1 + i}/64`]);
-      const inside = await this.#port('isw', name, [`198.18.1.${1 + i}/24`, `2001:db8:b::${1 + i}/64`]);
+      const outside = await bridgePort(t, 'osw', name, [`198.18.0.${1 + i}/24`, `2001:db8:a::${1 + i}/64`]);
+      const inside = await bridgePort(t, 'isw', name, [`198.18.1.${1 + i}/24`, `2001:db8:b::${1 + i}/64`]);
       await t.route(name, 'default', ROUTER4);
       await t.route(name, 'default', ROUTER6);
       const dir = join(this.dir, name);
@@ -222,7 +205,7 @@ export class EcmpLab {
     for (let i = 1; i <= 3; i++) {
       const name = `s${i}`;
       const ns = await t.addNamespace(name, { forwarding: false });
-      await this.#port('isw', name, [`198.18.1.${10 + i}/24`, `198.18.1.${20 + i}/24`, `2001:db8:b::${10 + i}/64`]);
+      await bridgePort(t, 'isw', name, [`198.18.1.${10 + i}/24`, `198.18.1.${20 + i}/24`, `2001:db8:b::${10 + i}/64`]);
       await ns.exec('sysctl', ['-qw', 'net.ipv4.fib_multipath_use_neigh=1']);
       await ns.exec('ip', ['route', 'add', 'default', ...gateways.flatMap((g) => ['nexthop', 'via', g.insideAddress4])]);
       await ns.exec('ip', ['-6', 'route', 'add', 'default', ...gateways.flatMap((g) => ['nexthop', 'via', `2001:db8:b::${1 + g.index}`])]);
@@ -234,16 +217,7 @@ export class EcmpLab {
     let n = 0;
     const direct = async (family: 4 | 6, vip: string, affinity: Affinity) => {
       n++;
-      const name = `c${n}`;
-      const ns = await t.addNamespace(name, { forwarding: false });
-      if (family === 4) {
-        await t.link({ a: 'rtr', b: name, aAddresses: [`198.18.${10 + n}.1/24`], bAddresses: [`198.18.${10 + n}.2/24`] });
-        await t.route(name, 'default', `198.18.${10 + n}.1`);
-      } else {
-        await t.link({ a: 'rtr', b: name, aAddresses: [`2001:db8:2:${n}::1/64`], bAddresses: [`2001:db8:2:${n}::2/64`] });
-        await t.route(name, 'default', `2001:db8:2:${n}::1`);
-      }
-      this.clients.push({ name, ns, family, behindCgnat: false, spare: false, vip, affinity });
+      this.clients.push({ name: `c${n}`, ns: await addDirectClient(t, 'rtr', n, family), family, behindCgnat: false, spare: false, vip, affinity });
     };
     // Half of the direct IPv4 clients on each affinity; IPv6 on the source-ip service.
     for (let i = 0; i < o.clients4; i++) await direct(4, i % 2 === 0 ? VIP_SOURCE_IP : VIP_IKE_SPI, i % 2 === 0 ? 'source-ip' : 'ike-spi');
@@ -251,17 +225,7 @@ export class EcmpLab {
     if (o.cgnatClients > 0) {
       // A carrier-grade NAT site: one public address for all its clients, on the ike-spi service
       // (the affinity that spreads such a site over the servers).
-      const cgn = await t.addNamespace('cgn');
-      const { aIf } = await t.link({ a: 'cgn', b: 'rtr', aAddresses: ['198.18.99.2/24'], bAddresses: ['198.18.99.1/24'] });
-      await t.route('cgn', 'default', '198.18.99.1');
-      await cgn.exec('nft', ['-f', '-'], `table ip cgnat {\n  chain post {\n    type nat hook postrouting priority srcnat;\n    oifname "${aIf}" masquerade\n  }\n}\n`);
-      for (let k = 1; k <= o.cgnatClients; k++) {
-        const name = `n${k}`;
-        const ns = await t.addNamespace(name, { forwarding: false });
-        await t.link({ a: 'cgn', b: name, aAddresses: [`198.18.${200 + k}.1/24`], bAddresses: [`198.18.${200 + k}.2/24`] });
-        await t.route(name, 'default', `198.18.${200 + k}.1`);
-        this.clients.push({ name, ns, family: 4, behindCgnat: true, spare: false, vip: VIP_IKE_SPI, affinity: 'ike-spi' });
-      }
+      for (const { name, ns } of await addCgnatSite(t, 'rtr', o.cgnatClients)) this.clients.push({ name, ns, family: 4, behindCgnat: true, spare: false, vip: VIP_IKE_SPI, affinity: 'ike-spi' });
     }
     this.#writeConfigs();
   }
@@ -339,38 +303,15 @@ export class EcmpLab {
   }
 
   async startServers(): Promise<void> {
-    await Promise.all(
-      this.servers.map(async (s) => {
-        s.charon = await Charon.start({
-          ns: s.ns,
-          dir: join(this.dir, s.name),
-          retransmit: FAST_RETRANSMIT,
-          swanctlConf: renderResponderConf({ id: SERVER_ID, auth: { kind: 'psk', secret: PSK }, pools: [s.pool4, s.pool6], localTs: [`${TUNNEL_TARGET_V4}/32`, `${TUNNEL_TARGET_V6}/128`], fragmentation: true }),
-        });
-      }),
-    );
+    await startFarmServers(this.servers, this.dir);
   }
 
   async startClient(c: EcmpClient): Promise<void> {
-    c.charon = await Charon.start({
-      ns: c.ns,
-      dir: join(this.dir, c.name),
-      retransmit: FAST_RETRANSMIT,
-      swanctlConf: renderInitiatorConf({
-        id: c.name,
-        auth: { kind: 'psk', secret: PSK },
-        remote: c.vip,
-        remoteId: SERVER_ID,
-        remoteTs: [c.family === 4 ? `${TUNNEL_TARGET_V4}/32` : `${TUNNEL_TARGET_V6}/128`],
-        vips: [c.family === 4 ? '0.0.0.0' : '::'],
-        fragmentation: true,
-      }),
-    });
+    c.charon = await startFarmClient(c, this.dir, c.vip);
   }
 
   async leakedPackets(): Promise<number> {
-    const out = await this.router.exec('nft', ['list', 'counter', 'inet', 'leak', 'leaked']).catch(() => '');
-    return Number(/packets (\d+)/.exec(out)?.[1] ?? 0);
+    return leakedPackets(this.router);
   }
 
   async destroy(): Promise<void> {

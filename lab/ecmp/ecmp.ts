@@ -9,6 +9,7 @@
 import { sleep, waitUntil } from '../../src/util/wait.js';
 import { TUNNEL_TARGET_V4, TUNNEL_TARGET_V6 } from '../strongswan/swanctl-conf.js';
 import { PingTrace } from '../ha/ha-pair.js';
+import { CGNAT_ADDRESS, directClientAddress } from '../farm-parts.js';
 import { EcmpLab, VIP6, VIP_IKE_SPI, VIP_SOURCE_IP, type Affinity, type EcmpClient, type EcmpLabOptions, type EcmpNode } from './ecmp-lab.js';
 
 export type EcmpEvent = 'planned-drain' | 'add-node' | 'kill-node' | 'all-backends-down';
@@ -89,7 +90,7 @@ export async function runEcmp(options: EcmpOptions = {}): Promise<EcmpReport> {
     await lab.startRouter();
     await lab.startServers();
     // One after the other: each loads three 65537-slot maps (a busy host stretches concurrent loads).
-    for (const n of lab.nodes) await n.vpnlbNode.startVpnlb();
+    for (const n of active) await n.vpnlbNode.startVpnlb();
     for (const n of active) await n.startBgp();
     await waitRoutes(lab, (hops) => hops.length === initialNodes, 60_000);
     progress(`ecmp: the router has ${initialNodes} next hops for ${VIPS.join(', ')}`);
@@ -121,8 +122,8 @@ export async function runEcmp(options: EcmpOptions = {}): Promise<EcmpReport> {
 
     const seen = new Set<string>();
     for (const s of lab.servers) for (const sa of (await s.charon?.listSas()) ?? []) if (sa.state === 'ESTABLISHED') seen.add(sa.remoteHost);
-    const expected = new Set(lab.clients.filter((c) => !c.behindCgnat).map((c) => (c.family === 4 ? `198.18.${10 + Number(c.name.slice(1))}.2` : `2001:db8:2:${Number(c.name.slice(1))}::2`)));
-    if (lab.clients.some((c) => c.behindCgnat)) expected.add('198.18.99.2');
+    const expected = new Set(lab.clients.filter((c) => !c.behindCgnat).map((c) => directClientAddress(Number(c.name.slice(1)), c.family)));
+    if (lab.clients.some((c) => c.behindCgnat)) expected.add(CGNAT_ADDRESS);
     const nodeAddresses = new Set(lab.nodes.flatMap((n) => [n.address4, n.insideAddress4, n.address6]));
     const newClientsPerNode: Record<string, number> = {};
     for (const n of active) newClientsPerNode[n.name] = (await n.natTClients()).length;
@@ -187,6 +188,8 @@ export async function runEcmp(options: EcmpOptions = {}): Promise<EcmpReport> {
           return { drain: JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as unknown };
         });
       } else if (event === 'add-node') {
+        // Its vpnlb first (three 65537-slot maps to load); the event is its announcement.
+        await spare.vpnlbNode.startVpnlb();
         await measure(event, spare, true, async () => {
           await spare.startBgp();
           return {};

@@ -21,18 +21,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Topology, type Namespace } from '../netns.js';
-import { Charon } from '../strongswan/charon.js';
+import type { Charon } from '../strongswan/charon.js';
 import { sleep } from '../../src/util/wait.js';
-import { FAST_RETRANSMIT } from '../strongswan/strongswan-conf.js';
-import { renderInitiatorConf, renderResponderConf, TUNNEL_TARGET_V4, TUNNEL_TARGET_V6 } from '../strongswan/swanctl-conf.js';
+import { TUNNEL_TARGET_V4, TUNNEL_TARGET_V6 } from '../strongswan/swanctl-conf.js';
+import { addBridge, addCgnatSite, addDirectClient, bridgePort, installLeakCounter, leakedPackets, startFarmClient, startFarmServers, type FarmServer } from '../farm-parts.js';
 import { vpnlbArgv } from '../vpnlb-process.js';
 
 export const HA_VIP4 = '198.19.0.1';
 export const HA_VIP6 = '2001:db8:ffff::1';
 const INSIDE_GW4 = '198.18.1.1';
 const INSIDE_GW6 = '2001:db8:b::1';
-const PSK = 'vpnlb-lab-pre-shared-key';
-const SERVER_ID = 'server';
 
 export interface HaLabOptions {
   readonly label?: string;
@@ -44,15 +42,7 @@ export interface HaLabOptions {
   readonly spareClients: number;
 }
 
-export interface HaLabServer {
-  readonly name: string;
-  readonly ns: Namespace;
-  readonly address4: string;
-  readonly address6: string;
-  readonly pool4: string;
-  readonly pool6: string;
-  charon?: Charon;
-}
+export type HaLabServer = FarmServer;
 
 export interface HaLabClient {
   readonly name: string;
@@ -210,33 +200,22 @@ export class HaLab {
     return this.topo.ns('wan');
   }
 
-  async #bridge(short: string): Promise<Namespace> {
-    const ns = await this.topo.addNamespace(short, { forwarding: false });
-    for (const k of ['iptables', 'ip6tables', 'arptables']) await ns.exec('sysctl', ['-qw', `net.bridge.bridge-nf-call-${k}=0`]).catch(() => undefined);
-    await ns.exec('ip', ['link', 'add', 'br0', 'type', 'bridge']);
-    await ns.exec('ip', ['link', 'set', 'br0', 'up']);
-    return ns;
-  }
-
-  /** A veth from `a` (with addresses) into bridge namespace `sw`; returns a's interface name. */
   async #port(sw: string, a: string, addresses: string[]): Promise<string> {
-    const { aIf, bIf } = await this.topo.link({ a, b: sw, aAddresses: addresses, bAddresses: [] });
-    await this.topo.ns(sw).exec('ip', ['link', 'set', bIf, 'master', 'br0']);
-    return aIf;
+    return bridgePort(this.topo, sw, a, addresses);
   }
 
   async #build(): Promise<void> {
     const t = this.topo;
     const o = this.options;
-    await this.#bridge('osw');
-    await this.#bridge('isw');
+    await addBridge(t, 'osw');
+    await addBridge(t, 'isw');
     const wan = await t.addNamespace('wan');
     const wanIf = await this.#port('osw', 'wan', ['198.18.0.1/24', '2001:db8:a::1/64']);
     // The VIPs are on-link on the outside segment: whichever node answers ARP/ND for them.
     await wan.exec('ip', ['route', 'add', `${HA_VIP4}/32`, 'dev', wanIf]);
     await wan.exec('ip', ['-6', 'route', 'add', `${HA_VIP6}/128`, 'dev', wanIf]);
     // Count (and drop) what leaves the pair with a server's own address: a reversed entry.
-    await wan.exec('nft', ['-f', '-'], `table inet leak {\n  counter leaked {\n  }\n  chain leakcheck {\n    type filter hook forward priority 0;\n    iifname "${wanIf}" ip saddr 198.18.1.0/24 counter name leaked drop\n    iifname "${wanIf}" ip6 saddr 2001:db8:b::/64 counter name leaked drop\n  }\n}\n`);
+    await installLeakCounter(wan, wanIf);
 
     const links: string[][] = [];
     for (const [i, name] of (['lb1', 'lb2'] as const).entries()) {
@@ -268,31 +247,12 @@ export class HaLab {
     let n = 0;
     const direct = async (family: 4 | 6, spare: boolean) => {
       n++;
-      const name = `c${n}`;
-      const ns = await t.addNamespace(name, { forwarding: false });
-      if (family === 4) {
-        await t.link({ a: 'wan', b: name, aAddresses: [`198.18.${10 + n}.1/24`], bAddresses: [`198.18.${10 + n}.2/24`] });
-        await t.route(name, 'default', `198.18.${10 + n}.1`);
-      } else {
-        await t.link({ a: 'wan', b: name, aAddresses: [`2001:db8:2:${n}::1/64`], bAddresses: [`2001:db8:2:${n}::2/64`] });
-        await t.route(name, 'default', `2001:db8:2:${n}::1`);
-      }
-      this.clients.push({ name, ns, family, behindCgnat: false, spare });
+      this.clients.push({ name: `c${n}`, ns: await addDirectClient(t, 'wan', n, family), family, behindCgnat: false, spare });
     };
     for (let i = 0; i < o.clients4; i++) await direct(4, false);
     for (let i = 0; i < o.clients6; i++) await direct(6, false);
     if (o.cgnatClients > 0) {
-      const cgn = await t.addNamespace('cgn');
-      const { aIf } = await t.link({ a: 'cgn', b: 'wan', aAddresses: ['198.18.99.2/24'], bAddresses: ['198.18.99.1/24'] });
-      await t.route('cgn', 'default', '198.18.99.1');
-      await cgn.exec('nft', ['-f', '-'], `table ip cgnat {\n  chain post {\n    type nat hook postrouting priority srcnat;\n    oifname "${aIf}" masquerade\n  }\n}\n`);
-      for (let k = 1; k <= o.cgnatClients; k++) {
-        const name = `n${k}`;
-        const ns = await t.addNamespace(name, { forwarding: false });
-        await t.link({ a: 'cgn', b: name, aAddresses: [`198.18.${200 + k}.1/24`], bAddresses: [`198.18.${200 + k}.2/24`] });
-        await t.route(name, 'default', `198.18.${200 + k}.1`);
-        this.clients.push({ name, ns, family: 4, behindCgnat: true, spare: false });
-      }
+      for (const { name, ns } of await addCgnatSite(t, 'wan', o.cgnatClients)) this.clients.push({ name, ns, family: 4, behindCgnat: true, spare: false });
     }
     for (let i = 0; i < o.spareClients; i++) await direct(4, true);
     this.#writeConfigs();
@@ -332,33 +292,11 @@ export class HaLab {
   }
 
   async startServers(): Promise<void> {
-    await Promise.all(
-      this.servers.map(async (s) => {
-        s.charon = await Charon.start({
-          ns: s.ns,
-          dir: join(this.dir, s.name),
-          retransmit: FAST_RETRANSMIT,
-          swanctlConf: renderResponderConf({ id: SERVER_ID, auth: { kind: 'psk', secret: PSK }, pools: [s.pool4, s.pool6], localTs: [`${TUNNEL_TARGET_V4}/32`, `${TUNNEL_TARGET_V6}/128`], fragmentation: true }),
-        });
-      }),
-    );
+    await startFarmServers(this.servers, this.dir);
   }
 
   async startClient(c: HaLabClient): Promise<void> {
-    c.charon = await Charon.start({
-      ns: c.ns,
-      dir: join(this.dir, c.name),
-      retransmit: FAST_RETRANSMIT,
-      swanctlConf: renderInitiatorConf({
-        id: c.name,
-        auth: { kind: 'psk', secret: PSK },
-        remote: c.family === 4 ? HA_VIP4 : HA_VIP6,
-        remoteId: SERVER_ID,
-        remoteTs: [c.family === 4 ? `${TUNNEL_TARGET_V4}/32` : `${TUNNEL_TARGET_V6}/128`],
-        vips: [c.family === 4 ? '0.0.0.0' : '::'],
-        fragmentation: true,
-      }),
-    });
+    c.charon = await startFarmClient(c, this.dir, c.family === 4 ? HA_VIP4 : HA_VIP6);
   }
 
   /** The active node (the one holding the outside VIP), if exactly one does. */
@@ -382,8 +320,7 @@ export class HaLab {
   }
 
   async leakedPackets(): Promise<number> {
-    const out = await this.wan.exec('nft', ['list', 'counter', 'inet', 'leak', 'leaked']).catch(() => '');
-    return Number(/packets (\d+)/.exec(out)?.[1] ?? 0);
+    return leakedPackets(this.wan);
   }
 
   async destroy(): Promise<void> {

@@ -17,7 +17,7 @@ import { runEcmp } from '../../lab/ecmp/ecmp.js';
 
 const skip = requireOrSkip('ECMP scale-out tests', canUseConntrack(), canUseStrongswan(), hasFile('/usr/sbin/bird', 'bird2'));
 
-describe('ECMP scale-out: BIRD 2 announcements gated by vpnlb, real tunnels', { skip, timeout: 900_000 }, () => {
+describe('ECMP scale-out: BIRD 2 announcements gated by vpnlb, real tunnels', { skip, timeout: 1_800_000 }, () => {
   it('moves no source-ip tunnel off its server when a node is drained, added, killed or loses its servers', async () => {
     const report = await runEcmp({ label: 'ecit', clients4: 6, clients6: 1, cgnatClients: 2, progress: (l) => console.log(`# ${l}`) });
     console.log(`# ${JSON.stringify(report)}`);
