@@ -28,7 +28,6 @@ import { Topology, type Namespace } from '../netns.js';
 import { sleep, waitUntil } from '../../src/util/wait.js';
 import { TUNNEL_TARGET_V4, TUNNEL_TARGET_V6 } from '../strongswan/swanctl-conf.js';
 import { addBridge, addCgnatSite, addDirectClient, bridgePort, installLeakCounter, leakedPackets, startFarmClient, startFarmServers, type FarmServer } from '../farm-parts.js';
-import { vpnlbArgv } from '../vpnlb-process.js';
 import { HaLabNode, type HaLabClient } from '../ha/ha-lab.js';
 
 export const VIP_SOURCE_IP = '198.19.0.1';
@@ -64,7 +63,6 @@ export class EcmpNode {
   readonly address6: string;
   readonly insideAddress4: string;
   #bgp: ChildProcess | undefined;
-  bgpLog = '';
 
   constructor(vpnlbNode: HaLabNode, index: number) {
     this.vpnlbNode = vpnlbNode;
@@ -83,25 +81,7 @@ export class EcmpNode {
   }
 
   async startBgp(): Promise<void> {
-    const [node, ...rest] = vpnlbArgv(['bgp', 'start', '--config', this.vpnlbNode.configPath]);
-    const child = this.ns.spawn(node!, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.#bgp = child;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.name}: vpnlb bgp start did not start in 60 s:\n${this.bgpLog.slice(-3000)}`)), 60_000);
-      const onData = (d: Buffer) => {
-        this.bgpLog = (this.bgpLog + d.toString()).slice(-100_000);
-        if (/vpnlb bgp running/.test(this.bgpLog)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-      child.stdout?.on('data', onData);
-      child.stderr?.on('data', onData);
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`${this.name}: vpnlb bgp start exited (${code}):\n${this.bgpLog.slice(-3000)}`));
-      });
-    });
+    this.#bgp = await this.vpnlbNode.spawn(['bgp', 'start', '--config', this.vpnlbNode.configPath], /vpnlb bgp running/);
   }
 
   /** `kill -9` of both vpnlb processes at once: nothing may keep announcing (BIRD dies with `vpnlb bgp`). */

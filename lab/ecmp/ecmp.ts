@@ -7,8 +7,7 @@
  * packet alone) and `ike-spi` (pins and SPI sets are node-local), docs/scale-out.md.
  */
 import { sleep, waitUntil } from '../../src/util/wait.js';
-import { TUNNEL_TARGET_V4, TUNNEL_TARGET_V6 } from '../strongswan/swanctl-conf.js';
-import { PingTrace } from '../ha/ha-pair.js';
+import { pingTunnel, type PingTrace } from '../ha/ha-pair.js';
 import { CGNAT_ADDRESS, directClientAddress } from '../farm-parts.js';
 import { EcmpLab, VIP6, VIP_IKE_SPI, VIP_SOURCE_IP, type Affinity, type EcmpClient, type EcmpLabOptions, type EcmpNode } from './ecmp-lab.js';
 
@@ -108,16 +107,8 @@ export async function runEcmp(options: EcmpOptions = {}): Promise<EcmpReport> {
 
     const tunnels: Tunnel[] = [];
     for (const c of lab.clients) {
-      const sas = (await c.charon?.listSas()) ?? [];
-      const vip = sas.find((s) => s.state === 'ESTABLISHED')?.localVips[0];
-      if (!vip) continue;
-      const server = lab.servers.find((s) => (c.family === 4 ? vip.startsWith(s.pool4.replace(/0\/24$/, '')) : vip.startsWith(s.pool6.replace(/::\/\d+$/, ':'))));
-      if (!server) continue;
-      tunnels.push({
-        client: c,
-        toServer: new PingTrace(c.ns, c.family === 4 ? TUNNEL_TARGET_V4 : TUNNEL_TARGET_V6, undefined, 0.1),
-        fromServer: new PingTrace(server.ns, vip, c.family === 4 ? TUNNEL_TARGET_V4 : TUNNEL_TARGET_V6, 0.2),
-      });
+      const t = await pingTunnel(c, lab.servers);
+      if (t) tunnels.push({ client: c, ...t });
     }
 
     const seen = new Set<string>();
@@ -230,7 +221,7 @@ export async function runEcmp(options: EcmpOptions = {}): Promise<EcmpReport> {
       seconds: Math.round((Date.now() - t0) / 1000),
     };
   } catch (err) {
-    for (const n of lab.nodes) process.stderr.write(`--- ${n.name} log (tail)\n${n.vpnlbNode.log.slice(-3000)}\n${n.bgpLog.slice(-3000)}\n`);
+    for (const n of lab.nodes) process.stderr.write(`--- ${n.name} log (tail)\n${n.vpnlbNode.log.slice(-5000)}\n`);
     process.stderr.write(`--- router\n${lab.routerLog.slice(-3000)}\n`);
     throw err;
   } finally {

@@ -73,7 +73,8 @@ export class HaLabNode {
     this.links = links;
   }
 
-  #spawn(args: string[], ready: RegExp): Promise<ChildProcess> {
+  /** Spawns `vpnlb ARGS` in the node's namespace; resolves once its output matches `ready`. */
+  spawn(args: string[], ready: RegExp): Promise<ChildProcess> {
     const [node, ...rest] = vpnlbArgv(args);
     const child = this.ns.spawn(node!, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VPNLB_KEEP_STATE: '' } });
     return new Promise((resolve, reject) => {
@@ -103,7 +104,7 @@ export class HaLabNode {
   async startVpnlb(): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        this.#run = await this.#spawn(['run', '--config', this.configPath], /vpnlb running/);
+        this.#run = await this.spawn(['run', '--config', this.configPath], /vpnlb running/);
         return;
       } catch (err) {
         if (attempt >= 6 || !/VPNLB_DATAPLANE_UNAVAILABLE/.test((err as Error).message)) throw err;
@@ -113,7 +114,7 @@ export class HaLabNode {
   }
 
   async startHa(): Promise<void> {
-    this.#ha = await this.#spawn(['ha', 'start', '--config', this.configPath], /vpnlb ha running/);
+    this.#ha = await this.spawn(['ha', 'start', '--config', this.configPath], /vpnlb ha running/);
   }
 
   /** `kill -9` of `vpnlb run`: the control plane dies, its kernel table stays. */

@@ -6,7 +6,7 @@ import { bgpPaths } from '../../bgp/paths.js';
 import { renderBgpNodeFiles, resolveBgpNode } from '../../bgp/render-node.js';
 import { BgpSupervisor, writeBgpFiles } from '../../bgp/supervisor.js';
 import { parseCommandArgs, required, type Command } from '../command.js';
-import { ADMIN_OPTIONS, callAdmin, resolveAdminEndpoint } from './admin-client.js';
+import { ADMIN_OPTIONS, adminStatusReader, resolveAdminEndpoint, untilStopSignal } from './admin-client.js';
 
 /**
  * `vpnlb bgp render|start|status`: one node of a farm of active nodes behind ECMP
@@ -40,18 +40,11 @@ export const bgpCommand: Command = {
       const node = renderBgpNodeFiles(config, values.node);
       const logger = createLogger({ level: config.log.level });
       const endpoint = resolveAdminEndpoint({ admin: values.admin, config: file, tokenFile: values['token-file'] });
-      const readStatus = async () => {
-        const res = await callAdmin(endpoint, '/api/v1/status');
-        if (res.status !== 200) throw new Error(`the admin API answered ${res.status}`);
-        return res.body;
-      };
+      const readStatus = adminStatusReader(endpoint);
       const supervisor = new BgpSupervisor({ node, logger, readStatus });
       await supervisor.start();
       io.out(`vpnlb bgp running (node ${node.self.name}, files in ${node.paths.dir})`);
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', () => resolve());
-        process.once('SIGTERM', () => resolve());
-      });
+      await untilStopSignal();
       await supervisor.stop();
       return 0;
     }
