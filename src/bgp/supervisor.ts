@@ -34,6 +34,8 @@ export interface BgpSupervisorOptions {
   readonly readStatus: () => Promise<unknown>;
   /** Runs nft and birdc (tests may inject one). */
   readonly run?: CommandRunner;
+  /** Network namespace to run BIRD, birdc and nft in (tests drive several nodes from one process). */
+  readonly netns?: string;
 }
 
 /** Whether the drain flag is set (`vpnlb node drain` writes `1`, `resume` writes `0`). */
@@ -68,7 +70,7 @@ export class BgpSupervisor {
 
   constructor(options: BgpSupervisorOptions) {
     this.#o = options;
-    this.#run = options.run ?? createCommandRunner({ timeoutMs: 10_000 });
+    this.#run = options.run ?? createCommandRunner({ timeoutMs: 10_000, ...(options.netns ? { netns: options.netns } : {}) });
     this.#bird = new BirdControl(this.#run, options.node.paths.birdSocket);
     const now = new Date().toISOString();
     this.#current = options.node.bgp.announce.map(() => ({ announced: false, failures: 0, reason: 'starting', since: now }));
@@ -95,7 +97,10 @@ export class BgpSupervisor {
     const p = this.#o.node.paths;
     // Ours alone (the run directory is this node's): a socket left by a killed BIRD blocks nothing, but tells nothing either.
     rmSync(p.birdSocket, { force: true });
-    const child = spawn(SETPRIV_PATH, ['--pdeathsig', 'KILL', '--', BIRD_PATH, '-f', '-c', p.birdConf, '-s', p.birdSocket, '-P', p.birdPid], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [SETPRIV_PATH, '--pdeathsig', 'KILL', '--', BIRD_PATH, '-f', '-c', p.birdConf, '-s', p.birdSocket, '-P', p.birdPid];
+    // `ip netns exec` execs its command: setpriv (and then BIRD) is still this process's child.
+    const [cmd, ...args] = this.#o.netns ? ['ip', 'netns', 'exec', this.#o.netns, ...argv] : argv;
+    const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.#child = child;
     const onData = (b: Buffer) => {
       this.#birdOutput = (this.#birdOutput + b.toString()).slice(-20_000);
