@@ -20,11 +20,12 @@ if [ "${1:-}" = "--peers" ]; then
   # debootstrap, binutils and lintian: the Debian package's test (build, lint, install into a
   # clean root: packaging/deb/); util-linux's setpriv: the least-privilege lab; systemd's
   # systemd-notify and python3: the readiness test (systemd is installed, never booted).
+  # bird2: `vpnlb bgp start` and the ECMP lab's upstream router (test/integration/ecmp.test.ts).
   PACKAGES="nftables conntrack iproute2 iputils-ping openssl procps util-linux
     strongswan-charon strongswan-swanctl strongswan-pki libstrongswan libstrongswan-standard-plugins
     libstrongswan-extra-plugins libcharon-extra-plugins sstp-client ppp
     nginx libnginx-mod-stream haproxy keepalived conntrackd
-    debootstrap binutils lintian systemd python3 chromium"
+    debootstrap binutils lintian systemd python3 chromium bird2"
   missing=""
   for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -24,7 +24,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['observability'],
   ['control'],
   ['dataplane', 'health', 'sim'],
-  ['admin', 'ha', 'export', 'rras'],
+  ['admin', 'ha', 'bgp', 'export', 'rras'],
   ['runtime'],
   ['demo'],
   ['cli'],

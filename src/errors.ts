@@ -24,6 +24,8 @@ export const ERROR_CODES = {
   VPNLB_SSTP_TLS_CONFIG: 'An SSTP service in offload or reencrypt mode cannot load its front certificate or key (tls.cert / tls.key).',
   VPNLB_HA_CONFIG: 'The pair cannot be set up from this configuration on this host (no `ha` section, or this host is neither node).',
   VPNLB_HA_START: 'keepalived or conntrackd could not be started, or kept exiting.',
+  VPNLB_BGP_CONFIG: 'The node cannot be announced from this configuration on this host (no `bgp` section, or this host is none of its nodes).',
+  VPNLB_BGP_START: 'BIRD could not be started or controlled (birdc), or kept exiting.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

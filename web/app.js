@@ -130,7 +130,18 @@ function renderTotals(s) {
     card('Servers up', up + ' / ' + servers.size, [...servers.values()].filter((x) => x !== 'up').length ? 'others: ' + [...new Set([...servers.values()].filter((x) => x !== 'up'))].join(', ') : 'all serving', 'total-up') +
     card('Tunnels / flows', tunnels.length ? tunnels.reduce((a, b) => a + b, 0) : '—', tunnels.length ? 'now' : 'the kernel plane counts packets, not tunnels') +
     card('Traffic', rate(latest.in + latest.out), '↓ ' + rate(latest.in) + ' · ↑ ' + rate(latest.out)) +
-    card('Warnings', s.warnings.length, s.warnings.length ? 'see below' : 'none');
+    card('Warnings', s.warnings.length, s.warnings.length ? 'see below' : 'none') +
+    (s.bgp ? bgpCard(s.bgp, card) : '');
+}
+
+/** This node behind ECMP: how many addresses it announces, and its BGP peers (docs/scale-out.md). */
+function bgpCard(b, card) {
+  if (b.supervisor === 'absent') return card('BGP', 'not running', b.detail, 'total-bgp');
+  const on = b.announcements.filter((a) => a.announced).length;
+  const peers = b.peers.map((p) => p.name + ' ' + (p.established ? 'up' : p.state)).join(', ');
+  const off = b.announcements.filter((a) => !a.announced).map((a) => a.address + ': ' + a.reason).join('; ');
+  const sub = (b.supervisor === 'stale' ? 'supervisor silent since ' + b.updatedAt + ' · ' : '') + (b.drained ? 'drained · ' : '') + 'peers ' + (peers || 'none') + (off ? ' · withdrawn ' + off : '');
+  return card('BGP ' + b.node, on + ' / ' + b.announcements.length + ' announced', sub, 'total-bgp');
 }
 
 /** Latest per-second rates summed over every backend (from the history). */

@@ -22,18 +22,16 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { addCgnatClients, addDirectClient, type ClientSite } from '../client-sites.js';
 import { Topology, type Namespace } from '../netns.js';
-import { Charon } from '../strongswan/charon.js';
+import type { Charon } from '../strongswan/charon.js';
 import { sleep } from '../../src/util/wait.js';
-import { FAST_RETRANSMIT } from '../strongswan/strongswan-conf.js';
-import { renderInitiatorConf, renderResponderConf, TUNNEL_TARGET_V4, TUNNEL_TARGET_V6 } from '../strongswan/swanctl-conf.js';
+import { TUNNEL_TARGET_V4, TUNNEL_TARGET_V6 } from '../strongswan/swanctl-conf.js';
+import { addBridge, bridgePort, installLeakCounter, leakedPackets, startFarmClient, startFarmServers, type FarmServer } from '../farm-parts.js';
 import { vpnlbArgv } from '../vpnlb-process.js';
 
 export const HA_VIP4 = '198.19.0.1';
 export const HA_VIP6 = '2001:db8:ffff::1';
 const INSIDE_GW4 = '198.18.1.1';
 const INSIDE_GW6 = '2001:db8:b::1';
-const PSK = 'vpnlb-lab-pre-shared-key';
-const SERVER_ID = 'server';
 
 export interface HaLabOptions {
   readonly label?: string;
@@ -45,15 +43,7 @@ export interface HaLabOptions {
   readonly spareClients: number;
 }
 
-export interface HaLabServer {
-  readonly name: string;
-  readonly ns: Namespace;
-  readonly address4: string;
-  readonly address6: string;
-  readonly pool4: string;
-  readonly pool6: string;
-  charon?: Charon;
-}
+export type HaLabServer = FarmServer;
 
 export interface HaLabClient extends ClientSite {
   readonly spare: boolean;
@@ -62,7 +52,7 @@ export interface HaLabClient extends ClientSite {
 
 /** One balancer node: its namespace, its configuration file, its two vpnlb processes. */
 export class HaLabNode {
-  readonly name: 'lb1' | 'lb2';
+  readonly name: string;
   readonly ns: Namespace;
   readonly configPath: string;
   readonly runDir: string;
@@ -72,7 +62,7 @@ export class HaLabNode {
   #ha: ChildProcess | undefined;
   log = '';
 
-  constructor(name: 'lb1' | 'lb2', ns: Namespace, configPath: string, runDir: string, links: readonly string[]) {
+  constructor(name: string, ns: Namespace, configPath: string, runDir: string, links: readonly string[]) {
     this.name = name;
     this.ns = ns;
     this.configPath = configPath;
@@ -80,7 +70,8 @@ export class HaLabNode {
     this.links = links;
   }
 
-  #spawn(args: string[], ready: RegExp): Promise<ChildProcess> {
+  /** Spawns `vpnlb ARGS` in the node's namespace; resolves once its output matches `ready`. */
+  spawn(args: string[], ready: RegExp): Promise<ChildProcess> {
     const [node, ...rest] = vpnlbArgv(args);
     const child = this.ns.spawn(node!, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VPNLB_KEEP_STATE: '' } });
     return new Promise((resolve, reject) => {
@@ -110,7 +101,7 @@ export class HaLabNode {
   async startVpnlb(): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        this.#run = await this.#spawn(['run', '--config', this.configPath], /vpnlb running/);
+        this.#run = await this.spawn(['run', '--config', this.configPath], /vpnlb running/);
         return;
       } catch (err) {
         if (attempt >= 6 || !/VPNLB_DATAPLANE_UNAVAILABLE/.test((err as Error).message)) throw err;
@@ -120,7 +111,7 @@ export class HaLabNode {
   }
 
   async startHa(): Promise<void> {
-    this.#ha = await this.#spawn(['ha', 'start', '--config', this.configPath], /vpnlb ha running/);
+    this.#ha = await this.spawn(['ha', 'start', '--config', this.configPath], /vpnlb ha running/);
   }
 
   /** `kill -9` of `vpnlb run`: the control plane dies, its kernel table stays. */
@@ -207,33 +198,22 @@ export class HaLab {
     return this.topo.ns('wan');
   }
 
-  async #bridge(short: string): Promise<Namespace> {
-    const ns = await this.topo.addNamespace(short, { forwarding: false });
-    for (const k of ['iptables', 'ip6tables', 'arptables']) await ns.exec('sysctl', ['-qw', `net.bridge.bridge-nf-call-${k}=0`]).catch(() => undefined);
-    await ns.exec('ip', ['link', 'add', 'br0', 'type', 'bridge']);
-    await ns.exec('ip', ['link', 'set', 'br0', 'up']);
-    return ns;
-  }
-
-  /** A veth from `a` (with addresses) into bridge namespace `sw`; returns a's interface name. */
   async #port(sw: string, a: string, addresses: string[]): Promise<string> {
-    const { aIf, bIf } = await this.topo.link({ a, b: sw, aAddresses: addresses, bAddresses: [] });
-    await this.topo.ns(sw).exec('ip', ['link', 'set', bIf, 'master', 'br0']);
-    return aIf;
+    return bridgePort(this.topo, sw, a, addresses);
   }
 
   async #build(): Promise<void> {
     const t = this.topo;
     const o = this.options;
-    await this.#bridge('osw');
-    await this.#bridge('isw');
+    await addBridge(t, 'osw');
+    await addBridge(t, 'isw');
     const wan = await t.addNamespace('wan');
     const wanIf = await this.#port('osw', 'wan', ['198.18.0.1/24', '2001:db8:a::1/64']);
     // The VIPs are on-link on the outside segment: whichever node answers ARP/ND for them.
     await wan.exec('ip', ['route', 'add', `${HA_VIP4}/32`, 'dev', wanIf]);
     await wan.exec('ip', ['-6', 'route', 'add', `${HA_VIP6}/128`, 'dev', wanIf]);
     // Count (and drop) what leaves the pair with a server's own address: a reversed entry.
-    await wan.exec('nft', ['-f', '-'], `table inet leak {\n  counter leaked {\n  }\n  chain leakcheck {\n    type filter hook forward priority 0;\n    iifname "${wanIf}" ip saddr 198.18.1.0/24 counter name leaked drop\n    iifname "${wanIf}" ip6 saddr 2001:db8:b::/64 counter name leaked drop\n  }\n}\n`);
+    await installLeakCounter(wan, wanIf);
 
     const links: string[][] = [];
     for (const [i, name] of (['lb1', 'lb2'] as const).entries()) {
@@ -307,33 +287,11 @@ export class HaLab {
   }
 
   async startServers(): Promise<void> {
-    await Promise.all(
-      this.servers.map(async (s) => {
-        s.charon = await Charon.start({
-          ns: s.ns,
-          dir: join(this.dir, s.name),
-          retransmit: FAST_RETRANSMIT,
-          swanctlConf: renderResponderConf({ id: SERVER_ID, auth: { kind: 'psk', secret: PSK }, pools: [s.pool4, s.pool6], localTs: [`${TUNNEL_TARGET_V4}/32`, `${TUNNEL_TARGET_V6}/128`], fragmentation: true }),
-        });
-      }),
-    );
+    await startFarmServers(this.servers, this.dir);
   }
 
   async startClient(c: HaLabClient): Promise<void> {
-    c.charon = await Charon.start({
-      ns: c.ns,
-      dir: join(this.dir, c.name),
-      retransmit: FAST_RETRANSMIT,
-      swanctlConf: renderInitiatorConf({
-        id: c.name,
-        auth: { kind: 'psk', secret: PSK },
-        remote: c.family === 4 ? HA_VIP4 : HA_VIP6,
-        remoteId: SERVER_ID,
-        remoteTs: [c.family === 4 ? `${TUNNEL_TARGET_V4}/32` : `${TUNNEL_TARGET_V6}/128`],
-        vips: [c.family === 4 ? '0.0.0.0' : '::'],
-        fragmentation: true,
-      }),
-    });
+    c.charon = await startFarmClient(c, this.dir, c.family === 4 ? HA_VIP4 : HA_VIP6);
   }
 
   /** The active node (the one holding the outside VIP), if exactly one does. */
@@ -357,8 +315,7 @@ export class HaLab {
   }
 
   async leakedPackets(): Promise<number> {
-    const out = await this.wan.exec('nft', ['list', 'counter', 'inet', 'leak', 'leaked']).catch(() => '');
-    return Number(/packets (\d+)/.exec(out)?.[1] ?? 0);
+    return leakedPackets(this.wan);
   }
 
   async destroy(): Promise<void> {

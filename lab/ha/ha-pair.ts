@@ -9,7 +9,7 @@
 import { sleep } from '../../src/util/wait.js';
 import { TUNNEL_TARGET_V4, TUNNEL_TARGET_V6 } from '../strongswan/swanctl-conf.js';
 import type { Namespace } from '../netns.js';
-import { HaLab, type HaLabClient, type HaLabNode, type HaLabOptions } from './ha-lab.js';
+import { HaLab, type HaLabClient, type HaLabNode, type HaLabOptions, type HaLabServer } from './ha-lab.js';
 
 export type HaEvent = 'kill-vpnlb' | 'node-down' | 'keepalived-stop' | 'planned-drain' | 'fail-back';
 
@@ -53,7 +53,7 @@ export interface HaPairOptions extends Partial<HaLabOptions> {
 }
 
 /** A continuous ping with per-reply timestamps (`ping -D`). */
-class PingTrace {
+export class PingTrace {
   readonly replies: { at: number; seq: number }[] = [];
   constructor(ns: Namespace, target: string, source: string | undefined, intervalSec: number) {
     const child = ns.spawn('ping', ['-n', '-D', '-i', String(intervalSec), ...(source ? ['-I', source] : []), target]);
@@ -88,6 +88,23 @@ class PingTrace {
   aliveSince(t: number): boolean {
     return this.replies.some((r) => r.at >= t);
   }
+}
+
+/**
+ * Pings both ways through a client's established tunnel: from the client to the servers' tunnel
+ * target every 100 ms, and from its server (found by the virtual-IP pool the address came from)
+ * to the client's virtual IP every 200 ms. Undefined when the client has no tunnel.
+ */
+export async function pingTunnel(c: HaLabClient, servers: readonly HaLabServer[]): Promise<{ toServer: PingTrace; fromServer: PingTrace } | undefined> {
+  const sas = (await c.charon?.listSas()) ?? [];
+  const vip = sas.find((s) => s.state === 'ESTABLISHED')?.localVips[0];
+  if (!vip) return undefined;
+  const server = servers.find((s) => (c.family === 4 ? vip.startsWith(s.pool4.replace(/0\/24$/, '')) : vip.startsWith(s.pool6.replace(/::\/\d+$/, ':'))));
+  if (!server) return undefined;
+  return {
+    toServer: new PingTrace(c.ns, c.family === 4 ? TUNNEL_TARGET_V4 : TUNNEL_TARGET_V6, undefined, 0.1),
+    fromServer: new PingTrace(server.ns, vip, c.family === 4 ? TUNNEL_TARGET_V4 : TUNNEL_TARGET_V6, 0.2),
+  };
 }
 
 interface Tunnel {
@@ -140,16 +157,8 @@ export async function runHaPair(options: HaPairOptions = {}): Promise<HaPairRepo
 
     const tunnels: Tunnel[] = [];
     for (const c of base) {
-      const sas = (await c.charon?.listSas()) ?? [];
-      const vip = sas.find((s) => s.state === 'ESTABLISHED')?.localVips[0];
-      if (!vip) continue;
-      const server = lab.servers.find((s) => (c.family === 4 ? vip.startsWith(s.pool4.replace(/0\/24$/, '')) : vip.startsWith(s.pool6.replace(/::\/\d+$/, ':'))));
-      if (!server) continue;
-      tunnels.push({
-        client: c,
-        toServer: new PingTrace(c.ns, c.family === 4 ? TUNNEL_TARGET_V4 : TUNNEL_TARGET_V6, undefined, 0.1),
-        fromServer: new PingTrace(server.ns, vip, c.family === 4 ? TUNNEL_TARGET_V4 : TUNNEL_TARGET_V6, 0.2),
-      });
+      const t = await pingTunnel(c, lab.servers);
+      if (t) tunnels.push({ client: c, ...t });
     }
     // Let the pings start and the standby receive every entry.
     await sleep(3000);

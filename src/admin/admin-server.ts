@@ -77,6 +77,8 @@ export interface AdminServerOptions {
   readonly startedAt: Date;
   /** This node's role in an active/standby pair, when there is one. */
   readonly ha?: () => unknown;
+  /** This node's announcements behind ECMP (`bgp:` configured). */
+  readonly bgp?: () => unknown;
 }
 
 type Via = 'tcp' | 'socket';
@@ -371,7 +373,7 @@ export class AdminServer {
 
   #status() {
     const o = this.#opts;
-    return buildStatus(o.controller(), o.dataPlanes(), o.warnings(), o.startedAt, o.appliedVersions?.(), o.lastProbes?.(), o.ha?.());
+    return buildStatus(o.controller(), o.dataPlanes(), o.warnings(), o.startedAt, o.appliedVersions?.(), o.lastProbes?.(), o.ha?.(), o.bgp?.());
   }
 
   async #metrics(res: ServerResponse): Promise<void> {

@@ -18,6 +18,8 @@ export interface StatusDocument {
   readonly warnings: readonly string[];
   /** This node's place in an active/standby pair (`ha:` configured), else absent. */
   readonly ha?: unknown;
+  /** This node's announcements and BGP peers behind ECMP (`bgp:` configured), else absent. */
+  readonly bgp?: unknown;
 }
 
 export function buildStatus(
@@ -28,6 +30,7 @@ export function buildStatus(
   appliedVersions: ReadonlyMap<string, number> = new Map(),
   lastProbes: ReadonlyMap<string, unknown> = new Map(),
   ha?: unknown,
+  bgp?: unknown,
 ): StatusDocument {
   const snap = controller.snapshot();
   const services = snap.services.map((s) => {
@@ -75,6 +78,7 @@ export function buildStatus(
     services,
     warnings: all,
     ...(ha !== undefined ? { ha } : {}),
+    ...(bgp !== undefined ? { bgp } : {}),
   };
 }
 

@@ -26,6 +26,7 @@ import type {
 } from './types.js';
 import { VpnlbError } from '../errors.js';
 import { parseDuration, safeDuration } from './duration.js';
+import { checkBgp, resolveBgp } from './bgp.js';
 import { checkHa, LOCAL_HOST, resolveHa, type HostView } from './ha.js';
 import { checkSstpKernel } from './sstp-kernel-rules.js';
 
@@ -187,6 +188,7 @@ export function checkConfigText(text: string, source = '<embedded>', host: HostV
   }
   semanticChecks(raw, add, baseDirOf(source));
   if (isObj(raw)) checkHa(raw, add, host);
+  if (isObj(raw)) checkBgp(raw, add);
   if (issues.some((i) => i.severity === 'error')) return { issues: capIssues(sortIssues(issues)) };
 
   const config = resolve(raw as ConfigInput, source);
@@ -639,6 +641,7 @@ function resolve(input: ConfigInput, source: string): Config {
     pools,
     services: { ikev2, sstp },
     ...(input.ha ? { ha: resolveHa(input.ha, [...ikev2, ...sstp].map((s) => s.virtualIp)) } : {}),
+    ...(input.bgp ? { bgp: resolveBgp(input.bgp, [...ikev2, ...sstp]) } : {}),
   };
 }
 

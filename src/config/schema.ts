@@ -292,6 +292,69 @@ export const HaSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * The `bgp:` section (docs/scale-out.md): N active nodes behind ECMP, each announcing the service
+ * virtual IPs to its routers through BIRD 2 while it can serve them.
+ */
+/** A 4-byte AS number (RFC 6793); private ranges (64512–65534, 4200000000–4294967294) are fine. */
+const AsnSchema = Type.Integer({ minimum: 1, maximum: 4294967294 });
+
+export const BgpPeerSchema = Type.Object(
+  {
+    name: NameSchema,
+    /** The router's address: an IPv4 peer carries the IPv4 VIPs, an IPv6 peer the IPv6 ones. */
+    address: AddressSchema,
+    asn: AsnSchema,
+  },
+  { additionalProperties: false },
+);
+
+export const BgpNodeSchema = Type.Object(
+  {
+    name: NameSchema,
+    /** BGP identifier (RFC 4271 §4.2: a 4-byte value, written as an IPv4 address), unique per node. */
+    routerId: AddressSchema,
+    /** Peers of this node only (routers on its own links), besides `bgp.peers`. */
+    peers: Type.Optional(Type.Array(BgpPeerSchema, { maxItems: 16 })),
+  },
+  { additionalProperties: false },
+);
+
+export const BgpSchema = Type.Object(
+  {
+    /** The AS of the balancer nodes (one for the farm: the routers see equal AS paths and multipath them). */
+    asn: AsnSchema,
+    /** Every node of the farm; the same file serves all (a node finds itself by its router id). */
+    nodes: Type.Array(BgpNodeSchema, { minItems: 1, maxItems: 64 }),
+    /** Which node this is, when its router id is not an address of this host (overridden by `--node`). */
+    node: Type.Optional(NameSchema),
+    /** Routers every node peers with. */
+    peers: Type.Optional(Type.Array(BgpPeerSchema, { maxItems: 16 })),
+    /** Addresses to announce (default: every service virtual IP), as /32 or /128. */
+    announce: Type.Optional(Type.Array(AddressSchema, { minItems: 1, maxItems: 256 })),
+    /** BGP hold time (RFC 4271 §4.2, 3 s or more) and keepalive interval. */
+    holdTime: Type.Optional(DurationSchema),
+    keepaliveTime: Type.Optional(DurationSchema),
+    /** Bidirectional Forwarding Detection (RFC 5880) on every session: sub-second failure detection. */
+    bfd: Type.Optional(Type.Boolean()),
+    bfdInterval: Type.Optional(DurationSchema),
+    bfdMultiplier: Type.Optional(Type.Integer({ minimum: 1, maximum: 255 })),
+    /** How often the node checks its own vpnlb, and how many failures in a row withdraw. */
+    checkInterval: Type.Optional(DurationSchema),
+    checkFall: Type.Optional(Type.Integer({ minimum: 1, maximum: 10 })),
+    /** How long `vpnlb node drain` waits for client packets to stop reaching the node. */
+    drainTimeout: Type.Optional(DurationSchema),
+    /** Where bird.conf, BIRD's control socket and the announcement state live. */
+    runDir: Type.Optional(Type.String({ minLength: 1 })),
+    /**
+     * Give the servers' packets that reach a node which did not forward their flow the service's
+     * address (SNAT to the VIP), so that the servers may route through any node (default true).
+     */
+    replyNat: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
 export const ConfigSchema = Type.Object(
   {
     admin: Type.Optional(AdminSchema),
@@ -310,6 +373,8 @@ export const ConfigSchema = Type.Object(
     workers: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 64 }), Type.Literal('auto')], { description: 'a number of processes (1 to 64) or auto' })),
     /** Active/standby pair on keepalived (VRRP) and conntrackd (docs/high-availability.md). */
     ha: Type.Optional(HaSchema),
+    /** Active nodes behind ECMP, announced over BGP by BIRD 2 (docs/scale-out.md). */
+    bgp: Type.Optional(BgpSchema),
     monitors: Type.Optional(Type.Record(NameSchema, MonitorSchema)),
     pools: Type.Record(NameSchema, PoolSchema),
     services: Type.Object(
@@ -332,3 +397,4 @@ export type SstpServiceInput = Static<typeof SstpServiceSchema>;
 export type BalancingMethod = Static<typeof MethodSchema>;
 export type MonitorType = Static<typeof MonitorTypeSchema>;
 export type HaInput = Static<typeof HaSchema>;
+export type BgpInput = Static<typeof BgpSchema>;

@@ -12,6 +12,7 @@ import type {
 } from './schema.js';
 
 export type { BalancingMethod, MonitorType } from './schema.js';
+import type { BgpConfig } from './bgp.js';
 
 /** Durations are resolved to milliseconds; optional scalars get their defaults. */
 type Resolved<T, DurationKeys extends keyof T, OptionalKeys extends keyof T = never> = {
@@ -92,6 +93,8 @@ export interface Config {
   };
   /** Present when this balancer is one node of an active/standby pair. */
   readonly ha?: HaConfig;
+  /** Present when this balancer is one of N active nodes behind ECMP (docs/scale-out.md). */
+  readonly bgp?: BgpConfig;
 }
 
 export interface HaNode {

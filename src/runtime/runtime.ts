@@ -15,6 +15,7 @@ import { diffConfig } from '../control/config-diff.js';
 import { Controller } from '../control/controller.js';
 import { localNode } from '../config/ha.js';
 import { HaStatusReader } from '../ha/ha-status.js';
+import { observeBgp, type BgpObserver } from '../bgp/bgp-observe.js';
 import { EventLog } from '../control/event-log.js';
 import { History, HISTORY_INTERVAL_MS } from '../control/history.js';
 import { backendsToFlush, type ServiceSnapshot, type Snapshot } from '../control/snapshot.js';
@@ -61,6 +62,7 @@ export class Runtime {
   #reloading: Promise<ReloadOutcome> = Promise.resolve({ ok: true, issues: [], changes: [] });
   #watcher: Watcher | undefined;
   #ha: HaStatusReader | undefined;
+  #bgp: BgpObserver | undefined;
   #admin: AdminServer | undefined;
   #adminAddress: { host: string; port: number; url: string } | undefined;
 
@@ -162,6 +164,7 @@ export class Runtime {
     this.#historyTimer.unref();
 
     if (config.ha) this.#ha = this.#startHaStatus(config.ha);
+    if (config.bgp) this.#bgp = observeBgp(this.metrics, config.bgp);
 
     const adminOpt = this.#opts.admin ?? { host: config.admin.listen, port: config.admin.port, ...(config.admin.socket ? { socket: config.admin.socket } : {}) };
     if (adminOpt !== false) {
@@ -181,6 +184,7 @@ export class Runtime {
         ...(this.#opts.configFile ? { reload: () => this.reload() } : {}),
         startedAt: this.startedAt,
         ...(this.#ha ? { ha: () => this.#ha?.status } : {}),
+        ...(this.#bgp ? { bgp: () => this.#bgp?.status() } : {}),
       });
       const addr = await this.#admin.listen(adminOpt.host, adminOpt.port);
       const scheme = config.admin.tls ? 'https' : 'http';

@@ -109,3 +109,23 @@ export async function callAdmin(ep: AdminEndpoint, path: string, init: { method?
   if (status === 403) throw new VpnlbError('VPNLB_ADMIN_FORBIDDEN', `${ep.label}: ${(body as { error?: string }).error ?? 'refused'}`, 'client');
   return { status, body };
 }
+
+/**
+ * Reads this node's `/api/v1/status` (what the `ha` and `bgp` supervisors check their vpnlb by);
+ * rejects on any answer but 200.
+ */
+export function adminStatusReader(ep: AdminEndpoint): () => Promise<unknown> {
+  return async () => {
+    const res = await callAdmin(ep, '/api/v1/status');
+    if (res.status !== 200) throw new Error(`the admin API answered ${res.status}`);
+    return res.body;
+  };
+}
+
+/** Resolves at the first SIGINT or SIGTERM (a supervisor command's life). */
+export function untilStopSignal(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+}

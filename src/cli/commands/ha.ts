@@ -5,7 +5,7 @@ import { HaStatusReader, type HaStatus } from '../../ha/ha-status.js';
 import { renderNodeFiles, resolveNode } from '../../ha/render-pair.js';
 import { HaSupervisor, writeNodeFiles } from '../../ha/supervisor.js';
 import { parseCommandArgs, required, type Command } from '../command.js';
-import { ADMIN_OPTIONS, callAdmin, resolveAdminEndpoint } from './admin-client.js';
+import { ADMIN_OPTIONS, adminStatusReader, resolveAdminEndpoint, untilStopSignal } from './admin-client.js';
 
 /**
  * `vpnlb ha render|start|status`: one node of an active/standby pair (docs/high-availability.md).
@@ -45,18 +45,11 @@ export const haCommand: Command = {
       const logger = createLogger({ level: config.log.level });
       // The admin API of this node's vpnlb, with the token it wrote (or the Unix socket).
       const endpoint = resolveAdminEndpoint({ admin: values.admin, config: file, tokenFile: values['token-file'] });
-      const readStatus = async () => {
-        const res = await callAdmin(endpoint, '/api/v1/status');
-        if (res.status !== 200) throw new Error(`the admin API answered ${res.status}`);
-        return res.body;
-      };
+      const readStatus = adminStatusReader(endpoint);
       const supervisor = new HaSupervisor({ node, logger, readStatus });
       await supervisor.start();
       io.out(`vpnlb ha running (node ${node.self.name}, peer ${node.peer.name}, files in ${node.paths.dir})`);
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', () => resolve());
-        process.once('SIGTERM', () => resolve());
-      });
+      await untilStopSignal();
       await supervisor.stop();
       return 0;
     }

@@ -1,6 +1,7 @@
 /** Every CLI command, in the order `vpnlb help` lists them. */
 import type { Command } from '../command.js';
 import { backendCommand } from './backend.js';
+import { bgpCommand } from './bgp.js';
 import { checkCommand } from './check.js';
 import { demoCommand } from './demo.js';
 import { exportCommand } from './export.js';
@@ -16,4 +17,4 @@ import { statusCommand } from './status.js';
 import { stopCommand } from './stop.js';
 import { whichCommand } from './which.js';
 
-export const COMMANDS: readonly Command[] = [runCommand, checkCommand, whichCommand, statusCommand, reloadCommand, stopCommand, backendCommand, haCommand, nodeCommand, probeCommand, demoCommand, labCommand, sstpOffloadHashCommand, exportCommand, rrasCommand];
+export const COMMANDS: readonly Command[] = [runCommand, checkCommand, whichCommand, statusCommand, reloadCommand, stopCommand, backendCommand, haCommand, bgpCommand, nodeCommand, probeCommand, demoCommand, labCommand, sstpOffloadHashCommand, exportCommand, rrasCommand];

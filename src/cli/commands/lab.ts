@@ -12,6 +12,7 @@ import { parseCommandArgs, type Command } from '../command.js';
  *   tunnel, re-keying and roaming (MOBIKE), with the default affinity and with plain SPI hashing
  *   (`--affinities` adds others, e.g. source-ip).
  * - `ha-pair`: two nodes with keepalived and conntrackd, failovers measured (lab/ha/).
+ * - `ecmp`: N active nodes behind a BIRD router's ECMP route, node-set changes measured (lab/ecmp/).
  * - `chaos`: a soak run with faults and a bad-input flood (lab/scenarios/chaos/, docs/lab.md).
  */
 /**
@@ -20,22 +21,23 @@ import { parseCommandArgs, type Command } from '../command.js';
  * ships dist/lab deliberately (package.json "files").
  */
 async function loadLab() {
-  const [netns, charon, showcase, haPair, deviceUser, chaos] = await Promise.all([
+  const [netns, charon, showcase, haPair, ecmp, deviceUser, chaos] = await Promise.all([
     import('../../../lab/netns.js'),
     import('../../../lab/strongswan/charon.js'),
     import('../../../lab/scenarios/showcase.js'),
     import('../../../lab/ha/ha-pair.js'),
+    import('../../../lab/ecmp/ecmp.js'),
     import('../../../lab/scenarios/device-user.js'),
     import('../../../lab/scenarios/chaos/chaos.js'),
   ]);
-  return { ...netns, ...charon, ...showcase, ...haPair, ...deviceUser, ...chaos };
+  return { ...netns, ...charon, ...showcase, ...haPair, ...ecmp, ...deviceUser, ...chaos };
 }
 
 export const labCommand: Command = {
   name: 'lab',
-  summary: 'run the real-strongSwan lab: full NAT vs transparent and the Always On VPN shapes, the ha-pair failovers, or the chaos soak run (root)',
+  summary: 'run the real-strongSwan lab: full NAT vs transparent and the Always On VPN shapes, the ha-pair failovers, the ecmp scale-out events, or the chaos soak run (root)',
   usage:
-    'vpnlb lab [--scenario showcase|ha-pair|chaos] [--json]  showcase: [--clients N] [--stalled N] [--servers N] [--part all|showcase|device-user] [--affinities ike-spi,ike-spi-hash,source-ip]  ha-pair: [--clients N]  chaos: [--duration S] [--seed N] [--tunnels N]',
+    'vpnlb lab [--scenario showcase|ha-pair|ecmp|chaos] [--json]  showcase: [--clients N] [--stalled N] [--servers N] [--part all|showcase|device-user] [--affinities ike-spi,ike-spi-hash,source-ip]  ha-pair: [--clients N]  ecmp: [--clients N]  chaos: [--duration S] [--seed N] [--tunnels N]',
   async run(argv, io) {
     const { values } = parseCommandArgs(this, argv, {
       scenario: { type: 'string' },
@@ -50,8 +52,8 @@ export const labCommand: Command = {
       tunnels: { type: 'string' },
     });
     const scenario = values.scenario ?? 'showcase';
-    if (!['showcase', 'ha-pair', 'chaos'].includes(scenario)) throw new VpnlbError('VPNLB_CLI_USAGE', `--scenario: showcase, ha-pair or chaos, not ${scenario}`, 'client');
-    const { canUseConntrack, canUseStrongswan, runHaPair, formatHaPair, runChaos, chaosOptionsFor, runShowcase, formatShowcase, runDeviceUserComparison, formatDeviceUser } = await loadLab();
+    if (!['showcase', 'ha-pair', 'ecmp', 'chaos'].includes(scenario)) throw new VpnlbError('VPNLB_CLI_USAGE', `--scenario: showcase, ha-pair, ecmp or chaos, not ${scenario}`, 'client');
+    const { canUseConntrack, canUseStrongswan, runHaPair, formatHaPair, runEcmp, formatEcmp, runChaos, chaosOptionsFor, runShowcase, formatShowcase, runDeviceUserComparison, formatDeviceUser } = await loadLab();
     const ct = canUseConntrack();
     if (!ct.ok) {
       io.err(`vpnlb lab: ${ct.reason}. The lab builds network namespaces and nftables rules and reads conntrack, so it must run as root (sudo vpnlb lab) with iproute2, nftables and conntrack installed.`);
@@ -82,6 +84,16 @@ export const labCommand: Command = {
       return 0;
     }
     const progress = values.json ? undefined : (l: string) => io.err(l);
+    if (scenario === 'ecmp') {
+      // BIRD 2: the nodes' announcements and the upstream router (docs/scale-out.md).
+      if (!existsSync('/usr/sbin/bird')) {
+        io.err('vpnlb lab: /usr/sbin/bird is missing: apt-get install bird2');
+        return 2;
+      }
+      const report = await runEcmp({ clients4: int(values.clients, 20, 2, 40, 'clients'), ...(progress ? { progress } : {}) });
+      io.out(values.json ? JSON.stringify(report, null, 2) : formatEcmp(report));
+      return 0;
+    }
     if (scenario === 'chaos') {
       const report = await runChaos({
         ...chaosOptionsFor({

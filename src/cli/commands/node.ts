@@ -4,7 +4,13 @@ import { VpnlbError } from '../../errors.js';
 import { haPaths } from '../../ha/paths.js';
 import { parseTransitions } from '../../ha/ha-status.js';
 import { resolveNode } from '../../ha/render-pair.js';
-import { parseCommandArgs, required, type Command } from '../command.js';
+import { createCommandRunner } from '../../platform/command-runner.js';
+import { drainNode } from '../../bgp/drain.js';
+import { bgpPaths } from '../../bgp/paths.js';
+import { resolveBgpNode } from '../../bgp/render-node.js';
+import type { Config } from '../../config/types.js';
+
+import { parseCommandArgs, required, type Command, type CommandIo } from '../command.js';
 
 /**
  * `vpnlb node drain|resume`: hands this node's addresses to the peer on purpose (maintenance),
@@ -16,13 +22,14 @@ import { parseCommandArgs, required, type Command } from '../command.js';
  */
 export const nodeCommand: Command = {
   name: 'node',
-  summary: 'drain or resume this node of an active/standby pair',
-  usage: 'vpnlb node drain|resume --config FILE [--node NAME] [--no-wait]',
+  summary: 'drain or resume this node of an active/standby pair or of an ECMP farm',
+  usage: 'vpnlb node drain|resume --config FILE [--node NAME] [--no-wait] [--json]',
   async run(argv, io) {
-    const { values, positionals } = parseCommandArgs(this, argv, { config: { type: 'string', short: 'c' }, node: { type: 'string' }, 'no-wait': { type: 'boolean' } }, true);
+    const { values, positionals } = parseCommandArgs(this, argv, { config: { type: 'string', short: 'c' }, node: { type: 'string' }, 'no-wait': { type: 'boolean' }, json: { type: 'boolean' } }, true);
     const [action] = positionals;
     if (action !== 'drain' && action !== 'resume') throw new VpnlbError('VPNLB_CLI_USAGE', `unknown action "${action ?? ''}"\nusage: ${this.usage}`, 'client');
     const config = loadConfigFile(required(this, values.config, '--config FILE'));
+    if (config.bgp && !config.ha) return drainBgpNode(config, action, values.node, values['no-wait'] === true, values.json === true, io);
     const { ha, self, peer } = resolveNode(config, values.node);
     const paths = haPaths(ha.runDir);
     const role = () => {
@@ -56,3 +63,35 @@ export const nodeCommand: Command = {
     return 0;
   },
 };
+
+/**
+ * A node behind ECMP: `drain` withdraws its announcements and (unless --no-wait) waits until
+ * the routers stopped sending it clients, then reports; `resume` lets it announce again at the
+ * supervisor's next check (docs/scale-out.md).
+ */
+async function drainBgpNode(config: Config, action: 'drain' | 'resume', node: string | undefined, noWait: boolean, json: boolean, io: CommandIo): Promise<number> {
+  const { bgp, self } = resolveBgpNode(config, node);
+  const paths = bgpPaths(bgp.runDir);
+  if (action === 'resume') {
+    writeFileSync(paths.drainFile, '0\n');
+    io.out(`${self.name}: resumed (announces again at the next check while healthy)`);
+    return 0;
+  }
+  if (noWait) {
+    writeFileSync(paths.drainFile, '1\n');
+    io.out(`${self.name}: drained (withdraws at the next check)`);
+    return 0;
+  }
+  const r = await drainNode({ paths, run: createCommandRunner({ timeoutMs: 10_000 }), timeoutMs: bgp.drainTimeout });
+  if (r.withdrawMs === null) {
+    io.err(`${self.name}: drained, but the announcements were not withdrawn within ${Math.round(bgp.drainTimeout / 1000)} s: is vpnlb bgp start running? (vpnlb bgp status)`);
+    return 1;
+  }
+  if (r.timedOut) {
+    io.err(`${self.name}: withdrawn in ${r.withdrawMs} ms, but client packets still arrive after ${Math.round(bgp.drainTimeout / 1000)} s (${r.packetsAfterWithdraw} since the withdrawal): does a router still route here?`);
+    return 1;
+  }
+  if (json) io.out(JSON.stringify({ node: self.name, ...r }));
+  else io.out(`${self.name}: drained: withdrawn in ${r.withdrawMs} ms; the last client packet arrived ${r.quietAfterMs} ms after the drain (${r.packetsAfterWithdraw} packets after the withdrawal)`);
+  return 0;
+}

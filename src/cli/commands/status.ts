@@ -2,11 +2,13 @@ import { parseCommandArgs, type Command } from '../command.js';
 import { ADMIN_OPTIONS, ADMIN_USAGE, callAdmin, resolveAdminEndpoint } from './admin-client.js';
 import { formatHaStatus } from './ha.js';
 import type { HaStatus } from '../../ha/ha-status.js';
+import { formatBgpStatus, type BgpStatus } from '../../bgp/bgp-state.js';
 
 interface StatusBody {
   config: string;
   warnings: string[];
   ha?: HaStatus;
+  bgp?: BgpStatus;
   services: { name: string; kind: string; dataplane: string; virtualIp: string; backends: { name: string; address: string; state: string; reason: string; since: string; slowStart?: { share: number; until: string } }[] }[];
 }
 
@@ -31,6 +33,7 @@ export const statusCommand: Command = {
       }
     }
     if (s.ha) io.out(formatHaStatus(s.ha));
+    if (s.bgp) io.out(formatBgpStatus(s.bgp));
     for (const w of s.warnings) io.out(`warning: ${w}`);
     return 0;
   },
