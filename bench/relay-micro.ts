@@ -5,7 +5,7 @@
  *   udpgen (CPU 1) ──ESP-in-UDP──► relay child process (CPU 0) ──► udpsink (CPU 1)
  *
  * - The relay runs in a child process of its own (`--serve ROOT`: the tree whose
- *   src/dataplane/userspace/udp-relay.ts is loaded, so an older copy of the tree can be measured
+ *   src/dataplane/relay/udp-relay.ts is loaded, so an older copy of the tree can be measured
  *   against the current one in the same time window: `--baseline DIR`), pinned to CPU 0, with
  *   the real configuration loader and controller (maglev, affinity ike-spi, full NAT).
  * - The generator is bench/c/udpgen.c (raw socket: root) sending from 127.3.0.0/16 to the
@@ -36,12 +36,13 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { coreBusy, processCpuSeconds, readCoreTimes } from './lib/cpu.js';
 import { nginxConfig } from './contenders/nginx.js';
+import { sleep } from '../src/util/wait.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(here, here.includes('/dist/') ? '../..' : '..');
@@ -104,12 +105,14 @@ async function serve(root: string, sinkPort: number, fastPath: 'auto' | 'off' | 
   if (root === 'bare') return serveBare(sinkPort);
   // Under tsx the tree's sources; compiled (dist/bench/relay-micro.js) the tree's dist/.
   const compiled = !fileURLToPath(import.meta.url).endsWith('.ts');
-  const imp = (p: string) => import(pathToFileURL(join(root, compiled ? join('dist', p.replace(/\.ts$/, '.js')) : p)).href);
+  const file = (p: string) => join(root, compiled ? join('dist', p.replace(/\.ts$/, '.js')) : p);
+  // The first path that exists in that tree: a baseline from before a file moved has it at the older path.
+  const imp = (...paths: string[]) => import(pathToFileURL(file(paths.find((p) => existsSync(file(p))) ?? paths[0]!)).href);
   const { loadConfigText } = await imp('src/config/load-config.ts');
   const { Controller } = await imp('src/control/controller.ts');
-  const { Metrics } = await imp('src/admin/metrics.ts');
+  const { Metrics } = await imp('src/observability/metrics.ts', 'src/admin/metrics.ts');
   const { silentLogger } = await imp('src/log/logger.ts');
-  const { UdpRelay } = await imp('src/dataplane/userspace/udp-relay.ts');
+  const { UdpRelay } = await imp('src/dataplane/relay/udp-relay.ts', 'src/dataplane/userspace/udp-relay.ts');
   const yaml = `pools:
   farm:
     backends:
@@ -204,7 +207,6 @@ async function nodeGen(port: number, rate: number, seconds: number, flows: numbe
 
 // --- orchestrator ---------------------------------------------------------------------------
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function pinned(cpu: number, argv: string[]): [string, string[]] {
   try {

@@ -16,7 +16,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { canUseNamespaces } from '../lab/netns.js';
-import { generateTestCertificate } from '../lab/sim-rras/sstp-certs.js';
+import { generateTestCertificate } from '../src/sim/rras/sstp-certs.js';
 import type { BenchContext, CertFiles, SuiteOutput } from './lib/context.js';
 import { mergeResults } from './lib/merge.js';
 import { METHOD } from './lib/method.js';

@@ -36,7 +36,8 @@ import { nginxConfig } from './contenders/nginx.js';
 import { vpnlbConfig } from './contenders/vpnlb.js';
 import { processCpuSeconds } from './lib/cpu.js';
 import { topFrames, type CpuProfile } from './lib/cpuprofile.js';
-import { buildCTools, collect, Daemon, lastJson, safeKill, sleep } from './lib/proc.js';
+import { buildCTools, collect, Daemon, lastJson, safeKill } from './lib/proc.js';
+import { sleep } from '../src/util/wait.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(here, here.includes('/dist/') ? '../..' : '..');

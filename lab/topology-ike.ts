@@ -18,7 +18,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Topology, type Namespace } from './netns.js';
-import { Charon, sleep } from './strongswan/charon.js';
+import { Charon } from './strongswan/charon.js';
+import { sleep } from '../src/util/wait.js';
 import { createLabPki, type LabPki } from './strongswan/pki.js';
 import type { RetransmitSettings } from './strongswan/strongswan-conf.js';
 import {

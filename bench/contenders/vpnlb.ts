@@ -7,7 +7,8 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Namespace } from '../../lab/netns.js';
 import { REPO_ROOT, vpnlbArgv } from '../../lab/vpnlb-process.js';
-import { startDaemon, waitForListen, sleep, type Daemon } from '../lib/proc.js';
+import { startDaemon, waitForListen, type Daemon } from '../lib/proc.js';
+import { sleep } from '../../src/util/wait.js';
 
 export type VpnlbCase =
   | {
@@ -40,8 +41,8 @@ export type VpnlbCase =
 
 /** The data-plane source file a case needs; the contender is skipped while it has not landed. */
 export function vpnlbSourceFor(c: VpnlbCase): string {
-  if (c.kind === 'sstp') return 'src/dataplane/userspace/sstp-proxy.ts';
-  return c.dataplane === 'kernel' ? 'src/dataplane/kernel/kernel-dataplane.ts' : 'src/dataplane/userspace/udp-relay.ts';
+  if (c.kind === 'sstp') return 'src/dataplane/sstp/sstp-proxy.ts';
+  return c.dataplane === 'kernel' ? 'src/dataplane/kernel/kernel-dataplane.ts' : 'src/dataplane/relay/udp-relay.ts';
 }
 
 /** Whether the bench itself runs from sources (tsx): vpnlb then runs from sources too (lab/vpnlb-process.ts). */

@@ -3,6 +3,7 @@
  * what it gives back (sections, ratios, findings, raw samples), plus the contender lifecycle
  * shared by the suites: start, measure, always stop.
  */
+import type { ToolResult } from '../../src/platform/command-runner.js';
 import type { BenchOptions } from './options.js';
 import type { CTools, Daemon } from './proc.js';
 import type { RatioName, ResultRatio, Section } from './report.js';
@@ -34,7 +35,7 @@ export interface SuiteOutput {
   readonly raw: unknown;
 }
 
-export type Outcome<T> = { ok: true; value: T } | { ok: false; error: string };
+export type Outcome<T> = ToolResult<T>;
 
 /** Runs `body` with a contender started by `start` (undefined = none: a baseline), always stopping it. */
 export async function withContender<T>(

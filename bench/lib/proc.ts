@@ -7,6 +7,7 @@ import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Namespace } from '../../lab/netns.js';
+import { sleep } from '../../src/util/wait.js';
 
 /** Paths of the compiled C tools. */
 export interface CTools {
@@ -113,8 +114,6 @@ export function safeKill(pid: number, sig: NodeJS.Signals): void {
     /* already gone */
   }
 }
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** A long-running process (contender, sink, server) with its output kept for diagnostics. */
 export class Daemon {

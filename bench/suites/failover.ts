@@ -2,9 +2,9 @@
  * Suite `failover`: server killed → first new client connected elsewhere, in ms, with vpnlb's
  * `ikev2` monitor at its defaults and at a fast setting.
  *
- * Each trial: three simulated RRAS servers (lab/sim-rras) on their own loopback addresses, a
+ * Each trial: three simulated RRAS servers (src/sim/rras) on their own loopback addresses, a
  * `vpnlb run` process (userspace relay, full NAT, Maglev by IKE SPI, pinned to the balancer
- * core) in front of them, and simulated IKEv2 clients (lab/sim-client) — no namespace needed.
+ * core) in front of them, and simulated IKEv2 clients (src/sim/client) — no namespace needed.
  * The clients use initiator SPIs that the service's Maglev table maps to the victim (computed
  * with the product's balancer from the same candidates and seed, then checked: the first ones
  * must land on the victim). The victim is killed the way a crashed host dies: its sockets close
@@ -26,12 +26,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ConnectionCounts, createBalancer, ikeSpiKey } from '../../src/balancer/index.js';
-import { startSimFarm, type SimFarm } from '../../lab/sim-rras/sim-farm.js';
-import { runIkeClient, type IkeClientResult } from '../../lab/sim-client/ike-client.js';
+import { startSimFarm, type SimFarm } from '../../src/sim/rras/sim-farm.js';
+import { runIkeClient, type IkeClientResult } from '../../src/sim/client/ike-client.js';
 import { vpnlbArgv } from '../../lab/vpnlb-process.js';
 import { vpnlbAvailable, vpnlbConfig, type VpnlbCase } from '../contenders/vpnlb.js';
 import type { BenchContext, SuiteOutput } from '../lib/context.js';
-import { Daemon, sleep } from '../lib/proc.js';
+import { Daemon } from '../lib/proc.js';
+import { sleep } from '../../src/util/wait.js';
 import { median } from '../lib/stats.js';
 import { BALANCER_CPU } from '../lib/topology.js';
 

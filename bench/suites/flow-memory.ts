@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { startVpnlb, vpnlbAvailable, type VpnlbCase } from '../contenders/vpnlb.js';
 import type { BenchContext, SuiteOutput } from '../lib/context.js';
 import { processRssBytes } from '../lib/cpu.js';
-import { runTool, safeKill, sleep, type Daemon } from '../lib/proc.js';
+import { runTool, safeKill, type Daemon } from '../lib/proc.js';
+import { sleep } from '../../src/util/wait.js';
 import { BALANCER_CPU, FLOW_SRC_BASE, GENERATOR_CPU, SERVER_ADDRS, VIP } from '../lib/topology.js';
 
 /** The flows the issue asks about. */

@@ -16,7 +16,8 @@
  */
 import { spawn } from 'node:child_process';
 import { readCoreTimes, coreBusy } from '../lib/cpu.js';
-import { collect, runTool, startDaemon, sleep, safeKill, lastJson, type CTools, type Daemon } from '../lib/proc.js';
+import { collect, runTool, startDaemon, safeKill, lastJson, type CTools, type Daemon } from '../lib/proc.js';
+import { sleep } from '../../src/util/wait.js';
 import { median } from '../lib/stats.js';
 import { BALANCER_CPU, GENERATOR_CPU, SERVER_ADDRS, type BenchTopology } from '../lib/topology.js';
 

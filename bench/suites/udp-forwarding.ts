@@ -12,7 +12,8 @@
  * N), then at twice that offered load (flood retention = delivered at 2× / peak).
  */
 import { readCoreTimes, coreBusy, processCpuSeconds } from '../lib/cpu.js';
-import { sleep, startTool, type CTools } from '../lib/proc.js';
+import { startTool, type CTools } from '../lib/proc.js';
+import { sleep } from '../../src/util/wait.js';
 import { median } from '../lib/stats.js';
 import { BALANCER_CPU, FLOW_SRC_BASE, GENERATOR_CPU, type BenchTopology } from '../lib/topology.js';
 import type { NftUdpSink } from './udp-sink.js';

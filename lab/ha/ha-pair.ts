@@ -6,7 +6,7 @@
  * client: a takeover without replicated state breaks tunnels that only server-side traffic
  * reveals, DESIGN §6).
  */
-import { sleep } from '../strongswan/charon.js';
+import { sleep } from '../../src/util/wait.js';
 import { TUNNEL_TARGET_V4, TUNNEL_TARGET_V6 } from '../strongswan/swanctl-conf.js';
 import type { Namespace } from '../netns.js';
 import { HaLab, type HaLabClient, type HaLabNode, type HaLabOptions } from './ha-lab.js';

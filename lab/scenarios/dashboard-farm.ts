@@ -6,15 +6,15 @@
  */
 import { generateToken, AdminCredentials } from '../../src/admin/credentials.js';
 import { loadConfigText } from '../../src/config/load-config.js';
-import { Runtime } from '../../src/control/runtime.js';
+import { Runtime } from '../../src/runtime/runtime.js';
 import { createDataPlane } from '../../src/dataplane/registry.js';
 import { createHealthChecker } from '../../src/health/index.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { runIkeClient } from '../sim-client/ike-client.js';
-import { generateTestCertificate } from '../sim-rras/sstp-certs.js';
-import { SimSstpEndpoint } from '../sim-rras/sstp-endpoint.js';
-import { SimSstpClient } from '../sim-rras/sstp-sim-client.js';
-import { startSimFarm, type SimFarm } from '../sim-rras/sim-farm.js';
+import { runIkeClient } from '../../src/sim/client/ike-client.js';
+import { generateTestCertificate } from '../../src/sim/rras/sstp-certs.js';
+import { SimSstpEndpoint } from '../../src/sim/rras/sstp-endpoint.js';
+import { SimSstpClient } from '../../src/sim/rras/sstp-sim-client.js';
+import { startSimFarm, type SimFarm } from '../../src/sim/rras/sim-farm.js';
 
 const SERVERS = ['127.0.40.1', '127.0.40.2', '127.0.40.3'] as const;
 const VIP = '127.0.41.1';

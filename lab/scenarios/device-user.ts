@@ -16,7 +16,7 @@
  * — a server's virtual-IP pool names it — and pings through each tunnel) and from the kernel's
  * `ike_split` counter, not from vpnlb's own account.
  */
-import { sleep } from '../strongswan/charon.js';
+import { sleep } from '../../src/util/wait.js';
 import { TUNNEL_TARGET_V4, USER_TUNNEL_TARGET_V4 } from '../strongswan/swanctl-conf.js';
 import { IkeLab, type LabClient } from '../topology-ike.js';
 import { LabVpnlb } from './vpnlb-in-namespace.js';

@@ -68,9 +68,9 @@ export function leastPrivilegeConfig(tokenFile: string): string {
 
 /** The simulated RRAS server (IKEv2 responder on 500/4500, SSTP endpoint on 443), in `srv`. */
 const SERVER_SCRIPT = (root: string) => `
-import { IkeResponder } from ${JSON.stringify(join(root, 'dist/lab/sim-rras/index.js'))};
-import { SimSstpEndpoint } from ${JSON.stringify(join(root, 'dist/lab/sim-rras/sstp-endpoint.js'))};
-import { generateTestCertificate } from ${JSON.stringify(join(root, 'dist/lab/sim-rras/sstp-certs.js'))};
+import { IkeResponder } from ${JSON.stringify(join(root, 'dist/src/sim/rras/index.js'))};
+import { SimSstpEndpoint } from ${JSON.stringify(join(root, 'dist/src/sim/rras/sstp-endpoint.js'))};
+import { generateTestCertificate } from ${JSON.stringify(join(root, 'dist/src/sim/rras/sstp-certs.js'))};
 const cert = generateTestCertificate();
 await IkeResponder.start({ name: 'rras1', address: ${JSON.stringify(SERVER_ADDRESS)}, ikePort: 500, natTPort: 4500 });
 await SimSstpEndpoint.start({ name: 'rras1', host: ${JSON.stringify(SERVER_ADDRESS)}, tlsPort: 443, cert: cert.cert, key: cert.key });
@@ -80,7 +80,7 @@ console.log(JSON.stringify({ ready: true }));
 
 /** One IKEv2 client run (IKE_SA_INIT, IKE_AUTH on 4500, ESP echoes), from `cli`. */
 const IKE_CLIENT_SCRIPT = (root: string, vip: string) => `
-import { runIkeClient } from ${JSON.stringify(join(root, 'dist/lab/sim-client/ike-client.js'))};
+import { runIkeClient } from ${JSON.stringify(join(root, 'dist/src/sim/client/ike-client.js'))};
 const r = await runIkeClient({ localAddress: ${JSON.stringify(CLIENT_ADDRESS)}, server: { address: ${JSON.stringify(vip)}, ikePort: 500, natTPort: 4500 } });
 console.log(JSON.stringify(r));
 `;
@@ -199,7 +199,7 @@ export class LeastPrivilegeLab {
     }
   }
 
-  /** One simulated IKEv2 client from `cli` to `vip` (the result of lab/sim-client). */
+  /** One simulated IKEv2 client from `cli` to `vip` (the result of src/sim/client). */
   async ikeClient(vip: string): Promise<{ ok: boolean; reason?: string; espEchoed: number; espSent: number }> {
     const out = await this.topo.ns('cli').exec(process.execPath, ['--input-type=module', '-e', IKE_CLIENT_SCRIPT(REPO_ROOT, vip)]);
     return JSON.parse(out.trim().split('\n').pop()!) as { ok: boolean; reason?: string; espEchoed: number; espSent: number };

@@ -8,7 +8,7 @@
  * the good clients' IKE_SA_INITs are ignored — strongSwan's form of Windows' error 809.
  * Behind transparent mode each client is limited only by its own half-open SAs.
  */
-import { sleep } from '../strongswan/charon.js';
+import { sleep } from '../../src/util/wait.js';
 import { IkeLab, type LabClient } from '../topology-ike.js';
 import { countBlockedInits, distinctRemoteAddresses, serverSas, traceClientFlows } from './observe.js';
 import { LabVpnlb } from './vpnlb-in-namespace.js';

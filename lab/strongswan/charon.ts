@@ -11,6 +11,7 @@ import type { Namespace } from '../netns.js';
 import { parseListSas, type IkeSaInfo } from './list-sas.js';
 import { hasFile, type Availability } from '../requirements.js';
 import { LAB_PLUGINS, renderStrongswanConf, viciSocketPath, type StrongswanConfOptions } from './strongswan-conf.js';
+import { sleep } from '../../src/util/wait.js';
 
 export const CHARON_PATH = '/usr/lib/ipsec/charon';
 
@@ -223,8 +224,4 @@ export class Charon {
     }
     await exited;
   }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -3,7 +3,7 @@
  * sockets: client <-> backend) relayed by a native thread with splice(2) through one pipe per
  * direction, so the octets never reach user space (no copy_from_iter / copy_to_iter).
  *
- * JavaScript (src/dataplane/userspace/sstp-splice.ts) keeps every decision: it adds a tunnel
+ * JavaScript (src/dataplane/sstp/sstp-splice.ts) keeps every decision: it adds a tunnel
  * once the hellos are parsed and Node's buffers are empty, and removes it (closed, idle, drain
  * deadline, backend down, stop) *before* it closes the sockets. The thread reports tunnels that
  * ended by themselves (both directions at EOF, or an error) through ts_engine.notify.

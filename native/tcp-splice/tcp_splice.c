@@ -1,6 +1,6 @@
 /*
  * N-API binding of the SSTP proxy's native splice path (splice.h). Loaded, optionally, by
- * src/dataplane/userspace/sstp-splice.ts; without it established tunnels stay two Node pipes.
+ * src/dataplane/sstp/sstp-splice.ts; without it established tunnels stay two Node pipes.
  * Plain C and N-API only (ABI-stable across Node versions, no node-addon-api).
  *
  *   create(maxTunnels, pipeSize, onEnded) -> handle

@@ -3,7 +3,7 @@
  * (client address:port on one virtual port <-> a connected upstream UDP socket) on a native
  * thread, with recvmmsg/sendmmsg batches, without a call into JavaScript per datagram.
  *
- * JavaScript (src/dataplane/userspace/udp-relay.ts) keeps every decision: it places new flows,
+ * JavaScript (src/dataplane/relay/udp-relay.ts) keeps every decision: it places new flows,
  * installs them here once their upstream socket is connected, and removes them (idle expiry,
  * backend down, eviction, stop) *before* it closes their sockets. Datagrams from a client this
  * table does not know are handed to JavaScript in batches (fp_handoff), unchanged.

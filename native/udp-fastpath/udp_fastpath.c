@@ -1,6 +1,6 @@
 /*
  * N-API binding of the relay's native fast path (fastpath.h). Loaded, optionally, by
- * src/dataplane/userspace/fastpath/native-binding.ts; without it the relay forwards in
+ * src/dataplane/relay/fastpath/native-binding.ts; without it the relay forwards in
  * JavaScript. Plain C and N-API only (ABI-stable across Node versions, no node-addon-api).
  *
  *   create(ikeFd, natTFd, maxFlows, onHandoff) -> handle

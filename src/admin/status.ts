@@ -7,7 +7,7 @@ import type { Balancer } from '../balancer/balancer.js';
 import { MaglevBalancer } from '../balancer/maglev/maglev.js';
 import type { Controller } from '../control/controller.js';
 import type { ServiceSnapshot } from '../control/snapshot.js';
-import type { DataPlane } from '../dataplane/dataplane.js';
+import type { DataPlane } from '../control/dataplane-interface.js';
 
 export interface StatusDocument {
   readonly version: string;

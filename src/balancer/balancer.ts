@@ -1,13 +1,18 @@
 /**
  * The balancing core's one interface. Every method (Maglev, least connections, weighted round
- * robin) implements it, and one conformance suite (`balancer.conformance.ts`) runs against each.
+ * robin) implements it, and one conformance suite (`test/support/balancer-conformance.ts`) runs against each.
  *
  * A `Balancer` is built immutably from the set of backends eligible for *new* clients (up, not
  * draining, not disabled, weight > 0) and swapped atomically when that set changes (Pingora's
  * habit). Mutable per-backend state that must survive a rebuild (open connection counts for
  * least connections) lives in a `ConnectionCounts` shared across builds.
  */
-import type { BalancingMethod } from '../config/types.js';
+/**
+ * The balancing methods. The configuration schema (src/config/schema.ts) spells the same list;
+ * it is defined here so that the balancer does not depend on the configuration layer above it,
+ * and src/balancer/index.test.ts fails to compile if the two lists differ.
+ */
+export type BalancingMethod = 'maglev' | 'least-connections' | 'weighted-round-robin';
 
 /** A backend that may receive new clients. `name` is its stable identity. */
 export interface Candidate {

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import type { BalancingMethod } from '../config/types.js';
+import type { BalancingMethod as ConfigMethod } from '../config/types.js';
+import type { BalancingMethod } from './balancer.js';
 import {
   BALANCER_FACTORIES,
   ConnectionCounts,
@@ -16,6 +17,14 @@ const input = {
   seed: 0x1234,
   connections: new ConnectionCounts(),
 };
+
+// The configuration's list of methods and the balancer's are the same (a compile error otherwise).
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const sameMethods: Same<ConfigMethod, BalancingMethod> = true;
+
+test('the configuration and the balancer know the same methods', () => {
+  assert.equal(sameMethods, true);
+});
 
 test('createBalancer builds the method it is asked for', () => {
   const expected: Record<BalancingMethod, { type: unknown; isConsistent: boolean }> = {

@@ -2,13 +2,12 @@
  * The balancing core's entry point: `createBalancer(method, input)` and the public API of the
  * implementations, so other layers import from one place.
  */
-import type { Balancer, BalancerFactory, BalancerInput } from './balancer.js';
-import type { BalancingMethod } from '../config/types.js';
+import type { Balancer, BalancerFactory, BalancerInput, BalancingMethod } from './balancer.js';
 import { LeastConnectionsBalancer } from './least-connections/least-connections.js';
 import { MaglevBalancer } from './maglev/maglev.js';
 import { WeightedRoundRobinBalancer } from './weighted-round-robin/weighted-round-robin.js';
 
-export type { Balancer, BalancerFactory, BalancerInput, Candidate } from './balancer.js';
+export type { Balancer, BalancerFactory, BalancerInput, BalancingMethod, Candidate } from './balancer.js';
 export { ConnectionCounts } from './balancer.js';
 export { type AffinityMode, IKE_SPI_LENGTH, ikeSpiKey, sourceIpKey } from './affinity.js';
 export { jhash, reciprocalScale, slotOf } from './jhash.js';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkConfigFile, checkConfigText, formatIssue, MAX_CONFIG_BYTES, MAX_ISSUES, MAX_QUOTED_LENGTH } from './load-config.js';
 import { MAX_BACKENDS_PER_POOL } from './schema.js';
-import { mulberry32 } from '../testing/prng.js';
+import { mulberry32 } from '../../lab/prng.js';
 
 const errors = (text: string) => checkConfigText(text).issues.filter((i) => i.severity === 'error');
 const warnings = (text: string) => checkConfigText(text).issues.filter((i) => i.severity === 'warning');

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfigText } from '../config/load-config.js';
-import type { BackendCounters, DataPlane } from '../dataplane/dataplane.js';
+import type { BackendCounters, DataPlane } from './dataplane-interface.js';
 import { Controller } from './controller.js';
 import { EventLog } from './event-log.js';
 import { History } from './history.js';

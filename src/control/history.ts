@@ -6,7 +6,7 @@
  * counts as zero for that interval). Also kept here: each backend's total downtime since start,
  * from the controller's transitions, and new data-plane warnings, which go to the timeline.
  */
-import type { BackendCounters, DataPlane } from '../dataplane/dataplane.js';
+import type { BackendCounters, DataPlane } from './dataplane-interface.js';
 import type { EventLog } from './event-log.js';
 import type { Snapshot } from './snapshot.js';
 import type { Transition } from './controller.js';

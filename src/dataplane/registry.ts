@@ -6,12 +6,12 @@
  * - IKEv2, `dataplane: auto` (default): kernel where nft is present and gets CAP_NET_ADMIN, else userspace,
  *   with a warning when that changes the NAT mode the configuration asked for.
  */
-import type { RuntimeContext } from '../control/runtime.js';
+import type { RuntimeContext } from '../control/runtime-context.js';
 import type { ServiceSnapshot } from '../control/snapshot.js';
-import type { DataPlane } from './dataplane.js';
+import type { DataPlane } from '../control/dataplane-interface.js';
 import { KernelIkeDataPlane, kernelAvailability } from './kernel/kernel-dataplane.js';
-import { UdpRelay } from './userspace/udp-relay.js';
-import { SstpProxy } from './userspace/sstp-proxy.js';
+import { UdpRelay } from './relay/udp-relay.js';
+import { SstpProxy } from './sstp/sstp-proxy.js';
 import { VpnlbError } from '../errors.js';
 
 export async function createDataPlane(snapshot: ServiceSnapshot, ctx: RuntimeContext): Promise<DataPlane> {

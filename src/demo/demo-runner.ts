@@ -14,14 +14,15 @@
  */
 import { Writable } from 'node:stream';
 import { loadConfigText } from '../config/load-config.js';
-import { Runtime } from '../control/runtime.js';
+import { Runtime } from '../runtime/runtime.js';
 import { createDataPlane } from '../dataplane/registry.js';
-import { UdpRelay } from '../dataplane/userspace/udp-relay.js';
+import { UdpRelay } from '../dataplane/relay/udp-relay.js';
 import { createLogger } from '../log/logger.js';
-import { runIkeClient, type IkeClientResult } from '../../lab/sim-client/ike-client.js';
-import { startSimFarm, type SimFarm } from '../../lab/sim-rras/sim-farm.js';
+import { runIkeClient, type IkeClientResult } from '../sim/client/ike-client.js';
+import { startSimFarm, type SimFarm } from '../sim/rras/sim-farm.js';
 import { DEMO, demoConfigYaml } from './demo-config.js';
 import { AdminCredentials } from '../admin/credentials.js';
+import { sleep } from '../util/wait.js';
 
 export type PhaseKey = 'fullNat' | 'snatPool';
 
@@ -239,6 +240,3 @@ function summarize(title: string, service: string, results: readonly IkeClientRe
   };
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

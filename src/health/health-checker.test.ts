@@ -1,9 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Metrics } from '../admin/metrics.js';
+import { Metrics } from '../observability/metrics.js';
 import { loadConfigText } from '../config/load-config.js';
 import { Controller, type Transition } from '../control/controller.js';
-import type { RuntimeContext } from '../control/runtime.js';
+import type { RuntimeContext } from '../control/runtime-context.js';
 import { silentLogger } from '../log/logger.js';
 import type { Probe, ProbeResult, ProbeTarget } from './monitor.js';
 import { HealthChecker, type Clock } from './health-checker.js';

@@ -18,24 +18,15 @@
  */
 import type { Histogram, Counter } from 'prom-client';
 import type { Monitor } from '../config/types.js';
-import type { RuntimeContext, Watcher } from '../control/runtime.js';
+import { REAL_TIMER_CLOCK, type TimerClock } from '../util/clock.js';
+import type { RuntimeContext, Watcher } from '../control/runtime-context.js';
 import type { ServiceSnapshot } from '../control/snapshot.js';
 import type { Probe, ProbeResult, ProbeTarget } from './monitor.js';
 import { createServiceProbe, type ServiceProbe } from './checks/index.js';
 import { Thresholds, type ThresholdStep } from './thresholds.js';
 
 /** Timers and time, injectable for tests. */
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-const realClock: Clock = {
-  now: () => performance.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
+export type Clock = TimerClock;
 
 export interface HealthCheckerOptions {
   /** Builds the probe of a monitor for a service (tests inject fakes). */
@@ -98,7 +89,7 @@ export class HealthChecker implements Watcher {
 
   constructor(ctx: RuntimeContext, options: HealthCheckerOptions = {}) {
     this.#ctx = ctx;
-    this.#clock = options.clock ?? realClock;
+    this.#clock = options.clock ?? REAL_TIMER_CLOCK;
     this.#random = options.random ?? Math.random;
     this.#firstWithin = options.firstProbeWithinMs ?? 1_000;
     this.#createProbe = options.createProbe ?? ((m, s) => createServiceProbe(m, s.kind === 'ikev2' ? { kind: 'ikev2', service: s.service } : { kind: 'sstp', service: s.service }));
@@ -258,7 +249,7 @@ export function healthReason(type: string, result: ProbeResult, step: ThresholdS
   return `${type} probe: ${detail} (${count})`;
 }
 
-/** Creates the health checker the runtime starts (see src/control/runtime.ts). */
+/** Creates the health checker the runtime starts (see src/runtime/runtime.ts). */
 export function createHealthChecker(ctx: RuntimeContext, options: HealthCheckerOptions = {}): HealthChecker {
   return new HealthChecker(ctx, options);
 }

@@ -3,7 +3,7 @@
  * service answer right now?" — and nothing else: thresholds, scheduling and state live in
  * health-checker.ts. Each monitor type (`icmp`, `ikev2`, `sstp`, `tcp`) is one small
  * implementation under checks/, and every implementation passes the same conformance suite
- * (checks/probe-conformance.ts).
+ * (test/support/probe-conformance.ts).
  *
  * Contract, checked by the suite:
  * - `probe` never throws and never rejects: every failure (refused, timeout, garbage answer,

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { CommandRunner } from '../dataplane/kernel/command-runner.js';
+import type { CommandRunner } from './command-runner.js';
 import { silentLogger } from '../log/logger.js';
 import { ServiceNotifier } from './sd-notify.js';
 

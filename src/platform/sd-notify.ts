@@ -17,7 +17,7 @@
  *
  * Outside systemd (`NOTIFY_SOCKET` unset) every call does nothing.
  */
-import { createCommandRunner, type CommandRunner } from '../dataplane/kernel/command-runner.js';
+import { createCommandRunner, type CommandRunner } from './command-runner.js';
 import type { Logger } from '../log/logger.js';
 
 export interface ServiceNotifierOptions {

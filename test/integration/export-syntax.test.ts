@@ -17,7 +17,7 @@ import { basename, dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { canUseNamespaces, Topology, type Namespace } from '../../lab/netns.js';
 import { hasFile, requireOrSkip } from '../../lab/requirements.js';
-import { generateTestCertificate } from '../../lab/sim-rras/sstp-certs.js';
+import { generateTestCertificate } from '../../src/sim/rras/sstp-certs.js';
 import { REPO_ROOT } from '../../lab/vpnlb-process.js';
 import { loadConfigFile } from '../../src/config/load-config.js';
 import { selectServices } from '../../src/export/export-format.js';

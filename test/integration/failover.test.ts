@@ -12,14 +12,15 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { ikeSpiKey } from '../../src/balancer/affinity.js';
 import { loadConfigText } from '../../src/config/load-config.js';
-import { Runtime } from '../../src/control/runtime.js';
+import { Runtime } from '../../src/runtime/runtime.js';
 import { createDataPlane } from '../../src/dataplane/registry.js';
-import type { UdpRelay } from '../../src/dataplane/userspace/udp-relay.js';
+import type { UdpRelay } from '../../src/dataplane/relay/udp-relay.js';
 import { createHealthChecker } from '../../src/health/index.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { IkeResponder } from '../../lab/sim-rras/ike-responder.js';
-import { startSimFarm, type SimFarm } from '../../lab/sim-rras/sim-farm.js';
-import { runIkeClient, type IkeClientResult } from '../../lab/sim-client/ike-client.js';
+import { IkeResponder } from '../../src/sim/rras/ike-responder.js';
+import { startSimFarm, type SimFarm } from '../../src/sim/rras/sim-farm.js';
+import { runIkeClient, type IkeClientResult } from '../../src/sim/client/ike-client.js';
+import { sleep, waitUntil } from '../../src/util/wait.js';
 
 const SERVERS = ['127.0.61.1', '127.0.61.2', '127.0.61.3'];
 const VIP = '127.0.61.100';
@@ -30,7 +31,6 @@ const FALL = 3;
 // The issue's functional deadline: interval × fall + timeout, plus one second.
 const DEADLINE_MS = INTERVAL * FALL + TIMEOUT + 1_000;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('failover with the ikev2 monitor (userspace relay, simulated RRAS)', () => {
   let farm: SimFarm;
@@ -49,14 +49,7 @@ describe('failover with the ikev2 monitor (userspace relay, simulated RRAS)', ()
       clientSpis.add(r.spiI);
       return r;
     });
-  const waitFor = async (what: string, cond: () => boolean, ms = 10_000) => {
-    const t0 = performance.now();
-    while (!cond()) {
-      if (performance.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-      await sleep(20);
-    }
-    return performance.now() - t0;
-  };
+  const waitFor = (what: string, cond: () => boolean, ms = 10_000) => waitUntil(what, cond, ms);
 
   before(async () => {
     farm = await startSimFarm({ addresses: SERVERS });

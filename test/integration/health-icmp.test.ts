@@ -10,8 +10,8 @@ import { after } from 'node:test';
 import { canUseNamespaces, Topology } from '../../lab/netns.js';
 import { hasFile, requireOrSkip } from '../../lab/requirements.js';
 import { createIcmpProbe } from '../../src/health/checks/icmp/icmp-probe.js';
-import type { TestTarget } from '../../src/health/checks/loopback-targets.js';
-import { describeProbeConformance } from '../../src/health/checks/probe-conformance.js';
+import type { TestTarget } from '../support/loopback-targets.js';
+import { describeProbeConformance } from '../support/probe-conformance.js';
 
 const skipReason = requireOrSkip('health-icmp', canUseNamespaces(), hasFile('/usr/bin/ping', 'iputils-ping'));
 

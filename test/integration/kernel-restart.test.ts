@@ -18,6 +18,7 @@ import { startUdpServer } from '../../lab/udp-peers.js';
 import { requireOrSkip } from '../../lab/requirements.js';
 import { Topology, canUseConntrack, type Namespace } from '../../lab/netns.js';
 import { vpnlbArgv } from '../../lab/vpnlb-process.js';
+import { waitUntil } from '../../src/util/wait.js';
 
 const skip = requireOrSkip('kernel restart integration test', canUseConntrack());
 
@@ -115,14 +116,7 @@ function startVpnlb(): VpnlbProc {
   return { child, output: () => out, exited };
 }
 
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+const waitFor = (what: string, cond: () => boolean | Promise<boolean>, ms = 20_000) => waitUntil(what, cond, ms, 50);
 
 const slotMap = async () => lb.exec('nft', ['-j', 'list', 'map', 'ip', TABLE, 'slots']).then((t) => JSON.stringify((JSON.parse(t) as { nftables: { map?: { elem?: unknown } }[] }).nftables.find((x) => x.map)?.map?.elem));
 /** Original tuples of the service's conntrack entries. */

@@ -1,9 +1,9 @@
 /**
  * The npm package as a user gets it: `npm pack`, install the tarball into an empty directory,
  * and run the installed `vpnlb` there — help, a config check of a shipped example, and a short
- * demo. It catches a `"files"` list that leaves out a module the CLI imports (the demo and
- * `vpnlb lab` import the simulated servers and the lab from dist/lab), and test files shipped
- * by mistake. Needs npm and the npm registry (for the package's dependencies).
+ * demo. It catches a `"files"` list that leaves out a module the CLI imports (the demo imports
+ * the simulated servers from dist/src/sim; `vpnlb lab` loads the lab from dist/lab), and test
+ * files or test helpers (test/support) shipped by mistake. Needs npm and the npm registry (for the package's dependencies).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -38,11 +38,14 @@ describe('npm pack → install → vpnlb', { timeout: 300_000 }, () => {
   });
 
   it('ships the CLI, the simulated servers the demo needs and the examples, and no test files', () => {
-    for (const f of ['bin/vpnlb.js', 'dist/src/cli/run-cli.js', 'dist/lab/sim-rras/sim-farm.js', 'examples/rras-farm.yaml', 'LICENSE']) {
+    for (const f of ['bin/vpnlb.js', 'dist/src/cli/run-cli.js', 'dist/src/sim/rras/sim-farm.js', 'examples/rras-farm.yaml', 'LICENSE']) {
       assert.ok(files.includes(f), `${f} is not in the package`);
     }
     const tests = files.filter((f) => /\.test\.js$/.test(f) || f.startsWith('dist/test/') || f.startsWith('dist/bench/'));
     assert.deepEqual(tests, []);
+    // Test helpers live in test/support (compiled to dist/test/support, never shipped).
+    const helpers = files.filter((f) => /(fixtures|test-harness|test-lab|test-certificate|loopback-targets|conformance)[^/]*\.js$/.test(f));
+    assert.deepEqual(helpers, []);
   });
 
   it('vpnlb help lists the commands', async () => {

@@ -18,10 +18,11 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { hasFile, isRoot, requireOrSkip } from '../../lab/requirements.js';
-import { generateTestCertificate } from '../../lab/sim-rras/sstp-certs.js';
-import { SimSstpEndpoint } from '../../lab/sim-rras/sstp-endpoint.js';
+import { generateTestCertificate } from '../../src/sim/rras/sstp-certs.js';
+import { SimSstpEndpoint } from '../../src/sim/rras/sstp-endpoint.js';
 import { vpnlbArgv } from '../../lab/vpnlb-process.js';
 import { HdlcDecoder, hdlcEncode, lcpConfigureRequest, lcpInfo } from '../../src/protocol/sstp/ppp-hdlc.js';
+import { waitUntil } from '../../src/util/wait.js';
 
 const skip = requireOrSkip('sstp-sstpc', hasFile('/usr/sbin/sstpc', 'sstp-client'), isRoot('sstpc binds its IPC socket in /var/run/sstpc'));
 
@@ -129,13 +130,7 @@ async function startSstpcUntilCallSetup(port: number, caCert: string, id: string
   }
 }
 
-async function until(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const start = Date.now();
-  while (!cond()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = (cond: () => boolean, what: string, timeoutMs = 10_000) => waitUntil(what, cond, timeoutMs);
 
 describe('real sstpc through vpnlb to simulated RRAS servers', { skip }, () => {
   for (const mode of ['passthrough', 'offload', 'reencrypt'] as const) {

@@ -8,7 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { canUseConntrack } from '../../lab/netns.js';
 import { requireOrSkip } from '../../lab/requirements.js';
-import { canUseStrongswan, sleep } from '../../lab/strongswan/charon.js';
+import { canUseStrongswan } from '../../lab/strongswan/charon.js';
+import { sleep } from '../../src/util/wait.js';
 import { IkeLab, type LabClient } from '../../lab/topology-ike.js';
 import { LabVpnlb, connectThrough } from '../../lab/scenarios/vpnlb-in-namespace.js';
 

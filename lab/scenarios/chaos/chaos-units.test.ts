@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mulberry32 } from '../../../src/testing/prng.js';
+import { mulberry32 } from '../../prng.js';
 import { clientSubnet4 } from '../../topology-ike.js';
 import { floodAccounting } from './chaos.js';
 import { FAULT_KINDS, faultPlan } from './fault-plan.js';

@@ -10,8 +10,8 @@
  *
  * Configuration changes are applied by `applyConfig`: the file rewritten, then `vpnlb reload`.
  */
-import { mulberry32 } from '../../../src/testing/prng.js';
-import { sleep } from '../../strongswan/charon.js';
+import { mulberry32 } from '../../prng.js';
+import { sleep } from '../../../src/util/wait.js';
 import { IkeLab, VIP4, type LabClient, type LabServer } from '../../topology-ike.js';
 import { labScriptArgv } from '../../vpnlb-process.js';
 import { traceClientFlows } from '../observe.js';

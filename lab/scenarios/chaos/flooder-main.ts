@@ -6,7 +6,7 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { connect } from 'node:net';
-import { mulberry32 } from '../../../src/testing/prng.js';
+import { mulberry32 } from '../../prng.js';
 import { kernelVerdict, randomDatagram, randomSstpGarbage, sstpVerdict, type FloodReport, type KernelVerdict } from './flood.js';
 
 export interface FloodOptions {

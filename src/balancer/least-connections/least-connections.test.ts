@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { type Candidate, ConnectionCounts } from '../balancer.js';
-import { runBalancerConformance } from '../balancer.conformance.js';
+import { runBalancerConformance } from '../../../test/support/balancer-conformance.js';
 import { LeastConnectionsBalancer } from './least-connections.js';
 
 runBalancerConformance('least-connections', (input) => new LeastConnectionsBalancer(input));

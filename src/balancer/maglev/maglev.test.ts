@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 
 import { type Candidate, ConnectionCounts } from '../balancer.js';
-import { runBalancerConformance } from '../balancer.conformance.js';
+import { runBalancerConformance } from '../../../test/support/balancer-conformance.js';
 import {
   MAGLEV_TABLE_SIZE,
   MaglevBalancer,

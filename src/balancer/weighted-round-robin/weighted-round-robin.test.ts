@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { type Candidate, ConnectionCounts } from '../balancer.js';
-import { runBalancerConformance } from '../balancer.conformance.js';
+import { runBalancerConformance } from '../../../test/support/balancer-conformance.js';
 import { WeightedRoundRobinBalancer } from './weighted-round-robin.js';
 
 runBalancerConformance('weighted-round-robin', (input) => new WeightedRoundRobinBalancer(input));

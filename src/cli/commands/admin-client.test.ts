@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfigFile } from '../../config/load-config.js';
-import { Runtime } from '../../control/runtime.js';
+import { Runtime } from '../../runtime/runtime.js';
 import { silentLogger } from '../../log/logger.js';
 import { main } from '../main.js';
 

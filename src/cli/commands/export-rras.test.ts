@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { REPO_ROOT } from '../../../lab/vpnlb-process.js';
-import { generateTestCertificate } from '../../../lab/sim-rras/sstp-certs.js';
+import { generateTestCertificate } from '../../sim/rras/sstp-certs.js';
 import { readCertificateHashes } from '../../rras/rras-registry.js';
 import type { CommandIo } from '../command.js';
 import { main } from '../main.js';

@@ -1,10 +1,4 @@
 import { existsSync } from 'node:fs';
-import { canUseConntrack } from '../../../lab/netns.js';
-import { canUseStrongswan } from '../../../lab/strongswan/charon.js';
-import { formatShowcase, runShowcase } from '../../../lab/scenarios/showcase.js';
-import { formatHaPair, runHaPair } from '../../../lab/ha/ha-pair.js';
-import { formatDeviceUser, runDeviceUserComparison } from '../../../lab/scenarios/device-user.js';
-import { chaosOptionsFor, runChaos } from '../../../lab/scenarios/chaos/chaos.js';
 import type { AffinityMode } from '../../balancer/affinity.js';
 import { VpnlbError } from '../../errors.js';
 import { parseCommandArgs, type Command } from '../command.js';
@@ -20,6 +14,23 @@ import { parseCommandArgs, type Command } from '../command.js';
  * - `ha-pair`: two nodes with keepalived and conntrackd, failovers measured (lab/ha/).
  * - `chaos`: a soak run with faults and a bad-input flood (lab/scenarios/chaos/, docs/lab.md).
  */
+/**
+ * The lab's modules, loaded on demand: the lab (lab/, shipped as dist/lab) is not product code,
+ * and no other command needs it, so nothing in src/ imports it statically. The npm package
+ * ships dist/lab deliberately (package.json "files").
+ */
+async function loadLab() {
+  const [netns, charon, showcase, haPair, deviceUser, chaos] = await Promise.all([
+    import('../../../lab/netns.js'),
+    import('../../../lab/strongswan/charon.js'),
+    import('../../../lab/scenarios/showcase.js'),
+    import('../../../lab/ha/ha-pair.js'),
+    import('../../../lab/scenarios/device-user.js'),
+    import('../../../lab/scenarios/chaos/chaos.js'),
+  ]);
+  return { ...netns, ...charon, ...showcase, ...haPair, ...deviceUser, ...chaos };
+}
+
 export const labCommand: Command = {
   name: 'lab',
   summary: 'run the real-strongSwan lab: full NAT vs transparent and the Always On VPN shapes, the ha-pair failovers, or the chaos soak run (root)',
@@ -40,6 +51,7 @@ export const labCommand: Command = {
     });
     const scenario = values.scenario ?? 'showcase';
     if (!['showcase', 'ha-pair', 'chaos'].includes(scenario)) throw new VpnlbError('VPNLB_CLI_USAGE', `--scenario: showcase, ha-pair or chaos, not ${scenario}`, 'client');
+    const { canUseConntrack, canUseStrongswan, runHaPair, formatHaPair, runChaos, chaosOptionsFor, runShowcase, formatShowcase, runDeviceUserComparison, formatDeviceUser } = await loadLab();
     const ct = canUseConntrack();
     if (!ct.ok) {
       io.err(`vpnlb lab: ${ct.reason}. The lab builds network namespaces and nftables rules and reads conntrack, so it must run as root (sudo vpnlb lab) with iproute2, nftables and conntrack installed.`);

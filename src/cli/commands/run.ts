@@ -36,7 +36,7 @@ export const runCommand: Command = {
       admin = { host: m[1]!, port: Number(m[2]) };
     }
     // Loaded on demand: `vpnlb check` and friends should not pay for the data planes.
-    const { Runtime } = await import('../../control/runtime.js');
+    const { Runtime } = await import('../../runtime/runtime.js');
     const { createDataPlane } = await import('../../dataplane/registry.js');
     const { createHealthChecker } = await import('../../health/index.js');
     const runtime = new Runtime({

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { X509Certificate, createHash } from 'node:crypto';
 import { it } from 'node:test';
-import { generateTestCertificate } from '../../../lab/sim-rras/sstp-certs.js';
+import { generateTestCertificate } from '../../sim/rras/sstp-certs.js';
 import { sstpOffloadHashCommand } from './sstp-offload-hash.js';
 
 it('prints the certificate hashes (as openssl computes them) and the RRAS registry steps', async () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConntrackCli, parseConntrackList } from './conntrack.js';
-import type { CommandRunner } from './command-runner.js';
+import type { CommandRunner } from '../../platform/command-runner.js';
 import { ReturnPathDetector } from './return-path.js';
 
 // conntrack -L output as conntrack-tools 1.4.7 prints it (default and -o extended).

@@ -7,7 +7,7 @@
  * very retransmissions); deleting the entries makes the next packet a new flow that the map
  * sends to a live server at once. Draining servers keep theirs.
  */
-import type { CommandRunner } from './command-runner.js';
+import type { CommandRunner, ToolResult } from '../../platform/command-runner.js';
 import { explainPermissionError } from '../../platform/capabilities.js';
 
 /** One UDP conntrack entry of the service, as `conntrack -L` prints it. */
@@ -60,7 +60,7 @@ export function parseConntrackList(text: string): ConntrackEntry[] {
 }
 
 /** Result of a conntrack call; never thrown. */
-export type ConntrackResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: string };
+export type ConntrackResult<T> = ToolResult<T>;
 
 /** The conntrack operations the data plane needs (a fake is trivial: see the unit tests). */
 export interface ConntrackTable {

@@ -4,12 +4,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Metrics } from '../../admin/metrics.js';
+import { Metrics } from '../../observability/metrics.js';
 import { loadConfigText } from '../../config/load-config.js';
 import { Controller } from '../../control/controller.js';
 import type { ServiceSnapshot } from '../../control/snapshot.js';
 import { silentLogger } from '../../log/logger.js';
-import type { CommandRunner } from './command-runner.js';
+import type { CommandRunner } from '../../platform/command-runner.js';
 import type { ConntrackEntry, ConntrackTable } from './conntrack.js';
 import { KernelIkeDataPlane } from './kernel-dataplane.js';
 import { FakeNftApplier } from './nft-applier.js';

@@ -5,7 +5,7 @@
  * value is the increase).
  */
 import type { Counter, Gauge } from 'prom-client';
-import type { Metrics } from '../../admin/metrics.js';
+import type { Metrics } from '../../observability/metrics.js';
 import { NFT_OBJECTS, counterName, type RulesetBackend } from './render-ruleset.js';
 
 type NftCounters = Readonly<Record<string, { packets: number; bytes: number }>>;

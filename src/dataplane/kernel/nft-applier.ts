@@ -5,12 +5,12 @@
  * unit tests that cannot be root.
  */
 import { MAGLEV_TABLE_SIZE } from '../../balancer/maglev/table-size.js';
-import { createCommandRunner, type CommandRunner } from './command-runner.js';
+import { createCommandRunner, type CommandRunner, type ToolResult } from '../../platform/command-runner.js';
 import { NFT_OBJECTS, type NftFamily } from './render-ruleset.js';
 import { explainPermissionError } from '../../platform/capabilities.js';
 
 /** Result of an nft call; never thrown. */
-export type NftResult<T = void> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: string };
+export type NftResult<T = void> = ToolResult<T>;
 
 export interface NftApplier {
   /** Applies `text` as one transaction (`nft -f -`). */

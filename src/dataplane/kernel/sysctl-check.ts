@@ -12,7 +12,7 @@
  *   apply to them; what is checked is `flowTimeout` itself.
  * - `net.netfilter.nf_conntrack_max`: every client holds two entries (UDP 500 and 4500).
  */
-import type { CommandRunner } from './command-runner.js';
+import type { CommandRunner } from '../../platform/command-runner.js';
 
 /** NAT-T keepalive interval (RFC 3948 §4 suggests 20 s; Windows and strongSwan use it). */
 export const NAT_T_KEEPALIVE_SECONDS = 20;

@@ -15,7 +15,7 @@ import {
   MS_VENDOR_ID_HEX,
   NO_PROPOSAL_RESPONSE_HEX,
   hex,
-} from './fixtures.js';
+} from '../../../test/support/ikev2-fixtures.js';
 import { classifyNatT } from './nat-t.js';
 import { natDetectionPayloads } from './nat-detection.js';
 import { parsePayloads } from './payload-walker.js';

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { IKE_MAX_MESSAGE_LENGTH } from './constants.js';
-import { ESP_4500_HEX, IKE_AUTH_4500_HEX, IKE_MESSAGE_FIXTURES, hex } from './fixtures.js';
+import { ESP_4500_HEX, IKE_AUTH_4500_HEX, IKE_MESSAGE_FIXTURES, hex } from '../../../test/support/ikev2-fixtures.js';
 import { IkeHeaderReader } from './ike-header-reader.js';
 import { parseIkeHeader } from './ike-header.js';
 import { classifyNatT } from './nat-t.js';
@@ -21,7 +21,7 @@ import {
 } from './parse-codes.js';
 import { IkeParseStats } from './parse-stats.js';
 import { parsePayloads } from './payload-walker.js';
-import { mulberry32 } from '../../testing/prng.js';
+import { mulberry32 } from '../../../lab/prng.js';
 
 const SEED = 0x5eed1e;
 const ITERATIONS = 100_000;

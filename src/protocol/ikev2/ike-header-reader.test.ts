@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { IKE_MESSAGE_FIXTURES, IKE_SA_INIT_REQUEST_HEX, IKEV1_HEADER_HEX, hex } from './fixtures.js';
+import { IKE_MESSAGE_FIXTURES, IKE_SA_INIT_REQUEST_HEX, IKEV1_HEADER_HEX, hex } from '../../../test/support/ikev2-fixtures.js';
 import { IkeHeaderReader, type IkeReaderResult } from './ike-header-reader.js';
 import { parseIkeHeader } from './ike-header.js';
 import { IkeParseStats } from './parse-stats.js';

@@ -12,7 +12,7 @@ import {
   IKE_SA_INIT_RESPONSE_HEX,
   IKEV1_HEADER_HEX,
   hex,
-} from './fixtures.js';
+} from '../../../test/support/ikev2-fixtures.js';
 import { decodeIkeHeader, formatSpi, parseIkeHeader, type IkeHeader } from './ike-header.js';
 import { IKE_HEADER_INVALID_CODES, IKE_HEADER_OUTCOMES } from './parse-codes.js';
 import { IkeParseStats } from './parse-stats.js';

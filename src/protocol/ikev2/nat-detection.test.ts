@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { IKE_NOTIFY } from './constants.js';
-import { FIXTURE_SPI_I, FIXTURE_SPI_R } from './fixtures.js';
+import { FIXTURE_SPI_I, FIXTURE_SPI_R } from '../../../test/support/ikev2-fixtures.js';
 import { ipAddressBytes, natDetectionHash, natDetectionPayloads } from './nat-detection.js';
 import { decodeNotifyBody } from './payloads.js';
 

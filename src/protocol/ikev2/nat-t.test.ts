@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { ESP_4500_HEX, IKE_AUTH_4500_HEX, IKE_AUTH_REQUEST_HEX, IKEV1_HEADER_HEX, hex } from './fixtures.js';
+import { ESP_4500_HEX, IKE_AUTH_4500_HEX, IKE_AUTH_REQUEST_HEX, IKEV1_HEADER_HEX, hex } from '../../../test/support/ikev2-fixtures.js';
 import { classifyNatT } from './nat-t.js';
 import { NAT_T_INVALID_CODES, NAT_T_OUTCOMES } from './parse-codes.js';
 import { IkeParseStats } from './parse-stats.js';

@@ -11,7 +11,7 @@ import {
   MS_VENDOR_ID_HEX,
   NO_PROPOSAL_RESPONSE_HEX,
   hex,
-} from './fixtures.js';
+} from '../../../test/support/ikev2-fixtures.js';
 import { IKE_MAX_PAYLOADS, findNotify, findPayload, parsePayloads, type IkeMessageOk } from './payload-walker.js';
 import { IkeParseStats } from './parse-stats.js';
 import { acceptedKeGroup, decodeKeBody, vendorIdPayload } from './payloads.js';

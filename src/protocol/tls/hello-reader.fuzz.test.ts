@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { TlsHelloReader, type HelloKind } from './hello-reader.js';
 import { TLS_INVALID_CODES } from './tls-constants.js';
-import * as fx from './tls-fixtures.js';
-import { mulberry32 as prng } from '../../testing/prng.js';
+import * as fx from '../../../test/support/tls-fixtures.js';
+import { mulberry32 as prng } from '../../../lab/prng.js';
 
 
 const SEEDS: [HelloKind, Uint8Array][] = [

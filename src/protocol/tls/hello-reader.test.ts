@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { TlsHelloReader, type HelloKind, type HelloReadResult } from './hello-reader.js';
 import { TLS_1_2, TLS_1_3 } from './tls-constants.js';
-import * as fx from './tls-fixtures.js';
+import * as fx from '../../../test/support/tls-fixtures.js';
 
 function readWhole<K extends HelloKind>(kind: K, bytes: Uint8Array): HelloReadResult<K> {
   return new TlsHelloReader(kind).push(bytes);

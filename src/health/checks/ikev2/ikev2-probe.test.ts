@@ -13,8 +13,8 @@ import {
   parsePayloads,
   withNonEspMarker,
 } from '../../../protocol/ikev2/index.js';
-import { closedUdpPort, udpServer } from '../loopback-targets.js';
-import { describeProbeConformance } from '../probe-conformance.js';
+import { closedUdpPort, udpServer } from '../../../../test/support/loopback-targets.js';
+import { describeProbeConformance } from '../../../../test/support/probe-conformance.js';
 import { createIkev2Probe } from './ikev2-probe.js';
 import { buildProbeMessage, PROBE_PRIVATE_ENCR_ID } from './probe-message.js';
 

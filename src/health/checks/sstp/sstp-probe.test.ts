@@ -4,12 +4,12 @@ import { once } from 'node:events';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { ProbeTarget } from '../../monitor.js';
-import { closedTcpPort, loopback, tcpServer, type TestTarget } from '../loopback-targets.js';
-import { describeProbeConformance } from '../probe-conformance.js';
+import { closedTcpPort, loopback, tcpServer, type TestTarget } from '../../../../test/support/loopback-targets.js';
+import { describeProbeConformance } from '../../../../test/support/probe-conformance.js';
 import { createSstpProbe, SSTP_PATH, type SstpProbeOptions } from './sstp-probe.js';
-import { TEST_CERT_NAME, testCertificate } from './test-certificate.js';
-import { generateTestCertificate } from '../../../../lab/sim-rras/sstp-certs.js';
-import { SimSstpEndpoint } from '../../../../lab/sim-rras/sstp-endpoint.js';
+import { TEST_CERT_NAME, testCertificate } from '../../../../test/support/test-certificate.js';
+import { generateTestCertificate } from '../../../sim/rras/sstp-certs.js';
+import { SimSstpEndpoint } from '../../../sim/rras/sstp-endpoint.js';
 
 /** What RRAS does: 401 to an anonymous request on the SSTP path, 404 elsewhere. */
 function rrasLike(status = 401) {

@@ -1,5 +1,5 @@
-import { closedTcpPort, tcpServer, unresponsiveTcpListener } from '../loopback-targets.js';
-import { describeProbeConformance } from '../probe-conformance.js';
+import { closedTcpPort, tcpServer, unresponsiveTcpListener } from '../../../../test/support/loopback-targets.js';
+import { describeProbeConformance } from '../../../../test/support/probe-conformance.js';
 import { createTcpProbe } from './tcp-probe.js';
 
 describeProbeConformance({
