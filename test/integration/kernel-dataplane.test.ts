@@ -169,23 +169,27 @@ test('ike-spi IPv4: kernel slots equal decide(); 500 and 4500 of each SA reach o
     await send(sa.addr, 0, VIP4, 500, ikeHeader(sa.spi));
     await send(sa.addr, sa.natTPort, VIP4, 4500, ike4500(sa.spi));
   }
-  // A tunnel's NAT-T flow carries traffic both ways for longer than a handshake: one more
-  // exchange on each, over 2 s later, makes conntrack treat it as a stream (replied timeout,
-  // 180 s, instead of the 30 s of a lone request and answer), as it does a real tunnel's — so
-  // that none expires while a loaded host rewrites a third of the slots below.
-  await new Promise((r) => setTimeout(r, 2500));
-  const refreshed = await sendBatch(client, sas.map((sa) => ({ bind: sa.addr, port: sa.natTPort, to: VIP4, dport: 4500, payload: ike4500(sa.spi) })));
-  assert.deepEqual(refreshed.map((r) => r.reply), sas.map((sa) => `ack:${sa.server}`));
 
   // Disable the busiest server: only its slots change, its flows and pins go, others stay.
   const victim = [...new Set(sas.map((s) => s.server))][0] as string;
   const victimAddr = SERVERS.find((s) => s.name === victim)!.v4;
   const mapBefore = await slotMap(table, 'ip');
+  // A tunnel's NAT-T flow carries traffic both ways for longer than a handshake: one more
+  // exchange on each, over 2 s after the first, makes conntrack treat it as a stream (replied
+  // timeout, 180 s, instead of the 30 s of a lone request and answer), as it does a real
+  // tunnel's — so that none expires while a loaded host rewrites a third of the slots below.
+  await new Promise((r) => setTimeout(r, 2500));
+  const refreshed = await sendBatch(client, sas.map((sa) => ({ bind: sa.addr, port: sa.natTPort, to: VIP4, dport: 4500, payload: ike4500(sa.spi) })));
+  assert.deepEqual(refreshed.map((r) => r.reply), sas.map((sa) => `ack:${sa.server}`));
   // The NAT-T flows (port-500 entries live 5 s, so a slow apply may outlive them: not counted).
+  const natTList = () => lb.exec('conntrack', ['-L', '-p', 'udp', '--orig-dst', VIP4, '--dport', '4500']).catch((e: Error) => e.message);
+  const listedBefore = await natTList();
   const othersBefore = (await ctCount(VIP4, 4, undefined, 4500)) - (await ctCount(VIP4, 4, victimAddr, 4500));
   assert.ok((await ctCount(VIP4, 4, victimAddr)) > 0);
   controller.setAdminState(victim, 'disabled');
   await dp.apply(snap());
+  // Counted at once (reading the map back takes seconds more on a loaded host).
+  const flowsAfter = { victim: await ctCount(VIP4, 4, victimAddr), natT: await ctCount(VIP4, 4, undefined, 4500), listed: await natTList() };
   const mapAfter = await slotMap(table, 'ip');
   assert.equal(mapAfter.size, 65537);
   // The kernel holds exactly the new Maglev table, and only the slots that changed were written
@@ -202,8 +206,8 @@ test('ike-spi IPv4: kernel slots equal decide(); 500 and 4500 of each SA reach o
   const table2 = (snap().balancer as unknown as { table: { slots: Int32Array; backends: { address: string }[] } }).table;
   for (let slot = 0; slot < 65537; slot++) assert.equal(mapAfter.get(slot), table2.backends[table2.slots[slot] as number]?.address);
   assert.match(await ctx.metrics.text(), new RegExp(`vpnlb_kernel_slots_written_total\\{service="ike"\\} ${65537 + 2 * changed}\\b`));
-  assert.equal(await ctCount(VIP4, 4, victimAddr), 0, 'conntrack entries of the disabled server deleted');
-  assert.equal(await ctCount(VIP4, 4, undefined, 4500), othersBefore, 'other servers keep their flows');
+  assert.equal(flowsAfter.victim, 0, 'conntrack entries of the disabled server deleted');
+  assert.equal(flowsAfter.natT, othersBefore, `other servers keep their flows; before the apply:\n${listedBefore}\nafter:\n${flowsAfter.listed}`);
   const pinSet = await lbNft('list', 'set', 'ip', table, `pin_${victim}`);
   assert.doesNotMatch(pinSet, /elements/);
   // The victim's clients now reach decide()'s new choice at once; others keep their server.
