@@ -353,3 +353,25 @@ test('source-ip affinity has no SPI sets: nothing to retire', async () => {
   assert.doesNotMatch(nft.transactions.at(-1) as string, /spi_|flush set/);
   await dp.stop();
 });
+
+test('a failed start-up removes a table this process created, and leaves one it adopted (the previous process\'s tunnels)', async () => {
+  const { nft, snap, make } = setup();
+  const created = make();
+  await created.start(snap());
+  await created.stop({ failedStart: true });
+  assert.equal(nft.tables.has('ip vpnlb'), false);
+
+  const first = make();
+  await first.start(snap());
+  await first.stop({ keepState: true });
+  const adopting = make();
+  await adopting.start(snap());
+  assert.equal(adopting.isAdopted, true);
+  await adopting.stop({ failedStart: true });
+  assert.equal(nft.tables.has('ip vpnlb'), true, 'the adopted table was deleted');
+  // An ordinary stop still removes it.
+  const last = make();
+  await last.start(snap());
+  await last.stop();
+  assert.equal(nft.tables.has('ip vpnlb'), false);
+});

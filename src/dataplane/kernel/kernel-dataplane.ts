@@ -122,6 +122,8 @@ export class KernelIkeDataPlane implements DataPlane {
   #claimKey: string | undefined;
   #isAdopted = false;
   #lastSnapshot: ServiceSnapshot | undefined;
+  /** True once `start` found no table and created it (a failed start may then remove it). */
+  #created = false;
   /** Applies in progress (refresh() skips its poll meanwhile). */
   #applying = 0;
 
@@ -186,6 +188,7 @@ export class KernelIkeDataPlane implements DataPlane {
     const state = await readTableState(this.#applier, this.#family, s.table);
     if (!state.ok) throw this.#applyError('reading the existing table failed', state.error);
     this.#isAdopted = state.value.exists;
+    this.#created = !state.value.exists;
     const desired = this.#desiredSlots(snapshot);
     const changes = diffSlotAddresses(state.value.slots, desired);
     const ruleset = renderRuleset({ service: s, backends: this.#backends });
@@ -302,7 +305,7 @@ export class KernelIkeDataPlane implements DataPlane {
     }
   }
 
-  async stop(options: { keepState?: boolean } = {}): Promise<void> {
+  async stop(options: { keepState?: boolean; failedStart?: boolean } = {}): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     if (this.#claimKey) claimedTables.delete(this.#claimKey);
@@ -310,6 +313,12 @@ export class KernelIkeDataPlane implements DataPlane {
     const table = `${this.#family} ${this.#service.table}`;
     if (options.keepState) {
       this.#log().info({ table }, `${this.serviceName}: leaving nftables table ${table} programmed (keepState): a new start adopts it`);
+      return;
+    }
+    if (options.failedStart && !this.#created) {
+      // A table this process did not create holds the previous process's tunnels (or could not
+      // be read: a slow nft on a loaded host); deleting it would cut them all.
+      this.#log().warn({ table }, `${this.serviceName}: start-up failed; leaving nftables table ${table} as this process found it, for the next start to adopt`);
       return;
     }
     const r = await this.#applier.deleteTable(this.#family, this.#service.table);
@@ -522,8 +531,8 @@ export async function kernelAvailability(
     const held = caps ? `uid ${caps.uid}, ambient capabilities: ${describeMask(caps.ambient)}` : `uid ${process.getuid?.()}`;
     return { ok: false, reason: missingCapabilityMessage('CAP_NET_ADMIN', `nft would run without it (${held})`), missingCapability: 'CAP_NET_ADMIN' };
   }
-  // 60 s like every other nft call: on a loaded host even a small nft command can take seconds.
-  const run = createCommandRunner(options.netns ? { netns: options.netns, timeoutMs: 60_000 } : { timeoutMs: 60_000 });
+  // The runner's default bound, as for every nft call: on a loaded host even a small command can take seconds.
+  const run = createCommandRunner(options.netns ? { netns: options.netns } : {});
   const v = await run('nft', ['--version']);
   if (!v.ok) return { ok: false, reason: `nftables (nft) is not usable: ${v.message}` };
   // A transaction in check mode (sent to the kernel, then aborted): it needs nf_tables and
