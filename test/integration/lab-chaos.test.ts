@@ -19,7 +19,7 @@ import { chaosOptionsFor, runChaos } from '../../lab/scenarios/chaos/chaos.js';
 
 const skip = requireOrSkip('chaos lab scenario', canUseConntrack(), canUseStrongswan());
 
-describe('chaos scenario, CI variant (real strongSwan, kernel data plane)', { skip, timeout: 900_000 }, () => {
+describe('chaos scenario, CI variant (real strongSwan, kernel data plane)', { skip, timeout: 1_200_000 }, () => {
   it('holds every tunnel through the faults and accounts for the flood', async () => {
     const seed = Number(process.env.VPNLB_CHAOS_SEED ?? 10);
     const faults = ['kill-server', 'kill-vpnlb', 'weights', 'flood'] as const;
