@@ -103,10 +103,11 @@ export class LabVpnlb {
   /**
    * Starts `vpnlb run` and resolves once it reports running (rejects if it exits first).
    * `keepState`: started with `--keep-state`, so that `stop()` leaves the kernel table for the
-   * next start to adopt. The default wait is generous: on a loaded machine writing the Maglev map
-   * of two services (65537 slots each) and reading them back has taken more than 30 s.
+   * next start to adopt. `timeoutMs` only bounds a start that hangs: a first start writes two
+   * 65,537-slot maps, which nft parses in seconds on an idle machine and in over 30 s on a
+   * loaded two-core one.
    */
-  async start(timeoutMs = 90_000, options: { keepState?: boolean } = {}): Promise<void> {
+  async start(timeoutMs = 300_000, options: { keepState?: boolean } = {}): Promise<void> {
     const [node, ...args] = vpnlbArgv(['run', '--config', this.configPath, ...(options.keepState ? ['--keep-state'] : [])]);
     const child = this.lab.lb.spawn(node!, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VPNLB_KEEP_STATE: '' } });
     this.#child = child;

@@ -39,7 +39,10 @@ export interface DataPlane {
   /**
    * Stops serving. `keepState` (kernel plane) leaves the kernel programmed so that a restart
    * of the control plane is hitless; the default removes everything this data plane created.
+   * `failedStart`: the process is giving up its start-up; kernel state this process did not
+   * create (a table adopted from the previous process, or one it could not even read) stays,
+   * with the tunnels it carries, for the next start to adopt.
    */
-  stop(options?: { keepState?: boolean }): Promise<void>;
+  stop(options?: { keepState?: boolean; failedStart?: boolean }): Promise<void>;
   status(): DataPlaneStatus;
 }

@@ -23,7 +23,11 @@ export type CommandRunner = (cmd: string, args: readonly string[], input?: strin
 export interface CommandRunnerOptions {
   /** Network namespace to run in (`ip netns exec`); the host's namespace when absent. */
   readonly netns?: string;
-  /** Kill the command after this many milliseconds (default 60 s: a 65537-slot batch takes ~0.3 s). */
+  /**
+   * Kill the command after this many milliseconds. Default 300 s: it only catches a hung
+   * command — a full `nft -j list table` (a 65,537-element map) takes ~3 s on an idle
+   * two-core machine and over 60 s at load 40.
+   */
   readonly timeoutMs?: number;
 }
 
@@ -35,7 +39,7 @@ export function createCommandRunner(options: CommandRunnerOptions = {}): Command
       const child = execFile(
         file,
         argv,
-        { maxBuffer: 256 * 1024 * 1024, timeout: options.timeoutMs ?? 60_000, encoding: 'utf8' },
+        { maxBuffer: 256 * 1024 * 1024, timeout: options.timeoutMs ?? 300_000, encoding: 'utf8' },
         (err, stdout, stderr) => {
           if (!err) {
             resolve({ ok: true, stdout, stderr });

@@ -95,7 +95,8 @@ export class Runtime {
   /**
    * Starts every part. A fatal error at any step (a listener that cannot bind, a data plane
    * that cannot start, the admin address in use or not an address) first undoes what had
-   * started — listeners closed, monitors stopped, kernel state removed — and then rejects, so
+   * started — listeners closed, monitors stopped, kernel state it created removed (a table
+   * adopted from the previous process stays, with its tunnels) — and then rejects, so
    * that `vpnlb run` exits non-zero and a service manager's `Restart=on-failure` fires. (Before,
    * the error was logged and the process stayed up with half of its services.)
    */
@@ -104,7 +105,7 @@ export class Runtime {
       await this.#start();
     } catch (err) {
       this.#opts.logger.error({ component: 'runtime', err }, `start-up failed, undoing what had started: ${(err as Error).message}`);
-      await this.stop();
+      await this.stop({ failedStart: true });
       throw err;
     }
   }
@@ -427,7 +428,7 @@ export class Runtime {
     await Promise.all(this.#applyChains.values());
   }
 
-  async stop(options: { keepState?: boolean } = {}): Promise<void> {
+  async stop(options: { keepState?: boolean; failedStart?: boolean } = {}): Promise<void> {
     if (this.#historyTimer) clearInterval(this.#historyTimer);
     await this.#watcher?.stop();
     this.#ha?.stop();

@@ -15,7 +15,7 @@ import { readdirSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { requireOrSkip } from '../../lab/requirements.js';
 import { Topology, canUseConntrack, type Namespace } from '../../lab/netns.js';
-import { espDatagram, ikeMessage, sendDatagram, startUdpServer, withMarker } from '../../lab/udp-peers.js';
+import { INFORMATIONAL, espDatagram, ikeMessage, sendBatch, sendDatagram, startUdpServer, withMarker } from '../../lab/udp-peers.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { loadConfigText } from '../../src/config/load-config.js';
 import { Controller } from '../../src/control/controller.js';
@@ -23,6 +23,7 @@ import { decide } from '../../src/control/decide.js';
 import type { RuntimeContext } from '../../src/control/runtime-context.js';
 import type { ServiceSnapshot } from '../../src/control/snapshot.js';
 import { KernelIkeDataPlane } from '../../src/dataplane/kernel/kernel-dataplane.js';
+import { NftCliApplier, type NftApplier } from '../../src/dataplane/kernel/nft-applier.js';
 import { silentLogger } from '../../src/log/logger.js';
 
 const skip = requireOrSkip('kernel data-plane integration tests', canUseConntrack());
@@ -173,11 +174,22 @@ test('ike-spi IPv4: kernel slots equal decide(); 500 and 4500 of each SA reach o
   const victim = [...new Set(sas.map((s) => s.server))][0] as string;
   const victimAddr = SERVERS.find((s) => s.name === victim)!.v4;
   const mapBefore = await slotMap(table, 'ip');
+  // A tunnel's NAT-T flow carries traffic both ways for longer than a handshake: one more
+  // exchange on each, over 2 s after the first, makes conntrack treat it as a stream (replied
+  // timeout, 180 s, instead of the 30 s of a lone request and answer), as it does a real
+  // tunnel's — so that none expires while a loaded host rewrites a third of the slots below.
+  await new Promise((r) => setTimeout(r, 2500));
+  const refreshed = await sendBatch(client, sas.map((sa) => ({ bind: sa.addr, port: sa.natTPort, to: VIP4, dport: 4500, payload: ike4500(sa.spi) })));
+  assert.deepEqual(refreshed.map((r) => r.reply), sas.map((sa) => `ack:${sa.server}`));
   // The NAT-T flows (port-500 entries live 5 s, so a slow apply may outlive them: not counted).
+  const natTList = () => lb.exec('conntrack', ['-L', '-p', 'udp', '--orig-dst', VIP4, '--dport', '4500']).catch((e: Error) => e.message);
+  const listedBefore = await natTList();
   const othersBefore = (await ctCount(VIP4, 4, undefined, 4500)) - (await ctCount(VIP4, 4, victimAddr, 4500));
   assert.ok((await ctCount(VIP4, 4, victimAddr)) > 0);
   controller.setAdminState(victim, 'disabled');
   await dp.apply(snap());
+  // Counted at once (reading the map back takes seconds more on a loaded host).
+  const flowsAfter = { victim: await ctCount(VIP4, 4, victimAddr), natT: await ctCount(VIP4, 4, undefined, 4500), listed: await natTList() };
   const mapAfter = await slotMap(table, 'ip');
   assert.equal(mapAfter.size, 65537);
   // The kernel holds exactly the new Maglev table, and only the slots that changed were written
@@ -194,24 +206,32 @@ test('ike-spi IPv4: kernel slots equal decide(); 500 and 4500 of each SA reach o
   const table2 = (snap().balancer as unknown as { table: { slots: Int32Array; backends: { address: string }[] } }).table;
   for (let slot = 0; slot < 65537; slot++) assert.equal(mapAfter.get(slot), table2.backends[table2.slots[slot] as number]?.address);
   assert.match(await ctx.metrics.text(), new RegExp(`vpnlb_kernel_slots_written_total\\{service="ike"\\} ${65537 + 2 * changed}\\b`));
-  assert.equal(await ctCount(VIP4, 4, victimAddr), 0, 'conntrack entries of the disabled server deleted');
-  assert.equal(await ctCount(VIP4, 4, undefined, 4500), othersBefore, 'other servers keep their flows');
+  assert.equal(flowsAfter.victim, 0, 'conntrack entries of the disabled server deleted');
+  assert.equal(flowsAfter.natT, othersBefore, `other servers keep their flows; before the apply:\n${listedBefore}\nafter:\n${flowsAfter.listed}`);
   const pinSet = await lbNft('list', 'set', 'ip', table, `pin_${victim}`);
   assert.doesNotMatch(pinSet, /elements/);
   // The victim's clients now reach decide()'s new choice at once; others keep their server.
+  // decide() is told which servers hold NAT-T flows of the address (affinity ike-spi: a new SA
+  // of an address whose flows are all on one server joins it), as they are when each is sent.
+  const natT = new Map(CLIENTS4.map((a) => [a, new Set(sas.filter((x) => x.addr === a && x.server !== victim).map((x) => x.server))]));
   for (const sa of sas) {
-    const want = sa.server === victim ? decide(snap(), { address: sa.addr, spi: sa.spi }).backend?.name : sa.server;
+    const want = sa.server === victim ? decide(snap(), { address: sa.addr, spi: sa.spi, natTServers: [...natT.get(sa.addr)!] }).backend?.name : sa.server;
     const r = await send(sa.addr, sa.natTPort, VIP4, 4500, ike4500(sa.spi));
     assert.equal(r.reply, `ack:${want}`);
+    natT.get(sa.addr)!.add(want as string);
   }
 
   // kill -9 equivalent: leave the table, start a new data plane: it adopts without flushing.
-  const ctBeforeRestart = await ctCount(VIP4, 4);
+  // The NAT-T streams (port-500 entries and single exchanges live 5 s and 30 s: on a loaded
+  // host the adoption below can outlast them, so they are not counted).
+  const streams = async () => (await lb.exec('conntrack', ['-L', '-p', 'udp', '--orig-dst', VIP4, '--dport', '4500', '--status', 'ASSURED'])).split('\n').filter((l) => l.includes('src=')).length;
+  const ctBeforeRestart = await streams();
+  assert.ok(ctBeforeRestart > 0);
   await dp.stop({ keepState: true });
   const dp2 = new KernelIkeDataPlane(snap().service as never, ctx, { netns: lb.name, pollIntervalMs: 0 });
   await dp2.start(snap());
   assert.equal(dp2.isAdopted, true);
-  assert.equal(await ctCount(VIP4, 4), ctBeforeRestart, 'conntrack kept across the restart');
+  assert.equal(await streams(), ctBeforeRestart, 'conntrack kept across the restart');
   assert.deepEqual(await slotMap(table, 'ip'), mapAfter);
   const survivor = sas.find((s) => s.server !== victim)!;
   assert.equal((await send(survivor.addr, survivor.natTPort, VIP4, 4500, esp())).reply, `ack:${survivor.server}`);
@@ -241,6 +261,110 @@ test('ike-spi IPv4: kernel slots equal decide(); 500 and 4500 of each SA reach o
 
   await dp2.stop();
   assert.doesNotMatch(await lbNft('list', 'tables'), new RegExp(`\\b${table}\\b`));
+});
+
+/** The real nft, with a hook run just before the slot transaction reaches the kernel. */
+class BeforeSlotsApplier implements NftApplier {
+  readonly #nft: NftCliApplier;
+  readonly #table: string;
+  beforeSlots: (() => Promise<void>) | undefined;
+  readonly kinds: string[] = [];
+  constructor(netns: string, table: string) {
+    this.#nft = new NftCliApplier({ netns });
+    this.#table = table;
+  }
+  async apply(text: string) {
+    const isSlots = text.includes(`element ip ${this.#table} slots`);
+    this.kinds.push(isSlots ? 'slots' : 'other');
+    if (isSlots && this.beforeSlots) {
+      const hook = this.beforeSlots;
+      this.beforeSlots = undefined;
+      await hook();
+    }
+    return this.#nft.apply(text);
+  }
+  list(what: readonly string[]) {
+    return this.#nft.list(what);
+  }
+  deleteTable(family: 'ip' | 'ip6', table: string) {
+    return this.#nft.deleteTable(family, table);
+  }
+}
+
+test('ike-spi: a server that goes down is retired before its slots move: its SAs\' stale IKE packets are dropped, not placed elsewhere', { skip }, async () => {
+  const table = 'kdpret';
+  const { ctx, controller } = ctxFor(yamlFor({ vip: VIP4, family: 4, table }));
+  const snap = () => controller.service('ike') as ServiceSnapshot;
+  const nft = new BeforeSlotsApplier(lb.name, table);
+  const dp = new KernelIkeDataPlane(snap().service as never, ctx, { netns: lb.name, pollIntervalMs: 0, applier: nft });
+  await dp.start(snap());
+  try {
+    // Two SAs of one client address on one server (the victim), each with its NAT-T flow.
+    const victim = SERVERS[1]!;
+    const addr = CLIENTS4[1]!;
+    const sas: { spi: Buffer; natTPort: number }[] = [];
+    for (let i = 0; i < 400 && sas.length < 2; i++) {
+      const spi = randomBytes(8);
+      if (decide(snap(), { address: addr, spi }).backend?.name !== victim.name) continue;
+      assert.equal((await send(addr, 0, VIP4, 500, ikeHeader(spi))).reply, `ack:${victim.name}`);
+      const r = await send(addr, 0, VIP4, 4500, ike4500(spi));
+      assert.equal(r.reply, `ack:${victim.name}`);
+      sas.push({ spi, natTPort: r.port });
+      await forgetPeers('ip', table);
+    }
+    assert.equal(sas.length, 2);
+    const key = (spi: Buffer) => `${spi.readUInt32BE(0)} . ${spi.readUInt32BE(4)}`;
+    const elements = async (set: string) => {
+      const j = JSON.parse(await lbNft('-j', 'list', 'set', 'ip', table, set)) as { nftables: { set?: { elem?: unknown[] } }[] };
+      return (j.nftables.find((x) => x.set)?.set?.elem ?? []).map((e) => {
+        const v = ((e as { elem?: { val?: unknown } }).elem?.val ?? e) as { concat?: number[] };
+        return v.concat ? `${v.concat[0]} . ${v.concat[1]}` : JSON.stringify(v);
+      });
+    };
+    const stale = async () => {
+      const j = JSON.parse(await lbNft('-j', 'list', 'counter', 'ip', table, 'ike_stale')) as { nftables: { counter?: { packets: number } }[] };
+      return j.nftables.find((x) => x.counter)?.counter?.packets ?? 0;
+    };
+    assert.deepEqual((await elements(`spi_${victim.name}`)).sort(), sas.map((x) => key(x.spi)).sort());
+    assert.ok((await ctCount(VIP4, 4, victim.v4, 4500)) >= 2);
+
+    // What the kernel holds between the retirement and the slot rewrite.
+    let seen: { dead: string[]; spis: string[]; pins: string[]; flows: number; victimSlots: number; dpd: string | null; staleDropped: number } | undefined;
+    nft.beforeSlots = async () => {
+      const staleBefore = await stale();
+      // A stale DPD (INFORMATIONAL) of the first SA from a new client port: no conntrack entry,
+      // no known SPI — the old slots would still hash it somewhere.
+      const sa = sas[0]!;
+      const dpd = await send(addr, 0, VIP4, 4500, withMarker(ikeMessage(sa.spi, INFORMATIONAL, { spiR: randomBytes(8), messageId: 2 })));
+      seen = {
+        dead: await elements('spi_dead'),
+        spis: await elements(`spi_${victim.name}`),
+        pins: await elements(`pin_${victim.name}`),
+        flows: await ctCount(VIP4, 4, victim.v4),
+        victimSlots: [...(await slotMap(table, 'ip')).values()].filter((a) => a === victim.v4).length,
+        dpd: dpd.reply,
+        staleDropped: (await stale()) - staleBefore,
+      };
+    };
+    controller.setHealth('ike', victim.name, 'down', 'test');
+    await dp.apply(snap());
+    assert.ok(seen, 'the slot transaction ran');
+    assert.deepEqual(nft.kinds.slice(-2), ['other', 'slots'], 'the retirement is a transaction of its own, before the slots');
+    assert.ok(seen.victimSlots > 65537 / 4, `the slots still name ${victim.name} (${seen.victimSlots})`);
+    assert.deepEqual(seen.dead.sort(), sas.map((x) => key(x.spi)).sort(), 'SPIs moved into spi_dead');
+    assert.deepEqual(seen.spis, []);
+    assert.deepEqual(seen.pins, []);
+    assert.equal(seen.flows, 0, `conntrack entries of ${victim.name} deleted before the slots`);
+    assert.equal(seen.dpd, null, 'the stale DPD reached a server');
+    assert.equal(seen.staleDropped, 1, 'the stale DPD was not counted as ike_stale');
+    // After the rewrite: no slot names the victim, its SAs stay dead, its flows gone.
+    assert.ok(![...(await slotMap(table, 'ip')).values()].includes(victim.v4));
+    assert.deepEqual((await elements('spi_dead')).sort(), sas.map((x) => key(x.spi)).sort());
+    assert.equal(await ctCount(VIP4, 4, victim.v4), 0);
+    assert.match(await ctx.metrics.text(), /vpnlb_kernel_retirements_total\{service="ike",result="ok"\} 1/);
+  } finally {
+    await dp.stop();
+  }
 });
 
 test('source-ip IPv4: both ports of a client reach the server decide() names for its address', { skip }, async () => {

@@ -13,6 +13,11 @@ export interface ChaosOptions {
   /** How long a drained server stays drained. */
   readonly drainSec: number;
   readonly flood: { readonly udpRate: number; readonly tcpRate: number; readonly seconds: number };
+  /**
+   * Only these faults, each exactly once (seeded order), and no repeats (the CI variant).
+   * Default: every kind once, then more while time remains.
+   */
+  readonly faults?: readonly import('./fault-plan.js').FaultKind[];
   readonly label?: string;
   readonly progress?: (line: string) => void;
 }

@@ -8,8 +8,7 @@
  * weights, kills vpnlb and restarts it with `--keep-state`, and floods the VIP with bad input
  * (flood.ts) in a window of its own. The report says what happened to every tunnel.
  *
- * Configuration changes are applied by `applyConfig` (rewrite + restart with state adoption,
- * how this vpnlb applies a changed file); a hitless reload replaces that one call.
+ * Configuration changes are applied by `applyConfig`: the file rewritten, then `vpnlb reload`.
  */
 import { mulberry32 } from '../../prng.js';
 import { sleep } from '../../../src/util/wait.js';
@@ -17,7 +16,7 @@ import { IkeLab, VIP4, type LabClient, type LabServer } from '../../topology-ike
 import { labScriptArgv } from '../../vpnlb-process.js';
 import { traceClientFlows } from '../observe.js';
 import { LabVpnlb, type LabVpnlbOptions } from '../vpnlb-in-namespace.js';
-import { faultPlan, type FaultKind } from './fault-plan.js';
+import { FAULT_KINDS, faultPlan, type FaultKind } from './fault-plan.js';
 import type { FloodReport, KernelVerdict } from './flood.js';
 import { establishedCount, unansweredIkeAuths, mapLimit, metricByLabel, nftCounters, processStats, tunnelPlacement } from './observations.js';
 import { TunnelPing } from './tunnel-ping.js';
@@ -77,9 +76,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     let config: LabVpnlbOptions = { nat: 'transparent', monitor: true, ipv6: true, exclude: [SPARE], sstpPort: SSTP_PORT };
     const vpnlb = new LabVpnlb(lab, config, 'vpnlb-chaos.yaml');
     // Generous: on a loaded machine a node process can take tens of seconds to start.
-    // A start that fails is retried twice: vpnlb's own nft check gives up after 10 s
-    // (VPNLB_DATAPLANE_UNAVAILABLE), which a shared two-core machine under load exceeded; the
-    // report counts such retries (`vpnlbStartRetries`).
+    // A start that fails is retried twice (a shared two-core machine under load once made
+    // vpnlb's start-up nft check give up, VPNLB_DATAPLANE_UNAVAILABLE); the report counts such
+    // retries (`vpnlbStartRetries`), which should stay 0.
     let startRetries = 0;
     const startVpnlb = async (): Promise<void> => {
       for (let attempt = 0; ; attempt++) {
@@ -93,16 +92,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       }
     };
     const backendAction = (name: string, action: 'drain' | 'enable' | 'disable') => vpnlb.adminText(`/api/v1/backends/${encodeURIComponent(name)}/${action}`, 'POST');
-    // A configuration change: rewrite, then restart with state adoption. (With a hitless
-    // reload this becomes the reload call.)
+    // A configuration change as an operator makes it: rewrite the file, `vpnlb reload` (the
+    // process stays; a removed server is disabled first, a kernel data plane whose pool gained
+    // a member re-adopts its table).
     const applyConfig = async (next: LabVpnlbOptions) => {
       config = next;
-      vpnlb.configure(next);
-      await vpnlb.stop();
-      await startVpnlb();
+      vpnlb.rewriteConfig(next);
+      await vpnlb.reload();
     };
-    // One after the other: vpnlb's start checks nft with a 10 s limit, which 200 charons
-    // starting at once on two cores can exceed.
+    // One after the other: 200 charons starting at once on two cores slow vpnlb's start.
     await mapLimit(lab.clients, 8, (c) => lab.startClient(c));
     await startVpnlb();
     const charonRss = lab.clients.map((c) => processStats(c.charon?.pid)?.rssMb ?? 0);
@@ -159,11 +157,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       sample();
       let floodWindow: { from: number; to: number } | undefined;
       let flood: ChaosReport['flood'];
-      const plan = faultPlan(rnd);
+      const plan = faultPlan(rnd, options.faults);
       // Leave room at the end for the last displaced clients and the final reading.
       const faultsEndAt = t0 + runMs - Math.min(REESTABLISH_WINDOW_MS, runMs * 0.2);
-      let mandatory = 8;
-      while (mandatory > 0 || Date.now() < faultsEndAt) {
+      let mandatory = (options.faults ?? FAULT_KINDS).length;
+      while (mandatory > 0 || (!options.faults && Date.now() < faultsEndAt)) {
         let kind: FaultKind = plan.next().value;
         mandatory--;
         if (mandatory < 0 && kind === 'add-server' && !config.exclude?.includes(SPARE)) kind = 'remove-server';
@@ -198,7 +196,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           case 'add-server':
             if (!config.exclude?.includes(SPARE)) break;
             await applyConfig({ ...config, exclude: [] });
-            event(`${SPARE} added to the configuration (restart with state adoption)`);
+            event(`${SPARE} added to the configuration (vpnlb reload)`);
             break;
           case 'remove-server': {
             if (config.exclude?.includes(SPARE)) break;
@@ -208,13 +206,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
             event(`disabled ${SPARE} (${victims.length} tunnels)`);
             await waitReestablished(victims);
             await applyConfig({ ...config, exclude: [SPARE] });
-            event(`${SPARE} removed from the configuration (restart with state adoption)`);
+            event(`${SPARE} removed from the configuration (vpnlb reload)`);
             break;
           }
           case 'weights': {
             const weights = Object.fromEntries(configured().map((s) => [s.name, 1 + Math.floor(rnd() * 3)]));
             await applyConfig({ ...config, weights });
-            event(`weights ${JSON.stringify(weights)} (restart with state adoption)`);
+            event(`weights ${JSON.stringify(weights)} (vpnlb reload)`);
             break;
           }
           case 'kill-vpnlb':

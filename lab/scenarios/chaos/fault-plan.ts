@@ -41,18 +41,20 @@ function shuffle<T>(items: readonly T[], rnd: Random): T[] {
 }
 
 /**
- * An endless fault sequence: every kind once (seeded order; add, kill, remove in that order), then repeats.
+ * An endless fault sequence: every kind of `kinds` (default: all) once (seeded order; add,
+ * kill, remove in that order), then repeats.
  * In the repeats `add-server` stands for "toggle the spare server": the caller turns it into
  * `remove-server` when the spare is already configured.
  */
-export function* faultPlan(rnd: Random): Generator<FaultKind, never> {
-  const first = shuffle(FAULT_KINDS, rnd);
+export function* faultPlan(rnd: Random, kinds: readonly FaultKind[] = FAULT_KINDS): Generator<FaultKind, never> {
+  const first = shuffle(kinds, rnd);
   // The spare is added, then a server is killed (its clients' new handshakes give the spare
   // tunnels: a reconnecting client whose conntrack entries live goes back to its old server),
   // then the spare is removed with tunnels on it. Those three keep their drawn slots.
-  const ordered: FaultKind[] = ['add-server', 'kill-server', 'remove-server'];
+  const ordered = (['add-server', 'kill-server', 'remove-server'] as FaultKind[]).filter((k) => kinds.includes(k));
   const slots = first.map((k, i) => (ordered.includes(k) ? i : -1)).filter((i) => i >= 0);
   slots.forEach((slot, n) => (first[slot] = ordered[n]!));
   yield* first;
-  for (;;) yield REPEATABLE[Math.floor(rnd() * REPEATABLE.length)]!;
+  const repeatable = REPEATABLE.filter((k) => kinds.includes(k));
+  for (;;) yield repeatable[Math.floor(rnd() * repeatable.length)]!;
 }

@@ -90,7 +90,8 @@ test('apply rewrites only the changed slots (delete + add) and flushes the lost 
   assert.match(tx, /^flush set ip vpnlb pin_b$/m);
   assert.doesNotMatch(tx, /add table|flush chain/);
   assert.ok(![...after.values()].includes('198.18.2.11'));
-  assert.deepEqual(ct.deleted, ['198.18.2.11']);
+  // Before the slots (retired early) and after them (flows the old slots made meanwhile).
+  assert.deepEqual(ct.deleted, ['198.18.2.11', '198.18.2.11']);
 
   // Draining keeps flows and pins; re-applying the same snapshot writes nothing.
   const count = nft.transactions.length;
@@ -99,7 +100,7 @@ test('apply rewrites only the changed slots (delete + add) and flushes the lost 
   controller.setAdminState('a', 'draining');
   await dp.apply(snap());
   assert.doesNotMatch(nft.transactions.at(-1) as string, /flush set/);
-  assert.deepEqual(ct.deleted, ['198.18.2.11']);
+  assert.deepEqual(ct.deleted, ['198.18.2.11', '198.18.2.11']);
   await dp.stop();
 });
 
@@ -136,7 +137,7 @@ test('a failed transaction leaves the known state; the next apply diffs against 
   const dp = make();
   await dp.start(snap());
   const before = new Map(slotsOf(nft));
-  nft.failNext = 'Error: simulated';
+  nft.failMatching = { when: /element ip vpnlb slots/, error: 'Error: simulated' };
   controller.setAdminState('a', 'disabled');
   await dp.apply(snap());
   assert.deepEqual(slotsOf(nft), before);
@@ -238,35 +239,107 @@ test('a flowTimeout too close to the NAT-T keepalive is warned about (the host s
   await dp.stop();
 });
 
-test('a lost server\'s SPI set is moved into spi_dead and emptied in the slot transaction (handshake integrity)', async () => {
-  const { controller, nft, snap, make } = setup();
-  // nft -j list set output for spi_b: one bare element and one with its timeout.
+/** Records nft transactions and conntrack deletions in one sequence. */
+function recordOrder(nft: FakeNftApplier, ct: FakeConntrack): string[] {
+  const seq: string[] = [];
+  const apply = nft.apply.bind(nft);
+  nft.apply = async (text) => {
+    const r = await apply(text);
+    seq.push(`${/^add table/.test(text) ? 'table' : /element ip vpnlb slots/.test(text) ? 'slots' : 'retire'}${r.ok ? '' : ':failed'}`);
+    return r;
+  };
+  const del = ct.deleteBackendFlows.bind(ct);
+  ct.deleteBackendFlows = async (vip, backend) => {
+    seq.push(`conntrack ${backend}`);
+    return del(vip, backend);
+  };
+  return seq;
+}
+
+const SPI_B = ['16909060 . 84281096', '3735928559 . 1'];
+
+test('a lost server is retired in a transaction of its own before the slots: SPIs into spi_dead, sets emptied, flows deleted', async () => {
+  const { controller, nft, ct, snap, make, metrics } = setup();
   const listed: string[][] = [];
   const list = nft.list.bind(nft);
   nft.list = async (what) => {
     listed.push([...what]);
-    if (what[0] !== 'set') return list(what);
-    const elem = what[3] === 'spi_b' ? [{ concat: [16909060, 84281096] }, { elem: { val: { concat: [3735928559, 1] }, expires: 12 } }] : [];
-    return { ok: true, value: { nftables: [{ metainfo: {} }, { set: { family: 'ip', table: 'vpnlb', name: what[3], elem } }] } };
+    return list(what);
   };
   const dp = make();
   await dp.start(snap());
   assert.match(nft.transactions[0] as string, /set spi_dead \{/);
   assert.ok(!listed.some((w) => w[0] === 'set'), 'nothing to retire at a clean start');
+  // Two SAs recorded on b, as the track chain would.
+  await nft.apply(`add element ip vpnlb spi_b { ${SPI_B.join(', ')} }\nadd element ip vpnlb pin_b { 198.18.1.2 . 4500 }\n`);
+  const seq = recordOrder(nft, ct);
   controller.setHealth('ike', 'b', 'down', 'test');
   await dp.apply(snap());
-  const tx = nft.transactions.at(-1) as string;
+  assert.deepEqual(seq, ['retire', 'conntrack 198.18.2.11', 'slots', 'conntrack 198.18.2.11']);
+  // Only b's SPI set is read (a single set: no dump of the slot map).
   assert.deepEqual(listed.filter((w) => w[0] === 'set'), [['set', 'ip', 'vpnlb', 'spi_b']]);
-  assert.match(tx, /^add element ip vpnlb spi_dead \{ 16909060 \. 84281096, 3735928559 \. 1 \}$/m);
-  assert.match(tx, /^flush set ip vpnlb spi_b$/m);
-  assert.match(tx, /^flush set ip vpnlb pin_b$/m);
-  // Its clients' next SAs are placed afresh, not after their lost NAT-T flows.
-  assert.match(tx, /^flush set ip vpnlb peer_b$/m);
-  assert.match(tx, /^flush set ip vpnlb learn_b$/m);
-  assert.doesNotMatch(tx, /flush set ip vpnlb (peer|learn)_a$/m);
-  // The SPIs are moved before the set is emptied, and in the same transaction as the slots.
-  assert.ok(tx.indexOf('spi_dead') < tx.indexOf('flush set ip vpnlb spi_b'));
-  assert.match(tx, /^delete element ip vpnlb slots/m);
+  const [retire, slots] = nft.transactions.slice(-2) as [string, string];
+  assert.doesNotMatch(retire, /slots/);
+  assert.match(retire, /^add element ip vpnlb spi_dead \{ 16909060 \. 84281096, 3735928559 \. 1 \}$/m);
+  // The SPIs are moved before the set is emptied.
+  assert.ok(retire.indexOf('spi_dead') < retire.indexOf('flush set ip vpnlb spi_b'));
+  for (const set of ['spi_b', 'pin_b', 'peer_b', 'learn_b']) assert.match(retire, new RegExp(`^flush set ip vpnlb ${set}$`, 'm'));
+  assert.doesNotMatch(retire, /flush set ip vpnlb (peer|learn|pin|spi)_a$/m);
+  // The slot transaction empties the sets again (SAs the old slots placed on b meanwhile) and
+  // does not repeat the SPIs.
+  assert.match(slots, /^flush set ip vpnlb spi_b$/m);
+  assert.doesNotMatch(slots, /spi_dead/);
+  const table = nft.tables.get('ip vpnlb')!;
+  assert.deepEqual([...(table.elements.get('spi_dead') ?? [])].sort(), [...SPI_B].sort());
+  assert.equal(table.elements.get('spi_b')?.size ?? 0, 0);
+  assert.equal(table.elements.get('pin_b')?.size ?? 0, 0);
+  assert.match(await metrics.text(), /vpnlb_kernel_retirements_total\{service="ike",result="ok"\} 1/);
+  await dp.stop();
+});
+
+test('a retirement nft refuses is carried by the slot transaction, flows deleted after it', async () => {
+  const { controller, nft, ct, snap, make, metrics } = setup();
+  const dp = make();
+  await dp.start(snap());
+  await nft.apply(`add element ip vpnlb spi_b { ${SPI_B.join(', ')} }\n`);
+  const seq = recordOrder(nft, ct);
+  nft.failMatching = { when: /^add element ip vpnlb spi_dead/, error: 'Error: simulated' };
+  controller.setHealth('ike', 'b', 'down', 'test');
+  await dp.apply(snap());
+  assert.deepEqual(seq, ['retire:failed', 'slots', 'conntrack 198.18.2.11']);
+  const slots = nft.transactions.at(-1) as string;
+  assert.match(slots, /^add element ip vpnlb spi_dead \{ 16909060 \. 84281096, 3735928559 \. 1 \}$/m);
+  assert.ok(slots.indexOf('spi_dead') < slots.indexOf('flush set ip vpnlb spi_b'));
+  assert.deepEqual([...(nft.tables.get('ip vpnlb')!.elements.get('spi_dead') ?? [])].sort(), [...SPI_B].sort());
+  assert.match(await metrics.text(), /vpnlb_kernel_retirements_total\{service="ike",result="error"\} 1/);
+  await dp.stop();
+});
+
+test('adoption after a server left the configuration retires its sets before the table is rewritten', async () => {
+  const { nft, snap, make } = setup();
+  const first = make();
+  await first.start(snap());
+  await nft.apply(`add element ip vpnlb spi_c { ${SPI_B.join(', ')} }\nadd element ip vpnlb pin_c { 198.18.1.2 . 4500 }\n`);
+  await first.stop({ keepState: true });
+  // The same table, c no longer configured (a restart with a new configuration).
+  const without = setup(YAML.replace('      - { name: c, address: 198.18.2.12 }\n', ''));
+  const dp = new KernelIkeDataPlane(without.controller.config.services.ikev2[0]!, { config: without.controller.config, controller: without.controller, logger: silentLogger(), metrics: new Metrics() }, { applier: nft, conntrack: without.ct, runner, pollIntervalMs: 0 });
+  const seq = recordOrder(nft, without.ct);
+  await dp.start(without.snap());
+  assert.equal(dp.isAdopted, true);
+  assert.deepEqual(seq, ['retire', 'conntrack 198.18.2.12', 'table', 'conntrack 198.18.2.12']);
+  const [retire, table] = nft.transactions.slice(-2) as [string, string];
+  assert.match(retire, /^add element ip vpnlb spi_dead \{ 16909060 \. 84281096, 3735928559 \. 1 \}$/m);
+  assert.match(retire, /^flush set ip vpnlb spi_c$/m);
+  assert.match(retire, /^flush set ip vpnlb pin_c$/m);
+  assert.doesNotMatch(retire, /slots|_a$|_b$/m);
+  // The table transaction deletes c's sets (not flushing them again) and rewrites its slots.
+  assert.match(table, /^delete set ip vpnlb spi_c$/m);
+  assert.doesNotMatch(table, /flush set ip vpnlb spi_c/);
+  const t = nft.tables.get('ip vpnlb')!;
+  assert.ok(!t.sets.has('spi_c') && !t.sets.has('pin_c'));
+  assert.ok(![...t.slots.values()].includes('198.18.2.12'));
+  assert.deepEqual([...(t.elements.get('spi_dead') ?? [])].sort(), [...SPI_B].sort());
   await dp.stop();
 });
 
@@ -279,4 +352,26 @@ test('source-ip affinity has no SPI sets: nothing to retire', async () => {
   await dp.apply(snap());
   assert.doesNotMatch(nft.transactions.at(-1) as string, /spi_|flush set/);
   await dp.stop();
+});
+
+test('a failed start-up removes a table this process created, and leaves one it adopted (the previous process\'s tunnels)', async () => {
+  const { nft, snap, make } = setup();
+  const created = make();
+  await created.start(snap());
+  await created.stop({ failedStart: true });
+  assert.equal(nft.tables.has('ip vpnlb'), false);
+
+  const first = make();
+  await first.start(snap());
+  await first.stop({ keepState: true });
+  const adopting = make();
+  await adopting.start(snap());
+  assert.equal(adopting.isAdopted, true);
+  await adopting.stop({ failedStart: true });
+  assert.equal(nft.tables.has('ip vpnlb'), true, 'the adopted table was deleted');
+  // An ordinary stop still removes it.
+  const last = make();
+  await last.start(snap());
+  await last.stop();
+  assert.equal(nft.tables.has('ip vpnlb'), false);
 });

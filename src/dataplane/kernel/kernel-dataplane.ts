@@ -13,6 +13,10 @@
  *   learn sets and the conntrack entries of servers that went down or were disabled are
  *   deleted so that their clients' retries reach a live server at once. Draining servers keep
  *   theirs (a draining server still takes the second SA of a client whose NAT-T flow it holds).
+ *   A lost server is retired first, in a transaction of its own that touches no slot (its SPIs
+ *   into `spi_dead`, its sets emptied), then its conntrack entries go, and only then is the slot
+ *   map rewritten: rewriting a third of 65,537 slots takes nft seconds on a loaded host, and its
+ *   clients' stale DPD packets must be dropped during that time, not placed on a live server.
  * - `stop()`: deletes the table; `stop({ keepState: true })` leaves it programmed.
  */
 import { isIP } from 'node:net';
@@ -75,6 +79,20 @@ export interface KernelDataPlaneOptions {
   readonly returnPath?: ReturnPathOptions;
 }
 
+/** What retiring lost servers takes: sets to empty, SPIs (`hi . lo`) to move into `spi_dead`. */
+interface Retirement {
+  readonly flushSets: readonly string[];
+  readonly deadSpis: readonly string[];
+  /** The sets the table held (start); undefined: every set of the configuration exists. */
+  readonly existingSets: readonly string[] | undefined;
+}
+
+const NO_SLOT_CHANGES = { deletes: [], adds: [] } as const;
+
+/** Per-server sets that route to their server (emptied when it leaves the configuration). */
+const RETIRABLE_SET = /^(pin|peer|learn|spi)_\w+$/;
+const isSpiSet = (name: string): boolean => name.startsWith('spi_') && name !== NFT_OBJECTS.spiDeadSet;
+
 /** Tables claimed by running data planes of this process: two services must not share one. */
 const claimedTables = new Set<string>();
 
@@ -88,6 +106,7 @@ export class KernelIkeDataPlane implements DataPlane {
   readonly #runner: CommandRunner;
   readonly #pollMs: number;
   #refreshing: Promise<void> | undefined;
+  #nextRefresh: Promise<void> | undefined;
   readonly #metrics: KernelMetrics;
   readonly #returnPath: ReturnPathWatch;
   readonly #staticWarnings: string[] = [];
@@ -103,6 +122,10 @@ export class KernelIkeDataPlane implements DataPlane {
   #claimKey: string | undefined;
   #isAdopted = false;
   #lastSnapshot: ServiceSnapshot | undefined;
+  /** True once `start` found no table and created it (a failed start may then remove it). */
+  #created = false;
+  /** Applies in progress (refresh() skips its poll meanwhile). */
+  #applying = 0;
 
   constructor(service: Ikev2Service, ctx: RuntimeContext, options: KernelDataPlaneOptions = {}) {
     this.serviceName = service.name;
@@ -165,6 +188,7 @@ export class KernelIkeDataPlane implements DataPlane {
     const state = await readTableState(this.#applier, this.#family, s.table);
     if (!state.ok) throw this.#applyError('reading the existing table failed', state.error);
     this.#isAdopted = state.value.exists;
+    this.#created = !state.value.exists;
     const desired = this.#desiredSlots(snapshot);
     const changes = diffSlotAddresses(state.value.slots, desired);
     const ruleset = renderRuleset({ service: s, backends: this.#backends });
@@ -184,7 +208,18 @@ export class KernelIkeDataPlane implements DataPlane {
       ...this.#backends.flatMap((b) => [counterName(b.id, 'in'), counterName(b.id, 'out')]),
     ]);
     const toFlush = backendsToFlush(snapshot).filter((b) => b.family === s.family);
-    const { flushSets, deadSpis } = await this.#retire(toFlush, state.value.sets);
+    // Servers that left the configuration since the table was last programmed: their sets are
+    // deleted below; their SAs are retired like those of a server that went down.
+    const known = new Set(this.#backends.map((b) => b.address));
+    const gone = [...new Set(state.value.slots.filter((a): a is string => a !== undefined && !known.has(a)))];
+    const leftover = gone.length > 0 ? state.value.sets.filter((n) => !wantedSets.has(n) && RETIRABLE_SET.test(n)) : [];
+    const retired = await this.#retire(toFlush, state.value.sets, leftover);
+    const goneFlows = [...toFlush.map((b) => ({ name: b.name, address: b.address })), ...gone.map((a) => ({ name: a, address: a }))];
+    // On an existing table, before the (possibly long) rewrite of slots and chains.
+    const early = state.value.exists && (await this.#retireEarly(retired, state.value.sets.includes(NFT_OBJECTS.spiDeadSet)));
+    if (early) await this.#deleteFlows(goneFlows);
+    const flushSets = retired.flushSets.filter((n) => !leftover.includes(n));
+    const deadSpis = early ? [] : retired.deadSpis;
     const text = renderTransaction({
       family: this.#family,
       table: s.table,
@@ -213,17 +248,18 @@ export class KernelIkeDataPlane implements DataPlane {
     );
 
     // Flows of servers that are down or disabled now, and of servers that left the
-    // configuration since the table was last programmed, must not linger.
-    const known = new Set(this.#backends.map((b) => b.address));
-    const gone = [...new Set(state.value.slots.filter((a): a is string => a !== undefined && !known.has(a)))];
+    // configuration since the table was last programmed, must not linger (again, after an
+    // early retirement: flows created towards the old slots in the meantime).
     for (const b of toFlush) this.#flushed.add(b.name);
-    await this.#deleteFlows([...toFlush.map((b) => ({ name: b.name, address: b.address })), ...gone.map((a) => ({ name: a, address: a }))]);
+    await this.#deleteFlows(goneFlows);
 
     if (this.#pollMs > 0) {
-      this.#timer = setInterval(() => void this.refresh(), this.#pollMs);
+      this.#timer = setInterval(() => void this.refresh({ poll: true }), this.#pollMs);
       this.#timer.unref();
     }
-    await this.refresh();
+    // Not awaited: a counter read dumps the whole table (nft 1.0 fetches the 65,537-element map
+    // to list any counter), seconds on a loaded host that start-up need not wait for.
+    void this.refresh({ poll: true });
   }
 
   async apply(snapshot: ServiceSnapshot): Promise<void> {
@@ -233,28 +269,43 @@ export class KernelIkeDataPlane implements DataPlane {
     const nowFlushed = backendsToFlush(snapshot).filter((b) => b.family === s.family);
     const newlyFlushed = nowFlushed.filter((b) => !this.#flushed.has(b.name));
     this.#flushed = new Set(nowFlushed.map((b) => b.name));
-    const { flushSets, deadSpis } = await this.#retire(newlyFlushed);
     this.#lastSnapshot = snapshot;
-    if (changes.adds.length + changes.deletes.length + flushSets.length > 0) {
-      const text = renderMapUpdate(this.#family, s.table, changes, desired, flushSets, deadSpis);
-      const started = performance.now();
-      const r = await this.#applier.apply(text);
-      this.#metrics.applied(r.ok, changes.deletes.length + changes.adds.length);
-      if (!r.ok) {
-        // The transaction is atomic: the kernel still holds #current, so the next snapshot
-        // diffs against the truth. Flows of newly failed servers are retried then.
-        for (const b of newlyFlushed) this.#flushed.delete(b.name);
-        this.#log().error({ err: r.error }, `${s.name}: nft rejected the slot update; the kernel keeps the previous table`);
-        return;
+    this.#applying++;
+    try {
+      const retired = await this.#retire(newlyFlushed);
+      const lost = newlyFlushed.map((b) => ({ name: b.name, address: b.address }));
+      // 1. The lost servers' SAs and sets, in a transaction of a few lines; 2. their flows.
+      const early = await this.#retireEarly(retired);
+      if (early) await this.#deleteFlows(lost);
+      // 3. The slots. The sets are emptied again in the same transaction: an SA or a pin
+      // recorded on a lost server by a packet that the old slots still sent there.
+      const { flushSets } = retired;
+      const deadSpis = early ? [] : retired.deadSpis;
+      const slotsChange = changes.adds.length + changes.deletes.length > 0;
+      if (slotsChange || flushSets.length > 0) {
+        const text = renderMapUpdate(this.#family, s.table, changes, desired, flushSets, deadSpis);
+        const started = performance.now();
+        const r = await this.#applier.apply(text);
+        this.#metrics.applied(r.ok, changes.deletes.length + changes.adds.length);
+        if (!r.ok) {
+          // The transaction is atomic: the kernel still holds #current, so the next snapshot
+          // diffs against the truth. Flows of newly failed servers are retried then.
+          for (const b of newlyFlushed) this.#flushed.delete(b.name);
+          this.#log().error({ err: r.error }, `${s.name}: nft rejected the slot update; the kernel keeps the previous table`);
+          return;
+        }
+        this.#current = desired;
+        this.#log().info({ slotsChanged: changes.adds.length, ms: Math.round(performance.now() - started) }, `${s.name}: ${changes.adds.length} of ${desired.length} slots rewritten`);
       }
-      this.#current = desired;
-      this.#log().info({ slotsChanged: changes.adds.length, ms: Math.round(performance.now() - started) }, `${s.name}: ${changes.adds.length} of ${desired.length} slots rewritten`);
+      // 4. After the map: retries of the deleted flows must already find the new slot owners,
+      // and flows that the old slots sent to a lost server during the rewrite go too.
+      if (!early || slotsChange) await this.#deleteFlows(lost);
+    } finally {
+      this.#applying--;
     }
-    // After the map: retries of the deleted flows must already find the new slot owners.
-    await this.#deleteFlows(newlyFlushed.map((b) => ({ name: b.name, address: b.address })));
   }
 
-  async stop(options: { keepState?: boolean } = {}): Promise<void> {
+  async stop(options: { keepState?: boolean; failedStart?: boolean } = {}): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     if (this.#claimKey) claimedTables.delete(this.#claimKey);
@@ -262,6 +313,12 @@ export class KernelIkeDataPlane implements DataPlane {
     const table = `${this.#family} ${this.#service.table}`;
     if (options.keepState) {
       this.#log().info({ table }, `${this.serviceName}: leaving nftables table ${table} programmed (keepState): a new start adopts it`);
+      return;
+    }
+    if (options.failedStart && !this.#created) {
+      // A table this process did not create holds the previous process's tunnels (or could not
+      // be read: a slow nft on a loaded host); deleting it would cut them all.
+      this.#log().warn({ table }, `${this.serviceName}: start-up failed; leaving nftables table ${table} as this process found it, for the next start to adopt`);
       return;
     }
     const r = await this.#applier.deleteTable(this.#family, this.#service.table);
@@ -277,14 +334,25 @@ export class KernelIkeDataPlane implements DataPlane {
     return { dataplane: 'kernel', listeners, backends, warnings: [...this.#staticWarnings, ...this.#returnPathWarnings] };
   }
 
-  /** Reads the counters back and, in transparent mode, runs the return-path check (the timer calls it). */
   /**
-   * Reads counters and flows. One read at a time: on a busy host one `nft list counters` (which
-   * dumps the table, map included) can outlast the poll interval, and overlapping reads only
-   * pile up processes (seen: eleven at once on a loaded two-core machine).
+   * Reads the counters back and, in transparent mode, runs the return-path check (the timer
+   * calls it). One read at a time: on a busy host one `nft list counters` (which dumps the
+   * table, map included) can outlast the poll interval, and overlapping reads only pile up
+   * processes (seen: eleven at once on a loaded two-core machine). A call during a read gets
+   * one more read after it (shared by every such call), so that what it sees is not older than
+   * the call. A timer poll that falls during an apply is skipped: the apply's nft processes
+   * need the CPU, and a failover is when the slot transaction must not wait behind a dump.
    */
-  refresh(): Promise<void> {
-    this.#refreshing ??= this.#refresh().finally(() => {
+  refresh(options: { poll?: boolean } = {}): Promise<void> {
+    if (options.poll && (this.#applying > 0 || this.#refreshing)) return this.#refreshing ?? Promise.resolve();
+    if (this.#refreshing) {
+      this.#nextRefresh ??= this.#refreshing.then(() => {
+        this.#nextRefresh = undefined;
+        return this.refresh();
+      });
+      return this.#nextRefresh;
+    }
+    this.#refreshing = this.#refresh().finally(() => {
       this.#refreshing = undefined;
     });
     return this.#refreshing;
@@ -326,28 +394,56 @@ export class KernelIkeDataPlane implements DataPlane {
    * next handshake. The SPIs are read just before the transaction; an SA recorded in between
    * is not moved (its server's slots change in the same transaction, so it is a rare race).
    *
+   * `nft -j list set` reads one set only (nft fetches no other set's elements for it: ~0.1 s
+   * next to seconds for anything that dumps the slot map).
+   *
    * @param existingSets set names the table holds (start: an SPI set that is not there yet has
    *   nothing to move); undefined: the table is ours and complete (apply).
+   * @param leftoverSets sets of servers that left the configuration (start): emptied, and the
+   *   SPIs of the `spi_` ones moved too.
    */
-  async #retire(backends: readonly { name: string }[], existingSets?: readonly string[]): Promise<{ flushSets: string[]; deadSpis: string[] }> {
+  async #retire(backends: readonly { name: string }[], existingSets?: readonly string[], leftoverSets: readonly string[] = []): Promise<Retirement> {
     const s = this.#service;
     const ids = backends.map((b) => this.#idOf(b.name)).filter((id): id is string => id !== undefined);
     const flushSets = isSpiAffinity(s.affinity) ? ids.map(pinSetName) : [];
     // Their clients' next SAs must be placed afresh, not sent after their lost flows.
     const peerSets = hasPeerSets(s) ? ids.flatMap((id) => [peerSetName(id), learnSetName(id)]) : [];
-    flushSets.push(...peerSets);
+    flushSets.push(...peerSets, ...leftoverSets.filter((n) => !isSpiSet(n)));
     const deadSpis: string[] = [];
-    if (!hasSpiSets(s)) return { flushSets, deadSpis };
-    for (const id of ids) {
-      const name = spiSetName(id);
+    const spiSets = [...(hasSpiSets(s) ? ids.map(spiSetName) : []), ...leftoverSets.filter(isSpiSet)];
+    for (const name of spiSets) {
       if (existingSets && !existingSets.includes(name)) continue;
       const r = await this.#applier.list(['set', this.#family, s.table, name]);
       if (r.ok) deadSpis.push(...spisOfSetJson(r.value));
       else this.#log().warn({ set: name, err: r.error }, `${s.name}: could not read ${name}; stale IKE packets of its SAs will be hashed to a live server`);
-      if (!existingSets || existingSets.includes(name)) flushSets.push(name);
+      flushSets.push(name);
     }
-    if (deadSpis.length > 0) this.#log().info({ spis: deadSpis.length, backends: backends.map((b) => b.name) }, `${s.name}: ${deadSpis.length} IKE SAs of ${backends.map((b) => b.name).join(', ')} marked dead: their stale packets are dropped`);
-    return { flushSets, deadSpis };
+    const names = [...backends.map((b) => b.name), ...leftoverSets.filter(isSpiSet).map((n) => n.slice(4))];
+    if (deadSpis.length > 0) this.#log().info({ spis: deadSpis.length, backends: names }, `${s.name}: ${deadSpis.length} IKE SAs of ${names.join(', ')} marked dead: their stale packets are dropped`);
+    return { flushSets, deadSpis, existingSets };
+  }
+
+  /**
+   * Applies a retirement on its own: SPIs into `spi_dead`, the sets emptied, no slot touched —
+   * a few lines that nft commits in a fraction of a second however large the map. False when
+   * there was nothing to do or nft refused (the slot transaction then carries it all).
+   *
+   * @param hasDeadSet whether the table holds `spi_dead` yet (start: an older table may not).
+   */
+  async #retireEarly(retired: Retirement, hasDeadSet = true): Promise<boolean> {
+    const s = this.#service;
+    const flushSets = retired.existingSets ? retired.flushSets.filter((n) => retired.existingSets!.includes(n)) : retired.flushSets;
+    if (flushSets.length === 0) return false;
+    const deadSpis = hasDeadSet ? retired.deadSpis : [];
+    const started = performance.now();
+    const r = await this.#applier.apply(renderMapUpdate(this.#family, s.table, NO_SLOT_CHANGES, [], flushSets, deadSpis));
+    this.#metrics.retired(r.ok);
+    if (!r.ok) {
+      this.#log().warn({ err: r.error }, `${s.name}: nft rejected the retirement of lost servers' SAs; it is retried with the slot update`);
+      return false;
+    }
+    this.#log().info({ sets: flushSets, spis: deadSpis.length, ms: Math.round(performance.now() - started) }, `${s.name}: lost servers retired (${deadSpis.length} SAs marked dead, ${flushSets.length} sets emptied) before the slot update`);
+    return true;
   }
 
   async #deleteFlows(backends: readonly { name: string; address: string }[]): Promise<void> {
@@ -381,12 +477,15 @@ export class KernelIkeDataPlane implements DataPlane {
   }
 }
 
+/** The check-mode transaction `kernelAvailability` sends (nothing is created). */
+const AVAILABILITY_PROBE = ['--check', 'add', 'table', 'ip', 'vpnlb_probe'] as const;
+
 /**
  * Whether the kernel data plane can run here: `nft` will receive CAP_NET_ADMIN (root, or the
  * capability in vpnlb's ambient set: see platform/capabilities.ts), `nft` is installed, and
- * `nft list tables` answers (it fails without nf_tables in the kernel, or in a user namespace
- * that does not own the network namespace). `missingCapability` says which capability is the
- * reason, when one is.
+ * the kernel accepts an nftables transaction in check mode (it refuses without nf_tables, or in
+ * a user namespace that does not own the network namespace). `missingCapability` says which
+ * capability is the reason, when one is.
  */
 export async function kernelAvailability(
   options: { netns?: string; capabilities?: ProcessCapabilities } = {},
@@ -396,16 +495,19 @@ export async function kernelAvailability(
     const held = caps ? `uid ${caps.uid}, ambient capabilities: ${describeMask(caps.ambient)}` : `uid ${process.getuid?.()}`;
     return { ok: false, reason: missingCapabilityMessage('CAP_NET_ADMIN', `nft would run without it (${held})`), missingCapability: 'CAP_NET_ADMIN' };
   }
-  // 60 s: nft 1.0.6 reads every set's elements even for `list tables`, and with another
-  // service's 65537-slot map in place that took 5 s on a loaded machine (10 s was too short).
-  const run = createCommandRunner(options.netns ? { netns: options.netns, timeoutMs: 60_000 } : { timeoutMs: 60_000 });
+  // The runner's default bound, as for every nft call: on a loaded host even a small command can take seconds.
+  const run = createCommandRunner(options.netns ? { netns: options.netns } : {});
   const v = await run('nft', ['--version']);
   if (!v.ok) return { ok: false, reason: `nftables (nft) is not usable: ${v.message}` };
-  const l = await run('nft', ['list', 'tables']);
+  // A transaction in check mode (sent to the kernel, then aborted): it needs nf_tables and
+  // CAP_NET_ADMIN in this network namespace, as `nft list tables` does, but nft fetches nothing
+  // for it, where `list tables` dumps every table's sets (a 65,537-element slot map: seconds).
+  const l = await run('nft', AVAILABILITY_PROBE);
   if (!l.ok) {
+    const what = `nft ${AVAILABILITY_PROBE.join(' ')} failed`;
     return isPermissionError(l.message)
-      ? { ok: false, reason: `nft list tables failed: ${explainPermissionError(l.message, 'CAP_NET_ADMIN')}`, missingCapability: 'CAP_NET_ADMIN' }
-      : { ok: false, reason: `nft list tables failed: ${l.message}` };
+      ? { ok: false, reason: `${what}: ${explainPermissionError(l.message, 'CAP_NET_ADMIN')}`, missingCapability: 'CAP_NET_ADMIN' }
+      : { ok: false, reason: `${what}: ${l.message}` };
   }
   return { ok: true };
 }

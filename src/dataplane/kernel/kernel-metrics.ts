@@ -15,6 +15,7 @@ export class KernelMetrics {
   readonly #service: string;
   readonly #applies: Counter<'service' | 'result'>;
   readonly #slots: Counter<'service'>;
+  readonly #retirements: Counter<'service' | 'result'>;
   readonly #ctDeleted: Counter<'service' | 'backend'>;
   readonly #ctFailures: Counter<'service'>;
   readonly #packets: Counter<'service' | 'backend' | 'direction'>;
@@ -28,6 +29,7 @@ export class KernelMetrics {
     this.#service = service;
     this.#applies = metrics.counter({ name: 'vpnlb_kernel_applies_total', help: 'nft transactions of the kernel data plane, by result (ok, error).', labelNames: ['service', 'result'] });
     this.#slots = metrics.counter({ name: 'vpnlb_kernel_slots_written_total', help: 'Maglev slots rewritten in the kernel map (deletes and adds).', labelNames: ['service'] });
+    this.#retirements = metrics.counter({ name: 'vpnlb_kernel_retirements_total', help: 'Small nft transactions that retired lost servers (SPIs into spi_dead, their sets emptied) ahead of the slot update, by result (ok, error: then the slot transaction carries it).', labelNames: ['service', 'result'] });
     this.#ctDeleted = metrics.counter({ name: 'vpnlb_kernel_conntrack_deleted_total', help: 'Conntrack entries deleted because their server went down, was disabled or removed.', labelNames: ['service', 'backend'] });
     this.#ctFailures = metrics.counter({ name: 'vpnlb_kernel_conntrack_errors_total', help: 'conntrack calls that failed (flows then stay until they expire).', labelNames: ['service'] });
     this.#packets = metrics.counter({ name: 'vpnlb_kernel_backend_packets_total', help: 'Packets forwarded by the kernel, per server and direction (in: to the server, out: back to clients).', labelNames: ['service', 'backend', 'direction'] });
@@ -40,6 +42,10 @@ export class KernelMetrics {
   applied(ok: boolean, slots: number): void {
     this.#applies.inc({ service: this.#service, result: ok ? 'ok' : 'error' });
     if (ok && slots > 0) this.#slots.inc({ service: this.#service }, slots);
+  }
+
+  retired(ok: boolean): void {
+    this.#retirements.inc({ service: this.#service, result: ok ? 'ok' : 'error' });
   }
 
   conntrackDeleted(backend: string, n: number): void {

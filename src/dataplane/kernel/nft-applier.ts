@@ -131,6 +131,8 @@ export async function readCounters(
 
 interface FakeTable {
   slots: Map<number, string>;
+  /** Elements of the other sets (`spi_dead`, `spi_<id>`, pins...), as written. */
+  elements: Map<string, Set<string>>;
   sets: Set<string>;
   chains: Set<string>;
   ctTimeouts: Set<string>;
@@ -139,15 +141,18 @@ interface FakeTable {
 
 /**
  * An in-memory nft for unit tests: records every transaction and models what the data plane
- * relies on (table existence, slot elements with nft's add/delete strictness, set, chain and
- * counter names). A transaction that nft would reject (adding an existing slot, deleting a
- * missing one) is rejected whole, like nft's atomic batch.
+ * relies on (table existence, slot elements with nft's add/delete strictness, the elements of
+ * the other sets, set, chain and counter names). A transaction that nft would reject (adding an
+ * existing slot, deleting a missing one, touching a missing set) is rejected whole, like nft's
+ * atomic batch.
  */
 export class FakeNftApplier implements NftApplier {
   readonly transactions: string[] = [];
   readonly tables = new Map<string, FakeTable>();
   /** When set, the next `apply` fails with this message (then it is cleared). */
   failNext: string | undefined;
+  /** When set, the next `apply` whose text matches `when` fails with `error` (then it is cleared). */
+  failMatching: { when: RegExp; error: string } | undefined;
 
   async apply(text: string): Promise<NftResult> {
     this.transactions.push(text);
@@ -156,20 +161,39 @@ export class FakeNftApplier implements NftApplier {
       this.failNext = undefined;
       return { ok: false, error };
     }
-    const work = new Map([...this.tables].map(([k, t]) => [k, { slots: new Map(t.slots), sets: new Set(t.sets), chains: new Set(t.chains), ctTimeouts: new Set(t.ctTimeouts), counters: new Map(t.counters) }]));
+    if (this.failMatching?.when.test(text)) {
+      const { error } = this.failMatching;
+      this.failMatching = undefined;
+      return { ok: false, error };
+    }
+    const copy = (t: FakeTable): FakeTable => ({
+      slots: new Map(t.slots),
+      elements: new Map([...t.elements].map(([k, v]) => [k, new Set(v)])),
+      sets: new Set(t.sets),
+      chains: new Set(t.chains),
+      ctTimeouts: new Set(t.ctTimeouts),
+      counters: new Map(t.counters),
+    });
+    const work = new Map([...this.tables].map(([k, t]) => [k, copy(t)]));
     let current: FakeTable | undefined;
     for (const raw of text.split('\n')) {
       const l = raw.trim();
       let m: RegExpExecArray | null;
       if ((m = /^(?:add )?table (ip6?) (\w+)/.exec(l))) {
         const key = `${m[1]} ${m[2]}`;
-        if (!work.has(key)) work.set(key, { slots: new Map(), sets: new Set(), chains: new Set(), ctTimeouts: new Set(), counters: new Map() });
+        if (!work.has(key)) work.set(key, { slots: new Map(), elements: new Map(), sets: new Set(), chains: new Set(), ctTimeouts: new Set(), counters: new Map() });
         current = work.get(key);
       } else if ((m = /^(add|delete) element (ip6?) (\w+) (\w+) \{ (.*) \}$/.exec(l))) {
         const t = work.get(`${m[2]} ${m[3]}`);
         if (!t) return { ok: false, error: `Error: No such file or directory: ${l.slice(0, 80)}` };
-        // Only the slot map's elements are modelled; other sets accept anything.
-        if (m[4] !== NFT_OBJECTS.slotsMap) continue;
+        if (m[4] !== NFT_OBJECTS.slotsMap) {
+          // Other sets: kept as written, without nft's strictness (adding twice is no error).
+          if (!t.sets.has(m[4] ?? '')) return { ok: false, error: `Error: No such file or directory: set ${m[4]}` };
+          const els = t.elements.get(m[4] ?? '') ?? new Set<string>();
+          for (const item of (m[5] ?? '').split(', ')) m[1] === 'add' ? els.add(item) : els.delete(item);
+          t.elements.set(m[4] ?? '', els);
+          continue;
+        }
         for (const item of (m[5] ?? '').split(', ')) {
           const [k, v] = item.split(' : ');
           const slot = Number(k);
@@ -191,10 +215,15 @@ export class FakeNftApplier implements NftApplier {
         if (!work.get(`${m[1]} ${m[2]}`)?.ctTimeouts.delete(m[3] ?? '')) return { ok: false, error: `Error: No such file or directory: ${l}` };
       } else if ((m = /^counter (\w+) \{/.exec(l))) {
         if (current && !current.counters.has(m[1] ?? '')) current.counters.set(m[1] ?? '', { packets: 0, bytes: 0 });
+      } else if ((m = /^flush set (ip6?) (\w+) (\w+)$/.exec(l))) {
+        const t = work.get(`${m[1]} ${m[2]}`);
+        if (!t?.sets.has(m[3] ?? '')) return { ok: false, error: `Error: No such file or directory: ${l}` };
+        t.elements.delete(m[3] ?? '');
       } else if ((m = /^delete (set|counter|chain) (ip6?) (\w+) (\w+)$/.exec(l))) {
         const t = work.get(`${m[2]} ${m[3]}`);
         const bag = m[1] === 'set' ? t?.sets : m[1] === 'chain' ? t?.chains : t?.counters;
         if (!bag?.delete(m[4] ?? '')) return { ok: false, error: `Error: No such file or directory: ${l}` };
+        if (m[1] === 'set') t?.elements.delete(m[4] ?? '');
       }
     }
     this.tables.clear();
@@ -203,6 +232,16 @@ export class FakeNftApplier implements NftApplier {
   }
 
   async list(what: readonly string[]): Promise<NftResult<unknown>> {
+    if (what[0] === 'set') {
+      const [, family, name, set] = what;
+      const t = this.tables.get(`${family} ${name}`);
+      if (!t?.sets.has(set ?? '')) return { ok: false, error: `Error: No such file or directory\nlist set ${family} ${name} ${set}` };
+      const elem = [...(t.elements.get(set ?? '') ?? [])].map((e) => {
+        const c = /^(\d+) \. (\d+)$/.exec(e);
+        return c ? { concat: [Number(c[1]), Number(c[2])] } : e;
+      });
+      return { ok: true, value: { nftables: [{ metainfo: { version: 'fake' } }, { set: { family, table: name, name: set, elem } }] } };
+    }
     const counters = what[0] === 'counters';
     const [family, name] = counters ? [what[2], what[3]] : [what[1], what[2]];
     const t = this.tables.get(`${family} ${name}`);

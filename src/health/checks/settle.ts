@@ -14,12 +14,17 @@ export type Finish = (ok: boolean, detail: string, latencyMs?: number) => void;
  * Runs `start(finish)`; resolves with the first `finish` call, or with a failure when `timeoutMs`
  * passes (`timeoutDetail()` explains what was or was not seen) or `signal` aborts. `start`
  * returns a cleanup function (close the socket, kill the child) that runs exactly once.
+ *
+ * `options.clockStartsAt: 'ready'`: the deadline runs from `start`'s call of `ready()` instead
+ * of from the call — for a probe that runs a child process, whose start on a loaded host is the
+ * balancer's own delay, not the target's silence. The probe must call `ready()` or `finish`.
  */
 export function settleProbe(
   signal: AbortSignal,
   timeoutMs: number,
-  start: (finish: Finish) => (() => void) | void,
+  start: (finish: Finish, ready: () => void) => (() => void) | void,
   timeoutDetail: () => string = () => `no answer within ${timeoutMs} ms`,
+  options: { clockStartsAt?: 'call' | 'ready' } = {},
 ): Promise<ProbeResult> {
   const started = performance.now();
   return new Promise<ProbeResult>((resolve) => {
@@ -48,9 +53,12 @@ export function settleProbe(
       return;
     }
     signal.addEventListener('abort', onAbort, { once: true });
-    timer = setTimeout(() => finish(false, timeoutDetail()), timeoutMs);
+    const arm = () => {
+      if (!done && timer === undefined) timer = setTimeout(() => finish(false, timeoutDetail()), timeoutMs);
+    };
+    if (options.clockStartsAt !== 'ready') arm();
     try {
-      cleanup = start(finish);
+      cleanup = start(finish, arm);
       // A check that finished synchronously already ran the (then undefined) cleanup.
       if (done) cleanup?.();
     } catch (err) {

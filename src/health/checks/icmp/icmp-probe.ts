@@ -13,7 +13,8 @@
  * so a forged or stray ICMP message cannot count as a reply. A process per probe costs a few
  * milliseconds of CPU every `interval`: negligible next to the farm's traffic, and fully
  * asynchronous (the event loop only sees the exit). The probe kills the child at its own
- * deadline as well, in case `-W` is not honoured.
+ * deadline as well, in case `-W` is not honoured; that deadline runs from the moment the child
+ * process exists, so that a busy balancer's slow fork does not count as the server's silence.
  */
 import { spawn } from 'node:child_process';
 import type { Probe, ProbeResult, ProbeTarget } from '../../monitor.js';
@@ -52,7 +53,7 @@ export function createIcmpProbe(options: IcmpProbeOptions = {}): Probe {
   return {
     type: 'icmp',
     probe(target: ProbeTarget, signal: AbortSignal, timeoutMs: number): Promise<ProbeResult> {
-      return settleProbe(signal, timeoutMs, (finish) => {
+      return settleProbe(signal, timeoutMs, (finish, ready) => {
         const problem = targetProblem(target, false);
         if (problem !== undefined) {
           finish(false, `icmp probe: ${problem}`);
@@ -75,6 +76,9 @@ export function createIcmpProbe(options: IcmpProbeOptions = {}): Probe {
         };
         child.stdout?.on('data', collect);
         child.stderr?.on('data', collect);
+        // The deadline runs from here: fork and exec on a loaded host are the balancer's own
+        // delay, and 20 probes started at once must not time out before their ping runs.
+        child.once('spawn', ready);
         child.once('error', (err: NodeJS.ErrnoException) => finish(false, spawnFailure(cmd, err)));
         child.once('close', (code) => {
           if (code === 0) {
@@ -91,7 +95,7 @@ export function createIcmpProbe(options: IcmpProbeOptions = {}): Probe {
         return () => {
           if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
         };
-      }, () => `icmp probe: no echo reply within ${timeoutMs} ms`);
+      }, () => `icmp probe: no echo reply within ${timeoutMs} ms`, { clockStartsAt: 'ready' });
     },
   };
 }
