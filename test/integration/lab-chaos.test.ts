@@ -24,8 +24,8 @@ const skip = requireOrSkip('chaos lab scenario', canUseConntrack(), canUseStrong
 // rewrite ends, flood packets from an address in a peer set forwarded instead of dropped).
 const todo = 'the chaos goals are not met yet (docs/lab.md, "Known limits found by the chaos run")';
 
-describe('chaos scenario, CI variant (real strongSwan, kernel data plane)', { skip, todo, timeout: 1_200_000 }, () => {
-  it('holds every tunnel through the faults and accounts for the flood', async () => {
+describe('chaos scenario, CI variant (real strongSwan, kernel data plane)', { skip, timeout: 1_200_000 }, () => {
+  it('holds every tunnel through the faults and accounts for the flood', { todo }, async () => {
     const seed = Number(process.env.VPNLB_CHAOS_SEED ?? 10);
     const faults = ['kill-server', 'kill-vpnlb', 'weights', 'flood'] as const;
     const r = await runChaos({ ...chaosOptionsFor({ durationSec: 90, tunnels: 40, seed }), faults, label: 'chaci' });
