@@ -19,7 +19,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Topology, type Namespace } from './netns.js';
 import { Charon } from './strongswan/charon.js';
-import { sleep } from '../src/util/wait.js';
 import { createLabPki, type LabPki } from './strongswan/pki.js';
 import type { RetransmitSettings } from './strongswan/strongswan-conf.js';
 import {

@@ -84,6 +84,7 @@ export function formatIssue(source: string, issue: ConfigIssue): string {
 
 /** Escapes characters that a terminal would interpret, as `\u{…}`. */
 export function escapeControl(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters it escapes
   return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
 }
 
@@ -160,7 +161,12 @@ export function checkConfigText(text: string, source = '<embedded>', host: HostV
     // The yaml library throws (ReferenceError) when aliases expand beyond maxAliasCount: a
     // "billion laughs" document. An ordinary issue at the first alias, not a stack trace.
     let at: number | undefined;
-    visit(doc, { Alias: (_k, node) => ((at = node.range?.[0]), visit.BREAK) });
+    visit(doc, {
+      Alias: (_k, node) => {
+        at = node.range?.[0];
+        return visit.BREAK;
+      },
+    });
     const pos = at === undefined ? undefined : lineCounter.linePos(at);
     issues.push({ severity: 'error', path: '', ...(pos ? { line: pos.line, column: pos.col } : {}), message: `YAML: aliases expand too far (more than ${MAX_ALIAS_COUNT} resolved): ${truncate(firstLine((err as Error).message))}` });
     return { issues: capIssues(sortIssues(issues)) };
@@ -673,8 +679,8 @@ function warningsFor(config: Config): { path: PathSeg[]; message: string }[] {
     const same = config.pools[s.pool]?.backends.find((b) => canonicalAddress(b.address) === vip);
     if (same) out.push({ path: ['services', kind, i, 'virtualIp'], message: `the virtual IP ${s.virtualIp} is also the address of backend ${same.name}: clients would be sent to the balancer itself` });
   };
-  config.services.ikev2.forEach((s, i) => vipWarnings('ikev2', s, i));
-  config.services.sstp.forEach((s, i) => vipWarnings('sstp', s, i));
+  for (const [i, s] of config.services.ikev2.entries()) vipWarnings('ikev2', s, i);
+  for (const [i, s] of config.services.sstp.entries()) vipWarnings('sstp', s, i);
   for (const [name, pool] of Object.entries(config.pools)) {
     pool.backends.forEach((b, i) => {
       const checked = checkUnicastAddress(b.address);

@@ -12,7 +12,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { requireOrSkip } from '../../lab/requirements.js';
 import { Topology, canUseConntrack, type Namespace } from '../../lab/netns.js';
 import { ikeMessage, sendBatch, startUdpServer } from '../../lab/udp-peers.js';

@@ -17,7 +17,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { requireOrSkip } from '../../lab/requirements.js';
 import { Topology, canUseConntrack, type Namespace } from '../../lab/netns.js';
 import { IKE_AUTH, IKE_SA_INIT, ikeMessage, INFORMATIONAL, sendDatagram, startUdpServer, withMarker } from '../../lab/udp-peers.js';

@@ -52,7 +52,9 @@ export function* faultPlan(rnd: Random): Generator<FaultKind, never> {
   // then the spare is removed with tunnels on it. Those three keep their drawn slots.
   const ordered: FaultKind[] = ['add-server', 'kill-server', 'remove-server'];
   const slots = first.map((k, i) => (ordered.includes(k) ? i : -1)).filter((i) => i >= 0);
-  slots.forEach((slot, n) => (first[slot] = ordered[n]!));
+  slots.forEach((slot, n) => {
+    first[slot] = ordered[n]!;
+  });
   yield* first;
   for (;;) yield REPEATABLE[Math.floor(rnd() * REPEATABLE.length)]!;
 }
