@@ -36,10 +36,13 @@ export function formatIssue(source: string, issue: ConfigIssue): string {
   return escapeControl(`${where}: ${issue.severity}: ${path}${message}`);
 }
 
+/** C0, DEL, C1, line and paragraph separators, bidirectional marks and overrides. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters escapeControl escapes
+const CONTROL_CHARS = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
+
 /** Escapes characters that a terminal would interpret, as `\u{…}`. */
 export function escapeControl(text: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters it escapes
-  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
+  return text.replace(CONTROL_CHARS, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
 }
 
 /** A value as an issue quotes it: JSON, cut at `MAX_QUOTED_LENGTH` characters with the full length said. */
