@@ -97,7 +97,10 @@ async function waitConnect(port: number, d: Daemon, timeoutMs = 20_000): Promise
   while (Date.now() < deadline) {
     if (!d.alive) throw new Error(`${d.label} exited: ${(d.stderr || d.stdout).slice(-800)}`);
     const ok = await new Promise<boolean>((r) => {
-      const s = net.connect({ host: '127.0.0.1', port }, () => (s.destroy(), r(true)));
+      const s = net.connect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        r(true);
+      });
       s.on('error', () => r(false));
     });
     if (ok) return;

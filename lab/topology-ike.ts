@@ -20,7 +20,6 @@ import { join } from 'node:path';
 import { addCgnatClients, addDirectClient, addHomeNatClient, CGNAT_ADDRESS, type ClientSite } from './client-sites.js';
 import { Topology, type Namespace } from './netns.js';
 import { Charon } from './strongswan/charon.js';
-import { sleep } from '../src/util/wait.js';
 import { createLabPki, type LabPki } from './strongswan/pki.js';
 import type { RetransmitSettings } from './strongswan/strongswan-conf.js';
 import {

@@ -273,8 +273,8 @@ function drawCharts() {
         legend: { show: true },
         cursor: { drag: { x: false, y: false } },
         scales: { x: { time: true } },
-        axes: [{ stroke: '#647084', grid: { stroke: '#eef1f5' } }, { stroke: '#647084', grid: { stroke: '#eef1f5' }, size: 60, values: (u, vals) => vals.map((v) => traffic ? bytes(v) : v + ' ms') }],
-        series: [{}, ...keys.map((k, i) => ({ label: k.split('/')[1], stroke: PALETTE[i % PALETTE.length], width: 1.6, spanGaps: false, value: (u, v) => v == null ? '—' : traffic ? rate(v) : v + ' ms' }))],
+        axes: [{ stroke: '#647084', grid: { stroke: '#eef1f5' } }, { stroke: '#647084', grid: { stroke: '#eef1f5' }, size: 60, values: (_u, vals) => vals.map((v) => traffic ? bytes(v) : v + ' ms') }],
+        series: [{}, ...keys.map((k, i) => ({ label: k.split('/')[1], stroke: PALETTE[i % PALETTE.length], width: 1.6, spanGaps: false, value: (_u, v) => v == null ? '—' : traffic ? rate(v) : v + ' ms' }))],
       }, data, chart.el);
     }
   }
@@ -283,9 +283,9 @@ window.addEventListener('resize', () => drawCharts());
 
 // ---- actions --------------------------------------------------------------------------------
 const CONSEQUENCES = {
-  drain: (b, n, pools) => 'New clients go to the other servers' + pools + '. ' + (n === null ? 'Its existing tunnels stay' : 'Its ' + n + ' existing tunnel(s) stay') + ' until they end (SSTP: at most drainTimeout).',
-  disable: (b, n, pools) => 'It gets no new clients' + pools + ' and ' + (n === null ? 'its existing tunnels are cut now' : 'its ' + n + ' existing tunnel(s) are cut now') + ': those clients reconnect to the other servers.',
-  enable: (b, n, pools) => 'It receives new clients again' + pools + ' as soon as its monitor finds it up. Tunnels on other servers stay where they are.',
+  drain: (_b, n, pools) => 'New clients go to the other servers' + pools + '. ' + (n === null ? 'Its existing tunnels stay' : 'Its ' + n + ' existing tunnel(s) stay') + ' until they end (SSTP: at most drainTimeout).',
+  disable: (_b, n, pools) => 'It gets no new clients' + pools + ' and ' + (n === null ? 'its existing tunnels are cut now' : 'its ' + n + ' existing tunnel(s) are cut now') + ': those clients reconnect to the other servers.',
+  enable: (_b, _n, pools) => 'It receives new clients again' + pools + ' as soon as its monitor finds it up. Tunnels on other servers stay where they are.',
 };
 
 document.addEventListener('click', async (e) => {

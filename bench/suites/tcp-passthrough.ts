@@ -19,7 +19,7 @@ import { readCoreTimes, coreBusy } from '../lib/cpu.js';
 import { collect, runTool, startDaemon, safeKill, lastJson, type CTools, type Daemon } from '../lib/proc.js';
 import { sleep } from '../../src/util/wait.js';
 import { median } from '../lib/stats.js';
-import { BALANCER_CPU, GENERATOR_CPU, SERVER_ADDRS, type BenchTopology } from '../lib/topology.js';
+import { BALANCER_CPU, GENERATOR_CPU, type BenchTopology } from '../lib/topology.js';
 
 export interface TcpServers {
   readonly daemons: readonly Daemon[];

@@ -3,6 +3,7 @@
 #include <node_api.h>
 
 static napi_value init(napi_env env, napi_value exports) {
+  (void)exports;
   napi_throw_error(env, "VPNLB_FASTPATH", "the native fast path needs Linux (epoll, recvmmsg, sendmmsg)");
   return NULL;
 }

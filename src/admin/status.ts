@@ -93,7 +93,9 @@ function sharesOf(s: ServiceSnapshot): Map<string, number> {
     const { backends, slots } = s.balancer.table;
     const counts = new Array<number>(backends.length).fill(0);
     for (const i of slots) if (i >= 0) counts[i]!++;
-    backends.forEach((b, i) => out.set(b.name, counts[i]! / slots.length));
+    backends.forEach((b, i) => {
+      out.set(b.name, counts[i]! / slots.length);
+    });
   } else {
     const total = s.candidates.reduce((n, c) => n + c.weight, 0);
     for (const c of s.candidates) out.set(c.name, total > 0 ? c.weight / total : 0);

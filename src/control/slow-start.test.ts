@@ -7,7 +7,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfigText } from '../config/load-config.js';
-import { MaglevBalancer } from '../balancer/maglev/maglev.js';
+import type { MaglevBalancer } from '../balancer/maglev/maglev.js';
 import { Controller, SLOW_START_STEPS, slowStartShare } from './controller.js';
 
 function setup(kind: 'sstp' | 'ikev2', slowStart: string | undefined) {

@@ -56,7 +56,8 @@ function assertPowerShellShape(script: string): void {
     for (let i = 0; i < line.length; i++) {
       const c = line[i] as string;
       if (quote) {
-        if (c === quote) quote = line[i + 1] === quote ? (i++, quote) : null;
+        if (c === quote && line[i + 1] === quote) i++;
+        else if (c === quote) quote = null;
         continue;
       }
       if (c === "'" || c === '"') quote = c;

@@ -13,20 +13,15 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { readdirSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { requireOrSkip } from '../../lab/requirements.js';
-import { Topology, canUseConntrack, type Namespace } from '../../lab/netns.js';
+import { Topology, type Namespace } from '../../lab/netns.js';
 import { INFORMATIONAL, espDatagram, ikeMessage, sendBatch, sendDatagram, startUdpServer, withMarker } from '../../lab/udp-peers.js';
-import { Metrics } from '../../src/observability/metrics.js';
-import { loadConfigText } from '../../src/config/load-config.js';
-import { Controller } from '../../src/control/controller.js';
 import { decide } from '../../src/control/decide.js';
-import type { RuntimeContext } from '../../src/control/runtime-context.js';
 import type { ServiceSnapshot } from '../../src/control/snapshot.js';
 import { KernelIkeDataPlane } from '../../src/dataplane/kernel/kernel-dataplane.js';
 import { NftCliApplier, type NftApplier } from '../../src/dataplane/kernel/nft-applier.js';
-import { silentLogger } from '../../src/log/logger.js';
+import { kernelTestSkip, runtimeFor } from '../support/kernel-lab.js';
 
-const skip = requireOrSkip('kernel data-plane integration tests', canUseConntrack());
+const skip = kernelTestSkip('kernel data-plane integration tests');
 
 const VIP4 = '198.19.0.1';
 const VIP6 = '2001:db8:ff::1';
@@ -48,11 +43,6 @@ function serverOf(raddr: string, rport: number, lport: number) {
   return received.filter((r) => r.raddr === raddr && r.rport === rport && r.lport === lport);
 }
 
-function ctxFor(yaml: string): { ctx: RuntimeContext; controller: Controller } {
-  const config = loadConfigText(yaml);
-  const controller = new Controller(config);
-  return { controller, ctx: { config, controller, logger: silentLogger(), metrics: new Metrics() } };
-}
 
 function yamlFor(opts: { vip: string; family: 4 | 6; affinity?: string; table: string }): string {
   const backends = SERVERS.map((s) => `      - { name: ${s.name}, address: "${opts.family === 6 ? s.v6 : s.v4}" }`).join('\n');
@@ -118,7 +108,7 @@ test('every golden ruleset loads in the real nft (check mode)', { skip }, async 
 
 test('ike-spi IPv4: kernel slots equal decide(); 500 and 4500 of each SA reach one server; pins; disable; adoption; stop', { skip }, async () => {
   const table = 'kdpv4';
-  const { ctx, controller } = ctxFor(yamlFor({ vip: VIP4, family: 4, table }));
+  const { ctx, controller } = runtimeFor(yamlFor({ vip: VIP4, family: 4, table }));
   const snap = () => controller.service('ike') as ServiceSnapshot;
   const dp = new KernelIkeDataPlane(snap().service as never, ctx, { netns: lb.name, pollIntervalMs: 0 });
   await dp.start(snap());
@@ -293,7 +283,7 @@ class BeforeSlotsApplier implements NftApplier {
 
 test('ike-spi: a server that goes down is retired before its slots move: its SAs\' stale IKE packets are dropped, not placed elsewhere', { skip }, async () => {
   const table = 'kdpret';
-  const { ctx, controller } = ctxFor(yamlFor({ vip: VIP4, family: 4, table }));
+  const { ctx, controller } = runtimeFor(yamlFor({ vip: VIP4, family: 4, table }));
   const snap = () => controller.service('ike') as ServiceSnapshot;
   const nft = new BeforeSlotsApplier(lb.name, table);
   const dp = new KernelIkeDataPlane(snap().service as never, ctx, { netns: lb.name, pollIntervalMs: 0, applier: nft });
@@ -369,7 +359,7 @@ test('ike-spi: a server that goes down is retired before its slots move: its SAs
 
 test('source-ip IPv4: both ports of a client reach the server decide() names for its address', { skip }, async () => {
   const table = 'kdpsrc';
-  const { ctx, controller } = ctxFor(yamlFor({ vip: VIP4, family: 4, affinity: 'source-ip', table }));
+  const { ctx, controller } = runtimeFor(yamlFor({ vip: VIP4, family: 4, affinity: 'source-ip', table }));
   const snap = controller.service('ike') as ServiceSnapshot;
   const dp = new KernelIkeDataPlane(snap.service as never, ctx, { netns: lb.name, pollIntervalMs: 0 });
   await dp.start(snap);
@@ -392,7 +382,7 @@ test('source-ip IPv4: both ports of a client reach the server decide() names for
 
 test('ike-spi IPv6 VIP: 500 and 4500 of each SA reach the server decide() predicts; later SAs of one device join its NAT-T flow\'s server, those of a shared address are hashed', { skip }, async () => {
   const table = 'kdpv6';
-  const { ctx, controller } = ctxFor(yamlFor({ vip: VIP6, family: 6, table }));
+  const { ctx, controller } = runtimeFor(yamlFor({ vip: VIP6, family: 6, table }));
   const snap = controller.service('ike') as ServiceSnapshot;
   const dp = new KernelIkeDataPlane(snap.service as never, ctx, { netns: lb.name, pollIntervalMs: 0 });
   await dp.start(snap);
@@ -457,7 +447,7 @@ test('vpnlb stop --config removes the tables of that configuration and nothing e
   const { vpnlbArgv } = await import('../../lab/vpnlb-process.js');
   const table = 'kdpstop';
   const yaml = yamlFor({ vip: VIP4, family: 4, table });
-  const { ctx, controller } = ctxFor(yaml);
+  const { ctx, controller } = runtimeFor(yaml);
   const snap = controller.service('ike') as ServiceSnapshot;
   const dp = new KernelIkeDataPlane(snap.service as never, ctx, { netns: lb.name, pollIntervalMs: 0 });
   await dp.start(snap);

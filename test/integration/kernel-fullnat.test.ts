@@ -12,22 +12,16 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { requireOrSkip } from '../../lab/requirements.js';
-import { Topology, canUseConntrack, type Namespace } from '../../lab/netns.js';
+import { Topology, type Namespace } from '../../lab/netns.js';
 import { ikeMessage, sendBatch, startUdpServer } from '../../lab/udp-peers.js';
-import { Metrics } from '../../src/observability/metrics.js';
 import { slotOf } from '../../src/balancer/jhash.js';
 import { sourceIpKey } from '../../src/balancer/affinity.js';
-import { loadConfigText } from '../../src/config/load-config.js';
-import { Controller } from '../../src/control/controller.js';
 import { decide } from '../../src/control/decide.js';
-import type { RuntimeContext } from '../../src/control/runtime-context.js';
 import type { ServiceSnapshot } from '../../src/control/snapshot.js';
 import { KernelIkeDataPlane } from '../../src/dataplane/kernel/kernel-dataplane.js';
-import { silentLogger } from '../../src/log/logger.js';
+import { kernelTestSkip, runtimeFor } from '../support/kernel-lab.js';
 
-const skip = requireOrSkip('kernel full-NAT integration tests', canUseConntrack());
+const skip = kernelTestSkip('kernel full-NAT integration tests');
 
 const VIP = '198.19.0.1';
 const LB_LAN = '198.18.20.1';
@@ -52,10 +46,8 @@ const esp = () => Buffer.concat([Buffer.from([0xc0, 0xff, 0xee, 0x01, 0, 0, 0, 1
 
 const seenPayload = (payload: Buffer) => received.filter((r) => r.hex === payload.toString('hex'));
 
-function ctxFor(yaml: string): { ctx: RuntimeContext; controller: Controller; snap: () => ServiceSnapshot } {
-  const config = loadConfigText(yaml);
-  const controller = new Controller(config);
-  const ctx: RuntimeContext = { config, controller, logger: silentLogger(), metrics: new Metrics() };
+function ctxFor(yaml: string) {
+  const { ctx, controller } = runtimeFor(yaml);
   return { ctx, controller, snap: () => controller.service('ike') as ServiceSnapshot };
 }
 

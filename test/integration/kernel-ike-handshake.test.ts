@@ -17,20 +17,14 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { requireOrSkip } from '../../lab/requirements.js';
-import { Topology, canUseConntrack, type Namespace } from '../../lab/netns.js';
+import { Topology, type Namespace } from '../../lab/netns.js';
 import { IKE_AUTH, IKE_SA_INIT, ikeMessage, INFORMATIONAL, sendDatagram, startUdpServer, withMarker } from '../../lab/udp-peers.js';
-import { Metrics } from '../../src/observability/metrics.js';
-import { loadConfigText } from '../../src/config/load-config.js';
-import { Controller } from '../../src/control/controller.js';
 import { decide } from '../../src/control/decide.js';
-import type { RuntimeContext } from '../../src/control/runtime-context.js';
 import type { ServiceSnapshot } from '../../src/control/snapshot.js';
 import { KernelIkeDataPlane } from '../../src/dataplane/kernel/kernel-dataplane.js';
-import { silentLogger } from '../../src/log/logger.js';
+import { kernelTestSkip, runtimeFor } from '../support/kernel-lab.js';
 
-const skip = requireOrSkip('kernel IKE handshake-integrity tests', canUseConntrack());
+const skip = kernelTestSkip('kernel IKE handshake-integrity tests');
 
 const VIP4 = '198.19.0.1';
 const SERVERS = [1, 2, 3].map((n) => ({ name: `s${n}`, v4: `198.18.1${n}.2`, gw4: `198.18.1${n}.1` }));
@@ -52,11 +46,6 @@ function landedOn(spi: Buffer, lport: number, since: number): string[] {
   return [...new Set(received.slice(since).filter((r) => r.lport === lport && r.hex.includes(hex)).map((r) => r.srv))];
 }
 
-function ctxFor(yaml: string): { ctx: RuntimeContext; controller: Controller } {
-  const config = loadConfigText(yaml);
-  const controller = new Controller(config);
-  return { controller, ctx: { config, controller, logger: silentLogger(), metrics: new Metrics() } };
-}
 
 /**
  * `affinity: ike-spi-hash` for the tests that send several SAs from one client address and
@@ -112,7 +101,7 @@ after(async () => {
 
 test('failover: a stale IKE packet of the dead server\'s SA from client:4500 does not capture the next handshake', { skip }, async () => {
   const table = 'kihfo';
-  const { ctx, controller } = ctxFor(yamlFor(table));
+  const { ctx, controller } = runtimeFor(yamlFor(table));
   const snap = () => controller.service('ike') as ServiceSnapshot;
   const dp = new KernelIkeDataPlane(snap().service as never, ctx, { netns: lb.name, pollIntervalMs: 0 });
   await dp.start(snap());
@@ -162,7 +151,7 @@ test('failover: a stale IKE packet of the dead server\'s SA from client:4500 doe
 
 test('map change between IKE_SA_INIT and IKE_AUTH: the IKE_AUTH follows its SPI, not the new map', { skip }, async () => {
   const table = 'kihmc';
-  const { ctx, controller } = ctxFor(yamlFor(table, ['s3'], 'ike-spi-hash'));
+  const { ctx, controller } = runtimeFor(yamlFor(table, ['s3'], 'ike-spi-hash'));
   const snap = () => controller.service('ike') as ServiceSnapshot;
   const dp = new KernelIkeDataPlane(snap().service as never, ctx, { netns: lb.name, pollIntervalMs: 0 });
   await dp.start(snap());
@@ -195,7 +184,7 @@ test('map change between IKE_SA_INIT and IKE_AUTH: the IKE_AUTH follows its SPI,
 
 test('a 4500 flow shared by SAs of two servers is counted as ike_split (one UDP flow reaches one server)', { skip }, async () => {
   const table = 'kihsp';
-  const { ctx, controller } = ctxFor(yamlFor(table, [], 'ike-spi-hash'));
+  const { ctx, controller } = runtimeFor(yamlFor(table, [], 'ike-spi-hash'));
   const snap = () => controller.service('ike') as ServiceSnapshot;
   const dp = new KernelIkeDataPlane(snap().service as never, ctx, { netns: lb.name, pollIntervalMs: 0 });
   await dp.start(snap());

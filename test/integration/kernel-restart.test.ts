@@ -10,17 +10,17 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { startUdpServer } from '../../lab/udp-peers.js';
-import { requireOrSkip } from '../../lab/requirements.js';
-import { Topology, canUseConntrack, type Namespace } from '../../lab/netns.js';
+import { Topology, type Namespace } from '../../lab/netns.js';
 import { vpnlbArgv } from '../../lab/vpnlb-process.js';
 import { waitUntil } from '../../src/util/wait.js';
+import { kernelTestSkip } from '../support/kernel-lab.js';
 
-const skip = requireOrSkip('kernel restart integration test', canUseConntrack());
+const skip = kernelTestSkip('kernel restart integration test');
 
 const VIP = '198.19.0.1';
 const CLIENT = '198.18.1.2';

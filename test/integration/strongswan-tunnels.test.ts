@@ -31,7 +31,7 @@ describe('strongSwan through vpnlb (kernel data plane)', { skip, timeout: 170_00
 
   const connectAll = async (clients: readonly LabClient[]) => {
     const results = await Promise.all(clients.map((c) => c.charon!.initiate('home', 20)));
-    results.forEach((r, i) => assert.ok(r.ok, `${clients[i]!.name} did not connect: ${r.output.slice(-600)}\n--- vpnlb:\n${vpnlb?.log.slice(-2000)}`));
+    for (const [i, r] of results.entries()) assert.ok(r.ok, `${clients[i]!.name} did not connect: ${r.output.slice(-600)}\n--- vpnlb:\n${vpnlb?.log.slice(-2000)}`);
   };
   const serverOfClient = async (c: LabClient) => {
     const sa = (await c.charon!.listSas()).find((s) => s.state === 'ESTABLISHED');

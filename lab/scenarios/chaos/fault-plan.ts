@@ -53,7 +53,9 @@ export function* faultPlan(rnd: Random, kinds: readonly FaultKind[] = FAULT_KIND
   // then the spare is removed with tunnels on it. Those three keep their drawn slots.
   const ordered = (['add-server', 'kill-server', 'remove-server'] as FaultKind[]).filter((k) => kinds.includes(k));
   const slots = first.map((k, i) => (ordered.includes(k) ? i : -1)).filter((i) => i >= 0);
-  slots.forEach((slot, n) => (first[slot] = ordered[n]!));
+  slots.forEach((slot, n) => {
+    first[slot] = ordered[n]!;
+  });
   yield* first;
   const repeatable = REPEATABLE.filter((k) => kinds.includes(k));
   for (;;) yield repeatable[Math.floor(rnd() * repeatable.length)]!;

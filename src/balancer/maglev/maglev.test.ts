@@ -32,7 +32,9 @@ function slotCounts(table: Int32Array, backends: number): number[] {
 /** Table bytes as little-endian int32, independent of the host's byte order. */
 function sha256OfTable(table: Int32Array): string {
   const bytes = Buffer.alloc(table.length * 4);
-  table.forEach((index, slot) => bytes.writeInt32LE(index, slot * 4));
+  table.forEach((index, slot) => {
+    bytes.writeInt32LE(index, slot * 4);
+  });
   return createHash('sha256').update(bytes).digest('hex');
 }
 

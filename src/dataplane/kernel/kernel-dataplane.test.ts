@@ -13,6 +13,9 @@ import type { CommandRunner } from '../../platform/command-runner.js';
 import type { ConntrackEntry, ConntrackTable } from './conntrack.js';
 import { KernelIkeDataPlane } from './kernel-dataplane.js';
 import { FakeNftApplier } from './nft-applier.js';
+import { decide } from '../../control/decide.js';
+import { dataPlaneConformance } from '../../../test/support/dataplane-conformance.js';
+import { randomBytes } from 'node:crypto';
 
 const YAML = `
 pools:
@@ -374,4 +377,41 @@ test('a failed start-up removes a table this process created, and leaves one it 
   await last.start(snap());
   await last.stop();
   assert.equal(nft.tables.has('ip vpnlb'), false);
+});
+
+/**
+ * The data-plane conformance suite against the kernel plane: a new flow goes where the
+ * programmed slot map (the fake kernel's) sends its SPI; it is established once conntrack lists
+ * it, and alive until the plane deletes its backend's conntrack entries.
+ */
+dataPlaneConformance('kernel (nftables, fake applier)', async () => {
+  const { controller, nft, ct, snap, make } = setup();
+  const dp = make();
+  await dp.start(snap());
+  const backends = snap().service.pool;
+  const config = loadConfigText(YAML);
+  const nameOf = new Map(config.pools[backends]!.backends.map((b) => [b.address, b.name]));
+  return {
+    dataplane: dp,
+    controller,
+    serviceName: 'ike',
+    backends: [...nameOf.values()],
+    async openFlow(n) {
+      const client = `198.18.1.${(n % 250) + 1}`;
+      const decision = decide(snap(), { address: client, spi: randomBytes(8) });
+      const address = slotsOf(nft).get(decision.slot!);
+      const backend = address === undefined ? undefined : nameOf.get(address);
+      if (address === undefined || backend === undefined) throw new Error(`slot ${decision.slot} holds no backend`);
+      ct.entries.push({
+        original: { src: client, dst: '198.19.0.1', sport: 4500, dport: 4500 },
+        reply: { src: address, dst: client, sport: 4500, dport: 4500 },
+        isUnreplied: false,
+        isAssured: true,
+        timeout: 120,
+      });
+      await dp.refresh();
+      return { backend, alive: async () => !ct.deleted.includes(backend) && !ct.deleted.includes(address) };
+    },
+    close: () => dp.stop(),
+  };
 });

@@ -148,7 +148,6 @@ export class KernelIkeDataPlane implements DataPlane {
 
   async start(snapshot: ServiceSnapshot): Promise<void> {
     const s = this.#service;
-    const log = this.#log();
     const key = `${this.#family} ${s.table}`;
     if (claimedTables.has(key)) {
       throw new VpnlbError('VPNLB_KERNEL_TABLE_CONFLICT', `${s.name}: nftables table "${key}" is already used by another IKEv2 service of this vpnlb: give each service of one address family its own "table"`, 'client');

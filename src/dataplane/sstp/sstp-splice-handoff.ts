@@ -13,7 +13,7 @@
  * If anything changed meanwhile (the tunnel closed, a socket ended or was destroyed), or the
  * sockets cannot be taken over, the tunnel stays two Node pipes (`fallback`), reading again.
  */
-import net from 'node:net';
+import type net from 'node:net';
 import { canTakeOver, resumeNodeReceiving, stopNodeReceiving } from '../native/socket-fd.js';
 
 const EMPTY = Buffer.alloc(0);

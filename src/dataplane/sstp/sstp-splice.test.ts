@@ -69,7 +69,7 @@ async function source(s: net.Socket, total: number): Promise<string> {
     const chunk = randomBytes(Math.min(65536, total - sent));
     h.update(chunk);
     sent += chunk.length;
-    if (!s.write(chunk)) await new Promise((r) => (s.once('drain', r), s.once('close', r)));
+    if (!s.write(chunk)) await new Promise((r) => s.once('drain', r).once('close', r));
     if (s.destroyed) throw new Error('closed while writing');
   }
   s.end();
@@ -90,7 +90,9 @@ describe('native splice engine', { skip }, () => {
   after(async () => {
     // A failed test may leave its tunnel in the engine and its sockets open: release both,
     // or closing the servers would wait for those connections forever.
-    engine.forEach((slot) => engine.remove(slot));
+    engine.forEach((slot) => {
+      engine.remove(slot);
+    });
     for (const sock of allSockets) sock.destroy();
     engine.close();
     await new Promise((r) => frontServer.close(r));
@@ -167,13 +169,17 @@ describe('native splice engine', { skip }, () => {
       assert.deepEqual(r.back, { bytes: 5_000 + r.i, sha: r.sentBack });
     }
     let seen = 0;
-    engine.forEach(() => seen++);
+    engine.forEach(() => {
+      seen++;
+    });
     assert.equal(seen, 200);
     for (const [i, p] of pairs.entries()) {
       assert.ok(engine.remove(slots[i]!));
       for (const s of Object.values(p)) s.destroy();
     }
-    engine.forEach(() => assert.fail('no tunnel left'));
+    engine.forEach(() => {
+      assert.fail('no tunnel left');
+    });
   });
 
   it('remove while data is in flight, then close the sockets: the peers see the connection end, nothing else breaks', async () => {
@@ -205,7 +211,9 @@ describe('native splice engine', { skip }, () => {
     p.client.write(Buffer.alloc(10));
     await eventually(() => (e2.counters(slot)?.toBackend ?? 0) === 10, 'octets crossed');
     let last = -1;
-    e2.forEach((s, _b, _c, lastMs) => s === slot && (last = lastMs));
+    e2.forEach((s, _b, _c, lastMs) => {
+      if (s === slot) last = lastMs;
+    });
     assert.ok(last >= before && last <= e2.now());
     const flood = source(p.client, 32 * 1024 * 1024).catch(() => 'aborted');
     e2.close();

@@ -322,7 +322,11 @@ export class SstpTunnel implements SpliceOwner {
     const onFirstBackendData = (chunk: Buffer) => {
       clearTimeout(this.#deadline);
       this.#front.off('data', markSent);
-      if (!serverHello) return void ((isHelloPhaseOver = true), up.off('data', onFirstBackendData));
+      if (!serverHello) {
+        isHelloPhaseOver = true;
+        up.off('data', onFirstBackendData);
+        return;
+      }
       const r = serverHello.push(chunk);
       if (r.kind === 'need-more') return;
       isHelloPhaseOver = true;

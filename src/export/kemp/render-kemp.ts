@@ -53,7 +53,9 @@ export const kempFormat: ExportFormat = {
       `${C} Health check interval, timeout and retries are global on a LoadMaster (Rules & Checking >`,
       `${C} Check Parameters), not per virtual service: set them there from the monitors noted below.`,
       'set -eu',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion in the script
       ': "${LM:?set LM to the LoadMaster management URL}"',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion in the script
       ': "${KEMP_AUTH:?set KEMP_AUTH to user:password of a LoadMaster API user}"',
       '',
       `${C} kemp COMMAND QUERY: one API call; stops the script unless the LoadMaster answers code="ok".`,

@@ -19,6 +19,7 @@ test("clockStartsAt 'ready': no deadline before ready(), the full timeout after 
   const p = settleProbe(never, 50, (f, r) => {
     finish = f;
     ready = r;
+    return undefined;
   }, () => 'silent', { clockStartsAt: 'ready' });
   // Three timeouts pass before the (slow) start is ready: the probe is still pending.
   await new Promise((r) => setTimeout(r, 150));
@@ -37,6 +38,7 @@ test("clockStartsAt 'ready': an answer before the deadline wins, and an abort st
   const ok = await settleProbe(never, 1000, (finish, ready) => {
     ready();
     setTimeout(() => finish(true, 'answered'), 10);
+    return undefined;
   }, undefined, { clockStartsAt: 'ready' });
   assert.deepEqual([ok.ok, ok.detail], [true, 'answered']);
   const ac = new AbortController();

@@ -22,14 +22,14 @@ export type Finish = (ok: boolean, detail: string, latencyMs?: number) => void;
 export function settleProbe(
   signal: AbortSignal,
   timeoutMs: number,
-  start: (finish: Finish, ready: () => void) => (() => void) | void,
+  start: (finish: Finish, ready: () => void) => (() => void) | undefined,
   timeoutDetail: () => string = () => `no answer within ${timeoutMs} ms`,
   options: { clockStartsAt?: 'call' | 'ready' } = {},
 ): Promise<ProbeResult> {
   const started = performance.now();
   return new Promise<ProbeResult>((resolve) => {
     let done = false;
-    let cleanup: (() => void) | void;
+    let cleanup: (() => void) | undefined;
     let timer: NodeJS.Timeout | undefined;
     const onAbort = () => finish(false, 'probe aborted');
     const finish: Finish = (ok, detail, latencyMs) => {

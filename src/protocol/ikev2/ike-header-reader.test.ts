@@ -85,7 +85,7 @@ test('back-to-back messages in one chunk: each ok says how much it consumed', ()
     for (let i = 0; i < stream.length; i += chunkSize) chunks.push(stream.subarray(i, i + chunkSize));
     const messages = feed(new IkeHeaderReader(), chunks).filter((r) => r.kind === 'ok');
     assert.equal(messages.length, fixtures.length, `chunk size ${chunkSize}`);
-    messages.forEach((m, i) => assert.deepEqual(m.kind === 'ok' && m.message, fixtures[i]));
+    for (const [i, m] of messages.entries()) assert.deepEqual(m.kind === 'ok' && m.message, fixtures[i]);
   }
 });
 

@@ -40,7 +40,7 @@ export function ipAddressBytes(address: string): Uint8Array | undefined {
   const headGroups = head === '' ? [] : head.split(':');
   const restGroups = rest === undefined || rest === '' ? [] : rest.split(':');
   const groups = [...headGroups, ...new Array<string>(8 - headGroups.length - restGroups.length).fill('0'), ...restGroups];
-  groups.forEach((g, i) => writeU16(out, i * 2, parseInt(g, 16)));
+  for (const [i, g] of groups.entries()) writeU16(out, i * 2, parseInt(g, 16));
   return out;
 }
 

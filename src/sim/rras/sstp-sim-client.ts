@@ -137,7 +137,10 @@ export class SimSstpClient {
   }
 
   #until(cond: () => boolean, what: string, event?: string, timeoutMs = this.#timeoutMs): Promise<void> {
-    if (event) this.socket.once(event, () => ((this.#secure = true), this.#wake()));
+    if (event) this.socket.once(event, () => {
+        this.#secure = true;
+        this.#wake();
+      });
     return new Promise((resolve, reject) => {
       const check = () => {
         if (cond()) {
