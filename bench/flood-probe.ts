@@ -28,19 +28,48 @@ const work = mkdtempSync(join(tmpdir(), 'vpnlb-flood-'));
 const tools = await buildCTools(join(REPO, 'bench/c'), join(work, 'bin'));
 const t = await createBenchTopology();
 try {
-  const srvIf = (await t.srv.exec('ls', ['/sys/class/net'])).split(/\s+/).find((x) => x.startsWith('v'))!;
+  const srvIf = (await t.srv.exec('ls', ['/sys/class/net']))
+    .split(/\s+/)
+    .find((x) => x.startsWith('v'))!;
   const sink = new NftUdpSink(t.srv, srvIf);
   await sink.install();
   if (lbCmd) await t.lb.exec('sh', ['-c', lbCmd.replaceAll('LBIN', t.lbIn)]);
-  const d = await startVpnlb(t.lb, BALANCER_CPU, { kind: 'ikev2', dataplane: 'userspace', vip: VIP, backends: SERVER_ADDRS, table: 'unused', ...(extra ? { extra } : {}) }, join(work, 'r'));
+  const d = await startVpnlb(
+    t.lb,
+    BALANCER_CPU,
+    {
+      kind: 'ikev2',
+      dataplane: 'userspace',
+      vip: VIP,
+      backends: SERVER_ADDRS,
+      table: 'unused',
+      ...(extra ? { extra } : {}),
+    },
+    join(work, 'r'),
+  );
   try {
     let first = true;
     for (const rate of rates) {
-      const s = await measureUdp(t, tools, sink, { dst: VIP, size: 100, rate, seconds, flows: 256, warmupSeconds: first ? 2 : 0.5 });
+      const s = await measureUdp(t, tools, sink, {
+        dst: VIP,
+        size: 100,
+        rate,
+        seconds,
+        flows: 256,
+        warmupSeconds: first ? 2 : 0.5,
+      });
       first = false;
-      console.log(`offered ${rate} sent ${Math.round(s.sentPps)} delivered ${Math.round(s.deliveredPps)} cpu ${(s.balancerCpu * 100).toFixed(0)}% gen ${(s.generatorCoreCpu * 100).toFixed(0)}%`);
+      console.log(
+        `offered ${rate} sent ${Math.round(s.sentPps)} delivered ${Math.round(s.deliveredPps)} cpu ${(s.balancerCpu * 100).toFixed(0)}% gen ${(s.generatorCoreCpu * 100).toFixed(0)}%`,
+      );
     }
-    if (lbCmd) console.log(await t.lb.exec('sh', ['-c', 'nft list ruleset 2>&1 | head -40; cat /proc/net/udp | head -5']));
+    if (lbCmd)
+      console.log(
+        await t.lb.exec('sh', [
+          '-c',
+          'nft list ruleset 2>&1 | head -40; cat /proc/net/udp | head -5',
+        ]),
+      );
   } finally {
     await d.stop();
   }

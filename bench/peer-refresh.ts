@@ -31,26 +31,48 @@ import { loadConfigText } from '../src/config/load-config.js';
 import { Controller } from '../src/control/controller.js';
 import type { ServiceSnapshot } from '../src/control/snapshot.js';
 import { KernelIkeDataPlane } from '../src/dataplane/kernel/kernel-dataplane.js';
-import { assignBackendIds, chainSpecs, renderRuleset } from '../src/dataplane/kernel/render-ruleset.js';
+import {
+  assignBackendIds,
+  chainSpecs,
+  renderRuleset,
+} from '../src/dataplane/kernel/render-ruleset.js';
 import { silentLogger } from '../src/log/logger.js';
 import { sleep } from '../src/util/wait.js';
 import { buildCTools, startTool } from './lib/proc.js';
 import { median } from './lib/stats.js';
-import { FLOW_SRC_BASE, GENERATOR_CPU, SERVER_ADDRS, VIP, createBenchTopology, type BenchTopology } from './lib/topology.js';
+import {
+  FLOW_SRC_BASE,
+  GENERATOR_CPU,
+  SERVER_ADDRS,
+  VIP,
+  createBenchTopology,
+  type BenchTopology,
+} from './lib/topology.js';
 import { NftUdpSink } from './suites/udp-sink.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(here, here.includes('/dist/') ? '../..' : '..');
 const TABLE = 'benchpeer';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '3' }, repeats: { type: 'string', default: '5' }, rate: { type: 'string', default: '50000' } } });
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '3' },
+    repeats: { type: 'string', default: '5' },
+    rate: { type: 'string', default: '50000' },
+  },
+});
 const SECONDS = Number(values.seconds);
 const REPEATS = Number(values.repeats);
 const RATE = Number(values.rate);
 
 /** The rule set without the NAT-T flow count: what the kernel plane rendered before it. */
 export function withoutFlowCount(ruleset: string): string {
-  return ruleset.replace(/ update @natt_count \{ ip6? saddr ct count over 1 \} update @natt_shared \{ ip6? saddr \}/g, '').replace(/ ip6? saddr != @natt_shared/g, '');
+  return ruleset
+    .replace(
+      / update @natt_count \{ ip6? saddr ct count over 1 \} update @natt_shared \{ ip6? saddr \}/g,
+      '',
+    )
+    .replace(/ ip6? saddr != @natt_shared/g, '');
 }
 
 interface GenReport {
@@ -69,18 +91,42 @@ interface Sample {
   readonly delivered: number;
 }
 
-async function measure(t: BenchTopology, udpgen: string, sink: NftUdpSink, flowsPerAddress: number, ikeOnly: boolean): Promise<Sample> {
-  const args = ['-d', VIP, '-s', FLOW_SRC_BASE, '-l', '100', '-f', '256', '-P', String(flowsPerAddress)];
+async function measure(
+  t: BenchTopology,
+  udpgen: string,
+  sink: NftUdpSink,
+  flowsPerAddress: number,
+  ikeOnly: boolean,
+): Promise<Sample> {
+  const args = [
+    '-d',
+    VIP,
+    '-s',
+    FLOW_SRC_BASE,
+    '-l',
+    '100',
+    '-f',
+    '256',
+    '-P',
+    String(flowsPerAddress),
+  ];
   // -i: IKE only, sent as the paced warm-up rounds (one packet per flow each).
   const rounds = Math.ceil((RATE * SECONDS) / 256);
-  const full = ikeOnly ? [...args, '-i', '-w', String(rounds), '-W', String(RATE)] : [...args, '-r', String(RATE), '-t', String(SECONDS)];
+  const full = ikeOnly
+    ? [...args, '-i', '-w', String(rounds), '-W', String(RATE)]
+    : [...args, '-r', String(RATE), '-t', String(SECONDS)];
   const s0 = await sink.read();
-  const r = await startTool<GenReport>(t.snd, GENERATOR_CPU, udpgen, full, (SECONDS + 60) * 1000).done;
+  const r = await startTool<GenReport>(t.snd, GENERATOR_CPU, udpgen, full, (SECONDS + 60) * 1000)
+    .done;
   await sleep(200);
   const s1 = await sink.read();
   const packets = r.warmupSent + r.espWarmupSent + r.sent;
   const counted = s1.ike - s0.ike + (s1.esp - s0.esp);
-  return { packets, nsPerPacket: ((r.cpuUser + r.cpuSys) * 1e9) / packets, delivered: counted / packets };
+  return {
+    packets,
+    nsPerPacket: ((r.cpuUser + r.cpuSys) * 1e9) / packets,
+    delivered: counted / packets,
+  };
 }
 
 async function main(): Promise<void> {
@@ -91,34 +137,64 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => void t.destroy().finally(() => process.exit(130)));
   let dp: KernelIkeDataPlane | undefined;
   try {
-    const srvIf = (await t.srv.exec('ls', ['/sys/class/net'])).split(/\s+/).find((x) => x.startsWith('v'))!;
+    const srvIf = (await t.srv.exec('ls', ['/sys/class/net']))
+      .split(/\s+/)
+      .find((x) => x.startsWith('v'))!;
     const sink = new NftUdpSink(t.srv, srvIf);
     await sink.install();
-    const lbIfs = (await t.lb.exec('ls', ['/sys/class/net'])).split(/\s+/).filter((x) => x.startsWith('v'));
-    for (const i of lbIfs) await t.lb.exec('sh', ['-c', `for q in /sys/class/net/${i}/queues/rx-*; do echo 0 > $q/rps_cpus; done`]);
-    const backends = SERVER_ADDRS.map((a, i) => `      - { name: s${i + 1}, address: "${a}" }`).join('\n');
-    const config = loadConfigText(`pools:\n  farm:\n    backends:\n${backends}\nservices:\n  ikev2:\n    - { name: ike, virtualIp: "${VIP}", pool: farm, affinity: ike-spi, table: ${TABLE} }\n`);
+    const lbIfs = (await t.lb.exec('ls', ['/sys/class/net']))
+      .split(/\s+/)
+      .filter((x) => x.startsWith('v'));
+    for (const i of lbIfs)
+      await t.lb.exec('sh', [
+        '-c',
+        `for q in /sys/class/net/${i}/queues/rx-*; do echo 0 > $q/rps_cpus; done`,
+      ]);
+    const backends = SERVER_ADDRS.map(
+      (a, i) => `      - { name: s${i + 1}, address: "${a}" }`,
+    ).join('\n');
+    const config = loadConfigText(
+      `pools:\n  farm:\n    backends:\n${backends}\nservices:\n  ikev2:\n    - { name: ike, virtualIp: "${VIP}", pool: farm, affinity: ike-spi, table: ${TABLE} }\n`,
+    );
     const controller = new Controller(config);
     const snap = controller.service('ike') as ServiceSnapshot;
-    dp = new KernelIkeDataPlane(snap.service as never, { config, controller, logger: silentLogger(), metrics: new Metrics() }, { netns: t.lb.name, pollIntervalMs: 0 });
+    dp = new KernelIkeDataPlane(
+      snap.service as never,
+      { config, controller, logger: silentLogger(), metrics: new Metrics() },
+      { netns: t.lb.name, pollIntervalMs: 0 },
+    );
     await dp.start(snap);
-    const rendered = renderRuleset({ service: snap.service as never, backends: assignBackendIds(config.pools.farm!.backends) });
-    const chains = chainSpecs(snap.service as never).map((c) => `flush chain ip ${TABLE} ${c.name}`).join('\n');
+    const rendered = renderRuleset({
+      service: snap.service as never,
+      backends: assignBackendIds(config.pools.farm!.backends),
+    });
+    const chains = chainSpecs(snap.service as never)
+      .map((c) => `flush chain ip ${TABLE} ${c.name}`)
+      .join('\n');
     const rulesets = { current: withoutFlowCount(rendered), counting: rendered };
     const use = async (which: keyof typeof rulesets) => {
       await t.lb.exec('nft', ['-f', '-'], `${chains}\n${rulesets[which]}`);
       // A clean start: no flows, no pins, no counts.
-      for (const set of JSON.parse(await t.lb.exec('nft', ['-j', 'list', 'sets', 'table', 'ip', TABLE])).nftables.filter((x: { set?: unknown }) => x.set)) {
-        await t.lb.exec('nft', ['flush', 'set', 'ip', TABLE, (set as { set: { name: string } }).set.name]).catch(() => '');
+      for (const set of JSON.parse(
+        await t.lb.exec('nft', ['-j', 'list', 'sets', 'table', 'ip', TABLE]),
+      ).nftables.filter((x: { set?: unknown }) => x.set)) {
+        await t.lb
+          .exec('nft', ['flush', 'set', 'ip', TABLE, (set as { set: { name: string } }).set.name])
+          .catch(() => '');
       }
       await t.lb.exec('conntrack', ['-F']).catch(() => '');
     };
-    const rows: string[] = ['| packets | NAT-T flows per address | rule set | sender + forwarding CPU ns per packet | delivered | samples (ns) |', '|---|---|---|---|---|---|'];
+    const rows: string[] = [
+      '| packets | NAT-T flows per address | rule set | sender + forwarding CPU ns per packet | delivered | samples (ns) |',
+      '|---|---|---|---|---|---|',
+    ];
     for (const ikeOnly of [false, true]) {
       for (const perAddress of [1, 16, 256]) {
         const samples: Record<string, Sample[]> = { current: [], counting: [] };
         for (let r = 0; r < REPEATS; r++) {
-          for (const which of (r % 2 === 0 ? ['current', 'counting'] : ['counting', 'current']) as (keyof typeof rulesets)[]) {
+          for (const which of (r % 2 === 0
+            ? ['current', 'counting']
+            : ['counting', 'current']) as (keyof typeof rulesets)[]) {
             await use(which);
             samples[which]!.push(await measure(t, tools.udpgen, sink, perAddress, ikeOnly));
           }
@@ -132,7 +208,9 @@ async function main(): Promise<void> {
         }
       }
     }
-    console.log(`\n${RATE} pkt/s offered, ${SECONDS} s windows, median of ${REPEATS}; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`);
+    console.log(
+      `\n${RATE} pkt/s offered, ${SECONDS} s windows, median of ${REPEATS}; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`,
+    );
     console.log(rows.join('\n'));
   } finally {
     await dp?.stop().catch(() => undefined);

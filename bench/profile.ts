@@ -21,7 +21,12 @@ import { measureHandshakes, startServers, type RateSample } from './suites/tcp-p
 const here = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(here, here.includes('/dist/') ? '../..' : '..');
 
-async function profiled<T>(label: string, dir: string, start: (args: string[]) => ReturnType<typeof startVpnlb>, load: () => Promise<T>): Promise<{ label: string; load: T; top: Frame[] }> {
+async function profiled<T>(
+  label: string,
+  dir: string,
+  start: (args: string[]) => ReturnType<typeof startVpnlb>,
+  load: () => Promise<T>,
+): Promise<{ label: string; load: T; top: Frame[] }> {
   const profDir = join(dir, `prof-${label}`);
   mkdirSync(profDir, { recursive: true });
   const d = await start(['--cpu-prof', `--cpu-prof-dir=${profDir}`]);
@@ -34,7 +39,11 @@ async function profiled<T>(label: string, dir: string, start: (args: string[]) =
   }
   const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
   if (!file) throw new Error(`${label}: no profile written`);
-  return { label, load: result, top: topFrames(JSON.parse(readFileSync(join(profDir, file), 'utf8')) as CpuProfile, 15) };
+  return {
+    label,
+    load: result,
+    top: topFrames(JSON.parse(readFileSync(join(profDir, file), 'utf8')) as CpuProfile, 15),
+  };
 }
 
 async function main(): Promise<void> {
@@ -43,23 +52,76 @@ async function main(): Promise<void> {
   const t = await createBenchTopology();
   const out: unknown[] = [];
   try {
-    const srvIf = (await t.srv.exec('ls', ['/sys/class/net'])).split(/\s+/).find((x) => x.startsWith('v'))!;
+    const srvIf = (await t.srv.exec('ls', ['/sys/class/net']))
+      .split(/\s+/)
+      .find((x) => x.startsWith('v'))!;
     const sink = new NftUdpSink(t.srv, srvIf);
     await sink.install();
-    const relay: VpnlbCase = { kind: 'ikev2', dataplane: 'userspace', vip: VIP, backends: SERVER_ADDRS, table: 'unused' };
+    const relay: VpnlbCase = {
+      kind: 'ikev2',
+      dataplane: 'userspace',
+      vip: VIP,
+      backends: SERVER_ADDRS,
+      table: 'unused',
+    };
     out.push(
-      await profiled<UdpSample>('relay-40kpps-100B', work, (a) => startVpnlb(t.lb, BALANCER_CPU, relay, join(work, 'r'), a), () =>
-        measureUdp(t, tools, sink, { dst: VIP, size: 100, rate: 40_000, seconds: 6, flows: 256, warmupSeconds: 2 }),
+      await profiled<UdpSample>(
+        'relay-40kpps-100B',
+        work,
+        (a) => startVpnlb(t.lb, BALANCER_CPU, relay, join(work, 'r'), a),
+        () =>
+          measureUdp(t, tools, sink, {
+            dst: VIP,
+            size: 100,
+            rate: 40_000,
+            seconds: 6,
+            flows: 256,
+            warmupSeconds: 2,
+          }),
       ),
     );
     const key = join(work, 'p256.key');
     const cert = join(work, 'p256.crt');
-    execFileSync('openssl', ['req', '-x509', '-nodes', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=vpn.bench.test'], { stdio: 'ignore' });
-    const off: VpnlbCase = { kind: 'sstp', mode: 'offload', vip: VIP, port: 443, backends: SERVER_ADDRS, backendPort: 80, cert, key };
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-nodes',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '2',
+        '-subj',
+        '/CN=vpn.bench.test',
+      ],
+      { stdio: 'ignore' },
+    );
+    const off: VpnlbCase = {
+      kind: 'sstp',
+      mode: 'offload',
+      vip: VIP,
+      port: 443,
+      backends: SERVER_ADDRS,
+      backendPort: 80,
+      cert,
+      key,
+    };
     const servers = await startServers(t, tools, 80);
     try {
       out.push(
-        await profiled<RateSample>('offload-handshakes-p256', work, (a) => startVpnlb(t.lb, BALANCER_CPU, off, join(work, 'o'), a), () => measureHandshakes(t, VIP, 443, 8, 6)),
+        await profiled<RateSample>(
+          'offload-handshakes-p256',
+          work,
+          (a) => startVpnlb(t.lb, BALANCER_CPU, off, join(work, 'o'), a),
+          () => measureHandshakes(t, VIP, 443, 8, 6),
+        ),
       );
     } finally {
       await servers.stop();

@@ -90,29 +90,47 @@ async function serveBare(sinkPort: number): Promise<void> {
       // not connected yet
     }
   });
-  process.stdout.write(JSON.stringify({ ready: true, ike: 0, natT: listener.address().port }) + '\n');
+  process.stdout.write(
+    JSON.stringify({ ready: true, ike: 0, natT: listener.address().port }) + '\n',
+  );
   for await (const line of createInterface({ input: process.stdin })) {
     if (line === 's') {
       const cpu = process.cpuUsage();
-      process.stdout.write(JSON.stringify({ forwarded, replies: 0, cpuMicros: cpu.user + cpu.system, flows: up.size, dropped: {} }) + '\n');
+      process.stdout.write(
+        JSON.stringify({
+          forwarded,
+          replies: 0,
+          cpuMicros: cpu.user + cpu.system,
+          flows: up.size,
+          dropped: {},
+        }) + '\n',
+      );
     }
     if (line === 'q') break;
   }
   process.exit(0);
 }
 
-async function serve(root: string, sinkPort: number, fastPath: 'auto' | 'off' | 'on'): Promise<void> {
+async function serve(
+  root: string,
+  sinkPort: number,
+  fastPath: 'auto' | 'off' | 'on',
+): Promise<void> {
   if (root === 'bare') return serveBare(sinkPort);
   // Under tsx the tree's sources; compiled (dist/bench/relay-micro.js) the tree's dist/.
   const compiled = !fileURLToPath(import.meta.url).endsWith('.ts');
   const file = (p: string) => join(root, compiled ? join('dist', p.replace(/\.ts$/, '.js')) : p);
   // The first path that exists in that tree: a baseline from before a file moved has it at the older path.
-  const imp = (...paths: string[]) => import(pathToFileURL(file(paths.find((p) => existsSync(file(p))) ?? paths[0]!)).href);
+  const imp = (...paths: string[]) =>
+    import(pathToFileURL(file(paths.find((p) => existsSync(file(p))) ?? paths[0]!)).href);
   const { loadConfigText } = await imp('src/config/load-config.ts');
   const { Controller } = await imp('src/control/controller.ts');
   const { Metrics } = await imp('src/observability/metrics.ts', 'src/admin/metrics.ts');
   const { silentLogger } = await imp('src/log/logger.ts');
-  const { UdpRelay } = await imp('src/dataplane/relay/udp-relay.ts', 'src/dataplane/userspace/udp-relay.ts');
+  const { UdpRelay } = await imp(
+    'src/dataplane/relay/udp-relay.ts',
+    'src/dataplane/userspace/udp-relay.ts',
+  );
   const yaml = `pools:
   farm:
     backends:
@@ -135,14 +153,23 @@ services:
   const config = loadConfigText(yaml);
   const controller = new Controller(config);
   const service = config.services.ikev2[0];
-  const relay = new UdpRelay(service, { config, controller, logger: silentLogger(), metrics: new Metrics() }, { fastPath: fastPath === 'off' ? 'off' : 'auto', kernelShed: 'off' });
+  const relay = new UdpRelay(
+    service,
+    { config, controller, logger: silentLogger(), metrics: new Metrics() },
+    { fastPath: fastPath === 'off' ? 'off' : 'auto', kernelShed: 'off' },
+  );
   await relay.start(controller.service(service.name));
   const fast = (relay.stats() as { fastPath?: { active: boolean; reason?: string } }).fastPath;
-  if (fastPath === 'on' && !fast?.active) throw new Error(`--fastpath on: the native fast path is not active (${fast?.reason ?? 'this tree has none'})`);
+  if (fastPath === 'on' && !fast?.active)
+    throw new Error(
+      `--fastpath on: the native fast path is not active (${fast?.reason ?? 'this tree has none'})`,
+    );
   const ports = relay.ports() as { ike: number; natT: number };
   process.stdout.write(JSON.stringify({ ready: true, ...ports }) + '\n');
   const stats = (): RelayStats => {
-    const st = relay.status() as { backends: Record<string, { packetsIn?: number; packetsOut?: number }> };
+    const st = relay.status() as {
+      backends: Record<string, { packetsIn?: number; packetsOut?: number }>;
+    };
     const s = relay.stats() as { flows: number; dropped: Record<string, number> };
     const cpu = process.cpuUsage();
     let forwarded = 0;
@@ -165,11 +192,21 @@ services:
 
 // --- Node generator (fallback without root) -------------------------------------------------
 
-async function nodeGen(port: number, rate: number, seconds: number, flows: number, size: number): Promise<void> {
+async function nodeGen(
+  port: number,
+  rate: number,
+  seconds: number,
+  flows: number,
+  size: number,
+): Promise<void> {
   const socks = await Promise.all(
     Array.from({ length: flows }, (_, i) => {
       const s = createSocket('udp4');
-      return new Promise<ReturnType<typeof createSocket>>((r) => s.bind({ address: `127.3.${(i >> 8) & 255}.${(i & 255) + 1}`, port: 0 }, () => s.connect(port, VIP, () => r(s))));
+      return new Promise<ReturnType<typeof createSocket>>((r) =>
+        s.bind({ address: `127.3.${(i >> 8) & 255}.${(i & 255) + 1}`, port: 0 }, () =>
+          s.connect(port, VIP, () => r(s)),
+        ),
+      );
     }),
   );
   const ike = Buffer.alloc(Math.max(32, size));
@@ -201,12 +238,20 @@ async function nodeGen(port: number, rate: number, seconds: number, flows: numbe
     await new Promise((r) => setImmediate(r));
   }
   const cpu = process.cpuUsage();
-  process.stdout.write(JSON.stringify({ warmupSent: flows, sent, errors: 0, seconds: (performance.now() - t0) / 1000, cpuUser: cpu.user / 1e6, cpuSys: cpu.system / 1e6 }) + '\n');
+  process.stdout.write(
+    JSON.stringify({
+      warmupSent: flows,
+      sent,
+      errors: 0,
+      seconds: (performance.now() - t0) / 1000,
+      cpuUser: cpu.user / 1e6,
+      cpuSys: cpu.system / 1e6,
+    }) + '\n',
+  );
   process.exit(0);
 }
 
 // --- orchestrator ---------------------------------------------------------------------------
-
 
 function pinned(cpu: number, argv: string[]): [string, string[]] {
   try {
@@ -278,21 +323,74 @@ interface RunResult {
   dropped: Record<string, number>;
 }
 
-async function runOnce(o: { variant: string; root: string; fastPath: 'auto' | 'off' | 'on'; tools: { udpgen: string; udpsink: string } | undefined; sink: 'nft' | 'udpsink' | 'none'; newFlowRate: number; rate: number; seconds: number; flows: number; size: number; prof?: string }): Promise<RunResult> {
+async function runOnce(o: {
+  variant: string;
+  root: string;
+  fastPath: 'auto' | 'off' | 'on';
+  tools: { udpgen: string; udpsink: string } | undefined;
+  sink: 'nft' | 'udpsink' | 'none';
+  newFlowRate: number;
+  rate: number;
+  seconds: number;
+  flows: number;
+  size: number;
+  prof?: string;
+}): Promise<RunResult> {
   const sinkPort = await freePort();
   const self = fileURLToPath(import.meta.url);
-  const nodeArgs = [...(self.endsWith('.ts') ? ['--import', 'tsx'] : []), ...(o.prof ? ['--cpu-prof', `--cpu-prof-dir=${o.prof}`] : [])];
+  const nodeArgs = [
+    ...(self.endsWith('.ts') ? ['--import', 'tsx'] : []),
+    ...(o.prof ? ['--cpu-prof', `--cpu-prof-dir=${o.prof}`] : []),
+  ];
   const nftSink = o.sink === 'nft' ? await NftLoSink.install(sinkPort) : undefined;
-  const sink = o.tools && o.sink === 'udpsink' ? spawn(...pinned(LOAD_CPU, [o.tools.udpsink, '-p', String(sinkPort), '-t', String(o.seconds + 30)]), { stdio: ['ignore', 'pipe', 'inherit'] }) : undefined;
+  const sink =
+    o.tools && o.sink === 'udpsink'
+      ? spawn(
+          ...pinned(LOAD_CPU, [
+            o.tools.udpsink,
+            '-p',
+            String(sinkPort),
+            '-t',
+            String(o.seconds + 30),
+          ]),
+          { stdio: ['ignore', 'pipe', 'inherit'] },
+        )
+      : undefined;
   const isNginx = o.variant === 'nginx';
   if (isNginx && !nftSink) throw new Error('the nginx variant needs the nft sink (root)');
   const vipPort = isNginx ? await freePort() : 0;
   const ngDir = isNginx ? mkdtempSync(join(tmpdir(), 'relay-micro-nginx-')) : '';
-  if (isNginx) writeFileSync(join(ngDir, 'nginx.conf'), nginxConfig({ kind: 'udp', vip: VIP, port: vipPort, backends: BACKENDS, backendPort: sinkPort }, ngDir));
+  if (isNginx)
+    writeFileSync(
+      join(ngDir, 'nginx.conf'),
+      nginxConfig(
+        { kind: 'udp', vip: VIP, port: vipPort, backends: BACKENDS, backendPort: sinkPort },
+        ngDir,
+      ),
+    );
   const [rc, ra] = isNginx
-    ? pinned(RELAY_CPU, ['nginx', '-c', join(ngDir, 'nginx.conf'), '-p', ngDir, '-e', join(ngDir, 'error.log')])
-    : pinned(RELAY_CPU, [process.execPath, ...nodeArgs, self, '--serve', o.root, String(sinkPort), o.fastPath]);
-  const relay = spawn(rc, ra, { stdio: ['pipe', 'pipe', 'inherit'], cwd: isNginx ? ngDir : o.root === 'bare' ? REPO : o.root });
+    ? pinned(RELAY_CPU, [
+        'nginx',
+        '-c',
+        join(ngDir, 'nginx.conf'),
+        '-p',
+        ngDir,
+        '-e',
+        join(ngDir, 'error.log'),
+      ])
+    : pinned(RELAY_CPU, [
+        process.execPath,
+        ...nodeArgs,
+        self,
+        '--serve',
+        o.root,
+        String(sinkPort),
+        o.fastPath,
+      ]);
+  const relay = spawn(rc, ra, {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    cwd: isNginx ? ngDir : o.root === 'bare' ? REPO : o.root,
+  });
   const out = collect(relay);
   const sinkOut = sink ? collect(sink) : undefined;
   if (sinkOut) await sinkOut.next(); // {"ready":true}
@@ -304,22 +402,82 @@ async function runOnce(o: { variant: string; root: string; fastPath: 'auto' | 'o
     const q = async (): Promise<RelayStats> => {
       if (isNginx) {
         // nginx counts nothing itself: the sink's count, and the CPU of the master and its worker.
-        const pids = [relay.pid!, ...readFileSync(`/proc/${relay.pid}/task/${relay.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)];
+        const pids = [
+          relay.pid!,
+          ...readFileSync(`/proc/${relay.pid}/task/${relay.pid}/children`, 'utf8')
+            .trim()
+            .split(/\s+/)
+            .filter(Boolean)
+            .map(Number),
+        ];
         const cpu = pids.reduce((n, pid) => n + (processCpuSeconds(pid) ?? 0), 0);
-        return { forwarded: nftSink!.read(), replies: 0, cpuMicros: cpu * 1e6, flows: 0, dropped: {} };
+        return {
+          forwarded: nftSink!.read(),
+          replies: 0,
+          cpuMicros: cpu * 1e6,
+          flows: 0,
+          dropped: {},
+        };
       }
       relay.stdin!.write('s\n');
       return JSON.parse(await out.next()) as RelayStats;
     };
     const genArgv = o.tools
-      ? [o.tools.udpgen, '-d', VIP, '-s', SRC_BASE, '-p', String(ready.natT), '-l', String(o.size), '-r', String(o.rate), '-t', String(o.seconds), '-f', String(o.flows), '-P', '50000']
-      : [process.execPath, ...nodeArgs.filter((a) => !a.startsWith('--cpu-prof')), self, '--gen', String(ready.natT), String(o.rate), String(o.seconds), String(Math.min(o.flows, 64)), String(o.size)];
+      ? [
+          o.tools.udpgen,
+          '-d',
+          VIP,
+          '-s',
+          SRC_BASE,
+          '-p',
+          String(ready.natT),
+          '-l',
+          String(o.size),
+          '-r',
+          String(o.rate),
+          '-t',
+          String(o.seconds),
+          '-f',
+          String(o.flows),
+          '-P',
+          '50000',
+        ]
+      : [
+          process.execPath,
+          ...nodeArgs.filter((a) => !a.startsWith('--cpu-prof')),
+          self,
+          '--gen',
+          String(ready.natT),
+          String(o.rate),
+          String(o.seconds),
+          String(Math.min(o.flows, 64)),
+          String(o.size),
+        ];
     gen = spawn(...pinned(LOAD_CPU, genArgv), { stdio: ['ignore', 'pipe', 'inherit'] });
     const genOut = collect(gen);
     // A flood of new flows (IKE_SA_INITs from as many source ports) during the ESP phase.
     if (o.newFlowRate > 0 && o.tools) {
       const n = Math.round(o.newFlowRate * (o.seconds - 0.5));
-      const argvF = [o.tools.udpgen, '-d', VIP, '-s', FLOOD_SRC_BASE, '-p', String(ready.natT), '-l', '100', '-i', '-w', '1', '-W', String(o.newFlowRate), '-f', String(n), '-P', '50000'];
+      const argvF = [
+        o.tools.udpgen,
+        '-d',
+        VIP,
+        '-s',
+        FLOOD_SRC_BASE,
+        '-p',
+        String(ready.natT),
+        '-l',
+        '100',
+        '-i',
+        '-w',
+        '1',
+        '-W',
+        String(o.newFlowRate),
+        '-f',
+        String(n),
+        '-P',
+        '50000',
+      ];
       flood = spawn(...pinned(LOAD_CPU, argvF), { stdio: ['ignore', 'ignore', 'inherit'] });
     }
     await sleep(600); // warm-up IKE per flow + the generator's 200 ms settle
@@ -344,7 +502,8 @@ async function runOnce(o: { variant: string; root: string; fastPath: 'auto' | 'o
       sinkPps = s.esp !== undefined ? s.esp / g.seconds : null;
     }
     const dropped: Record<string, number> = {};
-    for (const [k, v] of Object.entries(b.dropped)) if (v - (a.dropped[k] ?? 0) > 0) dropped[k] = v - (a.dropped[k] ?? 0);
+    for (const [k, v] of Object.entries(b.dropped))
+      if (v - (a.dropped[k] ?? 0) > 0) dropped[k] = v - (a.dropped[k] ?? 0);
     return {
       variant: o.variant,
       offered: o.rate,
@@ -405,7 +564,9 @@ class NftLoSink {
   private constructor(readonly name: string) {}
 
   read(): number {
-    const out = execFileSync('nft', ['-j', 'list', 'counter', 'netdev', this.name, 'pkts'], { encoding: 'utf8' });
+    const out = execFileSync('nft', ['-j', 'list', 'counter', 'netdev', this.name, 'pkts'], {
+      encoding: 'utf8',
+    });
     const json = JSON.parse(out) as { nftables: Array<{ counter?: { packets: number } }> };
     return json.nftables.find((x) => x.counter)?.counter?.packets ?? 0;
   }
@@ -451,7 +612,12 @@ function arg(name: string, def: string): string {
 async function main(): Promise<void> {
   const argv = process.argv;
   const i = argv.indexOf('--serve');
-  if (i >= 0) return serve(argv[i + 1]!, Number(argv[i + 2]), (argv[i + 3] ?? 'auto') as 'auto' | 'off' | 'on');
+  if (i >= 0)
+    return serve(
+      argv[i + 1]!,
+      Number(argv[i + 2]),
+      (argv[i + 3] ?? 'auto') as 'auto' | 'off' | 'on',
+    );
   const g = argv.indexOf('--gen');
   if (g >= 0) {
     const [port, rate, secs, flows, size] = argv.slice(g + 1, g + 6).map(Number);
@@ -470,22 +636,45 @@ async function main(): Promise<void> {
     let tools: { udpgen: string; udpsink: string } | undefined;
     if (process.getuid?.() === 0) {
       tools = { udpgen: join(work, 'udpgen'), udpsink: join(work, 'udpsink') };
-      for (const [name, out] of Object.entries(tools)) execFileSync('gcc', ['-O2', '-o', out, join(REPO, 'bench/c', `${name}.c`)]);
+      for (const [name, out] of Object.entries(tools))
+        execFileSync('gcc', ['-O2', '-o', out, join(REPO, 'bench/c', `${name}.c`)]);
     } else if (!jsonOnly) {
       console.error('not root: Node generator and no sink (only low rates are meaningful)');
     }
     const newFlowRate = Number(arg('new-flows', '0'));
-    const sink = (arg('sink', tools ? (hasNft() ? 'nft' : 'udpsink') : 'none') as 'nft' | 'udpsink' | 'none');
+    const sink = arg('sink', tools ? (hasNft() ? 'nft' : 'udpsink') : 'none') as
+      | 'nft'
+      | 'udpsink'
+      | 'none';
     const fastPath = arg('fastpath', 'auto') as 'auto' | 'on' | 'off' | 'both';
     const current: [string, string, 'auto' | 'off' | 'on'][] =
-      fastPath === 'both' ? [['js', REPO, 'off'], ['native', REPO, 'on']] : [['current', REPO, fastPath]];
-    const variants: [string, string, 'auto' | 'off' | 'on'][] = baseline ? [['baseline', baseline, 'auto'], ...current] : current;
+      fastPath === 'both'
+        ? [
+            ['js', REPO, 'off'],
+            ['native', REPO, 'on'],
+          ]
+        : [['current', REPO, fastPath]];
+    const variants: [string, string, 'auto' | 'off' | 'on'][] = baseline
+      ? [['baseline', baseline, 'auto'], ...current]
+      : current;
     if (argv.includes('--bare')) variants.push(['bare', 'bare', 'off']);
     if (argv.includes('--nginx')) variants.push(['nginx', '', 'off']);
     for (let r = 0; r < repeat; r++) {
       for (const rate of rates) {
         for (const [variant, root, fp] of variants) {
-          const res = await runOnce({ variant, root, fastPath: fp, tools, sink, newFlowRate, rate, seconds, flows, size, ...(prof ? { prof: join(prof, variant) } : {}) });
+          const res = await runOnce({
+            variant,
+            root,
+            fastPath: fp,
+            tools,
+            sink,
+            newFlowRate,
+            rate,
+            seconds,
+            flows,
+            size,
+            ...(prof ? { prof: join(prof, variant) } : {}),
+          });
           if (jsonOnly) console.log(JSON.stringify(res));
           else
             console.log(

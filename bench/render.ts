@@ -6,5 +6,7 @@ import { readAnalysis, renderMarkdown, type BenchResults } from './lib/report.js
 
 const here = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(here, here.includes('/dist/') ? '../..' : '..');
-const results = JSON.parse(readFileSync(join(REPO, 'bench/results/latest.json'), 'utf8')) as BenchResults;
+const results = JSON.parse(
+  readFileSync(join(REPO, 'bench/results/latest.json'), 'utf8'),
+) as BenchResults;
 writeFileSync(join(REPO, 'docs/benchmarks.md'), renderMarkdown(results, readAnalysis(REPO)));

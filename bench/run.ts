@@ -22,7 +22,16 @@ import { mergeResults } from './lib/merge.js';
 import { METHOD } from './lib/method.js';
 import { parseOptions, type BenchOptions, type SuiteId } from './lib/options.js';
 import { buildCTools } from './lib/proc.js';
-import { BUSY_LOAD, isBusy, readAnalysis, renderMarkdown, type BenchResults, type RatioName, type ResultRatio, type RunInfo } from './lib/report.js';
+import {
+  BUSY_LOAD,
+  isBusy,
+  readAnalysis,
+  renderMarkdown,
+  type BenchResults,
+  type RatioName,
+  type ResultRatio,
+  type RunInfo,
+} from './lib/report.js';
 import { createBenchTopology } from './lib/topology.js';
 import { runControl } from './suites/run-control.js';
 import { runFailover } from './suites/failover.js';
@@ -36,7 +45,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(here, here.includes('/dist/') ? '../..' : '..');
 const started = Date.now();
 const loadAtStart = readFileSync('/proc/loadavg', 'utf8').trim();
-const log = (m: string) => process.stderr.write(`[bench +${Math.round((Date.now() - started) / 1000)}s] ${m}\n`);
+const log = (m: string) =>
+  process.stderr.write(`[bench +${Math.round((Date.now() - started) / 1000)}s] ${m}\n`);
 
 const RUNNERS: Record<SuiteId, (ctx: BenchContext) => Promise<SuiteOutput>> = {
   udp: runUdp,
@@ -62,7 +72,11 @@ function machine(): Record<string, string | number> {
     openssl: v('openssl', ['version']),
     nftables: v('nft', ['--version']),
     'load average at start (1/5/15 min)': loadAtStart.split(' ').slice(0, 3).join(' '),
-    'load average at end': readFileSync('/proc/loadavg', 'utf8').trim().split(' ').slice(0, 3).join(' '),
+    'load average at end': readFileSync('/proc/loadavg', 'utf8')
+      .trim()
+      .split(' ')
+      .slice(0, 3)
+      .join(' '),
   };
 }
 
@@ -85,11 +99,15 @@ const load1AtStart = Number(loadAtStart.split(' ')[0]);
 
 function loadFinding(): string[] {
   return isBusy(load1AtStart)
-    ? [`The machine was busy (load average ${loadAtStart.split(' ').slice(0, 3).join(' ')} at start, above ${BUSY_LOAD}): pinning keeps the bench's own processes apart, but other work also ran on the balancer core, so "balancer core %" includes it and absolute figures and ratios are noisy. Its ratios are shown but not compared with their targets; compare runs on an idle machine.`]
+    ? [
+        `The machine was busy (load average ${loadAtStart.split(' ').slice(0, 3).join(' ')} at start, above ${BUSY_LOAD}): pinning keeps the bench's own processes apart, but other work also ran on the balancer core, so "balancer core %" includes it and absolute figures and ratios are noisy. Its ratios are shown but not compared with their targets; compare runs on an idle machine.`,
+      ]
     : [];
 }
 
-async function runSuites(opts: BenchOptions): Promise<{ outputs: Partial<Record<SuiteId, SuiteOutput>>; seconds: Record<string, number> }> {
+async function runSuites(
+  opts: BenchOptions,
+): Promise<{ outputs: Partial<Record<SuiteId, SuiteOutput>>; seconds: Record<string, number> }> {
   log('setup (bench/setup.sh)');
   execFileSync('sh', [join(REPO, 'bench/setup.sh')], { stdio: 'inherit' });
   const work = mkdtempSync(join(tmpdir(), 'vpnlb-bench-'));
@@ -100,7 +118,9 @@ async function runSuites(opts: BenchOptions): Promise<{ outputs: Partial<Record<
     const certs = makeCerts(work);
     const t = await createBenchTopology();
     try {
-      const srvIf = (await t.srv.exec('ls', ['/sys/class/net'])).split(/\s+/).find((x) => x.startsWith('v'))!;
+      const srvIf = (await t.srv.exec('ls', ['/sys/class/net']))
+        .split(/\s+/)
+        .find((x) => x.startsWith('v'))!;
       const sink = new NftUdpSink(t.srv, srvIf);
       await sink.install();
       const ctx: BenchContext = { t, tools, sink, work, certs, opts, log };
@@ -110,7 +130,12 @@ async function runSuites(opts: BenchOptions): Promise<{ outputs: Partial<Record<
           outputs[suite] = await RUNNERS[suite](ctx);
         } catch (err) {
           log(`suite ${suite} FAILED: ${(err as Error).stack ?? String(err)}`);
-          outputs[suite] = { sections: [], ratios: {}, findings: [`Suite ${suite} failed: ${(err as Error).message.slice(0, 300)}`], raw: { error: String(err) } };
+          outputs[suite] = {
+            sections: [],
+            ratios: {},
+            findings: [`Suite ${suite} failed: ${(err as Error).message.slice(0, 300)}`],
+            raw: { error: String(err) },
+          };
         }
         seconds[suite] = (Date.now() - t0) / 1000;
         log(`suite ${suite}: ${Math.round(seconds[suite]!)} s`);
@@ -136,14 +161,18 @@ async function main(): Promise<void> {
     console.error(`bench: ${can.reason}`);
     process.exit(2);
   }
-  log(`suites: ${opts.suites.join(', ')}; repeats ${opts.repeats}; windows ${opts.seconds} s; warm-up ${opts.warmupSeconds} s${opts.quick ? ' (quick)' : ''}`);
+  log(
+    `suites: ${opts.suites.join(', ')}; repeats ${opts.repeats}; windows ${opts.seconds} s; warm-up ${opts.warmupSeconds} s${opts.quick ? ' (quick)' : ''}`,
+  );
   const { outputs, seconds } = await runSuites(opts);
 
   const date = new Date().toISOString();
   const ratios = {} as Record<RatioName, ResultRatio>;
   for (const o of Object.values(outputs)) Object.assign(ratios, o.ratios);
   // A busy machine's figures are kept (with their load) but never judged against a target.
-  if (isBusy(load1AtStart)) for (const [k, v] of Object.entries(ratios)) if (v.value !== null) ratios[k as RatioName] = { ...v, busyLoad: load1AtStart };
+  if (isBusy(load1AtStart))
+    for (const [k, v] of Object.entries(ratios))
+      if (v.value !== null) ratios[k as RatioName] = { ...v, busyLoad: load1AtStart };
   const m = machine();
   const run: RunInfo & { suiteSeconds: Record<string, number> } = {
     date,
@@ -163,7 +192,9 @@ async function main(): Promise<void> {
     ratios,
     findings: [
       ...loadFinding().map((text) => ({ text, date })),
-      ...opts.suites.flatMap((s) => (outputs[s]?.findings ?? []).map((text) => ({ text, date, suite: s }))),
+      ...opts.suites.flatMap((s) =>
+        (outputs[s]?.findings ?? []).map((text) => ({ text, date, suite: s })),
+      ),
       ...Object.entries(ratios)
         .filter(([, v]) => v.value === null)
         .map(([k, v]) => ({ text: `${k}: not computed (${v.reason}).`, date })),
@@ -183,17 +214,36 @@ async function main(): Promise<void> {
     log(`done (quick): ${file} and quick-latest.md; latest.json and docs untouched`);
   } else {
     const latestFile = join(outDir, 'latest.json');
-    const previous = !opts.full && existsSync(latestFile) ? (JSON.parse(readFileSync(latestFile, 'utf8')) as BenchResults) : undefined;
+    const previous =
+      !opts.full && existsSync(latestFile)
+        ? (JSON.parse(readFileSync(latestFile, 'utf8')) as BenchResults)
+        : undefined;
     const merged = mergeResults(previous, current, opts.suites);
     const json = JSON.stringify(merged, null, 2);
-    writeFileSync(join(outDir, `${date.slice(0, 19).replace(/:/g, '-')}${opts.full ? '' : `-${opts.suites.join('-')}`}.json`), JSON.stringify(current, null, 2));
+    writeFileSync(
+      join(
+        outDir,
+        `${date.slice(0, 19).replace(/:/g, '-')}${opts.full ? '' : `-${opts.suites.join('-')}`}.json`,
+      ),
+      JSON.stringify(current, null, 2),
+    );
     writeFileSync(latestFile, json);
     const docs = opts.docsPath ? resolve(opts.docsPath) : join(REPO, 'docs/benchmarks.md');
     writeFileSync(docs, renderMarkdown(merged, readAnalysis(REPO)));
     log(`done: ${latestFile}${previous ? ' (merged with the previous results)' : ''}, ${docs}`);
   }
-  log(`per suite (s): ${Object.entries(seconds).map(([k, v]) => `${k} ${Math.round(v)}`).join(', ')}; total ${Math.round((Date.now() - started) / 1000)} s`);
-  console.log(JSON.stringify(Object.fromEntries(Object.entries(ratios).map(([k, v]) => [k, v.value ?? v.reason])), null, 2));
+  log(
+    `per suite (s): ${Object.entries(seconds)
+      .map(([k, v]) => `${k} ${Math.round(v)}`)
+      .join(', ')}; total ${Math.round((Date.now() - started) / 1000)} s`,
+  );
+  console.log(
+    JSON.stringify(
+      Object.fromEntries(Object.entries(ratios).map(([k, v]) => [k, v.value ?? v.reason])),
+      null,
+      2,
+    ),
+  );
 }
 
 main().catch((err) => {

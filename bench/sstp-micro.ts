@@ -26,7 +26,15 @@
  * in the process's /proc figures like the rest).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -60,7 +68,18 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { trees: [], haproxy: false, nginx: false, nodeFloor: false, suites: ['stream', 'conn', 'hs', 'bulk'], seconds: 3, repeats: 3, streams: 16, warmup: 1, spliceAb: false };
+  const o: Options = {
+    trees: [],
+    haproxy: false,
+    nginx: false,
+    nodeFloor: false,
+    suites: ['stream', 'conn', 'hs', 'bulk'],
+    seconds: 3,
+    repeats: 3,
+    streams: 16,
+    warmup: 1,
+    spliceAb: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const v = () => argv[++i] ?? '';
@@ -109,25 +128,64 @@ async function waitConnect(port: number, d: Daemon, timeoutMs = 20_000): Promise
   throw new Error(`${d.label}: nothing listens on ${port}`);
 }
 
-function pinned(cpu: string, cmd: string, args: readonly string[], label: string, opts: { detached?: boolean; env?: NodeJS.ProcessEnv } = {}): Daemon {
-  return new Daemon(spawn('taskset', ['-c', cpu, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...opts }), label);
+function pinned(
+  cpu: string,
+  cmd: string,
+  args: readonly string[],
+  label: string,
+  opts: { detached?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Daemon {
+  return new Daemon(
+    spawn('taskset', ['-c', cpu, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...opts }),
+    label,
+  );
 }
 
 type Mode = 'passthrough' | 'offload';
 interface Contender {
   readonly name: string;
-  start(mode: Mode, port: number, backendPort: number, cert: { cert: string; key: string; pem: string } | undefined, dir: string): Promise<Daemon>;
+  start(
+    mode: Mode,
+    port: number,
+    backendPort: number,
+    cert: { cert: string; key: string; pem: string } | undefined,
+    dir: string,
+  ): Promise<Daemon>;
 }
 
-function vpnlbContender(name: string, tree: string, prof: string | undefined, env: NodeJS.ProcessEnv = process.env): Contender {
+function vpnlbContender(
+  name: string,
+  tree: string,
+  prof: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Contender {
   return {
     name,
     async start(mode, port, backendPort, cert, dir) {
       mkdirSync(dir, { recursive: true });
       const file = join(dir, 'vpnlb.yaml');
-      writeFileSync(file, vpnlbConfig({ kind: 'sstp', mode, vip: '127.0.0.1', port, backends: BACKENDS, backendPort, ...(cert ? { cert: cert.cert, key: cert.key } : {}) }));
-      const profArgs = prof ? ['--cpu-prof', `--cpu-prof-dir=${join(prof, `${name}-${mode}`)}`] : [];
-      const d = pinned(PROXY_CPU, process.execPath, [...profArgs, '--import', 'tsx', join(tree, 'src/cli/run-cli.ts'), 'run', '--config', file], `vpnlb ${name}`, { env });
+      writeFileSync(
+        file,
+        vpnlbConfig({
+          kind: 'sstp',
+          mode,
+          vip: '127.0.0.1',
+          port,
+          backends: BACKENDS,
+          backendPort,
+          ...(cert ? { cert: cert.cert, key: cert.key } : {}),
+        }),
+      );
+      const profArgs = prof
+        ? ['--cpu-prof', `--cpu-prof-dir=${join(prof, `${name}-${mode}`)}`]
+        : [];
+      const d = pinned(
+        PROXY_CPU,
+        process.execPath,
+        [...profArgs, '--import', 'tsx', join(tree, 'src/cli/run-cli.ts'), 'run', '--config', file],
+        `vpnlb ${name}`,
+        { env },
+      );
       await d.waitFor((o) => o.includes('vpnlb running'), 30_000);
       await waitConnect(port, d);
       return d;
@@ -140,7 +198,16 @@ const haproxyContender: Contender = {
   async start(mode, port, backendPort, cert, dir) {
     mkdirSync(dir, { recursive: true });
     const file = join(dir, 'haproxy.cfg');
-    writeFileSync(file, haproxyConfig({ vip: '127.0.0.1', port, backends: BACKENDS, backendPort, ...(mode === 'offload' && cert ? { pem: cert.pem } : {}) }));
+    writeFileSync(
+      file,
+      haproxyConfig({
+        vip: '127.0.0.1',
+        port,
+        backends: BACKENDS,
+        backendPort,
+        ...(mode === 'offload' && cert ? { pem: cert.pem } : {}),
+      }),
+    );
     const d = pinned(PROXY_CPU, 'haproxy', ['-f', file, '-db'], 'haproxy');
     await waitConnect(port, d);
     return d;
@@ -152,11 +219,25 @@ const nginxContender: Contender = {
   async start(mode, port, backendPort, cert, dir) {
     mkdirSync(dir, { recursive: true });
     const conf = join(dir, 'nginx.conf');
-    const c = mode === 'offload' && cert
-      ? { kind: 'tls' as const, vip: '127.0.0.1', port, backends: BACKENDS, backendPort, cert: cert.cert, key: cert.key }
-      : { kind: 'tcp' as const, vip: '127.0.0.1', port, backends: BACKENDS, backendPort };
+    const c =
+      mode === 'offload' && cert
+        ? {
+            kind: 'tls' as const,
+            vip: '127.0.0.1',
+            port,
+            backends: BACKENDS,
+            backendPort,
+            cert: cert.cert,
+            key: cert.key,
+          }
+        : { kind: 'tcp' as const, vip: '127.0.0.1', port, backends: BACKENDS, backendPort };
     writeFileSync(conf, nginxConfig(c, dir));
-    const d = pinned(PROXY_CPU, 'nginx', ['-c', conf, '-p', dir, '-e', join(dir, 'error.log')], 'nginx');
+    const d = pinned(
+      PROXY_CPU,
+      'nginx',
+      ['-c', conf, '-p', dir, '-e', join(dir, 'error.log')],
+      'nginx',
+    );
     await waitConnect(port, d);
     return d;
   },
@@ -178,7 +259,20 @@ srv.listen(+port, '127.0.0.1');
 const nodeFloorContender: Contender = {
   name: 'node-floor',
   async start(mode, port, backendPort, cert) {
-    const d = pinned(PROXY_CPU, process.execPath, ['-e', NODE_FLOOR, mode, String(port), String(backendPort), cert?.cert ?? '', cert?.key ?? ''], 'node-floor');
+    const d = pinned(
+      PROXY_CPU,
+      process.execPath,
+      [
+        '-e',
+        NODE_FLOOR,
+        mode,
+        String(port),
+        String(backendPort),
+        cert?.cert ?? '',
+        cert?.key ?? '',
+      ],
+      'node-floor',
+    );
     await waitConnect(port, d);
     return d;
   },
@@ -188,18 +282,38 @@ const nodeFloorContender: Contender = {
 function treeCpu(pid: number): number {
   let sum = processCpuSeconds(pid) ?? 0;
   try {
-    for (const t of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) sum += treeCpu(Number(t));
+    for (const t of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean))
+      sum += treeCpu(Number(t));
   } catch {
     /* gone */
   }
   return sum;
 }
 
-interface Sample { readonly suite: string; readonly contender: string; readonly rate: number; readonly unit: string; readonly cpuPerUnit: number; readonly cpuUnit: string; readonly proxyCpu: number }
+interface Sample {
+  readonly suite: string;
+  readonly contender: string;
+  readonly rate: number;
+  readonly unit: string;
+  readonly cpuPerUnit: number;
+  readonly cpuUnit: string;
+  readonly proxyCpu: number;
+}
 
 /** Starts the sink (tcpbench server: answers 7 octets, discards the rest), then the contender (so
  * that a contender with passive health checks never sees a dead backend), measures, stops both. */
-async function measure(suite: string, c: Contender, mode: Mode, cert: { cert: string; key: string; pem: string } | undefined, dir: string, o: Options, tcpbench: string): Promise<Sample> {
+async function measure(
+  suite: string,
+  c: Contender,
+  mode: Mode,
+  cert: { cert: string; key: string; pem: string } | undefined,
+  dir: string,
+  o: Options,
+  tcpbench: string,
+): Promise<Sample> {
   const port = await freePort();
   const backendPort = await freePort();
   const startSink = async () => {
@@ -224,39 +338,122 @@ async function measure(suite: string, c: Contender, mode: Mode, cert: { cert: st
     const bytes = j?.bytes ?? NaN;
     const work = r.work ?? bytes;
     const rate = r.rate ?? (bytes * 8) / r.seconds / 1e9;
-    return { suite, contender: c.name, rate, unit: r.unit, cpuPerUnit: (r.cpu / work) * r.scale, cpuUnit: r.cpuUnit, proxyCpu: r.cpu / r.seconds };
+    return {
+      suite,
+      contender: c.name,
+      rate,
+      unit: r.unit,
+      cpuPerUnit: (r.cpu / work) * r.scale,
+      cpuUnit: r.cpuUnit,
+      proxyCpu: r.cpu / r.seconds,
+    };
   } finally {
     await d?.stop(10_000);
     await sink.stop();
   }
 }
 
-interface Load { work?: number; rate?: number; seconds: number; unit: string; cpuUnit: string; scale: number; cpu: number }
+interface Load {
+  work?: number;
+  rate?: number;
+  seconds: number;
+  unit: string;
+  cpuUnit: string;
+  scale: number;
+  cpu: number;
+}
 
-async function load(suite: string, d: Daemon, port: number, o: Options, tcpbench: string): Promise<Load> {
+async function load(
+  suite: string,
+  d: Daemon,
+  port: number,
+  o: Options,
+  tcpbench: string,
+): Promise<Load> {
   const cpu0 = treeCpu(d.pid);
   if (suite === 'stream' || suite === 'conn') {
-    const args = suite === 'stream' ? ['stream', '-d', '127.0.0.1', '-p', String(port), '-n', String(o.streams), '-t', String(o.seconds)] : ['connrate', '-d', '127.0.0.1', '-p', String(port), '-n', '64', '-t', String(o.seconds)];
-    const out = await collect(spawn('taskset', ['-c', LOAD_CPU, tcpbench, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }), (o.seconds + 15) * 1000);
+    const args =
+      suite === 'stream'
+        ? [
+            'stream',
+            '-d',
+            '127.0.0.1',
+            '-p',
+            String(port),
+            '-n',
+            String(o.streams),
+            '-t',
+            String(o.seconds),
+          ]
+        : ['connrate', '-d', '127.0.0.1', '-p', String(port), '-n', '64', '-t', String(o.seconds)];
+    const out = await collect(
+      spawn('taskset', ['-c', LOAD_CPU, tcpbench, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }),
+      (o.seconds + 15) * 1000,
+    );
     const cpu = treeCpu(d.pid) - cpu0;
     const j = lastJson<{ completed?: number; seconds: number }>(out.stdout);
     const seconds = j?.seconds ?? o.seconds;
     if (suite === 'stream') return { seconds, unit: 'Gbit/s', cpuUnit: 'ns/byte', scale: 1e9, cpu };
-    return { work: j?.completed ?? NaN, rate: (j?.completed ?? NaN) / seconds, seconds, unit: 'conn/s', cpuUnit: 'µs/conn', scale: 1e6, cpu };
+    return {
+      work: j?.completed ?? NaN,
+      rate: (j?.completed ?? NaN) / seconds,
+      seconds,
+      unit: 'conn/s',
+      cpuUnit: 'µs/conn',
+      scale: 1e6,
+      cpu,
+    };
   }
   if (suite.startsWith('hs')) {
     const procs = 6;
     const runs = Array.from({ length: procs }, () =>
-      collect(spawn('taskset', ['-c', LOAD_CPU, 'openssl', 's_time', '-connect', `127.0.0.1:${port}`, '-new', '-time', String(o.seconds)], { stdio: ['ignore', 'pipe', 'pipe'] }), (o.seconds + 20) * 1000),
+      collect(
+        spawn(
+          'taskset',
+          [
+            '-c',
+            LOAD_CPU,
+            'openssl',
+            's_time',
+            '-connect',
+            `127.0.0.1:${port}`,
+            '-new',
+            '-time',
+            String(o.seconds),
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        ),
+        (o.seconds + 20) * 1000,
+      ),
     );
     let conns = 0;
-    for (const out of await Promise.all(runs)) conns += Number(/(\d+) connections in (\d+) real seconds/.exec(out.stdout)?.[1] ?? NaN);
-    return { work: conns, rate: conns / o.seconds, seconds: o.seconds, unit: 'handshakes/s', cpuUnit: 'µs/handshake', scale: 1e6, cpu: treeCpu(d.pid) - cpu0 };
+    for (const out of await Promise.all(runs))
+      conns += Number(/(\d+) connections in (\d+) real seconds/.exec(out.stdout)?.[1] ?? NaN);
+    return {
+      work: conns,
+      rate: conns / o.seconds,
+      seconds: o.seconds,
+      unit: 'handshakes/s',
+      cpuUnit: 'µs/handshake',
+      scale: 1e6,
+      cpu: treeCpu(d.pid) - cpu0,
+    };
   }
   // bulk: offload tunnels carrying zeros after an SSTP_DUPLEX_POST.
-  const req = 'SSTP_DUPLEX_POST /sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/ HTTP/1.1\\r\\nHost: vpn.bench.test\\r\\nContent-Length: 18446744073709551615\\r\\n\\r\\n';
+  const req =
+    'SSTP_DUPLEX_POST /sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/ HTTP/1.1\\r\\nHost: vpn.bench.test\\r\\nContent-Length: 18446744073709551615\\r\\n\\r\\n';
   const kids = Array.from({ length: 4 }, () =>
-    spawn('taskset', ['-c', LOAD_CPU, 'sh', '-c', `{ printf '${req}'; exec cat /dev/zero; } | exec openssl s_client -quiet -connect 127.0.0.1:${port} >/dev/null 2>&1`], { stdio: 'ignore', detached: true }),
+    spawn(
+      'taskset',
+      [
+        '-c',
+        LOAD_CPU,
+        'sh',
+        '-c',
+        `{ printf '${req}'; exec cat /dev/zero; } | exec openssl s_client -quiet -connect 127.0.0.1:${port} >/dev/null 2>&1`,
+      ],
+      { stdio: 'ignore', detached: true },
+    ),
   );
   await sleep(o.seconds * 1000);
   const cpu = treeCpu(d.pid) - cpu0;
@@ -265,10 +462,32 @@ async function load(suite: string, d: Daemon, port: number, o: Options, tcpbench
   return { seconds: o.seconds, unit: 'Gbit/s', cpuUnit: 'ns/byte', scale: 1e9, cpu };
 }
 
-function makeCert(dir: string, name: string, keyArgs: string[]): { cert: string; key: string; pem: string } {
+function makeCert(
+  dir: string,
+  name: string,
+  keyArgs: string[],
+): { cert: string; key: string; pem: string } {
   const key = join(dir, `${name}.key`);
   const cert = join(dir, `${name}.crt`);
-  execFileSync('openssl', ['req', '-x509', '-nodes', '-newkey', ...keyArgs, '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=vpn.bench.test'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-nodes',
+      '-newkey',
+      ...keyArgs,
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=vpn.bench.test',
+    ],
+    { stdio: 'ignore' },
+  );
   const pem = join(dir, `${name}.pem`);
   writeFileSync(pem, readFileSync(cert, 'utf8') + readFileSync(key, 'utf8'));
   return { cert, key, pem };
@@ -285,11 +504,19 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'vpnlb-sstp-micro-'));
   chmodSync(work, 0o755); // nginx workers run as nobody when started by root
   const tools = await buildCTools(join(REPO, 'bench/c'), join(work, 'bin'));
-  const certs = { p256: makeCert(work, 'p256', ['ec', '-pkeyopt', 'ec_paramgen_curve:P-256']), rsa: makeCert(work, 'rsa', ['rsa:2048']) };
+  const certs = {
+    p256: makeCert(work, 'p256', ['ec', '-pkeyopt', 'ec_paramgen_curve:P-256']),
+    rsa: makeCert(work, 'rsa', ['rsa:2048']),
+  };
   const contenders: Contender[] = [
-    ...o.trees.flatMap(([n, d]) => o.spliceAb
-      ? [vpnlbContender(`${n}-splice`, d, o.prof, { ...process.env, VPNLB_SSTP_SPLICE: '1' }), vpnlbContender(`${n}-pipes`, d, o.prof, { ...process.env, VPNLB_SSTP_SPLICE: '0' })]
-      : [vpnlbContender(n, d, o.prof)]),
+    ...o.trees.flatMap(([n, d]) =>
+      o.spliceAb
+        ? [
+            vpnlbContender(`${n}-splice`, d, o.prof, { ...process.env, VPNLB_SSTP_SPLICE: '1' }),
+            vpnlbContender(`${n}-pipes`, d, o.prof, { ...process.env, VPNLB_SSTP_SPLICE: '0' }),
+          ]
+        : [vpnlbContender(n, d, o.prof)],
+    ),
     ...(o.haproxy ? [haproxyContender] : []),
     ...(o.nginx ? [nginxContender] : []),
     ...(o.nodeFloor ? [nodeFloorContender] : []),
@@ -298,7 +525,8 @@ async function main(): Promise<void> {
   const plan: Array<[string, Mode, keyof typeof certs | undefined]> = [];
   if (o.suites.includes('stream')) plan.push(['stream', 'passthrough', undefined]);
   if (o.suites.includes('conn')) plan.push(['conn', 'passthrough', undefined]);
-  if (o.suites.includes('hs')) plan.push(['hs-p256', 'offload', 'p256'], ['hs-rsa', 'offload', 'rsa']);
+  if (o.suites.includes('hs'))
+    plan.push(['hs-p256', 'offload', 'p256'], ['hs-rsa', 'offload', 'rsa']);
   if (o.suites.includes('bulk')) plan.push(['bulk', 'offload', 'p256']);
   try {
     for (const [suite, mode, certName] of plan) {
@@ -306,16 +534,32 @@ async function main(): Promise<void> {
       // Interleaved rounds: every contender once per round, so background load hits all alike.
       for (let r = 0; r < o.repeats; r++) {
         for (const c of contenders) {
-          const s = await measure(suite, c, mode, cert, join(work, `${c.name}-${suite}-${r}`), o, tools.tcpbench);
+          const s = await measure(
+            suite,
+            c,
+            mode,
+            cert,
+            join(work, `${c.name}-${suite}-${r}`),
+            o,
+            tools.tcpbench,
+          );
           samples.push(s);
-          process.stderr.write(`${suite} r${r} ${c.name}: ${s.rate.toFixed(2)} ${s.unit}, ${s.cpuPerUnit.toFixed(3)} ${s.cpuUnit}, proxy CPU ${(s.proxyCpu * 100).toFixed(0)} %\n`);
+          process.stderr.write(
+            `${suite} r${r} ${c.name}: ${s.rate.toFixed(2)} ${s.unit}, ${s.cpuPerUnit.toFixed(3)} ${s.cpuUnit}, proxy CPU ${(s.proxyCpu * 100).toFixed(0)} %\n`,
+          );
         }
       }
     }
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
-  const summary: Record<string, Record<string, { rate: number; unit: string; cpuPerUnit: number; cpuUnit: string; proxyCpu: number }>> = {};
+  const summary: Record<
+    string,
+    Record<
+      string,
+      { rate: number; unit: string; cpuPerUnit: number; cpuUnit: string; proxyCpu: number }
+    >
+  > = {};
   for (const s of samples) {
     const key = `${s.suite}`;
     summary[key] ??= {};
@@ -333,11 +577,24 @@ async function main(): Promise<void> {
   if (o.prof) {
     for (const sub of readdirSync(o.prof)) {
       const files = readdirSync(join(o.prof, sub)).filter((f) => f.endsWith('.cpuprofile'));
-      const top = files.flatMap((f) => topFrames(JSON.parse(readFileSync(join(o.prof!, sub, f), 'utf8')) as CpuProfile, 12));
+      const top = files.flatMap((f) =>
+        topFrames(JSON.parse(readFileSync(join(o.prof!, sub, f), 'utf8')) as CpuProfile, 12),
+      );
       profiles[sub] = top;
     }
   }
-  console.log(JSON.stringify({ date: new Date().toISOString(), loadavg: readFileSync('/proc/loadavg', 'utf8').trim(), summary, ...(o.prof ? { profiles } : {}) }, null, 2));
+  console.log(
+    JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        loadavg: readFileSync('/proc/loadavg', 'utf8').trim(),
+        summary,
+        ...(o.prof ? { profiles } : {}),
+      },
+      null,
+      2,
+    ),
+  );
 }
 
 main().catch((err) => {

@@ -7,7 +7,13 @@
  * 2001:db8::/32. Routed veth pairs, not bridges: inside namespaces br_netfilter would NAT on
  * the bridge (DESIGN §4).
  */
-import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import {
+  execFile,
+  execFileSync,
+  spawn,
+  type ChildProcess,
+  type SpawnOptions,
+} from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { hasFile, type Availability } from './requirements.js';
@@ -42,7 +48,9 @@ export function canUseConntrack(): Availability {
   const nft = canUseNftables();
   if (!nft.ok) return nft;
   const paths = ['/usr/sbin/conntrack', '/sbin/conntrack', '/usr/bin/conntrack'];
-  return paths.some((p) => hasFile(p, 'conntrack').ok) ? { ok: true } : { ok: false, reason: 'conntrack missing (apt-get install conntrack)' };
+  return paths.some((p) => hasFile(p, 'conntrack').ok)
+    ? { ok: true }
+    : { ok: false, reason: 'conntrack missing (apt-get install conntrack)' };
 }
 
 /** Runs a command, rejecting with its stderr on failure. */
@@ -50,10 +58,15 @@ export async function run(cmd: string, args: readonly string[], input?: string):
   try {
     if (input !== undefined) {
       return await new Promise<string>((resolve, reject) => {
-        const child = execFile(cmd, [...args], { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-          if (err) reject(Object.assign(err, { stderr }));
-          else resolve(stdout);
-        });
+        const child = execFile(
+          cmd,
+          [...args],
+          { maxBuffer: 64 * 1024 * 1024 },
+          (err, stdout, stderr) => {
+            if (err) reject(Object.assign(err, { stderr }));
+            else resolve(stdout);
+          },
+        );
         child.stdin?.end(input);
       });
     }
@@ -128,7 +141,10 @@ export class Topology {
       name,
       exec: (cmd, args, input) => run('ip', ['netns', 'exec', name, cmd, ...args], input),
       spawn: (cmd, args, opts) => {
-        const child = spawn('ip', ['netns', 'exec', name, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+        const child = spawn('ip', ['netns', 'exec', name, cmd, ...args], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          ...opts,
+        });
         this.#children.add(child);
         child.once('exit', () => this.#children.delete(child));
         return child;
@@ -162,7 +178,15 @@ export class Topology {
       [spec.b, bIf, spec.bAddresses],
     ] as const) {
       const ns = this.ns(side);
-      for (const addr of addrs) await ns.exec('ip', ['addr', 'add', addr, 'dev', ifName, ...(addr.includes(':') ? ['nodad'] : [])]);
+      for (const addr of addrs)
+        await ns.exec('ip', [
+          'addr',
+          'add',
+          addr,
+          'dev',
+          ifName,
+          ...(addr.includes(':') ? ['nodad'] : []),
+        ]);
       await ns.exec('ip', ['link', 'set', ifName, 'up']);
     }
     return { aIf, bIf };
@@ -193,8 +217,15 @@ export class Topology {
     for (const child of this.#children) if (child.pid) killTree(child.pid);
     for (const ns of this.#namespaces.values()) {
       try {
-        const pids = execFileSync('ip', ['netns', 'pids', ns.name], { encoding: 'utf8' }).split(/\s+/).filter(Boolean);
-        for (const pid of pids) try { process.kill(Number(pid), 'SIGKILL'); } catch { /* already gone */ }
+        const pids = execFileSync('ip', ['netns', 'pids', ns.name], { encoding: 'utf8' })
+          .split(/\s+/)
+          .filter(Boolean);
+        for (const pid of pids)
+          try {
+            process.kill(Number(pid), 'SIGKILL');
+          } catch {
+            /* already gone */
+          }
         execFileSync('ip', ['netns', 'del', ns.name], { stdio: 'ignore' });
       } catch {
         /* best effort at exit */

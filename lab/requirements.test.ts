@@ -39,7 +39,10 @@ describe('integration requirements', () => {
     delete env.VPNLB_REQUIRE_INTEGRATION;
     const r = runSkippingFile(env);
     assert.equal(r.status, 0, r.out);
-    assert.match(r.out, /# skipping demo peers: \/x\/charon missing \(apt-get install strongswan-charon\)/);
+    assert.match(
+      r.out,
+      /# skipping demo peers: \/x\/charon missing \(apt-get install strongswan-charon\)/,
+    );
     assert.match(r.out, /# skipped 1/);
   });
 
@@ -59,7 +62,8 @@ describe('integration requirements', () => {
   it('names the Debian package of a missing strongSwan plugin (the lab loads openssl from the standard plugins)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'vpnlb-plugins-'));
     try {
-      for (const p of LAB_PLUGINS) if (p !== 'openssl') writeFileSync(join(dir, `libstrongswan-${p}.so`), '');
+      for (const p of LAB_PLUGINS)
+        if (p !== 'openssl') writeFileSync(join(dir, `libstrongswan-${p}.so`), '');
       const r = canUseStrongswan(dir);
       // Without charon installed the binaries are reported first; with it, the plugin.
       if (!r.ok && r.reason.includes('plugin')) {

@@ -40,7 +40,9 @@ export function requireOrSkip(label: string, ...checks: readonly Availability[])
 
 /** A check that a file (a binary, a plugin) exists, naming the package that installs it. */
 export function hasFile(path: string, debianPackage: string): Availability {
-  return existsSync(path) ? { ok: true } : { ok: false, reason: `${path} missing (apt-get install ${debianPackage})` };
+  return existsSync(path)
+    ? { ok: true }
+    : { ok: false, reason: `${path} missing (apt-get install ${debianPackage})` };
 }
 
 /** A check that the process runs as root. */

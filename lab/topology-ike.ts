@@ -17,7 +17,13 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { addCgnatClients, addDirectClient, addHomeNatClient, CGNAT_ADDRESS, type ClientSite } from './client-sites.js';
+import {
+  addCgnatClients,
+  addDirectClient,
+  addHomeNatClient,
+  CGNAT_ADDRESS,
+  type ClientSite,
+} from './client-sites.js';
 import { Topology, type Namespace } from './netns.js';
 import { Charon } from './strongswan/charon.js';
 import { createLabPki, type LabPki } from './strongswan/pki.js';
@@ -134,13 +140,26 @@ export class IkeLab {
       const name = `s${i}`;
       const ns = await t.addNamespace(name);
       const net = 100 + i;
-      await t.link({ a: 'lb', b: name, aAddresses: [`198.18.${net}.1/24`, `2001:db8:1:${net}::1/64`], bAddresses: [`198.18.${net}.2/24`, `2001:db8:1:${net}::2/64`] });
+      await t.link({
+        a: 'lb',
+        b: name,
+        aAddresses: [`198.18.${net}.1/24`, `2001:db8:1:${net}::1/64`],
+        bAddresses: [`198.18.${net}.2/24`, `2001:db8:1:${net}::2/64`],
+      });
       await t.route(name, 'default', `198.18.${net}.1`);
       await t.route(name, 'default', `2001:db8:1:${net}::1`);
       await ns.exec('ip', ['addr', 'add', `${TUNNEL_TARGET_V4}/32`, 'dev', 'lo']);
       await ns.exec('ip', ['addr', 'add', `${USER_TUNNEL_TARGET_V4}/32`, 'dev', 'lo']);
       await ns.exec('ip', ['addr', 'add', `${TUNNEL_TARGET_V6}/128`, 'dev', 'lo', 'nodad']);
-      this.servers.push({ name, index: i, ns, address4: `198.18.${net}.2`, address6: `2001:db8:1:${net}::2`, pool4: `198.19.${10 + i}.0/24`, pool6: `2001:db8:10:${i}::/120` });
+      this.servers.push({
+        name,
+        index: i,
+        ns,
+        address4: `198.18.${net}.2`,
+        address6: `2001:db8:1:${net}::2`,
+        pool4: `198.19.${10 + i}.0/24`,
+        pool6: `2001:db8:10:${i}::/120`,
+      });
     }
     let n = 0;
     const direct = async (family: 4 | 6, stalled: boolean): Promise<void> => {
@@ -149,20 +168,28 @@ export class IkeLab {
         // IKE_AUTH travels on 4500 (RFC 7296 §2.23: the initiator switches once NAT is
         // detected, and kernel-libipsec always claims NAT): dropping it here leaves the
         // server holding a half-open IKE_SA, like a client whose fragments are lost.
-        await site.ns.exec('nft', ['-f', '-'], 'table inet stall {\n  chain out {\n    type filter hook output priority 0;\n    udp dport 4500 drop\n  }\n}\n');
+        await site.ns.exec(
+          'nft',
+          ['-f', '-'],
+          'table inet stall {\n  chain out {\n    type filter hook output priority 0;\n    udp dport 4500 drop\n  }\n}\n',
+        );
       }
       this.clients.push({ ...site, currentAddress: site.address, stalled });
     };
     for (let i = 0; i < (o.stalledClients ?? 0); i++) await direct(4, true);
     for (let i = 0; i < o.clients; i++) await direct(4, false);
     for (let i = 0; i < (o.ipv6Clients ?? 0); i++) await direct(6, false);
-    for (const site of await addCgnatClients(t, 'lb', o.cgnatClients ?? 0)) this.clients.push({ ...site, currentAddress: site.address, stalled: false });
+    for (const site of await addCgnatClients(t, 'lb', o.cgnatClients ?? 0))
+      this.clients.push({ ...site, currentAddress: site.address, stalled: false });
     for (let k = 1; k <= (o.homeNatClients ?? 0); k++) {
       const site = await addHomeNatClient(t, 'lb', k);
       this.clients.push({ ...site, currentAddress: site.address, stalled: false });
     }
     if (o.auth === 'cert') {
-      this.pki = await createLabPki(join(this.dir, 'pki'), [SERVER_ID, ...this.clients.map((c) => c.name)]);
+      this.pki = await createLabPki(join(this.dir, 'pki'), [
+        SERVER_ID,
+        ...this.clients.map((c) => c.name),
+      ]);
     }
   }
 
@@ -175,7 +202,10 @@ export class IkeLab {
     if (!this.pki) return { auth: { kind: 'psk', secret: PSK }, files: {} };
     const ee = this.pki.endEntities[id];
     if (!ee) throw new Error(`no certificate for ${id}`);
-    return { auth: { kind: 'pubkey', cert: ee.cert, key: ee.key }, files: { ...this.pki.caFiles, ...ee.files } };
+    return {
+      auth: { kind: 'pubkey', cert: ee.cert, key: ee.key },
+      files: { ...this.pki.caFiles, ...ee.files },
+    };
   }
 
   /** (Re)starts every server's charon with a fresh state. */
@@ -190,13 +220,19 @@ export class IkeLab {
       ns: s.ns,
       dir: join(this.dir, s.name),
       files,
-      ...(this.options.blockThreshold !== undefined ? { blockThreshold: this.options.blockThreshold } : {}),
+      ...(this.options.blockThreshold !== undefined
+        ? { blockThreshold: this.options.blockThreshold }
+        : {}),
       ...(this.options.retransmit ? { retransmit: this.options.retransmit } : {}),
       swanctlConf: renderResponderConf({
         id: SERVER_ID,
         auth,
         pools: [s.pool4, s.pool6],
-        localTs: [`${TUNNEL_TARGET_V4}/32`, `${USER_TUNNEL_TARGET_V4}/32`, `${TUNNEL_TARGET_V6}/128`],
+        localTs: [
+          `${TUNNEL_TARGET_V4}/32`,
+          `${USER_TUNNEL_TARGET_V4}/32`,
+          `${TUNNEL_TARGET_V6}/128`,
+        ],
         fragmentation: this.options.auth !== 'cert',
       }),
     });
@@ -232,7 +268,11 @@ export class IkeLab {
 
   /** Which server handed out this virtual IP (each server has its own pool). */
   serverOfVip(vip: string): LabServer | undefined {
-    return this.servers.find((s) => (vip.includes(':') ? vip.startsWith(s.pool6.replace(/::\/\d+$/, ':')) : vip.startsWith(s.pool4.replace(/0\/24$/, ''))));
+    return this.servers.find((s) =>
+      vip.includes(':')
+        ? vip.startsWith(s.pool6.replace(/::\/\d+$/, ':'))
+        : vip.startsWith(s.pool4.replace(/0\/24$/, '')),
+    );
   }
 
   /**
@@ -241,7 +281,8 @@ export class IkeLab {
    * MOBIKE (RFC 4555 UPDATE_SA_ADDRESSES). Returns the new address.
    */
   async moveClient(c: LabClient): Promise<string> {
-    if (c.behindCgnat || c.behindHomeNat || c.family !== 4) throw new Error(`${c.name}: only directly connected IPv4 clients move`);
+    if (c.behindCgnat || c.behindHomeNat || c.family !== 4)
+      throw new Error(`${c.name}: only directly connected IPv4 clients move`);
     // Between .2 and .3 of its link, so that a lab reused for another run moves again.
     const next = c.currentAddress.replace(/\.\d+$/, c.currentAddress.endsWith('.3') ? '.2' : '.3');
     // The new address is a secondary of the same subnet: keep it when the primary goes.
@@ -255,8 +296,15 @@ export class IkeLab {
   }
 
   /** Pings the tunnel target (or `target`) through a client's tunnel: `{sent, received}`. */
-  async ping(c: LabClient, count: number, intervalSec = 0.2, target = c.family === 4 ? TUNNEL_TARGET_V4 : TUNNEL_TARGET_V6): Promise<{ sent: number; received: number }> {
-    const out = await c.ns.exec('ping', ['-n', '-q', '-c', String(count), '-i', String(intervalSec), '-W', '1', target]).catch((e: Error) => e.message);
+  async ping(
+    c: LabClient,
+    count: number,
+    intervalSec = 0.2,
+    target = c.family === 4 ? TUNNEL_TARGET_V4 : TUNNEL_TARGET_V6,
+  ): Promise<{ sent: number; received: number }> {
+    const out = await c.ns
+      .exec('ping', ['-n', '-q', '-c', String(count), '-i', String(intervalSec), '-W', '1', target])
+      .catch((e: Error) => e.message);
     return parsePingSummary(out);
   }
 
@@ -266,9 +314,23 @@ export class IkeLab {
    * interrupted while it was in flight; `isRunning()` lets a test check that the ping covered
    * the event it measures.
    */
-  startPing(c: LabClient, count: number, intervalSec = 0.02): { isRunning(): boolean; result: Promise<{ sent: number; received: number }> } {
+  startPing(
+    c: LabClient,
+    count: number,
+    intervalSec = 0.02,
+  ): { isRunning(): boolean; result: Promise<{ sent: number; received: number }> } {
     const target = c.family === 4 ? TUNNEL_TARGET_V4 : TUNNEL_TARGET_V6;
-    const child = c.ns.spawn('ping', ['-n', '-q', '-c', String(count), '-i', String(intervalSec), '-W', '1', target]);
+    const child = c.ns.spawn('ping', [
+      '-n',
+      '-q',
+      '-c',
+      String(count),
+      '-i',
+      String(intervalSec),
+      '-W',
+      '1',
+      target,
+    ]);
     let out = '';
     let running = true;
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
@@ -285,14 +347,22 @@ export class IkeLab {
   /** UDP conntrack entries of both address families in a namespace (the balancer's, or the CGNAT router's). */
   async conntrack(ns: Namespace = this.lb): Promise<ConntrackUdp[]> {
     // `conntrack -L` lists IPv4 only unless told otherwise.
-    const outs = await Promise.all(['ipv4', 'ipv6'].map((f) => ns.exec('conntrack', ['-L', '-f', f, '-p', 'udp']).catch(() => '')));
+    const outs = await Promise.all(
+      ['ipv4', 'ipv6'].map((f) =>
+        ns.exec('conntrack', ['-L', '-f', f, '-p', 'udp']).catch(() => ''),
+      ),
+    );
     return outs.flatMap(parseConntrackUdp);
   }
 
   /** Flushes the balancer's conntrack table (between scenario modes). */
   async flushConntrack(): Promise<void> {
     await this.lb.exec('conntrack', ['-F']).catch(() => undefined);
-    if ((this.options.cgnatClients ?? 0) > 0) await this.topo.ns('cgn').exec('conntrack', ['-F']).catch(() => undefined);
+    if ((this.options.cgnatClients ?? 0) > 0)
+      await this.topo
+        .ns('cgn')
+        .exec('conntrack', ['-F'])
+        .catch(() => undefined);
   }
 
   /** Writes a file in the lab directory and returns its path. */
@@ -304,7 +374,9 @@ export class IkeLab {
 
   /** Stops every peer, deletes the namespaces and the lab directory. */
   async destroy(): Promise<void> {
-    await Promise.all([...this.servers, ...this.clients].map((p) => p.charon?.kill().catch(() => undefined)));
+    await Promise.all(
+      [...this.servers, ...this.clients].map((p) => p.charon?.kill().catch(() => undefined)),
+    );
     await this.topo.destroy();
     if (process.env.VPNLB_LAB_KEEP_DIR !== '1') rmSync(this.dir, { recursive: true, force: true });
   }
@@ -325,8 +397,16 @@ export function parseConntrackUdp(out: string): ConntrackUdp[] {
     const sport = [...line.matchAll(/\bsport=(\d+)/g)].map((m) => Number(m[1]));
     const dport = [...line.matchAll(/\bdport=(\d+)/g)].map((m) => Number(m[1]));
     if (src.length < 2 || dst.length < 2 || sport.length < 2 || dport.length < 2) continue;
-    entries.push({ src: src[0]!, dst: dst[0]!, sport: sport[0]!, dport: dport[0]!, replySrc: src[1]!, replyDst: dst[1]!, replySport: sport[1]!, replyDport: dport[1]! });
+    entries.push({
+      src: src[0]!,
+      dst: dst[0]!,
+      sport: sport[0]!,
+      dport: dport[0]!,
+      replySrc: src[1]!,
+      replyDst: dst[1]!,
+      replySport: sport[1]!,
+      replyDport: dport[1]!,
+    });
   }
   return entries;
 }
-

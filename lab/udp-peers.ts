@@ -35,7 +35,10 @@ for (const port of [500, 4500]) {
 `;
 
 /** Calls `onLine` with each JSON line a stream carries (a line may arrive in several chunks). */
-export function readJsonLines<T>(stream: Readable | null | undefined, onLine: (value: T) => void): void {
+export function readJsonLines<T>(
+  stream: Readable | null | undefined,
+  onLine: (value: T) => void,
+): void {
   let buf = '';
   stream?.on('data', (d: Buffer) => {
     buf += d.toString();
@@ -51,7 +54,12 @@ export function readJsonLines<T>(stream: Readable | null | undefined, onLine: (v
  * Starts a server in `ns` (`script`, default `UDP_SERVER_SCRIPT`, given `name` as its argument)
  * and appends what it reports to `into`. The process ends with the namespace's topology.
  */
-export function startUdpServer<T = SeenDatagram>(ns: Namespace, name: string, into: T[], script = UDP_SERVER_SCRIPT): void {
+export function startUdpServer<T = SeenDatagram>(
+  ns: Namespace,
+  name: string,
+  into: T[],
+  script = UDP_SERVER_SCRIPT,
+): void {
   const child = ns.spawn(process.execPath, ['-e', script, name]);
   readJsonLines<T>(child.stdout, (v) => into.push(v));
 }
@@ -99,7 +107,14 @@ export interface SendResult {
 
 /** Sends datagrams from inside `ns`, one after the other, each from its own socket. */
 export async function sendBatch(ns: Namespace, items: readonly Datagram[]): Promise<SendResult[]> {
-  const arg = items.map((d) => ({ bind: d.bind, port: d.port, to: d.to, dport: d.dport, hex: d.payload.toString('hex'), wait: d.wait ?? 400 }));
+  const arg = items.map((d) => ({
+    bind: d.bind,
+    port: d.port,
+    to: d.to,
+    dport: d.dport,
+    hex: d.payload.toString('hex'),
+    wait: d.wait ?? 400,
+  }));
   const out = await ns.exec(process.execPath, ['-e', BATCH_SCRIPT, JSON.stringify(arg)]);
   return JSON.parse(out.trim()) as SendResult[];
 }
@@ -119,7 +134,11 @@ export const INFORMATIONAL = 37;
  * RFC 7296 §3.1 IKE header (28 bytes, no payloads): SPIi, SPIr, next payload, version 2.0,
  * exchange type, flags (I = 0x08), message id, length. Default: an IKE_SA_INIT request.
  */
-export function ikeMessage(spi: Buffer, exchange = IKE_SA_INIT, opts: { spiR?: Buffer; messageId?: number } = {}): Buffer {
+export function ikeMessage(
+  spi: Buffer,
+  exchange = IKE_SA_INIT,
+  opts: { spiR?: Buffer; messageId?: number } = {},
+): Buffer {
   const h = Buffer.alloc(28);
   spi.copy(h, 0);
   (opts.spiR ?? Buffer.alloc(8)).copy(h, 8);

@@ -13,7 +13,8 @@ export const REPO_ROOT = resolve(here, isSource ? '..' : '../..');
 
 /** argv to spawn `vpnlb ARGS...`: `[node, ...]`. */
 export function vpnlbArgv(args: readonly string[]): string[] {
-  if (isSource) return [process.execPath, '--import', 'tsx', join(REPO_ROOT, 'src/cli/run-cli.ts'), ...args];
+  if (isSource)
+    return [process.execPath, '--import', 'tsx', join(REPO_ROOT, 'src/cli/run-cli.ts'), ...args];
   const bin = join(REPO_ROOT, 'bin/vpnlb.js');
   if (!existsSync(bin)) throw new Error(`missing ${bin}`);
   return [process.execPath, bin, ...args];
@@ -25,5 +26,7 @@ export function vpnlbArgv(args: readonly string[]): string[] {
  */
 export function labScriptArgv(moduleUrl: URL, args: readonly string[]): string[] {
   const path = fileURLToPath(moduleUrl);
-  return path.endsWith('.ts') ? [process.execPath, '--import', 'tsx', path, ...args] : [process.execPath, path, ...args];
+  return path.endsWith('.ts')
+    ? [process.execPath, '--import', 'tsx', path, ...args]
+    : [process.execPath, path, ...args];
 }

@@ -42,13 +42,25 @@ export function importsOf(fileName: string, text: string): ImportSite[] {
   const sf = ts.createSourceFile(fileName, text, ts.ScriptTarget.ES2022, true);
   const out: ImportSite[] = [];
   const add = (node: ts.Node, spec: ts.Expression | undefined, dynamic: boolean) => {
-    if (spec && ts.isStringLiteralLike(spec)) out.push({ specifier: spec.text, dynamic, line: sf.getLineAndCharacterOfPosition(node.getStart(sf)).line + 1 });
+    if (spec && ts.isStringLiteralLike(spec))
+      out.push({
+        specifier: spec.text,
+        dynamic,
+        line: sf.getLineAndCharacterOfPosition(node.getStart(sf)).line + 1,
+      });
   };
   const visit = (node: ts.Node): void => {
-    if (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) add(node, node.moduleSpecifier, false);
-    else if (ts.isImportEqualsDeclaration(node) && ts.isExternalModuleReference(node.moduleReference)) add(node, node.moduleReference.expression, false);
-    else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) add(node, node.arguments[0], true);
-    else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument)) add(node, node.argument.literal, false);
+    if (ts.isImportDeclaration(node) || ts.isExportDeclaration(node))
+      add(node, node.moduleSpecifier, false);
+    else if (
+      ts.isImportEqualsDeclaration(node) &&
+      ts.isExternalModuleReference(node.moduleReference)
+    )
+      add(node, node.moduleReference.expression, false);
+    else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword)
+      add(node, node.arguments[0], true);
+    else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument))
+      add(node, node.argument.literal, false);
     ts.forEachChild(node, visit);
   };
   visit(sf);
@@ -76,17 +88,23 @@ export function checkFile(path: string, imports: readonly ImportSite[]): string[
   const from = folderOf(path);
   if (from === undefined) return problems;
   const fromLayer = layerOf(from);
-  if (fromLayer < 0) return [`${path}: src/${from} is in no layer (add it to LAYERS in src/architecture.test.ts)`];
+  if (fromLayer < 0)
+    return [`${path}: src/${from} is in no layer (add it to LAYERS in src/architecture.test.ts)`];
   for (const imp of imports) {
     if (!imp.specifier.startsWith('.')) continue;
-    const target = normalize(join(dirname(path), imp.specifier)).split(sep).join('/');
+    const target = normalize(join(dirname(path), imp.specifier))
+      .split(sep)
+      .join('/');
     const where = `${path}:${imp.line} imports '${imp.specifier}'`;
     if (target.startsWith('test/') || target.startsWith('bench/')) {
       problems.push(`${where}: product code must not import test or bench code (${target})`);
       continue;
     }
     if (target.startsWith('lab/')) {
-      if (!imp.dynamic) problems.push(`${where}: product code must not import the lab statically (${target}); load it on demand with import()`);
+      if (!imp.dynamic)
+        problems.push(
+          `${where}: product code must not import the lab statically (${target}); load it on demand with import()`,
+        );
       continue;
     }
     const to = folderOf(target);
@@ -97,11 +115,17 @@ export function checkFile(path: string, imports: readonly ImportSite[]): string[
     if (to === from) continue;
     const toLayer = layerOf(to);
     if (toLayer < 0) {
-      problems.push(`${where}: src/${to} is in no layer (add it to LAYERS in src/architecture.test.ts)`);
+      problems.push(
+        `${where}: src/${to} is in no layer (add it to LAYERS in src/architecture.test.ts)`,
+      );
     } else if (toLayer > fromLayer) {
-      problems.push(`${where}: points up, from ${from} (layer ${fromLayer}) to ${to} (layer ${toLayer})`);
+      problems.push(
+        `${where}: points up, from ${from} (layer ${fromLayer}) to ${to} (layer ${toLayer})`,
+      );
     } else if (toLayer === fromLayer && fromLayer !== 0) {
-      problems.push(`${where}: ${from} and ${to} share layer ${fromLayer} and must not import each other`);
+      problems.push(
+        `${where}: ${from} and ${to} share layer ${fromLayer} and must not import each other`,
+      );
     }
   }
   return problems;
@@ -121,7 +145,8 @@ function productFiles(root: string, dir = join(root, 'src')): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const full = join(dir, e.name);
     if (e.isDirectory()) return productFiles(root, full);
-    if (!e.name.endsWith('.ts') || e.name.endsWith('.d.ts') || e.name.endsWith('.test.ts')) return [];
+    if (!e.name.endsWith('.ts') || e.name.endsWith('.d.ts') || e.name.endsWith('.test.ts'))
+      return [];
     return [relative(root, full).split(sep).join('/')];
   });
 }
@@ -130,23 +155,35 @@ test('every import in src/ points down the layers and none into test/ or lab/', 
   const root = repoRoot();
   const files = productFiles(root);
   assert.ok(files.length > 100, `only ${files.length} product files found under ${root}/src`);
-  const problems = files.flatMap((f) => checkFile(f, importsOf(f, readFileSync(join(root, f), 'utf8'))));
+  const problems = files.flatMap((f) =>
+    checkFile(f, importsOf(f, readFileSync(join(root, f), 'utf8'))),
+  );
   assert.deepEqual(problems, [], `\n${problems.join('\n')}`);
 });
 
 test('no test helper sits in src/ (they belong in test/support/)', () => {
   const root = repoRoot();
-  const helpers = productFiles(root).filter((f) => /(^|\/)(test-|testing\/)|fixtures|harness|conformance/.test(f));
+  const helpers = productFiles(root).filter((f) =>
+    /(^|\/)(test-|testing\/)|fixtures|harness|conformance/.test(f),
+  );
   assert.deepEqual(helpers, []);
 });
 
 test('the checker finds each kind of violation', () => {
-  const at = (specifier: string, dynamic = false): ImportSite[] => [{ specifier, dynamic, line: 7 }];
+  const at = (specifier: string, dynamic = false): ImportSite[] => [
+    { specifier, dynamic, line: 7 },
+  ];
   assert.deepEqual(checkFile('src/config/x.ts', at('../control/controller.js')), [
     "src/config/x.ts:7 imports '../control/controller.js': points up, from config (layer 3) to control (layer 5)",
   ]);
-  assert.match(checkFile('src/dataplane/relay/x.ts', at('../../health/health-checker.js'))[0] ?? '', /share layer 6/);
-  assert.match(checkFile('src/health/x.ts', at('../../test/support/loopback-targets.js'))[0] ?? '', /must not import test/);
+  assert.match(
+    checkFile('src/dataplane/relay/x.ts', at('../../health/health-checker.js'))[0] ?? '',
+    /share layer 6/,
+  );
+  assert.match(
+    checkFile('src/health/x.ts', at('../../test/support/loopback-targets.js'))[0] ?? '',
+    /must not import test/,
+  );
   assert.match(checkFile('src/cli/x.ts', at('../../lab/netns.js'))[0] ?? '', /lab statically/);
   assert.deepEqual(checkFile('src/cli/x.ts', at('../../lab/netns.js', true)), []);
   assert.deepEqual(checkFile('src/cli/x.ts', at('../runtime/runtime.js')), []);

@@ -8,8 +8,13 @@ import { REPO_ROOT } from '../lab/vpnlb-process.js';
 test('docs/errors.md lists every error code, and nothing else', () => {
   const doc = readFileSync(join(REPO_ROOT, 'docs/errors.md'), 'utf8');
   const documented = new Set([...doc.matchAll(/`(VPNLB_[A-Z0-9_]+)`/g)].map((m) => m[1]));
-  for (const code of Object.keys(ERROR_CODES)) assert.ok(documented.has(code), `${code} is missing from docs/errors.md`);
-  for (const code of documented) assert.ok(code! in ERROR_CODES, `docs/errors.md documents ${code}, which the code does not define`);
+  for (const code of Object.keys(ERROR_CODES))
+    assert.ok(documented.has(code), `${code} is missing from docs/errors.md`);
+  for (const code of documented)
+    assert.ok(
+      code! in ERROR_CODES,
+      `docs/errors.md documents ${code}, which the code does not define`,
+    );
 });
 
 test('VpnlbError carries code and side', () => {

@@ -44,7 +44,12 @@ ${servers}
 }
 
 /** Starts HAProxy in the foreground in `ns` on `cpu`. */
-export async function startHaproxy(ns: Namespace, cpu: number, c: HaproxyCase, dir: string): Promise<Daemon> {
+export async function startHaproxy(
+  ns: Namespace,
+  cpu: number,
+  c: HaproxyCase,
+  dir: string,
+): Promise<Daemon> {
   mkdirSync(dir, { recursive: true });
   const cfg = join(dir, 'haproxy.cfg');
   writeFileSync(cfg, haproxyConfig(c));

@@ -13,7 +13,15 @@ const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 export type NginxCase =
   | { kind: 'udp'; vip: string; port: number; backends: readonly string[]; backendPort: number }
   | { kind: 'tcp'; vip: string; port: number; backends: readonly string[]; backendPort: number }
-  | { kind: 'tls'; vip: string; port: number; backends: readonly string[]; backendPort: number; cert: string; key: string };
+  | {
+      kind: 'tls';
+      vip: string;
+      port: number;
+      backends: readonly string[];
+      backendPort: number;
+      cert: string;
+      key: string;
+    };
 
 /** The nginx.conf for one case (pure: unit-tested for shape). */
 export function nginxConfig(c: NginxCase, dir: string): string {
@@ -58,11 +66,22 @@ ${balance}${servers}
 }
 
 /** Starts nginx in `ns` on `cpu` and waits until it listens. */
-export async function startNginx(ns: Namespace, cpu: number, c: NginxCase, dir: string): Promise<Daemon> {
+export async function startNginx(
+  ns: Namespace,
+  cpu: number,
+  c: NginxCase,
+  dir: string,
+): Promise<Daemon> {
   mkdirSync(dir, { recursive: true });
   const conf = join(dir, 'nginx.conf');
   writeFileSync(conf, nginxConfig(c, dir));
-  const d = startDaemon(ns, cpu, 'nginx', ['-c', conf, '-p', dir, '-e', join(dir, 'error.log')], 'nginx');
+  const d = startDaemon(
+    ns,
+    cpu,
+    'nginx',
+    ['-c', conf, '-p', dir, '-e', join(dir, 'error.log')],
+    'nginx',
+  );
   await waitForListen(ns, c.kind === 'udp' ? 'udp' : 'tcp', c.port, 10_000, d);
   return d;
 }

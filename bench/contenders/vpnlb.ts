@@ -43,8 +43,13 @@ export type VpnlbCase =
 
 /** The data-plane source file a case needs; the contender is skipped while it has not landed. */
 export function vpnlbSourceFor(c: VpnlbCase): string {
-  if (c.kind === 'sstp') return c.dataplane === 'kernel' ? 'src/dataplane/kernel/kernel-sstp-dataplane.ts' : 'src/dataplane/sstp/sstp-proxy.ts';
-  return c.dataplane === 'kernel' ? 'src/dataplane/kernel/kernel-dataplane.ts' : 'src/dataplane/relay/udp-relay.ts';
+  if (c.kind === 'sstp')
+    return c.dataplane === 'kernel'
+      ? 'src/dataplane/kernel/kernel-sstp-dataplane.ts'
+      : 'src/dataplane/sstp/sstp-proxy.ts';
+  return c.dataplane === 'kernel'
+    ? 'src/dataplane/kernel/kernel-dataplane.ts'
+    : 'src/dataplane/relay/udp-relay.ts';
 }
 
 /** Whether the bench itself runs from sources (tsx): vpnlb then runs from sources too (lab/vpnlb-process.ts). */
@@ -54,26 +59,44 @@ const FROM_SOURCE = import.meta.url.endsWith('.ts');
 export function vpnlbAvailable(c: VpnlbCase): { ok: true } | { ok: false; reason: string } {
   const src = vpnlbSourceFor(c);
   const compiled = join(REPO_ROOT, 'dist', src.replace(/\.ts$/, '.js'));
-  if (!existsSync(join(REPO_ROOT, src))) return { ok: false, reason: `${src} is not in the tree yet` };
+  if (!existsSync(join(REPO_ROOT, src)))
+    return { ok: false, reason: `${src} is not in the tree yet` };
   if (FROM_SOURCE) return { ok: true };
   if (!existsSync(compiled)) return { ok: false, reason: `${src} did not compile to dist/` };
-  if (!existsSync(join(REPO_ROOT, 'dist/src/dataplane/registry.js'))) return { ok: false, reason: 'dist/src/dataplane/registry.js missing' };
+  if (!existsSync(join(REPO_ROOT, 'dist/src/dataplane/registry.js')))
+    return { ok: false, reason: 'dist/src/dataplane/registry.js missing' };
   return { ok: true };
 }
 
 /** The YAML configuration for a case (pure). */
 export function vpnlbConfig(c: VpnlbCase): string {
-  const backends = c.backends.map((b, i) => `      - { name: s${i + 1}, address: ${b} }`).join('\n');
+  const backends = c.backends
+    .map((b, i) => `      - { name: s${i + 1}, address: ${b} }`)
+    .join('\n');
   const head = `admin: { listen: 127.0.0.1, port: 0, tokenFile: admin.token }\nlog: { level: warn }\n${c.kind === 'ikev2' && c.top ? `${c.top.trimEnd()}\n` : ''}pools:\n  farm:\n    backends:\n${backends}\n`;
   if (c.kind === 'ikev2') {
     const p = c.ports;
     const lines = [
-      ...(p ? [`ikePort: ${p.ike}`, `natTPort: ${p.natT}`, `backendIkePort: ${p.backendIke}`, `backendNatTPort: ${p.backendNatT}`] : []),
+      ...(p
+        ? [
+            `ikePort: ${p.ike}`,
+            `natTPort: ${p.natT}`,
+            `backendIkePort: ${p.backendIke}`,
+            `backendNatTPort: ${p.backendNatT}`,
+          ]
+        : []),
       // The load generator is one source address: its share of the budget is the whole budget.
-      ...(c.maxNewFlowsPerSecond ? [`maxNewFlowsPerSecond: ${c.maxNewFlowsPerSecond}`, `maxNewFlowsPerSecondPerSource: ${c.maxNewFlowsPerSecond}`] : []),
+      ...(c.maxNewFlowsPerSecond
+        ? [
+            `maxNewFlowsPerSecond: ${c.maxNewFlowsPerSecond}`,
+            `maxNewFlowsPerSecondPerSource: ${c.maxNewFlowsPerSecond}`,
+          ]
+        : []),
       ...(c.hashSeed !== undefined ? [`hashSeed: ${c.hashSeed}`] : []),
       ...(c.extra ? [c.extra] : []),
-    ].map((l) => `      ${l}\n`).join('');
+    ]
+      .map((l) => `      ${l}\n`)
+      .join('');
     return `${head}services:
   ikev2:
     - name: ike
@@ -92,7 +115,12 @@ ${lines}`;
   const plane =
     c.dataplane === 'kernel'
       ? ['dataplane: kernel']
-      : ['method: least-connections', 'maxConnectionsPerSource: 0', 'maxNewConnectionsPerSecondPerSource: 0', ...(c.cert && c.key ? [`tls: { cert: ${c.cert}, key: ${c.key} }`] : [])];
+      : [
+          'method: least-connections',
+          'maxConnectionsPerSource: 0',
+          'maxNewConnectionsPerSecondPerSource: 0',
+          ...(c.cert && c.key ? [`tls: { cert: ${c.cert}, key: ${c.key} }`] : []),
+        ];
   return `${head}services:
   sstp:
     - name: sstp
@@ -106,15 +134,25 @@ ${plane.map((l) => `      ${l}\n`).join('')}`;
 }
 
 /** Starts vpnlb for a case and waits until its data plane is up. */
-export async function startVpnlb(ns: Namespace, cpu: number, c: VpnlbCase, dir: string, extraNodeArgs: readonly string[] = []): Promise<Daemon> {
+export async function startVpnlb(
+  ns: Namespace,
+  cpu: number,
+  c: VpnlbCase,
+  dir: string,
+  extraNodeArgs: readonly string[] = [],
+): Promise<Daemon> {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'vpnlb.yaml');
   writeFileSync(file, vpnlbConfig(c));
   const [node, ...args] = vpnlbArgv(['run', '--config', file]);
-  const d = startDaemon(ns, cpu, node!, [...extraNodeArgs, ...args], `vpnlb ${c.kind}`, { NODE_ENV: 'production' });
+  const d = startDaemon(ns, cpu, node!, [...extraNodeArgs, ...args], `vpnlb ${c.kind}`, {
+    NODE_ENV: 'production',
+  });
   await d.waitFor((out) => out.includes('vpnlb running'), 20_000);
-  if (c.kind === 'sstp' && c.dataplane !== 'kernel') await waitForListen(ns, 'tcp', c.port, 5_000, d);
-  else if (c.kind === 'ikev2' && c.dataplane === 'userspace') await waitForListen(ns, 'udp', c.ports?.natT ?? 4500, 5_000, d);
+  if (c.kind === 'sstp' && c.dataplane !== 'kernel')
+    await waitForListen(ns, 'tcp', c.port, 5_000, d);
+  else if (c.kind === 'ikev2' && c.dataplane === 'userspace')
+    await waitForListen(ns, 'udp', c.ports?.natT ?? 4500, 5_000, d);
   else await sleep(300); // the ruleset is applied before "vpnlb running" is printed
   return d;
 }

@@ -48,7 +48,8 @@ export async function withContender<T>(
   try {
     d = await start();
     const value = await body(d);
-    if (d && !d.alive) throw new Error(`${name} died during the measurement: ${(d.stderr || d.stdout).slice(-400)}`);
+    if (d && !d.alive)
+      throw new Error(`${name} died during the measurement: ${(d.stderr || d.stdout).slice(-400)}`);
     return { ok: true, value };
   } catch (err) {
     const msg = (err as Error).message.replace(/\s+/g, ' ').slice(0, 400);
@@ -65,7 +66,9 @@ export async function withContender<T>(
  * process is warm; a rate change only needs queues to settle). Every contender, baselines
  * included, goes through the same plan.
  */
-export function warmupPlan(opts: Pick<BenchOptions, 'warmupSeconds' | 'settleSeconds'>): () => number {
+export function warmupPlan(
+  opts: Pick<BenchOptions, 'warmupSeconds' | 'settleSeconds'>,
+): () => number {
   let first = true;
   return () => {
     const w = first ? opts.warmupSeconds : opts.settleSeconds;
@@ -74,4 +77,5 @@ export function warmupPlan(opts: Pick<BenchOptions, 'warmupSeconds' | 'settleSec
   };
 }
 
-export const errorOf = (o: Outcome<unknown> | undefined): string | undefined => (o && !o.ok ? o.error : undefined);
+export const errorOf = (o: Outcome<unknown> | undefined): string | undefined =>
+  o && !o.ok ? o.error : undefined;

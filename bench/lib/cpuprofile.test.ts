@@ -3,7 +3,11 @@ import assert from 'node:assert/strict';
 import { topFrames } from './cpuprofile.js';
 
 test('topFrames ranks by self samples and merges identical frames', () => {
-  const cf = (functionName: string, line: number) => ({ functionName, url: 'file:///r/dist/src/a.js', lineNumber: line });
+  const cf = (functionName: string, line: number) => ({
+    functionName,
+    url: 'file:///r/dist/src/a.js',
+    lineNumber: line,
+  });
   const frames = topFrames(
     {
       nodes: [

@@ -2,7 +2,11 @@
  * Summarises a V8 .cpuprofile (node --cpu-prof): self time per function, top N. Pure.
  */
 export interface CpuProfile {
-  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number }>;
+  nodes: Array<{
+    id: number;
+    callFrame: { functionName: string; url: string; lineNumber: number };
+    hitCount?: number;
+  }>;
   samples?: number[];
   timeDeltas?: number[];
 }
@@ -18,12 +22,16 @@ export function topFrames(p: CpuProfile, n: number): Frame[] {
   const byId = new Map(p.nodes.map((x) => [x.id, x]));
   const counts = new Map<string, number>();
   let total = 0;
-  const hits = p.samples ? countSamples(p.samples) : new Map(p.nodes.map((x) => [x.id, x.hitCount ?? 0]));
+  const hits = p.samples
+    ? countSamples(p.samples)
+    : new Map(p.nodes.map((x) => [x.id, x.hitCount ?? 0]));
   for (const [id, c] of hits) {
     const node = byId.get(id);
     if (!node) continue;
     const f = node.callFrame;
-    const where = f.url ? `${f.url.replace(/^.*\/(dist|node_modules)\//, '$1/')}:${f.lineNumber + 1}` : '';
+    const where = f.url
+      ? `${f.url.replace(/^.*\/(dist|node_modules)\//, '$1/')}:${f.lineNumber + 1}`
+      : '';
     const key = `${f.functionName || '(anonymous)'}\u0000${where}`;
     counts.set(key, (counts.get(key) ?? 0) + c);
     total += c;

@@ -57,7 +57,10 @@ export const USAGE = `usage: node dist/bench/run.js [--only ${Object.keys(ALIASE
   --docs FILE markdown output instead of docs/benchmarks.md`;
 
 /** Parses argv (without node and the script) and the environment. */
-export function parseOptions(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): ParsedOptions {
+export function parseOptions(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>> = {},
+): ParsedOptions {
   let only: SuiteId[] | undefined;
   let quick = env.BENCH_QUICK === '1';
   let repeats: number | undefined = env.BENCH_REPEATS ? Number(env.BENCH_REPEATS) : undefined;
@@ -77,9 +80,16 @@ export function parseOptions(argv: readonly string[], env: Readonly<Record<strin
       const list = value();
       if (!list) return { ok: false, error: '--only needs a comma list' };
       const picked = new Set<SuiteId>();
-      for (const n of list.split(',').map((x) => x.trim()).filter(Boolean)) {
+      for (const n of list
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean)) {
         const ids = ALIASES[n];
-        if (!ids) return { ok: false, error: `unknown suite "${n}" (known: ${Object.keys(ALIASES).join(', ')})` };
+        if (!ids)
+          return {
+            ok: false,
+            error: `unknown suite "${n}" (known: ${Object.keys(ALIASES).join(', ')})`,
+          };
         for (const id of ids) picked.add(id);
       }
       if (picked.size === 0) return { ok: false, error: '--only needs at least one suite' };
@@ -91,7 +101,8 @@ export function parseOptions(argv: readonly string[], env: Readonly<Record<strin
     else return { ok: false, error: `unknown argument "${a}"\n${USAGE}` };
   }
   const r = repeats ?? (quick ? 1 : 3);
-  if (!Number.isInteger(r) || r < 1 || r > 20) return { ok: false, error: `--repeats must be an integer 1..20 (got ${String(repeats)})` };
+  if (!Number.isInteger(r) || r < 1 || r > 20)
+    return { ok: false, error: `--repeats must be an integer 1..20 (got ${String(repeats)})` };
   const suites = only ?? [...SUITES];
   return {
     ok: true,

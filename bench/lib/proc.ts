@@ -19,7 +19,11 @@ export interface CTools {
 /** Compiles bench/c/*.c with the machine's gcc into `outDir`. */
 export async function buildCTools(srcDir: string, outDir: string): Promise<CTools> {
   mkdirSync(outDir, { recursive: true });
-  const tools = { udpgen: join(outDir, 'udpgen'), udpsink: join(outDir, 'udpsink'), tcpbench: join(outDir, 'tcpbench') };
+  const tools = {
+    udpgen: join(outDir, 'udpgen'),
+    udpsink: join(outDir, 'udpsink'),
+    tcpbench: join(outDir, 'tcpbench'),
+  };
   for (const [name, out] of Object.entries(tools)) {
     await new Promise<void>((resolve, reject) =>
       execFile('gcc', ['-O2', '-Wall', '-o', out, join(srcDir, `${name}.c`)], (err, _o, stderr) =>
@@ -46,11 +50,20 @@ export function lastJson<T = Record<string, unknown>>(text: string): T | undefin
 }
 
 /** Runs a tool to completion in `ns` on `cpu` (taskset) and returns its last JSON line. */
-export async function runTool<T>(ns: Namespace, cpu: number | string, cmd: string, args: readonly string[], timeoutMs = 60_000): Promise<T> {
+export async function runTool<T>(
+  ns: Namespace,
+  cpu: number | string,
+  cmd: string,
+  args: readonly string[],
+  timeoutMs = 60_000,
+): Promise<T> {
   const child = ns.spawn('taskset', ['-c', String(cpu), cmd, ...args]);
   const out = await collect(child, timeoutMs);
   const json = lastJson<T>(out.stdout);
-  if (!json) throw new Error(`${cmd} ${args.join(' ')}: no report (exit ${out.code}): ${out.stderr.slice(-400)}`);
+  if (!json)
+    throw new Error(
+      `${cmd} ${args.join(' ')}: no report (exit ${out.code}): ${out.stderr.slice(-400)}`,
+    );
   return json;
 }
 
@@ -64,7 +77,13 @@ export interface RunningTool<T> {
 }
 
 /** Starts a tool in `ns` on `cpu` (taskset) without waiting for it (see `runTool`). */
-export function startTool<T>(ns: Namespace, cpu: number | string, cmd: string, args: readonly string[], timeoutMs = 60_000): RunningTool<T> {
+export function startTool<T>(
+  ns: Namespace,
+  cpu: number | string,
+  cmd: string,
+  args: readonly string[],
+  timeoutMs = 60_000,
+): RunningTool<T> {
   const child = ns.spawn('taskset', ['-c', String(cpu), cmd, ...args]);
   let seen = '';
   let exited = false;
@@ -72,7 +91,10 @@ export function startTool<T>(ns: Namespace, cpu: number | string, cmd: string, a
   child.once('exit', () => (exited = true));
   const done = collect(child, timeoutMs).then((out) => {
     const json = lastJson<T>(out.stdout);
-    if (!json) throw new Error(`${cmd} ${args.join(' ')}: no report (exit ${out.code}): ${out.stderr.slice(-400)}`);
+    if (!json)
+      throw new Error(
+        `${cmd} ${args.join(' ')}: no report (exit ${out.code}): ${out.stderr.slice(-400)}`,
+      );
     return json;
   });
   done.catch(() => undefined); // the caller awaits it; never an unhandled rejection meanwhile
@@ -92,7 +114,10 @@ export function startTool<T>(ns: Namespace, cpu: number | string, cmd: string, a
 }
 
 /** Waits for a child to exit, collecting its output; kills it (by PID) after `timeoutMs`. */
-export function collect(child: ChildProcess, timeoutMs: number): Promise<{ stdout: string; stderr: string; code: number | null }> {
+export function collect(
+  child: ChildProcess,
+  timeoutMs: number,
+): Promise<{ stdout: string; stderr: string; code: number | null }> {
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -123,10 +148,19 @@ export class Daemon {
   #exited: Promise<number | null>;
   exitCode: number | null | undefined;
 
-  constructor(child: ChildProcess, readonly label: string) {
+  constructor(
+    child: ChildProcess,
+    readonly label: string,
+  ) {
     this.child = child;
-    child.stdout?.on('data', (d: Buffer) => (this.stdout = (this.stdout + d.toString()).slice(-200_000)));
-    child.stderr?.on('data', (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-200_000)));
+    child.stdout?.on(
+      'data',
+      (d: Buffer) => (this.stdout = (this.stdout + d.toString()).slice(-200_000)),
+    );
+    child.stderr?.on(
+      'data',
+      (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-200_000)),
+    );
     this.#exited = new Promise((resolve) =>
       child.once('exit', (code) => {
         this.exitCode = code;
@@ -148,10 +182,15 @@ export class Daemon {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (predicate(this.stdout + this.stderr)) return;
-      if (!this.alive) throw new Error(`${this.label} exited (${this.exitCode}): ${(this.stderr || this.stdout).slice(-800)}`);
+      if (!this.alive)
+        throw new Error(
+          `${this.label} exited (${this.exitCode}): ${(this.stderr || this.stdout).slice(-800)}`,
+        );
       await sleep(50);
     }
-    throw new Error(`${this.label}: not ready after ${timeoutMs} ms: ${(this.stderr || this.stdout).slice(-800)}`);
+    throw new Error(
+      `${this.label}: not ready after ${timeoutMs} ms: ${(this.stderr || this.stdout).slice(-800)}`,
+    );
   }
 
   /** SIGTERM, then SIGKILL after `graceMs`; returns the output. */
@@ -167,19 +206,43 @@ export class Daemon {
 }
 
 /** Starts a daemon in `ns`, pinned to `cpu`. */
-export function startDaemon(ns: Namespace, cpu: number | string, cmd: string, args: readonly string[], label: string, env?: NodeJS.ProcessEnv): Daemon {
-  const child = ns.spawn('taskset', ['-c', String(cpu), cmd, ...args], env ? { env: { ...process.env, ...env } } : undefined);
+export function startDaemon(
+  ns: Namespace,
+  cpu: number | string,
+  cmd: string,
+  args: readonly string[],
+  label: string,
+  env?: NodeJS.ProcessEnv,
+): Daemon {
+  const child = ns.spawn(
+    'taskset',
+    ['-c', String(cpu), cmd, ...args],
+    env ? { env: { ...process.env, ...env } } : undefined,
+  );
   return new Daemon(child, label);
 }
 
 /** Polls until a TCP/UDP port is bound in `ns` (ss), for contenders that print nothing. */
-export async function waitForListen(ns: Namespace, proto: 'tcp' | 'udp', port: number, timeoutMs: number, daemon?: Daemon): Promise<void> {
+export async function waitForListen(
+  ns: Namespace,
+  proto: 'tcp' | 'udp',
+  port: number,
+  timeoutMs: number,
+  daemon?: Daemon,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const out = await ns.exec('ss', [proto === 'tcp' ? '-ltnH' : '-lunH', `sport = :${port}`]).catch(() => '');
+    const out = await ns
+      .exec('ss', [proto === 'tcp' ? '-ltnH' : '-lunH', `sport = :${port}`])
+      .catch(() => '');
     if (out.trim()) return;
-    if (daemon && !daemon.alive) throw new Error(`${daemon.label} exited (${daemon.exitCode}): ${(daemon.stderr || daemon.stdout).slice(-800)}`);
+    if (daemon && !daemon.alive)
+      throw new Error(
+        `${daemon.label} exited (${daemon.exitCode}): ${(daemon.stderr || daemon.stdout).slice(-800)}`,
+      );
     await sleep(50);
   }
-  throw new Error(`nothing listens on ${proto}/${port} after ${timeoutMs} ms${daemon ? `: ${(daemon.stderr || daemon.stdout).slice(-800)}` : ''}`);
+  throw new Error(
+    `nothing listens on ${proto}/${port} after ${timeoutMs} ms${daemon ? `: ${(daemon.stderr || daemon.stdout).slice(-800)}` : ''}`,
+  );
 }

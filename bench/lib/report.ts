@@ -57,7 +57,9 @@ export function isBusy(loadAverage1m: number): boolean {
 }
 
 /** A finding, tagged with the run (and suite) it is about; plain strings are from older files. */
-export type Finding = string | { readonly text: string; readonly date: string; readonly suite?: SuiteId };
+export type Finding =
+  | string
+  | { readonly text: string; readonly date: string; readonly suite?: SuiteId };
 
 /** One run that contributed figures to a (merged) results file. */
 export interface RunInfo {
@@ -111,7 +113,12 @@ function ratioCell(r: ResultRatio, target: number): string {
   const m = meets(r, target);
   if (r.value === null) return `— (${r.reason})`;
   const spread = r.spread ? ` (repeats ${r.spread.min.toFixed(2)}–${r.spread.max.toFixed(2)})` : '';
-  const verdict = r.busyLoad !== undefined ? `busy machine (load ${r.busyLoad} at start): not compared` : m ? '**met**' : '**missed**';
+  const verdict =
+    r.busyLoad !== undefined
+      ? `busy machine (load ${r.busyLoad} at start): not compared`
+      : m
+        ? '**met**'
+        : '**missed**';
   return `${r.value.toFixed(2)}${spread} ${verdict}${r.caveat ? ` (${r.caveat})` : ''}`;
 }
 
@@ -125,10 +132,18 @@ export function shortDate(iso: string): string {
 export function renderSection(s: Section, showDate = false): string {
   const keys = Object.keys(s.columns);
   const head = ['contender', ...keys.map((k) => s.columns[k]!)];
-  if (s.baseline) head.push(`× ${s.baseline.contender} (${s.columns[s.baseline.figure] ?? s.baseline.figure})`);
-  const base = s.baseline ? s.rows.find((r) => r.contender === s.baseline!.contender)?.figures[s.baseline.figure] : undefined;
+  if (s.baseline)
+    head.push(`× ${s.baseline.contender} (${s.columns[s.baseline.figure] ?? s.baseline.figure})`);
+  const base = s.baseline
+    ? s.rows.find((r) => r.contender === s.baseline!.contender)?.figures[s.baseline.figure]
+    : undefined;
   const title = showDate && s.date ? `${s.title} — run of ${shortDate(s.date)}` : s.title;
-  const lines = [`### ${title}`, '', `| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
+  const lines = [
+    `### ${title}`,
+    '',
+    `| ${head.join(' | ')} |`,
+    `|${head.map(() => '---').join('|')}|`,
+  ];
   for (const r of s.rows) {
     const cell = (k: string) => {
       if (r.error) return '—';
@@ -155,7 +170,10 @@ export function renderSection(s: Section, showDate = false): string {
  * close a missed target) is appended after the findings, since the figures alone do not say why.
  */
 export function renderMarkdown(r: BenchResults, analysis?: string): string {
-  const dates = new Set([...r.sections.map((s) => s.date ?? r.date), ...Object.values(r.ratios).map((x) => x.date ?? r.date)]);
+  const dates = new Set([
+    ...r.sections.map((s) => s.date ?? r.date),
+    ...Object.values(r.ratios).map((x) => x.date ?? r.date),
+  ]);
   const mixed = dates.size > 1;
   const machine = Object.entries(r.machine).map(([k, v]) => `- ${k}: ${v}`);
   const ratios = (Object.keys(TARGETS) as RatioName[]).map((k) => {
@@ -171,10 +189,18 @@ export function renderMarkdown(r: BenchResults, analysis?: string): string {
           '',
           '| run | suites | repeats | duration | load average at start |',
           '|---|---|---|---|---|',
-          ...runs.map((x) => `| ${shortDate(x.date)}${x.quick ? ' (quick)' : ''} | ${x.suites.join(', ')} | ${x.repeats} | ${Math.round(x.durationSeconds)} s | ${x.machine['load average at start (1/5/15 min)'] ?? '?'} |`),
+          ...runs.map(
+            (x) =>
+              `| ${shortDate(x.date)}${x.quick ? ' (quick)' : ''} | ${x.suites.join(', ')} | ${x.repeats} | ${Math.round(x.durationSeconds)} s | ${x.machine['load average at start (1/5/15 min)'] ?? '?'} |`,
+          ),
         ]
       : [];
-  const finding = (f: Finding) => (typeof f === 'string' ? f : mixed || f.date !== r.date ? `(${f.suite ?? 'run'}, ${shortDate(f.date)}) ${f.text}` : f.text);
+  const finding = (f: Finding) =>
+    typeof f === 'string'
+      ? f
+      : mixed || f.date !== r.date
+        ? `(${f.suite ?? 'run'}, ${shortDate(f.date)}) ${f.text}`
+        : f.text;
   return [
     '# Benchmarks',
     '',

@@ -12,7 +12,10 @@ test('median: odd, even, ignores non-finite, NaN when empty', () => {
 
 test('ratio carries the reason when a side is missing', () => {
   assert.deepEqual(ratio(2, 4), { value: 0.5 });
-  assert.deepEqual(ratio(null, 4, { numerator: 'vpnlb did not start' }), { value: null, reason: 'vpnlb did not start' });
+  assert.deepEqual(ratio(null, 4, { numerator: 'vpnlb did not start' }), {
+    value: null,
+    reason: 'vpnlb did not start',
+  });
   assert.deepEqual(ratio(1, 0), { value: null, reason: 'denominator is zero' });
   assert.equal(ratio(1, Number.NaN).value, null);
 });
@@ -47,14 +50,20 @@ test('renderSection adds a baseline column and lists contenders that did not run
 });
 
 test('renderMarkdown marks targets met and missed', () => {
-  const ratios = Object.fromEntries(Object.keys(TARGETS).map((k) => [k, { value: null, reason: 'n/a' }])) as never;
+  const ratios = Object.fromEntries(
+    Object.keys(TARGETS).map((k) => [k, { value: null, reason: 'n/a' }]),
+  ) as never;
   const md = renderMarkdown({
     date: '2025-01-01',
     durationSeconds: 1,
     machine: { cores: 2 },
     method: ['m'],
     sections: [],
-    ratios: { ...(ratios as object), kernelVsRouting: { value: 0.99 }, relayVsNginx: { value: 0.5 } } as never,
+    ratios: {
+      ...(ratios as object),
+      kernelVsRouting: { value: 0.99 },
+      relayVsNginx: { value: 0.5 },
+    } as never,
     findings: [],
     raw: {},
   });
@@ -67,7 +76,10 @@ test('ratioOfRepeats: ratio of medians, spread over paired repeats, reasons when
   const r = ratioOfRepeats([10, 12, 11], [10, 8, 11]);
   assert.equal(r.value, 11 / 10);
   assert.deepEqual(r.spread, { min: 1, max: 1.5 });
-  assert.deepEqual(ratioOfRepeats(undefined, [1], { numerator: 'did not run' }), { value: null, reason: 'did not run' });
+  assert.deepEqual(ratioOfRepeats(undefined, [1], { numerator: 'did not run' }), {
+    value: null,
+    reason: 'did not run',
+  });
   // A repeat with a zero or missing side is left out of the spread, not of the median.
   assert.deepEqual(ratioOfRepeats([2, 4], [0, 2]).spread, { min: 2, max: 2 });
 });
@@ -89,6 +101,12 @@ test('a busy run shows its ratios with their spread, not compared with the targe
     findings: [],
     raw: {},
   });
-  assert.match(md, /\| sstpKernelVsHaproxyConnRate \| ≥ 1\.2 \| 1\.40 \(repeats 1\.20–1\.60\) busy machine \(load 7\.5 at start\): not compared \|/);
-  assert.match(md, /\| sstpKernelVsHaproxyThroughput \| ≥ 1\.2 \| 1\.30 \(repeats 1\.25–1\.35\) \*\*met\*\* \|/);
+  assert.match(
+    md,
+    /\| sstpKernelVsHaproxyConnRate \| ≥ 1\.2 \| 1\.40 \(repeats 1\.20–1\.60\) busy machine \(load 7\.5 at start\): not compared \|/,
+  );
+  assert.match(
+    md,
+    /\| sstpKernelVsHaproxyThroughput \| ≥ 1\.2 \| 1\.30 \(repeats 1\.25–1\.35\) \*\*met\*\* \|/,
+  );
 });

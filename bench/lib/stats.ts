@@ -50,7 +50,11 @@ export function ratioOfRepeats(
   denominator: readonly number[] | undefined,
   reasons: { numerator?: string; denominator?: string } = {},
 ): Ratio & { spread?: Spread } {
-  const r = ratio(numerator ? median(numerator) : null, denominator ? median(denominator) : null, reasons);
+  const r = ratio(
+    numerator ? median(numerator) : null,
+    denominator ? median(denominator) : null,
+    reasons,
+  );
   if (r.value === null || !numerator || !denominator) return r;
   const pairs: number[] = [];
   for (let i = 0; i < Math.min(numerator.length, denominator.length); i++) {
@@ -58,7 +62,9 @@ export function ratioOfRepeats(
     const d = denominator[i]!;
     if (Number.isFinite(n) && Number.isFinite(d) && d !== 0) pairs.push(n / d);
   }
-  return pairs.length > 0 ? { ...r, spread: { min: Math.min(...pairs), max: Math.max(...pairs) } } : r;
+  return pairs.length > 0
+    ? { ...r, spread: { min: Math.min(...pairs), max: Math.max(...pairs) } }
+    : r;
 }
 
 /** The lower of two ratios (a null wins, with its reason: the lower of unknown is unknown). */

@@ -43,7 +43,10 @@ export interface BenchTopology {
 
 async function setRps(ns: Namespace, ifName: string, cpu: number): Promise<void> {
   const mask = (1 << cpu).toString(16);
-  await ns.exec('sh', ['-c', `for q in /sys/class/net/${ifName}/queues/rx-*; do echo ${mask} > $q/rps_cpus; done`]);
+  await ns.exec('sh', [
+    '-c',
+    `for q in /sys/class/net/${ifName}/queues/rx-*; do echo ${mask} > $q/rps_cpus; done`,
+  ]);
 }
 
 /** Builds the topology; the caller must `destroy()` it (also on failure). */
@@ -53,7 +56,12 @@ export async function createBenchTopology(): Promise<BenchTopology> {
     const snd = await topo.addNamespace('snd', { forwarding: false });
     const lb = await topo.addNamespace('lb');
     const srv = await topo.addNamespace('srv', { forwarding: false });
-    const a = await topo.link({ a: 'snd', b: 'lb', aAddresses: [`${SND_ADDR}/24`], bAddresses: [`${LB_SND_ADDR}/24`] });
+    const a = await topo.link({
+      a: 'snd',
+      b: 'lb',
+      aAddresses: [`${SND_ADDR}/24`],
+      bAddresses: [`${LB_SND_ADDR}/24`],
+    });
     const b = await topo.link({
       a: 'lb',
       b: 'srv',

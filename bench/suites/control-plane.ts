@@ -10,7 +10,10 @@ import type { Namespace } from '../../lab/netns.js';
 import { median } from '../lib/stats.js';
 
 /** Median ms to build a 65537-slot table for each backend count. */
-export function maglevBuildTimes(counts: readonly number[], repeats: number): Record<string, number> {
+export function maglevBuildTimes(
+  counts: readonly number[],
+  repeats: number,
+): Record<string, number> {
   const out: Record<string, number> = {};
   for (const n of counts) {
     const candidates: Candidate[] = Array.from({ length: n }, (_, i) => ({
@@ -57,7 +60,12 @@ export function fullRewrite(table: string, servers: readonly string[], shift: nu
 }
 
 /** Incremental: `count` slots change server (delete + add in one transaction). */
-export function incrementalRewrite(table: string, servers: readonly string[], count: number, shift: number): string {
+export function incrementalRewrite(
+  table: string,
+  servers: readonly string[],
+  count: number,
+  shift: number,
+): string {
   const slots = Array.from({ length: count }, (_, i) => (i * 4) % MAP_SIZE);
   return `delete element ip ${table} slots { ${slots.join(', ')} }\nadd element ip ${table} slots { ${elements(slots, (s) => servers[(s + shift) % servers.length]!)} }\n`;
 }

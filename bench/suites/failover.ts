@@ -47,8 +47,22 @@ export interface MonitorSetting {
 }
 
 export const SETTINGS: readonly MonitorSetting[] = [
-  { key: 'defaults', label: 'ikev2 monitor at its defaults (interval 5 s, timeout 2 s, fall 3, jitter 0.1)', yaml: '{ type: ikev2 }', intervalMs: 5000, timeoutMs: 2000, fall: 3 },
-  { key: 'fast', label: 'ikev2 monitor fast (interval 1 s, timeout 0.5 s, fall 2)', yaml: '{ type: ikev2, interval: 1s, timeout: 500ms, fall: 2 }', intervalMs: 1000, timeoutMs: 500, fall: 2 },
+  {
+    key: 'defaults',
+    label: 'ikev2 monitor at its defaults (interval 5 s, timeout 2 s, fall 3, jitter 0.1)',
+    yaml: '{ type: ikev2 }',
+    intervalMs: 5000,
+    timeoutMs: 2000,
+    fall: 3,
+  },
+  {
+    key: 'fast',
+    label: 'ikev2 monitor fast (interval 1 s, timeout 0.5 s, fall 2)',
+    yaml: '{ type: ikev2, interval: 1s, timeout: 500ms, fall: 2 }',
+    intervalMs: 1000,
+    timeoutMs: 500,
+    fall: 2,
+  },
 ];
 
 const SEED = 0x5eed1234;
@@ -115,34 +129,69 @@ async function trial(ctx: BenchContext, setting: MonitorSetting, index: number):
   let clientSeq = 0;
   try {
     farm = await startSimFarm({ addresses, names: NAMES });
-    const ports = { ike: await freePort(vip), natT: await freePort(vip), backendIke: farm.ikePort, backendNatT: farm.natTPort };
-    const c: VpnlbCase = { kind: 'ikev2', dataplane: 'userspace', vip, backends: addresses, table: 'unused', ports, hashSeed: SEED, top: `monitors:\n  ike: ${setting.yaml}`, extra: 'monitor: ike' };
+    const ports = {
+      ike: await freePort(vip),
+      natT: await freePort(vip),
+      backendIke: farm.ikePort,
+      backendNatT: farm.natTPort,
+    };
+    const c: VpnlbCase = {
+      kind: 'ikev2',
+      dataplane: 'userspace',
+      vip,
+      backends: addresses,
+      table: 'unused',
+      ports,
+      hashSeed: SEED,
+      top: `monitors:\n  ike: ${setting.yaml}`,
+      extra: 'monitor: ike',
+    };
     const a = vpnlbAvailable(c);
     if (!a.ok) throw new Error(a.reason);
     const dir = join(ctx.work, `failover-${setting.key}-${index}`);
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'vpnlb.yaml'), vpnlbConfig(c));
     const [node, ...args] = vpnlbArgv(['run', '--config', join(dir, 'vpnlb.yaml')]);
-    d = new Daemon(spawn('taskset', ['-c', String(BALANCER_CPU), node!, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_ENV: 'production' } }), `vpnlb failover ${setting.key}`);
+    d = new Daemon(
+      spawn('taskset', ['-c', String(BALANCER_CPU), node!, ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, NODE_ENV: 'production' },
+      }),
+      `vpnlb failover ${setting.key}`,
+    );
     await d.waitFor((o) => o.includes('vpnlb running'), 20_000);
     // Steady state: every backend's first probe (within min(1 s, interval) of the start, answered
     // in ms) has given its verdict; a kill before it would be a start-up case, not a failover.
     await sleep(Math.min(1000, setting.intervalMs) + 500);
 
     const victim = farm.servers[NAMES.indexOf(VICTIM)]!;
-    const serverOf = (r: IkeClientResult) => farm!.servers.find((s) => s.seenSpis().has(r.spiI))?.name;
+    const serverOf = (r: IkeClientResult) =>
+      farm!.servers.find((s) => s.seenSpis().has(r.spiI))?.name;
     const spis = spisFor(VICTIM, addresses, 1000);
     let next = 0;
     const client = (timeouts: readonly number[]) =>
-      runIkeClient({ localAddress: `127.74.${index + 1}.${(clientSeq++ % 250) + 1}`, server: { address: vip, ...{ ikePort: ports.ike, natTPort: ports.natT } }, spiI: spis[next++ % spis.length]!, espPackets: 1, espTimeout: 400, retransmitTimeouts: timeouts });
+      runIkeClient({
+        localAddress: `127.74.${index + 1}.${(clientSeq++ % 250) + 1}`,
+        server: { address: vip, ...{ ikePort: ports.ike, natTPort: ports.natT } },
+        spiI: spis[next++ % spis.length]!,
+        espPackets: 1,
+        espTimeout: 400,
+        retransmitTimeouts: timeouts,
+      });
     // Up and mapped as predicted: victim-mapped clients land on the victim.
     const deadline = performance.now() + 15_000;
     let onVictim = 0;
     while (onVictim < 3) {
-      if (performance.now() > deadline) throw new Error('victim-mapped clients did not reach the victim before the kill (Maglev prediction or start-up failed)');
+      if (performance.now() > deadline)
+        throw new Error(
+          'victim-mapped clients did not reach the victim before the kill (Maglev prediction or start-up failed)',
+        );
       const r = await client([300, 300]);
       if (r.ok && serverOf(r) === VICTIM) onVictim++;
-      else if (r.ok) throw new Error(`a client whose SPI maps to ${VICTIM} landed on ${serverOf(r) ?? '?'}: the prediction does not match the service`);
+      else if (r.ok)
+        throw new Error(
+          `a client whose SPI maps to ${VICTIM} landed on ${serverOf(r) ?? '?'}: the prediction does not match the service`,
+        );
     }
     // Kill at a random phase of the probe schedule.
     await sleep(Math.random() * setting.intervalMs);
@@ -157,18 +206,32 @@ async function trial(ctx: BenchContext, setting: MonitorSetting, index: number):
       started++;
       pending.push(
         client([400]).then((r) => {
-          if (r.ok && serverOf(r) !== VICTIM) firstOk = Math.min(firstOk ?? Infinity, performance.now() - killedAt);
+          if (r.ok && serverOf(r) !== VICTIM)
+            firstOk = Math.min(firstOk ?? Infinity, performance.now() - killedAt);
         }),
       );
       await sleep(50);
     }
     await Promise.all(pending);
-    const transition = /"reason":"([^"]*)"[^\n]*"msg":"ike\/s2: up -> down/.exec(d.stderr + d.stdout)?.[1];
+    const transition = /"reason":"([^"]*)"[^\n]*"msg":"ike\/s2: up -> down/.exec(
+      d.stderr + d.stdout,
+    )?.[1];
     if (!d.alive) throw new Error(`vpnlb exited: ${d.stderr.slice(-300)}`);
-    if (firstOk === undefined) return { error: `no victim-mapped client connected elsewhere within ${bound} ms`, clientsAfterKill: started };
-    return { ms: firstOk, clientsAfterKill: started, ...(transition ? { downReason: transition } : {}) };
+    if (firstOk === undefined)
+      return {
+        error: `no victim-mapped client connected elsewhere within ${bound} ms`,
+        clientsAfterKill: started,
+      };
+    return {
+      ms: firstOk,
+      clientsAfterKill: started,
+      ...(transition ? { downReason: transition } : {}),
+    };
   } catch (err) {
-    return { error: (err as Error).message.replace(/\s+/g, ' ').slice(0, 300), clientsAfterKill: 0 };
+    return {
+      error: (err as Error).message.replace(/\s+/g, ' ').slice(0, 300),
+      clientsAfterKill: 0,
+    };
   } finally {
     await d?.stop();
     for (const h of holes) await new Promise<void>((r) => h.close(() => r()));
@@ -179,13 +242,19 @@ async function trial(ctx: BenchContext, setting: MonitorSetting, index: number):
 export async function runFailover(ctx: BenchContext): Promise<SuiteOutput> {
   const { opts, log } = ctx;
   log(`failover: ${opts.repeats} trial(s) per monitor setting, concurrently`);
-  const jobs = SETTINGS.flatMap((s, si) => Array.from({ length: opts.repeats }, (_, r) => ({ s, index: si * 20 + r })));
-  const trials = await Promise.all(jobs.map(async (j) => ({ key: j.s.key, t: await trial(ctx, j.s, j.index) })));
+  const jobs = SETTINGS.flatMap((s, si) =>
+    Array.from({ length: opts.repeats }, (_, r) => ({ s, index: si * 20 + r })),
+  );
+  const trials = await Promise.all(
+    jobs.map(async (j) => ({ key: j.s.key, t: await trial(ctx, j.s, j.index) })),
+  );
   const rows = SETTINGS.map((s) => {
     const mine = trials.filter((x) => x.key === s.key).map((x) => x.t);
     const ms = mine.map((x) => x.ms).filter((x): x is number => x !== undefined);
     const errors = mine.map((x) => x.error).filter((x): x is string => x !== undefined);
-    log(`  ${s.key}: ${ms.map((x) => Math.round(x)).join(', ') || '—'} ms${errors.length ? `; failed: ${errors[0]}` : ''}`);
+    log(
+      `  ${s.key}: ${ms.map((x) => Math.round(x)).join(', ') || '—'} ms${errors.length ? `; failed: ${errors[0]}` : ''}`,
+    );
     return {
       contender: s.label,
       figures: {
@@ -205,7 +274,14 @@ export async function runFailover(ctx: BenchContext): Promise<SuiteOutput> {
       {
         title: 'Failover: server killed → first new client connected elsewhere',
         suite: 'failover',
-        columns: { median: 'median ms', min: 'min ms', max: 'max ms', trials: 'trials', detectBound: 'detection lower bound ms', detectBoundMax: 'detection upper bound ms' },
+        columns: {
+          median: 'median ms',
+          min: 'min ms',
+          max: 'max ms',
+          trials: 'trials',
+          detectBound: 'detection lower bound ms',
+          detectBoundMax: 'detection upper bound ms',
+        },
         rows,
         notes: [
           'Userspace relay, simulated RRAS servers and clients on loopback; vpnlb is a separate `vpnlb run` process on the balancer core. The victim dies silently (its ports swallow datagrams, no ICMP). Clients whose IKE SPI the Maglev table maps to the victim start every 50 ms; the figure ends when the first of them completes IKE_SA_INIT, IKE_AUTH and an ESP echo on another server.',

@@ -47,10 +47,14 @@ async function reportHeap(d: Daemon, dir: string): Promise<number> {
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     await sleep(200);
-    const f = readdirSync(dir).find((x) => x.startsWith('report') && x.endsWith('.json') && !before.has(x));
+    const f = readdirSync(dir).find(
+      (x) => x.startsWith('report') && x.endsWith('.json') && !before.has(x),
+    );
     if (!f) continue;
     try {
-      const r = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { javascriptHeap?: { usedMemory?: number } };
+      const r = JSON.parse(readFileSync(join(dir, f), 'utf8')) as {
+        javascriptHeap?: { usedMemory?: number };
+      };
       return r.javascriptHeap?.usedMemory ?? Number.NaN;
     } catch {
       /* still being written */
@@ -63,8 +67,19 @@ export async function runFlowMemory(ctx: BenchContext): Promise<SuiteOutput> {
   const { t, tools, sink, work, log } = ctx;
   log('userspace relay memory per flow');
   const hard = hardFileLimit(readFileSync('/proc/self/limits', 'utf8')) ?? Number.NaN;
-  const offered = Math.max(1000, Math.min(TARGET_FLOWS, (Number.isFinite(hard) ? hard : TARGET_FLOWS + FD_MARGIN) - FD_MARGIN));
-  const c: VpnlbCase = { kind: 'ikev2', dataplane: 'userspace', vip: VIP, backends: SERVER_ADDRS, table: 'unused', maxFlows: TARGET_FLOWS * 2, maxNewFlowsPerSecond: 1_000_000 };
+  const offered = Math.max(
+    1000,
+    Math.min(TARGET_FLOWS, (Number.isFinite(hard) ? hard : TARGET_FLOWS + FD_MARGIN) - FD_MARGIN),
+  );
+  const c: VpnlbCase = {
+    kind: 'ikev2',
+    dataplane: 'userspace',
+    vip: VIP,
+    backends: SERVER_ADDRS,
+    table: 'unused',
+    maxFlows: TARGET_FLOWS * 2,
+    maxNewFlowsPerSecond: 1_000_000,
+  };
   const dir = join(work, 'mem');
   const reports = join(dir, 'reports');
   mkdirSync(reports, { recursive: true });
@@ -74,14 +89,41 @@ export async function runFlowMemory(ctx: BenchContext): Promise<SuiteOutput> {
   try {
     const a = vpnlbAvailable(c);
     if (!a.ok) throw new Error(a.reason);
-    d = await startVpnlb(t.lb, BALANCER_CPU, c, dir, ['--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${reports}`, '--report-compact']);
+    d = await startVpnlb(t.lb, BALANCER_CPU, c, dir, [
+      '--report-on-signal',
+      '--report-signal=SIGUSR2',
+      `--report-directory=${reports}`,
+      '--report-compact',
+    ]);
     await sleep(1000);
     const heapBefore = await reportHeap(d, reports);
     const rssBefore = processRssBytes(d.pid) ?? Number.NaN;
     const fdsBefore = openFds(d.pid);
     const s0 = await sink.read();
     log(`  offering ${offered} flows (open-file hard limit ${hard}) at ${PACE}/s`);
-    await runTool(t.snd, GENERATOR_CPU, tools.udpgen, ['-d', VIP, '-s', FLOW_SRC_BASE, '-f', String(offered), '-P', '50000', '-w', '1', '-W', String(PACE), '-i', '-l', '100'], (offered / PACE + 60) * 1000);
+    await runTool(
+      t.snd,
+      GENERATOR_CPU,
+      tools.udpgen,
+      [
+        '-d',
+        VIP,
+        '-s',
+        FLOW_SRC_BASE,
+        '-f',
+        String(offered),
+        '-P',
+        '50000',
+        '-w',
+        '1',
+        '-W',
+        String(PACE),
+        '-i',
+        '-l',
+        '100',
+      ],
+      (offered / PACE + 60) * 1000,
+    );
     await sleep(2000);
     const s1 = await sink.read();
     const rssAfter = processRssBytes(d.pid) ?? Number.NaN;
@@ -90,7 +132,9 @@ export async function runFlowMemory(ctx: BenchContext): Promise<SuiteOutput> {
     if (!d.alive) throw new Error(`vpnlb exited: ${d.stderr.slice(-300)}`);
     const flows = s1.ike - s0.ike;
     if (flows <= 0) throw new Error('no flow reached the servers');
-    log(`  ${flows} flows: RSS ${Math.round(rssBefore / 1e6)} → ${Math.round(rssAfter / 1e6)} MB, heap ${Math.round(heapBefore / 1e6)} → ${Math.round(heapAfter / 1e6)} MB, fds ${fdsBefore} → ${fdsAfter}`);
+    log(
+      `  ${flows} flows: RSS ${Math.round(rssBefore / 1e6)} → ${Math.round(rssAfter / 1e6)} MB, heap ${Math.round(heapBefore / 1e6)} → ${Math.round(heapAfter / 1e6)} MB, fds ${fdsBefore} → ${fdsAfter}`,
+    );
     const rssPer = (rssAfter - rssBefore) / flows;
     Object.assign(figures, {
       limit: hard,
@@ -108,8 +152,13 @@ export async function runFlowMemory(ctx: BenchContext): Promise<SuiteOutput> {
   } finally {
     await d?.stop();
   }
-  const row = (contender: string, key: string) => ({ contender, figures: { value: figures[key] ?? null }, ...(error ? { error } : {}) });
-  const measuredAll = figures.flows !== undefined && figures.flows !== null && figures.flows >= TARGET_FLOWS;
+  const row = (contender: string, key: string) => ({
+    contender,
+    figures: { value: figures[key] ?? null },
+    ...(error ? { error } : {}),
+  });
+  const measuredAll =
+    figures.flows !== undefined && figures.flows !== null && figures.flows >= TARGET_FLOWS;
   return {
     sections: [
       {
@@ -123,8 +172,14 @@ export async function runFlowMemory(ctx: BenchContext): Promise<SuiteOutput> {
           row('RSS per flow (bytes)', 'rssPerFlow'),
           row('JavaScript heap per flow (bytes)', 'heapPerFlow'),
           row('descriptors per flow', 'fdsPerFlow'),
-          row(`RSS at ${TARGET_FLOWS.toLocaleString('en-US')} flows (MB, ${measuredAll ? 'measured' : 'extrapolated'})`, 'rssAt100k'),
-          row(`descriptors at ${TARGET_FLOWS.toLocaleString('en-US')} flows (${measuredAll ? 'measured' : 'extrapolated'})`, 'fdsAt100k'),
+          row(
+            `RSS at ${TARGET_FLOWS.toLocaleString('en-US')} flows (MB, ${measuredAll ? 'measured' : 'extrapolated'})`,
+            'rssAt100k',
+          ),
+          row(
+            `descriptors at ${TARGET_FLOWS.toLocaleString('en-US')} flows (${measuredAll ? 'measured' : 'extrapolated'})`,
+            'fdsAt100k',
+          ),
         ],
         notes: [
           'The relay keeps one connected upstream socket per tracked flow (a client uses two flows: its IKE and NAT-T source ports), so one process tracks at most as many flows as its open-file limit allows: run it with `LimitNOFILE` above 2 × maxFlows (the packaged unit, packaging/vpnlb.service, sets 1048576). Where the limit is below 100 000, the 100 000-flow figures are extrapolated linearly from the flows measured.',

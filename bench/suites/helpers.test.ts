@@ -5,20 +5,38 @@ import { hardFileLimit } from './flow-memory.js';
 import { parseNegotiated } from './run-tls.js';
 
 test('parseNegotiated reads s_client -brief and sess_id output', () => {
-  const brief = 'CONNECTION ESTABLISHED\nProtocol version: TLSv1.3\nCiphersuite: TLS_AES_128_GCM_SHA256\nSignature type: ECDSA\nServer Temp Key: X25519, 253 bits\nDONE\n';
+  const brief =
+    'CONNECTION ESTABLISHED\nProtocol version: TLSv1.3\nCiphersuite: TLS_AES_128_GCM_SHA256\nSignature type: ECDSA\nServer Temp Key: X25519, 253 bits\nDONE\n';
   const sess = '    Protocol  : TLSv1.3\n    TLS session ticket lifetime hint: 7200 (seconds)\n';
-  assert.deepEqual(parseNegotiated(brief, sess), { protocol: 'TLSv1.3', cipher: 'TLS_AES_128_GCM_SHA256', group: 'X25519', ticket: true });
-  const tls12 = parseNegotiated('Protocol version: TLSv1.2\nCiphersuite: ECDHE-ECDSA-AES128-GCM-SHA256\nPeer Temp Key: ECDH, prime256v1, 256 bits\n', '    Protocol  : TLSv1.2\n');
+  assert.deepEqual(parseNegotiated(brief, sess), {
+    protocol: 'TLSv1.3',
+    cipher: 'TLS_AES_128_GCM_SHA256',
+    group: 'X25519',
+    ticket: true,
+  });
+  const tls12 = parseNegotiated(
+    'Protocol version: TLSv1.2\nCiphersuite: ECDHE-ECDSA-AES128-GCM-SHA256\nPeer Temp Key: ECDH, prime256v1, 256 bits\n',
+    '    Protocol  : TLSv1.2\n',
+  );
   assert.equal(tls12.cipher, 'ECDHE-ECDSA-AES128-GCM-SHA256');
   assert.equal(tls12.group, 'ECDH');
   assert.equal(tls12.ticket, false);
-  assert.deepEqual(parseNegotiated('', ''), { protocol: undefined, cipher: undefined, group: undefined, ticket: false });
+  assert.deepEqual(parseNegotiated('', ''), {
+    protocol: undefined,
+    cipher: undefined,
+    group: undefined,
+    ticket: false,
+  });
 });
 
 test('hardFileLimit reads the hard column of /proc/self/limits', () => {
-  const limits = 'Limit                     Soft Limit           Hard Limit           Units     \nMax open files            1024                 20000                files     \n';
+  const limits =
+    'Limit                     Soft Limit           Hard Limit           Units     \nMax open files            1024                 20000                files     \n';
   assert.equal(hardFileLimit(limits), 20000);
-  assert.equal(hardFileLimit('Max open files            unlimited            unlimited            files\n'), Number.POSITIVE_INFINITY);
+  assert.equal(
+    hardFileLimit('Max open files            unlimited            unlimited            files\n'),
+    Number.POSITIVE_INFINITY,
+  );
   assert.equal(hardFileLimit('nothing'), undefined);
 });
 

@@ -23,7 +23,14 @@ export async function runTcp(ctx: BenchContext): Promise<SuiteOutput> {
     [
       'vpnlb passthrough',
       async () => {
-        const c = { kind: 'sstp', mode: 'passthrough', vip: VIP, port: 443, backends: SERVER_ADDRS, backendPort: 443 } as const;
+        const c = {
+          kind: 'sstp',
+          mode: 'passthrough',
+          vip: VIP,
+          port: 443,
+          backends: SERVER_ADDRS,
+          backendPort: 443,
+        } as const;
         const a = vpnlbAvailable(c);
         if (!a.ok) throw new Error(a.reason);
         return startVpnlb(t.lb, BALANCER_CPU, c, `${work}/sp`);
@@ -33,15 +40,43 @@ export async function runTcp(ctx: BenchContext): Promise<SuiteOutput> {
     [
       'vpnlb kernel passthrough',
       async () => {
-        const c = { kind: 'sstp', mode: 'passthrough', dataplane: 'kernel', vip: VIP, port: 443, backends: SERVER_ADDRS, backendPort: 443 } as const;
+        const c = {
+          kind: 'sstp',
+          mode: 'passthrough',
+          dataplane: 'kernel',
+          vip: VIP,
+          port: 443,
+          backends: SERVER_ADDRS,
+          backendPort: 443,
+        } as const;
         const a = vpnlbAvailable(c);
         if (!a.ok) throw new Error(a.reason);
         return startVpnlb(t.lb, BALANCER_CPU, c, `${work}/sk`);
       },
       VIP,
     ],
-    ['HAProxy mode tcp', () => startHaproxy(t.lb, BALANCER_CPU, { vip: VIP, port: 443, backends: SERVER_ADDRS, backendPort: 443 }, `${work}/hp`), VIP],
-    ['nginx stream', () => startNginx(t.lb, BALANCER_CPU, { kind: 'tcp', vip: VIP, port: 443, backends: SERVER_ADDRS, backendPort: 443 }, `${work}/np`), VIP],
+    [
+      'HAProxy mode tcp',
+      () =>
+        startHaproxy(
+          t.lb,
+          BALANCER_CPU,
+          { vip: VIP, port: 443, backends: SERVER_ADDRS, backendPort: 443 },
+          `${work}/hp`,
+        ),
+      VIP,
+    ],
+    [
+      'nginx stream',
+      () =>
+        startNginx(
+          t.lb,
+          BALANCER_CPU,
+          { kind: 'tcp', vip: VIP, port: 443, backends: SERVER_ADDRS, backendPort: 443 },
+          `${work}/np`,
+        ),
+      VIP,
+    ],
   ];
   const rows: Row[] = [];
   const raw: Record<string, unknown> = {};
@@ -49,7 +84,10 @@ export async function runTcp(ctx: BenchContext): Promise<SuiteOutput> {
     log(`  ${name}`);
     const o = await withContender(log, name, start, async () => {
       // Warm-up: each kind of traffic once, uncounted (2 s for the first, the settle time after).
-      const warm = warmupPlan({ warmupSeconds: opts.warmupSeconds, settleSeconds: Math.max(1, opts.settleSeconds) });
+      const warm = warmupPlan({
+        warmupSeconds: opts.warmupSeconds,
+        settleSeconds: Math.max(1, opts.settleSeconds),
+      });
       const measured = async <T>(fn: (seconds: number) => Promise<T>): Promise<T[]> => {
         await fn(warm());
         const out: T[] = [];
@@ -78,7 +116,11 @@ export async function runTcp(ctx: BenchContext): Promise<SuiteOutput> {
       ...(o.ok ? {} : { error: o.error }),
     });
   }
-  type Samples = { one: { gbps: number }[]; many: { gbps: number }[]; conn: { perSecond: number }[] };
+  type Samples = {
+    one: { gbps: number }[];
+    many: { gbps: number }[];
+    conn: { perSecond: number }[];
+  };
   const samples = (n: string): Samples | undefined => {
     const o = raw[n] as { ok: boolean; value?: Samples } | undefined;
     return o?.ok ? o.value : undefined;
@@ -86,15 +128,29 @@ export async function runTcp(ctx: BenchContext): Promise<SuiteOutput> {
   const e = (n: string) => rows.find((r) => r.contender === n)?.error;
   /** A ratio of two contenders' medians with its spread over the repeats. */
   const vsHaproxy = (n: string, what: 'many' | 'conn') => {
-    const pick = (x: string) => (what === 'many' ? samples(x)?.many.map((v) => v.gbps) : samples(x)?.conn.map((v) => v.perSecond));
-    return ratioOfRepeats(pick(n), pick('HAProxy mode tcp'), { numerator: e(n) ?? 'n/a', denominator: e('HAProxy mode tcp') ?? 'n/a' });
+    const pick = (x: string) =>
+      what === 'many'
+        ? samples(x)?.many.map((v) => v.gbps)
+        : samples(x)?.conn.map((v) => v.perSecond);
+    return ratioOfRepeats(pick(n), pick('HAProxy mode tcp'), {
+      numerator: e(n) ?? 'n/a',
+      denominator: e('HAProxy mode tcp') ?? 'n/a',
+    });
   };
   return {
     sections: [
       {
         title: 'SSTP passthrough (TCP 443)',
         suite: 'tcp',
-        columns: { one: 'Gbit/s, 1 stream', many: 'Gbit/s, 16 streams', cpuMany: 'balancer core % (16 streams)', conn: 'new connections/s', connFailed: 'failed', cpuConn: 'balancer core % (connections)', gen: 'generator CPU % (connections)' },
+        columns: {
+          one: 'Gbit/s, 1 stream',
+          many: 'Gbit/s, 16 streams',
+          cpuMany: 'balancer core % (16 streams)',
+          conn: 'new connections/s',
+          connFailed: 'failed',
+          cpuConn: 'balancer core % (connections)',
+          gen: 'generator CPU % (connections)',
+        },
         rows,
         baseline: { contender: 'direct (baseline)', figure: 'many' },
       },

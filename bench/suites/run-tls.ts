@@ -21,7 +21,13 @@ import { collect, type Daemon } from '../lib/proc.js';
 import { sleep } from '../../src/util/wait.js';
 import type { ResultRatio, Row } from '../lib/report.js';
 import { lowerRatio, ratio } from '../lib/stats.js';
-import { BALANCER_CPU, GENERATOR_CPU, SERVER_ADDRS, VIP, type BenchTopology } from '../lib/topology.js';
+import {
+  BALANCER_CPU,
+  GENERATOR_CPU,
+  SERVER_ADDRS,
+  VIP,
+  type BenchTopology,
+} from '../lib/topology.js';
 import { measureHandshakes, measureTlsStream, medianOf, startServers } from './tcp-passthrough.js';
 
 /** Generator core busy fraction from which a handshake figure is the generator's, not the contender's. */
@@ -49,12 +55,18 @@ async function negotiate(t: BenchTopology, dir: string, tls12: boolean): Promise
   const sess = `${dir}/sess-${tls12 ? '12' : '13'}.pem`;
   // stdin stays open 0.5 s so that s_client reads the TLS 1.3 tickets, sent after the handshake.
   const sh = `sleep 0.5 | openssl s_client -connect ${VIP}:443 -brief ${tls12 ? '-tls1_2' : ''} -sess_out ${sess} 2>&1; echo ===; openssl sess_id -in ${sess} -noout -text 2>&1`;
-  const out = await collect(spawn('ip', ['netns', 'exec', t.snd.name, 'sh', '-c', sh], { stdio: ['ignore', 'pipe', 'pipe'] }), 15_000);
+  const out = await collect(
+    spawn('ip', ['netns', 'exec', t.snd.name, 'sh', '-c', sh], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+    15_000,
+  );
   const [brief = '', session = ''] = out.stdout.split('===');
   return parseNegotiated(brief, session);
 }
 
-const fmtNeg = (n: Negotiated) => `${n.protocol ?? '?'} ${n.cipher ?? '?'} ${n.group ?? '?'}${n.ticket ? ', ticket issued' : ', no ticket'}`;
+const fmtNeg = (n: Negotiated) =>
+  `${n.protocol ?? '?'} ${n.cipher ?? '?'} ${n.group ?? '?'}${n.ticket ? ', ticket issued' : ', no ticket'}`;
 
 export async function runTls(ctx: BenchContext): Promise<SuiteOutput> {
   const { t, tools, opts, log, work, certs } = ctx;
@@ -68,17 +80,48 @@ export async function runTls(ctx: BenchContext): Promise<SuiteOutput> {
     const figures: Record<string, number | null> = {};
     const marks: Record<string, string> = {};
     let error: string | undefined;
-    for (const [kind, c] of [['p256', certs.ec], ['rsa', certs.rsa]] as const) {
+    for (const [kind, c] of [
+      ['p256', certs.ec],
+      ['rsa', certs.rsa],
+    ] as const) {
       const dir = `${work}/${name.split(' ')[0]}-${kind}`;
       const start = (): Promise<Daemon> => {
         if (name === 'vpnlb offload') {
-          const vc = { kind: 'sstp', mode: 'offload', vip: VIP, port: 443, backends: SERVER_ADDRS, backendPort: 80, cert: c.cert, key: c.key } as const;
+          const vc = {
+            kind: 'sstp',
+            mode: 'offload',
+            vip: VIP,
+            port: 443,
+            backends: SERVER_ADDRS,
+            backendPort: 80,
+            cert: c.cert,
+            key: c.key,
+          } as const;
           const a = vpnlbAvailable(vc);
           if (!a.ok) return Promise.reject(new Error(a.reason));
           return startVpnlb(t.lb, BALANCER_CPU, vc, dir);
         }
-        if (name === 'nginx stream ssl') return startNginx(t.lb, BALANCER_CPU, { kind: 'tls', vip: VIP, port: 443, backends: SERVER_ADDRS, backendPort: 80, cert: c.cert, key: c.key }, dir);
-        return startHaproxy(t.lb, BALANCER_CPU, { vip: VIP, port: 443, backends: SERVER_ADDRS, backendPort: 80, pem: c.pem }, dir);
+        if (name === 'nginx stream ssl')
+          return startNginx(
+            t.lb,
+            BALANCER_CPU,
+            {
+              kind: 'tls',
+              vip: VIP,
+              port: 443,
+              backends: SERVER_ADDRS,
+              backendPort: 80,
+              cert: c.cert,
+              key: c.key,
+            },
+            dir,
+          );
+        return startHaproxy(
+          t.lb,
+          BALANCER_CPU,
+          { vip: VIP, port: 443, backends: SERVER_ADDRS, backendPort: 80, pem: c.pem },
+          dir,
+        );
       };
       log(`  ${name} ${kind}`);
       const o = await withContender(log, `${name} ${kind}`, start, async () => {
@@ -89,8 +132,15 @@ export async function runTls(ctx: BenchContext): Promise<SuiteOutput> {
         let neg: { tls13: Negotiated; tls12: Negotiated };
         try {
           neg = { tls13: await negotiate(t, dir, false), tls12: await negotiate(t, dir, true) };
-          await measureHandshakes(t, VIP, 443, hsProcs, Math.max(1, Math.round(opts.warmupSeconds))); // warm-up, uncounted
-          for (let i = 0; i < opts.repeats; i++) hs.push(await measureHandshakes(t, VIP, 443, hsProcs, hsSeconds));
+          await measureHandshakes(
+            t,
+            VIP,
+            443,
+            hsProcs,
+            Math.max(1, Math.round(opts.warmupSeconds)),
+          ); // warm-up, uncounted
+          for (let i = 0; i < opts.repeats; i++)
+            hs.push(await measureHandshakes(t, VIP, 443, hsProcs, hsSeconds));
           await sleep(300); // the last handshakes' upstream connections close before the servers stop
         } finally {
           await servers.stop();
@@ -98,7 +148,8 @@ export async function runTls(ctx: BenchContext): Promise<SuiteOutput> {
         const bulk = [];
         if (kind === 'p256') {
           await measureTlsStream(t, tools, VIP, 443, 80, 4, opts.warmupSeconds); // warm-up, uncounted
-          for (let i = 0; i < opts.repeats; i++) bulk.push(await measureTlsStream(t, tools, VIP, 443, 80, 4, opts.shortSeconds));
+          for (let i = 0; i < opts.repeats; i++)
+            bulk.push(await measureTlsStream(t, tools, VIP, 443, 80, 4, opts.shortSeconds));
         }
         return { neg, hs, bulk };
       });
@@ -107,31 +158,61 @@ export async function runTls(ctx: BenchContext): Promise<SuiteOutput> {
         error = o.error;
         continue;
       }
-      negotiated.push(`${name}, ${kind}: ${fmtNeg(o.value.neg.tls13)}; forced TLS 1.2: ${fmtNeg(o.value.neg.tls12)}`);
+      negotiated.push(
+        `${name}, ${kind}: ${fmtNeg(o.value.neg.tls13)}; forced TLS 1.2: ${fmtNeg(o.value.neg.tls12)}`,
+      );
       const gen = medianOf(o.value.hs, (s) => s.generatorCpu);
       const cpu = medianOf(o.value.hs, (s) => s.balancerCpu);
       figures[kind] = medianOf(o.value.hs, (s) => s.perSecond);
-      figures[`${kind}PerCore`] = medianOf(o.value.hs, (s) => (s.balancerCpu > 0 ? s.perSecond / s.balancerCpu : NaN));
+      figures[`${kind}PerCore`] = medianOf(o.value.hs, (s) =>
+        s.balancerCpu > 0 ? s.perSecond / s.balancerCpu : NaN,
+      );
       figures[`${kind}Cpu`] = cpu * 100;
       figures[`${kind}Gen`] = gen * 100;
       if (gen >= GENERATOR_BOUND) marks[kind] = 'generator-bound';
       if (kind === 'p256') figures.gbps = medianOf(o.value.bulk, (s) => s.gbps);
     }
-    rows.push({ contender: name, figures, ...(Object.keys(marks).length ? { marks } : {}), ...(error && figures.p256 === undefined ? { error } : {}) });
+    rows.push({
+      contender: name,
+      figures,
+      ...(Object.keys(marks).length ? { marks } : {}),
+      ...(error && figures.p256 === undefined ? { error } : {}),
+    });
   }
 
   const f = (n: string, k: string) => rows.find((r) => r.contender === n)?.figures[k] ?? null;
-  const bound = (n: string, k: string) => rows.find((r) => r.contender === n)?.marks?.[k] !== undefined;
+  const bound = (n: string, k: string) =>
+    rows.find((r) => r.contender === n)?.marks?.[k] !== undefined;
   const e = (n: string) => rows.find((r) => r.contender === n)?.error;
-  const reasons = { numerator: e('vpnlb offload') ?? 'n/a', denominator: e('nginx stream ssl') ?? 'n/a' };
-  const p256: ResultRatio = ratio(f('vpnlb offload', 'p256'), f('nginx stream ssl', 'p256'), reasons);
+  const reasons = {
+    numerator: e('vpnlb offload') ?? 'n/a',
+    denominator: e('nginx stream ssl') ?? 'n/a',
+  };
+  const p256: ResultRatio = ratio(
+    f('vpnlb offload', 'p256'),
+    f('nginx stream ssl', 'p256'),
+    reasons,
+  );
   const rsa: ResultRatio = ratio(f('vpnlb offload', 'rsa'), f('nginx stream ssl', 'rsa'), reasons);
   const low = lowerRatio(p256, rsa);
   const which = low === p256 ? 'p256' : 'rsa';
-  const boundKinds = (['p256', 'rsa'] as const).filter((k) => bound('vpnlb offload', k) || bound('nginx stream ssl', k));
-  const p256PerCore = ratio(f('vpnlb offload', 'p256PerCore'), f('nginx stream ssl', 'p256PerCore'), reasons);
-  const rsaPerCore = ratio(f('vpnlb offload', 'rsaPerCore'), f('nginx stream ssl', 'rsaPerCore'), reasons);
-  const perCoreRatios = [['p256', p256PerCore], ['rsa', rsaPerCore]] as const;
+  const boundKinds = (['p256', 'rsa'] as const).filter(
+    (k) => bound('vpnlb offload', k) || bound('nginx stream ssl', k),
+  );
+  const p256PerCore = ratio(
+    f('vpnlb offload', 'p256PerCore'),
+    f('nginx stream ssl', 'p256PerCore'),
+    reasons,
+  );
+  const rsaPerCore = ratio(
+    f('vpnlb offload', 'rsaPerCore'),
+    f('nginx stream ssl', 'rsaPerCore'),
+    reasons,
+  );
+  const perCoreRatios = [
+    ['p256', p256PerCore],
+    ['rsa', rsaPerCore],
+  ] as const;
   // When the generator saturated, handshakes/s measure the client, not the contenders: the
   // ratio then compares what each contender spent per handshake (handshakes per second of its
   // own core), the stricter and comparable figure.
@@ -139,12 +220,25 @@ export async function runTls(ctx: BenchContext): Promise<SuiteOutput> {
   const offload: ResultRatio =
     low.value !== null && boundKinds.includes(which)
       ? perCoreLow.value !== null
-        ? { ...perCoreLow, caveat: `generator-bound handshakes/s (${boundKinds.map((k) => (k === 'p256' ? 'P-256' : 'RSA')).join(', ')}): ratio of handshakes per balancer core-second, ${perCoreLow === p256PerCore ? 'P-256' : 'RSA'} (the lower)` }
-        : { ...low, caveat: `${which === 'p256' ? 'P-256' : 'RSA'} figures generator-bound: the client core saturated, not a verdict on the contenders` }
+        ? {
+            ...perCoreLow,
+            caveat: `generator-bound handshakes/s (${boundKinds.map((k) => (k === 'p256' ? 'P-256' : 'RSA')).join(', ')}): ratio of handshakes per balancer core-second, ${perCoreLow === p256PerCore ? 'P-256' : 'RSA'} (the lower)`,
+          }
+        : {
+            ...low,
+            caveat: `${which === 'p256' ? 'P-256' : 'RSA'} figures generator-bound: the client core saturated, not a verdict on the contenders`,
+          }
       : low;
-  const perCore = perCoreRatios.map(([k, r]) => `${k === 'p256' ? 'P-256' : 'RSA'} ${r.value === null ? '—' : r.value.toFixed(2)}`).join(', ');
+  const perCore = perCoreRatios
+    .map(
+      ([k, r]) =>
+        `${k === 'p256' ? 'P-256' : 'RSA'} ${r.value === null ? '—' : r.value.toFixed(2)}`,
+    )
+    .join(', ');
   const findings = boundKinds.length
-    ? [`TLS handshakes: the generator core was ≥ ${GENERATOR_BOUND * 100} % busy for ${boundKinds.map((k) => (k === 'p256' ? 'ECDSA P-256' : 'RSA 2048')).join(' and ')} (marked "generator-bound" in the table): those handshakes/s are what one client core can drive, a lower bound of the contenders' capacity, so offloadVsNginxHandshakes compares handshakes per balancer core-second instead (what each contender spent per handshake): vpnlb offload / nginx = ${perCore}.`]
+    ? [
+        `TLS handshakes: the generator core was ≥ ${GENERATOR_BOUND * 100} % busy for ${boundKinds.map((k) => (k === 'p256' ? 'ECDSA P-256' : 'RSA 2048')).join(' and ')} (marked "generator-bound" in the table): those handshakes/s are what one client core can drive, a lower bound of the contenders' capacity, so offloadVsNginxHandshakes compares handshakes per balancer core-second instead (what each contender spent per handshake): vpnlb offload / nginx = ${perCore}.`,
+      ]
     : [];
   return {
     sections: [

@@ -9,11 +9,25 @@
  */
 import { startNginx } from '../contenders/nginx.js';
 import { startVpnlb, vpnlbAvailable, type VpnlbCase } from '../contenders/vpnlb.js';
-import { errorOf, warmupPlan, withContender, type BenchContext, type Outcome, type SuiteOutput } from '../lib/context.js';
+import {
+  errorOf,
+  warmupPlan,
+  withContender,
+  type BenchContext,
+  type Outcome,
+  type SuiteOutput,
+} from '../lib/context.js';
 import type { Row } from '../lib/report.js';
 import { ratio } from '../lib/stats.js';
 import { BALANCER_CPU, SERVER_ADDRS, VIP, type BenchTopology } from '../lib/topology.js';
-import { findPeak, measureUdp, repeat, type PeakResult, type UdpFigure, type UdpSample } from './udp-forwarding.js';
+import {
+  findPeak,
+  measureUdp,
+  repeat,
+  type PeakResult,
+  type UdpFigure,
+  type UdpSample,
+} from './udp-forwarding.js';
 
 interface KernelClass {
   readonly paced: UdpFigure;
@@ -23,10 +37,17 @@ interface KernelClass {
 
 /** What could make routing and the kernel plane differ other than the contender itself. */
 export async function readConditions(t: BenchTopology): Promise<Record<string, string>> {
-  const sh = async (cmd: string) => (await t.lb.exec('sh', ['-c', cmd]).catch((e: Error) => `error: ${e.message}`)).trim().replace(/\s+/g, ' ');
+  const sh = async (cmd: string) =>
+    (await t.lb.exec('sh', ['-c', cmd]).catch((e: Error) => `error: ${e.message}`))
+      .trim()
+      .replace(/\s+/g, ' ');
   return {
-    rps: await sh(`for f in /sys/class/net/*/queues/rx-*/rps_cpus; do echo "$f=$(cat $f)"; done | sed 's#/sys/class/net/##; s#/queues##'`),
-    sysctls: await sh('sysctl -e net.ipv4.ip_forward net.ipv4.conf.all.rp_filter net.ipv4.conf.default.rp_filter net.netfilter.nf_conntrack_udp_timeout; sysctl -n net.core.netdev_max_backlog net.core.rmem_max 2>/dev/null'),
+    rps: await sh(
+      `for f in /sys/class/net/*/queues/rx-*/rps_cpus; do echo "$f=$(cat $f)"; done | sed 's#/sys/class/net/##; s#/queues##'`,
+    ),
+    sysctls: await sh(
+      'sysctl -e net.ipv4.ip_forward net.ipv4.conf.all.rp_filter net.ipv4.conf.default.rp_filter net.netfilter.nf_conntrack_udp_timeout; sysctl -n net.core.netdev_max_backlog net.core.rmem_max 2>/dev/null',
+    ),
     nftTables: await sh('nft list tables'),
   };
 }
@@ -51,51 +72,108 @@ export async function runUdp(ctx: BenchContext): Promise<SuiteOutput> {
 
     // Routing first: its flood is the generator's maximum; both kernel-class contenders are then paced at 90 % of it.
     let pacedRate = 0;
-    res.routing = await withContender(log, 'routing', async () => undefined, async () => {
-      const warm = warmupPlan(opts);
-      const conditions = await readConditions(t);
-      const flood = await udp(SERVER_ADDRS[0], 0, opts.seconds, warm);
-      pacedRate = Math.max(10_000, Math.floor((flood.sentPps * 0.9) / 1000) * 1000);
-      log(`  routing flood: ${Math.round(flood.sentPps / 1000)} kpps sent → paced comparison at ${pacedRate / 1000} kpps`);
-      const paced = await repeat(opts.repeats, () => udp(SERVER_ADDRS[0], pacedRate, opts.seconds, warm));
-      return { paced, flood, conditions };
-    });
-    const kcase: VpnlbCase = { kind: 'ikev2', dataplane: 'kernel', vip: VIP, backends: SERVER_ADDRS, table: `bench${size}` };
+    res.routing = await withContender(
+      log,
+      'routing',
+      async () => undefined,
+      async () => {
+        const warm = warmupPlan(opts);
+        const conditions = await readConditions(t);
+        const flood = await udp(SERVER_ADDRS[0], 0, opts.seconds, warm);
+        pacedRate = Math.max(10_000, Math.floor((flood.sentPps * 0.9) / 1000) * 1000);
+        log(
+          `  routing flood: ${Math.round(flood.sentPps / 1000)} kpps sent → paced comparison at ${pacedRate / 1000} kpps`,
+        );
+        const paced = await repeat(opts.repeats, () =>
+          udp(SERVER_ADDRS[0], pacedRate, opts.seconds, warm),
+        );
+        return { paced, flood, conditions };
+      },
+    );
+    const kcase: VpnlbCase = {
+      kind: 'ikev2',
+      dataplane: 'kernel',
+      vip: VIP,
+      backends: SERVER_ADDRS,
+      table: `bench${size}`,
+    };
     res.kernel = await withContender(log, 'vpnlb kernel', starter(kcase, `k${size}`), async () => {
-      if (pacedRate === 0) throw new Error('routing (the baseline that sets the offered load) did not run');
+      if (pacedRate === 0)
+        throw new Error('routing (the baseline that sets the offered load) did not run');
       const warm = warmupPlan(opts);
       const conditions = await readConditions(t);
       const paced = await repeat(opts.repeats, () => udp(VIP, pacedRate, opts.seconds, warm));
       const flood = await udp(VIP, 0, opts.seconds, warm);
       return { paced, flood, conditions };
     });
-    const rates = size === 100 ? [20e3, 40e3, 60e3, 80e3, 100e3, 130e3, 160e3, 200e3] : [20e3, 40e3, 60e3, 80e3, 100e3, 130e3, 160e3];
+    const rates =
+      size === 100
+        ? [20e3, 40e3, 60e3, 80e3, 100e3, 130e3, 160e3, 200e3]
+        : [20e3, 40e3, 60e3, 80e3, 100e3, 130e3, 160e3];
     const peak = () => {
       const warm = warmupPlan(opts);
-      return findPeak((rate, s) => udp(VIP, rate, s, warm), { rates, sweepSeconds: opts.sweepSeconds, seconds: opts.seconds, repeats: opts.repeats }, log);
+      return findPeak(
+        (rate, s) => udp(VIP, rate, s, warm),
+        { rates, sweepSeconds: opts.sweepSeconds, seconds: opts.seconds, repeats: opts.repeats },
+        log,
+      );
     };
-    const rcase: VpnlbCase = { kind: 'ikev2', dataplane: 'userspace', vip: VIP, backends: SERVER_ADDRS, table: 'unused' };
+    const rcase: VpnlbCase = {
+      kind: 'ikev2',
+      dataplane: 'userspace',
+      vip: VIP,
+      backends: SERVER_ADDRS,
+      table: 'unused',
+    };
     res.relay = await withContender(log, 'vpnlb relay', starter(rcase, `r${size}`), peak);
-    res.nginx = await withContender(log, 'nginx', () => startNginx(t.lb, BALANCER_CPU, { kind: 'udp', vip: VIP, port: 4500, backends: SERVER_ADDRS, backendPort: 4500 }, `${ctx.work}/nu${size}`), peak);
+    res.nginx = await withContender(
+      log,
+      'nginx',
+      () =>
+        startNginx(
+          t.lb,
+          BALANCER_CPU,
+          { kind: 'udp', vip: VIP, port: 4500, backends: SERVER_ADDRS, backendPort: 4500 },
+          `${ctx.work}/nu${size}`,
+        ),
+      peak,
+    );
     results[size] = res;
 
     const rc = res.routing.ok ? (res.routing.value as KernelClass).conditions : undefined;
     const kc = res.kernel.ok ? (res.kernel.value as KernelClass).conditions : undefined;
     if (rc && kc) {
       const differs = Object.keys(rc).filter((k) => k !== 'nftTables' && rc[k] !== kc[k]);
-      if (differs.length) findings.push(`UDP ${size} B: routing and vpnlb kernel were measured under different ${differs.join(', ')} (routing: ${differs.map((k) => rc[k]).join('; ')}; kernel: ${differs.map((k) => kc[k]).join('; ')}).`);
-      if (rc.nftTables) findings.push(`UDP ${size} B: nft tables were present in lb during the routing baseline: ${rc.nftTables}.`);
+      if (differs.length)
+        findings.push(
+          `UDP ${size} B: routing and vpnlb kernel were measured under different ${differs.join(', ')} (routing: ${differs.map((k) => rc[k]).join('; ')}; kernel: ${differs.map((k) => kc[k]).join('; ')}).`,
+        );
+      if (rc.nftTables)
+        findings.push(
+          `UDP ${size} B: nft tables were present in lb during the routing baseline: ${rc.nftTables}.`,
+        );
     }
     sections.push(udpSection(size, res, pacedRate));
   }
   raw.results = results;
 
-  const fig = (o: Outcome<KernelClass | PeakResult> | undefined): UdpFigure | undefined => (o?.ok ? ('peak' in o.value ? o.value.peak : o.value.paced) : undefined);
+  const fig = (o: Outcome<KernelClass | PeakResult> | undefined): UdpFigure | undefined =>
+    o?.ok ? ('peak' in o.value ? o.value.peak : o.value.paced) : undefined;
   const u100 = results[100]!;
-  ratios.kernelVsRouting = ratio(fig(u100.kernel)?.deliveredPps, fig(u100.routing)?.deliveredPps, { numerator: errorOf(u100.kernel) ?? 'n/a', denominator: errorOf(u100.routing) ?? 'n/a' });
-  ratios.relayVsNginx = ratio(fig(u100.relay)?.deliveredPps, fig(u100.nginx)?.deliveredPps, { numerator: errorOf(u100.relay) ?? 'n/a', denominator: errorOf(u100.nginx) ?? 'n/a' });
+  ratios.kernelVsRouting = ratio(fig(u100.kernel)?.deliveredPps, fig(u100.routing)?.deliveredPps, {
+    numerator: errorOf(u100.kernel) ?? 'n/a',
+    denominator: errorOf(u100.routing) ?? 'n/a',
+  });
+  ratios.relayVsNginx = ratio(fig(u100.relay)?.deliveredPps, fig(u100.nginx)?.deliveredPps, {
+    numerator: errorOf(u100.relay) ?? 'n/a',
+    denominator: errorOf(u100.nginx) ?? 'n/a',
+  });
   const relayPeak = u100.relay?.ok && 'peak' in u100.relay.value ? u100.relay.value : undefined;
-  ratios.relayFloodRetention = ratio(relayPeak?.flood2x.deliveredPps, relayPeak?.peak.deliveredPps, { numerator: errorOf(u100.relay) ?? 'n/a', denominator: errorOf(u100.relay) ?? 'n/a' });
+  ratios.relayFloodRetention = ratio(
+    relayPeak?.flood2x.deliveredPps,
+    relayPeak?.peak.deliveredPps,
+    { numerator: errorOf(u100.relay) ?? 'n/a', denominator: errorOf(u100.relay) ?? 'n/a' },
+  );
   return { sections, ratios, findings, raw };
 }
 
@@ -106,7 +184,11 @@ const NAMES: Record<string, string> = {
   nginx: 'nginx stream udp (hash $remote_addr consistent)',
 };
 
-function udpSection(size: number, r: Record<string, Outcome<KernelClass | PeakResult>>, pacedRate: number): SuiteOutput['sections'][number] {
+function udpSection(
+  size: number,
+  r: Record<string, Outcome<KernelClass | PeakResult>>,
+  pacedRate: number,
+): SuiteOutput['sections'][number] {
   const rows: Row[] = ['routing', 'kernel', 'relay', 'nginx'].map((c) => {
     const o = r[c];
     const v = o?.ok ? o.value : undefined;
@@ -149,7 +231,7 @@ function udpSection(size: number, r: Record<string, Outcome<KernelClass | PeakRe
     baseline: { contender: NAMES.routing!, figure: 'pps' },
     notes: [
       `routing and vpnlb kernel: the same paced offered load for both (${pacedRate ? `${pacedRate.toLocaleString('en-US')} pkt/s = 90 % of the generator's flood through routing` : 'not set: routing did not run'}), so 'balancer core-s per Mpkt' (balancer core busy time per million packets delivered) is the figure that separates them; their 'delivered at max flood' is one unpaced sample (bounded by the generator). Userspace contenders: offered = the rate of their best delivery in a sweep.`,
-      'loss % = 1 − delivered / sent in the same window (the generator counts what it sent, an nftables counter on the servers\' side what arrived).',
+      "loss % = 1 − delivered / sent in the same window (the generator counts what it sent, an nftables counter on the servers' side what arrived).",
     ],
   };
 }

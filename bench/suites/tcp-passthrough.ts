@@ -16,7 +16,15 @@
  */
 import { spawn } from 'node:child_process';
 import { readCoreTimes, coreBusy } from '../lib/cpu.js';
-import { collect, runTool, startDaemon, safeKill, lastJson, type CTools, type Daemon } from '../lib/proc.js';
+import {
+  collect,
+  runTool,
+  startDaemon,
+  safeKill,
+  lastJson,
+  type CTools,
+  type Daemon,
+} from '../lib/proc.js';
 import { sleep } from '../../src/util/wait.js';
 import { median } from '../lib/stats.js';
 import { BALANCER_CPU, GENERATOR_CPU, type BenchTopology } from '../lib/topology.js';
@@ -28,15 +36,31 @@ export interface TcpServers {
 }
 
 /** One tcpbench server per backend address port (all in srv, generator core). */
-export async function startServers(t: BenchTopology, tools: CTools, port: number): Promise<TcpServers> {
-  const d = startDaemon(t.srv, GENERATOR_CPU, tools.tcpbench, ['server', '-p', String(port)], `tcpbench server :${port}`);
+export async function startServers(
+  t: BenchTopology,
+  tools: CTools,
+  port: number,
+): Promise<TcpServers> {
+  const d = startDaemon(
+    t.srv,
+    GENERATOR_CPU,
+    tools.tcpbench,
+    ['server', '-p', String(port)],
+    `tcpbench server :${port}`,
+  );
   await d.waitFor((o) => o.includes('"ready"'), 5000);
   return {
     daemons: [d],
     async stop() {
       const out = await d.stop();
-      const j = lastJson<{ bytes: number; connections: number; cpuUser: number; cpuSys: number }>(out);
-      return { bytes: j?.bytes ?? NaN, connections: j?.connections ?? NaN, cpu: (j?.cpuUser ?? NaN) + (j?.cpuSys ?? NaN) };
+      const j = lastJson<{ bytes: number; connections: number; cpuUser: number; cpuSys: number }>(
+        out,
+      );
+      return {
+        bytes: j?.bytes ?? NaN,
+        connections: j?.connections ?? NaN,
+        cpu: (j?.cpuUser ?? NaN) + (j?.cpuSys ?? NaN),
+      };
     },
   };
 }
@@ -48,17 +72,33 @@ export interface ThroughputSample {
 }
 
 /** Gbit/s through `dst:port` with `streams` connections (bytes counted at the servers). */
-export async function measureStream(t: BenchTopology, tools: CTools, dst: string, port: number, backendPort: number, streams: number, seconds: number): Promise<ThroughputSample> {
+export async function measureStream(
+  t: BenchTopology,
+  tools: CTools,
+  dst: string,
+  port: number,
+  backendPort: number,
+  streams: number,
+  seconds: number,
+): Promise<ThroughputSample> {
   const servers = await startServers(t, tools, backendPort);
   try {
     const c0 = readCoreTimes();
     const gen = await runTool<{ bytes: number; seconds: number; cpuUser: number; cpuSys: number }>(
-      t.snd, GENERATOR_CPU, tools.tcpbench, ['stream', '-d', dst, '-p', String(port), '-n', String(streams), '-t', String(seconds)], (seconds + 15) * 1000,
+      t.snd,
+      GENERATOR_CPU,
+      tools.tcpbench,
+      ['stream', '-d', dst, '-p', String(port), '-n', String(streams), '-t', String(seconds)],
+      (seconds + 15) * 1000,
     );
     const busy = coreBusy(c0, readCoreTimes());
     await sleep(200);
     const srv = await servers.stop();
-    return { gbps: (srv.bytes * 8) / gen.seconds / 1e9, balancerCpu: busy[BALANCER_CPU] ?? NaN, generatorCpu: (gen.cpuUser + gen.cpuSys) / gen.seconds };
+    return {
+      gbps: (srv.bytes * 8) / gen.seconds / 1e9,
+      balancerCpu: busy[BALANCER_CPU] ?? NaN,
+      generatorCpu: (gen.cpuUser + gen.cpuSys) / gen.seconds,
+    };
   } finally {
     await servers.stop();
   }
@@ -72,15 +112,38 @@ export interface RateSample {
 }
 
 /** Complete passthrough transactions per second. */
-export async function measureConnRate(t: BenchTopology, tools: CTools, dst: string, port: number, backendPort: number, concurrency: number, seconds: number): Promise<RateSample> {
+export async function measureConnRate(
+  t: BenchTopology,
+  tools: CTools,
+  dst: string,
+  port: number,
+  backendPort: number,
+  concurrency: number,
+  seconds: number,
+): Promise<RateSample> {
   const servers = await startServers(t, tools, backendPort);
   try {
     const c0 = readCoreTimes();
-    const gen = await runTool<{ completed: number; failed: number; seconds: number; cpuUser: number; cpuSys: number }>(
-      t.snd, GENERATOR_CPU, tools.tcpbench, ['connrate', '-d', dst, '-p', String(port), '-n', String(concurrency), '-t', String(seconds)], (seconds + 15) * 1000,
+    const gen = await runTool<{
+      completed: number;
+      failed: number;
+      seconds: number;
+      cpuUser: number;
+      cpuSys: number;
+    }>(
+      t.snd,
+      GENERATOR_CPU,
+      tools.tcpbench,
+      ['connrate', '-d', dst, '-p', String(port), '-n', String(concurrency), '-t', String(seconds)],
+      (seconds + 15) * 1000,
     );
     const busy = coreBusy(c0, readCoreTimes());
-    return { perSecond: gen.completed / gen.seconds, failed: gen.failed, balancerCpu: busy[BALANCER_CPU] ?? NaN, generatorCpu: (gen.cpuUser + gen.cpuSys) / gen.seconds };
+    return {
+      perSecond: gen.completed / gen.seconds,
+      failed: gen.failed,
+      balancerCpu: busy[BALANCER_CPU] ?? NaN,
+      generatorCpu: (gen.cpuUser + gen.cpuSys) / gen.seconds,
+    };
   } finally {
     await servers.stop();
   }
@@ -91,13 +154,37 @@ export async function measureConnRate(t: BenchTopology, tools: CTools, dst: stri
  * s_time prints "N connections in T real seconds"; the generator's CPU is read from
  * /proc/stat of its core (it shares it with nothing else during the run).
  */
-export async function measureHandshakes(t: BenchTopology, dst: string, port: number, procs: number, seconds: number): Promise<RateSample> {
+export async function measureHandshakes(
+  t: BenchTopology,
+  dst: string,
+  port: number,
+  procs: number,
+  seconds: number,
+): Promise<RateSample> {
   const c0 = readCoreTimes();
   const runs = Array.from({ length: procs }, () =>
     collect(
-      spawn('ip', ['netns', 'exec', t.snd.name, 'taskset', '-c', String(GENERATOR_CPU), 'openssl', 's_time', '-connect', `${dst}:${port}`, '-new', '-time', String(seconds)], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      }),
+      spawn(
+        'ip',
+        [
+          'netns',
+          'exec',
+          t.snd.name,
+          'taskset',
+          '-c',
+          String(GENERATOR_CPU),
+          'openssl',
+          's_time',
+          '-connect',
+          `${dst}:${port}`,
+          '-new',
+          '-time',
+          String(seconds),
+        ],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      ),
       (seconds + 20) * 1000,
     ),
   );
@@ -112,26 +199,56 @@ export async function measureHandshakes(t: BenchTopology, dst: string, port: num
     if (m) conns += Number(m[1]);
     else failed++;
   }
-  return { perSecond: conns / seconds, failed, balancerCpu: busy[BALANCER_CPU] ?? NaN, generatorCpu: busy[GENERATOR_CPU] ?? NaN };
+  return {
+    perSecond: conns / seconds,
+    failed,
+    balancerCpu: busy[BALANCER_CPU] ?? NaN,
+    generatorCpu: busy[GENERATOR_CPU] ?? NaN,
+  };
 }
 
 /** Gbit/s through a TLS-terminating contender: `streams` s_client pipes of SSTP-like bulk. */
-export async function measureTlsStream(t: BenchTopology, tools: CTools, dst: string, port: number, backendPort: number, streams: number, seconds: number): Promise<ThroughputSample> {
+export async function measureTlsStream(
+  t: BenchTopology,
+  tools: CTools,
+  dst: string,
+  port: number,
+  backendPort: number,
+  streams: number,
+  seconds: number,
+): Promise<ThroughputSample> {
   const servers = await startServers(t, tools, backendPort);
   const req =
     'SSTP_DUPLEX_POST /sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/ HTTP/1.1\\r\\nHost: vpn.bench.test\\r\\n' +
     'Content-Length: 18446744073709551615\\r\\nSSTPCORRELATIONID: {00000000-0000-0000-0000-000000000001}\\r\\n\\r\\n';
   const c0 = readCoreTimes();
   const kids = Array.from({ length: streams }, () =>
-    spawn('ip', ['netns', 'exec', t.snd.name, 'taskset', '-c', String(GENERATOR_CPU), 'sh', '-c',
-      `{ printf '${req}'; exec cat /dev/zero; } | exec openssl s_client -quiet -connect ${dst}:${port} >/dev/null 2>&1`], { stdio: 'ignore', detached: true }),
+    spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        t.snd.name,
+        'taskset',
+        '-c',
+        String(GENERATOR_CPU),
+        'sh',
+        '-c',
+        `{ printf '${req}'; exec cat /dev/zero; } | exec openssl s_client -quiet -connect ${dst}:${port} >/dev/null 2>&1`,
+      ],
+      { stdio: 'ignore', detached: true },
+    ),
   );
   await sleep(seconds * 1000);
   const busy = coreBusy(c0, readCoreTimes());
   for (const k of kids) if (k.pid) safeKill(-k.pid, 'SIGKILL');
   await sleep(300);
   const srv = await servers.stop();
-  return { gbps: (srv.bytes * 8) / seconds / 1e9, balancerCpu: busy[BALANCER_CPU] ?? NaN, generatorCpu: busy[GENERATOR_CPU] ?? NaN };
+  return {
+    gbps: (srv.bytes * 8) / seconds / 1e9,
+    balancerCpu: busy[BALANCER_CPU] ?? NaN,
+    generatorCpu: busy[GENERATOR_CPU] ?? NaN,
+  };
 }
 
 export function medianOf<T>(samples: readonly T[], f: (s: T) => number): number {

@@ -70,9 +70,37 @@ interface GenReport {
  * traffic uncounted, then signals the measured phase; counters, core times and the generator's
  * own CPU are sampled inside that phase only.
  */
-export async function measureUdp(t: BenchTopology, tools: CTools, sink: NftUdpSink, o: UdpRunOptions): Promise<UdpSample> {
-  const args = ['-d', o.dst, '-s', FLOW_SRC_BASE, '-l', String(o.size), '-r', String(o.rate), '-t', String(o.seconds), '-f', String(o.flows), '-P', '50000', '-u', String(o.warmupSeconds)];
-  const gen = startTool<GenReport>(t.snd, GENERATOR_CPU, tools.udpgen, args, (o.seconds + o.warmupSeconds + 30) * 1000);
+export async function measureUdp(
+  t: BenchTopology,
+  tools: CTools,
+  sink: NftUdpSink,
+  o: UdpRunOptions,
+): Promise<UdpSample> {
+  const args = [
+    '-d',
+    o.dst,
+    '-s',
+    FLOW_SRC_BASE,
+    '-l',
+    String(o.size),
+    '-r',
+    String(o.rate),
+    '-t',
+    String(o.seconds),
+    '-f',
+    String(o.flows),
+    '-P',
+    '50000',
+    '-u',
+    String(o.warmupSeconds),
+  ];
+  const gen = startTool<GenReport>(
+    t.snd,
+    GENERATOR_CPU,
+    tools.udpgen,
+    args,
+    (o.seconds + o.warmupSeconds + 30) * 1000,
+  );
   await gen.waitForLine((l) => l.includes('"phase":"measure"'), (o.warmupSeconds + 20) * 1000);
   const c0 = readCoreTimes();
   const p0 = processCpuSeconds(gen.pid);
@@ -113,7 +141,10 @@ export function summarise(samples: readonly UdpSample[]): UdpFigure {
     balancerCpu: cpu,
     generatorCpu: m((s) => s.generatorCpu),
     generatorCoreCpu: m((s) => s.generatorCoreCpu),
-    balancerCpuPerMpps: delivered > 0 ? m((s) => (s.deliveredPps > 0 ? s.balancerCpu / (s.deliveredPps / 1e6) : NaN)) : null,
+    balancerCpuPerMpps:
+      delivered > 0
+        ? m((s) => (s.deliveredPps > 0 ? s.balancerCpu / (s.deliveredPps / 1e6) : NaN))
+        : null,
     samples,
   };
 }
@@ -146,7 +177,9 @@ export async function findPeak(
   for (const rate of opts.rates) {
     const s = await run(rate, opts.sweepSeconds);
     sweep.push(s);
-    log(`    sweep ${Math.round(rate / 1000)} kpps offered → ${Math.round(s.deliveredPps / 1000)} kpps delivered (cpu ${(s.balancerCpu * 100).toFixed(0)} %)`);
+    log(
+      `    sweep ${Math.round(rate / 1000)} kpps offered → ${Math.round(s.deliveredPps / 1000)} kpps delivered (cpu ${(s.balancerCpu * 100).toFixed(0)} %)`,
+    );
     if (s.deliveredPps < 0.9 * rate) misses++;
     else misses = 0;
     if (misses >= 2 || s.sentPps < 0.9 * rate) break;

@@ -20,7 +20,10 @@ export class NftUdpSink {
   ) {}
 
   async install(port = 4500): Promise<void> {
-    await this.ns.exec('nft', ['-f', '-'], `table netdev benchsink {
+    await this.ns.exec(
+      'nft',
+      ['-f', '-'],
+      `table netdev benchsink {
   counter ikepkts {}
   counter esppkts {}
   chain in {
@@ -29,13 +32,24 @@ export class NftUdpSink {
     udp dport ${port} counter name "esppkts" drop
   }
 }
-`);
+`,
+    );
   }
 
   async read(): Promise<SinkCounts> {
-    const out = await this.ns.exec('nft', ['-j', 'list', 'counters', 'table', 'netdev', 'benchsink']);
-    const json = JSON.parse(out) as { nftables: Array<{ counter?: { name: string; packets: number } }> };
-    const get = (n: string) => json.nftables.find((x) => x.counter?.name === n)?.counter?.packets ?? 0;
-    return { ike: get("ikepkts"), esp: get("esppkts") };
+    const out = await this.ns.exec('nft', [
+      '-j',
+      'list',
+      'counters',
+      'table',
+      'netdev',
+      'benchsink',
+    ]);
+    const json = JSON.parse(out) as {
+      nftables: Array<{ counter?: { name: string; packets: number } }>;
+    };
+    const get = (n: string) =>
+      json.nftables.find((x) => x.counter?.name === n)?.counter?.packets ?? 0;
+    return { ike: get('ikepkts'), esp: get('esppkts') };
   }
 }

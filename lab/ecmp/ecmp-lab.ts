@@ -28,7 +28,15 @@ import { Topology, type Namespace } from '../netns.js';
 import { sleep, waitUntil } from '../../src/util/wait.js';
 import { TUNNEL_TARGET_V4, TUNNEL_TARGET_V6 } from '../strongswan/swanctl-conf.js';
 import { addCgnatClients, addDirectClient } from '../client-sites.js';
-import { addBridge, bridgePort, installLeakCounter, leakedPackets, startFarmClient, startFarmServers, type FarmServer } from '../farm-parts.js';
+import {
+  addBridge,
+  bridgePort,
+  installLeakCounter,
+  leakedPackets,
+  startFarmClient,
+  startFarmServers,
+  type FarmServer,
+} from '../farm-parts.js';
 import { HaLabNode, type HaLabClient } from '../ha/ha-lab.js';
 
 export const VIP_SOURCE_IP = '198.19.0.1';
@@ -82,13 +90,19 @@ export class EcmpNode {
   }
 
   async startBgp(): Promise<void> {
-    this.#bgp = await this.vpnlbNode.spawn(['bgp', 'start', '--config', this.vpnlbNode.configPath], /vpnlb bgp running/);
+    this.#bgp = await this.vpnlbNode.spawn(
+      ['bgp', 'start', '--config', this.vpnlbNode.configPath],
+      /vpnlb bgp running/,
+    );
   }
 
   /** `kill -9` of both vpnlb processes at once: nothing may keep announcing (BIRD dies with `vpnlb bgp`). */
   async killAll(): Promise<void> {
     const bgp = this.#bgp;
-    const bgpExited = bgp && bgp.exitCode === null && bgp.signalCode === null ? new Promise<void>((r) => bgp.once('exit', () => r())) : Promise.resolve();
+    const bgpExited =
+      bgp && bgp.exitCode === null && bgp.signalCode === null
+        ? new Promise<void>((r) => bgp.once('exit', () => r()))
+        : Promise.resolve();
     if (bgp?.pid !== undefined && bgp.exitCode === null) process.kill(bgp.pid, 'SIGKILL');
     await Promise.all([this.vpnlbNode.killVpnlb(), bgpExited]);
   }
@@ -116,7 +130,9 @@ export class EcmpNode {
 
   /** Client addresses with a live NAT-T flow through this node (its conntrack table). */
   async natTClients(): Promise<string[]> {
-    const out = await this.ns.exec('conntrack', ['-L', '-p', 'udp', '--dport', '4500']).catch(() => '');
+    const out = await this.ns
+      .exec('conntrack', ['-L', '-p', 'udp', '--dport', '4500'])
+      .catch(() => '');
     const set = new Set<string>();
     for (const line of out.split('\n')) {
       const m = /src=(\S+) dst=(\S+) sport=\d+ dport=4500/.exec(line);
@@ -144,7 +160,11 @@ export class EcmpLab {
 
   static async create(options: EcmpLabOptions): Promise<EcmpLab> {
     const topo = Topology.create(options.label ?? 'ecmp');
-    const lab = new EcmpLab(topo, mkdtempSync(join(tmpdir(), `vpnlb-ecmp-${topo.prefix}-`)), options);
+    const lab = new EcmpLab(
+      topo,
+      mkdtempSync(join(tmpdir(), `vpnlb-ecmp-${topo.prefix}-`)),
+      options,
+    );
     try {
       await lab.#build();
     } catch (err) {
@@ -167,45 +187,93 @@ export class EcmpLab {
     const rtrIf = await bridgePort(t, 'osw', 'rtr', [`${ROUTER4}/24`, `${ROUTER6}/64`]);
     // L3 multipath hash (source and destination address only): all of a client's packets, UDP
     // 500 and 4500 alike, reach one node while the node set is stable (docs/scale-out.md).
-    for (const k of ['net.ipv4.fib_multipath_hash_policy=0', 'net.ipv6.fib_multipath_hash_policy=0']) await rtr.exec('sysctl', ['-qw', k]);
+    for (const k of [
+      'net.ipv4.fib_multipath_hash_policy=0',
+      'net.ipv6.fib_multipath_hash_policy=0',
+    ])
+      await rtr.exec('sysctl', ['-qw', k]);
     await installLeakCounter(rtr, rtrIf);
 
     for (let i = 1; i <= o.nodes + 1; i++) {
       const name = `lb${i}`;
       const ns = await t.addNamespace(name);
-      const outside = await bridgePort(t, 'osw', name, [`198.18.0.${1 + i}/24`, `2001:db8:a::${1 + i}/64`]);
-      const inside = await bridgePort(t, 'isw', name, [`198.18.1.${1 + i}/24`, `2001:db8:b::${1 + i}/64`]);
+      const outside = await bridgePort(t, 'osw', name, [
+        `198.18.0.${1 + i}/24`,
+        `2001:db8:a::${1 + i}/64`,
+      ]);
+      const inside = await bridgePort(t, 'isw', name, [
+        `198.18.1.${1 + i}/24`,
+        `2001:db8:b::${1 + i}/64`,
+      ]);
       await t.route(name, 'default', ROUTER4);
       await t.route(name, 'default', ROUTER6);
       const dir = join(this.dir, name);
       mkdirSync(dir, { recursive: true, mode: 0o700 });
-      this.nodes.push(new EcmpNode(new HaLabNode(name, ns, join(this.dir, `${name}.yaml`), dir, [outside, inside]), i));
+      this.nodes.push(
+        new EcmpNode(
+          new HaLabNode(name, ns, join(this.dir, `${name}.yaml`), dir, [outside, inside]),
+          i,
+        ),
+      );
     }
 
     const gateways = this.nodes.slice(0, o.nodes);
     for (let i = 1; i <= 3; i++) {
       const name = `s${i}`;
       const ns = await t.addNamespace(name, { forwarding: false });
-      await bridgePort(t, 'isw', name, [`198.18.1.${10 + i}/24`, `198.18.1.${20 + i}/24`, `2001:db8:b::${10 + i}/64`]);
+      await bridgePort(t, 'isw', name, [
+        `198.18.1.${10 + i}/24`,
+        `198.18.1.${20 + i}/24`,
+        `2001:db8:b::${10 + i}/64`,
+      ]);
       await ns.exec('sysctl', ['-qw', 'net.ipv4.fib_multipath_use_neigh=1']);
-      await ns.exec('ip', ['route', 'add', 'default', ...gateways.flatMap((g) => ['nexthop', 'via', g.insideAddress4])]);
-      await ns.exec('ip', ['-6', 'route', 'add', 'default', ...gateways.flatMap((g) => ['nexthop', 'via', `2001:db8:b::${1 + g.index}`])]);
+      await ns.exec('ip', [
+        'route',
+        'add',
+        'default',
+        ...gateways.flatMap((g) => ['nexthop', 'via', g.insideAddress4]),
+      ]);
+      await ns.exec('ip', [
+        '-6',
+        'route',
+        'add',
+        'default',
+        ...gateways.flatMap((g) => ['nexthop', 'via', `2001:db8:b::${1 + g.index}`]),
+      ]);
       await ns.exec('ip', ['addr', 'add', `${TUNNEL_TARGET_V4}/32`, 'dev', 'lo']);
       await ns.exec('ip', ['addr', 'add', `${TUNNEL_TARGET_V6}/128`, 'dev', 'lo', 'nodad']);
-      this.servers.push({ name, ns, address4: `198.18.1.${10 + i}`, address6: `2001:db8:b::${10 + i}`, pool4: `198.19.${10 + i}.0/24`, pool6: `2001:db8:10:${i}::/120` });
+      this.servers.push({
+        name,
+        ns,
+        address4: `198.18.1.${10 + i}`,
+        address6: `2001:db8:b::${10 + i}`,
+        pool4: `198.19.${10 + i}.0/24`,
+        pool6: `2001:db8:10:${i}::/120`,
+      });
     }
 
     let n = 0;
     const direct = async (family: 4 | 6, vip: string, affinity: Affinity) => {
-      this.clients.push({ ...(await addDirectClient(t, 'rtr', ++n, family)), spare: false, vip, affinity });
+      this.clients.push({
+        ...(await addDirectClient(t, 'rtr', ++n, family)),
+        spare: false,
+        vip,
+        affinity,
+      });
     };
     // Half of the direct IPv4 clients on each affinity; IPv6 on the source-ip service.
-    for (let i = 0; i < o.clients4; i++) await direct(4, i % 2 === 0 ? VIP_SOURCE_IP : VIP_IKE_SPI, i % 2 === 0 ? 'source-ip' : 'ike-spi');
+    for (let i = 0; i < o.clients4; i++)
+      await direct(
+        4,
+        i % 2 === 0 ? VIP_SOURCE_IP : VIP_IKE_SPI,
+        i % 2 === 0 ? 'source-ip' : 'ike-spi',
+      );
     for (let i = 0; i < o.clients6; i++) await direct(6, VIP6, 'source-ip');
     if (o.cgnatClients > 0) {
       // A carrier-grade NAT site: one public address for all its clients, on the ike-spi service
       // (the affinity that spreads such a site over the servers).
-      for (const site of await addCgnatClients(t, 'rtr', o.cgnatClients)) this.clients.push({ ...site, spare: false, vip: VIP_IKE_SPI, affinity: 'ike-spi' });
+      for (const site of await addCgnatClients(t, 'rtr', o.cgnatClients))
+        this.clients.push({ ...site, spare: false, vip: VIP_IKE_SPI, affinity: 'ike-spi' });
     }
     this.#writeConfigs();
   }
@@ -213,15 +281,39 @@ export class EcmpLab {
   /** One configuration for the farm, written per node only for its admin token path and `bgp.node`/`runDir`. */
   #writeConfigs(): void {
     const backends = (base: number, v6: boolean) =>
-      this.servers.map((s, i) => ({ name: `${s.name}${v6 ? 'v6' : base === 10 ? '' : 'b'}`, address: v6 ? s.address6 : `198.18.1.${base + i + 1}` }));
-    const service = (name: string, vip: string, pool: string, affinity: Affinity, table: string) => ({ name, virtualIp: vip, pool, dataplane: 'kernel', nat: 'transparent', affinity, monitor: 'ike', table });
+      this.servers.map((s, i) => ({
+        name: `${s.name}${v6 ? 'v6' : base === 10 ? '' : 'b'}`,
+        address: v6 ? s.address6 : `198.18.1.${base + i + 1}`,
+      }));
+    const service = (
+      name: string,
+      vip: string,
+      pool: string,
+      affinity: Affinity,
+      table: string,
+    ) => ({
+      name,
+      virtualIp: vip,
+      pool,
+      dataplane: 'kernel',
+      nat: 'transparent',
+      affinity,
+      monitor: 'ike',
+      table,
+    });
     for (const node of this.nodes) {
       const runDir = node.vpnlbNode.runDir;
       const config = {
         log: { level: 'info' },
         admin: { listen: '127.0.0.1', port: 8088, tokenFile: join(runDir, 'admin.token') },
-        monitors: { ike: { type: 'ikev2', interval: '1s', timeout: '800ms', rise: 1, fall: 3, jitter: 0 } },
-        pools: { sip: { backends: backends(10, false) }, spi: { backends: backends(20, false) }, six: { backends: backends(10, true) } },
+        monitors: {
+          ike: { type: 'ikev2', interval: '1s', timeout: '800ms', rise: 1, fall: 3, jitter: 0 },
+        },
+        pools: {
+          sip: { backends: backends(10, false) },
+          spi: { backends: backends(20, false) },
+          six: { backends: backends(10, true) },
+        },
         services: {
           ikev2: [
             service('ike-sip', VIP_SOURCE_IP, 'sip', 'source-ip', 'vpnlb_sip'),
@@ -264,22 +356,54 @@ export class EcmpLab {
     const dir = join(this.dir, 'rtr');
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'bird.conf'), conf);
-    const child = this.router.spawn('/usr/sbin/bird', ['-f', '-c', join(dir, 'bird.conf'), '-s', join(dir, 'bird.ctl'), '-P', join(dir, 'bird.pid')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = this.router.spawn(
+      '/usr/sbin/bird',
+      [
+        '-f',
+        '-c',
+        join(dir, 'bird.conf'),
+        '-s',
+        join(dir, 'bird.ctl'),
+        '-P',
+        join(dir, 'bird.pid'),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     this.#router = child;
     const onData = (d: Buffer) => {
       this.routerLog = (this.routerLog + d.toString()).slice(-50_000);
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
-    const up = async () => (await this.router.exec('birdc', ['-s', join(dir, 'bird.ctl'), 'show', 'status']).catch(() => '')).includes('Daemon is up');
-    await waitUntil("the router's BIRD", async () => child.exitCode !== null || (await up()), 10_000, 100).catch(() => undefined);
-    if (child.exitCode !== null || !(await up())) throw new Error(`the router's BIRD did not start:\n${this.routerLog.slice(-2000)}`);
+    const up = async () =>
+      (
+        await this.router
+          .exec('birdc', ['-s', join(dir, 'bird.ctl'), 'show', 'status'])
+          .catch(() => '')
+      ).includes('Daemon is up');
+    await waitUntil(
+      "the router's BIRD",
+      async () => child.exitCode !== null || (await up()),
+      10_000,
+      100,
+    ).catch(() => undefined);
+    if (child.exitCode !== null || !(await up()))
+      throw new Error(`the router's BIRD did not start:\n${this.routerLog.slice(-2000)}`);
   }
 
   /** Node names behind the router's current route to `vip` (its ECMP next hops). */
   async nextHops(vip: string): Promise<string[]> {
-    const out = await this.router.exec('ip', [vip.includes(':') ? '-6' : '-4', 'route', 'show', vip]).catch(() => '');
-    return this.nodes.filter((n) => new RegExp(`via ${(vip.includes(':') ? n.address6 : n.address4).replace(/\./g, '\\.')}( |$)`, 'm').test(out)).map((n) => n.name);
+    const out = await this.router
+      .exec('ip', [vip.includes(':') ? '-6' : '-4', 'route', 'show', vip])
+      .catch(() => '');
+    return this.nodes
+      .filter((n) =>
+        new RegExp(
+          `via ${(vip.includes(':') ? n.address6 : n.address4).replace(/\./g, '\\.')}( |$)`,
+          'm',
+        ).test(out),
+      )
+      .map((n) => n.name);
   }
 
   async startServers(): Promise<void> {
@@ -298,7 +422,9 @@ export class EcmpLab {
     for (const n of this.nodes) await n.stop().catch(() => undefined);
     const r = this.#router;
     if (r?.pid !== undefined && r.exitCode === null) r.kill('SIGTERM');
-    await Promise.all([...this.servers, ...this.clients].map((p) => p.charon?.kill().catch(() => undefined)));
+    await Promise.all(
+      [...this.servers, ...this.clients].map((p) => p.charon?.kill().catch(() => undefined)),
+    );
     await this.topo.destroy();
     if (process.env.VPNLB_LAB_KEEP_DIR !== '1') rmSync(this.dir, { recursive: true, force: true });
   }

@@ -9,7 +9,16 @@
 import { sleep, waitUntil } from '../../src/util/wait.js';
 import { pingTunnel, type PingTrace } from '../ha/ha-pair.js';
 import { CGNAT_ADDRESS } from '../client-sites.js';
-import { EcmpLab, VIP6, VIP_IKE_SPI, VIP_SOURCE_IP, type Affinity, type EcmpClient, type EcmpLabOptions, type EcmpNode } from './ecmp-lab.js';
+import {
+  EcmpLab,
+  VIP6,
+  VIP_IKE_SPI,
+  VIP_SOURCE_IP,
+  type Affinity,
+  type EcmpClient,
+  type EcmpLabOptions,
+  type EcmpNode,
+} from './ecmp-lab.js';
 
 export type EcmpEvent = 'planned-drain' | 'add-node' | 'kill-node' | 'all-backends-down';
 
@@ -85,7 +94,9 @@ export async function runEcmp(options: EcmpOptions = {}): Promise<EcmpReport> {
   try {
     const active = lab.nodes.slice(0, initialNodes);
     const spare = lab.nodes[initialNodes]!;
-    progress(`ecmp: ${lab.clients.length} clients, 3 servers, nodes ${active.map((n) => n.name).join(', ')} (+ ${spare.name} to add)`);
+    progress(
+      `ecmp: ${lab.clients.length} clients, 3 servers, nodes ${active.map((n) => n.name).join(', ')} (+ ${spare.name} to add)`,
+    );
     await lab.startRouter();
     await lab.startServers();
     // One after the other: each loads three 65537-slot maps (a busy host stretches concurrent loads).
@@ -112,25 +123,41 @@ export async function runEcmp(options: EcmpOptions = {}): Promise<EcmpReport> {
     }
 
     const seen = new Set<string>();
-    for (const s of lab.servers) for (const sa of (await s.charon?.listSas()) ?? []) if (sa.state === 'ESTABLISHED') seen.add(sa.remoteHost);
+    for (const s of lab.servers)
+      for (const sa of (await s.charon?.listSas()) ?? [])
+        if (sa.state === 'ESTABLISHED') seen.add(sa.remoteHost);
     const expected = new Set(lab.clients.filter((c) => !c.behindCgnat).map((c) => c.address));
     if (lab.clients.some((c) => c.behindCgnat)) expected.add(CGNAT_ADDRESS);
-    const nodeAddresses = new Set(lab.nodes.flatMap((n) => [n.address4, n.insideAddress4, n.address6]));
+    const nodeAddresses = new Set(
+      lab.nodes.flatMap((n) => [n.address4, n.insideAddress4, n.address6]),
+    );
     const newClientsPerNode: Record<string, number> = {};
     for (const n of active) newClientsPerNode[n.name] = (await n.natTClients()).length;
     const splitAtStart = await splitHandshakes(lab);
-    progress(`ecmp: servers see ${[...seen].filter((a) => expected.has(a)).length}/${expected.size} client addresses; NAT-T clients per node ${JSON.stringify(newClientsPerNode)}`);
+    progress(
+      `ecmp: servers see ${[...seen].filter((a) => expected.has(a)).length}/${expected.size} client addresses; NAT-T clients per node ${JSON.stringify(newClientsPerNode)}`,
+    );
     await sleep(3000);
 
     const reports: EcmpEventReport[] = [];
-    const measure = async (event: EcmpEvent, node: EcmpNode, expectAnnounced: boolean, trigger: () => Promise<Record<string, unknown>>): Promise<void> => {
+    const measure = async (
+      event: EcmpEvent,
+      node: EcmpNode,
+      expectAnnounced: boolean,
+      trigger: () => Promise<Record<string, unknown>>,
+    ): Promise<void> => {
       const start = Date.now();
-      const alive = (t: Tunnel, since: number) => t.toServer.aliveSince(since) && t.fromServer.aliveSince(since);
+      const alive = (t: Tunnel, since: number) =>
+        t.toServer.aliveSince(since) && t.fromServer.aliveSince(since);
       const okBefore = tunnels.filter((t) => alive(t, start - 2000));
       const splitBefore = await splitHandshakes(lab);
       const leakedBefore = await lab.leakedPackets();
       const t1 = Date.now();
-      const routeChange = waitRoutes(lab, (hops) => hops.includes(node.name) === expectAnnounced, 60_000).then(
+      const routeChange = waitRoutes(
+        lab,
+        (hops) => hops.includes(node.name) === expectAnnounced,
+        60_000,
+      ).then(
         () => (Date.now() - t1) / 1000,
         () => null,
       );
@@ -156,7 +183,8 @@ export async function runEcmp(options: EcmpOptions = {}): Promise<EcmpReport> {
           event,
           affinity,
           node: node.name,
-          withdrawSeconds: withdrawSeconds === null ? null : Math.round(withdrawSeconds * 100) / 100,
+          withdrawSeconds:
+            withdrawSeconds === null ? null : Math.round(withdrawSeconds * 100) / 100,
           tunnelsBefore: before.length,
           tunnelsAfter: after.length,
           tunnelsLost: before.length - after.length,
@@ -168,7 +196,9 @@ export async function runEcmp(options: EcmpOptions = {}): Promise<EcmpReport> {
         });
       }
       const [a, b] = reports.slice(-2) as [EcmpEventReport, EcmpEventReport];
-      progress(`ecmp: ${event} ${node.name}: route change ${withdrawSeconds ?? 'none'} s; source-ip lost ${a.tunnelsLost}/${a.tunnelsBefore} (gap ${a.maxPingGapMs} ms), ike-spi lost ${b.tunnelsLost}/${b.tunnelsBefore} (gap ${b.maxPingGapMs} ms); split ${split}, leaked ${leaked}`);
+      progress(
+        `ecmp: ${event} ${node.name}: route change ${withdrawSeconds ?? 'none'} s; source-ip lost ${a.tunnelsLost}/${a.tunnelsBefore} (gap ${a.maxPingGapMs} ms), ike-spi lost ${b.tunnelsLost}/${b.tunnelsBefore} (gap ${b.maxPingGapMs} ms); split ${split}, leaked ${leaked}`,
+      );
     };
 
     for (const event of events) {
@@ -197,7 +227,11 @@ export async function runEcmp(options: EcmpOptions = {}): Promise<EcmpReport> {
         // The node's own monitor probes (its output path) no longer reach any server; the
         // traffic it forwards is untouched: only its view of the servers fails.
         await measure(event, node, false, async () => {
-          await node.ns.exec('nft', ['-f', '-'], 'table inet lab_block {\n  chain out {\n    type filter hook output priority 0;\n    ip daddr 198.18.1.0/24 drop\n    ip6 daddr 2001:db8:b::/64 drop\n  }\n}\n');
+          await node.ns.exec(
+            'nft',
+            ['-f', '-'],
+            'table inet lab_block {\n  chain out {\n    type filter hook output priority 0;\n    ip daddr 198.18.1.0/24 drop\n    ip6 daddr 2001:db8:b::/64 drop\n  }\n}\n',
+          );
           return { monitorFallSeconds: MONITOR_FALL_SECONDS };
         });
         await node.ns.exec('nft', ['delete', 'table', 'inet', 'lab_block']).catch(() => undefined);
@@ -221,7 +255,8 @@ export async function runEcmp(options: EcmpOptions = {}): Promise<EcmpReport> {
       seconds: Math.round((Date.now() - t0) / 1000),
     };
   } catch (err) {
-    for (const n of lab.nodes) process.stderr.write(`--- ${n.name} log (tail)\n${n.vpnlbNode.log.slice(-5000)}\n`);
+    for (const n of lab.nodes)
+      process.stderr.write(`--- ${n.name} log (tail)\n${n.vpnlbNode.log.slice(-5000)}\n`);
     process.stderr.write(`--- router\n${lab.routerLog.slice(-3000)}\n`);
     throw err;
   } finally {
@@ -230,15 +265,30 @@ export async function runEcmp(options: EcmpOptions = {}): Promise<EcmpReport> {
 }
 
 /** Waits until the router's next hops satisfy `ok` for every VIP. */
-async function waitRoutes(lab: EcmpLab, ok: (hops: string[]) => boolean, timeoutMs: number): Promise<void> {
-  await waitUntil("the router's routes to change", async () => (await Promise.all(VIPS.map((v) => lab.nextHops(v)))).every(ok), timeoutMs, 50);
+async function waitRoutes(
+  lab: EcmpLab,
+  ok: (hops: string[]) => boolean,
+  timeoutMs: number,
+): Promise<void> {
+  await waitUntil(
+    "the router's routes to change",
+    async () => (await Promise.all(VIPS.map((v) => lab.nextHops(v)))).every(ok),
+    timeoutMs,
+    50,
+  );
 }
 
 async function splitHandshakes(lab: EcmpLab): Promise<number> {
   let n = 0;
   for (const node of lab.nodes) {
-    for (const [family, table] of [['ip', 'vpnlb_spi'], ['ip', 'vpnlb_sip'], ['ip6', 'vpnlb6']] as const) {
-      const out = await node.ns.exec('nft', ['list', 'counter', family, table, 'ike_split']).catch(() => '');
+    for (const [family, table] of [
+      ['ip', 'vpnlb_spi'],
+      ['ip', 'vpnlb_sip'],
+      ['ip6', 'vpnlb6'],
+    ] as const) {
+      const out = await node.ns
+        .exec('nft', ['list', 'counter', family, table, 'ike_split'])
+        .catch(() => '');
       n += Number(/packets (\d+)/.exec(out)?.[1] ?? 0);
     }
   }

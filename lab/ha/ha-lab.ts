@@ -25,7 +25,15 @@ import { Topology, type Namespace } from '../netns.js';
 import type { Charon } from '../strongswan/charon.js';
 import { sleep } from '../../src/util/wait.js';
 import { TUNNEL_TARGET_V4, TUNNEL_TARGET_V6 } from '../strongswan/swanctl-conf.js';
-import { addBridge, bridgePort, installLeakCounter, leakedPackets, startFarmClient, startFarmServers, type FarmServer } from '../farm-parts.js';
+import {
+  addBridge,
+  bridgePort,
+  installLeakCounter,
+  leakedPackets,
+  startFarmClient,
+  startFarmServers,
+  type FarmServer,
+} from '../farm-parts.js';
 import { vpnlbArgv } from '../vpnlb-process.js';
 
 export const HA_VIP4 = '198.19.0.1';
@@ -62,7 +70,13 @@ export class HaLabNode {
   #ha: ChildProcess | undefined;
   log = '';
 
-  constructor(name: string, ns: Namespace, configPath: string, runDir: string, links: readonly string[]) {
+  constructor(
+    name: string,
+    ns: Namespace,
+    configPath: string,
+    runDir: string,
+    links: readonly string[],
+  ) {
     this.name = name;
     this.ns = ns;
     this.configPath = configPath;
@@ -73,10 +87,21 @@ export class HaLabNode {
   /** Spawns `vpnlb ARGS` in the node's namespace; resolves once its output matches `ready`. */
   spawn(args: string[], ready: RegExp): Promise<ChildProcess> {
     const [node, ...rest] = vpnlbArgv(args);
-    const child = this.ns.spawn(node!, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VPNLB_KEEP_STATE: '' } });
+    const child = this.ns.spawn(node!, rest, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, VPNLB_KEEP_STATE: '' },
+    });
     return new Promise((resolve, reject) => {
       let out = '';
-      const timer = setTimeout(() => reject(new Error(`${this.name}: vpnlb ${args[0]} did not start in 300 s:\n${out.slice(-3000)}`)), 300_000);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `${this.name}: vpnlb ${args[0]} did not start in 300 s:\n${out.slice(-3000)}`,
+            ),
+          ),
+        300_000,
+      );
       const onData = (d: Buffer) => {
         out += d.toString();
         this.log = (this.log + d.toString()).slice(-200_000);
@@ -140,15 +165,25 @@ export class HaLabNode {
     return this.ns.exec(node!, rest);
   }
 
-  async haStatus(): Promise<{ role: string; transitions: number; lastFailover: { cause: string } | null }> {
-    return JSON.parse(await this.vpnlb(['ha', 'status', '--json'])) as { role: string; transitions: number; lastFailover: { cause: string } | null };
+  async haStatus(): Promise<{
+    role: string;
+    transitions: number;
+    lastFailover: { cause: string } | null;
+  }> {
+    return JSON.parse(await this.vpnlb(['ha', 'status', '--json'])) as {
+      role: string;
+      transitions: number;
+      lastFailover: { cause: string } | null;
+    };
   }
 
   /** Packets of the kernel table's `ike_split` counter (IPv4 and IPv6 tables). */
   async ikeSplitPackets(): Promise<number> {
     let n = 0;
     for (const f of ['ip', 'ip6']) {
-      const out = await this.ns.exec('nft', ['list', 'counter', f, 'vpnlb', 'ike_split']).catch(() => '');
+      const out = await this.ns
+        .exec('nft', ['list', 'counter', f, 'vpnlb', 'ike_split'])
+        .catch(() => '');
       n += Number(/packets (\d+)/.exec(out)?.[1] ?? 0);
     }
     return n;
@@ -156,7 +191,8 @@ export class HaLabNode {
 }
 
 async function signal(child: ChildProcess | undefined, sig: NodeJS.Signals): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  if (!child || child.exitCode !== null || child.signalCode !== null || child.pid === undefined)
+    return;
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   try {
     process.kill(child.pid, sig);
@@ -218,17 +254,36 @@ export class HaLab {
     const links: string[][] = [];
     for (const [i, name] of (['lb1', 'lb2'] as const).entries()) {
       await t.addNamespace(name);
-      const outside = await this.#port('osw', name, [`198.18.0.${2 + i}/24`, `2001:db8:a::${2 + i}/64`]);
-      const inside = await this.#port('isw', name, [`198.18.1.${2 + i}/24`, `2001:db8:b::${2 + i}/64`]);
+      const outside = await this.#port('osw', name, [
+        `198.18.0.${2 + i}/24`,
+        `2001:db8:a::${2 + i}/64`,
+      ]);
+      const inside = await this.#port('isw', name, [
+        `198.18.1.${2 + i}/24`,
+        `2001:db8:b::${2 + i}/64`,
+      ]);
       await t.route(name, 'default', '198.18.0.1');
       await t.route(name, 'default', '2001:db8:a::1');
       links.push([outside, inside]);
     }
-    const sync = await t.link({ a: 'lb1', b: 'lb2', aAddresses: ['198.18.2.1/30'], bAddresses: ['198.18.2.2/30'] });
+    const sync = await t.link({
+      a: 'lb1',
+      b: 'lb2',
+      aAddresses: ['198.18.2.1/30'],
+      bAddresses: ['198.18.2.2/30'],
+    });
     links[0]!.push(sync.aIf);
     links[1]!.push(sync.bIf);
     for (const [i, name] of (['lb1', 'lb2'] as const).entries()) {
-      this.nodes.push(new HaLabNode(name, t.ns(name), join(this.dir, `${name}.yaml`), join(this.dir, name, 'ha'), links[i]!));
+      this.nodes.push(
+        new HaLabNode(
+          name,
+          t.ns(name),
+          join(this.dir, `${name}.yaml`),
+          join(this.dir, name, 'ha'),
+          links[i]!,
+        ),
+      );
     }
 
     for (let i = 1; i <= 3; i++) {
@@ -239,7 +294,14 @@ export class HaLab {
       await t.route(name, 'default', INSIDE_GW6);
       await ns.exec('ip', ['addr', 'add', `${TUNNEL_TARGET_V4}/32`, 'dev', 'lo']);
       await ns.exec('ip', ['addr', 'add', `${TUNNEL_TARGET_V6}/128`, 'dev', 'lo', 'nodad']);
-      this.servers.push({ name, ns, address4: `198.18.1.${10 + i}`, address6: `2001:db8:b::${10 + i}`, pool4: `198.19.${10 + i}.0/24`, pool6: `2001:db8:10:${i}::/120` });
+      this.servers.push({
+        name,
+        ns,
+        address4: `198.18.1.${10 + i}`,
+        address6: `2001:db8:b::${10 + i}`,
+        pool4: `198.19.${10 + i}.0/24`,
+        pool6: `2001:db8:10:${i}::/120`,
+      });
     }
 
     let n = 0;
@@ -248,22 +310,37 @@ export class HaLab {
     };
     for (let i = 0; i < o.clients4; i++) await direct(4, false);
     for (let i = 0; i < o.clients6; i++) await direct(6, false);
-    for (const site of await addCgnatClients(t, 'wan', o.cgnatClients)) this.clients.push({ ...site, spare: false });
+    for (const site of await addCgnatClients(t, 'wan', o.cgnatClients))
+      this.clients.push({ ...site, spare: false });
     for (let i = 0; i < o.spareClients; i++) await direct(4, true);
     this.#writeConfigs();
   }
 
   /** One configuration per node: identical but for `ha.node` and `ha.runDir` (both nodes share this host's filesystem). */
   #writeConfigs(): void {
-    const backends = (v6: boolean) => this.servers.map((s) => ({ name: v6 ? `${s.name}v6` : s.name, address: v6 ? s.address6 : s.address4 }));
-    const service = (name: string, vip: string, pool: string) => ({ name, virtualIp: vip, pool, dataplane: 'kernel', nat: 'transparent', affinity: 'ike-spi', monitor: 'ike' });
+    const backends = (v6: boolean) =>
+      this.servers.map((s) => ({
+        name: v6 ? `${s.name}v6` : s.name,
+        address: v6 ? s.address6 : s.address4,
+      }));
+    const service = (name: string, vip: string, pool: string) => ({
+      name,
+      virtualIp: vip,
+      pool,
+      dataplane: 'kernel',
+      nat: 'transparent',
+      affinity: 'ike-spi',
+      monitor: 'ike',
+    });
     for (const node of this.nodes) {
       mkdirSync(node.runDir, { recursive: true, mode: 0o700 });
       const config = {
         log: { level: 'info' },
         // The admin token stays in the node's own directory (not the host's /var/lib/vpnlb).
         admin: { listen: '127.0.0.1', port: 8088, tokenFile: join(node.runDir, 'admin.token') },
-        monitors: { ike: { type: 'ikev2', interval: '1s', timeout: '800ms', rise: 1, fall: 3, jitter: 0 } },
+        monitors: {
+          ike: { type: 'ikev2', interval: '1s', timeout: '800ms', rise: 1, fall: 3, jitter: 0 },
+        },
         pools: { farm4: { backends: backends(false) }, farm6: { backends: backends(true) } },
         services: { ikev2: [service('ike4', HA_VIP4, 'farm4'), service('ike6', HA_VIP6, 'farm6')] },
         ha: {
@@ -277,7 +354,11 @@ export class HaLab {
             advertInterval: '1s',
             preemptDelay: '5s',
             outside: { interface: node.links[0], virtualRouterId: 51 },
-            inside: { interface: node.links[1], virtualRouterId: 52, addresses: [`${INSIDE_GW4}/24`, `${INSIDE_GW6}/64`] },
+            inside: {
+              interface: node.links[1],
+              virtualRouterId: 52,
+              addresses: [`${INSIDE_GW4}/24`, `${INSIDE_GW6}/64`],
+            },
           },
           runDir: node.runDir,
         },
@@ -320,7 +401,9 @@ export class HaLab {
 
   async destroy(): Promise<void> {
     for (const n of this.nodes) await n.stopAll().catch(() => undefined);
-    await Promise.all([...this.servers, ...this.clients].map((p) => p.charon?.kill().catch(() => undefined)));
+    await Promise.all(
+      [...this.servers, ...this.clients].map((p) => p.charon?.kill().catch(() => undefined)),
+    );
     await this.topo.destroy();
     if (process.env.VPNLB_LAB_KEEP_DIR !== '1') rmSync(this.dir, { recursive: true, force: true });
   }

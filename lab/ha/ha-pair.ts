@@ -9,9 +9,20 @@
 import { sleep } from '../../src/util/wait.js';
 import { TUNNEL_TARGET_V4, TUNNEL_TARGET_V6 } from '../strongswan/swanctl-conf.js';
 import type { Namespace } from '../netns.js';
-import { HaLab, type HaLabClient, type HaLabNode, type HaLabOptions, type HaLabServer } from './ha-lab.js';
+import {
+  HaLab,
+  type HaLabClient,
+  type HaLabNode,
+  type HaLabOptions,
+  type HaLabServer,
+} from './ha-lab.js';
 
-export type HaEvent = 'kill-vpnlb' | 'node-down' | 'keepalived-stop' | 'planned-drain' | 'fail-back';
+export type HaEvent =
+  | 'kill-vpnlb'
+  | 'node-down'
+  | 'keepalived-stop'
+  | 'planned-drain'
+  | 'fail-back';
 
 export interface FailoverReport {
   readonly event: HaEvent;
@@ -56,7 +67,14 @@ export interface HaPairOptions extends Partial<HaLabOptions> {
 export class PingTrace {
   readonly replies: { at: number; seq: number }[] = [];
   constructor(ns: Namespace, target: string, source: string | undefined, intervalSec: number) {
-    const child = ns.spawn('ping', ['-n', '-D', '-i', String(intervalSec), ...(source ? ['-I', source] : []), target]);
+    const child = ns.spawn('ping', [
+      '-n',
+      '-D',
+      '-i',
+      String(intervalSec),
+      ...(source ? ['-I', source] : []),
+      target,
+    ]);
     let buf = '';
     child.stdout?.on('data', (d: Buffer) => {
       buf += d.toString();
@@ -64,7 +82,8 @@ export class PingTrace {
       buf = lines.pop() ?? '';
       for (const l of lines) {
         const m = /^\[(\d+\.\d+)\].*icmp_seq=(\d+)/.exec(l);
-        if (m && !l.includes('Unreachable')) this.replies.push({ at: Number(m[1]) * 1000, seq: Number(m[2]) });
+        if (m && !l.includes('Unreachable'))
+          this.replies.push({ at: Number(m[1]) * 1000, seq: Number(m[2]) });
       }
     });
   }
@@ -95,15 +114,32 @@ export class PingTrace {
  * target every 100 ms, and from its server (found by the virtual-IP pool the address came from)
  * to the client's virtual IP every 200 ms. Undefined when the client has no tunnel.
  */
-export async function pingTunnel(c: HaLabClient, servers: readonly HaLabServer[]): Promise<{ toServer: PingTrace; fromServer: PingTrace } | undefined> {
+export async function pingTunnel(
+  c: HaLabClient,
+  servers: readonly HaLabServer[],
+): Promise<{ toServer: PingTrace; fromServer: PingTrace } | undefined> {
   const sas = (await c.charon?.listSas()) ?? [];
   const vip = sas.find((s) => s.state === 'ESTABLISHED')?.localVips[0];
   if (!vip) return undefined;
-  const server = servers.find((s) => (c.family === 4 ? vip.startsWith(s.pool4.replace(/0\/24$/, '')) : vip.startsWith(s.pool6.replace(/::\/\d+$/, ':'))));
+  const server = servers.find((s) =>
+    c.family === 4
+      ? vip.startsWith(s.pool4.replace(/0\/24$/, ''))
+      : vip.startsWith(s.pool6.replace(/::\/\d+$/, ':')),
+  );
   if (!server) return undefined;
   return {
-    toServer: new PingTrace(c.ns, c.family === 4 ? TUNNEL_TARGET_V4 : TUNNEL_TARGET_V6, undefined, 0.1),
-    fromServer: new PingTrace(server.ns, vip, c.family === 4 ? TUNNEL_TARGET_V4 : TUNNEL_TARGET_V6, 0.2),
+    toServer: new PingTrace(
+      c.ns,
+      c.family === 4 ? TUNNEL_TARGET_V4 : TUNNEL_TARGET_V6,
+      undefined,
+      0.1,
+    ),
+    fromServer: new PingTrace(
+      server.ns,
+      vip,
+      c.family === 4 ? TUNNEL_TARGET_V4 : TUNNEL_TARGET_V6,
+      0.2,
+    ),
   };
 }
 
@@ -133,7 +169,9 @@ export async function runHaPair(options: HaPairOptions = {}): Promise<HaPairRepo
   });
   try {
     const [lb1, lb2] = lab.nodes as [HaLabNode, HaLabNode];
-    progress(`ha-pair: ${lab.clients.length} clients, 3 servers, nodes lb1 (priority 150) and lb2 (100)`);
+    progress(
+      `ha-pair: ${lab.clients.length} clients, 3 servers, nodes lb1 (priority 150) and lb2 (100)`,
+    );
     await lab.startServers();
     // One after the other: each loads a 65537-slot map per service, and two at once on a busy
     // host can stretch a concurrent `nft list tables` past vpnlb's start-up check.
@@ -165,10 +203,21 @@ export async function runHaPair(options: HaPairOptions = {}): Promise<HaPairRepo
 
     const spares = lab.clients.filter((c) => c.spare);
     const failovers: FailoverReport[] = [];
-    const measure = async (event: HaEvent, from: HaLabNode, to: HaLabNode, trigger: () => Promise<unknown>): Promise<void> => {
+    const measure = async (
+      event: HaEvent,
+      from: HaLabNode,
+      to: HaLabNode,
+      trigger: () => Promise<unknown>,
+    ): Promise<void> => {
       const start = Date.now();
-      const okBefore = tunnels.filter((t) => t.toServer.aliveSince(start - 2000) && t.fromServer.aliveSince(start - 2000));
-      const sasBefore = new Map(await Promise.all(tunnels.map(async (t) => [t.client.name, await ikeSaOf(t.client)] as const)));
+      const okBefore = tunnels.filter(
+        (t) => t.toServer.aliveSince(start - 2000) && t.fromServer.aliveSince(start - 2000),
+      );
+      const sasBefore = new Map(
+        await Promise.all(
+          tunnels.map(async (t) => [t.client.name, await ikeSaOf(t.client)] as const),
+        ),
+      );
       const splitBefore = (await lb1.ikeSplitPackets()) + (await lb2.ikeSplitPackets());
       const leakedBefore = await lab.leakedPackets();
       const t1 = Date.now();
@@ -201,10 +250,13 @@ export async function runHaPair(options: HaPairOptions = {}): Promise<HaPairRepo
           lost += w.lost;
         }
       }
-      const okAfter = tunnels.filter((t) => t.toServer.aliveSince(end - 2000) && t.fromServer.aliveSince(end - 2000));
+      const okAfter = tunnels.filter(
+        (t) => t.toServer.aliveSince(end - 2000) && t.fromServer.aliveSince(end - 2000),
+      );
       const lostTunnels = okBefore.filter((t) => !okAfter.includes(t)).length;
       let reestablished = 0;
-      for (const t of okBefore) if ((await ikeSaOf(t.client)) !== sasBefore.get(t.client.name)) reestablished++;
+      for (const t of okBefore)
+        if ((await ikeSaOf(t.client)) !== sasBefore.get(t.client.name)) reestablished++;
       const status = await from.haStatus().catch(() => undefined);
       const report: FailoverReport = {
         event,
@@ -217,14 +269,17 @@ export async function runHaPair(options: HaPairOptions = {}): Promise<HaPairRepo
         ikeSasReestablished: reestablished,
         maxPingGapMs: maxGap,
         packetsLost: lost,
-        splitHandshakes: (await lb1.ikeSplitPackets()) + (await lb2.ikeSplitPackets()) - splitBefore,
+        splitHandshakes:
+          (await lb1.ikeSplitPackets()) + (await lb2.ikeSplitPackets()) - splitBefore,
         leakedServerPackets: (await lab.leakedPackets()) - leakedBefore,
         newClientsConnected: newOk,
         newClientsTried: newClients.length,
         cause: status?.lastFailover?.cause ?? null,
       };
       failovers.push(report);
-      progress(`ha-pair: ${event} ${from.name} -> ${to.name}: takeover ${takeoverMs} ms, lost ${lostTunnels}/${okBefore.length} tunnels, max gap ${maxGap} ms, ${lost} packets lost, cause "${report.cause ?? '?'}"`);
+      progress(
+        `ha-pair: ${event} ${from.name} -> ${to.name}: takeover ${takeoverMs} ms, lost ${lostTunnels}/${okBefore.length} tunnels, max gap ${maxGap} ms, ${lost} packets lost, cause "${report.cause ?? '?'}"`,
+      );
     };
     /** Brings lb1 back as a drained standby, then resumes it: the fail-back is measured. */
     const failBack = async (restore: () => Promise<void>) => {
@@ -233,7 +288,8 @@ export async function runHaPair(options: HaPairOptions = {}): Promise<HaPairRepo
       const deadline = Date.now() + 30_000;
       while (Date.now() < deadline) {
         const s = await lb1.haStatus().catch(() => undefined);
-        if (s?.role === 'standby' && (await lb1.vpnlb(['ha', 'status'])).includes('health: ok')) break;
+        if (s?.role === 'standby' && (await lb1.vpnlb(['ha', 'status'])).includes('health: ok'))
+          break;
         await sleep(200);
       }
       // conntrackd's resync (-n at BACKUP, StartupResync) fills lb1's table from lb2.
@@ -266,7 +322,8 @@ export async function runHaPair(options: HaPairOptions = {}): Promise<HaPairRepo
       seconds: Math.round((Date.now() - t0) / 1000),
     };
   } catch (err) {
-    for (const n of lab.nodes) process.stderr.write(`--- ${n.name} log (tail)\n${n.log.slice(-4000)}\n`);
+    for (const n of lab.nodes)
+      process.stderr.write(`--- ${n.name} log (tail)\n${n.log.slice(-4000)}\n`);
     throw err;
   } finally {
     await lab.destroy();
@@ -274,7 +331,9 @@ export async function runHaPair(options: HaPairOptions = {}): Promise<HaPairRepo
 }
 
 export function formatHaPair(r: HaPairReport): string {
-  const lines = [`ha-pair: ${r.connected}/${r.clients} tunnels (${r.ipv6Clients} IPv6, ${r.cgnatClients} behind CGNAT), ${r.servers} servers, ${r.seconds} s`];
+  const lines = [
+    `ha-pair: ${r.connected}/${r.clients} tunnels (${r.ipv6Clients} IPv6, ${r.cgnatClients} behind CGNAT), ${r.servers} servers, ${r.seconds} s`,
+  ];
   for (const f of r.failovers) {
     lines.push(
       `  ${f.event.padEnd(16)} ${f.from}->${f.to} takeover ${String(f.takeoverMs).padStart(5)} ms  tunnels ${f.tunnelsBefore}->${f.tunnelsAfter} lost ${f.tunnelsLost}  IKE re-established ${f.ikeSasReestablished}  max gap ${f.maxPingGapMs} ms  packets lost ${f.packetsLost}  split ${f.splitHandshakes}  leaked ${f.leakedServerPackets}  new clients ${f.newClientsConnected}/${f.newClientsTried}`,

@@ -32,7 +32,9 @@ export interface DashboardFarm {
   close(): Promise<void>;
 }
 
-export async function startDashboardFarm(options: { clients?: number } = {}): Promise<DashboardFarm> {
+export async function startDashboardFarm(
+  options: { clients?: number } = {},
+): Promise<DashboardFarm> {
   const cert = generateTestCertificate();
   const sstp = new Map<string, SimSstpEndpoint>();
   let ike: SimFarm | undefined;
@@ -52,14 +54,24 @@ export async function startDashboardFarm(options: { clients?: number } = {}): Pr
     // One TLS port on every server address (the service has one backend port).
     let port = 0;
     for (const [i, address] of SERVERS.entries()) {
-      const s = await SimSstpEndpoint.start({ name: `rras${i + 1}`, host: address, tlsPort: port, cert: cert.cert, key: cert.key });
+      const s = await SimSstpEndpoint.start({
+        name: `rras${i + 1}`,
+        host: address,
+        tlsPort: port,
+        cert: cert.cert,
+        key: cert.key,
+      });
       port = s.tlsPort;
       sstp.set(`rras${i + 1}`, s);
     }
-    ike = await startSimFarm({ addresses: SERVERS, responder: { perIpLimit: 1000, idleTimeout: 600_000, halfOpenTimeout: 600_000 } });
+    ike = await startSimFarm({
+      addresses: SERVERS,
+      responder: { perIpLimit: 1000, idleTimeout: 600_000, halfOpenTimeout: 600_000 },
+    });
     // One process: the dashboard is under test here, not the SSTP workers (their own test:
     // src/dataplane/workers/sstp-worker-pool.test.ts).
-    const config = loadConfigText(`
+    const config = loadConfigText(
+      `
 workers: 1
 admin: { listen: 127.0.0.1, port: 0 }
 monitors:
@@ -75,7 +87,9 @@ services:
     - { name: sstp, virtualIp: ${VIP}, port: 0, pool: rras, backendPort: ${port}, monitor: sstp }
   ikev2:
     - { name: ikev2, virtualIp: ${VIP}, ikePort: 0, natTPort: 0, backendIkePort: ${ike.ikePort}, backendNatTPort: ${ike.natTPort}, pool: rras, dataplane: userspace, nat: full, affinity: ike-spi, maxFlows: 4096 }
-`, '<dashboard-farm>');
+`,
+      '<dashboard-farm>',
+    );
     const token = generateToken();
     runtime = new Runtime({
       config,
@@ -95,23 +109,44 @@ services:
     // SSTP clients that stay connected and echo now and then (tunnels, bytes both ways).
     for (let i = 0; i < (options.clients ?? 9); i++) {
       try {
-        clients.push(await SimSstpClient.connect({ host: VIP, port: sstpPort!, ca: Buffer.from(cert.cert), servername: 'vpn.example.test', localAddress: `127.0.42.${i + 1}` }));
+        clients.push(
+          await SimSstpClient.connect({
+            host: VIP,
+            port: sstpPort!,
+            ca: Buffer.from(cert.cert),
+            servername: 'vpn.example.test',
+            localAddress: `127.0.42.${i + 1}`,
+          }),
+        );
       } catch {
         /* a client that cannot connect is not what the dashboard farm is about */
       }
     }
-    loops.push((async () => {
-      while (!stopped) {
-        await Promise.allSettled(clients.filter((c) => !c.isClosed).map((c) => c.echo()));
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    })());
+    loops.push(
+      (async () => {
+        while (!stopped) {
+          await Promise.allSettled(clients.filter((c) => !c.isClosed).map((c) => c.echo()));
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      })(),
+    );
     // IKEv2 clients through the relay, a few at a time, each with a stream of ESP.
-    loops.push((async () => {
-      for (let n = 0; !stopped; n++) {
-        await Promise.allSettled([0, 1, 2].map((k) => runIkeClient({ localAddress: `127.0.43.${((n * 3 + k) % 250) + 1}`, server: { address: VIP, ikePort: ikePort!, natTPort: natTPort! }, espPackets: 20, espInterval: 25 })));
-      }
-    })());
+    loops.push(
+      (async () => {
+        for (let n = 0; !stopped; n++) {
+          await Promise.allSettled(
+            [0, 1, 2].map((k) =>
+              runIkeClient({
+                localAddress: `127.0.43.${((n * 3 + k) % 250) + 1}`,
+                server: { address: VIP, ikePort: ikePort!, natTPort: natTPort! },
+                espPackets: 20,
+                espInterval: 25,
+              }),
+            ),
+          );
+        }
+      })(),
+    );
     return {
       runtime,
       baseUrl: `http://127.0.0.1:${runtime.adminAddress!.port}`,

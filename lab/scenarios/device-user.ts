@@ -81,8 +81,17 @@ export interface DeviceUserOptions {
 }
 
 /** The server a client's tunnel reached (by its virtual IP), or undefined when the tunnel is down. */
-async function tunnelServer(lab: IkeLab, c: LabClient, conn: 'device' | 'user'): Promise<{ server: string; spi: string } | undefined> {
-  const sa = (await c.charon!.listSas().catch(() => [])).find((s) => s.connection === conn && s.state === 'ESTABLISHED' && s.children.some((ch) => ch.state === 'INSTALLED'));
+async function tunnelServer(
+  lab: IkeLab,
+  c: LabClient,
+  conn: 'device' | 'user',
+): Promise<{ server: string; spi: string } | undefined> {
+  const sa = (await c.charon!.listSas().catch(() => [])).find(
+    (s) =>
+      s.connection === conn &&
+      s.state === 'ESTABLISHED' &&
+      s.children.some((ch) => ch.state === 'INSTALLED'),
+  );
   const server = sa ? lab.serverOfVip(sa.localVips[0] ?? '')?.name : undefined;
   return sa && server ? { server, spi: sa.initiatorSpi } : undefined;
 }
@@ -91,13 +100,18 @@ async function tunnelServer(lab: IkeLab, c: LabClient, conn: 'device' | 'user'):
 async function bothOnOneServerWithTraffic(lab: IkeLab, c: LabClient): Promise<boolean> {
   const [d, u] = await Promise.all([tunnelServer(lab, c, 'device'), tunnelServer(lab, c, 'user')]);
   if (!d || !u || d.server !== u.server) return false;
-  const [pd, pu] = await Promise.all([lab.ping(c, 2, 0.1, TUNNEL_TARGET_V4), lab.ping(c, 2, 0.1, USER_TUNNEL_TARGET_V4)]);
+  const [pd, pu] = await Promise.all([
+    lab.ping(c, 2, 0.1, TUNNEL_TARGET_V4),
+    lab.ping(c, 2, 0.1, USER_TUNNEL_TARGET_V4),
+  ]);
   return pd.received > 0 && pu.received > 0;
 }
 
 /** The kernel's `ike_split` counter (packets), read in the balancer namespace. */
 export async function splitPackets(lab: IkeLab, table = 'vpnlb'): Promise<number> {
-  const out = await lab.lb.exec('nft', ['list', 'counter', 'ip', table, 'ike_split']).catch(() => '');
+  const out = await lab.lb
+    .exec('nft', ['list', 'counter', 'ip', table, 'ike_split'])
+    .catch(() => '');
   return Number(/packets (\d+)/.exec(out)?.[1] ?? 0);
 }
 
@@ -114,7 +128,10 @@ interface ClientOutcome {
 }
 
 /** Brings a client's user tunnel up, retrying like an Always On VPN client (each attempt a new IKE_SA). */
-async function connectUser(c: LabClient, maxAttempts: number): Promise<{ attempts: number; connected: boolean }> {
+async function connectUser(
+  c: LabClient,
+  maxAttempts: number,
+): Promise<{ attempts: number; connected: boolean }> {
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
     const r = await c.charon!.initiate('user', 20);
     if (r.ok) return { attempts: attempt, connected: true };
@@ -122,7 +139,10 @@ async function connectUser(c: LabClient, maxAttempts: number): Promise<{ attempt
   return { attempts: maxAttempts, connected: false };
 }
 
-function summarize(results: readonly ClientOutcome[], splits: Readonly<Partial<Record<ClientShape, number>>>): Partial<Record<ClientShape, PhaseShapeResult>> {
+function summarize(
+  results: readonly ClientOutcome[],
+  splits: Readonly<Partial<Record<ClientShape, number>>>,
+): Partial<Record<ClientShape, PhaseShapeResult>> {
   const out: Partial<Record<ClientShape, PhaseShapeResult>> = {};
   for (const shape of SHAPES) {
     const mine = results.filter((r) => shapeOf(r.c) === shape);
@@ -150,7 +170,15 @@ export async function runDeviceUser(lab: IkeLab, o: DeviceUserOptions): Promise<
   await lab.startServers();
   await lab.startClients();
   await lab.flushConntrack();
-  const vpnlb = new LabVpnlb(lab, { nat: 'transparent', affinity: o.affinity, ...(o.adminPort ? { adminPort: o.adminPort } : {}) }, `vpnlb-device-user-${o.affinity}.yaml`);
+  const vpnlb = new LabVpnlb(
+    lab,
+    {
+      nat: 'transparent',
+      affinity: o.affinity,
+      ...(o.adminPort ? { adminPort: o.adminPort } : {}),
+    },
+    `vpnlb-device-user-${o.affinity}.yaml`,
+  );
   await vpnlb.start();
   const clients = lab.clients.filter((c) => !c.stalled);
   const phases: PhaseResult[] = [];
@@ -158,7 +186,11 @@ export async function runDeviceUser(lab: IkeLab, o: DeviceUserOptions): Promise<
   // kernel's split counter tells the two groups apart; CGNAT clients one after the other unless
   // asked otherwise (logons spread over time; concurrent ones from one address are the worst case).
   const sequentialCgnat = !o.concurrentCgnat;
-  const phase = async (name: string, forClient: (c: LabClient) => Promise<ClientOutcome>, who: readonly LabClient[] = clients) => {
+  const phase = async (
+    name: string,
+    forClient: (c: LabClient) => Promise<ClientOutcome>,
+    who: readonly LabClient[] = clients,
+  ) => {
     const t0 = Date.now();
     const results: ClientOutcome[] = [];
     const splits: Partial<Record<ClientShape, number>> = {};
@@ -166,15 +198,30 @@ export async function runDeviceUser(lab: IkeLab, o: DeviceUserOptions): Promise<
       const members = who.filter((c) => (group as readonly ClientShape[]).includes(shapeOf(c)));
       if (members.length === 0) continue;
       const split0 = await splitPackets(lab);
-      const withServer = async (c: LabClient): Promise<ClientOutcome> => ({ ...(await forClient(c)), server: (await tunnelServer(lab, c, 'device'))?.server });
-      if (group[0] === 'cgnat' && sequentialCgnat) for (const c of members) results.push(await withServer(c));
+      const withServer = async (c: LabClient): Promise<ClientOutcome> => ({
+        ...(await forClient(c)),
+        server: (await tunnelServer(lab, c, 'device'))?.server,
+      });
+      if (group[0] === 'cgnat' && sequentialCgnat)
+        for (const c of members) results.push(await withServer(c));
       else results.push(...(await Promise.all(members.map(withServer))));
       const split = (await splitPackets(lab)) - split0;
       for (const shape of group) splits[shape] = split;
     }
-    const p: PhaseResult = { phase: name, byShape: summarize(results, splits), seconds: Math.round((Date.now() - t0) / 100) / 10 };
+    const p: PhaseResult = {
+      phase: name,
+      byShape: summarize(results, splits),
+      seconds: Math.round((Date.now() - t0) / 100) / 10,
+    };
     phases.push(p);
-    progress(`  ${o.affinity}: ${name}: ${Object.entries(p.byShape).map(([s, r]) => `${s} ${r.firstAttempt}/${r.clients} at the first attempt, ${r.connected} in ${r.attempts} attempts, ${r.bothOnOneServerWithTraffic} with both tunnels on one server, on ${r.servers} server(s), ${r.splitPackets} split packets`).join('; ')}`);
+    progress(
+      `  ${o.affinity}: ${name}: ${Object.entries(p.byShape)
+        .map(
+          ([s, r]) =>
+            `${s} ${r.firstAttempt}/${r.clients} at the first attempt, ${r.connected} in ${r.attempts} attempts, ${r.bothOnOneServerWithTraffic} with both tunnels on one server, on ${r.servers} server(s), ${r.splitPackets} split packets`,
+        )
+        .join('; ')}`,
+    );
     return p;
   };
   const userUp = async (c: LabClient): Promise<ClientOutcome> => {
@@ -192,19 +239,27 @@ export async function runDeviceUser(lab: IkeLab, o: DeviceUserOptions): Promise<
       await c.charon!.terminate('user');
       return userUp(c);
     });
-    await phase('device tunnel rekeyed (CHILD_SA, then IKE_SA) with the user tunnel up', async (c) => {
-      const before = await tunnelServer(lab, c, 'user');
-      await c.charon!.rekey('child', 'device').catch(() => undefined);
-      await sleep(1000);
-      await c.charon!.rekey('ike', 'device').catch(() => undefined);
-      await sleep(1500);
-      const after = await tunnelServer(lab, c, 'user');
-      const ok = before !== undefined && after?.spi === before.spi && (await bothOnOneServerWithTraffic(lab, c));
-      return { c, attempts: 1, connected: ok, ok };
-    });
+    await phase(
+      'device tunnel rekeyed (CHILD_SA, then IKE_SA) with the user tunnel up',
+      async (c) => {
+        const before = await tunnelServer(lab, c, 'user');
+        await c.charon!.rekey('child', 'device').catch(() => undefined);
+        await sleep(1000);
+        await c.charon!.rekey('ike', 'device').catch(() => undefined);
+        await sleep(1500);
+        const after = await tunnelServer(lab, c, 'user');
+        const ok =
+          before !== undefined &&
+          after?.spi === before.spi &&
+          (await bothOnOneServerWithTraffic(lab, c));
+        return { c, attempts: 1, connected: ok, ok };
+      },
+    );
     await Promise.all(clients.map((c) => c.charon!.terminate('user')));
     const lateSec = o.lateDelaySec ?? 45;
-    progress(`${o.affinity}: user tunnels down; waiting ${lateSec} s (past the port-500 conntrack entries of the balancer and the NATs)${o.restartWhileWaiting ? ', restarting vpnlb meanwhile (kill -9, adoption)' : ''}...`);
+    progress(
+      `${o.affinity}: user tunnels down; waiting ${lateSec} s (past the port-500 conntrack entries of the balancer and the NATs)${o.restartWhileWaiting ? ', restarting vpnlb meanwhile (kill -9, adoption)' : ''}...`,
+    );
     const waited = Date.now();
     if (o.restartWhileWaiting) {
       await sleep(2000);
@@ -212,28 +267,51 @@ export async function runDeviceUser(lab: IkeLab, o: DeviceUserOptions): Promise<
       await vpnlb.start();
     }
     await sleep(Math.max(0, lateSec * 1000 - (Date.now() - waited)));
-    await phase(`user tunnel ${lateSec} s after the device tunnel${o.restartWhileWaiting ? ' (vpnlb restarted meanwhile)' : ''}`, userUp);
+    await phase(
+      `user tunnel ${lateSec} s after the device tunnel${o.restartWhileWaiting ? ' (vpnlb restarted meanwhile)' : ''}`,
+      userUp,
+    );
     if (o.roaming) {
       // Clients that have both tunnels up to move with (a mode that lost user tunnels above has fewer).
       const direct = clients.filter((c) => shapeOf(c) === 'direct');
-      const up = await Promise.all(direct.map(async (c) => (await tunnelServer(lab, c, 'device')) !== undefined && (await tunnelServer(lab, c, 'user')) !== undefined));
+      const up = await Promise.all(
+        direct.map(
+          async (c) =>
+            (await tunnelServer(lab, c, 'device')) !== undefined &&
+            (await tunnelServer(lab, c, 'user')) !== undefined,
+        ),
+      );
       const movers = direct.filter((_, i) => up[i]);
       await phase(
         'roaming: direct clients with both tunnels up move to a new address (MOBIKE)',
         async (c) => {
-            const before = await Promise.all([tunnelServer(lab, c, 'device'), tunnelServer(lab, c, 'user')]);
-            const moved = await lab.moveClient(c);
-            // charon notices the address change, then announces the new path (UPDATE_SA_ADDRESSES).
-            let ok = false;
-            for (const deadline = Date.now() + 15_000; Date.now() < deadline && !ok; await sleep(500)) {
-              const sas = await c.charon!.listSas().catch(() => []);
-              const moves = sas.filter((s) => s.state === 'ESTABLISHED' && s.localHost === moved).length;
-              if (moves >= 2) ok = true;
-            }
-            const after = await Promise.all([tunnelServer(lab, c, 'device'), tunnelServer(lab, c, 'user')]);
-            const kept = before.every((b, i) => b !== undefined && after[i]?.spi === b.spi && after[i]?.server === b.server);
-            const traffic = ok && kept && (await bothOnOneServerWithTraffic(lab, c));
-            return { c, attempts: 1, connected: kept, ok: traffic };
+          const before = await Promise.all([
+            tunnelServer(lab, c, 'device'),
+            tunnelServer(lab, c, 'user'),
+          ]);
+          const moved = await lab.moveClient(c);
+          // charon notices the address change, then announces the new path (UPDATE_SA_ADDRESSES).
+          let ok = false;
+          for (
+            const deadline = Date.now() + 15_000;
+            Date.now() < deadline && !ok;
+            await sleep(500)
+          ) {
+            const sas = await c.charon!.listSas().catch(() => []);
+            const moves = sas.filter(
+              (s) => s.state === 'ESTABLISHED' && s.localHost === moved,
+            ).length;
+            if (moves >= 2) ok = true;
+          }
+          const after = await Promise.all([
+            tunnelServer(lab, c, 'device'),
+            tunnelServer(lab, c, 'user'),
+          ]);
+          const kept = before.every(
+            (b, i) => b !== undefined && after[i]?.spi === b.spi && after[i]?.server === b.server,
+          );
+          const traffic = ok && kept && (await bothOnOneServerWithTraffic(lab, c));
+          return { c, attempts: 1, connected: kept, ok: traffic };
         },
         movers,
       );
@@ -259,9 +337,13 @@ export interface DeviceUserComparisonOptions {
 }
 
 /** Builds a device + user lab, runs each affinity mode on it (fresh peers each), tears it down. */
-export async function runDeviceUserComparison(o: DeviceUserComparisonOptions): Promise<DeviceUserReport[]> {
+export async function runDeviceUserComparison(
+  o: DeviceUserComparisonOptions,
+): Promise<DeviceUserReport[]> {
   const progress = o.progress ?? (() => undefined);
-  progress('building the device + user lab: namespaces, strongSwan servers, direct, home-NAT and CGNAT clients...');
+  progress(
+    'building the device + user lab: namespaces, strongSwan servers, direct, home-NAT and CGNAT clients...',
+  );
   const lab = await IkeLab.create({
     label: o.label ?? 'dus',
     servers: o.servers ?? 3,
@@ -274,7 +356,15 @@ export async function runDeviceUserComparison(o: DeviceUserComparisonOptions): P
   try {
     const reports: DeviceUserReport[] = [];
     for (const affinity of o.affinities) {
-      reports.push(await runDeviceUser(lab, { affinity, lateDelaySec: o.lateDelaySec ?? 45, restartWhileWaiting: true, roaming: true, progress }));
+      reports.push(
+        await runDeviceUser(lab, {
+          affinity,
+          lateDelaySec: o.lateDelaySec ?? 45,
+          restartWhileWaiting: true,
+          roaming: true,
+          progress,
+        }),
+      );
     }
     return reports;
   } finally {
@@ -286,7 +376,9 @@ export async function runDeviceUserComparison(o: DeviceUserComparisonOptions): P
 export function formatDeviceUser(reports: readonly DeviceUserReport[]): string {
   const first = reports[0];
   if (!first) return '';
-  const shapes = Object.entries(first.clients).map(([s, n]) => `${n} ${s}`).join(', ');
+  const shapes = Object.entries(first.clients)
+    .map(([s, n]) => `${n} ${s}`)
+    .join(', ');
   const lines = [
     `Always On VPN device + user tunnels (${shapes} clients; each runs both tunnels on one set of sockets, as Windows does):`,
     'each line: user tunnels up at the first IKE_SA attempt / clients, attempts in all, clients with both tunnels on one server and traffic through both, split packets counted by the kernel',
@@ -297,7 +389,8 @@ export function formatDeviceUser(reports: readonly DeviceUserReport[]): string {
       const phase = r.phases[i];
       if (!phase) continue;
       const cells = Object.entries(phase.byShape).map(
-        ([s, x]) => `${s} ${x.firstAttempt}/${x.clients} first, ${x.attempts} attempts, ${x.bothOnOneServerWithTraffic} both on one server, ${x.splitPackets} split`,
+        ([s, x]) =>
+          `${s} ${x.firstAttempt}/${x.clients} first, ${x.attempts} attempts, ${x.bothOnOneServerWithTraffic} both on one server, ${x.splitPackets} split`,
       );
       lines.push(`    ${r.affinity.padEnd(13)} ${cells.join('; ')}`);
     }

@@ -15,7 +15,15 @@
  * Namespaces and veths carry the topology's unique prefix and are removed by `destroy()`.
  */
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Topology, type Namespace } from '../netns.js';
@@ -24,7 +32,11 @@ import { REPO_ROOT, vpnlbArgv } from '../vpnlb-process.js';
 import type { CapabilityName } from '../../src/platform/capabilities.js';
 
 /** What the packaged unit grants (packaging/vpnlb.service). */
-export const UNIT_CAPABILITIES: readonly CapabilityName[] = ['CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_NET_BIND_SERVICE'];
+export const UNIT_CAPABILITIES: readonly CapabilityName[] = [
+  'CAP_NET_ADMIN',
+  'CAP_NET_RAW',
+  'CAP_NET_BIND_SERVICE',
+];
 
 /** The unprivileged user the lab runs vpnlb as (nobody: exists on every Debian system). */
 export const LAB_UID = 65534;
@@ -41,7 +53,15 @@ const ADMIN_PORT = 8088;
  */
 export function setprivArgs(caps: readonly CapabilityName[], uid = LAB_UID): string[] {
   const list = ['-all', ...caps.map((c) => `+${c.slice('CAP_'.length).toLowerCase()}`)].join(',');
-  return [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', `--inh-caps=${list}`, `--ambient-caps=${list}`, `--bounding-set=${list}`, '--no-new-privs'];
+  return [
+    `--reuid=${uid}`,
+    `--regid=${uid}`,
+    '--clear-groups',
+    `--inh-caps=${list}`,
+    `--ambient-caps=${list}`,
+    `--bounding-set=${list}`,
+    '--no-new-privs',
+  ];
 }
 
 /** The vpnlb configuration of the lab (JSON is YAML). */
@@ -51,14 +71,40 @@ export function leastPrivilegeConfig(tokenFile: string): string {
   return `${JSON.stringify(
     {
       admin: { listen: '127.0.0.1', port: ADMIN_PORT, tokenFile },
-      monitors: { ike: { type: 'ikev2', ...fast }, ping: { type: 'icmp', ...fast }, sstp: { type: 'sstp', ...fast, expectStatus: 401 } },
+      monitors: {
+        ike: { type: 'ikev2', ...fast },
+        ping: { type: 'icmp', ...fast },
+        sstp: { type: 'sstp', ...fast, expectStatus: 401 },
+      },
       pools: { farm: { backends: [{ name: 'rras1', address: SERVER_ADDRESS }] } },
       services: {
         ikev2: [
-          { name: 'ike-kernel', virtualIp: KERNEL_VIP, pool: 'farm', dataplane: 'kernel', nat: 'transparent', monitor: 'ike' },
-          { name: 'ike-relay', virtualIp: LB_ADDRESS, pool: 'farm', dataplane: 'userspace', monitor: 'ping' },
+          {
+            name: 'ike-kernel',
+            virtualIp: KERNEL_VIP,
+            pool: 'farm',
+            dataplane: 'kernel',
+            nat: 'transparent',
+            monitor: 'ike',
+          },
+          {
+            name: 'ike-relay',
+            virtualIp: LB_ADDRESS,
+            pool: 'farm',
+            dataplane: 'userspace',
+            monitor: 'ping',
+          },
         ],
-        sstp: [{ name: 'sstp', virtualIp: LB_ADDRESS, port: 443, pool: 'farm', mode: 'passthrough', monitor: 'sstp' }],
+        sstp: [
+          {
+            name: 'sstp',
+            virtualIp: LB_ADDRESS,
+            port: 443,
+            pool: 'farm',
+            mode: 'passthrough',
+            monitor: 'sstp',
+          },
+        ],
       },
     },
     null,
@@ -132,8 +178,18 @@ export class LeastPrivilegeLab {
       await topo.addNamespace('cli');
       await topo.addNamespace('lb');
       await topo.addNamespace('srv');
-      await topo.link({ a: 'cli', b: 'lb', aAddresses: [`${CLIENT_ADDRESS}/24`], bAddresses: [`${LB_ADDRESS}/24`] });
-      await topo.link({ a: 'lb', b: 'srv', aAddresses: ['198.18.2.1/24'], bAddresses: [`${SERVER_ADDRESS}/24`] });
+      await topo.link({
+        a: 'cli',
+        b: 'lb',
+        aAddresses: [`${CLIENT_ADDRESS}/24`],
+        bAddresses: [`${LB_ADDRESS}/24`],
+      });
+      await topo.link({
+        a: 'lb',
+        b: 'srv',
+        aAddresses: ['198.18.2.1/24'],
+        bAddresses: [`${SERVER_ADDRESS}/24`],
+      });
       await topo.route('cli', 'default', LB_ADDRESS);
       // Transparent mode: the server's replies go back through the balancer (DESIGN §1.1).
       await topo.route('srv', 'default', '198.18.2.1');
@@ -152,11 +208,16 @@ export class LeastPrivilegeLab {
   }
 
   async #startServer(): Promise<void> {
-    const child = this.topo.ns('srv').spawn(process.execPath, ['--input-type=module', '-e', SERVER_SCRIPT(REPO_ROOT)]);
+    const child = this.topo
+      .ns('srv')
+      .spawn(process.execPath, ['--input-type=module', '-e', SERVER_SCRIPT(REPO_ROOT)]);
     let err = '';
     child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`simulated server did not start: ${err}`)), 30_000);
+      const timer = setTimeout(
+        () => reject(new Error(`simulated server did not start: ${err}`)),
+        30_000,
+      );
       readJsonLines<{ ready?: boolean }>(child.stdout, (m) => {
         if (m.ready) {
           clearTimeout(timer);
@@ -184,7 +245,9 @@ export class LeastPrivilegeLab {
     };
     child.stdout?.on('data', collect);
     child.stderr?.on('data', collect);
-    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    const exited = new Promise<number | null>((resolve) =>
+      child.once('close', (code) => resolve(code)),
+    );
     return { child, output: () => out, exited };
   }
 
@@ -200,14 +263,25 @@ export class LeastPrivilegeLab {
   }
 
   /** One simulated IKEv2 client from `cli` to `vip` (the result of src/sim/client). */
-  async ikeClient(vip: string): Promise<{ ok: boolean; reason?: string; espEchoed: number; espSent: number }> {
-    const out = await this.topo.ns('cli').exec(process.execPath, ['--input-type=module', '-e', IKE_CLIENT_SCRIPT(REPO_ROOT, vip)]);
-    return JSON.parse(out.trim().split('\n').pop()!) as { ok: boolean; reason?: string; espEchoed: number; espSent: number };
+  async ikeClient(
+    vip: string,
+  ): Promise<{ ok: boolean; reason?: string; espEchoed: number; espSent: number }> {
+    const out = await this.topo
+      .ns('cli')
+      .exec(process.execPath, ['--input-type=module', '-e', IKE_CLIENT_SCRIPT(REPO_ROOT, vip)]);
+    return JSON.parse(out.trim().split('\n').pop()!) as {
+      ok: boolean;
+      reason?: string;
+      espEchoed: number;
+      espSent: number;
+    };
   }
 
   /** `HEAD /sra_{…}/` over TLS through the SSTP proxy, from `cli`: the answer's status line. */
   async sstpHead(): Promise<{ statusLine?: string; error?: string }> {
-    const out = await this.topo.ns('cli').exec(process.execPath, ['--input-type=module', '-e', SSTP_HEAD_SCRIPT]);
+    const out = await this.topo
+      .ns('cli')
+      .exec(process.execPath, ['--input-type=module', '-e', SSTP_HEAD_SCRIPT]);
     return JSON.parse(out.trim().split('\n').pop()!) as { statusLine?: string; error?: string };
   }
 

@@ -25,18 +25,27 @@ function serverByAddress(lab: IkeLab, address: string): LabServer | undefined {
 }
 
 /** Traces every client's 500 and 4500 flows through the balancer (and CGNAT) conntrack. */
-export async function traceClientFlows(lab: IkeLab, clients: readonly LabClient[]): Promise<ClientFlows[]> {
+export async function traceClientFlows(
+  lab: IkeLab,
+  clients: readonly LabClient[],
+): Promise<ClientFlows[]> {
   const lbTable = await lab.conntrack();
-  const cgnTable: ConntrackUdp[] = clients.some((c) => c.behindCgnat) ? await lab.conntrack(lab.topo.ns('cgn')) : [];
+  const cgnTable: ConntrackUdp[] = clients.some((c) => c.behindCgnat)
+    ? await lab.conntrack(lab.topo.ns('cgn'))
+    : [];
   return clients.map((c) => {
     const serversFor = (port: number): string[] => {
       // The flow's source as the balancer sees it: the client itself, or the CGNAT's mapping.
       const sources: { addr: string; port: number }[] = [];
       if (!c.behindCgnat) sources.push({ addr: c.address, port });
-      else for (const e of cgnTable) if (e.src === c.address && e.sport === port && e.dport === port) sources.push({ addr: e.replyDst, port: e.replyDport });
+      else
+        for (const e of cgnTable)
+          if (e.src === c.address && e.sport === port && e.dport === port)
+            sources.push({ addr: e.replyDst, port: e.replyDport });
       const names = new Set<string>();
       for (const e of lbTable) {
-        if (e.dport !== port || !sources.some((s) => s.addr === e.src && s.port === e.sport)) continue;
+        if (e.dport !== port || !sources.some((s) => s.addr === e.src && s.port === e.sport))
+          continue;
         const server = serverByAddress(lab, e.replySrc);
         if (server) names.add(server.name);
       }
@@ -44,7 +53,10 @@ export async function traceClientFlows(lab: IkeLab, clients: readonly LabClient[
     };
     const servers500 = serversFor(500);
     const servers4500 = serversFor(4500);
-    const split = servers500.length > 0 && servers4500.length > 0 && new Set([...servers500, ...servers4500]).size > 1;
+    const split =
+      servers500.length > 0 &&
+      servers4500.length > 0 &&
+      new Set([...servers500, ...servers4500]).size > 1;
     return { client: c.name, servers500, servers4500, split };
   });
 }
@@ -52,7 +64,11 @@ export async function traceClientFlows(lab: IkeLab, clients: readonly LabClient[
 /** Every IKE_SA of every running server, with the server's name. */
 export async function serverSas(lab: IkeLab): Promise<{ server: string; sa: IkeSaInfo }[]> {
   const lists = await Promise.all(
-    lab.servers.map(async (s) => (s.charon?.running ? (await s.charon.listSas().catch(() => [])).map((sa) => ({ server: s.name, sa })) : [])),
+    lab.servers.map(async (s) =>
+      s.charon?.running
+        ? (await s.charon.listSas().catch(() => [])).map((sa) => ({ server: s.name, sa }))
+        : [],
+    ),
   );
   return lists.flat();
 }

@@ -10,7 +10,12 @@
  */
 import { sleep } from '../../src/util/wait.js';
 import { IkeLab, type LabClient } from '../topology-ike.js';
-import { countBlockedInits, distinctRemoteAddresses, serverSas, traceClientFlows } from './observe.js';
+import {
+  countBlockedInits,
+  distinctRemoteAddresses,
+  serverSas,
+  traceClientFlows,
+} from './observe.js';
 import { LabVpnlb } from './vpnlb-in-namespace.js';
 
 export type LabNatMode = 'full' | 'transparent';
@@ -57,7 +62,11 @@ export interface ShowcaseOptions {
 const BLOCK_THRESHOLD = 5;
 
 /** Runs one mode on an existing lab (fresh peers, fresh conntrack). */
-export async function runMode(lab: IkeLab, nat: LabNatMode, progress: (l: string) => void = () => undefined): Promise<ModeReport> {
+export async function runMode(
+  lab: IkeLab,
+  nat: LabNatMode,
+  progress: (l: string) => void = () => undefined,
+): Promise<ModeReport> {
   const t0 = Date.now();
   await lab.startServers();
   await lab.startClients();
@@ -67,11 +76,14 @@ export async function runMode(lab: IkeLab, nat: LabNatMode, progress: (l: string
   try {
     const stalled = lab.clients.filter((c) => c.stalled);
     const good = lab.clients.filter((c) => !c.stalled);
-    progress(`${nat === 'full' ? 'full NAT' : 'transparent'}: ${stalled.length} stalled clients open half-open IKE_SAs...`);
+    progress(
+      `${nat === 'full' ? 'full NAT' : 'transparent'}: ${stalled.length} stalled clients open half-open IKE_SAs...`,
+    );
     const perStalled = lab.options.stalledSas ?? 8;
     await Promise.all(
       stalled.map(async (c) => {
-        for (let i = 0; i < perStalled; i++) await c.charon!.initiateAsync(i === 0 ? 'home' : `extra${i}`);
+        for (let i = 0; i < perStalled; i++)
+          await c.charon!.initiateAsync(i === 0 ? 'home' : `extra${i}`);
       }),
     );
     // Wait until the servers hold the half-open SAs (bounded: 5 s).
@@ -86,14 +98,19 @@ export async function runMode(lab: IkeLab, nat: LabNatMode, progress: (l: string
       if (halfOpen >= want || (halfOpen > 0 && Date.now() - stableSince > 1000)) break;
       await sleep(200);
     }
-    progress(`  servers hold ${halfOpen} half-open IKE_SAs; ${good.length} good clients connect...`);
+    progress(
+      `  servers hold ${halfOpen} half-open IKE_SAs; ${good.length} good clients connect...`,
+    );
     const results = await Promise.all(good.map((c) => c.charon!.initiate('home', 20)));
     const connectedClients = good.filter((_, i) => results[i]!.ok);
     const pings = await Promise.all(connectedClients.map((c) => lab.ping(c, 2, 0.2)));
     const flows = await traceClientFlows(lab, good);
     const sas = await serverSas(lab);
     const tunnelsPerServer: Record<string, number> = {};
-    for (const s of lab.servers) tunnelsPerServer[s.name] = sas.filter((x) => x.server === s.name && x.sa.state === 'ESTABLISHED').length;
+    for (const s of lab.servers)
+      tunnelsPerServer[s.name] = sas.filter(
+        (x) => x.server === s.name && x.sa.state === 'ESTABLISHED',
+      ).length;
     const report: ModeReport = {
       clients: good.length,
       connected: connectedClients.length,
@@ -128,7 +145,12 @@ export async function runShowcase(options: ShowcaseOptions = {}): Promise<Showca
   try {
     const fullNat = await runMode(lab, 'full', progress);
     const transparent = await runMode(lab, 'transparent', progress);
-    return { fullNat, transparent, servers: lab.servers.length, halfOpenLimitPerAddress: BLOCK_THRESHOLD };
+    return {
+      fullNat,
+      transparent,
+      servers: lab.servers.length,
+      halfOpenLimitPerAddress: BLOCK_THRESHOLD,
+    };
   } finally {
     await lab.destroy();
   }
@@ -143,7 +165,9 @@ export function formatShowcase(r: ShowcaseReport): string {
       `  client addresses the servers saw:  ${m.clientAddressesSeenByServers}`,
       `  split handshakes (500 and 4500 on different servers): ${m.splitHandshakes}`,
       `  IKE_SA_INITs refused by the servers' per-address half-open limit: ${m.blockedIkeSaInits}`,
-      `  tunnels per server:                ${Object.entries(m.tunnelsPerServer).map(([s, n]) => `${s} ${n}`).join(', ')}`,
+      `  tunnels per server:                ${Object.entries(m.tunnelsPerServer)
+        .map(([s, n]) => `${s} ${n}`)
+        .join(', ')}`,
       `  time:                              ${m.seconds} s`,
     ].join('\n');
   const f = r.fullNat;

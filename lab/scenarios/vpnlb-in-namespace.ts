@@ -56,12 +56,45 @@ export function renderLabConfig(lab: IkeLab, o: LabVpnlbOptions, fileName = 'vpn
     log: { level: 'info' },
     // Token and socket beside the configuration (relative paths are relative to it): the CLI
     // finds the socket through --config, and nothing is written outside the lab's directory.
-    admin: { listen: '127.0.0.1', port: o.adminPort ?? 8088, tokenFile: `${fileName}.token`, socket: `${fileName}.sock` },
-    ...(o.monitor ? { monitors: { ike: { type: 'ikev2', interval: '500ms', timeout: '400ms', rise: 1, fall: 2, jitter: 0 } } } : {}),
-    pools: { farm4: { backends: backends(false) }, ...(o.ipv6 ? { farm6: { backends: backends(true) } } : {}) },
+    admin: {
+      listen: '127.0.0.1',
+      port: o.adminPort ?? 8088,
+      tokenFile: `${fileName}.token`,
+      socket: `${fileName}.sock`,
+    },
+    ...(o.monitor
+      ? {
+          monitors: {
+            ike: {
+              type: 'ikev2',
+              interval: '500ms',
+              timeout: '400ms',
+              rise: 1,
+              fall: 2,
+              jitter: 0,
+            },
+          },
+        }
+      : {}),
+    pools: {
+      farm4: { backends: backends(false) },
+      ...(o.ipv6 ? { farm6: { backends: backends(true) } } : {}),
+    },
     services: {
       ikev2: [service('ike4', VIP4, 'farm4'), ...(o.ipv6 ? [service('ike6', VIP6, 'farm6')] : [])],
-      ...(o.sstpPort !== undefined ? { sstp: [{ name: 'sstp4', virtualIp: VIP4, port: o.sstpPort, pool: 'farm4', mode: 'passthrough' }] } : {}),
+      ...(o.sstpPort !== undefined
+        ? {
+            sstp: [
+              {
+                name: 'sstp4',
+                virtualIp: VIP4,
+                port: o.sstpPort,
+                pool: 'farm4',
+                mode: 'passthrough',
+              },
+            ],
+          }
+        : {}),
     },
   };
   return `${JSON.stringify(config, null, 2)}\n`;
@@ -108,11 +141,25 @@ export class LabVpnlb {
    * loaded two-core one.
    */
   async start(timeoutMs = 300_000, options: { keepState?: boolean } = {}): Promise<void> {
-    const [node, ...args] = vpnlbArgv(['run', '--config', this.configPath, ...(options.keepState ? ['--keep-state'] : [])]);
-    const child = this.lab.lb.spawn(node!, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VPNLB_KEEP_STATE: '' } });
+    const [node, ...args] = vpnlbArgv([
+      'run',
+      '--config',
+      this.configPath,
+      ...(options.keepState ? ['--keep-state'] : []),
+    ]);
+    const child = this.lab.lb.spawn(node!, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, VPNLB_KEEP_STATE: '' },
+    });
     this.#child = child;
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`vpnlb did not start within ${timeoutMs} ms:\n${this.#log.slice(-3000)}`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(`vpnlb did not start within ${timeoutMs} ms:\n${this.#log.slice(-3000)}`),
+          ),
+        timeoutMs,
+      );
       // This process's own output: #log also holds what earlier processes of this instance said.
       let own = '';
       const onData = (d: Buffer) => {
@@ -165,7 +212,8 @@ export class LabVpnlb {
 
   async #signal(sig: NodeJS.Signals, waitMs: number): Promise<void> {
     const child = this.#child;
-    if (!child || child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null || child.pid === undefined)
+      return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     try {
       process.kill(child.pid, sig);
@@ -197,7 +245,10 @@ export class LabVpnlb {
 
   /** Rewrites this instance's configuration file (then `reload()` or SIGHUP applies it). */
   rewriteConfig(options: LabVpnlbOptions): void {
-    this.lab.writeFile(basename(this.configPath), renderLabConfig(this.lab, options, basename(this.configPath)));
+    this.lab.writeFile(
+      basename(this.configPath),
+      renderLabConfig(this.lab, options, basename(this.configPath)),
+    );
   }
 
   /** Sends SIGHUP (what systemd's ExecReload does). */
@@ -216,19 +267,25 @@ export class LabVpnlb {
    */
   async adminText(path: string, method: 'GET' | 'POST' = 'GET'): Promise<string> {
     const socketPath = `${this.configPath}.sock`;
-    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const headers: Record<string, string> = { host: 'localhost', ...(method === 'POST' ? { 'content-length': '0' } : {}) };
-      const req = httpRequest({ socketPath, path, method, headers }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (body += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: body }));
-      });
-      req.setTimeout(30_000, () => req.destroy(new Error('no answer within 30 s')));
-      req.on('error', reject);
-      req.end();
-    });
-    if (status >= 400) throw new Error(`admin API ${method} ${path}: HTTP ${status}: ${text.slice(0, 300)}`);
+    const { status, text } = await new Promise<{ status: number; text: string }>(
+      (resolve, reject) => {
+        const headers: Record<string, string> = {
+          host: 'localhost',
+          ...(method === 'POST' ? { 'content-length': '0' } : {}),
+        };
+        const req = httpRequest({ socketPath, path, method, headers }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => (body += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: body }));
+        });
+        req.setTimeout(30_000, () => req.destroy(new Error('no answer within 30 s')));
+        req.on('error', reject);
+        req.end();
+      },
+    );
+    if (status >= 400)
+      throw new Error(`admin API ${method} ${path}: HTTP ${status}: ${text.slice(0, 300)}`);
     return text;
   }
 }
@@ -239,7 +296,10 @@ export class LabVpnlb {
  */
 export async function connectThrough(lab: IkeLab, vpnlb: LabVpnlb, c: LabClient): Promise<string> {
   const r = await c.charon!.initiate('home', 20);
-  if (!r.ok) throw new Error(`${c.name} did not connect: ${r.output.slice(-500)}\n--- vpnlb:\n${vpnlb.log.slice(-2000)}`);
+  if (!r.ok)
+    throw new Error(
+      `${c.name} did not connect: ${r.output.slice(-500)}\n--- vpnlb:\n${vpnlb.log.slice(-2000)}`,
+    );
   const sa = (await c.charon!.listSas()).find((s) => s.state === 'ESTABLISHED');
   return lab.serverOfVip(sa?.localVips[0] ?? '')?.name ?? '?';
 }

@@ -10,7 +10,12 @@ import type { ChildProcess } from 'node:child_process';
 import type { Namespace } from '../netns.js';
 import { parseListSas, type IkeSaInfo } from './list-sas.js';
 import { hasFile, type Availability } from '../requirements.js';
-import { LAB_PLUGINS, renderStrongswanConf, viciSocketPath, type StrongswanConfOptions } from './strongswan-conf.js';
+import {
+  LAB_PLUGINS,
+  renderStrongswanConf,
+  viciSocketPath,
+  type StrongswanConfOptions,
+} from './strongswan-conf.js';
 import { sleep } from '../../src/util/wait.js';
 
 export const CHARON_PATH = '/usr/lib/ipsec/charon';
@@ -23,30 +28,31 @@ export const PLUGIN_DIR = '/usr/lib/ipsec/plugins';
  * lab's IKE and ESP proposals (AES-GCM) need `openssl`, which is in the standard plugins, a
  * package that `--no-install-recommends` leaves out.
  */
-export const PLUGIN_PACKAGES: Readonly<Record<(typeof LAB_PLUGINS)[number], string>> = Object.freeze({
-  random: 'libstrongswan',
-  nonce: 'libstrongswan',
-  openssl: 'libstrongswan-standard-plugins',
-  aes: 'libstrongswan',
-  sha1: 'libstrongswan',
-  sha2: 'libstrongswan',
-  hmac: 'libstrongswan',
-  kdf: 'libstrongswan',
-  gmp: 'libstrongswan',
-  curve25519: 'libstrongswan-extra-plugins',
-  pem: 'libstrongswan',
-  pkcs1: 'libstrongswan',
-  pkcs8: 'libstrongswan',
-  x509: 'libstrongswan',
-  pubkey: 'libstrongswan',
-  revocation: 'libstrongswan',
-  constraints: 'libstrongswan',
-  attr: 'libstrongswan',
-  'kernel-libipsec': 'libcharon-extra-plugins',
-  'kernel-netlink': 'libstrongswan',
-  'socket-default': 'strongswan-libcharon',
-  vici: 'strongswan-swanctl',
-});
+export const PLUGIN_PACKAGES: Readonly<Record<(typeof LAB_PLUGINS)[number], string>> =
+  Object.freeze({
+    random: 'libstrongswan',
+    nonce: 'libstrongswan',
+    openssl: 'libstrongswan-standard-plugins',
+    aes: 'libstrongswan',
+    sha1: 'libstrongswan',
+    sha2: 'libstrongswan',
+    hmac: 'libstrongswan',
+    kdf: 'libstrongswan',
+    gmp: 'libstrongswan',
+    curve25519: 'libstrongswan-extra-plugins',
+    pem: 'libstrongswan',
+    pkcs1: 'libstrongswan',
+    pkcs8: 'libstrongswan',
+    x509: 'libstrongswan',
+    pubkey: 'libstrongswan',
+    revocation: 'libstrongswan',
+    constraints: 'libstrongswan',
+    attr: 'libstrongswan',
+    'kernel-libipsec': 'libcharon-extra-plugins',
+    'kernel-netlink': 'libstrongswan',
+    'socket-default': 'strongswan-libcharon',
+    vici: 'strongswan-swanctl',
+  });
 
 /**
  * True when the strongSwan binaries the lab drives and every plugin its strongswan.conf loads are
@@ -113,7 +119,8 @@ export class Charon {
   static async start(options: CharonOptions): Promise<Charon> {
     const { ns, dir } = options;
     const swanctlDir = join(dir, 'swanctl');
-    for (const sub of ['run', 'swanctl', 'swanctl/x509', 'swanctl/x509ca', 'swanctl/private']) mkdirSync(join(dir, sub), { recursive: true });
+    for (const sub of ['run', 'swanctl', 'swanctl/x509', 'swanctl/x509ca', 'swanctl/private'])
+      mkdirSync(join(dir, sub), { recursive: true });
     writeFileSync(join(dir, 'strongswan.conf'), renderStrongswanConf({ ...options, dir }));
     // A restarted instance starts with an empty log (the lab counts log lines per run).
     writeFileSync(join(dir, 'charon.log'), '');
@@ -124,9 +131,16 @@ export class Charon {
       writeFileSync(join(swanctlDir, rel), content);
     }
     // `exec` keeps the PID: `ip netns exec` execs sh, sh execs charon, so child.pid is charon.
-    const child = ns.spawn('sh', ['-c', `mount --bind '${dir}/run' /run && STRONGSWAN_CONF='${dir}/strongswan.conf' exec ${CHARON_PATH}`], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = ns.spawn(
+      'sh',
+      [
+        '-c',
+        `mount --bind '${dir}/run' /run && STRONGSWAN_CONF='${dir}/strongswan.conf' exec ${CHARON_PATH}`,
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => {
       if (stderr.length < 4096) stderr += d.toString();
@@ -135,7 +149,8 @@ export class Charon {
     const socket = viciSocketPath(dir);
     const deadline = Date.now() + 10_000;
     while (!existsSync(socket)) {
-      if (!charon.running) throw new Error(`charon in ${ns.name} exited at start: ${stderr.trim()}`);
+      if (!charon.running)
+        throw new Error(`charon in ${ns.name} exited at start: ${stderr.trim()}`);
       if (Date.now() > deadline) throw new Error(`charon in ${ns.name}: no vici socket after 10 s`);
       await sleep(20);
     }
@@ -159,14 +174,25 @@ export class Charon {
 
   /** (Re)loads connections, secrets, pools and certificates. */
   async load(): Promise<void> {
-    await this.swanctl(['--load-all', '--noprompt', '--file', join(this.dir, 'swanctl/swanctl.conf')]);
+    await this.swanctl([
+      '--load-all',
+      '--noprompt',
+      '--file',
+      join(this.dir, 'swanctl/swanctl.conf'),
+    ]);
   }
 
   /** Initiates a child SA and waits for the outcome (up to `timeoutSec`). */
   async initiate(child = 'home', timeoutSec = 30): Promise<InitiateResult> {
     const t0 = Date.now();
     try {
-      const output = await this.swanctl(['--initiate', '--child', child, '--timeout', String(timeoutSec)]);
+      const output = await this.swanctl([
+        '--initiate',
+        '--child',
+        child,
+        '--timeout',
+        String(timeoutSec),
+      ]);
       return { ok: /completed successfully/.test(output), output, ms: Date.now() - t0 };
     } catch (err) {
       return { ok: false, output: (err as Error).message, ms: Date.now() - t0 };
@@ -190,7 +216,9 @@ export class Charon {
 
   /** Terminates every IKE_SA of a connection (without waiting for the peer). */
   async terminate(ike: string): Promise<void> {
-    await this.swanctl(['--terminate', '--ike', ike, '--force', '--timeout', '2']).catch(() => undefined);
+    await this.swanctl(['--terminate', '--ike', ike, '--force', '--timeout', '2']).catch(
+      () => undefined,
+    );
   }
 
   /** Stops the daemon: SIGTERM, then SIGKILL after `graceMs`. */

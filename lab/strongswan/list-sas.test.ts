@@ -31,12 +31,34 @@ describe('lab parsers', () => {
     const ct = parseConntrackUdp(
       'udp      17 27 src=198.18.99.2 dst=198.19.0.1 sport=49568 dport=4500 src=198.18.101.2 dst=198.18.99.2 sport=4500 dport=49568 [ASSURED] mark=0 use=1\nconntrack v1.4.7: 1 flow entries have been shown.\n',
     );
-    assert.deepEqual(ct, [{ src: '198.18.99.2', dst: '198.19.0.1', sport: 49568, dport: 4500, replySrc: '198.18.101.2', replyDst: '198.18.99.2', replySport: 4500, replyDport: 49568 }]);
-    assert.deepEqual(parsePingSummary('3 packets transmitted, 2 received, 33% packet loss'), { sent: 3, received: 2 });
+    assert.deepEqual(ct, [
+      {
+        src: '198.18.99.2',
+        dst: '198.19.0.1',
+        sport: 49568,
+        dport: 4500,
+        replySrc: '198.18.101.2',
+        replyDst: '198.18.99.2',
+        replySport: 4500,
+        replyDport: 49568,
+      },
+    ]);
+    assert.deepEqual(parsePingSummary('3 packets transmitted, 2 received, 33% packet loss'), {
+      sent: 3,
+      received: 2,
+    });
     assert.deepEqual(parsePingSummary(''), { sent: 0, received: 0 });
   });
   it('gives each extra connection of a stalled client its own identity (else charon reuses one IKE_SA)', () => {
-    const conf = renderInitiatorConf({ id: 'c1', auth: { kind: 'psk', secret: 'x' }, remote: '198.19.0.1', remoteId: 'server', remoteTs: ['198.19.100.1/32'], vips: ['0.0.0.0'], extraConnections: 2 });
+    const conf = renderInitiatorConf({
+      id: 'c1',
+      auth: { kind: 'psk', secret: 'x' },
+      remote: '198.19.0.1',
+      remoteId: 'server',
+      remoteTs: ['198.19.100.1/32'],
+      vips: ['0.0.0.0'],
+      extraConnections: 2,
+    });
     assert.match(conf, /id = c1\n/);
     assert.match(conf, /id = c1-extra1\n/);
     assert.match(conf, /id = c1-extra2\n/);

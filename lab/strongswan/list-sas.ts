@@ -27,12 +27,18 @@ export interface IkeSaInfo {
   /** Virtual IPs assigned to the peer (server side) or to us (client side). */
   readonly localVips: readonly string[];
   readonly remoteVips: readonly string[];
-  readonly children: readonly { name: string; state: string; localTs: readonly string[]; remoteTs: readonly string[] }[];
+  readonly children: readonly {
+    name: string;
+    state: string;
+    localTs: readonly string[];
+    remoteTs: readonly string[];
+  }[];
 }
 
 /** Parses one raw vici section body; never throws (malformed input yields what was read). */
 export function parseViciRaw(text: string): ViciSection {
-  const tokens = text.match(/[^\s{}[\]=]+=\[[^\]]*\]|[^\s{}]+=[^\s{}]*|[^\s{}]+(?=\s*\{)|\{|\}/g) ?? [];
+  const tokens =
+    text.match(/[^\s{}[\]=]+=\[[^\]]*\]|[^\s{}]+=[^\s{}]*|[^\s{}]+(?=\s*\{)|\{|\}/g) ?? [];
   let i = 0;
   const section = (): ViciSection => {
     const out: Record<string, ViciValue> = {};
@@ -77,7 +83,12 @@ export function parseListSas(output: string): IkeSaInfo[] {
         childSection && typeof childSection === 'object' && !Array.isArray(childSection)
           ? Object.values(childSection as ViciSection)
               .filter((c): c is ViciSection => typeof c === 'object' && !Array.isArray(c))
-              .map((c) => ({ name: str(c.name), state: str(c.state), localTs: list(c['local-ts']), remoteTs: list(c['remote-ts']) }))
+              .map((c) => ({
+                name: str(c.name),
+                state: str(c.state),
+                localTs: list(c['local-ts']),
+                remoteTs: list(c['remote-ts']),
+              }))
           : [];
       sas.push({
         connection,

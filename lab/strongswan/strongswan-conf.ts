@@ -16,7 +16,11 @@ export interface RetransmitSettings {
 }
 
 /** Fast settings for tests: an exchange is abandoned after about 1 + 1.4 + 2 + 2.7 ≈ 7 s. */
-export const FAST_RETRANSMIT: RetransmitSettings = Object.freeze({ timeout: 1, tries: 3, base: 1.4 });
+export const FAST_RETRANSMIT: RetransmitSettings = Object.freeze({
+  timeout: 1,
+  tries: 3,
+  base: 1.4,
+});
 
 export interface StrongswanConfOptions {
   /** Instance directory (holds the vici socket and the log). */

@@ -20,7 +20,12 @@
  * grants `read-only` or `operator`; a connection on the Unix socket is `operator` (its file
  * mode 0600 is the authentication, as for HAProxy's `stats socket … mode 600`).
  */
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { chmodSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -38,7 +43,13 @@ import type { Logger } from '../log/logger.js';
 import type { AdminCredentials, AdminRole } from './credentials.js';
 import type { Metrics } from '../observability/metrics.js';
 import { SessionStore, type Session } from './sessions.js';
-import { bearerToken, cookieValue, crossSiteReason, isAllowedHost, setSecurityHeaders } from './request-guard.js';
+import {
+  bearerToken,
+  cookieValue,
+  crossSiteReason,
+  isAllowedHost,
+  setSecurityHeaders,
+} from './request-guard.js';
 import { buildStatus } from './status.js';
 import { WebAssets } from './web-assets.js';
 
@@ -57,7 +68,10 @@ export interface AdminServerOptions {
   readonly logger: Logger;
   readonly credentials: AdminCredentials;
   /** Security settings of the listener (the configuration's `admin` section). */
-  readonly security: Pick<AdminConfig, 'allowedHosts' | 'metrics' | 'healthEndpoint' | 'maxConnections' | 'sessionTimeout' | 'tls'>;
+  readonly security: Pick<
+    AdminConfig,
+    'allowedHosts' | 'metrics' | 'healthEndpoint' | 'maxConnections' | 'sessionTimeout' | 'tls'
+  >;
   /** Data planes by service name (for counters and warnings in status). */
   readonly dataPlanes: () => ReadonlyMap<string, DataPlane>;
   /** Per service, the snapshot version its data plane has finished applying. */
@@ -71,7 +85,12 @@ export interface AdminServerOptions {
   /** The event timeline, newest last. */
   readonly events?: () => readonly unknown[];
   /** Records an operator action in the timeline. */
-  readonly onAction?: (action: { backend: string; action: string; via: string; message: string }) => void;
+  readonly onAction?: (action: {
+    backend: string;
+    action: string;
+    via: string;
+    message: string;
+  }) => void;
   /** The rate history document. */
   readonly history?: () => unknown;
   readonly startedAt: Date;
@@ -97,9 +116,23 @@ interface Request {
 }
 
 /** Why a request was refused: the `reason` label of `vpnlb_admin_requests_refused_total`. */
-type RefusalReason = 'host' | 'cross-site' | 'token' | 'role' | 'csrf' | 'login' | 'body' | 'url' | 'method' | 'connections';
+type RefusalReason =
+  | 'host'
+  | 'cross-site'
+  | 'token'
+  | 'role'
+  | 'csrf'
+  | 'login'
+  | 'body'
+  | 'url'
+  | 'method'
+  | 'connections';
 
-const ACTIONS: Readonly<Record<string, AdminState>> = { drain: 'draining', disable: 'disabled', enable: 'enabled' };
+const ACTIONS: Readonly<Record<string, AdminState>> = {
+  drain: 'draining',
+  disable: 'disabled',
+  enable: 'enabled',
+};
 
 export class AdminServer {
   readonly #opts: AdminServerOptions;
@@ -126,8 +159,13 @@ export class AdminServer {
   async listen(host: string, port: number): Promise<AddressInfo> {
     const tls = this.#opts.security.tls;
     const server = tls
-      ? createHttpsServer({ ...this.#serverOptions(), cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, (req, res) => this.#dispatch({ req, res, via: 'tcp', isTls: true }))
-      : createHttpServer(this.#serverOptions(), (req, res) => this.#dispatch({ req, res, via: 'tcp', isTls: false }));
+      ? createHttpsServer(
+          { ...this.#serverOptions(), cert: readFileSync(tls.cert), key: readFileSync(tls.key) },
+          (req, res) => this.#dispatch({ req, res, via: 'tcp', isTls: true }),
+        )
+      : createHttpServer(this.#serverOptions(), (req, res) =>
+          this.#dispatch({ req, res, via: 'tcp', isTls: false }),
+        );
     this.#limit(server);
     await this.#bind(server, `${host}:${port}`, (cb) => server.listen(port, host, cb));
     const addr = server.address() as AddressInfo;
@@ -145,7 +183,9 @@ export class AdminServer {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    const server = createHttpServer(this.#serverOptions(), (req, res) => this.#dispatch({ req, res, via: 'socket', isTls: false }));
+    const server = createHttpServer(this.#serverOptions(), (req, res) =>
+      this.#dispatch({ req, res, via: 'socket', isTls: false }),
+    );
     this.#limit(server);
     // The umask makes bind(2) create the socket 0600 from the start (no window before chmod).
     const umask = process.umask(0o177);
@@ -189,7 +229,13 @@ export class AdminServer {
     const D = DEFAULTS.admin;
     // Node's defaults (60 s for headers, 300 s per request, no connection cap) let a few
     // thousand slow clients hold the listener; the checks run every second, not every 30 s.
-    return { headersTimeout: D.headersTimeout, requestTimeout: D.requestTimeout, keepAliveTimeout: D.keepAliveTimeout, connectionsCheckingInterval: 1_000, maxHeaderSize: 8 * 1024 };
+    return {
+      headersTimeout: D.headersTimeout,
+      requestTimeout: D.requestTimeout,
+      keepAliveTimeout: D.keepAliveTimeout,
+      connectionsCheckingInterval: 1_000,
+      maxHeaderSize: 8 * 1024,
+    };
   }
 
   #limit(server: Server): void {
@@ -202,9 +248,18 @@ export class AdminServer {
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       // As Node's default handler, but never with a body that echoes the input: 408 for a
       // request that was too slow, 431 for oversized headers, 400 for unparseable ones.
-      const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
-      this.#opts.logger.debug({ component: 'admin', code: err.code }, `admin connection closed: ${status}`);
-      if (socket.writable && err.code !== 'ECONNRESET') socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\n\r\n`);
+      const status =
+        err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? '408 Request Timeout'
+          : err.code === 'HPE_HEADER_OVERFLOW'
+            ? '431 Request Header Fields Too Large'
+            : '400 Bad Request';
+      this.#opts.logger.debug(
+        { component: 'admin', code: err.code },
+        `admin connection closed: ${status}`,
+      );
+      if (socket.writable && err.code !== 'ECONNRESET')
+        socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\n\r\n`);
       else socket.destroy();
     });
     this.#servers.push(server);
@@ -212,7 +267,16 @@ export class AdminServer {
 
   async #bind(server: Server, where: string, listen: (cb: () => void) => void): Promise<void> {
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => reject(new VpnlbError('VPNLB_ADMIN_LISTEN', `admin listener ${where}: ${err.message}`, 'internal', { cause: err })));
+      server.once('error', (err) =>
+        reject(
+          new VpnlbError(
+            'VPNLB_ADMIN_LISTEN',
+            `admin listener ${where}: ${err.message}`,
+            'internal',
+            { cause: err },
+          ),
+        ),
+      );
       listen(() => resolve());
     });
   }
@@ -229,7 +293,13 @@ export class AdminServer {
   async #handle(r: Request): Promise<void> {
     const { req, res } = r;
     if (r.via === 'tcp' && !isAllowedHost(req.headers.host, this.#opts.security.allowedHosts)) {
-      return this.#refuse(r, 403, 'VPNLB_ADMIN_FORBIDDEN', 'host', `Host "${req.headers.host ?? ''}" is not an address of this listener (set admin.allowedHosts to use a name)`);
+      return this.#refuse(
+        r,
+        403,
+        'VPNLB_ADMIN_FORBIDDEN',
+        'host',
+        `Host "${req.headers.host ?? ''}" is not an address of this listener (set admin.allowedHosts to use a name)`,
+      );
     }
     let path: string;
     let url: URL;
@@ -244,38 +314,71 @@ export class AdminServer {
 
     // Routes that need no credentials: the page shell and its assets hold no data.
     if (isRead && (path === '/' || path === '/dashboard')) return this.#asset(res, 'index.html');
-    if (isRead && path.startsWith('/assets/')) return this.#asset(res, path.slice('/assets/'.length));
-    if (isRead && path === '/healthz' && this.#opts.security.healthEndpoint) return send(res, 200, { status: 'ok' });
+    if (isRead && path.startsWith('/assets/'))
+      return this.#asset(res, path.slice('/assets/'.length));
+    if (isRead && path === '/healthz' && this.#opts.security.healthEndpoint)
+      return send(res, 200, { status: 'ok' });
     if (isRead && path === '/login') return this.#ticketLogin(r, url);
     if (path === '/api/v1/login') {
-      if (method !== 'POST') return this.#refuse(r, 405, 'VPNLB_ADMIN_BAD_REQUEST', 'method', 'use POST');
+      if (method !== 'POST')
+        return this.#refuse(r, 405, 'VPNLB_ADMIN_BAD_REQUEST', 'method', 'use POST');
       return this.#login(r);
     }
-    if (isRead && path === '/metrics' && this.#opts.security.metrics === 'open') return this.#metrics(res);
+    if (isRead && path === '/metrics' && this.#opts.security.metrics === 'open')
+      return this.#metrics(res);
     // The dashboard asks whether it is logged in: "no" is an answer, not an error.
-    if (isRead && path === '/api/v1/session' && !this.#authenticate(r)) return send(res, 200, { role: null, csrf: null, expiresAt: null });
+    if (isRead && path === '/api/v1/session' && !this.#authenticate(r))
+      return send(res, 200, { role: null, csrf: null, expiresAt: null });
 
     const auth = this.#authenticate(r);
     if (!auth) {
       res.setHeader('www-authenticate', 'Bearer realm="vpnlb"');
-      return this.#refuse(r, 401, 'VPNLB_ADMIN_UNAUTHORIZED', 'token', req.headers.authorization ? 'wrong token' : 'no token (Authorization: Bearer TOKEN, or log in on the dashboard)');
+      return this.#refuse(
+        r,
+        401,
+        'VPNLB_ADMIN_UNAUTHORIZED',
+        'token',
+        req.headers.authorization
+          ? 'wrong token'
+          : 'no token (Authorization: Bearer TOKEN, or log in on the dashboard)',
+      );
     }
     if (!isRead) {
       const crossSite = crossSiteReason(req, r.isTls);
-      if (crossSite) return this.#refuse(r, 403, 'VPNLB_ADMIN_FORBIDDEN', 'cross-site', `cross-site request refused (${crossSite})`);
+      if (crossSite)
+        return this.#refuse(
+          r,
+          403,
+          'VPNLB_ADMIN_FORBIDDEN',
+          'cross-site',
+          `cross-site request refused (${crossSite})`,
+        );
       // A browser's cookie rides along on any request to this host; the CSRF token in a header
       // proves the request came from the dashboard's own script.
       if (auth.how === 'session' && req.headers['x-csrf-token'] !== auth.session!.csrf) {
-        return this.#refuse(r, 403, 'VPNLB_ADMIN_FORBIDDEN', 'csrf', 'missing or wrong X-CSRF-Token');
+        return this.#refuse(
+          r,
+          403,
+          'VPNLB_ADMIN_FORBIDDEN',
+          'csrf',
+          'missing or wrong X-CSRF-Token',
+        );
       }
     }
 
-    if (isRead && path === '/api/v1/session') return send(res, 200, { role: auth.role, csrf: auth.session?.csrf ?? null, expiresAt: auth.session ? new Date(auth.session.expiresAt).toISOString() : null });
+    if (isRead && path === '/api/v1/session')
+      return send(res, 200, {
+        role: auth.role,
+        csrf: auth.session?.csrf ?? null,
+        expiresAt: auth.session ? new Date(auth.session.expiresAt).toISOString() : null,
+      });
     if (isRead && path === '/api/v1/status') return send(res, 200, this.#status());
     if (isRead && path === '/metrics') return this.#metrics(res);
     if (isRead && path === '/api/v1/which') return this.#which(url, res);
-    if (isRead && path === '/api/v1/events') return send(res, 200, { events: this.#opts.events?.() ?? [] });
-    if (isRead && path === '/api/v1/history') return send(res, 200, this.#opts.history?.() ?? { series: [] });
+    if (isRead && path === '/api/v1/events')
+      return send(res, 200, { events: this.#opts.events?.() ?? [] });
+    if (isRead && path === '/api/v1/history')
+      return send(res, 200, this.#opts.history?.() ?? { series: [] });
     if (path === '/api/v1/logout' && method === 'POST') {
       if (auth.session) this.#sessions.delete(auth.session.id);
       res.setHeader('set-cookie', this.#cookie('', 0, r.isTls));
@@ -284,8 +387,16 @@ export class AdminServer {
 
     const action = /^\/api\/v1\/backends\/([^/]+)\/(drain|disable|enable)$/.exec(path);
     if (action || path === '/api/v1/reload') {
-      if (method !== 'POST') return this.#refuse(r, 405, 'VPNLB_ADMIN_BAD_REQUEST', 'method', 'use POST');
-      if (auth.role !== 'operator') return this.#refuse(r, 403, 'VPNLB_ADMIN_FORBIDDEN', 'role', `a ${auth.role} token cannot ${action ? action[2] : 'reload'}: use the operator token`);
+      if (method !== 'POST')
+        return this.#refuse(r, 405, 'VPNLB_ADMIN_BAD_REQUEST', 'method', 'use POST');
+      if (auth.role !== 'operator')
+        return this.#refuse(
+          r,
+          403,
+          'VPNLB_ADMIN_FORBIDDEN',
+          'role',
+          `a ${auth.role} token cannot ${action ? action[2] : 'reload'}: use the operator token`,
+        );
       // Actions take no body; one is read (bounded) and dropped so that keep-alive stays usable.
       await this.#readBody(r);
       if (res.writableEnded) return;
@@ -294,7 +405,13 @@ export class AdminServer {
       try {
         ref = decodeURIComponent(action[1]!);
       } catch {
-        return this.#refuse(r, 400, 'VPNLB_ADMIN_BAD_REQUEST', 'url', `malformed percent-encoding in backend name "${action[1]}"`);
+        return this.#refuse(
+          r,
+          400,
+          'VPNLB_ADMIN_BAD_REQUEST',
+          'url',
+          `malformed percent-encoding in backend name "${action[1]}"`,
+        );
       }
       return this.#backendAction(r, auth, ref, action[2]!);
     }
@@ -315,10 +432,23 @@ export class AdminServer {
 
   async #login(r: Request): Promise<void> {
     const crossSite = crossSiteReason(r.req, r.isTls);
-    if (crossSite) return this.#refuse(r, 403, 'VPNLB_ADMIN_FORBIDDEN', 'cross-site', `cross-site login refused (${crossSite})`);
+    if (crossSite)
+      return this.#refuse(
+        r,
+        403,
+        'VPNLB_ADMIN_FORBIDDEN',
+        'cross-site',
+        `cross-site login refused (${crossSite})`,
+      );
     // JSON only: an HTML form on another site cannot send application/json without CORS.
     if (!/^application\/json\b/i.test(r.req.headers['content-type'] ?? '')) {
-      return this.#refuse(r, 415, 'VPNLB_ADMIN_BAD_REQUEST', 'login', 'log in with a JSON body {"token": "..."}');
+      return this.#refuse(
+        r,
+        415,
+        'VPNLB_ADMIN_BAD_REQUEST',
+        'login',
+        'log in with a JSON body {"token": "..."}',
+      );
     }
     const body = await this.#readBody(r);
     if (body === undefined) return;
@@ -329,11 +459,19 @@ export class AdminServer {
       return this.#refuse(r, 400, 'VPNLB_ADMIN_BAD_REQUEST', 'login', 'the body is not JSON');
     }
     const role = typeof token === 'string' ? this.#credentials.roleOf(token) : undefined;
-    if (!role) return this.#refuse(r, 401, 'VPNLB_ADMIN_UNAUTHORIZED', 'login', 'login with a wrong token');
+    if (!role)
+      return this.#refuse(r, 401, 'VPNLB_ADMIN_UNAUTHORIZED', 'login', 'login with a wrong token');
     const session = this.#sessions.create(role);
-    this.#opts.logger.info({ component: 'admin', role, remote: remote(r) }, `dashboard login (${role})`);
+    this.#opts.logger.info(
+      { component: 'admin', role, remote: remote(r) },
+      `dashboard login (${role})`,
+    );
     r.res.setHeader('set-cookie', this.#cookie(session.id, this.#sessions.ttlMs, r.isTls));
-    send(r.res, 200, { role, csrf: session.csrf, expiresAt: new Date(session.expiresAt).toISOString() });
+    send(r.res, 200, {
+      role,
+      csrf: session.csrf,
+      expiresAt: new Date(session.expiresAt).toISOString(),
+    });
   }
 
   #ticketLogin(r: Request, url: URL): void {
@@ -341,7 +479,10 @@ export class AdminServer {
     if (!session) {
       this.#refusedLog(r, 'login', 'unknown or used login ticket');
     } else {
-      this.#opts.logger.info({ component: 'admin', role: session.role, remote: remote(r) }, `dashboard login with a one-time ticket (${session.role})`);
+      this.#opts.logger.info(
+        { component: 'admin', role: session.role, remote: remote(r) },
+        `dashboard login with a one-time ticket (${session.role})`,
+      );
       r.res.setHeader('set-cookie', this.#cookie(session.id, this.#sessions.ttlMs, r.isTls));
     }
     r.res.writeHead(303, { location: '/' });
@@ -355,25 +496,67 @@ export class AdminServer {
   #backendAction(r: Request, auth: Auth, ref: string, action: string): void {
     try {
       const backends = this.#opts.controller().setAdminState(ref, ACTIONS[action]!);
-      this.#opts.logger.info({ component: 'admin', backend: ref, action, role: auth.role, via: auth.how, remote: remote(r) }, `backend ${ref}: ${action} by the administrator`);
-      this.#opts.onAction?.({ backend: ref, action, via: auth.how, message: `${action} ${ref} by the administrator (${auth.how === 'session' ? 'dashboard' : auth.how === 'socket' ? 'CLI on the socket' : 'API token'})` });
+      this.#opts.logger.info(
+        {
+          component: 'admin',
+          backend: ref,
+          action,
+          role: auth.role,
+          via: auth.how,
+          remote: remote(r),
+        },
+        `backend ${ref}: ${action} by the administrator`,
+      );
+      this.#opts.onAction?.({
+        backend: ref,
+        action,
+        via: auth.how,
+        message: `${action} ${ref} by the administrator (${auth.how === 'session' ? 'dashboard' : auth.how === 'socket' ? 'CLI on the socket' : 'API token'})`,
+      });
       send(r.res, 200, { backend: ref, action, backends });
     } catch (err) {
-      if (err instanceof VpnlbError) return send(r.res, 404, { error: err.message, code: err.code });
+      if (err instanceof VpnlbError)
+        return send(r.res, 404, { error: err.message, code: err.code });
       throw err;
     }
   }
 
   async #reload(r: Request, auth: Auth): Promise<void> {
-    if (!this.#opts.reload) return send(r.res, 409, { error: 'this balancer was not started from a configuration file: nothing to reload', code: 'VPNLB_ADMIN_BAD_REQUEST' });
-    this.#opts.logger.info({ component: 'admin', via: auth.how, remote: remote(r) }, 'configuration reload requested');
+    if (!this.#opts.reload)
+      return send(r.res, 409, {
+        error: 'this balancer was not started from a configuration file: nothing to reload',
+        code: 'VPNLB_ADMIN_BAD_REQUEST',
+      });
+    this.#opts.logger.info(
+      { component: 'admin', via: auth.how, remote: remote(r) },
+      'configuration reload requested',
+    );
     const outcome = await this.#opts.reload();
-    send(r.res, outcome.ok ? 200 : 422, outcome.ok ? outcome : { ...outcome, error: 'the configuration file has errors: the running configuration stays', code: 'VPNLB_CONFIG_INVALID' });
+    send(
+      r.res,
+      outcome.ok ? 200 : 422,
+      outcome.ok
+        ? outcome
+        : {
+            ...outcome,
+            error: 'the configuration file has errors: the running configuration stays',
+            code: 'VPNLB_CONFIG_INVALID',
+          },
+    );
   }
 
   #status() {
     const o = this.#opts;
-    return buildStatus(o.controller(), o.dataPlanes(), o.warnings(), o.startedAt, o.appliedVersions?.(), o.lastProbes?.(), o.ha?.(), o.bgp?.());
+    return buildStatus(
+      o.controller(),
+      o.dataPlanes(),
+      o.warnings(),
+      o.startedAt,
+      o.appliedVersions?.(),
+      o.lastProbes?.(),
+      o.ha?.(),
+      o.bgp?.(),
+    );
   }
 
   async #metrics(res: ServerResponse): Promise<void> {
@@ -383,7 +566,8 @@ export class AdminServer {
 
   #asset(res: ServerResponse, name: string): void {
     const asset = this.#assets.get(name);
-    if (!asset) return send(res, 404, { error: `no asset ${name}`, code: 'VPNLB_ADMIN_BAD_REQUEST' });
+    if (!asset)
+      return send(res, 404, { error: `no asset ${name}`, code: 'VPNLB_ADMIN_BAD_REQUEST' });
     res.writeHead(200, { 'content-type': asset.contentType, 'cache-control': 'no-cache' });
     res.end(asset.body);
   }
@@ -393,7 +577,13 @@ export class AdminServer {
     const limit = DEFAULTS.admin.maxBodyBytes;
     const declared = Number(r.req.headers['content-length'] ?? 0);
     if (declared > limit) {
-      this.#refuse(r, 413, 'VPNLB_ADMIN_BAD_REQUEST', 'body', `body of ${declared} bytes (limit ${limit})`);
+      this.#refuse(
+        r,
+        413,
+        'VPNLB_ADMIN_BAD_REQUEST',
+        'body',
+        `body of ${declared} bytes (limit ${limit})`,
+      );
       r.req.resume();
       return undefined;
     }
@@ -415,21 +605,43 @@ export class AdminServer {
     const client = url.searchParams.get('client') ?? '';
     const spiHex = url.searchParams.get('spi');
     const serviceName = url.searchParams.get('service');
-    if (isIP(client) === 0) return send(res, 400, { error: 'client must be an IP address', code: 'VPNLB_ADMIN_BAD_REQUEST' });
+    if (isIP(client) === 0)
+      return send(res, 400, {
+        error: 'client must be an IP address',
+        code: 'VPNLB_ADMIN_BAD_REQUEST',
+      });
     if (spiHex !== null && spiHex !== '' && !/^(0x)?[0-9a-fA-F]{16}$/.test(spiHex)) {
-      return send(res, 400, { error: 'spi must be 16 hex digits (the 8-byte IKE initiator SPI)', code: 'VPNLB_ADMIN_BAD_REQUEST' });
+      return send(res, 400, {
+        error: 'spi must be 16 hex digits (the 8-byte IKE initiator SPI)',
+        code: 'VPNLB_ADMIN_BAD_REQUEST',
+      });
     }
     const spi = spiHex ? Buffer.from(spiHex.replace(/^0x/, ''), 'hex') : undefined;
-    const services = this.#opts.controller().snapshot().services.filter((s) => !serviceName || s.name === serviceName);
+    const services = this.#opts
+      .controller()
+      .snapshot()
+      .services.filter((s) => !serviceName || s.name === serviceName);
     const natt = url.searchParams.get('nattServers');
     const natTServers = natt ? natt.split(',').filter(Boolean) : undefined;
     const flows = url.searchParams.get('nattFlows');
-    if (flows !== null && !/^\d+$/.test(flows)) return send(res, 400, { error: 'nattFlows must be a count of flows', code: 'VPNLB_ADMIN_BAD_REQUEST' });
-    const answers = services.map((s) => whichAnswer(s, client, spi, natTServers, flows === null ? undefined : Number(flows)));
+    if (flows !== null && !/^\d+$/.test(flows))
+      return send(res, 400, {
+        error: 'nattFlows must be a count of flows',
+        code: 'VPNLB_ADMIN_BAD_REQUEST',
+      });
+    const answers = services.map((s) =>
+      whichAnswer(s, client, spi, natTServers, flows === null ? undefined : Number(flows)),
+    );
     send(res, 200, { client, spi: spiHex || null, answers });
   }
 
-  #refuse(r: Request, status: number, code: ErrorCode, reason: RefusalReason, message: string): void {
+  #refuse(
+    r: Request,
+    status: number,
+    code: ErrorCode,
+    reason: RefusalReason,
+    message: string,
+  ): void {
     this.#refusedLog(r, reason, message);
     if (!r.res.headersSent) send(r.res, status, { error: message, code });
   }
@@ -438,14 +650,24 @@ export class AdminServer {
     this.#refused.inc({ reason });
     const { req } = r;
     this.#opts.logger.warn(
-      { component: 'admin', reason, method: req.method, path: (req.url ?? '').slice(0, 200), host: req.headers.host, origin: req.headers.origin, remote: remote(r) },
+      {
+        component: 'admin',
+        reason,
+        method: req.method,
+        path: (req.url ?? '').slice(0, 200),
+        host: req.headers.host,
+        origin: req.headers.origin,
+        remote: remote(r),
+      },
       `admin request refused: ${message}`,
     );
   }
 }
 
 function remote(r: Request): string {
-  return r.via === 'socket' ? 'unix socket' : `${r.req.socket.remoteAddress ?? '?'}:${r.req.socket.remotePort ?? '?'}`;
+  return r.via === 'socket'
+    ? 'unix socket'
+    : `${r.req.socket.remoteAddress ?? '?'}:${r.req.socket.remotePort ?? '?'}`;
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {

@@ -27,7 +27,10 @@ test('a missing token file is created: 0600 in a 0700 directory, and read back u
 });
 
 test('roles: the operator and read-only tokens, nothing else', () => {
-  const c = new AdminCredentials({ operator: 'operator-token-0123456789', readOnly: 'read-only-token-0123456789' });
+  const c = new AdminCredentials({
+    operator: 'operator-token-0123456789',
+    readOnly: 'read-only-token-0123456789',
+  });
   assert.equal(c.roleOf('operator-token-0123456789'), 'operator');
   assert.equal(c.roleOf('read-only-token-0123456789'), 'read-only');
   assert.equal(c.roleOf('operator-token-012345678'), undefined);

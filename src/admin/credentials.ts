@@ -24,8 +24,11 @@ export class AdminCredentials {
   readonly #digests: readonly { role: AdminRole; digest: Buffer }[];
 
   constructor(tokens: { operator: string; readOnly?: string }) {
-    const list: { role: AdminRole; digest: Buffer }[] = [{ role: 'operator', digest: digest(tokens.operator) }];
-    if (tokens.readOnly !== undefined) list.push({ role: 'read-only', digest: digest(tokens.readOnly) });
+    const list: { role: AdminRole; digest: Buffer }[] = [
+      { role: 'operator', digest: digest(tokens.operator) },
+    ];
+    if (tokens.readOnly !== undefined)
+      list.push({ role: 'read-only', digest: digest(tokens.readOnly) });
     this.#digests = list;
   }
 
@@ -38,7 +41,8 @@ export class AdminCredentials {
   roleOf(token: string): AdminRole | undefined {
     const d = digest(token);
     let role: AdminRole | undefined;
-    for (const e of this.#digests) if (timingSafeEqual(d, e.digest) && role === undefined) role = e.role;
+    for (const e of this.#digests)
+      if (timingSafeEqual(d, e.digest) && role === undefined) role = e.role;
     return role;
   }
 }
@@ -78,18 +82,31 @@ export function loadOrCreateToken(file: string): TokenFile {
 function readToken(file: string): TokenFile {
   const token = readFileSync(file, 'utf8').trim();
   if (token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) {
-    throw new VpnlbError('VPNLB_ADMIN_TOKEN_FILE', `admin token file ${file}: expected one token of at least ${MIN_TOKEN_LENGTH} characters without spaces (delete the file to have a new one generated)`, 'client');
+    throw new VpnlbError(
+      'VPNLB_ADMIN_TOKEN_FILE',
+      `admin token file ${file}: expected one token of at least ${MIN_TOKEN_LENGTH} characters without spaces (delete the file to have a new one generated)`,
+      'client',
+    );
   }
   const mode = statSync(file).mode & 0o777;
   return {
     token,
     created: false,
-    ...(mode & 0o077 ? { warning: `admin token file ${file} is readable by other users (mode ${mode.toString(8)}): chmod 600 it` } : {}),
+    ...(mode & 0o077
+      ? {
+          warning: `admin token file ${file} is readable by other users (mode ${mode.toString(8)}): chmod 600 it`,
+        }
+      : {}),
   };
 }
 
 function tokenError(file: string, err: unknown): VpnlbError {
   if (err instanceof VpnlbError) return err;
   const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-  return new VpnlbError('VPNLB_ADMIN_TOKEN_FILE', `admin token file ${file}: ${code} (run as root, or set admin.tokenFile to a file this user may create)`, 'internal', { cause: err });
+  return new VpnlbError(
+    'VPNLB_ADMIN_TOKEN_FILE',
+    `admin token file ${file}: ${code} (run as root, or set admin.tokenFile to a file this user may create)`,
+    'internal',
+    { cause: err },
+  );
 }

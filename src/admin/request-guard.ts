@@ -41,7 +41,10 @@ export function hostName(header: string | undefined): string | undefined {
 }
 
 /** True when the request's `Host` may be answered (see the header comment: DNS rebinding). */
-export function isAllowedHost(header: string | undefined, allowedHosts: readonly string[]): boolean {
+export function isAllowedHost(
+  header: string | undefined,
+  allowedHosts: readonly string[],
+): boolean {
   const name = hostName(header);
   if (name === undefined) return false;
   return isIP(name) !== 0 || name === 'localhost' || allowedHosts.includes(name);
@@ -54,7 +57,8 @@ export function isAllowedHost(header: string | undefined, allowedHosts: readonly
  */
 export function crossSiteReason(req: IncomingMessage, isTls: boolean): string | undefined {
   const site = req.headers['sec-fetch-site'];
-  if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') return `Sec-Fetch-Site: ${site}`;
+  if (typeof site === 'string' && site !== 'same-origin' && site !== 'none')
+    return `Sec-Fetch-Site: ${site}`;
   const origin = req.headers.origin;
   if (origin === undefined) return undefined;
   const expected = `${isTls ? 'https' : 'http'}://${req.headers.host ?? ''}`.toLowerCase();

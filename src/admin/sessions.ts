@@ -38,7 +38,12 @@ export class SessionStore {
       const oldest = this.#sessions.keys().next().value;
       if (oldest !== undefined) this.#sessions.delete(oldest);
     }
-    const s: Session = { id: randomId(), role, csrf: randomId(), expiresAt: this.#now() + this.#ttlMs };
+    const s: Session = {
+      id: randomId(),
+      role,
+      csrf: randomId(),
+      expiresAt: this.#now() + this.#ttlMs,
+    };
     this.#sessions.set(s.id, s);
     return s;
   }

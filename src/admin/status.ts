@@ -54,7 +54,11 @@ export function buildStatus(
     };
     const specific =
       s.kind === 'ikev2'
-        ? { ports: [s.service.ikePort, s.service.natTPort], nat: s.service.nat, affinity: s.service.affinity }
+        ? {
+            ports: [s.service.ikePort, s.service.natTPort],
+            nat: s.service.nat,
+            affinity: s.service.affinity,
+          }
         : { port: s.service.port, mode: s.service.mode, persistence: s.service.persistence };
     return {
       ...common,

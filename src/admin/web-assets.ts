@@ -43,7 +43,10 @@ function assetFiles(): Record<string, string> {
     'app.css': join(web, 'app.css'),
     'icon.svg': join(web, 'icon.svg'),
   };
-  for (const [name, spec] of Object.entries({ 'uplot.js': 'uplot/dist/uPlot.iife.min.js', 'uplot.css': 'uplot/dist/uPlot.min.css' })) {
+  for (const [name, spec] of Object.entries({
+    'uplot.js': 'uplot/dist/uPlot.iife.min.js',
+    'uplot.css': 'uplot/dist/uPlot.min.css',
+  })) {
     try {
       files[name] = require.resolve(spec);
     } catch {
@@ -62,7 +65,10 @@ export class WebAssets {
       for (const [n, file] of Object.entries(assetFiles())) {
         const ext = /\.[a-z]+$/.exec(n)?.[0] ?? '';
         try {
-          this.#cache.set(n, { contentType: TYPES[ext] ?? 'application/octet-stream', body: readFileSync(file) });
+          this.#cache.set(n, {
+            contentType: TYPES[ext] ?? 'application/octet-stream',
+            body: readFileSync(file),
+          });
         } catch {
           /* missing optional asset */
         }

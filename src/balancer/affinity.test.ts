@@ -30,7 +30,12 @@ test('IPv4 source addresses are 4 bytes in network order', () => {
 
 test('IPv6 source addresses are 16 bytes in network order, in every textual form', () => {
   const full = '20010db8000000000000000000000001';
-  for (const text of ['2001:db8::1', '2001:0db8:0000:0000:0000:0000:0000:0001', '2001:DB8:0:0:0:0:0:1', '2001:db8::1%eth0']) {
+  for (const text of [
+    '2001:db8::1',
+    '2001:0db8:0000:0000:0000:0000:0000:0001',
+    '2001:DB8:0:0:0:0:0:1',
+    '2001:db8::1%eth0',
+  ]) {
     assert.equal(hex(sourceIpKey(text)), full, text);
   }
   assert.equal(hex(sourceIpKey('::')), '0'.repeat(32));
@@ -50,7 +55,14 @@ test('an IPv4-mapped IPv6 address (dual-stack socket) gives the IPv4 key', () =>
 });
 
 test('a string that is not an address is rejected', () => {
-  for (const bad of ['', 'rras1', '198.18.0', '198.18.0.256', '2001:db8:::1', '1:2:3:4:5:6:7:8:9']) {
+  for (const bad of [
+    '',
+    'rras1',
+    '198.18.0',
+    '198.18.0.256',
+    '2001:db8:::1',
+    '1:2:3:4:5:6:7:8:9',
+  ]) {
     assert.throws(() => sourceIpKey(bad), TypeError, bad);
   }
 });

@@ -33,7 +33,9 @@ test('createBalancer builds the method it is asked for', () => {
     'weighted-round-robin': { type: WeightedRoundRobinBalancer, isConsistent: false },
   };
   assert.deepEqual(Object.keys(BALANCER_FACTORIES).sort(), Object.keys(expected).sort());
-  for (const [method, { type, isConsistent }] of Object.entries(expected) as Array<[BalancingMethod, { type: new (...args: never[]) => unknown; isConsistent: boolean }]>) {
+  for (const [method, { type, isConsistent }] of Object.entries(expected) as Array<
+    [BalancingMethod, { type: new (...args: never[]) => unknown; isConsistent: boolean }]
+  >) {
     const balancer = createBalancer(method, input);
     assert.ok(balancer instanceof type, method);
     assert.equal(balancer.method, method);

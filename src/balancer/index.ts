@@ -7,7 +7,13 @@ import { LeastConnectionsBalancer } from './least-connections/least-connections.
 import { MaglevBalancer } from './maglev/maglev.js';
 import { WeightedRoundRobinBalancer } from './weighted-round-robin/weighted-round-robin.js';
 
-export type { Balancer, BalancerFactory, BalancerInput, BalancingMethod, Candidate } from './balancer.js';
+export type {
+  Balancer,
+  BalancerFactory,
+  BalancerInput,
+  BalancingMethod,
+  Candidate,
+} from './balancer.js';
 export { ConnectionCounts } from './balancer.js';
 export { type AffinityMode, IKE_SPI_LENGTH, ikeSpiKey, sourceIpKey } from './affinity.js';
 export { jhash, reciprocalScale, slotOf } from './jhash.js';

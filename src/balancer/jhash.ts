@@ -25,7 +25,9 @@ function rol32(word: number, shift: number): number {
  * order; every platform nftables balancers run on here (x86-64, arm64) is little-endian.
  */
 function readU32le(k: Uint8Array, i: number): number {
-  return ((k[i] ?? 0) | ((k[i + 1] ?? 0) << 8) | ((k[i + 2] ?? 0) << 16) | ((k[i + 3] ?? 0) << 24)) >>> 0;
+  return (
+    ((k[i] ?? 0) | ((k[i + 1] ?? 0) << 8) | ((k[i + 2] ?? 0) << 16) | ((k[i + 3] ?? 0) << 24)) >>> 0
+  );
 }
 
 /**
@@ -50,12 +52,24 @@ export function jhash(key: Uint8Array, initval: number): number {
     b = (b + readU32le(key, k + 4)) >>> 0;
     c = (c + readU32le(key, k + 8)) >>> 0;
     // __jhash_mix(a, b, c)
-    a = (a - c) >>> 0; a = (a ^ rol32(c, 4)) >>> 0; c = (c + b) >>> 0;
-    b = (b - a) >>> 0; b = (b ^ rol32(a, 6)) >>> 0; a = (a + c) >>> 0;
-    c = (c - b) >>> 0; c = (c ^ rol32(b, 8)) >>> 0; b = (b + a) >>> 0;
-    a = (a - c) >>> 0; a = (a ^ rol32(c, 16)) >>> 0; c = (c + b) >>> 0;
-    b = (b - a) >>> 0; b = (b ^ rol32(a, 19)) >>> 0; a = (a + c) >>> 0;
-    c = (c - b) >>> 0; c = (c ^ rol32(b, 4)) >>> 0; b = (b + a) >>> 0;
+    a = (a - c) >>> 0;
+    a = (a ^ rol32(c, 4)) >>> 0;
+    c = (c + b) >>> 0;
+    b = (b - a) >>> 0;
+    b = (b ^ rol32(a, 6)) >>> 0;
+    a = (a + c) >>> 0;
+    c = (c - b) >>> 0;
+    c = (c ^ rol32(b, 8)) >>> 0;
+    b = (b + a) >>> 0;
+    a = (a - c) >>> 0;
+    a = (a ^ rol32(c, 16)) >>> 0;
+    c = (c + b) >>> 0;
+    b = (b - a) >>> 0;
+    b = (b ^ rol32(a, 19)) >>> 0;
+    a = (a + c) >>> 0;
+    c = (c - b) >>> 0;
+    c = (c ^ rol32(b, 4)) >>> 0;
+    b = (b + a) >>> 0;
     length -= 12;
     k += 12;
   }
@@ -71,13 +85,20 @@ export function jhash(key: Uint8Array, initval: number): number {
     else a = (a + shifted) >>> 0;
   }
   // __jhash_final(a, b, c)
-  c = (c ^ b) >>> 0; c = (c - rol32(b, 14)) >>> 0;
-  a = (a ^ c) >>> 0; a = (a - rol32(c, 11)) >>> 0;
-  b = (b ^ a) >>> 0; b = (b - rol32(a, 25)) >>> 0;
-  c = (c ^ b) >>> 0; c = (c - rol32(b, 16)) >>> 0;
-  a = (a ^ c) >>> 0; a = (a - rol32(c, 4)) >>> 0;
-  b = (b ^ a) >>> 0; b = (b - rol32(a, 14)) >>> 0;
-  c = (c ^ b) >>> 0; c = (c - rol32(b, 24)) >>> 0;
+  c = (c ^ b) >>> 0;
+  c = (c - rol32(b, 14)) >>> 0;
+  a = (a ^ c) >>> 0;
+  a = (a - rol32(c, 11)) >>> 0;
+  b = (b ^ a) >>> 0;
+  b = (b - rol32(a, 25)) >>> 0;
+  c = (c ^ b) >>> 0;
+  c = (c - rol32(b, 16)) >>> 0;
+  a = (a ^ c) >>> 0;
+  a = (a - rol32(c, 4)) >>> 0;
+  b = (b ^ a) >>> 0;
+  b = (b - rol32(a, 14)) >>> 0;
+  c = (c ^ b) >>> 0;
+  c = (c - rol32(b, 24)) >>> 0;
   return c;
 }
 
@@ -109,6 +130,10 @@ export function reciprocalScale(hash: number, n: number): number {
  * @param seed the farm's hash seed (u32).
  * @param tableSize the modulus; the Maglev table size by default.
  */
-export function slotOf(key: Uint8Array, seed: number, tableSize: number = MAGLEV_TABLE_SIZE): number {
+export function slotOf(
+  key: Uint8Array,
+  seed: number,
+  tableSize: number = MAGLEV_TABLE_SIZE,
+): number {
   return reciprocalScale(jhash(key, seed), tableSize);
 }

@@ -31,15 +31,22 @@ export interface HealthInput {
 
 export function evaluateAnnouncements(input: HealthInput): AnnouncementVerdict[] {
   return input.announce.map((a) => {
-    const verdict = (ok: boolean, reason: string): AnnouncementVerdict => ({ address: a.address, ok, reason });
+    const verdict = (ok: boolean, reason: string): AnnouncementVerdict => ({
+      address: a.address,
+      ok,
+      reason,
+    });
     if (input.drained) return verdict(false, 'node drained');
-    if (!input.status) return verdict(false, `vpnlb does not answer: ${input.error ?? 'no status'}`);
+    if (!input.status)
+      return verdict(false, `vpnlb does not answer: ${input.error ?? 'no status'}`);
     const services = (input.status.services ?? []).filter((s) => a.services.includes(s.name));
     const missing = a.services.filter((name) => !services.some((s) => s.name === name));
-    if (missing.length > 0) return verdict(false, `not served by this vpnlb: ${missing.join(', ')}`);
+    if (missing.length > 0)
+      return verdict(false, `not served by this vpnlb: ${missing.join(', ')}`);
     const stale = services.filter((s) => s.dataplaneInSync !== true).map((s) => s.name);
     if (stale.length > 0) return verdict(false, `data plane not in sync: ${stale.join(', ')}`);
-    if (!services.some((s) => (s.backends ?? []).some((b) => b.state === 'up'))) return verdict(false, `no usable server: ${a.services.join(', ')}`);
+    if (!services.some((s) => (s.backends ?? []).some((b) => b.state === 'up')))
+      return verdict(false, `no usable server: ${a.services.join(', ')}`);
     return verdict(true, 'ok');
   });
 }

@@ -26,7 +26,11 @@ export function observeBgp(metrics: Metrics, bgp: BgpConfig): BgpObserver {
     labelNames: ['address'],
     collect() {
       const s = live();
-      for (const a of bgp.announce) this.set({ address: a.address }, s?.announcements.find((x) => x.address === a.address)?.announced ? 1 : 0);
+      for (const a of bgp.announce)
+        this.set(
+          { address: a.address },
+          s?.announcements.find((x) => x.address === a.address)?.announced ? 1 : 0,
+        );
     },
   });
   metrics.gauge({

@@ -14,12 +14,40 @@ const STATE: BgpState = {
   drained: false,
   bird: { running: true, pid: 4242, restarts: 0 },
   announcements: [
-    { address: '198.19.0.1', prefix: '198.19.0.1/32', services: ['ike4'], announced: true, reason: 'ok', since: '2026-12-02T10:59:00.000Z' },
-    { address: '2001:db8:ffff::1', prefix: '2001:db8:ffff::1/128', services: ['ike6'], announced: false, reason: 'no usable server: ike6', since: '2026-12-02T10:59:30.000Z' },
+    {
+      address: '198.19.0.1',
+      prefix: '198.19.0.1/32',
+      services: ['ike4'],
+      announced: true,
+      reason: 'ok',
+      since: '2026-12-02T10:59:00.000Z',
+    },
+    {
+      address: '2001:db8:ffff::1',
+      prefix: '2001:db8:ffff::1/128',
+      services: ['ike6'],
+      announced: false,
+      reason: 'no usable server: ike6',
+      since: '2026-12-02T10:59:30.000Z',
+    },
   ],
   peers: [
-    { name: 'edge', address: '198.18.0.1', asn: 65000, state: 'up', info: 'Established', established: true },
-    { name: 'edge-v6', address: '2001:db8:a::1', asn: 65000, state: 'start', info: 'Active Socket: Connection refused', established: false },
+    {
+      name: 'edge',
+      address: '198.18.0.1',
+      asn: 65000,
+      state: 'up',
+      info: 'Established',
+      established: true,
+    },
+    {
+      name: 'edge-v6',
+      address: '2001:db8:a::1',
+      asn: 65000,
+      state: 'start',
+      info: 'Active Socket: Connection refused',
+      established: false,
+    },
   ],
   withdrawals: 1,
   lastChange: null,
@@ -52,5 +80,8 @@ test('status lines: announcements with the reason of a withdrawal, peers with th
       '  peer edge-v6 2001:db8:a::1 AS 65000: start Active Socket: Connection refused',
     ].join('\n'),
   );
-  assert.match(formatBgpStatus({ ...STATE, supervisor: 'stale' }), /supervisor silent since 2026-12-02T11:00:00\.000Z/);
+  assert.match(
+    formatBgpStatus({ ...STATE, supervisor: 'stale' }),
+    /supervisor silent since 2026-12-02T11:00:00\.000Z/,
+  );
 });

@@ -37,16 +37,27 @@ export interface BgpState {
   readonly updatedAt: string;
   readonly checkInterval: number;
   readonly drained: boolean;
-  readonly bird: { readonly running: boolean; readonly pid: number | null; readonly restarts: number };
+  readonly bird: {
+    readonly running: boolean;
+    readonly pid: number | null;
+    readonly restarts: number;
+  };
   readonly announcements: readonly BgpAnnouncementState[];
   readonly peers: readonly BgpPeerState[];
   /** Announce → withdraw transitions since the supervisor started. */
   readonly withdrawals: number;
-  readonly lastChange: { readonly at: string; readonly address: string; readonly announced: boolean; readonly reason: string } | null;
+  readonly lastChange: {
+    readonly at: string;
+    readonly address: string;
+    readonly announced: boolean;
+    readonly reason: string;
+  } | null;
 }
 
 /** The state as others see it: `stale` when the supervisor stopped writing (it died or stopped). */
-export type BgpStatus = (BgpState & { readonly supervisor: 'running' | 'stale' }) | { readonly supervisor: 'absent'; readonly detail: string };
+export type BgpStatus =
+  | (BgpState & { readonly supervisor: 'running' | 'stale' })
+  | { readonly supervisor: 'absent'; readonly detail: string };
 
 /** Reads `state.json`; stale after five check intervals (at least 5 s) without an update. */
 export function readBgpStatus(stateFile: string, now = Date.now()): BgpStatus {
@@ -54,10 +65,16 @@ export function readBgpStatus(stateFile: string, now = Date.now()): BgpStatus {
   try {
     state = JSON.parse(readFileSync(stateFile, 'utf8')) as BgpState;
   } catch (err) {
-    return { supervisor: 'absent', detail: `no state from vpnlb bgp start (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` };
+    return {
+      supervisor: 'absent',
+      detail: `no state from vpnlb bgp start (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    };
   }
   const age = now - Date.parse(state.updatedAt);
-  return { ...state, supervisor: age > Math.max(5000, 5 * state.checkInterval) ? 'stale' : 'running' };
+  return {
+    ...state,
+    supervisor: age > Math.max(5000, 5 * state.checkInterval) ? 'stale' : 'running',
+  };
 }
 
 /** The node's lines of `vpnlb status` and `vpnlb bgp status`. */
@@ -67,7 +84,13 @@ export function formatBgpStatus(s: BgpStatus): string {
   const lines = [
     `bgp node ${s.node} (router id ${s.routerId}, AS ${s.asn}): ${announced}/${s.announcements.length} announced${s.drained ? ' (drained)' : ''}; bird ${s.bird.running ? `running (pid ${s.bird.pid})` : 'not running'}${s.supervisor === 'stale' ? `; supervisor silent since ${s.updatedAt}` : ''}`,
   ];
-  for (const a of s.announcements) lines.push(`  ${a.prefix.padEnd(24)} ${a.announced ? 'announced' : 'withdrawn'} since ${a.since}${a.announced ? '' : `: ${a.reason}`} (${a.services.join(', ')})`);
-  for (const p of s.peers) lines.push(`  peer ${p.name} ${p.address} AS ${p.asn}: ${p.established ? 'established' : `${p.state} ${p.info}`.trim()}`);
+  for (const a of s.announcements)
+    lines.push(
+      `  ${a.prefix.padEnd(24)} ${a.announced ? 'announced' : 'withdrawn'} since ${a.since}${a.announced ? '' : `: ${a.reason}`} (${a.services.join(', ')})`,
+    );
+  for (const p of s.peers)
+    lines.push(
+      `  peer ${p.name} ${p.address} AS ${p.asn}: ${p.established ? 'established' : `${p.state} ${p.info}`.trim()}`,
+    );
   return lines.join('\n');
 }

@@ -33,8 +33,12 @@ export interface BirdProtocol {
 export function parseProtocols(text: string): BirdProtocol[] {
   const out: BirdProtocol[] = [];
   for (const line of text.split('\n')) {
-    if (!line.trim() || /^BIRD .* ready\.$/.test(line.trim()) || /^Name\s+Proto\s+Table/.test(line)) continue;
-    const m = /^(\S+)\s+(\S+)\s+(\S+)\s+(up|down|start|stop|flush)\s+(\d{4}-\d\d-\d\d \S+|\S+)\s*(.*)$/.exec(line);
+    if (!line.trim() || /^BIRD .* ready\.$/.test(line.trim()) || /^Name\s+Proto\s+Table/.test(line))
+      continue;
+    const m =
+      /^(\S+)\s+(\S+)\s+(\S+)\s+(up|down|start|stop|flush)\s+(\d{4}-\d\d-\d\d \S+|\S+)\s*(.*)$/.exec(
+        line,
+      );
     if (!m) continue;
     out.push({ name: m[1]!, proto: m[2]!, state: m[4]!, since: m[5]!, info: m[6]!.trim() });
   }
@@ -52,7 +56,8 @@ export class BirdControl {
 
   async #birdc(args: readonly string[]): Promise<string> {
     const r = await this.#run(BIRDC_PATH, ['-s', this.#socket, ...args]);
-    if (!r.ok) throw new VpnlbError('VPNLB_BGP_START', `birdc ${args.join(' ')}: ${r.message}`, 'internal');
+    if (!r.ok)
+      throw new VpnlbError('VPNLB_BGP_START', `birdc ${args.join(' ')}: ${r.message}`, 'internal');
     return r.stdout;
   }
 
@@ -68,7 +73,11 @@ export class BirdControl {
     const verb = enabled ? 'enable' : 'disable';
     const out = await this.#birdc([verb, protocol]);
     if (!new RegExp(`^${protocol}: (already )?${verb}d$`, 'm').test(out)) {
-      throw new VpnlbError('VPNLB_BGP_START', `birdc ${verb} ${protocol}: unexpected answer ${JSON.stringify(out.trim().slice(0, 300))}`, 'internal');
+      throw new VpnlbError(
+        'VPNLB_BGP_START',
+        `birdc ${verb} ${protocol}: unexpected answer ${JSON.stringify(out.trim().slice(0, 300))}`,
+        'internal',
+      );
     }
   }
 }

@@ -30,8 +30,11 @@ export async function clientPackets(run: CommandRunner): Promise<number> {
   if (!r.ok) return 0;
   let n = 0;
   try {
-    const doc = JSON.parse(r.stdout) as { nftables?: { counter?: { name: string; packets: number } }[] };
-    for (const item of doc.nftables ?? []) if (item.counter && /^b_.+_in$/.test(item.counter.name)) n += item.counter.packets;
+    const doc = JSON.parse(r.stdout) as {
+      nftables?: { counter?: { name: string; packets: number } }[];
+    };
+    for (const item of doc.nftables ?? [])
+      if (item.counter && /^b_.+_in$/.test(item.counter.name)) n += item.counter.packets;
   } catch {
     return 0;
   }
@@ -66,13 +69,29 @@ export async function drainNode(o: DrainOptions): Promise<DrainReport> {
     }
     if (withdrawMs === null) {
       const s = readBgpStatus(o.paths.stateFile, now);
-      if (s.supervisor !== 'absent' && s.drained && s.announcements.every((a) => !a.announced) && Date.parse(s.updatedAt) >= t0) {
+      if (
+        s.supervisor !== 'absent' &&
+        s.drained &&
+        s.announcements.every((a) => !a.announced) &&
+        Date.parse(s.updatedAt) >= t0
+      ) {
         withdrawMs = now - t0;
         atWithdraw = packets;
       }
       continue;
     }
-    if (now - lastChange >= quietMs) return { withdrawMs, quietAfterMs: Math.max(0, lastChange - t0), packetsAfterWithdraw: last - atWithdraw, timedOut: false };
+    if (now - lastChange >= quietMs)
+      return {
+        withdrawMs,
+        quietAfterMs: Math.max(0, lastChange - t0),
+        packetsAfterWithdraw: last - atWithdraw,
+        timedOut: false,
+      };
   }
-  return { withdrawMs, quietAfterMs: null, packetsAfterWithdraw: withdrawMs === null ? 0 : last - atWithdraw, timedOut: true };
+  return {
+    withdrawMs,
+    quietAfterMs: null,
+    packetsAfterWithdraw: withdrawMs === null ? 0 : last - atWithdraw,
+    timedOut: true,
+  };
 }

@@ -70,7 +70,10 @@ export function renderBirdConf(input: BirdInput): string {
   });
   for (const p of self.peers) {
     const mine = bgp.announce.map((a, i) => ({ a, i })).filter(({ a }) => a.family === p.family);
-    const exportRule = mine.length === 0 ? 'none' : `where ${mine.map(({ i }) => `proto = "${vipProtocol(i)}"`).join(' || ')}`;
+    const exportRule =
+      mine.length === 0
+        ? 'none'
+        : `where ${mine.map(({ i }) => `proto = "${vipProtocol(i)}"`).join(' || ')}`;
     lines.push(
       `protocol bgp ${peerProtocol(p)} {`,
       `\tdescription "${p.name}";`,

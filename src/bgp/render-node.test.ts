@@ -13,7 +13,9 @@ import { BIRD_PATH } from './supervisor.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 // Goldens live next to the sources; from dist/ (compiled run) go back to the source tree.
-const goldenDir = existsSync(join(here, 'golden')) ? join(here, 'golden') : resolve(here, '../../../src/bgp/golden');
+const goldenDir = existsSync(join(here, 'golden'))
+  ? join(here, 'golden')
+  : resolve(here, '../../../src/bgp/golden');
 const ELSEWHERE: HostView = { hasInterface: () => false, isLocalAddress: () => false };
 
 function farmConfig(text = readFileSync(join(REPO_ROOT, 'test/fixtures/ecmp.yaml'), 'utf8')) {
@@ -25,7 +27,10 @@ function farmConfig(text = readFileSync(join(REPO_ROOT, 'test/fixtures/ecmp.yaml
 for (const node of ['lb1', 'lb3']) {
   test(`golden: the files of node ${node}`, () => {
     const { files } = renderBgpNodeFiles(farmConfig(), node);
-    assert.deepEqual([...files.keys()].map((f) => basename(f)), ['bird.conf', 'reply-nat.nft']);
+    assert.deepEqual(
+      [...files.keys()].map((f) => basename(f)),
+      ['bird.conf', 'reply-nat.nft'],
+    );
     for (const [path, text] of files) {
       const golden = join(goldenDir, `${node}-${basename(path)}`);
       if (process.env.UPDATE_GOLDEN === '1') writeFileSync(golden, text);
@@ -35,30 +40,52 @@ for (const node of ['lb1', 'lb3']) {
 }
 
 test('the nodes differ only in router id and their own peers; announcements start disabled', () => {
-  const [a, b] = ['lb1', 'lb2'].map((n) => [...renderBgpNodeFiles(farmConfig(), n).files.values()][0]!.split('\n'));
+  const [a, b] = ['lb1', 'lb2'].map((n) =>
+    [...renderBgpNodeFiles(farmConfig(), n).files.values()][0]!.split('\n'),
+  );
   const diff = a!.map((l, i) => [l, b![i]]).filter(([x, y]) => x !== y);
-  assert.deepEqual(diff.map(([x]) => x!.split(' ')[0]), ['#', 'router']);
+  assert.deepEqual(
+    diff.map(([x]) => x!.split(' ')[0]),
+    ['#', 'router'],
+  );
   assert.equal(a!.filter((l) => l === '\tdisabled;').length, 2);
   // An IPv6 VIP goes to the IPv6 peer only, an IPv4 one to the IPv4 peer.
   const text = a!.join('\n');
-  assert.match(text, /neighbor 198\.18\.0\.1 as 65000;[^}]*ipv4 \{[^}]*export where proto = "vip1";/);
-  assert.match(text, /neighbor 2001:db8:a::1 as 65000;[^}]*ipv6 \{[^}]*export where proto = "vip2";/);
+  assert.match(
+    text,
+    /neighbor 198\.18\.0\.1 as 65000;[^}]*ipv4 \{[^}]*export where proto = "vip1";/,
+  );
+  assert.match(
+    text,
+    /neighbor 2001:db8:a::1 as 65000;[^}]*ipv6 \{[^}]*export where proto = "vip2";/,
+  );
 });
 
 test('without replyNat there is no table; with bfd off no bfd protocol', () => {
-  const text = readFileSync(join(REPO_ROOT, 'test/fixtures/ecmp.yaml'), 'utf8').replace('  runDir: /run/vpnlb-bgp', '  replyNat: false\n  bfd: false');
+  const text = readFileSync(join(REPO_ROOT, 'test/fixtures/ecmp.yaml'), 'utf8').replace(
+    '  runDir: /run/vpnlb-bgp',
+    '  replyNat: false\n  bfd: false',
+  );
   const { files } = renderBgpNodeFiles(farmConfig(text), 'lb1');
-  assert.deepEqual([...files.keys()].map((f) => basename(f)), ['bird.conf']);
+  assert.deepEqual(
+    [...files.keys()].map((f) => basename(f)),
+    ['bird.conf'],
+  );
   assert.doesNotMatch([...files.values()][0]!, /bfd/);
 });
 
 test('which node: --node, else an error naming every node', () => {
   assert.equal(resolveBgpNode(farmConfig(), 'lb2').self.name, 'lb2');
-  assert.throws(() => resolveBgpNode(farmConfig(), 'lb7'), /"lb7" is not one of lb1 \(router id 198\.18\.0\.2\), lb2 \(router id 198\.18\.0\.3\), lb3/);
+  assert.throws(
+    () => resolveBgpNode(farmConfig(), 'lb7'),
+    /"lb7" is not one of lb1 \(router id 198\.18\.0\.2\), lb2 \(router id 198\.18\.0\.3\), lb3/,
+  );
   assert.throws(() => resolveBgpNode(farmConfig()), { code: 'VPNLB_BGP_CONFIG' });
 });
 
-test('BIRD itself accepts the rendered configuration (bird -p)', { skip: existsSync(BIRD_PATH) ? false : `${BIRD_PATH} missing (apt-get install bird2)` }, () => {
+test('BIRD itself accepts the rendered configuration (bird -p)', {
+  skip: existsSync(BIRD_PATH) ? false : `${BIRD_PATH} missing (apt-get install bird2)`,
+}, () => {
   const dir = mkdtempSync(join(tmpdir(), 'vpnlb-bird-'));
   try {
     for (const node of ['lb1', 'lb3']) {

@@ -20,11 +20,20 @@ export interface BgpNodeFiles {
 /** Which node this is (`--node`, `bgp.node`, or the router id held here), or a clear error. */
 export function resolveBgpNode(config: Config, node?: string): { bgp: BgpConfig; self: BgpNode } {
   const bgp = config.bgp;
-  if (!bgp) throw new VpnlbError('VPNLB_BGP_CONFIG', `${config.source}: no "bgp" section: this balancer is not a node behind ECMP`, 'client');
+  if (!bgp)
+    throw new VpnlbError(
+      'VPNLB_BGP_CONFIG',
+      `${config.source}: no "bgp" section: this balancer is not a node behind ECMP`,
+      'client',
+    );
   const self = localBgpNode(bgp, node);
   if (!self) {
     const names = bgp.nodes.map((n) => `${n.name} (router id ${n.routerId})`).join(', ');
-    throw new VpnlbError('VPNLB_BGP_CONFIG', `cannot tell which node this is: ${node !== undefined ? `"${node}" is not one of ${names}` : `no router id of ${names} is an address here; pass --node NAME or set bgp.node`}`, 'client');
+    throw new VpnlbError(
+      'VPNLB_BGP_CONFIG',
+      `cannot tell which node this is: ${node !== undefined ? `"${node}" is not one of ${names}` : `no router id of ${names} is an address here; pass --node NAME or set bgp.node`}`,
+      'client',
+    );
   }
   return { bgp, self };
 }
@@ -32,7 +41,9 @@ export function resolveBgpNode(config: Config, node?: string): { bgp: BgpConfig;
 export function renderBgpNodeFiles(config: Config, node?: string): BgpNodeFiles {
   const { bgp, self } = resolveBgpNode(config, node);
   const paths = bgpPaths(bgp.runDir);
-  const files = new Map<string, string>([[paths.birdConf, renderBirdConf({ bgp, self, paths, source: config.source })]]);
+  const files = new Map<string, string>([
+    [paths.birdConf, renderBirdConf({ bgp, self, paths, source: config.source })],
+  ]);
   if (bgp.replyNat) files.set(paths.replyNat, renderReplyNat(config, bgp));
   return { bgp, self, paths, files };
 }

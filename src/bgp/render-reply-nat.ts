@@ -40,10 +40,26 @@ function replyRules(config: Config, bgp: BgpConfig): ReplyRule[] {
   for (const s of config.services.ikev2.filter(eligible)) {
     const vip = bgp.announce.find((a) => a.services.includes(s.name))?.address;
     if (vip === undefined || !announced.has(vip)) continue;
-    const servers = (config.pools[s.pool]?.backends ?? []).filter((b) => b.family === s.family).map((b) => b.address);
+    const servers = (config.pools[s.pool]?.backends ?? [])
+      .filter((b) => b.family === s.family)
+      .map((b) => b.address);
     if (servers.length === 0) continue;
-    rules.push({ family: s.family, servers, serverPort: s.backendIkePort, vip, port: s.ikePort, service: s.name });
-    rules.push({ family: s.family, servers, serverPort: s.backendNatTPort, vip, port: s.natTPort, service: s.name });
+    rules.push({
+      family: s.family,
+      servers,
+      serverPort: s.backendIkePort,
+      vip,
+      port: s.ikePort,
+      service: s.name,
+    });
+    rules.push({
+      family: s.family,
+      servers,
+      serverPort: s.backendNatTPort,
+      vip,
+      port: s.natTPort,
+      service: s.name,
+    });
   }
   return rules;
 }
@@ -66,7 +82,9 @@ export function renderReplyNat(config: Config, bgp: BgpConfig): string {
     const ip = r.family === 6 ? 'ip6' : 'ip';
     const set = r.servers.length === 1 ? r.servers[0]! : `{ ${r.servers.join(', ')} }`;
     const to = r.family === 6 ? `[${r.vip}]:${r.port}` : `${r.vip}:${r.port}`;
-    lines.push(`\t\t${ip} saddr ${set} udp sport ${r.serverPort} counter name replies_nat snat ${ip} to ${to} comment "${r.service}"`);
+    lines.push(
+      `\t\t${ip} saddr ${set} udp sport ${r.serverPort} counter name replies_nat snat ${ip} to ${to} comment "${r.service}"`,
+    );
   }
   lines.push('\t}', '}', '');
   return lines.join('\n');

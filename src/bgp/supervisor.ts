@@ -18,7 +18,11 @@ import type { Logger } from '../log/logger.js';
 import { createCommandRunner, type CommandRunner } from '../platform/command-runner.js';
 import { VpnlbError } from '../errors.js';
 import { sleep, waitUntil } from '../util/wait.js';
-import { evaluateAnnouncements, type AnnouncementVerdict, type StatusLike } from './announce-health.js';
+import {
+  evaluateAnnouncements,
+  type AnnouncementVerdict,
+  type StatusLike,
+} from './announce-health.js';
 import { BIRDC_PATH, BirdControl, type BirdProtocol } from './bird-control.js';
 import type { BgpAnnouncementState, BgpPeerState, BgpState } from './bgp-state.js';
 import { peerProtocol, vipProtocol } from './render-bird.js';
@@ -70,26 +74,49 @@ export class BgpSupervisor {
 
   constructor(options: BgpSupervisorOptions) {
     this.#o = options;
-    this.#run = options.run ?? createCommandRunner({ timeoutMs: 10_000, ...(options.netns ? { netns: options.netns } : {}) });
+    this.#run =
+      options.run ??
+      createCommandRunner({
+        timeoutMs: 10_000,
+        ...(options.netns ? { netns: options.netns } : {}),
+      });
     this.#bird = new BirdControl(this.#run, options.node.paths.birdSocket);
     const now = new Date().toISOString();
-    this.#current = options.node.bgp.announce.map(() => ({ announced: false, failures: 0, reason: 'starting', since: now }));
+    this.#current = options.node.bgp.announce.map(() => ({
+      announced: false,
+      failures: 0,
+      reason: 'starting',
+      since: now,
+    }));
   }
 
   async start(): Promise<void> {
     const { node, logger } = this.#o;
     for (const bin of [BIRD_PATH, BIRDC_PATH, SETPRIV_PATH]) {
-      if (!existsSync(bin)) throw new VpnlbError('VPNLB_BGP_START', `${bin} is missing (apt-get install bird2 util-linux)`, 'internal');
+      if (!existsSync(bin))
+        throw new VpnlbError(
+          'VPNLB_BGP_START',
+          `${bin} is missing (apt-get install bird2 util-linux)`,
+          'internal',
+        );
     }
     writeBgpFiles(node);
     if (node.bgp.replyNat) {
       const r = await this.#run('nft', ['-f', node.paths.replyNat]);
-      if (!r.ok) throw new VpnlbError('VPNLB_BGP_START', `nft -f ${node.paths.replyNat}: ${r.message}`, 'internal');
+      if (!r.ok)
+        throw new VpnlbError(
+          'VPNLB_BGP_START',
+          `nft -f ${node.paths.replyNat}: ${r.message}`,
+          'internal',
+        );
     }
     await this.#startBird();
     await this.checkOnce();
     this.#schedule();
-    logger.info({ component: 'bgp', node: node.self.name }, `bgp: ${node.self.name} (router id ${node.self.routerId}, AS ${node.bgp.asn}) running BIRD; peers ${node.self.peers.map((p) => `${p.name} ${p.address}`).join(', ')}`);
+    logger.info(
+      { component: 'bgp', node: node.self.name },
+      `bgp: ${node.self.name} (router id ${node.self.routerId}, AS ${node.bgp.asn}) running BIRD; peers ${node.self.peers.map((p) => `${p.name} ${p.address}`).join(', ')}`,
+    );
   }
 
   /** Spawns BIRD in the foreground, killed by the kernel if this process dies; waits for its socket. */
@@ -97,7 +124,20 @@ export class BgpSupervisor {
     const p = this.#o.node.paths;
     // Ours alone (the run directory is this node's): a socket left by a killed BIRD blocks nothing, but tells nothing either.
     rmSync(p.birdSocket, { force: true });
-    const argv = [SETPRIV_PATH, '--pdeathsig', 'KILL', '--', BIRD_PATH, '-f', '-c', p.birdConf, '-s', p.birdSocket, '-P', p.birdPid];
+    const argv = [
+      SETPRIV_PATH,
+      '--pdeathsig',
+      'KILL',
+      '--',
+      BIRD_PATH,
+      '-f',
+      '-c',
+      p.birdConf,
+      '-s',
+      p.birdSocket,
+      '-P',
+      p.birdPid,
+    ];
     // `ip netns exec` execs its command: setpriv (and then BIRD) is still this process's child.
     const [cmd, ...args] = this.#o.netns ? ['ip', 'netns', 'exec', this.#o.netns, ...argv] : argv;
     const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -112,13 +152,38 @@ export class BgpSupervisor {
       this.#restarts++;
       // BIRD starts with every static protocol disabled: the next check enables what is healthy.
       for (const c of this.#current) c.announced = false;
-      this.#o.logger.error({ component: 'bgp', code, signal, restarts: this.#restarts, output: this.#birdOutput.slice(-2000) }, `bgp: bird exited (${signal ?? code}); restarting in 1 s`);
+      this.#o.logger.error(
+        {
+          component: 'bgp',
+          code,
+          signal,
+          restarts: this.#restarts,
+          output: this.#birdOutput.slice(-2000),
+        },
+        `bgp: bird exited (${signal ?? code}); restarting in 1 s`,
+      );
       setTimeout(() => {
-        if (!this.#stopping) void this.#startBird().catch((err: Error) => this.#o.logger.error({ component: 'bgp', err: err.message }, 'bgp: bird restart failed'));
+        if (!this.#stopping)
+          void this.#startBird().catch((err: Error) =>
+            this.#o.logger.error(
+              { component: 'bgp', err: err.message },
+              'bgp: bird restart failed',
+            ),
+          );
       }, 1000).unref();
     });
-    await waitUntil(`bird's socket ${p.birdSocket}`, () => child.exitCode !== null || existsSync(p.birdSocket), 10_000, 50).catch(() => undefined);
-    if (!existsSync(p.birdSocket)) throw new VpnlbError('VPNLB_BGP_START', `bird did not open ${p.birdSocket} within 10 s: ${this.#birdOutput.slice(-1000)}`, 'internal');
+    await waitUntil(
+      `bird's socket ${p.birdSocket}`,
+      () => child.exitCode !== null || existsSync(p.birdSocket),
+      10_000,
+      50,
+    ).catch(() => undefined);
+    if (!existsSync(p.birdSocket))
+      throw new VpnlbError(
+        'VPNLB_BGP_START',
+        `bird did not open ${p.birdSocket} within 10 s: ${this.#birdOutput.slice(-1000)}`,
+        'internal',
+      );
   }
 
   /** One check after another (never two in flight), one interval apart. */
@@ -140,13 +205,21 @@ export class BgpSupervisor {
       let status: StatusLike | undefined;
       let error: string | undefined;
       try {
-        status = (await withTimeout(this.#o.readStatus(), Math.max(2000, 2 * bgp.checkInterval))) as StatusLike;
+        status = (await withTimeout(
+          this.#o.readStatus(),
+          Math.max(2000, 2 * bgp.checkInterval),
+        )) as StatusLike;
       } catch (err) {
         const e = err as Error & { cause?: Error };
         error = e.cause?.message ?? e.message;
       }
       const drained = isDrained(paths.drainFile);
-      const verdicts = evaluateAnnouncements({ announce: bgp.announce, status, ...(error !== undefined ? { error } : {}), drained });
+      const verdicts = evaluateAnnouncements({
+        announce: bgp.announce,
+        status,
+        ...(error !== undefined ? { error } : {}),
+        drained,
+      });
       await this.#apply(verdicts, drained);
       const state = this.#state(drained, await this.#bird.protocols().catch(() => undefined));
       writeFileSync(`${paths.stateFile}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
@@ -172,7 +245,10 @@ export class BgpSupervisor {
       try {
         await this.#bird.setEnabled(vipProtocol(i), want);
       } catch (err) {
-        this.#o.logger.error({ component: 'bgp', address: v.address, err: (err as Error).message }, `bgp: could not ${want ? 'announce' : 'withdraw'} ${v.address}`);
+        this.#o.logger.error(
+          { component: 'bgp', address: v.address, err: (err as Error).message },
+          `bgp: could not ${want ? 'announce' : 'withdraw'} ${v.address}`,
+        );
         continue;
       }
       const at = new Date().toISOString();
@@ -181,7 +257,10 @@ export class BgpSupervisor {
       c.reason = v.reason;
       c.since = at;
       this.#lastChange = { at, address: v.address, announced: want, reason: v.reason };
-      this.#o.logger[want ? 'info' : 'warn']({ component: 'bgp', address: v.address, announced: want, reason: v.reason }, `bgp: ${want ? 'announcing' : 'withdrew'} ${bgp.announce[i]!.prefix}${want ? '' : `: ${v.reason}`}`);
+      this.#o.logger[want ? 'info' : 'warn'](
+        { component: 'bgp', address: v.address, announced: want, reason: v.reason },
+        `bgp: ${want ? 'announcing' : 'withdrew'} ${bgp.announce[i]!.prefix}${want ? '' : `: ${v.reason}`}`,
+      );
     }
   }
 
@@ -189,13 +268,28 @@ export class BgpSupervisor {
     const { bgp, self } = this.#o.node;
     const announcements: BgpAnnouncementState[] = bgp.announce.map((a, i) => {
       const c = this.#current[i]!;
-      return { address: a.address, prefix: a.prefix, services: a.services, announced: c.announced, reason: c.announced ? 'ok' : c.reason, since: c.since };
+      return {
+        address: a.address,
+        prefix: a.prefix,
+        services: a.services,
+        announced: c.announced,
+        reason: c.announced ? 'ok' : c.reason,
+        since: c.since,
+      };
     });
     const peers: BgpPeerState[] = self.peers.map((p) => {
       const row = protocols?.find((r) => r.name === peerProtocol(p));
-      return { name: p.name, address: p.address, asn: p.asn, state: row?.state ?? 'unknown', info: row?.info ?? (protocols ? 'not configured' : 'bird did not answer'), established: row?.info.startsWith('Established') ?? false };
+      return {
+        name: p.name,
+        address: p.address,
+        asn: p.asn,
+        state: row?.state ?? 'unknown',
+        info: row?.info ?? (protocols ? 'not configured' : 'bird did not answer'),
+        established: row?.info.startsWith('Established') ?? false,
+      };
     });
-    const running = this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null;
+    const running =
+      this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null;
     return {
       node: self.name,
       routerId: self.routerId,
@@ -231,7 +325,10 @@ export class BgpSupervisor {
     // BIRD sends the withdrawals at once; give them a moment on the wire before the sessions close.
     await sleep(300);
     const state = this.#state(isDrained(this.#o.node.paths.drainFile), undefined);
-    writeFileSync(this.#o.node.paths.stateFile, `${JSON.stringify({ ...state, bird: { ...state.bird, running: false, pid: null } }, null, 2)}\n`);
+    writeFileSync(
+      this.#o.node.paths.stateFile,
+      `${JSON.stringify({ ...state, bird: { ...state.bird, running: false, pid: null } }, null, 2)}\n`,
+    );
     const child = this.#child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((r) => child.once('exit', () => r()));

@@ -33,7 +33,11 @@ export function parseCommandArgs<T extends NonNullable<ParseArgsConfig['options'
   try {
     return parseArgs({ args: argv, options, allowPositionals, strict: true });
   } catch (err) {
-    throw new VpnlbError('VPNLB_CLI_USAGE', `${(err as Error).message}\nusage: ${command.usage}`, 'client');
+    throw new VpnlbError(
+      'VPNLB_CLI_USAGE',
+      `${(err as Error).message}\nusage: ${command.usage}`,
+      'client',
+    );
   }
 }
 

@@ -4,9 +4,17 @@ import { canonicalAddress, checkUnicastAddress } from './address-rules.js';
 
 test('unspecified, multicast, broadcast and zone-ID addresses are refused with the reason', () => {
   for (const [a, why] of [
-    ['0.0.0.0', /unspecified/], ['::', /unspecified/], ['0:0::0', /unspecified/], ['::ffff:0.0.0.0', /unspecified/],
-    ['224.0.0.1', /multicast/], ['239.255.255.250', /multicast/], ['ff02::1', /multicast/], ['FF05::2', /multicast/],
-    ['255.255.255.255', /broadcast/], ['fe80::1%eth0', /zone ID/], ['198.18.1.10 ', /not an IPv4/],
+    ['0.0.0.0', /unspecified/],
+    ['::', /unspecified/],
+    ['0:0::0', /unspecified/],
+    ['::ffff:0.0.0.0', /unspecified/],
+    ['224.0.0.1', /multicast/],
+    ['239.255.255.250', /multicast/],
+    ['ff02::1', /multicast/],
+    ['FF05::2', /multicast/],
+    ['255.255.255.255', /broadcast/],
+    ['fe80::1%eth0', /zone ID/],
+    ['198.18.1.10 ', /not an IPv4/],
   ] as const) {
     const r = checkUnicastAddress(a);
     assert.ok('problem' in r, `${a} accepted`);

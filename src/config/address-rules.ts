@@ -22,21 +22,32 @@ export interface AddressInfo {
 
 /** The address, or why it cannot be a virtual IP, backend or SNAT address. */
 export function checkUnicastAddress(address: string): AddressInfo | { readonly problem: string } {
-  if (address.length > 64) return { problem: `${JSON.stringify(address.slice(0, 64))}… (${address.length} characters) is not an IPv4 or IPv6 address` };
-  if (address.includes('%')) return { problem: `"${address}" has a zone ID (%...): use a global or unique-local address, not a link-local one with its interface` };
+  if (address.length > 64)
+    return {
+      problem: `${JSON.stringify(address.slice(0, 64))}… (${address.length} characters) is not an IPv4 or IPv6 address`,
+    };
+  if (address.includes('%'))
+    return {
+      problem: `"${address}" has a zone ID (%...): use a global or unique-local address, not a link-local one with its interface`,
+    };
   const family = isIP(address);
   if (family === 0) return { problem: `"${address}" is not an IPv4 or IPv6 address` };
   const canonical = canonicalAddress(address);
   const v4 = family === 4 || !canonical.includes(':') ? canonical : undefined;
   if (v4 !== undefined) {
     const first = Number(v4.split('.')[0]);
-    if (v4 === '0.0.0.0') return { problem: `${address} is the unspecified address ("any"), not a host` };
-    if (v4 === '255.255.255.255') return { problem: `${address} is the limited broadcast address, not a host` };
-    if (first >= 224 && first <= 239) return { problem: `${address} is a multicast address (224.0.0.0/4), not a host` };
+    if (v4 === '0.0.0.0')
+      return { problem: `${address} is the unspecified address ("any"), not a host` };
+    if (v4 === '255.255.255.255')
+      return { problem: `${address} is the limited broadcast address, not a host` };
+    if (first >= 224 && first <= 239)
+      return { problem: `${address} is a multicast address (224.0.0.0/4), not a host` };
     return { family: family === 6 ? 6 : 4, canonical, isLoopback: first === 127 };
   }
-  if (canonical === '::') return { problem: `${address} is the unspecified address ("any"), not a host` };
-  if (canonical.startsWith('ff')) return { problem: `${address} is a multicast address (ff00::/8), not a host` };
+  if (canonical === '::')
+    return { problem: `${address} is the unspecified address ("any"), not a host` };
+  if (canonical.startsWith('ff'))
+    return { problem: `${address} is a multicast address (ff00::/8), not a host` };
   return { family: 6, canonical, isLoopback: canonical === '::1' };
 }
 

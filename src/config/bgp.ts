@@ -73,9 +73,15 @@ export const BGP_DEFAULTS = Object.freeze({
 });
 
 type PathSeg = string | number;
-type AddIssue = (severity: ConfigIssue['severity'], path: readonly PathSeg[], message: string, keyOnly?: boolean) => void;
+type AddIssue = (
+  severity: ConfigIssue['severity'],
+  path: readonly PathSeg[],
+  message: string,
+  keyOnly?: boolean,
+) => void;
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 /** Every service virtual IP of the (maybe schema-invalid) document: canonical address → service names. */
@@ -111,15 +117,24 @@ export function checkBgp(raw: Record<string, unknown>, add: AddIssue): void {
       const info = checkUnicastAddress(p.address);
       if ('problem' in info) {
         // BIRD speaks BGP over IPv4 or IPv6 only: anything else has no address family to carry a VIP.
-        add('error', [...base, j, 'address'], `${info.problem}: a BGP peer needs an IPv4 or IPv6 address (its family decides which VIPs it carries)`);
+        add(
+          'error',
+          [...base, j, 'address'],
+          `${info.problem}: a BGP peer needs an IPv4 or IPv6 address (its family decides which VIPs it carries)`,
+        );
         return;
       }
       families.add(info.family);
       const prev = seen.get(info.canonical);
-      if (prev !== undefined) add('error', [...base, j, 'address'], `peer ${p.address} is listed twice (also [${prev}])`);
+      if (prev !== undefined)
+        add('error', [...base, j, 'address'], `peer ${p.address} is listed twice (also [${prev}])`);
       else seen.set(info.canonical, j);
       if (typeof p.asn === 'number' && p.asn === bgp.asn) {
-        add('error', [...base, j, 'asn'], `peer AS ${p.asn} is the nodes' own AS: vpnlb speaks eBGP to its routers (an iBGP router would not multipath the nodes' equal routes without extra configuration)`);
+        add(
+          'error',
+          [...base, j, 'asn'],
+          `peer AS ${p.asn} is the nodes' own AS: vpnlb speaks eBGP to its routers (an iBGP router would not multipath the nodes' equal routes without extra configuration)`,
+        );
       }
     });
     return families;
@@ -130,15 +145,30 @@ export function checkBgp(raw: Record<string, unknown>, add: AddIssue): void {
     if (!isObj(n)) return;
     if (typeof n.name === 'string') {
       const prev = names.get(n.name);
-      if (prev !== undefined) add('error', ['bgp', 'nodes', i, 'name'], `duplicate node name "${n.name}" (also bgp.nodes[${prev}])`);
+      if (prev !== undefined)
+        add(
+          'error',
+          ['bgp', 'nodes', i, 'name'],
+          `duplicate node name "${n.name}" (also bgp.nodes[${prev}])`,
+        );
       else names.set(n.name, i);
     }
     if (typeof n.routerId === 'string') {
       // RFC 4271 §4.2 / RFC 6286: a 4-octet identifier, written as an IPv4 address, unique in the AS.
-      if (isIP(n.routerId) !== 4) add('error', ['bgp', 'nodes', i, 'routerId'], `"${n.routerId}" is not a router id: write it as an IPv4 address (RFC 4271 §4.2), usually the node's address towards its router`);
+      if (isIP(n.routerId) !== 4)
+        add(
+          'error',
+          ['bgp', 'nodes', i, 'routerId'],
+          `"${n.routerId}" is not a router id: write it as an IPv4 address (RFC 4271 §4.2), usually the node's address towards its router`,
+        );
       else {
         const prev = routerIds.get(n.routerId);
-        if (prev !== undefined) add('error', ['bgp', 'nodes', i, 'routerId'], `router id ${n.routerId} is also bgp.nodes[${prev}]'s: every node needs its own (a router drops a session from an identifier it already has)`);
+        if (prev !== undefined)
+          add(
+            'error',
+            ['bgp', 'nodes', i, 'routerId'],
+            `router id ${n.routerId} is also bgp.nodes[${prev}]'s: every node needs its own (a router drops a session from an identifier it already has)`,
+          );
         else routerIds.set(n.routerId, i);
       }
     }
@@ -146,28 +176,51 @@ export function checkBgp(raw: Record<string, unknown>, add: AddIssue): void {
     nodeFamilies.push({ i, families: new Set([...shared, ...own]) });
   });
   if (typeof bgp.node === 'string' && !names.has(bgp.node)) {
-    add('error', ['bgp', 'node'], `"${bgp.node}" is not one of bgp.nodes (${[...names.keys()].join(', ')})`);
+    add(
+      'error',
+      ['bgp', 'node'],
+      `"${bgp.node}" is not one of bgp.nodes (${[...names.keys()].join(', ')})`,
+    );
   }
 
   const vips = serviceVips(raw);
   const announced: { address: string; family: 4 | 6; path: PathSeg[] }[] = [];
   if (bgp.announce === undefined) {
-    for (const a of vips.keys()) announced.push({ address: a, family: isIP(a) === 6 ? 6 : 4, path: ['bgp'] });
+    for (const a of vips.keys())
+      announced.push({ address: a, family: isIP(a) === 6 ? 6 : 4, path: ['bgp'] });
   } else {
-    arr(bgp.announce).forEach((a, j) => {
-      if (typeof a !== 'string') return;
+    for (const [j, a] of arr(bgp.announce).entries()) {
+      if (typeof a !== 'string') continue;
       const info = checkUnicastAddress(a);
-      if ('problem' in info) return add('error', ['bgp', 'announce', j], info.problem);
+      if ('problem' in info) {
+        add('error', ['bgp', 'announce', j], info.problem);
+        continue;
+      }
       // A VIP that no service listens on would draw traffic that every node drops.
-      if (!vips.has(info.canonical)) return add('error', ['bgp', 'announce', j], `${a} is not the virtual IP of any service (${[...vips.keys()].join(', ') || 'none configured'})`);
-      announced.push({ address: info.canonical, family: info.family, path: ['bgp', 'announce', j] });
-    });
+      if (!vips.has(info.canonical)) {
+        add(
+          'error',
+          ['bgp', 'announce', j],
+          `${a} is not the virtual IP of any service (${[...vips.keys()].join(', ') || 'none configured'})`,
+        );
+        continue;
+      }
+      announced.push({
+        address: info.canonical,
+        family: info.family,
+        path: ['bgp', 'announce', j],
+      });
+    }
   }
   for (const a of announced) {
     for (const { i, families } of nodeFamilies) {
       if (!families.has(a.family)) {
         const n = nodes[i] as Record<string, unknown>;
-        add('error', a.path, `${a.address} is IPv${a.family} but node ${String(n.name)} has no IPv${a.family} peer to announce it to (add one to bgp.peers or bgp.nodes[${i}].peers)`);
+        add(
+          'error',
+          a.path,
+          `${a.address} is IPv${a.family} but node ${String(n.name)} has no IPv${a.family} peer to announce it to (add one to bgp.peers or bgp.nodes[${i}].peers)`,
+        );
       }
     }
   }
@@ -177,13 +230,38 @@ export function checkBgp(raw: Record<string, unknown>, add: AddIssue): void {
   const hold = safeDuration(bgp.holdTime);
   const keepalive = safeDuration(bgp.keepaliveTime);
   // RFC 4271 §4.2: the hold time is zero or at least three seconds; BIRD counts in whole seconds.
-  if (hold !== undefined && (hold % 1000 !== 0 || hold < 3000 || hold > 65_535_000)) add('error', ['bgp', 'holdTime'], `holdTime must be whole seconds from 3s to 65535s (RFC 4271 §4.2; got ${hold} ms)`);
-  if (keepalive !== undefined && (keepalive % 1000 !== 0 || keepalive < 1000)) add('error', ['bgp', 'keepaliveTime'], `keepaliveTime must be whole seconds from 1s (got ${keepalive} ms)`);
-  if (keepalive !== undefined && keepalive >= (hold ?? BGP_DEFAULTS.holdTime)) add('error', ['bgp', 'keepaliveTime'], `keepaliveTime (${keepalive} ms) must be shorter than holdTime (${hold ?? BGP_DEFAULTS.holdTime} ms)`);
+  if (hold !== undefined && (hold % 1000 !== 0 || hold < 3000 || hold > 65_535_000))
+    add(
+      'error',
+      ['bgp', 'holdTime'],
+      `holdTime must be whole seconds from 3s to 65535s (RFC 4271 §4.2; got ${hold} ms)`,
+    );
+  if (keepalive !== undefined && (keepalive % 1000 !== 0 || keepalive < 1000))
+    add(
+      'error',
+      ['bgp', 'keepaliveTime'],
+      `keepaliveTime must be whole seconds from 1s (got ${keepalive} ms)`,
+    );
+  if (keepalive !== undefined && keepalive >= (hold ?? BGP_DEFAULTS.holdTime))
+    add(
+      'error',
+      ['bgp', 'keepaliveTime'],
+      `keepaliveTime (${keepalive} ms) must be shorter than holdTime (${hold ?? BGP_DEFAULTS.holdTime} ms)`,
+    );
   const bfdInterval = safeDuration(bgp.bfdInterval);
-  if (bfdInterval !== undefined && (bfdInterval < 10 || bfdInterval > 60_000)) add('error', ['bgp', 'bfdInterval'], `bfdInterval must be from 10ms to 60s (got ${bfdInterval} ms)`);
+  if (bfdInterval !== undefined && (bfdInterval < 10 || bfdInterval > 60_000))
+    add(
+      'error',
+      ['bgp', 'bfdInterval'],
+      `bfdInterval must be from 10ms to 60s (got ${bfdInterval} ms)`,
+    );
   const check = safeDuration(bgp.checkInterval);
-  if (check !== undefined && check < 100) add('error', ['bgp', 'checkInterval'], `checkInterval must be at least 100ms (got ${check} ms)`);
+  if (check !== undefined && check < 100)
+    add(
+      'error',
+      ['bgp', 'checkInterval'],
+      `checkInterval must be at least 100ms (got ${check} ms)`,
+    );
 }
 
 /**
@@ -196,17 +274,31 @@ function checkReplyNatAmbiguity(raw: Record<string, unknown>, add: AddIssue): vo
   const pools = isObj(raw.pools) ? raw.pools : {};
   const owner = new Map<string, { vip: string; i: number }>();
   arr(services.ikev2).forEach((s, i) => {
-    if (!isObj(s) || s.nat === 'full' || s.dataplane === 'userspace' || typeof s.virtualIp !== 'string' || typeof s.pool !== 'string') return;
+    if (
+      !isObj(s) ||
+      s.nat === 'full' ||
+      s.dataplane === 'userspace' ||
+      typeof s.virtualIp !== 'string' ||
+      typeof s.pool !== 'string'
+    )
+      return;
     const pool = pools[s.pool];
     const vip = canonicalAddress(s.virtualIp);
-    const ports = [typeof s.backendIkePort === 'number' ? s.backendIkePort : 500, typeof s.backendNatTPort === 'number' ? s.backendNatTPort : 4500];
+    const ports = [
+      typeof s.backendIkePort === 'number' ? s.backendIkePort : 500,
+      typeof s.backendNatTPort === 'number' ? s.backendNatTPort : 4500,
+    ];
     for (const b of isObj(pool) ? arr(pool.backends) : []) {
       if (!isObj(b) || typeof b.address !== 'string' || isIP(b.address) === 0) continue;
       for (const port of ports) {
         const key = `${canonicalAddress(b.address)} ${port}`;
         const prev = owner.get(key);
         if (prev && prev.vip !== vip) {
-          add('error', ['services', 'ikev2', i, 'pool'], `server ${b.address} port ${port} also serves services.ikev2[${prev.i}] (${prev.vip}): with bgp.replyNat a node cannot tell which virtual IP its packets answer for (give the server one address per service, or set bgp.replyNat: false)`);
+          add(
+            'error',
+            ['services', 'ikev2', i, 'pool'],
+            `server ${b.address} port ${port} also serves services.ikev2[${prev.i}] (${prev.vip}): with bgp.replyNat a node cannot tell which virtual IP its packets answer for (give the server one address per service, or set bgp.replyNat: false)`,
+          );
           return;
         }
         owner.set(key, { vip, i });
@@ -216,27 +308,50 @@ function checkReplyNatAmbiguity(raw: Record<string, unknown>, add: AddIssue): vo
 }
 
 /** The resolved section. `vips` are the services' virtual IPs with the service names. */
-export function resolveBgp(input: BgpInput, services: readonly { name: string; virtualIp: string }[]): BgpConfig {
+export function resolveBgp(
+  input: BgpInput,
+  services: readonly { name: string; virtualIp: string }[],
+): BgpConfig {
   const D = BGP_DEFAULTS;
-  const peer = (p: NonNullable<BgpInput['peers']>[number]): BgpPeer => ({ name: p.name, address: canonicalAddress(p.address), asn: p.asn, family: isIP(p.address) === 6 ? 6 : 4 });
+  const peer = (p: NonNullable<BgpInput['peers']>[number]): BgpPeer => ({
+    name: p.name,
+    address: canonicalAddress(p.address),
+    asn: p.asn,
+    family: isIP(p.address) === 6 ? 6 : 4,
+  });
   const shared = (input.peers ?? []).map(peer);
   const byVip = new Map<string, string[]>();
   for (const s of services) {
     const key = canonicalAddress(s.virtualIp);
     byVip.set(key, [...(byVip.get(key) ?? []), s.name]);
   }
-  const addresses = input.announce ? [...new Set(input.announce.map(canonicalAddress))] : [...byVip.keys()];
+  const addresses = input.announce
+    ? [...new Set(input.announce.map(canonicalAddress))]
+    : [...byVip.keys()];
   const announce = addresses.map((address): BgpAnnouncement => {
     const family = isIP(address) === 6 ? 6 : 4;
-    return { address, family, prefix: `${address}/${family === 6 ? 128 : 32}`, services: byVip.get(address) ?? [] };
+    return {
+      address,
+      family,
+      prefix: `${address}/${family === 6 ? 128 : 32}`,
+      services: byVip.get(address) ?? [],
+    };
   });
-  const dur = (v: number | string | undefined, fallback: number) => (v === undefined ? fallback : parseDuration(v));
+  const dur = (v: number | string | undefined, fallback: number) =>
+    v === undefined ? fallback : parseDuration(v);
   return {
     asn: input.asn,
-    nodes: input.nodes.map((n) => ({ name: n.name, routerId: n.routerId, peers: [...shared, ...(n.peers ?? []).map(peer)] })),
+    nodes: input.nodes.map((n) => ({
+      name: n.name,
+      routerId: n.routerId,
+      peers: [...shared, ...(n.peers ?? []).map(peer)],
+    })),
     ...(input.node !== undefined ? { node: input.node } : {}),
     // IPv4 first: BIRD's static protocols and the state file list them in this order.
-    announce: [...announce.filter((a) => a.family === 4), ...announce.filter((a) => a.family === 6)],
+    announce: [
+      ...announce.filter((a) => a.family === 4),
+      ...announce.filter((a) => a.family === 6),
+    ],
     holdTime: dur(input.holdTime, D.holdTime),
     keepaliveTime: dur(input.keepaliveTime, D.keepaliveTime),
     bfd: input.bfd ?? D.bfd,
@@ -251,7 +366,11 @@ export function resolveBgp(input: BgpInput, services: readonly { name: string; v
 }
 
 /** Which node this is: `override` (`--node`), else `bgp.node`, else the node whose router id is configured here. */
-export function localBgpNode(bgp: BgpConfig, override?: string, host: HostView = LOCAL_HOST): BgpNode | undefined {
+export function localBgpNode(
+  bgp: BgpConfig,
+  override?: string,
+  host: HostView = LOCAL_HOST,
+): BgpNode | undefined {
   const name = override ?? bgp.node;
   if (name !== undefined) return bgp.nodes.find((n) => n.name === name);
   return bgp.nodes.find((n) => host.isLocalAddress(n.routerId));

@@ -32,7 +32,10 @@ export function formatIssue(source: string, issue: ConfigIssue): string {
   const where = issue.line ? `${source}:${issue.line}:${issue.column ?? 1}` : source;
   const path = issue.path ? `${issue.path}: ` : '';
   // Messages quote values through `quoteValue`; this cut catches any other long interpolation.
-  const message = issue.message.length <= MAX_MESSAGE_LENGTH ? issue.message : `${issue.message.slice(0, MAX_MESSAGE_LENGTH)}…`;
+  const message =
+    issue.message.length <= MAX_MESSAGE_LENGTH
+      ? issue.message
+      : `${issue.message.slice(0, MAX_MESSAGE_LENGTH)}…`;
   return escapeControl(`${where}: ${issue.severity}: ${path}${message}`);
 }
 
@@ -57,11 +60,17 @@ export function quoteValue(value: unknown): string {
 }
 
 export function truncate(text: string): string {
-  return text.length <= MAX_QUOTED_LENGTH ? text : `${text.slice(0, MAX_QUOTED_LENGTH)}… (${text.length} characters)`;
+  return text.length <= MAX_QUOTED_LENGTH
+    ? text
+    : `${text.slice(0, MAX_QUOTED_LENGTH)}… (${text.length} characters)`;
 }
 
 export function tooLarge(size: number): ConfigIssue {
-  return { severity: 'error', path: '', message: `the file is ${size} bytes; a configuration may be at most ${MAX_CONFIG_BYTES} bytes (1 MiB)` };
+  return {
+    severity: 'error',
+    path: '',
+    message: `the file is ${size} bytes; a configuration may be at most ${MAX_CONFIG_BYTES} bytes (1 MiB)`,
+  };
 }
 
 /** The first `MAX_ISSUES` issues, and one line that says how many more there were. */
@@ -71,7 +80,11 @@ export function capIssues(issues: ConfigIssue[]): ConfigIssue[] {
   const errors = rest.filter((i) => i.severity === 'error').length;
   return [
     ...issues.slice(0, MAX_ISSUES),
-    { severity: errors > 0 ? 'error' : 'warning', path: '', message: `${rest.length} more issue(s) not shown (${errors} error(s)); fix the ones above first` },
+    {
+      severity: errors > 0 ? 'error' : 'warning',
+      path: '',
+      message: `${rest.length} more issue(s) not shown (${errors} error(s)); fix the ones above first`,
+    },
   ];
 }
 

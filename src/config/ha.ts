@@ -24,17 +24,27 @@ export interface HostView {
 export const LOCAL_HOST: HostView = {
   hasInterface: (name) => existsSync(`/sys/class/net/${name}`),
   isLocalAddress: (address) =>
-    Object.values(networkInterfaces()).some((list) => (list ?? []).some((a) => sameAddress(a.address, address))),
+    Object.values(networkInterfaces()).some((list) =>
+      (list ?? []).some((a) => sameAddress(a.address, address)),
+    ),
 };
 
 type PathSeg = string | number;
-type AddIssue = (severity: ConfigIssue['severity'], path: readonly PathSeg[], message: string, keyOnly?: boolean) => void;
+type AddIssue = (
+  severity: ConfigIssue['severity'],
+  path: readonly PathSeg[],
+  message: string,
+  keyOnly?: boolean,
+) => void;
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 /** `198.19.0.1/32` → `{ address, prefix, family }`, or undefined when malformed. */
-export function parseCidr(text: string): { address: string; prefix: number; family: 4 | 6 } | undefined {
+export function parseCidr(
+  text: string,
+): { address: string; prefix: number; family: 4 | 6 } | undefined {
   const m = /^([^/]+)\/(\d{1,3})$/.exec(text);
   if (!m) return undefined;
   const family = isIP(m[1]!);
@@ -69,22 +79,51 @@ export function checkHa(raw: Record<string, unknown>, add: AddIssue, host: HostV
   const names = nodes.map((n) => n.name);
   if (nodes.length === 2) {
     const [a, b] = nodes as [Record<string, unknown>, Record<string, unknown>];
-    if (a.name === b.name && typeof a.name === 'string') add('error', ['ha', 'nodes', 1, 'name'], `both nodes are named "${a.name}"`);
+    if (a.name === b.name && typeof a.name === 'string')
+      add('error', ['ha', 'nodes', 1, 'name'], `both nodes are named "${a.name}"`);
     if (typeof a.priority === 'number' && a.priority === b.priority) {
       // RFC 5798 §6.4.3: equal priorities fall back to comparing primary addresses, so which
       // node is active would depend on interface addressing, not on the administrator.
-      add('error', ['ha', 'nodes', 1, 'priority'], `both nodes have priority ${a.priority}: give the node that should normally be active the higher one`);
+      add(
+        'error',
+        ['ha', 'nodes', 1, 'priority'],
+        `both nodes have priority ${a.priority}: give the node that should normally be active the higher one`,
+      );
     }
-    if (typeof a.syncAddress === 'string' && typeof b.syncAddress === 'string' && isIP(a.syncAddress) && isIP(b.syncAddress)) {
-      if (sameAddress(a.syncAddress, b.syncAddress)) add('error', ['ha', 'nodes', 1, 'syncAddress'], `both nodes use sync address ${a.syncAddress}`);
-      else if (isIP(a.syncAddress) !== isIP(b.syncAddress)) add('error', ['ha', 'nodes', 1, 'syncAddress'], 'the two sync addresses must be of one address family (conntrackd speaks one on its link)');
+    if (
+      typeof a.syncAddress === 'string' &&
+      typeof b.syncAddress === 'string' &&
+      isIP(a.syncAddress) &&
+      isIP(b.syncAddress)
+    ) {
+      if (sameAddress(a.syncAddress, b.syncAddress))
+        add(
+          'error',
+          ['ha', 'nodes', 1, 'syncAddress'],
+          `both nodes use sync address ${a.syncAddress}`,
+        );
+      else if (isIP(a.syncAddress) !== isIP(b.syncAddress))
+        add(
+          'error',
+          ['ha', 'nodes', 1, 'syncAddress'],
+          'the two sync addresses must be of one address family (conntrackd speaks one on its link)',
+        );
     }
   }
   nodes.forEach((n, i) => {
-    if (typeof n.syncAddress === 'string' && isIP(n.syncAddress) === 0) add('error', ['ha', 'nodes', i, 'syncAddress'], `"${n.syncAddress}" is not an IPv4 or IPv6 address`);
+    if (typeof n.syncAddress === 'string' && isIP(n.syncAddress) === 0)
+      add(
+        'error',
+        ['ha', 'nodes', i, 'syncAddress'],
+        `"${n.syncAddress}" is not an IPv4 or IPv6 address`,
+      );
   });
   if (typeof ha.node === 'string' && !names.includes(ha.node)) {
-    add('error', ['ha', 'node'], `"${ha.node}" is not one of ha.nodes (${names.filter((n) => typeof n === 'string').join(', ')})`);
+    add(
+      'error',
+      ['ha', 'node'],
+      `"${ha.node}" is not one of ha.nodes (${names.filter((n) => typeof n === 'string').join(', ')})`,
+    );
   }
 
   const vrrp = isObj(ha.vrrp) ? ha.vrrp : {};
@@ -93,12 +132,28 @@ export function checkHa(raw: Record<string, unknown>, add: AddIssue, host: HostV
   for (const d of ['advertInterval', 'preemptDelay'] as const) {
     const ms = safeDuration(vrrp[d]);
     // keepalived (VRRPv2) advertises in whole seconds, 1 to 255 (RFC 3768 §5.3.7).
-    if (ms !== undefined && (ms % 1000 !== 0 || ms > 255_000 || (d === 'advertInterval' && ms < 1000))) {
-      add('error', ['ha', 'vrrp', d], `${d} must be whole seconds${d === 'advertInterval' ? ' from 1s' : ''} to 255s (got ${ms} ms)`);
+    if (
+      ms !== undefined &&
+      (ms % 1000 !== 0 || ms > 255_000 || (d === 'advertInterval' && ms < 1000))
+    ) {
+      add(
+        'error',
+        ['ha', 'vrrp', d],
+        `${d} must be whole seconds${d === 'advertInterval' ? ' from 1s' : ''} to 255s (got ${ms} ms)`,
+      );
     }
   }
-  if (outside && inside && typeof outside.virtualRouterId === 'number' && outside.virtualRouterId === inside.virtualRouterId) {
-    add('error', ['ha', 'vrrp', 'inside', 'virtualRouterId'], `the inside instance reuses virtual router id ${inside.virtualRouterId} of the outside one`);
+  if (
+    outside &&
+    inside &&
+    typeof outside.virtualRouterId === 'number' &&
+    outside.virtualRouterId === inside.virtualRouterId
+  ) {
+    add(
+      'error',
+      ['ha', 'vrrp', 'inside', 'virtualRouterId'],
+      `the inside instance reuses virtual router id ${inside.virtualRouterId} of the outside one`,
+    );
   }
 
   // Every address of the service side, to keep the sync link and VRRP addresses apart from it.
@@ -106,19 +161,27 @@ export function checkHa(raw: Record<string, unknown>, add: AddIssue, host: HostV
   const vips: { address: string; path: PathSeg[] }[] = [];
   for (const kind of ['ikev2', 'sstp'] as const) {
     arr(services[kind]).forEach((s, i) => {
-      if (isObj(s) && typeof s.virtualIp === 'string' && isIP(s.virtualIp)) vips.push({ address: s.virtualIp, path: ['services', kind, i, 'virtualIp'] });
+      if (isObj(s) && typeof s.virtualIp === 'string' && isIP(s.virtualIp))
+        vips.push({ address: s.virtualIp, path: ['services', kind, i, 'virtualIp'] });
     });
   }
   const backendAddresses = new Set<string>();
   const pools = isObj(raw.pools) ? raw.pools : {};
-  for (const p of Object.values(pools)) if (isObj(p)) for (const b of arr(p.backends)) if (isObj(b) && typeof b.address === 'string') backendAddresses.add(b.address);
+  for (const p of Object.values(pools))
+    if (isObj(p))
+      for (const b of arr(p.backends))
+        if (isObj(b) && typeof b.address === 'string') backendAddresses.add(b.address);
 
   const parsed = (inst: Record<string, unknown> | undefined, which: 'outside' | 'inside') =>
     arr(inst?.addresses).flatMap((a, j) => {
       if (typeof a !== 'string') return [];
       const c = parseCidr(a);
       if (!c) {
-        add('error', ['ha', 'vrrp', which, 'addresses', j], `"${a}" is not an address with prefix length (198.19.0.1/32, 2001:db8::1/64)`);
+        add(
+          'error',
+          ['ha', 'vrrp', which, 'addresses', j],
+          `"${a}" is not an address with prefix length (198.19.0.1/32, 2001:db8::1/64)`,
+        );
         return [];
       }
       return [{ ...c, j }];
@@ -128,25 +191,54 @@ export function checkHa(raw: Record<string, unknown>, add: AddIssue, host: HostV
   if (outside?.addresses !== undefined) {
     for (const v of vips) {
       if (!outsideAddrs.some((o) => sameAddress(o.address, v.address))) {
-        add('error', ['ha', 'vrrp', 'outside', 'addresses'], `service virtual IP ${v.address} (${pathText(v.path)}) is not among the outside VRRP addresses: both nodes would claim it, or neither`);
+        add(
+          'error',
+          ['ha', 'vrrp', 'outside', 'addresses'],
+          `service virtual IP ${v.address} (${pathText(v.path)}) is not among the outside VRRP addresses: both nodes would claim it, or neither`,
+        );
       }
     }
   }
   if (inside && inside.addresses === undefined) {
-    add('error', ['ha', 'vrrp', 'inside'], 'missing "addresses": the inside gateway address(es) the VPN servers route through (transparent mode needs the return path to follow the active node)');
+    add(
+      'error',
+      ['ha', 'vrrp', 'inside'],
+      'missing "addresses": the inside gateway address(es) the VPN servers route through (transparent mode needs the return path to follow the active node)',
+    );
   }
   for (const a of insideAddrs) {
-    if (vips.some((v) => sameAddress(v.address, a.address))) add('error', ['ha', 'vrrp', 'inside', 'addresses', a.j], `${a.address} is a service virtual IP: the inside gateway must be another address`);
+    if (vips.some((v) => sameAddress(v.address, a.address)))
+      add(
+        'error',
+        ['ha', 'vrrp', 'inside', 'addresses', a.j],
+        `${a.address} is a service virtual IP: the inside gateway must be another address`,
+      );
   }
-  if (outside && inside && typeof outside.interface === 'string' && outside.interface === inside.interface) {
-    add('error', ['ha', 'vrrp', 'inside', 'interface'], `the outside and inside instances share interface ${outside.interface}: a transparent balancer routes between two segments`);
+  if (
+    outside &&
+    inside &&
+    typeof outside.interface === 'string' &&
+    outside.interface === inside.interface
+  ) {
+    add(
+      'error',
+      ['ha', 'vrrp', 'inside', 'interface'],
+      `the outside and inside instances share interface ${outside.interface}: a transparent balancer routes between two segments`,
+    );
   }
 
   const sync = isObj(ha.sync) ? ha.sync : {};
   if (typeof sync.interface === 'string') {
-    for (const [which, inst] of [['outside', outside], ['inside', inside]] as const) {
+    for (const [which, inst] of [
+      ['outside', outside],
+      ['inside', inside],
+    ] as const) {
       if (inst && inst.interface === sync.interface) {
-        add('error', ['ha', 'sync', 'interface'], `the sync link must be dedicated, not the ${which} interface ${sync.interface} (conntrackd's state and the VPN traffic would share one queue)`);
+        add(
+          'error',
+          ['ha', 'sync', 'interface'],
+          `the sync link must be dedicated, not the ${which} interface ${sync.interface} (conntrackd's state and the VPN traffic would share one queue)`,
+        );
       }
     }
   }
@@ -154,13 +246,24 @@ export function checkHa(raw: Record<string, unknown>, add: AddIssue, host: HostV
     if (typeof n.syncAddress !== 'string' || !isIP(n.syncAddress)) return;
     const clash =
       vips.find((v) => sameAddress(v.address, n.syncAddress as string))?.address ??
-      [...outsideAddrs, ...insideAddrs].find((o) => sameAddress(o.address, n.syncAddress as string))?.address ??
+      [...outsideAddrs, ...insideAddrs].find((o) => sameAddress(o.address, n.syncAddress as string))
+        ?.address ??
       [...backendAddresses].find((b) => sameAddress(b, n.syncAddress as string));
-    if (clash !== undefined) add('error', ['ha', 'nodes', i, 'syncAddress'], `sync address ${n.syncAddress} overlaps a service, VRRP or server address: the sync link needs addresses of its own`);
+    if (clash !== undefined)
+      add(
+        'error',
+        ['ha', 'nodes', i, 'syncAddress'],
+        `sync address ${n.syncAddress} overlaps a service, VRRP or server address: the sync link needs addresses of its own`,
+      );
   });
 
   // Interfaces exist only on the nodes themselves: checked when this host is one of them.
-  const self = nodes.find((n) => typeof n.syncAddress === 'string' && isIP(n.syncAddress) && host.isLocalAddress(n.syncAddress));
+  const self = nodes.find(
+    (n) =>
+      typeof n.syncAddress === 'string' &&
+      isIP(n.syncAddress) &&
+      host.isLocalAddress(n.syncAddress),
+  );
   if (self) {
     const ifaces: [PathSeg[], unknown][] = [
       [['ha', 'sync', 'interface'], sync.interface],
@@ -168,7 +271,8 @@ export function checkHa(raw: Record<string, unknown>, add: AddIssue, host: HostV
       [['ha', 'vrrp', 'inside', 'interface'], inside?.interface],
     ];
     for (const [path, name] of ifaces) {
-      if (typeof name === 'string' && !host.hasInterface(name)) add('error', path, `no interface "${name}" on this host (node ${String(self.name)})`);
+      if (typeof name === 'string' && !host.hasInterface(name))
+        add('error', path, `no interface "${name}" on this host (node ${String(self.name)})`);
     }
   }
 }
@@ -179,7 +283,10 @@ function pathText(path: readonly PathSeg[]): string {
 
 /** keepalived sends one address family per advert: IPv4 first, IPv6 after. */
 function byFamily(addresses: readonly string[]): string[] {
-  return [...addresses.filter((a) => !a.includes(':')), ...addresses.filter((a) => a.includes(':'))];
+  return [
+    ...addresses.filter((a) => !a.includes(':')),
+    ...addresses.filter((a) => a.includes(':')),
+  ];
 }
 
 /** The resolved `ha:` section; `vips` are the service virtual IPs (the outside default). */
@@ -191,7 +298,11 @@ export function resolveHa(input: HaInput, vips: readonly string[]): HaConfig {
     addresses: byFamily(i.addresses ?? fallback),
   });
   const defaultOutside = [...new Set(vips)].map((v) => `${v}/${isIP(v) === 6 ? 128 : 32}`);
-  const node = (n: HaInput['nodes'][number]): HaNode => ({ name: n.name, priority: n.priority, syncAddress: n.syncAddress });
+  const node = (n: HaInput['nodes'][number]): HaNode => ({
+    name: n.name,
+    priority: n.priority,
+    syncAddress: n.syncAddress,
+  });
   return {
     nodes: [node(input.nodes[0]!), node(input.nodes[1]!)],
     ...(input.node !== undefined ? { node: input.node } : {}),
@@ -213,10 +324,17 @@ export function resolveHa(input: HaInput, vips: readonly string[]): HaConfig {
  * Which node of the pair this host is: `override` (`--node`), else `ha.node`, else the node
  * whose sync address is configured here. Undefined when none applies.
  */
-export function localNode(ha: HaConfig, override?: string, host: HostView = LOCAL_HOST): { self: HaNode; peer: HaNode } | undefined {
+export function localNode(
+  ha: HaConfig,
+  override?: string,
+  host: HostView = LOCAL_HOST,
+): { self: HaNode; peer: HaNode } | undefined {
   const [a, b] = ha.nodes;
   const name = override ?? ha.node;
-  const self = name !== undefined ? ha.nodes.find((n) => n.name === name) : ha.nodes.find((n) => host.isLocalAddress(n.syncAddress));
+  const self =
+    name !== undefined
+      ? ha.nodes.find((n) => n.name === name)
+      : ha.nodes.find((n) => host.isLocalAddress(n.syncAddress));
   if (!self) return undefined;
   return { self, peer: self === a ? b : a };
 }

@@ -2,7 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkConfigFile, checkConfigText, loadConfigText, parseDuration, ConfigError } from './load-config.js';
+import {
+  checkConfigFile,
+  checkConfigText,
+  loadConfigText,
+  parseDuration,
+  ConfigError,
+} from './load-config.js';
 import { REPO_ROOT } from '../../lab/vpnlb-process.js';
 
 const MINIMAL = `
@@ -21,7 +27,11 @@ test('every example in examples/ is valid', () => {
   assert.ok(files.length >= 3, 'at least three examples');
   for (const f of files) {
     const r = checkConfigFile(join(dir, f));
-    assert.deepEqual(r.issues.filter((i) => i.severity === 'error'), [], f);
+    assert.deepEqual(
+      r.issues.filter((i) => i.severity === 'error'),
+      [],
+      f,
+    );
     assert.ok(r.config, f);
   }
 });
@@ -92,16 +102,26 @@ test('warnings: full NAT names the 809 risk; no monitor is flagged', () => {
   const r = checkConfigText(MINIMAL.replace('pool: rras }', 'pool: rras, nat: full }'));
   assert.ok(r.config);
   const w = r.issues.filter((i) => i.severity === 'warning').map((i) => i.message);
-  assert.ok(w.some((m) => /error 809/.test(m) && /balancer's own address/.test(m)), w.join('\n'));
+  assert.ok(
+    w.some((m) => /error 809/.test(m) && /balancer's own address/.test(m)),
+    w.join('\n'),
+  );
   assert.ok(w.some((m) => /no monitor/.test(m)));
 });
 
 test('kernel IKEv2 services cannot use stateful methods or cross address families', () => {
-  const lc = checkConfigText(MINIMAL.replace('pool: rras }', 'pool: rras, method: least-connections }'));
+  const lc = checkConfigText(
+    MINIMAL.replace('pool: rras }', 'pool: rras, method: least-connections }'),
+  );
   assert.match(lc.issues.find((i) => i.severity === 'error')?.message ?? '', /userspace/);
   const v6 = checkConfigText(MINIMAL.replace('virtualIp: 198.19.0.1', 'virtualIp: "2001:db8::1"'));
   assert.match(v6.issues.find((i) => i.severity === 'error')?.message ?? '', /IPv6/);
-  const ok = checkConfigText(MINIMAL.replace('pool: rras }', 'pool: rras, dataplane: userspace, method: least-connections }'));
+  const ok = checkConfigText(
+    MINIMAL.replace(
+      'pool: rras }',
+      'pool: rras, dataplane: userspace, method: least-connections }',
+    ),
+  );
   assert.ok(ok.config);
 });
 
@@ -112,10 +132,18 @@ test('listener conflicts between services are reported', () => {
 
 test('SSTP mode rules', () => {
   const base = MINIMAL.replace(/services:[\s\S]*/, 'services:\n  sstp:\n');
-  const offload = checkConfigText(`${base}    - { name: s, virtualIp: 198.19.0.1, pool: rras, mode: offload }\n`);
+  const offload = checkConfigText(
+    `${base}    - { name: s, virtualIp: 198.19.0.1, pool: rras, mode: offload }\n`,
+  );
   assert.ok(offload.issues.some((i) => /needs "tls"/.test(i.message)));
-  const persist = checkConfigText(`${base}    - { name: s, virtualIp: 198.19.0.1, pool: rras, mode: offload, persistence: tls-session, tls: { cert: a, key: b } }\n`);
-  assert.ok(persist.issues.some((i) => i.severity === 'error' && /tls-session persistence needs passthrough/.test(i.message)));
+  const persist = checkConfigText(
+    `${base}    - { name: s, virtualIp: 198.19.0.1, pool: rras, mode: offload, persistence: tls-session, tls: { cert: a, key: b } }\n`,
+  );
+  assert.ok(
+    persist.issues.some(
+      (i) => i.severity === 'error' && /tls-session persistence needs passthrough/.test(i.message),
+    ),
+  );
   const pass = loadConfigText(`${base}    - { name: s, virtualIp: 198.19.0.1, pool: rras }\n`);
   assert.equal(pass.services.sstp[0]!.mode, 'passthrough');
   assert.equal(pass.services.sstp[0]!.method, 'least-connections');
@@ -126,7 +154,8 @@ test('SSTP mode rules', () => {
 test('loadConfigText throws ConfigError carrying every issue', () => {
   assert.throws(
     () => loadConfigText('pools: {}\nservices: {}\n'),
-    (err: unknown) => err instanceof ConfigError && err.issues.length > 0 && err.code === 'VPNLB_CONFIG_INVALID',
+    (err: unknown) =>
+      err instanceof ConfigError && err.issues.length > 0 && err.code === 'VPNLB_CONFIG_INVALID',
   );
 });
 
@@ -143,8 +172,17 @@ test('parseDuration', () => {
 
 test('two kernel IKEv2 services of one family need distinct nftables tables', () => {
   const r = checkConfigText(`${MINIMAL}    - { name: ike2, virtualIp: 198.19.0.2, pool: rras }\n`);
-  assert.ok(r.issues.some((i) => i.severity === 'error' && /nftables table "vpnlb"/.test(i.message) && i.path === 'services.ikev2[1]'));
-  const distinct = checkConfigText(`${MINIMAL}    - { name: ike2, virtualIp: 198.19.0.2, pool: rras, table: vpnlb2 }\n`);
+  assert.ok(
+    r.issues.some(
+      (i) =>
+        i.severity === 'error' &&
+        /nftables table "vpnlb"/.test(i.message) &&
+        i.path === 'services.ikev2[1]',
+    ),
+  );
+  const distinct = checkConfigText(
+    `${MINIMAL}    - { name: ike2, virtualIp: 198.19.0.2, pool: rras, table: vpnlb2 }\n`,
+  );
   assert.ok(distinct.config, JSON.stringify(distinct.issues));
   const families = checkConfigText(`
 pools:
@@ -155,5 +193,8 @@ services:
     - { name: a, virtualIp: 198.19.0.1, pool: rras }
     - { name: b, virtualIp: "2001:db8::1", pool: rras6 }
 `);
-  assert.ok(families.config, 'an IPv4 and an IPv6 service share the table name (one table per family)');
+  assert.ok(
+    families.config,
+    'an IPv4 and an IPv6 service share the table name (one table per family)',
+  );
 });

@@ -71,7 +71,11 @@ export function checkConfigFile(path: string): CheckResult {
     if (size > MAX_CONFIG_BYTES) return { issues: [tooLarge(size)] };
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    return { issues: [{ severity: 'error', path: '', message: `cannot read file: ${(err as Error).message}` }] };
+    return {
+      issues: [
+        { severity: 'error', path: '', message: `cannot read file: ${(err as Error).message}` },
+      ],
+    };
   }
   return checkConfigText(text, path);
 }
@@ -91,22 +95,43 @@ export function loadConfigText(text: string, source = '<embedded>'): Config {
 }
 
 /** Checks configuration text: YAML syntax, schema, semantics; resolves when error-free. */
-export function checkConfigText(text: string, source = '<embedded>', host: HostView = LOCAL_HOST): CheckResult {
+export function checkConfigText(
+  text: string,
+  source = '<embedded>',
+  host: HostView = LOCAL_HOST,
+): CheckResult {
   if (text.length > MAX_CONFIG_BYTES) return { issues: [tooLarge(Buffer.byteLength(text))] };
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   const issues: ConfigIssue[] = [];
-  const locate = (path: readonly PathSeg[], keyOnly = false) => locateNode(doc, lineCounter, path, keyOnly);
-  const add = (severity: ConfigIssue['severity'], path: readonly PathSeg[], message: string, keyOnly = false) =>
-    issues.push({ severity, path: formatPath(path), ...locate(path, keyOnly), message });
+  const locate = (path: readonly PathSeg[], keyOnly = false) =>
+    locateNode(doc, lineCounter, path, keyOnly);
+  const add = (
+    severity: ConfigIssue['severity'],
+    path: readonly PathSeg[],
+    message: string,
+    keyOnly = false,
+  ) => issues.push({ severity, path: formatPath(path), ...locate(path, keyOnly), message });
 
   for (const e of doc.errors) {
     const pos = lineCounter.linePos(e.pos[0]);
-    issues.push({ severity: 'error', path: '', line: pos.line, column: pos.col, message: `YAML: ${truncate(firstLine(e.message))}` });
+    issues.push({
+      severity: 'error',
+      path: '',
+      line: pos.line,
+      column: pos.col,
+      message: `YAML: ${truncate(firstLine(e.message))}`,
+    });
   }
   for (const w of doc.warnings) {
     const pos = lineCounter.linePos(w.pos[0]);
-    issues.push({ severity: 'warning', path: '', line: pos.line, column: pos.col, message: `YAML: ${truncate(firstLine(w.message))}` });
+    issues.push({
+      severity: 'warning',
+      path: '',
+      line: pos.line,
+      column: pos.col,
+      message: `YAML: ${truncate(firstLine(w.message))}`,
+    });
   }
   if (doc.errors.length > 0) return { issues: capIssues(sortIssues(issues)) };
 
@@ -124,7 +149,12 @@ export function checkConfigText(text: string, source = '<embedded>', host: HostV
       },
     });
     const pos = at === undefined ? undefined : lineCounter.linePos(at);
-    issues.push({ severity: 'error', path: '', ...(pos ? { line: pos.line, column: pos.col } : {}), message: `YAML: aliases expand too far (more than ${MAX_ALIAS_COUNT} resolved): ${truncate(firstLine((err as Error).message))}` });
+    issues.push({
+      severity: 'error',
+      path: '',
+      ...(pos ? { line: pos.line, column: pos.col } : {}),
+      message: `YAML: aliases expand too far (more than ${MAX_ALIAS_COUNT} resolved): ${truncate(firstLine((err as Error).message))}`,
+    });
     return { issues: capIssues(sortIssues(issues)) };
   }
   if (raw === null || raw === undefined) {
@@ -136,7 +166,12 @@ export function checkConfigText(text: string, source = '<embedded>', host: HostV
       const path = pointerToPath(e.instancePath);
       if (e.keyword === 'additionalProperties') {
         const extra = String((e.params as { additionalProperty: string }).additionalProperty);
-        add('error', [...path, extra], `unknown setting ${quoteValue(extra)}${suggest(extra, e)}`, true);
+        add(
+          'error',
+          [...path, extra],
+          `unknown setting ${quoteValue(extra)}${suggest(extra, e)}`,
+          true,
+        );
       } else if (e.keyword === 'required') {
         const missing = String((e.params as { missingProperty: string }).missingProperty);
         add('error', path, `missing required setting "${missing}"`);

@@ -10,7 +10,15 @@ import { parseDuration } from './duration.js';
 import { resolveBgp } from './bgp.js';
 import { resolveHa } from './ha.js';
 import type { ConfigInput } from './schema.js';
-import type { AdminConfig, Backend, Config, Ikev2Service, Monitor, Pool, SstpService } from './types.js';
+import type {
+  AdminConfig,
+  Backend,
+  Config,
+  Ikev2Service,
+  Monitor,
+  Pool,
+  SstpService,
+} from './types.js';
 
 /** Relative file paths in a configuration are relative to the configuration file. */
 export function baseDirOf(source: string): string {
@@ -23,9 +31,13 @@ function resolveAdmin(a: NonNullable<ConfigInput['admin']>, baseDir: string): Ad
     listen: a.listen ?? D.listen,
     port: a.port ?? D.port,
     tokenFile: resolvePath(baseDir, a.tokenFile ?? D.tokenFile),
-    ...(a.readOnlyTokenFile !== undefined ? { readOnlyTokenFile: resolvePath(baseDir, a.readOnlyTokenFile) } : {}),
+    ...(a.readOnlyTokenFile !== undefined
+      ? { readOnlyTokenFile: resolvePath(baseDir, a.readOnlyTokenFile) }
+      : {}),
     ...(a.socket !== undefined ? { socket: resolvePath(baseDir, a.socket) } : {}),
-    ...(a.tls ? { tls: { cert: resolvePath(baseDir, a.tls.cert), key: resolvePath(baseDir, a.tls.key) } } : {}),
+    ...(a.tls
+      ? { tls: { cert: resolvePath(baseDir, a.tls.cert), key: resolvePath(baseDir, a.tls.key) } }
+      : {}),
     allowedHosts: (a.allowedHosts ?? []).map((h) => h.toLowerCase()),
     metrics: a.metrics ?? D.metrics,
     healthEndpoint: a.healthEndpoint ?? D.healthEndpoint,
@@ -84,7 +96,12 @@ export function resolve(input: ConfigInput, source: string): Config {
       dataplane: s.dataplane ?? D.dataplane,
       nat: s.nat ?? D.nat,
       ...(s.snat
-        ? { snat: { addresses: [...s.snat.addresses], maxSasPerAddress: s.snat.maxSasPerAddress ?? D.maxSasPerAddress } }
+        ? {
+            snat: {
+              addresses: [...s.snat.addresses],
+              maxSasPerAddress: s.snat.maxSasPerAddress ?? D.maxSasPerAddress,
+            },
+          }
         : {}),
       affinity: s.affinity ?? D.affinity,
       method: s.method ?? D.method,
@@ -93,11 +110,21 @@ export function resolve(input: ConfigInput, source: string): Config {
       maxFlows: s.maxFlows ?? D.maxFlows,
       maxNewFlowsPerSecond: s.maxNewFlowsPerSecond ?? D.maxNewFlowsPerSecond,
       maxNewFlowsPerSecondPerSource:
-        s.maxNewFlowsPerSecondPerSource ?? Math.max(1, Math.ceil((s.maxNewFlowsPerSecond ?? D.maxNewFlowsPerSecond) * D.maxNewFlowsPerSecondPerSourceShare)),
+        s.maxNewFlowsPerSecondPerSource ??
+        Math.max(
+          1,
+          Math.ceil(
+            (s.maxNewFlowsPerSecond ?? D.maxNewFlowsPerSecond) *
+              D.maxNewFlowsPerSecondPerSourceShare,
+          ),
+        ),
       kernelShed: s.kernelShed ?? D.kernelShed,
       table: s.table ?? D.table,
       hashSeed: s.hashSeed ?? D.hashSeed,
-      slowStart: s.slowStart !== undefined ? parseDuration(s.slowStart) : (pools[s.pool]?.slowStart ?? DEFAULTS.slowStart),
+      slowStart:
+        s.slowStart !== undefined
+          ? parseDuration(s.slowStart)
+          : (pools[s.pool]?.slowStart ?? DEFAULTS.slowStart),
       ...(s.monitor !== undefined ? { monitor: s.monitor } : {}),
     }),
   );
@@ -117,19 +144,32 @@ export function resolve(input: ConfigInput, source: string): Config {
       table: s.table ?? S.table,
       hashSeed: s.hashSeed ?? S.hashSeed,
       method: s.method ?? (isKernel ? S.kernelMethod : S.method),
-      persistence: s.persistence ?? (isKernel ? S.kernelPersistence : mode === 'passthrough' ? S.persistence : 'source-ip'),
+      persistence:
+        s.persistence ??
+        (isKernel ? S.kernelPersistence : mode === 'passthrough' ? S.persistence : 'source-ip'),
       persistenceTimeout: parseDuration(s.persistenceTimeout ?? S.persistenceTimeout / 1000),
-      ...(s.tls ? { tls: { cert: resolvePath(baseDirOf(source), s.tls.cert), key: resolvePath(baseDirOf(source), s.tls.key) } } : {}),
+      ...(s.tls
+        ? {
+            tls: {
+              cert: resolvePath(baseDirOf(source), s.tls.cert),
+              key: resolvePath(baseDirOf(source), s.tls.key),
+            },
+          }
+        : {}),
       backendPort: s.backendPort ?? (mode === 'offload' ? S.backendPortOffload : S.backendPortTls),
       allowCertificateMismatch: s.allowCertificateMismatch ?? S.allowCertificateMismatch,
       maxConnections: s.maxConnections ?? S.maxConnections,
       maxConnectionsPerSource: s.maxConnectionsPerSource ?? S.maxConnectionsPerSource,
-      maxNewConnectionsPerSecondPerSource: s.maxNewConnectionsPerSecondPerSource ?? S.maxNewConnectionsPerSecondPerSource,
+      maxNewConnectionsPerSecondPerSource:
+        s.maxNewConnectionsPerSecondPerSource ?? S.maxNewConnectionsPerSecondPerSource,
       idleTimeout: parseDuration(s.idleTimeout ?? S.idleTimeout / 1000),
       handshakeTimeout: parseDuration(s.handshakeTimeout ?? S.handshakeTimeout / 1000),
       connectTimeout: parseDuration(s.connectTimeout ?? S.connectTimeout / 1000),
       drainTimeout: parseDuration(s.drainTimeout ?? S.drainTimeout / 1000),
-      slowStart: s.slowStart !== undefined ? parseDuration(s.slowStart) : (pools[s.pool]?.slowStart ?? DEFAULTS.slowStart),
+      slowStart:
+        s.slowStart !== undefined
+          ? parseDuration(s.slowStart)
+          : (pools[s.pool]?.slowStart ?? DEFAULTS.slowStart),
       ...(s.monitor !== undefined ? { monitor: s.monitor } : {}),
     };
   });
@@ -138,11 +178,21 @@ export function resolve(input: ConfigInput, source: string): Config {
     admin: resolveAdmin(input.admin ?? {}, baseDirOf(source)),
     log: { level: input.log?.level ?? DEFAULTS.logLevel },
     health: { allDown: input.health?.allDown ?? DEFAULTS.allDown },
-    workers: input.workers === undefined || input.workers === 'auto' ? availableParallelism() : input.workers,
+    workers:
+      input.workers === undefined || input.workers === 'auto'
+        ? availableParallelism()
+        : input.workers,
     monitors,
     pools,
     services: { ikev2, sstp },
-    ...(input.ha ? { ha: resolveHa(input.ha, [...ikev2, ...sstp].map((s) => s.virtualIp)) } : {}),
+    ...(input.ha
+      ? {
+          ha: resolveHa(
+            input.ha,
+            [...ikev2, ...sstp].map((s) => s.virtualIp),
+          ),
+        }
+      : {}),
     ...(input.bgp ? { bgp: resolveBgp(input.bgp, [...ikev2, ...sstp]) } : {}),
   };
 }

@@ -11,8 +11,13 @@ export const validateSchema = ajv.compile<ConfigInput>(ConfigSchema);
 
 /** Drops the noise of `anyOf` branches: one message for the union, none for each branch. */
 export function simplifyAjvErrors(errors: ErrorObject[]): ErrorObject[] {
-  const anyOfPaths = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
-  return errors.filter((e) => e.keyword === 'anyOf' || !anyOfPaths.has(e.instancePath) || e.schemaPath.indexOf('anyOf') < 0);
+  const anyOfPaths = new Set(
+    errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath),
+  );
+  return errors.filter(
+    (e) =>
+      e.keyword === 'anyOf' || !anyOfPaths.has(e.instancePath) || e.schemaPath.indexOf('anyOf') < 0,
+  );
 }
 
 export function describeAjvError(e: ErrorObject): string {
@@ -47,8 +52,15 @@ export function suggest(extra: string, e: ErrorObject): string {
   const schema = e.parentSchema as { properties?: Record<string, unknown> } | undefined;
   const known = Object.keys(schema?.properties ?? {});
   // Edit distance is quadratic: a hostile 50 MB key must not cost minutes.
-  const close = extra.length > 64 ? undefined : known.find((k) => editDistance(k.toLowerCase(), extra.toLowerCase()) <= 2);
-  return close ? ` (did you mean "${close}"?)` : known.length ? ` (allowed: ${known.join(', ')})` : '';
+  const close =
+    extra.length > 64
+      ? undefined
+      : known.find((k) => editDistance(k.toLowerCase(), extra.toLowerCase()) <= 2);
+  return close
+    ? ` (did you mean "${close}"?)`
+    : known.length
+      ? ` (allowed: ${known.join(', ')})`
+      : '';
 }
 
 function editDistance(a: string, b: string): number {

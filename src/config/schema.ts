@@ -13,16 +13,17 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
  * union of literals), typed as the union of its members.
  */
 export function StringEnum<const T extends readonly string[]>(values: T, description?: string) {
-  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...(description ? { description } : {}) });
+  return Type.Unsafe<T[number]>({
+    type: 'string',
+    enum: [...values],
+    ...(description ? { description } : {}),
+  });
 }
 export type { TSchema };
 
 /** A duration: seconds as a number, or a string such as `500ms`, `5s`, `10m`, `2h`. */
 export const DurationSchema = Type.Union(
-  [
-    Type.Number({ minimum: 0 }),
-    Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$' }),
-  ],
+  [Type.Number({ minimum: 0 }), Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$' })],
   { description: 'seconds (number) or a string like 500ms, 5s, 10m, 2h' },
 );
 
@@ -111,9 +112,7 @@ export const Ikev2ServiceSchema = Type.Object(
     backendNatTPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
     pool: NameSchema,
     /** `auto` (default): kernel where root and nftables are present, else userspace. */
-    dataplane: Type.Optional(
-      StringEnum(['auto', 'kernel', 'userspace']),
-    ),
+    dataplane: Type.Optional(StringEnum(['auto', 'kernel', 'userspace'])),
     nat: Type.Optional(StringEnum(['transparent', 'full'])),
     snat: Type.Optional(SnatSchema),
     affinity: Type.Optional(StringEnum(['ike-spi', 'ike-spi-hash', 'source-ip'])),
@@ -155,9 +154,7 @@ export const SstpServiceSchema = Type.Object(
     virtualIp: AddressSchema,
     port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
     pool: NameSchema,
-    mode: Type.Optional(
-      StringEnum(['passthrough', 'offload', 'reencrypt']),
-    ),
+    mode: Type.Optional(StringEnum(['passthrough', 'offload', 'reencrypt'])),
     /**
      * `userspace` (default): the TCP/TLS proxy. `kernel`: passthrough by nftables DNAT (root or
      * CAP_NET_ADMIN; persistence source-ip or none, method maglev): the servers see the client.
@@ -168,9 +165,7 @@ export const SstpServiceSchema = Type.Object(
     /** Hash seed shared by every balancer node of a farm (Maglev placement). */
     hashSeed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295 })),
     method: Type.Optional(MethodSchema),
-    persistence: Type.Optional(
-      StringEnum(['tls-session', 'source-ip', 'none']),
-    ),
+    persistence: Type.Optional(StringEnum(['tls-session', 'source-ip', 'none'])),
     persistenceTimeout: Type.Optional(DurationSchema),
     /** Certificate and key presented to clients (offload and reencrypt). */
     tls: Type.Optional(TlsSchema),
@@ -179,11 +174,17 @@ export const SstpServiceSchema = Type.Object(
     /** reencrypt: accept a server certificate that differs from the front one. */
     allowCertificateMismatch: Type.Optional(Type.Boolean()),
     /** Most concurrent connections: a number (0: no limit) or `auto` (from the open-file limit). */
-    maxConnections: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.Literal('auto')], { description: 'a number of connections (0: no limit) or auto' })),
+    maxConnections: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 0 }), Type.Literal('auto')], {
+        description: 'a number of connections (0: no limit) or auto',
+      }),
+    ),
     /** Most concurrent connections from one client address (0: no limit). */
     maxConnectionsPerSource: Type.Optional(Type.Integer({ minimum: 0, maximum: 10000000 })),
     /** Most new connections per second from one client address (0: no limit). */
-    maxNewConnectionsPerSecondPerSource: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000000 })),
+    maxNewConnectionsPerSecondPerSource: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 1000000 }),
+    ),
     idleTimeout: Type.Optional(DurationSchema),
     handshakeTimeout: Type.Optional(DurationSchema),
     connectTimeout: Type.Optional(DurationSchema),
@@ -208,7 +209,9 @@ export const AdminSchema = Type.Object(
     /** HTTPS for the admin listener (certificate and key files, PEM). */
     tls: Type.Optional(TlsSchema),
     /** Host names (besides IP addresses and localhost) the listener answers to (DNS-rebinding defence). */
-    allowedHosts: Type.Optional(Type.Array(Type.String({ pattern: '^[a-zA-Z0-9.-]{1,253}$' }), { maxItems: 64 })),
+    allowedHosts: Type.Optional(
+      Type.Array(Type.String({ pattern: '^[a-zA-Z0-9.-]{1,253}$' }), { maxItems: 64 }),
+    ),
     /** `open`: `/metrics` needs no token (for a Prometheus scraper); default `token`. */
     metrics: Type.Optional(StringEnum(['token', 'open'])),
     /** Serve `GET /healthz` without a token (it says only whether vpnlb runs). */
@@ -239,7 +242,9 @@ export const VrrpInstanceSchema = Type.Object(
     /** VRRP virtual router id (RFC 5798 §5.2.3), unique per L2 segment. */
     virtualRouterId: Type.Integer({ minimum: 1, maximum: 255 }),
     /** Addresses with prefix length (`198.19.0.1/32`, `2001:db8::1/64`); IPv4 and IPv6 may mix. */
-    addresses: Type.Optional(Type.Array(Type.String({ minLength: 2, maxLength: 49 }), { minItems: 1, maxItems: 64 })),
+    addresses: Type.Optional(
+      Type.Array(Type.String({ minLength: 2, maxLength: 49 }), { minItems: 1, maxItems: 64 }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -361,16 +366,18 @@ export const ConfigSchema = Type.Object(
     log: Type.Optional(
       Type.Object(
         {
-          level: Type.Optional(
-            StringEnum(['trace', 'debug', 'info', 'warn', 'error']),
-          ),
+          level: Type.Optional(StringEnum(['trace', 'debug', 'info', 'warn', 'error'])),
         },
         { additionalProperties: false },
       ),
     ),
     health: Type.Optional(HealthPolicySchema),
     /** Processes that serve the SSTP proxy (`auto`: one per core; 1: in the main process). */
-    workers: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 64 }), Type.Literal('auto')], { description: 'a number of processes (1 to 64) or auto' })),
+    workers: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 1, maximum: 64 }), Type.Literal('auto')], {
+        description: 'a number of processes (1 to 64) or auto',
+      }),
+    ),
     /** Active/standby pair on keepalived (VRRP) and conntrackd (docs/high-availability.md). */
     ha: Type.Optional(HaSchema),
     /** Active nodes behind ECMP, announced over BGP by BIRD 2 (docs/scale-out.md). */

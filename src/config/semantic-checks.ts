@@ -13,9 +13,15 @@ import { checkSstpKernel } from './sstp-kernel-rules.js';
 import type { ConfigIssue } from './types.js';
 import { formatPath, type PathSeg } from './yaml-paths.js';
 
-export type AddIssue = (severity: ConfigIssue['severity'], path: readonly PathSeg[], message: string, keyOnly?: boolean) => void;
+export type AddIssue = (
+  severity: ConfigIssue['severity'],
+  path: readonly PathSeg[],
+  message: string,
+  keyOnly?: boolean,
+) => void;
 
-export const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+export const isObj = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 /**
@@ -37,7 +43,11 @@ export function semanticChecks(raw: unknown, add: AddIssue, baseDir: string): vo
         try {
           readFileSync(resolvePath(baseDir, f));
         } catch (err) {
-          add('warning', ['admin', 'tls', k], `cannot read ${f}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (vpnlb run needs it on the balancer host)`);
+          add(
+            'warning',
+            ['admin', 'tls', k],
+            `cannot read ${f}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (vpnlb run needs it on the balancer host)`,
+          );
         }
       }
     }
@@ -52,7 +62,12 @@ export function semanticChecks(raw: unknown, add: AddIssue, baseDir: string): vo
       if (!isObj(b)) return;
       const base: PathSeg[] = ['pools', poolName, 'backends', i];
       if (typeof b.name === 'string') {
-        if (seen.has(b.name)) add('error', [...base, 'name'], `duplicate backend name "${b.name}" (also backends[${seen.get(b.name)}])`);
+        if (seen.has(b.name))
+          add(
+            'error',
+            [...base, 'name'],
+            `duplicate backend name "${b.name}" (also backends[${seen.get(b.name)}])`,
+          );
         else seen.set(b.name, i);
       }
       if (typeof b.address === 'string') {
@@ -62,25 +77,44 @@ export function semanticChecks(raw: unknown, add: AddIssue, baseDir: string): vo
           families.add(checked.family);
           // Compared in canonical form: ::ffff:198.18.1.10 and 198.18.1.10 are one server.
           const prev = addresses.get(checked.canonical);
-          if (prev !== undefined) add('error', [...base, 'address'], `address ${b.address} is the same host as backends[${prev}] (${checked.canonical})`);
+          if (prev !== undefined)
+            add(
+              'error',
+              [...base, 'address'],
+              `address ${b.address} is the same host as backends[${prev}] (${checked.canonical})`,
+            );
           else addresses.set(checked.canonical, i);
         }
       }
     });
     poolFamilies.set(poolName, families);
-    const weights = arr(pool.backends).map((b) => (isObj(b) && typeof b.weight === 'number' ? b.weight : 1));
-    if (weights.length > 0 && weights.every((w) => w === 0)) add('error', ['pools', poolName, 'backends'], 'every backend has weight 0: the pool can serve nobody');
+    const weights = arr(pool.backends).map((b) =>
+      isObj(b) && typeof b.weight === 'number' ? b.weight : 1,
+    );
+    if (weights.length > 0 && weights.every((w) => w === 0))
+      add(
+        'error',
+        ['pools', poolName, 'backends'],
+        'every backend has weight 0: the pool can serve nobody',
+      );
   }
 
   for (const [name, m] of Object.entries(monitors)) {
     if (!isObj(m)) continue;
     const interval = safeDuration(m.interval) ?? DEFAULTS.monitor.interval;
     const timeout = safeDuration(m.timeout) ?? DEFAULTS.monitor.timeout;
-    if (timeout >= interval) add('error', ['monitors', name, 'timeout'], `timeout (${timeout} ms) must be shorter than interval (${interval} ms)`);
-    if (m.type === 'tcp' && m.port === undefined) add('error', ['monitors', name], 'a tcp monitor needs a "port"');
+    if (timeout >= interval)
+      add(
+        'error',
+        ['monitors', name, 'timeout'],
+        `timeout (${timeout} ms) must be shorter than interval (${interval} ms)`,
+      );
+    if (m.type === 'tcp' && m.port === undefined)
+      add('error', ['monitors', name], 'a tcp monitor needs a "port"');
     if (m.type !== 'sstp') {
       for (const k of ['sni', 'verifyCertificate', 'ca', 'expectStatus']) {
-        if (k in m) add('error', ['monitors', name, k], `"${k}" applies to sstp monitors only`, true);
+        if (k in m)
+          add('error', ['monitors', name, k], `"${k}" applies to sstp monitors only`, true);
       }
     }
   }
@@ -89,7 +123,12 @@ export function semanticChecks(raw: unknown, add: AddIssue, baseDir: string): vo
   // be an address: `vpnlb run` would otherwise fail only at start (issue 11).
   if (isObj(raw.admin) && typeof raw.admin.listen === 'string') {
     const listen = raw.admin.listen;
-    if (listen.includes('%') || isIP(listen) === 0) add('error', ['admin', 'listen'], `${quoteValue(listen)} is not an IPv4 or IPv6 address (without zone ID)`);
+    if (listen.includes('%') || isIP(listen) === 0)
+      add(
+        'error',
+        ['admin', 'listen'],
+        `${quoteValue(listen)} is not an IPv4 or IPv6 address (without zone ID)`,
+      );
   }
 
   const services = isObj(raw.services) ? raw.services : {};
@@ -103,7 +142,12 @@ export function semanticChecks(raw: unknown, add: AddIssue, baseDir: string): vo
   const checkCommon = (kind: 'ikev2' | 'sstp', s: Record<string, unknown>, i: number) => {
     const base: PathSeg[] = ['services', kind, i];
     if (typeof s.name === 'string') {
-      if (names.has(s.name)) add('error', [...base, 'name'], `duplicate service name "${s.name}" (also ${names.get(s.name)})`);
+      if (names.has(s.name))
+        add(
+          'error',
+          [...base, 'name'],
+          `duplicate service name "${s.name}" (also ${names.get(s.name)})`,
+        );
       else names.set(s.name, formatPath(base));
     }
     let vipFamily = 0;
@@ -113,16 +157,32 @@ export function semanticChecks(raw: unknown, add: AddIssue, baseDir: string): vo
       else vipFamily = checked.family;
     }
     if (typeof s.pool === 'string') {
-      if (!(s.pool in pools)) add('error', [...base, 'pool'], `unknown pool "${s.pool}" (defined: ${Object.keys(pools).join(', ') || 'none'})`);
-      else if (vipFamily && (kind === 'ikev2' ? s.dataplane !== 'userspace' : s.dataplane === 'kernel')) {
+      if (!(s.pool in pools))
+        add(
+          'error',
+          [...base, 'pool'],
+          `unknown pool "${s.pool}" (defined: ${Object.keys(pools).join(', ') || 'none'})`,
+        );
+      else if (
+        vipFamily &&
+        (kind === 'ikev2' ? s.dataplane !== 'userspace' : s.dataplane === 'kernel')
+      ) {
         const fams = poolFamilies.get(s.pool) ?? new Set();
         if (fams.size > 0 && !fams.has(vipFamily)) {
-          add('error', [...base, 'pool'], `pool "${s.pool}" has no IPv${vipFamily} backend: the kernel data plane translates destinations within one address family (use an IPv${vipFamily} pool or dataplane: userspace)`);
+          add(
+            'error',
+            [...base, 'pool'],
+            `pool "${s.pool}" has no IPv${vipFamily} backend: the kernel data plane translates destinations within one address family (use an IPv${vipFamily} pool or dataplane: userspace)`,
+          );
         }
       }
     }
     if (typeof s.monitor === 'string' && !(s.monitor in monitors)) {
-      add('error', [...base, 'monitor'], `unknown monitor "${s.monitor}" (defined: ${Object.keys(monitors).join(', ') || 'none'})`);
+      add(
+        'error',
+        [...base, 'monitor'],
+        `unknown monitor "${s.monitor}" (defined: ${Object.keys(monitors).join(', ') || 'none'})`,
+      );
     }
     return vipFamily;
   };
@@ -135,28 +195,54 @@ export function semanticChecks(raw: unknown, add: AddIssue, baseDir: string): vo
     const natTPort = typeof s.natTPort === 'number' ? s.natTPort : DEFAULTS.ikev2.natTPort;
     if (typeof s.virtualIp === 'string' && isIP(s.virtualIp) !== 0) {
       const vip = canonicalAddress(s.virtualIp);
-      if (ikePort !== 0) claim(`udp/${vip}/${ikePort}`, [...base, 'virtualIp'], `UDP ${s.virtualIp} port ${ikePort}`);
-      if (natTPort !== 0) claim(`udp/${vip}/${natTPort}`, [...base, 'virtualIp'], `UDP ${s.virtualIp} port ${natTPort}`);
+      if (ikePort !== 0)
+        claim(
+          `udp/${vip}/${ikePort}`,
+          [...base, 'virtualIp'],
+          `UDP ${s.virtualIp} port ${ikePort}`,
+        );
+      if (natTPort !== 0)
+        claim(
+          `udp/${vip}/${natTPort}`,
+          [...base, 'virtualIp'],
+          `UDP ${s.virtualIp} port ${natTPort}`,
+        );
     }
-    if (ikePort !== 0 && ikePort === natTPort) add('error', [...base, 'natTPort'], 'ikePort and natTPort must differ');
+    if (ikePort !== 0 && ikePort === natTPort)
+      add('error', [...base, 'natTPort'], 'ikePort and natTPort must differ');
     if (isObj(s.snat)) {
-      if (s.nat !== 'full') add('error', [...base, 'snat'], 'an SNAT pool applies to nat: full only (transparent mode keeps the client address)', true);
+      if (s.nat !== 'full')
+        add(
+          'error',
+          [...base, 'snat'],
+          'an SNAT pool applies to nat: full only (transparent mode keeps the client address)',
+          true,
+        );
       const seen = new Set<string>();
       arr(s.snat.addresses).forEach((a, j) => {
         if (typeof a !== 'string') return;
         const checked = checkUnicastAddress(a);
         if ('problem' in checked) add('error', [...base, 'snat', 'addresses', j], checked.problem);
-        else if (seen.has(checked.canonical)) add('error', [...base, 'snat', 'addresses', j], `duplicate SNAT address ${a}`);
+        else if (seen.has(checked.canonical))
+          add('error', [...base, 'snat', 'addresses', j], `duplicate SNAT address ${a}`);
         else seen.add(checked.canonical);
       });
     }
     if (s.dataplane !== 'userspace' && typeof s.virtualIp === 'string' && isIP(s.virtualIp) !== 0) {
       // The kernel plane owns one nftables table per (family, table name).
       const table = typeof s.table === 'string' ? s.table : DEFAULTS.ikev2.table;
-      claim(`nft/${isIP(s.virtualIp)}/${table}`, [...base, ...(s.table === undefined ? [] : ['table'])], `nftables table "${table}" (IPv${isIP(s.virtualIp)}; set a distinct "table" on each IKEv2 service of one address family)`);
+      claim(
+        `nft/${isIP(s.virtualIp)}/${table}`,
+        [...base, ...(s.table === undefined ? [] : ['table'])],
+        `nftables table "${table}" (IPv${isIP(s.virtualIp)}; set a distinct "table" on each IKEv2 service of one address family)`,
+      );
     }
     if (s.method !== undefined && s.method !== 'maglev' && s.dataplane !== 'userspace') {
-      add('error', [...base, 'method'], `method ${String(s.method)} needs per-client state in userspace; the kernel data plane uses maglev (set dataplane: userspace, or drop method)`);
+      add(
+        'error',
+        [...base, 'method'],
+        `method ${String(s.method)} needs per-client state in userspace; the kernel data plane uses maglev (set dataplane: userspace, or drop method)`,
+      );
     }
   });
 
@@ -165,19 +251,37 @@ export function semanticChecks(raw: unknown, add: AddIssue, baseDir: string): vo
     const base: PathSeg[] = ['services', 'sstp', i];
     checkCommon('sstp', s, i);
     const port = typeof s.port === 'number' ? s.port : DEFAULTS.sstp.port;
-    if (typeof s.virtualIp === 'string' && isIP(s.virtualIp) !== 0 && port !== 0) claim(`tcp/${canonicalAddress(s.virtualIp)}/${port}`, [...base, 'virtualIp'], `TCP ${s.virtualIp} port ${port}`);
+    if (typeof s.virtualIp === 'string' && isIP(s.virtualIp) !== 0 && port !== 0)
+      claim(
+        `tcp/${canonicalAddress(s.virtualIp)}/${port}`,
+        [...base, 'virtualIp'],
+        `TCP ${s.virtualIp} port ${port}`,
+      );
     const mode = typeof s.mode === 'string' ? s.mode : DEFAULTS.sstp.mode;
     if ((mode === 'offload' || mode === 'reencrypt') && !isObj(s.tls)) {
-      add('error', base, `mode ${mode} terminates TLS: it needs "tls" with the certificate and key clients will see`);
+      add(
+        'error',
+        base,
+        `mode ${mode} terminates TLS: it needs "tls" with the certificate and key clients will see`,
+      );
     }
     if (mode === 'passthrough' && isObj(s.tls)) {
-      add('error', [...base, 'tls'], 'passthrough does not terminate TLS: remove "tls" or choose mode offload or reencrypt', true);
+      add(
+        'error',
+        [...base, 'tls'],
+        'passthrough does not terminate TLS: remove "tls" or choose mode offload or reencrypt',
+        true,
+      );
     }
     if (s.allowCertificateMismatch !== undefined && mode !== 'reencrypt') {
       add('error', [...base, 'allowCertificateMismatch'], 'applies to mode reencrypt only', true);
     }
     if (mode !== 'passthrough' && s.persistence === 'tls-session') {
-      add('error', [...base, 'persistence'], `tls-session persistence needs passthrough (in ${mode} mode the balancer owns the client's TLS session): use source-ip or none`);
+      add(
+        'error',
+        [...base, 'persistence'],
+        `tls-session persistence needs passthrough (in ${mode} mode the balancer owns the client's TLS session): use source-ip or none`,
+      );
     }
     if (s.dataplane === 'kernel') checkSstpKernel(s, base, mode, add, claim);
     if (isObj(s.tls)) {
@@ -189,7 +293,11 @@ export function semanticChecks(raw: unknown, add: AddIssue, baseDir: string): vo
           try {
             readFileSync(resolvePath(baseDir, f));
           } catch (err) {
-            add('warning', [...base, 'tls', k], `cannot read ${f}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (vpnlb run needs it on the balancer host)`);
+            add(
+              'warning',
+              [...base, 'tls', k],
+              `cannot read ${f}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (vpnlb run needs it on the balancer host)`,
+            );
           }
         }
       }

@@ -32,10 +32,26 @@ test('the userspace proxy stays the default, with its own defaults', () => {
 });
 
 for (const [setting, path, message] of [
-  [', persistence: tls-session', 'services.sstp[0].persistence', /tls-session persistence reads the TLS session id .* needs the userspace proxy/],
-  [', mode: offload, tls: { cert: c.pem, key: k.pem }, persistence: source-ip', 'services.sstp[0].mode', /mode offload terminates TLS, which needs the userspace proxy/],
-  [', method: least-connections', 'services.sstp[0].method', /method least-connections keeps per-client state/],
-  [', maxConnectionsPerSource: 10', 'services.sstp[0].maxConnectionsPerSource', /applied by the userspace proxy only/],
+  [
+    ', persistence: tls-session',
+    'services.sstp[0].persistence',
+    /tls-session persistence reads the TLS session id .* needs the userspace proxy/,
+  ],
+  [
+    ', mode: offload, tls: { cert: c.pem, key: k.pem }, persistence: source-ip',
+    'services.sstp[0].mode',
+    /mode offload terminates TLS, which needs the userspace proxy/,
+  ],
+  [
+    ', method: least-connections',
+    'services.sstp[0].method',
+    /method least-connections keeps per-client state/,
+  ],
+  [
+    ', maxConnectionsPerSource: 10',
+    'services.sstp[0].maxConnectionsPerSource',
+    /applied by the userspace proxy only/,
+  ],
   [', port: 0', 'services.sstp[0].port', /port 0 .* needs the userspace proxy/],
 ] as const) {
   test(`check names what needs the proxy: ${setting.slice(2)}`, () => {
@@ -47,11 +63,22 @@ for (const [setting, path, message] of [
 }
 
 test('two kernel services of one family cannot share a table (SSTP and IKEv2 included)', () => {
-  const e = errors(cfg(', table: shared', '  ikev2:\n    - { name: ike, virtualIp: 198.19.0.2, pool: farm, table: shared }\n'));
-  assert.ok(e.some((i) => /nftables table "shared"/.test(i.message)), JSON.stringify(e));
+  const e = errors(
+    cfg(
+      ', table: shared',
+      '  ikev2:\n    - { name: ike, virtualIp: 198.19.0.2, pool: farm, table: shared }\n',
+    ),
+  );
+  assert.ok(
+    e.some((i) => /nftables table "shared"/.test(i.message)),
+    JSON.stringify(e),
+  );
 });
 
 test('the pool must have backends of the virtual IP family', () => {
   const e = errors(cfg('').replace('198.18.2.10', '"2001:db8:2::10"'));
-  assert.ok(e.some((i) => i.path === 'services.sstp[0].pool' && /no IPv4 backend/.test(i.message)), JSON.stringify(e));
+  assert.ok(
+    e.some((i) => i.path === 'services.sstp[0].pool' && /no IPv4 backend/.test(i.message)),
+    JSON.stringify(e),
+  );
 });

@@ -13,7 +13,12 @@ import type { ConfigIssue } from './types.js';
 import { DEFAULTS } from './defaults.js';
 
 type PathSeg = string | number;
-type AddIssue = (severity: ConfigIssue['severity'], path: readonly PathSeg[], message: string, keyOnly?: boolean) => void;
+type AddIssue = (
+  severity: ConfigIssue['severity'],
+  path: readonly PathSeg[],
+  message: string,
+  keyOnly?: boolean,
+) => void;
 type Claim = (key: string, where: PathSeg[], what: string) => void;
 
 /** Settings only the userspace proxy applies. */
@@ -26,23 +31,56 @@ export const PROXY_ONLY_SETTINGS = [
   'drainTimeout',
 ] as const;
 
-export function checkSstpKernel(s: Record<string, unknown>, base: PathSeg[], mode: string, add: AddIssue, claim: Claim): void {
+export function checkSstpKernel(
+  s: Record<string, unknown>,
+  base: PathSeg[],
+  mode: string,
+  add: AddIssue,
+  claim: Claim,
+): void {
   const proxy = 'needs the userspace proxy (dataplane: userspace)';
   if (mode !== 'passthrough') {
-    add('error', [...base, 'mode'], `mode ${mode} terminates TLS, which ${proxy}; the kernel data plane forwards passthrough only`);
+    add(
+      'error',
+      [...base, 'mode'],
+      `mode ${mode} terminates TLS, which ${proxy}; the kernel data plane forwards passthrough only`,
+    );
   }
-  if (s.port === 0) add('error', [...base, 'port'], 'the kernel data plane DNATs a fixed port: port 0 (an ephemeral listener) needs the userspace proxy');
+  if (s.port === 0)
+    add(
+      'error',
+      [...base, 'port'],
+      'the kernel data plane DNATs a fixed port: port 0 (an ephemeral listener) needs the userspace proxy',
+    );
   if (s.persistence === 'tls-session') {
-    add('error', [...base, 'persistence'], `tls-session persistence reads the TLS session id from each ClientHello, which ${proxy}; the kernel places by source-ip (default) or none (source address and port)`);
+    add(
+      'error',
+      [...base, 'persistence'],
+      `tls-session persistence reads the TLS session id from each ClientHello, which ${proxy}; the kernel places by source-ip (default) or none (source address and port)`,
+    );
   }
   if (s.method !== undefined && s.method !== 'maglev') {
-    add('error', [...base, 'method'], `method ${String(s.method)} keeps per-client state, which ${proxy}; the kernel data plane uses maglev (drop method)`);
+    add(
+      'error',
+      [...base, 'method'],
+      `method ${String(s.method)} keeps per-client state, which ${proxy}; the kernel data plane uses maglev (drop method)`,
+    );
   }
   for (const k of PROXY_ONLY_SETTINGS) {
-    if (s[k] !== undefined) add('error', [...base, k], `"${k}" is applied by the userspace proxy only: the kernel data plane forwards connections without counting them (remove it, or use dataplane: userspace)`, true);
+    if (s[k] !== undefined)
+      add(
+        'error',
+        [...base, k],
+        `"${k}" is applied by the userspace proxy only: the kernel data plane forwards connections without counting them (remove it, or use dataplane: userspace)`,
+        true,
+      );
   }
   if (typeof s.virtualIp === 'string' && isIP(s.virtualIp) !== 0) {
     const table = typeof s.table === 'string' ? s.table : DEFAULTS.sstp.table;
-    claim(`nft/${isIP(s.virtualIp)}/${table}`, [...base, ...(s.table === undefined ? [] : ['table'])], `nftables table "${table}" (IPv${isIP(s.virtualIp)}; give each kernel service of one address family its own "table")`);
+    claim(
+      `nft/${isIP(s.virtualIp)}/${table}`,
+      [...base, ...(s.table === undefined ? [] : ['table'])],
+      `nftables table "${table}" (IPv${isIP(s.virtualIp)}; give each kernel service of one address family its own "table")`,
+    );
   }
 }

@@ -17,7 +17,9 @@ import type { BgpConfig } from './bgp.js';
 /** Durations are resolved to milliseconds; optional scalars get their defaults. */
 type Resolved<T, DurationKeys extends keyof T, OptionalKeys extends keyof T = never> = {
   readonly [K in Exclude<keyof T, DurationKeys | OptionalKeys>]-?: Exclude<T[K], undefined>;
-} & { readonly [K in DurationKeys]-?: number } & { readonly [K in OptionalKeys]?: Exclude<T[K], undefined> };
+} & { readonly [K in DurationKeys]-?: number } & {
+  readonly [K in OptionalKeys]?: Exclude<T[K], undefined>;
+};
 
 export type Backend = Resolved<BackendInput, never> & {
   /** Address family, from `address`. */
@@ -53,7 +55,12 @@ export type Ikev2Service = Resolved<
 
 export type SstpService = Resolved<
   Omit<SstpServiceInput, 'tls'>,
-  'persistenceTimeout' | 'idleTimeout' | 'handshakeTimeout' | 'connectTimeout' | 'drainTimeout' | 'slowStart',
+  | 'persistenceTimeout'
+  | 'idleTimeout'
+  | 'handshakeTimeout'
+  | 'connectTimeout'
+  | 'drainTimeout'
+  | 'slowStart',
   'monitor'
 > & {
   readonly tls?: { readonly cert: string; readonly key: string };

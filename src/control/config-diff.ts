@@ -37,12 +37,22 @@ const json = (v: unknown) => JSON.stringify(v);
 /** Keys whose values differ between two flat records (values compared as JSON). */
 function changedKeys(a: object, b: object): string[] {
   const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-  return [...keys].filter((k) => json((a as Record<string, unknown>)[k]) !== json((b as Record<string, unknown>)[k])).sort();
+  return [...keys]
+    .filter(
+      (k) => json((a as Record<string, unknown>)[k]) !== json((b as Record<string, unknown>)[k]),
+    )
+    .sort();
 }
 
 function describe(a: object, b: object, keys: readonly string[]): string {
-  const show = (v: unknown) => (v === undefined ? 'unset' : typeof v === 'object' ? json(v) : String(v));
-  return keys.map((k) => `${k} ${show((a as Record<string, unknown>)[k])} → ${show((b as Record<string, unknown>)[k])}`).join(', ');
+  const show = (v: unknown) =>
+    v === undefined ? 'unset' : typeof v === 'object' ? json(v) : String(v);
+  return keys
+    .map(
+      (k) =>
+        `${k} ${show((a as Record<string, unknown>)[k])} → ${show((b as Record<string, unknown>)[k])}`,
+    )
+    .join(', ');
 }
 
 export function diffConfig(before: Config, after: Config): ConfigDiff {
@@ -68,11 +78,15 @@ export function diffConfig(before: Config, after: Config): ConfigDiff {
     for (const [n, x] of olds) {
       const y = news.get(n);
       if (!y) {
-        changes.push(`pool ${name}: backend ${n} removed (${x.address}): its flows are removed as on disable`);
+        changes.push(
+          `pool ${name}: backend ${n} removed (${x.address}): its flows are removed as on disable`,
+        );
         backendsRemoved.push(`${name}/${n}`);
         poolsWithNewMembers.add(name);
       } else if (x.address !== y.address) {
-        changes.push(`pool ${name}: backend ${n} moved from ${x.address} to ${y.address}: the flows to ${x.address} are removed`);
+        changes.push(
+          `pool ${name}: backend ${n} moved from ${x.address} to ${y.address}: the flows to ${x.address} are removed`,
+        );
         backendsRemoved.push(`${name}/${n}`);
         poolsWithNewMembers.add(name);
       } else {
@@ -94,7 +108,8 @@ export function diffConfig(before: Config, after: Config): ConfigDiff {
   const servicesRemoved = [...sa.keys()].filter((n) => !sb.has(n));
   const servicesChanged: string[] = [];
   for (const n of servicesRemoved) changes.push(`service ${n} removed`);
-  for (const n of servicesAdded) changes.push(`service ${n} added (${sb.get(n)!.kind}, ${sb.get(n)!.virtualIp})`);
+  for (const n of servicesAdded)
+    changes.push(`service ${n} added (${sb.get(n)!.kind}, ${sb.get(n)!.virtualIp})`);
   for (const [n, a] of sa) {
     const b = sb.get(n);
     if (!b) continue;
@@ -111,14 +126,21 @@ export function diffConfig(before: Config, after: Config): ConfigDiff {
     const b = after.monitors[n];
     if (json(a) === json(b)) continue;
     monitorsChanged.push(n);
-    changes.push(!a ? `monitor ${n} added` : !b ? `monitor ${n} removed` : `monitor ${n}: ${describe(a, b, changedKeys(a, b))}`);
+    changes.push(
+      !a
+        ? `monitor ${n} added`
+        : !b
+          ? `monitor ${n} removed`
+          : `monitor ${n}: ${describe(a, b, changedKeys(a, b))}`,
+    );
   }
   for (const key of ['log', 'health'] as const) {
     const keys = changedKeys(before[key], after[key]);
     if (keys.length > 0) changes.push(`${key}: ${describe(before[key], after[key], keys)}`);
   }
   const adminChanged = json(before.admin) !== json(after.admin);
-  if (adminChanged) changes.push('admin: changed (the admin listener keeps its settings until the next start)');
+  if (adminChanged)
+    changes.push('admin: changed (the admin listener keeps its settings until the next start)');
   return {
     changes,
     servicesAdded,

@@ -28,7 +28,9 @@ services:
 
 function setup(allDown: 'serve-all' | 'refuse' = 'serve-all', monitored = true) {
   let clock = Date.parse('2024-01-01T00:00:00Z');
-  const controller = new Controller(loadConfigText(config(allDown, monitored)), { now: () => new Date(clock) });
+  const controller = new Controller(loadConfigText(config(allDown, monitored)), {
+    now: () => new Date(clock),
+  });
   const transitions: Transition[] = [];
   const snapshots: Snapshot[] = [];
   controller.on('transition', (t) => transitions.push(t));
@@ -59,21 +61,35 @@ describe('Controller', () => {
     const { controller, transitions, snapshots, svc, b, candidates, tick } = setup();
     const v0 = controller.snapshot().version;
     tick(1000);
-    controller.setHealth('vpn', 'a', 'down', 'ikev2 probe: no answer within 2000 ms (3 consecutive failures)');
+    controller.setHealth(
+      'vpn',
+      'a',
+      'down',
+      'ikev2 probe: no answer within 2000 ms (3 consecutive failures)',
+    );
     assert.equal(b('a').state, 'down');
     assert.equal(b('a').reason, 'ikev2 probe: no answer within 2000 ms (3 consecutive failures)');
     assert.equal(b('a').since, '2024-01-01T00:00:01.000Z');
     assert.deepEqual(candidates(), ['b']);
-    assert.deepEqual(backendsToFlush(svc()).map((x) => x.name), ['a', 'c']);
+    assert.deepEqual(
+      backendsToFlush(svc()).map((x) => x.name),
+      ['a', 'c'],
+    );
     assert.equal(svc().balancer.pick(key)?.name, 'b');
-    assert.deepEqual(transitions.map((t) => [t.backend, t.from, t.to]), [['a', 'up', 'down']]);
+    assert.deepEqual(
+      transitions.map((t) => [t.backend, t.from, t.to]),
+      [['a', 'up', 'down']],
+    );
     assert.equal(snapshots.length, 1);
     assert.equal(controller.snapshot().version, v0 + 1);
     // Coming back.
     controller.setHealth('vpn', 'a', 'up', 'ikev2 probe: answered (2 consecutive successes)');
     assert.equal(b('a').state, 'up');
     assert.deepEqual(candidates(), ['a', 'b']);
-    assert.deepEqual(transitions.map((t) => t.to), ['down', 'up']);
+    assert.deepEqual(
+      transitions.map((t) => t.to),
+      ['down', 'up'],
+    );
   });
 
   it('ignores a repeated identical verdict (no snapshot), ignores unknown names', () => {
@@ -88,14 +104,23 @@ describe('Controller', () => {
   it('drain: no new clients, flows kept; enable returns the backend', () => {
     const { controller, svc, b, candidates, transitions } = setup();
     const changed = controller.setAdminState('b', 'draining');
-    assert.deepEqual(changed.map((x) => `${x.pool}/${x.name}:${x.state}`), ['farm/b:draining']);
+    assert.deepEqual(
+      changed.map((x) => `${x.pool}/${x.name}:${x.state}`),
+      ['farm/b:draining'],
+    );
     assert.equal(b('b').state, 'draining');
     assert.match(b('b').reason, /no new clients/);
     assert.deepEqual(candidates(), ['a']);
-    assert.ok(!backendsToFlush(svc()).some((x) => x.name === 'b'), 'a draining backend keeps its flows');
+    assert.ok(
+      !backendsToFlush(svc()).some((x) => x.name === 'b'),
+      'a draining backend keeps its flows',
+    );
     controller.setAdminState('b', 'enabled');
     assert.equal(b('b').state, 'up');
-    assert.deepEqual(transitions.map((t) => `${t.from}->${t.to}`), ['up->draining', 'draining->up']);
+    assert.deepEqual(
+      transitions.map((t) => `${t.from}->${t.to}`),
+      ['up->draining', 'draining->up'],
+    );
   });
 
   it('disable wins over health; a down draining backend is down, and draining again when healthy', () => {
@@ -118,7 +143,10 @@ describe('Controller', () => {
   it('admin actions: unknown names are refused with VPNLB_UNKNOWN_BACKEND', () => {
     const { controller } = setup();
     for (const ref of ['nope', 'farm/nope', 'nope/a']) {
-      assert.throws(() => controller.setAdminState(ref, 'draining'), (e: unknown) => e instanceof VpnlbError && e.code === 'VPNLB_UNKNOWN_BACKEND');
+      assert.throws(
+        () => controller.setAdminState(ref, 'draining'),
+        (e: unknown) => e instanceof VpnlbError && e.code === 'VPNLB_UNKNOWN_BACKEND',
+      );
     }
   });
 
@@ -127,7 +155,10 @@ describe('Controller', () => {
     const controller = new Controller(loadConfigText(config()));
     assert.throws(() => controller.setAdminState('a', 'disabled'), /several pools/);
     const changed = controller.setAdminState('spare/a', 'disabled');
-    assert.deepEqual(changed.map((x) => `${x.pool}/${x.name}`), ['spare/a']);
+    assert.deepEqual(
+      changed.map((x) => `${x.pool}/${x.name}`),
+      ['spare/a'],
+    );
     assert.equal(controller.service('vpn')!.backends.find((x) => x.name === 'a')!.state, 'up');
   });
 
@@ -148,15 +179,28 @@ describe('Controller', () => {
       assert.deepEqual(candidates(), ['b']);
       assert.equal(svc().isAllDownFallback, false);
       controller.setHealth('vpn', 'b', 'down', 'dead');
-      assert.deepEqual(candidates(), ['a', 'b'], 'every enabled backend, not only the last survivor');
+      assert.deepEqual(
+        candidates(),
+        ['a', 'b'],
+        'every enabled backend, not only the last survivor',
+      );
       assert.equal(svc().isAllDownFallback, true);
       assert.ok(['a', 'b'].includes(svc().balancer.pick(key)?.name ?? ''));
       assert.ok(svc().backends.every((x) => x.state !== 'up'));
-      assert.deepEqual(backendsToFlush(svc()).map((x) => x.name), ['c'], 'serving backends keep their flows');
+      assert.deepEqual(
+        backendsToFlush(svc()).map((x) => x.name),
+        ['c'],
+        'serving backends keep their flows',
+      );
       controller.setHealth('vpn', 'a', 'up', 'alive');
       assert.deepEqual(candidates(), ['a']);
       assert.equal(svc().isAllDownFallback, false);
-      assert.deepEqual(backendsToFlush(svc()).map((x) => x.name).sort(), ['b', 'c']);
+      assert.deepEqual(
+        backendsToFlush(svc())
+          .map((x) => x.name)
+          .sort(),
+        ['b', 'c'],
+      );
     });
 
     it('serve-all never brings back a disabled, draining or certificate-mismatched backend', () => {
@@ -192,8 +236,16 @@ describe('Controller', () => {
     const { controller, snapshots } = setup();
     controller.setHealth('vpn', 'a', 'down', 'x');
     controller.setAdminState('farm/b', 'draining');
-    assert.deepEqual(snapshots.map((s) => s.version), [2, 3]);
+    assert.deepEqual(
+      snapshots.map((s) => s.version),
+      [2, 3],
+    );
     assert.ok(Object.isFrozen(snapshots[0]));
-    assert.equal(snapshots[0]!.services.find((s) => s.name === 'vpn')!.backends.find((x) => x.name === 'b')!.state, 'up', 'an old snapshot is not mutated');
+    assert.equal(
+      snapshots[0]!.services.find((s) => s.name === 'vpn')!.backends.find((x) => x.name === 'b')!
+        .state,
+      'up',
+      'an old snapshot is not mutated',
+    );
   });
 });

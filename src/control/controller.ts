@@ -120,7 +120,10 @@ export class Controller extends EventEmitter<ControllerEvents> {
     this.emit('snapshot', this.#snapshot);
   }
 
-  #records(config: Config, old: { previous: Config; services: readonly ServiceRecord[] } | undefined): ServiceRecord[] {
+  #records(
+    config: Config,
+    old: { previous: Config; services: readonly ServiceRecord[] } | undefined,
+  ): ServiceRecord[] {
     const at = this.#now().toISOString();
     const services: ServiceRecord[] = [];
     const admin = new Map<string, AdminState>();
@@ -129,24 +132,41 @@ export class Controller extends EventEmitter<ControllerEvents> {
       if (!pool) throw new Error(`service ${service.name}: unknown pool ${service.pool}`);
       const hasMonitor = service.monitor !== undefined;
       const before = old?.services.find((x) => x.kind === kind && x.service.name === service.name);
-      const sameMonitor = before !== undefined && before.service.monitor === service.monitor && sameJson(old!.previous.monitors[service.monitor ?? ''], config.monitors[service.monitor ?? '']);
+      const sameMonitor =
+        before !== undefined &&
+        before.service.monitor === service.monitor &&
+        sameJson(
+          old!.previous.monitors[service.monitor ?? ''],
+          config.monitors[service.monitor ?? ''],
+        );
       services.push({
         kind,
         service,
         connections: before?.connections ?? new ConnectionCounts(),
         backends: pool.backends.map((b): BackendRecord => {
           const key = `${pool.name}/${b.name}`;
-          const prevBackend = old?.previous.pools[pool.name]?.backends.find((x) => x.name === b.name);
-          const kept = prevBackend?.address === b.address ? before?.backends.find((x) => x.name === b.name && x.pool === pool.name) : undefined;
+          const prevBackend = old?.previous.pools[pool.name]?.backends.find(
+            (x) => x.name === b.name,
+          );
+          const kept =
+            prevBackend?.address === b.address
+              ? before?.backends.find((x) => x.name === b.name && x.pool === pool.name)
+              : undefined;
           const fromFile: AdminState = b.enabled ? 'enabled' : 'disabled';
-          admin.set(key, prevBackend && prevBackend.enabled === b.enabled && this.#admin.has(key) ? this.#admin.get(key)! : fromFile);
+          admin.set(
+            key,
+            prevBackend && prevBackend.enabled === b.enabled && this.#admin.has(key)
+              ? this.#admin.get(key)!
+              : fromFile,
+          );
           const fresh = {
             // Without a monitor a backend is assumed up; with one it is up until proven down,
             // and the first probe result decides at once (see health/health-checker.ts).
             health: (hasMonitor ? 'unknown' : 'up') as Health,
             healthReason: hasMonitor ? 'not yet probed' : 'no monitor configured',
           };
-          const health = kept && sameMonitor ? { health: kept.health, healthReason: kept.healthReason } : fresh;
+          const health =
+            kept && sameMonitor ? { health: kept.health, healthReason: kept.healthReason } : fresh;
           return {
             name: b.name,
             pool: pool.name,
@@ -161,7 +181,11 @@ export class Controller extends EventEmitter<ControllerEvents> {
             since: kept?.since ?? at,
             // A server added by a reload enters through slow start like one coming back up; a
             // kept one keeps its ramp.
-            rampFrom: kept ? kept.rampFrom : old !== undefined && service.slowStart > 0 ? Date.parse(at) : undefined,
+            rampFrom: kept
+              ? kept.rampFrom
+              : old !== undefined && service.slowStart > 0
+                ? Date.parse(at)
+                : undefined,
           };
         }),
       });
@@ -176,7 +200,8 @@ export class Controller extends EventEmitter<ControllerEvents> {
   /** Publishes the next slow-start step (the step timer calls it; tests with an injected clock too). */
   refreshSlowStart(): void {
     this.#rampTimer = undefined;
-    if (this.#services.some((s) => s.backends.some((b) => b.rampFrom !== undefined))) this.#changed([]);
+    if (this.#services.some((s) => s.backends.some((b) => b.rampFrom !== undefined)))
+      this.#changed([]);
   }
 
   /** Stops the slow-start timer (the runtime calls it at stop). */
@@ -227,23 +252,36 @@ export class Controller extends EventEmitter<ControllerEvents> {
    * that uses the backend's pool. Throws `VPNLB_UNKNOWN_BACKEND` when nothing matches.
    */
   setAdminState(ref: string, admin: AdminState): BackendStatus[] {
-    const [poolName, name] = ref.includes('/') ? (ref.split('/', 2) as [string, string]) : [undefined, ref];
+    const [poolName, name] = ref.includes('/')
+      ? (ref.split('/', 2) as [string, string])
+      : [undefined, ref];
     const keys = [...this.#admin.keys()].filter((k) => {
       const [p, n] = k.split('/', 2);
       return n === name && (poolName === undefined || p === poolName);
     });
     if (keys.length === 0) {
-      throw new VpnlbError('VPNLB_UNKNOWN_BACKEND', `no backend named "${ref}" (use NAME or POOL/NAME)`, 'client');
+      throw new VpnlbError(
+        'VPNLB_UNKNOWN_BACKEND',
+        `no backend named "${ref}" (use NAME or POOL/NAME)`,
+        'client',
+      );
     }
     const pools = new Set(keys.map((k) => k.split('/', 2)[0]));
     if (poolName === undefined && pools.size > 1) {
-      throw new VpnlbError('VPNLB_UNKNOWN_BACKEND', `"${ref}" exists in several pools (${[...pools].join(', ')}): use POOL/NAME`, 'client');
+      throw new VpnlbError(
+        'VPNLB_UNKNOWN_BACKEND',
+        `"${ref}" exists in several pools (${[...pools].join(', ')}): use POOL/NAME`,
+        'client',
+      );
     }
     for (const k of keys) this.#admin.set(k, admin);
     const touched: [ServiceRecord, BackendRecord][] = [];
-    for (const s of this.#services) for (const b of s.backends) if (keys.includes(`${b.pool}/${b.name}`)) touched.push([s, b]);
+    for (const s of this.#services)
+      for (const b of s.backends) if (keys.includes(`${b.pool}/${b.name}`)) touched.push([s, b]);
     this.#changed(touched);
-    return this.#snapshot.services.flatMap((s) => s.backends.filter((b) => keys.includes(`${b.pool}/${b.name}`)));
+    return this.#snapshot.services.flatMap((s) =>
+      s.backends.filter((b) => keys.includes(`${b.pool}/${b.name}`)),
+    );
   }
 
   #changed(touched: [ServiceRecord, BackendRecord][]): void {
@@ -280,8 +318,22 @@ export class Controller extends EventEmitter<ControllerEvents> {
       b.since = at;
       // Back from down or disabled: a server with no tunnels, which least connections would
       // flood. (From draining it kept its tunnels; at start every backend is new alike.)
-      b.rampFrom = state === 'up' && emit && (from === 'down' || from === 'disabled') && s.service.slowStart > 0 ? Date.parse(at) : undefined;
-      if (emit) this.emit('transition', { service: s.service.name, backend: b.name, from, to: state, reason, at });
+      b.rampFrom =
+        state === 'up' &&
+        emit &&
+        (from === 'down' || from === 'disabled') &&
+        s.service.slowStart > 0
+          ? Date.parse(at)
+          : undefined;
+      if (emit)
+        this.emit('transition', {
+          service: s.service.name,
+          backend: b.name,
+          from,
+          to: state,
+          reason,
+          at,
+        });
     }
     return changed;
   }
@@ -298,7 +350,10 @@ export class Controller extends EventEmitter<ControllerEvents> {
         return 1;
       }
       const stepMs = duration / SLOW_START_STEPS;
-      nextStep = Math.min(nextStep, b.rampFrom + (Math.floor(Math.max(0, elapsed) / stepMs) + 1) * stepMs - now);
+      nextStep = Math.min(
+        nextStep,
+        b.rampFrom + (Math.floor(Math.max(0, elapsed) / stepMs) + 1) * stepMs - now,
+      );
       return slowStartShare(elapsed, duration);
     };
     const services = this.#services.map((s): ServiceSnapshot => {
@@ -317,12 +372,21 @@ export class Controller extends EventEmitter<ControllerEvents> {
         reason: b.reason,
         since: b.since,
         ...(b.rampFrom !== undefined
-          ? { slowStart: { share: shares.get(b.name) ?? 1, until: new Date(b.rampFrom + s.service.slowStart).toISOString() } }
+          ? {
+              slowStart: {
+                share: shares.get(b.name) ?? 1,
+                until: new Date(b.rampFrom + s.service.slowStart).toISOString(),
+              },
+            }
           : {}),
       }));
       let candidates: Candidate[] = backends
         .filter((b) => b.state === 'up' && b.weight > 0)
-        .map((b) => ({ name: b.name, address: b.address, weight: b.weight * (shares.get(b.name) ?? 1) }));
+        .map((b) => ({
+          name: b.name,
+          address: b.address,
+          weight: b.weight * (shares.get(b.name) ?? 1),
+        }));
       let isAllDownFallback = false;
       if (candidates.length === 0 && this.config.health.allDown === 'serve-all') {
         // Every backend is down. Rather than refuse everyone, send new clients to every
@@ -346,7 +410,11 @@ export class Controller extends EventEmitter<ControllerEvents> {
         : { ...base, kind: 'sstp', service: s.service as SstpService };
     });
     this.#scheduleRamp(nextStep);
-    return Object.freeze({ version: ++this.#version, createdAt: this.#now().toISOString(), services: Object.freeze(services) });
+    return Object.freeze({
+      version: ++this.#version,
+      createdAt: this.#now().toISOString(),
+      services: Object.freeze(services),
+    });
   }
 
   /** A rebuild at the next slow-start step (at most one timer; none when nothing ramps). */

@@ -53,16 +53,29 @@ test('ike-spi: several servers (shared NAT address) or none: by SPI', () => {
   const spi = spiAvoiding(snap, 's2');
   const bySpi = decide(snap(), { address: CLIENT, spi });
   assert.equal(bySpi.keyKind, 'ike-spi');
-  assert.deepEqual(decide(snap(), { address: CLIENT, spi, natTServers: ['s1', 's2'] }).backend, bySpi.backend);
-  assert.deepEqual(decide(snap(), { address: CLIENT, spi, natTServers: [] }).backend, bySpi.backend);
-  assert.match(whichAnswer(snap(), CLIENT).note ?? '', /joins that flow's server .*--natt-servers.*--natt-flows/);
+  assert.deepEqual(
+    decide(snap(), { address: CLIENT, spi, natTServers: ['s1', 's2'] }).backend,
+    bySpi.backend,
+  );
+  assert.deepEqual(
+    decide(snap(), { address: CLIENT, spi, natTServers: [] }).backend,
+    bySpi.backend,
+  );
+  assert.match(
+    whichAnswer(snap(), CLIENT).note ?? '',
+    /joins that flow's server .*--natt-servers.*--natt-flows/,
+  );
 });
 
 test('ike-spi: an address with two or more live NAT-T flows (several devices behind one NAT) is placed by SPI, even when all sit on one server', () => {
   const { snap } = snapshotFor('ike-spi');
   const spi = spiAvoiding(snap, 's2');
   const bySpi = decide(snap(), { address: CLIENT, spi });
-  assert.equal(decide(snap(), { address: CLIENT, spi, natTServers: ['s2'], natTFlows: 1 }).backend?.name, 's2', 'one flow: one device, joins');
+  assert.equal(
+    decide(snap(), { address: CLIENT, spi, natTServers: ['s2'], natTFlows: 1 }).backend?.name,
+    's2',
+    'one flow: one device, joins',
+  );
   const shared = decide(snap(), { address: CLIENT, spi, natTServers: ['s2'], natTFlows: 2 });
   assert.equal(shared.keyKind, 'ike-spi');
   assert.deepEqual(shared.backend, bySpi.backend);
@@ -75,9 +88,16 @@ test('ike-spi: a down or disabled flow server is not joined; a draining one is',
   const { controller, snap } = snapshotFor('ike-spi');
   const spi = spiAvoiding(snap, 's2');
   controller.setAdminState('s2', 'draining');
-  assert.equal(decide(snap(), { address: CLIENT, spi, natTServers: ['s2'] }).backend?.name, 's2', 'the client\'s flow reaches a draining server anyway');
+  assert.equal(
+    decide(snap(), { address: CLIENT, spi, natTServers: ['s2'] }).backend?.name,
+    's2',
+    "the client's flow reaches a draining server anyway",
+  );
   controller.setHealth('ike', 's2', 'down', 'test');
-  assert.notEqual(decide(snap(), { address: CLIENT, spi, natTServers: ['s2'] }).backend?.name, 's2');
+  assert.notEqual(
+    decide(snap(), { address: CLIENT, spi, natTServers: ['s2'] }).backend?.name,
+    's2',
+  );
 });
 
 test('ike-spi-hash and source-ip ignore the NAT-T flows', () => {

@@ -53,11 +53,16 @@ function natTFlowServer(s: ServiceSnapshot, client: ClientIdentity): Candidate |
   if (names.length !== 1 || (client.natTFlows ?? 1) > 1) return undefined;
   const b = s.backends.find((x) => x.name === names[0]);
   if (!b || b.state === 'down' || b.state === 'disabled') return undefined;
-  return s.candidates.find((c) => c.name === b.name) ?? { name: b.name, address: b.address, weight: 0 };
+  return (
+    s.candidates.find((c) => c.name === b.name) ?? { name: b.name, address: b.address, weight: 0 }
+  );
 }
 
 /** Builds the affinity key a service uses for a client. */
-export function affinityKeyOf(s: ServiceSnapshot, client: ClientIdentity): Pick<Decision, 'key' | 'keyKind'> {
+export function affinityKeyOf(
+  s: ServiceSnapshot,
+  client: ClientIdentity,
+): Pick<Decision, 'key' | 'keyKind'> {
   if (client.key) return { key: client.key, keyKind: 'session' };
   if (s.kind === 'ikev2' && isSpiAffinity(s.service.affinity) && client.spi) {
     return { key: ikeSpiKey(client.spi), keyKind: 'ike-spi' };
@@ -72,7 +77,9 @@ export function decide(s: ServiceSnapshot, client: ClientIdentity): Decision {
   const { key, keyKind } = affinityKeyOf(s, client);
   const backend = s.balancer.pick(key);
   const seed = s.service.hashSeed;
-  return s.balancer.isConsistent ? { backend, key, keyKind, slot: slotOf(key, seed) } : { backend, key, keyKind };
+  return s.balancer.isConsistent
+    ? { backend, key, keyKind, slot: slotOf(key, seed) }
+    : { backend, key, keyKind };
 }
 
 /** One line of a "which" answer (CLI and admin API). */
@@ -86,12 +93,28 @@ export interface WhichAnswer {
   readonly note?: string;
 }
 
-export function whichAnswer(s: ServiceSnapshot, address: string, spi?: Uint8Array, natTServers?: readonly string[], natTFlows?: number): WhichAnswer {
-  const client = { address, ...(spi ? { spi } : {}), ...(natTServers ? { natTServers } : {}), ...(natTFlows !== undefined ? { natTFlows } : {}) };
-  if (s.kind === 'ikev2' && isSpiAffinity(s.service.affinity) && !spi && natTFlowServer(s, client) === undefined) {
+export function whichAnswer(
+  s: ServiceSnapshot,
+  address: string,
+  spi?: Uint8Array,
+  natTServers?: readonly string[],
+  natTFlows?: number,
+): WhichAnswer {
+  const client = {
+    address,
+    ...(spi ? { spi } : {}),
+    ...(natTServers ? { natTServers } : {}),
+    ...(natTFlows !== undefined ? { natTFlows } : {}),
+  };
+  if (
+    s.kind === 'ikev2' &&
+    isSpiAffinity(s.service.affinity) &&
+    !spi &&
+    natTFlowServer(s, client) === undefined
+  ) {
     const joins =
       s.service.affinity === 'ike-spi'
-        ? '; a new IKE SA from an address with one NAT-T flow (one device) joins that flow\'s server (name it with --natt-servers, and the address\'s live NAT-T flows with --natt-flows; the kernel keeps them in the peer_<server> and natt_shared sets)'
+        ? "; a new IKE SA from an address with one NAT-T flow (one device) joins that flow's server (name it with --natt-servers, and the address's live NAT-T flows with --natt-flows; the kernel keeps them in the peer_<server> and natt_shared sets)"
         : '';
     return {
       service: s.name,
@@ -111,5 +134,12 @@ export function whichAnswer(s: ServiceSnapshot, address: string, spi?: Uint8Arra
         : natTServers && natTServers.length === 1 && (natTFlows ?? 1) > 1
           ? `the address has ${natTFlows} live NAT-T flows (several devices behind one NAT): placed by SPI`
           : undefined;
-  return { service: s.name, backend: d.backend?.name ?? null, address: d.backend?.address ?? null, keyKind: d.keyKind, slot: d.slot ?? null, ...(note ? { note } : {}) };
+  return {
+    service: s.name,
+    backend: d.backend?.name ?? null,
+    address: d.backend?.address ?? null,
+    keyKind: d.keyKind,
+    slot: d.slot ?? null,
+    ...(note ? { note } : {}),
+  };
 }

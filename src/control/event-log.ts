@@ -33,7 +33,8 @@ export class EventLog {
   record(e: Omit<TimelineEvent, 'seq' | 'at'>): TimelineEvent {
     const event: TimelineEvent = { seq: ++this.#seq, at: this.#now().toISOString(), ...e };
     this.#events.push(event);
-    if (this.#events.length > this.#capacity) this.#events.splice(0, this.#events.length - this.#capacity);
+    if (this.#events.length > this.#capacity)
+      this.#events.splice(0, this.#events.length - this.#capacity);
     return event;
   }
 

@@ -14,16 +14,37 @@ services:
 `);
 
 function plane(counters: Record<string, BackendCounters>, warnings: string[] = []): DataPlane {
-  return { serviceName: 's', start: async () => {}, apply: async () => {}, stop: async () => {}, status: () => ({ dataplane: 'fake', listeners: [], backends: counters, warnings }) };
+  return {
+    serviceName: 's',
+    start: async () => {},
+    apply: async () => {},
+    stop: async () => {},
+    status: () => ({ dataplane: 'fake', listeners: [], backends: counters, warnings }),
+  };
 }
 
 test('rates are counter differences per second; the first sample has none; a counter going back counts zero', () => {
   const c = new Controller(CONFIG);
   const h = new History(3);
   const probes = new Map([['s/a', { ok: true, latencyMs: 4.5 }]]);
-  h.sample(c.snapshot(), new Map([['s', plane({ a: { bytesIn: 1000, bytesOut: 0, connections: 2 } })]]), probes, 10_000);
-  h.sample(c.snapshot(), new Map([['s', plane({ a: { bytesIn: 6000, bytesOut: 500, connections: 3 } })]]), probes, 15_000);
-  h.sample(c.snapshot(), new Map([['s', plane({ a: { bytesIn: 10, bytesOut: 500, connections: 1 } })]]), new Map(), 20_000);
+  h.sample(
+    c.snapshot(),
+    new Map([['s', plane({ a: { bytesIn: 1000, bytesOut: 0, connections: 2 } })]]),
+    probes,
+    10_000,
+  );
+  h.sample(
+    c.snapshot(),
+    new Map([['s', plane({ a: { bytesIn: 6000, bytesOut: 500, connections: 3 } })]]),
+    probes,
+    15_000,
+  );
+  h.sample(
+    c.snapshot(),
+    new Map([['s', plane({ a: { bytesIn: 10, bytesOut: 500, connections: 1 } })]]),
+    new Map(),
+    20_000,
+  );
   const a = h.document(20_000).series['s/a']!;
   assert.deepEqual(a.t, [10_000, 15_000, 20_000]);
   assert.deepEqual(a.bytesInPerSec, [null, 1000, 0]);
@@ -39,7 +60,18 @@ test('downtime adds up the periods a backend spent down, the current one include
   const h = new History();
   const c = new Controller(CONFIG);
   h.sample(c.snapshot(), new Map(), new Map(), 0);
-  const t = (to: 'down' | 'up', at: number) => h.onTransition({ service: 's', backend: 'a', from: to === 'down' ? 'up' : 'down', to, reason: 'x', at: new Date(at).toISOString() }, at);
+  const t = (to: 'down' | 'up', at: number) =>
+    h.onTransition(
+      {
+        service: 's',
+        backend: 'a',
+        from: to === 'down' ? 'up' : 'down',
+        to,
+        reason: 'x',
+        at: new Date(at).toISOString(),
+      },
+      at,
+    );
   t('down', 1_000);
   t('up', 4_000);
   t('down', 10_000);
@@ -51,6 +83,16 @@ test('a new data-plane warning goes to the timeline once', () => {
   const h = new History();
   const events = new EventLog();
   const c = new Controller(CONFIG);
-  for (const at of [0, 5_000]) h.sample(c.snapshot(), new Map([['s', plane({}, ['return path missing for a'])]]), new Map(), at, events);
-  assert.deepEqual(events.list().map((e) => [e.kind, e.message]), [['warning', 's: return path missing for a']]);
+  for (const at of [0, 5_000])
+    h.sample(
+      c.snapshot(),
+      new Map([['s', plane({}, ['return path missing for a'])]]),
+      new Map(),
+      at,
+      events,
+    );
+  assert.deepEqual(
+    events.list().map((e) => [e.kind, e.message]),
+    [['warning', 's: return path missing for a']],
+  );
 });

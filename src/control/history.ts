@@ -61,7 +61,8 @@ export class History {
     if (t.to === 'down' && !this.#downSince.has(key)) this.#downSince.set(key, nowMs);
     if (t.to !== 'down') {
       const since = this.#downSince.get(key);
-      if (since !== undefined) this.#downtime.set(key, (this.#downtime.get(key) ?? 0) + Math.max(0, nowMs - since));
+      if (since !== undefined)
+        this.#downtime.set(key, (this.#downtime.get(key) ?? 0) + Math.max(0, nowMs - since));
       this.#downSince.delete(key);
     }
   }
@@ -108,7 +109,8 @@ export class History {
     // Backends and services that left the configuration leave the history.
     for (const key of [...this.#series.keys()]) if (!seen.has(key)) this.#series.delete(key);
     for (const key of [...this.#previous.keys()]) if (!seen.has(key)) this.#previous.delete(key);
-    for (const w of warnings) if (!this.#warnings.has(w)) events?.record({ kind: 'warning', severity: 'warn', message: w });
+    for (const w of warnings)
+      if (!this.#warnings.has(w)) events?.record({ kind: 'warning', severity: 'warn', message: w });
     this.#warnings = warnings;
   }
 
@@ -116,14 +118,29 @@ export class History {
     const downtimeMs: Record<string, number> = {};
     for (const key of this.#series.keys()) {
       const since = this.#downSince.get(key);
-      downtimeMs[key] = (this.#downtime.get(key) ?? 0) + (since !== undefined ? Math.max(0, nowMs - since) : 0);
+      downtimeMs[key] =
+        (this.#downtime.get(key) ?? 0) + (since !== undefined ? Math.max(0, nowMs - since) : 0);
     }
-    return { intervalMs: HISTORY_INTERVAL_MS, samples: this.#capacity, series: Object.fromEntries(this.#series), downtimeMs };
+    return {
+      intervalMs: HISTORY_INTERVAL_MS,
+      samples: this.#capacity,
+      series: Object.fromEntries(this.#series),
+      downtimeMs,
+    };
   }
 }
 
 function newSeries(): BackendSeries {
-  return { t: [], bytesInPerSec: [], bytesOutPerSec: [], packetsInPerSec: [], packetsOutPerSec: [], tunnels: [], probeLatencyMs: [], up: [] };
+  return {
+    t: [],
+    bytesInPerSec: [],
+    bytesOutPerSec: [],
+    packetsInPerSec: [],
+    packetsOutPerSec: [],
+    tunnels: [],
+    probeLatencyMs: [],
+    up: [],
+  };
 }
 
 function push<T>(list: T[], v: T, capacity: number): void {

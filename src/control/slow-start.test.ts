@@ -12,10 +12,12 @@ import { Controller, SLOW_START_STEPS, slowStartShare } from './controller.js';
 
 function setup(kind: 'sstp' | 'ikev2', slowStart: string | undefined) {
   let clock = Date.parse('2024-01-01T00:00:00Z');
-  const svc = kind === 'sstp'
-    ? `sstp: [ { name: svc, virtualIp: 198.18.0.1, pool: farm, method: least-connections, monitor: m } ]`
-    : `ikev2: [ { name: svc, virtualIp: 198.18.0.1, pool: farm, monitor: m } ]`;
-  const controller = new Controller(loadConfigText(`
+  const svc =
+    kind === 'sstp'
+      ? `sstp: [ { name: svc, virtualIp: 198.18.0.1, pool: farm, method: least-connections, monitor: m } ]`
+      : `ikev2: [ { name: svc, virtualIp: 198.18.0.1, pool: farm, monitor: m } ]`;
+  const controller = new Controller(
+    loadConfigText(`
 monitors: { m: { type: tcp, port: 443 } }
 pools:
   farm:
@@ -25,7 +27,9 @@ pools:
       - { name: b, address: 198.18.0.11 }
 services:
   ${svc}
-`), { now: () => new Date(clock) });
+`),
+    { now: () => new Date(clock) },
+  );
   const advance = (ms: number) => {
     clock += ms;
     controller.refreshSlowStart();
@@ -69,7 +73,10 @@ describe('slow start', () => {
         assert.equal(s.snap().backends.find((b) => b.name === 'b')!.slowStart, undefined);
         return;
       }
-      assert.ok(first <= 6, `b took ${first} of the first 20 new clients (a tenth of a's load, not all)`);
+      assert.ok(
+        first <= 6,
+        `b took ${first} of the first 20 new clients (a tenth of a's load, not all)`,
+      );
       const status = s.snap().backends.find((b) => b.name === 'b')!;
       assert.deepEqual(status.slowStart, { share: 0.1, until: '2024-01-01T00:00:10.000Z' });
       // Each later second: b's load stays within its share of a's, and the share grows.
@@ -80,10 +87,17 @@ describe('slow start', () => {
         const share = s.snap().backends.find((b) => b.name === 'b')!.slowStart?.share ?? 1;
         assert.ok(share > previous, `step ${step}: share ${share}`);
         previous = share;
-        assert.ok(s.counts.get('b') <= Math.ceil(share * s.counts.get('a')) + 1, `step ${step}: b ${s.counts.get('b')} vs a ${s.counts.get('a')} at share ${share}`);
+        assert.ok(
+          s.counts.get('b') <= Math.ceil(share * s.counts.get('a')) + 1,
+          `step ${step}: b ${s.counts.get('b')} vs a ${s.counts.get('a')} at share ${share}`,
+        );
       }
       s.advance(1_000);
-      assert.equal(s.snap().backends.find((b) => b.name === 'b')!.slowStart, undefined, 'ramp over');
+      assert.equal(
+        s.snap().backends.find((b) => b.name === 'b')!.slowStart,
+        undefined,
+        'ramp over',
+      );
       assert.equal(s.snap().candidates.find((c) => c.name === 'b')!.weight, 1, 'full weight');
     });
   }
@@ -106,7 +120,8 @@ describe('slow start', () => {
     }
     s.advance(1_000);
     assert.ok(steps[0]! > 0 && steps[0]! < full / 4, `first step: ${steps[0]} of ${full} slots`);
-    for (let i = 1; i < steps.length; i++) assert.ok(steps[i]! > steps[i - 1]!, `slots per step: ${steps.join(', ')}`);
+    for (let i = 1; i < steps.length; i++)
+      assert.ok(steps[i]! > steps[i - 1]!, `slots per step: ${steps.join(', ')}`);
     assert.equal(slotsOfB(), full, 'the whole share after the ramp');
   });
 

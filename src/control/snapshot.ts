@@ -83,5 +83,7 @@ export interface Snapshot {
  */
 export function backendsToFlush(s: ServiceSnapshot): BackendStatus[] {
   const serving = new Set(s.candidates.map((c) => c.name));
-  return s.backends.filter((b) => (b.state === 'down' || b.state === 'disabled') && !serving.has(b.name));
+  return s.backends.filter(
+    (b) => (b.state === 'down' || b.state === 'disabled') && !serving.has(b.name),
+  );
 }

@@ -17,14 +17,19 @@ import { SstpProxy } from './sstp/sstp-proxy.js';
 import { SstpWorkerPool } from './workers/sstp-worker-pool.js';
 import { VpnlbError } from '../errors.js';
 
-export async function createDataPlane(snapshot: ServiceSnapshot, ctx: RuntimeContext): Promise<DataPlane> {
+export async function createDataPlane(
+  snapshot: ServiceSnapshot,
+  ctx: RuntimeContext,
+): Promise<DataPlane> {
   if (snapshot.kind === 'sstp') {
     if (snapshot.service.dataplane === 'kernel') {
       requireKernel(snapshot.service.name, await kernelAvailable());
       return new KernelSstpDataPlane(snapshot.service, ctx);
     }
     // More than one process: the proxy runs in `workers` processes (src/dataplane/workers/).
-    return ctx.config.workers > 1 ? new SstpWorkerPool(snapshot.service, ctx, ctx.config.workers) : new SstpProxy(snapshot.service, ctx);
+    return ctx.config.workers > 1
+      ? new SstpWorkerPool(snapshot.service, ctx, ctx.config.workers)
+      : new SstpProxy(snapshot.service, ctx);
   }
   const service = snapshot.service;
   const avail = await kernelAvailable();
@@ -58,8 +63,20 @@ function kernelAvailable(): ReturnType<typeof kernelAvailability> {
 }
 
 /** `dataplane: kernel` was asked for: a clear error when this host cannot give it. */
-function requireKernel(service: string, avail: Awaited<ReturnType<typeof kernelAvailability>>): void {
+function requireKernel(
+  service: string,
+  avail: Awaited<ReturnType<typeof kernelAvailability>>,
+): void {
   if (avail.ok) return;
-  if (avail.missingCapability) throw new VpnlbError('VPNLB_MISSING_CAPABILITY', `${service}: dataplane kernel: ${avail.reason}`, 'internal');
-  throw new VpnlbError('VPNLB_DATAPLANE_UNAVAILABLE', `${service}: dataplane kernel: ${avail.reason} (use dataplane: userspace to run without it)`, 'internal');
+  if (avail.missingCapability)
+    throw new VpnlbError(
+      'VPNLB_MISSING_CAPABILITY',
+      `${service}: dataplane kernel: ${avail.reason}`,
+      'internal',
+    );
+  throw new VpnlbError(
+    'VPNLB_DATAPLANE_UNAVAILABLE',
+    `${service}: dataplane kernel: ${avail.reason} (use dataplane: userspace to run without it)`,
+    'internal',
+  );
 }

@@ -11,7 +11,16 @@ export const DEMO = Object.freeze({
   servers: ['127.0.20.1', '127.0.20.2', '127.0.20.3'] as const,
   vipFullNat: '127.0.10.1',
   vipSnatPool: '127.0.10.2',
-  snatAddresses: ['127.0.30.1', '127.0.30.2', '127.0.30.3', '127.0.30.4', '127.0.30.5', '127.0.30.6', '127.0.30.7', '127.0.30.8'] as const,
+  snatAddresses: [
+    '127.0.30.1',
+    '127.0.30.2',
+    '127.0.30.3',
+    '127.0.30.4',
+    '127.0.30.5',
+    '127.0.30.6',
+    '127.0.30.7',
+    '127.0.30.8',
+  ] as const,
   /** Each server accepts at most this many SAs from one source address (Windows-like). */
   perIpLimit: 5,
   /** Clients started per phase. */
@@ -19,7 +28,9 @@ export const DEMO = Object.freeze({
 });
 
 export function demoConfigYaml(backendIkePort: number, backendNatTPort: number): string {
-  const backends = DEMO.servers.map((a, i) => `      - { name: rras${i + 1}, address: ${a} }`).join('\n');
+  const backends = DEMO.servers
+    .map((a, i) => `      - { name: rras${i + 1}, address: ${a} }`)
+    .join('\n');
   const common = `      ikePort: 0
       natTPort: 0
       backendIkePort: ${backendIkePort}

@@ -35,7 +35,12 @@ export interface PhaseProgress {
   readonly failedByPerIpLimit: number;
   readonly splitHandshakes: number;
   /** Per server: current SAs and how many source addresses they come from. */
-  readonly servers: readonly { readonly name: string; readonly sas: number; readonly sourceAddresses: number; readonly refused: number }[];
+  readonly servers: readonly {
+    readonly name: string;
+    readonly sas: number;
+    readonly sourceAddresses: number;
+    readonly refused: number;
+  }[];
 }
 
 export interface PhaseResult {
@@ -49,7 +54,16 @@ export interface PhaseResult {
   readonly failedOther: number;
   /** Clients whose packets reached more than one server (must be 0). */
   readonly splitHandshakes: number;
-  readonly backends: Readonly<Record<string, { readonly clients: number; readonly refusedByPerIpLimit: number; readonly sourceAddresses: number }>>;
+  readonly backends: Readonly<
+    Record<
+      string,
+      {
+        readonly clients: number;
+        readonly refusedByPerIpLimit: number;
+        readonly sourceAddresses: number;
+      }
+    >
+  >;
   /** Source addresses the servers saw, all servers together. */
   readonly sourceAddresses: readonly string[];
   readonly relayDropped: Readonly<Record<string, number>>;
@@ -64,9 +78,24 @@ export interface DemoReport {
 }
 
 export type DemoEvent =
-  | { readonly type: 'started'; readonly adminUrl: string | null; readonly loginUrl: string | null; readonly warnings: readonly string[] }
-  | { readonly type: 'phase-start'; readonly phase: PhaseKey; readonly title: string; readonly service: string }
-  | { readonly type: 'tick'; readonly phase: PhaseKey; readonly elapsedMs: number; readonly progress: PhaseProgress }
+  | {
+      readonly type: 'started';
+      readonly adminUrl: string | null;
+      readonly loginUrl: string | null;
+      readonly warnings: readonly string[];
+    }
+  | {
+      readonly type: 'phase-start';
+      readonly phase: PhaseKey;
+      readonly title: string;
+      readonly service: string;
+    }
+  | {
+      readonly type: 'tick';
+      readonly phase: PhaseKey;
+      readonly elapsedMs: number;
+      readonly progress: PhaseProgress;
+    }
   | { readonly type: 'phase-end'; readonly phase: PhaseKey; readonly result: PhaseResult };
 
 export interface DemoOptions {
@@ -118,7 +147,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     });
     await runtime.start();
     const adminUrl = runtime.adminAddress?.url ?? null;
-    emit({ type: 'started', adminUrl, loginUrl: runtime.adminLoginUrl() ?? null, warnings: [...warnings] });
+    emit({
+      type: 'started',
+      adminUrl,
+      loginUrl: runtime.adminLoginUrl() ?? null,
+      warnings: [...warnings],
+    });
     const phaseMs = options.durationMs / 2;
     const relayOf = (name: string): UdpRelay => {
       const dp = runtime!.dataPlanes().get(name);
@@ -126,9 +160,36 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       return dp;
     };
     const n = options.clientsPerPhase ?? DEMO.clientsPerPhase;
-    const fullNat = await runPhase('fullNat', 'full NAT from one address', 'ikev2-fullnat', DEMO.vipFullNat, '127.1.1', relayOf('ikev2-fullnat'), farm, n, phaseMs, emit);
-    const snatPool = await runPhase('snatPool', `SNAT pool (${DEMO.snatAddresses.length} addresses, ${DEMO.perIpLimit} per server)`, 'ikev2-snatpool', DEMO.vipSnatPool, '127.1.2', relayOf('ikev2-snatpool'), farm, n, phaseMs, emit);
-    return { adminUrl, durationMs: options.durationMs, perIpLimit: DEMO.perIpLimit, phases: { fullNat, snatPool } };
+    const fullNat = await runPhase(
+      'fullNat',
+      'full NAT from one address',
+      'ikev2-fullnat',
+      DEMO.vipFullNat,
+      '127.1.1',
+      relayOf('ikev2-fullnat'),
+      farm,
+      n,
+      phaseMs,
+      emit,
+    );
+    const snatPool = await runPhase(
+      'snatPool',
+      `SNAT pool (${DEMO.snatAddresses.length} addresses, ${DEMO.perIpLimit} per server)`,
+      'ikev2-snatpool',
+      DEMO.vipSnatPool,
+      '127.1.2',
+      relayOf('ikev2-snatpool'),
+      farm,
+      n,
+      phaseMs,
+      emit,
+    );
+    return {
+      adminUrl,
+      durationMs: options.durationMs,
+      perIpLimit: DEMO.perIpLimit,
+      phases: { fullNat, snatPool },
+    };
   } finally {
     await runtime?.stop();
     await farm.close();
@@ -156,7 +217,16 @@ async function runPhase(
   const t0 = Date.now();
   // Spread the arrivals over the first part of the phase, leaving time for the last to finish.
   const window = Math.max(0, phaseMs - CLIENT_WORST_CASE_MS) * 0.6;
-  const tick = setInterval(() => emit({ type: 'tick', phase, elapsedMs: Date.now() - t0, progress: progress(results, started, farm) }), 1000);
+  const tick = setInterval(
+    () =>
+      emit({
+        type: 'tick',
+        phase,
+        elapsedMs: Date.now() - t0,
+        progress: progress(results, started, farm),
+      }),
+    1000,
+  );
   try {
     const running: Promise<void>[] = [];
     for (let i = 0; i < clients; i++) {
@@ -165,7 +235,13 @@ async function runPhase(
       if (wait > 0) await sleep(wait);
       started++;
       running.push(
-        runIkeClient({ localAddress: `${clientPrefix}.${i + 1}`, server, retransmitTimeouts: RETRANSMITS, espPackets: 3, espTimeout: 500 }).then((r) => {
+        runIkeClient({
+          localAddress: `${clientPrefix}.${i + 1}`,
+          server,
+          retransmitTimeouts: RETRANSMITS,
+          espPackets: 3,
+          espTimeout: 500,
+        }).then((r) => {
           results.push(r);
         }),
       );
@@ -176,7 +252,12 @@ async function runPhase(
   } finally {
     clearInterval(tick);
   }
-  emit({ type: 'tick', phase, elapsedMs: Date.now() - t0, progress: progress(results, started, farm) });
+  emit({
+    type: 'tick',
+    phase,
+    elapsedMs: Date.now() - t0,
+    progress: progress(results, started, farm),
+  });
   const result = summarize(title, service, results, farm, relay);
   emit({ type: 'phase-end', phase, result });
   return result;
@@ -185,7 +266,11 @@ async function runPhase(
 /** Names of the servers one client's packets reached: by its SPI, or by its ESP SPI. */
 function serversOf(r: IkeClientResult, farm: SimFarm): string[] {
   return farm.servers
-    .filter((s) => s.seenSpis().has(r.spiI) || (r.serverEspSpi !== undefined && s.unknownEspSpis().has(r.serverEspSpi)))
+    .filter(
+      (s) =>
+        s.seenSpis().has(r.spiI) ||
+        (r.serverEspSpi !== undefined && s.unknownEspSpis().has(r.serverEspSpi)),
+    )
     .map((s) => s.name);
 }
 
@@ -193,7 +278,11 @@ function isRefused(r: IkeClientResult, farm: SimFarm): boolean {
   return !r.ok && farm.servers.some((s) => s.refusedSpis().has(r.spiI));
 }
 
-function progress(results: readonly IkeClientResult[], started: number, farm: SimFarm): PhaseProgress {
+function progress(
+  results: readonly IkeClientResult[],
+  started: number,
+  farm: SimFarm,
+): PhaseProgress {
   const connected = results.filter((r) => r.ok).length;
   return {
     started,
@@ -211,19 +300,37 @@ function progress(results: readonly IkeClientResult[], started: number, farm: Si
   };
 }
 
-function summarize(title: string, service: string, results: readonly IkeClientResult[], farm: SimFarm, relay: UdpRelay): PhaseResult {
+function summarize(
+  title: string,
+  service: string,
+  results: readonly IkeClientResult[],
+  farm: SimFarm,
+  relay: UdpRelay,
+): PhaseResult {
   const p = progress(results, results.length, farm);
-  const backends: Record<string, { clients: number; refusedByPerIpLimit: number; sourceAddresses: number }> = {};
+  const backends: Record<
+    string,
+    { clients: number; refusedByPerIpLimit: number; sourceAddresses: number }
+  > = {};
   for (const s of farm.servers) {
-    backends[s.name] = { clients: 0, refusedByPerIpLimit: s.stats().refusedByPerIpLimit, sourceAddresses: s.clientAddresses().length };
+    backends[s.name] = {
+      clients: 0,
+      refusedByPerIpLimit: s.stats().refusedByPerIpLimit,
+      sourceAddresses: s.clientAddresses().length,
+    };
   }
   for (const r of results) {
     if (!r.ok) continue;
     const [name] = serversOf(r, farm);
     if (name && backends[name]) backends[name].clients++;
   }
-  const times = results.filter((r) => r.ok).map((r) => r.totalMs).sort((a, b) => a - b);
-  const dropped = Object.fromEntries(Object.entries(relay.stats().dropped).filter(([, v]) => v > 0));
+  const times = results
+    .filter((r) => r.ok)
+    .map((r) => r.totalMs)
+    .sort((a, b) => a - b);
+  const dropped = Object.fromEntries(
+    Object.entries(relay.stats().dropped).filter(([, v]) => v > 0),
+  );
   return {
     title,
     service,
@@ -239,4 +346,3 @@ function summarize(title: string, service: string, results: readonly IkeClientRe
     medianConnectMs: times.length ? Math.round(times[Math.floor(times.length / 2)]!) : null,
   };
 }
-

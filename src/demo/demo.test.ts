@@ -11,7 +11,10 @@ import type { DemoReport } from './demo-runner.js';
 test('vpnlb demo --json: full NAT fails at the per-IP limit, the SNAT pool does not, affinity holds', async () => {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await demoCommand.run(['--duration', '6', '--json'], { out: (t) => out.push(t), err: (t) => err.push(t) });
+  const code = await demoCommand.run(['--duration', '6', '--json'], {
+    out: (t) => out.push(t),
+    err: (t) => err.push(t),
+  });
   assert.equal(code, 0, err.join('\n'));
   assert.equal(out.length, 1, 'exactly one JSON object on stdout');
   const report = JSON.parse(out[0]!) as DemoReport;

@@ -33,13 +33,26 @@ export interface ExportFormat {
  * The services of `config` to export: all, or the one named `serviceName` (an IKEv2 or an SSTP
  * service). An unknown name is a usage error that lists the names there are.
  */
-export function selectServices(config: Config, serviceName: string | undefined, baseDir: string): ExportInput {
+export function selectServices(
+  config: Config,
+  serviceName: string | undefined,
+  baseDir: string,
+): ExportInput {
   const { ikev2, sstp } = config.services;
   if (serviceName === undefined) return { config, ikev2, sstp, baseDir };
-  const input = { config, ikev2: ikev2.filter((s) => s.name === serviceName), sstp: sstp.filter((s) => s.name === serviceName), baseDir };
+  const input = {
+    config,
+    ikev2: ikev2.filter((s) => s.name === serviceName),
+    sstp: sstp.filter((s) => s.name === serviceName),
+    baseDir,
+  };
   if (input.ikev2.length + input.sstp.length === 0) {
     const names = [...ikev2, ...sstp].map((s) => s.name).join(', ') || 'none';
-    throw new VpnlbError('VPNLB_CLI_USAGE', `--service: no service named "${serviceName}" in ${config.source} (services: ${names})`, 'client');
+    throw new VpnlbError(
+      'VPNLB_CLI_USAGE',
+      `--service: no service named "${serviceName}" in ${config.source} (services: ${names})`,
+      'client',
+    );
   }
   return input;
 }
@@ -47,19 +60,28 @@ export function selectServices(config: Config, serviceName: string | undefined, 
 /** The pool a service draws from (validated to exist by the loader). */
 export function poolOf(input: ExportInput, service: Ikev2Service | SstpService): Pool {
   const pool = input.config.pools[service.pool];
-  if (!pool) throw new VpnlbError('VPNLB_CONFIG_INVALID', `service ${service.name}: no pool "${service.pool}"`, 'client');
+  if (!pool)
+    throw new VpnlbError(
+      'VPNLB_CONFIG_INVALID',
+      `service ${service.name}: no pool "${service.pool}"`,
+      'client',
+    );
   return pool;
 }
 
 /** Every server the chosen services send clients to, once each by name, in pool order. */
 export function serversOf(input: ExportInput): Backend[] {
   const byName = new Map<string, Backend>();
-  for (const s of [...input.ikev2, ...input.sstp]) for (const b of poolOf(input, s).backends) if (!byName.has(b.name)) byName.set(b.name, b);
+  for (const s of [...input.ikev2, ...input.sstp])
+    for (const b of poolOf(input, s).backends) if (!byName.has(b.name)) byName.set(b.name, b);
   return [...byName.values()];
 }
 
 /** The service's health monitor, if it names one. */
-export function monitorOf(input: ExportInput, service: Ikev2Service | SstpService): Monitor | undefined {
+export function monitorOf(
+  input: ExportInput,
+  service: Ikev2Service | SstpService,
+): Monitor | undefined {
   return service.monitor === undefined ? undefined : input.config.monitors[service.monitor];
 }
 
@@ -99,7 +121,12 @@ export function noEquivalent(commentPrefix: string, feature: string, closest: st
 }
 
 /** The header every export starts with: what it is, where it came from, what to check. */
-export function exportHeader(commentPrefix: string, input: ExportInput, format: string, docs: readonly string[]): string[] {
+export function exportHeader(
+  commentPrefix: string,
+  input: ExportInput,
+  format: string,
+  docs: readonly string[],
+): string[] {
   const services = [...input.ikev2, ...input.sstp].map((s) => s.name).join(', ') || 'none';
   return [
     `${commentPrefix} ${format}: equivalent of the vpnlb configuration ${basename(input.config.source)} (services: ${services}).`,

@@ -6,4 +6,10 @@ import { haproxyFormat } from './haproxy/render-haproxy.js';
 import { kempFormat } from './kemp/render-kemp.js';
 import { nginxFormat } from './nginx/render-nginx.js';
 
-export const EXPORT_FORMATS: readonly ExportFormat[] = [f5Format, citrixFormat, kempFormat, haproxyFormat, nginxFormat];
+export const EXPORT_FORMATS: readonly ExportFormat[] = [
+  f5Format,
+  citrixFormat,
+  kempFormat,
+  haproxyFormat,
+  nginxFormat,
+];

@@ -11,26 +11,59 @@ const LOG = [
 
 test('transition log: lines parsed, noise skipped, the last failover carries its cause', () => {
   const t = parseTransitions(LOG);
-  assert.deepEqual(t.map((x) => x.state), ['BACKUP', 'MASTER', 'FAULT']);
-  assert.deepEqual(lastFailover(t), { at: new Date(1700000100000).toISOString(), from: 'active', to: 'fault', cause: 'health check failed: vpnlb does not answer: connect ECONNREFUSED 127.0.0.1:8088' });
+  assert.deepEqual(
+    t.map((x) => x.state),
+    ['BACKUP', 'MASTER', 'FAULT'],
+  );
+  assert.deepEqual(lastFailover(t), {
+    at: new Date(1700000100000).toISOString(),
+    from: 'active',
+    to: 'fault',
+    cause: 'health check failed: vpnlb does not answer: connect ECONNREFUSED 127.0.0.1:8088',
+  });
 });
 
 test('causes: planned drain, no servers, fail-back, peer gone, links down', () => {
   const drain = parseTransitions('1 MASTER 150 drain=0 check=ok\n2 BACKUP 1 drain=1 check=ok');
   assert.equal(lastFailover(drain)?.cause, 'planned drain (vpnlb node drain)');
-  const noServers = parseTransitions('1 MASTER 150 drain=0 check=ok\n2 BACKUP 99 drain=0 check=backends fail no usable server: ike4');
-  assert.equal(lastFailover(noServers)?.cause, 'no usable server here (no usable server: ike4): priority lowered below the peer');
+  const noServers = parseTransitions(
+    '1 MASTER 150 drain=0 check=ok\n2 BACKUP 99 drain=0 check=backends fail no usable server: ike4',
+  );
+  assert.equal(
+    lastFailover(noServers)?.cause,
+    'no usable server here (no usable server: ike4): priority lowered below the peer',
+  );
   const failBack = parseTransitions('1 MASTER 100 drain=0 check=ok\n2 BACKUP 100 drain=0 check=ok');
-  assert.equal(lastFailover(failBack)?.cause, 'the peer took over (higher priority: fail-back or preemption)');
+  assert.equal(
+    lastFailover(failBack)?.cause,
+    'the peer took over (higher priority: fail-back or preemption)',
+  );
   const takeover = parseTransitions('1 BACKUP 100 drain=0 check=ok\n2 MASTER 100 drain=0 check=ok');
-  assert.deepEqual(lastFailover(takeover), { at: new Date(2).toISOString(), from: 'standby', to: 'active', cause: 'the peer stopped advertising or gave the addresses up (dead, stopped, drained or unhealthy)' });
+  assert.deepEqual(lastFailover(takeover), {
+    at: new Date(2).toISOString(),
+    from: 'standby',
+    to: 'active',
+    cause:
+      'the peer stopped advertising or gave the addresses up (dead, stopped, drained or unhealthy)',
+  });
   assert.equal(lastFailover(parseTransitions('1 BACKUP 100 drain=0 check=ok')), null);
-  const linkDown = parseTransitions('1 MASTER 150 drain=0 check=ok\n2 FAULT 150 drain=0 check=link down: outside0 inside0');
-  assert.equal(lastFailover(linkDown)?.cause, 'link down: outside0 inside0 (keepalived faults the group when a VRRP interface is down)');
-  assert.equal(lastFailover(parseTransitions('1 MASTER 150'))?.cause, 'elected at start (the peer is absent or has a lower priority)');
+  const linkDown = parseTransitions(
+    '1 MASTER 150 drain=0 check=ok\n2 FAULT 150 drain=0 check=link down: outside0 inside0',
+  );
+  assert.equal(
+    lastFailover(linkDown)?.cause,
+    'link down: outside0 inside0 (keepalived faults the group when a VRRP interface is down)',
+  );
+  assert.equal(
+    lastFailover(parseTransitions('1 MASTER 150'))?.cause,
+    'elected at start (the peer is absent or has a lower priority)',
+  );
 });
 
 test('conntrackd -s: the cache size', () => {
-  assert.equal(parseConntrackdEntries('cache internal:\ncurrent active connections:           23\n'), 23);
+  assert.equal(
+    parseConntrackdEntries('cache internal:\ncurrent active connections:           23\n'),
+    23,
+  );
   assert.equal(parseConntrackdEntries('nothing'), null);
 });

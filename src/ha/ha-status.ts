@@ -36,21 +36,38 @@ export interface HaStatus {
   readonly priority: number;
   readonly drained: boolean;
   readonly check: string;
-  readonly sync: { readonly conntrackd: 'running' | 'not running'; readonly entries: number | null; readonly detail: string };
+  readonly sync: {
+    readonly conntrackd: 'running' | 'not running';
+    readonly entries: number | null;
+    readonly detail: string;
+  };
   /** The last change of ownership (into or out of `active`), with its cause. */
   readonly lastFailover: Failover | null;
   readonly transitions: number;
 }
 
-const ROLE: Record<Transition['state'], HaRole> = { MASTER: 'active', BACKUP: 'standby', FAULT: 'fault', STOP: 'stopped' };
+const ROLE: Record<Transition['state'], HaRole> = {
+  MASTER: 'active',
+  BACKUP: 'standby',
+  FAULT: 'fault',
+  STOP: 'stopped',
+};
 
 /** Parses the transition log; lines that are not transitions (conntrackd errors) are skipped. */
 export function parseTransitions(text: string): Transition[] {
   const out: Transition[] = [];
   for (const line of text.split('\n')) {
-    const m = /^(\d+) (MASTER|BACKUP|FAULT|STOP) (\d+)(?: drain=(\S*) check=(.*))?$/.exec(line.trim());
+    const m = /^(\d+) (MASTER|BACKUP|FAULT|STOP) (\d+)(?: drain=(\S*) check=(.*))?$/.exec(
+      line.trim(),
+    );
     if (!m) continue;
-    out.push({ at: Number(m[1]), state: m[2] as Transition['state'], priority: Number(m[3]), drained: (m[4] ?? '0').trim() !== '0' && m[4] !== '', check: m[5] ?? 'ok' });
+    out.push({
+      at: Number(m[1]),
+      state: m[2] as Transition['state'],
+      priority: Number(m[3]),
+      drained: (m[4] ?? '0').trim() !== '0' && m[4] !== '',
+      check: m[5] ?? 'ok',
+    });
   }
   return out;
 }
@@ -58,17 +75,21 @@ export function parseTransitions(text: string): Transition[] {
 /** Why a transition happened, from what the notify script saw at that moment. */
 export function causeOf(prev: Transition | undefined, t: Transition): string {
   const failed = t.check.startsWith('alive fail') ? t.check.slice('alive fail '.length) : undefined;
-  const noServers = t.check.startsWith('backends fail') ? t.check.slice('backends fail '.length) : undefined;
+  const noServers = t.check.startsWith('backends fail')
+    ? t.check.slice('backends fail '.length)
+    : undefined;
   switch (t.state) {
     case 'FAULT':
-      if (t.check.startsWith('link down: ')) return `${t.check} (keepalived faults the group when a VRRP interface is down)`;
+      if (t.check.startsWith('link down: '))
+        return `${t.check} (keepalived faults the group when a VRRP interface is down)`;
       return `health check failed: ${failed ?? noServers ?? 'keepalived tracking failed'}`;
     case 'STOP':
       return 'keepalived stopped on this node';
     case 'BACKUP':
       if (t.drained) return 'planned drain (vpnlb node drain)';
       if (noServers) return `no usable server here (${noServers}): priority lowered below the peer`;
-      if (prev?.state === 'MASTER') return 'the peer took over (higher priority: fail-back or preemption)';
+      if (prev?.state === 'MASTER')
+        return 'the peer took over (higher priority: fail-back or preemption)';
       return prev ? `recovered from ${prev.state.toLowerCase()}` : 'started as standby';
     case 'MASTER':
       if (!prev) return 'elected at start (the peer is absent or has a lower priority)';
@@ -83,11 +104,23 @@ export function lastFailover(transitions: readonly Transition[]): Failover | nul
     const t = transitions[i]!;
     const prev = transitions[i - 1]!;
     if ((t.state === 'MASTER') !== (prev.state === 'MASTER')) {
-      return { at: new Date(t.at).toISOString(), from: ROLE[prev.state], to: ROLE[t.state], cause: causeOf(prev, t) };
+      return {
+        at: new Date(t.at).toISOString(),
+        from: ROLE[prev.state],
+        to: ROLE[t.state],
+        cause: causeOf(prev, t),
+      };
     }
   }
   const first = transitions[0];
-  return first?.state === 'MASTER' ? { at: new Date(first.at).toISOString(), from: 'unknown', to: 'active', cause: causeOf(undefined, first) } : null;
+  return first?.state === 'MASTER'
+    ? {
+        at: new Date(first.at).toISOString(),
+        from: 'unknown',
+        to: 'active',
+        cause: causeOf(undefined, first),
+      }
+    : null;
 }
 
 /** Counts the entries in `conntrackd -s` output ("current active connections: N" of the cache). */
@@ -111,7 +144,12 @@ export class HaStatusReader {
   #ticks = 0;
   readonly #onChange: (s: HaStatus, previous: HaStatus) => void;
 
-  constructor(ha: HaConfig, self: HaNode, peer: HaNode, onChange: (s: HaStatus, previous: HaStatus) => void = () => undefined) {
+  constructor(
+    ha: HaConfig,
+    self: HaNode,
+    peer: HaNode,
+    onChange: (s: HaStatus, previous: HaStatus) => void = () => undefined,
+  ) {
     this.#ha = ha;
     this.#self = self;
     this.#peer = peer;
@@ -138,15 +176,29 @@ export class HaStatusReader {
     if (this.#ticks++ % 5 === 0) this.#pollConntrackd();
     const previous = this.#status;
     this.#status = this.#read();
-    if (previous.transitions !== this.#status.transitions || previous.role !== this.#status.role) this.#onChange(this.#status, previous);
+    if (previous.transitions !== this.#status.transitions || previous.role !== this.#status.role)
+      this.#onChange(this.#status, previous);
   }
 
   #pollConntrackd(): void {
-    execFile(CONNTRACKD_PATH, ['-C', this.#paths.conntrackdConf, '-s'], { timeout: 2000 }, (err, stdout) => {
-      this.#sync = err
-        ? { conntrackd: 'not running', entries: null, detail: (err.message.split('\n')[0] ?? '').slice(0, 200) }
-        : { conntrackd: 'running', entries: parseConntrackdEntries(stdout), detail: 'FTFW over UDP' };
-    });
+    execFile(
+      CONNTRACKD_PATH,
+      ['-C', this.#paths.conntrackdConf, '-s'],
+      { timeout: 2000 },
+      (err, stdout) => {
+        this.#sync = err
+          ? {
+              conntrackd: 'not running',
+              entries: null,
+              detail: (err.message.split('\n')[0] ?? '').slice(0, 200),
+            }
+          : {
+              conntrackd: 'running',
+              entries: parseConntrackdEntries(stdout),
+              detail: 'FTFW over UDP',
+            };
+      },
+    );
   }
 
   #read(): HaStatus {
@@ -162,12 +214,21 @@ export class HaStatusReader {
     const checkLines = text(this.#paths.checkFile).split('\n').filter(Boolean);
     return {
       node: this.#self.name,
-      peer: { name: this.#peer.name, syncAddress: this.#peer.syncAddress, priority: this.#peer.priority },
+      peer: {
+        name: this.#peer.name,
+        syncAddress: this.#peer.syncAddress,
+        priority: this.#peer.priority,
+      },
       role: last ? ROLE[last.state] : 'unknown',
       priority: this.#self.priority,
       drained: text(this.#paths.drainFile).trim() === '1',
-      check: checkLines.find((l) => !l.endsWith(' ok')) ?? (checkLines.length > 0 ? 'ok' : 'no check yet'),
-      sync: { ...this.#sync, detail: `${this.#sync.detail} (${this.#ha.sync.interface}, port ${this.#ha.sync.port})` },
+      check:
+        checkLines.find((l) => !l.endsWith(' ok')) ??
+        (checkLines.length > 0 ? 'ok' : 'no check yet'),
+      sync: {
+        ...this.#sync,
+        detail: `${this.#sync.detail} (${this.#ha.sync.interface}, port ${this.#ha.sync.port})`,
+      },
       lastFailover: lastFailover(transitions),
       transitions: transitions.length,
     };

@@ -27,15 +27,24 @@ export function evaluateHealth(status: StatusLike | undefined, error?: string): 
   }
   const services = status.services ?? [];
   const stale = services.filter((s) => s.dataplaneInSync !== true).map((s) => s.name);
-  const noServer = services.filter((s) => !(s.backends ?? []).some((b) => b.state === 'up')).map((s) => s.name);
+  const noServer = services
+    .filter((s) => !(s.backends ?? []).some((b) => b.state === 'up'))
+    .map((s) => s.name);
   return {
-    alive: stale.length === 0 ? OK : { ok: false, reason: `data plane not in sync: ${stale.join(', ')}` },
-    backends: noServer.length === 0 ? OK : { ok: false, reason: `no usable server: ${noServer.join(', ')}` },
+    alive:
+      stale.length === 0
+        ? OK
+        : { ok: false, reason: `data plane not in sync: ${stale.join(', ')}` },
+    backends:
+      noServer.length === 0
+        ? OK
+        : { ok: false, reason: `no usable server: ${noServer.join(', ')}` },
   };
 }
 
 /** The check file's text (read by check.sh): one line per check. */
 export function formatVerdict(v: HealthVerdict): string {
-  const line = (name: string, c: { ok: boolean; reason: string }) => `${name} ${c.ok ? 'ok' : `fail ${c.reason}`}`;
+  const line = (name: string, c: { ok: boolean; reason: string }) =>
+    `${name} ${c.ok ? 'ok' : `fail ${c.reason}`}`;
   return `${line('alive', v.alive)}\n${line('backends', v.backends)}\n`;
 }

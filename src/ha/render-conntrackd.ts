@@ -36,7 +36,9 @@ export function renderConntrackdConf(input: ConntrackdInput): string {
     '::1',
     self.syncAddress,
     peer.syncAddress,
-    ...[...ha.vrrp.outside.addresses, ...ha.vrrp.inside.addresses].map((a) => parseCidr(a)?.address ?? a),
+    ...[...ha.vrrp.outside.addresses, ...ha.vrrp.inside.addresses].map(
+      (a) => parseCidr(a)?.address ?? a,
+    ),
   ];
   const out = [
     `# vpnlb ${self.name} (peer ${peer.name}), rendered from ${input.source} by \`vpnlb ha render\`: edit that file, not this one.`,

@@ -50,7 +50,10 @@ export function renderKeepalivedConf(input: KeepalivedInput): string {
   const { ha, self, peer, paths } = input;
   const out: string[] = [];
   const line = (depth: number, text: string) => out.push(`${'    '.repeat(depth)}${text}`);
-  line(0, `# vpnlb ${self.name} (peer ${peer.name}), rendered from ${input.source} by \`vpnlb ha render\`: edit that file, not this one.`);
+  line(
+    0,
+    `# vpnlb ${self.name} (peer ${peer.name}), rendered from ${input.source} by \`vpnlb ha render\`: edit that file, not this one.`,
+  );
   line(0, 'global_defs {');
   line(1, `router_id vpnlb-${self.name}`);
   line(1, 'script_user root');

@@ -12,15 +12,26 @@ import { noBackendWeight } from './render-keepalived.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 // Goldens live next to the sources; from dist/ (compiled run) go back to the source tree.
-const goldenDir = existsSync(join(here, 'golden')) ? join(here, 'golden') : resolve(here, '../../../src/ha/golden');
+const goldenDir = existsSync(join(here, 'golden'))
+  ? join(here, 'golden')
+  : resolve(here, '../../../src/ha/golden');
 const ELSEWHERE: HostView = { hasInterface: () => false, isLocalAddress: () => false };
 
 /** The fixture pair with an IPv6 service, a fixed run directory and a dual-stack inside gateway. */
 function pairConfig() {
   const text = readFileSync(join(REPO_ROOT, 'test/fixtures/ha-pair.yaml'), 'utf8')
-    .replace('    - { name: ike4, virtualIp: 198.19.0.1, pool: rras, monitor: ike }', '    - { name: ike4, virtualIp: 198.19.0.1, pool: rras, monitor: ike }\n    - { name: ike6, virtualIp: "2001:db8:ffff::1", pool: rras6 }')
-    .replace('pools:\n', 'pools:\n  rras6:\n    backends:\n      - { name: rras1v6, address: "2001:db8:1::11" }\n')
-    .replace('  sync: { interface: sync0 }', '  runDir: /run/vpnlb-ha\n  sync: { interface: sync0 }');
+    .replace(
+      '    - { name: ike4, virtualIp: 198.19.0.1, pool: rras, monitor: ike }',
+      '    - { name: ike4, virtualIp: 198.19.0.1, pool: rras, monitor: ike }\n    - { name: ike6, virtualIp: "2001:db8:ffff::1", pool: rras6 }',
+    )
+    .replace(
+      'pools:\n',
+      'pools:\n  rras6:\n    backends:\n      - { name: rras1v6, address: "2001:db8:1::11" }\n',
+    )
+    .replace(
+      '  sync: { interface: sync0 }',
+      '  runDir: /run/vpnlb-ha\n  sync: { interface: sync0 }',
+    );
   const r = checkConfigText(text, '/etc/vpnlb/vpnlb.yaml', ELSEWHERE);
   assert.ok(r.config, JSON.stringify(r.issues));
   return r.config;
@@ -29,7 +40,10 @@ function pairConfig() {
 for (const node of ['lb1', 'lb2']) {
   test(`golden: the files of node ${node}`, () => {
     const { files } = renderNodeFiles(pairConfig(), node);
-    assert.deepEqual([...files.keys()].map((f) => basename(f)), ['keepalived.conf', 'conntrackd.conf', 'notify.sh', 'check.sh']);
+    assert.deepEqual(
+      [...files.keys()].map((f) => basename(f)),
+      ['keepalived.conf', 'conntrackd.conf', 'notify.sh', 'check.sh'],
+    );
     for (const [path, text] of files) {
       const golden = join(goldenDir, `${node}-${basename(path)}`);
       if (process.env.UPDATE_GOLDEN === '1') writeFileSync(golden, text);
@@ -44,9 +58,18 @@ test('the two nodes differ only where they must (priority, sync direction, names
   const ka = [...a.values()][0]!.split('\n');
   const kb = [...b.values()][0]!.split('\n');
   const diff = ka.map((l, i) => [l, kb[i]]).filter(([x, y]) => x !== y);
-  assert.deepEqual(diff.map(([x]) => x!.trim().split(' ')[0]), ['#', 'router_id', 'priority', 'priority']);
-  assert.match([...a.values()][1]!, /IPv4_address 198\.18\.2\.1\n\t\tIPv4_Destination_Address 198\.18\.2\.2/);
-  assert.match([...b.values()][1]!, /IPv4_address 198\.18\.2\.2\n\t\tIPv4_Destination_Address 198\.18\.2\.1/);
+  assert.deepEqual(
+    diff.map(([x]) => x!.trim().split(' ')[0]),
+    ['#', 'router_id', 'priority', 'priority'],
+  );
+  assert.match(
+    [...a.values()][1]!,
+    /IPv4_address 198\.18\.2\.1\n\t\tIPv4_Destination_Address 198\.18\.2\.2/,
+  );
+  assert.match(
+    [...b.values()][1]!,
+    /IPv4_address 198\.18\.2\.2\n\t\tIPv4_Destination_Address 198\.18\.2\.1/,
+  );
 });
 
 test('a node without usable servers drops just below its peer', () => {
@@ -57,15 +80,38 @@ test('a node without usable servers drops just below its peer', () => {
 
 test('which node: --node, else an error naming both nodes', () => {
   assert.equal(resolveNode(pairConfig(), 'lb2').self.name, 'lb2');
-  assert.throws(() => resolveNode(pairConfig(), 'lb7'), /"lb7" is not one of lb1 \(sync address 198\.18\.2\.1\), lb2/);
-  const single = checkConfigText('pools: { p: { backends: [{ name: a, address: 198.18.1.1 }] } }\nservices: { ikev2: [{ name: s, virtualIp: 198.19.0.1, pool: p }] }\n').config!;
+  assert.throws(
+    () => resolveNode(pairConfig(), 'lb7'),
+    /"lb7" is not one of lb1 \(sync address 198\.18\.2\.1\), lb2/,
+  );
+  const single = checkConfigText(
+    'pools: { p: { backends: [{ name: a, address: 198.18.1.1 }] } }\nservices: { ikev2: [{ name: s, virtualIp: 198.19.0.1, pool: p }] }\n',
+  ).config!;
   assert.throws(() => resolveNode(single), { code: 'VPNLB_HA_CONFIG' });
 });
 
 test('health: alive needs an answer and every data plane in sync; backends needs an up server per service', () => {
-  const up = { name: 'ike4', dataplaneInSync: true, backends: [{ name: 'a', state: 'down' }, { name: 'b', state: 'up' }] };
+  const up = {
+    name: 'ike4',
+    dataplaneInSync: true,
+    backends: [
+      { name: 'a', state: 'down' },
+      { name: 'b', state: 'up' },
+    ],
+  };
   assert.equal(formatVerdict(evaluateHealth({ services: [up] })), 'alive ok\nbackends ok\n');
-  const v = evaluateHealth({ services: [up, { name: 'ike6', dataplaneInSync: false, backends: [{ name: 'c', state: 'draining' }] }] });
-  assert.equal(formatVerdict(v), 'alive fail data plane not in sync: ike6\nbackends fail no usable server: ike6\n');
-  assert.equal(formatVerdict(evaluateHealth(undefined, 'ECONNREFUSED')), 'alive fail vpnlb does not answer: ECONNREFUSED\nbackends fail vpnlb does not answer: ECONNREFUSED\n');
+  const v = evaluateHealth({
+    services: [
+      up,
+      { name: 'ike6', dataplaneInSync: false, backends: [{ name: 'c', state: 'draining' }] },
+    ],
+  });
+  assert.equal(
+    formatVerdict(v),
+    'alive fail data plane not in sync: ike6\nbackends fail no usable server: ike6\n',
+  );
+  assert.equal(
+    formatVerdict(evaluateHealth(undefined, 'ECONNREFUSED')),
+    'alive fail vpnlb does not answer: ECONNREFUSED\nbackends fail vpnlb does not answer: ECONNREFUSED\n',
+  );
 });

@@ -20,13 +20,25 @@ export interface NodeFiles {
 }
 
 /** Which node this is (`--node`, `ha.node`, or the sync address held here), or a clear error. */
-export function resolveNode(config: Config, node?: string): { ha: HaConfig; self: HaNode; peer: HaNode } {
+export function resolveNode(
+  config: Config,
+  node?: string,
+): { ha: HaConfig; self: HaNode; peer: HaNode } {
   const ha = config.ha;
-  if (!ha) throw new VpnlbError('VPNLB_HA_CONFIG', `${config.source}: no "ha" section: this balancer is not one node of a pair`, 'client');
+  if (!ha)
+    throw new VpnlbError(
+      'VPNLB_HA_CONFIG',
+      `${config.source}: no "ha" section: this balancer is not one node of a pair`,
+      'client',
+    );
   const found = localNode(ha, node);
   if (!found) {
     const names = ha.nodes.map((n) => `${n.name} (sync address ${n.syncAddress})`).join(', ');
-    throw new VpnlbError('VPNLB_HA_CONFIG', `cannot tell which node this is: ${node !== undefined ? `"${node}" is not one of ${names}` : `no sync address of ${names} is configured here; pass --node NAME or set ha.node`}`, 'client');
+    throw new VpnlbError(
+      'VPNLB_HA_CONFIG',
+      `cannot tell which node this is: ${node !== undefined ? `"${node}" is not one of ${names}` : `no sync address of ${names} is configured here; pass --node NAME or set ha.node`}`,
+      'client',
+    );
   }
   return { ha, ...found };
 }

@@ -23,7 +23,12 @@ function q(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-export function renderNotifyScript(input: { ha: HaConfig; self: HaNode; paths: HaPaths; source: string }): string {
+export function renderNotifyScript(input: {
+  ha: HaConfig;
+  self: HaNode;
+  paths: HaPaths;
+  source: string;
+}): string {
   const { paths } = input;
   const links = [input.ha.vrrp.outside.interface, input.ha.vrrp.inside.interface].map(q).join(' ');
   return `#!/bin/sh
@@ -63,7 +68,12 @@ exit 0
 `;
 }
 
-export function renderCheckScript(input: { ha: HaConfig; self: HaNode; paths: HaPaths; source: string }): string {
+export function renderCheckScript(input: {
+  ha: HaConfig;
+  self: HaNode;
+  paths: HaPaths;
+  source: string;
+}): string {
   // Stale after five intervals (at least 10 s): the supervisor writes the file every interval
   // plus the time of one status request, which a busy host can stretch to seconds.
   const staleSec = Math.max(10, Math.ceil((5 * input.ha.checkInterval) / 1000));

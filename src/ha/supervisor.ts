@@ -6,7 +6,15 @@
  * conntrackd.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import type { Logger } from '../log/logger.js';
 import { VpnlbError } from '../errors.js';
 import { evaluateHealth, formatVerdict, type HealthVerdict } from './health.js';
@@ -69,11 +77,25 @@ export class HaSupervisor {
     this.#o = options;
     const p = options.node.paths;
     this.#daemons = [
-      { name: 'conntrackd', argv: [CONNTRACKD_PATH, '-C', p.conntrackdConf], restarts: 0, output: '' },
+      {
+        name: 'conntrackd',
+        argv: [CONNTRACKD_PATH, '-C', p.conntrackdConf],
+        restarts: 0,
+        output: '',
+      },
       {
         name: 'keepalived',
         // A private /run for keepalived alone (its pid files), in a mount namespace of its own.
-        argv: ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', `mount --bind '${p.keepalivedRun}' /run && exec ${KEEPALIVED_PATH} --dont-fork --log-console --vrrp --use-file '${p.keepalivedConf}'`],
+        argv: [
+          'unshare',
+          '--mount',
+          '--propagation',
+          'private',
+          '--',
+          'sh',
+          '-c',
+          `mount --bind '${p.keepalivedRun}' /run && exec ${KEEPALIVED_PATH} --dont-fork --log-console --vrrp --use-file '${p.keepalivedConf}'`,
+        ],
         restarts: 0,
         output: '',
       },
@@ -84,24 +106,40 @@ export class HaSupervisor {
   async start(): Promise<void> {
     const { node, logger } = this.#o;
     for (const bin of [CONNTRACKD_PATH, KEEPALIVED_PATH]) {
-      if (!existsSync(bin)) throw new VpnlbError('VPNLB_HA_START', `${bin} is missing (apt-get install keepalived conntrackd)`, 'internal');
+      if (!existsSync(bin))
+        throw new VpnlbError(
+          'VPNLB_HA_START',
+          `${bin} is missing (apt-get install keepalived conntrackd)`,
+          'internal',
+        );
     }
     writeNodeFiles(node);
     this.#writeCheck(evaluateHealth(undefined, 'starting'));
-    logger.info({ component: 'ha' }, raiseUdpStreamTimeout(Math.ceil(node.ha.conntrackUdpTimeout / 1000)));
+    logger.info(
+      { component: 'ha' },
+      raiseUdpStreamTimeout(Math.ceil(node.ha.conntrackUdpTimeout / 1000)),
+    );
     // Ours alone (the run directory is this node's): a lock left by a killed conntrackd blocks its restart.
     rmSync(node.paths.conntrackdLock, { force: true });
     rmSync(node.paths.conntrackdSocket, { force: true });
     this.#spawn(this.#daemons[0]!);
     const deadline = Date.now() + 10_000;
     while (!existsSync(node.paths.conntrackdSocket)) {
-      if (Date.now() > deadline) throw new VpnlbError('VPNLB_HA_START', `conntrackd did not open ${node.paths.conntrackdSocket} within 10 s: ${this.#daemons[0]!.output.slice(-1000)}`, 'internal');
+      if (Date.now() > deadline)
+        throw new VpnlbError(
+          'VPNLB_HA_START',
+          `conntrackd did not open ${node.paths.conntrackdSocket} within 10 s: ${this.#daemons[0]!.output.slice(-1000)}`,
+          'internal',
+        );
       await new Promise((r) => setTimeout(r, 50));
     }
     await this.checkOnce();
     this.#scheduleCheck();
     this.#spawn(this.#daemons[1]!);
-    logger.info({ component: 'ha', node: node.self.name, peer: node.peer.name }, `ha: ${node.self.name} (priority ${node.self.priority}) running keepalived and conntrackd; peer ${node.peer.name}`);
+    logger.info(
+      { component: 'ha', node: node.self.name, peer: node.peer.name },
+      `ha: ${node.self.name} (priority ${node.self.priority}) running keepalived and conntrackd; peer ${node.peer.name}`,
+    );
   }
 
   /** One check after another (never two in flight), one interval apart. */
@@ -124,7 +162,11 @@ export class HaSupervisor {
         timer = setTimeout(() => reject(new Error(`no status within ${limit} ms`)), limit);
       });
       try {
-        verdict = evaluateHealth((await Promise.race([this.#o.readStatus(), timeout])) as Parameters<typeof evaluateHealth>[0]);
+        verdict = evaluateHealth(
+          (await Promise.race([this.#o.readStatus(), timeout])) as Parameters<
+            typeof evaluateHealth
+          >[0],
+        );
       } finally {
         clearTimeout(timer);
       }
@@ -145,7 +187,10 @@ export class HaSupervisor {
     if (text !== this.#lastVerdict) {
       this.#lastVerdict = text;
       const ok = verdict.alive.ok && verdict.backends.ok;
-      this.#o.logger[ok ? 'info' : 'warn']({ component: 'ha', alive: verdict.alive, backends: verdict.backends }, `ha: health ${ok ? 'ok' : text.trim().replace(/\n/g, '; ')}`);
+      this.#o.logger[ok ? 'info' : 'warn'](
+        { component: 'ha', alive: verdict.alive, backends: verdict.backends },
+        `ha: health ${ok ? 'ok' : text.trim().replace(/\n/g, '; ')}`,
+      );
     }
   }
 
@@ -161,7 +206,17 @@ export class HaSupervisor {
     child.once('exit', (code, signal) => {
       if (this.#stopping) return;
       d.restarts++;
-      this.#o.logger.error({ component: 'ha', daemon: d.name, code, signal, restarts: d.restarts, output: d.output.slice(-2000) }, `ha: ${d.name} exited (${signal ?? code}); restarting in 1 s`);
+      this.#o.logger.error(
+        {
+          component: 'ha',
+          daemon: d.name,
+          code,
+          signal,
+          restarts: d.restarts,
+          output: d.output.slice(-2000),
+        },
+        `ha: ${d.name} exited (${signal ?? code}); restarting in 1 s`,
+      );
       if (d.name === 'conntrackd') rmSync(this.#o.node.paths.conntrackdLock, { force: true });
       setTimeout(() => {
         if (!this.#stopping) this.#spawn(d);
@@ -179,7 +234,8 @@ export class HaSupervisor {
     if (this.#timer) clearTimeout(this.#timer);
     for (const d of [...this.#daemons].reverse()) {
       const child = d.child;
-      if (!child || child.exitCode !== null || child.signalCode !== null || child.pid === undefined) continue;
+      if (!child || child.exitCode !== null || child.signalCode !== null || child.pid === undefined)
+        continue;
       const exited = new Promise<void>((r) => child.once('exit', () => r()));
       child.kill('SIGTERM');
       const t = setTimeout(() => child.kill('SIGKILL'), 5000);

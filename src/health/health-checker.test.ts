@@ -47,7 +47,8 @@ class FakeClock implements Clock {
     for (;;) {
       await flush();
       let first: [number, { at: number; fn: () => void }] | undefined;
-      for (const e of this.timers) if (e[1].at <= end && (!first || e[1].at < first[1].at)) first = e;
+      for (const e of this.timers)
+        if (e[1].at <= end && (!first || e[1].at < first[1].at)) first = e;
       if (!first) break;
       this.timers.delete(first[0]);
       this.t = first[1].at;
@@ -74,9 +75,19 @@ class ScriptedProbe implements Probe {
     const answer = this.script.get(target.address)?.(n) ?? true;
     if (answer === 'throw') return Promise.reject(new Error('boom'));
     if (answer === 'hang') {
-      return new Promise((resolve) => signal.addEventListener('abort', () => resolve({ ok: false, detail: 'probe aborted', latencyMs: 0 })));
+      return new Promise((resolve) =>
+        signal.addEventListener('abort', () =>
+          resolve({ ok: false, detail: 'probe aborted', latencyMs: 0 }),
+        ),
+      );
     }
-    return Promise.resolve({ ok: answer, detail: answer ? 'IKE_SA_INIT answered with NO_PROPOSAL_CHOSEN' : 'ikev2 probe: no answer within 2000 ms', latencyMs: 1.5 });
+    return Promise.resolve({
+      ok: answer,
+      detail: answer
+        ? 'IKE_SA_INIT answered with NO_PROPOSAL_CHOSEN'
+        : 'ikev2 probe: no answer within 2000 ms',
+      latencyMs: 1.5,
+    });
   }
 }
 
@@ -87,10 +98,15 @@ function setup(random: () => number = Math.random) {
   const ctx: RuntimeContext = { config, controller, logger: silentLogger(), metrics };
   const clock = new FakeClock();
   const probe = new ScriptedProbe(clock);
-  const checker = new HealthChecker(ctx, { clock, random, createProbe: () => ({ probe, port: 500 }) });
+  const checker = new HealthChecker(ctx, {
+    clock,
+    random,
+    createProbe: () => ({ probe, port: 500 }),
+  });
   const transitions: Transition[] = [];
   controller.on('transition', (t) => transitions.push(t));
-  const backend = (name: string) => controller.service('vpn')!.backends.find((b) => b.name === name)!;
+  const backend = (name: string) =>
+    controller.service('vpn')!.backends.find((b) => b.name === name)!;
   return { controller, metrics, clock, probe, checker, transitions, backend };
 }
 
@@ -99,8 +115,17 @@ describe('HealthChecker', () => {
     const { checker, clock, probe } = setup();
     checker.start();
     await clock.advance(1_000);
-    assert.deepEqual(checker.watches().map((w) => `${w.service}/${w.backend}`).sort(), ['vpn/a', 'vpn/b', 'vpn/c']);
-    assert.deepEqual(new Set(probe.calls.map((c) => c.address)), new Set(['198.18.0.10', '198.18.0.11', '198.18.0.12']));
+    assert.deepEqual(
+      checker
+        .watches()
+        .map((w) => `${w.service}/${w.backend}`)
+        .sort(),
+      ['vpn/a', 'vpn/b', 'vpn/c'],
+    );
+    assert.deepEqual(
+      new Set(probe.calls.map((c) => c.address)),
+      new Set(['198.18.0.10', '198.18.0.11', '198.18.0.12']),
+    );
     assert.ok(probe.calls.every((c) => c.port === 500));
     await checker.stop();
   });
@@ -122,8 +147,14 @@ describe('HealthChecker', () => {
     assert.equal(backend('a').state, 'up', 'two failures are not enough with fall 3');
     await clock.advance(5_500); // 3 failures
     assert.equal(backend('a').state, 'down');
-    assert.equal(backend('a').reason, 'ikev2 probe: no answer within 2000 ms (3 consecutive failures)');
-    assert.deepEqual(transitions.map((t) => `${t.backend}:${t.to}`), ['b:down', 'a:down']);
+    assert.equal(
+      backend('a').reason,
+      'ikev2 probe: no answer within 2000 ms (3 consecutive failures)',
+    );
+    assert.deepEqual(
+      transitions.map((t) => `${t.backend}:${t.to}`),
+      ['b:down', 'a:down'],
+    );
     await checker.stop();
   });
 
@@ -153,7 +184,10 @@ describe('HealthChecker', () => {
     assert.equal(backend('a').state, 'down', 'one success is not enough with rise 2');
     await clock.advance(5_500);
     assert.equal(backend('a').state, 'up');
-    assert.equal(backend('a').reason, 'ikev2 probe: IKE_SA_INIT answered with NO_PROPOSAL_CHOSEN (2 consecutive successes)');
+    assert.equal(
+      backend('a').reason,
+      'ikev2 probe: IKE_SA_INIT answered with NO_PROPOSAL_CHOSEN (2 consecutive successes)',
+    );
     await checker.stop();
   });
 
@@ -166,18 +200,23 @@ describe('HealthChecker', () => {
     await clock.advance(5_500 * 40);
     assert.ok(probe.calls.filter((c) => c.address === '198.18.0.10').length >= 40);
     assert.deepEqual(transitions, []);
-    assert.equal(controller.snapshot().version, version, 'no snapshot rebuilt while the verdict holds');
+    assert.equal(
+      controller.snapshot().version,
+      version,
+      'no snapshot rebuilt while the verdict holds',
+    );
   });
 
   it('keeps probe starts within interval × (1 ± jitter), the first within the first second', async () => {
     let seed = 7;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const { checker, clock, probe } = setup(random);
     checker.start();
     await clock.advance(100_000);
     await checker.stop();
     const byAddress = new Map<string, number[]>();
-    for (const c of probe.calls) byAddress.set(c.address, [...(byAddress.get(c.address) ?? []), c.at]);
+    for (const c of probe.calls)
+      byAddress.set(c.address, [...(byAddress.get(c.address) ?? []), c.at]);
     const firsts = [...byAddress.values()].map((ts) => ts[0]!);
     for (const f of firsts) assert.ok(f >= 0 && f < 1_000, `first probe at ${f}`);
     assert.equal(new Set(firsts).size, firsts.length, 'backends start at different offsets');
@@ -194,9 +233,18 @@ describe('HealthChecker', () => {
     await clock.advance(1_000 + 5_500 * 2);
     await checker.stop();
     const text = await metrics.text();
-    assert.match(text, /vpnlb_health_probes_total\{service="vpn",backend="b",monitor="ike",result="failure"\} 3/);
-    assert.match(text, /vpnlb_health_probes_total\{service="vpn",backend="a",monitor="ike",result="success"\} 3/);
-    assert.match(text, /vpnlb_health_probe_duration_seconds_count\{service="vpn",backend="a",monitor="ike"\} 3/);
+    assert.match(
+      text,
+      /vpnlb_health_probes_total\{service="vpn",backend="b",monitor="ike",result="failure"\} 3/,
+    );
+    assert.match(
+      text,
+      /vpnlb_health_probes_total\{service="vpn",backend="a",monitor="ike",result="success"\} 3/,
+    );
+    assert.match(
+      text,
+      /vpnlb_health_probe_duration_seconds_count\{service="vpn",backend="a",monitor="ike"\} 3/,
+    );
   });
 
   it('treats a probe that throws as a failure, not a crash', async () => {
@@ -211,7 +259,8 @@ describe('HealthChecker', () => {
 
   it('stop() aborts probes in flight and schedules nothing more', async () => {
     const { checker, clock, probe } = setup();
-    for (const a of ['198.18.0.10', '198.18.0.11', '198.18.0.12']) probe.script.set(a, () => 'hang');
+    for (const a of ['198.18.0.10', '198.18.0.11', '198.18.0.12'])
+      probe.script.set(a, () => 'hang');
     checker.start();
     await clock.advance(1_000);
     assert.equal(probe.calls.length, 3);
@@ -219,7 +268,10 @@ describe('HealthChecker', () => {
     assert.equal(clock.timers.size, 0);
     await clock.advance(60_000);
     assert.equal(probe.calls.length, 3);
-    assert.ok(checker.watches().every((w) => w.verdict === 'unknown'), 'an aborted probe is no verdict');
+    assert.ok(
+      checker.watches().every((w) => w.verdict === 'unknown'),
+      'an aborted probe is no verdict',
+    );
   });
 
   it('finds a disabled server dead without changing its state', async () => {

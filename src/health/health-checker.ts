@@ -92,7 +92,15 @@ export class HealthChecker implements Watcher {
     this.#clock = options.clock ?? REAL_TIMER_CLOCK;
     this.#random = options.random ?? Math.random;
     this.#firstWithin = options.firstProbeWithinMs ?? 1_000;
-    this.#createProbe = options.createProbe ?? ((m, s) => createServiceProbe(m, s.kind === 'ikev2' ? { kind: 'ikev2', service: s.service } : { kind: 'sstp', service: s.service }));
+    this.#createProbe =
+      options.createProbe ??
+      ((m, s) =>
+        createServiceProbe(
+          m,
+          s.kind === 'ikev2'
+            ? { kind: 'ikev2', service: s.service }
+            : { kind: 'sstp', service: s.service },
+        ));
     this.#probesTotal = ctx.metrics.counter({
       name: 'vpnlb_health_probes_total',
       help: 'Health probes by service, backend, monitor and result (success, failure).',
@@ -133,7 +141,11 @@ export class HealthChecker implements Watcher {
           backend: b.name,
           monitorName,
           monitor,
-          target: { address: b.address, family: b.family, ...(sp.port !== undefined ? { port: sp.port } : {}) },
+          target: {
+            address: b.address,
+            family: b.family,
+            ...(sp.port !== undefined ? { port: sp.port } : {}),
+          },
           probe: sp.probe,
           // The controller's verdict carries over a configuration reload (unknown at start).
           thresholds: new Thresholds(monitor.rise, monitor.fall, b.health),
@@ -146,7 +158,16 @@ export class HealthChecker implements Watcher {
         this.#schedule(watch, this.#random() * first);
       }
       log.info(
-        { service: s.name, monitor: monitorName, type: monitor.type, port: sp.port, interval: monitor.interval, timeout: monitor.timeout, rise: monitor.rise, fall: monitor.fall },
+        {
+          service: s.name,
+          monitor: monitorName,
+          type: monitor.type,
+          port: sp.port,
+          interval: monitor.interval,
+          timeout: monitor.timeout,
+          rise: monitor.rise,
+          fall: monitor.fall,
+        },
         `${s.name}: ${monitor.type} monitor "${monitorName}" on ${s.backends.length} backend(s)${sp.port !== undefined ? ` port ${sp.port}` : ''}, every ${monitor.interval} ms`,
       );
     }
@@ -166,7 +187,8 @@ export class HealthChecker implements Watcher {
   /** The latest probe of each watched backend, keyed `service/backend` (status document). */
   lastProbes(): ReadonlyMap<string, LastProbe & { monitor: string }> {
     const out = new Map<string, LastProbe & { monitor: string }>();
-    for (const w of this.#watches) if (w.last) out.set(`${w.service}/${w.backend}`, { monitor: w.monitorName, ...w.last });
+    for (const w of this.#watches)
+      if (w.last) out.set(`${w.service}/${w.backend}`, { monitor: w.monitorName, ...w.last });
     return out;
   }
 
@@ -185,12 +207,15 @@ export class HealthChecker implements Watcher {
 
   #schedule(w: Watch, delayMs: number): void {
     if (!this.#running) return;
-    w.timer = this.#clock.setTimeout(() => {
-      w.timer = undefined;
-      w.inFlight = this.#runOnce(w).finally(() => {
-        w.inFlight = undefined;
-      });
-    }, Math.max(0, delayMs));
+    w.timer = this.#clock.setTimeout(
+      () => {
+        w.timer = undefined;
+        w.inFlight = this.#runOnce(w).finally(() => {
+          w.inFlight = undefined;
+        });
+      },
+      Math.max(0, delayMs),
+    );
   }
 
   /** The delay between two probe starts: interval × (1 ± jitter), uniformly. */
@@ -206,7 +231,11 @@ export class HealthChecker implements Watcher {
       result = await w.probe.probe(w.target, this.#abort.signal, w.monitor.timeout);
     } catch (err) {
       // The probe contract says this cannot happen; if it does, it is a failure, not a crash.
-      result = { ok: false, detail: `probe error: ${(err as Error).message}`, latencyMs: this.#clock.now() - started };
+      result = {
+        ok: false,
+        detail: `probe error: ${(err as Error).message}`,
+        latencyMs: this.#clock.now() - started,
+      };
     }
     if (!this.#running) return; // stopped while in flight: an aborted probe is not a verdict
     w.probes++;
@@ -214,9 +243,23 @@ export class HealthChecker implements Watcher {
     this.#probesTotal.inc({ ...labels, result: result.ok ? 'success' : 'failure' });
     this.#duration.observe(labels, result.latencyMs / 1000);
     const step = w.thresholds.record(result.ok);
-    w.last = { ok: result.ok, detail: result.detail, latencyMs: Math.round(result.latencyMs * 100) / 100, at: new Date().toISOString(), streak: step.streak };
+    w.last = {
+      ok: result.ok,
+      detail: result.detail,
+      latencyMs: Math.round(result.latencyMs * 100) / 100,
+      at: new Date().toISOString(),
+      streak: step.streak,
+    };
     this.#ctx.logger.debug(
-      { component: 'health', ...labels, ok: result.ok, detail: result.detail, latencyMs: result.latencyMs, streak: step.streak, verdict: step.verdict },
+      {
+        component: 'health',
+        ...labels,
+        ok: result.ok,
+        detail: result.detail,
+        latencyMs: result.latencyMs,
+        streak: step.streak,
+        verdict: step.verdict,
+      },
       `${w.service}/${w.backend}: probe ${result.ok ? 'ok' : 'failed'}: ${result.detail}`,
     );
     if (step.changed) this.#report(w, step, result);
@@ -226,7 +269,8 @@ export class HealthChecker implements Watcher {
   #report(w: Watch, step: ThresholdStep, result: ProbeResult): void {
     const verdict = step.verdict === 'up' ? 'up' : 'down';
     const reason = healthReason(w.monitor.type, result, step);
-    const stateOf = () => this.#ctx.controller.service(w.service)?.backends.find((b) => b.name === w.backend)?.state;
+    const stateOf = () =>
+      this.#ctx.controller.service(w.service)?.backends.find((b) => b.name === w.backend)?.state;
     const before = stateOf();
     this.#ctx.controller.setHealth(w.service, w.backend, verdict, reason);
     const after = stateOf();
@@ -234,7 +278,15 @@ export class HealthChecker implements Watcher {
       // No state transition, so the runtime logs nothing: say it here (e.g. a disabled server
       // found dead, or the first verdict confirming an up server).
       this.#ctx.logger[verdict === 'down' ? 'warn' : 'info'](
-        { component: 'health', service: w.service, backend: w.backend, monitor: w.monitorName, health: verdict, state: after, reason },
+        {
+          component: 'health',
+          service: w.service,
+          backend: w.backend,
+          monitor: w.monitorName,
+          health: verdict,
+          state: after,
+          reason,
+        },
         `${w.service}/${w.backend}: health ${verdict} (${reason}); state stays ${String(after)}`,
       );
     }
@@ -245,11 +297,17 @@ export class HealthChecker implements Watcher {
 export function healthReason(type: string, result: ProbeResult, step: ThresholdStep): string {
   const detail = result.detail.replace(/^\w+ probe: /, '');
   const plural = step.streak === 1 ? '' : result.ok ? 'es' : 's';
-  const count = step.from === 'unknown' ? 'first probe' : `${step.streak} consecutive ${result.ok ? 'success' : 'failure'}${plural}`;
+  const count =
+    step.from === 'unknown'
+      ? 'first probe'
+      : `${step.streak} consecutive ${result.ok ? 'success' : 'failure'}${plural}`;
   return `${type} probe: ${detail} (${count})`;
 }
 
 /** Creates the health checker the runtime starts (see src/runtime/runtime.ts). */
-export function createHealthChecker(ctx: RuntimeContext, options: HealthCheckerOptions = {}): HealthChecker {
+export function createHealthChecker(
+  ctx: RuntimeContext,
+  options: HealthCheckerOptions = {},
+): HealthChecker {
   return new HealthChecker(ctx, options);
 }

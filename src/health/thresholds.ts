@@ -59,6 +59,11 @@ export class Thresholds {
     if (before === 'unknown') this.#verdict = ok ? 'up' : 'down';
     else if (before === 'down' && ok && this.#streak >= this.rise) this.#verdict = 'up';
     else if (before === 'up' && !ok && this.#streak >= this.fall) this.#verdict = 'down';
-    return { from: before, verdict: this.#verdict, changed: this.#verdict !== before, streak: this.#streak };
+    return {
+      from: before,
+      verdict: this.#verdict,
+      changed: this.#verdict !== before,
+      streak: this.#streak,
+    };
   }
 }

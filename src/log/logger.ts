@@ -15,7 +15,14 @@ export interface LoggerOptions {
 export function createLogger(options: LoggerOptions = {}): Logger {
   const dest = options.destination ?? 2;
   const stream = typeof dest === 'number' ? pino.destination({ dest, sync: true }) : dest;
-  return pino({ level: options.level ?? 'info', base: { app: 'vpnlb' }, timestamp: pino.stdTimeFunctions.isoTime }, stream);
+  return pino(
+    {
+      level: options.level ?? 'info',
+      base: { app: 'vpnlb' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
+    stream,
+  );
 }
 
 /** A logger that drops everything (tests, `--quiet`). */

@@ -12,7 +12,8 @@ function declaredMetrics(): Set<string> {
       const p = join(dir, entry);
       if (statSync(p).isDirectory()) walk(p);
       else if (p.endsWith('.ts') && !p.endsWith('.test.ts')) {
-        for (const m of readFileSync(p, 'utf8').matchAll(/name:\s*'(vpnlb_[a-z0-9_]+)'/g)) names.add(m[1]!);
+        for (const m of readFileSync(p, 'utf8').matchAll(/name:\s*'(vpnlb_[a-z0-9_]+)'/g))
+          names.add(m[1]!);
       }
     }
   };
@@ -24,7 +25,8 @@ test('docs/metrics.md lists every metric the code declares', () => {
   const doc = readFileSync(join(REPO_ROOT, 'docs/metrics.md'), 'utf8');
   const declared = declaredMetrics();
   assert.ok(declared.size >= 4);
-  for (const name of declared) assert.ok(doc.includes(`\`${name}\``), `${name} is missing from docs/metrics.md`);
+  for (const name of declared)
+    assert.ok(doc.includes(`\`${name}\``), `${name} is missing from docs/metrics.md`);
 });
 
 test('metric names follow vpnlb_<area>_<what>, counters end in _total', () => {

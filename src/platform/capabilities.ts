@@ -53,7 +53,8 @@ export interface ProcessCapabilities {
  * when they are missing (not Linux, or a kernel without ambient capabilities, < 4.3).
  */
 export function parseProcStatus(text: string): ProcessCapabilities | undefined {
-  const field = (name: string): string | undefined => new RegExp(`^${name}:\\s*(\\S+)`, 'm').exec(text)?.[1];
+  const field = (name: string): string | undefined =>
+    new RegExp(`^${name}:\\s*(\\S+)`, 'm').exec(text)?.[1];
   const mask = (name: string): bigint | undefined => {
     const v = field(name);
     return v !== undefined && /^[0-9a-f]+$/i.test(v) ? BigInt(`0x${v}`) : undefined;
@@ -64,14 +65,23 @@ export function parseProcStatus(text: string): ProcessCapabilities | undefined {
   const inheritable = mask('CapInh');
   const bounding = mask('CapBnd');
   const ambient = mask('CapAmb');
-  if (!Number.isInteger(uid) || effective === undefined || permitted === undefined || inheritable === undefined || bounding === undefined || ambient === undefined) {
+  if (
+    !Number.isInteger(uid) ||
+    effective === undefined ||
+    permitted === undefined ||
+    inheritable === undefined ||
+    bounding === undefined ||
+    ambient === undefined
+  ) {
     return undefined;
   }
   return { uid, effective, permitted, inheritable, bounding, ambient };
 }
 
 /** This process's capabilities, or undefined where /proc cannot tell. */
-export function readProcessCapabilities(path = '/proc/self/status'): ProcessCapabilities | undefined {
+export function readProcessCapabilities(
+  path = '/proc/self/status',
+): ProcessCapabilities | undefined {
   try {
     return parseProcStatus(readFileSync(path, 'utf8'));
   } catch {
@@ -79,7 +89,8 @@ export function readProcessCapabilities(path = '/proc/self/status'): ProcessCapa
   }
 }
 
-const has = (mask: bigint, cap: CapabilityName): boolean => (mask & (1n << BigInt(CAPABILITY_BITS[cap]))) !== 0n;
+const has = (mask: bigint, cap: CapabilityName): boolean =>
+  (mask & (1n << BigInt(CAPABILITY_BITS[cap]))) !== 0n;
 
 /** Whether vpnlb itself (Node: its sockets) holds `cap` in its effective set. */
 export function holds(caps: ProcessCapabilities, cap: CapabilityName): boolean {
@@ -122,7 +133,9 @@ export function isPermissionError(text: string): boolean {
  * (nft and conntrack print "Operation not permitted" and nothing about why).
  */
 export function explainPermissionError(text: string, cap: CapabilityName): string {
-  return isPermissionError(text) ? `${text} (${missingCapabilityMessage(cap, 'the kernel refused the operation')})` : text;
+  return isPermissionError(text)
+    ? `${text} (${missingCapabilityMessage(cap, 'the kernel refused the operation')})`
+    : text;
 }
 
 /**
@@ -135,7 +148,14 @@ export function explainPermissionError(text: string, cap: CapabilityName): strin
 export function listenError(what: string, port: number, err: Error): VpnlbError {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'EACCES' && port > 0 && port < 1024) {
-    return new VpnlbError('VPNLB_MISSING_CAPABILITY', `${what}: ${missingCapabilityMessage('CAP_NET_BIND_SERVICE', `bind returned EACCES`)}`, 'internal', { cause: err });
+    return new VpnlbError(
+      'VPNLB_MISSING_CAPABILITY',
+      `${what}: ${missingCapabilityMessage('CAP_NET_BIND_SERVICE', `bind returned EACCES`)}`,
+      'internal',
+      { cause: err },
+    );
   }
-  return new VpnlbError('VPNLB_LISTEN', `${what}: ${code ?? err.message}`, 'internal', { cause: err });
+  return new VpnlbError('VPNLB_LISTEN', `${what}: ${code ?? err.message}`, 'internal', {
+    cause: err,
+  });
 }

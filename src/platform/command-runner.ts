@@ -9,16 +9,28 @@ import { execFile } from 'node:child_process';
 /** Outcome of one command: its stdout, or why it failed (exit code and stderr). */
 export type CommandResult =
   | { readonly ok: true; readonly stdout: string; readonly stderr: string }
-  | { readonly ok: false; readonly code: number | string; readonly stdout: string; readonly stderr: string; readonly message: string };
+  | {
+      readonly ok: false;
+      readonly code: number | string;
+      readonly stdout: string;
+      readonly stderr: string;
+      readonly message: string;
+    };
 
 /**
  * The one result type for what an external tool produced (nft, conntrack, a bench contender):
  * a value, or the reason it failed. Never thrown: the caller counts and logs the error.
  */
-export type ToolResult<T = void> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: string };
+export type ToolResult<T = void> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly error: string };
 
 /** Runs one command with optional stdin text. */
-export type CommandRunner = (cmd: string, args: readonly string[], input?: string) => Promise<CommandResult>;
+export type CommandRunner = (
+  cmd: string,
+  args: readonly string[],
+  input?: string,
+) => Promise<CommandResult>;
 
 export interface CommandRunnerOptions {
   /** Network namespace to run in (`ip netns exec`); the host's namespace when absent. */
@@ -35,7 +47,9 @@ export interface CommandRunnerOptions {
 export function createCommandRunner(options: CommandRunnerOptions = {}): CommandRunner {
   return (cmd, args, input) =>
     new Promise<CommandResult>((resolve) => {
-      const [file, argv] = options.netns ? ['ip', ['netns', 'exec', options.netns, cmd, ...args]] : [cmd, [...args]];
+      const [file, argv] = options.netns
+        ? ['ip', ['netns', 'exec', options.netns, cmd, ...args]]
+        : [cmd, [...args]];
       const child = execFile(
         file,
         argv,

@@ -8,7 +8,9 @@ function recorder(ok = true): { calls: string[][]; runner: CommandRunner } {
   const calls: string[][] = [];
   const runner: CommandRunner = async (cmd, args) => {
     calls.push([cmd, ...args]);
-    return ok ? { ok: true, stdout: '', stderr: '' } : { ok: false, code: 1, stdout: '', stderr: 'No such file', message: 'No such file' };
+    return ok
+      ? { ok: true, stdout: '', stderr: '' }
+      : { ok: false, code: 1, stdout: '', stderr: 'No such file', message: 'No such file' };
   };
   return { calls, runner };
 }
@@ -24,7 +26,11 @@ test('outside systemd (no NOTIFY_SOCKET) nothing is sent', async () => {
 
 test('READY=1 with a one-line status, then STOPPING=1', async () => {
   const { calls, runner } = recorder();
-  const n = new ServiceNotifier({ env: { NOTIFY_SOCKET: '/run/systemd/notify' }, runner, logger: silentLogger() });
+  const n = new ServiceNotifier({
+    env: { NOTIFY_SOCKET: '/run/systemd/notify' },
+    runner,
+    logger: silentLogger(),
+  });
   await n.ready('vpnlb running\n(config /etc/vpnlb/vpnlb.yaml)');
   await n.stopping('stopping');
   assert.deepEqual(calls, [
@@ -35,17 +41,37 @@ test('READY=1 with a one-line status, then STOPPING=1', async () => {
 
 test('the watchdog pings at half of WATCHDOG_USEC, only for the process it names', () => {
   const { runner } = recorder();
-  const mk = (env: NodeJS.ProcessEnv) => new ServiceNotifier({ env: { NOTIFY_SOCKET: '@x', ...env }, runner, logger: silentLogger(), pid: 42 });
+  const mk = (env: NodeJS.ProcessEnv) =>
+    new ServiceNotifier({
+      env: { NOTIFY_SOCKET: '@x', ...env },
+      runner,
+      logger: silentLogger(),
+      pid: 42,
+    });
   assert.equal(mk({ WATCHDOG_USEC: '30000000' }).watchdogIntervalMs(), 15_000);
   assert.equal(mk({ WATCHDOG_USEC: '30000000', WATCHDOG_PID: '42' }).watchdogIntervalMs(), 15_000);
-  assert.equal(mk({ WATCHDOG_USEC: '30000000', WATCHDOG_PID: '43' }).watchdogIntervalMs(), undefined);
+  assert.equal(
+    mk({ WATCHDOG_USEC: '30000000', WATCHDOG_PID: '43' }).watchdogIntervalMs(),
+    undefined,
+  );
   assert.equal(mk({}).watchdogIntervalMs(), undefined);
-  assert.equal(new ServiceNotifier({ env: { WATCHDOG_USEC: '30000000' }, runner, logger: silentLogger() }).watchdogIntervalMs(), undefined);
+  assert.equal(
+    new ServiceNotifier({
+      env: { WATCHDOG_USEC: '30000000' },
+      runner,
+      logger: silentLogger(),
+    }).watchdogIntervalMs(),
+    undefined,
+  );
 });
 
 test('a failing systemd-notify is logged, not thrown', async () => {
   const { calls, runner } = recorder(false);
-  const n = new ServiceNotifier({ env: { NOTIFY_SOCKET: '/run/systemd/notify' }, runner, logger: silentLogger() });
+  const n = new ServiceNotifier({
+    env: { NOTIFY_SOCKET: '/run/systemd/notify' },
+    runner,
+    logger: silentLogger(),
+  });
   await n.ready('x');
   assert.equal(calls.length, 1);
 });

@@ -95,7 +95,10 @@ export class ServiceNotifier {
   async #send(args: readonly string[]): Promise<void> {
     const r = await this.#run('systemd-notify', args);
     if (!r.ok) {
-      this.#logger.warn({ args, error: r.message }, `systemd-notify ${args.join(' ')} failed: ${r.message} (the unit needs NotifyAccess=all and the systemd package's systemd-notify)`);
+      this.#logger.warn(
+        { args, error: r.message },
+        `systemd-notify ${args.join(' ')} failed: ${r.message} (the unit needs NotifyAccess=all and the systemd package's systemd-notify)`,
+      );
     }
   }
 }

@@ -12,7 +12,8 @@ import { REPO_ROOT } from '../../lab/vpnlb-process.js';
 import { CAPABILITY_BITS } from './capabilities.js';
 
 const unit = readFileSync(join(REPO_ROOT, 'packaging/vpnlb.service'), 'utf8');
-const setting = (key: string): string[] => [...unit.matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))].map((m) => m[1]!.trim());
+const setting = (key: string): string[] =>
+  [...unit.matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))].map((m) => m[1]!.trim());
 
 test('the unit grants exactly the capabilities vpnlb needs, in the ambient set too', () => {
   const needed = Object.keys(CAPABILITY_BITS).sort();
@@ -29,5 +30,7 @@ test('readiness through systemd-notify needs NotifyAccess=all; the sandbox is th
   assert.deepEqual(setting('ProtectSystem'), ['strict']);
   assert.deepEqual(setting('MemoryDenyWriteExecute'), [], "Node's JIT needs W+X memory");
   assert.deepEqual(setting('ExecReload'), ['/bin/kill -HUP $MAINPID']);
-  assert.ok(setting('ExecStart')[0]?.startsWith('/usr/bin/vpnlb run --config /etc/vpnlb/vpnlb.yaml'));
+  assert.ok(
+    setting('ExecStart')[0]?.startsWith('/usr/bin/vpnlb run --config /etc/vpnlb/vpnlb.yaml'),
+  );
 });

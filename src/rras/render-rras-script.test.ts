@@ -15,13 +15,20 @@ import { basename, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { REPO_ROOT } from '../../lab/vpnlb-process.js';
 import { loadConfigFile, loadConfigText } from '../config/load-config.js';
-import { renderRrasScript, rrasServers, validateRrasOptions, type RrasScriptOptions } from './render-rras-script.js';
+import {
+  renderRrasScript,
+  rrasServers,
+  validateRrasOptions,
+  type RrasScriptOptions,
+} from './render-rras-script.js';
 import type { CertificateHashes } from './rras-registry.js';
 
 const root = REPO_ROOT;
 const goldenDir = join(root, 'src/rras/golden');
 const CONFIGS = [
-  ...readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.yaml')).map((f) => join(root, 'examples', f)),
+  ...readdirSync(join(root, 'examples'))
+    .filter((f) => f.endsWith('.yaml'))
+    .map((f) => join(root, 'examples', f)),
   join(root, 'src/export/testdata/everything.yaml'),
 ];
 
@@ -35,7 +42,9 @@ const FRONT: CertificateHashes = {
 
 function optionsFor(file: string, extra: Partial<RrasScriptOptions> = {}): RrasScriptOptions {
   const config = loadConfigFile(file);
-  const certificates = Object.fromEntries(config.services.sstp.filter((s) => s.mode !== 'passthrough').map((s) => [s.name, FRONT]));
+  const certificates = Object.fromEntries(
+    config.services.sstp.filter((s) => s.mode !== 'passthrough').map((s) => [s.name, FRONT]),
+  );
   return { gateways: ['198.18.1.1', '2001:db8:1::1'], certificates, ...extra };
 }
 
@@ -63,7 +72,8 @@ function assertPowerShellShape(script: string): void {
       if (c === "'" || c === '"') quote = c;
       else if (c === '#') break;
       else if ('({['.includes(c)) stack.push(c);
-      else if (c in pairs) assert.equal(stack.pop(), pairs[c], `line ${n + 1}: unbalanced ${c}: ${line}`);
+      else if (c in pairs)
+        assert.equal(stack.pop(), pairs[c], `line ${n + 1}: unbalanced ${c}: ${line}`);
     }
     assert.equal(quote, null, `line ${n + 1}: unterminated string: ${line}`);
   }
@@ -106,7 +116,8 @@ describe('vpnlb rras: what each mode needs, and only that', () => {
     assert.match(text, /\[switch\]\$Apply/);
     assert.match(text, /if \(-not \$Apply\) \{ Write-Host "WOULD/);
     // Self-test: the server's IKE ports and SSTP port.
-    for (const port of ['UDP 500', 'UDP 4500', 'TCP 443']) assert.ok(text.includes(`listening on ${port}`), port);
+    for (const port of ['UDP 500', 'UDP 4500', 'TCP 443'])
+      assert.ok(text.includes(`listening on ${port}`), port);
   });
 
   test('without --gateway the script asks for -Gateway', () => {
@@ -124,7 +135,10 @@ describe('vpnlb rras: what each mode needs, and only that', () => {
 
   test('full NAT: IkeNumEstablishedForInitialQuery and an IKEEXT restart, no route change', () => {
     const text = script(fullNat, 'rras2');
-    assert.match(text, /New-ItemProperty -Path \$Ike -Name 'IkeNumEstablishedForInitialQuery' -PropertyType DWord -Value 50000/);
+    assert.match(
+      text,
+      /New-ItemProperty -Path \$Ike -Name 'IkeNumEstablishedForInitialQuery' -PropertyType DWord -Value 50000/,
+    );
     assert.match(text, /Restart-Service -Name IKEEXT -Force/);
     assert.match(text, /vpnlb backend drain rras2/);
     assert.doesNotMatch(text, /NetRoute -DestinationPrefix/);
@@ -134,9 +148,17 @@ describe('vpnlb rras: what each mode needs, and only that', () => {
   test('offload: the SHA-256 of the front certificate as 32 bytes, UseHttps 0, a restart only when something changed', () => {
     const text = script(offload, 'rras3');
     const bytes = /\$Hash = \[byte\[\]\]\(([^)]+)\)/.exec(text)?.[1]?.split(',').map(Number);
-    assert.equal(Buffer.from(bytes ?? []).toString('hex').toUpperCase(), FRONT.sha256);
+    assert.equal(
+      Buffer.from(bytes ?? [])
+        .toString('hex')
+        .toUpperCase(),
+      FRONT.sha256,
+    );
     assert.match(text, /-Name 'UseHttps' -PropertyType DWord -Value 0/);
-    assert.match(text, /if \(-not \(\$hashDone -and \$httpDone\)\) \{\n {4}Invoke-Step \$false 'restart RemoteAccess/);
+    assert.match(
+      text,
+      /if \(-not \(\$hashDone -and \$httpDone\)\) \{\n {4}Invoke-Step \$false 'restart RemoteAccess/,
+    );
     assert.ok(text.includes('listening on TCP 80'));
   });
 
@@ -146,7 +168,9 @@ describe('vpnlb rras: what each mode needs, and only that', () => {
   });
 
   test('a server with only SSTP passthrough needs nothing but the self-test', () => {
-    const config = loadConfigText('pools: {p: {backends: [{name: s1, address: 198.18.1.10}]}}\nservices: {sstp: [{name: sstp, virtualIp: 198.19.0.1, pool: p}]}\n');
+    const config = loadConfigText(
+      'pools: {p: {backends: [{name: s1, address: 198.18.1.10}]}}\nservices: {sstp: [{name: sstp, virtualIp: 198.19.0.1, pool: p}]}\n',
+    );
     const text = renderRrasScript(config, rrasServers(config)[0] as never);
     assert.match(text, /nothing to change/);
     assert.doesNotMatch(text, /Invoke-Step \$/);
@@ -155,20 +179,49 @@ describe('vpnlb rras: what each mode needs, and only that', () => {
 
   test('offload without the front certificate is an error naming --cert', () => {
     const config = loadConfigFile(offload);
-    assert.throws(() => renderRrasScript(config, rrasServers(config)[0] as never, {}), { code: 'VPNLB_SSTP_TLS_CONFIG', message: /--cert FILE/ });
+    assert.throws(() => renderRrasScript(config, rrasServers(config)[0] as never, {}), {
+      code: 'VPNLB_SSTP_TLS_CONFIG',
+      message: /--cert FILE/,
+    });
   });
 
   test('options are checked: a gateway must be an address, a client network a prefix', () => {
-    assert.throws(() => validateRrasOptions({ gateways: ['balancer'] }), { code: 'VPNLB_CLI_USAGE', message: /--gateway/ });
-    assert.throws(() => validateRrasOptions({ gateways: ['198.18.1.1', '198.18.1.2'] }), { code: 'VPNLB_CLI_USAGE', message: /one IPv4 and one IPv6/ });
-    for (const bad of ['203.0.113.0', '203.0.113.0/33', 'x/24', '2001:db8::/129', '203.0.113.0/24/1']) {
-      assert.throws(() => validateRrasOptions({ clientNetworks: [bad] }), { code: 'VPNLB_CLI_USAGE', message: /--client-network/ }, bad);
+    assert.throws(() => validateRrasOptions({ gateways: ['balancer'] }), {
+      code: 'VPNLB_CLI_USAGE',
+      message: /--gateway/,
+    });
+    assert.throws(() => validateRrasOptions({ gateways: ['198.18.1.1', '198.18.1.2'] }), {
+      code: 'VPNLB_CLI_USAGE',
+      message: /one IPv4 and one IPv6/,
+    });
+    for (const bad of [
+      '203.0.113.0',
+      '203.0.113.0/33',
+      'x/24',
+      '2001:db8::/129',
+      '203.0.113.0/24/1',
+    ]) {
+      assert.throws(
+        () => validateRrasOptions({ clientNetworks: [bad] }),
+        { code: 'VPNLB_CLI_USAGE', message: /--client-network/ },
+        bad,
+      );
     }
-    validateRrasOptions({ gateways: ['198.18.1.1', '2001:db8::1'], clientNetworks: ['203.0.113.0/24', '2001:db8::/32'] });
+    validateRrasOptions({
+      gateways: ['198.18.1.1', '2001:db8::1'],
+      clientNetworks: ['203.0.113.0/24', '2001:db8::/32'],
+    });
   });
 });
 
 test('every golden script belongs to a server of a configuration (none left over)', () => {
-  const expected = new Set(CONFIGS.flatMap((f) => rrasServers(loadConfigFile(f)).map((s) => `${basename(f, '.yaml')}.${s.name}.ps1`)));
-  assert.deepEqual(readdirSync(goldenDir).filter((f) => !expected.has(f)), []);
+  const expected = new Set(
+    CONFIGS.flatMap((f) =>
+      rrasServers(loadConfigFile(f)).map((s) => `${basename(f, '.yaml')}.${s.name}.ps1`),
+    ),
+  );
+  assert.deepEqual(
+    readdirSync(goldenDir).filter((f) => !expected.has(f)),
+    [],
+  );
 });

@@ -46,7 +46,10 @@ export interface RrasServer {
 
 /** Every backend name of the configuration (in pool order) with its services. */
 export function rrasServers(config: Config): RrasServer[] {
-  const byName = new Map<string, { addresses: Set<string>; ikev2: Ikev2Service[]; sstp: SstpService[] }>();
+  const byName = new Map<
+    string,
+    { addresses: Set<string>; ikev2: Ikev2Service[]; sstp: SstpService[] }
+  >();
   const entry = (b: Backend) => {
     let e = byName.get(b.name);
     if (!e) byName.set(b.name, (e = { addresses: new Set(), ikev2: [], sstp: [] }));
@@ -54,13 +57,24 @@ export function rrasServers(config: Config): RrasServer[] {
     return e;
   };
   for (const pool of Object.values(config.pools)) for (const b of pool.backends) entry(b);
-  for (const s of config.services.ikev2) for (const b of config.pools[s.pool]?.backends ?? []) entry(b).ikev2.push(s);
-  for (const s of config.services.sstp) for (const b of config.pools[s.pool]?.backends ?? []) entry(b).sstp.push(s);
-  return [...byName].map(([name, e]) => ({ name, addresses: [...e.addresses], ikev2: e.ikev2, sstp: e.sstp }));
+  for (const s of config.services.ikev2)
+    for (const b of config.pools[s.pool]?.backends ?? []) entry(b).ikev2.push(s);
+  for (const s of config.services.sstp)
+    for (const b of config.pools[s.pool]?.backends ?? []) entry(b).sstp.push(s);
+  return [...byName].map(([name, e]) => ({
+    name,
+    addresses: [...e.addresses],
+    ikev2: e.ikev2,
+    sstp: e.sstp,
+  }));
 }
 
 /** The PowerShell script for `server`. Pure: the same input gives the same text. */
-export function renderRrasScript(config: Config, server: RrasServer, options: RrasScriptOptions = {}): string {
+export function renderRrasScript(
+  config: Config,
+  server: RrasServer,
+  options: RrasScriptOptions = {},
+): string {
   const transparent = server.ikev2.filter((s) => s.nat === 'transparent');
   const fullNat = server.ikev2.filter((s) => s.nat === 'full');
   const offload = server.sstp.filter((s) => s.mode === 'offload');
@@ -68,19 +82,30 @@ export function renderRrasScript(config: Config, server: RrasServer, options: Rr
   const steps: string[] = [];
   const plan: string[] = [];
   if (needsGateway) {
-    plan.push(`route replies to VPN clients through the balancer (transparent IKEv2: ${names(transparent)})`);
+    plan.push(
+      `route replies to VPN clients through the balancer (transparent IKEv2: ${names(transparent)})`,
+    );
     steps.push(...routeStep(transparent, options));
   }
   if (offload.length > 0) {
-    plan.push(`SSTP offload: the front certificate's SHA-256 hash and plain HTTP (${names(offload)})`);
+    plan.push(
+      `SSTP offload: the front certificate's SHA-256 hash and plain HTTP (${names(offload)})`,
+    );
     steps.push(...offloadStep(offload, options));
   }
   if (fullNat.length > 0) {
-    plan.push(`IkeNumEstablishedForInitialQuery = ${IKE_NUM_ESTABLISHED_FOR_INITIAL_QUERY} and an IKEEXT restart (full NAT: ${names(fullNat)})`);
+    plan.push(
+      `IkeNumEstablishedForInitialQuery = ${IKE_NUM_ESTABLISHED_FOR_INITIAL_QUERY} and an IKEEXT restart (full NAT: ${names(fullNat)})`,
+    );
     steps.push(...ikeextStep(fullNat, server));
   }
-  if (plan.length === 0) plan.push('nothing to change for its services (SSTP passthrough / re-encryption need no RRAS setting)');
-  const gatewayParam = needsGateway ? routeFamilies(transparent, options).flatMap((f) => gatewayParameter(f, options)) : [];
+  if (plan.length === 0)
+    plan.push(
+      'nothing to change for its services (SSTP passthrough / re-encryption need no RRAS setting)',
+    );
+  const gatewayParam = needsGateway
+    ? routeFamilies(transparent, options).flatMap((f) => gatewayParameter(f, options))
+    : [];
   const lines = [
     '<#',
     '.SYNOPSIS',
@@ -106,21 +131,21 @@ export function renderRrasScript(config: Config, server: RrasServer, options: Rr
     '',
     '# Step: report OK, or WOULD (dry run) / CHANGE (with -Apply) and run the change.',
     'function Invoke-Step([bool]$Done, [string]$What, [scriptblock]$Change) {',
-    "    if ($Done) { Write-Host \"OK      $What\"; return }",
-    "    if (-not $Apply) { Write-Host \"WOULD   $What\"; return }",
-    "    Write-Host \"CHANGE  $What\"",
+    '    if ($Done) { Write-Host "OK      $What"; return }',
+    '    if (-not $Apply) { Write-Host "WOULD   $What"; return }',
+    '    Write-Host "CHANGE  $What"',
     '    & $Change',
     '}',
     '# Check: one line of the self-test; a failed check makes the script exit 1.',
     'function Test-Check([bool]$Passed, [string]$What) {',
-    "    if ($Passed) { Write-Host \"PASS    $What\" } else { Write-Host \"FAIL    $What\"; $script:Failures++ }",
+    '    if ($Passed) { Write-Host "PASS    $What" } else { Write-Host "FAIL    $What"; $script:Failures++ }',
     '}',
     ...(offload.length + fullNat.length > 0 ? REGISTRY_HELPER : []),
     ...steps,
     '',
     ...selfTest(server, options),
     '',
-    "if ($script:Failures -gt 0) { Write-Host \"$script:Failures self-test check(s) failed\"; exit 1 }",
+    'if ($script:Failures -gt 0) { Write-Host "$script:Failures self-test check(s) failed"; exit 1 }',
     "Write-Host 'self-test passed'",
   ];
   return `${lines.join('\n')}\n`;
@@ -159,7 +184,9 @@ function gatewayParameter(family: 4 | 6, options: RrasScriptOptions): string[] {
   const given = options.gateways?.find((g) => isIP(g) === family);
   return [
     `    # The balancer's IPv${family} address on this server's network: the next hop for replies to VPN clients.`,
-    ...(given ? [`    [string]${gatewayVariable(family)} = '${given}',`] : ['    [Parameter(Mandatory = $true)]', `    [string]${gatewayVariable(family)},`]),
+    ...(given
+      ? [`    [string]${gatewayVariable(family)} = '${given}',`]
+      : ['    [Parameter(Mandatory = $true)]', `    [string]${gatewayVariable(family)},`]),
   ];
 }
 
@@ -167,13 +194,15 @@ function routeStep(services: readonly Ikev2Service[], options: RrasScriptOptions
   const out = [
     '',
     '# ---- Route back through the balancer ----',
-    '# vpnlb forwards IKEv2 with destination NAT only: this server sees each client\'s real address and',
+    "# vpnlb forwards IKEv2 with destination NAT only: this server sees each client's real address and",
     '# answers it directly. Unless the answer goes back through the balancer, it leaves with this',
-    '# server\'s own address instead of the virtual IP and the client drops it (IKE never completes).',
+    "# server's own address instead of the virtual IP and the client drops it (IKE never completes).",
     '# vpnlb status reports such a server ("set the default gateway of ... to ...").',
   ];
   if (options.clientNetworks && options.clientNetworks.length > 0) {
-    out.push('# Persistent routes for the client networks only (the default route stays as it is).');
+    out.push(
+      '# Persistent routes for the client networks only (the default route stays as it is).',
+    );
     for (const prefix of options.clientNetworks) {
       const gw = gatewayVariable(isIP(prefix.split('/')[0] ?? '') === 6 ? 6 : 4);
       out.push(
@@ -207,13 +236,17 @@ function routeStep(services: readonly Ikev2Service[], options: RrasScriptOptions
 function offloadStep(services: readonly SstpService[], options: RrasScriptOptions): string[] {
   const hashes = [...new Set(services.map((s) => certificateOf(s, options).sha256))];
   if (hashes.length > 1) {
-    throw new VpnlbError('VPNLB_SSTP_TLS_CONFIG', `SSTP services ${names(services)} send this server clients with different front certificates: RRAS holds one SHA256CertificateHash`, 'client');
+    throw new VpnlbError(
+      'VPNLB_SSTP_TLS_CONFIG',
+      `SSTP services ${names(services)} send this server clients with different front certificates: RRAS holds one SHA256CertificateHash`,
+      'client',
+    );
   }
   const cert = certificateOf(services[0] as SstpService, options);
   return [
     '',
     '# ---- SSTP offload ----',
-    '# vpnlb terminates TLS and forwards SSTP in plain HTTP to port 80. SSTP\'s crypto binding covers',
+    "# vpnlb terminates TLS and forwards SSTP in plain HTTP to port 80. SSTP's crypto binding covers",
     '# the hash of the certificate the client saw ([MS-SSTP] 3.3.3), so RRAS must know it:',
     `#   ${cert.subject}, expires ${cert.notAfter}, SHA-1 thumbprint ${cert.sha1}.`,
     '# Renewing the certificate on the balancer means running `vpnlb rras` and this script again.',
@@ -243,7 +276,7 @@ function ikeextStep(services: readonly Ikev2Service[], server: RrasServer): stri
     `# ${names(services)} use nat: full: every client reaches this server from a few balancer addresses, and`,
     '# IKEEXT limits the IKE SAs it establishes per source address: new clients then fail with error 809',
     '# while connected ones keep working. Raising the limit is a partial workaround (nat: transparent is',
-    '# the fix). Restarting IKEEXT drops this server\'s IKEv2 tunnels: drain it first',
+    "# the fix). Restarting IKEEXT drops this server's IKEv2 tunnels: drain it first",
     `# (vpnlb backend drain ${server.name}), wait for its tunnels to end, run this, then vpnlb backend enable ${server.name}.`,
     `$Ike = '${IKEEXT_PARAMETERS_KEY}'`,
     "$current = Get-RegistryValue $Ike 'IkeNumEstablishedForInitialQuery'",
@@ -256,18 +289,30 @@ function ikeextStep(services: readonly Ikev2Service[], server: RrasServer): stri
 }
 
 function selfTest(server: RrasServer, options: RrasScriptOptions): string[] {
-  const out = ['# ---- Self-test ----', "Test-Check ((Get-Service -Name RemoteAccess).Status -eq 'Running') 'RemoteAccess service running'"];
-  const udpPorts = [...new Set(server.ikev2.flatMap((s) => [s.backendIkePort, s.backendNatTPort]))].sort((a, b) => a - b);
+  const out = [
+    '# ---- Self-test ----',
+    "Test-Check ((Get-Service -Name RemoteAccess).Status -eq 'Running') 'RemoteAccess service running'",
+  ];
+  const udpPorts = [
+    ...new Set(server.ikev2.flatMap((s) => [s.backendIkePort, s.backendNatTPort])),
+  ].sort((a, b) => a - b);
   for (const port of udpPorts) {
-    out.push(`Test-Check (@(Get-NetUDPEndpoint -LocalPort ${port} -ErrorAction SilentlyContinue).Count -gt 0) 'IKEv2: listening on UDP ${port}'`);
+    out.push(
+      `Test-Check (@(Get-NetUDPEndpoint -LocalPort ${port} -ErrorAction SilentlyContinue).Count -gt 0) 'IKEv2: listening on UDP ${port}'`,
+    );
   }
   const tcpPorts = [...new Set(server.sstp.map((s) => s.backendPort))].sort((a, b) => a - b);
   for (const port of tcpPorts) {
-    out.push(`Test-Check (@(Get-NetTCPConnection -State Listen -LocalPort ${port} -ErrorAction SilentlyContinue).Count -gt 0) 'SSTP: listening on TCP ${port}'`);
+    out.push(
+      `Test-Check (@(Get-NetTCPConnection -State Listen -LocalPort ${port} -ErrorAction SilentlyContinue).Count -gt 0) 'SSTP: listening on TCP ${port}'`,
+    );
   }
   const tlsOnServer = server.sstp.filter((s) => s.mode !== 'offload');
   if (tlsOnServer.length > 0) {
-    out.push('$sstpCert = (Get-RemoteAccess).SslCertificate', "Test-Check ($null -ne $sstpCert) 'SSTP: a certificate is bound'");
+    out.push(
+      '$sstpCert = (Get-RemoteAccess).SslCertificate',
+      "Test-Check ($null -ne $sstpCert) 'SSTP: a certificate is bound'",
+    );
     for (const s of tlsOnServer.filter((x) => x.mode === 'reencrypt')) {
       const cert = certificateOf(s, options);
       out.push(
@@ -279,7 +324,9 @@ function selfTest(server: RrasServer, options: RrasScriptOptions): string[] {
   const transparent = server.ikev2.filter((s) => s.nat === 'transparent');
   if (transparent.length > 0) {
     for (const gw of routeFamilies(transparent, options).map(gatewayVariable)) {
-      out.push(`Test-Check (@(Find-NetRoute -RemoteIPAddress ${gw} -ErrorAction SilentlyContinue).Count -gt 0) "the balancer ${gw} is reachable on a connected network"`);
+      out.push(
+        `Test-Check (@(Find-NetRoute -RemoteIPAddress ${gw} -ErrorAction SilentlyContinue).Count -gt 0) "the balancer ${gw} is reachable on a connected network"`,
+      );
     }
   }
   return out;
@@ -287,25 +334,44 @@ function selfTest(server: RrasServer, options: RrasScriptOptions): string[] {
 
 function certificateOf(s: SstpService, options: RrasScriptOptions): CertificateHashes {
   const cert = options.certificates?.[s.name];
-  if (!cert) throw new VpnlbError('VPNLB_SSTP_TLS_CONFIG', `SSTP service ${s.name} (${s.mode}): its front certificate (tls.cert) is needed for RRAS: pass --cert FILE`, 'client');
+  if (!cert)
+    throw new VpnlbError(
+      'VPNLB_SSTP_TLS_CONFIG',
+      `SSTP service ${s.name} (${s.mode}): its front certificate (tls.cert) is needed for RRAS: pass --cert FILE`,
+      'client',
+    );
   return cert;
 }
 
 /** Checks the options an administrator typed; usage errors name the option. */
 export function validateRrasOptions(options: RrasScriptOptions): void {
   for (const g of options.gateways ?? []) {
-    if (isIP(g) === 0) throw new VpnlbError('VPNLB_CLI_USAGE', `--gateway: "${g}" is not an IP address`, 'client');
+    if (isIP(g) === 0)
+      throw new VpnlbError('VPNLB_CLI_USAGE', `--gateway: "${g}" is not an IP address`, 'client');
   }
   const families = (options.gateways ?? []).map((g) => isIP(g));
   if (new Set(families).size !== families.length) {
-    throw new VpnlbError('VPNLB_CLI_USAGE', '--gateway: at most one IPv4 and one IPv6 address', 'client');
+    throw new VpnlbError(
+      'VPNLB_CLI_USAGE',
+      '--gateway: at most one IPv4 and one IPv6 address',
+      'client',
+    );
   }
   for (const n of options.clientNetworks ?? []) {
     const [addr, len, extra] = n.split('/');
     const family = isIP(addr ?? '');
     const bits = Number(len);
-    if (extra !== undefined || family === 0 || !/^[0-9]{1,3}$/.test(len ?? '') || bits > (family === 6 ? 128 : 32)) {
-      throw new VpnlbError('VPNLB_CLI_USAGE', `--client-network: "${n}" is not a prefix such as 203.0.113.0/24`, 'client');
+    if (
+      extra !== undefined ||
+      family === 0 ||
+      !/^[0-9]{1,3}$/.test(len ?? '') ||
+      bits > (family === 6 ? 128 : 32)
+    ) {
+      throw new VpnlbError(
+        'VPNLB_CLI_USAGE',
+        `--client-network: "${n}" is not a prefix such as 203.0.113.0/24`,
+        'client',
+      );
     }
   }
 }

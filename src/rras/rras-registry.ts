@@ -14,8 +14,10 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
-export const SSTP_PARAMETERS_KEY = 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\SstpSvc\\Parameters';
-export const IKEEXT_PARAMETERS_KEY = 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\IKEEXT\\Parameters';
+export const SSTP_PARAMETERS_KEY =
+  'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\SstpSvc\\Parameters';
+export const IKEEXT_PARAMETERS_KEY =
+  'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\IKEEXT\\Parameters';
 /** The value the Always On VPN guides give IkeNumEstablishedForInitialQuery behind full NAT. */
 export const IKE_NUM_ESTABLISHED_FOR_INITIAL_QUERY = 50_000;
 

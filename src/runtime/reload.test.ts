@@ -16,7 +16,10 @@ class RecordingDataPlane implements DataPlane {
   readonly calls: string[] = [];
   readonly applied: ServiceSnapshot[] = [];
   stoppedWith: { keepState?: boolean } | undefined;
-  constructor(readonly serviceName: string, readonly kind: string) {}
+  constructor(
+    readonly serviceName: string,
+    readonly kind: string,
+  ) {}
   async start(s: ServiceSnapshot) {
     this.calls.push('start');
     this.applied.push(s);
@@ -34,7 +37,12 @@ class RecordingDataPlane implements DataPlane {
   }
 }
 
-const yaml = (o: { backends: string; sstpIdle?: string; extraService?: boolean; ikeTable?: string }) => `
+const yaml = (o: {
+  backends: string;
+  sstpIdle?: string;
+  extraService?: boolean;
+  ikeTable?: string;
+}) => `
 pools:
   farm:
     backends:
@@ -47,9 +55,17 @@ services:
 ${o.extraService ? '    - { name: sstp2, virtualIp: 198.19.0.2, pool: farm }' : ''}
 `;
 const TWO = '      - { name: s1, address: 198.18.1.1 }\n      - { name: s2, address: 198.18.1.2 }';
-const THREE_WEIGHTED = '      - { name: s1, address: 198.18.1.1, weight: 3 }\n      - { name: s2, address: 198.18.1.2 }\n      - { name: s3, address: 198.18.1.3 }';
+const THREE_WEIGHTED =
+  '      - { name: s1, address: 198.18.1.1, weight: 3 }\n      - { name: s2, address: 198.18.1.2 }\n      - { name: s3, address: 198.18.1.3 }';
 
-async function withReloadable(fn: (h: { rt: Runtime; write(text: string): void; planes: RecordingDataPlane[]; plane(name: string): RecordingDataPlane }) => Promise<void>) {
+async function withReloadable(
+  fn: (h: {
+    rt: Runtime;
+    write(text: string): void;
+    planes: RecordingDataPlane[];
+    plane(name: string): RecordingDataPlane;
+  }) => Promise<void>,
+) {
   const dir = mkdtempSync(join(tmpdir(), 'vpnlb-reload-'));
   const file = join(dir, 'vpnlb.yaml');
   writeFileSync(file, yaml({ backends: TWO }));
@@ -84,14 +100,30 @@ async function withReloadable(fn: (h: { rt: Runtime; write(text: string): void; 
 test('a file with errors is refused with every problem listed; nothing changes', async () => {
   await withReloadable(async ({ rt, write, planes }) => {
     const before = rt.controller.snapshot();
-    write(yaml({ backends: '      - { name: s1, address: 198.18.1.999 }\n      - { name: s1, address: 198.18.1.2, weight: -1 }' }));
+    write(
+      yaml({
+        backends:
+          '      - { name: s1, address: 198.18.1.999 }\n      - { name: s1, address: 198.18.1.2, weight: -1 }',
+      }),
+    );
     const r = await rt.reload();
     assert.equal(r.ok, false);
     assert.ok(r.issues.length >= 3, r.issues.join('\n'));
-    assert.ok(r.issues.some((i) => /vpnlb\.yaml:\d+:\d+: error: pools\.farm\.backends\[0\]\.address/.test(i)), r.issues.join('\n'));
-    assert.ok(r.issues.some((i) => /backends\[1\]\.weight/.test(i)), r.issues.join('\n'));
+    assert.ok(
+      r.issues.some((i) =>
+        /vpnlb\.yaml:\d+:\d+: error: pools\.farm\.backends\[0\]\.address/.test(i),
+      ),
+      r.issues.join('\n'),
+    );
+    assert.ok(
+      r.issues.some((i) => /backends\[1\]\.weight/.test(i)),
+      r.issues.join('\n'),
+    );
     assert.equal(rt.controller.snapshot(), before);
-    assert.deepEqual(planes.map((p) => p.calls), [['start'], ['start']]);
+    assert.deepEqual(
+      planes.map((p) => p.calls),
+      [['start'], ['start']],
+    );
     assert.equal(rt.events.list().at(-1)!.kind, 'reload');
     assert.match(rt.events.list().at(-1)!.message, /refused/);
   });
@@ -112,12 +144,22 @@ test('adding a server and changing a weight: a snapshot for the userspace plane,
     assert.equal(plane('sstp'), sstp);
     assert.ok(!sstp.calls.includes('stop'));
     const last = sstp.applied.at(-1)!;
-    assert.deepEqual(last.backends.map((b) => [b.name, b.weight, b.state]), [['s1', 3, 'up'], ['s2', 1, 'draining'], ['s3', 1, 'up']]);
+    assert.deepEqual(
+      last.backends.map((b) => [b.name, b.weight, b.state]),
+      [
+        ['s1', 3, 'up'],
+        ['s2', 1, 'draining'],
+        ['s3', 1, 'up'],
+      ],
+    );
     // The kernel plane was stopped keeping its table and a new one adopted it.
     assert.deepEqual(kernelBefore.calls, ['start', 'apply', 'stop']);
     assert.deepEqual(kernelBefore.stoppedWith, { keepState: true });
     assert.notEqual(plane('ike'), kernelBefore);
-    assert.deepEqual(plane('ike').applied[0]!.backends.map((b) => b.name), ['s1', 's2', 's3']);
+    assert.deepEqual(
+      plane('ike').applied[0]!.backends.map((b) => b.name),
+      ['s1', 's2', 's3'],
+    );
     assert.equal(planes.length, 3);
     assert.equal(rt.config.pools.farm!.backends.length, 3);
     // Reloading the same file again changes nothing.
@@ -144,8 +186,14 @@ test('changed service settings on a userspace plane restart that service (report
     write(yaml({ backends: TWO, sstpIdle: '10m', extraService: true }));
     const r = await rt.reload();
     assert.equal(r.ok, true, r.issues.join('\n'));
-    assert.ok(r.changes.some((c) => c === 'service sstp: idleTimeout 900000 → 600000'), r.changes.join('\n'));
-    assert.ok(r.changes.some((c) => /service sstp: restarted .*tunnels are cut/.test(c)), r.changes.join('\n'));
+    assert.ok(
+      r.changes.some((c) => c === 'service sstp: idleTimeout 900000 → 600000'),
+      r.changes.join('\n'),
+    );
+    assert.ok(
+      r.changes.some((c) => /service sstp: restarted .*tunnels are cut/.test(c)),
+      r.changes.join('\n'),
+    );
     assert.deepEqual(sstp.stoppedWith, { keepState: false });
     assert.equal(plane('sstp').calls[0], 'start');
     assert.deepEqual(plane('sstp2').calls, ['start']);
@@ -164,13 +212,18 @@ test('a changed kernel table cannot be adopted: that service restarts (reported)
     const r = await rt.reload();
     assert.equal(r.ok, true);
     assert.deepEqual(ike.stoppedWith, { keepState: false });
-    assert.ok(r.changes.some((c) => /service ike: restarted/.test(c)), r.changes.join('\n'));
+    assert.ok(
+      r.changes.some((c) => /service ike: restarted/.test(c)),
+      r.changes.join('\n'),
+    );
   });
 });
 
 test('diffConfig: one line per difference', () => {
   const a = loadConfigText(yaml({ backends: TWO }));
-  const b = loadConfigText(yaml({ backends: THREE_WEIGHTED }).replace('198.18.1.2 }', '198.18.1.22 }'));
+  const b = loadConfigText(
+    yaml({ backends: THREE_WEIGHTED }).replace('198.18.1.2 }', '198.18.1.22 }'),
+  );
   const d = diffConfig(a, b);
   assert.deepEqual(d.changes, [
     'pool farm: backend s1: weight 1 → 3',
@@ -195,7 +248,10 @@ test('a reload reads the token files again: replacing a token rotates it', async
   });
   await rt.start();
   try {
-    const status = (token: string) => fetch(`http://127.0.0.1:${rt.adminAddress!.port}/api/v1/status`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
+    const status = (token: string) =>
+      fetch(`http://127.0.0.1:${rt.adminAddress!.port}/api/v1/status`, {
+        headers: { authorization: `Bearer ${token}` },
+      }).then((r) => r.status);
     assert.equal(await status('first-token-0123456789'), 200);
     writeFileSync(join(dir, 'admin.token'), 'second-token-0123456789\n');
     assert.equal((await rt.reload()).ok, true);

@@ -21,7 +21,10 @@ import { History, HISTORY_INTERVAL_MS } from '../control/history.js';
 import { backendsToFlush, type ServiceSnapshot, type Snapshot } from '../control/snapshot.js';
 import type { RuntimeContext, Watcher } from '../control/runtime-context.js';
 
-export type DataPlaneFactory = (snapshot: ServiceSnapshot, ctx: RuntimeContext) => Promise<DataPlane>;
+export type DataPlaneFactory = (
+  snapshot: ServiceSnapshot,
+  ctx: RuntimeContext,
+) => Promise<DataPlane>;
 
 export interface RuntimeOptions {
   readonly config: Config;
@@ -104,7 +107,10 @@ export class Runtime {
     try {
       await this.#start();
     } catch (err) {
-      this.#opts.logger.error({ component: 'runtime', err }, `start-up failed, undoing what had started: ${(err as Error).message}`);
+      this.#opts.logger.error(
+        { component: 'runtime', err },
+        `start-up failed, undoing what had started: ${(err as Error).message}`,
+      );
       await this.stop({ failedStart: true });
       throw err;
     }
@@ -113,7 +119,12 @@ export class Runtime {
   async #start(): Promise<void> {
     const { logger } = this.#opts;
     const config = this.#config;
-    const ctx: RuntimeContext = { config, controller: this.controller, logger, metrics: this.metrics };
+    const ctx: RuntimeContext = {
+      config,
+      controller: this.controller,
+      logger,
+      metrics: this.metrics,
+    };
     const transitions = this.metrics.counter({
       name: 'vpnlb_backend_transitions_total',
       help: 'Backend state changes, by service, backend and new state.',
@@ -129,7 +140,10 @@ export class Runtime {
       help: '1 when every backend of the service is down and new clients go to every enabled backend (health.allDown: serve-all).',
       labelNames: ['service'],
     });
-    const version = this.metrics.gauge({ name: 'vpnlb_snapshot_version', help: 'Version of the current snapshot.' });
+    const version = this.metrics.gauge({
+      name: 'vpnlb_snapshot_version',
+      help: 'Version of the current snapshot.',
+    });
     const publishGauges = (snap: Snapshot) => {
       version.set(snap.version);
       for (const s of snap.services) {
@@ -146,14 +160,27 @@ export class Runtime {
     this.controller.on('transition', (t) => {
       transitions.inc({ service: t.service, backend: t.backend, to: t.to });
       const level = t.to === 'down' ? 'warn' : 'info';
-      logger[level]({ component: 'controller', ...t }, `${t.service}/${t.backend}: ${t.from} -> ${t.to} (${t.reason})`);
+      logger[level](
+        { component: 'controller', ...t },
+        `${t.service}/${t.backend}: ${t.from} -> ${t.to} (${t.reason})`,
+      );
       this.history.onTransition(t);
-      this.events.record({ kind: 'state', severity: t.to === 'down' ? 'warn' : 'info', service: t.service, backend: t.backend, message: `${t.from} → ${t.to}: ${t.reason}` });
+      this.events.record({
+        kind: 'state',
+        severity: t.to === 'down' ? 'warn' : 'info',
+        service: t.service,
+        backend: t.backend,
+        message: `${t.from} → ${t.to}: ${t.reason}`,
+      });
     });
     this.controller.on('snapshot', (snap) => {
       publishGauges(snap);
       for (const s of snap.services) {
-        if (s.isAllDownFallback) logger.warn({ component: 'controller', service: s.name }, `${s.name}: every backend is down; new clients go to every enabled backend (health.allDown: serve-all)`);
+        if (s.isAllDownFallback)
+          logger.warn(
+            { component: 'controller', service: s.name },
+            `${s.name}: every backend is down; new clients go to every enabled backend (health.allDown: serve-all)`,
+          );
         this.#enqueueApply(s, snap.version);
       }
     });
@@ -167,7 +194,11 @@ export class Runtime {
     if (config.ha) this.#ha = this.#startHaStatus(config.ha);
     if (config.bgp) this.#bgp = observeBgp(this.metrics, config.bgp);
 
-    const adminOpt = this.#opts.admin ?? { host: config.admin.listen, port: config.admin.port, ...(config.admin.socket ? { socket: config.admin.socket } : {}) };
+    const adminOpt = this.#opts.admin ?? {
+      host: config.admin.listen,
+      port: config.admin.port,
+      ...(config.admin.socket ? { socket: config.admin.socket } : {}),
+    };
     if (adminOpt !== false) {
       this.#admin = new AdminServer({
         controller: () => this.controller,
@@ -181,7 +212,13 @@ export class Runtime {
         warnings: () => this.#configWarnings,
         events: () => this.events.list(),
         history: () => this.history.document(),
-        onAction: (a) => this.events.record({ kind: 'action', severity: 'info', backend: a.backend, message: a.message }),
+        onAction: (a) =>
+          this.events.record({
+            kind: 'action',
+            severity: 'info',
+            backend: a.backend,
+            message: a.message,
+          }),
         ...(this.#opts.configFile ? { reload: () => this.reload() } : {}),
         startedAt: this.startedAt,
         ...(this.#ha ? { ha: () => this.#ha?.status } : {}),
@@ -189,11 +226,21 @@ export class Runtime {
       });
       const addr = await this.#admin.listen(adminOpt.host, adminOpt.port);
       const scheme = config.admin.tls ? 'https' : 'http';
-      this.#adminAddress = { host: addr.address, port: addr.port, url: `${scheme}://${fmtHost(addr.address)}:${addr.port}/` };
-      logger.info({ component: 'admin', address: addr.address, port: addr.port, tls: scheme === 'https' }, `admin API on ${this.#adminAddress.url}`);
+      this.#adminAddress = {
+        host: addr.address,
+        port: addr.port,
+        url: `${scheme}://${fmtHost(addr.address)}:${addr.port}/`,
+      };
+      logger.info(
+        { component: 'admin', address: addr.address, port: addr.port, tls: scheme === 'https' },
+        `admin API on ${this.#adminAddress.url}`,
+      );
       if (adminOpt.socket) {
         await this.#admin.listenSocket(adminOpt.socket);
-        logger.info({ component: 'admin', socket: adminOpt.socket }, `admin API on unix socket ${adminOpt.socket} (mode 0600)`);
+        logger.info(
+          { component: 'admin', socket: adminOpt.socket },
+          `admin API on unix socket ${adminOpt.socket} (mode 0600)`,
+        );
       }
     }
   }
@@ -206,19 +253,30 @@ export class Runtime {
     const { logger } = this.#opts;
     const found = localNode(ha);
     if (!found) {
-      logger.warn({ component: 'ha' }, 'ha: no sync address of ha.nodes is configured here and ha.node is not set: the pair\'s role is not shown');
+      logger.warn(
+        { component: 'ha' },
+        "ha: no sync address of ha.nodes is configured here and ha.node is not set: the pair's role is not shown",
+      );
       return undefined;
     }
     const roles = ['active', 'standby', 'fault', 'stopped', 'unknown'] as const;
-    const failovers = this.metrics.counter({ name: 'vpnlb_ha_failovers_total', help: 'Changes of this node\'s ownership of the pair\'s addresses, by new role.', labelNames: ['to'] });
+    const failovers = this.metrics.counter({
+      name: 'vpnlb_ha_failovers_total',
+      help: "Changes of this node's ownership of the pair's addresses, by new role.",
+      labelNames: ['to'],
+    });
     const reader = new HaStatusReader(ha, found.self, found.peer, (s, previous) => {
       const level = s.role === 'fault' ? 'warn' : 'info';
-      logger[level]({ component: 'ha', role: s.role, from: previous.role, lastFailover: s.lastFailover }, `ha: ${found.self.name} is ${s.role} (was ${previous.role})${s.lastFailover ? `: ${s.lastFailover.cause}` : ''}`);
-      if ((s.role === 'active') !== (previous.role === 'active') && previous.role !== 'unknown') failovers.inc({ to: s.role });
+      logger[level](
+        { component: 'ha', role: s.role, from: previous.role, lastFailover: s.lastFailover },
+        `ha: ${found.self.name} is ${s.role} (was ${previous.role})${s.lastFailover ? `: ${s.lastFailover.cause}` : ''}`,
+      );
+      if ((s.role === 'active') !== (previous.role === 'active') && previous.role !== 'unknown')
+        failovers.inc({ to: s.role });
     });
     this.metrics.gauge({
       name: 'vpnlb_ha_role',
-      help: '1 for this node\'s current role in the pair (active, standby, fault, stopped, unknown), else 0.',
+      help: "1 for this node's current role in the pair (active, standby, fault, stopped, unknown), else 0.",
       labelNames: ['role'],
       collect() {
         for (const r of roles) this.set({ role: r }, reader.status.role === r ? 1 : 0);
@@ -226,7 +284,7 @@ export class Runtime {
     });
     this.metrics.gauge({
       name: 'vpnlb_ha_sync_entries',
-      help: 'Connections in conntrackd\'s internal cache on this node (-1 when conntrackd does not answer).',
+      help: "Connections in conntrackd's internal cache on this node (-1 when conntrackd does not answer).",
       collect() {
         this.set(reader.status.sync.entries ?? -1);
       },
@@ -246,12 +304,18 @@ export class Runtime {
     const config = this.#config;
     const load = (file: string, role: string) => {
       const t = loadOrCreateToken(file);
-      if (t.created) logger.info({ component: 'admin', file, role }, `admin ${role} token created in ${file} (mode 0600)`);
+      if (t.created)
+        logger.info(
+          { component: 'admin', file, role },
+          `admin ${role} token created in ${file} (mode 0600)`,
+        );
       if (t.warning) logger.warn({ component: 'admin', file }, t.warning);
       return t.token;
     };
     const operator = load(config.admin.tokenFile, 'operator');
-    const readOnly = config.admin.readOnlyTokenFile ? load(config.admin.readOnlyTokenFile, 'read-only') : undefined;
+    const readOnly = config.admin.readOnlyTokenFile
+      ? load(config.admin.readOnlyTokenFile, 'read-only')
+      : undefined;
     return new AdminCredentials({ operator, ...(readOnly !== undefined ? { readOnly } : {}) });
   }
 
@@ -273,11 +337,25 @@ export class Runtime {
         const forwarding = forwardingKey(latest);
         if (this.#lastForwarding.get(s.name) !== forwarding) {
           this.#lastForwarding.set(s.name, forwarding);
-          this.events.record({ kind: 'apply', severity: 'info', service: s.name, ms, message: `snapshot #${version} applied by the ${dp.status().dataplane} data plane in ${ms} ms (new clients: ${latest.candidates.map((c) => c.name).join(', ') || 'none'})` });
+          this.events.record({
+            kind: 'apply',
+            severity: 'info',
+            service: s.name,
+            ms,
+            message: `snapshot #${version} applied by the ${dp.status().dataplane} data plane in ${ms} ms (new clients: ${latest.candidates.map((c) => c.name).join(', ') || 'none'})`,
+          });
         }
       } catch (err) {
-        this.events.record({ kind: 'apply', severity: 'error', service: s.name, message: `applying snapshot #${version} failed: ${(err as Error).message}; the data plane keeps its previous state` });
-        this.#opts.logger.error({ component: 'runtime', service: s.name, err }, `${s.name}: applying snapshot failed; the data plane keeps its previous state`);
+        this.events.record({
+          kind: 'apply',
+          severity: 'error',
+          service: s.name,
+          message: `applying snapshot #${version} failed: ${(err as Error).message}; the data plane keeps its previous state`,
+        });
+        this.#opts.logger.error(
+          { component: 'runtime', service: s.name, err },
+          `${s.name}: applying snapshot failed; the data plane keeps its previous state`,
+        );
       }
     });
     this.#applyChains.set(s.name, next);
@@ -291,7 +369,10 @@ export class Runtime {
     this.#applied.set(name, this.controller.snapshot().version);
     this.#lastForwarding.set(name, forwardingKey(s));
     const st = dp.status();
-    this.#opts.logger.info({ component: 'runtime', service: name, dataplane: st.dataplane, listeners: st.listeners }, `${name}: serving on ${st.listeners.join(', ')} (${st.dataplane})`);
+    this.#opts.logger.info(
+      { component: 'runtime', service: name, dataplane: st.dataplane, listeners: st.listeners },
+      `${name}: serving on ${st.listeners.join(', ')} (${st.dataplane})`,
+    );
   }
 
   /** Stops one service's data plane after its queued applies. */
@@ -338,15 +419,31 @@ export class Runtime {
 
   async #reload(): Promise<ReloadOutcome> {
     const { logger, configFile } = this.#opts;
-    const reloads = this.metrics.counter({ name: 'vpnlb_config_reloads_total', help: 'Configuration reloads, by result (applied, unchanged, refused, failed).', labelNames: ['result'] });
-    if (!configFile) return { ok: false, issues: ['this balancer was not started from a configuration file'], changes: [] };
+    const reloads = this.metrics.counter({
+      name: 'vpnlb_config_reloads_total',
+      help: 'Configuration reloads, by result (applied, unchanged, refused, failed).',
+      labelNames: ['result'],
+    });
+    if (!configFile)
+      return {
+        ok: false,
+        issues: ['this balancer was not started from a configuration file'],
+        changes: [],
+      };
     const started = performance.now();
     const checked = checkConfigFile(configFile);
     const issues = checked.issues.map((i) => formatIssue(configFile, i));
     if (!checked.config) {
       reloads.inc({ result: 'refused' });
-      logger.error({ component: 'runtime', file: configFile, issues }, `reload refused: ${configFile} has errors; the running configuration stays\n${issues.join('\n')}`);
-      this.events.record({ kind: 'reload', severity: 'error', message: `reload refused: ${issues.filter((i) => i.includes('error')).length} error(s) in ${configFile}; the running configuration stays` });
+      logger.error(
+        { component: 'runtime', file: configFile, issues },
+        `reload refused: ${configFile} has errors; the running configuration stays\n${issues.join('\n')}`,
+      );
+      this.events.record({
+        kind: 'reload',
+        severity: 'error',
+        message: `reload refused: ${issues.filter((i) => i.includes('error')).length} error(s) in ${configFile}; the running configuration stays`,
+      });
       return { ok: false, issues, changes: [] };
     }
     const next = checked.config;
@@ -363,7 +460,11 @@ export class Runtime {
     if (diff.changes.length === 0) {
       reloads.inc({ result: 'unchanged' });
       logger.info({ component: 'runtime', file: configFile }, 'reload: no change');
-      this.events.record({ kind: 'reload', severity: 'info', message: 'configuration reloaded: no change' });
+      this.events.record({
+        kind: 'reload',
+        severity: 'info',
+        message: 'configuration reloaded: no change',
+      });
       return { ok: true, issues, changes: [] };
     }
     try {
@@ -382,45 +483,89 @@ export class Runtime {
       for (const name of diff.servicesRemoved) await this.#stopDataPlane(name, {});
       for (const s of this.controller.snapshot().services) {
         if (diff.servicesRemoved.includes(s.name) || !this.#dataPlanes.has(s.name)) continue;
-        const after = [...next.services.ikev2, ...next.services.sstp].find((x) => x.name === s.name)!;
+        const after = [...next.services.ikev2, ...next.services.sstp].find(
+          (x) => x.name === s.name,
+        )!;
         const isKernel = this.#dataPlanes.get(s.name)!.status().dataplane === 'kernel';
         const settingsChanged = diff.servicesChanged.includes(s.name);
-        const membersChanged = diff.poolsWithNewMembers.includes(s.service.pool) || s.service.pool !== after.pool;
+        const membersChanged =
+          diff.poolsWithNewMembers.includes(s.service.pool) || s.service.pool !== after.pool;
         if (!settingsChanged && !(isKernel && membersChanged)) continue;
         const before = s.service as { table?: string; family: number };
-        const keepState = isKernel && after.dataplane !== 'userspace' && before.table === after.table && before.family === after.family;
+        const keepState =
+          isKernel &&
+          after.dataplane !== 'userspace' &&
+          before.table === after.table &&
+          before.family === after.family;
         restart.push({ name: s.name, keepState });
-        if (!keepState) changes.push(`service ${s.name}: restarted with its new settings (its existing tunnels are cut)`);
-        else changes.push(`service ${s.name}: kernel data plane re-adopted its table with the new settings (tunnels keep flowing)`);
+        if (!keepState)
+          changes.push(
+            `service ${s.name}: restarted with its new settings (its existing tunnels are cut)`,
+          );
+        else
+          changes.push(
+            `service ${s.name}: kernel data plane re-adopted its table with the new settings (tunnels keep flowing)`,
+          );
       }
       await this.#watcher?.stop();
       for (const r of restart) await this.#stopDataPlane(r.name, { keepState: r.keepState });
       // 3. The new configuration: one snapshot for the planes that stay.
       this.#config = next;
       this.#configWarnings = issues;
-      const ctx: RuntimeContext = { config: next, controller: this.controller, logger, metrics: this.metrics };
-        if (next.log.level !== logger.level) logger.level = next.log.level;
+      const ctx: RuntimeContext = {
+        config: next,
+        controller: this.controller,
+        logger,
+        metrics: this.metrics,
+      };
+      if (next.log.level !== logger.level) logger.level = next.log.level;
       this.controller.reconfigure(next);
       // 4. New and restarted services.
-      for (const name of [...restart.map((r) => r.name), ...diff.servicesAdded]) await this.#startDataPlane(name, ctx);
+      for (const name of [...restart.map((r) => r.name), ...diff.servicesAdded])
+        await this.#startDataPlane(name, ctx);
       this.#startWatcher(ctx);
       await this.settled();
       const ms = Math.round(performance.now() - started);
       reloads.inc({ result: 'applied' });
-      logger.info({ component: 'runtime', file: configFile, changes, ms }, `configuration reloaded in ${ms} ms:\n  ${changes.join('\n  ')}`);
-      this.events.record({ kind: 'reload', severity: 'info', ms, message: `configuration reloaded in ${ms} ms: ${changes.join('; ')}` });
+      logger.info(
+        { component: 'runtime', file: configFile, changes, ms },
+        `configuration reloaded in ${ms} ms:\n  ${changes.join('\n  ')}`,
+      );
+      this.events.record({
+        kind: 'reload',
+        severity: 'info',
+        ms,
+        message: `configuration reloaded in ${ms} ms: ${changes.join('; ')}`,
+      });
       return { ok: true, issues, changes };
     } catch (err) {
       reloads.inc({ result: 'failed' });
-      logger.error({ component: 'runtime', err }, `reload failed while applying: ${(err as Error).message}`);
-      this.events.record({ kind: 'reload', severity: 'error', message: `reload failed while applying: ${(err as Error).message}` });
-      return { ok: false, issues: [...issues, `applying failed: ${(err as Error).message}`], changes: diff.changes };
+      logger.error(
+        { component: 'runtime', err },
+        `reload failed while applying: ${(err as Error).message}`,
+      );
+      this.events.record({
+        kind: 'reload',
+        severity: 'error',
+        message: `reload failed while applying: ${(err as Error).message}`,
+      });
+      return {
+        ok: false,
+        issues: [...issues, `applying failed: ${(err as Error).message}`],
+        changes: diff.changes,
+      };
     }
   }
 
   /** One sample of every backend into the 15-minute history (a timer calls it; tests too). */
   sampleHistory(nowMs = Date.now()): void {
-    this.history.sample(this.controller.snapshot(), this.#dataPlanes, this.#watcher?.lastProbes?.() ?? new Map(), nowMs, this.events);
+    this.history.sample(
+      this.controller.snapshot(),
+      this.#dataPlanes,
+      this.#watcher?.lastProbes?.() ?? new Map(),
+      nowMs,
+      this.events,
+    );
   }
 
   /** Waits until every queued snapshot has been applied (tests, orderly shutdown). */
@@ -438,7 +583,10 @@ export class Runtime {
       try {
         await dp.stop(options);
       } catch (err) {
-        this.#opts.logger.error({ component: 'runtime', service: name, err }, `${name}: stopping the data plane failed`);
+        this.#opts.logger.error(
+          { component: 'runtime', service: name, err },
+          `${name}: stopping the data plane failed`,
+        );
       }
     }
     this.controller.dispose();
@@ -448,7 +596,10 @@ export class Runtime {
 
 /** What decides forwarding in a service snapshot: the candidates, their weights, the flushed backends. */
 function forwardingKey(s: ServiceSnapshot): string {
-  return JSON.stringify([s.candidates.map((c) => [c.name, c.address, c.weight]), backendsToFlush(s).map((b) => b.name)]);
+  return JSON.stringify([
+    s.candidates.map((c) => [c.name, c.address, c.weight]),
+    backendsToFlush(s).map((b) => b.name),
+  ]);
 }
 
 function fmtHost(h: string): string {

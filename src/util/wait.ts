@@ -8,7 +8,12 @@ export function sleep(ms: number): Promise<void> {
  * Polls `cond` every `intervalMs` until it holds; rejects with `timed out waiting for <what>`
  * after `timeoutMs`. Resolves with the milliseconds it waited (monotonic).
  */
-export async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5_000, intervalMs = 20): Promise<number> {
+export async function waitUntil(
+  what: string,
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs = 5_000,
+  intervalMs = 20,
+): Promise<number> {
   const start = performance.now();
   while (!(await cond())) {
     if (performance.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);

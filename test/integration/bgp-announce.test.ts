@@ -20,11 +20,18 @@ import { BgpSupervisor } from '../../src/bgp/supervisor.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { sleep, waitUntil } from '../../src/util/wait.js';
 
-const skip = requireOrSkip('BGP announcement tests', canUseNamespaces(), hasFile('/usr/sbin/bird', 'bird2'));
+const skip = requireOrSkip(
+  'BGP announcement tests',
+  canUseNamespaces(),
+  hasFile('/usr/sbin/bird', 'bird2'),
+);
 
 const VIP = '198.19.0.1';
 
-describe('BGP announcements gated by health, real BIRD on a router and two nodes', { skip, timeout: 300_000 }, () => {
+describe('BGP announcements gated by health, real BIRD on a router and two nodes', {
+  skip,
+  timeout: 300_000,
+}, () => {
   it('announces healthy nodes, withdraws a server-less, drained or silent one, and withdraws on stop', async () => {
     const topo = Topology.create('bgpit');
     const dir = mkdtempSync(join(tmpdir(), 'vpnlb-bgpit-'));
@@ -35,7 +42,12 @@ describe('BGP announcements gated by health, real BIRD on a router and two nodes
       const nodes = ['lb1', 'lb2'];
       for (const [i, n] of nodes.entries()) {
         await topo.addNamespace(n);
-        await topo.link({ a: 'rtr', b: n, aAddresses: [`198.18.${21 + i}.1/24`], bAddresses: [`198.18.${21 + i}.2/24`] });
+        await topo.link({
+          a: 'rtr',
+          b: n,
+          aAddresses: [`198.18.${21 + i}.1/24`],
+          bAddresses: [`198.18.${21 + i}.2/24`],
+        });
       }
       writeFileSync(
         join(dir, 'rtr.conf'),
@@ -43,13 +55,23 @@ describe('BGP announcements gated by health, real BIRD on a router and two nodes
           'router id 198.18.21.1;',
           'protocol device {}',
           'protocol kernel { ipv4 { import none; export all; }; merge paths yes; }',
-          ...nodes.map((n, i) => `protocol bgp ${n} { local as 65000; neighbor 198.18.${21 + i}.2 as 65001; hold time 3; keepalive time 1; connect delay time 1; connect retry time 2; error wait time 1, 10; ipv4 { import all; export none; }; }`),
+          ...nodes.map(
+            (n, i) =>
+              `protocol bgp ${n} { local as 65000; neighbor 198.18.${21 + i}.2 as 65001; hold time 3; keepalive time 1; connect delay time 1; connect retry time 2; error wait time 1, 10; ipv4 { import all; export none; }; }`,
+          ),
           '',
         ].join('\n'),
       );
-      router = rtr.spawn('/usr/sbin/bird', ['-f', '-c', join(dir, 'rtr.conf'), '-s', join(dir, 'rtr.ctl'), '-P', join(dir, 'rtr.pid')], { stdio: 'ignore' });
+      router = rtr.spawn(
+        '/usr/sbin/bird',
+        ['-f', '-c', join(dir, 'rtr.conf'), '-s', join(dir, 'rtr.ctl'), '-P', join(dir, 'rtr.pid')],
+        { stdio: 'ignore' },
+      );
 
-      const yaml = (node: string, i: number) => `pools: { p: { backends: [{ name: s1, address: 198.18.1.11 }] } }
+      const yaml = (
+        node: string,
+        i: number,
+      ) => `pools: { p: { backends: [{ name: s1, address: 198.18.1.11 }] } }
 services: { ikev2: [{ name: ike4, virtualIp: ${VIP}, pool: p, affinity: source-ip }] }
 bgp:
   asn: 65001
@@ -67,9 +89,18 @@ bgp:
         const files = renderBgpNodeFiles(r.config);
         const readStatus = async () => {
           if (health[n] === 'silent') throw new Error('connect ECONNREFUSED 127.0.0.1:8088');
-          return { services: [{ name: 'ike4', dataplaneInSync: true, backends: [{ name: 's1', state: health[n] }] }] };
+          return {
+            services: [
+              { name: 'ike4', dataplaneInSync: true, backends: [{ name: 's1', state: health[n] }] },
+            ],
+          };
         };
-        const s = new BgpSupervisor({ node: files, logger: silentLogger(), readStatus, netns: topo.ns(n).name });
+        const s = new BgpSupervisor({
+          node: files,
+          logger: silentLogger(),
+          readStatus,
+          netns: topo.ns(n).name,
+        });
         await s.start();
         supervisors.push(s);
       }
@@ -78,7 +109,12 @@ bgp:
         return nodes.filter((_, i) => out.includes(`via 198.18.${21 + i}.2 `));
       };
       const waitHops = async (what: string, want: string[]) => {
-        const ms = await waitUntil(what, async () => JSON.stringify(await hops()) === JSON.stringify(want), 60_000, 20);
+        const ms = await waitUntil(
+          what,
+          async () => JSON.stringify(await hops()) === JSON.stringify(want),
+          60_000,
+          20,
+        );
         console.log(`# ${what}: ${Math.round(ms)} ms`);
       };
       await waitHops('both nodes announced', ['lb1', 'lb2']);
@@ -99,13 +135,20 @@ bgp:
       await waitHops('lb2 answering again announced', ['lb1', 'lb2']);
 
       // The reply-NAT table of lb1 is loaded in its namespace.
-      assert.match(await topo.ns('lb1').exec('nft', ['list', 'table', 'inet', 'vpnlb_bgp']), /snat ip to 198\.19\.0\.1:4500/);
+      assert.match(
+        await topo.ns('lb1').exec('nft', ['list', 'table', 'inet', 'vpnlb_bgp']),
+        /snat ip to 198\.19\.0\.1:4500/,
+      );
 
       await supervisors[0]!.stop();
       await waitHops('lb1 stopped withdrawn', ['lb2']);
       assert.equal(supervisors[0]!.pids().bird !== undefined, true);
       await sleep(200);
-      assert.equal((await run('ip', ['netns', 'pids', topo.ns('lb1').name])).trim(), '', 'no process (BIRD) left in lb1');
+      assert.equal(
+        (await run('ip', ['netns', 'pids', topo.ns('lb1').name])).trim(),
+        '',
+        'no process (BIRD) left in lb1',
+      );
     } finally {
       for (const s of supervisors) await s.stop().catch(() => undefined);
       router?.kill('SIGTERM');

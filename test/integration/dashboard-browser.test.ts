@@ -21,7 +21,16 @@ const skip = requireOrSkip('dashboard browser tests', hasFile(CHROMIUM, 'chromiu
 const SHOTS = process.env.VPNLB_SCREENSHOTS;
 
 /** The flags for a quiet, sandbox-free, network-free headless Chromium. */
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 describe('dashboard in headless Chromium', { skip, timeout: 120_000 }, () => {
   let farm: DashboardFarm;
@@ -30,13 +39,19 @@ describe('dashboard in headless Chromium', { skip, timeout: 120_000 }, () => {
   let profile: string;
   const consoleErrors: string[] = [];
 
-  const row = (service: string, backend: string) => page.locator(`section[data-service="${service}"] tr[data-backend="${backend}"]`);
+  const row = (service: string, backend: string) =>
+    page.locator(`section[data-service="${service}"] tr[data-backend="${backend}"]`);
   const stateOf = (service: string, backend: string) => row(service, backend).locator('.state');
 
   before(async () => {
     farm = await startDashboardFarm();
     profile = mkdtempSync(join(tmpdir(), 'vpnlb-chromium-'));
-    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 1360, height: 900 } });
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: FLAGS,
+      viewport: { width: 1360, height: 900 },
+    });
     page = context.pages()[0] ?? (await context.newPage());
     page.on('console', (m) => {
       if (m.type() === 'error') consoleErrors.push(m.text());
@@ -44,7 +59,8 @@ describe('dashboard in headless Chromium', { skip, timeout: 120_000 }, () => {
     page.on('pageerror', (e) => consoleErrors.push(e.message));
     // Name the request behind a "Failed to load resource" console error.
     page.on('response', (r) => {
-      if (r.status() >= 400) consoleErrors.push(`${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`);
+      if (r.status() >= 400)
+        consoleErrors.push(`${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`);
     });
   });
   after(async () => {
@@ -60,7 +76,12 @@ describe('dashboard in headless Chromium', { skip, timeout: 120_000 }, () => {
     await page.click('#login button[type=submit]');
     await page.locator('#login-error', { hasText: 'refused' }).waitFor();
     // The refused login is the one expected error (Chromium logs every 4xx answer).
-    assert.deepEqual(consoleErrors.map((e) => e.replace(/^Failed to load resource: .*status of (\d+).*$/, '$1')).sort(), ['401', '401 POST /api/v1/login']);
+    assert.deepEqual(
+      consoleErrors
+        .map((e) => e.replace(/^Failed to load resource: .*status of (\d+).*$/, '$1'))
+        .sort(),
+      ['401', '401 POST /api/v1/login'],
+    );
     consoleErrors.length = 0;
     await page.fill('#token', farm.token);
     await page.click('#login button[type=submit]');
@@ -71,12 +92,19 @@ describe('dashboard in headless Chromium', { skip, timeout: 120_000 }, () => {
   it('shows both services with their backends up', async () => {
     await page.locator('section[data-service="sstp"]').waitFor();
     await page.locator('section[data-service="ikev2"]').waitFor();
-    for (const b of ['rras1', 'rras2', 'rras3']) await stateOf('sstp', b).filter({ hasText: 'up' }).waitFor({ timeout: 15_000 });
-    assert.match((await page.locator('section[data-service="sstp"] .facts').textContent()) ?? '', /127\.0\.41\.1/);
+    for (const b of ['rras1', 'rras2', 'rras3'])
+      await stateOf('sstp', b).filter({ hasText: 'up' }).waitFor({ timeout: 15_000 });
+    assert.match(
+      (await page.locator('section[data-service="sstp"] .facts').textContent()) ?? '',
+      /127\.0\.41\.1/,
+    );
     // Traffic reaches the charts (the history is sampled every 5 s).
     await page.locator('section[data-service="sstp"] .uplot').first().waitFor({ timeout: 15_000 });
     // An enabled server offers drain and disable, never enable.
-    assert.deepEqual(await row('sstp', 'rras1').locator('.actions button').allTextContents(), ['drain', 'disable']);
+    assert.deepEqual(await row('sstp', 'rras1').locator('.actions button').allTextContents(), [
+      'drain',
+      'disable',
+    ]);
     if (SHOTS) {
       await page.waitForTimeout(6_000); // a second history sample, so the charts show lines
       await page.screenshot({ path: join(SHOTS, 'dashboard.png'), fullPage: true });
@@ -94,14 +122,25 @@ describe('dashboard in headless Chromium', { skip, timeout: 120_000 }, () => {
     await row('sstp', 'rras2').locator('button[data-action="drain"]').click();
     const dialog = page.locator('#confirm');
     await dialog.waitFor({ state: 'visible' });
-    assert.match((await page.locator('#confirm-text').textContent()) ?? '', /existing tunnel\(s\)? stay|existing tunnels stay/);
+    assert.match(
+      (await page.locator('#confirm-text').textContent()) ?? '',
+      /existing tunnel\(s\)? stay|existing tunnels stay/,
+    );
     if (SHOTS) await page.screenshot({ path: join(SHOTS, 'dashboard-confirm.png') });
     await page.click('#confirm-ok');
     await stateOf('sstp', 'rras2').filter({ hasText: 'draining' }).waitFor();
-    assert.equal(farm.runtime.controller.snapshot().services.find((s) => s.name === 'sstp')!.backends.find((b) => b.name === 'rras2')!.state, 'draining');
+    assert.equal(
+      farm.runtime.controller
+        .snapshot()
+        .services.find((s) => s.name === 'sstp')!
+        .backends.find((b) => b.name === 'rras2')!.state,
+      'draining',
+    );
     // Actions follow the state: a draining server offers enable and disable.
     await row('sstp', 'rras2').locator('.actions button', { hasText: 'enable' }).waitFor();
-    await page.locator('#events li', { hasText: 'drain rras/rras2 by the administrator (dashboard)' }).waitFor();
+    await page
+      .locator('#events li', { hasText: 'drain rras/rras2 by the administrator (dashboard)' })
+      .waitFor();
   });
 
   it('answers "which server gets this client?"', async () => {
@@ -116,7 +155,9 @@ describe('dashboard in headless Chromium', { skip, timeout: 120_000 }, () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.waitForTimeout(300);
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    const overflow = await page.evaluate(
+      () => document.documentElement.scrollWidth - window.innerWidth,
+    );
     assert.ok(overflow <= 1, `the page is ${overflow} px wider than a phone screen`);
     if (SHOTS) await page.screenshot({ path: join(SHOTS, 'dashboard-phone.png'), fullPage: false });
     await page.setViewportSize({ width: 1360, height: 900 });

@@ -27,12 +27,19 @@ const skip = requireOrSkip(
   hasFile('/usr/bin/objdump', 'binutils'),
 );
 
-describe('Debian package: build, lintian, install into a clean Debian 12 root', { skip: skip || undefined, timeout: 1_800_000 }, () => {
+describe('Debian package: build, lintian, install into a clean Debian 12 root', {
+  skip: skip || undefined,
+  timeout: 1_800_000,
+}, () => {
   let dir: string;
   let deb: string;
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'vpnlb-deb-'));
-    const { stdout } = await execFileP('sh', [join(REPO_ROOT, 'packaging/deb/build-deb.sh'), '--no-build', dir], { maxBuffer: 64 << 20 });
+    const { stdout } = await execFileP(
+      'sh',
+      [join(REPO_ROOT, 'packaging/deb/build-deb.sh'), '--no-build', dir],
+      { maxBuffer: 64 << 20 },
+    );
     deb = stdout.trim().split('\n').pop()!;
   });
   after(() => {
@@ -40,21 +47,37 @@ describe('Debian package: build, lintian, install into a clean Debian 12 root', 
   });
 
   it('is named vpnlb_<version>_<arch>.deb and passes lintian (warnings included)', async () => {
-    const version = (await import(join(REPO_ROOT, 'package.json'), { with: { type: 'json' } })).default.version as string;
+    const version = (await import(join(REPO_ROOT, 'package.json'), { with: { type: 'json' } }))
+      .default.version as string;
     assert.match(deb, new RegExp(`/vpnlb_${version.replace(/\./g, '\\.')}_amd64\\.deb$`));
-    const r = await execFileP('lintian', ['--fail-on', 'error,warning', '--tag-display-limit', '0', deb], { maxBuffer: 16 << 20 }).catch((e: Error & { stdout?: string }) => ({ stdout: `FAILED: ${e.stdout ?? e.message}` }));
+    const r = await execFileP(
+      'lintian',
+      ['--fail-on', 'error,warning', '--tag-display-limit', '0', deb],
+      { maxBuffer: 16 << 20 },
+    ).catch((e: Error & { stdout?: string }) => ({ stdout: `FAILED: ${e.stdout ?? e.message}` }));
     assert.doesNotMatch(r.stdout, /^(E|W|FAILED):/m, r.stdout);
   });
 
-  it('installs on a clean Debian 12 root; vpnlb runs there with the unit\'s privileges; removal leaves no nftables state', async () => {
-    const { stdout } = await execFileP('sh', [join(REPO_ROOT, 'packaging/deb/check-deb.sh'), deb], { maxBuffer: 64 << 20, timeout: 1_500_000 }).catch((e: Error & { stdout?: string; stderr?: string }) => {
+  it("installs on a clean Debian 12 root; vpnlb runs there with the unit's privileges; removal leaves no nftables state", async () => {
+    const { stdout } = await execFileP('sh', [join(REPO_ROOT, 'packaging/deb/check-deb.sh'), deb], {
+      maxBuffer: 64 << 20,
+      timeout: 1_500_000,
+    }).catch((e: Error & { stdout?: string; stderr?: string }) => {
       throw new Error(`check-deb.sh failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
     });
-    const results = new Map([...stdout.matchAll(/^check-deb: (.*)$/gm)].flatMap((m) => [...m[1]!.matchAll(/(\w+)=(\S*(?: \S+)*?)(?= \w+=|$)/g)].map((kv) => [kv[1]!, kv[2]!] as const)));
+    const results = new Map(
+      [...stdout.matchAll(/^check-deb: (.*)$/gm)].flatMap((m) =>
+        [...m[1]!.matchAll(/(\w+)=(\S*(?: \S+)*?)(?= \w+=|$)/g)].map(
+          (kv) => [kv[1]!, kv[2]!] as const,
+        ),
+      ),
+    );
     const get = (k: string) => results.get(k) ?? `(no ${k} in:\n${stdout})`;
     assert.equal(get('vpnlb_path'), '/usr/bin/vpnlb');
     assert.equal(get('check'), 'ok');
-    const demo = JSON.parse(get('demo')) as { phases: Record<string, { connected: number; splitHandshakes: number }> };
+    const demo = JSON.parse(get('demo')) as {
+      phases: Record<string, { connected: number; splitHandshakes: number }>;
+    };
     for (const p of Object.values(demo.phases)) {
       assert.ok(p.connected > 0, JSON.stringify(p));
       assert.equal(p.splitHandshakes, 0);
@@ -65,10 +88,19 @@ describe('Debian package: build, lintian, install into a clean Debian 12 root', 
     assert.match(get('conffile'), /\/etc\/vpnlb\/vpnlb\.yaml/);
     assert.equal(get('verify'), 'ok');
     const exposure = Number(get('exposure'));
-    console.log(`# systemd-analyze security: exposure ${exposure} (0 = fully sandboxed, 10 = not at all)`);
-    assert.ok(exposure > 0 && exposure < 4, `exposure ${get('exposure')}: "OK" is below 4 in systemd-analyze's scale`);
+    console.log(
+      `# systemd-analyze security: exposure ${exposure} (0 = fully sandboxed, 10 = not at all)`,
+    );
+    assert.ok(
+      exposure > 0 && exposure < 4,
+      `exposure ${get('exposure')}: "OK" is below 4 in systemd-analyze's scale`,
+    );
     assert.notEqual(get('run_uid'), '0');
-    assert.equal(get('run_capeff'), '0000000000003400', 'CAP_NET_BIND_SERVICE, CAP_NET_ADMIN, CAP_NET_RAW and nothing else');
+    assert.equal(
+      get('run_capeff'),
+      '0000000000003400',
+      'CAP_NET_BIND_SERVICE, CAP_NET_ADMIN, CAP_NET_RAW and nothing else',
+    );
     assert.equal(get('table_programmed'), 'yes');
     assert.match(get('tables_after_kill'), /table ip vpnlb/);
     assert.equal(get('remove'), 'ok');

@@ -15,17 +15,38 @@ import { hasFile, requireOrSkip } from '../../lab/requirements.js';
 import { canUseStrongswan } from '../../lab/strongswan/charon.js';
 import { runEcmp } from '../../lab/ecmp/ecmp.js';
 
-const skip = requireOrSkip('ECMP scale-out tests', canUseConntrack(), canUseStrongswan(), hasFile('/usr/sbin/bird', 'bird2'));
+const skip = requireOrSkip(
+  'ECMP scale-out tests',
+  canUseConntrack(),
+  canUseStrongswan(),
+  hasFile('/usr/sbin/bird', 'bird2'),
+);
 
-describe('ECMP scale-out: BIRD 2 announcements gated by vpnlb, real tunnels', { skip, timeout: 1_800_000 }, () => {
+describe('ECMP scale-out: BIRD 2 announcements gated by vpnlb, real tunnels', {
+  skip,
+  timeout: 1_800_000,
+}, () => {
   it('moves no source-ip tunnel off its server when a node is drained, added, killed or loses its servers', async () => {
-    const report = await runEcmp({ label: 'ecit', clients4: 6, clients6: 1, cgnatClients: 2, progress: (l) => console.log(`# ${l}`) });
+    const report = await runEcmp({
+      label: 'ecit',
+      clients4: 6,
+      clients6: 1,
+      cgnatClients: 2,
+      progress: (l) => console.log(`# ${l}`),
+    });
     console.log(`# ${JSON.stringify(report)}`);
     assert.equal(report.connected, report.clients, 'every client connected');
     assert.equal(report.splitHandshakes, 0);
-    assert.equal(report.clientAddressesSeenByServers, report.expectedClientAddresses, 'the servers see every real client address');
+    assert.equal(
+      report.clientAddressesSeenByServers,
+      report.expectedClientAddresses,
+      'the servers see every real client address',
+    );
     assert.equal(report.nodeAddressesSeenByServers, 0);
-    assert.deepEqual([...new Set(report.events.map((e) => e.event))], ['planned-drain', 'add-node', 'kill-node', 'all-backends-down']);
+    assert.deepEqual(
+      [...new Set(report.events.map((e) => e.event))],
+      ['planned-drain', 'add-node', 'kill-node', 'all-backends-down'],
+    );
     for (const e of report.events) {
       const what = `${e.event} ${e.node} ${e.affinity}: ${JSON.stringify(e)}`;
       assert.notEqual(e.withdrawSeconds, null, `the router's route changed: ${what}`);
@@ -39,6 +60,10 @@ describe('ECMP scale-out: BIRD 2 announcements gated by vpnlb, real tunnels', { 
     const kill = report.events.find((e) => e.event === 'kill-node')!;
     assert.equal(kill.detail.birdSurvived, false, 'BIRD died with its vpnlb bgp');
     const drain = report.events.find((e) => e.event === 'planned-drain')!;
-    assert.equal((drain.detail.drain as { timedOut: boolean }).timedOut, false, 'the drain saw the clients leave');
+    assert.equal(
+      (drain.detail.drain as { timedOut: boolean }).timedOut,
+      false,
+      'the drain saw the clients leave',
+    );
   });
 });

@@ -33,7 +33,9 @@ const skipReason = requireOrSkip(
 );
 
 const configs = [
-  ...readdirSync(join(REPO_ROOT, 'examples')).filter((f) => f.endsWith('.yaml')).map((f) => join(REPO_ROOT, 'examples', f)),
+  ...readdirSync(join(REPO_ROOT, 'examples'))
+    .filter((f) => f.endsWith('.yaml'))
+    .map((f) => join(REPO_ROOT, 'examples', f)),
   join(REPO_ROOT, 'src/export/testdata/everything.yaml'),
 ];
 const work = mkdtempSync(join(tmpdir(), 'vpnlb-export-syntax-'));
@@ -57,10 +59,17 @@ function nginxNamespace(): Promise<Namespace> {
 }
 
 /** Runs a command; resolves with its exit code and combined output (never rejects on exit != 0). */
-function runTool(cmd: string, args: readonly string[], cwd: string): Promise<{ code: number; output: string }> {
+function runTool(
+  cmd: string,
+  args: readonly string[],
+  cwd: string,
+): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
     execFile(cmd, [...args], { cwd }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, output: `${stdout}${stderr}` });
+      resolve({
+        code: err ? Number((err as { code?: number }).code ?? 1) : 0,
+        output: `${stdout}${stderr}`,
+      });
     });
   });
 }
@@ -76,7 +85,10 @@ function stage(file: string): string {
     if (!s.tls) continue;
     const cert = generateTestCertificate('vpn.example.test');
     try {
-      for (const [from, to] of [[cert.certPath, s.tls.cert], [cert.keyPath, s.tls.key]] as const) {
+      for (const [from, to] of [
+        [cert.certPath, s.tls.cert],
+        [cert.keyPath, s.tls.key],
+      ] as const) {
         const target = join(dir, to.slice(dirname(file).length + 1));
         mkdirSync(dirname(target), { recursive: true });
         cpSync(from, target);
@@ -99,7 +111,12 @@ describe('exports pass nginx -t and haproxy -c', { skip: skipReason || undefined
       const conf = join(dirname(copy), 'nginx.conf');
       writeFileSync(conf, text);
       const ns = await nginxNamespace();
-      const check = (path: string) => runTool('ip', ['netns', 'exec', ns.name, 'nginx', '-t', '-q', '-e', 'stderr', '-c', path], dirname(copy));
+      const check = (path: string) =>
+        runTool(
+          'ip',
+          ['netns', 'exec', ns.name, 'nginx', '-t', '-q', '-e', 'stderr', '-c', path],
+          dirname(copy),
+        );
       const good = await check(conf);
       assert.equal(good.code, 0, good.output);
       const broken = join(dirname(copy), 'nginx-broken.conf');
@@ -124,7 +141,11 @@ describe('exports pass nginx -t and haproxy -c', { skip: skipReason || undefined
       const broken = join(dirname(copy), 'haproxy-broken.cfg');
       writeFileSync(broken, text.replace('defaults\n', 'defaults\n    tiemout client 1s\n'));
       const bad = await runTool('haproxy', ['-c', '-f', broken], dirname(copy));
-      assert.doesNotMatch(bad.output, /Configuration file is valid|has no error/, 'a misspelt keyword fails the check');
+      assert.doesNotMatch(
+        bad.output,
+        /Configuration file is valid|has no error/,
+        'a misspelt keyword fails the check',
+      );
     });
   }
 });

@@ -31,7 +31,6 @@ const FALL = 3;
 // The issue's functional deadline: interval × fall + timeout, plus one second.
 const DEADLINE_MS = INTERVAL * FALL + TIMEOUT + 1_000;
 
-
 describe('failover with the ikev2 monitor (userspace relay, simulated RRAS)', () => {
   let farm: SimFarm;
   let runtime: Runtime;
@@ -41,11 +40,19 @@ describe('failover with the ikev2 monitor (userspace relay, simulated RRAS)', ()
   /** Initiator SPIs of every simulated client (hex): any other SA on a server would be a probe's. */
   const clientSpis = new Set<string>();
 
-  const state = (name: string) => runtime.controller.service('ike')!.backends.find((b) => b.name === name)!;
-  const serverOf = (r: IkeClientResult): string[] => farm.servers.filter((s) => s.seenSpis().has(r.spiI)).map((s) => s.name);
+  const state = (name: string) =>
+    runtime.controller.service('ike')!.backends.find((b) => b.name === name)!;
+  const serverOf = (r: IkeClientResult): string[] =>
+    farm.servers.filter((s) => s.seenSpis().has(r.spiI)).map((s) => s.name);
   /** One client from its own loopback address (as many distinct clients behind no NAT). */
   const client = (extra: { espPackets?: number; espInterval?: number } = {}) =>
-    runIkeClient({ localAddress: `127.1.61.${(clientSeq++ % 250) + 1}`, server: vip, retransmitTimeouts: [200, 400], espTimeout: 500, ...extra }).then((r) => {
+    runIkeClient({
+      localAddress: `127.1.61.${(clientSeq++ % 250) + 1}`,
+      server: vip,
+      retransmitTimeouts: [200, 400],
+      espTimeout: 500,
+      ...extra,
+    }).then((r) => {
       clientSpis.add(r.spiI);
       return r;
     });
@@ -64,12 +71,20 @@ services:
   ikev2:
     - { name: ike, virtualIp: ${VIP}, ikePort: 0, natTPort: 0, backendIkePort: ${farm.ikePort}, backendNatTPort: ${farm.natTPort}, pool: rras, dataplane: userspace, nat: full, monitor: ike }
 `);
-    runtime = new Runtime({ config, logger: silentLogger(), createDataPlane, createWatcher: (ctx) => createHealthChecker(ctx), admin: false });
+    runtime = new Runtime({
+      config,
+      logger: silentLogger(),
+      createDataPlane,
+      createWatcher: (ctx) => createHealthChecker(ctx),
+      admin: false,
+    });
     await runtime.start();
     relay = runtime.dataPlanes().get('ike') as UdpRelay;
     const ports = relay.ports();
     vip = { address: VIP, ikePort: ports.ike, natTPort: ports.natT };
-    await waitFor('first verdicts', () => runtime.controller.service('ike')!.backends.every((b) => b.health === 'up'));
+    await waitFor('first verdicts', () =>
+      runtime.controller.service('ike')!.backends.every((b) => b.health === 'up'),
+    );
   });
 
   after(async () => {
@@ -80,9 +95,15 @@ services:
   it('kills one server under load: new clients reach the other two within the deadline, its flows are gone', async () => {
     // Some clients on every server first, so the victim has flows to lose.
     const warm = await Promise.all(Array.from({ length: 30 }, () => client()));
-    assert.ok(warm.every((r) => r.ok), 'all clients connect while the farm is healthy');
+    assert.ok(
+      warm.every((r) => r.ok),
+      'all clients connect while the farm is healthy',
+    );
     const victim = farm.servers[1]!;
-    assert.ok(warm.some((r) => serverOf(r).includes(victim.name)), 'the victim had clients');
+    assert.ok(
+      warm.some((r) => serverOf(r).includes(victim.name)),
+      'the victim had clients',
+    );
     assert.ok((relay.status().backends[victim.name]?.flows ?? 0) > 0);
 
     // Load: a new client every 25 ms for the whole scenario (bounded: at most 400 clients).
@@ -97,35 +118,62 @@ services:
     await sleep(300);
     const killedAt = performance.now();
     await victim.close();
-    const detectedMs = await waitFor('the victim to go down', () => state(victim.name).state === 'down', 15_000);
+    const detectedMs = await waitFor(
+      'the victim to go down',
+      () => state(victim.name).state === 'down',
+      15_000,
+    );
     await runtime.settled();
     await sleep(DEADLINE_MS - detectedMs > 0 ? DEADLINE_MS - detectedMs + 500 : 500);
     loading = false;
     await load;
-    const results = await Promise.all(started.map(async (s) => ({ at: s.at - killedAt, r: await s.result })));
+    const results = await Promise.all(
+      started.map(async (s) => ({ at: s.at - killedAt, r: await s.result })),
+    );
 
-    console.log(`# ${victim.name} killed; marked down after ${detectedMs.toFixed(0)} ms (deadline ${DEADLINE_MS} ms): ${state(victim.name).reason}`);
+    console.log(
+      `# ${victim.name} killed; marked down after ${detectedMs.toFixed(0)} ms (deadline ${DEADLINE_MS} ms): ${state(victim.name).reason}`,
+    );
     const failed = results.filter((x) => !x.r.ok);
     const lastFailure = failed.length ? Math.max(...failed.map((x) => x.at)) : -Infinity;
-    console.log(`# ${results.length} clients during the scenario, ${failed.length} failed; last failed client started ${lastFailure === -Infinity ? 'never' : `${lastFailure.toFixed(0)} ms after the kill`}`);
+    console.log(
+      `# ${results.length} clients during the scenario, ${failed.length} failed; last failed client started ${lastFailure === -Infinity ? 'never' : `${lastFailure.toFixed(0)} ms after the kill`}`,
+    );
     assert.ok(detectedMs <= DEADLINE_MS, `down after ${detectedMs} ms, deadline ${DEADLINE_MS} ms`);
     assert.match(state(victim.name).reason, /ikev2 probe: .* \(3 consecutive failures\)/);
     const afterDeadline = results.filter((x) => x.at > DEADLINE_MS);
     assert.ok(afterDeadline.length > 0, 'clients arrived after the deadline');
     for (const x of afterDeadline) {
-      assert.ok(x.r.ok, `client started ${x.at.toFixed(0)} ms after the kill failed: ${x.r.reason ?? ''} ${x.r.detail ?? ''}`);
+      assert.ok(
+        x.r.ok,
+        `client started ${x.at.toFixed(0)} ms after the kill failed: ${x.r.reason ?? ''} ${x.r.detail ?? ''}`,
+      );
       assert.ok(!serverOf(x.r).includes(victim.name));
     }
-    assert.ok(results.filter((x) => x.at < 0).every((x) => x.r.ok), 'clients before the kill connected');
-    assert.equal(relay.status().backends[victim.name]?.flows ?? 0, 0, "the killed server's flows are gone");
+    assert.ok(
+      results.filter((x) => x.at < 0).every((x) => x.r.ok),
+      'clients before the kill connected',
+    );
+    assert.equal(
+      relay.status().backends[victim.name]?.flows ?? 0,
+      0,
+      "the killed server's flows are gone",
+    );
   });
 
   it('the killed server receives new clients again once it is back (after rise probes)', async () => {
     const name = 'rras2';
-    const back = await IkeResponder.start({ name, address: SERVERS[1]!, ikePort: farm.ikePort, natTPort: farm.natTPort });
+    const back = await IkeResponder.start({
+      name,
+      address: SERVERS[1]!,
+      ikePort: farm.ikePort,
+      natTPort: farm.natTPort,
+    });
     (farm.servers as IkeResponder[])[1] = back;
     const upMs = await waitFor('rras2 to come back up', () => state(name).state === 'up', 10_000);
-    console.log(`# ${name} restarted; up again after ${upMs.toFixed(0)} ms (rise ${RISE} × interval ${INTERVAL} ms): ${state(name).reason}`);
+    console.log(
+      `# ${name} restarted; up again after ${upMs.toFixed(0)} ms (rise ${RISE} × interval ${INTERVAL} ms): ${state(name).reason}`,
+    );
     await runtime.settled();
     const results = await Promise.all(Array.from({ length: 60 }, () => client()));
     assert.ok(results.every((r) => r.ok));
@@ -143,7 +191,16 @@ services:
       if (balancer.pick(ikeSpiKey(bytes))?.name === 'rras3') spis.push(bytes.readBigUInt64BE(0));
     }
     // From addresses of their own (see the fresh clients below).
-    const tunnels = spis.map((spiI, i) => runIkeClient({ localAddress: `127.1.62.${i + 1}`, server: vip, spiI, espPackets: 80, espInterval: 25, espTimeout: 1000 }));
+    const tunnels = spis.map((spiI, i) =>
+      runIkeClient({
+        localAddress: `127.1.62.${i + 1}`,
+        server: vip,
+        spiI,
+        espPackets: 80,
+        espInterval: 25,
+        espTimeout: 1000,
+      }),
+    );
     await sleep(400); // established, ESP flowing
     runtime.controller.setAdminState('rras3', 'draining');
     await runtime.settled();
@@ -152,19 +209,31 @@ services:
     // flows on rras3, and a new SA from such an address joins it: docs/balancing.md).
     const fresh = await Promise.all(
       Array.from({ length: 40 }, (_, i) =>
-        runIkeClient({ localAddress: `127.1.63.${i + 1}`, server: vip, retransmitTimeouts: [200, 400], espTimeout: 500 }).then((r) => {
+        runIkeClient({
+          localAddress: `127.1.63.${i + 1}`,
+          server: vip,
+          retransmitTimeouts: [200, 400],
+          espTimeout: 500,
+        }).then((r) => {
           clientSpis.add(r.spiI);
           return r;
         }),
       ),
     );
     assert.ok(fresh.every((r) => r.ok));
-    assert.ok(fresh.every((r) => !serverOf(r).includes('rras3')), 'no new client on the drained server');
+    assert.ok(
+      fresh.every((r) => !serverOf(r).includes('rras3')),
+      'no new client on the drained server',
+    );
     for (const t of await Promise.all(tunnels)) {
       clientSpis.add(t.spiI);
       assert.equal(t.ok, true, t.detail);
       assert.deepEqual(serverOf(t), ['rras3']);
-      assert.equal(t.espEchoed, t.espSent, 'every ESP packet of an existing tunnel came back across the drain');
+      assert.equal(
+        t.espEchoed,
+        t.espSent,
+        'every ESP packet of an existing tunnel came back across the drain',
+      );
     }
     runtime.controller.setAdminState('rras3', 'enabled');
   });
@@ -173,8 +242,13 @@ services:
     // Behind the relay (full NAT) clients and probes both come from 127.0.0.1, so tell them
     // apart by SPI: every SA a server holds must be a client's; the probes were answered
     // NO_PROPOSAL_CHOSEN, statelessly.
-    const notClients = farm.servers.flatMap((s) => s.sas().filter((sa) => !clientSpis.has(sa.spiI)));
+    const notClients = farm.servers.flatMap((s) =>
+      s.sas().filter((sa) => !clientSpis.has(sa.spiI)),
+    );
     assert.deepEqual(notClients, []);
-    assert.ok(farm.servers.every((s) => s.stats().noProposalChosen > 0), 'every server answered probes');
+    assert.ok(
+      farm.servers.every((s) => s.stats().noProposalChosen > 0),
+      'every server answered probes',
+    );
   });
 });

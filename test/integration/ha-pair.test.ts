@@ -22,7 +22,10 @@ const skip = requireOrSkip(
   hasFile('/usr/sbin/conntrackd', 'conntrackd'),
 );
 
-describe('active/standby pair: keepalived + conntrackd, real tunnels', { skip, timeout: 1_500_000 }, () => {
+describe('active/standby pair: keepalived + conntrackd, real tunnels', {
+  skip,
+  timeout: 1_500_000,
+}, () => {
   it('loses no tunnel when vpnlb is killed, the node goes down or is drained, nor on the fail-backs', async () => {
     const report = await runHaPair({
       label: 'hait',
@@ -33,7 +36,10 @@ describe('active/standby pair: keepalived + conntrackd, real tunnels', { skip, t
       progress: (l) => console.log(`# ${l}`),
     });
     assert.equal(report.connected, report.clients, 'every client connected before the failovers');
-    assert.deepEqual(report.failovers.map((f) => f.event), ['kill-vpnlb', 'fail-back', 'node-down', 'fail-back', 'planned-drain', 'fail-back']);
+    assert.deepEqual(
+      report.failovers.map((f) => f.event),
+      ['kill-vpnlb', 'fail-back', 'node-down', 'fail-back', 'planned-drain', 'fail-back'],
+    );
     for (const f of report.failovers) {
       const what = `${f.event} ${f.from}->${f.to}: ${JSON.stringify(f)}`;
       assert.equal(f.tunnelsBefore, report.clients, what);
@@ -49,6 +55,11 @@ describe('active/standby pair: keepalived + conntrackd, real tunnels', { skip, t
     // records the FAULT of its tracked interfaces, a drained one its drain).
     assert.match(report.failovers[0]!.cause ?? '', /health check failed: vpnlb does not answer/);
     assert.match(report.failovers[4]!.cause ?? '', /planned drain \(vpnlb node drain\)/);
-    for (const i of [1, 3, 5]) assert.match(report.failovers[i]!.cause ?? '', /the peer took over/, JSON.stringify(report.failovers[i]));
+    for (const i of [1, 3, 5])
+      assert.match(
+        report.failovers[i]!.cause ?? '',
+        /the peer took over/,
+        JSON.stringify(report.failovers[i]),
+      );
   });
 });

@@ -13,7 +13,11 @@ import { createIcmpProbe } from '../../src/health/checks/icmp/icmp-probe.js';
 import type { TestTarget } from '../support/loopback-targets.js';
 import { describeProbeConformance } from '../support/probe-conformance.js';
 
-const skipReason = requireOrSkip('health-icmp', canUseNamespaces(), hasFile('/usr/bin/ping', 'iputils-ping'));
+const skipReason = requireOrSkip(
+  'health-icmp',
+  canUseNamespaces(),
+  hasFile('/usr/bin/ping', 'iputils-ping'),
+);
 
 let topo: Topology | undefined;
 let ready: Promise<Topology> | undefined;
@@ -23,7 +27,12 @@ function lab(): Promise<Topology> {
     topo = t;
     await t.addNamespace('probe');
     await t.addNamespace('host');
-    await t.link({ a: 'probe', b: 'host', aAddresses: ['198.18.0.1/24', '2001:db8::1/64'], bAddresses: ['198.18.0.2/24', '2001:db8::2/64'] });
+    await t.link({
+      a: 'probe',
+      b: 'host',
+      aAddresses: ['198.18.0.1/24', '2001:db8::1/64'],
+      bAddresses: ['198.18.0.2/24', '2001:db8::2/64'],
+    });
     await t.route('probe', '198.18.7.0/24', '198.18.0.2');
     await t.ns('host').exec('ip', ['route', 'add', 'prohibit', '198.18.7.7/32']);
     return t;
@@ -46,7 +55,12 @@ describeProbeConformance({
   // Resolved lazily: the namespace name exists once lab() ran (every target factory awaits it).
   createProbe: () => ({
     type: 'icmp',
-    probe: (t, signal, timeoutMs) => createIcmpProbe({ command: ['ip', 'netns', 'exec', topo!.ns('probe').name, 'ping'] }).probe(t, signal, timeoutMs),
+    probe: (t, signal, timeoutMs) =>
+      createIcmpProbe({ command: ['ip', 'netns', 'exec', topo!.ns('probe').name, 'ping'] }).probe(
+        t,
+        signal,
+        timeoutMs,
+      ),
   }),
   live: [
     { label: 'IPv4', start: target('198.18.0.2', 4) },
@@ -54,6 +68,11 @@ describeProbeConformance({
   ],
   dead: target('198.18.0.99', 4),
   silent: target('198.18.0.99', 4),
-  garbage: [{ label: 'ICMP "administratively prohibited" instead of an echo reply', start: target('198.18.7.7', 4) }],
+  garbage: [
+    {
+      label: 'ICMP "administratively prohibited" instead of an echo reply',
+      start: target('198.18.7.7', 4),
+    },
+  ],
   timeoutMs: 1000,
 });

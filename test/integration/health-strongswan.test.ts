@@ -21,7 +21,8 @@ import { canUseStrongswan, Charon } from '../../lab/strongswan/charon.js';
 import { renderInitiatorConf, renderResponderConf } from '../../lab/strongswan/swanctl-conf.js';
 import { vpnlbArgv } from '../../lab/vpnlb-process.js';
 
-const skip = requireOrSkip('health-strongswan', canUseNamespaces(), canUseStrongswan()) || undefined;
+const skip =
+  requireOrSkip('health-strongswan', canUseNamespaces(), canUseStrongswan()) || undefined;
 
 const LB = '198.18.0.1';
 const SRV = '198.18.0.2';
@@ -46,7 +47,8 @@ describe('ikev2 monitor against real strongSwan', { skip }, () => {
     const argv = ['netns', 'exec', topo.ns('lb').name, ...vpnlbArgv(['probe', ...args, '--json'])];
     const stdout = await new Promise<string>((resolve, reject) => {
       execFile('ip', argv, { maxBuffer: 1 << 24 }, (err, out, stderr) => {
-        if (err && (err as { code?: unknown }).code !== 1) reject(new Error(`vpnlb probe ${args.join(' ')}: ${stderr || err.message}`));
+        if (err && (err as { code?: unknown }).code !== 1)
+          reject(new Error(`vpnlb probe ${args.join(' ')}: ${stderr || err.message}`));
         else resolve(out);
       });
     });
@@ -54,7 +56,9 @@ describe('ikev2 monitor against real strongSwan', { skip }, () => {
   }
 
   async function sasFromLb(): Promise<string[]> {
-    return (await server.listSas()).filter((s) => s.remoteHost === LB).map((s) => `${s.state} ${s.initiatorSpi}`);
+    return (await server.listSas())
+      .filter((s) => s.remoteHost === LB)
+      .map((s) => `${s.state} ${s.initiatorSpi}`);
   }
 
   before(async () => {
@@ -62,7 +66,12 @@ describe('ikev2 monitor against real strongSwan', { skip }, () => {
     dir = mkdtempSync(join(tmpdir(), 'vpnlb-health-sw-'));
     await topo.addNamespace('lb');
     await topo.addNamespace('srv');
-    await topo.link({ a: 'lb', b: 'srv', aAddresses: [`${LB}/24`, '2001:db8::1/64'], bAddresses: [`${SRV}/24`, `${SRV6}/64`] });
+    await topo.link({
+      a: 'lb',
+      b: 'srv',
+      aAddresses: [`${LB}/24`, '2001:db8::1/64'],
+      bAddresses: [`${SRV}/24`, `${SRV6}/64`],
+    });
     // The tunnel's far end lives on the server; default routes let charon install its policies.
     await topo.ns('srv').exec('ip', ['addr', 'add', '198.19.100.1/32', 'dev', 'lo']);
     await topo.route('srv', 'default', LB);
@@ -72,12 +81,24 @@ describe('ikev2 monitor against real strongSwan', { skip }, () => {
       dir: join(dir, 'srv'),
       blockThreshold: 5,
       halfOpenTimeout: 30,
-      swanctlConf: renderResponderConf({ id: 'server.lab', auth: PSK, pools: ['198.19.200.0/24'], localTs: ['198.19.100.1/32'] }),
+      swanctlConf: renderResponderConf({
+        id: 'server.lab',
+        auth: PSK,
+        pools: ['198.19.200.0/24'],
+        localTs: ['198.19.100.1/32'],
+      }),
     });
     client = await Charon.start({
       ns: topo.ns('lb'),
       dir: join(dir, 'lb'),
-      swanctlConf: renderInitiatorConf({ id: 'client.lab', auth: PSK, remote: SRV, remoteId: 'server.lab', remoteTs: ['198.19.100.1/32'], vips: ['0.0.0.0'] }),
+      swanctlConf: renderInitiatorConf({
+        id: 'client.lab',
+        auth: PSK,
+        remote: SRV,
+        remoteId: 'server.lab',
+        remoteTs: ['198.19.100.1/32'],
+        vips: ['0.0.0.0'],
+      }),
     });
   });
 
@@ -114,10 +135,21 @@ describe('ikev2 monitor against real strongSwan', { skip }, () => {
     const main = await probe(['ikev2', SRV, '--count', '1000', '--timeout', '2000']);
     const t1 = Date.now();
     // The other stateless design, in parallel bursts.
-    const ke = await probe(['ikev2', SRV, '--count', '200', '--parallel', '4', '--ikev2-variant', 'mismatched-ke']);
+    const ke = await probe([
+      'ikev2',
+      SRV,
+      '--count',
+      '200',
+      '--parallel',
+      '4',
+      '--ikev2-variant',
+      'mismatched-ke',
+    ]);
     sampling = false;
     await sampler;
-    console.log(`# 1000 sequential probes in ${t1 - t0} ms (median ${main.latencyMs.median} ms, max ${main.latencyMs.max} ms): ${JSON.stringify(main.details)}`);
+    console.log(
+      `# 1000 sequential probes in ${t1 - t0} ms (median ${main.latencyMs.median} ms, max ${main.latencyMs.max} ms): ${JSON.stringify(main.details)}`,
+    );
     console.log(`# 200 mismatched-KE probes, 4 in parallel: ${JSON.stringify(ke.details)}`);
     assert.equal(main.ok, 1000, JSON.stringify(main.details));
     // Every answer is stateless: NO_PROPOSAL_CHOSEN, or a COOKIE challenge (RFC 7296 §2.6),
@@ -125,19 +157,36 @@ describe('ikev2 monitor against real strongSwan', { skip }, () => {
     // creates and destroys for each one; on a busy machine its per-address cookie threshold
     // then trips and it answers with cookies. A monitor probes a server every few seconds, so
     // in service the answer is NO_PROPOSAL_CHOSEN; either way nothing is left behind (below).
-    const stateless = ['IKE_SA_INIT answered with NO_PROPOSAL_CHOSEN', 'IKE_SA_INIT answered with a COOKIE challenge (the server is defending against half-open SAs)'];
-    assert.ok(Object.keys(main.details).every((d) => stateless.includes(d)), JSON.stringify(main.details));
+    const stateless = [
+      'IKE_SA_INIT answered with NO_PROPOSAL_CHOSEN',
+      'IKE_SA_INIT answered with a COOKIE challenge (the server is defending against half-open SAs)',
+    ];
+    assert.ok(
+      Object.keys(main.details).every((d) => stateless.includes(d)),
+      JSON.stringify(main.details),
+    );
     assert.equal(ke.ok, 200, JSON.stringify(ke.details));
     assert.deepEqual(seenDuring, [], 'no SA from the prober, even while probing');
-    assert.deepEqual(await sasFromLb(), [], 'no half-open or established SA from the prober after 1000 probes');
+    assert.deepEqual(
+      await sasFromLb(),
+      [],
+      'no half-open or established SA from the prober after 1000 probes',
+    );
     const stats = await server.swanctl(['--stats']);
     assert.match(stats, /IKE_SAs: 0 total, 0 half-open/, stats);
 
     const conn = await client.initiate('home', 15);
-    if (!conn.ok) console.log(readFileSync(join(dir, 'srv/charon.log'), 'utf8').split('\n').slice(-20).join('\n'));
+    if (!conn.ok)
+      console.log(
+        readFileSync(join(dir, 'srv/charon.log'), 'utf8').split('\n').slice(-20).join('\n'),
+      );
     assert.equal(conn.ok, true, conn.output);
     const sas = await server.listSas();
-    assert.deepEqual(sas.map((s) => [s.remoteHost, s.state]), [[LB, 'ESTABLISHED']], 'exactly the real client');
+    assert.deepEqual(
+      sas.map((s) => [s.remoteHost, s.state]),
+      [[LB, 'ESTABLISHED']],
+      'exactly the real client',
+    );
     await client.terminate('home');
   });
 
@@ -147,7 +196,9 @@ describe('ikev2 monitor against real strongSwan', { skip }, () => {
     assert.equal(icmp.ok, 1, `the host answers ping: ${JSON.stringify(icmp.details)}`);
     const ike = await probe(['ikev2', SRV, '--timeout', '1000']);
     assert.equal(ike.ok, 0);
-    console.log(`# charon stopped: icmp ${JSON.stringify(icmp.details)}; ikev2 ${JSON.stringify(ike.details)}`);
+    console.log(
+      `# charon stopped: icmp ${JSON.stringify(icmp.details)}; ikev2 ${JSON.stringify(ike.details)}`,
+    );
     assert.match(Object.keys(ike.details)[0]!, /ECONNREFUSED|no answer within/);
   });
 });

@@ -14,7 +14,15 @@ import { dirname, join } from 'node:path';
 import { readdirSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Topology, type Namespace } from '../../lab/netns.js';
-import { INFORMATIONAL, espDatagram, ikeMessage, sendBatch, sendDatagram, startUdpServer, withMarker } from '../../lab/udp-peers.js';
+import {
+  INFORMATIONAL,
+  espDatagram,
+  ikeMessage,
+  sendBatch,
+  sendDatagram,
+  startUdpServer,
+  withMarker,
+} from '../../lab/udp-peers.js';
 import { decide } from '../../src/control/decide.js';
 import type { ServiceSnapshot } from '../../src/control/snapshot.js';
 import { KernelIkeDataPlane } from '../../src/dataplane/kernel/kernel-dataplane.js';
@@ -25,7 +33,12 @@ const skip = kernelTestSkip('kernel data-plane integration tests');
 
 const VIP4 = '198.19.0.1';
 const VIP6 = '2001:db8:ff::1';
-const SERVERS = [1, 2, 3].map((n) => ({ name: `s${n}`, v4: `198.18.1${n}.2`, v6: `2001:db8:1${n}::2`, gw4: `198.18.1${n}.1` }));
+const SERVERS = [1, 2, 3].map((n) => ({
+  name: `s${n}`,
+  v4: `198.18.1${n}.2`,
+  v6: `2001:db8:1${n}::2`,
+  gw4: `198.18.1${n}.1`,
+}));
 const CLIENTS4 = ['198.18.1.2', '198.18.1.3'];
 const CLIENT6 = '2001:db8:1::2';
 
@@ -34,7 +47,8 @@ let lb: Namespace;
 let client: Namespace;
 const received: { srv: string; lport: number; raddr: string; rport: number; hex: string }[] = [];
 
-const send = (bind: string, port: number, to: string, dport: number, payload: Buffer, wait = 400) => sendDatagram(client, { bind, port, to, dport, payload, wait });
+const send = (bind: string, port: number, to: string, dport: number, payload: Buffer, wait = 400) =>
+  sendDatagram(client, { bind, port, to, dport, payload, wait });
 const ikeHeader = (spi: Buffer) => ikeMessage(spi);
 const ike4500 = (spi: Buffer) => withMarker(ikeMessage(spi));
 const esp = espDatagram;
@@ -43,9 +57,10 @@ function serverOf(raddr: string, rport: number, lport: number) {
   return received.filter((r) => r.raddr === raddr && r.rport === rport && r.lport === lport);
 }
 
-
 function yamlFor(opts: { vip: string; family: 4 | 6; affinity?: string; table: string }): string {
-  const backends = SERVERS.map((s) => `      - { name: ${s.name}, address: "${opts.family === 6 ? s.v6 : s.v4}" }`).join('\n');
+  const backends = SERVERS.map(
+    (s) => `      - { name: ${s.name}, address: "${opts.family === 6 ? s.v6 : s.v4}" }`,
+  ).join('\n');
   return `pools:\n  farm:\n    backends:\n${backends}\nservices:\n  ikev2:\n    - { name: ike, virtualIp: "${opts.vip}", pool: farm, affinity: ${opts.affinity ?? 'ike-spi'}, table: ${opts.table}, hashSeed: 305419896 }\n`;
 }
 
@@ -59,11 +74,23 @@ const forgetPeers = async (family: 'ip' | 'ip6', table: string) => {
   for (const s of SERVERS) await lbNft('flush', 'set', family, table, `peer_${s.name}`);
 };
 const ctCount = async (vip: string, family: 4 | 6, replySrc?: string, dport?: number) => {
-  const out = await lb.exec('conntrack', ['-L', '-f', family === 6 ? 'ipv6' : 'ipv4', '-p', 'udp', '--orig-dst', vip, ...(replySrc ? ['--reply-src', replySrc] : []), ...(dport ? ['--dport', String(dport)] : [])]);
+  const out = await lb.exec('conntrack', [
+    '-L',
+    '-f',
+    family === 6 ? 'ipv6' : 'ipv4',
+    '-p',
+    'udp',
+    '--orig-dst',
+    vip,
+    ...(replySrc ? ['--reply-src', replySrc] : []),
+    ...(dport ? ['--dport', String(dport)] : []),
+  ]);
   return out.split('\n').filter((l) => l.includes('src=')).length;
 };
 const slotMap = async (table: string, family: 'ip' | 'ip6') => {
-  const j = JSON.parse(await lbNft('-j', 'list', 'map', family, table, 'slots')) as { nftables: { map?: { elem: [number, string][] } }[] };
+  const j = JSON.parse(await lbNft('-j', 'list', 'map', family, table, 'slots')) as {
+    nftables: { map?: { elem: [number, string][] } }[];
+  };
   const m = new Map<number, string>();
   for (const it of j.nftables) for (const [k, v] of it.map?.elem ?? []) m.set(k, v);
   return m;
@@ -74,12 +101,22 @@ before(async () => {
   topo = Topology.create('kdp');
   lb = await topo.addNamespace('lb');
   client = await topo.addNamespace('cl');
-  await topo.link({ a: 'cl', b: 'lb', aAddresses: ['198.18.1.2/24', '198.18.1.3/24', '2001:db8:1::2/64'], bAddresses: ['198.18.1.1/24', '2001:db8:1::1/64'] });
+  await topo.link({
+    a: 'cl',
+    b: 'lb',
+    aAddresses: ['198.18.1.2/24', '198.18.1.3/24', '2001:db8:1::2/64'],
+    bAddresses: ['198.18.1.1/24', '2001:db8:1::1/64'],
+  });
   await topo.route('cl', 'default', '198.18.1.1');
   await topo.route('cl', 'default', '2001:db8:1::1');
   for (const [i, s] of SERVERS.entries()) {
     const ns = await topo.addNamespace(s.name);
-    await topo.link({ a: s.name, b: 'lb', aAddresses: [`${s.v4}/24`, `${s.v6}/64`], bAddresses: [`${s.gw4}/24`, `2001:db8:1${i + 1}::1/64`] });
+    await topo.link({
+      a: s.name,
+      b: 'lb',
+      aAddresses: [`${s.v4}/24`, `${s.v6}/64`],
+      bAddresses: [`${s.gw4}/24`, `2001:db8:1${i + 1}::1/64`],
+    });
     await topo.route(s.name, 'default', s.gw4);
     await topo.route(s.name, 'default', `2001:db8:1${i + 1}::1`);
     startUdpServer(ns, s.name, received);
@@ -100,17 +137,24 @@ after(async () => {
 
 test('every golden ruleset loads in the real nft (check mode)', { skip }, async () => {
   const dir = join(dirname(fileURLToPath(import.meta.url)), '../../src/dataplane/kernel/golden');
-  const goldDir = existsSync(dir) ? dir : join(dirname(fileURLToPath(import.meta.url)), '../../../src/dataplane/kernel/golden');
+  const goldDir = existsSync(dir)
+    ? dir
+    : join(dirname(fileURLToPath(import.meta.url)), '../../../src/dataplane/kernel/golden');
   const files = readdirSync(goldDir).filter((f) => f.endsWith('.nft'));
   assert.ok(files.length >= 6);
   for (const f of files) await lbNft('-c', '-f', join(goldDir, f));
 });
 
-test('ike-spi IPv4: kernel slots equal decide(); 500 and 4500 of each SA reach one server; pins; disable; adoption; stop', { skip }, async () => {
+test('ike-spi IPv4: kernel slots equal decide(); 500 and 4500 of each SA reach one server; pins; disable; adoption; stop', {
+  skip,
+}, async () => {
   const table = 'kdpv4';
   const { ctx, controller } = runtimeFor(yamlFor({ vip: VIP4, family: 4, table }));
   const snap = () => controller.service('ike') as ServiceSnapshot;
-  const dp = new KernelIkeDataPlane(snap().service as never, ctx, { netns: lb.name, pollIntervalMs: 0 });
+  const dp = new KernelIkeDataPlane(snap().service as never, ctx, {
+    netns: lb.name,
+    pollIntervalMs: 0,
+  });
   await dp.start(snap());
   assert.equal(dp.isAdopted, false);
 
@@ -151,7 +195,9 @@ test('ike-spi IPv4: kernel slots equal decide(); 500 and 4500 of each SA reach o
   const stray = await send(CLIENTS4[0]!, 0, VIP4, 4500, esp(), 300);
   assert.equal(stray.reply, null);
   assert.equal(received.slice(before).filter((r) => r.rport === stray.port).length, 0);
-  const counters = JSON.parse(await lbNft('-j', 'list', 'counter', 'ip', table, 'natt_unrouted')) as { nftables: { counter?: { packets: number } }[] };
+  const counters = JSON.parse(
+    await lbNft('-j', 'list', 'counter', 'ip', table, 'natt_unrouted'),
+  ) as { nftables: { counter?: { packets: number } }[] };
   assert.ok((counters.nftables.find((x) => x.counter)?.counter?.packets ?? 0) >= 1);
 
   // Re-establish every SA's two flows (the flush above removed them).
@@ -169,17 +215,37 @@ test('ike-spi IPv4: kernel slots equal decide(); 500 and 4500 of each SA reach o
   // timeout, 180 s, instead of the 30 s of a lone request and answer), as it does a real
   // tunnel's — so that none expires while a loaded host rewrites a third of the slots below.
   await new Promise((r) => setTimeout(r, 2500));
-  const refreshed = await sendBatch(client, sas.map((sa) => ({ bind: sa.addr, port: sa.natTPort, to: VIP4, dport: 4500, payload: ike4500(sa.spi) })));
-  assert.deepEqual(refreshed.map((r) => r.reply), sas.map((sa) => `ack:${sa.server}`));
+  const refreshed = await sendBatch(
+    client,
+    sas.map((sa) => ({
+      bind: sa.addr,
+      port: sa.natTPort,
+      to: VIP4,
+      dport: 4500,
+      payload: ike4500(sa.spi),
+    })),
+  );
+  assert.deepEqual(
+    refreshed.map((r) => r.reply),
+    sas.map((sa) => `ack:${sa.server}`),
+  );
   // The NAT-T flows (port-500 entries live 5 s, so a slow apply may outlive them: not counted).
-  const natTList = () => lb.exec('conntrack', ['-L', '-p', 'udp', '--orig-dst', VIP4, '--dport', '4500']).catch((e: Error) => e.message);
+  const natTList = () =>
+    lb
+      .exec('conntrack', ['-L', '-p', 'udp', '--orig-dst', VIP4, '--dport', '4500'])
+      .catch((e: Error) => e.message);
   const listedBefore = await natTList();
-  const othersBefore = (await ctCount(VIP4, 4, undefined, 4500)) - (await ctCount(VIP4, 4, victimAddr, 4500));
+  const othersBefore =
+    (await ctCount(VIP4, 4, undefined, 4500)) - (await ctCount(VIP4, 4, victimAddr, 4500));
   assert.ok((await ctCount(VIP4, 4, victimAddr)) > 0);
   controller.setAdminState(victim, 'disabled');
   await dp.apply(snap());
   // Counted at once (reading the map back takes seconds more on a loaded host).
-  const flowsAfter = { victim: await ctCount(VIP4, 4, victimAddr), natT: await ctCount(VIP4, 4, undefined, 4500), listed: await natTList() };
+  const flowsAfter = {
+    victim: await ctCount(VIP4, 4, victimAddr),
+    natT: await ctCount(VIP4, 4, undefined, 4500),
+    listed: await natTList(),
+  };
   const mapAfter = await slotMap(table, 'ip');
   assert.equal(mapAfter.size, 65537);
   // The kernel holds exactly the new Maglev table, and only the slots that changed were written
@@ -193,19 +259,38 @@ test('ike-spi IPv4: kernel slots equal decide(); 500 and 4500 of each SA reach o
     assert.notEqual(now, victimAddr);
   }
   assert.ok(othersMoved <= 0.005 * 65537, `${othersMoved} slots of other servers moved`);
-  const table2 = (snap().balancer as unknown as { table: { slots: Int32Array; backends: { address: string }[] } }).table;
-  for (let slot = 0; slot < 65537; slot++) assert.equal(mapAfter.get(slot), table2.backends[table2.slots[slot] as number]?.address);
-  assert.match(await ctx.metrics.text(), new RegExp(`vpnlb_kernel_slots_written_total\\{service="ike"\\} ${65537 + 2 * changed}\\b`));
+  const table2 = (
+    snap().balancer as unknown as { table: { slots: Int32Array; backends: { address: string }[] } }
+  ).table;
+  for (let slot = 0; slot < 65537; slot++)
+    assert.equal(mapAfter.get(slot), table2.backends[table2.slots[slot] as number]?.address);
+  assert.match(
+    await ctx.metrics.text(),
+    new RegExp(`vpnlb_kernel_slots_written_total\\{service="ike"\\} ${65537 + 2 * changed}\\b`),
+  );
   assert.equal(flowsAfter.victim, 0, 'conntrack entries of the disabled server deleted');
-  assert.equal(flowsAfter.natT, othersBefore, `other servers keep their flows; before the apply:\n${listedBefore}\nafter:\n${flowsAfter.listed}`);
+  assert.equal(
+    flowsAfter.natT,
+    othersBefore,
+    `other servers keep their flows; before the apply:\n${listedBefore}\nafter:\n${flowsAfter.listed}`,
+  );
   const pinSet = await lbNft('list', 'set', 'ip', table, `pin_${victim}`);
   assert.doesNotMatch(pinSet, /elements/);
   // The victim's clients now reach decide()'s new choice at once; others keep their server.
   // decide() is told which servers hold NAT-T flows of the address (affinity ike-spi: a new SA
   // of an address whose flows are all on one server joins it), as they are when each is sent.
-  const natT = new Map(CLIENTS4.map((a) => [a, new Set(sas.filter((x) => x.addr === a && x.server !== victim).map((x) => x.server))]));
+  const natT = new Map(
+    CLIENTS4.map((a) => [
+      a,
+      new Set(sas.filter((x) => x.addr === a && x.server !== victim).map((x) => x.server)),
+    ]),
+  );
   for (const sa of sas) {
-    const want = sa.server === victim ? decide(snap(), { address: sa.addr, spi: sa.spi, natTServers: [...natT.get(sa.addr)!] }).backend?.name : sa.server;
+    const want =
+      sa.server === victim
+        ? decide(snap(), { address: sa.addr, spi: sa.spi, natTServers: [...natT.get(sa.addr)!] })
+            .backend?.name
+        : sa.server;
     const r = await send(sa.addr, sa.natTPort, VIP4, 4500, ike4500(sa.spi));
     assert.equal(r.reply, `ack:${want}`);
     natT.get(sa.addr)!.add(want as string);
@@ -214,23 +299,46 @@ test('ike-spi IPv4: kernel slots equal decide(); 500 and 4500 of each SA reach o
   // kill -9 equivalent: leave the table, start a new data plane: it adopts without flushing.
   // The NAT-T streams (port-500 entries and single exchanges live 5 s and 30 s: on a loaded
   // host the adoption below can outlast them, so they are not counted).
-  const streams = async () => (await lb.exec('conntrack', ['-L', '-p', 'udp', '--orig-dst', VIP4, '--dport', '4500', '--status', 'ASSURED'])).split('\n').filter((l) => l.includes('src=')).length;
+  const streams = async () =>
+    (
+      await lb.exec('conntrack', [
+        '-L',
+        '-p',
+        'udp',
+        '--orig-dst',
+        VIP4,
+        '--dport',
+        '4500',
+        '--status',
+        'ASSURED',
+      ])
+    )
+      .split('\n')
+      .filter((l) => l.includes('src=')).length;
   const ctBeforeRestart = await streams();
   assert.ok(ctBeforeRestart > 0);
   await dp.stop({ keepState: true });
-  const dp2 = new KernelIkeDataPlane(snap().service as never, ctx, { netns: lb.name, pollIntervalMs: 0 });
+  const dp2 = new KernelIkeDataPlane(snap().service as never, ctx, {
+    netns: lb.name,
+    pollIntervalMs: 0,
+  });
   await dp2.start(snap());
   assert.equal(dp2.isAdopted, true);
   assert.equal(await streams(), ctBeforeRestart, 'conntrack kept across the restart');
   assert.deepEqual(await slotMap(table, 'ip'), mapAfter);
   const survivor = sas.find((s) => s.server !== victim)!;
-  assert.equal((await send(survivor.addr, survivor.natTPort, VIP4, 4500, esp())).reply, `ack:${survivor.server}`);
+  assert.equal(
+    (await send(survivor.addr, survivor.natTPort, VIP4, 4500, esp())).reply,
+    `ack:${survivor.server}`,
+  );
 
   // Return path: a server whose replies bypass the balancer is reported with the fix.
   const bad = SERVERS.find((s) => s.name !== victim)!;
   await topo.ns(bad.name).exec('ip', ['route', 'add', 'blackhole', '198.18.1.0/24']);
   // A server that never had a return path: none of its flows was ever answered.
-  await lb.exec('conntrack', ['-D', '-p', 'udp', '--orig-dst', VIP4, '--reply-src', bad.v4]).catch(() => '');
+  await lb
+    .exec('conntrack', ['-D', '-p', 'udp', '--orig-dst', VIP4, '--reply-src', bad.v4])
+    .catch(() => '');
   try {
     let sent = 0;
     await forgetPeers('ip', table);
@@ -243,8 +351,16 @@ test('ike-spi IPv4: kernel slots equal decide(); 500 and 4500 of each SA reach o
     await dp2.refresh();
     const warn = dp2.status().warnings.find((w) => w.includes('return path missing'));
     assert.ok(warn, JSON.stringify(dp2.status().warnings));
-    assert.match(warn, new RegExp(`set the default gateway of ${bad.name} \\(${bad.v4.replace(/\./g, '\\.')}\\) to ${bad.gw4.replace(/\./g, '\\.')}`));
-    assert.match(await ctx.metrics.text(), new RegExp(`vpnlb_kernel_return_path_missing\\{service="ike",backend="${bad.name}"\\} 1`));
+    assert.match(
+      warn,
+      new RegExp(
+        `set the default gateway of ${bad.name} \\(${bad.v4.replace(/\./g, '\\.')}\\) to ${bad.gw4.replace(/\./g, '\\.')}`,
+      ),
+    );
+    assert.match(
+      await ctx.metrics.text(),
+      new RegExp(`vpnlb_kernel_return_path_missing\\{service="ike",backend="${bad.name}"\\} 1`),
+    );
   } finally {
     await topo.ns(bad.name).exec('ip', ['route', 'del', 'blackhole', '198.18.1.0/24']);
   }
@@ -281,12 +397,18 @@ class BeforeSlotsApplier implements NftApplier {
   }
 }
 
-test('ike-spi: a server that goes down is retired before its slots move: its SAs\' stale IKE packets are dropped, not placed elsewhere', { skip }, async () => {
+test("ike-spi: a server that goes down is retired before its slots move: its SAs' stale IKE packets are dropped, not placed elsewhere", {
+  skip,
+}, async () => {
   const table = 'kdpret';
   const { ctx, controller } = runtimeFor(yamlFor({ vip: VIP4, family: 4, table }));
   const snap = () => controller.service('ike') as ServiceSnapshot;
   const nft = new BeforeSlotsApplier(lb.name, table);
-  const dp = new KernelIkeDataPlane(snap().service as never, ctx, { netns: lb.name, pollIntervalMs: 0, applier: nft });
+  const dp = new KernelIkeDataPlane(snap().service as never, ctx, {
+    netns: lb.name,
+    pollIntervalMs: 0,
+    applier: nft,
+  });
   await dp.start(snap());
   try {
     // Two SAs of one client address on one server (the victim), each with its NAT-T flow.
@@ -305,33 +427,57 @@ test('ike-spi: a server that goes down is retired before its slots move: its SAs
     assert.equal(sas.length, 2);
     const key = (spi: Buffer) => `${spi.readUInt32BE(0)} . ${spi.readUInt32BE(4)}`;
     const elements = async (set: string) => {
-      const j = JSON.parse(await lbNft('-j', 'list', 'set', 'ip', table, set)) as { nftables: { set?: { elem?: unknown[] } }[] };
+      const j = JSON.parse(await lbNft('-j', 'list', 'set', 'ip', table, set)) as {
+        nftables: { set?: { elem?: unknown[] } }[];
+      };
       return (j.nftables.find((x) => x.set)?.set?.elem ?? []).map((e) => {
         const v = ((e as { elem?: { val?: unknown } }).elem?.val ?? e) as { concat?: number[] };
         return v.concat ? `${v.concat[0]} . ${v.concat[1]}` : JSON.stringify(v);
       });
     };
     const stale = async () => {
-      const j = JSON.parse(await lbNft('-j', 'list', 'counter', 'ip', table, 'ike_stale')) as { nftables: { counter?: { packets: number } }[] };
+      const j = JSON.parse(await lbNft('-j', 'list', 'counter', 'ip', table, 'ike_stale')) as {
+        nftables: { counter?: { packets: number } }[];
+      };
       return j.nftables.find((x) => x.counter)?.counter?.packets ?? 0;
     };
-    assert.deepEqual((await elements(`spi_${victim.name}`)).sort(), sas.map((x) => key(x.spi)).sort());
+    assert.deepEqual(
+      (await elements(`spi_${victim.name}`)).sort(),
+      sas.map((x) => key(x.spi)).sort(),
+    );
     assert.ok((await ctCount(VIP4, 4, victim.v4, 4500)) >= 2);
 
     // What the kernel holds between the retirement and the slot rewrite.
-    let seen: { dead: string[]; spis: string[]; pins: string[]; flows: number; victimSlots: number; dpd: string | null; staleDropped: number } | undefined;
+    let seen:
+      | {
+          dead: string[];
+          spis: string[];
+          pins: string[];
+          flows: number;
+          victimSlots: number;
+          dpd: string | null;
+          staleDropped: number;
+        }
+      | undefined;
     nft.beforeSlots = async () => {
       const staleBefore = await stale();
       // A stale DPD (INFORMATIONAL) of the first SA from a new client port: no conntrack entry,
       // no known SPI — the old slots would still hash it somewhere.
       const sa = sas[0]!;
-      const dpd = await send(addr, 0, VIP4, 4500, withMarker(ikeMessage(sa.spi, INFORMATIONAL, { spiR: randomBytes(8), messageId: 2 })));
+      const dpd = await send(
+        addr,
+        0,
+        VIP4,
+        4500,
+        withMarker(ikeMessage(sa.spi, INFORMATIONAL, { spiR: randomBytes(8), messageId: 2 })),
+      );
       seen = {
         dead: await elements('spi_dead'),
         spis: await elements(`spi_${victim.name}`),
         pins: await elements(`pin_${victim.name}`),
         flows: await ctCount(VIP4, 4, victim.v4),
-        victimSlots: [...(await slotMap(table, 'ip')).values()].filter((a) => a === victim.v4).length,
+        victimSlots: [...(await slotMap(table, 'ip')).values()].filter((a) => a === victim.v4)
+          .length,
         dpd: dpd.reply,
         staleDropped: (await stale()) - staleBefore,
       };
@@ -339,9 +485,20 @@ test('ike-spi: a server that goes down is retired before its slots move: its SAs
     controller.setHealth('ike', victim.name, 'down', 'test');
     await dp.apply(snap());
     assert.ok(seen, 'the slot transaction ran');
-    assert.deepEqual(nft.kinds.slice(-2), ['other', 'slots'], 'the retirement is a transaction of its own, before the slots');
-    assert.ok(seen.victimSlots > 65537 / 4, `the slots still name ${victim.name} (${seen.victimSlots})`);
-    assert.deepEqual(seen.dead.sort(), sas.map((x) => key(x.spi)).sort(), 'SPIs moved into spi_dead');
+    assert.deepEqual(
+      nft.kinds.slice(-2),
+      ['other', 'slots'],
+      'the retirement is a transaction of its own, before the slots',
+    );
+    assert.ok(
+      seen.victimSlots > 65537 / 4,
+      `the slots still name ${victim.name} (${seen.victimSlots})`,
+    );
+    assert.deepEqual(
+      seen.dead.sort(),
+      sas.map((x) => key(x.spi)).sort(),
+      'SPIs moved into spi_dead',
+    );
     assert.deepEqual(seen.spis, []);
     assert.deepEqual(seen.pins, []);
     assert.equal(seen.flows, 0, `conntrack entries of ${victim.name} deleted before the slots`);
@@ -351,17 +508,27 @@ test('ike-spi: a server that goes down is retired before its slots move: its SAs
     assert.ok(![...(await slotMap(table, 'ip')).values()].includes(victim.v4));
     assert.deepEqual((await elements('spi_dead')).sort(), sas.map((x) => key(x.spi)).sort());
     assert.equal(await ctCount(VIP4, 4, victim.v4), 0);
-    assert.match(await ctx.metrics.text(), /vpnlb_kernel_retirements_total\{service="ike",result="ok"\} 1/);
+    assert.match(
+      await ctx.metrics.text(),
+      /vpnlb_kernel_retirements_total\{service="ike",result="ok"\} 1/,
+    );
   } finally {
     await dp.stop();
   }
 });
 
-test('source-ip IPv4: both ports of a client reach the server decide() names for its address', { skip }, async () => {
+test('source-ip IPv4: both ports of a client reach the server decide() names for its address', {
+  skip,
+}, async () => {
   const table = 'kdpsrc';
-  const { ctx, controller } = runtimeFor(yamlFor({ vip: VIP4, family: 4, affinity: 'source-ip', table }));
+  const { ctx, controller } = runtimeFor(
+    yamlFor({ vip: VIP4, family: 4, affinity: 'source-ip', table }),
+  );
   const snap = controller.service('ike') as ServiceSnapshot;
-  const dp = new KernelIkeDataPlane(snap.service as never, ctx, { netns: lb.name, pollIntervalMs: 0 });
+  const dp = new KernelIkeDataPlane(snap.service as never, ctx, {
+    netns: lb.name,
+    pollIntervalMs: 0,
+  });
   await dp.start(snap);
   try {
     for (const addr of CLIENTS4) {
@@ -380,11 +547,16 @@ test('source-ip IPv4: both ports of a client reach the server decide() names for
   }
 });
 
-test('ike-spi IPv6 VIP: 500 and 4500 of each SA reach the server decide() predicts; later SAs of one device join its NAT-T flow\'s server, those of a shared address are hashed', { skip }, async () => {
+test("ike-spi IPv6 VIP: 500 and 4500 of each SA reach the server decide() predicts; later SAs of one device join its NAT-T flow's server, those of a shared address are hashed", {
+  skip,
+}, async () => {
   const table = 'kdpv6';
   const { ctx, controller } = runtimeFor(yamlFor({ vip: VIP6, family: 6, table }));
   const snap = controller.service('ike') as ServiceSnapshot;
-  const dp = new KernelIkeDataPlane(snap.service as never, ctx, { netns: lb.name, pollIntervalMs: 0 });
+  const dp = new KernelIkeDataPlane(snap.service as never, ctx, {
+    netns: lb.name,
+    pollIntervalMs: 0,
+  });
   await dp.start(snap);
   try {
     // One device: all its SAs share one NAT-T flow (one source port), as an Always On VPN
@@ -398,7 +570,12 @@ test('ike-spi IPv6 VIP: 500 and 4500 of each SA reach the server decide() predic
     for (let i = 0; i < 8; i++) {
       const spi = randomBytes(8);
       lastSpi = spi;
-      const want = decide(snap, { address: CLIENT6, spi, natTServers, natTFlows: natTServers.length }).backend?.name as string;
+      const want = decide(snap, {
+        address: CLIENT6,
+        spi,
+        natTServers,
+        natTFlows: natTServers.length,
+      }).backend?.name as string;
       if (want !== decide(snap, { address: CLIENT6, spi }).backend?.name) joined++;
       natTServers = [...new Set([...natTServers, want])];
       const r500 = await send(CLIENT6, 0, VIP6, 500, ikeHeader(spi));
@@ -406,42 +583,87 @@ test('ike-spi IPv6 VIP: 500 and 4500 of each SA reach the server decide() predic
       natTPort = r4500.port;
       assert.equal(r500.reply, `ack:${want}`);
       assert.equal(r4500.reply, `ack:${want}`);
-      assert.equal(serverOf(CLIENT6, r4500.port, 4500)[0]?.srv, want, 'server sees the real IPv6 client address');
-      await lb.exec('conntrack', ['-D', '-f', 'ipv6', '-p', 'udp', '--orig-src', CLIENT6, '--orig-port-src', String(r4500.port)]).catch(() => '');
-      assert.equal((await send(CLIENT6, r4500.port, VIP6, 4500, esp())).reply, `ack:${want}`, 'IPv6 ESP follows the pin');
+      assert.equal(
+        serverOf(CLIENT6, r4500.port, 4500)[0]?.srv,
+        want,
+        'server sees the real IPv6 client address',
+      );
+      await lb
+        .exec('conntrack', [
+          '-D',
+          '-f',
+          'ipv6',
+          '-p',
+          'udp',
+          '--orig-src',
+          CLIENT6,
+          '--orig-port-src',
+          String(r4500.port),
+        ])
+        .catch(() => '');
+      assert.equal(
+        (await send(CLIENT6, r4500.port, VIP6, 4500, esp())).reply,
+        `ack:${want}`,
+        'IPv6 ESP follows the pin',
+      );
     }
-    assert.ok(joined > 0, 'no later SA hashed elsewhere than the server of the address\'s NAT-T flow: the join was not exercised');
+    assert.ok(
+      joined > 0,
+      "no later SA hashed elsewhere than the server of the address's NAT-T flow: the join was not exercised",
+    );
     // The loop deleted the flow's conntrack entry and ESP re-created it; ESP refreshes the count
     // one packet in 32, so the device's next IKE packet (a DPD, say) counts its flow again.
     await send(CLIENT6, natTPort, VIP6, 4500, ike4500(lastSpi!));
-    assert.doesNotMatch(await lbNft('list', 'set', 'ip6', table, 'natt_shared'), new RegExp(CLIENT6), 'one device (one NAT-T flow) is not a shared address');
+    assert.doesNotMatch(
+      await lbNft('list', 'set', 'ip6', table, 'natt_shared'),
+      new RegExp(CLIENT6),
+      'one device (one NAT-T flow) is not a shared address',
+    );
     // A second device behind the same address (another NAT-T flow, another source port) makes
     // the address shared (natt_count: two live flows): from then on its new SAs are placed by
     // SPI — they spread although all its flows sit on one server.
     const second = randomBytes(8);
     const flowServer = natTServers[0] as string;
     assert.equal(natTServers.length, 1);
-    assert.equal((await send(CLIENT6, 0, VIP6, 500, ikeHeader(second))).reply, `ack:${flowServer}`, 'the second device\'s first SA: the address had one flow');
+    assert.equal(
+      (await send(CLIENT6, 0, VIP6, 500, ikeHeader(second))).reply,
+      `ack:${flowServer}`,
+      "the second device's first SA: the address had one flow",
+    );
     assert.equal((await send(CLIENT6, 0, VIP6, 4500, ike4500(second))).reply, `ack:${flowServer}`);
-    assert.match(await lbNft('list', 'set', 'ip6', table, 'natt_shared'), new RegExp(CLIENT6), 'two NAT-T flows: shared');
+    assert.match(
+      await lbNft('list', 'set', 'ip6', table, 'natt_shared'),
+      new RegExp(CLIENT6),
+      'two NAT-T flows: shared',
+    );
     let spread = 0;
     for (let i = 0; i < 8; i++) {
       const spi = randomBytes(8);
-      const want = decide(snap, { address: CLIENT6, spi, natTServers, natTFlows: 2 + i }).backend?.name as string;
-      assert.equal(want, decide(snap, { address: CLIENT6, spi }).backend?.name, 'a shared address is placed by SPI');
+      const want = decide(snap, { address: CLIENT6, spi, natTServers, natTFlows: 2 + i }).backend
+        ?.name as string;
+      assert.equal(
+        want,
+        decide(snap, { address: CLIENT6, spi }).backend?.name,
+        'a shared address is placed by SPI',
+      );
       if (want !== flowServer) spread++;
       assert.equal((await send(CLIENT6, 0, VIP6, 500, ikeHeader(spi))).reply, `ack:${want}`);
       const r4500 = await send(CLIENT6, 0, VIP6, 4500, ike4500(spi));
       assert.equal(r4500.reply, `ack:${want}`);
       natTServers = [...new Set([...natTServers, want])];
     }
-    assert.ok(spread > 0, 'every SA of the shared address hashed to its flows\' server: the spread was not exercised');
+    assert.ok(
+      spread > 0,
+      "every SA of the shared address hashed to its flows' server: the spread was not exercised",
+    );
   } finally {
     await dp.stop();
   }
 });
 
-test('vpnlb stop --config removes the tables of that configuration and nothing else', { skip }, async () => {
+test('vpnlb stop --config removes the tables of that configuration and nothing else', {
+  skip,
+}, async () => {
   const { writeFileSync, mkdtempSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { vpnlbArgv } = await import('../../lab/vpnlb-process.js');
@@ -449,7 +671,10 @@ test('vpnlb stop --config removes the tables of that configuration and nothing e
   const yaml = yamlFor({ vip: VIP4, family: 4, table });
   const { ctx, controller } = runtimeFor(yaml);
   const snap = controller.service('ike') as ServiceSnapshot;
-  const dp = new KernelIkeDataPlane(snap.service as never, ctx, { netns: lb.name, pollIntervalMs: 0 });
+  const dp = new KernelIkeDataPlane(snap.service as never, ctx, {
+    netns: lb.name,
+    pollIntervalMs: 0,
+  });
   await dp.start(snap);
   await dp.stop({ keepState: true });
   await lbNft('add', 'table', 'ip', 'notvpnlb');

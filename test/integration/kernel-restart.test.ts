@@ -24,7 +24,11 @@ const skip = kernelTestSkip('kernel restart integration test');
 
 const VIP = '198.19.0.1';
 const CLIENT = '198.18.1.2';
-const SERVERS = [1, 2].map((n) => ({ name: `s${n}`, address: `198.18.1${n}.2`, gw: `198.18.1${n}.1` }));
+const SERVERS = [1, 2].map((n) => ({
+  name: `s${n}`,
+  address: `198.18.1${n}.2`,
+  gw: `198.18.1${n}.1`,
+}));
 const TABLE = 'krst';
 
 let topo: Topology;
@@ -84,7 +88,9 @@ s.bind(0, a.bind, async () => {
 `;
 
 function yaml(): string {
-  const backends = SERVERS.map((s) => `      - { name: ${s.name}, address: "${s.address}" }`).join('\n');
+  const backends = SERVERS.map((s) => `      - { name: ${s.name}, address: "${s.address}" }`).join(
+    '\n',
+  );
   return [
     'admin: { listen: 127.0.0.1, port: 0, tokenFile: admin.token }',
     'log: { level: info }',
@@ -112,13 +118,24 @@ function startVpnlb(): VpnlbProc {
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
   return { child, output: () => out, exited };
 }
 
-const waitFor = (what: string, cond: () => boolean | Promise<boolean>, ms = 20_000) => waitUntil(what, cond, ms, 50);
+const waitFor = (what: string, cond: () => boolean | Promise<boolean>, ms = 20_000) =>
+  waitUntil(what, cond, ms, 50);
 
-const slotMap = async () => lb.exec('nft', ['-j', 'list', 'map', 'ip', TABLE, 'slots']).then((t) => JSON.stringify((JSON.parse(t) as { nftables: { map?: { elem?: unknown } }[] }).nftables.find((x) => x.map)?.map?.elem));
+const slotMap = async () =>
+  lb
+    .exec('nft', ['-j', 'list', 'map', 'ip', TABLE, 'slots'])
+    .then((t) =>
+      JSON.stringify(
+        (JSON.parse(t) as { nftables: { map?: { elem?: unknown } }[] }).nftables.find((x) => x.map)
+          ?.map?.elem,
+      ),
+    );
 /** Original tuples of the service's conntrack entries. */
 const ctTuples = async () =>
   (await lb.exec('conntrack', ['-L', '-p', 'udp', '--orig-dst', VIP]).catch(() => ''))
@@ -134,11 +151,21 @@ before(async () => {
   topo = Topology.create('krst');
   lb = await topo.addNamespace('lb');
   client = await topo.addNamespace('cl');
-  await topo.link({ a: 'cl', b: 'lb', aAddresses: [`${CLIENT}/24`], bAddresses: ['198.18.1.1/24'] });
+  await topo.link({
+    a: 'cl',
+    b: 'lb',
+    aAddresses: [`${CLIENT}/24`],
+    bAddresses: ['198.18.1.1/24'],
+  });
   await topo.route('cl', 'default', '198.18.1.1');
   for (const s of SERVERS) {
     const ns = await topo.addNamespace(s.name);
-    await topo.link({ a: s.name, b: 'lb', aAddresses: [`${s.address}/24`], bAddresses: [`${s.gw}/24`] });
+    await topo.link({
+      a: s.name,
+      b: 'lb',
+      aAddresses: [`${s.address}/24`],
+      bAddresses: [`${s.gw}/24`],
+    });
     await topo.route(s.name, 'default', s.gw);
     startUdpServer(ns, s.name, seen, SERVER_SCRIPT);
   }
@@ -149,7 +176,10 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test('kill -9 of vpnlb run under an ESP stream: no loss while dead or after the restart, which adopts the table; vpnlb stop removes it', { skip, timeout: 90_000 }, async () => {
+test('kill -9 of vpnlb run under an ESP stream: no loss while dead or after the restart, which adopts the table; vpnlb stop removes it', {
+  skip,
+  timeout: 90_000,
+}, async () => {
   const first = startVpnlb();
   let second: VpnlbProc | undefined;
   try {
@@ -157,30 +187,62 @@ test('kill -9 of vpnlb run under an ESP stream: no loss while dead or after the 
     assert.match(first.output(), new RegExp(`created nftables table ip ${TABLE}`));
     const admin = /admin http:\/\/127\.0\.0\.1:(\d+)\//.exec(first.output());
     assert.ok(admin, first.output());
-    const [statusNode, ...statusArgs] = vpnlbArgv(['status', '--json', '--admin', `http://127.0.0.1:${admin[1]}`, '--token-file', join(dir, 'admin.token')]);
+    const [statusNode, ...statusArgs] = vpnlbArgv([
+      'status',
+      '--json',
+      '--admin',
+      `http://127.0.0.1:${admin[1]}`,
+      '--token-file',
+      join(dir, 'admin.token'),
+    ]);
     const status = JSON.parse(await lb.exec(statusNode!, statusArgs)) as unknown;
     assert.match(JSON.stringify(status), /"dataplane":"kernel"/);
 
     // The stream: one ESP packet every 10 ms through one established flow, until told to stop.
-    const stream = client.spawn(process.execPath, ['-e', STREAM_SCRIPT, JSON.stringify({ bind: CLIENT, to: VIP, dport: 4500, spi: randomBytes(8).toString('hex'), max: 6000, gap: 10 })], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const stream = client.spawn(
+      process.execPath,
+      [
+        '-e',
+        STREAM_SCRIPT,
+        JSON.stringify({
+          bind: CLIENT,
+          to: VIP,
+          dport: 4500,
+          spi: randomBytes(8).toString('hex'),
+          max: 6000,
+          gap: 10,
+        }),
+      ],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
     let streamOut = '';
     let streamErr = '';
     stream.stdout?.on('data', (d: Buffer) => (streamOut += d.toString()));
     stream.stderr?.on('data', (d: Buffer) => (streamErr += d.toString()));
     // 'close', not 'exit': the stream's report may still be in its stdout pipe at exit.
     const streamDone = new Promise<void>((resolve) => stream.once('close', () => resolve()));
-    await waitFor('the stream to start', () => streamErr.includes('streaming') || streamOut.includes('error'));
+    await waitFor(
+      'the stream to start',
+      () => streamErr.includes('streaming') || streamOut.includes('error'),
+    );
     await new Promise((r) => setTimeout(r, 800));
 
     const mapBefore = await slotMap();
     const ctBefore = await ctTuples();
-    assert.ok(ctBefore.some((t) => t.startsWith(`${CLIENT} ${VIP} `) && t.endsWith(' 4500')), `the stream's conntrack entry: ${ctBefore.join('; ')}`);
+    assert.ok(
+      ctBefore.some((t) => t.startsWith(`${CLIENT} ${VIP} `) && t.endsWith(' 4500')),
+      `the stream's conntrack entry: ${ctBefore.join('; ')}`,
+    );
 
     // kill -9: no cleanup code runs.
     const killedAt = Date.now();
     process.kill(first.child.pid as number, 'SIGKILL');
     await first.exited;
-    assert.match(await lb.exec('nft', ['list', 'tables']), new RegExp(`table ip ${TABLE}\\b`), 'the table outlives the process');
+    assert.match(
+      await lb.exec('nft', ['list', 'tables']),
+      new RegExp(`table ip ${TABLE}\\b`),
+      'the table outlives the process',
+    );
     await new Promise((r) => setTimeout(r, 1500));
 
     // A new start adopts the table: same map, same conntrack entries.
@@ -188,21 +250,33 @@ test('kill -9 of vpnlb run under an ESP stream: no loss while dead or after the 
     const p2 = second;
     await waitFor('the second vpnlb run to start', () => p2.output().includes('vpnlb running'));
     const readyAt = Date.now();
-    assert.match(p2.output(), new RegExp(`adopted the existing nftables table ip ${TABLE} without flushing it \\(0 slots rewritten\\)`));
+    assert.match(
+      p2.output(),
+      new RegExp(
+        `adopted the existing nftables table ip ${TABLE} without flushing it \\(0 slots rewritten\\)`,
+      ),
+    );
     assert.equal(await slotMap(), mapBefore, 'slot map unchanged by the adoption');
     const ctAfter = new Set(await ctTuples());
-    for (const t of ctBefore) assert.ok(ctAfter.has(t), `conntrack entry ${t} kept across the restart`);
+    for (const t of ctBefore)
+      assert.ok(ctAfter.has(t), `conntrack entry ${t} kept across the restart`);
 
     const restartMs = readyAt - killedAt;
     await new Promise((r) => setTimeout(r, 1500));
     stream.stdin?.end('stop\n');
     await streamDone;
-    const result = JSON.parse(streamOut.trim()) as { port: number; sent: [number, number][]; echoed: number[] };
+    const result = JSON.parse(streamOut.trim()) as {
+      port: number;
+      sent: [number, number][];
+      echoed: number[];
+    };
     const echoed = new Set(result.echoed);
     const lost = result.sent.filter(([seq]) => !echoed.has(seq)).map(([seq]) => seq);
     const whileDead = result.sent.filter(([, t]) => t >= killedAt && t < readyAt).length;
     const afterRestart = result.sent.filter(([, t]) => t >= readyAt).length;
-    console.log(`${result.sent.length} packets, ${whileDead} sent while vpnlb was dead or starting (${restartMs} ms), ${afterRestart} after; lost ${lost.length}`);
+    console.log(
+      `${result.sent.length} packets, ${whileDead} sent while vpnlb was dead or starting (${restartMs} ms), ${afterRestart} after; lost ${lost.length}`,
+    );
     assert.deepEqual(lost, [], `${lost.length} packets lost`);
     assert.ok(whileDead >= 50, `${whileDead} packets sent while vpnlb was dead`);
     assert.ok(afterRestart >= 50, `${afterRestart} packets sent after the restart`);
@@ -229,14 +303,24 @@ test('kill -9 of vpnlb run under an ESP stream: no loss while dead or after the 
   }
 });
 
-test('vpnlb run: SIGTERM with --keep-state leaves the table; plain SIGTERM deletes it', { skip, timeout: 60_000 }, async () => {
+test('vpnlb run: SIGTERM with --keep-state leaves the table; plain SIGTERM deletes it', {
+  skip,
+  timeout: 60_000,
+}, async () => {
   for (const keep of [true, false]) {
-    const [node, ...args] = vpnlbArgv(['run', '--config', configFile, ...(keep ? ['--keep-state'] : [])]);
+    const [node, ...args] = vpnlbArgv([
+      'run',
+      '--config',
+      configFile,
+      ...(keep ? ['--keep-state'] : []),
+    ]);
     const child = lb.spawn(node as string, args);
     let out = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const exited = new Promise<number | null>((resolve) =>
+      child.once('exit', (code) => resolve(code)),
+    );
     await waitFor('vpnlb run to start', () => out.includes('vpnlb running'));
     process.kill(child.pid as number, 'SIGTERM');
     assert.equal(await exited, 0, out);

@@ -10,7 +10,14 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { canUseConntrack } from '../../lab/netns.js';
 import { hasFile, requireOrSkip } from '../../lab/requirements.js';
-import { KERNEL_VIP, LAB_UID, LB_ADDRESS, LeastPrivilegeLab, UNIT_CAPABILITIES, type PrivilegedRun } from '../../lab/scenarios/least-privilege.js';
+import {
+  KERNEL_VIP,
+  LAB_UID,
+  LB_ADDRESS,
+  LeastPrivilegeLab,
+  UNIT_CAPABILITIES,
+  type PrivilegedRun,
+} from '../../lab/scenarios/least-privilege.js';
 import { vpnlbArgv } from '../../lab/vpnlb-process.js';
 import { describeMask, parseProcStatus } from '../../src/platform/capabilities.js';
 
@@ -33,22 +40,34 @@ interface StatusService {
   backends: StatusBackend[];
 }
 
-async function until<T>(what: string, get: () => Promise<T | undefined>, run?: PrivilegedRun, ms = 120_000): Promise<T> {
+async function until<T>(
+  what: string,
+  get: () => Promise<T | undefined>,
+  run?: PrivilegedRun,
+  ms = 120_000,
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await get();
     if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${run ? `; vpnlb output:\n${run.output().slice(-4000)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out waiting for ${what}${run ? `; vpnlb output:\n${run.output().slice(-4000)}` : ''}`,
+      );
     await new Promise((r) => setTimeout(r, 200));
   }
 }
 
 async function stop(run: PrivilegedRun): Promise<void> {
-  if (run.child.exitCode === null && run.child.signalCode === null && run.child.pid) run.child.kill('SIGTERM');
+  if (run.child.exitCode === null && run.child.signalCode === null && run.child.pid)
+    run.child.kill('SIGTERM');
   await run.exited;
 }
 
-describe('least privilege: vpnlb with the unit\'s three capabilities, as nobody', { skip: skip || undefined, timeout: 900_000 }, () => {
+describe("least privilege: vpnlb with the unit's three capabilities, as nobody", {
+  skip: skip || undefined,
+  timeout: 900_000,
+}, () => {
   let lab: LeastPrivilegeLab;
   before(async () => {
     lab = await LeastPrivilegeLab.create();
@@ -60,11 +79,21 @@ describe('least privilege: vpnlb with the unit\'s three capabilities, as nobody'
   it('runs every data plane and monitor with CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE only', async () => {
     const run = lab.startVpnlb(UNIT_CAPABILITIES);
     try {
-      const services = await until('every backend up in every service', async () => {
-        const st = (await lab.admin('/api/v1/status')) as { services?: StatusService[] } | undefined;
-        const svcs = st?.services;
-        return svcs && svcs.length === 3 && svcs.every((s) => s.backends.every((b) => b.state === 'up')) ? svcs : undefined;
-      }, run);
+      const services = await until(
+        'every backend up in every service',
+        async () => {
+          const st = (await lab.admin('/api/v1/status')) as
+            | { services?: StatusService[] }
+            | undefined;
+          const svcs = st?.services;
+          return svcs &&
+            svcs.length === 3 &&
+            svcs.every((s) => s.backends.every((b) => b.state === 'up'))
+            ? svcs
+            : undefined;
+        },
+        run,
+      );
       const byName = new Map(services.map((s) => [s.name, s.dataplane]));
       assert.match(byName.get('ike-kernel') ?? '', /kernel/);
       assert.doesNotMatch(byName.get('ike-relay') ?? 'kernel', /kernel/);
@@ -96,15 +125,41 @@ describe('least privilege: vpnlb with the unit\'s three capabilities, as nobody'
 
       // conntrack (CAP_NET_ADMIN through the ambient set): disabling the server deletes its
       // flows in the kernel; the data plane reports in sync, and no permission error was logged.
-      await lab.lb.exec('conntrack', ['-L', '-p', 'udp', '--orig-dst', KERNEL_VIP]).then((out) => assert.match(out, /dport=4500/));
-      const [node, ...args] = vpnlbArgv(['backend', 'disable', 'rras1', '--admin', 'http://127.0.0.1:8088', '--token-file', lab.tokenFile]);
+      await lab.lb
+        .exec('conntrack', ['-L', '-p', 'udp', '--orig-dst', KERNEL_VIP])
+        .then((out) => assert.match(out, /dport=4500/));
+      const [node, ...args] = vpnlbArgv([
+        'backend',
+        'disable',
+        'rras1',
+        '--admin',
+        'http://127.0.0.1:8088',
+        '--token-file',
+        lab.tokenFile,
+      ]);
       await lab.lb.exec(node!, args);
-      await until('the kernel data plane to apply the disable', async () => {
-        const st = (await lab.admin('/api/v1/status')) as { services?: StatusService[] } | undefined;
-        const k = st?.services?.find((s) => s.name === 'ike-kernel');
-        return k && k.backends[0]?.state === 'disabled' && k.dataplaneInSync ? true : undefined;
-      }, run);
-      const left = await lab.lb.exec('conntrack', ['-L', '-p', 'udp', '--orig-dst', KERNEL_VIP, '--reply-src', '198.18.2.2']).catch((e: Error) => e.message);
+      await until(
+        'the kernel data plane to apply the disable',
+        async () => {
+          const st = (await lab.admin('/api/v1/status')) as
+            | { services?: StatusService[] }
+            | undefined;
+          const k = st?.services?.find((s) => s.name === 'ike-kernel');
+          return k && k.backends[0]?.state === 'disabled' && k.dataplaneInSync ? true : undefined;
+        },
+        run,
+      );
+      const left = await lab.lb
+        .exec('conntrack', [
+          '-L',
+          '-p',
+          'udp',
+          '--orig-dst',
+          KERNEL_VIP,
+          '--reply-src',
+          '198.18.2.2',
+        ])
+        .catch((e: Error) => e.message);
       assert.doesNotMatch(left, /dport=/, `flows of the disabled server are left: ${left}`);
       assert.doesNotMatch(run.output(), /Operation not permitted|VPNLB_MISSING_CAPABILITY/);
     } finally {
@@ -120,14 +175,20 @@ describe('least privilege: vpnlb with the unit\'s three capabilities, as nobody'
     const run = lab.startVpnlb(['CAP_NET_RAW', 'CAP_NET_BIND_SERVICE']);
     const code = await run.exited;
     assert.notEqual(code, 0);
-    assert.match(run.output(), /ike-kernel: dataplane kernel: vpnlb needs CAP_NET_ADMIN to program nftables.*\[VPNLB_MISSING_CAPABILITY\]/);
+    assert.match(
+      run.output(),
+      /ike-kernel: dataplane kernel: vpnlb needs CAP_NET_ADMIN to program nftables.*\[VPNLB_MISSING_CAPABILITY\]/,
+    );
   });
 
   it('without CAP_NET_BIND_SERVICE the listeners on 500/4500/443 cannot bind, and the error names it', async () => {
     const run = lab.startVpnlb(['CAP_NET_ADMIN', 'CAP_NET_RAW']);
     const code = await run.exited;
     assert.notEqual(code, 0);
-    assert.match(run.output(), /ike-relay: cannot listen on UDP 198\.18\.1\.1:500: vpnlb needs CAP_NET_BIND_SERVICE.*\[VPNLB_MISSING_CAPABILITY\]/);
+    assert.match(
+      run.output(),
+      /ike-relay: cannot listen on UDP 198\.18\.1\.1:500: vpnlb needs CAP_NET_BIND_SERVICE.*\[VPNLB_MISSING_CAPABILITY\]/,
+    );
     // The kernel service had been programmed before the relay failed (a later start adopts it).
     await lab.lb.exec('nft', ['delete', 'table', 'ip', 'vpnlb']).catch(() => undefined);
   });
@@ -135,14 +196,24 @@ describe('least privilege: vpnlb with the unit\'s three capabilities, as nobody'
   it('without CAP_NET_RAW vpnlb runs, and the icmp monitor reports its backend down naming CAP_NET_RAW', async () => {
     const run = lab.startVpnlb(['CAP_NET_ADMIN', 'CAP_NET_BIND_SERVICE']);
     try {
-      const backend = await until('the icmp-monitored backend to be down', async () => {
-        const st = (await lab.admin('/api/v1/status')) as { services?: StatusService[] } | undefined;
-        const b = st?.services?.find((s) => s.name === 'ike-relay')?.backends[0];
-        return b && b.state === 'down' ? b : undefined;
-      }, run);
+      const backend = await until(
+        'the icmp-monitored backend to be down',
+        async () => {
+          const st = (await lab.admin('/api/v1/status')) as
+            | { services?: StatusService[] }
+            | undefined;
+          const b = st?.services?.find((s) => s.name === 'ike-relay')?.backends[0];
+          return b && b.state === 'down' ? b : undefined;
+        },
+        run,
+      );
       assert.match(backend.reason, /vpnlb needs CAP_NET_RAW to send ICMP echo requests/);
       const st = (await lab.admin('/api/v1/status')) as { services: StatusService[] };
-      assert.equal(st.services.find((s) => s.name === 'sstp')?.backends[0]?.state, 'up', 'the other monitors are unaffected');
+      assert.equal(
+        st.services.find((s) => s.name === 'sstp')?.backends[0]?.state,
+        'up',
+        'the other monitors are unaffected',
+      );
     } finally {
       await stop(run);
     }

@@ -23,14 +23,23 @@ describe('npm pack → install → vpnlb', { timeout: 300_000 }, () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'vpnlb-pack-'));
-    const { stdout } = await execFileP('npm', ['pack', '--json', '--pack-destination', dir], { cwd: ROOT, maxBuffer: 64 << 20 });
+    const { stdout } = await execFileP('npm', ['pack', '--json', '--pack-destination', dir], {
+      cwd: ROOT,
+      maxBuffer: 64 << 20,
+    });
     const packed = JSON.parse(stdout) as { filename: string; files: { path: string }[] }[];
     files = packed[0]!.files.map((f) => f.path);
     const app = join(dir, 'app');
     await execFileP('mkdir', ['-p', app]);
-    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'vpnlb-pack-smoke', version: '1.0.0', private: true }));
+    writeFileSync(
+      join(app, 'package.json'),
+      JSON.stringify({ name: 'vpnlb-pack-smoke', version: '1.0.0', private: true }),
+    );
     const tarball = join(dir, readdirSync(dir).find((f) => f.endsWith('.tgz'))!);
-    await execFileP('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball], { cwd: app, maxBuffer: 64 << 20 });
+    await execFileP('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball], {
+      cwd: app,
+      maxBuffer: 64 << 20,
+    });
     bin = join(app, 'node_modules', '.bin', 'vpnlb');
   });
   after(() => {
@@ -38,13 +47,25 @@ describe('npm pack → install → vpnlb', { timeout: 300_000 }, () => {
   });
 
   it('ships the CLI, the simulated servers the demo needs and the examples, and no test files', () => {
-    for (const f of ['bin/vpnlb.js', 'dist/src/cli/run-cli.js', 'dist/src/sim/rras/sim-farm.js', 'examples/rras-farm.yaml', 'LICENSE']) {
+    for (const f of [
+      'bin/vpnlb.js',
+      'dist/src/cli/run-cli.js',
+      'dist/src/sim/rras/sim-farm.js',
+      'examples/rras-farm.yaml',
+      'LICENSE',
+    ]) {
       assert.ok(files.includes(f), `${f} is not in the package`);
     }
-    const tests = files.filter((f) => /\.test\.js$/.test(f) || f.startsWith('dist/test/') || f.startsWith('dist/bench/'));
+    const tests = files.filter(
+      (f) => /\.test\.js$/.test(f) || f.startsWith('dist/test/') || f.startsWith('dist/bench/'),
+    );
     assert.deepEqual(tests, []);
     // Test helpers live in test/support (compiled to dist/test/support, never shipped).
-    const helpers = files.filter((f) => /(fixtures|test-harness|test-lab|test-certificate|loopback-targets|conformance)[^/]*\.js$/.test(f));
+    const helpers = files.filter((f) =>
+      /(fixtures|test-harness|test-lab|test-certificate|loopback-targets|conformance)[^/]*\.js$/.test(
+        f,
+      ),
+    );
     assert.deepEqual(helpers, []);
   });
 
@@ -63,8 +84,13 @@ describe('npm pack → install → vpnlb', { timeout: 300_000 }, () => {
   });
 
   it('vpnlb demo --duration 5 --json runs from the installed package', async () => {
-    const { stdout } = await execFileP(bin, ['demo', '--duration', '5', '--json'], { maxBuffer: 16 << 20, timeout: 120_000 });
-    const result = JSON.parse(stdout.trim().split('\n').pop()!) as { phases: Record<string, { connected: number; splitHandshakes: number }> };
+    const { stdout } = await execFileP(bin, ['demo', '--duration', '5', '--json'], {
+      maxBuffer: 16 << 20,
+      timeout: 120_000,
+    });
+    const result = JSON.parse(stdout.trim().split('\n').pop()!) as {
+      phases: Record<string, { connected: number; splitHandshakes: number }>;
+    };
     const phases = Object.values(result.phases);
     assert.ok(phases.length >= 2, stdout.slice(-2000));
     for (const p of phases) {

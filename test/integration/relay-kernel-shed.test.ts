@@ -17,7 +17,13 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { requireOrSkip } from '../../lab/requirements.js';
 import { Topology, canUseNftables, type Namespace } from '../../lab/netns.js';
-import { ikeMessage, sendBatch, sendDatagram, startUdpServer, type SeenDatagram } from '../../lab/udp-peers.js';
+import {
+  ikeMessage,
+  sendBatch,
+  sendDatagram,
+  startUdpServer,
+  type SeenDatagram,
+} from '../../lab/udp-peers.js';
 import { vpnlbArgv } from '../../lab/vpnlb-process.js';
 
 const skip = requireOrSkip('relay kernel-shedding integration test', canUseNftables());
@@ -54,8 +60,18 @@ before(async () => {
   lb = await topo.addNamespace('lb');
   client = await topo.addNamespace('cl');
   const srv = await topo.addNamespace('srv');
-  await topo.link({ a: 'cl', b: 'lb', aAddresses: [`${CLIENT}/24`], bAddresses: ['198.18.1.1/24'] });
-  await topo.link({ a: 'lb', b: 'srv', aAddresses: ['198.18.2.1/24'], bAddresses: [`${SERVER}/24`] });
+  await topo.link({
+    a: 'cl',
+    b: 'lb',
+    aAddresses: [`${CLIENT}/24`],
+    bAddresses: ['198.18.1.1/24'],
+  });
+  await topo.link({
+    a: 'lb',
+    b: 'srv',
+    aAddresses: ['198.18.2.1/24'],
+    bAddresses: [`${SERVER}/24`],
+  });
   await lb.exec('ip', ['addr', 'add', `${VIP}/32`, 'dev', 'lo']);
   await topo.route('cl', 'default', '198.18.1.1');
   await topo.route('srv', 'default', '198.18.2.1');
@@ -68,7 +84,11 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function waitFor(what: string, cond: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> {
+async function waitFor(
+  what: string,
+  cond: () => Promise<boolean> | boolean,
+  ms = 15_000,
+): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (await cond()) return;
@@ -79,25 +99,33 @@ async function waitFor(what: string, cond: () => Promise<boolean> | boolean, ms 
 
 const tableText = () => lb.exec('nft', ['list', 'table', 'inet', TABLE]).catch(() => '');
 const counter = async (name: string) => {
-  const j = JSON.parse(await lb.exec('nft', ['-j', 'list', 'counter', 'inet', TABLE, name])) as { nftables: { counter?: { packets: number } }[] };
+  const j = JSON.parse(await lb.exec('nft', ['-j', 'list', 'counter', 'inet', TABLE, name])) as {
+    nftables: { counter?: { packets: number } }[];
+  };
   return j.nftables.find((x) => x.counter)?.counter?.packets ?? -1;
 };
 
-test('the relay sheds a flood of strangers in the kernel, established flows keep going, the table goes at stop', { skip, timeout: 120_000 }, async () => {
+test('the relay sheds a flood of strangers in the kernel, established flows keep going, the table goes at stop', {
+  skip,
+  timeout: 120_000,
+}, async () => {
   const config = join(dir, 'vpnlb.yaml');
-  writeFileSync(config, [
-    `admin: { listen: 127.0.0.1, port: 0, tokenFile: ${join(dir, 'admin.token')} }`,
-    'log: { level: info }',
-    'pools:',
-    '  farm:',
-    '    backends:',
-    `      - { name: s1, address: ${SERVER} }`,
-    'services:',
-    '  ikev2:',
-    // 25 new flows/s: strangers may send 100 datagrams/s (burst 100) before the kernel drops them.
-    `    - { name: ike, virtualIp: "${VIP}", pool: farm, dataplane: userspace, nat: full, maxNewFlowsPerSecond: 25, maxNewFlowsPerSecondPerSource: 25 }`,
-    '',
-  ].join('\n'));
+  writeFileSync(
+    config,
+    [
+      `admin: { listen: 127.0.0.1, port: 0, tokenFile: ${join(dir, 'admin.token')} }`,
+      'log: { level: info }',
+      'pools:',
+      '  farm:',
+      '    backends:',
+      `      - { name: s1, address: ${SERVER} }`,
+      'services:',
+      '  ikev2:',
+      // 25 new flows/s: strangers may send 100 datagrams/s (burst 100) before the kernel drops them.
+      `    - { name: ike, virtualIp: "${VIP}", pool: farm, dataplane: userspace, nat: full, maxNewFlowsPerSecond: 25, maxNewFlowsPerSecondPerSource: 25 }`,
+      '',
+    ].join('\n'),
+  );
   const [node, ...args] = vpnlbArgv(['run', '--config', config]);
   const child: ChildProcess = lb.spawn(node as string, args);
   let out = '';
@@ -111,21 +139,55 @@ test('the relay sheds a flood of strangers in the kernel, established flows keep
 
     // An established client: its IKE flow is answered, then enters the kernel's set.
     const spi = randomBytes(8);
-    const first = await sendDatagram(client, { bind: CLIENT, port: 40500, to: VIP, dport: 500, payload: ikeMessage(spi), wait: 1000 });
+    const first = await sendDatagram(client, {
+      bind: CLIENT,
+      port: 40500,
+      to: VIP,
+      dport: 500,
+      payload: ikeMessage(spi),
+      wait: 1000,
+    });
     assert.equal(first.reply, 'ack:s1');
-    await waitFor('the flow in the established set', async () => (await tableText()).includes(`${CLIENT} . 40500 . 500`));
+    await waitFor('the flow in the established set', async () =>
+      (await tableText()).includes(`${CLIENT} . 40500 . 500`),
+    );
 
     // 3000 datagrams from new source ports: far beyond 100/s for strangers.
-    const flood = JSON.parse(await client.exec(process.execPath, ['-e', FLOOD_SCRIPT, CLIENT, VIP, '3000', ikeMessage(randomBytes(8)).toString('hex')])) as { sent: number };
+    const flood = JSON.parse(
+      await client.exec(process.execPath, [
+        '-e',
+        FLOOD_SCRIPT,
+        CLIENT,
+        VIP,
+        '3000',
+        ikeMessage(randomBytes(8)).toString('hex'),
+      ]),
+    ) as { sent: number };
     assert.equal(flood.sent, 3000);
     const unknownShed = await counter('unknown_shed');
-    assert.ok(unknownShed >= 1000, `the kernel dropped the strangers' excess (${unknownShed} of 3000)`);
+    assert.ok(
+      unknownShed >= 1000,
+      `the kernel dropped the strangers' excess (${unknownShed} of 3000)`,
+    );
     assert.ok(unknownShed <= 3000);
     assert.equal(await counter('established_shed'), 0, 'no established datagram was dropped');
 
     // The established client still gets through (same source port: its flow).
-    const again = await sendBatch(client, Array.from({ length: 5 }, () => ({ bind: CLIENT, port: 40500, to: VIP, dport: 500, payload: ikeMessage(spi), wait: 500 })));
-    assert.deepEqual(again.map((r) => r.reply), Array(5).fill('ack:s1'));
+    const again = await sendBatch(
+      client,
+      Array.from({ length: 5 }, () => ({
+        bind: CLIENT,
+        port: 40500,
+        to: VIP,
+        dport: 500,
+        payload: ikeMessage(spi),
+        wait: 500,
+      })),
+    );
+    assert.deepEqual(
+      again.map((r) => r.reply),
+      Array(5).fill('ack:s1'),
+    );
   } finally {
     child.kill('SIGTERM');
     await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);

@@ -16,7 +16,11 @@ import { hasFile, requireOrSkip } from '../../lab/requirements.js';
 import { readJsonLines } from '../../lab/udp-peers.js';
 import { vpnlbArgv } from '../../lab/vpnlb-process.js';
 
-const skip = requireOrSkip('sd-notify', hasFile('/usr/bin/systemd-notify', 'systemd'), hasFile('/usr/bin/python3', 'python3'));
+const skip = requireOrSkip(
+  'sd-notify',
+  hasFile('/usr/bin/systemd-notify', 'systemd'),
+  hasFile('/usr/bin/python3', 'python3'),
+);
 
 // Prints every datagram as one JSON line. recv() without ancillary space makes the kernel close
 // the descriptor systemd-notify passes with BARRIER=1, which is how its barrier completes.
@@ -46,7 +50,10 @@ const isListening = (port: number): Promise<boolean> =>
     c.on('error', () => resolve(false));
   });
 
-describe('sd_notify: READY=1 once programmed, watchdog, STOPPING=1', { skip: skip || undefined, timeout: 120_000 }, () => {
+describe('sd_notify: READY=1 once programmed, watchdog, STOPPING=1', {
+  skip: skip || undefined,
+  timeout: 120_000,
+}, () => {
   const dir = mkdtempSync(join(tmpdir(), 'vpnlb-notify-'));
   const children: ChildProcess[] = [];
   after(() => {
@@ -56,7 +63,9 @@ describe('sd_notify: READY=1 once programmed, watchdog, STOPPING=1', { skip: ski
 
   it('tells the service manager when it is ready, alive and stopping', async () => {
     const socketPath = join(dir, 'notify.sock');
-    const receiver = spawn('python3', ['-c', RECEIVER, socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const receiver = spawn('python3', ['-c', RECEIVER, socketPath], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     children.push(receiver);
     const messages: { text: string; listening: boolean }[] = [];
     const sstpPort = await freePort();
@@ -74,7 +83,10 @@ describe('sd_notify: READY=1 once programmed, watchdog, STOPPING=1', { skip: ski
     });
     const until = (what: string, cond: () => boolean) =>
       new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no ${what}; got ${JSON.stringify(messages)}`)), 60_000);
+        const timer = setTimeout(
+          () => reject(new Error(`no ${what}; got ${JSON.stringify(messages)}`)),
+          60_000,
+        );
         const check = () => {
           if (cond()) {
             clearTimeout(timer);
@@ -90,11 +102,16 @@ describe('sd_notify: READY=1 once programmed, watchdog, STOPPING=1', { skip: ski
       JSON.stringify({
         admin: { listen: '127.0.0.1', port: await freePort() },
         pools: { farm: { backends: [{ name: 'rras1', address: '127.0.0.1' }] } },
-        services: { sstp: [{ name: 'sstp', virtualIp: '127.0.0.1', port: sstpPort, pool: 'farm' }] },
+        services: {
+          sstp: [{ name: 'sstp', virtualIp: '127.0.0.1', port: sstpPort, pool: 'farm' }],
+        },
       }),
     );
     const [node, ...args] = vpnlbArgv(['run', '--config', config]);
-    const vpnlb = spawn(node!, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NOTIFY_SOCKET: socketPath, WATCHDOG_USEC: '2000000' } });
+    const vpnlb = spawn(node!, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NOTIFY_SOCKET: socketPath, WATCHDOG_USEC: '2000000' },
+    });
     children.push(vpnlb);
     let log = '';
     vpnlb.stdout?.on('data', (d: Buffer) => (log += d.toString()));
@@ -107,7 +124,9 @@ describe('sd_notify: READY=1 once programmed, watchdog, STOPPING=1', { skip: ski
 
     await until('a watchdog ping', () => messages.some((m) => /^WATCHDOG=1$/m.test(m.text)));
 
-    const exited = new Promise<number | null>((resolve) => vpnlb.once('close', (code) => resolve(code)));
+    const exited = new Promise<number | null>((resolve) =>
+      vpnlb.once('close', (code) => resolve(code)),
+    );
     vpnlb.kill('SIGTERM');
     await until('STOPPING=1', () => messages.some((m) => /^STOPPING=1$/m.test(m.text)));
     assert.equal(await exited, 0, log.slice(-3000));

@@ -20,7 +20,11 @@ import { vpnlbArgv } from '../../lab/vpnlb-process.js';
 import { lcpConfigureRequest } from '../../src/protocol/sstp/ppp-hdlc.js';
 import { startSstpcUntilCallSetup, until, type SstpcClient } from '../support/sstpc-client.js';
 
-const skip = requireOrSkip('sstp-sstpc', hasFile('/usr/sbin/sstpc', 'sstp-client'), isRoot('sstpc binds its IPC socket in /var/run/sstpc'));
+const skip = requireOrSkip(
+  'sstp-sstpc',
+  hasFile('/usr/sbin/sstpc', 'sstp-client'),
+  isRoot('sstpc binds its IPC socket in /var/run/sstpc'),
+);
 
 const started: ChildProcess[] = [];
 const track = (c: SstpcClient): SstpcClient => {
@@ -32,7 +36,9 @@ after(() => {
 });
 
 /** Starts `vpnlb run` on a config file; resolves with the SSTP listener port. */
-async function startVpnlb(configPath: string): Promise<{ proc: ChildProcess; port: number; stop(): Promise<void> }> {
+async function startVpnlb(
+  configPath: string,
+): Promise<{ proc: ChildProcess; port: number; stop(): Promise<void> }> {
   const [cmd, ...args] = vpnlbArgv(['run', '--config', configPath, '--admin', '127.0.0.1:0']);
   const proc = spawn(cmd as string, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   started.push(proc);
@@ -75,36 +81,88 @@ describe('real sstpc through vpnlb to simulated RRAS servers', { skip }, () => {
           const sim = await SimSstpEndpoint.start({
             name,
             host: `127.0.0.${20 + i}`,
-            ...(mode === 'offload' ? { tlsPort: false, plainPort: port } : { tlsPort: port, cert: cert.cert, key: cert.key }),
+            ...(mode === 'offload'
+              ? { tlsPort: false, plainPort: port }
+              : { tlsPort: port, cert: cert.cert, key: cert.key }),
           });
           port = mode === 'offload' ? sim.plainPort : sim.tlsPort;
           sims.push(sim);
         }
         const configPath = join(dir, 'vpnlb.json');
-        writeFileSync(configPath, JSON.stringify({
-          log: { level: 'info' },
-          admin: { tokenFile: 'admin.token' },
-          pools: { farm: { backends: [{ name: 'rras1', address: '127.0.0.20' }, { name: 'rras2', address: '127.0.0.21' }] } },
-          services: {
-            sstp: [{
-              name: 'sstp',
-              virtualIp: '127.0.0.1',
-              port: 0,
-              pool: 'farm',
-              mode,
-              backendPort: port,
-              ...(mode === 'passthrough' ? {} : { tls: { cert: cert.certPath, key: cert.keyPath }, persistence: 'none' }),
-            }],
-          },
-        }));
+        writeFileSync(
+          configPath,
+          JSON.stringify({
+            log: { level: 'info' },
+            admin: { tokenFile: 'admin.token' },
+            pools: {
+              farm: {
+                backends: [
+                  { name: 'rras1', address: '127.0.0.20' },
+                  { name: 'rras2', address: '127.0.0.21' },
+                ],
+              },
+            },
+            services: {
+              sstp: [
+                {
+                  name: 'sstp',
+                  virtualIp: '127.0.0.1',
+                  port: 0,
+                  pool: 'farm',
+                  mode,
+                  backendPort: port,
+                  ...(mode === 'passthrough'
+                    ? {}
+                    : { tls: { cert: cert.certPath, key: cert.keyPath }, persistence: 'none' }),
+                },
+              ],
+            },
+          }),
+        );
         vpnlb = await startVpnlb(configPath);
         // One after the other, so that least connections has counted the first tunnel.
-        clients.push(track(await startSstpcUntilCallSetup(`127.0.0.1:${vpnlb.port}`, cert.certPath, `vpnlb-${mode}-1`, dir)));
-        await Promise.race(sims.map((s) => s.waitFor((r) => r.connections.some((c) => c.callConnectRequests === 1), 10_000, 'the first Call Connect Request')));
-        clients.push(track(await startSstpcUntilCallSetup(`127.0.0.1:${vpnlb.port}`, cert.certPath, `vpnlb-${mode}-2`, dir)));
+        clients.push(
+          track(
+            await startSstpcUntilCallSetup(
+              `127.0.0.1:${vpnlb.port}`,
+              cert.certPath,
+              `vpnlb-${mode}-1`,
+              dir,
+            ),
+          ),
+        );
+        await Promise.race(
+          sims.map((s) =>
+            s.waitFor(
+              (r) => r.connections.some((c) => c.callConnectRequests === 1),
+              10_000,
+              'the first Call Connect Request',
+            ),
+          ),
+        );
+        clients.push(
+          track(
+            await startSstpcUntilCallSetup(
+              `127.0.0.1:${vpnlb.port}`,
+              cert.certPath,
+              `vpnlb-${mode}-2`,
+              dir,
+            ),
+          ),
+        );
         for (const sim of sims) {
-          await sim.waitFor((r) => r.connections.some((c) => c.callConnectRequests === 1 && c.pppFrames.length >= 1), 10_000, 'a Call Connect Request and a PPP frame')
-            .catch((err: Error) => assert.fail(`${err.message}\nsstpc logs:\n${clients.map((c) => c.log().slice(-1500)).join('\n---\n')}`));
+          await sim
+            .waitFor(
+              (r) =>
+                r.connections.some((c) => c.callConnectRequests === 1 && c.pppFrames.length >= 1),
+              10_000,
+              'a Call Connect Request and a PPP frame',
+            )
+            .catch((err: Error) =>
+              assert.fail(
+                `${err.message}\nsstpc logs:\n${clients.map((c) => c.log().slice(-1500)).join('\n---\n')}`,
+              ),
+            );
         }
         for (const sim of sims) {
           const conns = sim.report().connections.filter((c) => c.callConnectRequests > 0);
@@ -114,10 +172,17 @@ describe('real sstpc through vpnlb to simulated RRAS servers', { skip }, () => {
           assert.equal(c.sstpHeaders?.['content-length'], '18446744073709551615');
           assert.match(c.sstpHeaders?.['sstpcorrelationid'] ?? '', /^\{.+\}$/);
           // The frame sstpc took from its stdin: our LCP Configure-Request, HDLC removed.
-          assert.equal(c.pppFrames[0], Buffer.from(lcpConfigureRequest(1, 0x7670_6e6c)).toString('hex'));
+          assert.equal(
+            c.pppFrames[0],
+            Buffer.from(lcpConfigureRequest(1, 0x7670_6e6c)).toString('hex'),
+          );
         }
         // The servers' Configure-Acks travelled back through vpnlb and out of sstpc's stdout.
-        for (const cl of clients) await until(() => cl.fromServer.includes(2), `LCP Configure-Ack on sstpc's stdout (${cl.log().slice(-500)})`);
+        for (const cl of clients)
+          await until(
+            () => cl.fromServer.includes(2),
+            `LCP Configure-Ack on sstpc's stdout (${cl.log().slice(-500)})`,
+          );
       } finally {
         for (const cl of clients) {
           if (cl.proc.exitCode === null && cl.proc.pid) process.kill(cl.proc.pid, 'SIGTERM');

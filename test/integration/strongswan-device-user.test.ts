@@ -17,17 +17,43 @@ import { canUseConntrack } from '../../lab/netns.js';
 import { requireOrSkip } from '../../lab/requirements.js';
 import { canUseStrongswan } from '../../lab/strongswan/charon.js';
 import { IkeLab } from '../../lab/topology-ike.js';
-import { runDeviceUser, type DeviceUserReport, type PhaseResult } from '../../lab/scenarios/device-user.js';
+import {
+  runDeviceUser,
+  type DeviceUserReport,
+  type PhaseResult,
+} from '../../lab/scenarios/device-user.js';
 
-const skip = requireOrSkip('strongSwan device + user tunnel tests', canUseConntrack(), canUseStrongswan());
+const skip = requireOrSkip(
+  'strongSwan device + user tunnel tests',
+  canUseConntrack(),
+  canUseStrongswan(),
+);
 
-describe('Always On VPN device + user tunnels and MOBIKE, default affinity (real strongSwan)', { skip, timeout: 300_000 }, () => {
+describe('Always On VPN device + user tunnels and MOBIKE, default affinity (real strongSwan)', {
+  skip,
+  timeout: 300_000,
+}, () => {
   let lab: IkeLab;
   let report: DeviceUserReport;
 
   before(async () => {
-    lab = await IkeLab.create({ label: 'sdu', servers: 3, clients: 2, homeNatClients: 2, cgnatClients: 3, tunnels: 'device-user', clientDpd: { delaySec: 10, action: 'clear' } });
-    report = await runDeviceUser(lab, { affinity: 'ike-spi', lateDelaySec: 45, restartWhileWaiting: true, roaming: true, maxAttempts: 4, progress: (l) => console.log(`# ${l}`) });
+    lab = await IkeLab.create({
+      label: 'sdu',
+      servers: 3,
+      clients: 2,
+      homeNatClients: 2,
+      cgnatClients: 3,
+      tunnels: 'device-user',
+      clientDpd: { delaySec: 10, action: 'clear' },
+    });
+    report = await runDeviceUser(lab, {
+      affinity: 'ike-spi',
+      lateDelaySec: 45,
+      restartWhileWaiting: true,
+      roaming: true,
+      maxAttempts: 4,
+      progress: (l) => console.log(`# ${l}`),
+    });
     console.log(`# report: ${JSON.stringify(report)}`);
   });
   after(async () => {
@@ -40,12 +66,23 @@ describe('Always On VPN device + user tunnels and MOBIKE, default affinity (real
     return p;
   };
   /** Every client of the one-client-per-address shapes connected at its first attempt, both tunnels on one server with traffic, no split. */
-  const assertEveryOneFirstTime = (p: PhaseResult, shapes: readonly ('direct' | 'home-nat' | 'cgnat')[]) => {
+  const assertEveryOneFirstTime = (
+    p: PhaseResult,
+    shapes: readonly ('direct' | 'home-nat' | 'cgnat')[],
+  ) => {
     for (const shape of shapes) {
       const r = p.byShape[shape];
       assert.ok(r, `${p.phase}: no ${shape} clients`);
-      assert.equal(r.firstAttempt, r.clients, `${p.phase}: ${shape}: ${r.firstAttempt}/${r.clients} at the first attempt`);
-      assert.equal(r.bothOnOneServerWithTraffic, r.clients, `${p.phase}: ${shape}: ${r.bothOnOneServerWithTraffic}/${r.clients} with both tunnels on one server and traffic`);
+      assert.equal(
+        r.firstAttempt,
+        r.clients,
+        `${p.phase}: ${shape}: ${r.firstAttempt}/${r.clients} at the first attempt`,
+      );
+      assert.equal(
+        r.bothOnOneServerWithTraffic,
+        r.clients,
+        `${p.phase}: ${shape}: ${r.bothOnOneServerWithTraffic}/${r.clients} with both tunnels on one server and traffic`,
+      );
       assert.equal(r.splitPackets, 0, `${p.phase}: ${shape}: ${r.splitPackets} split packets`);
     }
   };
@@ -59,11 +96,18 @@ describe('Always On VPN device + user tunnels and MOBIKE, default affinity (real
    */
   const assertCgnatWithinTwoAttempts = (p: PhaseResult) => {
     const cgnat = p.byShape.cgnat!;
-    assert.equal(cgnat.bothOnOneServerWithTraffic, cgnat.clients, `${p.phase}: CGNAT: ${JSON.stringify(cgnat)}`);
-    assert.ok(cgnat.attempts <= 2 * cgnat.clients, `${p.phase}: CGNAT: ${cgnat.attempts} attempts for ${cgnat.clients} clients`);
+    assert.equal(
+      cgnat.bothOnOneServerWithTraffic,
+      cgnat.clients,
+      `${p.phase}: CGNAT: ${JSON.stringify(cgnat)}`,
+    );
+    assert.ok(
+      cgnat.attempts <= 2 * cgnat.clients,
+      `${p.phase}: CGNAT: ${cgnat.attempts} attempts for ${cgnat.clients} clients`,
+    );
   };
 
-  it('user tunnel 2 s after the device tunnel: every direct and home-NAT client at once, on its device tunnel\'s server; CGNAT within two attempts', () => {
+  it("user tunnel 2 s after the device tunnel: every direct and home-NAT client at once, on its device tunnel's server; CGNAT within two attempts", () => {
     const p = phase('user tunnel 2 s');
     assertEveryOneFirstTime(p, ['direct', 'home-nat']);
     assertCgnatWithinTwoAttempts(p);
@@ -87,8 +131,16 @@ describe('Always On VPN device + user tunnels and MOBIKE, default affinity (real
 
   it('roaming (MOBIKE): clients with both tunnels up move to a new address and keep both IKE_SAs and their traffic', () => {
     const r = phase('roaming').byShape.direct!;
-    assert.equal(r.connected, r.clients, `${r.connected}/${r.clients} kept both IKE_SAs on their server`);
-    assert.equal(r.bothOnOneServerWithTraffic, r.clients, `${r.bothOnOneServerWithTraffic}/${r.clients} with traffic from the new address`);
+    assert.equal(
+      r.connected,
+      r.clients,
+      `${r.connected}/${r.clients} kept both IKE_SAs on their server`,
+    );
+    assert.equal(
+      r.bothOnOneServerWithTraffic,
+      r.clients,
+      `${r.bothOnOneServerWithTraffic}/${r.clients} with traffic from the new address`,
+    );
     assert.equal(r.splitPackets, 0);
   });
 });

@@ -18,10 +18,25 @@ const skip = requireOrSkip('error-809 regression', canUseConntrack(), canUseStro
 
 describe('error-809 regression (vpnlb lab --json)', { skip, timeout: 150_000 }, () => {
   it('full NAT starves good clients behind stalled half-open ones; transparent connects all', async () => {
-    const [node, ...args] = vpnlbArgv(['lab', '--json', '--part', 'showcase', '--clients', '10', '--stalled', '4']);
+    const [node, ...args] = vpnlbArgv([
+      'lab',
+      '--json',
+      '--part',
+      'showcase',
+      '--clients',
+      '10',
+      '--stalled',
+      '4',
+    ]);
     const stdout = await new Promise<string>((resolve, reject) => {
-      execFile(node!, args, { timeout: 140_000, maxBuffer: 16 * 1024 * 1024 }, (err, out, errOut) =>
-        err ? reject(new Error(`vpnlb lab failed: ${err.message}\n${errOut.slice(-3000)}`)) : resolve(out),
+      execFile(
+        node!,
+        args,
+        { timeout: 140_000, maxBuffer: 16 * 1024 * 1024 },
+        (err, out, errOut) =>
+          err
+            ? reject(new Error(`vpnlb lab failed: ${err.message}\n${errOut.slice(-3000)}`))
+            : resolve(out),
       );
     });
     const r = (JSON.parse(stdout) as { showcase: ShowcaseReport }).showcase;
@@ -30,15 +45,27 @@ describe('error-809 regression (vpnlb lab --json)', { skip, timeout: 150_000 }, 
     assert.equal(f.clients, 10);
     assert.equal(t.clients, 10);
     // Full NAT: the servers see only the balancer (one address per server link at most).
-    assert.ok(f.clientAddressesSeenByServers <= r.servers, `full NAT: servers saw ${f.clientAddressesSeenByServers} addresses`);
-    assert.ok(f.blockedIkeSaInits > 0, 'full NAT: no IKE_SA_INIT was refused for the half-open limit');
-    assert.ok(f.connected <= f.clients / 2, `full NAT connected ${f.connected} of ${f.clients}: the half-open limit did not bite`);
+    assert.ok(
+      f.clientAddressesSeenByServers <= r.servers,
+      `full NAT: servers saw ${f.clientAddressesSeenByServers} addresses`,
+    );
+    assert.ok(
+      f.blockedIkeSaInits > 0,
+      'full NAT: no IKE_SA_INIT was refused for the half-open limit',
+    );
+    assert.ok(
+      f.connected <= f.clients / 2,
+      `full NAT connected ${f.connected} of ${f.clients}: the half-open limit did not bite`,
+    );
     // Transparent: everyone, each with its own address (good and stalled clients alike).
     assert.equal(t.connected, t.clients, `transparent connected ${t.connected} of ${t.clients}`);
     assert.equal(t.pingedThroughTunnel, t.connected);
     assert.equal(t.clientAddressesSeenByServers, t.clients + t.stalledClients);
     assert.equal(t.splitHandshakes, 0);
     assert.equal(f.splitHandshakes, 0);
-    assert.ok(f.seconds < 60 && t.seconds < 60, `a mode took too long: ${f.seconds} s / ${t.seconds} s`);
+    assert.ok(
+      f.seconds < 60 && t.seconds < 60,
+      `a mode took too long: ${f.seconds} s / ${t.seconds} s`,
+    );
   });
 });

@@ -30,23 +30,37 @@ describe('failover with DPD restart (real strongSwan)', { skip, timeout: 150_000
   let lab: IkeLab;
   let vpnlb: LabVpnlb;
 
-  const established = async (c: LabClient) => (await c.charon!.listSas()).find((s) => s.state === 'ESTABLISHED' && s.children.some((ch) => ch.state === 'INSTALLED'));
+  const established = async (c: LabClient) =>
+    (await c.charon!.listSas()).find(
+      (s) => s.state === 'ESTABLISHED' && s.children.some((ch) => ch.state === 'INSTALLED'),
+    );
   const backendState = async (name: string) => {
     const body = (await vpnlb.admin('/api/v1/status')) as StatusBody;
     return body.services.flatMap((s) => s.backends).find((b) => b.name === name)?.state;
   };
   const nftCounter = async (name: string) => {
-    const j = JSON.parse(await lab.lb.exec('nft', ['-j', 'list', 'counter', 'ip', 'vpnlb', name])) as { nftables: { counter?: { packets: number } }[] };
+    const j = JSON.parse(
+      await lab.lb.exec('nft', ['-j', 'list', 'counter', 'ip', 'vpnlb', name]),
+    ) as { nftables: { counter?: { packets: number } }[] };
     return j.nftables.find((x) => x.counter)?.counter?.packets ?? 0;
   };
 
   before(async () => {
-    lab = await IkeLab.create({ label: 'sswf', servers: 3, clients: 8, clientDpd: { delaySec: 2, action: 'restart' } });
+    lab = await IkeLab.create({
+      label: 'sswf',
+      servers: 3,
+      clients: 8,
+      clientDpd: { delaySec: 2, action: 'restart' },
+    });
     await lab.startServers();
     await lab.startClients();
     vpnlb = new LabVpnlb(lab, { nat: 'transparent', monitor: true });
     await vpnlb.start();
-    for (const deadline = Date.now() + 10_000; Date.now() < deadline && (await backendState('s1')) !== 'up'; ) await sleep(200);
+    for (
+      const deadline = Date.now() + 10_000;
+      Date.now() < deadline && (await backendState('s1')) !== 'up';
+    )
+      await sleep(200);
   });
   after(async () => {
     await vpnlb?.stop().catch(() => undefined);
@@ -59,7 +73,10 @@ describe('failover with DPD restart (real strongSwan)', { skip, timeout: 150_000
       const r = await c.charon!.initiate('home', 20);
       assert.ok(r.ok, `${c.name} did not connect: ${r.output.slice(-500)}`);
       const sa = await established(c);
-      serverOf.set(c.name, { server: lab.serverOfVip(sa?.localVips[0] ?? '')?.name ?? '?', spi: sa?.initiatorSpi ?? '' });
+      serverOf.set(c.name, {
+        server: lab.serverOfVip(sa?.localVips[0] ?? '')?.name ?? '?',
+        spi: sa?.initiatorSpi ?? '',
+      });
     }
     const count = (name: string) => [...serverOf.values()].filter((s) => s.server === name).length;
     const victimName = ['s1', 's2', 's3'].sort((a, b) => count(b) - count(a))[0]!;
@@ -77,29 +94,55 @@ describe('failover with DPD restart (real strongSwan)', { skip, timeout: 150_000
 
     // DPD: 2 s idle, then about 7 s of retransmissions (lab FAST_RETRANSMIT), then a new IKE_SA.
     const moved = new Map<string, string>();
-    for (const deadline = Date.now() + 45_000; Date.now() < deadline && moved.size < victims.length; await sleep(500)) {
+    for (
+      const deadline = Date.now() + 45_000;
+      Date.now() < deadline && moved.size < victims.length;
+      await sleep(500)
+    ) {
       for (const c of victims) {
         if (moved.has(c.name)) continue;
         const sa = await established(c);
-        if (sa && sa.initiatorSpi !== serverOf.get(c.name)?.spi) moved.set(c.name, lab.serverOfVip(sa.localVips[0] ?? '')?.name ?? '?');
+        if (sa && sa.initiatorSpi !== serverOf.get(c.name)?.spi)
+          moved.set(c.name, lab.serverOfVip(sa.localVips[0] ?? '')?.name ?? '?');
       }
     }
     const conntrack = await lab.conntrack();
     const detail = `\n--- conntrack:\n${conntrack.map((e) => `${e.src}:${e.sport} -> ${e.dst}:${e.dport} => ${e.replySrc}`).join('\n')}\n--- vpnlb:\n${vpnlb.log.slice(-1500)}`;
-    for (const c of victims) assert.ok(moved.has(c.name), `${c.name} did not re-establish after DPD (split handshake?)${detail}`);
-    for (const [name, server] of moved) assert.notEqual(server, victimName, `${name} re-established on the dead server`);
+    for (const c of victims)
+      assert.ok(
+        moved.has(c.name),
+        `${c.name} did not re-establish after DPD (split handshake?)${detail}`,
+      );
+    for (const [name, server] of moved)
+      assert.notEqual(server, victimName, `${name} re-established on the dead server`);
 
     // The stale DPD retransmissions of the old SAs were dropped, not hashed to a live server.
     assert.ok((await nftCounter('ike_stale')) > 0, `no stale IKE packet was dropped${detail}`);
     // Each re-established client's 500 and 4500 flows reach the server that holds its SA.
     for (const c of victims) {
-      const mine = conntrack.filter((e) => e.src === c.address && (e.dport === 500 || e.dport === 4500));
+      const mine = conntrack.filter(
+        (e) => e.src === c.address && (e.dport === 500 || e.dport === 4500),
+      );
       const servers = new Set(mine.map((e) => e.replySrc));
       const want = lab.servers.find((s) => s.name === moved.get(c.name))!.address4;
-      assert.deepEqual([...servers], [want], `${c.name}: flows reach ${[...servers].join(', ')}${detail}`);
+      assert.deepEqual(
+        [...servers],
+        [want],
+        `${c.name}: flows reach ${[...servers].join(', ')}${detail}`,
+      );
     }
-    for (const c of victims) assert.equal((await lab.ping(c, 2, 0.1)).received, 2, `${c.name}: no traffic through the new tunnel`);
+    for (const c of victims)
+      assert.equal(
+        (await lab.ping(c, 2, 0.1)).received,
+        2,
+        `${c.name}: no traffic through the new tunnel`,
+      );
     // Clients of the live servers never noticed.
-    for (const c of others) assert.equal((await established(c))?.initiatorSpi, serverOf.get(c.name)?.spi, `${c.name} lost its SA`);
+    for (const c of others)
+      assert.equal(
+        (await established(c))?.initiatorSpi,
+        serverOf.get(c.name)?.spi,
+        `${c.name} lost its SA`,
+      );
   });
 });

@@ -15,9 +15,17 @@ import { IkeLab } from '../../lab/topology-ike.js';
 import { traceClientFlows } from '../../lab/scenarios/observe.js';
 import { LabVpnlb } from '../../lab/scenarios/vpnlb-in-namespace.js';
 
-const skip = requireOrSkip('fragmented IKE_AUTH test', canUseConntrack(), canUseStrongswan(), hasFile('/usr/bin/pki', 'strongswan-pki'));
+const skip = requireOrSkip(
+  'fragmented IKE_AUTH test',
+  canUseConntrack(),
+  canUseStrongswan(),
+  hasFile('/usr/bin/pki', 'strongswan-pki'),
+);
 
-describe('IP-fragmented IKE_AUTH (certificates, IKE fragmentation off)', { skip, timeout: 120_000 }, () => {
+describe('IP-fragmented IKE_AUTH (certificates, IKE fragmentation off)', {
+  skip,
+  timeout: 120_000,
+}, () => {
   let lab: IkeLab;
   let vpnlb: LabVpnlb | undefined;
   before(async () => {
@@ -33,7 +41,10 @@ describe('IP-fragmented IKE_AUTH (certificates, IKE fragmentation off)', { skip,
   });
 
   it('gets through whole, on the server that got the IKE_SA_INIT', async () => {
-    assert.ok(lab.pki!.chainBytes > 3000, `chain only ${lab.pki!.chainBytes} bytes: IKE_AUTH would not need IP fragmentation`);
+    assert.ok(
+      lab.pki!.chainBytes > 3000,
+      `chain only ${lab.pki!.chainBytes} bytes: IKE_AUTH would not need IP fragmentation`,
+    );
     for (const c of lab.clients) {
       const r = await c.charon!.initiate('home', 20);
       assert.ok(r.ok, `${c.name}: ${r.output.slice(-800)}`);
@@ -44,9 +55,11 @@ describe('IP-fragmented IKE_AUTH (certificates, IKE fragmentation off)', { skip,
     let largest = 0;
     for (const s of lab.servers) {
       const log = readFileSync(join(s.charon!.dir, 'charon.log'), 'utf8');
-      for (const m of log.matchAll(/received packet: from \S+ to \S+\[4500\] \((\d+) bytes\)/g)) largest = Math.max(largest, Number(m[1]));
+      for (const m of log.matchAll(/received packet: from \S+ to \S+\[4500\] \((\d+) bytes\)/g))
+        largest = Math.max(largest, Number(m[1]));
     }
     assert.ok(largest > 3000, `largest IKE message a server received: ${largest} bytes`);
-    for (const f of await traceClientFlows(lab, lab.clients)) assert.equal(f.split, false, `${f.client}: 500 and 4500 on different servers`);
+    for (const f of await traceClientFlows(lab, lab.clients))
+      assert.equal(f.split, false, `${f.client}: 500 and 4500 on different servers`);
   });
 });

@@ -41,7 +41,11 @@ describe('map change under traffic (real strongSwan)', { skip, timeout: 150_000 
     vpnlb = new LabVpnlb(lab, { nat: 'transparent', monitor: true, disabled: ['s3'] });
     await vpnlb.start();
     // Let the monitor see the servers up before clients arrive.
-    for (const deadline = Date.now() + 10_000; Date.now() < deadline && (await backendState('s1')) !== 'up'; ) await sleep(200);
+    for (
+      const deadline = Date.now() + 10_000;
+      Date.now() < deadline && (await backendState('s1')) !== 'up';
+    )
+      await sleep(200);
   });
   after(async () => {
     await vpnlb?.stop().catch(() => undefined);
@@ -50,7 +54,10 @@ describe('map change under traffic (real strongSwan)', { skip, timeout: 150_000 
 
   it('adding a server and draining one lose no packet of established tunnels', async () => {
     for (const c of lab.clients) await connect(c);
-    assert.ok([...serverOf.values()].every((s) => s === 's1' || s === 's2'), `a client reached disabled s3: ${JSON.stringify([...serverOf])}`);
+    assert.ok(
+      [...serverOf.values()].every((s) => s === 's1' || s === 's2'),
+      `a client reached disabled s3: ${JSON.stringify([...serverOf])}`,
+    );
     // 400 requests at 50/s: 8 s, which covers both changes (asserted below).
     const pings = lab.clients.map((c) => ({ c, p: lab.startPing(c, 400, 0.02) }));
     await sleep(500);
@@ -58,11 +65,16 @@ describe('map change under traffic (real strongSwan)', { skip, timeout: 150_000 
     await sleep(1500);
     await vpnlb.backend('drain', 's2');
     await sleep(500);
-    for (const { c, p } of pings) assert.ok(p.isRunning(), `${c.name}: the ping ended before the map changes were done`);
+    for (const { c, p } of pings)
+      assert.ok(p.isRunning(), `${c.name}: the ping ended before the map changes were done`);
     for (const { c, p } of pings) {
       const r = await p.result;
       assert.equal(r.sent, 400, `${c.name}: only ${r.sent} pings`);
-      assert.equal(r.received, r.sent, `${c.name} (on ${serverOf.get(c.name)}): lost ${r.sent - r.received} of ${r.sent} pings during enable s3 + drain s2`);
+      assert.equal(
+        r.received,
+        r.sent,
+        `${c.name} (on ${serverOf.get(c.name)}): lost ${r.sent - r.received} of ${r.sent} pings during enable s3 + drain s2`,
+      );
     }
     assert.equal(await backendState('s2'), 'draining');
   });
@@ -83,7 +95,11 @@ describe('map change under traffic (real strongSwan)', { skip, timeout: 150_000 
     assert.equal(state, 'down', 'the ikev2 monitor did not mark the killed server down');
     // The status shows `down` as soon as the controller decides; the data plane then rewrites
     // the map and deletes the dead server's conntrack entries (bounded wait for its log line).
-    for (const deadline = Date.now() + 3000; Date.now() < deadline && !vpnlb.log.includes(`conntrack entries of ${victimName}`); ) await sleep(100);
+    for (
+      const deadline = Date.now() + 3000;
+      Date.now() < deadline && !vpnlb.log.includes(`conntrack entries of ${victimName}`);
+    )
+      await sleep(100);
     for (const c of victims) {
       // The client notices its server is gone and dials the VIP again. Its charon is stopped
       // with SIGTERM, so it first sends a DELETE for its old IKE_SA from port 4500: the kernel

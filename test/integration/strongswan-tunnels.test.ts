@@ -10,7 +10,11 @@ import { canUseConntrack } from '../../lab/netns.js';
 import { requireOrSkip } from '../../lab/requirements.js';
 import { canUseStrongswan } from '../../lab/strongswan/charon.js';
 import { IkeLab, type LabClient } from '../../lab/topology-ike.js';
-import { distinctRemoteAddresses, serverSas, traceClientFlows } from '../../lab/scenarios/observe.js';
+import {
+  distinctRemoteAddresses,
+  serverSas,
+  traceClientFlows,
+} from '../../lab/scenarios/observe.js';
 import { LabVpnlb } from '../../lab/scenarios/vpnlb-in-namespace.js';
 
 const skip = requireOrSkip('strongSwan tunnel tests', canUseConntrack(), canUseStrongswan());
@@ -20,7 +24,13 @@ describe('strongSwan through vpnlb (kernel data plane)', { skip, timeout: 170_00
   let vpnlb: LabVpnlb | undefined;
 
   before(async () => {
-    lab = await IkeLab.create({ label: 'sswt', servers: 3, clients: 4, cgnatClients: 8, ipv6Clients: 1 });
+    lab = await IkeLab.create({
+      label: 'sswt',
+      servers: 3,
+      clients: 4,
+      cgnatClients: 8,
+      ipv6Clients: 1,
+    });
     await lab.startServers();
     await lab.startClients();
   });
@@ -31,7 +41,11 @@ describe('strongSwan through vpnlb (kernel data plane)', { skip, timeout: 170_00
 
   const connectAll = async (clients: readonly LabClient[]) => {
     const results = await Promise.all(clients.map((c) => c.charon!.initiate('home', 20)));
-    for (const [i, r] of results.entries()) assert.ok(r.ok, `${clients[i]!.name} did not connect: ${r.output.slice(-600)}\n--- vpnlb:\n${vpnlb?.log.slice(-2000)}`);
+    for (const [i, r] of results.entries())
+      assert.ok(
+        r.ok,
+        `${clients[i]!.name} did not connect: ${r.output.slice(-600)}\n--- vpnlb:\n${vpnlb?.log.slice(-2000)}`,
+      );
   };
   const serverOfClient = async (c: LabClient) => {
     const sa = (await c.charon!.listSas()).find((s) => s.state === 'ESTABLISHED');
@@ -39,7 +53,11 @@ describe('strongSwan through vpnlb (kernel data plane)', { skip, timeout: 170_00
   };
 
   it('transparent + ike-spi: every client connects, pings through its tunnel, and its server saw its real address', async () => {
-    vpnlb = new LabVpnlb(lab, { nat: 'transparent', affinity: 'ike-spi', ipv6: true }, 'ike-spi.yaml');
+    vpnlb = new LabVpnlb(
+      lab,
+      { nat: 'transparent', affinity: 'ike-spi', ipv6: true },
+      'ike-spi.yaml',
+    );
     await vpnlb.start();
     await connectAll(lab.clients);
     for (const c of lab.clients) {
@@ -51,8 +69,13 @@ describe('strongSwan through vpnlb (kernel data plane)', { skip, timeout: 170_00
       const server = await serverOfClient(c);
       assert.ok(server, `${c.name}: no established SA`);
       const expected = c.behindCgnat ? lab.cgnatAddress : c.address;
-      const atServer = sas.filter((x) => x.server === server && x.sa.state === 'ESTABLISHED' && x.sa.remoteHost === expected);
-      assert.ok(atServer.length > 0, `${server} did not see ${c.name}'s address ${expected}: ${JSON.stringify(sas.map((x) => [x.server, x.sa.remoteHost]))}`);
+      const atServer = sas.filter(
+        (x) => x.server === server && x.sa.state === 'ESTABLISHED' && x.sa.remoteHost === expected,
+      );
+      assert.ok(
+        atServer.length > 0,
+        `${server} did not see ${c.name}'s address ${expected}: ${JSON.stringify(sas.map((x) => [x.server, x.sa.remoteHost]))}`,
+      );
     }
     // Direct clients (v4 and v6) each appear with their own address; CGNAT ones share one.
     const direct = lab.clients.filter((c) => !c.behindCgnat).map((c) => c.address);
@@ -66,9 +89,22 @@ describe('strongSwan through vpnlb (kernel data plane)', { skip, timeout: 170_00
       const c = lab.clients.find((x) => x.name === f.client)!;
       // ike-spi gives port-500 entries 5 s (a retry is placed afresh): one may be gone already;
       // where it is still there, it went where the 4500 flow goes.
-      assert.equal(f.servers4500.length, 1, `${f.client}: 4500 reached ${JSON.stringify(f.servers4500)}`);
-      if (f.servers500.length > 0) assert.deepEqual(f.servers500, f.servers4500, `${f.client}: 500 → ${f.servers500}, 4500 → ${f.servers4500}`);
-      assert.equal(f.servers4500[0], await serverOfClient(c), `${f.client}: the tunnel's server differs from the flows' server`);
+      assert.equal(
+        f.servers4500.length,
+        1,
+        `${f.client}: 4500 reached ${JSON.stringify(f.servers4500)}`,
+      );
+      if (f.servers500.length > 0)
+        assert.deepEqual(
+          f.servers500,
+          f.servers4500,
+          `${f.client}: 500 → ${f.servers500}, 4500 → ${f.servers4500}`,
+        );
+      assert.equal(
+        f.servers4500[0],
+        await serverOfClient(c),
+        `${f.client}: the tunnel's server differs from the flows' server`,
+      );
     }
   });
 
@@ -92,9 +128,16 @@ describe('strongSwan through vpnlb (kernel data plane)', { skip, timeout: 170_00
     const servers = new Set(await Promise.all(cgnat.map(serverOfClient)));
     assert.ok(servers.size > 1, `all ${cgnat.length} CGNAT clients landed on ${[...servers]}`);
     const shared = await lab.lb.exec('nft', ['list', 'set', 'ip', 'vpnlb', 'natt_shared']);
-    assert.ok(shared.includes(lab.cgnatAddress), `the CGNAT address ${lab.cgnatAddress} is not in natt_shared: ${shared}`);
+    assert.ok(
+      shared.includes(lab.cgnatAddress),
+      `the CGNAT address ${lab.cgnatAddress} is not in natt_shared: ${shared}`,
+    );
     // A direct client has one NAT-T flow: never shared.
-    for (const c of lab.clients.filter((x) => !x.behindCgnat && x.family === 4)) assert.ok(!shared.includes(`${c.address} `) && !shared.includes(`${c.address},`), `${c.address} (one device) is in natt_shared: ${shared}`);
+    for (const c of lab.clients.filter((x) => !x.behindCgnat && x.family === 4))
+      assert.ok(
+        !shared.includes(`${c.address} `) && !shared.includes(`${c.address},`),
+        `${c.address} (one device) is in natt_shared: ${shared}`,
+      );
   });
 
   it('control plane kill -9 and restart under a continuous ping: no loss', async () => {
@@ -103,7 +146,11 @@ describe('strongSwan through vpnlb (kernel data plane)', { skip, timeout: 170_00
       await new Promise((r) => setTimeout(r, 500));
       await vpnlb!.kill9();
       await new Promise((r) => setTimeout(r, 500));
-      vpnlb = new LabVpnlb(lab, { nat: 'transparent', affinity: 'ike-spi', ipv6: true }, 'ike-spi.yaml');
+      vpnlb = new LabVpnlb(
+        lab,
+        { nat: 'transparent', affinity: 'ike-spi', ipv6: true },
+        'ike-spi.yaml',
+      );
       // However long a start takes on a loaded host: the ping covers it (below).
       await vpnlb.start();
       await new Promise((r) => setTimeout(r, 500));
@@ -123,7 +170,11 @@ describe('strongSwan through vpnlb (kernel data plane)', { skip, timeout: 170_00
     await done;
     assert.match(vpnlb!.log, /adopted the existing nftables table/);
     assert.ok(p.sent >= 250, `${p.sent} pings`);
-    assert.equal(p.received, p.sent, `lost ${p.sent - p.received} of ${p.sent} pings (${p.runs} runs) across kill -9 + restart`);
+    assert.equal(
+      p.received,
+      p.sent,
+      `lost ${p.sent - p.received} of ${p.sent} pings (${p.runs} runs) across kill -9 + restart`,
+    );
     // New clients are still balanced by the restarted control plane's table.
     await lab.startClient(c);
     await connectAll([c]);
@@ -139,7 +190,12 @@ describe('strongSwan through vpnlb (kernel data plane)', { skip, timeout: 170_00
     const cgnat = lab.clients.filter((c) => c.behindCgnat);
     await connectAll(cgnat);
     const servers = new Set(await Promise.all(cgnat.map(serverOfClient)));
-    assert.equal(servers.size, 1, `CGNAT clients spread over ${[...servers]} with source-ip affinity`);
-    for (const f of await traceClientFlows(lab, cgnat)) assert.equal(f.split, false, `${f.client} split`);
+    assert.equal(
+      servers.size,
+      1,
+      `CGNAT clients spread over ${[...servers]} with source-ip affinity`,
+    );
+    for (const f of await traceClientFlows(lab, cgnat))
+      assert.equal(f.split, false, `${f.client} split`);
   });
 });

@@ -9,21 +9,32 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { type Balancer, type BalancerFactory, type Candidate, ConnectionCounts } from '../../src/balancer/balancer.js';
+import {
+  type Balancer,
+  type BalancerFactory,
+  type Candidate,
+  ConnectionCounts,
+} from '../../src/balancer/balancer.js';
 
 const SEED = 0x1234;
 
 function candidate(name: string, weight = 1): Candidate {
-  return { name, address: `198.18.1.${name.length}${name.charCodeAt(name.length - 1) % 10}`, weight };
+  return {
+    name,
+    address: `198.18.1.${name.length}${name.charCodeAt(name.length - 1) % 10}`,
+    weight,
+  };
 }
 
 /** Deterministic 8-byte keys (xorshift32), shaped like IKE SPIs. */
 function keyStream(seed = 0x2545f491): () => Uint8Array {
   let x = seed;
   const next = (): number => {
-    x ^= x << 13; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
     x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
+    x ^= x << 5;
+    x >>>= 0;
     return x;
   };
   return () => {
@@ -35,7 +46,11 @@ function keyStream(seed = 0x2545f491): () => Uint8Array {
   };
 }
 
-function build(factory: BalancerFactory, candidates: readonly Candidate[], connections = new ConnectionCounts()): Balancer {
+function build(
+  factory: BalancerFactory,
+  candidates: readonly Candidate[],
+  connections = new ConnectionCounts(),
+): Balancer {
   return factory({ candidates: Object.freeze([...candidates]), seed: SEED, connections });
 }
 
@@ -97,22 +112,35 @@ export function runBalancerConformance(name: string, factory: BalancerFactory): 
       const names = pickMany(build(factory, candidates, connections), connections, 20000);
       for (const [n, w] of Object.entries(weights)) {
         const share = names.filter((x) => x === n).length / names.length;
-        assert.ok(Math.abs(share - w / 10) <= 0.03, `${n}: share ${share.toFixed(4)} vs weight share ${w / 10}`);
+        assert.ok(
+          Math.abs(share - w / 10) <= 0.03,
+          `${n}: share ${share.toFixed(4)} vs weight share ${w / 10}`,
+        );
       }
     });
 
     test('never throws on empty, 1-byte, odd-length and long keys', () => {
       const candidates = [candidate('rras1'), candidate('rras2'), candidate('rras3')];
       const balancer = build(factory, candidates);
-      const keys = [0, 1, 3, 7, 8, 12, 13, 16, 100, 1500].map((len) => new Uint8Array(len).fill(len & 0xff));
+      const keys = [0, 1, 3, 7, 8, 12, 13, 16, 100, 1500].map((len) =>
+        new Uint8Array(len).fill(len & 0xff),
+      );
       for (const key of keys) {
         const picked = balancer.pick(key);
-        assert.ok(picked !== undefined && candidates.includes(picked), `key of ${key.length} bytes`);
+        assert.ok(
+          picked !== undefined && candidates.includes(picked),
+          `key of ${key.length} bytes`,
+        );
       }
     });
 
     test('candidates with weight 0 (or invalid weights) are never picked', () => {
-      const candidates = [candidate('up', 2), candidate('zero', 0), candidate('neg', -1), candidate('nan', Number.NaN)];
+      const candidates = [
+        candidate('up', 2),
+        candidate('zero', 0),
+        candidate('neg', -1),
+        candidate('nan', Number.NaN),
+      ];
       const connections = new ConnectionCounts();
       const names = pickMany(build(factory, candidates, connections), connections, 300);
       assert.deepEqual([...new Set(names)], ['up']);
@@ -120,8 +148,14 @@ export function runBalancerConformance(name: string, factory: BalancerFactory): 
     });
 
     test('the order of the candidates does not change any decision', () => {
-      const candidates = ['rras3', 'rras10', 'rras1', 'rras2', 'rras7'].map((n, i) => candidate(n, (i % 3) + 1));
-      const orders = [candidates, [...candidates].reverse(), [...candidates].sort((x, y) => x.weight - y.weight)];
+      const candidates = ['rras3', 'rras10', 'rras1', 'rras2', 'rras7'].map((n, i) =>
+        candidate(n, (i % 3) + 1),
+      );
+      const orders = [
+        candidates,
+        [...candidates].reverse(),
+        [...candidates].sort((x, y) => x.weight - y.weight),
+      ];
       const runs = orders.map((order) => {
         const connections = new ConnectionCounts();
         return pickMany(build(factory, order, connections), connections, 400);
@@ -133,7 +167,9 @@ export function runBalancerConformance(name: string, factory: BalancerFactory): 
     test('the input array is left untouched', () => {
       const candidates = [candidate('b'), candidate('a'), candidate('c')];
       const before = [...candidates];
-      factory({ candidates, seed: SEED, connections: new ConnectionCounts() }).pick(new Uint8Array(8));
+      factory({ candidates, seed: SEED, connections: new ConnectionCounts() }).pick(
+        new Uint8Array(8),
+      );
       assert.deepEqual(candidates, before);
     });
 

@@ -38,7 +38,11 @@ async function applyCurrent(s: DataPlaneSubject): Promise<void> {
 }
 
 /** Opens `count` flows, from clients `from`, `from + 1`, ... */
-async function openFlows(s: DataPlaneSubject, from: number, count: number): Promise<ConformanceFlow[]> {
+async function openFlows(
+  s: DataPlaneSubject,
+  from: number,
+  count: number,
+): Promise<ConformanceFlow[]> {
   const out: ConformanceFlow[] = [];
   for (let i = 0; i < count; i++) out.push(await s.openFlow(from + i));
   return out;
@@ -63,7 +67,8 @@ export function dataPlaneConformance(name: string, start: () => Promise<DataPlan
         const victim = s.backends[0]!;
         s.controller.setAdminState(victim, 'disabled');
         await applyCurrent(s);
-        for (const f of await openFlows(s, 100, NEW_FLOWS)) assert.notEqual(f.backend, victim, 'no new flow on the disabled backend');
+        for (const f of await openFlows(s, 100, NEW_FLOWS))
+          assert.notEqual(f.backend, victim, 'no new flow on the disabled backend');
       } finally {
         await s.close();
       }
@@ -76,8 +81,13 @@ export function dataPlaneConformance(name: string, start: () => Promise<DataPlan
         const held = flows[0]!;
         s.controller.setAdminState(held.backend, 'draining');
         await applyCurrent(s);
-        assert.equal(await held.alive(), true, `the established flow on ${held.backend} survives the drain`);
-        for (const f of await openFlows(s, 300, NEW_FLOWS)) assert.notEqual(f.backend, held.backend, 'no new flow on the draining backend');
+        assert.equal(
+          await held.alive(),
+          true,
+          `the established flow on ${held.backend} survives the drain`,
+        );
+        for (const f of await openFlows(s, 300, NEW_FLOWS))
+          assert.notEqual(f.backend, held.backend, 'no new flow on the draining backend');
       } finally {
         await s.close();
       }
@@ -89,7 +99,12 @@ export function dataPlaneConformance(name: string, start: () => Promise<DataPlan
         const f = await s.openFlow(400);
         const c = s.dataplane.status().backends[f.backend];
         assert.ok(c, `status has ${f.backend}`);
-        const counted = Math.max(c.connections ?? 0, c.flows ?? 0, c.packetsIn ?? 0, c.bytesIn ?? 0);
+        const counted = Math.max(
+          c.connections ?? 0,
+          c.flows ?? 0,
+          c.packetsIn ?? 0,
+          c.bytesIn ?? 0,
+        );
         assert.ok(counted > 0, `${f.backend} counts the flow: ${JSON.stringify(c)}`);
       } finally {
         await s.close();

@@ -20,5 +20,8 @@ export function kernelTestSkip(label: string): string | false {
 export function runtimeFor(yaml: string): { ctx: RuntimeContext; controller: Controller } {
   const config = loadConfigText(yaml);
   const controller = new Controller(config);
-  return { controller, ctx: { config, controller, logger: silentLogger(), metrics: new Metrics() } };
+  return {
+    controller,
+    ctx: { config, controller, logger: silentLogger(), metrics: new Metrics() },
+  };
 }

@@ -29,7 +29,10 @@ async function listenTcp(server: Server, family: 4 | 6): Promise<ProbeTarget> {
 }
 
 /** A TCP server whose connections are handled by `onConnection` (destroyed on close). */
-export async function tcpServer(family: 4 | 6, onConnection: (socket: Socket) => void): Promise<TestTarget> {
+export async function tcpServer(
+  family: 4 | 6,
+  onConnection: (socket: Socket) => void,
+): Promise<TestTarget> {
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
     sockets.add(socket);

@@ -16,13 +16,19 @@ export interface ConformanceSubject {
   readonly name: string;
   readonly createProbe: () => Probe;
   /** Targets where the service works (e.g. one IPv4, one IPv6). */
-  readonly live: ReadonlyArray<{ readonly label: string; readonly start: () => Promise<TestTarget> }>;
+  readonly live: ReadonlyArray<{
+    readonly label: string;
+    readonly start: () => Promise<TestTarget>;
+  }>;
   /** A target where nothing serves (closed port, stopped daemon). */
   readonly dead: () => Promise<TestTarget>;
   /** A target that receives the probe but never answers (for timeout and abort). */
   readonly silent: () => Promise<TestTarget>;
   /** Targets that answer with something that is not a valid answer. */
-  readonly garbage?: ReadonlyArray<{ readonly label: string; readonly start: () => Promise<TestTarget> }>;
+  readonly garbage?: ReadonlyArray<{
+    readonly label: string;
+    readonly start: () => Promise<TestTarget>;
+  }>;
   /** Why `garbage` is absent (e.g. "tcp has no answer to judge"). */
   readonly skip?: { readonly garbage?: string };
   /** Skip the whole suite, with the reason printed (e.g. "needs root"). */
@@ -37,7 +43,10 @@ export interface ConformanceSubject {
 // is broken (a missed timer or a forgotten socket), whatever the machine's speed.
 const SLACK_MS = 2_000;
 
-async function withTarget<T>(start: () => Promise<TestTarget>, fn: (target: ProbeTarget) => Promise<T>): Promise<T> {
+async function withTarget<T>(
+  start: () => Promise<TestTarget>,
+  fn: (target: ProbeTarget) => Promise<T>,
+): Promise<T> {
   const t = await start();
   try {
     return await fn(t.target);
@@ -66,7 +75,9 @@ export function describeProbeConformance(subject: ConformanceSubject): void {
     for (const live of subject.live) {
       it(`is up against a live target (${live.label})`, async () => {
         await withTarget(live.start, async (target) => {
-          const r = await subject.createProbe().probe(target, new AbortController().signal, timeoutMs);
+          const r = await subject
+            .createProbe()
+            .probe(target, new AbortController().signal, timeoutMs);
           assertShape(r);
           assert.equal(r.ok, true, r.detail);
         });
@@ -75,7 +86,9 @@ export function describeProbeConformance(subject: ConformanceSubject): void {
 
     it('is down against a dead target', async () => {
       await withTarget(subject.dead, async (target) => {
-        const [r, elapsed] = await timed(subject.createProbe().probe(target, new AbortController().signal, timeoutMs));
+        const [r, elapsed] = await timed(
+          subject.createProbe().probe(target, new AbortController().signal, timeoutMs),
+        );
         assertShape(r);
         assert.equal(r.ok, false, r.detail);
         assert.ok(elapsed < timeoutMs + SLACK_MS, `settled after ${elapsed} ms`);
@@ -85,7 +98,9 @@ export function describeProbeConformance(subject: ConformanceSubject): void {
     it('honours the timeout against a target that never answers', async () => {
       const shortTimeout = 300;
       await withTarget(subject.silent, async (target) => {
-        const [r, elapsed] = await timed(subject.createProbe().probe(target, new AbortController().signal, shortTimeout));
+        const [r, elapsed] = await timed(
+          subject.createProbe().probe(target, new AbortController().signal, shortTimeout),
+        );
         assertShape(r);
         assert.equal(r.ok, false, r.detail);
         assert.match(r.detail, /within 300 ms/);
@@ -128,7 +143,11 @@ export function describeProbeConformance(subject: ConformanceSubject): void {
         });
       }
     } else {
-      it('garbage answers', { skip: subject.skip?.garbage ?? 'no garbage target given' }, () => undefined);
+      it(
+        'garbage answers',
+        { skip: subject.skip?.garbage ?? 'no garbage target given' },
+        () => undefined,
+      );
     }
 
     it('never rejects, even for an unusable target', async () => {
@@ -150,7 +169,11 @@ export function describeProbeConformance(subject: ConformanceSubject): void {
       assert.ok(first, 'at least one live target');
       await withTarget(first.start, async (target) => {
         const p = subject.createProbe();
-        const results = await Promise.all(Array.from({ length: 20 }, () => p.probe(target, new AbortController().signal, timeoutMs)));
+        const results = await Promise.all(
+          Array.from({ length: 20 }, () =>
+            p.probe(target, new AbortController().signal, timeoutMs),
+          ),
+        );
         for (const r of results) assert.equal(r.ok, true, r.detail);
       });
     });

@@ -37,8 +37,13 @@ export interface Harness {
 }
 
 export async function startHarness(o: HarnessOptions): Promise<Harness> {
-  const farm = await startSimFarm({ addresses: o.serverAddresses, responder: { ...(o.perIpLimit ? { perIpLimit: o.perIpLimit } : {}) } });
-  const backends = o.serverAddresses.map((a, i) => `      - { name: rras${i + 1}, address: ${a} }`).join('\n');
+  const farm = await startSimFarm({
+    addresses: o.serverAddresses,
+    responder: { ...(o.perIpLimit ? { perIpLimit: o.perIpLimit } : {}) },
+  });
+  const backends = o.serverAddresses
+    .map((a, i) => `      - { name: rras${i + 1}, address: ${a} }`)
+    .join('\n');
   const yaml = `
 pools:
   rras:
@@ -62,7 +67,11 @@ ${o.extraServiceYaml ?? ''}
   const controller = new Controller(config);
   const metrics = new Metrics();
   const service = config.services.ikev2[0]!;
-  const relay = new UdpRelay(service, { config, controller, logger: silentLogger(), metrics }, { kernelShed: 'off', ...o.relayOptions });
+  const relay = new UdpRelay(
+    service,
+    { config, controller, logger: silentLogger(), metrics },
+    { kernelShed: 'off', ...o.relayOptions },
+  );
   await relay.start(controller.service(service.name)!);
   let chain: Promise<void> = Promise.resolve();
   controller.on('snapshot', (snap) => {
@@ -79,7 +88,11 @@ ${o.extraServiceYaml ?? ''}
     vip: { address: o.virtualIp, ikePort: ports.ike, natTPort: ports.natT },
     serversOf(result) {
       return farm.servers
-        .filter((s) => s.seenSpis().has(result.spiI) || (result.serverEspSpi !== undefined && s.unknownEspSpis().has(result.serverEspSpi)))
+        .filter(
+          (s) =>
+            s.seenSpis().has(result.spiI) ||
+            (result.serverEspSpi !== undefined && s.unknownEspSpis().has(result.serverEspSpi)),
+        )
         .map((s) => s.name);
     },
     settled: () => chain,

@@ -13,7 +13,12 @@ import { generateTestCertificate, type TestCertificate } from '../../src/sim/rra
 import { SimSstpEndpoint } from '../../src/sim/rras/sstp-endpoint.js';
 import { SimSstpClient, type SimClientOptions } from '../../src/sim/rras/sstp-sim-client.js';
 import { SstpProxy } from '../../src/dataplane/sstp/sstp-proxy.js';
-import { loadNativeSplice, SPLICE_ENV, spliceEnabledByEnv, type SpliceMode } from '../../src/dataplane/sstp/sstp-splice.js';
+import {
+  loadNativeSplice,
+  SPLICE_ENV,
+  spliceEnabledByEnv,
+  type SpliceMode,
+} from '../../src/dataplane/sstp/sstp-splice.js';
 import { waitUntil } from '../../src/util/wait.js';
 
 /**
@@ -21,9 +26,18 @@ import { waitUntil } from '../../src/util/wait.js';
  * per way. The native run is skipped, with the reason, only when the addon is not built or the
  * environment disables it.
  */
-export const SPLICE_RUNS: readonly { readonly name: string; readonly splice: SpliceMode; readonly skip: string | false }[] = (() => {
+export const SPLICE_RUNS: readonly {
+  readonly name: string;
+  readonly splice: SpliceMode;
+  readonly skip: string | false;
+}[] = (() => {
   const loaded = loadNativeSplice();
-  const why = 'unavailable' in loaded ? `native splice path unavailable: ${loaded.unavailable}` : !spliceEnabledByEnv() ? `native splice path disabled by ${SPLICE_ENV}` : false;
+  const why =
+    'unavailable' in loaded
+      ? `native splice path unavailable: ${loaded.unavailable}`
+      : !spliceEnabledByEnv()
+        ? `native splice path disabled by ${SPLICE_ENV}`
+        : false;
   if (why) console.log(`# ${why}: the proxy suites run with Node pipes only`);
   return [
     { name: 'node pipes', splice: 'off', skip: false },
@@ -75,11 +89,15 @@ export interface ProxyLab {
 
 export async function startProxyLab(options: LabOptions): Promise<ProxyLab> {
   const cert = generateTestCertificate();
-  const other = options.backends.some((b) => b.otherCertificate) ? generateTestCertificate() : undefined;
+  const other = options.backends.some((b) => b.otherCertificate)
+    ? generateTestCertificate()
+    : undefined;
   const mode = (options.service?.['mode'] as string | undefined) ?? 'passthrough';
   const sims = new Map<string, SimSstpEndpoint>();
   let port = 0;
-  const addresses = options.backends.map((_, i) => options.backendAddresses?.[i] ?? `127.0.0.${10 + i}`);
+  const addresses = options.backends.map(
+    (_, i) => options.backendAddresses?.[i] ?? `127.0.0.${10 + i}`,
+  );
   try {
     for (const [i, b] of options.backends.entries()) {
       if (b.absent) continue;
@@ -87,7 +105,9 @@ export async function startProxyLab(options: LabOptions): Promise<ProxyLab> {
       const sim = await SimSstpEndpoint.start({
         name: b.name,
         host: addresses[i] as string,
-        ...(mode === 'offload' ? { tlsPort: false, plainPort: port } : { tlsPort: port, cert: c.cert, key: c.key }),
+        ...(mode === 'offload'
+          ? { tlsPort: false, plainPort: port }
+          : { tlsPort: port, cert: c.cert, key: c.key }),
         ...(options.maxTlsVersion ? { maxTlsVersion: options.maxTlsVersion } : {}),
         ...(b.silent ? { silent: true } : {}),
       });
@@ -107,15 +127,17 @@ export async function startProxyLab(options: LabOptions): Promise<ProxyLab> {
         },
       },
       services: {
-        sstp: [{
-          name: 'sstp',
-          virtualIp: options.virtualIp ?? '127.0.0.1',
-          port: 0,
-          pool: 'farm',
-          backendPort: port,
-          ...(mode !== 'passthrough' ? { tls: { cert: cert.certPath, key: cert.keyPath } } : {}),
-          ...options.service,
-        }],
+        sstp: [
+          {
+            name: 'sstp',
+            virtualIp: options.virtualIp ?? '127.0.0.1',
+            port: 0,
+            pool: 'farm',
+            backendPort: port,
+            ...(mode !== 'passthrough' ? { tls: { cert: cert.certPath, key: cert.keyPath } } : {}),
+            ...options.service,
+          },
+        ],
       },
     };
     const config = loadConfigText(JSON.stringify(doc));
@@ -125,7 +147,14 @@ export async function startProxyLab(options: LabOptions): Promise<ProxyLab> {
     const service = config.services.sstp[0];
     if (!service) throw new Error('no service');
     // Tunnels move to the splice path after 20 ms (not the production 1 s) so tests see it.
-    const proxy = new SstpProxy(service, ctx, { splice: options.splice ?? 'auto', spliceAfterMs: 20, ...(options.openFileLimit !== undefined ? { openFileLimit: options.openFileLimit } : {}), ...(options.helloBytesBudget !== undefined ? { helloBytesBudget: options.helloBytesBudget } : {}) });
+    const proxy = new SstpProxy(service, ctx, {
+      splice: options.splice ?? 'auto',
+      spliceAfterMs: 20,
+      ...(options.openFileLimit !== undefined ? { openFileLimit: options.openFileLimit } : {}),
+      ...(options.helloBytesBudget !== undefined
+        ? { helloBytesBudget: options.helloBytesBudget }
+        : {}),
+    });
     controller.on('snapshot', (snap) => {
       const s = snap.services.find((x) => x.name === 'sstp');
       if (s) void proxy.apply(s);
@@ -140,7 +169,12 @@ export async function startProxyLab(options: LabOptions): Promise<ProxyLab> {
       cert,
       sims,
       async client(o = {}) {
-        const c = await SimSstpClient.connect({ host: options.virtualIp ?? '127.0.0.1', port: proxy.port(), ca: cert.cert, ...o });
+        const c = await SimSstpClient.connect({
+          host: options.virtualIp ?? '127.0.0.1',
+          port: proxy.port(),
+          ca: cert.cert,
+          ...o,
+        });
         clients.push(c);
         return c;
       },
@@ -149,7 +183,11 @@ export async function startProxyLab(options: LabOptions): Promise<ProxyLab> {
         if (!m) return 0;
         const got = await m.get();
         return got.values
-          .filter((v) => Object.entries(labels).every(([k, val]) => (v.labels as Record<string, unknown>)[k] === val))
+          .filter((v) =>
+            Object.entries(labels).every(
+              ([k, val]) => (v.labels as Record<string, unknown>)[k] === val,
+            ),
+          )
           .reduce((n, v) => n + v.value, 0);
       },
       async close() {
@@ -170,6 +208,10 @@ export async function startProxyLab(options: LabOptions): Promise<ProxyLab> {
 }
 
 /** Polls `cond` until true (event-driven code under test settles within a few ticks). */
-export async function eventually(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 5_000): Promise<void> {
+export async function eventually(
+  cond: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 5_000,
+): Promise<void> {
   await waitUntil(what, cond, timeoutMs, 10);
 }

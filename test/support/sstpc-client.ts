@@ -9,7 +9,12 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import net from 'node:net';
 import { join } from 'node:path';
-import { HdlcDecoder, hdlcEncode, lcpConfigureRequest, lcpInfo } from '../../src/protocol/sstp/ppp-hdlc.js';
+import {
+  HdlcDecoder,
+  hdlcEncode,
+  lcpConfigureRequest,
+  lcpInfo,
+} from '../../src/protocol/sstp/ppp-hdlc.js';
 import { waitUntil } from '../../src/util/wait.js';
 
 /** Spawns a process (on the host, or inside a namespace: lab/netns.ts `Namespace.spawn`). */
@@ -48,11 +53,32 @@ async function socketPair(dir: string, name: string): Promise<[net.Socket, net.S
 }
 
 /** Runs sstpc --nolaunchpppd against `target` (`host:port`); feeds one LCP Configure-Request once the call is up. */
-export async function startSstpc(target: string, caCert: string, id: string, dir: string, spawner: Spawner = hostSpawner): Promise<SstpcClient> {
+export async function startSstpc(
+  target: string,
+  caCert: string,
+  id: string,
+  dir: string,
+  spawner: Spawner = hostSpawner,
+): Promise<SstpcClient> {
   const [tty, theirs] = await socketPair(dir, `${id}.sock`);
-  const proc = spawner('sstpc', ['--nolaunchpppd', '--log-stderr', '--log-level', '4', '--ipparam', id, '--ca-cert', caCert, '--cert-warn', target], {
-    stdio: [theirs, theirs, 'pipe'],
-  });
+  const proc = spawner(
+    'sstpc',
+    [
+      '--nolaunchpppd',
+      '--log-stderr',
+      '--log-level',
+      '4',
+      '--ipparam',
+      id,
+      '--ca-cert',
+      caCert,
+      '--cert-warn',
+      target,
+    ],
+    {
+      stdio: [theirs, theirs, 'pipe'],
+    },
+  );
   theirs.destroy(); // the child holds its own copy
   let log = '';
   let isFed = false;
@@ -65,7 +91,8 @@ export async function startSstpc(target: string, caCert: string, id: string, dir
       if (lcp) fromServer.push(lcp.code);
     }
   });
-  const sendLcpRequest = (n: number) => tty.write(hdlcEncode(lcpConfigureRequest(n, LCP_REQUEST_MAGIC)));
+  const sendLcpRequest = (n: number) =>
+    tty.write(hdlcEncode(lcpConfigureRequest(n, LCP_REQUEST_MAGIC)));
   proc.stderr?.on('data', (d: Buffer) => {
     log += d.toString();
     // sstpc logs this once the Call Connect Ack arrived and it reads PPP from its "pty".
@@ -84,17 +111,29 @@ export async function startSstpc(target: string, caCert: string, id: string, dir
  * receive setup). Such an attempt is ended (by PID) and retried, at most three times; each
  * retry is reported on the test output.
  */
-export async function startSstpcUntilCallSetup(target: string, caCert: string, id: string, dir: string, spawner: Spawner = hostSpawner): Promise<SstpcClient> {
+export async function startSstpcUntilCallSetup(
+  target: string,
+  caCert: string,
+  id: string,
+  dir: string,
+  spawner: Spawner = hostSpawner,
+): Promise<SstpcClient> {
   for (let attempt = 1; ; attempt++) {
     const c = await startSstpc(target, caCert, `${id}-${attempt}`, dir, spawner);
     try {
-      await until(() => /Sending Connect-Request/.test(c.log()), 'sstpc to send its Call Connect Request', 4_000);
+      await until(
+        () => /Sending Connect-Request/.test(c.log()),
+        'sstpc to send its Call Connect Request',
+        4_000,
+      );
       return c;
     } catch (err) {
       if (c.proc.exitCode === null && c.proc.pid) process.kill(c.proc.pid, 'SIGTERM');
       c.close();
       if (attempt >= 3) throw err;
-      console.log(`# sstpc ${id} attempt ${attempt} stalled before its Call Connect Request; retrying`);
+      console.log(
+        `# sstpc ${id} attempt ${attempt} stalled before its Call Connect Request; retrying`,
+      );
     }
   }
 }

@@ -64,13 +64,27 @@ export interface ChaosReport {
   /** Resident memory of the client charons at start (one per tunnel). */
   readonly clientCharonRssMb: { readonly average: number; readonly total: number };
   /** Injected faults, seconds since the traffic started. */
-  readonly events: readonly { readonly t: number; readonly kind: string; readonly detail: string }[];
+  readonly events: readonly {
+    readonly t: number;
+    readonly kind: string;
+    readonly detail: string;
+  }[];
   /** vpnlb's memory and descriptors every 10 s. */
   readonly samples: { t: number; pid: number; rssMb: number; fds: number }[];
   /** Per tunnel class: ping requests sent and answered over the run, and the loss of never-displaced tunnels in the baseline and the flood windows. */
-  readonly traffic: Partial<Record<TunnelClass, { tunnels: number; sent: number; received: number; baseline: WindowLoss; flood: WindowLoss }>>;
+  readonly traffic: Partial<
+    Record<
+      TunnelClass,
+      { tunnels: number; sent: number; received: number; baseline: WindowLoss; flood: WindowLoss }
+    >
+  >;
   /** Balancer conntrack at the end: the tunnels' flows to the VIPs vs tunnels alive. */
-  readonly conntrack: { readonly natT: number; readonly ike: number; readonly flooder: number; readonly tunnelsAlive: number };
+  readonly conntrack: {
+    readonly natT: number;
+    readonly ike: number;
+    readonly flooder: number;
+    readonly tunnelsAlive: number;
+  };
   readonly errorsLogged: number;
   readonly warningsLogged: number;
   readonly lastErrors: readonly string[];

@@ -4,7 +4,13 @@ import { mulberry32 } from '../../prng.js';
 import { clientSubnet4 } from '../../topology-ike.js';
 import { floodAccounting } from './chaos.js';
 import { FAULT_KINDS, faultPlan } from './fault-plan.js';
-import { kernelVerdict, randomDatagram, randomSstpGarbage, sstpVerdict, type FloodReport } from './flood.js';
+import {
+  kernelVerdict,
+  randomDatagram,
+  randomSstpGarbage,
+  sstpVerdict,
+  type FloodReport,
+} from './flood.js';
 import { metricByLabel } from './observations.js';
 import { parsePingLine } from './tunnel-ping.js';
 
@@ -39,10 +45,16 @@ describe('chaos flood verdicts (mirror of the kernel ruleset and the SSTP proxy)
       const d = randomDatagram(rnd);
       seen.add(`${d.natT ? 'natT' : 'ike'}:${kernelVerdict(d.natT, d.payload)}`);
     }
-    assert.deepEqual([...seen].sort(), ['ike:forwarded', 'ike:ike_unrouted', 'natT:forwarded', 'natT:natt_unrouted']);
+    assert.deepEqual([...seen].sort(), [
+      'ike:forwarded',
+      'ike:ike_unrouted',
+      'natT:forwarded',
+      'natT:natt_unrouted',
+    ]);
     const reasons = new Set<string | undefined>();
     for (let i = 0; i < 500; i++) reasons.add(sstpVerdict(randomSstpGarbage(rnd)));
-    for (const r of ['client-closed', 'tls-not-tls', 'tls-bad-record', 'tls-truncated']) assert.ok(reasons.has(r), `no ${r} in ${[...reasons].join(', ')}`);
+    for (const r of ['client-closed', 'tls-not-tls', 'tls-bad-record', 'tls-truncated'])
+      assert.ok(reasons.has(r), `no ${r} in ${[...reasons].join(', ')}`);
   });
   it('the same seed gives the same flood', () => {
     const a = mulberry32(3);
@@ -54,31 +66,79 @@ describe('chaos flood verdicts (mirror of the kernel ruleset and the SSTP proxy)
 describe('chaos accounting', () => {
   const sent: FloodReport = {
     seconds: 10,
-    udp: { forwarded: { ike: 5, natT: 6 }, ike_unrouted: { ike: 7, natT: 0 }, natt_unrouted: { ike: 0, natT: 9 } },
+    udp: {
+      forwarded: { ike: 5, natT: 6 },
+      ike_unrouted: { ike: 7, natT: 0 },
+      natt_unrouted: { ike: 0, natT: 9 },
+    },
     udpSendErrors: 0,
     tcp: { 'tls-not-tls': 3, 'client-closed': 1 },
     tcpConnectErrors: 0,
   };
   it('is accounted when every reason grew by exactly what was sent', () => {
-    const r = floodAccounting(sent, { ike_unrouted: 100, natt_unrouted: 1 }, { ike_unrouted: 107, natt_unrouted: 10 }, { 'tls-not-tls': 2 }, { 'tls-not-tls': 5, 'client-closed': 1 });
+    const r = floodAccounting(
+      sent,
+      { ike_unrouted: 100, natt_unrouted: 1 },
+      { ike_unrouted: 107, natt_unrouted: 10 },
+      { 'tls-not-tls': 2 },
+      { 'tls-not-tls': 5, 'client-closed': 1 },
+    );
     assert.equal(r.accounted, true);
     assert.equal(r.udpSent, 27);
     assert.equal(r.udpForwardedToServers, 11);
     assert.deepEqual(r.tcpRejectsCounted, { 'client-closed': 1, 'tls-not-tls': 3 });
   });
   it('is not accounted when a counter is short or another reason grew', () => {
-    assert.equal(floodAccounting(sent, {}, { ike_unrouted: 6, natt_unrouted: 9 }, {}, { 'tls-not-tls': 3, 'client-closed': 1 }).accounted, false);
-    assert.equal(floodAccounting(sent, {}, { ike_unrouted: 7, natt_unrouted: 9 }, {}, { 'tls-not-tls': 3, 'client-closed': 1, 'tls-alert': 1 }).accounted, false);
+    assert.equal(
+      floodAccounting(
+        sent,
+        {},
+        { ike_unrouted: 6, natt_unrouted: 9 },
+        {},
+        { 'tls-not-tls': 3, 'client-closed': 1 },
+      ).accounted,
+      false,
+    );
+    assert.equal(
+      floodAccounting(
+        sent,
+        {},
+        { ike_unrouted: 7, natt_unrouted: 9 },
+        {},
+        { 'tls-not-tls': 3, 'client-closed': 1, 'tls-alert': 1 },
+      ).accounted,
+      false,
+    );
   });
   it('reads one label of a Prometheus counter', () => {
-    const text = '# HELP x\nvpnlb_sstp_rejected_total{service="a",reason="tls-not-tls"} 3\nvpnlb_sstp_rejected_total{service="b",reason="tls-not-tls"} 2\nvpnlb_sstp_rejected_total{service="a",reason="client-closed"} 1\nother{reason="x"} 9\n';
-    assert.deepEqual(metricByLabel(text, 'vpnlb_sstp_rejected_total', 'reason'), { 'tls-not-tls': 5, 'client-closed': 1 });
+    const text =
+      '# HELP x\nvpnlb_sstp_rejected_total{service="a",reason="tls-not-tls"} 3\nvpnlb_sstp_rejected_total{service="b",reason="tls-not-tls"} 2\nvpnlb_sstp_rejected_total{service="a",reason="client-closed"} 1\nother{reason="x"} 9\n';
+    assert.deepEqual(metricByLabel(text, 'vpnlb_sstp_rejected_total', 'reason'), {
+      'tls-not-tls': 5,
+      'client-closed': 1,
+    });
   });
   it('parses ping -D -O lines', () => {
-    assert.deepEqual(parsePingLine('[1764662400.123456] 64 bytes from 198.19.100.1: icmp_seq=5 ttl=64 time=0.4 ms'), { seq: 5, atMs: 1764662400123, replied: true });
-    assert.deepEqual(parsePingLine('[1764662401.5] no answer yet for icmp_seq=6'), { seq: 6, atMs: 1764662401500, replied: false });
-    assert.deepEqual(parsePingLine('[1764662400.1] 64 bytes from 2001:db8:100::1: icmp_seq=1 ttl=64 time=1 ms')?.seq, 1);
-    assert.equal(parsePingLine('PING 198.19.100.1 (198.19.100.1) 56(84) bytes of data.'), undefined);
+    assert.deepEqual(
+      parsePingLine(
+        '[1764662400.123456] 64 bytes from 198.19.100.1: icmp_seq=5 ttl=64 time=0.4 ms',
+      ),
+      { seq: 5, atMs: 1764662400123, replied: true },
+    );
+    assert.deepEqual(parsePingLine('[1764662401.5] no answer yet for icmp_seq=6'), {
+      seq: 6,
+      atMs: 1764662401500,
+      replied: false,
+    });
+    assert.deepEqual(
+      parsePingLine('[1764662400.1] 64 bytes from 2001:db8:100::1: icmp_seq=1 ttl=64 time=1 ms')
+        ?.seq,
+      1,
+    );
+    assert.equal(
+      parsePingLine('PING 198.19.100.1 (198.19.100.1) 56(84) bytes of data.'),
+      undefined,
+    );
   });
 });
 
@@ -88,9 +148,16 @@ describe('chaos fault plan', () => {
       const plan = faultPlan(mulberry32(seed));
       const first = Array.from({ length: FAULT_KINDS.length }, () => plan.next().value);
       assert.deepEqual([...first].sort(), [...FAULT_KINDS].sort());
-      assert.ok(first.indexOf('add-server') < first.indexOf('kill-server') && first.indexOf('kill-server') < first.indexOf('remove-server'), `seed ${seed}: ${first.join(' ')}`);
+      assert.ok(
+        first.indexOf('add-server') < first.indexOf('kill-server') &&
+          first.indexOf('kill-server') < first.indexOf('remove-server'),
+        `seed ${seed}: ${first.join(' ')}`,
+      );
       const again = faultPlan(mulberry32(seed));
-      assert.deepEqual(Array.from({ length: 20 }, () => again.next().value).slice(0, first.length), first);
+      assert.deepEqual(
+        Array.from({ length: 20 }, () => again.next().value).slice(0, first.length),
+        first,
+      );
       for (let i = 0; i < 20; i++) assert.notEqual(plan.next().value, 'flood');
     }
   });
@@ -98,10 +165,26 @@ describe('chaos fault plan', () => {
 
 describe('lab addressing', () => {
   it('keeps the first 87 clients on their historical /24s and puts more on distinct /30s', () => {
-    assert.deepEqual(clientSubnet4(1), { gateway: '198.18.11.1', client: '198.18.11.2', prefixLength: 24 });
-    assert.deepEqual(clientSubnet4(87), { gateway: '198.18.97.1', client: '198.18.97.2', prefixLength: 24 });
-    assert.deepEqual(clientSubnet4(88), { gateway: '198.19.128.1', client: '198.19.128.2', prefixLength: 30 });
-    assert.deepEqual(clientSubnet4(88 + 65), { gateway: '198.19.129.5', client: '198.19.129.6', prefixLength: 30 });
+    assert.deepEqual(clientSubnet4(1), {
+      gateway: '198.18.11.1',
+      client: '198.18.11.2',
+      prefixLength: 24,
+    });
+    assert.deepEqual(clientSubnet4(87), {
+      gateway: '198.18.97.1',
+      client: '198.18.97.2',
+      prefixLength: 24,
+    });
+    assert.deepEqual(clientSubnet4(88), {
+      gateway: '198.19.128.1',
+      client: '198.19.128.2',
+      prefixLength: 30,
+    });
+    assert.deepEqual(clientSubnet4(88 + 65), {
+      gateway: '198.19.129.5',
+      client: '198.19.129.6',
+      prefixLength: 30,
+    });
     const all = new Set(Array.from({ length: 1000 }, (_, i) => clientSubnet4(i + 1).client));
     assert.equal(all.size, 1000);
   });

@@ -18,7 +18,15 @@ import { traceClientFlows } from '../observe.js';
 import { LabVpnlb, type LabVpnlbOptions } from '../vpnlb-in-namespace.js';
 import { FAULT_KINDS, faultPlan, type FaultKind } from './fault-plan.js';
 import type { FloodReport, KernelVerdict } from './flood.js';
-import { establishedCount, unansweredIkeAuths, mapLimit, metricByLabel, nftCounters, processStats, tunnelPlacement } from './observations.js';
+import {
+  establishedCount,
+  unansweredIkeAuths,
+  mapLimit,
+  metricByLabel,
+  nftCounters,
+  processStats,
+  tunnelPlacement,
+} from './observations.js';
 import { TunnelPing } from './tunnel-ping.js';
 import type { ChaosOptions, ChaosReport, TunnelClass } from './chaos-report.js';
 
@@ -34,14 +42,22 @@ const REESTABLISH_WINDOW_MS = 60_000;
  * The scenario's settings for a duration: a long soak spaces its faults and floods for a
  * minute; a short run (the CI variant) packs the same faults closer and floods for 10 %.
  */
-export function chaosOptionsFor(o: { durationSec: number; tunnels: number; seed: number }): ChaosOptions {
+export function chaosOptionsFor(o: {
+  durationSec: number;
+  tunnels: number;
+  seed: number;
+}): ChaosOptions {
   const isLong = o.durationSec >= 300;
   return {
     ...o,
     pingIntervalSec: isLong ? 1 : 0.5,
     gapSec: isLong ? [10, 25] : [3, 6],
     drainSec: isLong ? 15 : 5,
-    flood: { udpRate: isLong ? 2000 : 1000, tcpRate: isLong ? 40 : 20, seconds: Math.min(60, Math.max(10, Math.round(o.durationSec * 0.1))) },
+    flood: {
+      udpRate: isLong ? 2000 : 1000,
+      tcpRate: isLong ? 40 : 20,
+      seconds: Math.min(60, Math.max(10, Math.round(o.durationSec * 0.1))),
+    },
   };
 }
 
@@ -56,7 +72,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const tunnels = options.tunnels;
   const cgnat = Math.min(55, Math.round(tunnels * 0.1));
   const ipv6 = Math.round(tunnels * 0.1);
-  progress(`building the lab: ${tunnels} clients (${cgnat} behind CGNAT, ${ipv6} IPv6), 3 servers and a spare...`);
+  progress(
+    `building the lab: ${tunnels} clients (${cgnat} behind CGNAT, ${ipv6} IPv6), 3 servers and a spare...`,
+  );
   const lab = await IkeLab.create({
     label: options.label ?? 'chaos',
     servers: 4,
@@ -68,12 +86,23 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const pings: TunnelPing[] = [];
   try {
     const fl = await lab.topo.addNamespace('fl', { forwarding: false });
-    await lab.topo.link({ a: 'lb', b: 'fl', aAddresses: [`${FLOODER.lb}/24`], bAddresses: [`${FLOODER.address}/24`] });
+    await lab.topo.link({
+      a: 'lb',
+      b: 'fl',
+      aAddresses: [`${FLOODER.lb}/24`],
+      bAddresses: [`${FLOODER.address}/24`],
+    });
     await lab.topo.route('fl', 'default', FLOODER.lb);
     const setupStarted = Date.now();
     await lab.startServers();
 
-    let config: LabVpnlbOptions = { nat: 'transparent', monitor: true, ipv6: true, exclude: [SPARE], sstpPort: SSTP_PORT };
+    let config: LabVpnlbOptions = {
+      nat: 'transparent',
+      monitor: true,
+      ipv6: true,
+      exclude: [SPARE],
+      sstpPort: SSTP_PORT,
+    };
     const vpnlb = new LabVpnlb(lab, config, 'vpnlb-chaos.yaml');
     // Generous: on a loaded machine a node process can take tens of seconds to start.
     // A start that fails is retried twice (a shared two-core machine under load once made
@@ -87,11 +116,19 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         } catch (err) {
           if (attempt >= 2) throw err;
           startRetries++;
-          progress(`  vpnlb failed to start, retrying: ${(err as Error).message.split('\n').filter((l) => l.includes('[VPNLB_')).join(' ') || 'see vpnlb.log'}`);
+          progress(
+            `  vpnlb failed to start, retrying: ${
+              (err as Error).message
+                .split('\n')
+                .filter((l) => l.includes('[VPNLB_'))
+                .join(' ') || 'see vpnlb.log'
+            }`,
+          );
         }
       }
     };
-    const backendAction = (name: string, action: 'drain' | 'enable' | 'disable') => vpnlb.adminText(`/api/v1/backends/${encodeURIComponent(name)}/${action}`, 'POST');
+    const backendAction = (name: string, action: 'drain' | 'enable' | 'disable') =>
+      vpnlb.adminText(`/api/v1/backends/${encodeURIComponent(name)}/${action}`, 'POST');
     // A configuration change as an operator makes it: rewrite the file, `vpnlb reload` (the
     // process stays; a removed server is disabled first, a kernel data plane whose pool gained
     // a member re-adopts its table).
@@ -110,7 +147,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const initiated = await mapLimit(lab.clients, 8, (c) => c.charon!.initiate('home', 30));
       const established = initiated.filter((r) => r.ok).length;
       const placementAtStart = await tunnelPlacement(lab);
-      progress(`  ${established}/${tunnels} established (${Math.round((Date.now() - setupStarted) / 1000)} s of set-up)`);
+      progress(
+        `  ${established}/${tunnels} established (${Math.round((Date.now() - setupStarted) / 1000)} s of set-up)`,
+      );
       const startStats = processStats(vpnlb.pid);
 
       // Traffic for the whole run; times in the report are seconds since it started.
@@ -131,13 +170,21 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const splitClients = new Map<string, string>();
       const checkSplits = async () => {
         for (const f of await traceClientFlows(lab, lab.clients)) {
-          if (f.split && !splitClients.has(f.client)) splitClients.set(f.client, `t=${at()} s: 500 → ${f.servers500.join(',')}, 4500 → ${f.servers4500.join(',')}`);
+          if (f.split && !splitClients.has(f.client))
+            splitClients.set(
+              f.client,
+              `t=${at()} s: 500 → ${f.servers500.join(',')}, 4500 → ${f.servers4500.join(',')}`,
+            );
         }
       };
       /** Client → its established count when it was last displaced (it must establish again). */
       const displaced = new Map<string, { count: number; by: string }>();
       const waitReestablished = async (victims: readonly LabClient[]) => {
-        for (const deadline = Date.now() + REESTABLISH_WINDOW_MS; Date.now() < deadline; await sleep(1000)) {
+        for (
+          const deadline = Date.now() + REESTABLISH_WINDOW_MS;
+          Date.now() < deadline;
+          await sleep(1000)
+        ) {
           if (victims.every((c) => establishedCount(lab, c) > displaced.get(c.name)!.count)) return;
         }
       };
@@ -164,7 +211,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       while (mandatory > 0 || (!options.faults && Date.now() < faultsEndAt)) {
         let kind: FaultKind = plan.next().value;
         mandatory--;
-        if (mandatory < 0 && kind === 'add-server' && !config.exclude?.includes(SPARE)) kind = 'remove-server';
+        if (mandatory < 0 && kind === 'add-server' && !config.exclude?.includes(SPARE))
+          kind = 'remove-server';
         const event = (detail: string) => {
           events.push({ t: at(), kind, detail });
           progress(`  t=${at()} s ${kind}: ${detail}`);
@@ -210,7 +258,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
             break;
           }
           case 'weights': {
-            const weights = Object.fromEntries(configured().map((s) => [s.name, 1 + Math.floor(rnd() * 3)]));
+            const weights = Object.fromEntries(
+              configured().map((s) => [s.name, 1 + Math.floor(rnd() * 3)]),
+            );
             await applyConfig({ ...config, weights });
             event(`weights ${JSON.stringify(weights)} (vpnlb reload)`);
             break;
@@ -229,14 +279,29 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
             break;
           case 'flood': {
             const before = await nftCounters(lab);
-            const sstpBefore = metricByLabel(await vpnlb.adminText('/metrics'), 'vpnlb_sstp_rejected_total', 'reason');
+            const sstpBefore = metricByLabel(
+              await vpnlb.adminText('/metrics'),
+              'vpnlb_sstp_rejected_total',
+              'reason',
+            );
             const from = Date.now();
-            event(`flood for ${options.flood.seconds} s: ${options.flood.udpRate} datagrams/s to 500/4500, ${options.flood.tcpRate} connections/s to SSTP ${SSTP_PORT}`);
-            const sent = await runFlooder(fl.spawn.bind(fl), { vip: VIP4, sstpPort: SSTP_PORT, seed: options.seed, ...options.flood });
+            event(
+              `flood for ${options.flood.seconds} s: ${options.flood.udpRate} datagrams/s to 500/4500, ${options.flood.tcpRate} connections/s to SSTP ${SSTP_PORT}`,
+            );
+            const sent = await runFlooder(fl.spawn.bind(fl), {
+              vip: VIP4,
+              sstpPort: SSTP_PORT,
+              seed: options.seed,
+              ...options.flood,
+            });
             floodWindow = { from, to: Date.now() };
             await sleep(1000);
             const after = await nftCounters(lab);
-            const sstpAfter = metricByLabel(await vpnlb.adminText('/metrics'), 'vpnlb_sstp_rejected_total', 'reason');
+            const sstpAfter = metricByLabel(
+              await vpnlb.adminText('/metrics'),
+              'vpnlb_sstp_rejected_total',
+              'reason',
+            );
             flood = floodAccounting(sent, before, after, sstpBefore, sstpAfter);
             break;
           }
@@ -255,7 +320,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       // --- the account of every tunnel ---
       const placement = await tunnelPlacement(lab);
       const alive = lab.clients.filter((c) => placement.has(c.name));
-      const lost = lab.clients.filter((c) => !displaced.has(c.name) && (establishedCount(lab, c) > 1 || !placement.has(c.name)));
+      const lost = lab.clients.filter(
+        (c) => !displaced.has(c.name) && (establishedCount(lab, c) > 1 || !placement.has(c.name)),
+      );
       const reestablished = [...displaced].filter(([name, d]) => {
         const c = lab.clients.find((x) => x.name === name)!;
         return placement.has(name) && establishedCount(lab, c) > d.count;
@@ -263,14 +330,25 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const byClass: ChaosReport['traffic'] = {};
       const window = (w: { from: number; to: number } | undefined, cls: TunnelClass) => {
         if (!w) return { sent: 0, lost: 0 };
-        return pings.filter((p) => classOf(p.client) === cls && !displaced.has(p.client.name)).reduce((a, p) => {
-          const x = p.window(w.from, w.to);
-          return { sent: a.sent + x.sent, lost: a.lost + x.lost };
-        }, { sent: 0, lost: 0 });
+        return pings
+          .filter((p) => classOf(p.client) === cls && !displaced.has(p.client.name))
+          .reduce(
+            (a, p) => {
+              const x = p.window(w.from, w.to);
+              return { sent: a.sent + x.sent, lost: a.lost + x.lost };
+            },
+            { sent: 0, lost: 0 },
+          );
       };
       for (const p of pings) {
         const cls = classOf(p.client);
-        const b = (byClass[cls] ??= { tunnels: 0, sent: 0, received: 0, baseline: window(baselineWindow, cls), flood: window(floodWindow, cls) });
+        const b = (byClass[cls] ??= {
+          tunnels: 0,
+          sent: 0,
+          received: 0,
+          baseline: window(baselineWindow, cls),
+          flood: window(floodWindow, cls),
+        });
         const t = p.totals();
         b.tunnels++;
         b.sent += t.sent;
@@ -284,9 +362,19 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       // Every tunnel that lost traffic outside its displacement, or is in any other count of trouble.
       for (const c of lab.clients) {
         const n = unansweredIkeAuths(lab, c);
-        if (n > 0 && !splitClients.has(c.name)) splitClients.set(c.name, `${n} IKE_AUTH unanswered after an answered IKE_SA_INIT (client log)`);
+        if (n > 0 && !splitClients.has(c.name))
+          splitClients.set(
+            c.name,
+            `${n} IKE_AUTH unanswered after an answered IKE_SA_INIT (client log)`,
+          );
       }
-      const troubled = lab.clients.filter((c) => lost.includes(c) || splitClients.has(c.name) || (displaced.has(c.name) && !reestablished.some(([n]) => n === c.name)) || !initiated[lab.clients.indexOf(c)]!.ok);
+      const troubled = lab.clients.filter(
+        (c) =>
+          lost.includes(c) ||
+          splitClients.has(c.name) ||
+          (displaced.has(c.name) && !reestablished.some(([n]) => n === c.name)) ||
+          !initiated[lab.clients.indexOf(c)]!.ok,
+      );
       const details = troubled.map((c) => {
         const p = pings.find((x) => x.client === c)!;
         return {
@@ -299,7 +387,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           displacedBy: displaced.get(c.name)?.by ?? null,
           split: splitClients.get(c.name) ?? null,
           ping: p.totals(),
-          initiate: initiated[lab.clients.indexOf(c)]!.ok ? 'ok' : initiated[lab.clients.indexOf(c)]!.output.slice(-300),
+          initiate: initiated[lab.clients.indexOf(c)]!.ok
+            ? 'ok'
+            : initiated[lab.clients.indexOf(c)]!.output.slice(-300),
         };
       });
       const report: ChaosReport = {
@@ -321,7 +411,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         fdsEnd: endStats?.fds ?? 0,
         vpnlbStarts: new Set(samples.map((s) => s.pid)).size,
         vpnlbStartRetries: startRetries,
-        clientCharonRssMb: { average: round1(charonRss.reduce((a, b) => a + b, 0) / Math.max(1, charonRss.length)), total: round1(charonRss.reduce((a, b) => a + b, 0)) },
+        clientCharonRssMb: {
+          average: round1(charonRss.reduce((a, b) => a + b, 0) / Math.max(1, charonRss.length)),
+          total: round1(charonRss.reduce((a, b) => a + b, 0)),
+        },
         events,
         samples,
         traffic: byClass,
@@ -335,7 +428,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         warningsLogged: vpnlb.logged.warnings,
         lastErrors: vpnlb.logged.lastErrors,
         dropCounters: {
-          kernel: Object.fromEntries(['ike_unrouted', 'natt_unrouted', 'ike_stale', 'snat_exhausted'].map((r) => [r, kernel[r] ?? 0])),
+          kernel: Object.fromEntries(
+            ['ike_unrouted', 'natt_unrouted', 'ike_stale', 'snat_exhausted'].map((r) => [
+              r,
+              kernel[r] ?? 0,
+            ]),
+          ),
           sstpRejectedSinceLastStart: metricByLabel(metrics, 'vpnlb_sstp_rejected_total', 'reason'),
         },
         flood,
@@ -356,18 +454,35 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
 async function waitBackendsUp(vpnlb: LabVpnlb, names: readonly string[]): Promise<void> {
   for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(250)) {
-    const body = (await vpnlb.admin('/api/v1/status').catch(() => ({ services: [] }))) as { services: { backends: { name: string; state: string }[] }[] };
+    const body = (await vpnlb.admin('/api/v1/status').catch(() => ({ services: [] }))) as {
+      services: { backends: { name: string; state: string }[] }[];
+    };
     const states = new Map(body.services.flatMap((s) => s.backends).map((b) => [b.name, b.state]));
     if (names.every((n) => states.get(n) === 'up')) return;
   }
-  throw new Error(`vpnlb did not see ${names.join(', ')} up within 60 s:\n${vpnlb.log.slice(-2000)}`);
+  throw new Error(
+    `vpnlb did not see ${names.join(', ')} up within 60 s:\n${vpnlb.log.slice(-2000)}`,
+  );
 }
 
 type Spawn = (cmd: string, args: readonly string[]) => import('node:child_process').ChildProcess;
 
 /** Runs the flooder in its namespace and returns what it sent. */
-async function runFlooder(spawn: Spawn, o: { vip: string; sstpPort: number; seed: number; udpRate: number; tcpRate: number; seconds: number }): Promise<FloodReport> {
-  const [node, ...args] = labScriptArgv(new URL(`./flooder-main${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url), [JSON.stringify(o)]);
+async function runFlooder(
+  spawn: Spawn,
+  o: {
+    vip: string;
+    sstpPort: number;
+    seed: number;
+    udpRate: number;
+    tcpRate: number;
+    seconds: number;
+  },
+): Promise<FloodReport> {
+  const [node, ...args] = labScriptArgv(
+    new URL(`./flooder-main${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url),
+    [JSON.stringify(o)],
+  );
   const child = spawn(node!, args);
   let out = '';
   let err = '';
@@ -389,17 +504,30 @@ export function floodAccounting(
   sstpBefore: Readonly<Record<string, number>>,
   sstpAfter: Readonly<Record<string, number>>,
 ): NonNullable<ChaosReport['flood']> {
-  const delta = (a: Readonly<Record<string, number>>, b: Readonly<Record<string, number>>, k: string) => (a[k] ?? 0) - (b[k] ?? 0);
+  const delta = (
+    a: Readonly<Record<string, number>>,
+    b: Readonly<Record<string, number>>,
+    k: string,
+  ) => (a[k] ?? 0) - (b[k] ?? 0);
   const udpExpected: Record<string, number> = {};
-  for (const v of ['ike_unrouted', 'natt_unrouted'] as const satisfies readonly KernelVerdict[]) udpExpected[v] = sent.udp[v].ike + sent.udp[v].natT;
-  const udpCounted = Object.fromEntries(Object.keys(udpExpected).map((k) => [k, delta(after, before, k)]));
+  for (const v of ['ike_unrouted', 'natt_unrouted'] as const satisfies readonly KernelVerdict[])
+    udpExpected[v] = sent.udp[v].ike + sent.udp[v].natT;
+  const udpCounted = Object.fromEntries(
+    Object.keys(udpExpected).map((k) => [k, delta(after, before, k)]),
+  );
   const reasons = [...new Set([...Object.keys(sent.tcp), ...Object.keys(sstpAfter)])].sort();
-  const tcpCounted = Object.fromEntries(reasons.map((r) => [r, delta(sstpAfter, sstpBefore, r)]).filter(([, n]) => n !== 0));
+  const tcpCounted = Object.fromEntries(
+    reasons.map((r) => [r, delta(sstpAfter, sstpBefore, r)]).filter(([, n]) => n !== 0),
+  );
   const accounted =
-    Object.keys(udpExpected).every((k) => udpExpected[k] === udpCounted[k]) && reasons.every((r) => (sent.tcp[r] ?? 0) === (tcpCounted[r] ?? 0));
+    Object.keys(udpExpected).every((k) => udpExpected[k] === udpCounted[k]) &&
+    reasons.every((r) => (sent.tcp[r] ?? 0) === (tcpCounted[r] ?? 0));
   return {
     seconds: sent.seconds,
-    udpSent: sent.udp.forwarded.ike + sent.udp.forwarded.natT + Object.values(udpExpected).reduce((a, b) => a + b, 0),
+    udpSent:
+      sent.udp.forwarded.ike +
+      sent.udp.forwarded.natT +
+      Object.values(udpExpected).reduce((a, b) => a + b, 0),
     udpForwardedToServers: sent.udp.forwarded.ike + sent.udp.forwarded.natT,
     udpDropsExpected: udpExpected,
     udpDropsCounted: udpCounted,

@@ -28,7 +28,14 @@ export const FAULT_KINDS = [
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** Faults a long run repeats (the flood runs once: its window is the one compared with the baseline). */
-const REPEATABLE: readonly FaultKind[] = ['kill-server', 'drain-enable', 'weights', 'kill-vpnlb', 'restart-keep-state', 'add-server'];
+const REPEATABLE: readonly FaultKind[] = [
+  'kill-server',
+  'drain-enable',
+  'weights',
+  'kill-vpnlb',
+  'restart-keep-state',
+  'add-server',
+];
 
 /** Fisher–Yates with the given source. */
 function shuffle<T>(items: readonly T[], rnd: Random): T[] {
@@ -46,12 +53,17 @@ function shuffle<T>(items: readonly T[], rnd: Random): T[] {
  * In the repeats `add-server` stands for "toggle the spare server": the caller turns it into
  * `remove-server` when the spare is already configured.
  */
-export function* faultPlan(rnd: Random, kinds: readonly FaultKind[] = FAULT_KINDS): Generator<FaultKind, never> {
+export function* faultPlan(
+  rnd: Random,
+  kinds: readonly FaultKind[] = FAULT_KINDS,
+): Generator<FaultKind, never> {
   const first = shuffle(kinds, rnd);
   // The spare is added, then a server is killed (its clients' new handshakes give the spare
   // tunnels: a reconnecting client whose conntrack entries live goes back to its old server),
   // then the spare is removed with tunnels on it. Those three keep their drawn slots.
-  const ordered = (['add-server', 'kill-server', 'remove-server'] as FaultKind[]).filter((k) => kinds.includes(k));
+  const ordered = (['add-server', 'kill-server', 'remove-server'] as FaultKind[]).filter((k) =>
+    kinds.includes(k),
+  );
   const slots = first.map((k, i) => (ordered.includes(k) ? i : -1)).filter((i) => i >= 0);
   slots.forEach((slot, n) => {
     first[slot] = ordered[n]!;

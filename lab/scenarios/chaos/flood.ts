@@ -36,8 +36,15 @@ const NON_ESP_MARKER_OCTETS = 4;
 /** The kernel's verdict for a datagram to the IKE port (`natT` false) or the NAT-T port. */
 export function kernelVerdict(natT: boolean, payload: Uint8Array): KernelVerdict {
   if (!natT) return payload.length >= IKE_SPI_OCTETS ? 'forwarded' : 'ike_unrouted';
-  const isIkeMarker = payload.length >= NON_ESP_MARKER_OCTETS && payload[0] === 0 && payload[1] === 0 && payload[2] === 0 && payload[3] === 0;
-  return isIkeMarker && payload.length >= NON_ESP_MARKER_OCTETS + IKE_SPI_OCTETS ? 'forwarded' : 'natt_unrouted';
+  const isIkeMarker =
+    payload.length >= NON_ESP_MARKER_OCTETS &&
+    payload[0] === 0 &&
+    payload[1] === 0 &&
+    payload[2] === 0 &&
+    payload[3] === 0;
+  return isIkeMarker && payload.length >= NON_ESP_MARKER_OCTETS + IKE_SPI_OCTETS
+    ? 'forwarded'
+    : 'natt_unrouted';
 }
 
 /** The SSTP proxy's rejection reason for a client that sends `bytes` and closes; undefined: it would be forwarded. */
@@ -81,7 +88,14 @@ export function randomDatagram(rnd: Random): { natT: boolean; payload: Buffer } 
     if (pick < 0.7) return { natT, payload: bytes(rnd, int(rnd, IKE_SPI_OCTETS, 300)) };
     return { natT, payload: ikeLike(rnd, int(rnd, 0, 200)) };
   }
-  if (pick < 0.3) return { natT, payload: Buffer.concat([Buffer.alloc(NON_ESP_MARKER_OCTETS), pick < 0.1 ? bytes(rnd, int(rnd, 0, 7)) : ikeLike(rnd, int(rnd, 0, 200))]) };
+  if (pick < 0.3)
+    return {
+      natT,
+      payload: Buffer.concat([
+        Buffer.alloc(NON_ESP_MARKER_OCTETS),
+        pick < 0.1 ? bytes(rnd, int(rnd, 0, 7)) : ikeLike(rnd, int(rnd, 0, 200)),
+      ]),
+    };
   if (pick < 0.75) {
     // ESP-like: a non-zero SPI (RFC 4303 §2.1), a sequence number, random "ciphertext".
     const p = bytes(rnd, int(rnd, 8, 300));
@@ -97,7 +111,10 @@ export function randomSstpGarbage(rnd: Random): Buffer {
   const pick = rnd();
   if (pick < 0.1) return Buffer.alloc(0);
   if (pick < 0.4) return bytes(rnd, int(rnd, 1, 600));
-  if (pick < 0.55) return Buffer.from('SSTP_DUPLEX_POST /sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/ HTTP/1.1\r\nHost: vpn\r\n\r\n');
+  if (pick < 0.55)
+    return Buffer.from(
+      'SSTP_DUPLEX_POST /sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/ HTTP/1.1\r\nHost: vpn\r\n\r\n',
+    );
   // A TLS handshake record header (RFC 8446 §5.1) with a random length and random contents.
   const body = bytes(rnd, int(rnd, 0, 600));
   const head = Buffer.from([0x16, 0x03, int(rnd, 0, 4), 0, 0]);

@@ -7,7 +7,14 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { connect } from 'node:net';
 import { mulberry32 } from '../../prng.js';
-import { kernelVerdict, randomDatagram, randomSstpGarbage, sstpVerdict, type FloodReport, type KernelVerdict } from './flood.js';
+import {
+  kernelVerdict,
+  randomDatagram,
+  randomSstpGarbage,
+  sstpVerdict,
+  type FloodReport,
+  type KernelVerdict,
+} from './flood.js';
 
 export interface FloodOptions {
   readonly vip: string;
@@ -38,7 +45,10 @@ export async function flood(o: FloodOptions): Promise<FloodReport> {
     }
     sockets.set(v, list);
   }
-  const udp = Object.fromEntries(verdicts.map((v) => [v, { ike: 0, natT: 0 }])) as Record<KernelVerdict, { ike: number; natT: number }>;
+  const udp = Object.fromEntries(verdicts.map((v) => [v, { ike: 0, natT: 0 }])) as Record<
+    KernelVerdict,
+    { ike: number; natT: number }
+  >;
   let udpSendErrors = 0;
   const tcp: Record<string, number> = {};
   let tcpConnectErrors = 0;
@@ -106,7 +116,13 @@ export async function flood(o: FloodOptions): Promise<FloodReport> {
   // Let the last send callbacks report before the sockets close.
   await new Promise((resolve) => setTimeout(resolve, 200));
   for (const list of sockets.values()) for (const s of list) s.close();
-  return { seconds: Math.round((Date.now() - started) / 100) / 10, udp, udpSendErrors, tcp, tcpConnectErrors };
+  return {
+    seconds: Math.round((Date.now() - started) / 100) / 10,
+    udp,
+    udpSendErrors,
+    tcp,
+    tcpConnectErrors,
+  };
 }
 
 // Run as a script: one JSON argument, one JSON line out.

@@ -19,7 +19,8 @@ import { serverSas } from '../observe.js';
 export async function tunnelPlacement(lab: IkeLab): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   for (const { server, sa } of await serverSas(lab)) {
-    if (sa.state === 'ESTABLISHED' && sa.children.some((c) => c.state === 'INSTALLED')) out.set(sa.remoteId, server);
+    if (sa.state === 'ESTABLISHED' && sa.children.some((c) => c.state === 'INSTALLED'))
+      out.set(sa.remoteId, server);
   }
   return out;
 }
@@ -76,8 +77,11 @@ export function processStats(pid: number | undefined): { rssMb: number; fds: num
 export async function nftCounters(lab: IkeLab): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   const text = await lab.lb.exec('nft', ['-j', 'list', 'counters']).catch(() => '{"nftables":[]}');
-  const parsed = JSON.parse(text) as { nftables: { counter?: { name: string; packets: number } }[] };
-  for (const item of parsed.nftables) if (item.counter) out[item.counter.name] = (out[item.counter.name] ?? 0) + item.counter.packets;
+  const parsed = JSON.parse(text) as {
+    nftables: { counter?: { name: string; packets: number } }[];
+  };
+  for (const item of parsed.nftables)
+    if (item.counter) out[item.counter.name] = (out[item.counter.name] ?? 0) + item.counter.packets;
   return out;
 }
 
@@ -93,7 +97,11 @@ export function metricByLabel(text: string, metric: string, label: string): Reco
 }
 
 /** Runs `fn` over `items` with at most `limit` at a time (the machine's two cores are shared). */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;
   const worker = async (): Promise<void> => {

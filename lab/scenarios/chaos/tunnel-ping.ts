@@ -37,7 +37,16 @@ export class TunnelPing {
   constructor(client: LabClient, intervalSec: number) {
     this.client = client;
     const target = client.family === 4 ? TUNNEL_TARGET_V4 : TUNNEL_TARGET_V6;
-    this.#child = client.ns.spawn('ping', ['-n', '-D', '-O', '-i', String(intervalSec), '-W', '1', target]);
+    this.#child = client.ns.spawn('ping', [
+      '-n',
+      '-D',
+      '-O',
+      '-i',
+      String(intervalSec),
+      '-W',
+      '1',
+      target,
+    ]);
     this.#child.stdout?.on('data', (d: Buffer) => {
       const text = this.#partial + d.toString();
       const lines = text.split('\n');
@@ -78,7 +87,11 @@ export class TunnelPing {
 
   /** Stops the ping (SIGINT) and waits for its last lines. */
   async stop(): Promise<void> {
-    if (this.#child.exitCode === null && this.#child.signalCode === null && this.#child.pid !== undefined) {
+    if (
+      this.#child.exitCode === null &&
+      this.#child.signalCode === null &&
+      this.#child.pid !== undefined
+    ) {
       try {
         process.kill(this.#child.pid, 'SIGINT');
       } catch {

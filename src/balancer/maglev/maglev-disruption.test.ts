@@ -16,13 +16,19 @@ const M = MAGLEV_TABLE_SIZE;
 const MAX_OTHERS_MOVED = 0.005;
 
 function named(count: number): Candidate[] {
-  return Array.from({ length: count }, (_, i) => ({ name: `rras${i + 1}`, address: '198.18.0.10', weight: 1 }));
+  return Array.from({ length: count }, (_, i) => ({
+    name: `rras${i + 1}`,
+    address: '198.18.0.10',
+    weight: 1,
+  }));
 }
 
 /** Slot → owner name ('' when none). */
 function owners(candidates: readonly Candidate[]): string[] {
   const sorted = sortByName(candidates);
-  return Array.from(buildMaglevTable(candidates), (index) => (index < 0 ? '' : (sorted[index] as Candidate).name));
+  return Array.from(buildMaglevTable(candidates), (index) =>
+    index < 0 ? '' : (sorted[index] as Candidate).name,
+  );
 }
 
 for (const count of [3, 5, 10]) {
@@ -36,7 +42,10 @@ for (const count of [3, 5, 10]) {
         if (before[slot] === gone.name) assert.notEqual(after[slot], gone.name);
         else if (before[slot] !== after[slot]) othersMoved++;
       }
-      assert.ok(othersMoved / M <= MAX_OTHERS_MOVED, `removing ${gone.name} of ${count}: ${othersMoved} other slots moved`);
+      assert.ok(
+        othersMoved / M <= MAX_OTHERS_MOVED,
+        `removing ${gone.name} of ${count}: ${othersMoved} other slots moved`,
+      );
     }
   });
 
@@ -52,12 +61,18 @@ for (const count of [3, 5, 10]) {
       else if (before[slot] !== after[slot]) othersMoved++;
     }
     assert.ok(Math.abs(gained - M / (count + 1)) <= 1, `newcomer owns ${gained} slots`);
-    assert.ok(othersMoved / M <= MAX_OTHERS_MOVED, `adding to ${count}: ${othersMoved} other slots moved`);
+    assert.ok(
+      othersMoved / M <= MAX_OTHERS_MOVED,
+      `adding to ${count}: ${othersMoved} other slots moved`,
+    );
   });
 
   test(`a backend of ${count} that leaves and comes back gets exactly its old slots`, () => {
     const all = named(count);
     const gone = all[1] as Candidate;
-    assert.deepEqual(buildMaglevTable([...all.filter((c) => c !== gone), gone]), buildMaglevTable(all));
+    assert.deepEqual(
+      buildMaglevTable([...all.filter((c) => c !== gone), gone]),
+      buildMaglevTable(all),
+    );
   });
 }

@@ -67,9 +67,15 @@ describe('Maglev golden: a refactor must not reshuffle live sessions', () => {
     assert.equal(table.length, 65537);
     assert.deepEqual(
       Array.from(table.subarray(0, 32)),
-      [0, 0, 2, 1, 1, 1, 2, 1, 1, 1, 2, 1, 0, 0, 2, 0, 0, 2, 2, 1, 2, 2, 0, 0, 2, 2, 0, 0, 0, 1, 1, 0],
+      [
+        0, 0, 2, 1, 1, 1, 2, 1, 1, 1, 2, 1, 0, 0, 2, 0, 0, 2, 2, 1, 2, 2, 0, 0, 2, 2, 0, 0, 0, 1, 1,
+        0,
+      ],
     );
-    assert.equal(sha256OfTable(table), 'a868ea7b2396a4408409214a31703895961c6def9f0e9deda73413199abc8f27');
+    assert.equal(
+      sha256OfTable(table),
+      'a868ea7b2396a4408409214a31703895961c6def9f0e9deda73413199abc8f27',
+    );
   });
 
   test('permutations come from jhash of the name with the two fixed seeds', () => {
@@ -81,7 +87,11 @@ describe('Maglev golden: a refactor must not reshuffle live sessions', () => {
   });
 
   test('pick(key) is the owner of the slot the kernel computes for that key', () => {
-    const balancer = new MaglevBalancer({ candidates: named(3), seed: 0x1234, connections: new ConnectionCounts() });
+    const balancer = new MaglevBalancer({
+      candidates: named(3),
+      seed: 0x1234,
+      connections: new ConnectionCounts(),
+    });
     // SPI 0123456789abcdef, seed 0x1234: the kernel's reciprocal_scale(jhash(...), 65537) is
     // 34224 (jhash.test.ts); slot 34224 belongs to rras2.
     const spi = Buffer.from('0123456789abcdef', 'hex');
@@ -97,8 +107,14 @@ describe('Maglev population', () => {
   test('equal weights reduce to the paper’s unweighted algorithm', () => {
     for (const count of [1, 2, 3, 7]) {
       for (const weight of [1, 7]) {
-        const names = named(count).map((c) => c.name).sort();
-        assert.deepEqual(buildMaglevTable(named(count, weight)), paperPopulate(names, M), `${count} × weight ${weight}`);
+        const names = named(count)
+          .map((c) => c.name)
+          .sort();
+        assert.deepEqual(
+          buildMaglevTable(named(count, weight)),
+          paperPopulate(names, M),
+          `${count} × weight ${weight}`,
+        );
       }
     }
   });
@@ -107,20 +123,35 @@ describe('Maglev population', () => {
     for (const count of [2, 3, 5, 7, 10]) {
       const counts = slotCounts(buildMaglevTable(named(count)), count);
       assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `N=${count}: ${counts.join(' ')}`);
-      assert.equal(counts.reduce((a, b) => a + b, 0), M);
+      assert.equal(
+        counts.reduce((a, b) => a + b, 0),
+        M,
+      );
     }
   });
 
   test('weighted: slot shares are within 1% of weight shares', () => {
-    for (const weights of [[1, 2, 3, 4], [5, 1, 1], [100, 99, 1], [1, 1000], [3, 3, 3, 3, 3, 3, 3, 3, 3, 1]]) {
+    for (const weights of [
+      [1, 2, 3, 4],
+      [5, 1, 1],
+      [100, 99, 1],
+      [1, 1000],
+      [3, 3, 3, 3, 3, 3, 3, 3, 3, 1],
+    ]) {
       const total = weights.reduce((a, b) => a + b, 0);
-      const counts = slotCounts(buildMaglevTable(weights.map((w, i) => backend(`b${i}`, w))), weights.length);
+      const counts = slotCounts(
+        buildMaglevTable(weights.map((w, i) => backend(`b${i}`, w))),
+        weights.length,
+      );
       weights.forEach((w, i) => {
         const share = (counts[i] as number) / M;
         const expected = w / total;
         // Relative 1%, or one slot for shares so small that one slot is more than 1% of them.
         const tolerance = Math.max(0.01 * expected, 1 / M);
-        assert.ok(Math.abs(share - expected) <= tolerance, `weights ${weights.join(',')}: b${i} ${share} vs ${expected}`);
+        assert.ok(
+          Math.abs(share - expected) <= tolerance,
+          `weights ${weights.join(',')}: b${i} ${share} vs ${expected}`,
+        );
       });
     }
   });
@@ -128,8 +159,15 @@ describe('Maglev population', () => {
   test('candidates are indexed in name order, whatever the input order', () => {
     const forward = buildMaglevTable(named(5));
     assert.deepEqual(buildMaglevTable(named(5).reverse()), forward);
-    const balancer = new MaglevBalancer({ candidates: named(3).reverse(), seed: 0, connections: new ConnectionCounts() });
-    assert.deepEqual(balancer.table.backends.map((c) => c.name), ['rras1', 'rras2', 'rras3']);
+    const balancer = new MaglevBalancer({
+      candidates: named(3).reverse(),
+      seed: 0,
+      connections: new ConnectionCounts(),
+    });
+    assert.deepEqual(
+      balancer.table.backends.map((c) => c.name),
+      ['rras1', 'rras2', 'rras3'],
+    );
   });
 
   test('no pickable candidate → every slot is −1; weight-0 candidates keep their index but own no slot', () => {
@@ -145,7 +183,11 @@ describe('Maglev population', () => {
   });
 
   test('backendAt answers for any slot and undefined outside the table', () => {
-    const balancer = new MaglevBalancer({ candidates: named(2), seed: 0, connections: new ConnectionCounts() });
+    const balancer = new MaglevBalancer({
+      candidates: named(2),
+      seed: 0,
+      connections: new ConnectionCounts(),
+    });
     assert.ok(balancer.backendAt(0));
     assert.equal(balancer.backendAt(M), undefined);
     assert.equal(balancer.backendAt(-1), undefined);

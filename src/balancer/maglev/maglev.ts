@@ -48,7 +48,10 @@ export interface MaglevTable {
  * keeps disruption to the changed backend's own share. h1 and h2 are jhash with two fixed,
  * distinct seeds, so that offset and skip are independent.
  */
-export function maglevPermutation(name: string, size: number = MAGLEV_TABLE_SIZE): MaglevPermutation {
+export function maglevPermutation(
+  name: string,
+  size: number = MAGLEV_TABLE_SIZE,
+): MaglevPermutation {
   const bytes = utf8.encode(name);
   return {
     offset: jhash(bytes, MAGLEV_OFFSET_SEED) % size,
@@ -80,7 +83,10 @@ function isPrime(n: number): boolean {
  * @returns slot → index into the name-sorted candidate list, −1 when no candidate is pickable.
  * @throws RangeError when `size` is not prime or two candidates share a name.
  */
-export function buildMaglevTable(candidates: readonly Candidate[], size: number = MAGLEV_TABLE_SIZE): Int32Array {
+export function buildMaglevTable(
+  candidates: readonly Candidate[],
+  size: number = MAGLEV_TABLE_SIZE,
+): Int32Array {
   if (!isPrime(size)) throw new RangeError(`Maglev table size must be a prime, got ${size}`);
   const sorted = sortByName(candidates);
   const table = new Int32Array(size).fill(-1);

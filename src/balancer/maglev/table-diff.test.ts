@@ -6,10 +6,15 @@ import { MAGLEV_TABLE_SIZE, MaglevBalancer, type MaglevTable } from './maglev.js
 import { diffMaglevTables } from './table-diff.js';
 
 function table(candidates: Candidate[], size = MAGLEV_TABLE_SIZE): MaglevTable {
-  return new MaglevBalancer({ candidates, seed: 0, connections: new ConnectionCounts() }, size).table;
+  return new MaglevBalancer({ candidates, seed: 0, connections: new ConnectionCounts() }, size)
+    .table;
 }
 
-const rras = (n: number, address = `198.18.0.${n}`): Candidate => ({ name: `rras${n}`, address, weight: 1 });
+const rras = (n: number, address = `198.18.0.${n}`): Candidate => ({
+  name: `rras${n}`,
+  address,
+  weight: 1,
+});
 
 /** Reference: compare slot by slot through the backends themselves. */
 function slowDiff(before: MaglevTable, after: MaglevTable): number[] {
@@ -24,11 +29,17 @@ function slowDiff(before: MaglevTable, after: MaglevTable): number[] {
 
 test('first programming lists every slot', () => {
   const after = table([rras(1)], 13);
-  assert.deepEqual(diffMaglevTables(undefined, after), Array.from({ length: 13 }, (_, i) => i));
+  assert.deepEqual(
+    diffMaglevTables(undefined, after),
+    Array.from({ length: 13 }, (_, i) => i),
+  );
 });
 
 test('an identical rebuild changes nothing, even from a reordered input', () => {
-  assert.deepEqual(diffMaglevTables(table([rras(1), rras(2), rras(3)]), table([rras(3), rras(1), rras(2)])), []);
+  assert.deepEqual(
+    diffMaglevTables(table([rras(1), rras(2), rras(3)]), table([rras(3), rras(1), rras(2)])),
+    [],
+  );
 });
 
 test('removing a backend lists exactly the slots whose backend changed, though indices shifted', () => {
@@ -49,7 +60,10 @@ test('adding a backend and changing an address are diffed by identity', () => {
   // Same name, new address: its slots must be rewritten, since the kernel map stores addresses.
   const renumbered = table([rras(1), rras(2, '198.18.0.99')]);
   const changed = diffMaglevTables(before, renumbered);
-  assert.deepEqual(changed, [...before.slots.keys()].filter((s) => before.slots[s] === 1));
+  assert.deepEqual(
+    changed,
+    [...before.slots.keys()].filter((s) => before.slots[s] === 1),
+  );
 });
 
 test('emptying and refilling the table', () => {

@@ -37,7 +37,8 @@ export class WeightedRoundRobinBalancer implements Balancer {
     let bestIndex = -1;
     for (let i = 0; i < this.#candidates.length; i++) {
       this.#current[i] = (this.#current[i] as number) + (this.#candidates[i] as Candidate).weight;
-      if (bestIndex < 0 || (this.#current[i] as number) > (this.#current[bestIndex] as number)) bestIndex = i;
+      if (bestIndex < 0 || (this.#current[i] as number) > (this.#current[bestIndex] as number))
+        bestIndex = i;
     }
     if (bestIndex < 0) return undefined;
     this.#current[bestIndex] = (this.#current[bestIndex] as number) - this.#totalWeight;

@@ -16,7 +16,10 @@ services:
   sstp: [{ name: sstp, virtualIp: 198.19.0.1, pool: rras }]
 `;
 
-async function cli(argv: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number; out: string; err: string }> {
+async function cli(
+  argv: string[],
+  env: Record<string, string | undefined> = {},
+): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
   const saved = { ...process.env };
@@ -36,7 +39,13 @@ test('the CLI finds the socket and the token by itself from the configuration', 
   const rt = new Runtime({
     config: loadConfigFile(file),
     logger: silentLogger(),
-    createDataPlane: async (s) => ({ serviceName: s.name, start: async () => {}, apply: async () => {}, stop: async () => {}, status: () => ({ dataplane: 'none', listeners: [], backends: {}, warnings: [] }) }),
+    createDataPlane: async (s) => ({
+      serviceName: s.name,
+      start: async () => {},
+      apply: async () => {},
+      stop: async () => {},
+      status: () => ({ dataplane: 'none', listeners: [], backends: {}, warnings: [] }),
+    }),
   });
   await rt.start();
   try {
@@ -52,7 +61,9 @@ test('the CLI finds the socket and the token by itself from the configuration', 
     // Without a token: a clear refusal, exit code 1.
     const refused = await cli(['status', '--admin', url, '--token-file', join(dir, 'missing')]);
     assert.equal(refused.code, 2);
-    const wrong = await cli(['status', '--admin', url], { VPNLB_ADMIN_TOKEN: 'wrong-token-0123456789' });
+    const wrong = await cli(['status', '--admin', url], {
+      VPNLB_ADMIN_TOKEN: 'wrong-token-0123456789',
+    });
     assert.equal(wrong.code, 1);
     assert.match(wrong.err, /token was refused.*VPNLB_ADMIN_UNAUTHORIZED/);
   } finally {

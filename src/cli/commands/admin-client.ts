@@ -44,17 +44,29 @@ export const ADMIN_OPTIONS = {
 } as const;
 export const ADMIN_USAGE = '[--admin URL|unix:PATH] [--config FILE] [--token-file FILE]';
 
-export function resolveAdminEndpoint(t: AdminTarget, env: NodeJS.ProcessEnv = process.env): AdminEndpoint {
-  const configFile = t.config ?? (t.admin === undefined && existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
+export function resolveAdminEndpoint(
+  t: AdminTarget,
+  env: NodeJS.ProcessEnv = process.env,
+): AdminEndpoint {
+  const configFile =
+    t.config ??
+    (t.admin === undefined && existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
   const admin: AdminConfig | undefined = configFile ? loadConfigFile(configFile).admin : undefined;
-  const token = () => env.VPNLB_ADMIN_TOKEN || readTokenFile(t.tokenFile ?? admin?.tokenFile ?? DEFAULTS.admin.tokenFile, t.tokenFile !== undefined);
+  const token = () =>
+    env.VPNLB_ADMIN_TOKEN ||
+    readTokenFile(
+      t.tokenFile ?? admin?.tokenFile ?? DEFAULTS.admin.tokenFile,
+      t.tokenFile !== undefined,
+    );
   if (t.admin !== undefined) {
-    if (t.admin.startsWith('unix:')) return { label: t.admin, socketPath: t.admin.slice('unix:'.length) };
+    if (t.admin.startsWith('unix:'))
+      return { label: t.admin, socketPath: t.admin.slice('unix:'.length) };
     const url = new URL(t.admin.includes('://') ? t.admin : `http://${t.admin}`);
     const tok = token();
     return { label: url.origin, url, ...(tok ? { token: tok } : {}) };
   }
-  if (admin?.socket && existsSync(admin.socket)) return { label: `unix:${admin.socket}`, socketPath: admin.socket };
+  if (admin?.socket && existsSync(admin.socket))
+    return { label: `unix:${admin.socket}`, socketPath: admin.socket };
   const a = admin ?? DEFAULTS.admin;
   const host = a.listen === '0.0.0.0' ? '127.0.0.1' : a.listen === '::' ? '::1' : a.listen;
   const scheme = admin?.tls ? 'https' : 'http';
@@ -68,13 +80,22 @@ function readTokenFile(file: string, mustExist: boolean): string | undefined {
   try {
     return readFileSync(file, 'utf8').trim();
   } catch (err) {
-    if (mustExist) throw new VpnlbError('VPNLB_CLI_USAGE', `--token-file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'client');
+    if (mustExist)
+      throw new VpnlbError(
+        'VPNLB_CLI_USAGE',
+        `--token-file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        'client',
+      );
     return undefined;
   }
 }
 
 /** Calls the admin API; connection failures and refusals become clear errors. */
-export async function callAdmin(ep: AdminEndpoint, path: string, init: { method?: 'GET' | 'POST' } = {}): Promise<{ status: number; body: unknown }> {
+export async function callAdmin(
+  ep: AdminEndpoint,
+  path: string,
+  init: { method?: 'GET' | 'POST' } = {},
+): Promise<{ status: number; body: unknown }> {
   const method = init.method ?? 'GET';
   const headers: Record<string, string> = { accept: 'application/json' };
   if (ep.token && !ep.socketPath) headers.authorization = `Bearer ${ep.token}`;
@@ -83,14 +104,25 @@ export async function callAdmin(ep: AdminEndpoint, path: string, init: { method?
   try {
     res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = ep.socketPath
-        ? httpRequest({ socketPath: ep.socketPath, path, method, headers: { ...headers, host: 'localhost' } }, resolve)
-        : (ep.url!.protocol === 'https:' ? httpsRequest : httpRequest)(new URL(path, ep.url), { method, headers, ...(ep.ca ? { ca: ep.ca } : {}) }, resolve);
+        ? httpRequest(
+            { socketPath: ep.socketPath, path, method, headers: { ...headers, host: 'localhost' } },
+            resolve,
+          )
+        : (ep.url!.protocol === 'https:' ? httpsRequest : httpRequest)(
+            new URL(path, ep.url),
+            { method, headers, ...(ep.ca ? { ca: ep.ca } : {}) },
+            resolve,
+          );
       req.on('error', reject);
       req.setTimeout(60_000, () => req.destroy(new Error('no answer within 60 s')));
       req.end();
     });
   } catch (err) {
-    throw new VpnlbError('VPNLB_CLI_USAGE', `cannot reach the admin API at ${ep.label}: ${(err as Error).message} (is vpnlb running? use --admin URL or --config FILE)`, 'client');
+    throw new VpnlbError(
+      'VPNLB_CLI_USAGE',
+      `cannot reach the admin API at ${ep.label}: ${(err as Error).message} (is vpnlb running? use --admin URL or --config FILE)`,
+      'client',
+    );
   }
   const chunks: Buffer[] = [];
   for await (const c of res) chunks.push(c as Buffer);
@@ -104,9 +136,18 @@ export async function callAdmin(ep: AdminEndpoint, path: string, init: { method?
   const status = res.statusCode ?? 0;
   if (status === 401) {
     const hint = ep.token ? 'the token was refused' : 'no token found';
-    throw new VpnlbError('VPNLB_ADMIN_UNAUTHORIZED', `${ep.label}: ${hint} (run on the balancer host as root, or pass --token-file FILE, or set VPNLB_ADMIN_TOKEN)`, 'client');
+    throw new VpnlbError(
+      'VPNLB_ADMIN_UNAUTHORIZED',
+      `${ep.label}: ${hint} (run on the balancer host as root, or pass --token-file FILE, or set VPNLB_ADMIN_TOKEN)`,
+      'client',
+    );
   }
-  if (status === 403) throw new VpnlbError('VPNLB_ADMIN_FORBIDDEN', `${ep.label}: ${(body as { error?: string }).error ?? 'refused'}`, 'client');
+  if (status === 403)
+    throw new VpnlbError(
+      'VPNLB_ADMIN_FORBIDDEN',
+      `${ep.label}: ${(body as { error?: string }).error ?? 'refused'}`,
+      'client',
+    );
   return { status, body };
 }
 

@@ -6,7 +6,12 @@ import { bgpPaths } from '../../bgp/paths.js';
 import { renderBgpNodeFiles, resolveBgpNode } from '../../bgp/render-node.js';
 import { BgpSupervisor, writeBgpFiles } from '../../bgp/supervisor.js';
 import { parseCommandArgs, required, type Command } from '../command.js';
-import { ADMIN_OPTIONS, adminStatusReader, resolveAdminEndpoint, untilStopSignal } from './admin-client.js';
+import {
+  ADMIN_OPTIONS,
+  adminStatusReader,
+  resolveAdminEndpoint,
+  untilStopSignal,
+} from './admin-client.js';
 
 /**
  * `vpnlb bgp render|start|status`: one node of a farm of active nodes behind ECMP
@@ -18,9 +23,15 @@ import { ADMIN_OPTIONS, adminStatusReader, resolveAdminEndpoint, untilStopSignal
 export const bgpCommand: Command = {
   name: 'bgp',
   summary: 'run or inspect this node of an ECMP farm (BIRD 2, health-gated announcements)',
-  usage: 'vpnlb bgp render|start|status --config FILE [--node NAME] [--admin URL|unix:PATH] [--token-file FILE] [--json]',
+  usage:
+    'vpnlb bgp render|start|status --config FILE [--node NAME] [--admin URL|unix:PATH] [--token-file FILE] [--json]',
   async run(argv, io) {
-    const { values, positionals } = parseCommandArgs(this, argv, { ...ADMIN_OPTIONS, node: { type: 'string' }, json: { type: 'boolean' } }, true);
+    const { values, positionals } = parseCommandArgs(
+      this,
+      argv,
+      { ...ADMIN_OPTIONS, node: { type: 'string' }, json: { type: 'boolean' } },
+      true,
+    );
     const [action] = positionals;
     const file = required(this, values.config, '--config FILE');
     const config = loadConfigFile(file);
@@ -39,7 +50,11 @@ export const bgpCommand: Command = {
     if (action === 'start') {
       const node = renderBgpNodeFiles(config, values.node);
       const logger = createLogger({ level: config.log.level });
-      const endpoint = resolveAdminEndpoint({ admin: values.admin, config: file, tokenFile: values['token-file'] });
+      const endpoint = resolveAdminEndpoint({
+        admin: values.admin,
+        config: file,
+        tokenFile: values['token-file'],
+      });
       const readStatus = adminStatusReader(endpoint);
       const supervisor = new BgpSupervisor({ node, logger, readStatus });
       await supervisor.start();
@@ -48,6 +63,10 @@ export const bgpCommand: Command = {
       await supervisor.stop();
       return 0;
     }
-    throw new VpnlbError('VPNLB_CLI_USAGE', `unknown action "${action ?? ''}"\nusage: ${this.usage}`, 'client');
+    throw new VpnlbError(
+      'VPNLB_CLI_USAGE',
+      `unknown action "${action ?? ''}"\nusage: ${this.usage}`,
+      'client',
+    );
   },
 };

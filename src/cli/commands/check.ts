@@ -7,7 +7,10 @@ export const checkCommand: Command = {
   summary: 'check a configuration file and print every problem with its path and line',
   usage: 'vpnlb check --config FILE [--json]',
   async run(argv, io) {
-    const { values } = parseCommandArgs(this, argv, { config: { type: 'string', short: 'c' }, json: { type: 'boolean' } });
+    const { values } = parseCommandArgs(this, argv, {
+      config: { type: 'string', short: 'c' },
+      json: { type: 'boolean' },
+    });
     const file = required(this, values.config, '--config FILE');
     const result = checkConfigFile(file);
     const errors = result.issues.filter((i) => i.severity === 'error');
@@ -15,7 +18,8 @@ export const checkCommand: Command = {
       io.out(JSON.stringify({ file, valid: errors.length === 0, issues: result.issues }, null, 2));
       return errors.length === 0 ? 0 : 1;
     }
-    for (const issue of result.issues) (issue.severity === 'error' ? io.err : io.out)(formatIssue(file, issue));
+    for (const issue of result.issues)
+      (issue.severity === 'error' ? io.err : io.out)(formatIssue(file, issue));
     const warnings = result.issues.length - errors.length;
     if (errors.length > 0) {
       io.err(`${file}: ${errors.length} error(s), ${warnings} warning(s)`);

@@ -21,11 +21,19 @@ export const demoCommand: Command = {
     });
     const seconds = values.duration === undefined ? 20 : Number(values.duration);
     if (!Number.isFinite(seconds) || seconds < 4 || seconds > 3600) {
-      throw new VpnlbError('VPNLB_CLI_USAGE', `--duration must be a number of seconds between 4 and 3600 (got ${values.duration})\nusage: ${this.usage}`, 'client');
+      throw new VpnlbError(
+        'VPNLB_CLI_USAGE',
+        `--duration must be a number of seconds between 4 and 3600 (got ${values.duration})\nusage: ${this.usage}`,
+        'client',
+      );
     }
     const clients = values.clients === undefined ? DEMO.clientsPerPhase : Number(values.clients);
     if (!Number.isInteger(clients) || clients < 1 || clients > 250) {
-      throw new VpnlbError('VPNLB_CLI_USAGE', `--clients must be an integer between 1 and 250 (got ${values.clients})\nusage: ${this.usage}`, 'client');
+      throw new VpnlbError(
+        'VPNLB_CLI_USAGE',
+        `--clients must be an integer between 1 and 250 (got ${values.clients})\nusage: ${this.usage}`,
+        'client',
+      );
     }
     const json = values.json === true;
     const report = await runDemo({
@@ -55,26 +63,45 @@ function view(e: DemoEvent, io: CommandIo): void {
   switch (e.type) {
     case 'started':
       io.out(INTRO.join('\n'));
-      if (e.loginUrl) io.out(`\n  dashboard: ${e.loginUrl}\n             (a one-time login link: open it to watch the backends live)`);
+      if (e.loginUrl)
+        io.out(
+          `\n  dashboard: ${e.loginUrl}\n             (a one-time login link: open it to watch the backends live)`,
+        );
       // The balancer's own start-up warning for full NAT (what `vpnlb run` logs, too).
-      for (const w of e.warnings.filter((x) => x.includes('error 809'))) io.out(`  balancer warning: ${w}`);
+      for (const w of e.warnings.filter((x) => x.includes('error 809')))
+        io.out(`  balancer warning: ${w}`);
       break;
     case 'phase-start':
       io.out('');
       if (e.phase === 'fullNat') {
         io.out(`Phase 1 — ${e.title}.`);
-        io.out('  The relay is full NAT: every client reaches the servers from the balancer\'s one address.');
-        io.out(`  Each server counts all of them as ONE source and stops answering after ${DEMO.perIpLimit} SAs:`);
-        io.out('  new clients time out — on Windows that is error 809 — while those already in keep working.');
+        io.out(
+          "  The relay is full NAT: every client reaches the servers from the balancer's one address.",
+        );
+        io.out(
+          `  Each server counts all of them as ONE source and stops answering after ${DEMO.perIpLimit} SAs:`,
+        );
+        io.out(
+          '  new clients time out — on Windows that is error 809 — while those already in keep working.',
+        );
       } else {
         io.out(`Phase 2 — ${e.title}.`);
-        io.out(`  Same load, but the relay leaves from ${DEMO.snatAddresses.length} source addresses and never puts more than`);
-        io.out(`  ${DEMO.perIpLimit} sessions on one (address, server) pair: no server sees too many SAs from one address.`);
+        io.out(
+          `  Same load, but the relay leaves from ${DEMO.snatAddresses.length} source addresses and never puts more than`,
+        );
+        io.out(
+          `  ${DEMO.perIpLimit} sessions on one (address, server) pair: no server sees too many SAs from one address.`,
+        );
       }
       break;
     case 'tick': {
       const p = e.progress;
-      const servers = p.servers.map((s) => `${s.name} ${s.sas} SA from ${s.sourceAddresses} addr${s.refused ? `, ${s.refused} IKE_SA_INIT dropped` : ''}`).join(' | ');
+      const servers = p.servers
+        .map(
+          (s) =>
+            `${s.name} ${s.sas} SA from ${s.sourceAddresses} addr${s.refused ? `, ${s.refused} IKE_SA_INIT dropped` : ''}`,
+        )
+        .join(' | ');
       io.out(
         `  [${(e.elapsedMs / 1000).toFixed(0).padStart(3)}s] clients ${p.started} started, ${p.connected} connected, ${p.failed} failed` +
           ` (${p.failedByPerIpLimit} at the per-IP limit), split handshakes ${p.splitHandshakes}  ·  ${servers}`,
@@ -83,8 +110,12 @@ function view(e: DemoEvent, io: CommandIo): void {
     }
     case 'phase-end': {
       const r = e.result;
-      io.out(`  => ${r.connected}/${r.attempted} connected, ${r.failed} failed (${r.failedByPerIpLimit} refused by a server's per-IP limit), ${r.splitHandshakes} split handshakes.`);
-      io.out(`     servers saw ${r.sourceAddresses.length} source address(es): ${r.sourceAddresses.join(', ')}`);
+      io.out(
+        `  => ${r.connected}/${r.attempted} connected, ${r.failed} failed (${r.failedByPerIpLimit} refused by a server's per-IP limit), ${r.splitHandshakes} split handshakes.`,
+      );
+      io.out(
+        `     servers saw ${r.sourceAddresses.length} source address(es): ${r.sourceAddresses.join(', ')}`,
+      );
       break;
     }
   }

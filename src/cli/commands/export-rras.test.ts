@@ -48,9 +48,24 @@ test('export: stdout and --output carry the same text; help lists the command', 
 });
 
 for (const [what, argv, code, message] of [
-  ['an unknown format', ['--config', farm, '--format', 'cisco'], 2, /unknown format "cisco" \(one of: f5, citrix, kemp, haproxy, nginx\)/],
-  ['an unknown service', ['--config', farm, '--format', 'f5', '--service', 'nope'], 2, /no service named "nope"/],
-  ['an invalid configuration', ['--config', broken, '--format', 'f5'], 1, /broken\.yaml:15:9: error: pools\.rras\.backends\[1\]\.wieght/],
+  [
+    'an unknown format',
+    ['--config', farm, '--format', 'cisco'],
+    2,
+    /unknown format "cisco" \(one of: f5, citrix, kemp, haproxy, nginx\)/,
+  ],
+  [
+    'an unknown service',
+    ['--config', farm, '--format', 'f5', '--service', 'nope'],
+    2,
+    /no service named "nope"/,
+  ],
+  [
+    'an invalid configuration',
+    ['--config', broken, '--format', 'f5'],
+    1,
+    /broken\.yaml:15:9: error: pools\.rras\.backends\[1\]\.wieght/,
+  ],
   ['a missing --format', ['--config', farm], 2, /missing --format/],
 ] as const) {
   test(`export: ${what} is one error, exit ${code}, nothing written`, async () => {
@@ -66,10 +81,16 @@ for (const [what, argv, code, message] of [
 test('rras: one script per server into a directory; --server picks one', async () => {
   const out = join(dir, 'scripts');
   const io = capture();
-  assert.equal(await main(['rras', '--config', farm, '--gateway', '198.18.1.1', '--output', out], io), 0);
+  assert.equal(
+    await main(['rras', '--config', farm, '--gateway', '198.18.1.1', '--output', out], io),
+    0,
+  );
   assert.deepEqual(readdirSync(out).sort(), ['rras1.ps1', 'rras2.ps1']);
   const one = capture();
-  assert.equal(await main(['rras', '--config', farm, '--gateway', '198.18.1.1', '--server', 'rras2'], one), 0);
+  assert.equal(
+    await main(['rras', '--config', farm, '--gateway', '198.18.1.1', '--server', 'rras2'], one),
+    0,
+  );
   assert.equal(one.stdout, readFileSync(join(out, 'rras2.ps1'), 'utf8'));
   assert.match(one.stdout, /\[string\]\$Gateway = '198\.18\.1\.1'/);
 });
@@ -78,13 +99,26 @@ test('rras: offload uses tls.cert, or --cert, and its SHA-256 is what RRAS gets'
   const cert = generateTestCertificate();
   try {
     const config = join(dir, 'offload.yaml');
-    writeFileSync(config, readFileSync(offload, 'utf8').replace('tls/vpn.example.com.crt', cert.certPath).replace('tls/vpn.example.com.key', cert.keyPath));
+    writeFileSync(
+      config,
+      readFileSync(offload, 'utf8')
+        .replace('tls/vpn.example.com.crt', cert.certPath)
+        .replace('tls/vpn.example.com.key', cert.keyPath),
+    );
     const sha256 = readCertificateHashes(cert.certPath).sha256;
-    for (const argv of [['--config', config], ['--config', offload, '--cert', cert.certPath]]) {
+    for (const argv of [
+      ['--config', config],
+      ['--config', offload, '--cert', cert.certPath],
+    ]) {
       const io = capture();
       assert.equal(await main(['rras', ...argv, '--server', 'rras1'], io), 0, io.stderr);
       const bytes = /\$Hash = \[byte\[\]\]\(([^)]+)\)/.exec(io.stdout)?.[1]?.split(',').map(Number);
-      assert.equal(Buffer.from(bytes ?? []).toString('hex').toUpperCase(), sha256);
+      assert.equal(
+        Buffer.from(bytes ?? [])
+          .toString('hex')
+          .toUpperCase(),
+        sha256,
+      );
     }
   } finally {
     cert.dispose();
@@ -92,10 +126,25 @@ test('rras: offload uses tls.cert, or --cert, and its SHA-256 is what RRAS gets'
 });
 
 for (const [what, argv, code, message] of [
-  ['an unknown server', ['--config', farm, '--server', 'nope'], 2, /no server named "nope" .*servers: rras1, rras2/],
-  ['a gateway that is not an address', ['--config', farm, '--gateway', 'lb1'], 2, /--gateway: "lb1" is not an IP address/],
+  [
+    'an unknown server',
+    ['--config', farm, '--server', 'nope'],
+    2,
+    /no server named "nope" .*servers: rras1, rras2/,
+  ],
+  [
+    'a gateway that is not an address',
+    ['--config', farm, '--gateway', 'lb1'],
+    2,
+    /--gateway: "lb1" is not an IP address/,
+  ],
   ['an invalid configuration', ['--config', broken], 1, /VPNLB_CONFIG_INVALID/],
-  ['offload without a readable certificate', ['--config', offload], 1, /aovpn-sstp: cannot read a PEM or DER certificate .*pass --cert FILE.*VPNLB_SSTP_TLS_CONFIG/],
+  [
+    'offload without a readable certificate',
+    ['--config', offload],
+    1,
+    /aovpn-sstp: cannot read a PEM or DER certificate .*pass --cert FILE.*VPNLB_SSTP_TLS_CONFIG/,
+  ],
 ] as const) {
   test(`rras: ${what} is one error, exit ${code}, nothing written`, async () => {
     const io = capture();

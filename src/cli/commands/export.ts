@@ -27,7 +27,11 @@ export const exportCommand: Command = {
     const name = required(this, values.format, '--format');
     const format = EXPORT_FORMATS.find((f) => f.name === name);
     if (!format) {
-      throw new VpnlbError('VPNLB_CLI_USAGE', `--format: unknown format "${name}" (one of: ${EXPORT_FORMATS.map((f) => f.name).join(', ')})\nusage: ${this.usage}`, 'client');
+      throw new VpnlbError(
+        'VPNLB_CLI_USAGE',
+        `--format: unknown format "${name}" (one of: ${EXPORT_FORMATS.map((f) => f.name).join(', ')})\nusage: ${this.usage}`,
+        'client',
+      );
     }
     const config = loadConfigFile(file);
     const text = format.render(selectServices(config, values.service, dirname(resolve(file))));

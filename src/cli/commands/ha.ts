@@ -5,7 +5,12 @@ import { HaStatusReader, type HaStatus } from '../../ha/ha-status.js';
 import { renderNodeFiles, resolveNode } from '../../ha/render-pair.js';
 import { HaSupervisor, writeNodeFiles } from '../../ha/supervisor.js';
 import { parseCommandArgs, required, type Command } from '../command.js';
-import { ADMIN_OPTIONS, adminStatusReader, resolveAdminEndpoint, untilStopSignal } from './admin-client.js';
+import {
+  ADMIN_OPTIONS,
+  adminStatusReader,
+  resolveAdminEndpoint,
+  untilStopSignal,
+} from './admin-client.js';
 
 /**
  * `vpnlb ha render|start|status`: one node of an active/standby pair (docs/high-availability.md).
@@ -16,7 +21,8 @@ import { ADMIN_OPTIONS, adminStatusReader, resolveAdminEndpoint, untilStopSignal
 export const haCommand: Command = {
   name: 'ha',
   summary: 'run or inspect this node of an active/standby pair (keepalived + conntrackd)',
-  usage: 'vpnlb ha render|start|status --config FILE [--node NAME] [--admin URL|unix:PATH] [--token-file FILE] [--json]',
+  usage:
+    'vpnlb ha render|start|status --config FILE [--node NAME] [--admin URL|unix:PATH] [--token-file FILE] [--json]',
   async run(argv, io) {
     const { values, positionals } = parseCommandArgs(
       this,
@@ -44,16 +50,26 @@ export const haCommand: Command = {
       const node = renderNodeFiles(config, values.node);
       const logger = createLogger({ level: config.log.level });
       // The admin API of this node's vpnlb, with the token it wrote (or the Unix socket).
-      const endpoint = resolveAdminEndpoint({ admin: values.admin, config: file, tokenFile: values['token-file'] });
+      const endpoint = resolveAdminEndpoint({
+        admin: values.admin,
+        config: file,
+        tokenFile: values['token-file'],
+      });
       const readStatus = adminStatusReader(endpoint);
       const supervisor = new HaSupervisor({ node, logger, readStatus });
       await supervisor.start();
-      io.out(`vpnlb ha running (node ${node.self.name}, peer ${node.peer.name}, files in ${node.paths.dir})`);
+      io.out(
+        `vpnlb ha running (node ${node.self.name}, peer ${node.peer.name}, files in ${node.paths.dir})`,
+      );
       await untilStopSignal();
       await supervisor.stop();
       return 0;
     }
-    throw new VpnlbError('VPNLB_CLI_USAGE', `unknown action "${action ?? ''}"\nusage: ${this.usage}`, 'client');
+    throw new VpnlbError(
+      'VPNLB_CLI_USAGE',
+      `unknown action "${action ?? ''}"\nusage: ${this.usage}`,
+      'client',
+    );
   },
 };
 

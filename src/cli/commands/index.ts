@@ -17,4 +17,21 @@ import { statusCommand } from './status.js';
 import { stopCommand } from './stop.js';
 import { whichCommand } from './which.js';
 
-export const COMMANDS: readonly Command[] = [runCommand, checkCommand, whichCommand, statusCommand, reloadCommand, stopCommand, backendCommand, haCommand, bgpCommand, nodeCommand, probeCommand, demoCommand, labCommand, sstpOffloadHashCommand, exportCommand, rrasCommand];
+export const COMMANDS: readonly Command[] = [
+  runCommand,
+  checkCommand,
+  whichCommand,
+  statusCommand,
+  reloadCommand,
+  stopCommand,
+  backendCommand,
+  haCommand,
+  bgpCommand,
+  nodeCommand,
+  probeCommand,
+  demoCommand,
+  labCommand,
+  sstpOffloadHashCommand,
+  exportCommand,
+  rrasCommand,
+];

@@ -35,7 +35,8 @@ async function loadLab() {
 
 export const labCommand: Command = {
   name: 'lab',
-  summary: 'run the real-strongSwan lab: full NAT vs transparent and the Always On VPN shapes, the ha-pair failovers, the ecmp scale-out events, or the chaos soak run (root)',
+  summary:
+    'run the real-strongSwan lab: full NAT vs transparent and the Always On VPN shapes, the ha-pair failovers, the ecmp scale-out events, or the chaos soak run (root)',
   usage:
     'vpnlb lab [--scenario showcase|ha-pair|ecmp|chaos] [--json]  showcase: [--clients N] [--stalled N] [--servers N] [--part all|showcase|device-user] [--affinities ike-spi,ike-spi-hash,source-ip]  ha-pair: [--clients N]  ecmp: [--clients N]  chaos: [--duration S] [--seed N] [--tunnels N]',
   async run(argv, io) {
@@ -52,22 +53,55 @@ export const labCommand: Command = {
       tunnels: { type: 'string' },
     });
     const scenario = values.scenario ?? 'showcase';
-    if (!['showcase', 'ha-pair', 'ecmp', 'chaos'].includes(scenario)) throw new VpnlbError('VPNLB_CLI_USAGE', `--scenario: showcase, ha-pair, ecmp or chaos, not ${scenario}`, 'client');
-    const { canUseConntrack, canUseStrongswan, runHaPair, formatHaPair, runEcmp, formatEcmp, runChaos, chaosOptionsFor, runShowcase, formatShowcase, runDeviceUserComparison, formatDeviceUser } = await loadLab();
+    if (!['showcase', 'ha-pair', 'ecmp', 'chaos'].includes(scenario))
+      throw new VpnlbError(
+        'VPNLB_CLI_USAGE',
+        `--scenario: showcase, ha-pair, ecmp or chaos, not ${scenario}`,
+        'client',
+      );
+    const {
+      canUseConntrack,
+      canUseStrongswan,
+      runHaPair,
+      formatHaPair,
+      runEcmp,
+      formatEcmp,
+      runChaos,
+      chaosOptionsFor,
+      runShowcase,
+      formatShowcase,
+      runDeviceUserComparison,
+      formatDeviceUser,
+    } = await loadLab();
     const ct = canUseConntrack();
     if (!ct.ok) {
-      io.err(`vpnlb lab: ${ct.reason}. The lab builds network namespaces and nftables rules and reads conntrack, so it must run as root (sudo vpnlb lab) with iproute2, nftables and conntrack installed.`);
+      io.err(
+        `vpnlb lab: ${ct.reason}. The lab builds network namespaces and nftables rules and reads conntrack, so it must run as root (sudo vpnlb lab) with iproute2, nftables and conntrack installed.`,
+      );
       return 2;
     }
     const swan = canUseStrongswan();
     if (!swan.ok) {
-      io.err(`vpnlb lab: ${swan.reason}. The lab runs real strongSwan peers: apt-get install strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins`);
+      io.err(
+        `vpnlb lab: ${swan.reason}. The lab runs real strongSwan peers: apt-get install strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins`,
+      );
       return 2;
     }
-    const int = (v: string | undefined, def: number, min: number, max: number, what: string): number => {
+    const int = (
+      v: string | undefined,
+      def: number,
+      min: number,
+      max: number,
+      what: string,
+    ): number => {
       if (v === undefined) return def;
       const n = Number(v);
-      if (!Number.isInteger(n) || n < min || n > max) throw new VpnlbError('VPNLB_CLI_USAGE', `--${what}: an integer from ${min} to ${max}`, 'client');
+      if (!Number.isInteger(n) || n < min || n > max)
+        throw new VpnlbError(
+          'VPNLB_CLI_USAGE',
+          `--${what}: an integer from ${min} to ${max}`,
+          'client',
+        );
       return n;
     };
     if (scenario === 'ha-pair') {
@@ -79,7 +113,10 @@ export const labCommand: Command = {
         }
       }
       const clients = int(values.clients, 14, 1, 40, 'clients');
-      const report = await runHaPair({ clients4: clients, progress: values.json ? () => undefined : (l) => io.err(l) });
+      const report = await runHaPair({
+        clients4: clients,
+        progress: values.json ? () => undefined : (l) => io.err(l),
+      });
       io.out(values.json ? JSON.stringify(report, null, 2) : formatHaPair(report));
       return 0;
     }
@@ -90,7 +127,10 @@ export const labCommand: Command = {
         io.err('vpnlb lab: /usr/sbin/bird is missing: apt-get install bird2');
         return 2;
       }
-      const report = await runEcmp({ clients4: int(values.clients, 20, 2, 40, 'clients'), ...(progress ? { progress } : {}) });
+      const report = await runEcmp({
+        clients4: int(values.clients, 20, 2, 40, 'clients'),
+        ...(progress ? { progress } : {}),
+      });
       io.out(values.json ? JSON.stringify(report, null, 2) : formatEcmp(report));
       return 0;
     }
@@ -107,18 +147,48 @@ export const labCommand: Command = {
       return 0;
     }
     const part = values.part ?? 'all';
-    if (!['all', 'showcase', 'device-user'].includes(part)) throw new VpnlbError('VPNLB_CLI_USAGE', '--part: all, showcase or device-user', 'client');
+    if (!['all', 'showcase', 'device-user'].includes(part))
+      throw new VpnlbError('VPNLB_CLI_USAGE', '--part: all, showcase or device-user', 'client');
     const modes = (values.affinities ?? 'ike-spi,ike-spi-hash').split(',').map((m) => m.trim());
     const bad = modes.find((m) => !['ike-spi', 'ike-spi-hash', 'source-ip'].includes(m));
-    if (bad !== undefined || modes.length === 0) throw new VpnlbError('VPNLB_CLI_USAGE', '--affinities: a list of ike-spi, ike-spi-hash, source-ip', 'client');
+    if (bad !== undefined || modes.length === 0)
+      throw new VpnlbError(
+        'VPNLB_CLI_USAGE',
+        '--affinities: a list of ike-spi, ike-spi-hash, source-ip',
+        'client',
+      );
     const servers = int(values.servers, 3, 2, 3, 'servers');
     const showcase =
       part === 'device-user'
         ? undefined
-        : await runShowcase({ clients: int(values.clients, 12, 1, 60, 'clients'), stalledClients: int(values.stalled, 4, 0, 20, 'stalled'), servers, ...(progress ? { progress } : {}) });
-    const deviceUser = part === 'showcase' ? undefined : await runDeviceUserComparison({ affinities: modes as AffinityMode[], servers, ...(progress ? { progress } : {}) });
-    if (values.json) io.out(JSON.stringify({ ...(showcase ? { showcase } : {}), ...(deviceUser ? { deviceUser } : {}) }, null, 2));
-    else io.out([showcase ? formatShowcase(showcase) : '', deviceUser ? formatDeviceUser(deviceUser) : ''].filter(Boolean).join('\n\n'));
+        : await runShowcase({
+            clients: int(values.clients, 12, 1, 60, 'clients'),
+            stalledClients: int(values.stalled, 4, 0, 20, 'stalled'),
+            servers,
+            ...(progress ? { progress } : {}),
+          });
+    const deviceUser =
+      part === 'showcase'
+        ? undefined
+        : await runDeviceUserComparison({
+            affinities: modes as AffinityMode[],
+            servers,
+            ...(progress ? { progress } : {}),
+          });
+    if (values.json)
+      io.out(
+        JSON.stringify(
+          { ...(showcase ? { showcase } : {}), ...(deviceUser ? { deviceUser } : {}) },
+          null,
+          2,
+        ),
+      );
+    else
+      io.out(
+        [showcase ? formatShowcase(showcase) : '', deviceUser ? formatDeviceUser(deviceUser) : '']
+          .filter(Boolean)
+          .join('\n\n'),
+      );
     return 0;
   },
 };

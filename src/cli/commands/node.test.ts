@@ -12,13 +12,29 @@ test('node drain creates a missing run directory (a tmpfs after a reboot) and wr
   try {
     const runDir = join(dir, 'not-yet', 'ha');
     const config = join(dir, 'vpnlb.yaml');
-    writeFileSync(config, readFileSync(join(REPO_ROOT, 'test/fixtures/ha-pair.yaml'), 'utf8').replace('  sync: { interface: sync0 }', `  runDir: ${runDir}\n  sync: { interface: sync0 }`));
+    writeFileSync(
+      config,
+      readFileSync(join(REPO_ROOT, 'test/fixtures/ha-pair.yaml'), 'utf8').replace(
+        '  sync: { interface: sync0 }',
+        `  runDir: ${runDir}\n  sync: { interface: sync0 }`,
+      ),
+    );
     const io = capture();
-    assert.equal(await nodeCommand.run(['drain', '--config', config, '--node', 'lb2'], io), 0, io.stderr);
+    assert.equal(
+      await nodeCommand.run(['drain', '--config', config, '--node', 'lb2'], io),
+      0,
+      io.stderr,
+    );
     assert.equal(readFileSync(join(runDir, 'drain'), 'utf8'), '1\n');
     // No transition yet: the node is not active, so the drain returns at once.
-    assert.match(io.stdout, /lb2: drained \(standby; lb1 holds the addresses while it is healthy\)/);
-    assert.equal(await nodeCommand.run(['resume', '--config', config, '--node', 'lb2'], capture()), 0);
+    assert.match(
+      io.stdout,
+      /lb2: drained \(standby; lb1 holds the addresses while it is healthy\)/,
+    );
+    assert.equal(
+      await nodeCommand.run(['resume', '--config', config, '--node', 'lb2'], capture()),
+      0,
+    );
     assert.equal(readFileSync(join(runDir, 'drain'), 'utf8'), '0\n');
   } finally {
     rmSync(dir, { recursive: true, force: true });

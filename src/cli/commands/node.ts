@@ -25,11 +25,34 @@ export const nodeCommand: Command = {
   summary: 'drain or resume this node of an active/standby pair or of an ECMP farm',
   usage: 'vpnlb node drain|resume --config FILE [--node NAME] [--no-wait] [--json]',
   async run(argv, io) {
-    const { values, positionals } = parseCommandArgs(this, argv, { config: { type: 'string', short: 'c' }, node: { type: 'string' }, 'no-wait': { type: 'boolean' }, json: { type: 'boolean' } }, true);
+    const { values, positionals } = parseCommandArgs(
+      this,
+      argv,
+      {
+        config: { type: 'string', short: 'c' },
+        node: { type: 'string' },
+        'no-wait': { type: 'boolean' },
+        json: { type: 'boolean' },
+      },
+      true,
+    );
     const [action] = positionals;
-    if (action !== 'drain' && action !== 'resume') throw new VpnlbError('VPNLB_CLI_USAGE', `unknown action "${action ?? ''}"\nusage: ${this.usage}`, 'client');
+    if (action !== 'drain' && action !== 'resume')
+      throw new VpnlbError(
+        'VPNLB_CLI_USAGE',
+        `unknown action "${action ?? ''}"\nusage: ${this.usage}`,
+        'client',
+      );
     const config = loadConfigFile(required(this, values.config, '--config FILE'));
-    if (config.bgp && !config.ha) return drainBgpNode(config, action, values.node, values['no-wait'] === true, values.json === true, io);
+    if (config.bgp && !config.ha)
+      return drainBgpNode(
+        config,
+        action,
+        values.node,
+        values['no-wait'] === true,
+        values.json === true,
+        io,
+      );
     const { ha, self, peer } = resolveNode(config, values.node);
     const paths = haPaths(ha.runDir);
     const role = () => {
@@ -46,20 +69,27 @@ export const nodeCommand: Command = {
     mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
     writeFileSync(paths.drainFile, action === 'drain' ? '1\n' : '0\n');
     if (action === 'resume') {
-      io.out(`${self.name}: resumed (takes the addresses back from ${peer.name} after ha.vrrp.preemptDelay when it has the higher priority)`);
+      io.out(
+        `${self.name}: resumed (takes the addresses back from ${peer.name} after ha.vrrp.preemptDelay when it has the higher priority)`,
+      );
       return 0;
     }
     if (role() === 'MASTER' && values['no-wait'] !== true) {
       // The peer preempts once it has seen a lower priority for preempt_delay, then within adverts.
       const waitMs = ha.vrrp.preemptDelay + 5 * ha.vrrp.advertInterval + 5000;
       const deadline = Date.now() + waitMs;
-      while (role() === 'MASTER' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      while (role() === 'MASTER' && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
       if (role() === 'MASTER') {
-        io.err(`${self.name}: drained, but still active after ${Math.round(waitMs / 1000)} s: is ${peer.name} up? (vpnlb ha status)`);
+        io.err(
+          `${self.name}: drained, but still active after ${Math.round(waitMs / 1000)} s: is ${peer.name} up? (vpnlb ha status)`,
+        );
         return 1;
       }
     }
-    io.out(`${self.name}: drained (${role() === 'MASTER' ? 'active' : 'standby'}; ${peer.name} holds the addresses while it is healthy)`);
+    io.out(
+      `${self.name}: drained (${role() === 'MASTER' ? 'active' : 'standby'}; ${peer.name} holds the addresses while it is healthy)`,
+    );
     return 0;
   },
 };
@@ -69,7 +99,14 @@ export const nodeCommand: Command = {
  * the routers stopped sending it clients, then reports; `resume` lets it announce again at the
  * supervisor's next check (docs/scale-out.md).
  */
-async function drainBgpNode(config: Config, action: 'drain' | 'resume', node: string | undefined, noWait: boolean, json: boolean, io: CommandIo): Promise<number> {
+async function drainBgpNode(
+  config: Config,
+  action: 'drain' | 'resume',
+  node: string | undefined,
+  noWait: boolean,
+  json: boolean,
+  io: CommandIo,
+): Promise<number> {
   const { bgp, self } = resolveBgpNode(config, node);
   const paths = bgpPaths(bgp.runDir);
   if (action === 'resume') {
@@ -82,16 +119,27 @@ async function drainBgpNode(config: Config, action: 'drain' | 'resume', node: st
     io.out(`${self.name}: drained (withdraws at the next check)`);
     return 0;
   }
-  const r = await drainNode({ paths, run: createCommandRunner({ timeoutMs: 10_000 }), timeoutMs: bgp.drainTimeout });
+  const r = await drainNode({
+    paths,
+    run: createCommandRunner({ timeoutMs: 10_000 }),
+    timeoutMs: bgp.drainTimeout,
+  });
   if (r.withdrawMs === null) {
-    io.err(`${self.name}: drained, but the announcements were not withdrawn within ${Math.round(bgp.drainTimeout / 1000)} s: is vpnlb bgp start running? (vpnlb bgp status)`);
+    io.err(
+      `${self.name}: drained, but the announcements were not withdrawn within ${Math.round(bgp.drainTimeout / 1000)} s: is vpnlb bgp start running? (vpnlb bgp status)`,
+    );
     return 1;
   }
   if (r.timedOut) {
-    io.err(`${self.name}: withdrawn in ${r.withdrawMs} ms, but client packets still arrive after ${Math.round(bgp.drainTimeout / 1000)} s (${r.packetsAfterWithdraw} since the withdrawal): does a router still route here?`);
+    io.err(
+      `${self.name}: withdrawn in ${r.withdrawMs} ms, but client packets still arrive after ${Math.round(bgp.drainTimeout / 1000)} s (${r.packetsAfterWithdraw} since the withdrawal): does a router still route here?`,
+    );
     return 1;
   }
   if (json) io.out(JSON.stringify({ node: self.name, ...r }));
-  else io.out(`${self.name}: drained: withdrawn in ${r.withdrawMs} ms; the last client packet arrived ${r.quietAfterMs} ms after the drain (${r.packetsAfterWithdraw} packets after the withdrawal)`);
+  else
+    io.out(
+      `${self.name}: drained: withdrawn in ${r.withdrawMs} ms; the last client packet arrived ${r.quietAfterMs} ms after the drain (${r.packetsAfterWithdraw} packets after the withdrawal)`,
+    );
   return 0;
 }

@@ -1,7 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { VpnlbError } from '../../errors.js';
-import { createIcmpProbe, createIkev2Probe, createSstpProbe, createTcpProbe } from '../../health/checks/index.js';
+import {
+  createIcmpProbe,
+  createIkev2Probe,
+  createSstpProbe,
+  createTcpProbe,
+} from '../../health/checks/index.js';
 import type { ProbeMessageVariant } from '../../health/checks/ikev2/probe-message.js';
 import type { Probe, ProbeResult } from '../../health/monitor.js';
 import { parseCommandArgs, required, type Command } from '../command.js';
@@ -38,11 +43,17 @@ export const probeCommand: Command = {
     const [type, address] = positionals;
     const addr = required(this, address, 'ADDRESS');
     const family = isIP(addr);
-    if (family === 0) throw new VpnlbError('VPNLB_CLI_USAGE', `"${addr}" is not an IP address`, 'client');
+    if (family === 0)
+      throw new VpnlbError('VPNLB_CLI_USAGE', `"${addr}" is not an IP address`, 'client');
     const int = (v: string | undefined, name: string, dflt: number, min: number, max: number) => {
       if (v === undefined) return dflt;
       const n = Number(v);
-      if (!Number.isInteger(n) || n < min || n > max) throw new VpnlbError('VPNLB_CLI_USAGE', `--${name}: expected an integer in ${min}..${max}, got ${v}`, 'client');
+      if (!Number.isInteger(n) || n < min || n > max)
+        throw new VpnlbError(
+          'VPNLB_CLI_USAGE',
+          `--${name}: expected an integer in ${min}..${max}, got ${v}`,
+          'client',
+        );
       return n;
     };
     let probe: Probe;
@@ -58,7 +69,11 @@ export const probeCommand: Command = {
       case 'ikev2': {
         const variant = (values['ikev2-variant'] ?? 'unacceptable-proposal') as ProbeMessageVariant;
         if (variant !== 'unacceptable-proposal' && variant !== 'mismatched-ke') {
-          throw new VpnlbError('VPNLB_CLI_USAGE', '--ikev2-variant: unacceptable-proposal or mismatched-ke', 'client');
+          throw new VpnlbError(
+            'VPNLB_CLI_USAGE',
+            '--ikev2-variant: unacceptable-proposal or mismatched-ke',
+            'client',
+          );
         }
         probe = createIkev2Probe({ variant });
         port = int(values.port, 'port', 500, 1, 65535);
@@ -75,12 +90,20 @@ export const probeCommand: Command = {
         port = int(values.port, 'port', values.offload === true ? 80 : 443, 1, 65535);
         break;
       default:
-        throw new VpnlbError('VPNLB_CLI_USAGE', `unknown probe type "${type ?? ''}"\nusage: ${this.usage}`, 'client');
+        throw new VpnlbError(
+          'VPNLB_CLI_USAGE',
+          `unknown probe type "${type ?? ''}"\nusage: ${this.usage}`,
+          'client',
+        );
     }
     const timeoutMs = int(values.timeout, 'timeout', 2000, 1, 600_000);
     const count = int(values.count, 'count', 1, 1, 1_000_000);
     const parallel = int(values.parallel, 'parallel', 1, 1, 256);
-    const target = { address: addr, family: family as 4 | 6, ...(port !== undefined ? { port } : {}) };
+    const target = {
+      address: addr,
+      family: family as 4 | 6,
+      ...(port !== undefined ? { port } : {}),
+    };
     const results: ProbeResult[] = [];
     let next = 0;
     const signal = new AbortController().signal;
@@ -89,7 +112,8 @@ export const probeCommand: Command = {
         next++;
         const r = await probe.probe(target, signal, timeoutMs);
         results.push(r);
-        if (values.json !== true) io.out(`${r.ok ? 'up' : 'down'}  ${r.latencyMs.toFixed(3)} ms  ${r.detail}`);
+        if (values.json !== true)
+          io.out(`${r.ok ? 'up' : 'down'}  ${r.latencyMs.toFixed(3)} ms  ${r.detail}`);
       }
     };
     await Promise.all(Array.from({ length: Math.min(parallel, count) }, worker));
@@ -98,7 +122,21 @@ export const probeCommand: Command = {
       const details: Record<string, number> = {};
       for (const r of results) details[r.detail] = (details[r.detail] ?? 0) + 1;
       const lat = results.map((r) => r.latencyMs).sort((a, b) => a - b);
-      io.out(JSON.stringify({ type, target, count, ok, failed: count - ok, details, latencyMs: { min: lat[0], median: lat[Math.floor(lat.length / 2)], max: lat[lat.length - 1] } }));
+      io.out(
+        JSON.stringify({
+          type,
+          target,
+          count,
+          ok,
+          failed: count - ok,
+          details,
+          latencyMs: {
+            min: lat[0],
+            median: lat[Math.floor(lat.length / 2)],
+            max: lat[lat.length - 1],
+          },
+        }),
+      );
     } else if (count > 1) {
       io.out(`${ok}/${count} up`);
     }

@@ -14,11 +14,16 @@ interface ReloadBody {
  */
 export const reloadCommand: Command = {
   name: 'reload',
-  summary: 'make a running balancer re-read its configuration file (hitless; a bad file is refused)',
+  summary:
+    'make a running balancer re-read its configuration file (hitless; a bad file is refused)',
   usage: `vpnlb reload ${ADMIN_USAGE}`,
   async run(argv, io) {
     const { values } = parseCommandArgs(this, argv, ADMIN_OPTIONS);
-    const ep = resolveAdminEndpoint({ admin: values.admin, config: values.config, tokenFile: values['token-file'] });
+    const ep = resolveAdminEndpoint({
+      admin: values.admin,
+      config: values.config,
+      tokenFile: values['token-file'],
+    });
     const { status, body } = await callAdmin(ep, '/api/v1/reload', { method: 'POST' });
     const b = body as ReloadBody;
     if (status !== 200 || !b.ok) {
@@ -27,7 +32,11 @@ export const reloadCommand: Command = {
       return 1;
     }
     for (const i of b.issues) io.err(i);
-    io.out(b.changes.length === 0 ? 'reloaded: no change' : `reloaded:\n${b.changes.map((c) => `  ${c}`).join('\n')}`);
+    io.out(
+      b.changes.length === 0
+        ? 'reloaded: no change'
+        : `reloaded:\n${b.changes.map((c) => `  ${c}`).join('\n')}`,
+    );
     return 0;
   },
 };

@@ -3,7 +3,12 @@ import { join } from 'node:path';
 import { loadConfigFile } from '../../config/load-config.js';
 import type { CertificateHashes } from '../../rras/rras-registry.js';
 import { readCertificateHashes } from '../../rras/rras-registry.js';
-import { renderRrasScript, rrasServers, validateRrasOptions, type RrasScriptOptions } from '../../rras/render-rras-script.js';
+import {
+  renderRrasScript,
+  rrasServers,
+  validateRrasOptions,
+  type RrasScriptOptions,
+} from '../../rras/render-rras-script.js';
 import { VpnlbError } from '../../errors.js';
 import { parseCommandArgs, required, type Command } from '../command.js';
 import { writeOutput } from '../write-output.js';
@@ -17,7 +22,8 @@ import { writeOutput } from '../write-output.js';
 export const rrasCommand: Command = {
   name: 'rras',
   summary: 'write the PowerShell each RRAS server needs behind vpnlb (dry run unless -Apply)',
-  usage: 'vpnlb rras --config FILE [--server NAME] [--gateway IP]... [--client-network PREFIX]... [--cert FILE] [--output FILE|DIR]',
+  usage:
+    'vpnlb rras --config FILE [--server NAME] [--gateway IP]... [--client-network PREFIX]... [--cert FILE] [--output FILE|DIR]',
   async run(argv, io) {
     const { values } = parseCommandArgs(this, argv, {
       config: { type: 'string', short: 'c' },
@@ -38,7 +44,13 @@ export const rrasCommand: Command = {
     if (values.server !== undefined) {
       servers = servers.filter((s) => s.name === values.server);
       if (servers.length === 0) {
-        throw new VpnlbError('VPNLB_CLI_USAGE', `--server: no server named "${values.server}" in ${file} (servers: ${rrasServers(config).map((s) => s.name).join(', ')})`, 'client');
+        throw new VpnlbError(
+          'VPNLB_CLI_USAGE',
+          `--server: no server named "${values.server}" in ${file} (servers: ${rrasServers(config)
+            .map((s) => s.name)
+            .join(', ')})`,
+          'client',
+        );
       }
     }
     // Offload and re-encryption: RRAS needs the front certificate's hashes (--cert overrides tls.cert).
@@ -49,13 +61,24 @@ export const rrasCommand: Command = {
       try {
         certificates[s.name] = readCertificateHashes(path);
       } catch (err) {
-        throw new VpnlbError('VPNLB_SSTP_TLS_CONFIG', `SSTP service ${s.name}: ${(err as Error).message} (RRAS needs the hash of the certificate the balancer presents: pass --cert FILE)`, 'client');
+        throw new VpnlbError(
+          'VPNLB_SSTP_TLS_CONFIG',
+          `SSTP service ${s.name}: ${(err as Error).message} (RRAS needs the hash of the certificate the balancer presents: pass --cert FILE)`,
+          'client',
+        );
       }
     }
     // Render every script before writing any: an error leaves nothing behind.
-    const scripts = servers.map((s) => ({ name: s.name, text: renderRrasScript(config, s, { ...options, certificates }) }));
+    const scripts = servers.map((s) => ({
+      name: s.name,
+      text: renderRrasScript(config, s, { ...options, certificates }),
+    }));
     if (values.server !== undefined || values.output === undefined) {
-      const text = scripts.map((s, i) => (scripts.length > 1 ? `${i ? '\n' : ''}# ==== ${s.name}.ps1 ====\n${s.text}` : s.text)).join('');
+      const text = scripts
+        .map((s, i) =>
+          scripts.length > 1 ? `${i ? '\n' : ''}# ==== ${s.name}.ps1 ====\n${s.text}` : s.text,
+        )
+        .join('');
       writeOutput(io, text, values.output);
     } else {
       mkdirSync(values.output, { recursive: true });

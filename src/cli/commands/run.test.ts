@@ -13,7 +13,10 @@ import { join } from 'node:path';
 import { vpnlbArgv } from '../../../lab/vpnlb-process.js';
 
 /** Runs `vpnlb run` with `config`; resolves with its exit code and stderr, or kills it after `limitMs`. */
-async function runUntilExit(config: object, limitMs: number): Promise<{ code: number | null; stderr: string; stdout: string }> {
+async function runUntilExit(
+  config: object,
+  limitMs: number,
+): Promise<{ code: number | null; stderr: string; stdout: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'vpnlb-run-'));
   try {
     writeFileSync(join(dir, 'vpnlb.json'), JSON.stringify(config));
@@ -37,11 +40,14 @@ test('vpnlb run exits 1 when the admin port is taken, after closing the SSTP lis
   await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
   const port = (taken.address() as net.AddressInfo).port;
   try {
-    const r = await runUntilExit({
-      admin: { listen: '127.0.0.1', port },
-      pools: { farm: { backends: [{ name: 'rras1', address: '127.0.0.41' }] } },
-      services: { sstp: [{ name: 'sstp', virtualIp: '127.0.0.1', port: 0, pool: 'farm' }] },
-    }, 15_000);
+    const r = await runUntilExit(
+      {
+        admin: { listen: '127.0.0.1', port },
+        pools: { farm: { backends: [{ name: 'rras1', address: '127.0.0.41' }] } },
+        services: { sstp: [{ name: 'sstp', virtualIp: '127.0.0.1', port: 0, pool: 'farm' }] },
+      },
+      15_000,
+    );
     assert.equal(r.code, 1, `exit code ${r.code}; stderr: ${r.stderr.slice(-500)}`);
     assert.match(r.stderr, /VPNLB_ADMIN_LISTEN/);
     assert.match(r.stdout + r.stderr, /undoing what had started/);
@@ -51,11 +57,14 @@ test('vpnlb run exits 1 when the admin port is taken, after closing the SSTP lis
 });
 
 test('vpnlb run refuses admin.listen that is not an address before starting anything', async () => {
-  const r = await runUntilExit({
-    admin: { listen: 'not-an-ip' },
-    pools: { farm: { backends: [{ name: 'rras1', address: '127.0.0.41' }] } },
-    services: { sstp: [{ name: 'sstp', virtualIp: '127.0.0.1', port: 0, pool: 'farm' }] },
-  }, 15_000);
+  const r = await runUntilExit(
+    {
+      admin: { listen: 'not-an-ip' },
+      pools: { farm: { backends: [{ name: 'rras1', address: '127.0.0.41' }] } },
+      services: { sstp: [{ name: 'sstp', virtualIp: '127.0.0.1', port: 0, pool: 'farm' }] },
+    },
+    15_000,
+  );
   assert.equal(r.code, 1);
   assert.match(r.stderr, /admin\.listen: "not-an-ip" is not an IPv4 or IPv6 address/);
 });

@@ -26,13 +26,22 @@ export const runCommand: Command = {
     if (!checked.config) throw new ConfigError(file, checked.issues);
     const config = checked.config;
     const logger = createLogger({ level: config.log.level });
-    const warnings = checked.issues.filter((i) => i.severity === 'warning').map((i) => formatIssue(file, i));
+    const warnings = checked.issues
+      .filter((i) => i.severity === 'warning')
+      .map((i) => formatIssue(file, i));
     for (const w of warnings) logger.warn({ component: 'config' }, w);
     logPrivileges(logger);
     let admin: { host: string; port: number } | undefined;
     if (values.admin) {
       const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(values.admin);
-      if (!m) throw new ConfigError(file, [{ severity: 'error', path: '', message: `--admin: expected HOST:PORT, got ${values.admin}` }]);
+      if (!m)
+        throw new ConfigError(file, [
+          {
+            severity: 'error',
+            path: '',
+            message: `--admin: expected HOST:PORT, got ${values.admin}`,
+          },
+        ]);
       admin = { host: m[1]!, port: Number(m[2]) };
     }
     // Loaded on demand: `vpnlb check` and friends should not pay for the data planes.
@@ -52,7 +61,10 @@ export const runCommand: Command = {
     // SIGHUP: re-read the file and apply the difference (systemd's ExecReload sends it). The
     // outcome is logged; `vpnlb reload` gives the same with the answer on the terminal.
     const onHup = () => {
-      logger.info({ component: 'runtime', signal: 'SIGHUP' }, 'received SIGHUP: reloading the configuration');
+      logger.info(
+        { component: 'runtime', signal: 'SIGHUP' },
+        'received SIGHUP: reloading the configuration',
+      );
       void runtime.reload();
     };
     process.on('SIGHUP', onHup);
@@ -61,7 +73,10 @@ export const runCommand: Command = {
     // not kill the process with Node's default action and leave the kernel tables behind.
     const stopped = new Promise<void>((resolve) => {
       const stop = (sig: string) => {
-        logger.info({ component: 'runtime', signal: sig, keepState }, `received ${sig}, stopping${keepState ? ' (kernel state kept)' : ''}`);
+        logger.info(
+          { component: 'runtime', signal: sig, keepState },
+          `received ${sig}, stopping${keepState ? ' (kernel state kept)' : ''}`,
+        );
         resolve();
       };
       process.once('SIGINT', () => stop('SIGINT'));

@@ -1,5 +1,10 @@
 import { VpnlbError } from '../../errors.js';
-import { powershellBytes, readCertificateHashes, SSTP_PARAMETERS_KEY, type CertificateHashes } from '../../rras/rras-registry.js';
+import {
+  powershellBytes,
+  readCertificateHashes,
+  SSTP_PARAMETERS_KEY,
+  type CertificateHashes,
+} from '../../rras/rras-registry.js';
 import { parseCommandArgs, required, type Command } from '../command.js';
 
 /**
@@ -18,7 +23,10 @@ export const sstpOffloadHashCommand: Command = {
   summary: 'print the certificate hashes and RRAS steps for SSTP TLS offload',
   usage: 'vpnlb sstp-offload-hash --cert FILE [--json]',
   async run(argv, io) {
-    const { values } = parseCommandArgs(this, argv, { cert: { type: 'string' }, json: { type: 'boolean' } });
+    const { values } = parseCommandArgs(this, argv, {
+      cert: { type: 'string' },
+      json: { type: 'boolean' },
+    });
     const file = required(this, values.cert, '--cert FILE');
     let cert: CertificateHashes;
     try {
@@ -28,29 +36,37 @@ export const sstpOffloadHashCommand: Command = {
     }
     const { subject, notAfter, sha256, sha1 } = cert;
     if (values.json) {
-      io.out(JSON.stringify({ certificate: file, subject, notAfter, sha256, sha1, powershell: powershell(sha256) }, null, 2));
+      io.out(
+        JSON.stringify(
+          { certificate: file, subject, notAfter, sha256, sha1, powershell: powershell(sha256) },
+          null,
+          2,
+        ),
+      );
       return 0;
     }
-    io.out([
-      `Certificate: ${file}`,
-      `  subject:   ${subject}`,
-      `  expires:   ${notAfter}`,
-      `  SHA-256:   ${sha256}`,
-      `  SHA-1:     ${sha1}  (the thumbprint Windows shows in the certificate store)`,
-      '',
-      'On every RRAS server behind vpnlb (mode: offload), in an elevated PowerShell:',
-      '',
-      powershell(sha256),
-      '',
-      'Then:',
-      '  - RRAS now serves SSTP in plain HTTP on TCP 80: point vpnlb\'s backendPort at 80 (the default in',
-      '    offload mode) and allow 80 from the balancer only; clients still connect with TLS to vpnlb.',
-      '  - The public certificate and its key stay on the balancer (tls.cert / tls.key); RRAS only needs the',
-      '    hash. Re-run this command and the steps above whenever the certificate is renewed: a stale hash',
-      '    makes every SSTP tunnel fail crypto binding after authentication.',
-      '  - Check: Get-ItemProperty -Path $Path | Select-Object SHA256CertificateHash, UseHttps',
-      '  - Undo: Remove-ItemProperty -Path $Path -Name SHA256CertificateHash, UseHttps; Restart-Service RemoteAccess',
-    ].join('\n'));
+    io.out(
+      [
+        `Certificate: ${file}`,
+        `  subject:   ${subject}`,
+        `  expires:   ${notAfter}`,
+        `  SHA-256:   ${sha256}`,
+        `  SHA-1:     ${sha1}  (the thumbprint Windows shows in the certificate store)`,
+        '',
+        'On every RRAS server behind vpnlb (mode: offload), in an elevated PowerShell:',
+        '',
+        powershell(sha256),
+        '',
+        'Then:',
+        "  - RRAS now serves SSTP in plain HTTP on TCP 80: point vpnlb's backendPort at 80 (the default in",
+        '    offload mode) and allow 80 from the balancer only; clients still connect with TLS to vpnlb.',
+        '  - The public certificate and its key stay on the balancer (tls.cert / tls.key); RRAS only needs the',
+        '    hash. Re-run this command and the steps above whenever the certificate is renewed: a stale hash',
+        '    makes every SSTP tunnel fail crypto binding after authentication.',
+        '  - Check: Get-ItemProperty -Path $Path | Select-Object SHA256CertificateHash, UseHttps',
+        '  - Undo: Remove-ItemProperty -Path $Path -Name SHA256CertificateHash, UseHttps; Restart-Service RemoteAccess',
+      ].join('\n'),
+    );
     return 0;
   },
 };

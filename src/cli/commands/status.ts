@@ -9,7 +9,20 @@ interface StatusBody {
   warnings: string[];
   ha?: HaStatus;
   bgp?: BgpStatus;
-  services: { name: string; kind: string; dataplane: string; virtualIp: string; backends: { name: string; address: string; state: string; reason: string; since: string; slowStart?: { share: number; until: string } }[] }[];
+  services: {
+    name: string;
+    kind: string;
+    dataplane: string;
+    virtualIp: string;
+    backends: {
+      name: string;
+      address: string;
+      state: string;
+      reason: string;
+      since: string;
+      slowStart?: { share: number; until: string };
+    }[];
+  }[];
 }
 
 /** `vpnlb status`: the running balancer's services and backends, in a terminal table. */
@@ -18,8 +31,18 @@ export const statusCommand: Command = {
   summary: 'show the services and backends of a running balancer',
   usage: `vpnlb status ${ADMIN_USAGE} [--json]`,
   async run(argv, io) {
-    const { values } = parseCommandArgs(this, argv, { ...ADMIN_OPTIONS, json: { type: 'boolean' } });
-    const { body } = await callAdmin(resolveAdminEndpoint({ admin: values.admin, config: values.config, tokenFile: values['token-file'] }), '/api/v1/status');
+    const { values } = parseCommandArgs(this, argv, {
+      ...ADMIN_OPTIONS,
+      json: { type: 'boolean' },
+    });
+    const { body } = await callAdmin(
+      resolveAdminEndpoint({
+        admin: values.admin,
+        config: values.config,
+        tokenFile: values['token-file'],
+      }),
+      '/api/v1/status',
+    );
     if (values.json) {
       io.out(JSON.stringify(body, null, 2));
       return 0;
@@ -28,8 +51,12 @@ export const statusCommand: Command = {
     for (const svc of s.services) {
       io.out(`${svc.name} (${svc.kind}, ${svc.virtualIp}, ${svc.dataplane})`);
       for (const b of svc.backends) {
-        const ramp = b.slowStart ? `  (slow start: ${Math.round(b.slowStart.share * 100)} % of its weight until ${b.slowStart.until})` : '';
-        io.out(`  ${b.name.padEnd(16)} ${b.address.padEnd(24)} ${b.state.padEnd(9)} since ${b.since}  ${b.reason}${ramp}`);
+        const ramp = b.slowStart
+          ? `  (slow start: ${Math.round(b.slowStart.share * 100)} % of its weight until ${b.slowStart.until})`
+          : '';
+        io.out(
+          `  ${b.name.padEnd(16)} ${b.address.padEnd(24)} ${b.state.padEnd(9)} since ${b.since}  ${b.reason}${ramp}`,
+        );
       }
     }
     if (s.ha) io.out(formatHaStatus(s.ha));

@@ -11,7 +11,8 @@ import { parseCommandArgs, required, type Command } from '../command.js';
  */
 export const stopCommand: Command = {
   name: 'stop',
-  summary: 'remove the nftables tables a configuration\'s kernel data plane created (after kill or --keep-state)',
+  summary:
+    "remove the nftables tables a configuration's kernel data plane created (after kill or --keep-state)",
   usage: 'vpnlb stop --config FILE',
   async run(argv, io) {
     const { values } = parseCommandArgs(this, argv, { config: { type: 'string', short: 'c' } });
@@ -30,7 +31,11 @@ export const stopCommand: Command = {
         failures++;
         io.err(`${s.name}: could not delete nftables table ${key}: ${r.error}`);
       } else {
-        io.out(r.value ? `${s.name}: deleted nftables table ${key}` : `${s.name}: nftables table ${key} not present`);
+        io.out(
+          r.value
+            ? `${s.name}: deleted nftables table ${key}`
+            : `${s.name}: nftables table ${key} not present`,
+        );
       }
     }
     if (seen.size === 0) io.out(`${file}: no IKEv2 service, nothing to remove`);

@@ -12,8 +12,18 @@ import { explainPermissionError } from '../../platform/capabilities.js';
 
 /** One conntrack entry of the service (UDP, or TCP for SSTP), as `conntrack -L` prints it. */
 export interface ConntrackEntry {
-  readonly original: { readonly src: string; readonly dst: string; readonly sport: number; readonly dport: number };
-  readonly reply: { readonly src: string; readonly dst: string; readonly sport: number; readonly dport: number };
+  readonly original: {
+    readonly src: string;
+    readonly dst: string;
+    readonly sport: number;
+    readonly dport: number;
+  };
+  readonly reply: {
+    readonly src: string;
+    readonly dst: string;
+    readonly sport: number;
+    readonly dport: number;
+  };
   /** `[UNREPLIED]`: no packet has come back from the server yet. */
   readonly isUnreplied: boolean;
   /** `[ASSURED]`: replies seen; conntrack will not evict it early. */
@@ -42,14 +52,25 @@ export function parseConntrackList(text: string): ConntrackEntry[] {
         continue;
       }
       const key = t.slice(0, eq);
-      if (key === 'src' && (groups.length === 0 || 'src' in (groups[groups.length - 1] as object))) groups.push({});
+      if (key === 'src' && (groups.length === 0 || 'src' in (groups[groups.length - 1] as object)))
+        groups.push({});
       const g = groups[groups.length - 1];
-      if (g && (key === 'src' || key === 'dst' || key === 'sport' || key === 'dport') && !(key in g)) g[key] = t.slice(eq + 1);
+      if (
+        g &&
+        (key === 'src' || key === 'dst' || key === 'sport' || key === 'dport') &&
+        !(key in g)
+      )
+        g[key] = t.slice(eq + 1);
     }
     const [o, r] = groups;
     if (!o?.src || !o.dst || !r?.src || !r.dst) continue;
     out.push({
-      original: { src: o.src, dst: o.dst, sport: Number(o.sport ?? 0), dport: Number(o.dport ?? 0) },
+      original: {
+        src: o.src,
+        dst: o.dst,
+        sport: Number(o.sport ?? 0),
+        dport: Number(o.dport ?? 0),
+      },
       reply: { src: r.src, dst: r.dst, sport: Number(r.sport ?? 0), dport: Number(r.dport ?? 0) },
       isUnreplied: line.includes('[UNREPLIED]'),
       isAssured: line.includes('[ASSURED]'),
@@ -83,18 +104,42 @@ export class ConntrackCli implements ConntrackTable {
   }
 
   async list(vip: string, family: 4 | 6): Promise<ConntrackResult<ConntrackEntry[]>> {
-    const r = await this.#run('conntrack', ['-L', '-f', family === 6 ? 'ipv6' : 'ipv4', '-p', this.#protocol, '--orig-dst', vip]);
+    const r = await this.#run('conntrack', [
+      '-L',
+      '-f',
+      family === 6 ? 'ipv6' : 'ipv4',
+      '-p',
+      this.#protocol,
+      '--orig-dst',
+      vip,
+    ]);
     if (!r.ok) return { ok: false, error: explainPermissionError(r.message, 'CAP_NET_ADMIN') };
     return { ok: true, value: parseConntrackList(r.stdout) };
   }
 
-  async deleteBackendFlows(vip: string, backend: string, family: 4 | 6): Promise<ConntrackResult<number>> {
+  async deleteBackendFlows(
+    vip: string,
+    backend: string,
+    family: 4 | 6,
+  ): Promise<ConntrackResult<number>> {
     // conntrack(8): --orig-dst matches the address clients sent to (the VIP), --reply-src the
     // address replies come from (the server after DNAT): exactly this service's flows to it.
-    const r = await this.#run('conntrack', ['-D', '-f', family === 6 ? 'ipv6' : 'ipv4', '-p', this.#protocol, '--orig-dst', vip, '--reply-src', backend]);
+    const r = await this.#run('conntrack', [
+      '-D',
+      '-f',
+      family === 6 ? 'ipv6' : 'ipv4',
+      '-p',
+      this.#protocol,
+      '--orig-dst',
+      vip,
+      '--reply-src',
+      backend,
+    ]);
     const m = /(\d+) flow entries have been deleted/.exec(`${r.stderr}\n${r.stdout}`);
     // conntrack -D exits 1 when nothing matched: that is success with 0 for us.
     if (m) return { ok: true, value: Number(m[1]) };
-    return r.ok ? { ok: true, value: 0 } : { ok: false, error: explainPermissionError(r.message, 'CAP_NET_ADMIN') };
+    return r.ok
+      ? { ok: true, value: 0 }
+      : { ok: false, error: explainPermissionError(r.message, 'CAP_NET_ADMIN') };
   }
 }

@@ -44,7 +44,12 @@ class FakeConntrack implements ConntrackTable {
 /** sysctl answers as on a correctly set up balancer; `ip route get` gives the balancer's address. */
 const runner: CommandRunner = async (cmd, args) => {
   if (cmd === 'sysctl') {
-    const v = args[1] === 'net.netfilter.nf_conntrack_udp_timeout_stream' ? '120' : args[1] === 'net.netfilter.nf_conntrack_max' ? '1000000' : '1';
+    const v =
+      args[1] === 'net.netfilter.nf_conntrack_udp_timeout_stream'
+        ? '120'
+        : args[1] === 'net.netfilter.nf_conntrack_max'
+          ? '1000000'
+          : '1';
     return { ok: true, stdout: `${v}\n`, stderr: '' };
   }
   if (cmd === 'ip') return { ok: true, stdout: '[{"prefsrc":"198.18.2.1"}]', stderr: '' };
@@ -59,11 +64,18 @@ function setup(yaml = YAML) {
   const nft = new FakeNftApplier();
   const ct = new FakeConntrack();
   const snap = () => controller.service('ike') as ServiceSnapshot;
-  const make = () => new KernelIkeDataPlane(config.services.ikev2[0]!, ctx, { applier: nft, conntrack: ct, runner, pollIntervalMs: 0 });
+  const make = () =>
+    new KernelIkeDataPlane(config.services.ikev2[0]!, ctx, {
+      applier: nft,
+      conntrack: ct,
+      runner,
+      pollIntervalMs: 0,
+    });
   return { controller, nft, ct, snap, make, metrics };
 }
 
-const slotsOf = (nft: FakeNftApplier) => nft.tables.get('ip vpnlb')?.slots ?? new Map<number, string>();
+const slotsOf = (nft: FakeNftApplier) =>
+  nft.tables.get('ip vpnlb')?.slots ?? new Map<number, string>();
 
 test('start creates the table with all 65537 slots in one transaction', async () => {
   const { nft, snap, make } = setup();
@@ -87,8 +99,12 @@ test('apply rewrites only the changed slots (delete + add) and flushes the lost 
   const tx = nft.transactions.at(-1) as string;
   const after = slotsOf(nft);
   const changed = [...before].filter(([k, v]) => after.get(k) !== v).map(([k]) => k);
-  assert.ok(changed.length > 65537 / 3 - 100 && changed.length < 65537 / 3 + 400, `${changed.length} slots changed`);
-  const deleted = (tx.match(/delete element[^\n]*/g) ?? []).join(' ').match(/\d+(?=[,} ])/g)?.length ?? 0;
+  assert.ok(
+    changed.length > 65537 / 3 - 100 && changed.length < 65537 / 3 + 400,
+    `${changed.length} slots changed`,
+  );
+  const deleted =
+    (tx.match(/delete element[^\n]*/g) ?? []).join(' ').match(/\d+(?=[,} ])/g)?.length ?? 0;
   assert.equal(deleted, changed.length);
   assert.match(tx, /^flush set ip vpnlb pin_b$/m);
   assert.doesNotMatch(tx, /add table|flush chain/);
@@ -144,7 +160,10 @@ test('a failed transaction leaves the known state; the next apply diffs against 
   controller.setAdminState('a', 'disabled');
   await dp.apply(snap());
   assert.deepEqual(slotsOf(nft), before);
-  assert.match(await metrics.text(), /vpnlb_kernel_applies_total\{service="ike",result="error"\} 1/);
+  assert.match(
+    await metrics.text(),
+    /vpnlb_kernel_applies_total\{service="ike",result="error"\} 1/,
+  );
   await dp.apply(snap());
   assert.ok(![...slotsOf(nft).values()].includes('198.18.2.10'));
   await dp.stop();
@@ -160,8 +179,15 @@ test('two IPv4 services cannot share one table; full NAT warns about error 809',
   const dp = make();
   await dp.start(snap());
   const sameTable = { ...config.services.ikev2[1]!, table: config.services.ikev2[0]!.table };
-  const other = new KernelIkeDataPlane(sameTable, ctx, { applier: nft, conntrack: new FakeConntrack(), runner, pollIntervalMs: 0 });
-  await assert.rejects(other.start(controller.service('ike2') as ServiceSnapshot), { code: 'VPNLB_KERNEL_TABLE_CONFLICT' });
+  const other = new KernelIkeDataPlane(sameTable, ctx, {
+    applier: nft,
+    conntrack: new FakeConntrack(),
+    runner,
+    pollIntervalMs: 0,
+  });
+  await assert.rejects(other.start(controller.service('ike2') as ServiceSnapshot), {
+    code: 'VPNLB_KERNEL_TABLE_CONFLICT',
+  });
   await dp.stop();
   await other.start(controller.service('ike2') as ServiceSnapshot);
   assert.ok(other.status().warnings.some((w) => w.includes('error 809')));
@@ -180,13 +206,21 @@ test('status reports counters and a missing return path with the fix', async () 
     isAssured: !isUnreplied,
     timeout: 30,
   });
-  ct.entries = [flow('198.18.2.10', 1, false), flow('198.18.2.11', 2, true), flow('198.18.2.11', 3, true), flow('198.18.2.11', 4, true)];
+  ct.entries = [
+    flow('198.18.2.10', 1, false),
+    flow('198.18.2.11', 2, true),
+    flow('198.18.2.11', 3, true),
+    flow('198.18.2.11', 4, true),
+  ];
   await dp.refresh();
   const st = dp.status();
   assert.equal(st.backends.a?.packetsIn, 5);
   assert.equal(st.backends.b?.flows, 3);
   assert.deepEqual(st.warnings.filter((w) => w.includes('return path')).length, 1);
-  assert.match(st.warnings.join('\n'), /set the default gateway of b \(198\.18\.2\.11\) to 198\.18\.2\.1/);
+  assert.match(
+    st.warnings.join('\n'),
+    /set the default gateway of b \(198\.18\.2\.11\) to 198\.18\.2\.1/,
+  );
   await dp.stop();
 });
 
@@ -194,15 +228,33 @@ test('ct timeout policy: flowTimeout names the object; adoption after a change r
   const { nft, snap, make } = setup();
   const dp = make();
   await dp.start(snap());
-  assert.match(nft.transactions[0] as string, /ct timeout udp_30_180 \{[^}]*policy = \{ unreplied : 30, replied : 180 \}/);
-  assert.match(nft.transactions[0] as string, /ip daddr 198\.19\.0\.1 udp dport 4500 ct timeout set "udp_30_180"/);
+  assert.match(
+    nft.transactions[0] as string,
+    /ct timeout udp_30_180 \{[^}]*policy = \{ unreplied : 30, replied : 180 \}/,
+  );
+  assert.match(
+    nft.transactions[0] as string,
+    /ip daddr 198\.19\.0\.1 udp dport 4500 ct timeout set "udp_30_180"/,
+  );
   // affinity ike-spi: port-500 flows live IKE_PORT_TIMEOUT_S, so that a retry is a new placement.
-  assert.match(nft.transactions[0] as string, /ip daddr 198\.19\.0\.1 udp dport 500 ct timeout set "udp_5_5"/);
+  assert.match(
+    nft.transactions[0] as string,
+    /ip daddr 198\.19\.0\.1 udp dport 500 ct timeout set "udp_5_5"/,
+  );
   assert.deepEqual([...nft.tables.get('ip vpnlb')!.ctTimeouts].sort(), ['udp_30_180', 'udp_5_5']);
   await dp.stop({ keepState: true });
   // Same table, flowTimeout 10 min: the new object is declared, the old one deleted in the same transaction.
   const changed = setup(YAML.replace('pool: farm }', 'pool: farm, flowTimeout: 10m }'));
-  const dp2 = new KernelIkeDataPlane(changed.controller.config.services.ikev2[0]!, { config: changed.controller.config, controller: changed.controller, logger: silentLogger(), metrics: new Metrics() }, { applier: nft, conntrack: new FakeConntrack(), runner, pollIntervalMs: 0 });
+  const dp2 = new KernelIkeDataPlane(
+    changed.controller.config.services.ikev2[0]!,
+    {
+      config: changed.controller.config,
+      controller: changed.controller,
+      logger: silentLogger(),
+      metrics: new Metrics(),
+    },
+    { applier: nft, conntrack: new FakeConntrack(), runner, pollIntervalMs: 0 },
+  );
   await dp2.start(changed.snap());
   assert.equal(dp2.isAdopted, true);
   assert.match(nft.transactions.at(-1) as string, /delete ct timeout ip vpnlb udp_30_180/);
@@ -212,14 +264,32 @@ test('ct timeout policy: flowTimeout names the object; adoption after a change r
 });
 
 test('full NAT with a pool: the SNAT cap is rendered, and a pool too small for maxFlows is warned about', async () => {
-  const yaml = YAML.replace('pool: farm }', 'pool: farm, nat: full, maxFlows: 10000, snat: { addresses: [198.18.9.1, 198.18.9.2], maxSasPerAddress: 1000 } }');
+  const yaml = YAML.replace(
+    'pool: farm }',
+    'pool: farm, nat: full, maxFlows: 10000, snat: { addresses: [198.18.9.1, 198.18.9.2], maxSasPerAddress: 1000 } }',
+  );
   const { nft, snap, make } = setup(yaml);
   const dp = make();
   await dp.start(snap());
   const text = nft.transactions[0] as string;
-  assert.match(text, /jhash ip saddr mod 2 seed 0x76706e6c 1 add @sas_1 \{ ip daddr ct count over 1000 \} counter name snat_exhausted drop/);
-  assert.deepEqual([...nft.tables.get('ip vpnlb')!.sets].filter((s) => s.startsWith('sas_')).sort(), ['sas_0', 'sas_1']);
-  assert.ok(dp.status().warnings.some((w) => w.includes('admits at most 6000 tunnels (2 addresses × snat.maxSasPerAddress 1000 × 3 servers), below maxFlows 10000')), dp.status().warnings.join('\n'));
+  assert.match(
+    text,
+    /jhash ip saddr mod 2 seed 0x76706e6c 1 add @sas_1 \{ ip daddr ct count over 1000 \} counter name snat_exhausted drop/,
+  );
+  assert.deepEqual(
+    [...nft.tables.get('ip vpnlb')!.sets].filter((s) => s.startsWith('sas_')).sort(),
+    ['sas_0', 'sas_1'],
+  );
+  assert.ok(
+    dp
+      .status()
+      .warnings.some((w) =>
+        w.includes(
+          'admits at most 6000 tunnels (2 addresses × snat.maxSasPerAddress 1000 × 3 servers), below maxFlows 10000',
+        ),
+      ),
+    dp.status().warnings.join('\n'),
+  );
   await dp.stop();
   // Enough addresses: no warning; masquerade: no cap at all (no address to count on).
   const roomy = setup(yaml.replace('maxFlows: 10000', 'maxFlows: 6000'));
@@ -238,7 +308,10 @@ test('a flowTimeout too close to the NAT-T keepalive is warned about (the host s
   const { snap, make } = setup(YAML.replace('pool: farm }', 'pool: farm, flowTimeout: 25s }'));
   const dp = make();
   await dp.start(snap());
-  assert.ok(dp.status().warnings.some((w) => w.startsWith('flowTimeout 25 s is not well above')), dp.status().warnings.join('\n'));
+  assert.ok(
+    dp.status().warnings.some((w) => w.startsWith('flowTimeout 25 s is not well above')),
+    dp.status().warnings.join('\n'),
+  );
   await dp.stop();
 });
 
@@ -248,7 +321,9 @@ function recordOrder(nft: FakeNftApplier, ct: FakeConntrack): string[] {
   const apply = nft.apply.bind(nft);
   nft.apply = async (text) => {
     const r = await apply(text);
-    seq.push(`${/^add table/.test(text) ? 'table' : /element ip vpnlb slots/.test(text) ? 'slots' : 'retire'}${r.ok ? '' : ':failed'}`);
+    seq.push(
+      `${/^add table/.test(text) ? 'table' : /element ip vpnlb slots/.test(text) ? 'slots' : 'retire'}${r.ok ? '' : ':failed'}`,
+    );
     return r;
   };
   const del = ct.deleteBackendFlows.bind(ct);
@@ -274,19 +349,28 @@ test('a lost server is retired in a transaction of its own before the slots: SPI
   assert.match(nft.transactions[0] as string, /set spi_dead \{/);
   assert.ok(!listed.some((w) => w[0] === 'set'), 'nothing to retire at a clean start');
   // Two SAs recorded on b, as the track chain would.
-  await nft.apply(`add element ip vpnlb spi_b { ${SPI_B.join(', ')} }\nadd element ip vpnlb pin_b { 198.18.1.2 . 4500 }\n`);
+  await nft.apply(
+    `add element ip vpnlb spi_b { ${SPI_B.join(', ')} }\nadd element ip vpnlb pin_b { 198.18.1.2 . 4500 }\n`,
+  );
   const seq = recordOrder(nft, ct);
   controller.setHealth('ike', 'b', 'down', 'test');
   await dp.apply(snap());
   assert.deepEqual(seq, ['retire', 'conntrack 198.18.2.11', 'slots', 'conntrack 198.18.2.11']);
   // Only b's SPI set is read (a single set: no dump of the slot map).
-  assert.deepEqual(listed.filter((w) => w[0] === 'set'), [['set', 'ip', 'vpnlb', 'spi_b']]);
+  assert.deepEqual(
+    listed.filter((w) => w[0] === 'set'),
+    [['set', 'ip', 'vpnlb', 'spi_b']],
+  );
   const [retire, slots] = nft.transactions.slice(-2) as [string, string];
   assert.doesNotMatch(retire, /slots/);
-  assert.match(retire, /^add element ip vpnlb spi_dead \{ 16909060 \. 84281096, 3735928559 \. 1 \}$/m);
+  assert.match(
+    retire,
+    /^add element ip vpnlb spi_dead \{ 16909060 \. 84281096, 3735928559 \. 1 \}$/m,
+  );
   // The SPIs are moved before the set is emptied.
   assert.ok(retire.indexOf('spi_dead') < retire.indexOf('flush set ip vpnlb spi_b'));
-  for (const set of ['spi_b', 'pin_b', 'peer_b', 'learn_b']) assert.match(retire, new RegExp(`^flush set ip vpnlb ${set}$`, 'm'));
+  for (const set of ['spi_b', 'pin_b', 'peer_b', 'learn_b'])
+    assert.match(retire, new RegExp(`^flush set ip vpnlb ${set}$`, 'm'));
   assert.doesNotMatch(retire, /flush set ip vpnlb (peer|learn|pin|spi)_a$/m);
   // The slot transaction empties the sets again (SAs the old slots placed on b meanwhile) and
   // does not repeat the SPIs.
@@ -296,7 +380,10 @@ test('a lost server is retired in a transaction of its own before the slots: SPI
   assert.deepEqual([...(table.elements.get('spi_dead') ?? [])].sort(), [...SPI_B].sort());
   assert.equal(table.elements.get('spi_b')?.size ?? 0, 0);
   assert.equal(table.elements.get('pin_b')?.size ?? 0, 0);
-  assert.match(await metrics.text(), /vpnlb_kernel_retirements_total\{service="ike",result="ok"\} 1/);
+  assert.match(
+    await metrics.text(),
+    /vpnlb_kernel_retirements_total\{service="ike",result="ok"\} 1/,
+  );
   await dp.stop();
 });
 
@@ -311,10 +398,19 @@ test('a retirement nft refuses is carried by the slot transaction, flows deleted
   await dp.apply(snap());
   assert.deepEqual(seq, ['retire:failed', 'slots', 'conntrack 198.18.2.11']);
   const slots = nft.transactions.at(-1) as string;
-  assert.match(slots, /^add element ip vpnlb spi_dead \{ 16909060 \. 84281096, 3735928559 \. 1 \}$/m);
+  assert.match(
+    slots,
+    /^add element ip vpnlb spi_dead \{ 16909060 \. 84281096, 3735928559 \. 1 \}$/m,
+  );
   assert.ok(slots.indexOf('spi_dead') < slots.indexOf('flush set ip vpnlb spi_b'));
-  assert.deepEqual([...(nft.tables.get('ip vpnlb')!.elements.get('spi_dead') ?? [])].sort(), [...SPI_B].sort());
-  assert.match(await metrics.text(), /vpnlb_kernel_retirements_total\{service="ike",result="error"\} 1/);
+  assert.deepEqual(
+    [...(nft.tables.get('ip vpnlb')!.elements.get('spi_dead') ?? [])].sort(),
+    [...SPI_B].sort(),
+  );
+  assert.match(
+    await metrics.text(),
+    /vpnlb_kernel_retirements_total\{service="ike",result="error"\} 1/,
+  );
   await dp.stop();
 });
 
@@ -322,17 +418,31 @@ test('adoption after a server left the configuration retires its sets before the
   const { nft, snap, make } = setup();
   const first = make();
   await first.start(snap());
-  await nft.apply(`add element ip vpnlb spi_c { ${SPI_B.join(', ')} }\nadd element ip vpnlb pin_c { 198.18.1.2 . 4500 }\n`);
+  await nft.apply(
+    `add element ip vpnlb spi_c { ${SPI_B.join(', ')} }\nadd element ip vpnlb pin_c { 198.18.1.2 . 4500 }\n`,
+  );
   await first.stop({ keepState: true });
   // The same table, c no longer configured (a restart with a new configuration).
   const without = setup(YAML.replace('      - { name: c, address: 198.18.2.12 }\n', ''));
-  const dp = new KernelIkeDataPlane(without.controller.config.services.ikev2[0]!, { config: without.controller.config, controller: without.controller, logger: silentLogger(), metrics: new Metrics() }, { applier: nft, conntrack: without.ct, runner, pollIntervalMs: 0 });
+  const dp = new KernelIkeDataPlane(
+    without.controller.config.services.ikev2[0]!,
+    {
+      config: without.controller.config,
+      controller: without.controller,
+      logger: silentLogger(),
+      metrics: new Metrics(),
+    },
+    { applier: nft, conntrack: without.ct, runner, pollIntervalMs: 0 },
+  );
   const seq = recordOrder(nft, without.ct);
   await dp.start(without.snap());
   assert.equal(dp.isAdopted, true);
   assert.deepEqual(seq, ['retire', 'conntrack 198.18.2.12', 'table', 'conntrack 198.18.2.12']);
   const [retire, table] = nft.transactions.slice(-2) as [string, string];
-  assert.match(retire, /^add element ip vpnlb spi_dead \{ 16909060 \. 84281096, 3735928559 \. 1 \}$/m);
+  assert.match(
+    retire,
+    /^add element ip vpnlb spi_dead \{ 16909060 \. 84281096, 3735928559 \. 1 \}$/m,
+  );
   assert.match(retire, /^flush set ip vpnlb spi_c$/m);
   assert.match(retire, /^flush set ip vpnlb pin_c$/m);
   assert.doesNotMatch(retire, /slots|_a$|_b$/m);
@@ -347,7 +457,9 @@ test('adoption after a server left the configuration retires its sets before the
 });
 
 test('source-ip affinity has no SPI sets: nothing to retire', async () => {
-  const { controller, nft, snap, make } = setup(YAML.replace('pool: farm }', 'pool: farm, affinity: source-ip }'));
+  const { controller, nft, snap, make } = setup(
+    YAML.replace('pool: farm }', 'pool: farm, affinity: source-ip }'),
+  );
   const dp = make();
   await dp.start(snap());
   assert.doesNotMatch(nft.transactions[0] as string, /spi_/);
@@ -357,7 +469,7 @@ test('source-ip affinity has no SPI sets: nothing to retire', async () => {
   await dp.stop();
 });
 
-test('a failed start-up removes a table this process created, and leaves one it adopted (the previous process\'s tunnels)', async () => {
+test("a failed start-up removes a table this process created, and leaves one it adopted (the previous process's tunnels)", async () => {
   const { nft, snap, make } = setup();
   const created = make();
   await created.start(snap());
@@ -401,7 +513,8 @@ dataPlaneConformance('kernel (nftables, fake applier)', async () => {
       const decision = decide(snap(), { address: client, spi: randomBytes(8) });
       const address = slotsOf(nft).get(decision.slot!);
       const backend = address === undefined ? undefined : nameOf.get(address);
-      if (address === undefined || backend === undefined) throw new Error(`slot ${decision.slot} holds no backend`);
+      if (address === undefined || backend === undefined)
+        throw new Error(`slot ${decision.slot} holds no backend`);
       ct.entries.push({
         original: { src: client, dst: '198.19.0.1', sport: 4500, dport: 4500 },
         reply: { src: address, dst: client, sport: 4500, dport: 4500 },
@@ -410,7 +523,10 @@ dataPlaneConformance('kernel (nftables, fake applier)', async () => {
         timeout: 120,
       });
       await dp.refresh();
-      return { backend, alive: async () => !ct.deleted.includes(backend) && !ct.deleted.includes(address) };
+      return {
+        backend,
+        alive: async () => !ct.deleted.includes(backend) && !ct.deleted.includes(address),
+      };
     },
     close: () => dp.stop(),
   };

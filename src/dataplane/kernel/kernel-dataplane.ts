@@ -30,7 +30,14 @@ import { VpnlbError } from '../../errors.js';
 import type { DataPlane, DataPlaneStatus } from '../../control/dataplane-interface.js';
 import { createCommandRunner, type CommandRunner } from '../../platform/command-runner.js';
 import { ConntrackCli, type ConntrackTable } from './conntrack.js';
-import { diffSlotAddresses, renderMapUpdate, renderTransaction, slotAddressesOf, spisOfSetJson, type SlotAddresses } from './map-update.js';
+import {
+  diffSlotAddresses,
+  renderMapUpdate,
+  renderTransaction,
+  slotAddressesOf,
+  spisOfSetJson,
+  type SlotAddresses,
+} from './map-update.js';
 import { NftCliApplier, readCounters, readTableState, type NftApplier } from './nft-applier.js';
 import {
   NFT_OBJECTS,
@@ -91,7 +98,8 @@ const NO_SLOT_CHANGES = { deletes: [], adds: [] } as const;
 
 /** Per-server sets that route to their server (emptied when it leaves the configuration). */
 const RETIRABLE_SET = /^(pin|peer|learn|spi)_\w+$/;
-const isSpiSet = (name: string): boolean => name.startsWith('spi_') && name !== NFT_OBJECTS.spiDeadSet;
+const isSpiSet = (name: string): boolean =>
+  name.startsWith('spi_') && name !== NFT_OBJECTS.spiDeadSet;
 
 /** Tables claimed by running data planes of this process: two services must not share one. */
 const claimedTables = new Set<string>();
@@ -138,7 +146,11 @@ export class KernelIkeDataPlane implements DataPlane {
     this.#conntrack = options.conntrack ?? new ConntrackCli(this.#runner);
     this.#pollMs = options.pollIntervalMs ?? 10_000;
     this.#metrics = new KernelMetrics(ctx.metrics, service.name);
-    this.#returnPath = new ReturnPathWatch(new ReturnPathDetector(options.returnPath), this.#metrics, this.#runner);
+    this.#returnPath = new ReturnPathWatch(
+      new ReturnPathDetector(options.returnPath),
+      this.#metrics,
+      this.#runner,
+    );
   }
 
   /** True when `start` found the table and adopted it instead of creating it. */
@@ -150,7 +162,11 @@ export class KernelIkeDataPlane implements DataPlane {
     const s = this.#service;
     const key = `${this.#family} ${s.table}`;
     if (claimedTables.has(key)) {
-      throw new VpnlbError('VPNLB_KERNEL_TABLE_CONFLICT', `${s.name}: nftables table "${key}" is already used by another IKEv2 service of this vpnlb: give each service of one address family its own "table"`, 'client');
+      throw new VpnlbError(
+        'VPNLB_KERNEL_TABLE_CONFLICT',
+        `${s.name}: nftables table "${key}" is already used by another IKEv2 service of this vpnlb: give each service of one address family its own "table"`,
+        'client',
+      );
     }
     claimedTables.add(key);
     this.#claimKey = key;
@@ -169,11 +185,19 @@ export class KernelIkeDataPlane implements DataPlane {
 
     const all = snapshot.backends.filter((b) => b.family === s.family);
     const skipped = snapshot.backends.filter((b) => b.family !== s.family);
-    if (skipped.length > 0) this.#warn(`the kernel data plane translates within one address family: IPv${s.family === 4 ? 6 : 4} backends ${skipped.map((b) => b.name).join(', ')} are not used by this IPv${s.family} service`);
-    if (s.method !== 'maglev') this.#warn(`method ${s.method} is not available in the kernel: the kernel data plane places new clients with the Maglev table (consistent hashing)`);
+    if (skipped.length > 0)
+      this.#warn(
+        `the kernel data plane translates within one address family: IPv${s.family === 4 ? 6 : 4} backends ${skipped.map((b) => b.name).join(', ')} are not used by this IPv${s.family} service`,
+      );
+    if (s.method !== 'maglev')
+      this.#warn(
+        `method ${s.method} is not available in the kernel: the kernel data plane places new clients with the Maglev table (consistent hashing)`,
+      );
     if (s.nat === 'full') {
       const pool = s.snat?.addresses.length ?? 0;
-      this.#warn(`nat: full: the VPN servers see ${pool > 1 ? `only ${pool} SNAT addresses` : pool === 1 ? 'one SNAT address' : "the balancer's address"} instead of each client's: expect IKEv2 error 809 under load (Windows limits SAs per source address); prefer nat: transparent`);
+      this.#warn(
+        `nat: full: the VPN servers see ${pool > 1 ? `only ${pool} SNAT addresses` : pool === 1 ? 'one SNAT address' : "the balancer's address"} instead of each client's: expect IKEv2 error 809 under load (Windows limits SAs per source address); prefer nat: transparent`,
+      );
     }
     this.#backends = assignBackendIds(all);
     const capacity = snatCapacityWarning(s, this.#backends.length);
@@ -195,8 +219,16 @@ export class KernelIkeDataPlane implements DataPlane {
     const capped = hasSnatCap(s);
     const wantedSets = new Set([
       ...(isSpiAffinity(s.affinity) ? this.#backends.map((b) => pinSetName(b.id)) : []),
-      ...(hasSpiSets(s) ? [...this.#backends.map((b) => spiSetName(b.id)), NFT_OBJECTS.spiDeadSet] : []),
-      ...(hasPeerSets(s) ? [...this.#backends.flatMap((b) => [peerSetName(b.id), learnSetName(b.id)]), NFT_OBJECTS.nattCountSet, NFT_OBJECTS.sharedSet] : []),
+      ...(hasSpiSets(s)
+        ? [...this.#backends.map((b) => spiSetName(b.id)), NFT_OBJECTS.spiDeadSet]
+        : []),
+      ...(hasPeerSets(s)
+        ? [
+            ...this.#backends.flatMap((b) => [peerSetName(b.id), learnSetName(b.id)]),
+            NFT_OBJECTS.nattCountSet,
+            NFT_OBJECTS.sharedSet,
+          ]
+        : []),
       ...(capped ? snatAddresses(s).map((_, i) => sasSetName(i)) : []),
     ]);
     const wantedCounters = new Set([
@@ -210,12 +242,22 @@ export class KernelIkeDataPlane implements DataPlane {
     // Servers that left the configuration since the table was last programmed: their sets are
     // deleted below; their SAs are retired like those of a server that went down.
     const known = new Set(this.#backends.map((b) => b.address));
-    const gone = [...new Set(state.value.slots.filter((a): a is string => a !== undefined && !known.has(a)))];
-    const leftover = gone.length > 0 ? state.value.sets.filter((n) => !wantedSets.has(n) && RETIRABLE_SET.test(n)) : [];
+    const gone = [
+      ...new Set(state.value.slots.filter((a): a is string => a !== undefined && !known.has(a))),
+    ];
+    const leftover =
+      gone.length > 0
+        ? state.value.sets.filter((n) => !wantedSets.has(n) && RETIRABLE_SET.test(n))
+        : [];
     const retired = await this.#retire(toFlush, state.value.sets, leftover);
-    const goneFlows = [...toFlush.map((b) => ({ name: b.name, address: b.address })), ...gone.map((a) => ({ name: a, address: a }))];
+    const goneFlows = [
+      ...toFlush.map((b) => ({ name: b.name, address: b.address })),
+      ...gone.map((a) => ({ name: a, address: a })),
+    ];
     // On an existing table, before the (possibly long) rewrite of slots and chains.
-    const early = state.value.exists && (await this.#retireEarly(retired, state.value.sets.includes(NFT_OBJECTS.spiDeadSet)));
+    const early =
+      state.value.exists &&
+      (await this.#retireEarly(retired, state.value.sets.includes(NFT_OBJECTS.spiDeadSet)));
     if (early) await this.#deleteFlows(goneFlows);
     const flushSets = retired.flushSets.filter((n) => !leftover.includes(n));
     const deadSpis = early ? [] : retired.deadSpis;
@@ -236,11 +278,18 @@ export class KernelIkeDataPlane implements DataPlane {
     const started = performance.now();
     const r = await this.#applier.apply(text);
     this.#metrics.applied(r.ok, changes.deletes.length + changes.adds.length);
-    if (!r.ok) throw this.#applyError(`programming table ${this.#family} ${s.table} failed`, r.error);
+    if (!r.ok)
+      throw this.#applyError(`programming table ${this.#family} ${s.table} failed`, r.error);
     this.#current = desired;
     this.#lastSnapshot = snapshot;
     log.info(
-      { table: `${this.#family} ${s.table}`, adopted: this.#isAdopted, slotsWritten: changes.adds.length, slotsDeleted: changes.deletes.length, ms: Math.round(performance.now() - started) },
+      {
+        table: `${this.#family} ${s.table}`,
+        adopted: this.#isAdopted,
+        slotsWritten: changes.adds.length,
+        slotsDeleted: changes.deletes.length,
+        ms: Math.round(performance.now() - started),
+      },
       this.#isAdopted
         ? `${s.name}: adopted the existing nftables table ${this.#family} ${s.table} without flushing it (${changes.adds.length} slots rewritten); established tunnels keep flowing`
         : `${s.name}: created nftables table ${this.#family} ${s.table}`,
@@ -290,11 +339,17 @@ export class KernelIkeDataPlane implements DataPlane {
           // The transaction is atomic: the kernel still holds #current, so the next snapshot
           // diffs against the truth. Flows of newly failed servers are retried then.
           for (const b of newlyFlushed) this.#flushed.delete(b.name);
-          this.#log().error({ err: r.error }, `${s.name}: nft rejected the slot update; the kernel keeps the previous table`);
+          this.#log().error(
+            { err: r.error },
+            `${s.name}: nft rejected the slot update; the kernel keeps the previous table`,
+          );
           return;
         }
         this.#current = desired;
-        this.#log().info({ slotsChanged: changes.adds.length, ms: Math.round(performance.now() - started) }, `${s.name}: ${changes.adds.length} of ${desired.length} slots rewritten`);
+        this.#log().info(
+          { slotsChanged: changes.adds.length, ms: Math.round(performance.now() - started) },
+          `${s.name}: ${changes.adds.length} of ${desired.length} slots rewritten`,
+        );
       }
       // 4. After the map: retries of the deleted flows must already find the new slot owners,
       // and flows that the old slots sent to a lost server during the rewrite go too.
@@ -311,13 +366,19 @@ export class KernelIkeDataPlane implements DataPlane {
     this.#claimKey = undefined;
     const table = `${this.#family} ${this.#service.table}`;
     if (options.keepState) {
-      this.#log().info({ table }, `${this.serviceName}: leaving nftables table ${table} programmed (keepState): a new start adopts it`);
+      this.#log().info(
+        { table },
+        `${this.serviceName}: leaving nftables table ${table} programmed (keepState): a new start adopts it`,
+      );
       return;
     }
     if (options.failedStart && !this.#created) {
       // A table this process did not create holds the previous process's tunnels (or could not
       // be read: a slow nft on a loaded host); deleting it would cut them all.
-      this.#log().warn({ table }, `${this.serviceName}: start-up failed; leaving nftables table ${table} as this process found it, for the next start to adopt`);
+      this.#log().warn(
+        { table },
+        `${this.serviceName}: start-up failed; leaving nftables table ${table} as this process found it, for the next start to adopt`,
+      );
       return;
     }
     const r = await this.#applier.deleteTable(this.#family, this.#service.table);
@@ -328,9 +389,16 @@ export class KernelIkeDataPlane implements DataPlane {
   status(): DataPlaneStatus {
     const s = this.#service;
     const host = (a: string) => (isIP(a) === 6 ? `[${a}]` : a);
-    const listeners = [s.ikePort, s.natTPort].filter((p) => p !== 0).map((p) => `udp ${host(s.virtualIp)}:${p} (nft ${this.#family} ${s.table})`);
+    const listeners = [s.ikePort, s.natTPort]
+      .filter((p) => p !== 0)
+      .map((p) => `udp ${host(s.virtualIp)}:${p} (nft ${this.#family} ${s.table})`);
     const backends = backendFigures(this.#backends, this.#counters, this.#flows, 'flows');
-    return { dataplane: 'kernel', listeners, backends, warnings: [...this.#staticWarnings, ...this.#returnPathWarnings] };
+    return {
+      dataplane: 'kernel',
+      listeners,
+      backends,
+      warnings: [...this.#staticWarnings, ...this.#returnPathWarnings],
+    };
   }
 
   /**
@@ -343,7 +411,8 @@ export class KernelIkeDataPlane implements DataPlane {
    * need the CPU, and a failover is when the slot transaction must not wait behind a dump.
    */
   refresh(options: { poll?: boolean } = {}): Promise<void> {
-    if (options.poll && (this.#applying > 0 || this.#refreshing)) return this.#refreshing ?? Promise.resolve();
+    if (options.poll && (this.#applying > 0 || this.#refreshing))
+      return this.#refreshing ?? Promise.resolve();
     if (this.#refreshing) {
       this.#nextRefresh ??= this.#refreshing.then(() => {
         this.#nextRefresh = undefined;
@@ -368,7 +437,13 @@ export class KernelIkeDataPlane implements DataPlane {
     const listed = await this.#conntrack.list(s.virtualIp, s.family);
     if (!listed.ok) return;
     const states = new Map((this.#lastSnapshot?.backends ?? []).map((b) => [b.name, b.state]));
-    const scan = await this.#returnPath.scan(listed.value, this.#backends, states, this.#log(), s.name);
+    const scan = await this.#returnPath.scan(
+      listed.value,
+      this.#backends,
+      states,
+      this.#log(),
+      s.name,
+    );
     this.#flows = scan.flows;
     this.#returnPathWarnings = scan.warnings;
   }
@@ -380,9 +455,19 @@ export class KernelIkeDataPlane implements DataPlane {
   /** The snapshot's own Maglev table (so `decide()` names the kernel's choice), or one rebuilt for this family. */
   #maglevTable(snapshot: ServiceSnapshot): MaglevTable {
     const fam = this.#service.family;
-    const candidates: Candidate[] = snapshot.candidates.filter((c) => (isIP(c.address) === 6 ? 6 : 4) === fam);
-    if (snapshot.balancer instanceof MaglevBalancer && candidates.length === snapshot.candidates.length) return snapshot.balancer.table;
-    return new MaglevBalancer({ candidates, seed: this.#service.hashSeed, connections: new ConnectionCounts() }).table;
+    const candidates: Candidate[] = snapshot.candidates.filter(
+      (c) => (isIP(c.address) === 6 ? 6 : 4) === fam,
+    );
+    if (
+      snapshot.balancer instanceof MaglevBalancer &&
+      candidates.length === snapshot.candidates.length
+    )
+      return snapshot.balancer.table;
+    return new MaglevBalancer({
+      candidates,
+      seed: this.#service.hashSeed,
+      connections: new ConnectionCounts(),
+    }).table;
   }
 
   /**
@@ -401,24 +486,44 @@ export class KernelIkeDataPlane implements DataPlane {
    * @param leftoverSets sets of servers that left the configuration (start): emptied, and the
    *   SPIs of the `spi_` ones moved too.
    */
-  async #retire(backends: readonly { name: string }[], existingSets?: readonly string[], leftoverSets: readonly string[] = []): Promise<Retirement> {
+  async #retire(
+    backends: readonly { name: string }[],
+    existingSets?: readonly string[],
+    leftoverSets: readonly string[] = [],
+  ): Promise<Retirement> {
     const s = this.#service;
-    const ids = backends.map((b) => this.#idOf(b.name)).filter((id): id is string => id !== undefined);
+    const ids = backends
+      .map((b) => this.#idOf(b.name))
+      .filter((id): id is string => id !== undefined);
     const flushSets = isSpiAffinity(s.affinity) ? ids.map(pinSetName) : [];
     // Their clients' next SAs must be placed afresh, not sent after their lost flows.
     const peerSets = hasPeerSets(s) ? ids.flatMap((id) => [peerSetName(id), learnSetName(id)]) : [];
     flushSets.push(...peerSets, ...leftoverSets.filter((n) => !isSpiSet(n)));
     const deadSpis: string[] = [];
-    const spiSets = [...(hasSpiSets(s) ? ids.map(spiSetName) : []), ...leftoverSets.filter(isSpiSet)];
+    const spiSets = [
+      ...(hasSpiSets(s) ? ids.map(spiSetName) : []),
+      ...leftoverSets.filter(isSpiSet),
+    ];
     for (const name of spiSets) {
       if (existingSets && !existingSets.includes(name)) continue;
       const r = await this.#applier.list(['set', this.#family, s.table, name]);
       if (r.ok) deadSpis.push(...spisOfSetJson(r.value));
-      else this.#log().warn({ set: name, err: r.error }, `${s.name}: could not read ${name}; stale IKE packets of its SAs will be hashed to a live server`);
+      else
+        this.#log().warn(
+          { set: name, err: r.error },
+          `${s.name}: could not read ${name}; stale IKE packets of its SAs will be hashed to a live server`,
+        );
       flushSets.push(name);
     }
-    const names = [...backends.map((b) => b.name), ...leftoverSets.filter(isSpiSet).map((n) => n.slice(4))];
-    if (deadSpis.length > 0) this.#log().info({ spis: deadSpis.length, backends: names }, `${s.name}: ${deadSpis.length} IKE SAs of ${names.join(', ')} marked dead: their stale packets are dropped`);
+    const names = [
+      ...backends.map((b) => b.name),
+      ...leftoverSets.filter(isSpiSet).map((n) => n.slice(4)),
+    ];
+    if (deadSpis.length > 0)
+      this.#log().info(
+        { spis: deadSpis.length, backends: names },
+        `${s.name}: ${deadSpis.length} IKE SAs of ${names.join(', ')} marked dead: their stale packets are dropped`,
+      );
     return { flushSets, deadSpis, existingSets };
   }
 
@@ -431,29 +536,50 @@ export class KernelIkeDataPlane implements DataPlane {
    */
   async #retireEarly(retired: Retirement, hasDeadSet = true): Promise<boolean> {
     const s = this.#service;
-    const flushSets = retired.existingSets ? retired.flushSets.filter((n) => retired.existingSets!.includes(n)) : retired.flushSets;
+    const flushSets = retired.existingSets
+      ? retired.flushSets.filter((n) => retired.existingSets!.includes(n))
+      : retired.flushSets;
     if (flushSets.length === 0) return false;
     const deadSpis = hasDeadSet ? retired.deadSpis : [];
     const started = performance.now();
-    const r = await this.#applier.apply(renderMapUpdate(this.#family, s.table, NO_SLOT_CHANGES, [], flushSets, deadSpis));
+    const r = await this.#applier.apply(
+      renderMapUpdate(this.#family, s.table, NO_SLOT_CHANGES, [], flushSets, deadSpis),
+    );
     this.#metrics.retired(r.ok);
     if (!r.ok) {
-      this.#log().warn({ err: r.error }, `${s.name}: nft rejected the retirement of lost servers' SAs; it is retried with the slot update`);
+      this.#log().warn(
+        { err: r.error },
+        `${s.name}: nft rejected the retirement of lost servers' SAs; it is retried with the slot update`,
+      );
       return false;
     }
-    this.#log().info({ sets: flushSets, spis: deadSpis.length, ms: Math.round(performance.now() - started) }, `${s.name}: lost servers retired (${deadSpis.length} SAs marked dead, ${flushSets.length} sets emptied) before the slot update`);
+    this.#log().info(
+      { sets: flushSets, spis: deadSpis.length, ms: Math.round(performance.now() - started) },
+      `${s.name}: lost servers retired (${deadSpis.length} SAs marked dead, ${flushSets.length} sets emptied) before the slot update`,
+    );
     return true;
   }
 
   async #deleteFlows(backends: readonly { name: string; address: string }[]): Promise<void> {
     for (const b of backends) {
-      const r = await this.#conntrack.deleteBackendFlows(this.#service.virtualIp, b.address, this.#service.family);
+      const r = await this.#conntrack.deleteBackendFlows(
+        this.#service.virtualIp,
+        b.address,
+        this.#service.family,
+      );
       if (r.ok) {
         this.#metrics.conntrackDeleted(b.name, r.value);
-        if (r.value > 0) this.#log().info({ backend: b.name, deleted: r.value }, `${this.serviceName}: deleted ${r.value} conntrack entries of ${b.name} so that its clients reach a live server`);
+        if (r.value > 0)
+          this.#log().info(
+            { backend: b.name, deleted: r.value },
+            `${this.serviceName}: deleted ${r.value} conntrack entries of ${b.name} so that its clients reach a live server`,
+          );
       } else {
         this.#metrics.conntrackFailed();
-        this.#log().warn({ backend: b.name, err: r.error }, `${this.serviceName}: could not delete the conntrack entries of ${b.name}; its clients stay on it until the entries expire`);
+        this.#log().warn(
+          { backend: b.name, err: r.error },
+          `${this.serviceName}: could not delete the conntrack entries of ${b.name}; its clients stay on it until the entries expire`,
+        );
       }
     }
   }
@@ -468,7 +594,11 @@ export class KernelIkeDataPlane implements DataPlane {
   }
 
   #applyError(what: string, detail: string): VpnlbError {
-    return new VpnlbError('VPNLB_DATAPLANE_APPLY', `${this.serviceName}: ${what}: ${detail}`, 'internal');
+    return new VpnlbError(
+      'VPNLB_DATAPLANE_APPLY',
+      `${this.serviceName}: ${what}: ${detail}`,
+      'internal',
+    );
   }
 
   #log() {
@@ -491,8 +621,14 @@ export async function kernelAvailability(
 ): Promise<{ ok: true } | { ok: false; reason: string; missingCapability?: CapabilityName }> {
   const caps = options.capabilities ?? readProcessCapabilities();
   if (caps ? !helperReceives(caps, 'CAP_NET_ADMIN') : process.getuid?.() !== 0) {
-    const held = caps ? `uid ${caps.uid}, ambient capabilities: ${describeMask(caps.ambient)}` : `uid ${process.getuid?.()}`;
-    return { ok: false, reason: missingCapabilityMessage('CAP_NET_ADMIN', `nft would run without it (${held})`), missingCapability: 'CAP_NET_ADMIN' };
+    const held = caps
+      ? `uid ${caps.uid}, ambient capabilities: ${describeMask(caps.ambient)}`
+      : `uid ${process.getuid?.()}`;
+    return {
+      ok: false,
+      reason: missingCapabilityMessage('CAP_NET_ADMIN', `nft would run without it (${held})`),
+      missingCapability: 'CAP_NET_ADMIN',
+    };
   }
   // The runner's default bound, as for every nft call: on a loaded host even a small command can take seconds.
   const run = createCommandRunner(options.netns ? { netns: options.netns } : {});
@@ -505,7 +641,11 @@ export async function kernelAvailability(
   if (!l.ok) {
     const what = `nft ${AVAILABILITY_PROBE.join(' ')} failed`;
     return isPermissionError(l.message)
-      ? { ok: false, reason: `${what}: ${explainPermissionError(l.message, 'CAP_NET_ADMIN')}`, missingCapability: 'CAP_NET_ADMIN' }
+      ? {
+          ok: false,
+          reason: `${what}: ${explainPermissionError(l.message, 'CAP_NET_ADMIN')}`,
+          missingCapability: 'CAP_NET_ADMIN',
+        }
       : { ok: false, reason: `${what}: ${l.message}` };
   }
   return { ok: true };

@@ -27,16 +27,56 @@ export class KernelMetrics {
 
   constructor(metrics: Metrics, service: string) {
     this.#service = service;
-    this.#applies = metrics.counter({ name: 'vpnlb_kernel_applies_total', help: 'nft transactions of the kernel data plane, by result (ok, error).', labelNames: ['service', 'result'] });
-    this.#slots = metrics.counter({ name: 'vpnlb_kernel_slots_written_total', help: 'Maglev slots rewritten in the kernel map (deletes and adds).', labelNames: ['service'] });
-    this.#retirements = metrics.counter({ name: 'vpnlb_kernel_retirements_total', help: 'Small nft transactions that retired lost servers (SPIs into spi_dead, their sets emptied) ahead of the slot update, by result (ok, error: then the slot transaction carries it).', labelNames: ['service', 'result'] });
-    this.#ctDeleted = metrics.counter({ name: 'vpnlb_kernel_conntrack_deleted_total', help: 'Conntrack entries deleted because their server went down, was disabled or removed.', labelNames: ['service', 'backend'] });
-    this.#ctFailures = metrics.counter({ name: 'vpnlb_kernel_conntrack_errors_total', help: 'conntrack calls that failed (flows then stay until they expire).', labelNames: ['service'] });
-    this.#packets = metrics.counter({ name: 'vpnlb_kernel_backend_packets_total', help: 'Packets forwarded by the kernel, per server and direction (in: to the server, out: back to clients).', labelNames: ['service', 'backend', 'direction'] });
-    this.#bytes = metrics.counter({ name: 'vpnlb_kernel_backend_bytes_total', help: 'Bytes forwarded by the kernel, per server and direction.', labelNames: ['service', 'backend', 'direction'] });
-    this.#dropped = metrics.counter({ name: 'vpnlb_kernel_dropped_packets_total', help: 'Packets the kernel ruleset dropped: ike_unrouted (no SPI or no server), natt_unrouted (ESP without conntrack entry or pin), snat_exhausted (full NAT: the client\'s SNAT address is at snat.maxSasPerAddress for that server), ike_stale (IKE packets of an SA whose server went down: dropped so that they cannot capture the client\'s next handshake), sstp_unrouted (kernel SSTP: a new connection whose slot has no server).', labelNames: ['service', 'reason'] });
-    this.#split = metrics.counter({ name: 'vpnlb_kernel_ike_split_packets_total', help: 'IKE packets on the NAT-T port forwarded to another server than the one their IKE_SA_INIT reached: a client 4500 flow shared by SAs placed on two servers (the newer handshake fails; see docs/operations.md).', labelNames: ['service'] });
-    this.#returnPath = metrics.gauge({ name: 'vpnlb_kernel_return_path_missing', help: '1 when a server\'s forwarded flows get no reply through the balancer (transparent mode: fix its default gateway).', labelNames: ['service', 'backend'] });
+    this.#applies = metrics.counter({
+      name: 'vpnlb_kernel_applies_total',
+      help: 'nft transactions of the kernel data plane, by result (ok, error).',
+      labelNames: ['service', 'result'],
+    });
+    this.#slots = metrics.counter({
+      name: 'vpnlb_kernel_slots_written_total',
+      help: 'Maglev slots rewritten in the kernel map (deletes and adds).',
+      labelNames: ['service'],
+    });
+    this.#retirements = metrics.counter({
+      name: 'vpnlb_kernel_retirements_total',
+      help: 'Small nft transactions that retired lost servers (SPIs into spi_dead, their sets emptied) ahead of the slot update, by result (ok, error: then the slot transaction carries it).',
+      labelNames: ['service', 'result'],
+    });
+    this.#ctDeleted = metrics.counter({
+      name: 'vpnlb_kernel_conntrack_deleted_total',
+      help: 'Conntrack entries deleted because their server went down, was disabled or removed.',
+      labelNames: ['service', 'backend'],
+    });
+    this.#ctFailures = metrics.counter({
+      name: 'vpnlb_kernel_conntrack_errors_total',
+      help: 'conntrack calls that failed (flows then stay until they expire).',
+      labelNames: ['service'],
+    });
+    this.#packets = metrics.counter({
+      name: 'vpnlb_kernel_backend_packets_total',
+      help: 'Packets forwarded by the kernel, per server and direction (in: to the server, out: back to clients).',
+      labelNames: ['service', 'backend', 'direction'],
+    });
+    this.#bytes = metrics.counter({
+      name: 'vpnlb_kernel_backend_bytes_total',
+      help: 'Bytes forwarded by the kernel, per server and direction.',
+      labelNames: ['service', 'backend', 'direction'],
+    });
+    this.#dropped = metrics.counter({
+      name: 'vpnlb_kernel_dropped_packets_total',
+      help: "Packets the kernel ruleset dropped: ike_unrouted (no SPI or no server), natt_unrouted (ESP without conntrack entry or pin), snat_exhausted (full NAT: the client's SNAT address is at snat.maxSasPerAddress for that server), ike_stale (IKE packets of an SA whose server went down: dropped so that they cannot capture the client's next handshake), sstp_unrouted (kernel SSTP: a new connection whose slot has no server).",
+      labelNames: ['service', 'reason'],
+    });
+    this.#split = metrics.counter({
+      name: 'vpnlb_kernel_ike_split_packets_total',
+      help: 'IKE packets on the NAT-T port forwarded to another server than the one their IKE_SA_INIT reached: a client 4500 flow shared by SAs placed on two servers (the newer handshake fails; see docs/operations.md).',
+      labelNames: ['service'],
+    });
+    this.#returnPath = metrics.gauge({
+      name: 'vpnlb_kernel_return_path_missing',
+      help: "1 when a server's forwarded flows get no reply through the balancer (transparent mode: fix its default gateway).",
+      labelNames: ['service', 'backend'],
+    });
   }
 
   applied(ok: boolean, slots: number): void {
@@ -73,7 +113,13 @@ export class KernelMetrics {
         if (d.bytes > 0) this.#bytes.inc(labels, d.bytes);
       }
     }
-    for (const reason of [NFT_OBJECTS.ikeUnrouted, NFT_OBJECTS.nattUnrouted, NFT_OBJECTS.snatExhausted, NFT_OBJECTS.ikeStale, SSTP_UNROUTED]) {
+    for (const reason of [
+      NFT_OBJECTS.ikeUnrouted,
+      NFT_OBJECTS.nattUnrouted,
+      NFT_OBJECTS.snatExhausted,
+      NFT_OBJECTS.ikeStale,
+      SSTP_UNROUTED,
+    ]) {
       const d = inc(reason);
       if (d.packets > 0) this.#dropped.inc({ service: this.#service, reason }, d.packets);
     }

@@ -17,7 +17,12 @@ type NftCounters = Readonly<Record<string, { packets: number; bytes: number }>>;
  * Status figures per server: nft counters both ways, and the conntrack entries of the last scan
  * as `flows` (IKEv2: UDP flows) or `connections` (SSTP: TCP connections).
  */
-export function backendFigures(backends: readonly RulesetBackend[], counters: NftCounters, flows: Readonly<Record<string, FlowCounts>>, as: 'flows' | 'connections'): Record<string, BackendCounters> {
+export function backendFigures(
+  backends: readonly RulesetBackend[],
+  counters: NftCounters,
+  flows: Readonly<Record<string, FlowCounts>>,
+  as: 'flows' | 'connections',
+): Record<string, BackendCounters> {
   const out: Record<string, BackendCounters> = {};
   for (const b of backends) {
     const cin = counters[counterName(b.id, 'in')];
@@ -52,8 +57,21 @@ export class ReturnPathWatch {
     private readonly runner: CommandRunner,
   ) {}
 
-  async scan(entries: readonly ConntrackEntry[], backends: readonly RulesetBackend[], states: ReadonlyMap<string, string>, log: Logger, service: string): Promise<ReturnPathScan> {
-    const verdict = this.detector.observe(entries, backends.map((b) => ({ name: b.name, address: b.address, state: states.get(b.name) ?? 'up' })));
+  async scan(
+    entries: readonly ConntrackEntry[],
+    backends: readonly RulesetBackend[],
+    states: ReadonlyMap<string, string>,
+    log: Logger,
+    service: string,
+  ): Promise<ReturnPathScan> {
+    const verdict = this.detector.observe(
+      entries,
+      backends.map((b) => ({
+        name: b.name,
+        address: b.address,
+        state: states.get(b.name) ?? 'up',
+      })),
+    );
     const warnings: string[] = [];
     for (const b of backends) {
       const isMissing = verdict.missing.includes(b.name);
@@ -61,7 +79,8 @@ export class ReturnPathWatch {
       if (!isMissing) continue;
       const w = returnPathWarning(b, await this.#balancerAddressFor(b.address));
       warnings.push(w);
-      if (!wasMissing) log.warn({ backend: b.name, flows: verdict.flows[b.name] }, `${service}: ${w}`);
+      if (!wasMissing)
+        log.warn({ backend: b.name, flows: verdict.flows[b.name] }, `${service}: ${w}`);
     }
     return { flows: { ...verdict.flows }, warnings };
   }

@@ -41,7 +41,12 @@ class FakeConntrack implements ConntrackTable {
 
 const forwarding = { value: '1' };
 const runner: CommandRunner = async (cmd, args) => {
-  if (cmd === 'sysctl') return { ok: true, stdout: `${args[1]?.includes('forward') ? forwarding.value : '1000000'}\n`, stderr: '' };
+  if (cmd === 'sysctl')
+    return {
+      ok: true,
+      stdout: `${args[1]?.includes('forward') ? forwarding.value : '1000000'}\n`,
+      stderr: '',
+    };
   if (cmd === 'ip') return { ok: true, stdout: '[{"prefsrc":"198.18.2.1"}]', stderr: '' };
   return { ok: false, code: 1, stdout: '', stderr: '', message: 'unexpected' };
 };
@@ -54,10 +59,17 @@ function setup() {
   const nft = new FakeNftApplier();
   const ct = new FakeConntrack();
   const snap = () => controller.service('sstp') as ServiceSnapshot;
-  const make = () => new KernelSstpDataPlane(config.services.sstp[0]!, ctx, { applier: nft, conntrack: ct, runner, pollIntervalMs: 0 });
+  const make = () =>
+    new KernelSstpDataPlane(config.services.sstp[0]!, ctx, {
+      applier: nft,
+      conntrack: ct,
+      runner,
+      pollIntervalMs: 0,
+    });
   return { controller, nft, ct, snap, make, metrics };
 }
-const slotsOf = (nft: FakeNftApplier) => nft.tables.get('ip vpnlb_sstp')?.slots ?? new Map<number, string>();
+const slotsOf = (nft: FakeNftApplier) =>
+  nft.tables.get('ip vpnlb_sstp')?.slots ?? new Map<number, string>();
 
 test('start programs the table: 65537 slots, the slot decide() names for a client, DNAT of TCP to the backend port', async () => {
   const { nft, snap, make } = setup();
@@ -66,7 +78,10 @@ test('start programs the table: 65537 slots, the slot decide() names for a clien
   assert.equal(dp.isAdopted, false);
   assert.equal(slotsOf(nft).size, 65537);
   const text = nft.transactions[0] as string;
-  assert.match(text, /ip daddr 198\.19\.0\.1 tcp dport 443 dnat to jhash ip saddr mod 65537 seed 0x76706e6c map @slots : 443/);
+  assert.match(
+    text,
+    /ip daddr 198\.19\.0\.1 tcp dport 443 dnat to jhash ip saddr mod 65537 seed 0x76706e6c map @slots : 443/,
+  );
   for (const client of ['198.18.1.2', '198.18.1.77', '203.0.113.9']) {
     const d = decide(snap(), { address: client });
     assert.equal(d.keyKind, 'source-ip');
@@ -87,7 +102,10 @@ test('disable: its slots move and its connections are deleted after the map; dra
   await dp.start(snap());
   controller.setAdminState('a', 'draining');
   await dp.apply(snap());
-  assert.ok(![...slotsOf(nft).values()].includes('198.18.2.10'), 'a draining server takes no new client');
+  assert.ok(
+    ![...slotsOf(nft).values()].includes('198.18.2.10'),
+    'a draining server takes no new client',
+  );
   assert.deepEqual(ct.deleted, [], 'a draining server keeps its connections');
   controller.setAdminState('b', 'disabled');
   const before = nft.transactions.length;
@@ -97,7 +115,10 @@ test('disable: its slots move and its connections are deleted after the map; dra
   assert.deepEqual(ct.deleted, ['198.18.2.11']);
   await dp.apply(snap());
   assert.deepEqual(ct.deleted, ['198.18.2.11'], 'deleted once, not on every snapshot');
-  assert.match(await metrics.text(), /vpnlb_kernel_conntrack_deleted_total\{service="sstp",backend="b"\} 2/);
+  assert.match(
+    await metrics.text(),
+    /vpnlb_kernel_conntrack_deleted_total\{service="sstp",backend="b"\} 2/,
+  );
   await dp.stop();
 });
 
@@ -138,7 +159,12 @@ test('return path: a server whose connections all stay unreplied is reported, wi
   const { ct, snap, make } = setup();
   const dp = make();
   await dp.start(snap());
-  const entry = (src: string, sport: number, server: string, unreplied: boolean): ConntrackEntry => ({
+  const entry = (
+    src: string,
+    sport: number,
+    server: string,
+    unreplied: boolean,
+  ): ConntrackEntry => ({
     original: { src, dst: '198.19.0.1', sport, dport: 443 },
     reply: { src: server, dst: src, sport: 443, dport: sport },
     isUnreplied: unreplied,
@@ -149,12 +175,18 @@ test('return path: a server whose connections all stay unreplied is reported, wi
     ...[1, 2, 3, 4].map((i) => entry('198.18.1.2', 40000 + i, '198.18.2.10', true)),
     entry('198.18.1.3', 40100, '198.18.2.11', false),
     // Another service's port on the same address is not this service's.
-    { ...entry('198.18.1.4', 40200, '198.18.2.12', true), original: { src: '198.18.1.4', dst: '198.19.0.1', sport: 40200, dport: 80 } },
+    {
+      ...entry('198.18.1.4', 40200, '198.18.2.12', true),
+      original: { src: '198.18.1.4', dst: '198.19.0.1', sport: 40200, dport: 80 },
+    },
   ];
   await dp.refresh();
   const st = dp.status();
   assert.equal(st.warnings.length, 1, st.warnings.join('\n'));
-  assert.match(st.warnings[0] as string, /return path missing for a \(198\.18\.2\.10\).*default gateway of a \(198\.18\.2\.10\) to 198\.18\.2\.1/);
+  assert.match(
+    st.warnings[0] as string,
+    /return path missing for a \(198\.18\.2\.10\).*default gateway of a \(198\.18\.2\.10\) to 198\.18\.2\.1/,
+  );
   assert.equal(st.backends.a?.connections, 4);
   assert.equal(st.backends.b?.connections, 1);
   assert.equal(st.backends.c?.connections, 0);

@@ -26,9 +26,21 @@ import { createCommandRunner, type CommandRunner } from '../../platform/command-
 import { ConntrackCli, type ConntrackTable } from './conntrack.js';
 import type { KernelDataPlaneOptions } from './kernel-dataplane.js';
 import { KernelMetrics } from './kernel-metrics.js';
-import { diffSlotAddresses, renderMapUpdate, renderTransaction, slotAddressesOf, type SlotAddresses } from './map-update.js';
+import {
+  diffSlotAddresses,
+  renderMapUpdate,
+  renderTransaction,
+  slotAddressesOf,
+  type SlotAddresses,
+} from './map-update.js';
 import { NftCliApplier, readCounters, readTableState, type NftApplier } from './nft-applier.js';
-import { assignBackendIds, counterName, nftFamilyOf, type NftFamily, type RulesetBackend } from './render-ruleset.js';
+import {
+  assignBackendIds,
+  counterName,
+  nftFamilyOf,
+  type NftFamily,
+  type RulesetBackend,
+} from './render-ruleset.js';
 import { SSTP_CHAINS, SSTP_UNROUTED, renderSstpRuleset, sstpCtTimeoutName } from './render-sstp.js';
 import { ReturnPathDetector } from './return-path.js';
 import { ReturnPathWatch, backendFigures } from './kernel-plane-parts.js';
@@ -68,7 +80,11 @@ export class KernelSstpDataPlane implements DataPlane {
     this.#conntrack = options.conntrack ?? new ConntrackCli(this.#runner, 'tcp');
     this.#pollMs = options.pollIntervalMs ?? 10_000;
     this.#metrics = new KernelMetrics(ctx.metrics, service.name);
-    this.#returnPath = new ReturnPathWatch(new ReturnPathDetector(options.returnPath), this.#metrics, this.#runner);
+    this.#returnPath = new ReturnPathWatch(
+      new ReturnPathDetector(options.returnPath),
+      this.#metrics,
+      this.#runner,
+    );
   }
 
   /** True when `start` found the table and adopted it instead of creating it. */
@@ -79,7 +95,10 @@ export class KernelSstpDataPlane implements DataPlane {
   async start(snapshot: ServiceSnapshot): Promise<void> {
     const s = this.#service;
     const skipped = snapshot.backends.filter((b) => b.family !== s.family);
-    if (skipped.length > 0) this.#warn(`the kernel data plane translates within one address family: IPv${s.family === 4 ? 6 : 4} backends ${skipped.map((b) => b.name).join(', ')} are not used by this IPv${s.family} service`);
+    if (skipped.length > 0)
+      this.#warn(
+        `the kernel data plane translates within one address family: IPv${s.family === 4 ? 6 : 4} backends ${skipped.map((b) => b.name).join(', ')} are not used by this IPv${s.family} service`,
+      );
     this.#backends = assignBackendIds(snapshot.backends.filter((b) => b.family === s.family));
     // Only forwarding matters here; the other host checks are about UDP flows (IKEv2).
     for (const f of await checkSysctls(this.#runner, s.family, 0, s.idleTimeout)) {
@@ -91,7 +110,10 @@ export class KernelSstpDataPlane implements DataPlane {
     this.#isAdopted = state.value.exists;
     const desired = this.#desiredSlots(snapshot);
     const changes = diffSlotAddresses(state.value.slots, desired);
-    const wantedCounters = new Set([SSTP_UNROUTED, ...this.#backends.flatMap((b) => [counterName(b.id, 'in'), counterName(b.id, 'out')])]);
+    const wantedCounters = new Set([
+      SSTP_UNROUTED,
+      ...this.#backends.flatMap((b) => [counterName(b.id, 'in'), counterName(b.id, 'out')]),
+    ]);
     const text = renderTransaction({
       family: this.#family,
       table: s.table,
@@ -108,11 +130,17 @@ export class KernelSstpDataPlane implements DataPlane {
     const started = performance.now();
     const r = await this.#applier.apply(text);
     this.#metrics.applied(r.ok, changes.deletes.length + changes.adds.length);
-    if (!r.ok) throw this.#applyError(`programming table ${this.#family} ${s.table} failed`, r.error);
+    if (!r.ok)
+      throw this.#applyError(`programming table ${this.#family} ${s.table} failed`, r.error);
     this.#current = desired;
     this.#lastSnapshot = snapshot;
     this.#log().info(
-      { table: `${this.#family} ${s.table}`, adopted: this.#isAdopted, slotsWritten: changes.adds.length, ms: Math.round(performance.now() - started) },
+      {
+        table: `${this.#family} ${s.table}`,
+        adopted: this.#isAdopted,
+        slotsWritten: changes.adds.length,
+        ms: Math.round(performance.now() - started),
+      },
       this.#isAdopted
         ? `${s.name}: adopted the existing nftables table ${this.#family} ${s.table} (${changes.adds.length} slots rewritten); established SSTP connections keep flowing`
         : `${s.name}: created nftables table ${this.#family} ${s.table} (SSTP passthrough in the kernel: the servers see the clients' addresses)`,
@@ -121,7 +149,9 @@ export class KernelSstpDataPlane implements DataPlane {
     // the table was last programmed, must not linger.
     const toFlush = backendsToFlush(snapshot).filter((b) => b.family === s.family);
     const known = new Set(this.#backends.map((b) => b.address));
-    const gone = [...new Set(state.value.slots.filter((a): a is string => a !== undefined && !known.has(a)))];
+    const gone = [
+      ...new Set(state.value.slots.filter((a): a is string => a !== undefined && !known.has(a))),
+    ];
     for (const b of toFlush) this.#flushed.add(b.name);
     await this.#deleteFlows([...toFlush, ...gone.map((a) => ({ name: a, address: a }))]);
     if (this.#pollMs > 0) {
@@ -145,11 +175,17 @@ export class KernelSstpDataPlane implements DataPlane {
       if (!r.ok) {
         // Atomic: the kernel still holds #current; the next snapshot retries, flows included.
         for (const b of newlyFlushed) this.#flushed.delete(b.name);
-        this.#log().error({ err: r.error }, `${s.name}: nft rejected the slot update; the kernel keeps the previous table`);
+        this.#log().error(
+          { err: r.error },
+          `${s.name}: nft rejected the slot update; the kernel keeps the previous table`,
+        );
         return;
       }
       this.#current = desired;
-      this.#log().info({ slotsChanged: changes.adds.length }, `${s.name}: ${changes.adds.length} of ${desired.length} slots rewritten`);
+      this.#log().info(
+        { slotsChanged: changes.adds.length },
+        `${s.name}: ${changes.adds.length} of ${desired.length} slots rewritten`,
+      );
     }
     // After the map: a client's next segment must already find the new slot owner.
     await this.#deleteFlows(newlyFlushed);
@@ -160,7 +196,10 @@ export class KernelSstpDataPlane implements DataPlane {
     this.#timer = undefined;
     const table = `${this.#family} ${this.#service.table}`;
     if (options.keepState) {
-      this.#log().info({ table }, `${this.serviceName}: leaving nftables table ${table} programmed (keepState): a new start adopts it`);
+      this.#log().info(
+        { table },
+        `${this.serviceName}: leaving nftables table ${table} programmed (keepState): a new start adopts it`,
+      );
       return;
     }
     const r = await this.#applier.deleteTable(this.#family, this.#service.table);
@@ -172,7 +211,12 @@ export class KernelSstpDataPlane implements DataPlane {
     const s = this.#service;
     const host = isIP(s.virtualIp) === 6 ? `[${s.virtualIp}]` : s.virtualIp;
     const backends = backendFigures(this.#backends, this.#counters, this.#flows, 'connections');
-    return { dataplane: 'kernel', listeners: [`tcp ${host}:${s.port} (nft ${this.#family} ${s.table})`], backends, warnings: [...this.#staticWarnings, ...this.#returnPathWarnings] };
+    return {
+      dataplane: 'kernel',
+      listeners: [`tcp ${host}:${s.port} (nft ${this.#family} ${s.table})`],
+      backends,
+      warnings: [...this.#staticWarnings, ...this.#returnPathWarnings],
+    };
   }
 
   /** Reads counters and connections, one read at a time (the timer calls it). */
@@ -202,21 +246,44 @@ export class KernelSstpDataPlane implements DataPlane {
   /** The snapshot's Maglev table when it covers this family (decide() then names the kernel's choice). */
   #desiredSlots(snapshot: ServiceSnapshot): (string | undefined)[] {
     const fam = this.#service.family;
-    const candidates: Candidate[] = snapshot.candidates.filter((c) => (isIP(c.address) === 6 ? 6 : 4) === fam);
-    if (snapshot.balancer instanceof MaglevBalancer && candidates.length === snapshot.candidates.length) return slotAddressesOf(snapshot.balancer.table);
-    return slotAddressesOf(new MaglevBalancer({ candidates, seed: this.#service.hashSeed, connections: new ConnectionCounts() }).table);
+    const candidates: Candidate[] = snapshot.candidates.filter(
+      (c) => (isIP(c.address) === 6 ? 6 : 4) === fam,
+    );
+    if (
+      snapshot.balancer instanceof MaglevBalancer &&
+      candidates.length === snapshot.candidates.length
+    )
+      return slotAddressesOf(snapshot.balancer.table);
+    return slotAddressesOf(
+      new MaglevBalancer({
+        candidates,
+        seed: this.#service.hashSeed,
+        connections: new ConnectionCounts(),
+      }).table,
+    );
   }
 
   async #deleteFlows(backends: readonly { name: string; address: string }[]): Promise<void> {
     for (const b of backends) {
-      const r = await this.#conntrack.deleteBackendFlows(this.#service.virtualIp, b.address, this.#service.family);
+      const r = await this.#conntrack.deleteBackendFlows(
+        this.#service.virtualIp,
+        b.address,
+        this.#service.family,
+      );
       if (!r.ok) {
         this.#metrics.conntrackFailed();
-        this.#log().warn({ backend: b.name, err: r.error }, `${this.serviceName}: could not delete the connections of ${b.name}; its clients stay on it until they give up`);
+        this.#log().warn(
+          { backend: b.name, err: r.error },
+          `${this.serviceName}: could not delete the connections of ${b.name}; its clients stay on it until they give up`,
+        );
         continue;
       }
       this.#metrics.conntrackDeleted(b.name, r.value);
-      if (r.value > 0) this.#log().info({ backend: b.name, deleted: r.value }, `${this.serviceName}: deleted ${r.value} conntrack entries of ${b.name}: its clients' next segments are reset by a live server and they reconnect`);
+      if (r.value > 0)
+        this.#log().info(
+          { backend: b.name, deleted: r.value },
+          `${this.serviceName}: deleted ${r.value} conntrack entries of ${b.name}: its clients' next segments are reset by a live server and they reconnect`,
+        );
     }
   }
 
@@ -226,7 +293,11 @@ export class KernelSstpDataPlane implements DataPlane {
   }
 
   #applyError(what: string, detail: string): VpnlbError {
-    return new VpnlbError('VPNLB_DATAPLANE_APPLY', `${this.serviceName}: ${what}: ${detail}`, 'internal');
+    return new VpnlbError(
+      'VPNLB_DATAPLANE_APPLY',
+      `${this.serviceName}: ${what}: ${detail}`,
+      'internal',
+    );
   }
 
   #log() {

@@ -35,7 +35,20 @@ test('renderDeadSpis chunks elements; renderMapUpdate moves SPIs before emptying
   assert.equal(renderDeadSpis('ip', 't', []), '');
   const spis = Array.from({ length: 5 }, (_, i) => `${i} . ${i}`);
   assert.equal(renderDeadSpis('ip6', 't', spis, 2).split('\n').filter(Boolean).length, 3);
-  assert.match(renderDeadSpis('ip6', 't', spis, 2), /^add element ip6 t spi_dead \{ 0 \. 0, 1 \. 1 \}$/m);
-  const text = renderMapUpdate('ip', 't', { deletes: [], adds: [] }, [], ['pin_a', 'spi_a'], ['1 . 2']);
-  assert.equal(text, 'add element ip t spi_dead { 1 . 2 }\nflush set ip t pin_a\nflush set ip t spi_a\n');
+  assert.match(
+    renderDeadSpis('ip6', 't', spis, 2),
+    /^add element ip6 t spi_dead \{ 0 \. 0, 1 \. 1 \}$/m,
+  );
+  const text = renderMapUpdate(
+    'ip',
+    't',
+    { deletes: [], adds: [] },
+    [],
+    ['pin_a', 'spi_a'],
+    ['1 . 2'],
+  );
+  assert.equal(
+    text,
+    'add element ip t spi_dead { 1 . 2 }\nflush set ip t pin_a\nflush set ip t spi_a\n',
+  );
 });

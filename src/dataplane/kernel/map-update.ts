@@ -9,7 +9,12 @@
  * flows are untouched: their conntrack entries carry their NAT binding, not the map.
  */
 import type { MaglevTable } from '../../balancer/maglev/maglev.js';
-import { NFT_OBJECTS, renderSlotElements, type ChainSpec, type NftFamily } from './render-ruleset.js';
+import {
+  NFT_OBJECTS,
+  renderSlotElements,
+  type ChainSpec,
+  type NftFamily,
+} from './render-ruleset.js';
 
 /** Server address of each slot (`undefined`: empty slot). */
 export type SlotAddresses = readonly (string | undefined)[];
@@ -111,7 +116,12 @@ export function renderMapUpdate(
  * `add element` lines that put SPIs into `spi_dead` (with the set's own timeout). Adding an
  * element a set already holds is not an error for nft sets (unlike a map key with a new value).
  */
-export function renderDeadSpis(family: NftFamily, table: string, spis: readonly string[], chunk = 4096): string {
+export function renderDeadSpis(
+  family: NftFamily,
+  table: string,
+  spis: readonly string[],
+  chunk = 4096,
+): string {
   let text = '';
   for (let i = 0; i < spis.length; i += chunk) {
     text += `add element ${family} ${table} ${NFT_OBJECTS.spiDeadSet} { ${spis.slice(i, i + chunk).join(', ')} }\n`;

@@ -5,7 +5,11 @@
  * unit tests that cannot be root.
  */
 import { MAGLEV_TABLE_SIZE } from '../../balancer/maglev/table-size.js';
-import { createCommandRunner, type CommandRunner, type ToolResult } from '../../platform/command-runner.js';
+import {
+  createCommandRunner,
+  type CommandRunner,
+  type ToolResult,
+} from '../../platform/command-runner.js';
 import { NFT_OBJECTS, type NftFamily } from './render-ruleset.js';
 import { explainPermissionError } from '../../platform/capabilities.js';
 
@@ -34,12 +38,15 @@ const MISSING = /No such file or directory/;
 export class NftCliApplier implements NftApplier {
   readonly #run: CommandRunner;
   constructor(options: NftCliOptions = {}) {
-    this.#run = options.runner ?? createCommandRunner(options.netns ? { netns: options.netns } : {});
+    this.#run =
+      options.runner ?? createCommandRunner(options.netns ? { netns: options.netns } : {});
   }
 
   async apply(text: string): Promise<NftResult> {
     const r = await this.#run('nft', ['-f', '-'], text);
-    return r.ok ? { ok: true, value: undefined } : { ok: false, error: explainPermissionError(r.message, 'CAP_NET_ADMIN') };
+    return r.ok
+      ? { ok: true, value: undefined }
+      : { ok: false, error: explainPermissionError(r.message, 'CAP_NET_ADMIN') };
   }
 
   async list(what: readonly string[]): Promise<NftResult<unknown>> {
@@ -48,14 +55,19 @@ export class NftCliApplier implements NftApplier {
     try {
       return { ok: true, value: JSON.parse(r.stdout) as unknown };
     } catch (err) {
-      return { ok: false, error: `nft -j list ${what.join(' ')}: unparsable JSON (${(err as Error).message})` };
+      return {
+        ok: false,
+        error: `nft -j list ${what.join(' ')}: unparsable JSON (${(err as Error).message})`,
+      };
     }
   }
 
   async deleteTable(family: NftFamily, table: string): Promise<NftResult<boolean>> {
     const r = await this.#run('nft', ['delete', 'table', family, table]);
     if (r.ok) return { ok: true, value: true };
-    return MISSING.test(r.message) ? { ok: true, value: false } : { ok: false, error: explainPermissionError(r.message, 'CAP_NET_ADMIN') };
+    return MISSING.test(r.message)
+      ? { ok: true, value: false }
+      : { ok: false, error: explainPermissionError(r.message, 'CAP_NET_ADMIN') };
   }
 }
 
@@ -79,9 +91,20 @@ function items(json: unknown): NftJsonItem[] {
 }
 
 /** Reads a table's state; `exists: false` when nft says it is not there. */
-export async function readTableState(applier: NftApplier, family: NftFamily, table: string): Promise<NftResult<TableState>> {
+export async function readTableState(
+  applier: NftApplier,
+  family: NftFamily,
+  table: string,
+): Promise<NftResult<TableState>> {
   const r = await applier.list(['table', family, table]);
-  const empty = (): TableState => ({ exists: false, slots: new Array(MAGLEV_TABLE_SIZE).fill(undefined), sets: [], chains: [], ctTimeouts: [], counters: {} });
+  const empty = (): TableState => ({
+    exists: false,
+    slots: new Array(MAGLEV_TABLE_SIZE).fill(undefined),
+    sets: [],
+    chains: [],
+    ctTimeouts: [],
+    counters: {},
+  });
   if (!r.ok) return MISSING.test(r.error) ? { ok: true, value: empty() } : r;
   const state = empty() as { -readonly [K in keyof TableState]: TableState[K] };
   state.exists = true;
@@ -92,7 +115,13 @@ export async function readTableState(applier: NftApplier, family: NftFamily, tab
   for (const item of items(r.value)) {
     if (item.map && item.map.name === NFT_OBJECTS.slotsMap) {
       for (const e of (item.map.elem as unknown[] | undefined) ?? []) {
-        if (Array.isArray(e) && typeof e[0] === 'number' && typeof e[1] === 'string' && e[0] >= 0 && e[0] < MAGLEV_TABLE_SIZE) {
+        if (
+          Array.isArray(e) &&
+          typeof e[0] === 'number' &&
+          typeof e[1] === 'string' &&
+          e[0] >= 0 &&
+          e[0] < MAGLEV_TABLE_SIZE
+        ) {
           state.slots[e[0]] = e[1];
         }
       }
@@ -103,7 +132,10 @@ export async function readTableState(applier: NftApplier, family: NftFamily, tab
     } else if (item['ct timeout'] && typeof item['ct timeout'].name === 'string') {
       ctTimeouts.push(item['ct timeout'].name);
     } else if (item.counter && typeof item.counter.name === 'string') {
-      counters[item.counter.name] = { packets: Number(item.counter.packets ?? 0), bytes: Number(item.counter.bytes ?? 0) };
+      counters[item.counter.name] = {
+        packets: Number(item.counter.packets ?? 0),
+        bytes: Number(item.counter.bytes ?? 0),
+      };
     }
   }
   state.sets = sets;
@@ -124,7 +156,8 @@ export async function readCounters(
   const out: Record<string, { packets: number; bytes: number }> = {};
   for (const item of items(r.value)) {
     const c = item.counter;
-    if (c && typeof c.name === 'string') out[c.name] = { packets: Number(c.packets ?? 0), bytes: Number(c.bytes ?? 0) };
+    if (c && typeof c.name === 'string')
+      out[c.name] = { packets: Number(c.packets ?? 0), bytes: Number(c.bytes ?? 0) };
   }
   return { ok: true, value: out };
 }
@@ -181,16 +214,26 @@ export class FakeNftApplier implements NftApplier {
       let m: RegExpExecArray | null;
       if ((m = /^(?:add )?table (ip6?) (\w+)/.exec(l))) {
         const key = `${m[1]} ${m[2]}`;
-        if (!work.has(key)) work.set(key, { slots: new Map(), elements: new Map(), sets: new Set(), chains: new Set(), ctTimeouts: new Set(), counters: new Map() });
+        if (!work.has(key))
+          work.set(key, {
+            slots: new Map(),
+            elements: new Map(),
+            sets: new Set(),
+            chains: new Set(),
+            ctTimeouts: new Set(),
+            counters: new Map(),
+          });
         current = work.get(key);
       } else if ((m = /^(add|delete) element (ip6?) (\w+) (\w+) \{ (.*) \}$/.exec(l))) {
         const t = work.get(`${m[2]} ${m[3]}`);
         if (!t) return { ok: false, error: `Error: No such file or directory: ${l.slice(0, 80)}` };
         if (m[4] !== NFT_OBJECTS.slotsMap) {
           // Other sets: kept as written, without nft's strictness (adding twice is no error).
-          if (!t.sets.has(m[4] ?? '')) return { ok: false, error: `Error: No such file or directory: set ${m[4]}` };
+          if (!t.sets.has(m[4] ?? ''))
+            return { ok: false, error: `Error: No such file or directory: set ${m[4]}` };
           const els = t.elements.get(m[4] ?? '') ?? new Set<string>();
-          for (const item of (m[5] ?? '').split(', ')) m[1] === 'add' ? els.add(item) : els.delete(item);
+          for (const item of (m[5] ?? '').split(', '))
+            m[1] === 'add' ? els.add(item) : els.delete(item);
           t.elements.set(m[4] ?? '', els);
           continue;
         }
@@ -198,10 +241,18 @@ export class FakeNftApplier implements NftApplier {
           const [k, v] = item.split(' : ');
           const slot = Number(k);
           if (m[1] === 'add') {
-            if (t.slots.has(slot)) return { ok: false, error: `Error: Could not process rule: File exists (slot ${slot})` };
+            if (t.slots.has(slot))
+              return {
+                ok: false,
+                error: `Error: Could not process rule: File exists (slot ${slot})`,
+              };
             t.slots.set(slot, v ?? '');
           } else {
-            if (!t.slots.delete(slot)) return { ok: false, error: `Error: Could not process rule: No such file or directory (slot ${slot})` };
+            if (!t.slots.delete(slot))
+              return {
+                ok: false,
+                error: `Error: Could not process rule: No such file or directory (slot ${slot})`,
+              };
           }
         }
       } else if ((m = /^(?:add )?chain (?:(ip6?) (\w+) )?(\w+)/.exec(l))) {
@@ -212,17 +263,21 @@ export class FakeNftApplier implements NftApplier {
       } else if ((m = /^ct timeout (\w+) \{/.exec(l))) {
         current?.ctTimeouts.add(m[1] ?? '');
       } else if ((m = /^delete ct timeout (ip6?) (\w+) (\w+)$/.exec(l))) {
-        if (!work.get(`${m[1]} ${m[2]}`)?.ctTimeouts.delete(m[3] ?? '')) return { ok: false, error: `Error: No such file or directory: ${l}` };
+        if (!work.get(`${m[1]} ${m[2]}`)?.ctTimeouts.delete(m[3] ?? ''))
+          return { ok: false, error: `Error: No such file or directory: ${l}` };
       } else if ((m = /^counter (\w+) \{/.exec(l))) {
-        if (current && !current.counters.has(m[1] ?? '')) current.counters.set(m[1] ?? '', { packets: 0, bytes: 0 });
+        if (current && !current.counters.has(m[1] ?? ''))
+          current.counters.set(m[1] ?? '', { packets: 0, bytes: 0 });
       } else if ((m = /^flush set (ip6?) (\w+) (\w+)$/.exec(l))) {
         const t = work.get(`${m[1]} ${m[2]}`);
-        if (!t?.sets.has(m[3] ?? '')) return { ok: false, error: `Error: No such file or directory: ${l}` };
+        if (!t?.sets.has(m[3] ?? ''))
+          return { ok: false, error: `Error: No such file or directory: ${l}` };
         t.elements.delete(m[3] ?? '');
       } else if ((m = /^delete (set|counter|chain) (ip6?) (\w+) (\w+)$/.exec(l))) {
         const t = work.get(`${m[2]} ${m[3]}`);
         const bag = m[1] === 'set' ? t?.sets : m[1] === 'chain' ? t?.chains : t?.counters;
-        if (!bag?.delete(m[4] ?? '')) return { ok: false, error: `Error: No such file or directory: ${l}` };
+        if (!bag?.delete(m[4] ?? ''))
+          return { ok: false, error: `Error: No such file or directory: ${l}` };
         if (m[1] === 'set') t?.elements.delete(m[4] ?? '');
       }
     }
@@ -235,25 +290,47 @@ export class FakeNftApplier implements NftApplier {
     if (what[0] === 'set') {
       const [, family, name, set] = what;
       const t = this.tables.get(`${family} ${name}`);
-      if (!t?.sets.has(set ?? '')) return { ok: false, error: `Error: No such file or directory\nlist set ${family} ${name} ${set}` };
+      if (!t?.sets.has(set ?? ''))
+        return {
+          ok: false,
+          error: `Error: No such file or directory\nlist set ${family} ${name} ${set}`,
+        };
       const elem = [...(t.elements.get(set ?? '') ?? [])].map((e) => {
         const c = /^(\d+) \. (\d+)$/.exec(e);
         return c ? { concat: [Number(c[1]), Number(c[2])] } : e;
       });
-      return { ok: true, value: { nftables: [{ metainfo: { version: 'fake' } }, { set: { family, table: name, name: set, elem } }] } };
+      return {
+        ok: true,
+        value: {
+          nftables: [
+            { metainfo: { version: 'fake' } },
+            { set: { family, table: name, name: set, elem } },
+          ],
+        },
+      };
     }
     const counters = what[0] === 'counters';
     const [family, name] = counters ? [what[2], what[3]] : [what[1], what[2]];
     const t = this.tables.get(`${family} ${name}`);
-    if (!t) return { ok: false, error: `Error: No such file or directory\nlist table ${family} ${name}` };
+    if (!t)
+      return { ok: false, error: `Error: No such file or directory\nlist table ${family} ${name}` };
     const nftables: unknown[] = [{ metainfo: { version: 'fake' } }];
-    for (const [n, c] of t.counters) nftables.push({ counter: { family, table: name, name: n, ...c } });
+    for (const [n, c] of t.counters)
+      nftables.push({ counter: { family, table: name, name: n, ...c } });
     if (!counters) {
       nftables.push({ table: { family, name } });
-      nftables.push({ map: { family, table: name, name: NFT_OBJECTS.slotsMap, elem: [...t.slots].sort((a, b) => a[0] - b[0]) } });
+      nftables.push({
+        map: {
+          family,
+          table: name,
+          name: NFT_OBJECTS.slotsMap,
+          elem: [...t.slots].sort((a, b) => a[0] - b[0]),
+        },
+      });
       for (const s of t.sets) nftables.push({ set: { family, table: name, name: s } });
       for (const c of t.chains) nftables.push({ chain: { family, table: name, name: c } });
-      for (const c of t.ctTimeouts) nftables.push({ 'ct timeout': { family, table: name, name: c, protocol: 'udp' } });
+      for (const c of t.ctTimeouts)
+        nftables.push({ 'ct timeout': { family, table: name, name: c, protocol: 'udp' } });
     }
     return { ok: true, value: { nftables } };
   }

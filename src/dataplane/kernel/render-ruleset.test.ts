@@ -14,14 +14,24 @@ import { loadConfigText } from '../../config/load-config.js';
 import type { Ikev2Service } from '../../config/types.js';
 import { ConnectionCounts } from '../../balancer/balancer.js';
 import { MaglevBalancer } from '../../balancer/maglev/maglev.js';
-import { assignBackendIds, renderRuleset, renderSlotElements, nftFamilyOf } from './render-ruleset.js';
+import {
+  assignBackendIds,
+  renderRuleset,
+  renderSlotElements,
+  nftFamilyOf,
+} from './render-ruleset.js';
 import { slotAddressesOf } from './map-update.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 // Goldens live next to the sources; from dist/ (compiled run) go back to the source tree.
-const goldenDir = existsSync(join(here, 'golden')) ? join(here, 'golden') : resolve(here, '../../../../src/dataplane/kernel/golden');
+const goldenDir = existsSync(join(here, 'golden'))
+  ? join(here, 'golden')
+  : resolve(here, '../../../../src/dataplane/kernel/golden');
 
-function serviceOf(yaml: string): { service: Ikev2Service; backends: { name: string; address: string }[] } {
+function serviceOf(yaml: string): {
+  service: Ikev2Service;
+  backends: { name: string; address: string }[];
+} {
   const config = loadConfigText(yaml);
   const service = config.services.ikev2[0] as Ikev2Service;
   const pool = config.pools[service.pool];
@@ -99,25 +109,48 @@ for (const [name, yaml] of Object.entries(CASES)) {
 }
 
 test('backend ids are nft identifiers, unique, and independent of configuration order', () => {
-  const a = assignBackendIds([{ name: 'rras_2', address: 'x' }, { name: 'rras-2', address: 'y' }, { name: 'rras-1', address: 'z' }]);
-  assert.deepEqual(a.map((b) => [b.name, b.id]), [['rras-1', 'rras_1'], ['rras-2', 'rras_2'], ['rras_2', 'rras_2_2']]);
+  const a = assignBackendIds([
+    { name: 'rras_2', address: 'x' },
+    { name: 'rras-2', address: 'y' },
+    { name: 'rras-1', address: 'z' },
+  ]);
+  assert.deepEqual(
+    a.map((b) => [b.name, b.id]),
+    [
+      ['rras-1', 'rras_1'],
+      ['rras-2', 'rras_2'],
+      ['rras_2', 'rras_2_2'],
+    ],
+  );
   for (const b of a) assert.match(b.id, /^[a-zA-Z][a-zA-Z0-9_]*$/);
 });
 
 test('slot elements: the full map is pinned (count, hash, first entries)', () => {
   const { service, backends } = serviceOf(CASES['ipv4-ike-spi-transparent'] as string);
-  const table = new MaglevBalancer({ candidates: backends.map((b) => ({ ...b, weight: 1 })), seed: service.hashSeed, connections: new ConnectionCounts() }).table;
+  const table = new MaglevBalancer({
+    candidates: backends.map((b) => ({ ...b, weight: 1 })),
+    seed: service.hashSeed,
+    connections: new ConnectionCounts(),
+  }).table;
   const addresses = slotAddressesOf(table);
   const slots = addresses.map((_, i) => i);
   const text = renderSlotElements('add', nftFamilyOf(service), service.table, slots, addresses);
   assert.equal(text.split('\n').filter(Boolean).length, Math.ceil(65537 / 4096));
-  assert.ok(text.startsWith('add element ip vpnlb slots { 0 : 198.18.2.12, 1 : 198.18.2.10, 2 : 198.18.2.12, 3 : '), text.slice(0, 100));
+  assert.ok(
+    text.startsWith(
+      'add element ip vpnlb slots { 0 : 198.18.2.12, 1 : 198.18.2.10, 2 : 198.18.2.12, 3 : ',
+    ),
+    text.slice(0, 100),
+  );
   assert.equal(createHash('sha256').update(text).digest('hex').slice(0, 16), 'afb75f747f6dde79');
   assert.equal((text.match(/ : /g) ?? []).length, 65537);
 });
 
 test('slot elements: delete lists keys only; empty input renders nothing', () => {
-  assert.equal(renderSlotElements('delete', 'ip6', 't', [3, 9], []), 'delete element ip6 t slots { 3, 9 }\n');
+  assert.equal(
+    renderSlotElements('delete', 'ip6', 't', [3, 9], []),
+    'delete element ip6 t slots { 3, 9 }\n',
+  );
   assert.equal(renderSlotElements('add', 'ip', 't', [], []), '');
 });
 
@@ -125,25 +158,43 @@ test('handshake integrity: in dnat_in a known SPI wins over the map, a dead SA i
   const { service, backends } = serviceOf(CASES['ipv4-ike-spi-transparent'] as string);
   const text = renderRuleset({ service, backends: assignBackendIds(backends) });
   const dnat = text.slice(text.indexOf('chain dnat_in'), text.indexOf('chain track')).split('\n');
-  for (const [port, spi, exchange] of [[500, '@th,64,32 . @th,96,32', '@th,208,8'], [4500, '@th,96,32 . @th,128,32', '@th,240,8']] as const) {
-    const at = (re: RegExp) => dnat.findIndex((l) => l.includes(`udp dport ${port} `) && re.test(l));
-    const live = dnat.filter((l) => l.includes(`udp dport ${port} `) && l.includes(`${spi} @spi_rras`));
+  for (const [port, spi, exchange] of [
+    [500, '@th,64,32 . @th,96,32', '@th,208,8'],
+    [4500, '@th,96,32 . @th,128,32', '@th,240,8'],
+  ] as const) {
+    const at = (re: RegExp) =>
+      dnat.findIndex((l) => l.includes(`udp dport ${port} `) && re.test(l));
+    const live = dnat.filter(
+      (l) => l.includes(`udp dport ${port} `) && l.includes(`${spi} @spi_rras`),
+    );
     assert.equal(live.length, 3, `port ${port}: one rule per server`);
     const dead = at(/@spi_dead counter name ike_stale drop$/);
-    assert.ok(dead > 0 && dnat[dead]!.includes(`${exchange} != 34`), `port ${port}: IKE_SA_INIT is exempt`);
-    assert.ok(at(new RegExp(`${spi.replace(/[.]/g, '\\.')} @spi_rras_2_2 dnat`)) < dead, `port ${port}: live SPI sets first`);
+    assert.ok(
+      dead > 0 && dnat[dead]!.includes(`${exchange} != 34`),
+      `port ${port}: IKE_SA_INIT is exempt`,
+    );
+    assert.ok(
+      at(new RegExp(`${spi.replace(/[.]/g, '\\.')} @spi_rras_2_2 dnat`)) < dead,
+      `port ${port}: live SPI sets first`,
+    );
     assert.ok(dead < at(/dnat to jhash/), `port ${port}: the dead drop precedes the hash`);
   }
   // Source-ip services have none of it.
   const src = serviceOf(CASES['ipv4-source-ip-transparent'] as string);
-  assert.doesNotMatch(renderRuleset({ service: src.service, backends: assignBackendIds(src.backends) }), /spi_|ike_stale|ike_split/);
+  assert.doesNotMatch(
+    renderRuleset({ service: src.service, backends: assignBackendIds(src.backends) }),
+    /spi_|ike_stale|ike_split/,
+  );
 });
 
-test('client placement: an address with two or more live NAT-T flows (natt_shared) does not join its flows\' server', () => {
+test("client placement: an address with two or more live NAT-T flows (natt_shared) does not join its flows' server", () => {
   const { service, backends } = serviceOf(CASES['ipv4-ike-spi-transparent'] as string);
   const text = renderRuleset({ service, backends: assignBackendIds(backends) });
   assert.match(text, /set natt_count \{\n\t\ttypeof ip saddr\n\t\tsize \d+\n\t\tflags dynamic\n/);
-  assert.match(text, /set natt_shared \{\n\t\ttypeof ip saddr\n\t\tsize \d+\n\t\tflags dynamic,timeout\n\t\ttimeout 180s\n/);
+  assert.match(
+    text,
+    /set natt_shared \{\n\t\ttypeof ip saddr\n\t\tsize \d+\n\t\tflags dynamic,timeout\n\t\ttimeout 180s\n/,
+  );
   const dnat = text.slice(text.indexOf('chain dnat_in'), text.indexOf('chain track')).split('\n');
   const joins = dnat.filter((l) => /saddr @peer_/.test(l));
   assert.equal(joins.length, 6, 'one join rule per server and port');
@@ -158,12 +209,21 @@ test('client placement: an address with two or more live NAT-T flows (natt_share
   // Every packet that refreshes peer_<server> from the client's side also counts its flow, as
   // the rule's last statements: `ct count over 1` ends the rule for an address with one flow.
   const track = text.slice(text.indexOf('chain track')).split('\n');
-  const refresh = track.filter((l) => /ct direction original .*update @peer_\w+ \{ ip saddr \}/.test(l));
+  const refresh = track.filter((l) =>
+    /ct direction original .*update @peer_\w+ \{ ip saddr \}/.test(l),
+  );
   assert.equal(refresh.length, 9, 'IKE, NAT keepalive and ESP sample, per server');
-  for (const l of refresh) assert.match(l, /update @peer_\w+ \{ ip saddr \} update @natt_count \{ ip saddr ct count over 1 \} update @natt_shared \{ ip saddr \}$/);
+  for (const l of refresh)
+    assert.match(
+      l,
+      /update @peer_\w+ \{ ip saddr \} update @natt_count \{ ip saddr ct count over 1 \} update @natt_shared \{ ip saddr \}$/,
+    );
   // ike-spi-hash and source-ip have neither.
   for (const c of ['ipv4-ike-spi-hash-transparent', 'ipv4-source-ip-transparent'] as const) {
     const s = serviceOf(CASES[c] as string);
-    assert.doesNotMatch(renderRuleset({ service: s.service, backends: assignBackendIds(s.backends) }), /natt_count|natt_shared/);
+    assert.doesNotMatch(
+      renderRuleset({ service: s.service, backends: assignBackendIds(s.backends) }),
+      /natt_count|natt_shared/,
+    );
   }
 });

@@ -138,7 +138,9 @@ const IKE_AUTH = 35;
  * affinity (`ike-spi`, `ike-spi-hash`) with both ports. With `source-ip` both ports hash the
  * same address, so a stale packet cannot send a handshake's two halves to different servers.
  */
-export function hasSpiSets(service: Pick<Ikev2Service, 'affinity' | 'ikePort' | 'natTPort'>): boolean {
+export function hasSpiSets(
+  service: Pick<Ikev2Service, 'affinity' | 'ikePort' | 'natTPort'>,
+): boolean {
   return isSpiAffinity(service.affinity) && service.ikePort !== 0 && service.natTPort !== 0;
 }
 
@@ -147,7 +149,9 @@ export function hasSpiSets(service: Pick<Ikev2Service, 'affinity' | 'ikePort' | 
  * `natt_shared`): `ike-spi`
  * with both ports (`ike-spi-hash` is the plain SPI hash; `source-ip` needs none).
  */
-export function hasPeerSets(service: Pick<Ikev2Service, 'affinity' | 'ikePort' | 'natTPort'>): boolean {
+export function hasPeerSets(
+  service: Pick<Ikev2Service, 'affinity' | 'ikePort' | 'natTPort'>,
+): boolean {
   return service.affinity === 'ike-spi' && service.ikePort !== 0 && service.natTPort !== 0;
 }
 
@@ -185,7 +189,9 @@ export function udpTimeoutPolicy(service: Pick<Ikev2Service, 'flowTimeout'>): Ud
  * of its failed attempt; a port-500 flow carries one IKE_SA_INIT exchange, and any later
  * packet of its SA finds its server through `spi_<server>`.
  */
-export function ikePortTimeoutPolicy(service: Pick<Ikev2Service, 'flowTimeout' | 'affinity' | 'ikePort' | 'natTPort'>): UdpTimeoutPolicy {
+export function ikePortTimeoutPolicy(
+  service: Pick<Ikev2Service, 'flowTimeout' | 'affinity' | 'ikePort' | 'natTPort'>,
+): UdpTimeoutPolicy {
   if (!hasPeerSets(service)) return udpTimeoutPolicy(service);
   const t = Math.min(IKE_PORT_TIMEOUT_S, seconds(service.flowTimeout));
   return { unreplied: t, replied: t };
@@ -206,7 +212,9 @@ export function ctTimeoutName(service: Pick<Ikev2Service, 'flowTimeout'>): strin
 }
 
 /** Every `ct timeout` object the service's table declares. */
-export function ctTimeoutNames(service: Pick<Ikev2Service, 'flowTimeout' | 'affinity' | 'ikePort' | 'natTPort'>): string[] {
+export function ctTimeoutNames(
+  service: Pick<Ikev2Service, 'flowTimeout' | 'affinity' | 'ikePort' | 'natTPort'>,
+): string[] {
   return [...new Set([ctTimeoutName(service), policyName(ikePortTimeoutPolicy(service))])];
 }
 
@@ -217,7 +225,12 @@ export function sasSetName(index: number): string {
 
 /** Whether the SNAT cap is rendered: full NAT with a pool (masquerade has no address to count on). */
 export function hasSnatCap(service: Ikev2Service): boolean {
-  return service.nat === 'full' && service.natTPort !== 0 && snatAddresses(service).length > 0 && service.snat !== undefined;
+  return (
+    service.nat === 'full' &&
+    service.natTPort !== 0 &&
+    snatAddresses(service).length > 0 &&
+    service.snat !== undefined
+  );
 }
 
 /** The chains a service's table contains, in creation order, with their base-chain headers. */
@@ -245,7 +258,9 @@ export function counterName(id: string, direction: 'in' | 'out'): string {
  * unquoted identifier replaced by `_`, and a numeric suffix on collision (`rras-1` / `rras_1`).
  * Backends are processed in name order so the ids do not depend on configuration order.
  */
-export function assignBackendIds(backends: readonly { name: string; address: string }[]): RulesetBackend[] {
+export function assignBackendIds(
+  backends: readonly { name: string; address: string }[],
+): RulesetBackend[] {
   const used = new Set<string>();
   return [...backends]
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
@@ -275,10 +290,20 @@ function seconds(ms: number): number {
 /** The chains of a service's table with their hooks (`full` NAT adds `snat_out`). */
 export function chainSpecs(service: Pick<Ikev2Service, 'nat'>): ChainSpec[] {
   const chains: ChainSpec[] = [
-    { name: NFT_OBJECTS.dnatChain, header: 'type nat hook prerouting priority dstnat; policy accept;' },
-    { name: NFT_OBJECTS.trackChain, header: 'type filter hook forward priority filter; policy accept;' },
+    {
+      name: NFT_OBJECTS.dnatChain,
+      header: 'type nat hook prerouting priority dstnat; policy accept;',
+    },
+    {
+      name: NFT_OBJECTS.trackChain,
+      header: 'type filter hook forward priority filter; policy accept;',
+    },
   ];
-  if (service.nat === 'full') chains.push({ name: NFT_OBJECTS.snatChain, header: 'type nat hook postrouting priority srcnat; policy accept;' });
+  if (service.nat === 'full')
+    chains.push({
+      name: NFT_OBJECTS.snatChain,
+      header: 'type nat hook postrouting priority srcnat; policy accept;',
+    });
   return chains;
 }
 
@@ -360,7 +385,10 @@ export function renderRuleset(input: RulesetInput): string {
     line(2, `size ${service.maxFlows}`);
     line(2, 'flags dynamic,timeout');
     line(2, `timeout ${seconds(service.flowTimeout)}s`);
-    line(2, `comment "vpnlb ${service.name}: client addresses with two or more live NAT-T flows (several devices behind one NAT)"`);
+    line(
+      2,
+      `comment "vpnlb ${service.name}: client addresses with two or more live NAT-T flows (several devices behind one NAT)"`,
+    );
     line(1, '}');
     for (const b of backends) {
       line(1, `set ${learnSetName(b.id)} {`);
@@ -368,7 +396,10 @@ export function renderRuleset(input: RulesetInput): string {
       line(2, `size ${service.maxFlows}`);
       line(2, 'flags dynamic,timeout');
       line(2, `timeout ${LEARN_TIMEOUT_S}s`);
-      line(2, `comment "vpnlb ${service.name}: shared addresses whose last new IKE SA missed ${b.name}, their NAT-T flow's server"`);
+      line(
+        2,
+        `comment "vpnlb ${service.name}: shared addresses whose last new IKE SA missed ${b.name}, their NAT-T flow's server"`,
+      );
       line(1, '}');
     }
   }
@@ -384,21 +415,39 @@ export function renderRuleset(input: RulesetInput): string {
   line(2, 'comment "IKE-port packets dropped: too short for an SPI, or no server for their slot"');
   line(1, '}');
   line(1, `counter ${NFT_OBJECTS.nattUnrouted} {`);
-  line(2, 'comment "NAT-T packets dropped: no conntrack entry, not IKE, and no pin (or no server)"');
+  line(
+    2,
+    'comment "NAT-T packets dropped: no conntrack entry, not IKE, and no pin (or no server)"',
+  );
   line(1, '}');
   if (spiSets) {
     line(1, `counter ${NFT_OBJECTS.ikeStale} {`);
-    line(2, 'comment "IKE packets of SAs whose server went down, dropped before they create a conntrack entry"');
+    line(
+      2,
+      'comment "IKE packets of SAs whose server went down, dropped before they create a conntrack entry"',
+    );
     line(1, '}');
     line(1, `counter ${NFT_OBJECTS.ikeSplit} {`);
-    line(2, 'comment "IKE packets on NAT-T forwarded to another server than their SA\'s IKE_SA_INIT (a 4500 flow shared by SAs of two servers)"');
+    line(
+      2,
+      'comment "IKE packets on NAT-T forwarded to another server than their SA\'s IKE_SA_INIT (a 4500 flow shared by SAs of two servers)"',
+    );
     line(1, '}');
   }
   const natTPolicy = udpTimeoutPolicy(service);
   const ikePolicy = ikePortTimeoutPolicy(service);
   const hasIkeTimeout = policyName(ikePolicy) !== policyName(natTPolicy) && service.ikePort !== 0;
-  const timeouts: [UdpTimeoutPolicy, string][] = [[natTPolicy, hasIkeTimeout ? 'conntrack timeouts of its NAT-T flows' : 'conntrack timeouts of its flows']];
-  if (hasIkeTimeout) timeouts.push([ikePolicy, 'conntrack timeouts of its IKE-port flows (a retry is a new placement)']);
+  const timeouts: [UdpTimeoutPolicy, string][] = [
+    [
+      natTPolicy,
+      hasIkeTimeout ? 'conntrack timeouts of its NAT-T flows' : 'conntrack timeouts of its flows',
+    ],
+  ];
+  if (hasIkeTimeout)
+    timeouts.push([
+      ikePolicy,
+      'conntrack timeouts of its IKE-port flows (a retry is a new placement)',
+    ]);
   for (const [policy, what] of timeouts) {
     line(1, `ct timeout ${policyName(policy)} {`);
     line(2, 'protocol udp');
@@ -419,7 +468,10 @@ export function renderRuleset(input: RulesetInput): string {
       line(1, '}');
     }
     line(1, `counter ${NFT_OBJECTS.snatExhausted} {`);
-    line(2, 'comment "new NAT-T flows dropped: their SNAT address is at snat.maxSasPerAddress for that server"');
+    line(
+      2,
+      'comment "new NAT-T flows dropped: their SNAT address is at snat.maxSasPerAddress for that server"',
+    );
     line(1, '}');
   }
 
@@ -430,10 +482,15 @@ export function renderRuleset(input: RulesetInput): string {
   const match = (port: number) => `${f} daddr ${vip} udp dport ${port}`;
   if (hasIkeTimeout) {
     line(2, `${match(service.ikePort)} ct timeout set "${policyName(ikePolicy)}"`);
-    if (service.natTPort !== 0) line(2, `${match(service.natTPort)} ct timeout set "${ctTimeoutName(service)}"`);
+    if (service.natTPort !== 0)
+      line(2, `${match(service.natTPort)} ct timeout set "${ctTimeoutName(service)}"`);
   } else {
     const ports = [service.ikePort, service.natTPort].filter((p) => p !== 0);
-    if (ports.length > 0) line(2, `${f} daddr ${vip} udp dport ${ports.length === 1 ? ports[0] : `{ ${ports.join(', ')} }`} ct timeout set "${ctTimeoutName(service)}"`);
+    if (ports.length > 0)
+      line(
+        2,
+        `${f} daddr ${vip} udp dport ${ports.length === 1 ? ports[0] : `{ ${ports.join(', ')} }`} ct timeout set "${ctTimeoutName(service)}"`,
+      );
   }
   // A new SA (unknown SPI) from an address with one device behind it whose NAT-T flows are all
   // on one server joins that server; a shared address that just missed one is sent to the
@@ -441,8 +498,14 @@ export function renderRuleset(input: RulesetInput): string {
   const placeByPeer = (head: string, port: number) => {
     if (!peers) return;
     for (const b of backends) {
-      const notElsewhere = backends.filter((o) => o !== b).map((o) => ` ${f} saddr != @${peerSetName(o.id)}`).join('');
-      line(2, `${head} ${f} saddr @${peerSetName(b.id)}${notElsewhere} ${f} saddr != @${NFT_OBJECTS.sharedSet} dnat to ${hostPort(f, b.address, port)}`);
+      const notElsewhere = backends
+        .filter((o) => o !== b)
+        .map((o) => ` ${f} saddr != @${peerSetName(o.id)}`)
+        .join('');
+      line(
+        2,
+        `${head} ${f} saddr @${peerSetName(b.id)}${notElsewhere} ${f} saddr != @${NFT_OBJECTS.sharedSet} dnat to ${hostPort(f, b.address, port)}`,
+      );
     }
     // Learnt for one server only: several clients of the address missed at once, and the
     // address alone cannot tell whose retry this is — hashed like a first attempt. A learnt
@@ -451,18 +514,33 @@ export function renderRuleset(input: RulesetInput): string {
     // retry, its address now learnt for two servers, would be hashed afresh (measured: one
     // of three CGNAT clients missing one after the other never connected in 4 attempts).
     for (const b of backends) {
-      const notElsewhere = backends.filter((o) => o !== b).map((o) => ` ${f} saddr != @${learnSetName(o.id)}`).join('');
-      line(2, `${head} ${f} saddr @${learnSetName(b.id)}${notElsewhere} delete @${learnSetName(b.id)} { ${f} saddr } dnat to ${hostPort(f, b.address, port)}`);
+      const notElsewhere = backends
+        .filter((o) => o !== b)
+        .map((o) => ` ${f} saddr != @${learnSetName(o.id)}`)
+        .join('');
+      line(
+        2,
+        `${head} ${f} saddr @${learnSetName(b.id)}${notElsewhere} delete @${learnSetName(b.id)} { ${f} saddr } dnat to ${hostPort(f, b.address, port)}`,
+      );
     }
   };
   const byAddress = `jhash ${f} saddr mod ${size} seed ${seed} map @${NFT_OBJECTS.slotsMap}`;
   if (service.ikePort !== 0) {
-    const key = isSpi ? `jhash @th,64,64 mod ${size} seed ${seed} map @${NFT_OBJECTS.slotsMap}` : byAddress;
+    const key = isSpi
+      ? `jhash @th,64,64 mod ${size} seed ${seed} map @${NFT_OBJECTS.slotsMap}`
+      : byAddress;
     if (spiSets) {
       // A known SA follows the server its IKE_SA_INIT went to, whatever the map says now; an SA
       // of a dead server is dropped (an IKE_SA_INIT retransmission is a new start: hashed).
-      for (const b of backends) line(2, `${match(service.ikePort)} ${SPI_AT_IKE_PORT} @${spiSetName(b.id)} dnat to ${hostPort(f, b.address, service.backendIkePort)}`);
-      line(2, `${match(service.ikePort)} ${EXCHANGE_AT_IKE_PORT} != ${IKE_SA_INIT} ${SPI_AT_IKE_PORT} @${NFT_OBJECTS.spiDeadSet} counter name ${NFT_OBJECTS.ikeStale} drop`);
+      for (const b of backends)
+        line(
+          2,
+          `${match(service.ikePort)} ${SPI_AT_IKE_PORT} @${spiSetName(b.id)} dnat to ${hostPort(f, b.address, service.backendIkePort)}`,
+        );
+      line(
+        2,
+        `${match(service.ikePort)} ${EXCHANGE_AT_IKE_PORT} != ${IKE_SA_INIT} ${SPI_AT_IKE_PORT} @${NFT_OBJECTS.spiDeadSet} counter name ${NFT_OBJECTS.ikeStale} drop`,
+      );
     }
     placeByPeer(match(service.ikePort), service.backendIkePort);
     line(2, `${match(service.ikePort)} dnat to ${key} : ${service.backendIkePort}`);
@@ -472,13 +550,26 @@ export function renderRuleset(input: RulesetInput): string {
     if (isSpi) {
       if (spiSets) {
         const ikeMsg = `${match(service.natTPort)} @th,64,32 0`;
-        for (const b of backends) line(2, `${ikeMsg} ${SPI_AT_NATT_PORT} @${spiSetName(b.id)} dnat to ${hostPort(f, b.address, service.backendNatTPort)}`);
-        line(2, `${ikeMsg} ${EXCHANGE_AT_NATT_PORT} != ${IKE_SA_INIT} ${SPI_AT_NATT_PORT} @${NFT_OBJECTS.spiDeadSet} counter name ${NFT_OBJECTS.ikeStale} drop`);
+        for (const b of backends)
+          line(
+            2,
+            `${ikeMsg} ${SPI_AT_NATT_PORT} @${spiSetName(b.id)} dnat to ${hostPort(f, b.address, service.backendNatTPort)}`,
+          );
+        line(
+          2,
+          `${ikeMsg} ${EXCHANGE_AT_NATT_PORT} != ${IKE_SA_INIT} ${SPI_AT_NATT_PORT} @${NFT_OBJECTS.spiDeadSet} counter name ${NFT_OBJECTS.ikeStale} drop`,
+        );
         placeByPeer(ikeMsg, service.backendNatTPort);
       }
-      line(2, `${match(service.natTPort)} @th,64,32 0 dnat to jhash @th,96,64 mod ${size} seed ${seed} map @${NFT_OBJECTS.slotsMap} : ${service.backendNatTPort}`);
+      line(
+        2,
+        `${match(service.natTPort)} @th,64,32 0 dnat to jhash @th,96,64 mod ${size} seed ${seed} map @${NFT_OBJECTS.slotsMap} : ${service.backendNatTPort}`,
+      );
       for (const b of backends) {
-        line(2, `${match(service.natTPort)} ${f} saddr . udp sport @${pinSetName(b.id)} dnat to ${hostPort(f, b.address, service.backendNatTPort)}`);
+        line(
+          2,
+          `${match(service.natTPort)} ${f} saddr . udp sport @${pinSetName(b.id)} dnat to ${hostPort(f, b.address, service.backendNatTPort)}`,
+        );
       }
     } else {
       line(2, `${match(service.natTPort)} dnat to ${byAddress} : ${service.backendNatTPort}`);
@@ -497,24 +588,42 @@ export function renderRuleset(input: RulesetInput): string {
     const cap = service.snat?.maxSasPerAddress ?? 0;
     for (let i = 0; i < pool.length; i++) {
       const which = pool.length > 1 ? ` jhash ${f} saddr mod ${pool.length} seed ${seed} ${i}` : '';
-      line(2, `ct state new ${ours} udp dport ${service.backendNatTPort}${which} add @${sasSetName(i)} { ${f} daddr ct count over ${cap} } counter name ${NFT_OBJECTS.snatExhausted} drop`);
+      line(
+        2,
+        `ct state new ${ours} udp dport ${service.backendNatTPort}${which} add @${sasSetName(i)} { ${f} daddr ct count over ${cap} } counter name ${NFT_OBJECTS.snatExhausted} drop`,
+      );
     }
   }
   for (const b of backends) {
-    line(2, `ct direction original ${ours} ${f} daddr ${b.address} counter name ${counterName(b.id, 'in')}`);
-    line(2, `ct direction reply ${ours} ${f} saddr ${b.address} counter name ${counterName(b.id, 'out')}`);
+    line(
+      2,
+      `ct direction original ${ours} ${f} daddr ${b.address} counter name ${counterName(b.id, 'in')}`,
+    );
+    line(
+      2,
+      `ct direction reply ${ours} ${f} saddr ${b.address} counter name ${counterName(b.id, 'out')}`,
+    );
   }
   // Last statement of a refresh rule: counts the packet's NAT-T flow for its client address and,
   // from the second live flow on, marks the address shared. `ct count over 1` ends the rule
   // when the address has one live flow; the kernel adds a flow once (a confirmed entry already
   // in the address's list is not added again) and drops the entries that no longer exist.
-  const countFlow = (addr: string) => ` update @${NFT_OBJECTS.nattCountSet} { ${addr} ct count over 1 } update @${NFT_OBJECTS.sharedSet} { ${addr} }`;
+  const countFlow = (addr: string) =>
+    ` update @${NFT_OBJECTS.nattCountSet} { ${addr} ct count over 1 } update @${NFT_OBJECTS.sharedSet} { ${addr} }`;
   if (isSpi && service.natTPort !== 0) {
     for (const b of backends) {
       const key = `{ ${f} saddr . udp sport }`;
-      const others = backends.filter((o) => o !== b).map((o) => ` delete @${pinSetName(o.id)} ${key}`).join('');
-      const peer = peers ? ` update @${peerSetName(b.id)} { ${f} saddr }${countFlow(`${f} saddr`)}` : '';
-      line(2, `ct direction original ${ours} ${f} daddr ${b.address} udp dport ${service.backendNatTPort} @th,64,32 0 update @${pinSetName(b.id)} ${key}${others}${peer}`);
+      const others = backends
+        .filter((o) => o !== b)
+        .map((o) => ` delete @${pinSetName(o.id)} ${key}`)
+        .join('');
+      const peer = peers
+        ? ` update @${peerSetName(b.id)} { ${f} saddr }${countFlow(`${f} saddr`)}`
+        : '';
+      line(
+        2,
+        `ct direction original ${ours} ${f} daddr ${b.address} udp dport ${service.backendNatTPort} @th,64,32 0 update @${pinSetName(b.id)} ${key}${others}${peer}`,
+      );
     }
   }
   if (peers) {
@@ -524,14 +633,26 @@ export function renderRuleset(input: RulesetInput): string {
     // hours); sampled because ESP is the bulk of the traffic (docs/benchmarks.md).
     for (const b of backends) {
       const to = `ct direction original ${ours} ${f} daddr ${b.address} udp dport ${service.backendNatTPort}`;
-      line(2, `${to} udp length 9 update @${peerSetName(b.id)} { ${f} saddr }${countFlow(`${f} saddr`)}`);
-      line(2, `${to} numgen random mod ${ESP_SAMPLE} 0 update @${peerSetName(b.id)} { ${f} saddr }${countFlow(`${f} saddr`)}`);
-      line(2, `ct direction reply ${ours} ${f} saddr ${b.address} udp sport ${service.backendNatTPort} @th,64,32 0 update @${peerSetName(b.id)} { ${f} daddr }`);
+      line(
+        2,
+        `${to} udp length 9 update @${peerSetName(b.id)} { ${f} saddr }${countFlow(`${f} saddr`)}`,
+      );
+      line(
+        2,
+        `${to} numgen random mod ${ESP_SAMPLE} 0 update @${peerSetName(b.id)} { ${f} saddr }${countFlow(`${f} saddr`)}`,
+      );
+      line(
+        2,
+        `ct direction reply ${ours} ${f} saddr ${b.address} udp sport ${service.backendNatTPort} @th,64,32 0 update @${peerSetName(b.id)} { ${f} daddr }`,
+      );
     }
     // A missed second SA: an IKE_AUTH (RFC 7296 §1.2, exchange 35) on a flow to X whose
     // IKE_SA_INIT did not reach X. The client's retry (a new IKE_SA_INIT from this address) goes to X.
     for (const b of backends) {
-      line(2, `ct direction original ${ours} ${f} daddr ${b.address} udp dport ${service.backendNatTPort} @th,64,32 0 ${EXCHANGE_AT_NATT_PORT} ${IKE_AUTH} ${SPI_AT_NATT_PORT} != @${spiSetName(b.id)} add @${learnSetName(b.id)} { ${f} saddr }`);
+      line(
+        2,
+        `ct direction original ${ours} ${f} daddr ${b.address} udp dport ${service.backendNatTPort} @th,64,32 0 ${EXCHANGE_AT_NATT_PORT} ${IKE_AUTH} ${SPI_AT_NATT_PORT} != @${spiSetName(b.id)} add @${learnSetName(b.id)} { ${f} saddr }`,
+      );
     }
   }
   if (spiSets) {
@@ -544,24 +665,49 @@ export function renderRuleset(input: RulesetInput): string {
     // the old tunnel's NAT mapping and entry live. One UDP flow can reach one server only, and
     // deleting the entry would break the SA that owns it, so the packet is counted, not moved.
     for (const b of backends) {
-      line(2, `ct direction original ${ours} ${f} daddr != ${b.address} udp dport ${service.backendNatTPort} @th,64,32 0 ${SPI_AT_NATT_PORT} @${spiSetName(b.id)} counter name ${NFT_OBJECTS.ikeSplit}`);
+      line(
+        2,
+        `ct direction original ${ours} ${f} daddr != ${b.address} udp dport ${service.backendNatTPort} @th,64,32 0 ${SPI_AT_NATT_PORT} @${spiSetName(b.id)} counter name ${NFT_OBJECTS.ikeSplit}`,
+      );
     }
     for (const b of backends) {
       const to = `ct direction original ${ours} ${f} daddr ${b.address}`;
-      const others = (k: string) => backends.filter((o) => o !== b).map((o) => ` delete @${spiSetName(o.id)} { ${k} }`).join('');
-      line(2, `${to} udp dport ${service.backendIkePort} ${EXCHANGE_AT_IKE_PORT} ${IKE_SA_INIT} ${SPI_R_AT_IKE_PORT} 0 update @${spiSetName(b.id)} { ${SPI_AT_IKE_PORT} }${others(SPI_AT_IKE_PORT)}`);
-      line(2, `${to} udp dport ${service.backendIkePort} ${SPI_AT_IKE_PORT} @${spiSetName(b.id)} update @${spiSetName(b.id)} { ${SPI_AT_IKE_PORT} }`);
+      const others = (k: string) =>
+        backends
+          .filter((o) => o !== b)
+          .map((o) => ` delete @${spiSetName(o.id)} { ${k} }`)
+          .join('');
+      line(
+        2,
+        `${to} udp dport ${service.backendIkePort} ${EXCHANGE_AT_IKE_PORT} ${IKE_SA_INIT} ${SPI_R_AT_IKE_PORT} 0 update @${spiSetName(b.id)} { ${SPI_AT_IKE_PORT} }${others(SPI_AT_IKE_PORT)}`,
+      );
+      line(
+        2,
+        `${to} udp dport ${service.backendIkePort} ${SPI_AT_IKE_PORT} @${spiSetName(b.id)} update @${spiSetName(b.id)} { ${SPI_AT_IKE_PORT} }`,
+      );
       if (!peers) {
-        line(2, `${to} udp dport ${service.backendNatTPort} @th,64,32 0 ${SPI_AT_NATT_PORT} @${spiSetName(b.id)} update @${spiSetName(b.id)} { ${SPI_AT_NATT_PORT} }`);
+        line(
+          2,
+          `${to} udp dport ${service.backendNatTPort} @th,64,32 0 ${SPI_AT_NATT_PORT} @${spiSetName(b.id)} update @${spiSetName(b.id)} { ${SPI_AT_NATT_PORT} }`,
+        );
         continue;
       }
       // ike-spi: also learn the SAs an IKE_SA_INIT did not announce — an IKE SA rekeyed with
       // CREATE_CHILD_SA (RFC 7296 §1.3.2: its new SPIs travel encrypted) shows its SPI in its
       // first own packet, in either direction, and a later MOBIKE update from a new address
       // (RFC 4555 §3.5) must find it — unless the SPI belongs to another server (a split SA).
-      const elsewhere = backends.filter((o) => o !== b).map((o) => ` ${SPI_AT_NATT_PORT} != @${spiSetName(o.id)}`).join('');
-      line(2, `${to} udp dport ${service.backendNatTPort} @th,64,32 0${elsewhere} update @${spiSetName(b.id)} { ${SPI_AT_NATT_PORT} }`);
-      line(2, `ct direction reply ${ours} ${f} saddr ${b.address} udp sport ${service.backendNatTPort} @th,64,32 0${elsewhere} update @${spiSetName(b.id)} { ${SPI_AT_NATT_PORT} }`);
+      const elsewhere = backends
+        .filter((o) => o !== b)
+        .map((o) => ` ${SPI_AT_NATT_PORT} != @${spiSetName(o.id)}`)
+        .join('');
+      line(
+        2,
+        `${to} udp dport ${service.backendNatTPort} @th,64,32 0${elsewhere} update @${spiSetName(b.id)} { ${SPI_AT_NATT_PORT} }`,
+      );
+      line(
+        2,
+        `ct direction reply ${ours} ${f} saddr ${b.address} udp sport ${service.backendNatTPort} @th,64,32 0${elsewhere} update @${spiSetName(b.id)} { ${SPI_AT_NATT_PORT} }`,
+      );
     }
   }
   line(1, '}');

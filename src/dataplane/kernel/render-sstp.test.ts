@@ -15,7 +15,9 @@ import { assignBackendIds } from './render-ruleset.js';
 import { renderSstpRuleset, sstpCtTimeoutName, sstpHashKey } from './render-sstp.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const goldenDir = existsSync(join(here, 'golden')) ? join(here, 'golden') : resolve(here, '../../../../src/dataplane/kernel/golden');
+const goldenDir = existsSync(join(here, 'golden'))
+  ? join(here, 'golden')
+  : resolve(here, '../../../../src/dataplane/kernel/golden');
 
 const yaml = (vip: string, a: string, b: string, extra: string) => `
 pools:
@@ -30,14 +32,22 @@ services:
 
 const CASES: Record<string, string> = {
   'sstp-ipv4-source-ip': yaml('198.19.0.1', '198.18.2.10', '198.18.2.11', ''),
-  'sstp-ipv6-none': yaml('2001:db8:ff::1', '2001:db8:2::10', '2001:db8:2::11', ', persistence: none, port: 8443, backendPort: 443, idleTimeout: 300'),
+  'sstp-ipv6-none': yaml(
+    '2001:db8:ff::1',
+    '2001:db8:2::10',
+    '2001:db8:2::11',
+    ', persistence: none, port: 8443, backendPort: 443, idleTimeout: 300',
+  ),
 };
 
 for (const [name, text] of Object.entries(CASES)) {
   test(`kernel SSTP ruleset golden: ${name}`, () => {
     const config = loadConfigText(text);
     const service = config.services.sstp[0]!;
-    const out = renderSstpRuleset({ service, backends: assignBackendIds(config.pools.rras!.backends) });
+    const out = renderSstpRuleset({
+      service,
+      backends: assignBackendIds(config.pools.rras!.backends),
+    });
     const file = join(goldenDir, `${name}.nft`);
     if (process.env.UPDATE_GOLDEN === '1') writeFileSync(file, out);
     assert.equal(out, readFileSync(file, 'utf8'));

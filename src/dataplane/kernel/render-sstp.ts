@@ -25,15 +25,27 @@
  */
 import type { SstpService } from '../../config/types.js';
 import { MAGLEV_TABLE_SIZE } from '../../balancer/maglev/table-size.js';
-import { NFT_OBJECTS, counterName, nftFamilyOf, type ChainSpec, type RulesetBackend } from './render-ruleset.js';
+import {
+  NFT_OBJECTS,
+  counterName,
+  nftFamilyOf,
+  type ChainSpec,
+  type RulesetBackend,
+} from './render-ruleset.js';
 
 /** Counter of new connections dropped because their slot had no server. */
 export const SSTP_UNROUTED = 'sstp_unrouted';
 
 /** The chains of an SSTP table (no SNAT: the kernel SSTP plane is transparent only). */
 export const SSTP_CHAINS: readonly ChainSpec[] = Object.freeze([
-  { name: NFT_OBJECTS.dnatChain, header: 'type nat hook prerouting priority dstnat; policy accept;' },
-  { name: NFT_OBJECTS.trackChain, header: 'type filter hook forward priority filter; policy accept;' },
+  {
+    name: NFT_OBJECTS.dnatChain,
+    header: 'type nat hook prerouting priority dstnat; policy accept;',
+  },
+  {
+    name: NFT_OBJECTS.trackChain,
+    header: 'type filter hook forward priority filter; policy accept;',
+  },
 ]);
 
 /** Whole seconds for nft (at least 1). */
@@ -97,7 +109,10 @@ export function renderSstpRuleset(input: SstpRulesetInput): string {
   line(1, `chain ${dnat!.name} {`);
   line(2, dnat!.header);
   line(2, `${match} ct timeout set "${sstpCtTimeoutName(service)}"`);
-  line(2, `${match} dnat to jhash ${sstpHashKey(service)} mod ${MAGLEV_TABLE_SIZE} seed ${seed} map @${NFT_OBJECTS.slotsMap} : ${service.backendPort}`);
+  line(
+    2,
+    `${match} dnat to jhash ${sstpHashKey(service)} mod ${MAGLEV_TABLE_SIZE} seed ${seed} map @${NFT_OBJECTS.slotsMap} : ${service.backendPort}`,
+  );
   line(2, `${match} counter name ${SSTP_UNROUTED} drop`);
   line(1, '}');
 
@@ -105,8 +120,14 @@ export function renderSstpRuleset(input: SstpRulesetInput): string {
   line(2, track!.header);
   const ours = `ct original ${f} daddr ${vip} meta l4proto tcp ct original proto-dst ${service.port}`;
   for (const b of backends) {
-    line(2, `ct direction original ${ours} ${f} daddr ${b.address} counter name ${counterName(b.id, 'in')}`);
-    line(2, `ct direction reply ${ours} ${f} saddr ${b.address} counter name ${counterName(b.id, 'out')}`);
+    line(
+      2,
+      `ct direction original ${ours} ${f} daddr ${b.address} counter name ${counterName(b.id, 'in')}`,
+    );
+    line(
+      2,
+      `ct direction reply ${ours} ${f} saddr ${b.address} counter name ${counterName(b.id, 'out')}`,
+    );
   }
   line(1, '}');
   line(0, '}');

@@ -25,26 +25,60 @@ function flow(server: string, clientPort: number, isUnreplied: boolean): Conntra
 
 test('a server with only unreplied flows while another replies is flagged at once', () => {
   const d = new ReturnPathDetector();
-  const v = d.observe([flow('198.18.2.10', 1, false), flow('198.18.2.11', 2, true), flow('198.18.2.11', 3, true), flow('198.18.2.11', 4, true)], BACKENDS);
+  const v = d.observe(
+    [
+      flow('198.18.2.10', 1, false),
+      flow('198.18.2.11', 2, true),
+      flow('198.18.2.11', 3, true),
+      flow('198.18.2.11', 4, true),
+    ],
+    BACKENDS,
+  );
   assert.deepEqual(v.missing, ['b']);
   assert.deepEqual(v.flows.b, { replied: 0, unreplied: 3 });
 });
 
 test('too few unreplied flows, or a server that is not up, is not judged', () => {
   const d = new ReturnPathDetector();
-  assert.deepEqual(d.observe([flow('198.18.2.10', 1, false), flow('198.18.2.11', 2, true), flow('198.18.2.11', 3, true)], BACKENDS).missing, []);
+  assert.deepEqual(
+    d.observe(
+      [flow('198.18.2.10', 1, false), flow('198.18.2.11', 2, true), flow('198.18.2.11', 3, true)],
+      BACKENDS,
+    ).missing,
+    [],
+  );
   const down = [BACKENDS[0]!, { ...BACKENDS[1]!, state: 'down' }];
-  assert.deepEqual(d.observe([flow('198.18.2.10', 1, false), flow('198.18.2.11', 2, true), flow('198.18.2.11', 3, true), flow('198.18.2.11', 4, true)], down).missing, []);
+  assert.deepEqual(
+    d.observe(
+      [
+        flow('198.18.2.10', 1, false),
+        flow('198.18.2.11', 2, true),
+        flow('198.18.2.11', 3, true),
+        flow('198.18.2.11', 4, true),
+      ],
+      down,
+    ).missing,
+    [],
+  );
 });
 
 test('old replied tunnels no longer hide a server whose new flows go unanswered', () => {
   const d = new ReturnPathDetector({ recentScans: 2 });
-  const old = [flow('198.18.2.10', 1, false), flow('198.18.2.11', 10, false), flow('198.18.2.11', 11, false)];
+  const old = [
+    flow('198.18.2.10', 1, false),
+    flow('198.18.2.11', 10, false),
+    flow('198.18.2.11', 11, false),
+  ];
   // Scans 1-2: b's established tunnels answer; nothing to report.
   assert.deepEqual(d.observe(old, BACKENDS).missing, []);
   assert.deepEqual(d.observe(old, BACKENDS).missing, []);
   // Scan 3: b's gateway changed; its old entries live on (replied), its new ones stay unreplied.
-  const broken = [...old, flow('198.18.2.11', 20, true), flow('198.18.2.11', 21, true), flow('198.18.2.11', 22, true)];
+  const broken = [
+    ...old,
+    flow('198.18.2.11', 20, true),
+    flow('198.18.2.11', 21, true),
+    flow('198.18.2.11', 22, true),
+  ];
   const v = d.observe(broken, BACKENDS);
   assert.deepEqual(v.missing, ['b']);
   assert.deepEqual(v.flows.b, { replied: 2, unreplied: 3 });
@@ -52,7 +86,12 @@ test('old replied tunnels no longer hide a server whose new flows go unanswered'
 
 test('a new replied flow clears the verdict; flows that vanished are forgotten', () => {
   const d = new ReturnPathDetector({ recentScans: 1 });
-  const bad = [flow('198.18.2.10', 1, false), flow('198.18.2.11', 20, true), flow('198.18.2.11', 21, true), flow('198.18.2.11', 22, true)];
+  const bad = [
+    flow('198.18.2.10', 1, false),
+    flow('198.18.2.11', 20, true),
+    flow('198.18.2.11', 21, true),
+    flow('198.18.2.11', 22, true),
+  ];
   assert.deepEqual(d.observe(bad, BACKENDS).missing, ['b']);
   assert.deepEqual(d.observe([...bad, flow('198.18.2.11', 30, false)], BACKENDS).missing, []);
   // Port 30 vanished and comes back: it is new again, so it counts as recent.
@@ -62,7 +101,11 @@ test('a new replied flow clears the verdict; flows that vanished are forgotten',
 
 test('when no server answers at all, the verdict needs consecutive scans', () => {
   const d = new ReturnPathDetector({ consecutive: 2 });
-  const none = [flow('198.18.2.10', 1, true), flow('198.18.2.10', 2, true), flow('198.18.2.10', 3, true)];
+  const none = [
+    flow('198.18.2.10', 1, true),
+    flow('198.18.2.10', 2, true),
+    flow('198.18.2.10', 3, true),
+  ];
   assert.deepEqual(d.observe(none, BACKENDS).missing, []);
   assert.deepEqual(d.observe(none, BACKENDS).missing, ['a']);
 });

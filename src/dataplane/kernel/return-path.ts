@@ -63,7 +63,10 @@ export class ReturnPathDetector {
     this.#recentScans = options.recentScans ?? 3;
   }
 
-  observe(entries: readonly ConntrackEntry[], backends: readonly ReturnPathBackend[]): ReturnPathVerdict {
+  observe(
+    entries: readonly ConntrackEntry[],
+    backends: readonly ReturnPathBackend[],
+  ): ReturnPathVerdict {
     const byAddress = new Map(backends.map((b) => [b.address, b]));
     const flows: Record<string, { replied: number; unreplied: number }> = {};
     const recentReplied = new Map<string, number>();
@@ -82,7 +85,8 @@ export class ReturnPathDetector {
       if (e.isUnreplied) f.unreplied++;
       else {
         f.replied++;
-        if (scan - first < this.#recentScans) recentReplied.set(b.name, (recentReplied.get(b.name) ?? 0) + 1);
+        if (scan - first < this.#recentScans)
+          recentReplied.set(b.name, (recentReplied.get(b.name) ?? 0) + 1);
       }
     }
     this.#firstSeen = seen;
@@ -90,7 +94,10 @@ export class ReturnPathDetector {
     const missing: string[] = [];
     for (const b of backends) {
       const f = flows[b.name] as FlowCounts;
-      const suspicious = b.state === 'up' && (recentReplied.get(b.name) ?? 0) === 0 && f.unreplied >= this.#minUnreplied;
+      const suspicious =
+        b.state === 'up' &&
+        (recentReplied.get(b.name) ?? 0) === 0 &&
+        f.unreplied >= this.#minUnreplied;
       const streak = suspicious ? (this.#streak.get(b.name) ?? 0) + 1 : 0;
       this.#streak.set(b.name, streak);
       if (suspicious && (someoneReplies || streak >= this.#consecutive)) missing.push(b.name);
@@ -100,7 +107,10 @@ export class ReturnPathDetector {
 }
 
 /** The warning shown in status and logs, with the fix an RRAS administrator applies. */
-export function returnPathWarning(backend: { name: string; address: string }, balancerAddress: string | undefined): string {
+export function returnPathWarning(
+  backend: { name: string; address: string },
+  balancerAddress: string | undefined,
+): string {
   const gw = balancerAddress ?? "this balancer's address on the servers' network";
   return `return path missing for ${backend.name} (${backend.address}): its forwarded flows get no reply through the balancer (conntrack UNREPLIED); transparent mode needs the server to route replies back: set the default gateway of ${backend.name} (${backend.address}) to ${gw}`;
 }

@@ -36,28 +36,53 @@ async function read(run: CommandRunner, key: string): Promise<string | undefined
  * @param flowTimeoutMs the service's `flowTimeout`, which its `ct timeout` policy applies; when
  *   absent, the host's `nf_conntrack_udp_timeout_stream` is checked instead.
  */
-export async function checkSysctls(run: CommandRunner, family: 4 | 6, expectedFlows: number, flowTimeoutMs?: number): Promise<SysctlFinding[]> {
+export async function checkSysctls(
+  run: CommandRunner,
+  family: 4 | 6,
+  expectedFlows: number,
+  flowTimeoutMs?: number,
+): Promise<SysctlFinding[]> {
   const out: SysctlFinding[] = [];
   const fwdKey = family === 6 ? 'net.ipv6.conf.all.forwarding' : 'net.ipv4.ip_forward';
   const fwd = await read(run, fwdKey);
   if (fwd !== undefined && fwd !== '1') {
-    out.push({ key: fwdKey, value: fwd, severity: 'warning', message: `${fwdKey} = ${fwd}: the kernel does not forward, so no client reaches a server; set ${fwdKey}=1 (sysctl -w, and in /etc/sysctl.d/ to persist)` });
+    out.push({
+      key: fwdKey,
+      value: fwd,
+      severity: 'warning',
+      message: `${fwdKey} = ${fwd}: the kernel does not forward, so no client reaches a server; set ${fwdKey}=1 (sysctl -w, and in /etc/sysctl.d/ to persist)`,
+    });
   }
   if (flowTimeoutMs !== undefined) {
     const s = Math.ceil(flowTimeoutMs / 1000);
     if (s <= NAT_T_KEEPALIVE_SECONDS + 10) {
-      out.push({ key: 'flowTimeout', value: `${s}s`, severity: 'warning', message: `flowTimeout ${s} s is not well above the NAT-T keepalive interval (${NAT_T_KEEPALIVE_SECONDS} s): idle tunnels lose their conntrack entry between keepalives; set it to 120s or more` });
+      out.push({
+        key: 'flowTimeout',
+        value: `${s}s`,
+        severity: 'warning',
+        message: `flowTimeout ${s} s is not well above the NAT-T keepalive interval (${NAT_T_KEEPALIVE_SECONDS} s): idle tunnels lose their conntrack entry between keepalives; set it to 120s or more`,
+      });
     }
   }
   const streamKey = 'net.netfilter.nf_conntrack_udp_timeout_stream';
   const stream = flowTimeoutMs === undefined ? await read(run, streamKey) : undefined;
   if (stream !== undefined && Number(stream) <= NAT_T_KEEPALIVE_SECONDS + 10) {
-    out.push({ key: streamKey, value: stream, severity: 'warning', message: `${streamKey} = ${stream} s is not well above the NAT-T keepalive interval (${NAT_T_KEEPALIVE_SECONDS} s): idle tunnels lose their conntrack entry between keepalives; set it to 120 or more` });
+    out.push({
+      key: streamKey,
+      value: stream,
+      severity: 'warning',
+      message: `${streamKey} = ${stream} s is not well above the NAT-T keepalive interval (${NAT_T_KEEPALIVE_SECONDS} s): idle tunnels lose their conntrack entry between keepalives; set it to 120 or more`,
+    });
   }
   const maxKey = 'net.netfilter.nf_conntrack_max';
   const max = await read(run, maxKey);
   if (max !== undefined && Number(max) < 2 * expectedFlows) {
-    out.push({ key: maxKey, value: max, severity: 'info', message: `${maxKey} = ${max}: each VPN client holds 2 conntrack entries (UDP 500 and 4500); for ${expectedFlows} clients set it to at least ${2 * expectedFlows}` });
+    out.push({
+      key: maxKey,
+      value: max,
+      severity: 'info',
+      message: `${maxKey} = ${max}: each VPN client holds 2 conntrack entries (UDP 500 and 4500); for ${expectedFlows} clients set it to at least ${2 * expectedFlows}`,
+    });
   }
   return out;
 }

@@ -31,7 +31,8 @@ export function enabledByEnv(name: string, env: NodeJS.ProcessEnv = process.env)
  * dist/src/… compiled). Callers cache the result: one load per process.
  */
 export function loadAddon<T>(spec: AddonSpec<T>): AddonLoad<T> {
-  if (process.platform !== 'linux') return { unavailable: `not supported on ${process.platform} (needs ${spec.needs})` };
+  if (process.platform !== 'linux')
+    return { unavailable: `not supported on ${process.platform} (needs ${spec.needs})` };
   let dir = dirname(fileURLToPath(import.meta.url));
   let path: string | undefined;
   for (let i = 0; i < 8 && path === undefined; i++) {
@@ -39,7 +40,8 @@ export function loadAddon<T>(spec: AddonSpec<T>): AddonLoad<T> {
     if (existsSync(candidate)) path = candidate;
     dir = dirname(dir);
   }
-  if (path === undefined) return { unavailable: `addon not built (${spec.path} not found; run scripts/setup.sh)` };
+  if (path === undefined)
+    return { unavailable: `addon not built (${spec.path} not found; run scripts/setup.sh)` };
   try {
     const binding = createRequire(import.meta.url)(path) as T;
     for (const fn of spec.functions) {
@@ -47,6 +49,8 @@ export function loadAddon<T>(spec: AddonSpec<T>): AddonLoad<T> {
     }
     return { binding };
   } catch (err) {
-    return { unavailable: `addon ${path} failed to load: ${(err as Error).message.split('\n')[0]}` };
+    return {
+      unavailable: `addon ${path} failed to load: ${(err as Error).message.split('\n')[0]}`,
+    };
   }
 }

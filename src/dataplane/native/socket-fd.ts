@@ -25,7 +25,10 @@ function handleOf(socket: UdpSocket | net.Socket): LibuvHandle | undefined {
     handle = (socket as unknown as { _handle?: unknown })._handle;
   } else {
     const sym = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
-    const state = sym === undefined ? undefined : ((socket as unknown as Record<symbol, { handle?: unknown } | undefined>)[sym]);
+    const state =
+      sym === undefined
+        ? undefined
+        : (socket as unknown as Record<symbol, { handle?: unknown } | undefined>)[sym];
     handle = state?.handle;
   }
   return handle !== null && typeof handle === 'object' ? (handle as LibuvHandle) : undefined;

@@ -8,9 +8,20 @@ interface E extends TableEntry {
 const entry = (id: number): E => ({ id, lastSeen: 0, referenced: false });
 
 function table(maxEntries: number, idleTimeout = 1000) {
-  const clock = { t: 0, now() { return this.t; } };
+  const clock = {
+    t: 0,
+    now() {
+      return this.t;
+    },
+  };
   const removed: [string, RemovalReason][] = [];
-  const t = new FlowTable<E>({ maxEntries, idleTimeout, clock, scanLimit: 8, onRemove: (k, _e, r) => removed.push([k, r]) });
+  const t = new FlowTable<E>({
+    maxEntries,
+    idleTimeout,
+    clock,
+    scanLimit: 8,
+    onRemove: (k, _e, r) => removed.push([k, r]),
+  });
   return { t, clock, removed };
 }
 
@@ -38,7 +49,11 @@ test('the table never exceeds maxEntries: a flood of one-packet entries evicts i
     if (!t.insert(`flood${i}`, entry(i))) refused++;
     assert.ok(t.size <= 16);
     // the live flows keep carrying traffic
-    if (i % 4 === 0) for (let j = 0; j < 16; j++) { const e = t.get(`live${j}`); if (e) t.touch(e); }
+    if (i % 4 === 0)
+      for (let j = 0; j < 16; j++) {
+        const e = t.get(`live${j}`);
+        if (e) t.touch(e);
+      }
   }
   assert.equal(t.size, 16);
   assert.ok(removed.every(([, r]) => r === 'evicted'));
@@ -53,14 +68,21 @@ test('second chance: referenced entries move to the back, unreferenced ones are 
   t.touch(t.get('a')!);
   assert.equal(t.insert('d', entry(4)), true);
   assert.deepEqual(removed, [['b', 'evicted']]);
-  assert.deepEqual([...t.entries()].map(([k]) => k), ['c', 'a', 'd']);
+  assert.deepEqual(
+    [...t.entries()].map(([k]) => k),
+    ['c', 'a', 'd'],
+  );
 });
 
 test('when every scanned entry is busy the insertion is refused, bounded by the scan limit', () => {
   const { t, removed } = table(100);
   for (let i = 0; i < 100; i++) t.insert(`k${i}`, entry(i));
   for (const e of t.values()) t.touch(e);
-  assert.equal(t.insert('new', entry(-1)), false, 'the hand cleared 8 flags and found nothing to evict');
+  assert.equal(
+    t.insert('new', entry(-1)),
+    false,
+    'the hand cleared 8 flags and found nothing to evict',
+  );
   assert.equal(removed.length, 0);
   assert.equal(t.size, 100);
 });
@@ -79,7 +101,13 @@ test('an expired entry is preferred for eviction even when referenced', () => {
 test('removeWhere and clear report their reason', () => {
   const { t, removed } = table(10);
   for (let i = 0; i < 4; i++) t.insert(`k${i}`, entry(i));
-  assert.equal(t.removeWhere((e) => e.id % 2 === 0, 'flushed'), 2);
+  assert.equal(
+    t.removeWhere((e) => e.id % 2 === 0, 'flushed'),
+    2,
+  );
   t.clear('stopped');
-  assert.deepEqual(removed.map(([, r]) => r), ['flushed', 'flushed', 'stopped', 'stopped']);
+  assert.deepEqual(
+    removed.map(([, r]) => r),
+    ['flushed', 'flushed', 'stopped', 'stopped'],
+  );
 });

@@ -64,10 +64,14 @@ export class RelayDrops {
     this.#service = service;
     this.#logger = logger;
     this.#clock = clock;
-    const zeros = () => Object.fromEntries(RELAY_DROP_REASONS.map((r) => [r, 0])) as Record<RelayDropReason, number>;
+    const zeros = () =>
+      Object.fromEntries(RELAY_DROP_REASONS.map((r) => [r, 0])) as Record<RelayDropReason, number>;
     this.counts = zeros();
     this.#sinceLog = zeros();
-    this.#lastLog = Object.fromEntries(RELAY_DROP_REASONS.map((r) => [r, -Infinity])) as Record<RelayDropReason, number>;
+    this.#lastLog = Object.fromEntries(RELAY_DROP_REASONS.map((r) => [r, -Infinity])) as Record<
+      RelayDropReason,
+      number
+    >;
   }
 
   /** Counts one drop; logs it unless this reason was logged in the last `LOG_INTERVAL_MS`. */
@@ -85,9 +89,22 @@ export class RelayDrops {
     const logged = this.#sinceLog[reason];
     this.#lastLog[reason] = now;
     this.#sinceLog[reason] = 0;
-    const level = reason === 'snat-exhausted' || reason === 'flow-table-full' || reason === 'session-table-full' || reason === 'socket-error' ? 'warn' : 'info';
+    const level =
+      reason === 'snat-exhausted' ||
+      reason === 'flow-table-full' ||
+      reason === 'session-table-full' ||
+      reason === 'socket-error'
+        ? 'warn'
+        : 'info';
     this.#logger[level](
-      { component: 'udp-relay', service: this.#service, reason, from, count: logged, ...(detail ? { detail } : {}) },
+      {
+        component: 'udp-relay',
+        service: this.#service,
+        reason,
+        from,
+        count: logged,
+        ...(detail ? { detail } : {}),
+      },
       `${this.#service}: dropped ${logged} datagram(s) (${reason}), last from ${from}${detail ? `: ${detail}` : ''}`,
     );
   }
@@ -109,7 +126,8 @@ export function checkIkeAt(datagram: Uint8Array, offset: number): RelayDropReaso
   if (length < IKE_HEADER_LENGTH) return 'ike-too-short';
   if (datagram[offset + 17]! >> 4 !== IKE_MAJOR_VERSION) return 'ike-bad-version';
   const declared =
-    datagram[offset + 24]! * 0x1000000 + ((datagram[offset + 25]! << 16) | (datagram[offset + 26]! << 8) | datagram[offset + 27]!);
+    datagram[offset + 24]! * 0x1000000 +
+    ((datagram[offset + 25]! << 16) | (datagram[offset + 26]! << 8) | datagram[offset + 27]!);
   if (declared !== length) return 'ike-length-mismatch';
   return undefined;
 }

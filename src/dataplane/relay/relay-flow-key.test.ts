@@ -6,8 +6,23 @@ test('ipv4ToNumber parses canonical dotted quads and refuses everything else', (
   assert.equal(ipv4ToNumber('0.0.0.0'), 0);
   assert.equal(ipv4ToNumber('127.0.0.1'), 0x7f000001);
   assert.equal(ipv4ToNumber('255.255.255.255'), 0xffffffff);
-  assert.equal(ipv4ToNumber('198.18.16.1'), (198 << 24 >>> 0) + (18 << 16) + (16 << 8) + 1);
-  for (const bad of ['', '1.2.3', '1.2.3.4.5', '256.1.1.1', '1.2.3.1000', '01.2.3.4', '1..2.3', '.1.2.3', '1.2.3.', '::1', '::ffff:1.2.3.4', '2001:db8::1', '1.2.3.a', ' 1.2.3.4']) {
+  assert.equal(ipv4ToNumber('198.18.16.1'), ((198 << 24) >>> 0) + (18 << 16) + (16 << 8) + 1);
+  for (const bad of [
+    '',
+    '1.2.3',
+    '1.2.3.4.5',
+    '256.1.1.1',
+    '1.2.3.1000',
+    '01.2.3.4',
+    '1..2.3',
+    '.1.2.3',
+    '1.2.3.',
+    '::1',
+    '::ffff:1.2.3.4',
+    '2001:db8::1',
+    '1.2.3.a',
+    ' 1.2.3.4',
+  ]) {
     assert.equal(ipv4ToNumber(bad), -1, bad);
   }
 });

@@ -71,7 +71,14 @@ export class RelayFlow implements TableEntry {
   /** Slot in the native fast path once installed there (fastpath/fast-path.ts), else -1. */
   fastSlot = -1;
 
-  constructor(key: FlowKey, clientAddress: string, clientPort: number, isNatT: boolean, session: RelaySession, lease: SnatLease) {
+  constructor(
+    key: FlowKey,
+    clientAddress: string,
+    clientPort: number,
+    isNatT: boolean,
+    session: RelaySession,
+    lease: SnatLease,
+  ) {
     this.key = key;
     this.clientAddress = clientAddress;
     this.clientPort = clientPort;
@@ -90,7 +97,8 @@ export class RelayFlow implements TableEntry {
     this.socket = socket;
     socket.on('error', (err) => owner.onSocketError(this, err));
     socket.on('message', (msg) => owner.onReply(this, msg));
-    const bindTo = this.lease.address === undefined ? { port: 0 } : { port: 0, address: this.lease.address };
+    const bindTo =
+      this.lease.address === undefined ? { port: 0 } : { port: 0, address: this.lease.address };
     try {
       socket.bind(bindTo, () => {
         if (this.isClosed) return;

@@ -76,7 +76,9 @@ ${renderEstablishedRule(limit)}
 
 function renderEstablishedRule(limit: number | undefined): string {
   // burst: a tenth of a second of the limit (the limit follows the relay's measured rate).
-  return limit === undefined ? '' : `    limit rate over ${limit}/second burst ${Math.max(1, Math.ceil(limit / 10))} packets counter name "established_shed" drop`;
+  return limit === undefined
+    ? ''
+    : `    limit rate over ${limit}/second burst ${Math.max(1, Math.ceil(limit / 10))} packets counter name "established_shed" drop`;
 }
 
 /** Replaces the established flows' limit in one transaction. */
@@ -86,12 +88,24 @@ export function renderLimitChange(table: string, limit: number | undefined): str
 }
 
 /** Element changes in one transaction (adds and deletes of known members only). */
-export function renderSetChanges(table: string, add: readonly ShedFlowKey[], del: readonly ShedFlowKey[]): string {
+export function renderSetChanges(
+  table: string,
+  add: readonly ShedFlowKey[],
+  del: readonly ShedFlowKey[],
+): string {
   const lines: string[] = [];
   const chunk = 2048;
-  for (const [verb, list] of [['delete', del], ['add', add]] as const) {
+  for (const [verb, list] of [
+    ['delete', del],
+    ['add', add],
+  ] as const) {
     for (let i = 0; i < list.length; i += chunk) {
-      lines.push(`${verb} element inet ${table} established { ${list.slice(i, i + chunk).map((k) => element(k)).join(', ')} }`);
+      lines.push(
+        `${verb} element inet ${table} established { ${list
+          .slice(i, i + chunk)
+          .map((k) => element(k))
+          .join(', ')} }`,
+      );
     }
   }
   return lines.length ? `${lines.join('\n')}\n` : '';
@@ -119,7 +133,10 @@ export function parseRcvbufErrors(snmp: string, snmp6 = ''): number | undefined 
 
 export const procOverflowReader: OverflowReader = async () => {
   try {
-    const [snmp, snmp6] = await Promise.all([readFile('/proc/net/snmp', 'utf8'), readFile('/proc/net/snmp6', 'utf8').catch(() => '')]);
+    const [snmp, snmp6] = await Promise.all([
+      readFile('/proc/net/snmp', 'utf8'),
+      readFile('/proc/net/snmp6', 'utf8').catch(() => ''),
+    ]);
     return parseRcvbufErrors(snmp, snmp6);
   } catch {
     return undefined;
@@ -134,7 +151,8 @@ export interface ShedCounts {
 
 /** Reads the named counters out of `nft -j list counters table inet NAME` output. */
 export function parseShedCounters(json: unknown): ShedCounts | undefined {
-  const items = (json as { nftables?: Array<{ counter?: { name?: string; packets?: number } }> })?.nftables;
+  const items = (json as { nftables?: Array<{ counter?: { name?: string; packets?: number } }> })
+    ?.nftables;
   if (!Array.isArray(items)) return undefined;
   const get = (n: string) => items.find((x) => x.counter?.name === n)?.counter?.packets;
   const established = get('established_shed');
@@ -205,13 +223,16 @@ export class KernelShed {
 
   /** Applies queued set changes (one transaction). On failure the set is rebuilt from scratch next time. */
   async flush(): Promise<NftResult> {
-    if (!this.#installed || (this.#pendingAdd.size === 0 && this.#pendingDel.size === 0)) return { ok: true, value: undefined };
+    if (!this.#installed || (this.#pendingAdd.size === 0 && this.#pendingDel.size === 0))
+      return { ok: true, value: undefined };
     const add = this.#pendingAdd;
     const del = this.#pendingDel;
     this.#pendingAdd = new Map();
     this.#pendingDel = new Map();
     const c = this.#config;
-    const r = await this.#nft.apply(renderSetChanges(c.table, [...add.values()], [...del.values()]));
+    const r = await this.#nft.apply(
+      renderSetChanges(c.table, [...add.values()], [...del.values()]),
+    );
     if (r.ok) {
       for (const id of del.keys()) this.#members.delete(id);
       for (const [id, k] of add) this.#members.set(id, k);

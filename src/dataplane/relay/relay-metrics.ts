@@ -21,7 +21,13 @@ export class RelayMetrics {
   // What was already exported, to inc by the difference.
   readonly #exported = new Map<string, number>();
   /** Flow removals by reason since the last flush (mutable). */
-  readonly removed: Record<RemovalReason, number> = { idle: 0, evicted: 0, flushed: 0, stopped: 0, error: 0 };
+  readonly removed: Record<RemovalReason, number> = {
+    idle: 0,
+    evicted: 0,
+    flushed: 0,
+    stopped: 0,
+    error: 0,
+  };
 
   constructor(service: string, metrics: Metrics) {
     this.#service = service;
@@ -87,7 +93,13 @@ export class RelayMetrics {
     this.#snatSessions.set({ service }, snatSessions);
   }
 
-  #add(counter: { inc(labels: Record<string, string>, v: number): void }, backend: string, direction: Direction, kind: string, total: number): void {
+  #add(
+    counter: { inc(labels: Record<string, string>, v: number): void },
+    backend: string,
+    direction: Direction,
+    kind: string,
+    total: number,
+  ): void {
     const key = `${kind}\u0000${backend}\u0000${direction}`;
     const delta = total - (this.#exported.get(key) ?? 0);
     if (delta > 0) {

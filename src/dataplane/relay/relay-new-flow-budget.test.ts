@@ -28,7 +28,12 @@ test('the new-flow budget refuses nonsense rates', () => {
 });
 
 test('CoarseClock returns the time of its last refresh', () => {
-  const source = { t: 5, now() { return this.t; } };
+  const source = {
+    t: 5,
+    now() {
+      return this.t;
+    },
+  };
   const c = new CoarseClock(source);
   assert.equal(c.now(), 5);
   source.t = 900;

@@ -37,7 +37,10 @@ export class NewFlowBudget {
   /** Takes one token at time `now` (ms); false when the budget is spent. */
   take(now: number): boolean {
     if (now > this.#last) {
-      this.#tokens = Math.min(this.burst, this.#tokens + ((now - this.#last) * this.perSecond) / 1000);
+      this.#tokens = Math.min(
+        this.burst,
+        this.#tokens + ((now - this.#last) * this.perSecond) / 1000,
+      );
       this.#last = now;
     }
     if (this.#tokens < 1) return false;

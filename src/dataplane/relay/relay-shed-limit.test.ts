@@ -11,8 +11,16 @@ test('no limit until the receive queues overflow; then the forwarded rate, cut',
 test('an overflow never raises the limit, and never sets it under the floor', () => {
   const l = new ShedLimit({ floor: 20_000 });
   l.update({ overflows: 1, forwardedPerSecond: 100_000 });
-  assert.equal(l.update({ overflows: 1, forwardedPerSecond: 150_000 }), 95_000, 'a burst queued before the limit does not raise it');
-  assert.equal(l.update({ overflows: 1, forwardedPerSecond: 5_000 }), 71_250, 'one starved tick cuts by a quarter at most');
+  assert.equal(
+    l.update({ overflows: 1, forwardedPerSecond: 150_000 }),
+    95_000,
+    'a burst queued before the limit does not raise it',
+  );
+  assert.equal(
+    l.update({ overflows: 1, forwardedPerSecond: 5_000 }),
+    71_250,
+    'one starved tick cuts by a quarter at most',
+  );
   for (let i = 0; i < 10; i++) l.update({ overflows: 1, forwardedPerSecond: 5_000 });
   assert.equal(l.limit, 20_000, 'repeated overflows reach the floor, never below');
 });
@@ -26,7 +34,10 @@ test('a binding limit without overflow probes upwards; converges around capacity
   for (let i = 0; i < 200; i++) {
     const admitted = Math.min(offered, l.limit ?? Infinity);
     const forwarded = Math.min(admitted, capacity);
-    l.update({ overflows: admitted > capacity ? admitted - capacity : 0, forwardedPerSecond: forwarded });
+    l.update({
+      overflows: admitted > capacity ? admitted - capacity : 0,
+      forwardedPerSecond: forwarded,
+    });
     limits.push(l.limit ?? Infinity);
   }
   const tail = limits.slice(100);

@@ -76,7 +76,13 @@ export class ShedLimit {
       // when a burst was queued before the limit took effect), and never cut it by more than
       // `MAX_CUT` in one tick: a tick in which other work starved the relay says little about
       // its capacity, and climbing back at +4 % a tick is slow.
-      this.#limit = this.#limit === undefined ? measured : Math.max(this.#floor, Math.min(this.#limit, Math.max(measured, Math.floor(this.#limit * MAX_CUT))));
+      this.#limit =
+        this.#limit === undefined
+          ? measured
+          : Math.max(
+              this.#floor,
+              Math.min(this.#limit, Math.max(measured, Math.floor(this.#limit * MAX_CUT))),
+            );
       return this.#limit;
     }
     if (this.#limit === undefined) return undefined;

@@ -7,7 +7,13 @@
 import type { Metrics } from '../../observability/metrics.js';
 import type { Logger } from '../../log/logger.js';
 import { NftCliApplier, type NftApplier } from '../kernel/nft-applier.js';
-import { KernelShed, procOverflowReader, shedTableName, type OverflowReader, type ShedCounts } from './relay-kernel-shed.js';
+import {
+  KernelShed,
+  procOverflowReader,
+  shedTableName,
+  type OverflowReader,
+  type ShedCounts,
+} from './relay-kernel-shed.js';
 import { ShedLimit } from './relay-shed-limit.js';
 
 /** `auto` (default): shed in the kernel when nft and CAP_NET_ADMIN are there; `off`: never. */
@@ -65,9 +71,18 @@ export class RelayShed {
 
   constructor(o: RelayShedOptions) {
     this.#o = o;
-    this.#limitGauge = o.metrics.gauge({ name: 'vpnlb_relay_shed_limit', help: 'Datagrams per second of established flows the kernel lets through to the userspace IKEv2 relay (0: no limit now; adapts to what the relay forwards).', labelNames: ['service'] });
-    this.#droppedCounter = o.metrics.counter({ name: 'vpnlb_relay_shed_dropped_total', help: 'Datagrams to the userspace IKEv2 relay dropped in the kernel before its sockets, by class (established: over the adaptive limit; unknown: over the budget of sources without a flow).', labelNames: ['service', 'class'] });
-    for (const c of ['established', 'unknown']) this.#droppedCounter.inc({ service: o.serviceName, class: c }, 0);
+    this.#limitGauge = o.metrics.gauge({
+      name: 'vpnlb_relay_shed_limit',
+      help: 'Datagrams per second of established flows the kernel lets through to the userspace IKEv2 relay (0: no limit now; adapts to what the relay forwards).',
+      labelNames: ['service'],
+    });
+    this.#droppedCounter = o.metrics.counter({
+      name: 'vpnlb_relay_shed_dropped_total',
+      help: 'Datagrams to the userspace IKEv2 relay dropped in the kernel before its sockets, by class (established: over the adaptive limit; unknown: over the budget of sources without a flow).',
+      labelNames: ['service', 'class'],
+    });
+    for (const c of ['established', 'unknown'])
+      this.#droppedCounter.inc({ service: o.serviceName, class: c }, 0);
     this.#limitGauge.set({ service: o.serviceName }, 0);
   }
 
@@ -82,7 +97,10 @@ export class RelayShed {
     const avail = await o.availability();
     if (!avail.ok) {
       this.#reason = `unavailable: ${avail.reason}`;
-      o.logger.info({ kernelShed: false }, `${o.serviceName}: flood shedding in the kernel ${this.#reason}; a flood is shed by the relay's sockets`);
+      o.logger.info(
+        { kernelShed: false },
+        `${o.serviceName}: flood shedding in the kernel ${this.#reason}; a flood is shed by the relay's sockets`,
+      );
       return;
     }
     const unknownPerSecond = Math.max(100, o.maxNewFlowsPerSecond * DATAGRAMS_PER_NEW_FLOW);
@@ -96,7 +114,10 @@ export class RelayShed {
     const r = await shed.install();
     if (!r.ok) {
       this.#reason = `unavailable: nft failed: ${r.error}`;
-      o.logger.warn({ kernelShed: false }, `${o.serviceName}: flood shedding in the kernel ${this.#reason}`);
+      o.logger.warn(
+        { kernelShed: false },
+        `${o.serviceName}: flood shedding in the kernel ${this.#reason}`,
+      );
       return;
     }
     this.#shed = shed;
@@ -105,7 +126,10 @@ export class RelayShed {
     this.#lastForwarded = forwarded();
     this.#lastOverflows = await (o.overflows ?? procOverflowReader)();
     this.#lastTickAt = Date.now();
-    o.logger.info({ kernelShed: true, table: shed.config.table, unknownPerSecond }, `${o.serviceName}: flood shedding in the kernel active (nftables table inet ${shed.config.table})`);
+    o.logger.info(
+      { kernelShed: true, table: shed.config.table, unknownPerSecond },
+      `${o.serviceName}: flood shedding in the kernel active (nftables table inet ${shed.config.table})`,
+    );
     this.#timer = setInterval(() => void this.tick(), o.tickMs ?? 500);
     this.#timer.unref();
   }
@@ -132,14 +156,25 @@ export class RelayShed {
       const forwardedPerSecond = Math.max(0, total - this.#lastForwarded) / seconds;
       this.#lastForwarded = total;
       const ov = await (this.#o.overflows ?? procOverflowReader)();
-      const overflows = ov !== undefined && this.#lastOverflows !== undefined ? Math.max(0, ov - this.#lastOverflows) : 0;
+      const overflows =
+        ov !== undefined && this.#lastOverflows !== undefined
+          ? Math.max(0, ov - this.#lastOverflows)
+          : 0;
       this.#lastOverflows = ov;
       const next = limit.update({ overflows, forwardedPerSecond });
       const set = await shed.setLimit(next);
-      if (!set.ok) this.#o.logger.warn({ kernelShed: true }, `${this.#o.serviceName}: could not change the kernel shedding limit: ${set.error}`);
+      if (!set.ok)
+        this.#o.logger.warn(
+          { kernelShed: true },
+          `${this.#o.serviceName}: could not change the kernel shedding limit: ${set.error}`,
+        );
       this.#limitGauge.set({ service: this.#o.serviceName }, shed.limit ?? 0);
       const f = await shed.flush();
-      if (!f.ok) this.#o.logger.warn({ kernelShed: true }, `${this.#o.serviceName}: could not update the kernel's established flows: ${f.error}`);
+      if (!f.ok)
+        this.#o.logger.warn(
+          { kernelShed: true },
+          `${this.#o.serviceName}: could not update the kernel's established flows: ${f.error}`,
+        );
       if (++this.#ticks % COUNTER_EVERY_TICKS === 0) await this.#readCounters();
     } finally {
       this.#busy = false;
@@ -151,8 +186,10 @@ export class RelayShed {
     if (!c) return;
     const service = this.#o.serviceName;
     const d = this.#dropped;
-    if (c.established > d.established) this.#droppedCounter.inc({ service, class: 'established' }, c.established - d.established);
-    if (c.unknown > d.unknown) this.#droppedCounter.inc({ service, class: 'unknown' }, c.unknown - d.unknown);
+    if (c.established > d.established)
+      this.#droppedCounter.inc({ service, class: 'established' }, c.established - d.established);
+    if (c.unknown > d.unknown)
+      this.#droppedCounter.inc({ service, class: 'unknown' }, c.unknown - d.unknown);
     this.#dropped = c;
   }
 
@@ -164,7 +201,11 @@ export class RelayShed {
     await this.#readCounters();
     this.#shed = undefined;
     const r = await shed.uninstall();
-    if (!r.ok) this.#o.logger.warn({ kernelShed: true }, `${this.#o.serviceName}: could not remove nftables table inet ${shed.config.table}: ${r.error}`);
+    if (!r.ok)
+      this.#o.logger.warn(
+        { kernelShed: true },
+        `${this.#o.serviceName}: could not remove nftables table inet ${shed.config.table}: ${r.error}`,
+      );
     this.#limitGauge.set({ service: this.#o.serviceName }, 0);
   }
 

@@ -10,12 +10,21 @@ test('no (address, backend) pair exceeds the cap; exhaustion refuses', () => {
     assert.ok(l);
     leases.push(l);
   }
-  for (const a of ['127.0.30.1', '127.0.30.2', '127.0.30.3']) assert.equal(pool.sessions(a, 'rras1'), 2);
-  assert.equal(pool.acquire('spi:7', 'rras1', 4), undefined, 'every address is at the cap for rras1');
+  for (const a of ['127.0.30.1', '127.0.30.2', '127.0.30.3'])
+    assert.equal(pool.sessions(a, 'rras1'), 2);
+  assert.equal(
+    pool.acquire('spi:7', 'rras1', 4),
+    undefined,
+    'every address is at the cap for rras1',
+  );
   // The cap is per pair: another backend still has room on every address.
   assert.equal(pool.acquire('spi:7', 'rras2', 4)?.address, '127.0.30.1');
   pool.release(leases[0]!);
-  assert.equal(pool.acquire('spi:8', 'rras1', 4)?.address, leases[0]!.address, 'a released slot is reused');
+  assert.equal(
+    pool.acquire('spi:8', 'rras1', 4)?.address,
+    leases[0]!.address,
+    'a released slot is reused',
+  );
 });
 
 test('spreads sessions over the least-used address', () => {

@@ -48,7 +48,11 @@ import { classifyNatT } from '../../protocol/ikev2/nat-t.js';
 import { IkeParseStats } from '../../protocol/ikev2/parse-stats.js';
 import type { ConnectionCounts } from '../../balancer/balancer.js';
 import type { Logger } from '../../log/logger.js';
-import type { BackendCounters, DataPlane, DataPlaneStatus } from '../../control/dataplane-interface.js';
+import type {
+  BackendCounters,
+  DataPlane,
+  DataPlaneStatus,
+} from '../../control/dataplane-interface.js';
 import { CoarseClock, FlowTable, type RemovalReason, type TableEntry } from './flow-table.js';
 import { MONOTONIC_CLOCK, type Clock } from '../../util/clock.js';
 import { flowKey, type FlowKey } from './relay-flow-key.js';
@@ -60,7 +64,11 @@ import { SourceRateLimiter } from './source-rate-limiter.js';
 import { openFileLimit } from '../../platform/open-file-limit.js';
 import { SnatPool, type SnatPairUsage } from './snat-pool.js';
 import { NatTFlowIndex } from './natt-flow-index.js';
-import { RelayFastPath, type FastPathMode, type FastPathStatus } from './fastpath/relay-fast-path.js';
+import {
+  RelayFastPath,
+  type FastPathMode,
+  type FastPathStatus,
+} from './fastpath/relay-fast-path.js';
 import { listenError } from '../../platform/capabilities.js';
 import type { NftApplier } from '../kernel/nft-applier.js';
 import { kernelAvailability } from '../kernel/kernel-dataplane.js';
@@ -92,7 +100,6 @@ export interface UdpRelayOptions {
   readonly shedTickMs?: number;
 }
 
-
 /** A client address's most recent session (affinity ike-spi): where its stray ESP goes. */
 interface Pin extends TableEntry {
   session: RelaySession;
@@ -117,8 +124,11 @@ export interface UdpRelayStats {
 const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 // Replies go to literal addresses: skip the asynchronous dns.lookup Node does before each send
 // (node:dgram calls lookup(address, family, callback)).
-const LITERAL_LOOKUP = ((address: string, family: number, cb: (err: null, address: string, family: number) => void) =>
-  cb(null, address, family)) as unknown as SocketOptions['lookup'];
+const LITERAL_LOOKUP = ((
+  address: string,
+  family: number,
+  cb: (err: null, address: string, family: number) => void,
+) => cb(null, address, family)) as unknown as SocketOptions['lookup'];
 
 export class UdpRelay implements DataPlane {
   // Immutable configuration and collaborators.
@@ -173,11 +183,20 @@ export class UdpRelay implements DataPlane {
     this.#isSpiAffinity = isSpiAffinity(service.affinity);
     this.#maxPendingSetups = options.maxPendingSetups ?? 256;
     const perSecond = options.maxNewFlowsPerSecond ?? service.maxNewFlowsPerSecond;
-    this.#newFlowBudget = Number.isFinite(perSecond) ? new NewFlowBudget(perSecond, this.#clock.now()) : undefined;
+    this.#newFlowBudget = Number.isFinite(perSecond)
+      ? new NewFlowBudget(perSecond, this.#clock.now())
+      : undefined;
     const perSource = service.maxNewFlowsPerSecondPerSource;
-    this.#newFlowsPerSource = Number.isFinite(perSource) && perSource < perSecond ? new SourceRateLimiter({ perSecond: perSource }) : undefined;
+    this.#newFlowsPerSource =
+      Number.isFinite(perSource) && perSource < perSecond
+        ? new SourceRateLimiter({ perSecond: perSource })
+        : undefined;
     this.#sweepInterval =
-      options.sweepInterval ?? Math.min(1000, Math.max(100, Math.floor(Math.min(service.flowTimeout, service.persistenceTimeout) / 4)));
+      options.sweepInterval ??
+      Math.min(
+        1000,
+        Math.max(100, Math.floor(Math.min(service.flowTimeout, service.persistenceTimeout) / 4)),
+      );
     const clock = this.#clock;
     this.#flows = new FlowTable<RelayFlow, FlowKey>({
       maxEntries: service.maxFlows,
@@ -185,8 +204,16 @@ export class UdpRelay implements DataPlane {
       clock,
       onRemove: (_key, flow, reason) => this.#flowRemoved(flow, reason),
     });
-    this.#sessions = new FlowTable<RelaySession>({ maxEntries: service.maxFlows, idleTimeout: service.persistenceTimeout, clock });
-    this.#pins = new FlowTable<Pin>({ maxEntries: service.maxFlows, idleTimeout: service.persistenceTimeout, clock });
+    this.#sessions = new FlowTable<RelaySession>({
+      maxEntries: service.maxFlows,
+      idleTimeout: service.persistenceTimeout,
+      clock,
+    });
+    this.#pins = new FlowTable<Pin>({
+      maxEntries: service.maxFlows,
+      idleTimeout: service.persistenceTimeout,
+      clock,
+    });
     this.#shed = new RelayShed({
       mode: options.kernelShed ?? service.kernelShed,
       serviceName: service.name,
@@ -208,10 +235,20 @@ export class UdpRelay implements DataPlane {
   }
 
   async start(snapshot: ServiceSnapshot): Promise<void> {
-    if (snapshot.kind !== 'ikev2') throw new VpnlbError('VPNLB_DATAPLANE_APPLY', `${this.serviceName}: the UDP relay serves IKEv2 services only`, 'internal');
+    if (snapshot.kind !== 'ikev2')
+      throw new VpnlbError(
+        'VPNLB_DATAPLANE_APPLY',
+        `${this.serviceName}: the UDP relay serves IKEv2 services only`,
+        'internal',
+      );
     this.#snapshot = snapshot;
     for (const b of snapshot.backends) {
-      this.#backends.set(b.name, { name: b.name, address: b.address, family: b.family, traffic: { packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, flows: 0 } });
+      this.#backends.set(b.name, {
+        name: b.name,
+        address: b.address,
+        family: b.family,
+        traffic: { packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, flows: 0 },
+      });
     }
     const s = this.#service;
     this.#ikeSocket = await this.#listen(s.ikePort, this.#onIkeDatagram);
@@ -232,7 +269,8 @@ export class UdpRelay implements DataPlane {
       metrics: this.#metricsRegistry,
       drops: this.#drops,
       clock: this.#coarse,
-      onDatagram: (msg, rinfo, isNatT) => (isNatT ? this.#onNatTDatagram(msg, rinfo) : this.#onIkeDatagram(msg, rinfo)),
+      onDatagram: (msg, rinfo, isNatT) =>
+        isNatT ? this.#onNatTDatagram(msg, rinfo) : this.#onIkeDatagram(msg, rinfo),
       warnings: this.#warnings,
     });
     this.#warnFullNat();
@@ -253,7 +291,10 @@ export class UdpRelay implements DataPlane {
     const sessions = this.#sessions.removeWhere((x) => flush.has(x.backend.name), 'flushed');
     this.#pins.removeWhere((p) => flush.has(p.session.backend.name), 'flushed');
     if (flows + sessions > 0) {
-      this.#logger.info({ backends: [...flush], flows, sessions }, `${this.serviceName}: removed ${flows} flow(s) and ${sessions} session(s) of ${[...flush].join(', ')} (down or disabled)`);
+      this.#logger.info(
+        { backends: [...flush], flows, sessions },
+        `${this.serviceName}: removed ${flows} flow(s) and ${sessions} session(s) of ${[...flush].join(', ')} (down or disabled)`,
+      );
     }
   }
 
@@ -282,7 +323,9 @@ export class UdpRelay implements DataPlane {
 
   status(): DataPlaneStatus {
     this.#fast?.sync();
-    const vip = this.#service.virtualIp.includes(':') ? `[${this.#service.virtualIp}]` : this.#service.virtualIp;
+    const vip = this.#service.virtualIp.includes(':')
+      ? `[${this.#service.virtualIp}]`
+      : this.#service.virtualIp;
     const backends: Record<string, BackendCounters> = {};
     for (const b of this.#backends.values()) {
       const t = b.traffic;
@@ -295,7 +338,9 @@ export class UdpRelay implements DataPlane {
         connections: this.#connections.get(b.name),
       };
     }
-    const listeners = this.#ikeSocket ? [`udp ${vip}:${this.#ports.ike}`, `udp ${vip}:${this.#ports.natT}`] : [];
+    const listeners = this.#ikeSocket
+      ? [`udp ${vip}:${this.#ports.ike}`, `udp ${vip}:${this.#ports.natT}`]
+      : [];
     return { dataplane: 'userspace-relay', listeners, backends, warnings: [...this.#warnings] };
   }
 
@@ -309,7 +354,13 @@ export class UdpRelay implements DataPlane {
       settingUp: this.#settingUp,
       dropped: { ...this.#drops.counts },
       snat: this.#snat.usage(),
-      fastPath: this.#fast?.status() ?? { active: false, reason: 'not started', flows: 0, forwardedIn: 0, forwardedOut: 0 },
+      fastPath: this.#fast?.status() ?? {
+        active: false,
+        reason: 'not started',
+        flows: 0,
+        forwardedIn: 0,
+        forwardedOut: 0,
+      },
       kernelShed: this.#shed.status(),
     };
   }
@@ -358,7 +409,11 @@ export class UdpRelay implements DataPlane {
       // Connected: from now on the native thread forwards this flow (when the fast path runs),
       // and its datagrams count as established in the kernel's shedding.
       this.#fast?.install(flow);
-      this.#shed.flowReady(flow.clientAddress, flow.clientPort, flow.isNatT ? this.#ports.natT : this.#ports.ike);
+      this.#shed.flowReady(
+        flow.clientAddress,
+        flow.clientPort,
+        flow.isNatT ? this.#ports.natT : this.#ports.ike,
+      );
     },
     onSocketError: (flow, err) => {
       const code = (err as NodeJS.ErrnoException).code ?? err.message;
@@ -388,8 +443,11 @@ export class UdpRelay implements DataPlane {
       if (c.kind === 'invalid') return this.#drops.drop(c.code, from);
       if (c.kind === 'keepalive') return this.#drops.drop('keepalive-no-flow', from);
       if (c.kind === 'esp') {
-        session = this.#isSpiAffinity ? this.#pins.get(from)?.session : this.#sessions.get('ip:' + from);
-        if (session === undefined) return this.#drops.drop('esp-no-flow', from, `ESP SPI 0x${c.spi.toString(16)}`);
+        session = this.#isSpiAffinity
+          ? this.#pins.get(from)?.session
+          : this.#sessions.get('ip:' + from);
+        if (session === undefined)
+          return this.#drops.drop('esp-no-flow', from, `ESP SPI 0x${c.spi.toString(16)}`);
       } else {
         spi = msg.subarray(4, 12); // RFC 3948 §2.2: the IKE header follows the 4-octet marker
       }
@@ -399,8 +457,10 @@ export class UdpRelay implements DataPlane {
     // source's own share of it first, so that one source cannot spend the budget of all (a
     // source shed by its own share takes nothing from the others').
     const now = this.#coarse.refresh();
-    if (this.#newFlowsPerSource !== undefined && !this.#newFlowsPerSource.take(from, now)) return this.#drops.drop('new-flow-source-shed', from);
-    if (this.#newFlowBudget !== undefined && !this.#newFlowBudget.take(now)) return this.#drops.drop('new-flow-shed', from);
+    if (this.#newFlowsPerSource !== undefined && !this.#newFlowsPerSource.take(from, now))
+      return this.#drops.drop('new-flow-source-shed', from);
+    if (this.#newFlowBudget !== undefined && !this.#newFlowBudget.take(now))
+      return this.#drops.drop('new-flow-shed', from);
     if (session === undefined) {
       const key = this.#isSpiAffinity ? 'spi:' + spi!.toString('hex') : 'ip:' + from;
       session = this.#sessions.get(key);
@@ -408,11 +468,25 @@ export class UdpRelay implements DataPlane {
         // A new SA joins the server of its client's NAT-T flow when the address has one (one
         // device; decide() applies it for affinity ike-spi): it will share that flow. Two or
         // more flows are several devices behind one NAT: placed by SPI, they spread.
-        const d = decide(snapshot, { address: from, ...(spi ? { spi } : {}), natTServers: this.#natTFlows.serversOf(from), natTFlows: this.#natTFlows.flowsOf(from) });
+        const d = decide(snapshot, {
+          address: from,
+          ...(spi ? { spi } : {}),
+          natTServers: this.#natTFlows.serversOf(from),
+          natTFlows: this.#natTFlows.flowsOf(from),
+        });
         const backend = d.backend ? this.#backends.get(d.backend.name) : undefined;
         if (backend === undefined) return this.#drops.drop('no-backend', from);
-        session = { key, clientAddress: from, backend, lease: undefined, flows: 0, lastSeen: 0, referenced: false };
-        if (!this.#sessions.insert(key, session)) return this.#drops.drop('session-table-full', from);
+        session = {
+          key,
+          clientAddress: from,
+          backend,
+          lease: undefined,
+          flows: 0,
+          lastSeen: 0,
+          referenced: false,
+        };
+        if (!this.#sessions.insert(key, session))
+          return this.#drops.drop('session-table-full', from);
       }
       if (this.#isSpiAffinity) {
         const pin = this.#pins.get(from);
@@ -427,7 +501,11 @@ export class UdpRelay implements DataPlane {
     const backend = session.backend;
     const lease = this.#snat.acquire(session.key, backend.name, backend.family);
     if (lease === undefined) {
-      return this.#drops.drop('snat-exhausted', from, `every SNAT address has ${this.#snat.maxPerPair} session(s) on ${backend.name}`);
+      return this.#drops.drop(
+        'snat-exhausted',
+        from,
+        `every SNAT address has ${this.#snat.maxPerPair} session(s) on ${backend.name}`,
+      );
     }
     const key = flowKey(from, rinfo.port, isNatT);
     // A full table evicts by the `referenced` marks: bring the native flows' marks up to date.
@@ -451,7 +529,11 @@ export class UdpRelay implements DataPlane {
   #flowRemoved(flow: RelayFlow, reason: RemovalReason): void {
     if (!flow.isReady && !flow.isClosed) this.#settingUp--;
     this.#fast?.remove(flow); // before close: the addon must be done with the socket
-    this.#shed.flowGone(flow.clientAddress, flow.clientPort, flow.isNatT ? this.#ports.natT : this.#ports.ike);
+    this.#shed.flowGone(
+      flow.clientAddress,
+      flow.clientPort,
+      flow.isNatT ? this.#ports.natT : this.#ports.ike,
+    );
     flow.close();
     this.#snat.release(flow.lease);
     flow.backend.traffic.flows--;
@@ -491,7 +573,10 @@ export class UdpRelay implements DataPlane {
     this.#metrics.flush(this.#backends.values(), this.#drops, this.#snat.size);
   }
 
-  async #listen(port: number, onMessage: (msg: Buffer, rinfo: RemoteInfo) => void): Promise<Socket> {
+  async #listen(
+    port: number,
+    onMessage: (msg: Buffer, rinfo: RemoteInfo) => void,
+  ): Promise<Socket> {
     const s = this.#service;
     const socket = createSocket({
       type: s.family === 6 ? 'udp6' : 'udp4',
@@ -508,7 +593,10 @@ export class UdpRelay implements DataPlane {
         resolve();
       });
     });
-    for (const set of [() => socket.setRecvBufferSize(SOCKET_BUFFER_BYTES), () => socket.setSendBufferSize(SOCKET_BUFFER_BYTES)]) {
+    for (const set of [
+      () => socket.setRecvBufferSize(SOCKET_BUFFER_BYTES),
+      () => socket.setSendBufferSize(SOCKET_BUFFER_BYTES),
+    ]) {
       try {
         set();
       } catch {
@@ -516,7 +604,13 @@ export class UdpRelay implements DataPlane {
       }
     }
     // A send error towards one client (e.g. EPERM from a local firewall) must not stop the relay.
-    socket.on('error', (err) => this.#drops.drop('socket-error', s.virtualIp, (err as NodeJS.ErrnoException).code ?? err.message));
+    socket.on('error', (err) =>
+      this.#drops.drop(
+        'socket-error',
+        s.virtualIp,
+        (err as NodeJS.ErrnoException).code ?? err.message,
+      ),
+    );
     socket.on('message', onMessage);
     return socket;
   }
@@ -529,7 +623,10 @@ export class UdpRelay implements DataPlane {
       ? `full NAT (userspace relay): the VPN servers see clients as coming from ${snat.addresses.length} SNAT address(es), at most ${snat.maxSasPerAddress} session(s) per address and server; keep that below the servers' per-source-IP IKE SA limit or expect IKEv2 error 809; see docs/operations.md ("The userspace IKEv2 relay")`
       : `full NAT (userspace relay): the VPN servers will see every client as coming from the relay's own address: expect IKEv2 error 809 under load (servers limit IKE SAs per source address); configure snat.addresses or use the kernel data plane; see docs/operations.md ("Transparent vs full NAT")`;
     this.#warnings.push(text);
-    this.#logger.warn({ nat: 'full', snatAddresses: snat?.addresses.length ?? 0 }, `${s.name}: ${text}`);
+    this.#logger.warn(
+      { nat: 'full', snatAddresses: snat?.addresses.length ?? 0 },
+      `${s.name}: ${text}`,
+    );
   }
 
   /** Each flow holds a socket: warn when `maxFlows` cannot be reached within the file limit. */
@@ -538,8 +635,10 @@ export class UdpRelay implements DataPlane {
     if (soft !== undefined && this.#service.maxFlows > soft) {
       const text = `maxFlows ${this.#service.maxFlows} exceeds the open-file limit ${soft} (one socket per flow): new flows will fail with socket-error before the table is full; raise LimitNOFILE or lower maxFlows`;
       this.#warnings.push(text);
-      this.#logger.warn({ maxFlows: this.#service.maxFlows, openFileLimit: soft }, `${this.serviceName}: ${text}`);
+      this.#logger.warn(
+        { maxFlows: this.#service.maxFlows, openFileLimit: soft },
+        `${this.serviceName}: ${text}`,
+      );
     }
   }
-
 }

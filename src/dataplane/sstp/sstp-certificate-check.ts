@@ -19,7 +19,10 @@ export function pemToDer(pem: string | Buffer): Buffer {
 }
 
 /** Undefined when equal; otherwise the message recorded as the backend's error. */
-export function certificateMismatch(frontDer: Uint8Array, backendDer: Uint8Array | undefined): string | undefined {
+export function certificateMismatch(
+  frontDer: Uint8Array,
+  backendDer: Uint8Array | undefined,
+): string | undefined {
   if (!backendDer || backendDer.length === 0) return 'the server presented no certificate';
   if (Buffer.from(frontDer).equals(Buffer.from(backendDer))) return undefined;
   return `certificate differs from the front certificate (front sha256 ${sha256Hex(frontDer)}, server sha256 ${sha256Hex(backendDer)}); RRAS needs the same certificate for SSTP crypto binding`;
@@ -50,8 +53,13 @@ export function fetchServerCertificate(
       rejectUnauthorized: false,
       ...(options.servername ? { servername: options.servername } : {}),
     });
-    const timer = setTimeout(() => finish({ ok: false, error: `no TLS handshake within ${options.timeoutMs} ms` }), options.timeoutMs);
-    socket.once('secureConnect', () => finish({ ok: true, der: socket.getPeerCertificate().raw ?? Buffer.alloc(0) }));
+    const timer = setTimeout(
+      () => finish({ ok: false, error: `no TLS handshake within ${options.timeoutMs} ms` }),
+      options.timeoutMs,
+    );
+    socket.once('secureConnect', () =>
+      finish({ ok: true, der: socket.getPeerCertificate().raw ?? Buffer.alloc(0) }),
+    );
     socket.once('error', (err) => finish({ ok: false, error: err.message }));
   });
 }

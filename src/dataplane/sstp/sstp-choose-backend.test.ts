@@ -15,10 +15,20 @@ const hello = (record: Uint8Array) => {
 };
 
 function setup() {
-  const config = loadConfigText(JSON.stringify({
-    pools: { farm: { backends: [{ name: 'a', address: '192.0.2.1' }, { name: 'b', address: '192.0.2.2' }, { name: 'c', address: '192.0.2.3' }] } },
-    services: { sstp: [{ name: 's', virtualIp: '127.0.0.1', pool: 'farm' }] },
-  }));
+  const config = loadConfigText(
+    JSON.stringify({
+      pools: {
+        farm: {
+          backends: [
+            { name: 'a', address: '192.0.2.1' },
+            { name: 'b', address: '192.0.2.2' },
+            { name: 'c', address: '192.0.2.3' },
+          ],
+        },
+      },
+      services: { sstp: [{ name: 's', virtualIp: '127.0.0.1', pool: 'farm' }] },
+    }),
+  );
   const controller = new Controller(config);
   return {
     controller,
@@ -34,12 +44,28 @@ it('TLS 1.2 session id known → its server; TLS 1.3 PSK → the client address 
   const resume = hello(fx.NODE_TLS12_RESUME_CLIENT_HELLO);
   t.sessions.set(Buffer.from(resume.sessionId).toString('hex'), 'c');
   t.clients.set('198.51.100.7', 'b');
-  const base = { sessions: t.sessions, clients: t.clients, connections: t.connections, clientAddress: '198.51.100.7' };
-  assert.deepEqual(chooseBackend({ ...base, snapshot: t.snap(), hello: resume }).backend?.name, 'c');
-  const psk = chooseBackend({ ...base, snapshot: t.snap(), hello: hello(fx.OPENSSL_TLS13_PSK_CLIENT_HELLO) });
+  const base = {
+    sessions: t.sessions,
+    clients: t.clients,
+    connections: t.connections,
+    clientAddress: '198.51.100.7',
+  };
+  assert.deepEqual(
+    chooseBackend({ ...base, snapshot: t.snap(), hello: resume }).backend?.name,
+    'c',
+  );
+  const psk = chooseBackend({
+    ...base,
+    snapshot: t.snap(),
+    hello: hello(fx.OPENSSL_TLS13_PSK_CLIENT_HELLO),
+  });
   assert.equal(psk.via, 'source-ip');
   assert.equal(psk.backend?.name, 'b');
-  const fresh = chooseBackend({ ...base, snapshot: t.snap(), hello: hello(fx.NODE_TLS13_CLIENT_HELLO) });
+  const fresh = chooseBackend({
+    ...base,
+    snapshot: t.snap(),
+    hello: hello(fx.NODE_TLS13_CLIENT_HELLO),
+  });
   assert.equal(fresh.via, 'balancer');
 });
 
@@ -48,7 +74,14 @@ it('a persisted server that is draining or full is skipped, and the miss is repo
   const resume = hello(fx.NODE_TLS12_RESUME_CLIENT_HELLO);
   t.sessions.set(Buffer.from(resume.sessionId).toString('hex'), 'c');
   t.controller.setAdminState('c', 'draining');
-  const r = chooseBackend({ snapshot: t.snap(), hello: resume, sessions: t.sessions, clients: t.clients, connections: t.connections, clientAddress: '198.51.100.7' });
+  const r = chooseBackend({
+    snapshot: t.snap(),
+    hello: resume,
+    sessions: t.sessions,
+    clients: t.clients,
+    connections: t.connections,
+    clientAddress: '198.51.100.7',
+  });
   assert.equal(r.via, 'balancer');
   assert.equal(r.persistenceMiss, 'ineligible');
   assert.notEqual(r.backend?.name, 'c');

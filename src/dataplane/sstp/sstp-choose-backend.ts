@@ -38,7 +38,11 @@ export function isOpaqueResumption(hello: ClientHelloInfo): boolean {
 }
 
 /** Whether `name` can take one more connection now. */
-function hasRoom(snapshot: SstpServiceSnapshot, name: string, connections: ConnectionCounts): boolean {
+function hasRoom(
+  snapshot: SstpServiceSnapshot,
+  name: string,
+  connections: ConnectionCounts,
+): boolean {
   const b = snapshot.backends.find((x) => x.name === name);
   return b !== undefined && (b.maxConnections === 0 || connections.get(name) < b.maxConnections);
 }
@@ -47,7 +51,9 @@ export function chooseBackend(input: ChooseInput): BackendChoice {
   const { snapshot, hello, connections } = input;
   const exclude = input.exclude ?? new Set<string>();
   const eligible = (name: string | undefined): Candidate | undefined =>
-    name === undefined || exclude.has(name) ? undefined : snapshot.candidates.find((c) => c.name === name);
+    name === undefined || exclude.has(name)
+      ? undefined
+      : snapshot.candidates.find((c) => c.name === name);
   const persistence = snapshot.service.persistence;
   let miss: BackendChoice['persistenceMiss'];
 
@@ -68,7 +74,10 @@ export function chooseBackend(input: ChooseInput): BackendChoice {
   if (persistence === 'tls-session' && hello) {
     // A TLS ≤ 1.2 resumption: the id is in the table only if a server issued it through us.
     if (hello.sessionId.length > 0) {
-      const hit = tryEntry(input.sessions.get(Buffer.from(hello.sessionId).toString('hex')), 'tls-session');
+      const hit = tryEntry(
+        input.sessions.get(Buffer.from(hello.sessionId).toString('hex')),
+        'tls-session',
+      );
       if (hit) return hit;
     }
     // Tickets / PSK: opaque to us; the client's address is the best remaining hint.
@@ -85,8 +94,15 @@ export function chooseBackend(input: ChooseInput): BackendChoice {
   let backend = decide(snapshot, { address: input.clientAddress }).backend;
   if (!backend || exclude.has(backend.name) || !hasRoom(snapshot, backend.name, connections)) {
     // The pick is full or excluded: decide again among the backends that can take the client.
-    const open = snapshot.candidates.filter((c) => !exclude.has(c.name) && hasRoom(snapshot, c.name, connections));
-    backend = open.length === 0 ? undefined : createBalancer(snapshot.service.method, { candidates: open, seed: 0, connections }).pick(sourceIpKey(input.clientAddress));
+    const open = snapshot.candidates.filter(
+      (c) => !exclude.has(c.name) && hasRoom(snapshot, c.name, connections),
+    );
+    backend =
+      open.length === 0
+        ? undefined
+        : createBalancer(snapshot.service.method, { candidates: open, seed: 0, connections }).pick(
+            sourceIpKey(input.clientAddress),
+          );
   }
   return { backend, via: 'balancer', ...(miss ? { persistenceMiss: miss } : {}) };
 }

@@ -25,7 +25,13 @@ export type SstpRejectReason =
   | 'client-closed';
 
 /** Why the proxy closed an established tunnel (the `reason` label of `vpnlb_sstp_closed_total`). */
-export type SstpCloseReason = 'idle-timeout' | 'drain-timeout' | 'backend-down' | 'backend-disabled' | 'backend-removed' | 'stopped';
+export type SstpCloseReason =
+  | 'idle-timeout'
+  | 'drain-timeout'
+  | 'backend-down'
+  | 'backend-disabled'
+  | 'backend-removed'
+  | 'stopped';
 
 export function sstpMetrics(metrics: Metrics) {
   return {
@@ -102,7 +108,10 @@ export class RateLimitedLog {
     let w = this.#windows.get(reason);
     if (!w || now - w.start >= this.#windowMs) {
       if (w && w.suppressed > 0) {
-        this.#logger.warn({ ...fields, reason, suppressed: w.suppressed }, `${w.suppressed} more "${reason}" events were not logged in the last ${Math.round((now - w.start) / 1000)} s`);
+        this.#logger.warn(
+          { ...fields, reason, suppressed: w.suppressed },
+          `${w.suppressed} more "${reason}" events were not logged in the last ${Math.round((now - w.start) / 1000)} s`,
+        );
       }
       w = { start: now, logged: 0, suppressed: 0 };
       this.#windows.set(reason, w);

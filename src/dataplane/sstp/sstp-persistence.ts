@@ -24,7 +24,12 @@ export class PersistenceTable {
   /** Told of every entry learned here (not of replicas): worker processes share what they learn. */
   readonly #onLearn: ((key: string, backend: string) => void) | undefined;
 
-  constructor(options: { timeout: number; maxEntries?: number; now?: () => number; onLearn?: (key: string, backend: string) => void }) {
+  constructor(options: {
+    timeout: number;
+    maxEntries?: number;
+    now?: () => number;
+    onLearn?: (key: string, backend: string) => void;
+  }) {
     this.#timeout = options.timeout;
     this.#maxEntries = options.maxEntries ?? 100_000;
     this.#now = options.now ?? Date.now;

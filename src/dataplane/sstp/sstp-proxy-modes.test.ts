@@ -5,7 +5,10 @@ import { startProxyLab } from '../../../test/support/sstp-test-lab.js';
 
 describe('SstpProxy offload', () => {
   it('terminates TLS with the front certificate; the server receives plain HTTP with the SSTP request', async () => {
-    const lab = await startProxyLab({ backends: [{ name: 'rras1' }, { name: 'rras2' }], service: { mode: 'offload', persistence: 'none' } });
+    const lab = await startProxyLab({
+      backends: [{ name: 'rras1' }, { name: 'rras2' }],
+      service: { mode: 'offload', persistence: 'none' },
+    });
     try {
       const clients = await Promise.all([lab.client(), lab.client()]);
       for (const c of clients) await c.echo();
@@ -13,7 +16,9 @@ describe('SstpProxy offload', () => {
         const [conn] = sim.report().connections;
         assert.ok(conn);
         assert.equal(conn.transport, 'plain');
-        assert.deepEqual(conn.requests, ['SSTP_DUPLEX_POST /sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/']);
+        assert.deepEqual(conn.requests, [
+          'SSTP_DUPLEX_POST /sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/',
+        ]);
         assert.equal(conn.sstpHeaders?.['content-length'], '18446744073709551615');
         assert.equal(conn.callConnectRequests, 1);
         assert.equal(conn.pppFrames.length, 1);
@@ -27,26 +32,65 @@ describe('SstpProxy offload', () => {
 
 describe('SstpProxy re-encryption', () => {
   it('refuses a server whose certificate differs from the front one: in error, no traffic', async () => {
-    const lab = await startProxyLab({ backends: [{ name: 'same' }, { name: 'other', otherCertificate: true }], service: { mode: 'reencrypt', persistence: 'none' } });
+    const lab = await startProxyLab({
+      backends: [{ name: 'same' }, { name: 'other', otherCertificate: true }],
+      service: { mode: 'reencrypt', persistence: 'none' },
+    });
     try {
       const other = lab.controller.service('sstp')?.backends.find((b) => b.name === 'other');
       assert.equal(other?.state, 'down');
       assert.match(other?.error ?? '', /^certificate differs from the front certificate/);
       const clients = await Promise.all(Array.from({ length: 4 }, () => lab.client()));
       for (const c of clients) await c.echo();
-      assert.equal(lab.sims.get('same')?.report().connections.filter((c) => c.callConnectRequests === 1).length, 4);
-      assert.equal(lab.sims.get('other')?.report().connections.filter((c) => c.requests.length > 0).length, 0);
+      assert.equal(
+        lab.sims
+          .get('same')
+          ?.report()
+          .connections.filter((c) => c.callConnectRequests === 1).length,
+        4,
+      );
+      assert.equal(
+        lab.sims
+          .get('other')
+          ?.report()
+          .connections.filter((c) => c.requests.length > 0).length,
+        0,
+      );
 
       // Should the error be cleared while the certificate is still wrong, the per-connection
       // check catches the first client that lands there: the server is marked again and the
       // client, whose plaintext went nowhere, is served by another server.
       lab.controller.setError('sstp', 'other', undefined);
-      assert.equal(lab.controller.service('sstp')?.backends.find((b) => b.name === 'other')?.state, 'up');
+      assert.equal(
+        lab.controller.service('sstp')?.backends.find((b) => b.name === 'other')?.state,
+        'up',
+      );
       for (let i = 0; i < 3; i++) await (await lab.client()).echo();
-      assert.equal(await lab.metric('vpnlb_sstp_backend_failures_total', { backend: 'other', reason: 'certificate-mismatch' }), 1);
-      assert.equal(lab.controller.service('sstp')?.backends.find((b) => b.name === 'other')?.state, 'down');
-      assert.equal(lab.sims.get('other')?.report().connections.filter((c) => c.requests.length > 0).length, 0);
-      assert.equal(lab.sims.get('same')?.report().connections.filter((c) => c.callConnectRequests === 1).length, 7);
+      assert.equal(
+        await lab.metric('vpnlb_sstp_backend_failures_total', {
+          backend: 'other',
+          reason: 'certificate-mismatch',
+        }),
+        1,
+      );
+      assert.equal(
+        lab.controller.service('sstp')?.backends.find((b) => b.name === 'other')?.state,
+        'down',
+      );
+      assert.equal(
+        lab.sims
+          .get('other')
+          ?.report()
+          .connections.filter((c) => c.requests.length > 0).length,
+        0,
+      );
+      assert.equal(
+        lab.sims
+          .get('same')
+          ?.report()
+          .connections.filter((c) => c.callConnectRequests === 1).length,
+        7,
+      );
     } finally {
       await lab.close();
     }
@@ -59,7 +103,13 @@ describe('SstpProxy re-encryption', () => {
     });
     try {
       await Promise.all(Array.from({ length: 4 }, () => lab.client()));
-      assert.equal(lab.sims.get('other')?.report().connections.filter((c) => c.callConnectRequests === 1).length, 2);
+      assert.equal(
+        lab.sims
+          .get('other')
+          ?.report()
+          .connections.filter((c) => c.callConnectRequests === 1).length,
+        2,
+      );
       assert.match(lab.proxy.status().warnings.join('\n'), /other: certificate differs/);
     } finally {
       await lab.close();
@@ -69,7 +119,10 @@ describe('SstpProxy re-encryption', () => {
 
 describe('SstpProxy source-ip persistence (offload default)', () => {
   it('a returning client address goes back to its server; other addresses are balanced', async () => {
-    const lab = await startProxyLab({ backends: [{ name: 'rras1' }, { name: 'rras2' }], service: { mode: 'offload' } });
+    const lab = await startProxyLab({
+      backends: [{ name: 'rras1' }, { name: 'rras2' }],
+      service: { mode: 'offload' },
+    });
     try {
       assert.equal(lab.config.services.sstp[0]?.persistence, 'source-ip');
       for (let i = 0; i < 3; i++) await (await lab.client({ localAddress: '127.0.0.2' })).close();
@@ -77,7 +130,10 @@ describe('SstpProxy source-ip persistence (offload default)', () => {
       assert.deepEqual(counts().sort(), [0, 3]);
       await lab.client({ localAddress: '127.0.0.3' });
       assert.deepEqual(counts().sort(), [1, 3]);
-      assert.equal(await lab.metric('vpnlb_sstp_persistence_total', { kind: 'source-ip', result: 'hit' }), 2);
+      assert.equal(
+        await lab.metric('vpnlb_sstp_persistence_total', { kind: 'source-ip', result: 'hit' }),
+        2,
+      );
     } finally {
       await lab.close();
     }

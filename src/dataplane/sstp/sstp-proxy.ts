@@ -32,12 +32,26 @@ import type { SstpService } from '../../config/types.js';
 import type { RuntimeContext } from '../../control/runtime-context.js';
 import type { ServiceSnapshot, SstpServiceSnapshot } from '../../control/snapshot.js';
 import { VpnlbError } from '../../errors.js';
-import type { BackendCounters, DataPlane, DataPlaneStatus } from '../../control/dataplane-interface.js';
+import type {
+  BackendCounters,
+  DataPlane,
+  DataPlaneStatus,
+} from '../../control/dataplane-interface.js';
 import { certificateMismatch, fetchServerCertificate, pemToDer } from './sstp-certificate-check.js';
-import { RateLimitedLog, sstpMetrics, type SstpCloseReason, type SstpMetrics } from './sstp-metrics.js';
+import {
+  RateLimitedLog,
+  sstpMetrics,
+  type SstpCloseReason,
+  type SstpMetrics,
+} from './sstp-metrics.js';
 import { PersistenceTable } from './sstp-persistence.js';
 import { SPLICE_ENV, SpliceEngine, spliceEnabledByEnv, type SpliceMode } from './sstp-splice.js';
-import { normalizeAddress, SstpTunnel, TUNNEL_HIGH_WATER_MARK, type TunnelHost } from './sstp-tunnel.js';
+import {
+  normalizeAddress,
+  SstpTunnel,
+  TUNNEL_HIGH_WATER_MARK,
+  type TunnelHost,
+} from './sstp-tunnel.js';
 import { openFileLimit } from '../../platform/open-file-limit.js';
 import { SourceRateLimiter } from '../relay/source-rate-limiter.js';
 import { listenError } from '../../platform/capabilities.js';
@@ -85,7 +99,11 @@ export interface SstpProxyOptions {
    * Told of each persistence entry learned here (worker processes: the others learn it too,
    * src/dataplane/workers/); `learnReplica` takes theirs.
    */
-  readonly onPersistenceLearned?: (table: PersistenceTableName, key: string, backend: string) => void;
+  readonly onPersistenceLearned?: (
+    table: PersistenceTableName,
+    key: string,
+    backend: string,
+  ) => void;
   /** TLS session-ticket keys (48 octets) for the front (offload, reencrypt); default: random per process. */
   readonly ticketKeys?: Buffer;
 }
@@ -103,9 +121,15 @@ export type PersistenceTableName = 'sessions' | 'clients';
 export const FRONT_TLS_OPTIONS = {
   honorCipherOrder: true,
   ciphers: [
-    'TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256',
-    'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384',
-    'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
+    'TLS_AES_128_GCM_SHA256',
+    'TLS_AES_256_GCM_SHA384',
+    'TLS_CHACHA20_POLY1305_SHA256',
+    'ECDHE-ECDSA-AES128-GCM-SHA256',
+    'ECDHE-RSA-AES128-GCM-SHA256',
+    'ECDHE-ECDSA-AES256-GCM-SHA384',
+    'ECDHE-RSA-AES256-GCM-SHA384',
+    'ECDHE-ECDSA-CHACHA20-POLY1305',
+    'ECDHE-RSA-CHACHA20-POLY1305',
   ].join(':'),
   ecdhCurve: 'X25519:P-256:P-384',
   minVersion: 'TLSv1.2',
@@ -157,7 +181,13 @@ export class SstpProxy implements DataPlane {
     this.#helloBytesBudget = options.helloBytesBudget ?? MAX_HELLO_BYTES_HELD;
     this.#ticketKeys = options.ticketKeys;
     const rate = service.maxNewConnectionsPerSecondPerSource;
-    this.#sourceRate = rate > 0 ? new SourceRateLimiter({ perSecond: rate, burst: Math.max(rate, DEFAULTS.sstp.newConnectionBurstPerSource) }) : undefined;
+    this.#sourceRate =
+      rate > 0
+        ? new SourceRateLimiter({
+            perSecond: rate,
+            burst: Math.max(rate, DEFAULTS.sstp.newConnectionBurstPerSource),
+          })
+        : undefined;
     this.serviceName = service.name;
     this.#service = service;
     this.#ctx = ctx;
@@ -166,8 +196,14 @@ export class SstpProxy implements DataPlane {
     this.#log = new RateLimitedLog(logger);
     this.#connections = ctx.controller.connections(service.name);
     const learned = options.onPersistenceLearned;
-    this.#sessions = new PersistenceTable({ timeout: service.persistenceTimeout, ...(learned ? { onLearn: (k, b) => learned('sessions', k, b) } : {}) });
-    this.#clients = new PersistenceTable({ timeout: service.persistenceTimeout, ...(learned ? { onLearn: (k, b) => learned('clients', k, b) } : {}) });
+    this.#sessions = new PersistenceTable({
+      timeout: service.persistenceTimeout,
+      ...(learned ? { onLearn: (k, b) => learned('sessions', k, b) } : {}),
+    });
+    this.#clients = new PersistenceTable({
+      timeout: service.persistenceTimeout,
+      ...(learned ? { onLearn: (k, b) => learned('clients', k, b) } : {}),
+    });
   }
 
   /** Takes a persistence entry learned by another worker process. */
@@ -177,7 +213,14 @@ export class SstpProxy implements DataPlane {
 
   /** Live persistence entries (a new worker process starts with them). */
   persistenceEntries(): [PersistenceTableName, string, string][] {
-    return [...this.#sessions.entries().map(([k, b]) => ['sessions', k, b] as [PersistenceTableName, string, string]), ...this.#clients.entries().map(([k, b]) => ['clients', k, b] as [PersistenceTableName, string, string])];
+    return [
+      ...this.#sessions
+        .entries()
+        .map(([k, b]) => ['sessions', k, b] as [PersistenceTableName, string, string]),
+      ...this.#clients
+        .entries()
+        .map(([k, b]) => ['clients', k, b] as [PersistenceTableName, string, string]),
+    ];
   }
 
   /** The bound port (after `start`); 0 before. */
@@ -194,14 +237,29 @@ export class SstpProxy implements DataPlane {
     this.#snapshot = asSstp(snapshot);
     const svc = this.#service;
     if (svc.mode !== 'passthrough') {
-      if (!svc.tls) throw new VpnlbError('VPNLB_SSTP_TLS_CONFIG', `${svc.name}: mode ${svc.mode} needs tls.cert and tls.key`, 'client');
+      if (!svc.tls)
+        throw new VpnlbError(
+          'VPNLB_SSTP_TLS_CONFIG',
+          `${svc.name}: mode ${svc.mode} needs tls.cert and tls.key`,
+          'client',
+        );
       try {
         const cert = readFileSync(svc.tls.cert);
         const key = readFileSync(svc.tls.key);
-        this.#frontContext = tls.createSecureContext({ cert, key, ...FRONT_TLS_OPTIONS, ...(this.#ticketKeys ? { ticketKeys: this.#ticketKeys } : {}) });
+        this.#frontContext = tls.createSecureContext({
+          cert,
+          key,
+          ...FRONT_TLS_OPTIONS,
+          ...(this.#ticketKeys ? { ticketKeys: this.#ticketKeys } : {}),
+        });
         this.#frontDer = pemToDer(cert);
       } catch (err) {
-        throw new VpnlbError('VPNLB_SSTP_TLS_CONFIG', `${svc.name}: cannot load tls.cert / tls.key: ${(err as Error).message}`, 'client', { cause: err });
+        throw new VpnlbError(
+          'VPNLB_SSTP_TLS_CONFIG',
+          `${svc.name}: cannot load tls.cert / tls.key: ${(err as Error).message}`,
+          'client',
+          { cause: err },
+        );
       }
     }
     this.#maxConnections = this.#resolveMaxConnections();
@@ -209,19 +267,45 @@ export class SstpProxy implements DataPlane {
     this.#host = this.#tunnelHost();
     // noDelay towards clients: SSTP carries PPP frames, many small and latency-bound, over WAN
     // round trips that Nagle would add to them (the server side keeps Nagle, see sstp-tunnel.ts).
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false, noDelay: true, highWaterMark: TUNNEL_HIGH_WATER_MARK }, (s) => this.#accept(s));
+    const server = net.createServer(
+      {
+        allowHalfOpen: true,
+        pauseOnConnect: false,
+        noDelay: true,
+        highWaterMark: TUNNEL_HIGH_WATER_MARK,
+      },
+      (s) => this.#accept(s),
+    );
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => reject(listenError(`${svc.name}: cannot listen on ${fmt(svc.virtualIp, svc.port)}`, svc.port, err)));
-      server.listen({ host: svc.virtualIp, port: svc.port, ipv6Only: svc.family === 6 }, () => resolve());
+      server.once('error', (err) =>
+        reject(
+          listenError(
+            `${svc.name}: cannot listen on ${fmt(svc.virtualIp, svc.port)}`,
+            svc.port,
+            err,
+          ),
+        ),
+      );
+      server.listen({ host: svc.virtualIp, port: svc.port, ipv6Only: svc.family === 6 }, () =>
+        resolve(),
+      );
     });
-    server.on('error', (err) => this.#ctx.logger.error({ component: 'sstp', service: svc.name, err }, `${svc.name}: listener error`));
+    server.on('error', (err) =>
+      this.#ctx.logger.error(
+        { component: 'sstp', service: svc.name, err },
+        `${svc.name}: listener error`,
+      ),
+    );
     this.#server = server;
     this.#bytesTimer = setInterval(() => this.#reportBytes(), BYTES_REPORT_INTERVAL_MS);
     this.#bytesTimer.unref();
     this.#applyBackendStates(this.#snapshot);
     if (svc.mode === 'reencrypt') {
       await this.checkCertificates();
-      this.#certTimer = setInterval(() => void this.checkCertificates(), CERTIFICATE_CHECK_INTERVAL_MS);
+      this.#certTimer = setInterval(
+        () => void this.checkCertificates(),
+        CERTIFICATE_CHECK_INTERVAL_MS,
+      );
       this.#certTimer.unref();
     }
   }
@@ -253,7 +337,11 @@ export class SstpProxy implements DataPlane {
 
   /** The splice path's figures: tunnels in it now, and handed to it since start. */
   spliceStats(): { active: boolean; tunnels: number; handedOff: number } {
-    return { active: this.isSpliceActive, tunnels: this.#splice?.size ?? 0, handedOff: this.#splice?.handedOff ?? 0 };
+    return {
+      active: this.isSpliceActive,
+      tunnels: this.#splice?.size ?? 0,
+      handedOff: this.#splice?.handedOff ?? 0,
+    };
   }
 
   /** Starts the splice engine (passthrough), or says once why tunnels stay Node pipes. */
@@ -261,11 +349,19 @@ export class SstpProxy implements DataPlane {
     const svc = this.#service;
     const logger = this.#ctx.logger;
     if (this.#spliceMode === 'off' || !spliceEnabledByEnv()) {
-      const why = this.#spliceMode === 'off' ? 'disabled by the proxy options' : `disabled by ${SPLICE_ENV}=${process.env[SPLICE_ENV]}`;
-      logger.info({ component: 'sstp', service: svc.name, splice: false }, `${svc.name}: native splice path ${why}; established tunnels are Node pipes`);
+      const why =
+        this.#spliceMode === 'off'
+          ? 'disabled by the proxy options'
+          : `disabled by ${SPLICE_ENV}=${process.env[SPLICE_ENV]}`;
+      logger.info(
+        { component: 'sstp', service: svc.name, splice: false },
+        `${svc.name}: native splice path ${why}; established tunnels are Node pipes`,
+      );
       return;
     }
-    const engine = SpliceEngine.open(this.#maxConnections > 0 ? this.#maxConnections : SPLICE_DEFAULT_MAX_TUNNELS);
+    const engine = SpliceEngine.open(
+      this.#maxConnections > 0 ? this.#maxConnections : SPLICE_DEFAULT_MAX_TUNNELS,
+    );
     if (!(engine instanceof SpliceEngine)) {
       const w = `native splice path unavailable (${engine.unavailable}); established tunnels are Node pipes`;
       this.#warnings.add(w);
@@ -273,12 +369,16 @@ export class SstpProxy implements DataPlane {
       return;
     }
     this.#splice = engine;
-    logger.info({ component: 'sstp', service: svc.name, splice: true }, `${svc.name}: established passthrough tunnels are relayed by the native splice path`);
+    logger.info(
+      { component: 'sstp', service: svc.name, splice: true },
+      `${svc.name}: established passthrough tunnels are relayed by the native splice path`,
+    );
     // Idle tunnels: the addon keeps each tunnel's last-activity time; a sweep closes those past
     // idleTimeout (a quarter of it between sweeps, so a tunnel is closed within 1.25 × idleTimeout).
     const every = Math.min(1_000, Math.max(25, Math.floor(svc.idleTimeout / 4)));
     this.#spliceTimer = setInterval(() => {
-      for (const owner of engine.idleOwners(svc.idleTimeout)) (owner as SstpTunnel).close('idle-timeout');
+      for (const owner of engine.idleOwners(svc.idleTimeout))
+        (owner as SstpTunnel).close('idle-timeout');
       this.#metrics.spliced.set({ service: svc.name }, engine.size);
     }, every);
     this.#spliceTimer.unref();
@@ -301,16 +401,33 @@ export class SstpProxy implements DataPlane {
     const D = DEFAULTS.sstp;
     const sstpServices = Math.max(1, this.#ctx.config.services.sstp.length);
     const soft = this.#openFileLimit;
-    const affordable = soft === undefined ? undefined : Math.max(1, Math.floor((soft - D.reservedDescriptors) / D.descriptorsPerTunnel / sstpServices));
+    const affordable =
+      soft === undefined
+        ? undefined
+        : Math.max(
+            1,
+            Math.floor((soft - D.reservedDescriptors) / D.descriptorsPerTunnel / sstpServices),
+          );
     if (svc.maxConnections === 'auto') {
       const n = affordable ?? AUTO_MAX_CONNECTIONS_FALLBACK;
-      this.#ctx.logger.info({ component: 'sstp', service: svc.name, maxConnections: n, openFileLimit: soft }, `${svc.name}: maxConnections auto = ${n} (open-file limit ${soft ?? 'unknown'}, ${D.reservedDescriptors} descriptors reserved, ${D.descriptorsPerTunnel} per tunnel)`);
+      this.#ctx.logger.info(
+        { component: 'sstp', service: svc.name, maxConnections: n, openFileLimit: soft },
+        `${svc.name}: maxConnections auto = ${n} (open-file limit ${soft ?? 'unknown'}, ${D.reservedDescriptors} descriptors reserved, ${D.descriptorsPerTunnel} per tunnel)`,
+      );
       return n;
     }
     if (affordable !== undefined && (svc.maxConnections === 0 || svc.maxConnections > affordable)) {
       const text = `maxConnections ${svc.maxConnections === 0 ? '0 (no limit)' : svc.maxConnections} exceeds what the open-file limit ${soft} allows (${affordable}: ${D.descriptorsPerTunnel} descriptors per tunnel, ${D.reservedDescriptors} reserved): clients beyond it fail with EMFILE and can starve the admin API and health probes; raise LimitNOFILE or use maxConnections: auto`;
       this.#warnings.add(text);
-      this.#ctx.logger.warn({ component: 'sstp', service: svc.name, maxConnections: svc.maxConnections, openFileLimit: soft }, `${svc.name}: ${text}`);
+      this.#ctx.logger.warn(
+        {
+          component: 'sstp',
+          service: svc.name,
+          maxConnections: svc.maxConnections,
+          openFileLimit: soft,
+        },
+        `${svc.name}: ${text}`,
+      );
     }
     return svc.maxConnections;
   }
@@ -320,7 +437,11 @@ export class SstpProxy implements DataPlane {
     const backends: Record<string, BackendCounters> = {};
     for (const b of this.#snapshot?.backends ?? []) {
       const bytes = this.#bytes.get(b.name) ?? { in: 0, out: 0 };
-      backends[b.name] = { connections: this.#connections.get(b.name), bytesIn: bytes.in, bytesOut: bytes.out };
+      backends[b.name] = {
+        connections: this.#connections.get(b.name),
+        bytesIn: bytes.in,
+        bytesOut: bytes.out,
+      };
     }
     const addr = this.#server?.address() as net.AddressInfo | null;
     return {
@@ -342,11 +463,14 @@ export class SstpProxy implements DataPlane {
     if (!snap || !front || this.#service.mode !== 'reencrypt') return;
     await Promise.all(
       snap.backends.map(async (b) => {
-        const r = await fetchServerCertificate(b.address, this.#backendPort(), { timeoutMs: this.#service.connectTimeout });
+        const r = await fetchServerCertificate(b.address, this.#backendPort(), {
+          timeoutMs: this.#service.connectTimeout,
+        });
         if (!r.ok || this.#isStopped) return;
         const mismatch = certificateMismatch(front, r.der);
         if (mismatch) this.#onCertificateMismatch(b.name, mismatch);
-        else if (b.error?.startsWith('certificate differs')) this.#ctx.controller.setError(this.serviceName, b.name, undefined);
+        else if (b.error?.startsWith('certificate differs'))
+          this.#ctx.controller.setError(this.serviceName, b.name, undefined);
       }),
     );
   }
@@ -358,12 +482,20 @@ export class SstpProxy implements DataPlane {
   #onCertificateMismatch(backend: string, message: string): void {
     if (this.#service.allowCertificateMismatch) {
       const w = `${backend}: ${message} (allowed by allowCertificateMismatch)`;
-      if (!this.#warnings.has(w)) this.#ctx.logger.warn({ component: 'sstp', service: this.serviceName, backend }, `${this.serviceName}: ${w}`);
+      if (!this.#warnings.has(w))
+        this.#ctx.logger.warn(
+          { component: 'sstp', service: this.serviceName, backend },
+          `${this.serviceName}: ${w}`,
+        );
       this.#warnings.add(w);
       return;
     }
     const current = this.#snapshot?.backends.find((b) => b.name === backend)?.error;
-    if (current !== message) this.#ctx.logger.error({ component: 'sstp', service: this.serviceName, backend }, `${this.serviceName}: backend ${backend} refused: ${message}`);
+    if (current !== message)
+      this.#ctx.logger.error(
+        { component: 'sstp', service: this.serviceName, backend },
+        `${this.serviceName}: backend ${backend} refused: ${message}`,
+      );
     this.#ctx.controller.setError(this.serviceName, backend, message);
   }
 
@@ -373,14 +505,26 @@ export class SstpProxy implements DataPlane {
     const source = normalizeAddress(socket.remoteAddress ?? '');
     const max = this.#maxConnections;
     if (max > 0 && this.#tunnels.size >= max) {
-      return this.#refuse(socket, 'service-limit', `the service has ${this.#tunnels.size} connections (maxConnections ${max})`);
+      return this.#refuse(
+        socket,
+        'service-limit',
+        `the service has ${this.#tunnels.size} connections (maxConnections ${max})`,
+      );
     }
     const fromSource = this.#perSource.get(source) ?? 0;
     if (svc.maxConnectionsPerSource > 0 && fromSource >= svc.maxConnectionsPerSource) {
-      return this.#refuse(socket, 'source-limit', `${fromSource} connections from this address (maxConnectionsPerSource ${svc.maxConnectionsPerSource})`);
+      return this.#refuse(
+        socket,
+        'source-limit',
+        `${fromSource} connections from this address (maxConnectionsPerSource ${svc.maxConnectionsPerSource})`,
+      );
     }
     if (this.#sourceRate && !this.#sourceRate.take(source, Date.now())) {
-      return this.#refuse(socket, 'source-rate', `more than ${svc.maxNewConnectionsPerSecondPerSource} new connections a second from this address (maxNewConnectionsPerSecondPerSource)`);
+      return this.#refuse(
+        socket,
+        'source-rate',
+        `more than ${svc.maxNewConnectionsPerSecondPerSource} new connections a second from this address (maxNewConnectionsPerSecondPerSource)`,
+      );
     }
     this.#perSource.set(source, fromSource + 1);
     const tunnel = new SstpTunnel(this.#host ?? (this.#host = this.#tunnelHost()), socket);
@@ -389,10 +533,18 @@ export class SstpProxy implements DataPlane {
   }
 
   /** Closes a connection at accept, counted by reason, logged (rate-limited). */
-  #refuse(socket: net.Socket, reason: 'service-limit' | 'source-limit' | 'source-rate', detail: string): void {
+  #refuse(
+    socket: net.Socket,
+    reason: 'service-limit' | 'source-limit' | 'source-rate',
+    detail: string,
+  ): void {
     const svc = this.#service;
     this.#metrics.rejected.inc({ service: svc.name, reason });
-    this.#log.warn(reason, { component: 'sstp', service: svc.name, client: socket.remoteAddress }, `${svc.name}: refused ${socket.remoteAddress}: ${reason}: ${detail}`);
+    this.#log.warn(
+      reason,
+      { component: 'sstp', service: svc.name, client: socket.remoteAddress },
+      `${svc.name}: refused ${socket.remoteAddress}: ${reason}: ${detail}`,
+    );
     socket.on('error', () => {});
     socket.destroy();
   }
@@ -428,8 +580,16 @@ export class SstpProxy implements DataPlane {
         if (!e) this.#bytes.set(b, (e = { in: 0, out: 0 }));
         e.in += toBackend;
         e.out += toClient;
-        if (toBackend > 0) this.#metrics.bytes.inc({ service: svc.name, backend: b, direction: 'to-backend' }, toBackend);
-        if (toClient > 0) this.#metrics.bytes.inc({ service: svc.name, backend: b, direction: 'to-client' }, toClient);
+        if (toBackend > 0)
+          this.#metrics.bytes.inc(
+            { service: svc.name, backend: b, direction: 'to-backend' },
+            toBackend,
+          );
+        if (toClient > 0)
+          this.#metrics.bytes.inc(
+            { service: svc.name, backend: b, direction: 'to-client' },
+            toClient,
+          );
       },
       holdHelloBytes: (from, to) => this.#holdHelloBytes(from, to),
       removed: (t) => {
@@ -458,7 +618,15 @@ export class SstpProxy implements DataPlane {
           }, this.#service.drainTimeout);
           timer.unref();
           this.#drainTimers.set(b.name, timer);
-          this.#ctx.logger.info({ component: 'sstp', service: this.serviceName, backend: b.name, tunnels: this.#connections.get(b.name) }, `${this.serviceName}: draining ${b.name}: ${this.#connections.get(b.name)} tunnels stay until they end or ${this.#service.drainTimeout} ms pass`);
+          this.#ctx.logger.info(
+            {
+              component: 'sstp',
+              service: this.serviceName,
+              backend: b.name,
+              tunnels: this.#connections.get(b.name),
+            },
+            `${this.serviceName}: draining ${b.name}: ${this.#connections.get(b.name)} tunnels stay until they end or ${this.#service.drainTimeout} ms pass`,
+          );
         }
       } else {
         const t = this.#drainTimers.get(b.name);
@@ -468,11 +636,13 @@ export class SstpProxy implements DataPlane {
       if (b.state === 'disabled') this.#closeBackend(b.name, 'backend-disabled');
       else if (b.state === 'down') this.#closeBackend(b.name, 'backend-down');
     }
-    for (const t of this.#tunnels) if (t.backend && !byName.has(t.backend)) t.close('backend-removed');
+    for (const t of this.#tunnels)
+      if (t.backend && !byName.has(t.backend)) t.close('backend-removed');
   }
 
   #closeBackend(name: string, reason: SstpCloseReason): void {
-    for (const t of [...this.#tunnels]) if (t.backend === name && (t.state === 'open' || t.state === 'connecting')) t.close(reason);
+    for (const t of [...this.#tunnels])
+      if (t.backend === name && (t.state === 'open' || t.state === 'connecting')) t.close(reason);
     if (reason !== 'drain-timeout') {
       this.#sessions.forgetBackend(name);
       this.#clients.forgetBackend(name);
@@ -481,7 +651,12 @@ export class SstpProxy implements DataPlane {
 }
 
 function asSstp(s: ServiceSnapshot): SstpServiceSnapshot {
-  if (s.kind !== 'sstp') throw new VpnlbError('VPNLB_DATAPLANE_APPLY', `${s.name}: the SSTP proxy got a ${s.kind} snapshot`, 'internal');
+  if (s.kind !== 'sstp')
+    throw new VpnlbError(
+      'VPNLB_DATAPLANE_APPLY',
+      `${s.name}: the SSTP proxy got a ${s.kind} snapshot`,
+      'internal',
+    );
   return s;
 }
 

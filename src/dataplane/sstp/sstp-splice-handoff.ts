@@ -23,7 +23,13 @@ const EMPTY = Buffer.alloc(0);
  * they are quiet, or `fallback()` (Node pipes) when they cannot be. Nothing happens when
  * `isWanted()` turns false before the end (the tunnel closed meanwhile).
  */
-export function handOffWhenQuiet(client: net.Socket, backend: net.Socket, isWanted: () => boolean, handOff: () => void, fallback: () => void): void {
+export function handOffWhenQuiet(
+  client: net.Socket,
+  backend: net.Socket,
+  isWanted: () => boolean,
+  handOff: () => void,
+  fallback: () => void,
+): void {
   if (!canTakeOver(client) || !canTakeOver(backend)) return fallback();
   stopNodeReceiving(client);
   stopNodeReceiving(backend);
@@ -37,7 +43,8 @@ export function handOffWhenQuiet(client: net.Socket, backend: net.Socket, isWant
   let waiting = 2;
   const flushed = () => {
     if (--waiting > 0 || !isWanted()) return;
-    const usable = (s: net.Socket) => !s.destroyed && !s.writableEnded && s.readableLength === 0 && s.writableLength === 0;
+    const usable = (s: net.Socket) =>
+      !s.destroyed && !s.writableEnded && s.readableLength === 0 && s.writableLength === 0;
     if (usable(client) && usable(backend)) handOff();
     else giveBack();
   };
@@ -49,5 +56,10 @@ export function handOffWhenQuiet(client: net.Socket, backend: net.Socket, isWant
 
 /** Writes what `from` holds in its readable buffer to `to`, in order. */
 function moveBuffered(from: net.Socket, to: net.Socket): void {
-  for (let chunk = from.read() as Buffer | null; chunk !== null; chunk = from.read() as Buffer | null) to.write(chunk);
+  for (
+    let chunk = from.read() as Buffer | null;
+    chunk !== null;
+    chunk = from.read() as Buffer | null
+  )
+    to.write(chunk);
 }

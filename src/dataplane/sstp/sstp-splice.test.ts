@@ -11,7 +11,8 @@ import { loadNativeSplice, SpliceEngine, type SpliceEnd } from './sstp-splice.js
 import { eventually } from '../../../test/support/sstp-test-lab.js';
 
 const loaded = loadNativeSplice();
-const skip = 'unavailable' in loaded ? `native splice addon unavailable: ${loaded.unavailable}` : false;
+const skip =
+  'unavailable' in loaded ? `native splice addon unavailable: ${loaded.unavailable}` : false;
 if (skip) console.log(`# skipping sstp-splice tests: ${skip}`);
 
 interface Pair {
@@ -33,9 +34,17 @@ async function pair(frontServer: net.Server, backendServer: net.Server): Promise
   // Half-open on every socket, as in the proxy: with Node's default, a socket that reads EOF
   // ends its own writing side, and a test whose other direction finishes first would cut off
   // its own transfer.
-  const client = net.connect({ port: (frontServer.address() as net.AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
+  const client = net.connect({
+    port: (frontServer.address() as net.AddressInfo).port,
+    host: '127.0.0.1',
+    allowHalfOpen: true,
+  });
   const front = await frontP;
-  const up = net.connect({ port: (backendServer.address() as net.AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
+  const up = net.connect({
+    port: (backendServer.address() as net.AddressInfo).port,
+    host: '127.0.0.1',
+    allowHalfOpen: true,
+  });
   const backend = await backendP;
   await new Promise((r) => (up.connecting ? up.once('connect', r) : r(undefined)));
   for (const s of [client, backend, front, up]) s.on('error', () => {});
@@ -107,7 +116,12 @@ describe('native splice engine', { skip }, () => {
     const slot = engine.add(p.front, p.up, { spliceEnded: (e) => ends.push(e) });
     assert.equal(typeof slot, 'number');
     const n = 24 * 1024 * 1024 + 13;
-    const [atBackend, atClient, sentUp, sentDown] = await Promise.all([sink(p.backend), sink(p.client), source(p.client, n), source(p.backend, n + 1)]);
+    const [atBackend, atClient, sentUp, sentDown] = await Promise.all([
+      sink(p.backend),
+      sink(p.client),
+      source(p.client, n),
+      source(p.backend, n + 1),
+    ]);
     assert.deepEqual(atBackend, { bytes: n, sha: sentUp });
     assert.deepEqual(atClient, { bytes: n + 1, sha: sentDown });
     await eventually(() => ends.length === 1, 'the tunnel reported its end');
@@ -133,7 +147,11 @@ describe('native splice engine', { skip }, () => {
     assert.equal((await atClient).bytes, 100_003, 'the answer after the half-close arrived whole');
     await eventually(() => ends.length === 1, 'the tunnel ended');
     assert.equal(ends[0]?.kind, 'done');
-    assert.deepEqual(engine.remove(slot) && { ...engine.counters(slot) }, {}, 'counters of a removed slot are gone');
+    assert.deepEqual(
+      engine.remove(slot) && { ...engine.counters(slot) },
+      {},
+      'counters of a removed slot are gone',
+    );
     for (const s of Object.values(p)) s.destroy();
   });
 
@@ -143,7 +161,10 @@ describe('native splice engine', { skip }, () => {
     const ends: SpliceEnd[] = [];
     const slot = engine.add(p.front, p.up, { spliceEnded: (e) => ends.push(e) }) as number;
     p.backend.write(Buffer.alloc(1000));
-    await eventually(() => (engine.counters(slot)?.toClient ?? 0) === 1000, 'the first octets crossed');
+    await eventually(
+      () => (engine.counters(slot)?.toClient ?? 0) === 1000,
+      'the first octets crossed',
+    );
     p.backend.resetAndDestroy();
     await eventually(() => ends.length === 1, 'the reset was reported');
     assert.equal(ends[0]?.kind, 'error');
@@ -157,13 +178,15 @@ describe('native splice engine', { skip }, () => {
     const slots = pairs.map((p) => engine.add(p.front, p.up, { spliceEnded: () => {} }) as number);
     assert.ok(slots.every((s) => typeof s === 'number' && s >= 0));
     assert.equal(new Set(slots).size, 200);
-    const results = await Promise.all(pairs.map(async (p, i) => {
-      const got = sink(p.backend);
-      const back = sink(p.client);
-      const sent = await source(p.client, 10_000 + i);
-      const sentBack = await source(p.backend, 5_000 + i);
-      return { got: await got, back: await back, sent, sentBack, i };
-    }));
+    const results = await Promise.all(
+      pairs.map(async (p, i) => {
+        const got = sink(p.backend);
+        const back = sink(p.client);
+        const sent = await source(p.client, 10_000 + i);
+        const sentBack = await source(p.backend, 5_000 + i);
+        return { got: await got, back: await back, sent, sentBack, i };
+      }),
+    );
     for (const r of results) {
       assert.deepEqual(r.got, { bytes: 10_000 + r.i, sha: r.sent });
       assert.deepEqual(r.back, { bytes: 5_000 + r.i, sha: r.sentBack });

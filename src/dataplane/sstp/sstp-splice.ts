@@ -37,7 +37,13 @@ export interface NativeSplice {
 }
 
 /** Where node-gyp puts the module, relative to the repository root. */
-export const SPLICE_ADDON_PATH = join('native', 'tcp-splice', 'build', 'Release', 'tcp_splice.node');
+export const SPLICE_ADDON_PATH = join(
+  'native',
+  'tcp-splice',
+  'build',
+  'Release',
+  'tcp_splice.node',
+);
 /** The environment switch: `VPNLB_SSTP_SPLICE=0` (or off/false/no) keeps tunnels in Node. */
 export const SPLICE_ENV = 'VPNLB_SSTP_SPLICE';
 /** Pipe capacity per direction: 4 × 64 KiB pages worth of splice per system call pair. */
@@ -71,7 +77,9 @@ export interface SpliceCounters {
 }
 
 /** What a tunnel learns when it ended by itself in the addon. */
-export type SpliceEnd = { readonly kind: 'done' } | { readonly kind: 'error'; readonly errno: number };
+export type SpliceEnd =
+  | { readonly kind: 'done' }
+  | { readonly kind: 'error'; readonly errno: number };
 
 /** Whoever owns a tunnel in the addon (the SSTP tunnel; tests use plain objects). */
 export interface SpliceOwner {
@@ -80,7 +88,13 @@ export interface SpliceOwner {
 }
 
 /** Why `add` refused a tunnel (negative codes of the addon, splice.h `ts_add`). */
-const ADD_ERRORS: Record<number, string> = { [-1]: 'table full', [-2]: 'pipe() failed (fd limit?)', [-3]: 'epoll_ctl failed', [-4]: 'bad fd', [-5]: 'stopped' };
+const ADD_ERRORS: Record<number, string> = {
+  [-1]: 'table full',
+  [-2]: 'pipe() failed (fd limit?)',
+  [-3]: 'epoll_ctl failed',
+  [-4]: 'bad fd',
+  [-5]: 'stopped',
+};
 
 export class SpliceEngine {
   readonly #native: NativeSplice;
@@ -96,11 +110,16 @@ export class SpliceEngine {
   }
 
   /** Starts the splice thread, or returns why it cannot (addon missing, failed to load, setup failed). */
-  static open(maxTunnels: number, pipeSize = SPLICE_PIPE_SIZE): SpliceEngine | { unavailable: string } {
+  static open(
+    maxTunnels: number,
+    pipeSize = SPLICE_PIPE_SIZE,
+  ): SpliceEngine | { unavailable: string } {
     const loaded = loadNativeSplice();
     if ('unavailable' in loaded) return loaded;
     try {
-      return new SpliceEngine(loaded.binding, (onEnded) => loaded.binding.create(maxTunnels, pipeSize, onEnded));
+      return new SpliceEngine(loaded.binding, (onEnded) =>
+        loaded.binding.create(maxTunnels, pipeSize, onEnded),
+      );
     } catch (err) {
       return { unavailable: `native setup failed: ${(err as Error).message}` };
     }
@@ -113,7 +132,8 @@ export class SpliceEngine {
    */
   add(client: net.Socket, backend: net.Socket, owner: SpliceOwner): number | string {
     if (this.#closed) return 'stopped';
-    if (!canTakeOver(client) || !canTakeOver(backend)) return "this Node version does not expose a TCP socket's fd";
+    if (!canTakeOver(client) || !canTakeOver(backend))
+      return "this Node version does not expose a TCP socket's fd";
     const slot = this.#native.add(this.#handle, socketFd(client)!, socketFd(backend)!);
     if (slot < 0) return ADD_ERRORS[slot] ?? `error ${slot}`;
     // Paused sockets are not read already (net.Socket.pause stops libuv reading); this makes
@@ -138,7 +158,9 @@ export class SpliceEngine {
   }
 
   /** Visits every tunnel in the addon. */
-  forEach(visit: (slot: number, toBackend: number, toClient: number, lastActiveMs: number) => void): void {
+  forEach(
+    visit: (slot: number, toBackend: number, toClient: number, lastActiveMs: number) => void,
+  ): void {
     const s = this.#native.stats(this.#handle);
     for (let i = 0; i + 3 < s.length; i += 4) visit(s[i]!, s[i + 1]!, s[i + 2]!, s[i + 3]!);
   }
@@ -185,7 +207,9 @@ export class SpliceEngine {
       const f = this.#native.finished(this.#handle);
       for (let i = 0; i + 2 < f.length; i += 3) {
         const slot = f[i]!;
-        this.#owners.get(slot)?.spliceEnded(f[i + 1] === 3 ? { kind: 'error', errno: f[i + 2]! } : { kind: 'done' });
+        this.#owners
+          .get(slot)
+          ?.spliceEnded(f[i + 1] === 3 ? { kind: 'error', errno: f[i + 2]! } : { kind: 'done' });
       }
       if (f.length === 0) return;
     }

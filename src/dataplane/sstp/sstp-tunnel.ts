@@ -28,7 +28,12 @@ import { TlsHelloReader } from '../../protocol/tls/hello-reader.js';
 import { TLS_1_2, MAX_HELLO_LENGTH } from '../../protocol/tls/tls-constants.js';
 import { certificateMismatch } from './sstp-certificate-check.js';
 import { chooseBackend, type ChoiceVia } from './sstp-choose-backend.js';
-import type { RateLimitedLog, SstpCloseReason, SstpMetrics, SstpRejectReason } from './sstp-metrics.js';
+import type {
+  RateLimitedLog,
+  SstpCloseReason,
+  SstpMetrics,
+  SstpRejectReason,
+} from './sstp-metrics.js';
 import type { PersistenceTable } from './sstp-persistence.js';
 import type { Logger } from '../../log/logger.js';
 import type { SpliceEnd, SpliceEngine, SpliceOwner } from './sstp-splice.js';
@@ -147,15 +152,26 @@ export class SstpTunnel implements SpliceOwner {
     // One deadline from accept to the server's first octets: the client's hello (or front TLS
     // handshake), the connect, and the server's answer all fit in handshakeTimeout. Before,
     // only idleTimeout (15 min) applied once a ClientHello was complete.
-    this.#deadline = setTimeout(() => this.#onDeadline(svc.handshakeTimeout, svc.mode), svc.handshakeTimeout);
+    this.#deadline = setTimeout(
+      () => this.#onDeadline(svc.handshakeTimeout, svc.mode),
+      svc.handshakeTimeout,
+    );
     if (svc.mode === 'passthrough') {
       const reader = new TlsHelloReader('client-hello');
       const onData = (chunk: Buffer) => {
         this.#pending.push(chunk);
         this.#pendingBytes += chunk.length;
         const held = this.#pendingHeld + chunk.length + PENDING_CHUNK_OVERHEAD;
-        if (held > MAX_PENDING) return this.#reject('tls-too-large', `${this.#pendingBytes} octets in ${this.#pending.length} pieces without a complete ClientHello`);
-        if (!this.host.holdHelloBytes(this.#pendingHeld, held)) return this.#reject('hello-memory', `the service's memory for hellos being read is spent (${this.#pendingBytes} octets held here)`);
+        if (held > MAX_PENDING)
+          return this.#reject(
+            'tls-too-large',
+            `${this.#pendingBytes} octets in ${this.#pending.length} pieces without a complete ClientHello`,
+          );
+        if (!this.host.holdHelloBytes(this.#pendingHeld, held))
+          return this.#reject(
+            'hello-memory',
+            `the service's memory for hellos being read is spent (${this.#pendingBytes} octets held here)`,
+          );
         this.#pendingHeld = held;
         const r = reader.push(chunk);
         if (r.kind === 'need-more') return;
@@ -167,7 +183,8 @@ export class SstpTunnel implements SpliceOwner {
         this.#connect();
       };
       const onEnd = () => {
-        if (this.#pendingBytes === 0) return this.#reject('client-closed', 'client closed without sending anything');
+        if (this.#pendingBytes === 0)
+          return this.#reject('client-closed', 'client closed without sending anything');
         const r = reader.end();
         if (r.kind === 'invalid') this.#reject(`tls-${r.code}`, r.detail);
       };
@@ -177,7 +194,10 @@ export class SstpTunnel implements SpliceOwner {
     }
     // (`highWaterMark` is honoured by TLSSocket, which passes it to net.Socket, but is missing
     // from @types/node's TLSSocketOptions.)
-    const frontOptions: tls.TLSSocketOptions & { highWaterMark: number } = { isServer: true, highWaterMark: TUNNEL_HIGH_WATER_MARK };
+    const frontOptions: tls.TLSSocketOptions & { highWaterMark: number } = {
+      isServer: true,
+      highWaterMark: TUNNEL_HIGH_WATER_MARK,
+    };
     if (this.host.frontContext) frontOptions.secureContext = this.host.frontContext;
     const front = new tls.TLSSocket(this.client, frontOptions);
     this.#front = front;
@@ -202,7 +222,8 @@ export class SstpTunnel implements SpliceOwner {
     const backend = this.#backend;
     if (!up || !backend) return;
     // Node's counters (hellos, and everything when there is no splice) plus the addon's.
-    const spliced = this.#spliceSlot === undefined ? undefined : this.host.splice?.counters(this.#spliceSlot);
+    const spliced =
+      this.#spliceSlot === undefined ? undefined : this.host.splice?.counters(this.#spliceSlot);
     const toBackend = up.bytesWritten + (spliced?.toBackend ?? this.#splicedToBackend);
     const toClient = up.bytesRead + (spliced?.toClient ?? this.#splicedToClient);
     const dIn = toBackend - this.#reportedToBackend;
@@ -220,15 +241,39 @@ export class SstpTunnel implements SpliceOwner {
 
   /** The addon saw both sides end (or an error): the tunnel is over, as a socket 'close' would say. */
   spliceEnded(end: SpliceEnd): void {
-    if (end.kind === 'error') this.host.logger.debug({ component: 'sstp', service: this.host.serviceName, backend: this.#backend, client: this.clientAddress, errno: end.errno }, `spliced tunnel from ${this.clientAddress} ended with errno ${end.errno}`);
+    if (end.kind === 'error')
+      this.host.logger.debug(
+        {
+          component: 'sstp',
+          service: this.host.serviceName,
+          backend: this.#backend,
+          client: this.clientAddress,
+          errno: end.errno,
+        },
+        `spliced tunnel from ${this.clientAddress} ended with errno ${end.errno}`,
+      );
     this.#destroy();
   }
 
   /** Closes an established (or connecting) tunnel on vpnlb's initiative. */
   close(reason: SstpCloseReason): void {
     if (this.#state === 'closed') return;
-    if (this.#backend) this.host.metrics.closed.inc({ service: this.host.serviceName, backend: this.#backend, reason });
-    this.host.logger.info({ component: 'sstp', service: this.host.serviceName, backend: this.#backend, client: this.clientAddress, reason }, `closing tunnel from ${this.clientAddress} to ${this.#backend ?? '-'}: ${reason}`);
+    if (this.#backend)
+      this.host.metrics.closed.inc({
+        service: this.host.serviceName,
+        backend: this.#backend,
+        reason,
+      });
+    this.host.logger.info(
+      {
+        component: 'sstp',
+        service: this.host.serviceName,
+        backend: this.#backend,
+        client: this.clientAddress,
+        reason,
+      },
+      `closing tunnel from ${this.clientAddress} to ${this.#backend ?? '-'}: ${reason}`,
+    );
     this.#destroy();
   }
 
@@ -244,14 +289,26 @@ export class SstpTunnel implements SpliceOwner {
       ...(this.#tried ? { exclude: this.#tried } : {}),
     });
     const svc = this.host.serviceName;
-    if (choice.persistenceMiss) this.host.metrics.persistence.inc({ service: svc, kind: snap.service.persistence, result: choice.persistenceMiss });
-    if (choice.via !== 'balancer') this.host.metrics.persistence.inc({ service: svc, kind: choice.via, result: 'hit' });
+    if (choice.persistenceMiss)
+      this.host.metrics.persistence.inc({
+        service: svc,
+        kind: snap.service.persistence,
+        result: choice.persistenceMiss,
+      });
+    if (choice.via !== 'balancer')
+      this.host.metrics.persistence.inc({ service: svc, kind: choice.via, result: 'hit' });
     const backend = choice.backend;
     if (!backend) {
       const tried = this.#tried;
       return tried
-        ? this.#reject('backend-connect-failed', `every backend tried failed (${[...tried].join(', ')})`)
-        : this.#reject('no-backend', 'no backend can take a new client (all down, draining, disabled or full)');
+        ? this.#reject(
+            'backend-connect-failed',
+            `every backend tried failed (${[...tried].join(', ')})`,
+          )
+        : this.#reject(
+            'no-backend',
+            'no backend can take a new client (all down, draining, disabled or full)',
+          );
     }
     this.#state = 'connecting';
     this.#backend = backend.name;
@@ -265,12 +322,25 @@ export class SstpTunnel implements SpliceOwner {
     // the sub-MSS tail of each 64 KiB chunk merges with the next one instead of leaving as a
     // runt segment (measured: ~25 % more proxy CPU per octet with noDelay here; Node has no
     // MSG_MORE, which is how HAProxy and nginx avoid runts with TCP_NODELAY on).
-    const opts = { host: backend.address, port: this.host.backendPort, allowHalfOpen: true, highWaterMark: TUNNEL_HIGH_WATER_MARK };
-    const up: net.Socket = mode === 'reencrypt'
-      ? tls.connect({ ...opts, rejectUnauthorized: false, ...(this.#sni() ? { servername: this.#sni() } : {}) })
-      : net.connect(opts);
+    const opts = {
+      host: backend.address,
+      port: this.host.backendPort,
+      allowHalfOpen: true,
+      highWaterMark: TUNNEL_HIGH_WATER_MARK,
+    };
+    const up: net.Socket =
+      mode === 'reencrypt'
+        ? tls.connect({
+            ...opts,
+            rejectUnauthorized: false,
+            ...(this.#sni() ? { servername: this.#sni() } : {}),
+          })
+        : net.connect(opts);
     this.#upstream = up;
-    const connectTimeout = setTimeout(() => fail('connect-timeout', `no connection within ${snap.service.connectTimeout} ms`), snap.service.connectTimeout);
+    const connectTimeout = setTimeout(
+      () => fail('connect-timeout', `no connection within ${snap.service.connectTimeout} ms`),
+      snap.service.connectTimeout,
+    );
     let connected = false;
     const fail = (reason: string, detail: string) => {
       if (connected || this.#state !== 'connecting') return;
@@ -280,16 +350,26 @@ export class SstpTunnel implements SpliceOwner {
       up.destroy();
       this.#release();
       this.host.metrics.backendFailures.inc({ service: svc, backend: backend.name, reason });
-      this.host.log.warn(`backend-${reason}`, { component: 'sstp', service: svc, backend: backend.name, client: this.clientAddress }, `${svc}: backend ${backend.name} (${backend.address}:${this.host.backendPort}): ${detail}`);
+      this.host.log.warn(
+        `backend-${reason}`,
+        { component: 'sstp', service: svc, backend: backend.name, client: this.clientAddress },
+        `${svc}: backend ${backend.name} (${backend.address}:${this.host.backendPort}): ${detail}`,
+      );
       if (tried.size < MAX_CONNECT_ATTEMPTS) return this.#connect();
-      this.#reject(reason === 'certificate-mismatch' ? 'certificate-mismatch' : 'backend-connect-failed', `backend ${backend.name}: ${detail}`);
+      this.#reject(
+        reason === 'certificate-mismatch' ? 'certificate-mismatch' : 'backend-connect-failed',
+        `backend ${backend.name}: ${detail}`,
+      );
     };
     up.once('error', (err) => fail('connect-failed', err.message));
     up.once(mode === 'reencrypt' ? 'secureConnect' : 'connect', () => {
       if (this.#state !== 'connecting') return;
       clearTimeout(connectTimeout);
       if (mode === 'reencrypt' && this.host.frontDer) {
-        const mismatch = certificateMismatch(this.host.frontDer, (up as tls.TLSSocket).getPeerCertificate().raw);
+        const mismatch = certificateMismatch(
+          this.host.frontDer,
+          (up as tls.TLSSocket).getPeerCertificate().raw,
+        );
         if (mismatch && !snap.service.allowCertificateMismatch) {
           // The server is put in error (no more traffic); this client, whose plaintext has not
           // been sent anywhere yet, may still be served by another server.
@@ -316,7 +396,10 @@ export class SstpTunnel implements SpliceOwner {
 
     // The backend must say something before the deadline set at accept (`#onDeadline`): a
     // server that accepts and never answers would otherwise hold the client forever.
-    const serverHello = snap.service.mode === 'passthrough' && snap.service.persistence === 'tls-session' ? new TlsHelloReader('server-hello') : undefined;
+    const serverHello =
+      snap.service.mode === 'passthrough' && snap.service.persistence === 'tls-session'
+        ? new TlsHelloReader('server-hello')
+        : undefined;
     const splice = snap.service.mode === 'passthrough' ? this.host.splice : undefined;
     let isHelloPhaseOver = false;
     const onFirstBackendData = (chunk: Buffer) => {
@@ -365,12 +448,19 @@ export class SstpTunnel implements SpliceOwner {
     const handOff = () => {
       this.#spliceTimer = undefined;
       if (this.#state !== 'open') return;
-      if (!isHelloPhaseOver) return void (this.#spliceTimer = setTimeout(handOff, this.host.spliceAfterMs).unref());
+      if (!isHelloPhaseOver)
+        return void (this.#spliceTimer = setTimeout(handOff, this.host.spliceAfterMs).unref());
       this.#front.unpipe(up);
       up.unpipe(this.#front);
       this.#front.pause();
       up.pause();
-      handOffWhenQuiet(this.client, up, () => this.#state === 'open', () => this.#spliceIn(splice, up), () => this.#pipe(up));
+      handOffWhenQuiet(
+        this.client,
+        up,
+        () => this.#state === 'open',
+        () => this.#spliceIn(splice, up),
+        () => this.#pipe(up),
+      );
     };
     this.#spliceTimer = setTimeout(handOff, this.host.spliceAfterMs).unref();
   }
@@ -381,7 +471,11 @@ export class SstpTunnel implements SpliceOwner {
     if (typeof slot === 'string') {
       resumeNodeReceiving(this.client);
       resumeNodeReceiving(up);
-      this.host.log.warn('splice-fallback', { component: 'sstp', service: this.host.serviceName, backend: this.#backend }, `${this.host.serviceName}: tunnel from ${this.clientAddress} stays in Node pipes: ${slot}`);
+      this.host.log.warn(
+        'splice-fallback',
+        { component: 'sstp', service: this.host.serviceName, backend: this.#backend },
+        `${this.host.serviceName}: tunnel from ${this.clientAddress} stays in Node pipes: ${slot}`,
+      );
       return this.#pipe(up);
     }
     this.#spliceSlot = slot;
@@ -402,12 +496,18 @@ export class SstpTunnel implements SpliceOwner {
 
   #sni(): string | undefined {
     const front = this.#front;
-    return front instanceof tls.TLSSocket ? ((front as tls.TLSSocket & { servername?: string | false }).servername || undefined) : undefined;
+    return front instanceof tls.TLSSocket
+      ? (front as tls.TLSSocket & { servername?: string | false }).servername || undefined
+      : undefined;
   }
 
   #onSideClosed(side: 'client' | 'backend'): void {
     if (this.#state === 'hello') {
-      if (side === 'client') this.#reject('client-closed', `client closed after ${this.#pendingBytes} octets, before its hello was complete`);
+      if (side === 'client')
+        this.#reject(
+          'client-closed',
+          `client closed after ${this.#pendingBytes} octets, before its hello was complete`,
+        );
       return;
     }
     if (this.#state === 'connecting') {
@@ -428,10 +528,22 @@ export class SstpTunnel implements SpliceOwner {
   /** `handshakeTimeout` passed since accept without the server's first octets: whose fault? */
   #onDeadline(timeout: number, mode: string): void {
     if (this.#state === 'open' && this.#hasSentToBackend && this.#backend) {
-      this.host.metrics.backendFailures.inc({ service: this.host.serviceName, backend: this.#backend, reason: 'no-answer' });
-      return this.#reject('backend-no-answer', `backend ${this.#backend} sent nothing within ${timeout} ms of the client's connection`);
+      this.host.metrics.backendFailures.inc({
+        service: this.host.serviceName,
+        backend: this.#backend,
+        reason: 'no-answer',
+      });
+      return this.#reject(
+        'backend-no-answer',
+        `backend ${this.#backend} sent nothing within ${timeout} ms of the client's connection`,
+      );
     }
-    const what = this.#state === 'hello' ? `no complete ${mode === 'passthrough' ? 'ClientHello' : 'TLS handshake'}` : this.#state === 'connecting' ? 'no backend connection' : 'no request from the client';
+    const what =
+      this.#state === 'hello'
+        ? `no complete ${mode === 'passthrough' ? 'ClientHello' : 'TLS handshake'}`
+        : this.#state === 'connecting'
+          ? 'no backend connection'
+          : 'no request from the client';
     this.#reject('handshake-timeout', `${what} within ${timeout} ms of accept`);
   }
 
@@ -446,7 +558,11 @@ export class SstpTunnel implements SpliceOwner {
     if (this.#state === 'closed') return;
     const svc = this.host.serviceName;
     this.host.metrics.rejected.inc({ service: svc, reason });
-    this.host.log.warn(reason, { component: 'sstp', service: svc, client: this.clientAddress, backend: this.#backend }, `${svc}: refused client ${this.clientAddress}:${this.clientPort}: ${reason}: ${detail}`);
+    this.host.log.warn(
+      reason,
+      { component: 'sstp', service: svc, client: this.clientAddress, backend: this.#backend },
+      `${svc}: refused client ${this.clientAddress}:${this.clientPort}: ${reason}: ${detail}`,
+    );
     this.#destroy();
   }
 
@@ -464,7 +580,8 @@ export class SstpTunnel implements SpliceOwner {
     this.#releasePending();
     clearTimeout(this.#spliceTimer);
     this.#release();
-    if (wasOpen && this.#backend) this.host.metrics.open.dec({ service: this.host.serviceName, backend: this.#backend });
+    if (wasOpen && this.#backend)
+      this.host.metrics.open.dec({ service: this.host.serviceName, backend: this.#backend });
     // The addon lets go of the sockets first (and gives its final counts); only then may Node
     // close them (an fd number closed under the splice thread could be reused by another).
     if (this.#spliceSlot !== undefined) {

@@ -47,12 +47,18 @@ export type FromWorker =
   /** This worker's own open connections per backend (sent when they change). */
   | { readonly vpnlb: 'counts'; readonly counts: ReadonlyMap<string, number> }
   | { readonly vpnlb: 'status'; readonly status: DataPlaneStatus; readonly accepted: number }
-  | { readonly vpnlb: 'metrics'; readonly id: number; readonly metrics: MetricObjectWithValues<MetricValue<string>>[] }
+  | {
+      readonly vpnlb: 'metrics';
+      readonly id: number;
+      readonly metrics: MetricObjectWithValues<MetricValue<string>>[];
+    }
   | { readonly vpnlb: 'set-error'; readonly backend: string; readonly error: string | undefined }
   | { readonly vpnlb: 'stopped' };
 
 export function isFromWorker(m: unknown): m is FromWorker {
-  return typeof m === 'object' && m !== null && typeof (m as { vpnlb?: unknown }).vpnlb === 'string';
+  return (
+    typeof m === 'object' && m !== null && typeof (m as { vpnlb?: unknown }).vpnlb === 'string'
+  );
 }
 
 export const isToWorker = isFromWorker as (m: unknown) => m is ToWorker;

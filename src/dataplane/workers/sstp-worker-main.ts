@@ -15,7 +15,7 @@
  * - Metrics: its own registry, sent on request; the main process merges them into `/metrics`.
  */
 import cluster from 'node:cluster';
-import { ConnectionCounts } from '../../balancer/balancer.js';
+import type { ConnectionCounts } from '../../balancer/balancer.js';
 import { Metrics } from '../../observability/metrics.js';
 import type { Config, SstpService } from '../../config/types.js';
 import { Controller } from '../../control/controller.js';
@@ -45,7 +45,8 @@ function mirror(controller: Controller, service: string, backends: readonly Back
   for (const b of backends) {
     if (b.health !== 'unknown') controller.setHealth(service, b.name, b.health, b.healthReason);
     const current = controller.service(service)?.backends.find((x) => x.name === b.name);
-    if (current && current.admin !== b.admin) controller.setAdminState(`${b.pool}/${b.name}`, b.admin);
+    if (current && current.admin !== b.admin)
+      controller.setAdminState(`${b.pool}/${b.name}`, b.admin);
     Controller.prototype.setError.call(controller, service, b.name, b.error);
   }
 }
@@ -59,17 +60,25 @@ async function run(init: Extract<ToWorker, { vpnlb: 'init' }>): Promise<void> {
   const configured = config.services.sstp.find((s) => s.name === init.service);
   if (!configured) throw new Error(`no SSTP service ${init.service} in the configuration`);
   const svc = workerShare(configured, config.workers);
-  const proxy = new SstpProxy(svc, { config, controller, logger, metrics }, {
-    onPersistenceLearned: (table, key, backend) => send({ vpnlb: 'learn', entry: [table, key, backend] }),
-    ticketKeys: init.ticketKeys,
-  });
+  const proxy = new SstpProxy(
+    svc,
+    { config, controller, logger, metrics },
+    {
+      onPersistenceLearned: (table, key, backend) =>
+        send({ vpnlb: 'learn', entry: [table, key, backend] }),
+      ticketKeys: init.ticketKeys,
+    },
+  );
   for (const [table, key, backend] of init.persistence) proxy.learnReplica(table, key, backend);
   const counts: ConnectionCounts = controller.connections(svc.name);
   let chain = Promise.resolve();
   controller.on('snapshot', () => {
     chain = chain.then(async () => {
       const s = controller.service(svc.name);
-      if (s) await proxy.apply(s).catch((err: Error) => logger.error({ err }, `${svc.name}: worker apply failed`));
+      if (s)
+        await proxy
+          .apply(s)
+          .catch((err: Error) => logger.error({ err }, `${svc.name}: worker apply failed`));
     });
   });
   let countsTimer: NodeJS.Timeout | undefined;
@@ -88,7 +97,9 @@ async function run(init: Extract<ToWorker, { vpnlb: 'init' }>): Promise<void> {
         counts.setRemote(m.counts);
         break;
       case 'metrics':
-        void metrics.registry.getMetricsAsJSON().then((list) => send({ vpnlb: 'metrics', id: m.id, metrics: list }));
+        void metrics.registry
+          .getMetricsAsJSON()
+          .then((list) => send({ vpnlb: 'metrics', id: m.id, metrics: list }));
         break;
       case 'stop':
         clearInterval(countsTimer);
@@ -117,7 +128,10 @@ async function run(init: Extract<ToWorker, { vpnlb: 'init' }>): Promise<void> {
     lastCounts = key;
     send({ vpnlb: 'counts', counts: own });
   }, COUNTS_INTERVAL_MS);
-  const sendStatus = () => void acceptedSoFar(metrics).then((accepted) => send({ vpnlb: 'status', status: localStatus(proxy, counts), accepted }));
+  const sendStatus = () =>
+    void acceptedSoFar(metrics).then((accepted) =>
+      send({ vpnlb: 'status', status: localStatus(proxy, counts), accepted }),
+    );
   statusTimer = setInterval(sendStatus, STATUS_INTERVAL_MS);
 
   sendStatus();
@@ -149,7 +163,12 @@ async function acceptedSoFar(metrics: Metrics): Promise<number> {
 /** The proxy's status with this worker's own connection counts (the main process adds them up). */
 function localStatus(proxy: SstpProxy, counts: ConnectionCounts) {
   const st = proxy.status();
-  const backends = Object.fromEntries(Object.entries(st.backends).map(([name, c]) => [name, { ...c, connections: counts.local(name) }]));
+  const backends = Object.fromEntries(
+    Object.entries(st.backends).map(([name, c]) => [
+      name,
+      { ...c, connections: counts.local(name) },
+    ]),
+  );
   return { ...st, backends };
 }
 

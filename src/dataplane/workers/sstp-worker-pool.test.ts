@@ -24,7 +24,14 @@ before(async () => {
   cert = generateTestCertificate();
   let port = 0;
   for (const name of ['rras1', 'rras2', 'rras3']) {
-    const sim = await SimSstpEndpoint.start({ name, host: `127.0.0.${10 + sims.length}`, tlsPort: port, cert: cert.cert, key: cert.key, maxTlsVersion: 'TLSv1.2' });
+    const sim = await SimSstpEndpoint.start({
+      name,
+      host: `127.0.0.${10 + sims.length}`,
+      tlsPort: port,
+      cert: cert.cert,
+      key: cert.key,
+      maxTlsVersion: 'TLSv1.2',
+    });
     port = sim.tlsPort;
     sims.push(sim);
   }
@@ -36,24 +43,56 @@ after(async () => {
 });
 
 async function startPool(persistence: string) {
-  const config = loadConfigText(JSON.stringify({
-    workers: 2,
-    pools: { farm: { backends: sims.map((s, i) => ({ name: s.name, address: `127.0.0.${10 + i}` })) } },
-    services: { sstp: [{ name: 'sstp', virtualIp: '127.0.0.1', port: 0, pool: 'farm', backendPort: sims[0]!.tlsPort, method: 'least-connections', persistence, maxConnectionsPerSource: 0, maxNewConnectionsPerSecondPerSource: 0 }] },
-  }));
+  const config = loadConfigText(
+    JSON.stringify({
+      workers: 2,
+      pools: {
+        farm: { backends: sims.map((s, i) => ({ name: s.name, address: `127.0.0.${10 + i}` })) },
+      },
+      services: {
+        sstp: [
+          {
+            name: 'sstp',
+            virtualIp: '127.0.0.1',
+            port: 0,
+            pool: 'farm',
+            backendPort: sims[0]!.tlsPort,
+            method: 'least-connections',
+            persistence,
+            maxConnectionsPerSource: 0,
+            maxNewConnectionsPerSecondPerSource: 0,
+          },
+        ],
+      },
+    }),
+  );
   const controller = new Controller(config);
   const metrics = new Metrics();
-  const pool = new SstpWorkerPool(config.services.sstp[0]!, { config, controller, logger: silentLogger(), metrics }, config.workers);
+  const pool = new SstpWorkerPool(
+    config.services.sstp[0]!,
+    { config, controller, logger: silentLogger(), metrics },
+    config.workers,
+  );
   await pool.start(controller.service('sstp')!);
   const clients: SimSstpClient[] = [];
   const client = async (o: { session?: Buffer } = {}) => {
-    const c = await SimSstpClient.connect({ host: '127.0.0.1', port: pool.port(), ca: cert.cert, maxVersion: 'TLSv1.2', ...o });
+    const c = await SimSstpClient.connect({
+      host: '127.0.0.1',
+      port: pool.port(),
+      ca: cert.cert,
+      maxVersion: 'TLSv1.2',
+      ...o,
+    });
     clients.push(c);
     return c;
   };
   const connectionsOf = () => sims.map((s) => s.report().connections.length);
   return {
-    pool, controller, metrics, client, connectionsOf,
+    pool,
+    controller,
+    metrics,
+    client,
+    connectionsOf,
     async close() {
       for (const c of clients) c.socket.destroy();
       await pool.stop();
@@ -63,7 +102,9 @@ async function startPool(persistence: string) {
 }
 
 describe('SSTP proxy in 2 worker processes', () => {
-  it('one client\'s TLS resumption goes back to the issuing server whichever worker accepts it; /metrics adds the workers up', { timeout: 60_000 }, async () => {
+  it("one client's TLS resumption goes back to the issuing server whichever worker accepts it; /metrics adds the workers up", {
+    timeout: 60_000,
+  }, async () => {
     const lab = await startPool('tls-session');
     const before = lab.connectionsOf();
     try {
@@ -75,18 +116,37 @@ describe('SSTP proxy in 2 worker processes', () => {
       // A tunnel held open on the issuer: least connections alone would now send a client
       // elsewhere, so only the shared session id brings the resumptions back (the test can fail).
       await lab.client();
-      assert.equal(lab.connectionsOf()[issuer]! - before[issuer]!, 2, 'least connections put the held tunnel on the issuer too');
+      assert.equal(
+        lab.connectionsOf()[issuer]! - before[issuer]!,
+        2,
+        'least connections put the held tunnel on the issuer too',
+      );
       // Round robin: 8 resumptions reach both workers; the learning worker sent the session id to the other.
       await new Promise((r) => setTimeout(r, 200));
       for (let i = 0; i < 8; i++) {
         const again = await lab.client({ session });
-        assert.equal(again.isSessionReused, true, `resumption ${i} was accepted by the issuing server`);
+        assert.equal(
+          again.isSessionReused,
+          true,
+          `resumption ${i} was accepted by the issuing server`,
+        );
         await again.close();
       }
-      assert.equal(lab.connectionsOf()[issuer]! - before[issuer]!, 10, 'every connection reached the issuer');
-      await eventually(() => lab.pool.workers().every((w) => w.accepted >= 3), 'both workers to report their accepted connections', 5_000);
+      assert.equal(
+        lab.connectionsOf()[issuer]! - before[issuer]!,
+        10,
+        'every connection reached the issuer',
+      );
+      await eventually(
+        () => lab.pool.workers().every((w) => w.accepted >= 3),
+        'both workers to report their accepted connections',
+        5_000,
+      );
       const text = await lab.metrics.text();
-      const accepted = [...text.matchAll(/^vpnlb_sstp_connections_total\{[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+      const accepted = [...text.matchAll(/^vpnlb_sstp_connections_total\{[^}]*\} (\d+)/gm)].reduce(
+        (n, m) => n + Number(m[1]),
+        0,
+      );
       assert.equal(accepted, 10, 'the merged /metrics counts the connections of both workers');
       assert.match(text, /^vpnlb_workers_running\{service="sstp"\} 2$/m);
     } finally {
@@ -94,23 +154,37 @@ describe('SSTP proxy in 2 worker processes', () => {
     }
   });
 
-  it('least connections counts every worker\'s tunnels: three clients in turn land on three servers', { timeout: 60_000 }, async () => {
+  it("least connections counts every worker's tunnels: three clients in turn land on three servers", {
+    timeout: 60_000,
+  }, async () => {
     const lab = await startPool('none');
     const before = lab.connectionsOf();
     try {
       for (let i = 1; i <= 3; i++) {
         await lab.client();
         // The main process sees the total, and has told every worker.
-        await eventually(() => lab.controller.connections('sstp').get('rras1') + lab.controller.connections('sstp').get('rras2') + lab.controller.connections('sstp').get('rras3') === i, `${i} tunnels counted`);
+        await eventually(
+          () =>
+            lab.controller.connections('sstp').get('rras1') +
+              lab.controller.connections('sstp').get('rras2') +
+              lab.controller.connections('sstp').get('rras3') ===
+            i,
+          `${i} tunnels counted`,
+        );
         await new Promise((r) => setTimeout(r, 100));
       }
-      assert.deepEqual(lab.connectionsOf().map((n, i) => n - before[i]!), [1, 1, 1]);
+      assert.deepEqual(
+        lab.connectionsOf().map((n, i) => n - before[i]!),
+        [1, 1, 1],
+      );
     } finally {
       await lab.close();
     }
   });
 
-  it('a killed worker is restarted; the other worker\'s tunnels keep working', { timeout: 60_000 }, async () => {
+  it("a killed worker is restarted; the other worker's tunnels keep working", {
+    timeout: 60_000,
+  }, async () => {
     const lab = await startPool('none');
     try {
       const tunnels: SimSstpClient[] = [];
@@ -118,12 +192,20 @@ describe('SSTP proxy in 2 worker processes', () => {
       const [victim, survivor] = lab.pool.workers();
       assert.ok(victim?.pid && survivor?.pid);
       process.kill(victim.pid, 'SIGKILL');
-      await eventually(() => tunnels.some((t) => t.isClosed), 'the dead worker\'s tunnels to close');
+      await eventually(() => tunnels.some((t) => t.isClosed), "the dead worker's tunnels to close");
       await new Promise((r) => setTimeout(r, 200));
       const alive = tunnels.filter((t) => !t.isClosed);
-      assert.equal(alive.length, 2, 'round robin gave each worker two tunnels; the survivor\'s stay');
+      assert.equal(
+        alive.length,
+        2,
+        "round robin gave each worker two tunnels; the survivor's stay",
+      );
       for (const t of alive) await t.echo();
-      await eventually(() => lab.pool.workers().every((w) => w.ready) && lab.pool.workers()[0]!.pid !== victim.pid, 'the worker to be restarted', 10_000);
+      await eventually(
+        () => lab.pool.workers().every((w) => w.ready) && lab.pool.workers()[0]!.pid !== victim.pid,
+        'the worker to be restarted',
+        10_000,
+      );
       for (const t of alive) await t.echo();
       const fresh = await lab.client();
       await fresh.echo();
@@ -137,12 +219,29 @@ describe('SSTP proxy in 2 worker processes', () => {
 describe('what one worker enforces', () => {
   it('per-source limits and a numeric maxConnections are divided among the workers; auto is per process', async () => {
     const { workerShare } = await import('./sstp-worker-main.js');
-    const config = loadConfigText(JSON.stringify({
-      pools: { farm: { backends: [{ name: 'a', address: '127.0.0.10' }] } },
-      services: { sstp: [{ name: 's', virtualIp: '127.0.0.1', pool: 'farm', maxConnections: 1001, maxConnectionsPerSource: 40, maxNewConnectionsPerSecondPerSource: 0 }, { name: 't', virtualIp: '127.0.0.2', pool: 'farm' }] },
-    }));
+    const config = loadConfigText(
+      JSON.stringify({
+        pools: { farm: { backends: [{ name: 'a', address: '127.0.0.10' }] } },
+        services: {
+          sstp: [
+            {
+              name: 's',
+              virtualIp: '127.0.0.1',
+              pool: 'farm',
+              maxConnections: 1001,
+              maxConnectionsPerSource: 40,
+              maxNewConnectionsPerSecondPerSource: 0,
+            },
+            { name: 't', virtualIp: '127.0.0.2', pool: 'farm' },
+          ],
+        },
+      }),
+    );
     const s = workerShare(config.services.sstp[0]!, 2);
-    assert.deepEqual([s.maxConnections, s.maxConnectionsPerSource, s.maxNewConnectionsPerSecondPerSource], [501, 20, 0]);
+    assert.deepEqual(
+      [s.maxConnections, s.maxConnectionsPerSource, s.maxNewConnectionsPerSecondPerSource],
+      [501, 20, 0],
+    );
     assert.equal(workerShare(config.services.sstp[1]!, 3).maxConnections, 'auto');
   });
 });

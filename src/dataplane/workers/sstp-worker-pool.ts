@@ -34,8 +34,18 @@ import type { RuntimeContext } from '../../control/runtime-context.js';
 import type { ServiceSnapshot } from '../../control/snapshot.js';
 import { VpnlbError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
-import type { BackendCounters, DataPlane, DataPlaneStatus } from '../../control/dataplane-interface.js';
-import { isFromWorker, type BackendMirror, type FromWorker, type PersistenceEntry, type ToWorker } from './messages.js';
+import type {
+  BackendCounters,
+  DataPlane,
+  DataPlaneStatus,
+} from '../../control/dataplane-interface.js';
+import {
+  isFromWorker,
+  type BackendMirror,
+  type FromWorker,
+  type PersistenceEntry,
+  type ToWorker,
+} from './messages.js';
 
 /** Longest wait for a worker's start (loading its modules, listening) or stop: generous, a loaded machine is slow to start processes. */
 const START_TIMEOUT_MS = 60_000;
@@ -91,8 +101,12 @@ export class SstpWorkerPool implements DataPlane {
   #port = 0;
   #stopping = false;
   #metricsId = 0;
-  readonly #metricsWaiters = new Map<number, { pending: number; got: MetricObjectWithValues<MetricValue<string>>[][]; done: () => void }>();
-  readonly #onExit = (worker: Worker, code: number | null, signal: string | null) => this.#exited(worker, code, signal);
+  readonly #metricsWaiters = new Map<
+    number,
+    { pending: number; got: MetricObjectWithValues<MetricValue<string>>[][]; done: () => void }
+  >();
+  readonly #onExit = (worker: Worker, code: number | null, signal: string | null) =>
+    this.#exited(worker, code, signal);
 
   constructor(service: SstpService, ctx: RuntimeContext, workers: number) {
     this.serviceName = service.name;
@@ -100,18 +114,41 @@ export class SstpWorkerPool implements DataPlane {
     this.#ctx = ctx;
     this.#count = workers;
     this.#logger = ctx.logger.child({ component: 'sstp-workers', service: service.name });
-    this.#restarts = ctx.metrics.counter({ name: 'vpnlb_workers_restarts_total', help: 'Worker processes of a service restarted after they died.', labelNames: ['service'] });
-    this.#workersGauge = ctx.metrics.gauge({ name: 'vpnlb_workers_running', help: 'Worker processes serving a service (SSTP proxy), by service.', labelNames: ['service'] });
+    this.#restarts = ctx.metrics.counter({
+      name: 'vpnlb_workers_restarts_total',
+      help: 'Worker processes of a service restarted after they died.',
+      labelNames: ['service'],
+    });
+    this.#workersGauge = ctx.metrics.gauge({
+      name: 'vpnlb_workers_running',
+      help: 'Worker processes serving a service (SSTP proxy), by service.',
+      labelNames: ['service'],
+    });
     this.#restarts.inc({ service: service.name }, 0);
     ctx.metrics.addSource(() => this.#workerMetrics());
   }
 
   async start(snapshot: ServiceSnapshot): Promise<void> {
-    if (snapshot.kind !== 'sstp') throw new VpnlbError('VPNLB_DATAPLANE_APPLY', `${this.serviceName}: SSTP workers serve SSTP services only`, 'internal');
+    if (snapshot.kind !== 'sstp')
+      throw new VpnlbError(
+        'VPNLB_DATAPLANE_APPLY',
+        `${this.serviceName}: SSTP workers serve SSTP services only`,
+        'internal',
+      );
     this.#snapshot = snapshot;
     setupCluster();
     cluster.on('exit', this.#onExit);
-    for (let i = 0; i < this.#count; i++) this.#slots.push({ index: i, worker: undefined, startedAt: 0, restartDelay: 0, counts: new Map(), status: undefined, accepted: 0, ready: false });
+    for (let i = 0; i < this.#count; i++)
+      this.#slots.push({
+        index: i,
+        worker: undefined,
+        startedAt: 0,
+        restartDelay: 0,
+        counts: new Map(),
+        status: undefined,
+        accepted: 0,
+        ready: false,
+      });
     try {
       await Promise.all(this.#slots.map((s) => this.#fork(s)));
     } catch (err) {
@@ -119,7 +156,10 @@ export class SstpWorkerPool implements DataPlane {
       throw err;
     }
     this.#updateGauge();
-    this.#logger.info({ workers: this.#count }, `${this.serviceName}: ${this.#count} worker processes serve ${this.#service.virtualIp}:${this.#service.port}`);
+    this.#logger.info(
+      { workers: this.#count },
+      `${this.serviceName}: ${this.#count} worker processes serve ${this.#service.virtualIp}:${this.#service.port}`,
+    );
   }
 
   async apply(snapshot: ServiceSnapshot): Promise<void> {
@@ -148,7 +188,8 @@ export class SstpWorkerPool implements DataPlane {
 
   status(): DataPlaneStatus {
     const backends: Record<string, BackendCounters> = {};
-    const add = (a: number | undefined, b: number | undefined) => (a === undefined && b === undefined ? undefined : (a ?? 0) + (b ?? 0));
+    const add = (a: number | undefined, b: number | undefined) =>
+      a === undefined && b === undefined ? undefined : (a ?? 0) + (b ?? 0);
     let listeners: readonly string[] = [];
     const warnings = new Set<string>();
     for (const s of this.#slots) {
@@ -158,7 +199,14 @@ export class SstpWorkerPool implements DataPlane {
       for (const [name, c] of Object.entries(s.status.backends)) {
         const prev = backends[name] ?? {};
         const sum: Record<string, number> = {};
-        for (const k of ['packetsIn', 'bytesIn', 'packetsOut', 'bytesOut', 'connections', 'flows'] as const) {
+        for (const k of [
+          'packetsIn',
+          'bytesIn',
+          'packetsOut',
+          'bytesOut',
+          'connections',
+          'flows',
+        ] as const) {
           const v = add(prev[k], c[k]);
           if (v !== undefined) sum[k] = v;
         }
@@ -166,8 +214,16 @@ export class SstpWorkerPool implements DataPlane {
       }
     }
     const running = this.#slots.filter((s) => s.ready).length;
-    if (running < this.#count) warnings.add(`${running} of ${this.#count} worker processes running (a dead one is being restarted)`);
-    return { dataplane: `sstp-proxy (${this.#count} workers)`, listeners, backends, warnings: [...warnings] };
+    if (running < this.#count)
+      warnings.add(
+        `${running} of ${this.#count} worker processes running (a dead one is being restarted)`,
+      );
+    return {
+      dataplane: `sstp-proxy (${this.#count} workers)`,
+      listeners,
+      backends,
+      warnings: [...warnings],
+    };
   }
 
   /** The bound port (after `start`): every worker serves the same one. */
@@ -177,7 +233,11 @@ export class SstpWorkerPool implements DataPlane {
 
   /** Per worker: process id, whether it serves, connections accepted (tests, troubleshooting). */
   workers(): { pid: number | undefined; ready: boolean; accepted: number }[] {
-    return this.#slots.map((s) => ({ pid: s.worker?.process.pid, ready: s.ready, accepted: s.accepted }));
+    return this.#slots.map((s) => ({
+      pid: s.worker?.process.pid,
+      ready: s.ready,
+      accepted: s.accepted,
+    }));
   }
 
   // --- workers ------------------------------------------------------------------------------
@@ -191,7 +251,17 @@ export class SstpWorkerPool implements DataPlane {
     slot.status = undefined;
     slot.accepted = 0;
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new VpnlbError('VPNLB_DATAPLANE_APPLY', `${this.serviceName}: worker ${slot.index} did not start within ${START_TIMEOUT_MS} ms`, 'internal')), START_TIMEOUT_MS);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new VpnlbError(
+              'VPNLB_DATAPLANE_APPLY',
+              `${this.serviceName}: worker ${slot.index} did not start within ${START_TIMEOUT_MS} ms`,
+              'internal',
+            ),
+          ),
+        START_TIMEOUT_MS,
+      );
       w.on('message', (m: unknown) => {
         if (!isFromWorker(m)) return;
         if (m.vpnlb === 'ready') {
@@ -202,16 +272,22 @@ export class SstpWorkerPool implements DataPlane {
           resolve();
         } else if (m.vpnlb === 'failed') {
           clearTimeout(timer);
-          reject(new VpnlbError(m.code === 'VPNLB_LISTEN' ? 'VPNLB_LISTEN' : 'VPNLB_DATAPLANE_APPLY', `${this.serviceName}: worker ${slot.index}: ${m.error}`, 'internal'));
+          reject(
+            new VpnlbError(
+              m.code === 'VPNLB_LISTEN' ? 'VPNLB_LISTEN' : 'VPNLB_DATAPLANE_APPLY',
+              `${this.serviceName}: worker ${slot.index}: ${m.error}`,
+              'internal',
+            ),
+          );
         } else if (m.vpnlb === 'hello') {
           this.#send(w, {
-          vpnlb: 'init',
-          config: this.#ctx.config,
-          service: this.serviceName,
-          backends: this.#mirror(),
-          persistence: [...this.#persistence.values()],
-          ticketKeys: this.#ticketKeys,
-        });
+            vpnlb: 'init',
+            config: this.#ctx.config,
+            service: this.serviceName,
+            backends: this.#mirror(),
+            persistence: [...this.#persistence.values()],
+            ticketKeys: this.#ticketKeys,
+          });
           this.#send(w, { vpnlb: 'remote-counts', counts: this.#remoteFor(slot) });
         } else this.#onMessage(slot, m);
       });
@@ -229,12 +305,22 @@ export class SstpWorkerPool implements DataPlane {
     this.#publishCounts();
     if (this.#stopping) return;
     const young = Date.now() - slot.startedAt < YOUNG_WORKER_MS;
-    slot.restartDelay = young ? Math.min(RESTART_MAX_DELAY_MS, Math.max(250, slot.restartDelay * 2)) : 0;
+    slot.restartDelay = young
+      ? Math.min(RESTART_MAX_DELAY_MS, Math.max(250, slot.restartDelay * 2))
+      : 0;
     this.#restarts.inc({ service: this.serviceName });
-    this.#logger.error({ worker: slot.index, pid: worker.process.pid, code, signal, restartInMs: slot.restartDelay }, `${this.serviceName}: worker ${slot.index} died (${signal ?? `exit ${code}`}); restarting it, the other workers' connections are untouched`);
+    this.#logger.error(
+      { worker: slot.index, pid: worker.process.pid, code, signal, restartInMs: slot.restartDelay },
+      `${this.serviceName}: worker ${slot.index} died (${signal ?? `exit ${code}`}); restarting it, the other workers' connections are untouched`,
+    );
     setTimeout(() => {
       if (this.#stopping) return;
-      this.#fork(slot).catch((err: Error) => this.#logger.error({ worker: slot.index, err }, `${this.serviceName}: worker ${slot.index} failed to restart: ${err.message}`));
+      this.#fork(slot).catch((err: Error) =>
+        this.#logger.error(
+          { worker: slot.index, err },
+          `${this.serviceName}: worker ${slot.index} failed to restart: ${err.message}`,
+        ),
+      );
     }, slot.restartDelay).unref();
   }
 
@@ -244,7 +330,8 @@ export class SstpWorkerPool implements DataPlane {
         const id = `${m.entry[0]}\u0000${m.entry[1]}`;
         this.#persistence.delete(id);
         this.#persistence.set(id, m.entry);
-        if (this.#persistence.size > MAX_PERSISTENCE_ENTRIES) this.#persistence.delete(this.#persistence.keys().next().value as string);
+        if (this.#persistence.size > MAX_PERSISTENCE_ENTRIES)
+          this.#persistence.delete(this.#persistence.keys().next().value as string);
         for (const s of this.#slots) if (s !== slot && s.worker) this.#send(s.worker, m);
         break;
       }
@@ -275,14 +362,18 @@ export class SstpWorkerPool implements DataPlane {
   /** The main process's counts become the total; each worker gets the sum of the others'. */
   #publishCounts(): void {
     const total = new Map<string, number>();
-    for (const s of this.#slots) for (const [b, n] of s.counts) total.set(b, (total.get(b) ?? 0) + n);
+    for (const s of this.#slots)
+      for (const [b, n] of s.counts) total.set(b, (total.get(b) ?? 0) + n);
     this.#ctx.controller.connections(this.serviceName).setRemote(total);
-    for (const s of this.#slots) if (s.worker && s.ready) this.#send(s.worker, { vpnlb: 'remote-counts', counts: this.#remoteFor(s) });
+    for (const s of this.#slots)
+      if (s.worker && s.ready)
+        this.#send(s.worker, { vpnlb: 'remote-counts', counts: this.#remoteFor(s) });
   }
 
   #remoteFor(slot: Slot): Map<string, number> {
     const out = new Map<string, number>();
-    for (const s of this.#slots) if (s !== slot) for (const [b, n] of s.counts) out.set(b, (out.get(b) ?? 0) + n);
+    for (const s of this.#slots)
+      if (s !== slot) for (const [b, n] of s.counts) out.set(b, (out.get(b) ?? 0) + n);
     return out;
   }
 
@@ -290,7 +381,14 @@ export class SstpWorkerPool implements DataPlane {
     const snap = this.#snapshot;
     if (!snap) return [];
     // Health reasons live in the controller's records; the snapshot's `reason` carries them.
-    return snap.backends.map((b) => ({ pool: b.pool, name: b.name, admin: b.admin, health: b.health, healthReason: b.reason, ...(b.error !== undefined ? { error: b.error } : {}) }));
+    return snap.backends.map((b) => ({
+      pool: b.pool,
+      name: b.name,
+      admin: b.admin,
+      health: b.health,
+      healthReason: b.reason,
+      ...(b.error !== undefined ? { error: b.error } : {}),
+    }));
   }
 
   #broadcast(m: ToWorker): void {
@@ -313,7 +411,14 @@ export class SstpWorkerPool implements DataPlane {
     const got: MetricObjectWithValues<MetricValue<string>>[][] = [];
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, 2_000); // a worker that does not answer is left out of this scrape
-      this.#metricsWaiters.set(id, { pending: live.length, got, done: () => { clearTimeout(timer); resolve(); } });
+      this.#metricsWaiters.set(id, {
+        pending: live.length,
+        got,
+        done: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
       for (const s of live) this.#send(s.worker!, { vpnlb: 'metrics', id });
     });
     this.#metricsWaiters.delete(id);
@@ -321,6 +426,9 @@ export class SstpWorkerPool implements DataPlane {
   }
 
   #updateGauge(): void {
-    this.#workersGauge.set({ service: this.serviceName }, this.#slots.filter((s) => s.ready).length);
+    this.#workersGauge.set(
+      { service: this.serviceName },
+      this.#slots.filter((s) => s.ready).length,
+    );
   }
 }

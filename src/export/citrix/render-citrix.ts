@@ -53,18 +53,28 @@ export const citrixFormat: ExportFormat = {
 };
 
 function ikev2(input: ExportInput, s: Ikev2Service): string[] {
-  const out = [`${C} ---- IKEv2 service ${s.name}: UDP ${s.ikePort} + ${s.natTPort} on ${s.virtualIp}, bound into one persistency group ----`];
+  const out = [
+    `${C} ---- IKEv2 service ${s.name}: UDP ${s.ikePort} + ${s.natTPort} on ${s.virtualIp}, bound into one persistency group ----`,
+  ];
   const monitor = monitorCommand(input, s, 'ikev2');
   out.push(...monitor.lines);
   const usip = s.nat === 'transparent' ? 'YES' : 'NO';
   let netProfile = '';
   if (s.nat === 'transparent') {
-    out.push(`${C} nat: transparent — Use Client IP: RRAS sees each client's address; its replies must route back through the ADC (default gateway).`);
+    out.push(
+      `${C} nat: transparent — Use Client IP: RRAS sees each client's address; its replies must route back through the ADC (default gateway).`,
+    );
   } else {
-    out.push(`${C} nat: full — every client reaches RRAS from the ADC's addresses: raise IkeNumEstablishedForInitialQuery on RRAS (vpnlb rras) or expect error 809 under load.`);
+    out.push(
+      `${C} nat: full — every client reaches RRAS from the ADC's addresses: raise IkeNumEstablishedForInitialQuery on RRAS (vpnlb rras) or expect error 809 under load.`,
+    );
     if (s.snat) {
       out.push(
-        noEquivalent(C, `snat.maxSasPerAddress (${s.snat.maxSasPerAddress} IKE SAs per SNAT address and server)`, 'an IP set of source addresses without a per-address cap'),
+        noEquivalent(
+          C,
+          `snat.maxSasPerAddress (${s.snat.maxSasPerAddress} IKE SAs per SNAT address and server)`,
+          'an IP set of source addresses without a per-address cap',
+        ),
         `${C} The addresses must be SNIPs of this ADC on the servers' network.`,
         `add ipset ${s.name}_snat`,
         ...s.snat.addresses.map((a) => `bind ipset ${s.name}_snat ${a}`),
@@ -74,20 +84,38 @@ function ikev2(input: ExportInput, s: Ikev2Service): string[] {
     }
   }
   if (s.affinity === 'ike-spi') {
-    out.push(noEquivalent(C, 'IKE-SPI affinity (clients behind one carrier-grade NAT spread by their IKE SPI; the ADC persists on addresses)', 'a SOURCEIP persistency group over both vservers'));
+    out.push(
+      noEquivalent(
+        C,
+        'IKE-SPI affinity (clients behind one carrier-grade NAT spread by their IKE SPI; the ADC persists on addresses)',
+        'a SOURCEIP persistency group over both vservers',
+      ),
+    );
   }
   const method = lbMethod(s.method, out);
   const backends = poolOf(input, s).backends;
   const names: string[] = [];
-  for (const [port, backendPort] of [[s.ikePort, s.backendIkePort], [s.natTPort, s.backendNatTPort]] as const) {
+  for (const [port, backendPort] of [
+    [s.ikePort, s.backendIkePort],
+    [s.natTPort, s.backendNatTPort],
+  ] as const) {
     const name = `${s.name}_${port}`;
     names.push(name);
-    out.push(`add serviceGroup ${name} UDP -usip ${usip}`, ...bindMembers(name, backends, backendPort));
+    out.push(
+      `add serviceGroup ${name} UDP -usip ${usip}`,
+      ...bindMembers(name, backends, backendPort),
+    );
     if (monitor.name) out.push(`bind serviceGroup ${name} -monitorName ${monitor.name}`);
-    out.push(`add lb vserver ${name} UDP ${s.virtualIp} ${port} -lbMethod ${method} -cltTimeout ${seconds(s.flowTimeout)}${netProfile}`, `bind lb vserver ${name} ${name}`);
+    out.push(
+      `add lb vserver ${name} UDP ${s.virtualIp} ${port} -lbMethod ${method} -cltTimeout ${seconds(s.flowTimeout)}${netProfile}`,
+      `bind lb vserver ${name} ${name}`,
+    );
   }
   // The persistency group makes UDP 500 and 4500 of one client one persistence session.
-  out.push(`add lb group ${s.name} -persistenceType SOURCEIP -timeout ${minutes(s.persistenceTimeout)}`, `bind lb group ${s.name} ${names.join(' ')}`);
+  out.push(
+    `add lb group ${s.name} -persistenceType SOURCEIP -timeout ${minutes(s.persistenceTimeout)}`,
+    `bind lb group ${s.name} ${names.join(' ')}`,
+  );
   return out;
 }
 
@@ -97,17 +125,42 @@ function sstp(input: ExportInput, s: SstpService): string[] {
   out.push(...monitor.lines);
   // SSL_BRIDGE passes TLS through; offload and re-encryption terminate it as SSL_TCP (no HTTP
   // parsing: SSTP's request carries a 2^64−1 Content-Length that HTTP-mode proxies reject).
-  const [vserverType, groupType] = s.mode === 'passthrough' ? ['SSL_BRIDGE', 'SSL_BRIDGE'] : s.mode === 'offload' ? ['SSL_TCP', 'TCP'] : ['SSL_TCP', 'SSL_TCP'];
+  const [vserverType, groupType] =
+    s.mode === 'passthrough'
+      ? ['SSL_BRIDGE', 'SSL_BRIDGE']
+      : s.mode === 'offload'
+        ? ['SSL_TCP', 'TCP']
+        : ['SSL_TCP', 'SSL_TCP'];
   const method = lbMethod(s.method, out);
-  const persistence = s.persistence === 'tls-session' ? 'SSLSESSION' : s.persistence === 'source-ip' ? 'SOURCEIP' : 'NONE';
+  const persistence =
+    s.persistence === 'tls-session'
+      ? 'SSLSESSION'
+      : s.persistence === 'source-ip'
+        ? 'SOURCEIP'
+        : 'NONE';
   const timeout = persistence === 'NONE' ? '' : ` -timeout ${minutes(s.persistenceTimeout)}`;
-  if (serviceConnectionLimit(s) > 0 || poolOf(input, s).backends.some((b) => b.maxConnections > 0)) {
-    out.push(noEquivalent(C, 'maxConnections (a cap on SSTP tunnels per service or per server)', 'none rendered: set -maxClient on the service group by hand if needed'));
+  if (
+    serviceConnectionLimit(s) > 0 ||
+    poolOf(input, s).backends.some((b) => b.maxConnections > 0)
+  ) {
+    out.push(
+      noEquivalent(
+        C,
+        'maxConnections (a cap on SSTP tunnels per service or per server)',
+        'none rendered: set -maxClient on the service group by hand if needed',
+      ),
+    );
   }
   // vpnlb's SSTP proxy connects from the balancer's own address (Use Client IP off).
-  out.push(`add serviceGroup ${s.name} ${groupType} -usip NO`, ...bindMembers(s.name, poolOf(input, s).backends, s.backendPort));
+  out.push(
+    `add serviceGroup ${s.name} ${groupType} -usip NO`,
+    ...bindMembers(s.name, poolOf(input, s).backends, s.backendPort),
+  );
   if (monitor.name) out.push(`bind serviceGroup ${s.name} -monitorName ${monitor.name}`);
-  out.push(`add lb vserver ${s.name} ${vserverType} ${s.virtualIp} ${s.port} -persistenceType ${persistence}${timeout} -lbMethod ${method} -cltTimeout ${seconds(s.idleTimeout)}`, `bind lb vserver ${s.name} ${s.name}`);
+  out.push(
+    `add lb vserver ${s.name} ${vserverType} ${s.virtualIp} ${s.port} -persistenceType ${persistence}${timeout} -lbMethod ${method} -cltTimeout ${seconds(s.idleTimeout)}`,
+    `bind lb vserver ${s.name} ${s.name}`,
+  );
   if (s.mode !== 'passthrough' && s.tls) {
     const name = storeName(s.tls.cert);
     out.push(
@@ -116,7 +169,10 @@ function sstp(input: ExportInput, s: SstpService): string[] {
       `bind ssl vserver ${s.name} -certkeyName ${name}`,
     );
   }
-  if (s.mode === 'reencrypt') out.push(`${C} Re-encryption: RRAS must present the same certificate as the front (vpnlb refuses a server whose certificate differs; the ADC does not check it).`);
+  if (s.mode === 'reencrypt')
+    out.push(
+      `${C} Re-encryption: RRAS must present the same certificate as the front (vpnlb refuses a server whose certificate differs; the ADC does not check it).`,
+    );
   return out;
 }
 
@@ -125,9 +181,16 @@ function extension(path: string): string {
   return m ? m[0] : '';
 }
 
-function monitorCommand(input: ExportInput, s: Ikev2Service | SstpService, kind: 'http' | 'https' | 'ikev2'): { name?: string; lines: string[] } {
+function monitorCommand(
+  input: ExportInput,
+  s: Ikev2Service | SstpService,
+  kind: 'http' | 'https' | 'ikev2',
+): { name?: string; lines: string[] } {
   const m = monitorOf(input, s);
-  if (!m) return { lines: [`${C} No monitor in vpnlb for ${s.name}: none here either (members count as up).`] };
+  if (!m)
+    return {
+      lines: [`${C} No monitor in vpnlb for ${s.name}: none here either (members count as up).`],
+    };
   const name = `${s.name}_monitor`;
   // -retries: failed probes before DOWN (vpnlb fall); -successRetries: successes before UP (rise).
   const timing = `-interval ${seconds(m.interval)} -resptimeout ${seconds(m.timeout)} -retries ${m.fall} -successRetries ${m.rise}${m.port ? ` -destPort ${m.port}` : ''}`;
@@ -137,15 +200,25 @@ function monitorCommand(input: ExportInput, s: Ikev2Service | SstpService, kind:
       lines.push(`add lb monitor ${name} PING ${timing}`);
       break;
     case 'ikev2':
-      lines.push(noEquivalent(C, 'the stateless IKEv2 probe (an IKE_SA_INIT the server answers, leaving no SA)', 'PING, as the Always On VPN guides use: it proves the host, not IKEEXT'));
+      lines.push(
+        noEquivalent(
+          C,
+          'the stateless IKEv2 probe (an IKE_SA_INIT the server answers, leaving no SA)',
+          'PING, as the Always On VPN guides use: it proves the host, not IKEEXT',
+        ),
+      );
       lines.push(`add lb monitor ${name} PING ${timing}`);
       break;
     case 'tcp':
       lines.push(`add lb monitor ${name} TCP ${timing}`);
       break;
     case 'sstp':
-      lines.push(`${C} SSTP monitor: RRAS answers an anonymous HEAD /sra_{...}/ with ${m.expectStatus} (not 200).`);
-      lines.push(`add lb monitor ${name} HTTP -respCode ${m.expectStatus} -httpRequest "HEAD ${SSTP_URI}" -secure ${kind === 'http' ? 'NO' : 'YES'} ${timing}`);
+      lines.push(
+        `${C} SSTP monitor: RRAS answers an anonymous HEAD /sra_{...}/ with ${m.expectStatus} (not 200).`,
+      );
+      lines.push(
+        `add lb monitor ${name} HTTP -respCode ${m.expectStatus} -httpRequest "HEAD ${SSTP_URI}" -secure ${kind === 'http' ? 'NO' : 'YES'} ${timing}`,
+      );
       break;
   }
   return { name, lines };
@@ -154,7 +227,13 @@ function monitorCommand(input: ExportInput, s: Ikev2Service | SstpService, kind:
 function lbMethod(method: BalancingMethod, out: string[]): string {
   if (method === 'least-connections') return 'LEASTCONNECTION';
   if (method === 'weighted-round-robin') return 'ROUNDROBIN';
-  out.push(noEquivalent(C, 'Maglev (65537-slot consistent hashing shared by every vpnlb node)', 'SOURCEIPHASH'));
+  out.push(
+    noEquivalent(
+      C,
+      'Maglev (65537-slot consistent hashing shared by every vpnlb node)',
+      'SOURCEIPHASH',
+    ),
+  );
   return 'SOURCEIPHASH';
 }
 

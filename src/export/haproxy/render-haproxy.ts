@@ -39,8 +39,19 @@ export const haproxyFormat: ExportFormat = {
     ]);
     const terminates = input.sstp.some((s) => s.mode !== 'passthrough');
     lines.push('', 'global');
-    if (terminates) lines.push(`${I}${C} load "NAME.key" beside "NAME.crt" (the certificate and key are two files in vpnlb)`, `${I}ssl-load-extra-del-ext`);
-    lines.push('', 'defaults', `${I}mode tcp`, `${I}timeout connect 5s`, `${I}timeout client 15m`, `${I}timeout server 15m`);
+    if (terminates)
+      lines.push(
+        `${I}${C} load "NAME.key" beside "NAME.crt" (the certificate and key are two files in vpnlb)`,
+        `${I}ssl-load-extra-del-ext`,
+      );
+    lines.push(
+      '',
+      'defaults',
+      `${I}mode tcp`,
+      `${I}timeout connect 5s`,
+      `${I}timeout client 15m`,
+      `${I}timeout server 15m`,
+    );
     for (const s of input.ikev2) lines.push('', ...ikev2(input, s));
     for (const s of input.sstp) lines.push('', ...sstp(input, s));
     return `${lines.join('\n')}\n`;
@@ -57,8 +68,14 @@ function ikev2(input: ExportInput, s: Ikev2Service): string[] {
   ];
   return [
     `${C} ---- IKEv2 service ${s.name} ----`,
-    noEquivalent(C, features.join(', '), 'none in HAProxy: keep IKEv2 on vpnlb (kernel DNAT) or nginx stream'),
-    `${C} Its pool: ${poolOf(input, s).backends.map((b) => `${b.name} ${b.address}`).join(', ')}.`,
+    noEquivalent(
+      C,
+      features.join(', '),
+      'none in HAProxy: keep IKEv2 on vpnlb (kernel DNAT) or nginx stream',
+    ),
+    `${C} Its pool: ${poolOf(input, s)
+      .backends.map((b) => `${b.name} ${b.address}`)
+      .join(', ')}.`,
   ];
 }
 
@@ -69,20 +86,36 @@ function sstp(input: ExportInput, s: SstpService): string[] {
   if (s.mode === 'passthrough') {
     front.push(`${I}bind ${address(s.virtualIp, s.port)}`);
     // vpnlb reads the ClientHello within handshakeTimeout and refuses what is not TLS.
-    front.push(`${I}tcp-request inspect-delay ${seconds(s.handshakeTimeout)}s`, `${I}tcp-request content reject unless { req_ssl_hello_type 1 }`);
+    front.push(
+      `${I}tcp-request inspect-delay ${seconds(s.handshakeTimeout)}s`,
+      `${I}tcp-request content reject unless { req_ssl_hello_type 1 }`,
+    );
   } else if (s.tls) {
-    front.push(`${I}${C} ${displayPath(input, s.tls.cert)} and ${displayPath(input, s.tls.key)}: relative paths are relative to where haproxy starts`);
-    front.push(`${I}bind ${address(s.virtualIp, s.port)} ssl crt ${displayPath(input, s.tls.cert)}`);
+    front.push(
+      `${I}${C} ${displayPath(input, s.tls.cert)} and ${displayPath(input, s.tls.key)}: relative paths are relative to where haproxy starts`,
+    );
+    front.push(
+      `${I}bind ${address(s.virtualIp, s.port)} ssl crt ${displayPath(input, s.tls.cert)}`,
+    );
   }
   front.push(`${I}timeout client ${seconds(s.idleTimeout)}s`);
   if (serviceConnectionLimit(s) > 0) front.push(`${I}maxconn ${serviceConnectionLimit(s)}`);
   front.push(`${I}default_backend ${s.name}`);
   out.push(...front, '');
 
-  const back = [`backend ${s.name}`, `${I}timeout connect ${seconds(s.connectTimeout)}s`, `${I}timeout server ${seconds(s.idleTimeout)}s`];
+  const back = [
+    `backend ${s.name}`,
+    `${I}timeout connect ${seconds(s.connectTimeout)}s`,
+    `${I}timeout server ${seconds(s.idleTimeout)}s`,
+  ];
   if (s.method === 'least-connections') back.push(`${I}balance leastconn`);
   else if (s.method === 'weighted-round-robin') back.push(`${I}balance roundrobin`);
-  else back.push(`${I}${noEquivalent(C, 'Maglev (65537-slot consistent hashing shared by every vpnlb node)', 'a consistent hash of the source address')}`, `${I}balance source`, `${I}hash-type consistent`);
+  else
+    back.push(
+      `${I}${noEquivalent(C, 'Maglev (65537-slot consistent hashing shared by every vpnlb node)', 'a consistent hash of the source address')}`,
+      `${I}balance source`,
+      `${I}hash-type consistent`,
+    );
   if (s.persistence === 'tls-session') {
     back.push(
       `${I}${C} TLS-session persistence: the session ID a server gives in its ServerHello is stored, and a`,
@@ -98,15 +131,26 @@ function sstp(input: ExportInput, s: SstpService): string[] {
       `${I}stick store-response payload_lv(43,1) if serverhello`,
     );
   } else if (s.persistence === 'source-ip') {
-    back.push(`${I}stick-table type ${family6 ? 'ipv6' : 'ip'} size 100k expire ${seconds(s.persistenceTimeout)}s`, `${I}stick on src`);
+    back.push(
+      `${I}stick-table type ${family6 ? 'ipv6' : 'ip'} size 100k expire ${seconds(s.persistenceTimeout)}s`,
+      `${I}stick on src`,
+    );
   }
-  if (s.mode === 'reencrypt') back.push(`${I}${C} Re-encryption: RRAS must present the same certificate as the front (vpnlb refuses a server whose certificate differs; HAProxy does not compare them).`);
+  if (s.mode === 'reencrypt')
+    back.push(
+      `${I}${C} Re-encryption: RRAS must present the same certificate as the front (vpnlb refuses a server whose certificate differs; HAProxy does not compare them).`,
+    );
   // vpnlb's SSTP proxy connects from the balancer's own address, as HAProxy does by default.
-  back.push(`${I}${C} To show RRAS the client addresses instead (TPROXY, replies routed back through this host): source 0.0.0.0 usesrc clientip`);
+  back.push(
+    `${I}${C} To show RRAS the client addresses instead (TPROXY, replies routed back through this host): source 0.0.0.0 usesrc clientip`,
+  );
   const m = monitorOf(input, s);
   back.push(...checkLines(s, m));
   const serverOpts = serverOptions(s, m);
-  for (const b of poolOf(input, s).backends) back.push(`${I}server ${b.name} ${address(b.address, s.backendPort)}${serverOpts}${memberOptions(b)}`);
+  for (const b of poolOf(input, s).backends)
+    back.push(
+      `${I}server ${b.name} ${address(b.address, s.backendPort)}${serverOpts}${memberOptions(b)}`,
+    );
   out.push(...back);
   return out;
 }
@@ -122,7 +166,9 @@ function checkLines(s: SstpService, m: Monitor | undefined): string[] {
       `${I}http-check expect status ${m.expectStatus}`,
     );
   } else if (m.type !== 'tcp') {
-    lines.push(`${I}${noEquivalent(C, `a ${m.type === 'ikev2' ? 'stateless IKEv2 probe' : 'ICMP'} monitor on an SSTP service`, 'a TCP connect check')}`);
+    lines.push(
+      `${I}${noEquivalent(C, `a ${m.type === 'ikev2' ? 'stateless IKEv2 probe' : 'ICMP'} monitor on an SSTP service`, 'a TCP connect check')}`,
+    );
   }
   return lines;
 }
@@ -133,7 +179,10 @@ function serverOptions(s: SstpService, m: Monitor | undefined): string {
   if (m) {
     const port = m.port ? ` port ${m.port}` : '';
     // Checks speak TLS unless the server side is plain HTTP (offload).
-    const tls = m.type === 'sstp' && s.mode === 'passthrough' ? ` check-ssl ${m.verifyCertificate ? `verify required ca-file ${m.ca ?? '@system-ca'}` : 'verify none'}` : '';
+    const tls =
+      m.type === 'sstp' && s.mode === 'passthrough'
+        ? ` check-ssl ${m.verifyCertificate ? `verify required ca-file ${m.ca ?? '@system-ca'}` : 'verify none'}`
+        : '';
     opts.push(`check${tls}${port} inter ${seconds(m.interval)}s fall ${m.fall} rise ${m.rise}`);
   }
   return opts.length ? ` ${opts.join(' ')}` : '';

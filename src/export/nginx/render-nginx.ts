@@ -60,10 +60,33 @@ export const nginxFormat: ExportFormat = {
 };
 
 function ikev2(input: ExportInput, s: Ikev2Service): string[] {
-  const out = [`${C} ---- IKEv2 service ${s.name}: UDP ${s.ikePort} + ${s.natTPort} on ${s.virtualIp} ----`];
-  if (s.affinity === 'ike-spi') out.push(noEquivalent(C, 'IKE-SPI affinity (clients behind one carrier-grade NAT spread by their IKE SPI)', 'a hash of the client address, the same in both upstreams'));
-  if (s.method === 'maglev') out.push(noEquivalent(C, 'Maglev (65537-slot consistent hashing shared by every vpnlb node)', 'the plain hash (a backend change moves more clients than Maglev does)'));
-  else out.push(noEquivalent(C, `${s.method} for IKEv2 (it would split a client's UDP 500 and 4500)`, 'a hash of the client address, the same in both upstreams'));
+  const out = [
+    `${C} ---- IKEv2 service ${s.name}: UDP ${s.ikePort} + ${s.natTPort} on ${s.virtualIp} ----`,
+  ];
+  if (s.affinity === 'ike-spi')
+    out.push(
+      noEquivalent(
+        C,
+        'IKE-SPI affinity (clients behind one carrier-grade NAT spread by their IKE SPI)',
+        'a hash of the client address, the same in both upstreams',
+      ),
+    );
+  if (s.method === 'maglev')
+    out.push(
+      noEquivalent(
+        C,
+        'Maglev (65537-slot consistent hashing shared by every vpnlb node)',
+        'the plain hash (a backend change moves more clients than Maglev does)',
+      ),
+    );
+  else
+    out.push(
+      noEquivalent(
+        C,
+        `${s.method} for IKEv2 (it would split a client's UDP 500 and 4500)`,
+        'a hash of the client address, the same in both upstreams',
+      ),
+    );
   const m = monitorOf(input, s);
   out.push(...monitorComment(m));
   let bind: string[];
@@ -77,21 +100,42 @@ function ikev2(input: ExportInput, s: Ikev2Service): string[] {
     const v = `$${s.name.replaceAll('-', '_')}_snat`;
     out.push(
       `${C} nat: full — RRAS sees only these addresses: raise IkeNumEstablishedForInitialQuery on RRAS (vpnlb rras) or expect error 809.`,
-      noEquivalent(C, `snat.maxSasPerAddress (${s.snat.maxSasPerAddress} IKE SAs per SNAT address and server)`, 'clients spread over the addresses by a hash of their address (both ports get the same one)'),
+      noEquivalent(
+        C,
+        `snat.maxSasPerAddress (${s.snat.maxSasPerAddress} IKE SAs per SNAT address and server)`,
+        'clients spread over the addresses by a hash of their address (both ports get the same one)',
+      ),
       `split_clients $remote_addr ${v} {`,
       ...splitClients(s.snat.addresses).map((l) => `${I}${l}`),
       '}',
     );
     bind = [`proxy_bind ${v};`];
   } else {
-    out.push(`${C} nat: full — RRAS sees only this host's address: raise IkeNumEstablishedForInitialQuery on RRAS (vpnlb rras) or expect error 809.`);
+    out.push(
+      `${C} nat: full — RRAS sees only this host's address: raise IkeNumEstablishedForInitialQuery on RRAS (vpnlb rras) or expect error 809.`,
+    );
     bind = [];
   }
   const backends = poolOf(input, s).backends;
-  for (const [port, backendPort] of [[s.ikePort, s.backendIkePort], [s.natTPort, s.backendNatTPort]] as const) {
+  for (const [port, backendPort] of [
+    [s.ikePort, s.backendIkePort],
+    [s.natTPort, s.backendNatTPort],
+  ] as const) {
     const name = `${s.name}_${port}`;
-    out.push(`upstream ${name} {`, `${I}hash $remote_addr;`, ...servers(backends, backendPort, m), '}');
-    out.push('server {', `${I}listen ${listenAddress(s.virtualIp, port)} udp reuseport;`, `${I}proxy_pass ${name};`, ...bind.map((b) => `${I}${b}`), `${I}proxy_timeout ${seconds(s.flowTimeout)}s;`, '}');
+    out.push(
+      `upstream ${name} {`,
+      `${I}hash $remote_addr;`,
+      ...servers(backends, backendPort, m),
+      '}',
+    );
+    out.push(
+      'server {',
+      `${I}listen ${listenAddress(s.virtualIp, port)} udp reuseport;`,
+      `${I}proxy_pass ${name};`,
+      ...bind.map((b) => `${I}${b}`),
+      `${I}proxy_timeout ${seconds(s.flowTimeout)}s;`,
+      '}',
+    );
   }
   return out;
 }
@@ -102,22 +146,41 @@ function sstp(input: ExportInput, s: SstpService): string[] {
   out.push(...monitorComment(m));
   let balance: string[];
   if (s.persistence === 'tls-session') {
-    out.push(noEquivalent(C, 'TLS-session persistence (ssl_preread exposes SNI, ALPN and version, not the session ID)', 'source-address persistence: a consistent hash of the client address, which replaces the balancing method'));
+    out.push(
+      noEquivalent(
+        C,
+        'TLS-session persistence (ssl_preread exposes SNI, ALPN and version, not the session ID)',
+        'source-address persistence: a consistent hash of the client address, which replaces the balancing method',
+      ),
+    );
     balance = ['hash $remote_addr consistent;'];
   } else if (s.persistence === 'source-ip') {
-    out.push(`${C} Source-address persistence: a consistent hash of the client address (it replaces the balancing method).`);
+    out.push(
+      `${C} Source-address persistence: a consistent hash of the client address (it replaces the balancing method).`,
+    );
     balance = ['hash $remote_addr consistent;'];
   } else if (s.method === 'least-connections') {
     balance = ['least_conn;'];
   } else if (s.method === 'maglev') {
-    out.push(noEquivalent(C, 'Maglev (65537-slot consistent hashing shared by every vpnlb node)', 'a consistent (ketama) hash of the client address'));
+    out.push(
+      noEquivalent(
+        C,
+        'Maglev (65537-slot consistent hashing shared by every vpnlb node)',
+        'a consistent (ketama) hash of the client address',
+      ),
+    );
     balance = ['hash $remote_addr consistent;'];
   } else {
     balance = [];
   }
   const zone = `${s.name.replaceAll('-', '_')}_conns`;
   if (serviceConnectionLimit(s) > 0) out.push(`limit_conn_zone $server_addr zone=${zone}:1m;`);
-  out.push(`upstream ${s.name} {`, ...balance.map((b) => `${I}${b}`), ...servers(poolOf(input, s).backends, s.backendPort, m), '}');
+  out.push(
+    `upstream ${s.name} {`,
+    ...balance.map((b) => `${I}${b}`),
+    ...servers(poolOf(input, s).backends, s.backendPort, m),
+    '}',
+  );
   const server = ['server {'];
   if (s.mode === 'passthrough') {
     server.push(
@@ -143,8 +206,13 @@ function sstp(input: ExportInput, s: SstpService): string[] {
     );
   }
   // vpnlb's SSTP proxy connects from the balancer's own address, as nginx does without proxy_bind.
-  server.push(`${I}proxy_pass ${s.name};`, `${I}proxy_connect_timeout ${seconds(s.connectTimeout)}s;`, `${I}proxy_timeout ${seconds(s.idleTimeout)}s;`);
-  if (serviceConnectionLimit(s) > 0) server.push(`${I}limit_conn ${zone} ${serviceConnectionLimit(s)};`);
+  server.push(
+    `${I}proxy_pass ${s.name};`,
+    `${I}proxy_connect_timeout ${seconds(s.connectTimeout)}s;`,
+    `${I}proxy_timeout ${seconds(s.idleTimeout)}s;`,
+  );
+  if (serviceConnectionLimit(s) > 0)
+    server.push(`${I}limit_conn ${zone} ${serviceConnectionLimit(s)};`);
   out.push(...server, '}');
   return out;
 }
@@ -152,8 +220,19 @@ function sstp(input: ExportInput, s: SstpService): string[] {
 /** Open-source nginx checks servers passively only (failed connections or answers). */
 function monitorComment(m: Monitor | undefined): string[] {
   if (!m) return [];
-  const what = m.type === 'ikev2' ? 'the stateless IKEv2 probe' : m.type === 'sstp' ? `the SSTP monitor (HEAD /sra_{...}/ expecting ${m.expectStatus})` : `the ${m.type} monitor`;
-  return [noEquivalent(C, `${what}: active health checks are in NGINX Plus only`, `passive checks, max_fails=${m.fall} within fail_timeout=${m.fall * seconds(m.interval)}s`)];
+  const what =
+    m.type === 'ikev2'
+      ? 'the stateless IKEv2 probe'
+      : m.type === 'sstp'
+        ? `the SSTP monitor (HEAD /sra_{...}/ expecting ${m.expectStatus})`
+        : `the ${m.type} monitor`;
+  return [
+    noEquivalent(
+      C,
+      `${what}: active health checks are in NGINX Plus only`,
+      `passive checks, max_fails=${m.fall} within fail_timeout=${m.fall * seconds(m.interval)}s`,
+    ),
+  ];
 }
 
 function servers(backends: readonly Backend[], port: number, m: Monitor | undefined): string[] {

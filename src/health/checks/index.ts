@@ -34,13 +34,16 @@ export function createServiceProbe(
     case 'tcp':
       return { probe: createTcpProbe(), port: monitor.port };
     case 'ikev2': {
-      const port = monitor.port ?? (service.kind === 'ikev2' ? service.service.backendIkePort : 500);
+      const port =
+        monitor.port ?? (service.kind === 'ikev2' ? service.service.backendIkePort : 500);
       const natTPort = service.kind === 'ikev2' ? service.service.backendNatTPort : 4500;
       return { probe: createIkev2Probe({ natTPort }), port };
     }
     case 'sstp': {
       const isOffload = service.kind === 'sstp' && service.service.mode === 'offload';
-      const port = monitor.port ?? (service.kind === 'sstp' ? service.service.backendPort : isOffload ? 80 : 443);
+      const port =
+        monitor.port ??
+        (service.kind === 'sstp' ? service.service.backendPort : isOffload ? 80 : 443);
       const probe = createSstpProbe({
         tls: !isOffload,
         ...(monitor.sni !== undefined ? { sni: monitor.sni } : {}),

@@ -9,18 +9,29 @@ import { settleProbe } from './settle.js';
 const never = new AbortController().signal;
 
 test('the deadline runs from the call: a probe that never finishes times out', async () => {
-  const r = await settleProbe(never, 50, () => undefined, () => 'silent');
+  const r = await settleProbe(
+    never,
+    50,
+    () => undefined,
+    () => 'silent',
+  );
   assert.deepEqual([r.ok, r.detail], [false, 'silent']);
 });
 
 test("clockStartsAt 'ready': no deadline before ready(), the full timeout after it", async () => {
   let ready: (() => void) | undefined;
   let finish: ((ok: boolean, detail: string) => void) | undefined;
-  const p = settleProbe(never, 50, (f, r) => {
-    finish = f;
-    ready = r;
-    return undefined;
-  }, () => 'silent', { clockStartsAt: 'ready' });
+  const p = settleProbe(
+    never,
+    50,
+    (f, r) => {
+      finish = f;
+      ready = r;
+      return undefined;
+    },
+    () => 'silent',
+    { clockStartsAt: 'ready' },
+  );
   // Three timeouts pass before the (slow) start is ready: the probe is still pending.
   await new Promise((r) => setTimeout(r, 150));
   let settled = false;
@@ -35,11 +46,17 @@ test("clockStartsAt 'ready': no deadline before ready(), the full timeout after 
 });
 
 test("clockStartsAt 'ready': an answer before the deadline wins, and an abort still ends a probe that never got ready", async () => {
-  const ok = await settleProbe(never, 1000, (finish, ready) => {
-    ready();
-    setTimeout(() => finish(true, 'answered'), 10);
-    return undefined;
-  }, undefined, { clockStartsAt: 'ready' });
+  const ok = await settleProbe(
+    never,
+    1000,
+    (finish, ready) => {
+      ready();
+      setTimeout(() => finish(true, 'answered'), 10);
+      return undefined;
+    },
+    undefined,
+    { clockStartsAt: 'ready' },
+  );
   assert.deepEqual([ok.ok, ok.detail], [true, 'answered']);
   const ac = new AbortController();
   const p = settleProbe(ac.signal, 50, () => undefined, undefined, { clockStartsAt: 'ready' });

@@ -42,7 +42,11 @@ export function settleProbe(
       } catch {
         /* closing an already-closed socket: nothing left to release */
       }
-      resolve({ ok, detail, latencyMs: latencyMs ?? Math.round((performance.now() - started) * 1000) / 1000 });
+      resolve({
+        ok,
+        detail,
+        latencyMs: latencyMs ?? Math.round((performance.now() - started) * 1000) / 1000,
+      });
     };
     if (signal.aborted) {
       finish(false, 'probe aborted');
@@ -54,7 +58,8 @@ export function settleProbe(
     }
     signal.addEventListener('abort', onAbort, { once: true });
     const arm = () => {
-      if (!done && timer === undefined) timer = setTimeout(() => finish(false, timeoutDetail()), timeoutMs);
+      if (!done && timer === undefined)
+        timer = setTimeout(() => finish(false, timeoutDetail()), timeoutMs);
     };
     if (options.clockStartsAt !== 'ready') arm();
     try {
@@ -95,6 +100,7 @@ export function targetProblem(target: ProbeTarget, needsPort: boolean): string |
   const family = isIP(target.address);
   if (family === 0) return `"${target.address}" is not an IP address`;
   if (family !== target.family) return `${target.address} is not an IPv${target.family} address`;
-  if (needsPort && !isValidPort(target.port)) return `no valid port configured (${String(target.port)})`;
+  if (needsPort && !isValidPort(target.port))
+    return `no valid port configured (${String(target.port)})`;
   return undefined;
 }

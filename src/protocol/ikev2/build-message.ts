@@ -13,7 +13,11 @@ import {
   IKE_PAYLOAD,
 } from './constants.js';
 import { NON_ESP_MARKER_LENGTH } from './nat-t.js';
-import { GENERIC_PAYLOAD_HEADER_LENGTH, MAX_PAYLOAD_BODY_LENGTH, type IkePayload } from './payloads.js';
+import {
+  GENERIC_PAYLOAD_HEADER_LENGTH,
+  MAX_PAYLOAD_BODY_LENGTH,
+  type IkePayload,
+} from './payloads.js';
 
 /** What `buildIkeMessage` encodes. */
 export interface IkeMessageSpec {
@@ -68,7 +72,8 @@ export function buildIkeMessage(spec: IkeMessageSpec): Uint8Array {
     checkUint('payload type', p.type, 0xff);
     if (p.type === IKE_PAYLOAD.NONE) throw new RangeError('payload type 0 means "no next payload"');
     if (p.innerNextPayload !== undefined) checkUint('innerNextPayload', p.innerNextPayload, 0xff);
-    if (p.body.length > MAX_PAYLOAD_BODY_LENGTH) throw new RangeError(`payload ${index} body is too long`);
+    if (p.body.length > MAX_PAYLOAD_BODY_LENGTH)
+      throw new RangeError(`payload ${index} body is too long`);
     if (isEncrypted(p.type) && index !== payloads.length - 1) {
       // RFC 7296 §3.14: "the Encrypted payload, if present in a message, MUST be the last payload".
       throw new RangeError('an SK/SKF payload must be the last payload of the message');

@@ -10,7 +10,10 @@ export function readU16(bytes: Uint8Array, offset: number): number {
 
 /** Unsigned 32-bit value at `offset`. */
 export function readU32(bytes: Uint8Array, offset: number): number {
-  return bytes[offset]! * 0x1000000 + ((bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!);
+  return (
+    bytes[offset]! * 0x1000000 +
+    ((bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!)
+  );
 }
 
 /** Unsigned 64-bit value at `offset`. */

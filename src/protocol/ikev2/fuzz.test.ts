@@ -9,7 +9,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { IKE_MAX_MESSAGE_LENGTH } from './constants.js';
-import { ESP_4500_HEX, IKE_AUTH_4500_HEX, IKE_MESSAGE_FIXTURES, hex } from '../../../test/support/ikev2-fixtures.js';
+import {
+  ESP_4500_HEX,
+  IKE_AUTH_4500_HEX,
+  IKE_MESSAGE_FIXTURES,
+  hex,
+} from '../../../test/support/ikev2-fixtures.js';
 import { IkeHeaderReader } from './ike-header-reader.js';
 import { parseIkeHeader } from './ike-header.js';
 import { classifyNatT } from './nat-t.js';
@@ -25,7 +30,6 @@ import { mulberry32 } from '../../../lab/prng.js';
 
 const SEED = 0x5eed1e;
 const ITERATIONS = 100_000;
-
 
 const random = mulberry32(SEED);
 const int = (n: number): number => Math.floor(random() * n);
@@ -47,12 +51,31 @@ function generatedChain(): Uint8Array {
   const count = isLong ? 60 + int(10) : int(8);
   const parts: number[] = [];
   const types: number[] = [];
-  for (let i = 0; i < count; i++) types.push(isLong ? 43 : random() < 0.4 ? 41 : random() < 0.1 ? 46 : 33 + int(21));
+  for (let i = 0; i < count; i++)
+    types.push(isLong ? 43 : random() < 0.4 ? 41 : random() < 0.1 ? 46 : 33 + int(21));
   for (let i = 0; i < count; i++) {
-    const body = types[i] === 41 ? [int(4), int(6), 0x40, int(256), ...randomBytes(int(6))] : [...randomBytes(int(12))];
+    const body =
+      types[i] === 41
+        ? [int(4), int(6), 0x40, int(256), ...randomBytes(int(6))]
+        : [...randomBytes(int(12))];
     parts.push(types[i + 1] ?? 0, random() < 0.1 ? 0x80 : 0, 0, 4 + body.length, ...body);
   }
-  const header = [...randomBytes(8), ...new Array<number>(8).fill(0), types[0] ?? 0, 0x20, 34, 0x08, 0, 0, 0, 0, 0, 0, 0, 0];
+  const header = [
+    ...randomBytes(8),
+    ...new Array<number>(8).fill(0),
+    types[0] ?? 0,
+    0x20,
+    34,
+    0x08,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+  ];
   const buf = Uint8Array.from([...header, ...parts]);
   repairHeader(buf);
   if (random() < 0.3) buf[28 + int(Math.max(1, buf.length - 28))] = int(256);
@@ -68,8 +91,19 @@ function mutated(): Uint8Array {
     if (op === 0 && buf.length > 0) buf[int(buf.length)] = int(256);
     else if (op === 1) buf = buf.slice(0, int(buf.length + 1));
     else if (op === 2) buf = Uint8Array.from([...buf, ...randomBytes(1 + int(16))]);
-    else if (op === 3 && buf.length > 30) new DataView(buf.buffer).setUint16(28 + int(buf.length - 29), int(0x10000));
-    else if (op === 4) buf.fill(0, ...([[0, 8], [8, 16], [20, 24]] as const)[int(3)]!); // SPIi, SPIr, message ID
+    else if (op === 3 && buf.length > 30)
+      new DataView(buf.buffer).setUint16(28 + int(buf.length - 29), int(0x10000));
+    else if (op === 4)
+      buf.fill(
+        0,
+        ...(
+          [
+            [0, 8],
+            [8, 16],
+            [20, 24],
+          ] as const
+        )[int(3)]!,
+      ); // SPIi, SPIr, message ID
     else if (buf.length > 0) {
       const at = int(Math.min(buf.length, 28)); // a header octet: one flipped bit
       buf[at] = buf[at]! ^ (1 << int(8));
@@ -116,12 +150,15 @@ test(`fuzz: ${ITERATIONS} inputs through every parser (seed 0x${SEED.toString(16
       const natT = classifyNatT(input, stats);
       if (natT.kind === 'invalid') assert.ok(has(NAT_T_INVALID_CODES, natT.code), natT.code);
       else assert.ok(['keepalive', 'ike', 'esp'].includes(natT.kind));
-      const marked = input.length >= 4 && input[0] === 0 && input[1] === 0 && input[2] === 0 && input[3] === 0;
+      const marked =
+        input.length >= 4 && input[0] === 0 && input[1] === 0 && input[2] === 0 && input[3] === 0;
       if (marked) {
         embeddedHeaderParses++;
         const inner = parseIkeHeader(input.subarray(4));
-        assert.equal(natT.kind === 'ike' ? 'ok' : natT.kind === 'invalid' ? natT.code : natT.kind,
-          inner.kind === 'ok' ? 'ok' : `ike-${inner.code}`);
+        assert.equal(
+          natT.kind === 'ike' ? 'ok' : natT.kind === 'invalid' ? natT.code : natT.kind,
+          inner.kind === 'ok' ? 'ok' : `ike-${inner.code}`,
+        );
       } else if (natT.kind === 'esp') {
         assert.ok(input.length >= 8);
       }
@@ -152,15 +189,26 @@ test(`fuzz: ${ITERATIONS} inputs through every parser (seed 0x${SEED.toString(16
     }
   }
 
-  const total = (record: Record<string, number>): number => Object.values(record).reduce((a, b) => a + b, 0);
+  const total = (record: Record<string, number>): number =>
+    Object.values(record).reduce((a, b) => a + b, 0);
   assert.equal(total(stats.natT), ITERATIONS);
   assert.equal(total(stats.payloads), ITERATIONS);
   assert.equal(total(stats.header), ITERATIONS + embeddedHeaderParses);
 
   // Coverage: the corpus reaches every declared code of every parser.
-  for (const code of IKE_HEADER_INVALID_CODES) assert.ok(seen.has(`header:${code}`), `header:${code} never reached`);
-  for (const code of PAYLOAD_INVALID_CODES) assert.ok(seen.has(`payloads:${code}`), `payloads:${code} never reached`);
-  for (const kind of ['header:ok', 'payloads:ok', 'natT:ike', 'natT:esp', 'natT:keepalive', 'natT:empty', 'natT:esp-too-short']) {
+  for (const code of IKE_HEADER_INVALID_CODES)
+    assert.ok(seen.has(`header:${code}`), `header:${code} never reached`);
+  for (const code of PAYLOAD_INVALID_CODES)
+    assert.ok(seen.has(`payloads:${code}`), `payloads:${code} never reached`);
+  for (const kind of [
+    'header:ok',
+    'payloads:ok',
+    'natT:ike',
+    'natT:esp',
+    'natT:keepalive',
+    'natT:empty',
+    'natT:esp-too-short',
+  ]) {
     assert.ok(seen.has(kind), `${kind} never reached`);
   }
 });
@@ -178,7 +226,9 @@ function checkReaderAgrees(input: Uint8Array, datagram: ReturnType<typeof parseI
     assert.equal(result.kind, 'need-more');
   } else if (datagram.code === 'length-mismatch') {
     // Shorter than Length: still waiting. Longer: the message ends before the input does.
-    assert.ok(result.kind === 'need-more' || (result.kind === 'ok' && result.message.length < input.length));
+    assert.ok(
+      result.kind === 'need-more' || (result.kind === 'ok' && result.message.length < input.length),
+    );
   } else {
     assert.equal(result.kind, 'invalid');
     if (result.kind === 'invalid') assert.equal(result.code, datagram.code);

@@ -1,7 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { IKE_MESSAGE_FIXTURES, IKE_SA_INIT_REQUEST_HEX, IKEV1_HEADER_HEX, hex } from '../../../test/support/ikev2-fixtures.js';
+import {
+  IKE_MESSAGE_FIXTURES,
+  IKE_SA_INIT_REQUEST_HEX,
+  IKEV1_HEADER_HEX,
+  hex,
+} from '../../../test/support/ikev2-fixtures.js';
 import { IkeHeaderReader, type IkeReaderResult } from './ike-header-reader.js';
 import { parseIkeHeader } from './ike-header.js';
 import { IkeParseStats } from './parse-stats.js';
@@ -24,7 +29,10 @@ function feed(reader: IkeHeaderReader, chunks: readonly Uint8Array[]): IkeReader
 function onlyMessage(results: readonly IkeReaderResult[], label: string): Uint8Array {
   const messages = results.filter((r) => r.kind === 'ok');
   assert.equal(messages.length, 1, label);
-  assert.ok(results.every((r) => r.kind !== 'invalid'), label);
+  assert.ok(
+    results.every((r) => r.kind !== 'invalid'),
+    label,
+  );
   return (messages[0] as { message: Uint8Array }).message;
 }
 
@@ -41,7 +49,10 @@ for (const [name, text] of Object.entries(IKE_MESSAGE_FIXTURES)) {
   test(`${name}: one octet at a time gives the datagram parser's header`, () => {
     assert.equal(expected.kind, 'ok');
     const reader = new IkeHeaderReader();
-    const results = feed(reader, [...bytes].map((b) => Uint8Array.of(b)));
+    const results = feed(
+      reader,
+      [...bytes].map((b) => Uint8Array.of(b)),
+    );
     assert.equal(results.length, bytes.length);
     results.slice(0, -1).forEach((r, i) => {
       assert.equal(r.kind, 'need-more', `after ${i + 1} octets`);
@@ -82,10 +93,12 @@ test('back-to-back messages in one chunk: each ok says how much it consumed', ()
   }
   for (const chunkSize of [1, 13, 28, 29, 100, stream.length]) {
     const chunks: Uint8Array[] = [];
-    for (let i = 0; i < stream.length; i += chunkSize) chunks.push(stream.subarray(i, i + chunkSize));
+    for (let i = 0; i < stream.length; i += chunkSize)
+      chunks.push(stream.subarray(i, i + chunkSize));
     const messages = feed(new IkeHeaderReader(), chunks).filter((r) => r.kind === 'ok');
     assert.equal(messages.length, fixtures.length, `chunk size ${chunkSize}`);
-    for (const [i, m] of messages.entries()) assert.deepEqual(m.kind === 'ok' && m.message, fixtures[i]);
+    for (const [i, m] of messages.entries())
+      assert.deepEqual(m.kind === 'ok' && m.message, fixtures[i]);
   }
 });
 
@@ -94,7 +107,11 @@ test('an invalid header is reported once its 28 octets are in, and sticks until 
   const reader = new IkeHeaderReader({ stats });
   const v1 = hex(IKEV1_HEADER_HEX);
   assert.equal(reader.push(v1.subarray(0, 27)).kind, 'need-more');
-  assert.deepEqual(reader.push(v1.subarray(27)), { kind: 'invalid', code: 'bad-version', consumed: 1 });
+  assert.deepEqual(reader.push(v1.subarray(27)), {
+    kind: 'invalid',
+    code: 'bad-version',
+    consumed: 1,
+  });
   assert.equal(reader.state, 'failed');
   const request = hex(IKE_SA_INIT_REQUEST_HEX);
   assert.deepEqual(reader.push(request), { kind: 'invalid', code: 'bad-version', consumed: 0 });
@@ -109,14 +126,21 @@ test('an invalid header is reported once its 28 octets are in, and sticks until 
 test('the header is validated before the body arrives (no buffering of a bad Length)', () => {
   const bad = hex(IKE_SA_INIT_REQUEST_HEX).slice(0, 28);
   new DataView(bad.buffer).setUint32(24, 0x7fffffff);
-  assert.deepEqual(new IkeHeaderReader().push(bad), { kind: 'invalid', code: 'bad-length', consumed: 28 });
+  assert.deepEqual(new IkeHeaderReader().push(bad), {
+    kind: 'invalid',
+    code: 'bad-length',
+    consumed: 28,
+  });
 });
 
 test('a header-only message (Length 28) completes with the header', () => {
   const bytes = hex(IKE_SA_INIT_REQUEST_HEX).slice(0, 28);
   bytes[16] = 0;
   new DataView(bytes.buffer).setUint32(24, 28);
-  const results = feed(new IkeHeaderReader(), [...bytes].map((b) => Uint8Array.of(b)));
+  const results = feed(
+    new IkeHeaderReader(),
+    [...bytes].map((b) => Uint8Array.of(b)),
+  );
   assert.equal(last(results).kind, 'ok');
   assert.equal(new IkeHeaderReader().push(new Uint8Array(0)).kind, 'need-more');
 });

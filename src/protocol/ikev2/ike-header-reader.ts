@@ -9,7 +9,12 @@
  * length and a non-ESP marker; stripping those is the caller's job).
  */
 import { IKE_HEADER_LENGTH } from './constants.js';
-import { countIkeHeaderOutcome, decodeIkeHeader, type IkeHeader, type IkeHeaderInvalid } from './ike-header.js';
+import {
+  countIkeHeaderOutcome,
+  decodeIkeHeader,
+  type IkeHeader,
+  type IkeHeaderInvalid,
+} from './ike-header.js';
 import type { IkeParseStats } from './parse-stats.js';
 
 /** A whole message: its validated header and its octets (a fresh copy owned by the caller). */
@@ -100,7 +105,12 @@ export class IkeHeaderReader {
     if (this.#filled < this.#buffer.length) {
       return { kind: 'need-more', needed: this.#buffer.length - this.#filled, consumed };
     }
-    const done: IkeReaderResult = { kind: 'ok', header: this.#header!, message: this.#buffer, consumed };
+    const done: IkeReaderResult = {
+      kind: 'ok',
+      header: this.#header!,
+      message: this.#buffer,
+      consumed,
+    };
     this.reset();
     return done;
   }

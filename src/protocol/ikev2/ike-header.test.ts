@@ -67,7 +67,12 @@ test('IKE_SA_INIT response, stateless COOKIE reply (SPIr 0) and IKE_AUTH fixture
 });
 
 test('minor version, V flag and reserved flag bits are reported, not rejected (RFC 7296 §3.1)', () => {
-  const header = okHeader(edited(REQUEST, (b) => { b[17] = 0x2f; b[19] = 0x08 | 0x10 | 0x07 | 0x80; }));
+  const header = okHeader(
+    edited(REQUEST, (b) => {
+      b[17] = 0x2f;
+      b[19] = 0x08 | 0x10 | 0x07 | 0x80;
+    }),
+  );
   assert.equal(header.minorVersion, 15);
   assert.equal(header.hasHigherVersion, true);
   assert.equal(header.flags, 0x9f);
@@ -77,7 +82,12 @@ test('minor version, V flag and reserved flag bits are reported, not rejected (R
 test('an exchange type vpnlb does not know is accepted with its raw value and counted', () => {
   const stats = new IkeParseStats();
   for (const type of [38, 44, 200, 255]) {
-    const result = parseIkeHeader(edited(hex(IKE_AUTH_REQUEST_HEX), (b) => { b[18] = type; }), stats);
+    const result = parseIkeHeader(
+      edited(hex(IKE_AUTH_REQUEST_HEX), (b) => {
+        b[18] = type;
+      }),
+      stats,
+    );
     assert.equal(result.kind, 'ok');
     if (result.kind === 'ok') {
       assert.equal(result.header.exchangeType, type);
@@ -85,8 +95,22 @@ test('an exchange type vpnlb does not know is accepted with its raw value and co
     }
   }
   // RFC 5723 IKE_SESSION_RESUME (38) starts with SPIr = 0 like IKE_SA_INIT: not judged either.
-  assert.equal(parseIkeHeader(edited(REQUEST, (b) => { b[18] = 38; })).kind, 'ok');
-  assert.equal(parseIkeHeader(edited(REQUEST, (b) => { b[18] = IKE_EXCHANGE.IKE_INTERMEDIATE; })).kind, 'invalid');
+  assert.equal(
+    parseIkeHeader(
+      edited(REQUEST, (b) => {
+        b[18] = 38;
+      }),
+    ).kind,
+    'ok',
+  );
+  assert.equal(
+    parseIkeHeader(
+      edited(REQUEST, (b) => {
+        b[18] = IKE_EXCHANGE.IKE_INTERMEDIATE;
+      }),
+    ).kind,
+    'invalid',
+  );
   assert.equal(stats.unknownExchange, 4);
   assert.equal(stats.header.ok, 4);
 });
@@ -97,34 +121,102 @@ test('invalid inputs: one case per code, with the documented precedence', () => 
     ['empty datagram', new Uint8Array(0), 'too-short'],
     ['27 octets', REQUEST.subarray(0, 27), 'too-short'],
     ['IKEv1', hex(IKEV1_HEADER_HEX), 'bad-version'],
-    ['major 3', edited(REQUEST, (b) => { b[17] = 0x30; }), 'bad-version'],
-    ['major 0', edited(REQUEST, (b) => { b[17] = 0x02; }), 'bad-version'],
+    [
+      'major 3',
+      edited(REQUEST, (b) => {
+        b[17] = 0x30;
+      }),
+      'bad-version',
+    ],
+    [
+      'major 0',
+      edited(REQUEST, (b) => {
+        b[17] = 0x02;
+      }),
+      'bad-version',
+    ],
     ['length 27', edited(REQUEST, (_b, v) => v.setUint32(24, 27)), 'bad-length'],
     ['length 0', edited(REQUEST, (_b, v) => v.setUint32(24, 0)), 'bad-length'],
-    ['length > max', edited(REQUEST, (_b, v) => v.setUint32(24, IKE_MAX_MESSAGE_LENGTH + 1)), 'bad-length'],
+    [
+      'length > max',
+      edited(REQUEST, (_b, v) => v.setUint32(24, IKE_MAX_MESSAGE_LENGTH + 1)),
+      'bad-length',
+    ],
     ['length 2^32-1', edited(REQUEST, (_b, v) => v.setUint32(24, 0xffffffff)), 'bad-length'],
     ['datagram longer than length', new Uint8Array([...REQUEST, 0]), 'length-mismatch'],
     ['datagram shorter than length', REQUEST.subarray(0, 271), 'length-mismatch'],
     ['header only', REQUEST.subarray(0, 28), 'length-mismatch'],
     ['SPIi zero', edited(REQUEST, (b) => b.fill(0, 0, 8)), 'zero-spi'],
-    ['exchange 0', edited(REQUEST, (b) => { b[18] = 0; }), 'bad-exchange-type'],
-    ['exchange 33', edited(REQUEST, (b) => { b[18] = 33; }), 'bad-exchange-type'],
-    ['INIT with I and R', edited(REQUEST, (b) => { b[19] = 0x28; }), 'bad-flags'],
-    ['INIT with neither', edited(REQUEST, (b) => { b[19] = 0x00; }), 'bad-flags'],
+    [
+      'exchange 0',
+      edited(REQUEST, (b) => {
+        b[18] = 0;
+      }),
+      'bad-exchange-type',
+    ],
+    [
+      'exchange 33',
+      edited(REQUEST, (b) => {
+        b[18] = 33;
+      }),
+      'bad-exchange-type',
+    ],
+    [
+      'INIT with I and R',
+      edited(REQUEST, (b) => {
+        b[19] = 0x28;
+      }),
+      'bad-flags',
+    ],
+    [
+      'INIT with neither',
+      edited(REQUEST, (b) => {
+        b[19] = 0x00;
+      }),
+      'bad-flags',
+    ],
     ['INIT message ID 1', edited(REQUEST, (_b, v) => v.setUint32(20, 1)), 'bad-message-id'],
-    ['INIT request SPIr set', edited(REQUEST, (b) => { b[15] = 1; }), 'nonzero-spi-r'],
+    [
+      'INIT request SPIr set',
+      edited(REQUEST, (b) => {
+        b[15] = 1;
+      }),
+      'nonzero-spi-r',
+    ],
     ['IKE_AUTH SPIr zero', edited(auth, (b) => b.fill(0, 8, 16)), 'zero-spi-r'],
-    ['INFORMATIONAL SPIr zero', edited(auth, (b) => { b.fill(0, 8, 16); b[18] = 37; }), 'zero-spi-r'],
+    [
+      'INFORMATIONAL SPIr zero',
+      edited(auth, (b) => {
+        b.fill(0, 8, 16);
+        b[18] = 37;
+      }),
+      'zero-spi-r',
+    ],
     // Precedence: version before length before SPI.
-    ['IKEv1 with bad length', edited(hex(IKEV1_HEADER_HEX), (_b, v) => v.setUint32(24, 3)), 'bad-version'],
-    ['bad length and zero SPI', edited(REQUEST, (b, v) => { v.setUint32(24, 3); b.fill(0, 0, 8); }), 'bad-length'],
+    [
+      'IKEv1 with bad length',
+      edited(hex(IKEV1_HEADER_HEX), (_b, v) => v.setUint32(24, 3)),
+      'bad-version',
+    ],
+    [
+      'bad length and zero SPI',
+      edited(REQUEST, (b, v) => {
+        v.setUint32(24, 3);
+        b.fill(0, 0, 8);
+      }),
+      'bad-length',
+    ],
   ];
   const stats = new IkeParseStats();
   for (const [label, bytes, code] of cases) {
     assert.deepEqual(parseIkeHeader(bytes, stats), { kind: 'invalid', code }, label);
   }
   const reached = new Set(cases.map((c) => c[2]));
-  assert.deepEqual([...reached].sort(), [...IKE_HEADER_INVALID_CODES].sort(), 'every code has a case');
+  assert.deepEqual(
+    [...reached].sort(),
+    [...IKE_HEADER_INVALID_CODES].sort(),
+    'every code has a case',
+  );
   assert.equal(stats.header['length-mismatch'], 3);
   assert.equal(stats.header.ok, 0);
 });

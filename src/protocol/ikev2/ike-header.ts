@@ -154,7 +154,10 @@ export function decodeIkeHeader(bytes: Uint8Array): IkeHeaderResult {
 }
 
 /** Adds one header outcome to `stats` (shared by the datagram parser and the stream reader). */
-export function countIkeHeaderOutcome(stats: IkeParseStats | undefined, result: IkeParseResult): void {
+export function countIkeHeaderOutcome(
+  stats: IkeParseStats | undefined,
+  result: IkeParseResult,
+): void {
   if (stats === undefined) return;
   if (result.kind === 'invalid') stats.header[result.code]++;
   else if (result.kind === 'need-more') stats.header['need-more']++;
@@ -172,7 +175,8 @@ export function countIkeHeaderOutcome(stats: IkeParseStats | undefined, result: 
  */
 export function parseIkeHeader(datagram: Uint8Array, stats?: IkeParseStats): IkeHeaderResult {
   let result = decodeIkeHeader(datagram);
-  if (result.kind === 'ok' && result.header.length !== datagram.length) result = INVALID['length-mismatch'];
+  if (result.kind === 'ok' && result.header.length !== datagram.length)
+    result = INVALID['length-mismatch'];
   countIkeHeaderOutcome(stats, result);
   return result;
 }

@@ -18,7 +18,12 @@ export {
   type IkeNeedMore,
   type IkeParseResult,
 } from './ike-header.js';
-export { IkeHeaderReader, type IkeReaderMessage, type IkeReaderResult, type IkeReaderState } from './ike-header-reader.js';
+export {
+  IkeHeaderReader,
+  type IkeReaderMessage,
+  type IkeReaderResult,
+  type IkeReaderState,
+} from './ike-header-reader.js';
 export * from './nat-t.js';
 export * from './payloads.js';
 export * from './sa-payload.js';

@@ -17,8 +17,18 @@ function hexOf(bytes: Uint8Array | undefined): string | undefined {
 const VECTORS = [
   { spiR: 0n, address: '198.18.0.10', port: 500, sha1: '232fc4e7797cc21a929637be52284b136cea91e9' },
   { spiR: 0n, address: '198.19.0.1', port: 500, sha1: '5052fd3f1db4661f72182693da4a16852bab432b' },
-  { spiR: FIXTURE_SPI_R, address: '198.19.0.1', port: 500, sha1: 'b6496e7f8f2373af3b96cf0ca97dfe6132e42ed2' },
-  { spiR: FIXTURE_SPI_R, address: '2001:db8::ffff:198.18.0.10', port: 4500, sha1: 'ef032a3421a305ccbb9fbebe6465d9d8354ea3f7' },
+  {
+    spiR: FIXTURE_SPI_R,
+    address: '198.19.0.1',
+    port: 500,
+    sha1: 'b6496e7f8f2373af3b96cf0ca97dfe6132e42ed2',
+  },
+  {
+    spiR: FIXTURE_SPI_R,
+    address: '2001:db8::ffff:198.18.0.10',
+    port: 4500,
+    sha1: 'ef032a3421a305ccbb9fbebe6465d9d8354ea3f7',
+  },
 ] as const;
 
 test('natDetectionHash matches the golden vectors (RFC 7296 §2.23)', () => {
@@ -27,7 +37,10 @@ test('natDetectionHash matches the golden vectors (RFC 7296 §2.23)', () => {
     assert.equal(hexOf(digest), v.sha1, v.address);
     // The same address given as octets hashes the same.
     const octets = ipAddressBytes(v.address)!;
-    assert.equal(hexOf(natDetectionHash(FIXTURE_SPI_I, v.spiR, { address: octets, port: v.port })), v.sha1);
+    assert.equal(
+      hexOf(natDetectionHash(FIXTURE_SPI_I, v.spiR, { address: octets, port: v.port })),
+      v.sha1,
+    );
   }
 });
 
@@ -67,6 +80,9 @@ test('ipAddressBytes: IPv4, IPv6 forms (compressed, embedded IPv4, zone), and ga
 
 test('natDetectionHash refuses bad endpoints', () => {
   assert.throws(() => natDetectionHash(1n, 0n, { address: 'example.com', port: 500 }), RangeError);
-  assert.throws(() => natDetectionHash(1n, 0n, { address: new Uint8Array(5), port: 500 }), RangeError);
+  assert.throws(
+    () => natDetectionHash(1n, 0n, { address: new Uint8Array(5), port: 500 }),
+    RangeError,
+  );
   assert.throws(() => natDetectionHash(1n, 0n, { address: '::1', port: 65536 }), RangeError);
 });

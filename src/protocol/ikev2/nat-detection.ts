@@ -39,14 +39,19 @@ export function ipAddressBytes(address: string): Uint8Array | undefined {
   const [head = '', rest] = words.split('::');
   const headGroups = head === '' ? [] : head.split(':');
   const restGroups = rest === undefined || rest === '' ? [] : rest.split(':');
-  const groups = [...headGroups, ...new Array<string>(8 - headGroups.length - restGroups.length).fill('0'), ...restGroups];
+  const groups = [
+    ...headGroups,
+    ...new Array<string>(8 - headGroups.length - restGroups.length).fill('0'),
+    ...restGroups,
+  ];
   for (const [i, g] of groups.entries()) writeU16(out, i * 2, parseInt(g, 16));
   return out;
 }
 
 function addressBytes(address: string | Uint8Array): Uint8Array {
   if (typeof address !== 'string') {
-    if (address.length !== 4 && address.length !== 16) throw new RangeError('an IP address is 4 or 16 octets');
+    if (address.length !== 4 && address.length !== 16)
+      throw new RangeError('an IP address is 4 or 16 octets');
     return address;
   }
   const bytes = ipAddressBytes(address);

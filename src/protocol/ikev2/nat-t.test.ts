@@ -1,7 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { ESP_4500_HEX, IKE_AUTH_4500_HEX, IKE_AUTH_REQUEST_HEX, IKEV1_HEADER_HEX, hex } from '../../../test/support/ikev2-fixtures.js';
+import {
+  ESP_4500_HEX,
+  IKE_AUTH_4500_HEX,
+  IKE_AUTH_REQUEST_HEX,
+  IKEV1_HEADER_HEX,
+  hex,
+} from '../../../test/support/ikev2-fixtures.js';
 import { classifyNatT } from './nat-t.js';
 import { NAT_T_INVALID_CODES, NAT_T_OUTCOMES } from './parse-codes.js';
 import { IkeParseStats } from './parse-stats.js';
@@ -23,9 +29,17 @@ test('IKE behind the non-ESP marker: header parsed at offset 4, message view wit
 
 test('ESP: SPI and sequence number from the first 8 octets (RFC 3948 §2.1)', () => {
   assert.deepEqual(classifyNatT(hex(ESP_4500_HEX)), { kind: 'esp', spi: 0xc0ffee01, seq: 7 });
-  assert.deepEqual(classifyNatT(hex('ffffffff ffffffff')), { kind: 'esp', spi: 0xffffffff, seq: 0xffffffff });
+  assert.deepEqual(classifyNatT(hex('ffffffff ffffffff')), {
+    kind: 'esp',
+    spi: 0xffffffff,
+    seq: 0xffffffff,
+  });
   // 0xFF followed by more octets is ESP with SPI 0xFF......, not a keepalive.
-  assert.deepEqual(classifyNatT(hex('ff000000 00000001')), { kind: 'esp', spi: 0xff000000, seq: 1 });
+  assert.deepEqual(classifyNatT(hex('ff000000 00000001')), {
+    kind: 'esp',
+    spi: 0xff000000,
+    seq: 1,
+  });
   // Exactly 8 octets (SPI + sequence) is enough for the balancer to classify.
   assert.equal(classifyNatT(hex('00000001 00000000')).kind, 'esp');
 });
@@ -40,14 +54,20 @@ test('invalid datagrams, including IKE codes prefixed with ike-', () => {
     ['marker alone', '00000000', 'ike-too-short'],
     ['marker + 27 octets', `00000000${'11'.repeat(27)}`, 'ike-too-short'],
     ['marker + IKEv1', `00000000 ${IKEV1_HEADER_HEX}`, 'ike-bad-version'],
-    ['marker + truncated IKE_AUTH', IKE_AUTH_4500_HEX.trimEnd().slice(0, -4), 'ike-length-mismatch'],
+    [
+      'marker + truncated IKE_AUTH',
+      IKE_AUTH_4500_HEX.trimEnd().slice(0, -4),
+      'ike-length-mismatch',
+    ],
     ['IKE without marker reads as ESP', IKE_AUTH_REQUEST_HEX, 'esp'],
   ];
   for (const [label, text, expected] of cases) {
     const result = classifyNatT(hex(text));
     if (expected === 'esp') assert.equal(result.kind, 'esp', label);
     else assert.deepEqual(result, { kind: 'invalid', code: expected }, label);
-    assert.ok(result.kind !== 'invalid' || (NAT_T_INVALID_CODES as readonly string[]).includes(result.code));
+    assert.ok(
+      result.kind !== 'invalid' || (NAT_T_INVALID_CODES as readonly string[]).includes(result.code),
+    );
   }
 });
 

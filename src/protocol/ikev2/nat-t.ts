@@ -70,4 +70,3 @@ export function classifyNatT(datagram: Uint8Array, stats?: IkeParseStats): NatTR
   if (stats !== undefined) stats.natT[result.kind === 'invalid' ? result.code : result.kind]++;
   return result;
 }
-

@@ -72,7 +72,10 @@ export const PAYLOAD_INVALID_CODES = [
 export type PayloadInvalidCode = (typeof PAYLOAD_INVALID_CODES)[number];
 
 /** Every reason `parsePayloads` gives: header problems first, then payload-chain problems. */
-export const IKE_MESSAGE_INVALID_CODES = [...IKE_HEADER_INVALID_CODES, ...PAYLOAD_INVALID_CODES] as const;
+export const IKE_MESSAGE_INVALID_CODES = [
+  ...IKE_HEADER_INVALID_CODES,
+  ...PAYLOAD_INVALID_CODES,
+] as const;
 
 /** A reason `parsePayloads` gives for rejecting a message. */
 export type IkeMessageInvalidCode = IkeHeaderInvalidCode | PayloadInvalidCode;

@@ -2,7 +2,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { buildIkeMessage } from './build-message.js';
-import { DH_GROUP, ENCR, IKE_EXCHANGE, IKE_FLAG, IKE_NOTIFY, IKE_PAYLOAD, IKE_PROTOCOL, IKE_TRANSFORM, INTEG, PRF } from './constants.js';
+import {
+  DH_GROUP,
+  ENCR,
+  IKE_EXCHANGE,
+  IKE_FLAG,
+  IKE_NOTIFY,
+  IKE_PAYLOAD,
+  IKE_PROTOCOL,
+  IKE_TRANSFORM,
+  INTEG,
+  PRF,
+} from './constants.js';
 import {
   COOKIE_RESPONSE_HEX,
   IKE_AUTH_REQUEST_HEX,
@@ -12,7 +23,13 @@ import {
   NO_PROPOSAL_RESPONSE_HEX,
   hex,
 } from '../../../test/support/ikev2-fixtures.js';
-import { IKE_MAX_PAYLOADS, findNotify, findPayload, parsePayloads, type IkeMessageOk } from './payload-walker.js';
+import {
+  IKE_MAX_PAYLOADS,
+  findNotify,
+  findPayload,
+  parsePayloads,
+  type IkeMessageOk,
+} from './payload-walker.js';
 import { IkeParseStats } from './parse-stats.js';
 import { acceptedKeGroup, decodeKeBody, vendorIdPayload } from './payloads.js';
 import { decodeSaBody } from './sa-payload.js';
@@ -36,16 +53,36 @@ test('IKE_SA_INIT request: payload chain, Notify decoding, SA / KE bodies', () =
   const message = ok(REQUEST);
   assert.deepEqual(
     message.payloads.map((p) => p.type),
-    [IKE_PAYLOAD.SA, IKE_PAYLOAD.KE, IKE_PAYLOAD.NONCE, IKE_PAYLOAD.NOTIFY, IKE_PAYLOAD.NOTIFY, IKE_PAYLOAD.NOTIFY, IKE_PAYLOAD.VENDOR_ID],
+    [
+      IKE_PAYLOAD.SA,
+      IKE_PAYLOAD.KE,
+      IKE_PAYLOAD.NONCE,
+      IKE_PAYLOAD.NOTIFY,
+      IKE_PAYLOAD.NOTIFY,
+      IKE_PAYLOAD.NOTIFY,
+      IKE_PAYLOAD.VENDOR_ID,
+    ],
   );
-  assert.deepEqual(message.payloads.map((p) => p.offset), [28, 76, 148, 184, 212, 240, 248]);
-  assert.deepEqual(message.notifies.map((n) => n.type), [
-    IKE_NOTIFY.NAT_DETECTION_SOURCE_IP,
-    IKE_NOTIFY.NAT_DETECTION_DESTINATION_IP,
-    IKE_NOTIFY.IKEV2_FRAGMENTATION_SUPPORTED,
-  ]);
-  assert.equal(Buffer.from(findNotify(message, IKE_NOTIFY.NAT_DETECTION_SOURCE_IP)!.data).toString('hex'), '232fc4e7797cc21a929637be52284b136cea91e9');
-  assert.equal(Buffer.from(findPayload(message, IKE_PAYLOAD.VENDOR_ID)!.body).toString('hex'), MS_VENDOR_ID_HEX);
+  assert.deepEqual(
+    message.payloads.map((p) => p.offset),
+    [28, 76, 148, 184, 212, 240, 248],
+  );
+  assert.deepEqual(
+    message.notifies.map((n) => n.type),
+    [
+      IKE_NOTIFY.NAT_DETECTION_SOURCE_IP,
+      IKE_NOTIFY.NAT_DETECTION_DESTINATION_IP,
+      IKE_NOTIFY.IKEV2_FRAGMENTATION_SUPPORTED,
+    ],
+  );
+  assert.equal(
+    Buffer.from(findNotify(message, IKE_NOTIFY.NAT_DETECTION_SOURCE_IP)!.data).toString('hex'),
+    '232fc4e7797cc21a929637be52284b136cea91e9',
+  );
+  assert.equal(
+    Buffer.from(findPayload(message, IKE_PAYLOAD.VENDOR_ID)!.body).toString('hex'),
+    MS_VENDOR_ID_HEX,
+  );
   assert.equal(findNotify(message, IKE_NOTIFY.COOKIE), undefined);
 
   const ke = decodeKeBody(findPayload(message, IKE_PAYLOAD.KE)!.body);
@@ -94,7 +131,12 @@ test('payload bodies are views into the message', () => {
 });
 
 test('a header-only message has no payloads; the critical bit is reported', () => {
-  const empty = buildIkeMessage({ spiI: 1n, spiR: 2n, exchange: IKE_EXCHANGE.INFORMATIONAL, messageId: 5 });
+  const empty = buildIkeMessage({
+    spiI: 1n,
+    spiR: 2n,
+    exchange: IKE_EXCHANGE.INFORMATIONAL,
+    messageId: 5,
+  });
   assert.deepEqual(ok(empty).payloads, []);
   const critical = buildIkeMessage({
     spiI: 1n,
@@ -102,7 +144,12 @@ test('a header-only message has no payloads; the critical bit is reported', () =
     flags: IKE_FLAG.INITIATOR,
     payloads: [{ type: 200, body: Uint8Array.of(1, 2), isCritical: true }],
   });
-  assert.deepEqual(ok(critical).payloads[0], { type: 200, body: Uint8Array.of(1, 2), isCritical: true, offset: 28 });
+  assert.deepEqual(ok(critical).payloads[0], {
+    type: 200,
+    body: Uint8Array.of(1, 2),
+    isCritical: true,
+    offset: 28,
+  });
 });
 
 test('invalid payload chains: one case per code', () => {
@@ -122,15 +169,44 @@ test('invalid payload chains: one case per code', () => {
   assert.equal(parsePayloads(atLimit).kind, 'ok');
   const cases: Array<[string, Uint8Array, string]> = [
     ['header problem passes through', cookie.subarray(0, 40), 'length-mismatch'],
-    ['next payload but no room', edited(cookie.subarray(0, 28), (_b, v) => v.setUint32(24, 28)), 'payload-truncated'],
-    ['3 octets left for a generic header', edited(cookie.subarray(0, 31), (_b, v) => v.setUint32(24, 31)), 'payload-truncated'],
+    [
+      'next payload but no room',
+      edited(cookie.subarray(0, 28), (_b, v) => v.setUint32(24, 28)),
+      'payload-truncated',
+    ],
+    [
+      '3 octets left for a generic header',
+      edited(cookie.subarray(0, 31), (_b, v) => v.setUint32(24, 31)),
+      'payload-truncated',
+    ],
     ['payload length 3', edited(cookie, (_b, v) => v.setUint16(30, 3)), 'bad-payload-length'],
-    ['payload length past the end', edited(cookie, (_b, v) => v.setUint16(30, 29)), 'bad-payload-length'],
+    [
+      'payload length past the end',
+      edited(cookie, (_b, v) => v.setUint16(30, 29)),
+      'bad-payload-length',
+    ],
     ['too many payloads', many, 'too-many-payloads'],
     ['chain ends early', edited(cookie, (_b, v) => v.setUint16(30, 20)), 'trailing-bytes'],
-    ['SK not last', edited(hex(IKE_AUTH_REQUEST_HEX), (_b, v) => v.setUint16(30, 80)), 'trailing-bytes'],
-    ['notify body of 3 octets', edited(cookie.subarray(0, 39), (_b, v) => { v.setUint32(24, 39); v.setUint16(30, 7); }), 'bad-notify'],
-    ['notify SPI past the body', edited(cookie, (b) => { b[33] = 21; }), 'bad-notify'],
+    [
+      'SK not last',
+      edited(hex(IKE_AUTH_REQUEST_HEX), (_b, v) => v.setUint16(30, 80)),
+      'trailing-bytes',
+    ],
+    [
+      'notify body of 3 octets',
+      edited(cookie.subarray(0, 39), (_b, v) => {
+        v.setUint32(24, 39);
+        v.setUint16(30, 7);
+      }),
+      'bad-notify',
+    ],
+    [
+      'notify SPI past the body',
+      edited(cookie, (b) => {
+        b[33] = 21;
+      }),
+      'bad-notify',
+    ],
   ];
   const stats = new IkeParseStats();
   for (const [label, bytes, code] of cases) {

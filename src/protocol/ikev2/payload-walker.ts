@@ -12,7 +12,12 @@ import { IKE_HEADER_LENGTH, IKE_PAYLOAD } from './constants.js';
 import { parseIkeHeader, type IkeHeader } from './ike-header.js';
 import type { IkeMessageInvalidCode } from './parse-codes.js';
 import type { IkeParseStats } from './parse-stats.js';
-import { GENERIC_PAYLOAD_HEADER_LENGTH, decodeNotifyBody, type IkeNotify, type IkePayload } from './payloads.js';
+import {
+  GENERIC_PAYLOAD_HEADER_LENGTH,
+  decodeNotifyBody,
+  type IkeNotify,
+  type IkePayload,
+} from './payloads.js';
 
 /**
  * Most payloads walked in one message. Real IKE_SA_INIT messages carry about 10 (SA, KE, Nonce,
@@ -65,7 +70,8 @@ function walk(message: Uint8Array): IkeMessageResult {
     const nextField = message[offset]!;
     const isCritical = (message[offset + 1]! & CRITICAL_BIT) !== 0;
     const length = readU16(message, offset + 2);
-    if (length < GENERIC_PAYLOAD_HEADER_LENGTH || offset + length > end) return invalid('bad-payload-length');
+    if (length < GENERIC_PAYLOAD_HEADER_LENGTH || offset + length > end)
+      return invalid('bad-payload-length');
     const body = message.subarray(offset + GENERIC_PAYLOAD_HEADER_LENGTH, offset + length);
     if (next === IKE_PAYLOAD.NOTIFY) {
       const notify = decodeNotifyBody(body);

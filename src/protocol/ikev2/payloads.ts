@@ -54,7 +54,9 @@ function checkUint(name: string, value: number, max: number): void {
 
 function checkBodyLength(name: string, length: number): void {
   if (length > MAX_PAYLOAD_BODY_LENGTH) {
-    throw new RangeError(`${name} body is ${length} octets; at most ${MAX_PAYLOAD_BODY_LENGTH} fit a payload`);
+    throw new RangeError(
+      `${name} body is ${length} octets; at most ${MAX_PAYLOAD_BODY_LENGTH} fit a payload`,
+    );
   }
 }
 
@@ -80,7 +82,9 @@ export const NONCE_MAX_LENGTH = 256;
 /** Nonce payload (RFC 7296 §3.9): the nonce data only; 16 to 256 octets. */
 export function noncePayload(nonce: Uint8Array): IkePayload {
   if (nonce.length < NONCE_MIN_LENGTH || nonce.length > NONCE_MAX_LENGTH) {
-    throw new RangeError(`a nonce is ${NONCE_MIN_LENGTH}..${NONCE_MAX_LENGTH} octets (RFC 7296 §3.9), got ${nonce.length}`);
+    throw new RangeError(
+      `a nonce is ${NONCE_MIN_LENGTH}..${NONCE_MAX_LENGTH} octets (RFC 7296 §3.9), got ${nonce.length}`,
+    );
   }
   return { type: IKE_PAYLOAD.NONCE, body: nonce.slice() };
 }

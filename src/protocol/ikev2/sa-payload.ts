@@ -59,8 +59,11 @@ function proposalLength(p: IkeProposal): number {
  * carries one IKE proposal with no SPI; a CREATE_CHILD_SA / IKE_AUTH one, ESP with a 4-octet SPI.
  */
 export function saPayload(proposals: IkeProposal | readonly IkeProposal[]): IkePayload {
-  const list: readonly IkeProposal[] = Array.isArray(proposals) ? proposals : [proposals as IkeProposal];
-  if (list.length === 0 || list.length > 255) throw new RangeError('an SA payload carries 1..255 proposals');
+  const list: readonly IkeProposal[] = Array.isArray(proposals)
+    ? proposals
+    : [proposals as IkeProposal];
+  if (list.length === 0 || list.length > 255)
+    throw new RangeError('an SA payload carries 1..255 proposals');
   let total = 0;
   for (const p of list) {
     if (p.transforms.length === 0 || p.transforms.length > 255) {
@@ -76,7 +79,8 @@ export function saPayload(proposals: IkeProposal | readonly IkeProposal[]): IkeP
     }
     total += proposalLength(p);
   }
-  if (total > MAX_PAYLOAD_BODY_LENGTH) throw new RangeError(`SA body of ${total} octets does not fit a payload`);
+  if (total > MAX_PAYLOAD_BODY_LENGTH)
+    throw new RangeError(`SA body of ${total} octets does not fit a payload`);
   const body = new Uint8Array(total);
   let offset = 0;
   list.forEach((p, index) => {
@@ -119,7 +123,8 @@ export function decodeSaBody(body: Uint8Array): IkeProposal[] | undefined {
     const spiSize = body[offset + 6]!;
     const count = body[offset + 7]!;
     const end = offset + length;
-    if ((last !== LAST && last !== MORE_PROPOSALS) || length < 8 + spiSize || end > body.length) return undefined;
+    if ((last !== LAST && last !== MORE_PROPOSALS) || length < 8 + spiSize || end > body.length)
+      return undefined;
     const transforms = decodeTransforms(body.subarray(offset + 8 + spiSize, end), count);
     if (transforms === undefined) return undefined;
     proposals.push({
@@ -142,13 +147,15 @@ function decodeTransforms(bytes: Uint8Array, count: number): IkeTransform[] | un
     const length = readU16(bytes, offset + 2);
     const end = offset + length;
     const isLast = i === count - 1;
-    if (last !== (isLast ? LAST : MORE_TRANSFORMS) || length < 8 || end > bytes.length) return undefined;
+    if (last !== (isLast ? LAST : MORE_TRANSFORMS) || length < 8 || end > bytes.length)
+      return undefined;
     let keyLength: number | undefined;
     for (let a = offset + 8; a < end; ) {
       if (a + 4 > end) return undefined;
       const attrType = readU16(bytes, a);
       if ((attrType & ATTRIBUTE_TV) !== 0) {
-        if ((attrType & ~ATTRIBUTE_TV) === IKE_ATTRIBUTE.KEY_LENGTH) keyLength = readU16(bytes, a + 2);
+        if ((attrType & ~ATTRIBUTE_TV) === IKE_ATTRIBUTE.KEY_LENGTH)
+          keyLength = readU16(bytes, a + 2);
         a += 4;
       } else {
         a += 4 + readU16(bytes, a + 2); // TLV: the length counts the value only (§3.3.5)

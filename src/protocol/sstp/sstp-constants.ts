@@ -41,7 +41,9 @@ export type SstpMessageType = (typeof SSTP_MSG)[keyof typeof SSTP_MSG];
 
 /** Names for logs and reports. */
 export const SSTP_MSG_NAMES: Readonly<Record<number, string>> = Object.freeze(
-  Object.fromEntries(Object.entries(SSTP_MSG).map(([k, v]) => [v, k.toLowerCase().replaceAll('_', '-')])),
+  Object.fromEntries(
+    Object.entries(SSTP_MSG).map(([k, v]) => [v, k.toLowerCase().replaceAll('_', '-')]),
+  ),
 );
 
 /** [MS-SSTP] §2.2.4: attribute IDs. */

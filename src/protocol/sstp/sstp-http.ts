@@ -7,7 +7,12 @@
  * `HttpHeadReader` collects a request or response head across chunks (bounded), and returns
  * the octets after it, which already belong to the SSTP stream. Never throws.
  */
-import { SSTP_CONTENT_LENGTH, SSTP_CORRELATION_HEADER, SSTP_METHOD, SSTP_URI } from './sstp-constants.js';
+import {
+  SSTP_CONTENT_LENGTH,
+  SSTP_CORRELATION_HEADER,
+  SSTP_METHOD,
+  SSTP_URI,
+} from './sstp-constants.js';
 
 /** A parsed request or response head. Header names are lower-cased; the last value wins. */
 export interface HttpHead {
@@ -17,7 +22,11 @@ export interface HttpHead {
 }
 
 export type HttpHeadResult =
-  | { readonly kind: 'ok'; readonly head: HttpHead; /** Octets after the head (the start of the SSTP stream). */ readonly rest: Uint8Array }
+  | {
+      readonly kind: 'ok';
+      readonly head: HttpHead /** Octets after the head (the start of the SSTP stream). */;
+      readonly rest: Uint8Array;
+    }
   | { readonly kind: 'need-more' }
   | { readonly kind: 'invalid'; readonly code: 'too-large' | 'malformed'; readonly detail: string };
 
@@ -40,15 +49,27 @@ export class HttpHeadReader {
     const end = this.#buffer.indexOf(CRLFCRLF, searchFrom);
     if (end < 0) {
       if (this.#buffer.length > this.maxLength) {
-        return (this.#result = { kind: 'invalid', code: 'too-large', detail: `no end of HTTP head within ${this.maxLength} octets` });
+        return (this.#result = {
+          kind: 'invalid',
+          code: 'too-large',
+          detail: `no end of HTTP head within ${this.maxLength} octets`,
+        });
       }
       return { kind: 'need-more' };
     }
-    if (end > this.maxLength) return (this.#result = { kind: 'invalid', code: 'too-large', detail: `HTTP head of ${end} octets` });
+    if (end > this.maxLength)
+      return (this.#result = {
+        kind: 'invalid',
+        code: 'too-large',
+        detail: `HTTP head of ${end} octets`,
+      });
     const parsed = parseHttpHead(this.#buffer.subarray(0, end).toString('latin1'));
     const rest = Uint8Array.from(this.#buffer.subarray(end + 4));
     this.#buffer = Buffer.alloc(0);
-    this.#result = typeof parsed === 'string' ? { kind: 'invalid', code: 'malformed', detail: parsed } : { kind: 'ok', head: parsed, rest };
+    this.#result =
+      typeof parsed === 'string'
+        ? { kind: 'invalid', code: 'malformed', detail: parsed }
+        : { kind: 'ok', head: parsed, rest };
     return this.#result;
   }
 }
@@ -70,11 +91,16 @@ export function parseHttpHead(text: string): HttpHead | string {
 
 /** True when a request head is SSTP's `SSTP_DUPLEX_POST /sra_{...}/` ([MS-SSTP] §3.2.4.1). */
 export function isSstpDuplexPost(head: HttpHead): boolean {
-  return head.startLine[0] === SSTP_METHOD && head.startLine[1].toLowerCase() === SSTP_URI.toLowerCase();
+  return (
+    head.startLine[0] === SSTP_METHOD && head.startLine[1].toLowerCase() === SSTP_URI.toLowerCase()
+  );
 }
 
 /** The client's request, as sstpc and Windows send it. */
-export function buildDuplexPostRequest(options: { host: string; correlationId?: string }): Uint8Array {
+export function buildDuplexPostRequest(options: {
+  host: string;
+  correlationId?: string;
+}): Uint8Array {
   const lines = [
     `${SSTP_METHOD} ${SSTP_URI} HTTP/1.1`,
     `Host: ${options.host}`,
@@ -85,8 +111,15 @@ export function buildDuplexPostRequest(options: { host: string; correlationId?: 
 }
 
 /** A response head; `Content-Length` is added when given. */
-export function buildHttpResponse(status: number, reason: string, headers: Readonly<Record<string, string>> = {}): Uint8Array {
-  const lines = [`HTTP/1.1 ${status} ${reason}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+export function buildHttpResponse(
+  status: number,
+  reason: string,
+  headers: Readonly<Record<string, string>> = {},
+): Uint8Array {
+  const lines = [
+    `HTTP/1.1 ${status} ${reason}`,
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+  ];
   return Uint8Array.from(Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'));
 }
 

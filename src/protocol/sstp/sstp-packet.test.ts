@@ -2,7 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HdlcDecoder, hdlcEncode, lcpConfigureRequest, lcpInfo } from './ppp-hdlc.js';
 import { CERT_HASH_PROTOCOL_SHA256, SSTP_ATTRIB, SSTP_MSG } from './sstp-constants.js';
-import { HttpHeadReader, buildDuplexPostRequest, buildDuplexPostResponse, isSstpDuplexPost } from './sstp-http.js';
+import {
+  HttpHeadReader,
+  buildDuplexPostRequest,
+  buildDuplexPostResponse,
+  isSstpDuplexPost,
+} from './sstp-http.js';
 import {
   SstpPacketReader,
   cryptoBindingRequestAttribute,
@@ -20,12 +25,17 @@ const CALL_CONNECT_REQUEST_HEX = '1001000e' + '00010001' + '00010006' + '0001';
 
 describe('SSTP packets', () => {
   it('encodes the Call Connect Request exactly as [MS-SSTP] §2.2.9 lays it out', () => {
-    assert.equal(hex(encodeControlPacket(SSTP_MSG.CALL_CONNECT_REQUEST, [encapsulatedPppAttribute()])), CALL_CONNECT_REQUEST_HEX);
+    assert.equal(
+      hex(encodeControlPacket(SSTP_MSG.CALL_CONNECT_REQUEST, [encapsulatedPppAttribute()])),
+      CALL_CONNECT_REQUEST_HEX,
+    );
   });
 
   it('a Call Connect Ack with a Crypto Binding Request is 48 octets and parses back', () => {
     const nonce = Buffer.alloc(32, 0xab);
-    const ack = encodeControlPacket(SSTP_MSG.CALL_CONNECT_ACK, [cryptoBindingRequestAttribute(CERT_HASH_PROTOCOL_SHA256, nonce)]);
+    const ack = encodeControlPacket(SSTP_MSG.CALL_CONNECT_ACK, [
+      cryptoBindingRequestAttribute(CERT_HASH_PROTOCOL_SHA256, nonce),
+    ]);
     assert.equal(ack.length, 48);
     assert.equal(hex(ack.subarray(0, 12)), '100100300002000100040028');
     const p = parseSstpPacket(ack);
@@ -47,7 +57,8 @@ describe('SSTP packets', () => {
       encodeDataPacket(frame),
       encodeControlPacket(SSTP_MSG.ECHO_REQUEST),
     ]);
-    const summary = (packets: readonly { kind: string }[]) => JSON.stringify(packets, (_k, v) => (v instanceof Uint8Array ? hex(v) : v));
+    const summary = (packets: readonly { kind: string }[]) =>
+      JSON.stringify(packets, (_k, v) => (v instanceof Uint8Array ? hex(v) : v));
     const whole = new SstpPacketReader().push(stream);
     assert.equal(whole.kind, 'packets');
     assert.equal(whole.packets.length, 3);
@@ -80,7 +91,10 @@ describe('SSTP packets', () => {
 
 describe('SSTP HTTP layer', () => {
   it('reads the SSTP_DUPLEX_POST head split anywhere and hands back the SSTP bytes after it', () => {
-    const req = Buffer.concat([buildDuplexPostRequest({ host: 'vpn.example.test' }), Buffer.from(CALL_CONNECT_REQUEST_HEX, 'hex')]);
+    const req = Buffer.concat([
+      buildDuplexPostRequest({ host: 'vpn.example.test' }),
+      Buffer.from(CALL_CONNECT_REQUEST_HEX, 'hex'),
+    ]);
     for (let at = 0; at <= req.length; at++) {
       const r = new HttpHeadReader();
       let res = r.push(req.subarray(0, at));
@@ -114,7 +128,10 @@ describe('SSTP HTTP layer', () => {
 describe('PPP HDLC framing', () => {
   it("round-trips sstp-client's own test frame and survives one-octet chunks", () => {
     // The LCP Configure-Request from sstp-client's sstp-fcs.c self-test.
-    const frame = Buffer.from('ff03c021010100180104057802060000000005063767 24c207020802'.replace(' ', ''), 'hex');
+    const frame = Buffer.from(
+      'ff03c021010100180104057802060000000005063767 24c207020802'.replace(' ', ''),
+      'hex',
+    );
     const encoded = hdlcEncode(frame);
     assert.equal(encoded[0], 0x7e);
     assert.equal(encoded[encoded.length - 1], 0x7e);

@@ -23,7 +23,11 @@ export interface SstpAttribute {
 
 export type SstpPacket =
   | { readonly kind: 'data'; readonly payload: Uint8Array }
-  | { readonly kind: 'control'; readonly messageType: number; readonly attributes: readonly SstpAttribute[] };
+  | {
+      readonly kind: 'control';
+      readonly messageType: number;
+      readonly attributes: readonly SstpAttribute[];
+    };
 
 /**
  * Why a packet was rejected.
@@ -58,7 +62,8 @@ function header(isControl: boolean, length: number): Buffer {
  */
 export function encodeDataPacket(payload: Uint8Array): Uint8Array {
   const length = SSTP_HEADER_LENGTH + payload.length;
-  if (length > SSTP_MAX_PACKET_LENGTH) throw new RangeError(`SSTP data packet of ${length} octets exceeds 4095`);
+  if (length > SSTP_MAX_PACKET_LENGTH)
+    throw new RangeError(`SSTP data packet of ${length} octets exceeds 4095`);
   return Uint8Array.from(Buffer.concat([header(false, length), payload]));
 }
 
@@ -71,10 +76,14 @@ export function encodeAttribute(attr: SstpAttribute): Buffer {
 }
 
 /** A control packet ([MS-SSTP] §2.2.2): header, message type, attribute count, attributes. */
-export function encodeControlPacket(messageType: number, attributes: readonly SstpAttribute[] = []): Uint8Array {
+export function encodeControlPacket(
+  messageType: number,
+  attributes: readonly SstpAttribute[] = [],
+): Uint8Array {
   const attrs = attributes.map(encodeAttribute);
   const length = SSTP_CONTROL_HEADER_LENGTH + attrs.reduce((n, a) => n + a.length, 0);
-  if (length > SSTP_MAX_PACKET_LENGTH) throw new RangeError(`SSTP control packet of ${length} octets exceeds 4095`);
+  if (length > SSTP_MAX_PACKET_LENGTH)
+    throw new RangeError(`SSTP control packet of ${length} octets exceeds 4095`);
   const mh = Buffer.alloc(4);
   mh.writeUInt16BE(messageType, 0);
   mh.writeUInt16BE(attributes.length, 2);
@@ -89,13 +98,23 @@ export function encapsulatedPppAttribute(): SstpAttribute {
 }
 
 /** [MS-SSTP] §2.2.6: Crypto Binding Request: reserved (3), hash protocol bitmask (1), nonce (32). */
-export function cryptoBindingRequestAttribute(hashBitmask: number, nonce: Uint8Array): SstpAttribute {
+export function cryptoBindingRequestAttribute(
+  hashBitmask: number,
+  nonce: Uint8Array,
+): SstpAttribute {
   if (nonce.length !== 32) throw new RangeError('the crypto binding nonce is 32 octets');
-  return { id: SSTP_ATTRIB.CRYPTO_BINDING_REQ, value: Buffer.concat([Buffer.from([0, 0, 0, hashBitmask & 0xff]), nonce]) };
+  return {
+    id: SSTP_ATTRIB.CRYPTO_BINDING_REQ,
+    value: Buffer.concat([Buffer.from([0, 0, 0, hashBitmask & 0xff]), nonce]),
+  };
 }
 
 /** [MS-SSTP] §2.2.8: Status Info: reserved (3), attribute id (1), status (4), value. */
-export function statusInfoAttribute(attributeId: number, status: number, value: Uint8Array = new Uint8Array(0)): SstpAttribute {
+export function statusInfoAttribute(
+  attributeId: number,
+  status: number,
+  value: Uint8Array = new Uint8Array(0),
+): SstpAttribute {
   const v = Buffer.alloc(8);
   v[3] = attributeId;
   v.writeUInt32BE(status >>> 0, 4);
@@ -103,16 +122,32 @@ export function statusInfoAttribute(attributeId: number, status: number, value: 
 }
 
 /** The fields of a Crypto Binding Request attribute value. */
-export function readCryptoBindingRequest(attr: SstpAttribute): { hashBitmask: number; nonce: Uint8Array } | undefined {
-  if (attr.id !== SSTP_ATTRIB.CRYPTO_BINDING_REQ || attr.value.length !== CRYPTO_BINDING_REQ_LENGTH - 4) return undefined;
+export function readCryptoBindingRequest(
+  attr: SstpAttribute,
+): { hashBitmask: number; nonce: Uint8Array } | undefined {
+  if (
+    attr.id !== SSTP_ATTRIB.CRYPTO_BINDING_REQ ||
+    attr.value.length !== CRYPTO_BINDING_REQ_LENGTH - 4
+  )
+    return undefined;
   return { hashBitmask: attr.value[3] as number, nonce: attr.value.subarray(4, 36) };
 }
 
 /** The fields of a Crypto Binding attribute value ([MS-SSTP] §2.2.7), sent in Call Connected. */
-export function readCryptoBinding(attr: SstpAttribute): { hashProtocol: number; nonce: Uint8Array; certHash: Uint8Array; compoundMac: Uint8Array } | undefined {
-  if (attr.id !== SSTP_ATTRIB.CRYPTO_BINDING || attr.value.length !== CRYPTO_BINDING_LENGTH - 4) return undefined;
+export function readCryptoBinding(
+  attr: SstpAttribute,
+):
+  | { hashProtocol: number; nonce: Uint8Array; certHash: Uint8Array; compoundMac: Uint8Array }
+  | undefined {
+  if (attr.id !== SSTP_ATTRIB.CRYPTO_BINDING || attr.value.length !== CRYPTO_BINDING_LENGTH - 4)
+    return undefined;
   const v = attr.value;
-  return { hashProtocol: v[3] as number, nonce: v.subarray(4, 36), certHash: v.subarray(36, 68), compoundMac: v.subarray(68, 100) };
+  return {
+    hashProtocol: v[3] as number,
+    nonce: v.subarray(4, 36),
+    certHash: v.subarray(36, 68),
+    compoundMac: v.subarray(68, 100),
+  };
 }
 
 function invalid(code: SstpInvalidCode, detail: string): SstpInvalid {
@@ -120,38 +155,57 @@ function invalid(code: SstpInvalidCode, detail: string): SstpInvalid {
 }
 
 /** Checks a packet's first 4 octets; returns its total length or a rejection. */
-export function checkSstpHeader(h: Uint8Array): { length: number; isControl: boolean } | SstpInvalid {
-  if (h[0] !== SSTP_VERSION) return invalid('bad-version', `version 0x${(h[0] ?? 0).toString(16)} (expected 0x10)`);
+export function checkSstpHeader(
+  h: Uint8Array,
+): { length: number; isControl: boolean } | SstpInvalid {
+  if (h[0] !== SSTP_VERSION)
+    return invalid('bad-version', `version 0x${(h[0] ?? 0).toString(16)} (expected 0x10)`);
   const isControl = ((h[1] as number) & 0x01) === 1;
   const length = (((h[2] as number) << 8) | (h[3] as number)) & SSTP_MAX_PACKET_LENGTH;
   const min = isControl ? SSTP_CONTROL_HEADER_LENGTH : SSTP_HEADER_LENGTH;
-  if (length < min) return invalid('bad-length', `length ${length} below the ${isControl ? 'control' : 'data'} header size ${min}`);
+  if (length < min)
+    return invalid(
+      'bad-length',
+      `length ${length} below the ${isControl ? 'control' : 'data'} header size ${min}`,
+    );
   return { length, isControl };
 }
 
 /** Parses one whole packet (exactly its length octets). */
 export function parseSstpPacket(bytes: Uint8Array): SstpParseResult {
-  if (bytes.length < SSTP_HEADER_LENGTH) return invalid('bad-length', `${bytes.length} octets, shorter than the header`);
+  if (bytes.length < SSTP_HEADER_LENGTH)
+    return invalid('bad-length', `${bytes.length} octets, shorter than the header`);
   const h = checkSstpHeader(bytes);
   if ('kind' in h) return h;
-  if (h.length !== bytes.length) return invalid('bad-length', `length field ${h.length}, packet of ${bytes.length} octets`);
-  if (!h.isControl) return { kind: 'ok', packet: { kind: 'data', payload: bytes.subarray(SSTP_HEADER_LENGTH) } };
+  if (h.length !== bytes.length)
+    return invalid('bad-length', `length field ${h.length}, packet of ${bytes.length} octets`);
+  if (!h.isControl)
+    return { kind: 'ok', packet: { kind: 'data', payload: bytes.subarray(SSTP_HEADER_LENGTH) } };
   const messageType = ((bytes[4] as number) << 8) | (bytes[5] as number);
   const count = ((bytes[6] as number) << 8) | (bytes[7] as number);
   const attributes: SstpAttribute[] = [];
   let at = SSTP_CONTROL_HEADER_LENGTH;
   while (at < bytes.length) {
-    if (bytes.length - at < 4) return invalid('bad-attribute', `${bytes.length - at} trailing octets, shorter than an attribute header`);
-    const len = (((bytes[at + 2] as number) << 8) | (bytes[at + 3] as number)) & SSTP_MAX_PACKET_LENGTH;
-    if (len < 4 || at + len > bytes.length) return invalid('bad-attribute', `attribute length ${len} at offset ${at}`);
+    if (bytes.length - at < 4)
+      return invalid(
+        'bad-attribute',
+        `${bytes.length - at} trailing octets, shorter than an attribute header`,
+      );
+    const len =
+      (((bytes[at + 2] as number) << 8) | (bytes[at + 3] as number)) & SSTP_MAX_PACKET_LENGTH;
+    if (len < 4 || at + len > bytes.length)
+      return invalid('bad-attribute', `attribute length ${len} at offset ${at}`);
     attributes.push({ id: bytes[at + 1] as number, value: bytes.subarray(at + 4, at + len) });
     at += len;
   }
-  if (attributes.length !== count) return invalid('bad-attribute', `${attributes.length} attributes, header says ${count}`);
+  if (attributes.length !== count)
+    return invalid('bad-attribute', `${attributes.length} attributes, header says ${count}`);
   return { kind: 'ok', packet: { kind: 'control', messageType, attributes } };
 }
 
-export type SstpReaderResult = { readonly kind: 'packets'; readonly packets: readonly SstpPacket[] } | SstpInvalid;
+export type SstpReaderResult =
+  | { readonly kind: 'packets'; readonly packets: readonly SstpPacket[] }
+  | SstpInvalid;
 
 /**
  * Splits an SSTP byte stream into packets: a state machine (header, then body) that accepts

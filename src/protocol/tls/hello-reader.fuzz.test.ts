@@ -10,7 +10,6 @@ import { TLS_INVALID_CODES } from './tls-constants.js';
 import * as fx from '../../../test/support/tls-fixtures.js';
 import { mulberry32 as prng } from '../../../lab/prng.js';
 
-
 const SEEDS: [HelloKind, Uint8Array][] = [
   ['client-hello', fx.NODE_TLS13_CLIENT_HELLO],
   ['client-hello', fx.NODE_TLS12_RESUME_CLIENT_HELLO],
@@ -34,7 +33,8 @@ function mutate(rand: () => number, input: Uint8Array): Uint8Array {
         }
         break;
       case 1: // overwrite an octet, favouring the length fields near the start
-        if (out.length > 0) out[rand() < 0.5 ? int(Math.min(out.length, 48)) : int(out.length)] = int(256);
+        if (out.length > 0)
+          out[rand() < 0.5 ? int(Math.min(out.length, 48)) : int(out.length)] = int(256);
         break;
       case 2: // truncate
         out = out.subarray(0, int(out.length + 1));
@@ -46,12 +46,12 @@ function mutate(rand: () => number, input: Uint8Array): Uint8Array {
           out = Buffer.concat([out.subarray(0, at), ins, out.subarray(at)]);
         }
         break;
-      default: // duplicate a slice
-        {
-          const at = int(out.length + 1);
-          const len = int(40);
-          out = Buffer.concat([out.subarray(0, at), out.subarray(at, at + len), out.subarray(at)]);
-        }
+      default: {
+        // duplicate a slice
+        const at = int(out.length + 1);
+        const len = int(40);
+        out = Buffer.concat([out.subarray(0, at), out.subarray(at, at + len), out.subarray(at)]);
+      }
     }
   }
   return Uint8Array.from(out);

@@ -26,11 +26,18 @@ function byteByByte(bytes: Uint8Array): Uint8Array[] {
 /** Asserts the whole / one-octet-at-a-time / every-split readings all agree, and returns it. */
 function readAllWays<K extends HelloKind>(kind: K, bytes: Uint8Array): HelloReadResult<K> {
   const whole = readWhole(kind, bytes);
-  const canon = JSON.stringify(whole, (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v));
+  const canon = JSON.stringify(whole, (_k, v) =>
+    v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v,
+  );
   const same = (r: HelloReadResult<K>, how: string) =>
-    assert.equal(JSON.stringify(r, (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v)), canon, how);
+    assert.equal(
+      JSON.stringify(r, (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v)),
+      canon,
+      how,
+    );
   same(readPieces(kind, byteByByte(bytes)), 'one octet at a time');
-  for (let at = 1; at < bytes.length; at++) same(readPieces(kind, [bytes.subarray(0, at), bytes.subarray(at)]), `split at ${at}`);
+  for (let at = 1; at < bytes.length; at++)
+    same(readPieces(kind, [bytes.subarray(0, at), bytes.subarray(at)]), `split at ${at}`);
   return whole;
 }
 
@@ -40,7 +47,10 @@ function refragment(record: Uint8Array, size: number): Uint8Array {
   const out: Buffer[] = [];
   for (let i = 0; i < fragment.length; i += size) {
     const part = fragment.subarray(i, i + size);
-    out.push(Buffer.from([0x16, 0x03, 0x03, part.length >> 8, part.length & 0xff]), Buffer.from(part));
+    out.push(
+      Buffer.from([0x16, 0x03, 0x03, part.length >> 8, part.length & 0xff]),
+      Buffer.from(part),
+    );
   }
   return Uint8Array.from(Buffer.concat(out));
 }
@@ -116,7 +126,10 @@ describe('TlsHelloReader on real ClientHellos', () => {
   });
 
   it('stops at the end of the hello; bytesRead excludes what follows in the same chunk', () => {
-    const extra = Buffer.concat([fx.NODE_TLS12_SERVER_HELLO, Buffer.from('160303000b0b000007', 'hex')]);
+    const extra = Buffer.concat([
+      fx.NODE_TLS12_SERVER_HELLO,
+      Buffer.from('160303000b0b000007', 'hex'),
+    ]);
     const r = readWhole('server-hello', extra);
     assert.equal(r.kind, 'ok');
     assert.equal(r.bytesRead, fx.NODE_TLS12_SERVER_HELLO.length);
@@ -125,13 +138,21 @@ describe('TlsHelloReader on real ClientHellos', () => {
 
 describe('TlsHelloReader on bad input', () => {
   const cases: [string, Uint8Array, string][] = [
-    ['plain HTTP', Buffer.from('SSTP_DUPLEX_POST /sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/ HTTP/1.1\r\n'), 'not-tls'],
+    [
+      'plain HTTP',
+      Buffer.from('SSTP_DUPLEX_POST /sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/ HTTP/1.1\r\n'),
+      'not-tls',
+    ],
     ['SSLv2-compatible hello', Buffer.from('802b0100020012000000100000', 'hex'), 'not-tls'],
     ['alert', Buffer.from('15030300020228', 'hex'), 'alert'],
     ['zero-length record', Buffer.from('1603010000', 'hex'), 'bad-record'],
     ['oversized record', Buffer.from('1603014801', 'hex'), 'bad-record'],
     ['hello over 64 KiB', Buffer.from('160301400001011171', 'hex'), 'too-large'],
-    ['ServerHello where a ClientHello is expected', fx.NODE_TLS12_SERVER_HELLO, 'unexpected-message'],
+    [
+      'ServerHello where a ClientHello is expected',
+      fx.NODE_TLS12_SERVER_HELLO,
+      'unexpected-message',
+    ],
   ];
   for (const [name, bytes, code] of cases) {
     it(`${name} → ${code} (whole and byte by byte)`, () => {
@@ -169,7 +190,11 @@ describe('TlsHelloReader on bad input', () => {
     assert.equal(a.code, 'malformed');
     // A ClientHello with two empty session_ticket extensions.
     const body = Buffer.concat([
-      Buffer.from('0303', 'hex'), Buffer.alloc(32), Buffer.from('00', 'hex'), Buffer.from('0002c02f', 'hex'), Buffer.from('0100', 'hex'),
+      Buffer.from('0303', 'hex'),
+      Buffer.alloc(32),
+      Buffer.from('00', 'hex'),
+      Buffer.from('0002c02f', 'hex'),
+      Buffer.from('0100', 'hex'),
       Buffer.from('000800230000' + '00230000', 'hex'),
     ]);
     const hs = Buffer.concat([Buffer.from([1, 0, body.length >> 8, body.length & 0xff]), body]);
@@ -199,7 +224,10 @@ describe('TlsHelloReader memory (issue 11, finding 1)', () => {
     // Then 3,000 octets of body: at most twice what arrived (doubling).
     const body = Buffer.alloc(3_000, 0x41);
     assert.equal(r.push(body).kind, 'need-more');
-    assert.ok(r.heldBytes >= 3_000 && r.heldBytes <= 6_000, `held ${r.heldBytes} octets after 3,000`);
+    assert.ok(
+      r.heldBytes >= 3_000 && r.heldBytes <= 6_000,
+      `held ${r.heldBytes} octets after 3,000`,
+    );
   });
 
   it('a hello read in many small pieces parses the same as whole (buffer growth keeps every octet)', () => {

@@ -14,7 +14,12 @@
  * connections raised the proxy's RSS from 82 MB to 283 MB (issue 11). The body buffer starts
  * at `INITIAL_BODY_CAPACITY` and doubles (capped at the announced length) as octets arrive.
  */
-import { parseClientHello, parseServerHello, type ClientHelloInfo, type ServerHelloInfo } from './hello.js';
+import {
+  parseClientHello,
+  parseServerHello,
+  type ClientHelloInfo,
+  type ServerHelloInfo,
+} from './hello.js';
 import {
   CONTENT_TYPE_ALERT,
   CONTENT_TYPE_HANDSHAKE,
@@ -34,11 +39,17 @@ export const INITIAL_BODY_CAPACITY = 512;
 /** Which hello a reader expects. */
 export type HelloKind = 'client-hello' | 'server-hello';
 
-type HelloInfoOf<K extends HelloKind> = K extends 'client-hello' ? ClientHelloInfo : ServerHelloInfo;
+type HelloInfoOf<K extends HelloKind> = K extends 'client-hello'
+  ? ClientHelloInfo
+  : ServerHelloInfo;
 
 /** The reader's answer after each push. */
 export type HelloReadResult<K extends HelloKind> =
-  | { readonly kind: 'ok'; readonly hello: HelloInfoOf<K>; /** Octets of the stream read up to the end of the hello. */ readonly bytesRead: number }
+  | {
+      readonly kind: 'ok';
+      readonly hello: HelloInfoOf<K> /** Octets of the stream read up to the end of the hello. */;
+      readonly bytesRead: number;
+    }
   | { readonly kind: 'need-more'; readonly bytesRead: number }
   | (TlsInvalid & { readonly bytesRead: number });
 
@@ -128,7 +139,11 @@ export class TlsHelloReader<K extends HelloKind> {
   /** The stream ended: a hello still incomplete is `truncated`. */
   end(): HelloReadResult<K> {
     if (this.#result) return this.#result;
-    return this.#finish('truncated', `stream ended after ${this.#bytesRead} octets, before the hello was complete`, 0);
+    return this.#finish(
+      'truncated',
+      `stream ended after ${this.#bytesRead} octets, before the hello was complete`,
+      0,
+    );
   }
 
   #checkRecordHeader(): { code: TlsInvalidCode; detail: string } | undefined {
@@ -139,9 +154,13 @@ export class TlsHelloReader<K extends HelloKind> {
     if (this.#isFirstRecord) {
       // A stream whose first octets are not a TLS record is not TLS at all (plain HTTP, SSH,
       // an SSLv2-compatible hello whose first octet has the high bit set...).
-      if (type === CONTENT_TYPE_ALERT && major === 3) return { code: 'alert', detail: 'alert record instead of a hello' };
+      if (type === CONTENT_TYPE_ALERT && major === 3)
+        return { code: 'alert', detail: 'alert record instead of a hello' };
       if (type !== CONTENT_TYPE_HANDSHAKE || major !== 3) {
-        return { code: 'not-tls', detail: `first octets ${Buffer.from(h).toString('hex')} are not a TLS handshake record` };
+        return {
+          code: 'not-tls',
+          detail: `first octets ${Buffer.from(h).toString('hex')} are not a TLS handshake record`,
+        };
       }
     } else if (type === CONTENT_TYPE_ALERT) {
       return { code: 'alert', detail: 'alert record in the middle of the hello' };
@@ -150,14 +169,18 @@ export class TlsHelloReader<K extends HelloKind> {
       return { code: 'bad-record', detail: `record of type ${type} inside a fragmented hello` };
     }
     // RFC 8446 §5.1: zero-length handshake fragments MUST NOT be sent.
-    if (length === 0 || length > MAX_RECORD_LENGTH) return { code: 'bad-record', detail: `record length ${length}` };
+    if (length === 0 || length > MAX_RECORD_LENGTH)
+      return { code: 'bad-record', detail: `record length ${length}` };
     this.#isFirstRecord = false;
     this.#recordRemaining = length;
     return undefined;
   }
 
   /** Consumes handshake octets; returns how many and, when the answer is known, a finisher. */
-  #handshakeBytes(bytes: Uint8Array): { used: number; done?: (consumedOfChunk: number) => HelloReadResult<K> } {
+  #handshakeBytes(bytes: Uint8Array): {
+    used: number;
+    done?: (consumedOfChunk: number) => HelloReadResult<K>;
+  } {
     let used = 0;
     if (this.#body === undefined) {
       const n = Math.min(HANDSHAKE_HEADER_LENGTH - this.#handshakeHeaderFilled, bytes.length);
@@ -168,12 +191,29 @@ export class TlsHelloReader<K extends HelloKind> {
       const hh = this.#handshakeHeader;
       const type = hh[0] as number;
       const length = ((hh[1] as number) << 16) | ((hh[2] as number) << 8) | (hh[3] as number);
-      const expected = this.kind === 'client-hello' ? HANDSHAKE_CLIENT_HELLO : HANDSHAKE_SERVER_HELLO;
+      const expected =
+        this.kind === 'client-hello' ? HANDSHAKE_CLIENT_HELLO : HANDSHAKE_SERVER_HELLO;
       if (type !== expected) {
-        return { used, done: (at) => this.#finish('unexpected-message', `first handshake message has type ${type}, expected ${expected}`, at) };
+        return {
+          used,
+          done: (at) =>
+            this.#finish(
+              'unexpected-message',
+              `first handshake message has type ${type}, expected ${expected}`,
+              at,
+            ),
+        };
       }
       if (length > this.#maxHelloLength) {
-        return { used, done: (at) => this.#finish('too-large', `hello announces ${length} octets (limit ${this.#maxHelloLength})`, at) };
+        return {
+          used,
+          done: (at) =>
+            this.#finish(
+              'too-large',
+              `hello announces ${length} octets (limit ${this.#maxHelloLength})`,
+              at,
+            ),
+        };
       }
       this.#bodyLength = length;
       this.#body = new Uint8Array(Math.min(length, INITIAL_BODY_CAPACITY));
@@ -207,9 +247,10 @@ export class TlsHelloReader<K extends HelloKind> {
     this.#state = 'done';
     const bytesRead = this.#bytesRead + consumedOfChunk;
     this.#bytesRead = bytesRead;
-    this.#result = parsed.kind === 'ok'
-      ? { kind: 'ok', hello: parsed.value as HelloInfoOf<K>, bytesRead }
-      : { ...parsed, bytesRead };
+    this.#result =
+      parsed.kind === 'ok'
+        ? { kind: 'ok', hello: parsed.value as HelloInfoOf<K>, bytesRead }
+        : { ...parsed, bytesRead };
     return this.#result;
   }
 

@@ -128,7 +128,8 @@ function readExtensions(c: Cursor): Extension[] | TlsInvalid {
   while (block.remaining > 0) {
     const type = block.u16();
     const data = type === undefined ? undefined : block.vector(2);
-    if (type === undefined || !data) return malformed('extension header or data runs past the extensions block');
+    if (type === undefined || !data)
+      return malformed('extension header or data runs past the extensions block');
     // RFC 8446 §4.2: "There MUST NOT be more than one extension of the same type".
     if (seen.has(type)) return malformed(`extension ${type} appears twice`);
     seen.add(type);
@@ -140,19 +141,22 @@ function readExtensions(c: Cursor): Extension[] | TlsInvalid {
 function readSessionId(c: Cursor): Uint8Array | TlsInvalid {
   const v = c.vector(1);
   if (!v) return malformed('session id runs past the end of the hello');
-  if (v.remaining > MAX_SESSION_ID_LENGTH) return malformed(`session id of ${v.remaining} octets (max 32)`);
+  if (v.remaining > MAX_SESSION_ID_LENGTH)
+    return malformed(`session id of ${v.remaining} octets (max 32)`);
   return Uint8Array.from(v.take(v.remaining) ?? []);
 }
 
 /** RFC 6066 §3: server_name_list<1..2^16-1> of {name_type(1), HostName<1..2^16-1>}. */
 function readServerName(data: Cursor): string | undefined | TlsInvalid {
   const list = data.vector(2);
-  if (!list || list.remaining === 0 || data.remaining !== 0) return malformed('server_name list is empty or inconsistent');
+  if (!list || list.remaining === 0 || data.remaining !== 0)
+    return malformed('server_name list is empty or inconsistent');
   let name: string | undefined;
   while (list.remaining > 0) {
     const type = list.u8();
     const host = list.vector(2);
-    if (type === undefined || !host || host.remaining === 0) return malformed('server_name entry runs past its list');
+    if (type === undefined || !host || host.remaining === 0)
+      return malformed('server_name entry runs past its list');
     // "The ServerNameList MUST NOT contain more than one name of the same name_type."
     if (type === SNI_HOST_NAME) {
       if (name !== undefined) return malformed('two host_name entries in server_name');
@@ -180,14 +184,17 @@ export function parseClientHello(body: Uint8Array): HelloParseResult<ClientHello
   const c = new Cursor(body);
   const legacyVersion = c.u16();
   const random = c.take(RANDOM_LENGTH);
-  if (legacyVersion === undefined || !random) return malformed('ClientHello shorter than version + random');
+  if (legacyVersion === undefined || !random)
+    return malformed('ClientHello shorter than version + random');
   const sessionId = readSessionId(c);
   if (!(sessionId instanceof Uint8Array)) return sessionId;
   const suites = c.vector(2);
   // cipher_suites<2..2^16-2>: an even, non-zero number of octets.
-  if (!suites || suites.remaining === 0 || suites.remaining % 2 !== 0) return malformed('cipher_suites missing, empty or odd-sized');
+  if (!suites || suites.remaining === 0 || suites.remaining % 2 !== 0)
+    return malformed('cipher_suites missing, empty or odd-sized');
   const compression = c.vector(1);
-  if (!compression || compression.remaining === 0) return malformed('compression_methods missing or empty');
+  if (!compression || compression.remaining === 0)
+    return malformed('compression_methods missing or empty');
   const extensions = readExtensions(c);
   if (!Array.isArray(extensions)) return extensions;
 
@@ -260,12 +267,14 @@ export function parseServerHello(body: Uint8Array): HelloParseResult<ServerHello
   const c = new Cursor(body);
   const legacyVersion = c.u16();
   const random = c.take(RANDOM_LENGTH);
-  if (legacyVersion === undefined || !random) return malformed('ServerHello shorter than version + random');
+  if (legacyVersion === undefined || !random)
+    return malformed('ServerHello shorter than version + random');
   const sessionId = readSessionId(c);
   if (!(sessionId instanceof Uint8Array)) return sessionId;
   const cipherSuite = c.u16();
   const compression = c.u8();
-  if (cipherSuite === undefined || compression === undefined) return malformed('ServerHello ends before cipher_suite / compression_method');
+  if (cipherSuite === undefined || compression === undefined)
+    return malformed('ServerHello ends before cipher_suite / compression_method');
   const extensions = readExtensions(c);
   if (!Array.isArray(extensions)) return extensions;
   let selectedVersion = legacyVersion;
@@ -273,13 +282,21 @@ export function parseServerHello(body: Uint8Array): HelloParseResult<ServerHello
     if (ext.type === EXT_SUPPORTED_VERSIONS) {
       // RFC 8446 §4.2.1: the ServerHello carries one selected_version.
       const v = ext.data.u16();
-      if (v === undefined || ext.data.remaining !== 0) return malformed('ServerHello supported_versions is not one version');
+      if (v === undefined || ext.data.remaining !== 0)
+        return malformed('ServerHello supported_versions is not one version');
       selectedVersion = v;
     }
   }
   const isHelloRetryRequest = Buffer.from(random).equals(HELLO_RETRY_REQUEST_RANDOM);
   return {
     kind: 'ok',
-    value: { legacyVersion, sessionId, selectedVersion, cipherSuite, isHelloRetryRequest, extensions: extensions.map((e) => e.type) },
+    value: {
+      legacyVersion,
+      sessionId,
+      selectedVersion,
+      cipherSuite,
+      isHelloRetryRequest,
+      extensions: extensions.map((e) => e.type),
+    },
   };
 }

@@ -13,16 +13,33 @@
  */
 import { isIP } from 'node:net';
 import type { RemoteInfo, Socket } from 'node:dgram';
-import { IKE_EXCHANGE, classifyNatT, formatSpi, parsePayloads, withNonEspMarker } from '../../protocol/ikev2/index.js';
+import {
+  IKE_EXCHANGE,
+  classifyNatT,
+  formatSpi,
+  parsePayloads,
+  withNonEspMarker,
+} from '../../protocol/ikev2/index.js';
 import { bindUdp } from '../rras/ike-responder.js';
-import { authMessage, espPacket, espSpiOfAuth, randomEspSpi, randomSpi64, saInitRequest } from '../rras/ike-sim-messages.js';
+import {
+  authMessage,
+  espPacket,
+  espSpiOfAuth,
+  randomEspSpi,
+  randomSpi64,
+  saInitRequest,
+} from '../rras/ike-sim-messages.js';
 import { sleep } from '../../util/wait.js';
 
 export interface IkeClientOptions {
   /** Source address to bind (e.g. 127.1.0.7). */
   readonly localAddress: string;
   /** The server (or the balancer's virtual IP) and its two ports. */
-  readonly server: { readonly address: string; readonly ikePort: number; readonly natTPort: number };
+  readonly server: {
+    readonly address: string;
+    readonly ikePort: number;
+    readonly natTPort: number;
+  };
   /** ESP packets to send after IKE_AUTH (default 3). */
   readonly espPackets?: number;
   /** Gap between ESP packets in ms (default 10). */
@@ -69,7 +86,11 @@ export async function runIkeClient(options: IkeClientOptions): Promise<IkeClient
   const { server } = options;
   const base = { localAddress: options.localAddress, spiI: formatSpi(spiI), clientEspSpi };
   let retransmits = 0;
-  const fail = (reason: IkeClientFailure, detail: string, extra: Partial<IkeClientResult> = {}): IkeClientResult => ({
+  const fail = (
+    reason: IkeClientFailure,
+    detail: string,
+    extra: Partial<IkeClientResult> = {},
+  ): IkeClientResult => ({
     ...base,
     ok: false,
     reason,
@@ -94,32 +115,69 @@ export async function runIkeClient(options: IkeClientOptions): Promise<IkeClient
     const natTSourcePort = natTSocket.address().port;
 
     // Step 1: IKE_SA_INIT on the IKE port.
-    const init = saInitRequest(spiI, { address: options.localAddress, port: ikeSourcePort }, { address: server.address, port: server.ikePort });
-    const initReply = await exchange(ikeSocket, init, server.address, server.ikePort, timeouts, (msg) => {
-      const p = parsePayloads(msg);
-      return p.kind === 'ok' && p.header.exchangeType === IKE_EXCHANGE.IKE_SA_INIT && p.header.isResponse && p.header.spiI === spiI && p.header.spiR !== 0n
-        ? p.header.spiR
-        : undefined;
-    });
+    const init = saInitRequest(
+      spiI,
+      { address: options.localAddress, port: ikeSourcePort },
+      { address: server.address, port: server.ikePort },
+    );
+    const initReply = await exchange(
+      ikeSocket,
+      init,
+      server.address,
+      server.ikePort,
+      timeouts,
+      (msg) => {
+        const p = parsePayloads(msg);
+        return p.kind === 'ok' &&
+          p.header.exchangeType === IKE_EXCHANGE.IKE_SA_INIT &&
+          p.header.isResponse &&
+          p.header.spiI === spiI &&
+          p.header.spiR !== 0n
+          ? p.header.spiR
+          : undefined;
+      },
+    );
     retransmits += initReply.retransmits;
     const saInitMs = performance.now() - started;
-    if (initReply.value === undefined) return fail('sa-init-timeout', `no IKE_SA_INIT response after ${timeouts.length} transmission(s)`, { ikeSourcePort, natTSourcePort });
+    if (initReply.value === undefined)
+      return fail(
+        'sa-init-timeout',
+        `no IKE_SA_INIT response after ${timeouts.length} transmission(s)`,
+        { ikeSourcePort, natTSourcePort },
+      );
     const spiR = initReply.value;
 
     // Step 2: IKE_AUTH on the NAT-T port, from the other socket (a new source port).
     const auth = Buffer.from(withNonEspMarker(authMessage(spiI, spiR, false, clientEspSpi)));
-    const authReply = await exchange(natTSocket, auth, server.address, server.natTPort, timeouts, (msg) => {
-      const c = classifyNatT(msg);
-      if (c.kind !== 'ike') return undefined;
-      const p = parsePayloads(c.message);
-      if (p.kind !== 'ok' || p.header.exchangeType !== IKE_EXCHANGE.IKE_AUTH || !p.header.isResponse) return undefined;
-      if (p.header.spiI !== spiI || p.header.spiR !== spiR) return undefined;
-      return espSpiOfAuth(p) ?? undefined;
-    });
+    const authReply = await exchange(
+      natTSocket,
+      auth,
+      server.address,
+      server.natTPort,
+      timeouts,
+      (msg) => {
+        const c = classifyNatT(msg);
+        if (c.kind !== 'ike') return undefined;
+        const p = parsePayloads(c.message);
+        if (
+          p.kind !== 'ok' ||
+          p.header.exchangeType !== IKE_EXCHANGE.IKE_AUTH ||
+          !p.header.isResponse
+        )
+          return undefined;
+        if (p.header.spiI !== spiI || p.header.spiR !== spiR) return undefined;
+        return espSpiOfAuth(p) ?? undefined;
+      },
+    );
     retransmits += authReply.retransmits;
     const authMs = performance.now() - started - saInitMs;
     const common = { spiR: formatSpi(spiR), ikeSourcePort, natTSourcePort, saInitMs, authMs };
-    if (authReply.value === undefined) return fail('auth-timeout', `no IKE_AUTH response after ${timeouts.length} transmission(s)`, common);
+    if (authReply.value === undefined)
+      return fail(
+        'auth-timeout',
+        `no IKE_AUTH response after ${timeouts.length} transmission(s)`,
+        common,
+      );
     const serverEspSpi = authReply.value;
 
     // Step 3: ESP-in-UDP from the NAT-T socket; the server echoes each packet with our SPI.
@@ -138,8 +196,22 @@ export async function runIkeClient(options: IkeClientOptions): Promise<IkeClient
     const deadline = performance.now() + (options.espTimeout ?? 1000);
     while (echoed.size < count && performance.now() < deadline) await sleep(10);
     sock.off('message', onEsp);
-    const result = { ...base, ...common, serverEspSpi, retransmits, espSent: count, espEchoed: echoed.size, totalMs: performance.now() - started };
-    if (count > 0 && echoed.size === 0) return { ...result, ok: false, reason: 'esp-timeout', detail: `none of ${count} ESP packets echoed` };
+    const result = {
+      ...base,
+      ...common,
+      serverEspSpi,
+      retransmits,
+      espSent: count,
+      espEchoed: echoed.size,
+      totalMs: performance.now() - started,
+    };
+    if (count > 0 && echoed.size === 0)
+      return {
+        ...result,
+        ok: false,
+        reason: 'esp-timeout',
+        detail: `none of ${count} ESP packets echoed`,
+      };
     return { ...result, ok: true };
   } finally {
     for (const s of [ikeSocket, natTSocket]) {
@@ -179,4 +251,3 @@ async function exchange<T>(
   }
   return { value: undefined, retransmits };
 }
-

@@ -35,7 +35,14 @@ import {
   IKE_PAYLOAD,
   type IkeMessageOk,
 } from '../../protocol/ikev2/index.js';
-import { authMessage, chooseProposal, espSpiOfAuth, noProposalChosenResponse, randomEspSpi, saInitResponse } from './ike-sim-messages.js';
+import {
+  authMessage,
+  chooseProposal,
+  espSpiOfAuth,
+  noProposalChosenResponse,
+  randomEspSpi,
+  saInitResponse,
+} from './ike-sim-messages.js';
 
 export interface IkeResponderOptions {
   /** Name shown in reports (e.g. `rras1`). */
@@ -65,7 +72,11 @@ export interface SimSaReport {
   readonly state: 'half-open' | 'established';
   readonly espPackets: number;
   /** `kind remote:port -> :localPort` with a packet count, e.g. `ike 127.0.0.1:40000 -> :500`. */
-  readonly paths: readonly { readonly path: string; readonly kind: SimPathKind; readonly packets: number }[];
+  readonly paths: readonly {
+    readonly path: string;
+    readonly kind: SimPathKind;
+    readonly packets: number;
+  }[];
 }
 
 export interface IkeResponderStats {
@@ -147,7 +158,10 @@ export class IkeResponder {
     this.#natT = natT;
     ike.on('message', (m, r) => this.#onIke(m, r));
     natT.on('message', (m, r) => this.#onNatT(m, r));
-    const sweep = Math.max(50, Math.min(1000, Math.floor(Math.min(this.#idleTimeout, this.#halfOpenTimeout) / 4)));
+    const sweep = Math.max(
+      50,
+      Math.min(1000, Math.floor(Math.min(this.#idleTimeout, this.#halfOpenTimeout) / 4)),
+    );
     this.#timer = setInterval(() => this.#expire(), sweep);
     this.#timer.unref();
   }
@@ -173,7 +187,12 @@ export class IkeResponder {
   stats(): IkeResponderStats & { activeSas: number; halfOpen: number; established: number } {
     let halfOpen = 0;
     for (const sa of this.#sas.values()) if (sa.state === 'half-open') halfOpen++;
-    return { ...this.#stats, activeSas: this.#sas.size, halfOpen, established: this.#sas.size - halfOpen };
+    return {
+      ...this.#stats,
+      activeSas: this.#sas.size,
+      halfOpen,
+      established: this.#sas.size - halfOpen,
+    };
   }
 
   /** Distinct source addresses seen on either port. */
@@ -222,7 +241,9 @@ export class IkeResponder {
   async close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
-    await Promise.all([this.#ike, this.#natT].map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    await Promise.all(
+      [this.#ike, this.#natT].map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
+    );
   }
 
   #onIke(msg: Buffer, rinfo: RemoteInfo): void {
@@ -273,7 +294,8 @@ export class IkeResponder {
     if (this.#seenSpis.size < MAX_REMEMBERED) this.#seenSpis.add(spiIHex);
     const socket = viaNatT ? this.#natT : this.#ike;
     const localPort = viaNatT ? this.ports().natT : this.ports().ike;
-    const send = (bytes: Uint8Array) => socket.send(viaNatT ? withNonEspMarker(bytes) : bytes, rinfo.port, rinfo.address);
+    const send = (bytes: Uint8Array) =>
+      socket.send(viaNatT ? withNonEspMarker(bytes) : bytes, rinfo.port, rinfo.address);
     const existing = this.#sas.get(spiIHex);
     if (h.exchangeType === IKE_EXCHANGE.IKE_SA_INIT) {
       this.#stats.saInitReceived++;
@@ -303,7 +325,14 @@ export class IkeResponder {
       const ke = m.payloads.find((p) => p.type === IKE_PAYLOAD.KE);
       const group = (ke && decodeKeBody(ke.body)?.dhGroup) || DH_GROUP.ECP_256;
       const spiR = randomBytes(8).readBigUInt64BE(0) | 1n;
-      const response = saInitResponse(h.spiI, spiR, chosen, group, { address: this.address, port: localPort }, { address: rinfo.address, port: rinfo.port });
+      const response = saInitResponse(
+        h.spiI,
+        spiR,
+        chosen,
+        group,
+        { address: this.address, port: localPort },
+        { address: rinfo.address, port: rinfo.port },
+      );
       const sa: SimSa = {
         spiI: h.spiI,
         spiIHex,

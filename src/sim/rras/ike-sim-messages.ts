@@ -63,7 +63,11 @@ export function randomEspSpi(): number {
 }
 
 /** IKE_SA_INIT request (RFC 7296 §1.2): HDR, SAi1, KEi, Ni, N(NAT_DETECTION_*). */
-export function saInitRequest(spiI: bigint, source: IkeEndpoint, destination: IkeEndpoint): Uint8Array {
+export function saInitRequest(
+  spiI: bigint,
+  source: IkeEndpoint,
+  destination: IkeEndpoint,
+): Uint8Array {
   return buildIkeMessage({
     spiI,
     exchange: IKE_EXCHANGE.IKE_SA_INIT,
@@ -81,7 +85,13 @@ export function saInitRequest(spiI: bigint, source: IkeEndpoint, destination: Ik
 const SUPPORTED: Readonly<Record<number, readonly number[]>> = {
   [IKE_TRANSFORM.ENCR]: [ENCR.AES_CBC, ENCR.AES_GCM_16, ENCR.DES3],
   [IKE_TRANSFORM.PRF]: [PRF.HMAC_SHA1, PRF.HMAC_SHA2_256, PRF.HMAC_SHA2_384, PRF.HMAC_SHA2_512],
-  [IKE_TRANSFORM.INTEG]: [INTEG.NONE, INTEG.HMAC_SHA1_96, INTEG.HMAC_SHA2_256_128, INTEG.HMAC_SHA2_384_192, INTEG.HMAC_SHA2_512_256],
+  [IKE_TRANSFORM.INTEG]: [
+    INTEG.NONE,
+    INTEG.HMAC_SHA1_96,
+    INTEG.HMAC_SHA2_256_128,
+    INTEG.HMAC_SHA2_384_192,
+    INTEG.HMAC_SHA2_512_256,
+  ],
   [IKE_TRANSFORM.DH]: [DH_GROUP.MODP_1024, DH_GROUP.MODP_2048, DH_GROUP.ECP_256, DH_GROUP.ECP_384],
 };
 
@@ -94,7 +104,9 @@ export function chooseProposal(offered: readonly IkeProposal[]): IkeProposal | u
   for (const proposal of offered) {
     if (proposal.protocolId !== IKE_PROTOCOL.IKE) continue;
     const types = [...new Set(proposal.transforms.map((t) => t.type))];
-    const chosen = types.map((type) => proposal.transforms.find((t) => t.type === type && (SUPPORTED[type] ?? []).includes(t.id)));
+    const chosen = types.map((type) =>
+      proposal.transforms.find((t) => t.type === type && (SUPPORTED[type] ?? []).includes(t.id)),
+    );
     if (types.length > 0 && chosen.every((t) => t !== undefined)) {
       return { ...proposal, transforms: chosen as IkeProposal['transforms'] };
     }
@@ -117,7 +129,14 @@ export function noProposalChosenResponse(spiI: bigint): Uint8Array {
 }
 
 /** IKE_SA_INIT response: HDR, SAr1, KEr, Nr, N(NAT_DETECTION_*), with the chosen proposal. */
-export function saInitResponse(spiI: bigint, spiR: bigint, chosen: IkeProposal, dhGroup: number, source: IkeEndpoint, destination: IkeEndpoint): Uint8Array {
+export function saInitResponse(
+  spiI: bigint,
+  spiR: bigint,
+  chosen: IkeProposal,
+  dhGroup: number,
+  source: IkeEndpoint,
+  destination: IkeEndpoint,
+): Uint8Array {
   return buildIkeMessage({
     spiI,
     spiR,
@@ -152,7 +171,12 @@ function espSaPayloadChain(espSpi: number): Uint8Array {
 }
 
 /** IKE_AUTH request (message 1) or response, SK{SA with the sender's ESP SPI}. */
-export function authMessage(spiI: bigint, spiR: bigint, isResponse: boolean, espSpi: number): Uint8Array {
+export function authMessage(
+  spiI: bigint,
+  spiR: bigint,
+  isResponse: boolean,
+  espSpi: number,
+): Uint8Array {
   return buildIkeMessage({
     spiI,
     spiR,

@@ -5,7 +5,14 @@
  */
 import { IkeResponder, type IkeResponderOptions } from './ike-responder.js';
 
-export { IkeResponder, bindUdp, type IkeResponderOptions, type IkeResponderStats, type SimSaReport, type SimPathKind } from './ike-responder.js';
+export {
+  IkeResponder,
+  bindUdp,
+  type IkeResponderOptions,
+  type IkeResponderStats,
+  type SimSaReport,
+  type SimPathKind,
+} from './ike-responder.js';
 
 export interface SimRrasOptions {
   readonly name: string;
@@ -28,7 +35,11 @@ export class SimRras {
   }
 
   static async start(options: SimRrasOptions): Promise<SimRras> {
-    const ike = await IkeResponder.start({ ...options.ike, name: options.name, address: options.address });
+    const ike = await IkeResponder.start({
+      ...options.ike,
+      name: options.name,
+      address: options.address,
+    });
     return new SimRras(options, ike);
   }
 

@@ -16,7 +16,13 @@ interface Args {
 }
 
 const a = JSON.parse(process.argv[2] ?? '{}') as Args;
-const ep = await SimSstpEndpoint.start({ name: a.name, host: a.host, tlsPort: a.tlsPort, cert: readFileSync(a.certPath), key: readFileSync(a.keyPath) });
+const ep = await SimSstpEndpoint.start({
+  name: a.name,
+  host: a.host,
+  tlsPort: a.tlsPort,
+  cert: readFileSync(a.certPath),
+  key: readFileSync(a.keyPath),
+});
 let pending = false;
 ep.on('change', () => {
   if (pending) return;

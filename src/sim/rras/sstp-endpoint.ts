@@ -20,9 +20,26 @@ import { randomBytes, constants as cryptoConstants } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { lcpInfo } from '../../protocol/sstp/ppp-hdlc.js';
-import { CERT_HASH_PROTOCOL_SHA1, CERT_HASH_PROTOCOL_SHA256, SSTP_MSG, SSTP_MSG_NAMES, SSTP_URI } from '../../protocol/sstp/sstp-constants.js';
-import { HttpHeadReader, buildDuplexPostResponse, buildHttpResponse, isSstpDuplexPost } from '../../protocol/sstp/sstp-http.js';
-import { SstpPacketReader, cryptoBindingRequestAttribute, encodeControlPacket, encodeDataPacket, readCryptoBinding } from '../../protocol/sstp/sstp-packet.js';
+import {
+  CERT_HASH_PROTOCOL_SHA1,
+  CERT_HASH_PROTOCOL_SHA256,
+  SSTP_MSG,
+  SSTP_MSG_NAMES,
+  SSTP_URI,
+} from '../../protocol/sstp/sstp-constants.js';
+import {
+  HttpHeadReader,
+  buildDuplexPostResponse,
+  buildHttpResponse,
+  isSstpDuplexPost,
+} from '../../protocol/sstp/sstp-http.js';
+import {
+  SstpPacketReader,
+  cryptoBindingRequestAttribute,
+  encodeControlPacket,
+  encodeDataPacket,
+  readCryptoBinding,
+} from '../../protocol/sstp/sstp-packet.js';
 
 export interface SstpEndpointOptions {
   /** Name used in reports (the backend name in tests). */
@@ -113,7 +130,12 @@ export class SimSstpEndpoint extends EventEmitter {
   }
 
   report(): SstpEndpointReport {
-    return { name: this.name, connections: this.#connections, issuedSessionIds: [...this.#issued], resumedSessionIds: [...this.#resumed] };
+    return {
+      name: this.name,
+      connections: this.#connections,
+      issuedSessionIds: [...this.#issued],
+      resumedSessionIds: [...this.#resumed],
+    };
   }
 
   /** Open connections (not yet closed). */
@@ -122,7 +144,11 @@ export class SimSstpEndpoint extends EventEmitter {
   }
 
   /** Resolves when `predicate(report)` holds (checked on every event), rejects after `timeoutMs`. */
-  async waitFor(predicate: (r: SstpEndpointReport) => boolean, timeoutMs = 5_000, what = 'condition'): Promise<SstpEndpointReport> {
+  async waitFor(
+    predicate: (r: SstpEndpointReport) => boolean,
+    timeoutMs = 5_000,
+    what = 'condition',
+  ): Promise<SstpEndpointReport> {
     if (predicate(this.report())) return this.report();
     return new Promise((resolve, reject) => {
       const onChange = () => {
@@ -133,7 +159,11 @@ export class SimSstpEndpoint extends EventEmitter {
       };
       const timer = setTimeout(() => {
         this.off('change', onChange);
-        reject(new Error(`${this.name}: timed out after ${timeoutMs} ms waiting for ${what}; saw ${JSON.stringify(this.report().connections.map((c) => ({ id: c.id, reqs: c.requests, ccr: c.callConnectRequests, ppp: c.pppFrames.length, closed: c.closed })))}`));
+        reject(
+          new Error(
+            `${this.name}: timed out after ${timeoutMs} ms waiting for ${what}; saw ${JSON.stringify(this.report().connections.map((c) => ({ id: c.id, reqs: c.requests, ccr: c.callConnectRequests, ppp: c.pppFrames.length, closed: c.closed })))}`,
+          ),
+        );
       }, timeoutMs);
       this.on('change', onChange);
     });
@@ -143,7 +173,9 @@ export class SimSstpEndpoint extends EventEmitter {
   async close(): Promise<void> {
     for (const s of this.#sockets) s.destroy();
     await Promise.all(
-      [this.#tlsServer, this.#plainServer].map((s) => (s ? new Promise<void>((r) => s.close(() => r())) : Promise.resolve())),
+      [this.#tlsServer, this.#plainServer].map((s) =>
+        s ? new Promise<void>((r) => s.close(() => r())) : Promise.resolve(),
+      ),
     );
   }
 
@@ -165,11 +197,14 @@ export class SimSstpEndpoint extends EventEmitter {
         this.#issued.push(id.toString('hex'));
         cb();
       });
-      server.on('resumeSession', (id: Buffer, cb: (err: Error | null, data: Buffer | null) => void) => {
-        const data = this.#sessions.get(id.toString('hex')) ?? null;
-        if (data) this.#resumed.push(id.toString('hex'));
-        cb(null, data);
-      });
+      server.on(
+        'resumeSession',
+        (id: Buffer, cb: (err: Error | null, data: Buffer | null) => void) => {
+          const data = this.#sessions.get(id.toString('hex')) ?? null;
+          if (data) this.#resumed.push(id.toString('hex'));
+          cb(null, data);
+        },
+      );
       server.on('secureConnection', (s) => this.#onConnection(s, 'tls', s.isSessionReused()));
       server.on('tlsClientError', () => {}); // a client that fails its handshake: nothing to record
       if (o.silent) {
@@ -181,7 +216,9 @@ export class SimSstpEndpoint extends EventEmitter {
       this.#tlsServer = server;
     }
     if (o.plainPort !== undefined && o.plainPort !== false) {
-      const server = net.createServer((s) => (o.silent ? this.#hold(s, 'plain') : this.#onConnection(s, 'plain', false)));
+      const server = net.createServer((s) =>
+        o.silent ? this.#hold(s, 'plain') : this.#onConnection(s, 'plain', false),
+      );
       await listen(server, o.plainPort, this.host);
       this.#plainServer = server;
     }
@@ -248,9 +285,14 @@ export class SimSstpEndpoint extends EventEmitter {
         switch (p.messageType) {
           case SSTP_MSG.CALL_CONNECT_REQUEST:
             rec.callConnectRequests++;
-            s.write(encodeControlPacket(SSTP_MSG.CALL_CONNECT_ACK, [
-              cryptoBindingRequestAttribute(CERT_HASH_PROTOCOL_SHA1 | CERT_HASH_PROTOCOL_SHA256, randomBytes(32)),
-            ]));
+            s.write(
+              encodeControlPacket(SSTP_MSG.CALL_CONNECT_ACK, [
+                cryptoBindingRequestAttribute(
+                  CERT_HASH_PROTOCOL_SHA1 | CERT_HASH_PROTOCOL_SHA256,
+                  randomBytes(32),
+                ),
+              ]),
+            );
             break;
           case SSTP_MSG.ECHO_REQUEST:
             s.write(encodeControlPacket(SSTP_MSG.ECHO_RESPONSE));
@@ -279,7 +321,9 @@ export class SimSstpEndpoint extends EventEmitter {
       if (r.kind === 'need-more') return;
       if (r.kind === 'invalid') {
         rec.error = `HTTP ${r.code}: ${r.detail}`;
-        s.end(buildHttpResponse(400, 'Bad Request', { 'Content-Length': '0', Connection: 'close' }));
+        s.end(
+          buildHttpResponse(400, 'Bad Request', { 'Content-Length': '0', Connection: 'close' }),
+        );
         this.emit('change');
         return;
       }
@@ -292,7 +336,13 @@ export class SimSstpEndpoint extends EventEmitter {
         if (r.rest.length > 0) onSstp(r.rest);
       } else if (uri.toLowerCase() === SSTP_URI.toLowerCase()) {
         // RRAS answers an anonymous request on the SSTP URI with 401 (the monitor expects it).
-        s.end(buildHttpResponse(401, 'Unauthorized', { 'Content-Length': '0', Server: 'Microsoft-HTTPAPI/2.0', Connection: 'close' }));
+        s.end(
+          buildHttpResponse(401, 'Unauthorized', {
+            'Content-Length': '0',
+            Server: 'Microsoft-HTTPAPI/2.0',
+            Connection: 'close',
+          }),
+        );
       } else {
         s.end(buildHttpResponse(404, 'Not Found', { 'Content-Length': '0', Connection: 'close' }));
       }

@@ -11,7 +11,13 @@ import tls from 'node:tls';
 import { lcpConfigureRequest, lcpInfo } from '../../protocol/sstp/ppp-hdlc.js';
 import { SSTP_MSG } from '../../protocol/sstp/sstp-constants.js';
 import { HttpHeadReader, buildDuplexPostRequest } from '../../protocol/sstp/sstp-http.js';
-import { SstpPacketReader, encapsulatedPppAttribute, encodeControlPacket, encodeDataPacket, type SstpPacket } from '../../protocol/sstp/sstp-packet.js';
+import {
+  SstpPacketReader,
+  encapsulatedPppAttribute,
+  encodeControlPacket,
+  encodeDataPacket,
+  type SstpPacket,
+} from '../../protocol/sstp/sstp-packet.js';
 
 export interface SimClientOptions {
   readonly host: string;
@@ -47,7 +53,11 @@ export class SimSstpClient {
   static async connect(o: SimClientOptions): Promise<SimSstpClient> {
     const timeoutMs = o.timeoutMs ?? 5_000;
     const socket: net.Socket = o.plain
-      ? net.connect({ host: o.host, port: o.port, ...(o.localAddress ? { localAddress: o.localAddress } : {}) })
+      ? net.connect({
+          host: o.host,
+          port: o.port,
+          ...(o.localAddress ? { localAddress: o.localAddress } : {}),
+        })
       : tls.connect({
           host: o.host,
           port: o.port,
@@ -64,8 +74,17 @@ export class SimSstpClient {
       c.#wake();
     });
     if (socket instanceof tls.TLSSocket) socket.on('session', (s: Buffer) => (c.#session = s));
-    await c.#until(() => c.#secure, o.plain ? 'TCP connection' : 'TLS handshake', o.plain ? 'connect' : 'secureConnect');
-    socket.write(buildDuplexPostRequest({ host: o.servername ?? o.host, correlationId: `{${randomUUID().toUpperCase()}}` }));
+    await c.#until(
+      () => c.#secure,
+      o.plain ? 'TCP connection' : 'TLS handshake',
+      o.plain ? 'connect' : 'secureConnect',
+    );
+    socket.write(
+      buildDuplexPostRequest({
+        host: o.servername ?? o.host,
+        correlationId: `{${randomUUID().toUpperCase()}}`,
+      }),
+    );
     const head = new HttpHeadReader();
     const sstp = new SstpPacketReader();
     let status = '';
@@ -86,9 +105,15 @@ export class SimSstpClient {
     await c.#until(() => status !== '', 'HTTP response');
     if (status !== '200') throw new Error(`SSTP_DUPLEX_POST answered ${status}`);
     socket.write(encodeControlPacket(SSTP_MSG.CALL_CONNECT_REQUEST, [encapsulatedPppAttribute()]));
-    await c.#until(() => c.#take((p) => p.kind === 'control' && p.messageType === SSTP_MSG.CALL_CONNECT_ACK), 'Call Connect Ack');
+    await c.#until(
+      () => c.#take((p) => p.kind === 'control' && p.messageType === SSTP_MSG.CALL_CONNECT_ACK),
+      'Call Connect Ack',
+    );
     socket.write(encodeDataPacket(lcpConfigureRequest(1, 0x5eed0001)));
-    await c.#until(() => c.#take((p) => p.kind === 'data' && lcpInfo(p.payload)?.code === 2), 'LCP Configure-Ack');
+    await c.#until(
+      () => c.#take((p) => p.kind === 'data' && lcpInfo(p.payload)?.code === 2),
+      'LCP Configure-Ack',
+    );
     return c;
   }
 
@@ -96,7 +121,9 @@ export class SimSstpClient {
 
   /** The TLS session to resume later (TLS 1.2: available once the handshake is done). */
   get session(): Buffer | undefined {
-    return this.#session ?? (this.socket instanceof tls.TLSSocket ? this.socket.getSession() : undefined);
+    return (
+      this.#session ?? (this.socket instanceof tls.TLSSocket ? this.socket.getSession() : undefined)
+    );
   }
 
   get isSessionReused(): boolean {
@@ -110,7 +137,10 @@ export class SimSstpClient {
   /** Echo Request → Echo Response: proves the tunnel still carries traffic. */
   async echo(): Promise<void> {
     this.socket.write(encodeControlPacket(SSTP_MSG.ECHO_REQUEST));
-    await this.#until(() => this.#take((p) => p.kind === 'control' && p.messageType === SSTP_MSG.ECHO_RESPONSE), 'Echo Response');
+    await this.#until(
+      () => this.#take((p) => p.kind === 'control' && p.messageType === SSTP_MSG.ECHO_RESPONSE),
+      'Echo Response',
+    );
   }
 
   /** Resolves when the connection has closed (by either side). */
@@ -136,8 +166,14 @@ export class SimSstpClient {
     for (const w of [...this.#waiters]) w();
   }
 
-  #until(cond: () => boolean, what: string, event?: string, timeoutMs = this.#timeoutMs): Promise<void> {
-    if (event) this.socket.once(event, () => {
+  #until(
+    cond: () => boolean,
+    what: string,
+    event?: string,
+    timeoutMs = this.#timeoutMs,
+  ): Promise<void> {
+    if (event)
+      this.socket.once(event, () => {
         this.#secure = true;
         this.#wake();
       });

@@ -11,7 +11,8 @@ import { loadNativeFastPath, type HandoffPacket } from './native-binding.js';
 import { sleep } from '../../../util/wait.js';
 
 const loaded = loadNativeFastPath();
-const skip = 'unavailable' in loaded ? `native fast path unavailable: ${loaded.unavailable}` : false;
+const skip =
+  'unavailable' in loaded ? `native fast path unavailable: ${loaded.unavailable}` : false;
 if (skip) console.log(`# fast-path: skipped: ${skip}`);
 
 async function bound(address = '127.0.0.1'): Promise<Socket> {
@@ -76,17 +77,23 @@ async function rig(maxFlows = 16): Promise<Rig> {
   };
 }
 
-function poll(fast: FastPath): { flows: Map<number, FlowDelta & { lastSeenMs: number }>; drops: Record<string, number> } {
+function poll(fast: FastPath): {
+  flows: Map<number, FlowDelta & { lastSeenMs: number }>;
+  drops: Record<string, number>;
+} {
   const flows = new Map<number, FlowDelta & { lastSeenMs: number }>();
   const drops: Record<string, number> = {};
   fast.poll(
-    (slot, packetsIn, bytesIn, packetsOut, bytesOut, errors, lastSeenMs) => flows.set(slot, { packetsIn, bytesIn, packetsOut, bytesOut, errors, lastSeenMs }),
+    (slot, packetsIn, bytesIn, packetsOut, bytesOut, errors, lastSeenMs) =>
+      flows.set(slot, { packetsIn, bytesIn, packetsOut, bytesOut, errors, lastSeenMs }),
     (reason, count) => (drops[reason] = (drops[reason] ?? 0) + count),
   );
   return { flows, drops };
 }
 
-test('unknown clients are handed to JavaScript unchanged, with address, port and virtual port', { skip }, async () => {
+test('unknown clients are handed to JavaScript unchanged, with address, port and virtual port', {
+  skip,
+}, async () => {
   const r = await rig();
   const client = await bound('127.0.0.5');
   try {
@@ -100,14 +107,20 @@ test('unknown clients are handed to JavaScript unchanged, with address, port and
     assert.deepEqual(natT[0], esp(7, 1));
     assert.equal(natT[1], '127.0.0.5');
     assert.equal(natT[2], client.address().port);
-    assert.deepEqual(ike[0], Buffer.from('ike?'), 'no check before the hand-off: the relay parses new flows');
+    assert.deepEqual(
+      ike[0],
+      Buffer.from('ike?'),
+      'no check before the hand-off: the relay parses new flows',
+    );
   } finally {
     client.close();
     await r.close();
   }
 });
 
-test('an installed flow is forwarded both ways across batch boundaries, counted, and seen', { skip }, async () => {
+test('an installed flow is forwarded both ways across batch boundaries, counted, and seen', {
+  skip,
+}, async () => {
   const r = await rig();
   const client = await bound('127.0.0.6');
   const upstream = await connected(r.backend);
@@ -118,27 +131,42 @@ test('an installed flow is forwarded both ways across batch boundaries, counted,
     assert.equal(typeof slot, 'number');
     const t0 = r.fast.now();
     // 100 datagrams in one burst: more than one recvmmsg batch (32).
-    for (let i = 0; i < 100; i++) client.send(esp(0x1000, i, 60 + (i % 7)), r.natT.address().port, '127.0.0.1');
+    for (let i = 0; i < 100; i++)
+      client.send(esp(0x1000, i, 60 + (i % 7)), r.natT.address().port, '127.0.0.1');
     const got = await atBackend.until(100);
     assert.equal(got.length, 100);
-    assert.deepEqual(got.map((m) => m.readUInt32BE(4)), Array.from({ length: 100 }, (_, i) => i), 'in order, none lost');
+    assert.deepEqual(
+      got.map((m) => m.readUInt32BE(4)),
+      Array.from({ length: 100 }, (_, i) => i),
+      'in order, none lost',
+    );
     // The backend answers through the upstream socket: 70 replies back to the client, from the NAT-T port.
     let replyFrom: number | undefined;
     client.once('message', (_m, rinfo) => (replyFrom = rinfo.port));
-    for (let i = 0; i < 70; i++) r.backend.send(esp(0x2000, i), upstream.address().port, '127.0.0.1');
+    for (let i = 0; i < 70; i++)
+      r.backend.send(esp(0x2000, i), upstream.address().port, '127.0.0.1');
     assert.equal((await atClient.until(70)).length, 70);
     assert.equal(replyFrom, r.natT.address().port);
     const p = poll(r.fast).flows.get(slot as number);
     assert.ok(p, 'the flow reports activity');
     const bytesIn = got.reduce((n, m) => n + m.length, 0);
-    assert.deepEqual({ ...p, lastSeenMs: 0 }, { packetsIn: 100, bytesIn, packetsOut: 70, bytesOut: 70 * 64, errors: 0, lastSeenMs: 0 });
+    assert.deepEqual(
+      { ...p, lastSeenMs: 0 },
+      { packetsIn: 100, bytesIn, packetsOut: 70, bytesOut: 70 * 64, errors: 0, lastSeenMs: 0 },
+    );
     assert.ok(p.lastSeenMs >= t0 - 20, 'last seen during the test');
     // Deltas: a second poll without traffic reports nothing for the flow.
     assert.equal(poll(r.fast).flows.has(slot as number), false);
     // Removal returns what happened since the last poll; the client is then JavaScript's again.
     client.send(esp(0x1000, 100), r.natT.address().port, '127.0.0.1');
     await atBackend.until(101);
-    assert.deepEqual(r.fast.remove(slot as number), { packetsIn: 1, bytesIn: 64, packetsOut: 0, bytesOut: 0, errors: 0 });
+    assert.deepEqual(r.fast.remove(slot as number), {
+      packetsIn: 1,
+      bytesIn: 64,
+      packetsOut: 0,
+      bytesOut: 0,
+      errors: 0,
+    });
     assert.equal(r.fast.remove(slot as number), undefined, 'removed once');
     upstream.close(); // after remove: the addon no longer uses it
     client.send(esp(0x1000, 101), r.natT.address().port, '127.0.0.1');
@@ -152,7 +180,9 @@ test('an installed flow is forwarded both ways across batch boundaries, counted,
   }
 });
 
-test('the quick checks of an established flow drop and count malformed datagrams (relay-drops.ts mirrored)', { skip }, async () => {
+test('the quick checks of an established flow drop and count malformed datagrams (relay-drops.ts mirrored)', {
+  skip,
+}, async () => {
   const r = await rig();
   const client = await bound('127.0.0.7');
   const up4500 = await connected(r.backend);
@@ -183,7 +213,13 @@ test('the quick checks of an established flow drop and count malformed datagrams
     assert.equal((await atBackend.until(4)).length, 4);
     await sleep(50);
     assert.equal(atBackend.got.length, 4, 'only the four good datagrams passed');
-    assert.deepEqual(poll(r.fast).drops, { 'ike-too-short': 1, 'ike-bad-version': 1, 'ike-length-mismatch': 2, empty: 1, 'esp-too-short': 1 });
+    assert.deepEqual(poll(r.fast).drops, {
+      'ike-too-short': 1,
+      'ike-bad-version': 1,
+      'ike-length-mismatch': 2,
+      empty: 1,
+      'esp-too-short': 1,
+    });
     assert.equal(r.handed.length, 0);
   } finally {
     client.close();
@@ -193,7 +229,9 @@ test('the quick checks of an established flow drop and count malformed datagrams
   }
 });
 
-test('install refuses what it cannot hold: a full table, a duplicate, a bad address; close is idempotent', { skip }, async () => {
+test('install refuses what it cannot hold: a full table, a duplicate, a bad address; close is idempotent', {
+  skip,
+}, async () => {
   const r = await rig(1);
   const a = await connected(r.backend);
   const b = await connected(r.backend);
@@ -204,7 +242,11 @@ test('install refuses what it cannot hold: a full table, a duplicate, a bad addr
     assert.equal(r.fast.install(true, '127.0.0.9', 4000, b), 'table full');
     assert.equal(r.fast.install(false, 'not-an-address', 4000, b), 'bad address');
     assert.ok(r.fast.remove(slot as number));
-    assert.equal(typeof r.fast.install(true, '127.0.0.9', 4000, b), 'number', 'the freed slot is reused');
+    assert.equal(
+      typeof r.fast.install(true, '127.0.0.9', 4000, b),
+      'number',
+      'the freed slot is reused',
+    );
     r.fast.close();
     r.fast.close();
     assert.equal(r.fast.install(true, '127.0.0.10', 4000, a), 'stopped');
@@ -214,4 +256,3 @@ test('install refuses what it cannot hold: a full table, a duplicate, a bad addr
     await r.close();
   }
 });
-

@@ -22,7 +22,14 @@ import { loadNativeFastPath, type HandoffPacket, type NativeFastPath } from './n
 import { canTakeOver, socketFd, stopNodeReceiving } from '../../native/socket-fd.js';
 
 /** The native drop reasons, in the addon's order (fastpath.h `enum fp_reason`). */
-export const FASTPATH_DROP_REASONS: readonly RelayDropReason[] = ['empty', 'esp-too-short', 'ike-too-short', 'ike-bad-version', 'ike-length-mismatch', 'new-flow-shed'];
+export const FASTPATH_DROP_REASONS: readonly RelayDropReason[] = [
+  'empty',
+  'esp-too-short',
+  'ike-too-short',
+  'ike-bad-version',
+  'ike-length-mismatch',
+  'new-flow-shed',
+];
 
 /** What a flow did since the last poll (or, from `remove`, since the last poll until removal). */
 export interface FlowDelta {
@@ -35,7 +42,15 @@ export interface FlowDelta {
 }
 
 /** Receives each changed flow of a poll (a callback: no object per flow). */
-export type FlowVisitor = (slot: number, packetsIn: number, bytesIn: number, packetsOut: number, bytesOut: number, errors: number, lastSeenMs: number) => void;
+export type FlowVisitor = (
+  slot: number,
+  packetsIn: number,
+  bytesIn: number,
+  packetsOut: number,
+  bytesOut: number,
+  errors: number,
+  lastSeenMs: number,
+) => void;
 
 /** Receives each native drop reason with a count since the last poll. */
 export type DropVisitor = (reason: RelayDropReason, count: number, lastFrom: string) => void;
@@ -60,7 +75,13 @@ export interface FastPathOptions {
 }
 
 /** Why `install` refused a flow (negative codes of the addon). */
-const INSTALL_ERRORS: Record<number, string> = { [-1]: 'table full', [-2]: 'bad address', [-3]: 'epoll_ctl failed', [-4]: 'already installed', [-5]: 'stopped' };
+const INSTALL_ERRORS: Record<number, string> = {
+  [-1]: 'table full',
+  [-2]: 'bad address',
+  [-3]: 'epoll_ctl failed',
+  [-4]: 'already installed',
+  [-5]: 'stopped',
+};
 
 export class FastPath {
   readonly #native: NativeFastPath;
@@ -79,7 +100,11 @@ export class FastPath {
   static open(o: FastPathOptions): FastPath | { unavailable: string } {
     const loaded = loadNativeFastPath();
     if ('unavailable' in loaded) return loaded;
-    if (!canTakeOver(o.ike) || !canTakeOver(o.natT)) return { unavailable: "this Node version does not expose a dgram socket's fd (internal handle changed)" };
+    if (!canTakeOver(o.ike) || !canTakeOver(o.natT))
+      return {
+        unavailable:
+          "this Node version does not expose a dgram socket's fd (internal handle changed)",
+      };
     let handle: object;
     try {
       handle = loaded.binding.create(socketFd(o.ike)!, socketFd(o.natT)!, o.maxFlows, o.onHandoff);
@@ -121,13 +146,26 @@ export class FastPath {
   poll(onFlow: FlowVisitor, onDrop: DropVisitor): FastPathTotals {
     const [flows, drops, from, totals] = this.#native.poll(this.#handle);
     for (let i = 0; i + 6 < flows.length; i += 7) {
-      onFlow(flows[i]!, flows[i + 1]!, flows[i + 2]!, flows[i + 3]!, flows[i + 4]!, flows[i + 5]!, flows[i + 6]!);
+      onFlow(
+        flows[i]!,
+        flows[i + 1]!,
+        flows[i + 2]!,
+        flows[i + 3]!,
+        flows[i + 4]!,
+        flows[i + 5]!,
+        flows[i + 6]!,
+      );
     }
     for (let r = 0; r < FASTPATH_DROP_REASONS.length; r++) {
       const n = drops[r] ?? 0;
       if (n > 0) onDrop(FASTPATH_DROP_REASONS[r]!, n, from[r] ?? '');
     }
-    return { flows: totals[0]!, forwardedIn: totals[1]!, forwardedOut: totals[2]!, handoffBytes: totals[3]! };
+    return {
+      flows: totals[0]!,
+      forwardedIn: totals[1]!,
+      forwardedOut: totals[2]!,
+      handoffBytes: totals[3]!,
+    };
   }
 
   /** Milliseconds on the clock of `lastSeenMs` (monotonic). */

@@ -8,7 +8,12 @@ import { enabledByEnv, loadAddon, type AddonLoad } from '../../native/load-addon
 
 /** The addon's functions (native/udp-fastpath/udp_fastpath.c documents each). */
 export interface NativeFastPath {
-  create(ikeFd: number, natTFd: number, maxFlows: number, onHandoff: (packets: HandoffPacket[]) => void): object;
+  create(
+    ikeFd: number,
+    natTFd: number,
+    maxFlows: number,
+    onHandoff: (packets: HandoffPacket[]) => void,
+  ): object;
   install(handle: object, isNatT: boolean, address: string, port: number, fd: number): number;
   remove(handle: object, slot: number): Float64Array | undefined;
   poll(handle: object): [Float64Array, Float64Array, string[], Float64Array];

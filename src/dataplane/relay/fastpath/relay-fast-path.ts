@@ -68,21 +68,39 @@ export class RelayFastPath {
     this.#drops = o.drops;
     this.#clock = o.clock;
     this.#serviceName = o.serviceName;
-    this.#active = o.metrics.gauge({ name: 'vpnlb_relay_fastpath_active', help: 'Whether the userspace IKEv2 relay forwards established flows in its native fast path (1) or in JavaScript (0).', labelNames: ['service'] });
-    this.#flowsGauge = o.metrics.gauge({ name: 'vpnlb_relay_fastpath_flows', help: 'Flows of the userspace IKEv2 relay forwarded by its native fast path.', labelNames: ['service'] });
+    this.#active = o.metrics.gauge({
+      name: 'vpnlb_relay_fastpath_active',
+      help: 'Whether the userspace IKEv2 relay forwards established flows in its native fast path (1) or in JavaScript (0).',
+      labelNames: ['service'],
+    });
+    this.#flowsGauge = o.metrics.gauge({
+      name: 'vpnlb_relay_fastpath_flows',
+      help: 'Flows of the userspace IKEv2 relay forwarded by its native fast path.',
+      labelNames: ['service'],
+    });
     const family = o.ike.address().family === 'IPv6' ? 'IPv6' : 'IPv4';
     if (o.mode === 'off' || !fastPathEnabledByEnv()) {
-      this.#reason = o.mode === 'off' ? 'disabled by the relay options' : `disabled by ${FASTPATH_ENV}=${process.env[FASTPATH_ENV]}`;
-      o.logger.info({ fastPath: false }, `${o.serviceName}: native fast path ${this.#reason}; forwarding in JavaScript`);
+      this.#reason =
+        o.mode === 'off'
+          ? 'disabled by the relay options'
+          : `disabled by ${FASTPATH_ENV}=${process.env[FASTPATH_ENV]}`;
+      o.logger.info(
+        { fastPath: false },
+        `${o.serviceName}: native fast path ${this.#reason}; forwarding in JavaScript`,
+      );
     } else {
       const onHandoff = (packets: HandoffPacket[]): void => {
         if (this.#fast === undefined || this.#fast.isClosed) return;
-        for (const [msg, address, port, isNatT] of packets) o.onDatagram(msg, { address, port, family, size: msg.length }, isNatT);
+        for (const [msg, address, port, isNatT] of packets)
+          o.onDatagram(msg, { address, port, family, size: msg.length }, isNatT);
       };
       const opened = FastPath.open({ ike: o.ike, natT: o.natT, maxFlows: o.maxFlows, onHandoff });
       if (opened instanceof FastPath) {
         this.#fast = opened;
-        o.logger.info({ fastPath: true }, `${o.serviceName}: native fast path active (established flows forwarded with recvmmsg/sendmmsg)`);
+        o.logger.info(
+          { fastPath: true },
+          `${o.serviceName}: native fast path active (established flows forwarded with recvmmsg/sendmmsg)`,
+        );
       } else {
         this.#reason = `unavailable: ${opened.unavailable}`;
         const text = `native fast path unavailable: ${opened.unavailable}; forwarding in JavaScript`;
@@ -121,7 +139,13 @@ export class RelayFastPath {
     t.bytesIn += d.bytesIn;
     t.packetsOut += d.packetsOut;
     t.bytesOut += d.bytesOut;
-    if (d.errors > 0) this.#drops.dropMany('socket-error', d.errors, flow.clientAddress, `${flow.backend.name}: native send/receive error`);
+    if (d.errors > 0)
+      this.#drops.dropMany(
+        'socket-error',
+        d.errors,
+        flow.clientAddress,
+        `${flow.backend.name}: native send/receive error`,
+      );
   }
 
   /**
@@ -145,9 +169,21 @@ export class RelayFastPath {
         t.bytesOut += bytesOut;
         flow.lastSeen = Math.max(flow.lastSeen, now - Math.max(0, nativeNow - lastSeenMs));
         flow.referenced = true;
-        if (errors > 0) this.#drops.dropMany('socket-error', errors, flow.clientAddress, `${flow.backend.name}: native send/receive error`);
+        if (errors > 0)
+          this.#drops.dropMany(
+            'socket-error',
+            errors,
+            flow.clientAddress,
+            `${flow.backend.name}: native send/receive error`,
+          );
       },
-      (reason, count, from) => this.#drops.dropMany(reason, count, from || 'unknown', reason === 'new-flow-shed' ? 'native hand-off queue full' : undefined),
+      (reason, count, from) =>
+        this.#drops.dropMany(
+          reason,
+          count,
+          from || 'unknown',
+          reason === 'new-flow-shed' ? 'native hand-off queue full' : undefined,
+        ),
     );
     this.#flowsGauge.set({ service: this.#serviceName }, this.#totals.flows);
   }

@@ -19,9 +19,16 @@ function pingUsable(): string | undefined {
 const skip = pingUsable();
 
 describe('icmp probe (loopback)', { skip }, () => {
-  for (const [address, family] of [['127.0.0.1', 4], ['::1', 6]] as const) {
+  for (const [address, family] of [
+    ['127.0.0.1', 4],
+    ['::1', 6],
+  ] as const) {
     it(`is up against ${address}`, async () => {
-      const r = await createIcmpProbe().probe({ address, family }, new AbortController().signal, 2000);
+      const r = await createIcmpProbe().probe(
+        { address, family },
+        new AbortController().signal,
+        2000,
+      );
       assert.equal(r.ok, true, r.detail);
       assert.match(r.detail, /echo reply/);
       assert.ok(r.latencyMs >= 0);
@@ -37,7 +44,10 @@ describe('icmp probe (loopback)', { skip }, () => {
   });
 
   it('rejects names and family mismatches without running ping (no DNS)', async () => {
-    for (const target of [{ address: 'localhost', family: 4 as const }, { address: '::1', family: 4 as const }]) {
+    for (const target of [
+      { address: 'localhost', family: 4 as const },
+      { address: '::1', family: 4 as const },
+    ]) {
       const r = await createIcmpProbe().probe(target, new AbortController().signal, 2000);
       assert.equal(r.ok, false);
       assert.match(r.detail, /not an IP(v4)? address/);
@@ -45,7 +55,11 @@ describe('icmp probe (loopback)', { skip }, () => {
   });
 
   it('reports a missing ping binary as down with the fix', async () => {
-    const r = await createIcmpProbe({ command: ['/nonexistent/ping'] }).probe({ address: '127.0.0.1', family: 4 }, new AbortController().signal, 2000);
+    const r = await createIcmpProbe({ command: ['/nonexistent/ping'] }).probe(
+      { address: '127.0.0.1', family: 4 },
+      new AbortController().signal,
+      2000,
+    );
     assert.equal(r.ok, false);
     assert.match(r.detail, /not found \(install iputils-ping\)/);
   });

@@ -43,7 +43,8 @@ function isPermissionProblem(text: string): boolean {
  */
 function spawnFailure(cmd: string, err: NodeJS.ErrnoException): string {
   if (err.code === 'ENOENT') return `icmp probe: "${cmd}" not found (install iputils-ping)`;
-  if (err.code === 'EPERM') return `icmp probe: cannot run ${cmd}: ${missingCapabilityMessage('CAP_NET_RAW', `the kernel refused to start ${cmd} (spawn EPERM)`)}`;
+  if (err.code === 'EPERM')
+    return `icmp probe: cannot run ${cmd}: ${missingCapabilityMessage('CAP_NET_RAW', `the kernel refused to start ${cmd} (spawn EPERM)`)}`;
   return `icmp probe: cannot run ${cmd}: ${err.message}`;
 }
 
@@ -53,54 +54,79 @@ export function createIcmpProbe(options: IcmpProbeOptions = {}): Probe {
   return {
     type: 'icmp',
     probe(target: ProbeTarget, signal: AbortSignal, timeoutMs: number): Promise<ProbeResult> {
-      return settleProbe(signal, timeoutMs, (finish, ready) => {
-        const problem = targetProblem(target, false);
-        if (problem !== undefined) {
-          finish(false, `icmp probe: ${problem}`);
-          return;
-        }
-        // iputils: -W accepts fractional seconds; -n: no reverse lookup of the reply's source.
-        const waitSec = Math.max(0.001, timeoutMs / 1000).toFixed(3);
-        let child: ReturnType<typeof spawn>;
-        try {
-          child = spawn(cmd, [...prefix, '-n', '-c', '1', '-W', waitSec, `-${target.family}`, target.address], {
-            stdio: ['ignore', 'pipe', 'pipe'],
-          });
-        } catch (err) {
-          finish(false, spawnFailure(cmd, err as NodeJS.ErrnoException));
-          return undefined;
-        }
-        let output = '';
-        const collect = (d: Buffer) => {
-          if (output.length < 4096) output += d.toString();
-        };
-        child.stdout?.on('data', collect);
-        child.stderr?.on('data', collect);
-        // The deadline runs from here: fork and exec on a loaded host are the balancer's own
-        // delay, and 20 probes started at once must not time out before their ping runs.
-        child.once('spawn', ready);
-        child.once('error', (err: NodeJS.ErrnoException) => finish(false, spawnFailure(cmd, err)));
-        child.once('close', (code) => {
-          if (code === 0) {
-            const rtt = /time[=<]([0-9.]+) ?ms/.exec(output);
-            const latency = rtt ? Number(rtt[1]) : undefined;
-            finish(true, `icmp echo reply from ${target.address}${rtt ? ` in ${rtt[1]} ms` : ''}`, latency);
-          } else if (code === 1) {
-            finish(false, `icmp probe: no echo reply within ${timeoutMs} ms${/Unreachable|Prohibited|exceeded/i.test(output) ? ` (${lastLine(output, /Unreachable|Prohibited|exceeded/i)})` : ''}`);
-          } else {
-            const why = lastLine(output) || `exit code ${String(code)}`;
-            finish(false, `icmp probe: ping failed: ${why}${isPermissionProblem(why) ? ` (${missingCapabilityMessage('CAP_NET_RAW', 'ping could not open its ICMP socket')}, or let the vpnlb group use ICMP datagram sockets: net.ipv4.ping_group_range)` : ''}`);
+      return settleProbe(
+        signal,
+        timeoutMs,
+        (finish, ready) => {
+          const problem = targetProblem(target, false);
+          if (problem !== undefined) {
+            finish(false, `icmp probe: ${problem}`);
+            return;
           }
-        });
-        return () => {
-          if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-        };
-      }, () => `icmp probe: no echo reply within ${timeoutMs} ms`, { clockStartsAt: 'ready' });
+          // iputils: -W accepts fractional seconds; -n: no reverse lookup of the reply's source.
+          const waitSec = Math.max(0.001, timeoutMs / 1000).toFixed(3);
+          let child: ReturnType<typeof spawn>;
+          try {
+            child = spawn(
+              cmd,
+              [...prefix, '-n', '-c', '1', '-W', waitSec, `-${target.family}`, target.address],
+              {
+                stdio: ['ignore', 'pipe', 'pipe'],
+              },
+            );
+          } catch (err) {
+            finish(false, spawnFailure(cmd, err as NodeJS.ErrnoException));
+            return undefined;
+          }
+          let output = '';
+          const collect = (d: Buffer) => {
+            if (output.length < 4096) output += d.toString();
+          };
+          child.stdout?.on('data', collect);
+          child.stderr?.on('data', collect);
+          // The deadline runs from here: fork and exec on a loaded host are the balancer's own
+          // delay, and 20 probes started at once must not time out before their ping runs.
+          child.once('spawn', ready);
+          child.once('error', (err: NodeJS.ErrnoException) =>
+            finish(false, spawnFailure(cmd, err)),
+          );
+          child.once('close', (code) => {
+            if (code === 0) {
+              const rtt = /time[=<]([0-9.]+) ?ms/.exec(output);
+              const latency = rtt ? Number(rtt[1]) : undefined;
+              finish(
+                true,
+                `icmp echo reply from ${target.address}${rtt ? ` in ${rtt[1]} ms` : ''}`,
+                latency,
+              );
+            } else if (code === 1) {
+              finish(
+                false,
+                `icmp probe: no echo reply within ${timeoutMs} ms${/Unreachable|Prohibited|exceeded/i.test(output) ? ` (${lastLine(output, /Unreachable|Prohibited|exceeded/i)})` : ''}`,
+              );
+            } else {
+              const why = lastLine(output) || `exit code ${String(code)}`;
+              finish(
+                false,
+                `icmp probe: ping failed: ${why}${isPermissionProblem(why) ? ` (${missingCapabilityMessage('CAP_NET_RAW', 'ping could not open its ICMP socket')}, or let the vpnlb group use ICMP datagram sockets: net.ipv4.ping_group_range)` : ''}`,
+              );
+            }
+          });
+          return () => {
+            if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+          };
+        },
+        () => `icmp probe: no echo reply within ${timeoutMs} ms`,
+        { clockStartsAt: 'ready' },
+      );
     },
   };
 }
 
 function lastLine(text: string, match?: RegExp): string {
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l.length > 0 && (!match || match.test(l)));
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0 && (!match || match.test(l)));
   return lines[lines.length - 1] ?? '';
 }

@@ -19,7 +19,11 @@ import { createIkev2Probe } from './ikev2-probe.js';
 import { buildProbeMessage, PROBE_PRIVATE_ENCR_ID } from './probe-message.js';
 
 /** Answers like RFC 7296 §2.7 requires: NO_PROPOSAL_CHOSEN to an unacceptable IKE_SA_INIT. */
-function rejectingResponder(msg: Buffer, reply: (d: Uint8Array) => void, mutate?: (spi: bigint) => bigint): void {
+function rejectingResponder(
+  msg: Buffer,
+  reply: (d: Uint8Array) => void,
+  mutate?: (spi: bigint) => bigint,
+): void {
   const p = parsePayloads(msg);
   if (p.kind !== 'ok' || p.header.exchangeType !== IKE_EXCHANGE.IKE_SA_INIT) return;
   reply(
@@ -42,10 +46,20 @@ describeProbeConformance({
   dead: () => closedUdpPort(4),
   silent: () => udpServer(4, () => undefined),
   garbage: [
-    { label: 'random bytes', start: () => udpServer(4, (_m, r) => r(Buffer.from('not an IKE message at all, sorry'))) },
-    { label: 'a valid response for another SPI', start: () => udpServer(4, (m, r) => rejectingResponder(m, r, (spi) => spi ^ 1n)) },
+    {
+      label: 'random bytes',
+      start: () => udpServer(4, (_m, r) => r(Buffer.from('not an IKE message at all, sorry'))),
+    },
+    {
+      label: 'a valid response for another SPI',
+      start: () => udpServer(4, (m, r) => rejectingResponder(m, r, (spi) => spi ^ 1n)),
+    },
     { label: 'the request echoed back (no R flag)', start: () => udpServer(6, (m, r) => r(m)) },
-    { label: 'a truncated response', start: () => udpServer(4, (m, r) => rejectingResponder(m, (d) => r(d.subarray(0, d.length - 3)))) },
+    {
+      label: 'a truncated response',
+      start: () =>
+        udpServer(4, (m, r) => rejectingResponder(m, (d) => r(d.subarray(0, d.length - 3)))),
+    },
   ],
 });
 
@@ -58,11 +72,17 @@ describe('ikev2 probe message', () => {
     assert.equal(p.header.spiR, 0n);
     assert.equal(p.header.isInitiator, true);
     assert.equal(p.header.isResponse, false);
-    assert.deepEqual(p.payloads.map((x) => x.type), [IKE_PAYLOAD.SA, IKE_PAYLOAD.KE, IKE_PAYLOAD.NONCE]);
+    assert.deepEqual(
+      p.payloads.map((x) => x.type),
+      [IKE_PAYLOAD.SA, IKE_PAYLOAD.KE, IKE_PAYLOAD.NONCE],
+    );
     const sa = decodeSaBody(findPayload(p, IKE_PAYLOAD.SA)!.body);
     assert.equal(sa?.length, 1);
     const encr = sa![0]!.transforms.filter((t) => t.type === IKE_TRANSFORM.ENCR);
-    assert.deepEqual(encr.map((t) => t.id), [PROBE_PRIVATE_ENCR_ID]);
+    assert.deepEqual(
+      encr.map((t) => t.id),
+      [PROBE_PRIVATE_ENCR_ID],
+    );
     assert.ok(PROBE_PRIVATE_ENCR_ID >= 1024);
   });
 
@@ -75,7 +95,9 @@ describe('ikev2 probe message', () => {
     });
     try {
       const probe = createIkev2Probe();
-      await Promise.all(Array.from({ length: 5 }, () => probe.probe(t.target, new AbortController().signal, 200)));
+      await Promise.all(
+        Array.from({ length: 5 }, () => probe.probe(t.target, new AbortController().signal, 200)),
+      );
       assert.equal(seen.length, 5);
       assert.equal(new Set(seen.map((s) => s.spi)).size, 5);
       assert.equal(new Set(seen.map((s) => s.port)).size, 5);
@@ -90,7 +112,11 @@ describe('ikev2 probe message', () => {
       rejectingResponder(m.subarray(4), (d) => reply(withNonEspMarker(d)));
     });
     try {
-      const r = await createIkev2Probe({ natTPort: t.target.port! }).probe(t.target, new AbortController().signal, 2000);
+      const r = await createIkev2Probe({ natTPort: t.target.port! }).probe(
+        t.target,
+        new AbortController().signal,
+        2000,
+      );
       assert.equal(r.ok, true, r.detail);
       assert.match(r.detail, /NO_PROPOSAL_CHOSEN/);
     } finally {
@@ -103,7 +129,10 @@ describe('ikev2 probe message', () => {
     try {
       const r = await createIkev2Probe().probe(t.target, new AbortController().signal, 300);
       assert.equal(r.ok, false);
-      assert.match(r.detail, /no answer within 300 ms \(1 datagram ignored, last: malformed IKE message/);
+      assert.match(
+        r.detail,
+        /no answer within 300 ms \(1 datagram ignored, last: malformed IKE message/,
+      );
     } finally {
       await t.close();
     }

@@ -31,35 +31,57 @@ export interface Ikev2ProbeOptions {
   readonly natTPort?: number;
 }
 
-const NOTIFY_NAMES = new Map<number, string>(Object.entries(IKE_NOTIFY).map(([name, value]) => [value, name]));
+const NOTIFY_NAMES = new Map<number, string>(
+  Object.entries(IKE_NOTIFY).map(([name, value]) => [value, name]),
+);
 
 function notifyName(type: number): string {
   return NOTIFY_NAMES.get(type) ?? `notify ${type}`;
 }
 
 /** Classifies one datagram: a response to our probe (with a description) or why not. */
-function judge(datagram: Uint8Array, spiI: bigint, isNatT: boolean): { ok: true; detail: string } | { ok: false; why: string } {
+function judge(
+  datagram: Uint8Array,
+  spiI: bigint,
+  isNatT: boolean,
+): { ok: true; detail: string } | { ok: false; why: string } {
   let message = datagram;
   if (isNatT) {
     const c = classifyNatT(datagram);
-    if (c.kind !== 'ike') return { ok: false, why: `not IKE on the NAT-T port (${c.kind === 'invalid' ? c.code : c.kind})` };
+    if (c.kind !== 'ike')
+      return {
+        ok: false,
+        why: `not IKE on the NAT-T port (${c.kind === 'invalid' ? c.code : c.kind})`,
+      };
     message = c.message;
   }
   const parsed: IkeMessageResult = parsePayloads(message);
-  if (parsed.kind === 'invalid') return { ok: false, why: `malformed IKE message (${parsed.code})` };
+  if (parsed.kind === 'invalid')
+    return { ok: false, why: `malformed IKE message (${parsed.code})` };
   const h = parsed.header;
   if (h.spiI !== spiI) return { ok: false, why: `answer for another SPI ${formatSpi(h.spiI)}` };
   if (!h.isResponse || h.exchangeType !== IKE_EXCHANGE.IKE_SA_INIT) {
-    return { ok: false, why: `not an IKE_SA_INIT response (exchange ${h.exchangeType}, flags 0x${h.flags.toString(16)})` };
+    return {
+      ok: false,
+      why: `not an IKE_SA_INIT response (exchange ${h.exchangeType}, flags 0x${h.flags.toString(16)})`,
+    };
   }
   const error = parsed.notifies.find((n) => isErrorNotify(n.type));
   if (error) return { ok: true, detail: `IKE_SA_INIT answered with ${notifyName(error.type)}` };
   if (parsed.notifies.some((n) => n.type === IKE_NOTIFY.COOKIE)) {
-    return { ok: true, detail: 'IKE_SA_INIT answered with a COOKIE challenge (the server is defending against half-open SAs)' };
+    return {
+      ok: true,
+      detail:
+        'IKE_SA_INIT answered with a COOKIE challenge (the server is defending against half-open SAs)',
+    };
   }
   // A responder that accepted a private-use algorithm kept a half-open SA: still a working
   // IKE service, but the administrator should know.
-  return { ok: true, detail: 'IKE_SA_INIT answered and the probe proposal accepted (unexpected: the server keeps a half-open SA per probe)' };
+  return {
+    ok: true,
+    detail:
+      'IKE_SA_INIT answered and the probe proposal accepted (unexpected: the server keeps a half-open SA per probe)',
+  };
 }
 
 /** Creates the `ikev2` probe. */
@@ -85,7 +107,9 @@ export function createIkev2Probe(options: Ikev2ProbeOptions = {}): Probe {
           const request = buildProbeMessage(spiI, options.variant);
           const socket = createSocket({ type: target.family === 6 ? 'udp6' : 'udp4' });
           let closed = false;
-          socket.on('error', (err) => finish(false, `ikev2 probe: port ${port}: ${describeSocketError(err)}`));
+          socket.on('error', (err) =>
+            finish(false, `ikev2 probe: port ${port}: ${describeSocketError(err)}`),
+          );
           socket.on('message', (msg) => {
             const verdict = judge(msg, spiI, isNatT);
             if (verdict.ok) finish(true, verdict.detail);
@@ -103,10 +127,17 @@ export function createIkev2Probe(options: Ikev2ProbeOptions = {}): Probe {
             }
             try {
               socket.send(isNatT ? withNonEspMarker(request) : request, (sendErr) => {
-                if (sendErr) finish(false, `ikev2 probe: port ${port}: send failed: ${describeSocketError(sendErr)}`);
+                if (sendErr)
+                  finish(
+                    false,
+                    `ikev2 probe: port ${port}: send failed: ${describeSocketError(sendErr)}`,
+                  );
               });
             } catch (sendErr) {
-              finish(false, `ikev2 probe: port ${port}: send failed: ${describeSocketError(sendErr)}`);
+              finish(
+                false,
+                `ikev2 probe: port ${port}: send failed: ${describeSocketError(sendErr)}`,
+              );
             }
           };
           socket.connect(port, target.address, onConnect as () => void);
@@ -121,7 +152,9 @@ export function createIkev2Probe(options: Ikev2ProbeOptions = {}): Probe {
         },
         () =>
           `ikev2 probe: no answer within ${timeoutMs} ms` +
-          (ignored > 0 ? ` (${ignored} datagram${ignored > 1 ? 's' : ''} ignored, last: ${lastWhy})` : ''),
+          (ignored > 0
+            ? ` (${ignored} datagram${ignored > 1 ? 's' : ''} ignored, last: ${lastWhy})`
+            : ''),
       );
     },
   };

@@ -51,14 +51,21 @@ export function randomSpi(): bigint {
 }
 
 /** Encodes the probe's IKE_SA_INIT request with initiator SPI `spiI`. */
-export function buildProbeMessage(spiI: bigint, variant: ProbeMessageVariant = 'unacceptable-proposal'): Uint8Array {
+export function buildProbeMessage(
+  spiI: bigint,
+  variant: ProbeMessageVariant = 'unacceptable-proposal',
+): Uint8Array {
   const common: IkeTransform[] = [
     { type: IKE_TRANSFORM.PRF, id: PRF.HMAC_SHA2_256 },
     { type: IKE_TRANSFORM.INTEG, id: INTEG.HMAC_SHA2_256_128 },
   ];
   const transforms: IkeTransform[] =
     variant === 'unacceptable-proposal'
-      ? [{ type: IKE_TRANSFORM.ENCR, id: PROBE_PRIVATE_ENCR_ID }, ...common, { type: IKE_TRANSFORM.DH, id: DH_GROUP.ECP_256 }]
+      ? [
+          { type: IKE_TRANSFORM.ENCR, id: PROBE_PRIVATE_ENCR_ID },
+          ...common,
+          { type: IKE_TRANSFORM.DH, id: DH_GROUP.ECP_256 },
+        ]
       : // A widely accepted suite whose groups (Curve25519, MODP-2048) exclude the KE's ECP-256.
         [
           { type: IKE_TRANSFORM.ENCR, id: ENCR.AES_CBC, keyLength: 128 },

@@ -1,10 +1,19 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { ProbeTarget } from '../../monitor.js';
-import { closedTcpPort, loopback, tcpServer, type TestTarget } from '../../../../test/support/loopback-targets.js';
+import {
+  closedTcpPort,
+  loopback,
+  tcpServer,
+  type TestTarget,
+} from '../../../../test/support/loopback-targets.js';
 import { describeProbeConformance } from '../../../../test/support/probe-conformance.js';
 import { createSstpProbe, SSTP_PATH, type SstpProbeOptions } from './sstp-probe.js';
 import { TEST_CERT_NAME, testCertificate } from '../../../../test/support/test-certificate.js';
@@ -19,20 +28,33 @@ function rrasLike(status = 401) {
   };
 }
 
-async function serve(server: ReturnType<typeof createHttpServer>, family: 4 | 6): Promise<TestTarget> {
+async function serve(
+  server: ReturnType<typeof createHttpServer>,
+  family: 4 | 6,
+): Promise<TestTarget> {
   server.listen(0, loopback(family));
   await once(server, 'listening');
   const port = (server.address() as { port: number }).port;
   return {
     target: { address: loopback(family), family, port },
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
-async function httpsTarget(family: 4 | 6, status = 401, seen?: { sni?: string | false }): Promise<TestTarget> {
+async function httpsTarget(
+  family: 4 | 6,
+  status = 401,
+  seen?: { sni?: string | false },
+): Promise<TestTarget> {
   const { cert, key } = await testCertificate();
   const server = createHttpsServer({ cert, key }, rrasLike(status));
-  server.on('secureConnection', (s) => { if (seen) seen.sni = s.servername ?? false; });
+  server.on('secureConnection', (s) => {
+    if (seen) seen.sni = s.servername ?? false;
+  });
   return serve(server as unknown as ReturnType<typeof createHttpServer>, family);
 }
 
@@ -48,7 +70,10 @@ describeProbeConformance({
   dead: () => closedTcpPort(4),
   silent: () => silentTcp(4),
   garbage: [
-    { label: 'random bytes instead of a TLS handshake', start: () => tcpServer(4, (s) => s.end(Buffer.from('\x16\x03\x01\x00\x02garbage'))) },
+    {
+      label: 'random bytes instead of a TLS handshake',
+      start: () => tcpServer(4, (s) => s.end(Buffer.from('\x16\x03\x01\x00\x02garbage'))),
+    },
     { label: 'HTTP 200 (a web site, not the SSTP listener)', start: () => httpsTarget(4, 200) },
   ],
 });
@@ -64,7 +89,17 @@ describeProbeConformance({
   silent: () => silentTcp(4),
   garbage: [
     { label: 'not HTTP', start: () => tcpServer(4, (s) => s.end('SSH-2.0-OpenSSH\r\n')) },
-    { label: 'HTTP 404', start: () => serve(createHttpServer((_q, r) => { r.statusCode = 404; r.end(); }), 4) },
+    {
+      label: 'HTTP 404',
+      start: () =>
+        serve(
+          createHttpServer((_q, r) => {
+            r.statusCode = 404;
+            r.end();
+          }),
+          4,
+        ),
+    },
   ],
 });
 
@@ -104,9 +139,23 @@ describe('sstp probe options', () => {
       const untrusted = await probe({ tls: true, verifyCertificate: true }, t.target);
       assert.equal(untrusted.ok, false);
       assert.match(untrusted.detail, /certificate rejected/);
-      assert.equal((await probe({ tls: true, verifyCertificate: true, ca: cert }, t.target)).ok, true);
-      assert.equal((await probe({ tls: true, verifyCertificate: true, ca: cert, sni: TEST_CERT_NAME }, t.target)).ok, true);
-      const wrongName = await probe({ tls: true, verifyCertificate: true, ca: cert, sni: 'other.example.test' }, t.target);
+      assert.equal(
+        (await probe({ tls: true, verifyCertificate: true, ca: cert }, t.target)).ok,
+        true,
+      );
+      assert.equal(
+        (
+          await probe(
+            { tls: true, verifyCertificate: true, ca: cert, sni: TEST_CERT_NAME },
+            t.target,
+          )
+        ).ok,
+        true,
+      );
+      const wrongName = await probe(
+        { tls: true, verifyCertificate: true, ca: cert, sni: 'other.example.test' },
+        t.target,
+      );
       assert.equal(wrongName.ok, false);
       assert.match(wrongName.detail, /ERR_TLS_CERT_ALTNAME_INVALID|certificate/);
     } finally {
@@ -123,12 +172,24 @@ describe('sstp probe against the simulated RRAS SSTP endpoint', () => {
     const hung = await SimSstpEndpoint.start({ name: 'rras2', cert, key, silent: true });
     try {
       const signal = new AbortController().signal;
-      const tls = await createSstpProbe({ tls: true }).probe({ address: '127.0.0.1', family: 4, port: live.tlsPort }, signal, 2000);
+      const tls = await createSstpProbe({ tls: true }).probe(
+        { address: '127.0.0.1', family: 4, port: live.tlsPort },
+        signal,
+        2000,
+      );
       assert.equal(tls.ok, true, tls.detail);
       assert.match(tls.detail, /401/);
-      const plain = await createSstpProbe({ tls: false }).probe({ address: '127.0.0.1', family: 4, port: live.plainPort }, signal, 2000);
+      const plain = await createSstpProbe({ tls: false }).probe(
+        { address: '127.0.0.1', family: 4, port: live.plainPort },
+        signal,
+        2000,
+      );
       assert.equal(plain.ok, true, plain.detail);
-      const down = await createSstpProbe({ tls: true }).probe({ address: '127.0.0.1', family: 4, port: hung.tlsPort }, signal, 300);
+      const down = await createSstpProbe({ tls: true }).probe(
+        { address: '127.0.0.1', family: 4, port: hung.tlsPort },
+        signal,
+        300,
+      );
       assert.equal(down.ok, false);
     } finally {
       await live.close();

@@ -60,13 +60,21 @@ export function createSstpProbe(options: SstpProbeOptions): Probe {
             method: 'HEAD',
             path: SSTP_PATH,
             agent: false as const,
-            headers: { Host: hostHeader(target, options.sni), Connection: 'close', 'User-Agent': 'vpnlb-health' },
+            headers: {
+              Host: hostHeader(target, options.sni),
+              Connection: 'close',
+              'User-Agent': 'vpnlb-health',
+            },
           };
           const onResponse = (res: IncomingMessage) => {
             const status = res.statusCode ?? 0;
             res.resume();
             if (status === expect) finish(true, `${scheme} HEAD ${SSTP_PATH} answered ${status}`);
-            else finish(false, `${scheme} HEAD ${SSTP_PATH} answered ${status}, expected ${expect}${status === 200 ? ' (something other than the SSTP listener answers on this port)' : ''}`);
+            else
+              finish(
+                false,
+                `${scheme} HEAD ${SSTP_PATH} answered ${status}, expected ${expect}${status === 200 ? ' (something other than the SSTP listener answers on this port)' : ''}`,
+              );
           };
           const req: ClientRequest = options.tls
             ? httpsRequest(
@@ -84,7 +92,10 @@ export function createSstpProbe(options: SstpProbeOptions): Probe {
               )
             : httpRequest(common, onResponse);
           req.once('socket', (socket) => {
-            socket.once(options.tls ? 'secureConnect' : 'connect', () => (stage = 'waiting for the HTTP answer'));
+            socket.once(
+              options.tls ? 'secureConnect' : 'connect',
+              () => (stage = 'waiting for the HTTP answer'),
+            );
             if (options.tls) socket.once('connect', () => (stage = 'in the TLS handshake'));
           });
           req.on('error', (err) => {

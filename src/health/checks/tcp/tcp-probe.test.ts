@@ -1,4 +1,8 @@
-import { closedTcpPort, tcpServer, unresponsiveTcpListener } from '../../../../test/support/loopback-targets.js';
+import {
+  closedTcpPort,
+  tcpServer,
+  unresponsiveTcpListener,
+} from '../../../../test/support/loopback-targets.js';
 import { describeProbeConformance } from '../../../../test/support/probe-conformance.js';
 import { createTcpProbe } from './tcp-probe.js';
 
