@@ -314,26 +314,70 @@ export interface RulesetInput {
 }
 
 /**
+ * What the emitters of one service's table share: the service, its servers, the family, the
+ * affinity's switches and the line writer.
+ */
+interface Emit {
+  readonly service: Ikev2Service;
+  readonly backends: readonly RulesetBackend[];
+  readonly f: NftFamily;
+  readonly vip: string;
+  readonly seed: string;
+  readonly size: number;
+  readonly isSpi: boolean;
+  readonly peers: boolean;
+  readonly spiSets: boolean;
+  readonly line: (depth: number, text: string) => void;
+}
+
+/**
  * Renders the table's structure (maps, sets, counters, chains with their rules) without the
  * slot elements. Applying it to an existing table re-declares objects idempotently; the chains
- * are flushed first in the same transaction (see `renderTransaction`).
+ * are flushed first in the same transaction (see `renderTransaction`). One emitter per kind of
+ * nftables object, in the order the table declares them.
  */
 export function renderRuleset(input: RulesetInput): string {
   const { service, backends } = input;
-  const f = nftFamilyOf(service);
-  const vip = service.virtualIp;
-  const seed = seedHex(service.hashSeed);
-  const isSpi = isSpiAffinity(service.affinity);
-  const peers = hasPeerSets(service);
-  const size = MAGLEV_TABLE_SIZE;
   const out: string[] = [];
-  const line = (depth: number, text: string) => out.push(`${'\t'.repeat(depth)}${text}`);
+  const e: Emit = {
+    service,
+    backends,
+    f: nftFamilyOf(service),
+    vip: service.virtualIp,
+    seed: seedHex(service.hashSeed),
+    size: MAGLEV_TABLE_SIZE,
+    isSpi: isSpiAffinity(service.affinity),
+    peers: hasPeerSets(service),
+    spiSets: hasSpiSets(service),
+    line: (depth, text) => out.push(`${'\t'.repeat(depth)}${text}`),
+  };
+  e.line(0, `table ${e.f} ${service.table} {`);
+  emitSlotsMap(e);
+  emitPinSets(e);
+  emitSpiSets(e);
+  emitPeerSets(e);
+  emitCounters(e);
+  emitTimeouts(e);
+  emitSnatCap(e);
+  emitDnatChain(e);
+  emitTrackChain(e);
+  emitSnatChain(e);
+  e.line(0, '}');
+  return `${out.join('\n')}\n`;
+}
 
-  line(0, `table ${f} ${service.table} {`);
+/** The Maglev slot map (its 65537 elements come from `renderSlotElements`). */
+function emitSlotsMap(e: Emit): void {
+  const { service, f, line, size } = e;
   line(1, `map ${NFT_OBJECTS.slotsMap} {`);
   line(2, `typeof numgen inc mod ${size} : ${f} daddr`);
   line(2, `comment "vpnlb ${service.name}: Maglev slot -> server"`);
   line(1, '}');
+}
+
+/** `ike-spi`: the NAT-T flows pinned to each server. */
+function emitPinSets(e: Emit): void {
+  const { service, backends, f, line, isSpi } = e;
   if (isSpi) {
     for (const b of backends) {
       line(1, `set ${pinSetName(b.id)} {`);
@@ -345,7 +389,11 @@ export function renderRuleset(input: RulesetInput): string {
       line(1, '}');
     }
   }
-  const spiSets = hasSpiSets(service);
+}
+
+/** Handshake integrity: the SAs started on each server, and those of lost servers. */
+function emitSpiSets(e: Emit): void {
+  const { service, backends, line, spiSets } = e;
   if (spiSets) {
     for (const b of backends) {
       line(1, `set ${spiSetName(b.id)} {`);
@@ -364,6 +412,11 @@ export function renderRuleset(input: RulesetInput): string {
     line(2, `comment "vpnlb ${service.name}: IKE SAs of servers that went down or were disabled"`);
     line(1, '}');
   }
+}
+
+/** Client placement: addresses per server, NAT-T flows per address, shared addresses, learnt misses. */
+function emitPeerSets(e: Emit): void {
+  const { service, backends, f, line, peers } = e;
   if (peers) {
     for (const b of backends) {
       line(1, `set ${peerSetName(b.id)} {`);
@@ -403,6 +456,11 @@ export function renderRuleset(input: RulesetInput): string {
       line(1, '}');
     }
   }
+}
+
+/** Per-server traffic counters and the drop counters. */
+function emitCounters(e: Emit): void {
+  const { service, backends, line, spiSets } = e;
   for (const b of backends) {
     line(1, `counter ${counterName(b.id, 'in')} {`);
     line(2, `comment "vpnlb ${service.name}: client -> ${b.name}"`);
@@ -434,9 +492,24 @@ export function renderRuleset(input: RulesetInput): string {
     );
     line(1, '}');
   }
+}
+
+/** The service's conntrack timeout policies; a separate one for the IKE port when it differs. */
+function timeoutPolicies(service: Ikev2Service): {
+  natTPolicy: UdpTimeoutPolicy;
+  ikePolicy: UdpTimeoutPolicy;
+  hasIkeTimeout: boolean;
+} {
   const natTPolicy = udpTimeoutPolicy(service);
   const ikePolicy = ikePortTimeoutPolicy(service);
   const hasIkeTimeout = policyName(ikePolicy) !== policyName(natTPolicy) && service.ikePort !== 0;
+  return { natTPolicy, ikePolicy, hasIkeTimeout };
+}
+
+/** The conntrack timeout objects of the service's flows. */
+function emitTimeouts(e: Emit): void {
+  const { service, f, line } = e;
+  const { natTPolicy, ikePolicy, hasIkeTimeout } = timeoutPolicies(service);
   const timeouts: [UdpTimeoutPolicy, string][] = [
     [
       natTPolicy,
@@ -456,6 +529,11 @@ export function renderRuleset(input: RulesetInput): string {
     line(2, `comment "vpnlb ${service.name}: ${what}"`);
     line(1, '}');
   }
+}
+
+/** Full NAT with a pool: NAT-T flows per pool address and server, and the refusal counter. */
+function emitSnatCap(e: Emit): void {
+  const { service, backends, f, line } = e;
   const pool = snatAddresses(service);
   const isCapped = hasSnatCap(service);
   if (isCapped) {
@@ -474,9 +552,13 @@ export function renderRuleset(input: RulesetInput): string {
     );
     line(1, '}');
   }
+}
 
-  // --- dnat_in: the first packet of each flow ---
-  const [dnat, track, snat] = chainSpecs(service);
+/** `dnat_in`: the first packet of each flow. */
+function emitDnatChain(e: Emit): void {
+  const { service, backends, f, line, vip, seed, size, isSpi, peers, spiSets } = e;
+  const dnat = chainSpecs(service)[0];
+  const { ikePolicy, hasIkeTimeout } = timeoutPolicies(service);
   line(1, `chain ${dnat!.name} {`);
   line(2, dnat!.header);
   const match = (port: number) => `${f} daddr ${vip} udp dport ${port}`;
@@ -577,11 +659,17 @@ export function renderRuleset(input: RulesetInput): string {
     line(2, `${match(service.natTPort)} counter name ${NFT_OBJECTS.nattUnrouted} drop`);
   }
   line(1, '}');
+}
 
-  // --- track: every forwarded packet of the service's flows ---
-  line(1, `chain ${track!.name} {`);
-  line(2, track!.header);
+/** `track`: every forwarded packet of the service's flows. */
+function emitTrackChain(e: Emit): void {
+  const { service, backends, f, line, vip, seed, isSpi, peers, spiSets } = e;
+  const track = chainSpecs(service)[1]!;
+  line(1, `chain ${track.name} {`);
+  line(2, track.header);
   const ours = `ct original ${f} daddr ${vip}`;
+  const pool = snatAddresses(service);
+  const isCapped = hasSnatCap(service);
   if (isCapped) {
     // First, so that a refused flow is neither counted as forwarded nor pinned. The pool index
     // is the very hash snat_out computes (same expression, modulus and seed).
@@ -711,16 +799,18 @@ export function renderRuleset(input: RulesetInput): string {
     }
   }
   line(1, '}');
+}
 
-  // --- snat_out: full NAT only ---
+/** `snat_out`: full NAT only. */
+function emitSnatChain(e: Emit): void {
+  const { service, f, vip, line } = e;
+  const snat = chainSpecs(service)[2];
   if (snat) {
     line(1, `chain ${snat.name} {`);
     line(2, snat.header);
-    line(2, `${ours} ${snatStatement(service, f)}`);
+    line(2, `ct original ${f} daddr ${vip} ${snatStatement(service, f)}`);
     line(1, '}');
   }
-  line(0, '}');
-  return `${out.join('\n')}\n`;
 }
 
 /** The SNAT pool addresses usable by this service (same family as the virtual IP). */
