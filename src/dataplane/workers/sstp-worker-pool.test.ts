@@ -116,8 +116,9 @@ describe('SSTP proxy in 2 worker processes', () => {
       // The close reaches the main process and, from it, every worker: until then the issuer
       // still counts one tunnel there and least connections would rightly choose another server.
       await eventually(
-        () => ['rras1', 'rras2', 'rras3'].every((n) => lab.controller.connections('sstp').get(n) === 0),
-        'the first tunnel\'s close counted',
+        () =>
+          ['rras1', 'rras2', 'rras3'].every((n) => lab.controller.connections('sstp').get(n) === 0),
+        "the first tunnel's close counted",
       );
       await new Promise((r) => setTimeout(r, 100));
       // A tunnel held open on the issuer: least connections alone would now send a client
