@@ -278,7 +278,10 @@ test('ike-spi IPv4: kernel slots equal decide(); 500 and 4500 of each SA reach o
   assert.doesNotMatch(pinSet, /elements/);
   // The victim's clients now reach decide()'s new choice at once; others keep their server.
   // decide() is told which servers hold NAT-T flows of the address (affinity ike-spi: a new SA
-  // of an address whose flows are all on one server joins it), as they are when each is sent.
+  // of an address whose flows are all on one server joins it), as they are when each is sent,
+  // and how many NAT-T flows the address had live at once: every SA here has a port of its own,
+  // so an address with two or more SAs was marked shared when they were sent (natt_shared) and
+  // its new SAs are placed by SPI.
   const natT = new Map(
     CLIENTS4.map((a) => [
       a,
@@ -288,8 +291,12 @@ test('ike-spi IPv4: kernel slots equal decide(); 500 and 4500 of each SA reach o
   for (const sa of sas) {
     const want =
       sa.server === victim
-        ? decide(snap(), { address: sa.addr, spi: sa.spi, natTServers: [...natT.get(sa.addr)!] })
-            .backend?.name
+        ? decide(snap(), {
+            address: sa.addr,
+            spi: sa.spi,
+            natTServers: [...natT.get(sa.addr)!],
+            natTFlows: sas.filter((x) => x.addr === sa.addr).length,
+          }).backend?.name
         : sa.server;
     const r = await send(sa.addr, sa.natTPort, VIP4, 4500, ike4500(sa.spi));
     assert.equal(r.reply, `ack:${want}`);
