@@ -178,10 +178,9 @@ export function resolve(input: ConfigInput, source: string): Config {
     admin: resolveAdmin(input.admin ?? {}, baseDirOf(source)),
     log: { level: input.log?.level ?? DEFAULTS.logLevel },
     health: { allDown: input.health?.allDown ?? DEFAULTS.allDown },
-    workers:
-      input.workers === undefined || input.workers === 'auto'
-        ? availableParallelism()
-        : input.workers,
+    // One process unless asked: least connections across workers is eventually consistent (two
+    // clients arriving at once in two workers can both pick the same least-loaded server).
+    workers: input.workers === 'auto' ? availableParallelism() : (input.workers ?? 1),
     monitors,
     pools,
     services: { ikev2, sstp },
