@@ -27,6 +27,10 @@ export const DEMO = Object.freeze({
   clientsPerPhase: 30,
 });
 
+/**
+ * The demo's configuration. `kernelShed: off`: the demo stays on loopback and in userspace, so
+ * run as root it must not add nftables tables to the host.
+ */
 export function demoConfigYaml(backendIkePort: number, backendNatTPort: number): string {
   const backends = DEMO.servers
     .map((a, i) => `      - { name: rras${i + 1}, address: ${a} }`)
@@ -39,7 +43,8 @@ export function demoConfigYaml(backendIkePort: number, backendNatTPort: number):
       dataplane: userspace
       nat: full
       affinity: ike-spi
-      maxFlows: 4096`;
+      maxFlows: 4096
+      kernelShed: off`;
   return `# vpnlb demo: generated, loopback only
 log:
   level: warn
