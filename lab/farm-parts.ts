@@ -4,7 +4,7 @@
  * servers and clients they run.
  */
 import { join } from 'node:path';
-import type { Namespace, Topology } from './netns.js';
+import { counterPackets, type Namespace, type Topology } from './netns.js';
 import { Charon } from './strongswan/charon.js';
 import { FAST_RETRANSMIT } from './strongswan/strongswan-conf.js';
 import {
@@ -63,10 +63,7 @@ export async function installLeakCounter(router: Namespace, ifname: string): Pro
 }
 
 export async function leakedPackets(router: Namespace): Promise<number> {
-  const out = await router
-    .exec('nft', ['list', 'counter', 'inet', 'leak', 'leaked'])
-    .catch(() => '');
-  return Number(/packets (\d+)/.exec(out)?.[1] ?? 0);
+  return (await counterPackets(router, { family: 'inet', table: 'leak' })).leaked ?? 0;
 }
 
 /** The servers' strongSwan responders (PSK; tunnel targets on their loopback). */

@@ -17,6 +17,7 @@ import {
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { hasFile, type Availability } from './requirements.js';
+import { readCountersNative, type CounterFamily } from '../src/dataplane/kernel/nft-counters.js';
 
 const execFileP = promisify(execFile);
 
@@ -85,6 +86,36 @@ export interface Namespace {
   exec(cmd: string, args: readonly string[], input?: string): Promise<string>;
   /** Spawns a long-running process inside the namespace (killed by `destroy()`). */
   spawn(cmd: string, args: readonly string[], options?: SpawnOptions): ChildProcess;
+}
+
+/**
+ * Packets of the nft named counters in a namespace, summed by counter name over the tables asked
+ * for (every table of every family when the query is empty): the netlink reader when it is built
+ * (src/dataplane/kernel/nft-counters.ts), else `nft -j list counters`, which fetches every set
+ * element first (seconds per read with a few 65537-slot maps on a busy host). A missing table
+ * reads as no counters.
+ */
+export async function counterPackets(
+  ns: Namespace,
+  query: { readonly family: CounterFamily; readonly table: string } | Record<string, never> = {},
+): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  const native = readCountersNative({ ...query, netns: ns.name });
+  if (native?.ok) {
+    for (const c of native.value) out[c.name] = (out[c.name] ?? 0) + c.packets;
+    return out;
+  }
+  const args = 'table' in query ? ['table', query.family, query.table] : [];
+  const text = await ns.exec('nft', ['-j', 'list', 'counters', ...args]).catch(() => '');
+  let items: { counter?: { name: string; packets: number } }[] = [];
+  try {
+    items = (JSON.parse(text) as { nftables?: typeof items }).nftables ?? [];
+  } catch {
+    // No table, or no nft: no counters.
+  }
+  for (const item of items)
+    if (item.counter) out[item.counter.name] = (out[item.counter.name] ?? 0) + item.counter.packets;
+  return out;
 }
 
 export interface LinkSpec {

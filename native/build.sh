@@ -3,15 +3,18 @@
 # the Node headers already on this machine — never a download:
 #   sh native/build.sh udp-fastpath   the userspace relay's fast path (udp_fastpath.node)
 #   sh native/build.sh tcp-splice     the SSTP proxy's splice path (tcp_splice.node)
+#   sh native/build.sh nft-counters   the kernel plane's counter reader (nft_counters.node)
 # Exit status 0: built or up to date; otherwise the reason is printed, and the data plane works
-# without it (the relay forwards in JavaScript, SSTP tunnels stay Node pipes).
+# without it (the relay forwards in JavaScript, SSTP tunnels stay Node pipes, counters are read
+# with `nft -j list counters`).
 # Called by scripts/setup.sh; `--force` rebuilds after changing the C sources.
 set -eu
-ADDON=${1:?usage: native/build.sh udp-fastpath|tcp-splice [--force]}
+ADDON=${1:?usage: native/build.sh udp-fastpath|tcp-splice|nft-counters [--force]}
 FORCE=${2:-}
 case "$ADDON" in
   udp-fastpath) MODULE=udp_fastpath ;;
   tcp-splice) MODULE=tcp_splice ;;
+  nft-counters) MODULE=nft_counters ;;
   *) echo "native/build.sh: unknown addon $ADDON" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/$ADDON"
@@ -21,7 +24,7 @@ fail() {
   exit 1
 }
 
-[ "$(uname -s)" = "Linux" ] || fail "needs Linux (epoll, recvmmsg/sendmmsg, splice)"
+[ "$(uname -s)" = "Linux" ] || fail "needs Linux (epoll, recvmmsg/sendmmsg, splice, netlink)"
 
 # Up to date (built after the last change of its sources, by this Node): nothing to do.
 OUT=build/Release/$MODULE.node

@@ -55,5 +55,13 @@ if [ "${VPNLB_SSTP_SPLICE:-1}" != "0" ]; then
   sh native/build.sh tcp-splice || echo "setup: continuing without it (SSTP tunnels stay Node pipes)"
 fi
 
+# The kernel plane's optional native counter reader (native/nft-counters, same build): one netlink
+# dump of the counter objects instead of `nft -j list counters`, which fetches every set element
+# (about 0.7 s of CPU per 65537-slot map, per table, per poll). Not fatal: nft answers without it.
+if [ "${VPNLB_NFT_COUNTERS_NATIVE:-1}" != "0" ]; then
+  echo "setup: building the kernel plane's native counter reader"
+  sh native/build.sh nft-counters || echo "setup: continuing without it (counters are read with nft)"
+fi
+
 echo "setup: building"
 npm run --silent build

@@ -9,6 +9,7 @@
 import { sleep, waitUntil } from '../../src/util/wait.js';
 import { pingTunnel, type PingTrace } from '../ha/ha-pair.js';
 import { CGNAT_ADDRESS } from '../client-sites.js';
+import { counterPackets } from '../netns.js';
 import {
   EcmpLab,
   VIP6,
@@ -79,10 +80,12 @@ const VIPS = [VIP_SOURCE_IP, VIP_IKE_SPI, VIP6];
 const MONITOR_FALL_SECONDS = 3;
 
 export async function runEcmp(options: EcmpOptions = {}): Promise<EcmpReport> {
-  const progress = options.progress ?? (() => undefined);
+  const t0 = Date.now();
+  const report = options.progress ?? (() => undefined);
+  // Every line carries the seconds since the start: where a run's time goes is part of its report.
+  const progress = (line: string) => report(`[${Math.round((Date.now() - t0) / 1000)} s] ${line}`);
   const events = options.events ?? ['planned-drain', 'add-node', 'kill-node', 'all-backends-down'];
   const settleMs = options.settleMs ?? 10_000;
-  const t0 = Date.now();
   const initialNodes = options.nodes ?? 3;
   const lab = await EcmpLab.create({
     label: options.label ?? 'ecmp',
@@ -95,12 +98,14 @@ export async function runEcmp(options: EcmpOptions = {}): Promise<EcmpReport> {
     const active = lab.nodes.slice(0, initialNodes);
     const spare = lab.nodes[initialNodes]!;
     progress(
-      `ecmp: ${lab.clients.length} clients, 3 servers, nodes ${active.map((n) => n.name).join(', ')} (+ ${spare.name} to add)`,
+      `ecmp: lab built; ${lab.clients.length} clients, 3 servers, nodes ${active.map((n) => n.name).join(', ')} (+ ${spare.name} to add)`,
     );
     await lab.startRouter();
     await lab.startServers();
+    progress('ecmp: router and servers started');
     // One after the other: each loads three 65537-slot maps (a busy host stretches concurrent loads).
     for (const n of active) await n.vpnlbNode.startVpnlb();
+    progress('ecmp: vpnlb running on every node');
     for (const n of active) await n.startBgp();
     await waitRoutes(lab, (hops) => hops.length === initialNodes, 60_000);
     progress(`ecmp: the router has ${initialNodes} next hops for ${VIPS.join(', ')}`);
@@ -121,6 +126,7 @@ export async function runEcmp(options: EcmpOptions = {}): Promise<EcmpReport> {
       const t = await pingTunnel(c, lab.servers);
       if (t) tunnels.push({ client: c, ...t });
     }
+    progress(`ecmp: ${tunnels.length} tunnels carry pings`);
 
     const seen = new Set<string>();
     for (const s of lab.servers)
@@ -260,7 +266,9 @@ export async function runEcmp(options: EcmpOptions = {}): Promise<EcmpReport> {
     process.stderr.write(`--- router\n${lab.routerLog.slice(-3000)}\n`);
     throw err;
   } finally {
+    progress('ecmp: tearing the lab down');
     await lab.destroy();
+    progress('ecmp: lab removed');
   }
 }
 
@@ -286,10 +294,7 @@ async function splitHandshakes(lab: EcmpLab): Promise<number> {
       ['ip', 'vpnlb_sip'],
       ['ip6', 'vpnlb6'],
     ] as const) {
-      const out = await node.ns
-        .exec('nft', ['list', 'counter', family, table, 'ike_split'])
-        .catch(() => '');
-      n += Number(/packets (\d+)/.exec(out)?.[1] ?? 0);
+      n += (await counterPackets(node.ns, { family, table })).ike_split ?? 0;
     }
   }
   return n;

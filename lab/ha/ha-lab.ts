@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { addCgnatClients, addDirectClient, type ClientSite } from '../client-sites.js';
-import { Topology, type Namespace } from '../netns.js';
+import { counterPackets, Topology, type Namespace } from '../netns.js';
 import type { Charon } from '../strongswan/charon.js';
 import { sleep } from '../../src/util/wait.js';
 import { TUNNEL_TARGET_V4, TUNNEL_TARGET_V6 } from '../strongswan/swanctl-conf.js';
@@ -180,11 +180,8 @@ export class HaLabNode {
   /** Packets of the kernel table's `ike_split` counter (IPv4 and IPv6 tables). */
   async ikeSplitPackets(): Promise<number> {
     let n = 0;
-    for (const f of ['ip', 'ip6']) {
-      const out = await this.ns
-        .exec('nft', ['list', 'counter', f, 'vpnlb', 'ike_split'])
-        .catch(() => '');
-      n += Number(/packets (\d+)/.exec(out)?.[1] ?? 0);
+    for (const f of ['ip', 'ip6'] as const) {
+      n += (await counterPackets(this.ns, { family: f, table: 'vpnlb' })).ike_split ?? 0;
     }
     return n;
   }

@@ -19,6 +19,7 @@
 import { sleep } from '../../src/util/wait.js';
 import { TUNNEL_TARGET_V4, USER_TUNNEL_TARGET_V4 } from '../strongswan/swanctl-conf.js';
 import { IkeLab, type LabClient } from '../topology-ike.js';
+import { counterPackets } from '../netns.js';
 import { LabVpnlb } from './vpnlb-in-namespace.js';
 import type { AffinityMode } from '../../src/balancer/affinity.js';
 
@@ -109,10 +110,7 @@ async function bothOnOneServerWithTraffic(lab: IkeLab, c: LabClient): Promise<bo
 
 /** The kernel's `ike_split` counter (packets), read in the balancer namespace. */
 export async function splitPackets(lab: IkeLab, table = 'vpnlb'): Promise<number> {
-  const out = await lab.lb
-    .exec('nft', ['list', 'counter', 'ip', table, 'ike_split'])
-    .catch(() => '');
-  return Number(/packets (\d+)/.exec(out)?.[1] ?? 0);
+  return (await counterPackets(lab.lb, { family: 'ip', table })).ike_split ?? 0;
 }
 
 /** One client's outcome in a phase. */

@@ -10,6 +10,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import type { CommandRunner } from '../platform/command-runner.js';
+import { readCountersNative } from '../dataplane/kernel/nft-counters.js';
 import { sleep } from '../util/wait.js';
 import { readBgpStatus } from './bgp-state.js';
 import type { BgpPaths } from './paths.js';
@@ -24,8 +25,17 @@ export interface DrainReport {
   readonly timedOut: boolean;
 }
 
-/** Sum of the client → server packet counters of every vpnlb table (`nft -j list counters`). */
+const CLIENT_COUNTER = /^b_.+_in$/;
+
+/**
+ * Sum of the client → server packet counters of every vpnlb table: through the netlink addon
+ * (nft-counters.ts) when it is there, else `nft -j list counters`, which fetches every set
+ * element too (seconds per poll with a few 65537-slot maps on a busy node).
+ */
 export async function clientPackets(run: CommandRunner): Promise<number> {
+  const native = readCountersNative({});
+  if (native?.ok)
+    return native.value.reduce((n, c) => (CLIENT_COUNTER.test(c.name) ? n + c.packets : n), 0);
   const r = await run('nft', ['-j', 'list', 'counters']);
   if (!r.ok) return 0;
   let n = 0;
@@ -34,7 +44,7 @@ export async function clientPackets(run: CommandRunner): Promise<number> {
       nftables?: { counter?: { name: string; packets: number } }[];
     };
     for (const item of doc.nftables ?? [])
-      if (item.counter && /^b_.+_in$/.test(item.counter.name)) n += item.counter.packets;
+      if (item.counter && CLIENT_COUNTER.test(item.counter.name)) n += item.counter.packets;
   } catch {
     return 0;
   }

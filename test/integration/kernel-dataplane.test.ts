@@ -27,6 +27,7 @@ import { decide } from '../../src/control/decide.js';
 import type { ServiceSnapshot } from '../../src/control/snapshot.js';
 import { KernelIkeDataPlane } from '../../src/dataplane/kernel/kernel-dataplane.js';
 import { NftCliApplier, type NftApplier } from '../../src/dataplane/kernel/nft-applier.js';
+import type { CounterFamily } from '../../src/dataplane/kernel/nft-counters.js';
 import { kernelTestSkip, runtimeFor } from '../support/kernel-lab.js';
 
 const skip = kernelTestSkip('kernel data-plane integration tests');
@@ -395,6 +396,9 @@ class BeforeSlotsApplier implements NftApplier {
       await hook();
     }
     return this.#nft.apply(text);
+  }
+  counters(family: CounterFamily, table: string) {
+    return this.#nft.counters(family, table);
   }
   list(what: readonly string[]) {
     return this.#nft.list(what);

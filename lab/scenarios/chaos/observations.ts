@@ -14,6 +14,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IkeLab, LabClient } from '../../topology-ike.js';
 import { serverSas } from '../observe.js';
+import { counterPackets } from '../../netns.js';
 
 /** Client name → server name, for every established tunnel with an installed CHILD_SA. */
 export async function tunnelPlacement(lab: IkeLab): Promise<Map<string, string>> {
@@ -75,14 +76,7 @@ export function processStats(pid: number | undefined): { rssMb: number; fds: num
 
 /** The packets of every named nft counter in the balancer namespace, summed over tables (IPv4 and IPv6 services). */
 export async function nftCounters(lab: IkeLab): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  const text = await lab.lb.exec('nft', ['-j', 'list', 'counters']).catch(() => '{"nftables":[]}');
-  const parsed = JSON.parse(text) as {
-    nftables: { counter?: { name: string; packets: number } }[];
-  };
-  for (const item of parsed.nftables)
-    if (item.counter) out[item.counter.name] = (out[item.counter.name] ?? 0) + item.counter.packets;
-  return out;
+  return counterPackets(lab.lb);
 }
 
 /** `name{labels} value` lines of a Prometheus text exposition, summed by one label, for one metric. */

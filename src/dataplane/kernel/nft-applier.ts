@@ -12,6 +12,7 @@ import {
 } from '../../platform/command-runner.js';
 import { NFT_OBJECTS, type NftFamily } from './render-ruleset.js';
 import { explainPermissionError } from '../../platform/capabilities.js';
+import { readCountersNative, type CounterFamily } from './nft-counters.js';
 
 /** Result of an nft call; never thrown. */
 export type NftResult<T = void> = ToolResult<T>;
@@ -23,7 +24,14 @@ export interface NftApplier {
   list(what: readonly string[]): Promise<NftResult<unknown>>;
   /** Deletes a table; `ok` with `false` when it did not exist. */
   deleteTable(family: NftFamily, table: string): Promise<NftResult<boolean>>;
+  /**
+   * The named counters of a table, read without its set elements (nft-counters.ts). Optional:
+   * `readCounters` lists them through `list()` for an applier without it.
+   */
+  counters?(family: CounterFamily, table: string): Promise<NftResult<CounterValues>>;
 }
+
+export type CounterValues = Record<string, { packets: number; bytes: number }>;
 
 export interface NftCliOptions {
   /** Network namespace to program (integration tests); the host's when absent. */
@@ -37,9 +45,30 @@ const MISSING = /No such file or directory/;
 /** Runs the real `nft` binary. */
 export class NftCliApplier implements NftApplier {
   readonly #run: CommandRunner;
+  readonly #netns: string | undefined;
+  /** Counters through the netlink addon; off when a runner is injected (tests of the CLI path). */
+  readonly #native: boolean;
   constructor(options: NftCliOptions = {}) {
     this.#run =
       options.runner ?? createCommandRunner(options.netns ? { netns: options.netns } : {});
+    this.#netns = options.netns;
+    this.#native = options.runner === undefined;
+  }
+
+  /**
+   * Through the netlink addon when it is there; else, or when the dump found nothing or failed
+   * (a missing table is then reported as `nft` reports it), `nft -j list counters table`.
+   */
+  async counters(family: CounterFamily, table: string): Promise<NftResult<CounterValues>> {
+    const native = this.#native
+      ? readCountersNative({ family, table, ...(this.#netns ? { netns: this.#netns } : {}) })
+      : undefined;
+    if (native?.ok && native.value.length > 0) {
+      const out: CounterValues = {};
+      for (const c of native.value) out[c.name] = { packets: c.packets, bytes: c.bytes };
+      return { ok: true, value: out };
+    }
+    return countersFromList(this, family, table);
   }
 
   async apply(text: string): Promise<NftResult> {
@@ -145,15 +174,25 @@ export async function readTableState(
   return { ok: true, value: state };
 }
 
-/** Reads the named counters of a table (`nft -j list counters table F T`). */
-export async function readCounters(
+/** Reads the named counters of a table: the applier's own reader, else `nft -j list counters table F T`. */
+export function readCounters(
   applier: NftApplier,
-  family: NftFamily,
+  family: CounterFamily,
   table: string,
-): Promise<NftResult<Record<string, { packets: number; bytes: number }>>> {
+): Promise<NftResult<CounterValues>> {
+  return applier.counters
+    ? applier.counters(family, table)
+    : countersFromList(applier, family, table);
+}
+
+async function countersFromList(
+  applier: NftApplier,
+  family: CounterFamily,
+  table: string,
+): Promise<NftResult<CounterValues>> {
   const r = await applier.list(['counters', 'table', family, table]);
   if (!r.ok) return r;
-  const out: Record<string, { packets: number; bytes: number }> = {};
+  const out: CounterValues = {};
   for (const item of items(r.value)) {
     const c = item.counter;
     if (c && typeof c.name === 'string')

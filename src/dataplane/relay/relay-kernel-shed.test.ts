@@ -4,7 +4,7 @@ import type { NftApplier, NftResult } from '../kernel/nft-applier.js';
 import {
   KernelShed,
   parseRcvbufErrors,
-  parseShedCounters,
+  shedCountsOf,
   renderShedTable,
   shedTableName,
 } from './relay-kernel-shed.js';
@@ -151,12 +151,19 @@ test('limit changes replace the established chain; unchanged limits cost nothing
   assert.equal(nft.applied.at(-1), 'table inet vpnlb_shed_ike\ndelete table inet vpnlb_shed_ike\n');
 });
 
-test('RcvbufErrors from /proc/net/snmp and snmp6; counters from nft -j', () => {
+test('RcvbufErrors from /proc/net/snmp and snmp6; drops from the named counters', () => {
   const snmp =
     'Ip: Forwarding DefaultTTL\nIp: 1 64\nUdp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\nUdp: 100 2 7 90 5 0\nUdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors\nUdpLite: 0 0 0 0 99\n';
   assert.equal(parseRcvbufErrors(snmp), 5);
   assert.equal(parseRcvbufErrors(snmp, 'Udp6InDatagrams 4\nUdp6RcvbufErrors 11\n'), 16);
   assert.equal(parseRcvbufErrors('nothing'), undefined);
-  assert.equal(parseShedCounters({ nftables: [] }), undefined);
-  assert.equal(parseShedCounters('garbage'), undefined);
+  assert.equal(shedCountsOf({}), undefined);
+  assert.equal(shedCountsOf({ established_shed: { packets: 1, bytes: 2 } }), undefined);
+  assert.deepEqual(
+    shedCountsOf({
+      established_shed: { packets: 1, bytes: 2 },
+      unknown_shed: { packets: 3, bytes: 4 },
+    }),
+    { established: 1, unknown: 3 },
+  );
 });

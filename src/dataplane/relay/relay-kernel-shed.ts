@@ -21,7 +21,12 @@
  * left behind by a killed process is taken over).
  */
 import { readFile } from 'node:fs/promises';
-import type { NftApplier, NftResult } from '../kernel/nft-applier.js';
+import {
+  readCounters,
+  type CounterValues,
+  type NftApplier,
+  type NftResult,
+} from '../kernel/nft-applier.js';
 
 /** Where an established flow's packets come from. */
 export interface ShedFlowKey {
@@ -149,14 +154,10 @@ export interface ShedCounts {
   readonly unknown: number;
 }
 
-/** Reads the named counters out of `nft -j list counters table inet NAME` output. */
-export function parseShedCounters(json: unknown): ShedCounts | undefined {
-  const items = (json as { nftables?: Array<{ counter?: { name?: string; packets?: number } }> })
-    ?.nftables;
-  if (!Array.isArray(items)) return undefined;
-  const get = (n: string) => items.find((x) => x.counter?.name === n)?.counter?.packets;
-  const established = get('established_shed');
-  const unknown = get('unknown_shed');
+/** The two limits' drops out of the table's named counters (undefined when either is missing). */
+export function shedCountsOf(counters: CounterValues): ShedCounts | undefined {
+  const established = counters.established_shed?.packets;
+  const unknown = counters.unknown_shed?.packets;
   return established === undefined || unknown === undefined ? undefined : { established, unknown };
 }
 
@@ -264,8 +265,8 @@ export class KernelShed {
 
   async counts(): Promise<ShedCounts | undefined> {
     if (!this.#installed) return undefined;
-    const r = await this.#nft.list(['counters', 'table', 'inet', this.#config.table]);
-    return r.ok ? parseShedCounters(r.value) : undefined;
+    const r = await readCounters(this.#nft, 'inet', this.#config.table);
+    return r.ok ? shedCountsOf(r.value) : undefined;
   }
 
   async uninstall(): Promise<NftResult<boolean>> {
