@@ -58,6 +58,12 @@ export interface HaLabClient extends ClientSite {
   charon?: Charon;
 }
 
+/** A node's network configuration: addresses (with prefix) per interface, default gateways. */
+export interface NodeNetwork {
+  readonly addresses: Record<string, string[]>;
+  readonly gateways: readonly string[];
+}
+
 /** One balancer node: its namespace, its configuration file, its two vpnlb processes. */
 export class HaLabNode {
   readonly name: string;
@@ -66,6 +72,8 @@ export class HaLabNode {
   readonly runDir: string;
   /** Interfaces: outside, inside, sync. */
   readonly links: readonly string[];
+  /** What the node's network configuration puts on its links (addresses per link, default gateways). */
+  readonly network: NodeNetwork;
   #run: ChildProcess | undefined;
   #ha: ChildProcess | undefined;
   log = '';
@@ -76,12 +84,14 @@ export class HaLabNode {
     configPath: string,
     runDir: string,
     links: readonly string[],
+    network: NodeNetwork = { addresses: {}, gateways: [] },
   ) {
     this.name = name;
     this.ns = ns;
     this.configPath = configPath;
     this.runDir = runDir;
     this.links = links;
+    this.network = network;
   }
 
   /** Spawns `vpnlb ARGS` in the node's namespace; resolves once its output matches `ready`. */
@@ -154,9 +164,35 @@ export class HaLabNode {
     await signal(this.#run, 'SIGTERM');
   }
 
-  /** Every link of the node down (or up): the node is dead to the world. */
+  /**
+   * Every link of the node down (the node is dead to the world), or up again. A link that goes
+   * down takes its routes with it, and its IPv6 addresses unless `keep_addr_on_down` is set (the
+   * lab sets it, as docs/high-availability.md asks); coming back, the node's network
+   * configuration is applied again, as systemd-networkd does on carrier and a rebooted node does
+   * at boot.
+   */
   async setLinks(up: boolean): Promise<void> {
     for (const l of this.links) await this.ns.exec('ip', ['link', 'set', l, up ? 'up' : 'down']);
+    if (!up) return;
+    for (const [dev, addresses] of Object.entries(this.network.addresses))
+      for (const a of addresses)
+        await this.ns.exec('ip', [
+          'addr',
+          'replace',
+          a,
+          'dev',
+          dev,
+          ...(a.includes(':') ? ['nodad'] : []),
+        ]);
+    for (const via of this.network.gateways)
+      await this.ns.exec('ip', [
+        ...(via.includes(':') ? ['-6'] : []),
+        'route',
+        'replace',
+        'default',
+        'via',
+        via,
+      ]);
   }
 
   /** `vpnlb CMD ... --config FILE` in the node's namespace. */
@@ -249,28 +285,31 @@ export class HaLab {
     await installLeakCounter(wan, wanIf);
 
     const links: string[][] = [];
+    const networks: NodeNetwork[] = [];
+    const gateways = ['198.18.0.1', '2001:db8:a::1'];
     for (const [i, name] of (['lb1', 'lb2'] as const).entries()) {
-      await t.addNamespace(name);
-      const outside = await this.#port('osw', name, [
-        `198.18.0.${2 + i}/24`,
-        `2001:db8:a::${2 + i}/64`,
-      ]);
-      const inside = await this.#port('isw', name, [
-        `198.18.1.${2 + i}/24`,
-        `2001:db8:b::${2 + i}/64`,
-      ]);
-      await t.route(name, 'default', '198.18.0.1');
-      await t.route(name, 'default', '2001:db8:a::1');
+      const ns = await t.addNamespace(name);
+      // As docs/high-availability.md asks of a node: IPv6 addresses survive a link flap.
+      await ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.keep_addr_on_down=1']);
+      const outsideAddrs = [`198.18.0.${2 + i}/24`, `2001:db8:a::${2 + i}/64`];
+      const insideAddrs = [`198.18.1.${2 + i}/24`, `2001:db8:b::${2 + i}/64`];
+      const outside = await this.#port('osw', name, outsideAddrs);
+      const inside = await this.#port('isw', name, insideAddrs);
+      for (const via of gateways) await t.route(name, 'default', via);
       links.push([outside, inside]);
+      networks.push({ addresses: { [outside]: outsideAddrs, [inside]: insideAddrs }, gateways });
     }
+    const syncAddresses = ['198.18.2.1/30', '198.18.2.2/30'] as const;
     const sync = await t.link({
       a: 'lb1',
       b: 'lb2',
-      aAddresses: ['198.18.2.1/30'],
-      bAddresses: ['198.18.2.2/30'],
+      aAddresses: [syncAddresses[0]],
+      bAddresses: [syncAddresses[1]],
     });
     links[0]!.push(sync.aIf);
     links[1]!.push(sync.bIf);
+    networks[0]!.addresses[sync.aIf] = [syncAddresses[0]];
+    networks[1]!.addresses[sync.bIf] = [syncAddresses[1]];
     for (const [i, name] of (['lb1', 'lb2'] as const).entries()) {
       this.nodes.push(
         new HaLabNode(
@@ -279,6 +318,7 @@ export class HaLab {
           join(this.dir, `${name}.yaml`),
           join(this.dir, name, 'ha'),
           links[i]!,
+          networks[i]!,
         ),
       );
     }

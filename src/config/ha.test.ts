@@ -118,3 +118,19 @@ test('parseCidr', () => {
   assert.equal(parseCidr('198.19.0.1/33'), undefined);
   assert.equal(parseCidr('198.19.0.1'), undefined);
 });
+
+test('ha: an interface that drops its IPv6 addresses on link down is a warning on the node itself', () => {
+  const warnings = (host: HostView) =>
+    checkConfigText(PAIR, 'pair.yaml', host)
+      .issues.filter((i) => i.severity === 'warning' && /keep_addr_on_down/.test(i.message))
+      .map((i) => formatIssue('pair.yaml', i));
+  const dropped = warnings({ ...ON_LB1, keepsIpv6OnLinkDown: () => false });
+  // Only the inside instance has IPv6 addresses in the example.
+  assert.equal(dropped.length, 1, dropped.join('\n'));
+  assert.match(dropped[0]!, /ha\.vrrp\.inside\.interface/);
+  assert.match(dropped[0]!, /inside0 drops its IPv6 addresses when its link goes down/);
+  assert.deepEqual(warnings({ ...ON_LB1, keepsIpv6OnLinkDown: () => true }), []);
+  assert.deepEqual(warnings({ ...ON_LB1, keepsIpv6OnLinkDown: () => undefined }), []);
+  // Elsewhere (not a node of the pair) nothing about this host's interfaces is said.
+  assert.deepEqual(warnings({ ...ELSEWHERE, keepsIpv6OnLinkDown: () => false }), []);
+});

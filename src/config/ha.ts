@@ -6,7 +6,7 @@
  * same backend names, hence the same Maglev slots — DESIGN §6), so the pair shares one
  * configuration and each node finds itself by the sync address it holds.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { DEFAULTS } from './defaults.js';
@@ -18,11 +18,32 @@ import type { ConfigIssue, HaConfig, HaNode, VrrpInstance } from './types.js';
 export interface HostView {
   hasInterface(name: string): boolean;
   isLocalAddress(address: string): boolean;
+  /**
+   * Whether the interface keeps its IPv6 addresses when its link goes down
+   * (`keep_addr_on_down` of `all` or of the interface above 0); undefined when unknown.
+   */
+  keepsIpv6OnLinkDown?(name: string): boolean | undefined;
+}
+
+function sysctlNumber(path: string): number | undefined {
+  try {
+    const v = Number(readFileSync(path, 'utf8').trim());
+    return Number.isFinite(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The host this process runs on (its network namespace). */
 export const LOCAL_HOST: HostView = {
   hasInterface: (name) => existsSync(`/sys/class/net/${name}`),
+  keepsIpv6OnLinkDown: (name) => {
+    const all = sysctlNumber('/proc/sys/net/ipv6/conf/all/keep_addr_on_down');
+    const own = sysctlNumber(`/proc/sys/net/ipv6/conf/${name}/keep_addr_on_down`);
+    if (all === undefined && own === undefined) return undefined;
+    // The kernel: the `all` value when it is set, else the interface's; above 0 keeps them.
+    return (all || own || 0) > 0;
+  },
   isLocalAddress: (address) =>
     Object.values(networkInterfaces()).some((list) =>
       (list ?? []).some((a) => sameAddress(a.address, address)),
@@ -273,6 +294,27 @@ export function checkHa(raw: Record<string, unknown>, add: AddIssue, host: HostV
     for (const [path, name] of ifaces) {
       if (typeof name === 'string' && !host.hasInterface(name))
         add('error', path, `no interface "${name}" on this host (node ${String(self.name)})`);
+    }
+    // With the kernel's default (keep_addr_on_down = 0) a link that goes down loses its IPv6
+    // addresses for good under ifupdown: after a switch-port flap or a cable pull the node's
+    // monitors cannot reach IPv6 servers, so its tracker keeps it below the peer for ever.
+    for (const [which, inst] of [
+      ['outside', outside],
+      ['inside', inside],
+    ] as const) {
+      const name = inst?.interface;
+      const hasV6 = arr(inst?.addresses).some((a) => typeof a === 'string' && a.includes(':'));
+      if (
+        typeof name === 'string' &&
+        hasV6 &&
+        host.hasInterface(name) &&
+        host.keepsIpv6OnLinkDown?.(name) === false
+      )
+        add(
+          'warning',
+          ['ha', 'vrrp', which, 'interface'],
+          `${name} drops its IPv6 addresses when its link goes down (net.ipv6.conf.all.keep_addr_on_down = 0, the kernel's default): after a link flap this node could not reach IPv6 servers nor take the addresses back; set net.ipv6.conf.all.keep_addr_on_down = 1 (in /etc/sysctl.d/)`,
+        );
     }
   }
 }

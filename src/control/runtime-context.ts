@@ -14,6 +14,13 @@ export interface RuntimeContext {
   readonly controller: Controller;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /**
+   * Whether this node may delete conntrack entries that a peer replicates: false while it is
+   * the standby or faulted node of an HA pair. conntrackd carries a deletion made there to the
+   * active node, where it would cut live tunnels for a view of the servers only this node has
+   * (a node whose links are down sees every server down). Absent: always.
+   */
+  readonly ownsReplicatedFlows?: () => boolean;
 }
 
 /** Something with a lifecycle that watches backends (the health checker). */

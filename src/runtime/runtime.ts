@@ -116,15 +116,24 @@ export class Runtime {
     }
   }
 
+  #context(config: Config): RuntimeContext {
+    return {
+      config,
+      controller: this.controller,
+      logger: this.#opts.logger,
+      metrics: this.metrics,
+      // A standby's conntrack deletions would reach the active node through conntrackd.
+      ownsReplicatedFlows: () => {
+        const role = this.#ha?.status.role;
+        return role !== 'standby' && role !== 'fault';
+      },
+    };
+  }
+
   async #start(): Promise<void> {
     const { logger } = this.#opts;
     const config = this.#config;
-    const ctx: RuntimeContext = {
-      config,
-      controller: this.controller,
-      logger,
-      metrics: this.metrics,
-    };
+    const ctx = this.#context(config);
     const transitions = this.metrics.counter({
       name: 'vpnlb_backend_transitions_total',
       help: 'Backend state changes, by service, backend and new state.',
@@ -512,12 +521,7 @@ export class Runtime {
       // 3. The new configuration: one snapshot for the planes that stay.
       this.#config = next;
       this.#configWarnings = issues;
-      const ctx: RuntimeContext = {
-        config: next,
-        controller: this.controller,
-        logger,
-        metrics: this.metrics,
-      };
+      const ctx = this.#context(next);
       if (next.log.level !== logger.level) logger.level = next.log.level;
       this.controller.reconfigure(next);
       // 4. New and restarted services.

@@ -56,11 +56,17 @@ const runner: CommandRunner = async (cmd, args) => {
   return { ok: false, code: 1, stdout: '', stderr: '', message: 'unexpected' };
 };
 
-function setup(yaml = YAML) {
+function setup(yaml = YAML, ownsReplicatedFlows?: () => boolean) {
   const config = loadConfigText(yaml);
   const controller = new Controller(config);
   const metrics = new Metrics();
-  const ctx = { config, controller, logger: silentLogger(), metrics };
+  const ctx = {
+    config,
+    controller,
+    logger: silentLogger(),
+    metrics,
+    ...(ownsReplicatedFlows ? { ownsReplicatedFlows } : {}),
+  };
   const nft = new FakeNftApplier();
   const ct = new FakeConntrack();
   const snap = () => controller.service('ike') as ServiceSnapshot;
@@ -76,6 +82,27 @@ function setup(yaml = YAML) {
 
 const slotsOf = (nft: FakeNftApplier) =>
   nft.tables.get('ip vpnlb')?.slots ?? new Map<number, string>();
+
+test("an HA pair's standby keeps a lost server's conntrack entries (conntrackd would carry the deletion to the active node); it deletes them once active", async () => {
+  let role = 'standby';
+  const { controller, ct, snap, make, metrics } = setup(YAML, () => role === 'active');
+  const dp = make();
+  await dp.start(snap());
+  controller.setAdminState('b', 'disabled');
+  await dp.apply(snap());
+  assert.deepEqual(ct.deleted, [], 'the standby deleted nothing');
+  const text = await metrics.text();
+  assert.match(
+    text,
+    /^vpnlb_kernel_conntrack_kept_standby_total\{service="ike",backend="b"\} 2$/m,
+    text,
+  );
+  role = 'active';
+  controller.setAdminState('c', 'disabled');
+  await dp.apply(snap());
+  assert.deepEqual(ct.deleted, ['198.18.2.12', '198.18.2.12']);
+  await dp.stop();
+});
 
 test('start creates the table with all 65537 slots in one transaction', async () => {
   const { nft, snap, make } = setup();

@@ -561,6 +561,14 @@ export class KernelIkeDataPlane implements DataPlane {
   }
 
   async #deleteFlows(backends: readonly { name: string; address: string }[]): Promise<void> {
+    if (backends.length > 0 && this.#ctx.ownsReplicatedFlows?.() === false) {
+      for (const b of backends) this.#metrics.conntrackKeptOnStandby(b.name);
+      this.#log().info(
+        { backends: backends.map((b) => b.name) },
+        `${this.serviceName}: this node is the pair's standby: the conntrack entries of ${backends.map((b) => b.name).join(', ')} are kept (conntrackd would carry a deletion to the active node, which deletes its own)`,
+      );
+      return;
+    }
     for (const b of backends) {
       const r = await this.#conntrack.deleteBackendFlows(
         this.#service.virtualIp,

@@ -17,6 +17,7 @@ export class KernelMetrics {
   readonly #slots: Counter<'service'>;
   readonly #retirements: Counter<'service' | 'result'>;
   readonly #ctDeleted: Counter<'service' | 'backend'>;
+  readonly #ctKept: Counter<'service' | 'backend'>;
   readonly #ctFailures: Counter<'service'>;
   readonly #packets: Counter<'service' | 'backend' | 'direction'>;
   readonly #bytes: Counter<'service' | 'backend' | 'direction'>;
@@ -45,6 +46,11 @@ export class KernelMetrics {
     this.#ctDeleted = metrics.counter({
       name: 'vpnlb_kernel_conntrack_deleted_total',
       help: 'Conntrack entries deleted because their server went down, was disabled or removed.',
+      labelNames: ['service', 'backend'],
+    });
+    this.#ctKept = metrics.counter({
+      name: 'vpnlb_kernel_conntrack_kept_standby_total',
+      help: "Deletions of a server's conntrack entries skipped because this node is an HA pair's standby (or faulted): conntrackd would carry them to the active node.",
       labelNames: ['service', 'backend'],
     });
     this.#ctFailures = metrics.counter({
@@ -90,6 +96,10 @@ export class KernelMetrics {
 
   conntrackDeleted(backend: string, n: number): void {
     this.#ctDeleted.inc({ service: this.#service, backend }, n);
+  }
+
+  conntrackKeptOnStandby(backend: string): void {
+    this.#ctKept.inc({ service: this.#service, backend });
   }
 
   conntrackFailed(): void {
