@@ -213,6 +213,19 @@ export class HaLabNode {
     };
   }
 
+  /** Conntrack entries of flows to the pair's virtual IPs (IPv4 and IPv6) in this node's kernel. */
+  async vipFlows(): Promise<number> {
+    let n = 0;
+    for (const [family, vip] of [
+      ['ipv4', HA_VIP4],
+      ['ipv6', HA_VIP6],
+    ] as const) {
+      const out = await this.ns.exec('conntrack', ['-L', '-f', family, '-d', vip]).catch(() => '');
+      n += out.split('\n').filter((l) => l.includes(`dst=${vip}`)).length;
+    }
+    return n;
+  }
+
   /** Packets of the kernel table's `ike_split` counter (IPv4 and IPv6 tables). */
   async ikeSplitPackets(): Promise<number> {
     let n = 0;

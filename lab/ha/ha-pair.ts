@@ -292,8 +292,13 @@ export async function runHaPair(options: HaPairOptions = {}): Promise<HaPairRepo
           break;
         await sleep(200);
       }
-      // conntrackd's resync (-n at BACKUP, StartupResync) fills lb1's table from lb2.
-      await sleep(2000);
+      // conntrackd's resync (-n at BACKUP, StartupResync) fills lb1's table from lb2: what an
+      // operator checks before `vpnlb node resume` (docs/high-availability.md). A flow lb1 does
+      // not know when it takes over sends its server's packets out un-NATed.
+      const synced = Date.now() + 30_000;
+      while (Date.now() < synced && (await lb1.vipFlows()) < (await lb2.vipFlows()))
+        await sleep(500);
+      await sleep(1000);
       await measure('fail-back', lb2, lb1, () => lb1.vpnlb(['node', 'resume']));
     };
 
