@@ -13,6 +13,9 @@
  * - NAT-T port: IKE behind the 4-octet zero non-ESP marker (RFC 3948 §2.2) with a full SPI
  *   (≥ 12 octets) is hashed and forwarded; everything else (ESP with no conntrack entry, a
  *   1-octet NAT keepalive, a short marker) has no pin and ends in `natt_unrouted`.
+ * The rules that place by source address (peer and learn sets, which the flooder's own address
+ * joins once its forwarded datagrams reach a server) require the same full SPI, so they change
+ * none of these verdicts.
  * A datagram dropped in the nat prerouting chain leaves no conntrack entry, so a dropped flow's
  * next datagram meets the chain again; a forwarded flow's next datagram follows its entry
  * whatever it contains. Hence one socket (source port) per verdict: a forwarded flow never

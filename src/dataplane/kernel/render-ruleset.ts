@@ -124,6 +124,15 @@ export const ESP_SAMPLE = 32;
  */
 const SPI_AT_IKE_PORT = '@th,64,32 . @th,96,32';
 const SPI_AT_NATT_PORT = '@th,96,32 . @th,128,32';
+/**
+ * A datagram long enough to carry the initiator SPI (UDP header 8 octets, then SPIi 8; on the
+ * NAT-T port after the 4-octet non-ESP marker). The hash rules cannot load a shorter one and
+ * it ends unrouted; the rules that place by the source address (peer and learn sets) require
+ * the same, so that a truncated datagram from an address with a tunnel is dropped and counted
+ * like any other, not forwarded to that tunnel's server.
+ */
+const FULL_SPI_AT_IKE_PORT = 'udp length >= 16';
+const FULL_SPI_AT_NATT_PORT = 'udp length >= 20';
 /** RFC 7296 §3.1 exchange type (IKE header byte 18), at each port. */
 const EXCHANGE_AT_IKE_PORT = '@th,208,8';
 const EXCHANGE_AT_NATT_PORT = '@th,240,8';
@@ -624,7 +633,7 @@ function emitDnatChain(e: Emit): void {
         `${match(service.ikePort)} ${EXCHANGE_AT_IKE_PORT} != ${IKE_SA_INIT} ${SPI_AT_IKE_PORT} @${NFT_OBJECTS.spiDeadSet} counter name ${NFT_OBJECTS.ikeStale} drop`,
       );
     }
-    placeByPeer(match(service.ikePort), service.backendIkePort);
+    placeByPeer(`${match(service.ikePort)} ${FULL_SPI_AT_IKE_PORT}`, service.backendIkePort);
     line(2, `${match(service.ikePort)} dnat to ${key} : ${service.backendIkePort}`);
     line(2, `${match(service.ikePort)} counter name ${NFT_OBJECTS.ikeUnrouted} drop`);
   }
@@ -641,7 +650,7 @@ function emitDnatChain(e: Emit): void {
           2,
           `${ikeMsg} ${EXCHANGE_AT_NATT_PORT} != ${IKE_SA_INIT} ${SPI_AT_NATT_PORT} @${NFT_OBJECTS.spiDeadSet} counter name ${NFT_OBJECTS.ikeStale} drop`,
         );
-        placeByPeer(ikeMsg, service.backendNatTPort);
+        placeByPeer(`${ikeMsg} ${FULL_SPI_AT_NATT_PORT}`, service.backendNatTPort);
       }
       line(
         2,
