@@ -60,7 +60,7 @@ import {
   type RulesetBackend,
 } from './render-ruleset.js';
 import { ReturnPathDetector, type ReturnPathOptions } from './return-path.js';
-import { ReturnPathWatch, backendFigures } from './kernel-plane-parts.js';
+import { ReturnPathWatch, backendFigures, mayDeleteFlows } from './kernel-plane-parts.js';
 import { checkSysctls } from './sysctl-check.js';
 import { KernelMetrics } from './kernel-metrics.js';
 import {
@@ -561,14 +561,7 @@ export class KernelIkeDataPlane implements DataPlane {
   }
 
   async #deleteFlows(backends: readonly { name: string; address: string }[]): Promise<void> {
-    if (backends.length > 0 && this.#ctx.ownsReplicatedFlows?.() === false) {
-      for (const b of backends) this.#metrics.conntrackKeptOnStandby(b.name);
-      this.#log().info(
-        { backends: backends.map((b) => b.name) },
-        `${this.serviceName}: this node is the pair's standby: the conntrack entries of ${backends.map((b) => b.name).join(', ')} are kept (conntrackd would carry a deletion to the active node, which deletes its own)`,
-      );
-      return;
-    }
+    if (!mayDeleteFlows(this.#ctx, this.#metrics, this.#log(), this.serviceName, backends)) return;
     for (const b of backends) {
       const r = await this.#conntrack.deleteBackendFlows(
         this.#service.virtualIp,

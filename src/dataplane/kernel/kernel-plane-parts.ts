@@ -6,6 +6,7 @@
 import type { Logger } from '../../log/logger.js';
 import type { BackendCounters } from '../../control/dataplane-interface.js';
 import type { CommandRunner } from '../../platform/command-runner.js';
+import type { RuntimeContext } from '../../control/runtime-context.js';
 import type { ConntrackEntry } from './conntrack.js';
 import type { KernelMetrics } from './kernel-metrics.js';
 import { counterName, type RulesetBackend } from './render-ruleset.js';
@@ -99,4 +100,27 @@ export class ReturnPathWatch {
     this.#balancerAddress.set(address, src);
     return src;
   }
+}
+
+/**
+ * Whether this node may delete the conntrack entries of `backends` (both kernel planes ask
+ * before deleting a lost server's flows). Not on an HA pair's standby or faulted node: conntrackd
+ * would carry the deletion to the active node (RuntimeContext.ownsReplicatedFlows). Counted and
+ * logged when it may not.
+ */
+export function mayDeleteFlows(
+  ctx: RuntimeContext,
+  metrics: KernelMetrics,
+  log: Logger,
+  serviceName: string,
+  backends: readonly { name: string }[],
+): boolean {
+  if (backends.length === 0 || ctx.ownsReplicatedFlows?.() !== false) return true;
+  const names = backends.map((b) => b.name);
+  for (const n of names) metrics.conntrackKeptOnStandby(n);
+  log.info(
+    { backends: names },
+    `${serviceName}: this node is the pair's standby: the conntrack entries of ${names.join(', ')} are kept (conntrackd would carry a deletion to the active node, which deletes its own)`,
+  );
+  return false;
 }

@@ -43,7 +43,7 @@ import {
 } from './render-ruleset.js';
 import { SSTP_CHAINS, SSTP_UNROUTED, renderSstpRuleset, sstpCtTimeoutName } from './render-sstp.js';
 import { ReturnPathDetector } from './return-path.js';
-import { ReturnPathWatch, backendFigures } from './kernel-plane-parts.js';
+import { ReturnPathWatch, backendFigures, mayDeleteFlows } from './kernel-plane-parts.js';
 import { checkSysctls } from './sysctl-check.js';
 
 export class KernelSstpDataPlane implements DataPlane {
@@ -264,14 +264,7 @@ export class KernelSstpDataPlane implements DataPlane {
   }
 
   async #deleteFlows(backends: readonly { name: string; address: string }[]): Promise<void> {
-    if (backends.length > 0 && this.#ctx.ownsReplicatedFlows?.() === false) {
-      for (const b of backends) this.#metrics.conntrackKeptOnStandby(b.name);
-      this.#log().info(
-        { backends: backends.map((b) => b.name) },
-        `${this.serviceName}: this node is the pair's standby: the conntrack entries of ${backends.map((b) => b.name).join(', ')} are kept (conntrackd would carry a deletion to the active node, which deletes its own)`,
-      );
-      return;
-    }
+    if (!mayDeleteFlows(this.#ctx, this.#metrics, this.#log(), this.serviceName, backends)) return;
     for (const b of backends) {
       const r = await this.#conntrack.deleteBackendFlows(
         this.#service.virtualIp,
