@@ -17,7 +17,7 @@ import {
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { hasFile, type Availability } from './requirements.js';
-import { readCountersNative, type CounterFamily } from '../src/dataplane/kernel/nft-counters.js';
+import { readCounterObjects, type CounterFamily } from '../src/dataplane/kernel/nft-counters.js';
 
 const execFileP = promisify(execFile);
 
@@ -100,21 +100,10 @@ export async function counterPackets(
   query: { readonly family: CounterFamily; readonly table: string } | Record<string, never> = {},
 ): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  const native = readCountersNative({ ...query, netns: ns.name });
-  if (native?.ok) {
-    for (const c of native.value) out[c.name] = (out[c.name] ?? 0) + c.packets;
-    return out;
-  }
-  const args = 'table' in query ? ['table', query.family, query.table] : [];
-  const text = await ns.exec('nft', ['-j', 'list', 'counters', ...args]).catch(() => '');
-  let items: { counter?: { name: string; packets: number } }[] = [];
-  try {
-    items = (JSON.parse(text) as { nftables?: typeof items }).nftables ?? [];
-  } catch {
-    // No table, or no nft: no counters.
-  }
-  for (const item of items)
-    if (item.counter) out[item.counter.name] = (out[item.counter.name] ?? 0) + item.counter.packets;
+  const counters = await readCounterObjects({ ...query, netns: ns.name }, (args) =>
+    ns.exec('nft', args).catch(() => undefined),
+  );
+  for (const c of counters) out[c.name] = (out[c.name] ?? 0) + c.packets;
   return out;
 }
 

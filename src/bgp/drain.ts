@@ -10,7 +10,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import type { CommandRunner } from '../platform/command-runner.js';
-import { readCountersNative } from '../dataplane/kernel/nft-counters.js';
+import { readCounterObjects } from '../dataplane/kernel/nft-counters.js';
 import { sleep } from '../util/wait.js';
 import { readBgpStatus } from './bgp-state.js';
 import type { BgpPaths } from './paths.js';
@@ -33,22 +33,11 @@ const CLIENT_COUNTER = /^b_.+_in$/;
  * element too (seconds per poll with a few 65537-slot maps on a busy node).
  */
 export async function clientPackets(run: CommandRunner): Promise<number> {
-  const native = readCountersNative({});
-  if (native?.ok)
-    return native.value.reduce((n, c) => (CLIENT_COUNTER.test(c.name) ? n + c.packets : n), 0);
-  const r = await run('nft', ['-j', 'list', 'counters']);
-  if (!r.ok) return 0;
-  let n = 0;
-  try {
-    const doc = JSON.parse(r.stdout) as {
-      nftables?: { counter?: { name: string; packets: number } }[];
-    };
-    for (const item of doc.nftables ?? [])
-      if (item.counter && CLIENT_COUNTER.test(item.counter.name)) n += item.counter.packets;
-  } catch {
-    return 0;
-  }
-  return n;
+  const counters = await readCounterObjects({}, async (args) => {
+    const r = await run('nft', args);
+    return r.ok ? r.stdout : undefined;
+  });
+  return counters.reduce((n, c) => (CLIENT_COUNTER.test(c.name) ? n + c.packets : n), 0);
 }
 
 export interface DrainOptions {

@@ -83,3 +83,45 @@ export function readCountersNative(
     return { ok: false, error: (err as Error).message };
   }
 }
+
+/** The counter objects of `nft -j list counters [table F T]` output (none when unparsable). */
+export function countersOfNftJson(text: string): NativeCounter[] {
+  let doc: { nftables?: { counter?: Record<string, unknown> }[] };
+  try {
+    doc = JSON.parse(text) as typeof doc;
+  } catch {
+    return [];
+  }
+  const out: NativeCounter[] = [];
+  for (const item of doc.nftables ?? []) {
+    const c = item.counter;
+    if (!c || typeof c.name !== 'string') continue;
+    out.push({
+      table: String(c.table ?? ''),
+      name: c.name,
+      family: NFPROTO[c.family as CounterFamily] ?? 0,
+      packets: Number(c.packets ?? 0),
+      bytes: Number(c.bytes ?? 0),
+    });
+  }
+  return out;
+}
+
+/**
+ * The counter objects asked for: through the addon when it answers, else through `nft` (`run`
+ * gets the arguments after `nft` and returns its standard output, or undefined when it failed).
+ * Nothing when neither answers.
+ */
+export async function readCounterObjects(
+  query: NativeCounterQuery,
+  run: (args: string[]) => Promise<string | undefined>,
+): Promise<NativeCounter[]> {
+  const native = readCountersNative(query);
+  if (native?.ok) return native.value;
+  const where =
+    query.family !== undefined && query.table !== undefined
+      ? ['table', query.family, query.table]
+      : [];
+  const text = await run(['-j', 'list', 'counters', ...where]);
+  return text === undefined ? [] : countersOfNftJson(text);
+}
