@@ -24,6 +24,8 @@ import { addCgnatClients, addDirectClient, type ClientSite } from '../client-sit
 import { counterPackets, Topology, type Namespace } from '../netns.js';
 import type { Charon } from '../strongswan/charon.js';
 import { sleep } from '../../src/util/wait.js';
+import { REPLY_NAT_COUNTER } from '../../src/dataplane/kernel/reply-nat.js';
+import { HA_REPLY_NAT_TABLE } from '../../src/ha/render-pair.js';
 import { TUNNEL_TARGET_V4, TUNNEL_TARGET_V6 } from '../strongswan/swanctl-conf.js';
 import {
   addBridge,
@@ -224,6 +226,15 @@ export class HaLabNode {
       n += out.split('\n').filter((l) => l.includes(`dst=${vip}`)).length;
     }
     return n;
+  }
+
+  /** Server packets the reply-NAT table gave the service address (flows this node did not know). */
+  async replyNatPackets(): Promise<number> {
+    return (
+      (await counterPackets(this.ns, { family: 'inet', table: HA_REPLY_NAT_TABLE }))[
+        REPLY_NAT_COUNTER
+      ] ?? 0
+    );
   }
 
   /** Packets of the kernel table's `ike_split` counter (IPv4 and IPv6 tables). */

@@ -42,6 +42,8 @@ export interface FailoverReport {
   readonly splitHandshakes: number;
   /** Packets that left the pair with a server's own address (a reversed conntrack entry). */
   readonly leakedServerPackets: number;
+  /** Server packets of flows the new node did not know, given the service address (reply NAT). */
+  readonly replyNatPackets: number;
   readonly newClientsConnected: number;
   readonly newClientsTried: number;
   /** What the node that lost the addresses reported as the cause. */
@@ -220,6 +222,7 @@ export async function runHaPair(options: HaPairOptions = {}): Promise<HaPairRepo
       );
       const splitBefore = (await lb1.ikeSplitPackets()) + (await lb2.ikeSplitPackets());
       const leakedBefore = await lab.leakedPackets();
+      const replyNatBefore = (await lb1.replyNatPackets()) + (await lb2.replyNatPackets());
       const t1 = Date.now();
       // New clients: one while the addresses move, one right after.
       const newClients = spares.splice(0, 2);
@@ -272,13 +275,15 @@ export async function runHaPair(options: HaPairOptions = {}): Promise<HaPairRepo
         splitHandshakes:
           (await lb1.ikeSplitPackets()) + (await lb2.ikeSplitPackets()) - splitBefore,
         leakedServerPackets: (await lab.leakedPackets()) - leakedBefore,
+        replyNatPackets:
+          (await lb1.replyNatPackets()) + (await lb2.replyNatPackets()) - replyNatBefore,
         newClientsConnected: newOk,
         newClientsTried: newClients.length,
         cause: status?.lastFailover?.cause ?? null,
       };
       failovers.push(report);
       progress(
-        `ha-pair: ${event} ${from.name} -> ${to.name}: takeover ${takeoverMs} ms, lost ${lostTunnels}/${okBefore.length} tunnels, max gap ${maxGap} ms, ${lost} packets lost, cause "${report.cause ?? '?'}"`,
+        `ha-pair: ${event} ${from.name} -> ${to.name}: takeover ${takeoverMs} ms, lost ${lostTunnels}/${okBefore.length} tunnels, max gap ${maxGap} ms, ${lost} packets lost, ${report.leakedServerPackets} leaked, ${report.replyNatPackets} reply-NAT, cause "${report.cause ?? '?'}"`,
       );
     };
     /** Brings lb1 back as a drained standby, then resumes it: the fail-back is measured. */
@@ -341,7 +346,7 @@ export function formatHaPair(r: HaPairReport): string {
   ];
   for (const f of r.failovers) {
     lines.push(
-      `  ${f.event.padEnd(16)} ${f.from}->${f.to} takeover ${String(f.takeoverMs).padStart(5)} ms  tunnels ${f.tunnelsBefore}->${f.tunnelsAfter} lost ${f.tunnelsLost}  IKE re-established ${f.ikeSasReestablished}  max gap ${f.maxPingGapMs} ms  packets lost ${f.packetsLost}  split ${f.splitHandshakes}  leaked ${f.leakedServerPackets}  new clients ${f.newClientsConnected}/${f.newClientsTried}`,
+      `  ${f.event.padEnd(16)} ${f.from}->${f.to} takeover ${String(f.takeoverMs).padStart(5)} ms  tunnels ${f.tunnelsBefore}->${f.tunnelsAfter} lost ${f.tunnelsLost}  IKE re-established ${f.ikeSasReestablished}  max gap ${f.maxPingGapMs} ms  packets lost ${f.packetsLost}  split ${f.splitHandshakes}  leaked ${f.leakedServerPackets}  reply-NAT ${f.replyNatPackets}  new clients ${f.newClientsConnected}/${f.newClientsTried}`,
     );
   }
   return lines.join('\n');

@@ -7,7 +7,7 @@ import type { Config } from '../config/types.js';
 import { VpnlbError } from '../errors.js';
 import { bgpPaths, type BgpPaths } from './paths.js';
 import { renderBirdConf } from './render-bird.js';
-import { renderReplyNat } from './render-reply-nat.js';
+import { renderBgpReplyNat } from './render-reply-nat.js';
 
 export interface BgpNodeFiles {
   readonly bgp: BgpConfig;
@@ -44,6 +44,6 @@ export function renderBgpNodeFiles(config: Config, node?: string): BgpNodeFiles 
   const files = new Map<string, string>([
     [paths.birdConf, renderBirdConf({ bgp, self, paths, source: config.source })],
   ]);
-  if (bgp.replyNat) files.set(paths.replyNat, renderReplyNat(config, bgp));
+  if (bgp.replyNat) files.set(paths.replyNat, renderBgpReplyNat(config, bgp));
   return { bgp, self, paths, files };
 }

@@ -11,6 +11,7 @@ import { isIP } from 'node:net';
 import { canonicalAddress, checkUnicastAddress } from './address-rules.js';
 import { parseDuration, safeDuration } from './duration.js';
 import { LOCAL_HOST, type HostView } from './ha.js';
+import { checkReplyNatAmbiguity } from './reply-nat-check.js';
 import type { BgpInput } from './schema.js';
 import type { ConfigIssue } from './types.js';
 
@@ -225,7 +226,7 @@ export function checkBgp(raw: Record<string, unknown>, add: AddIssue): void {
     }
   }
 
-  if (bgp.replyNat !== false) checkReplyNatAmbiguity(raw, add);
+  if (bgp.replyNat !== false) checkReplyNatAmbiguity(raw, add, 'bgp.replyNat');
 
   const hold = safeDuration(bgp.holdTime);
   const keepalive = safeDuration(bgp.keepaliveTime);
@@ -262,49 +263,6 @@ export function checkBgp(raw: Record<string, unknown>, add: AddIssue): void {
       ['bgp', 'checkInterval'],
       `checkInterval must be at least 100ms (got ${check} ms)`,
     );
-}
-
-/**
- * Reply NAT gives a server's packet from port P the address of the service it serves: a server
- * address and port that two transparent IKEv2 services with different virtual IPs share would
- * leave the node guessing which one.
- */
-function checkReplyNatAmbiguity(raw: Record<string, unknown>, add: AddIssue): void {
-  const services = isObj(raw.services) ? raw.services : {};
-  const pools = isObj(raw.pools) ? raw.pools : {};
-  const owner = new Map<string, { vip: string; i: number }>();
-  arr(services.ikev2).forEach((s, i) => {
-    if (
-      !isObj(s) ||
-      s.nat === 'full' ||
-      s.dataplane === 'userspace' ||
-      typeof s.virtualIp !== 'string' ||
-      typeof s.pool !== 'string'
-    )
-      return;
-    const pool = pools[s.pool];
-    const vip = canonicalAddress(s.virtualIp);
-    const ports = [
-      typeof s.backendIkePort === 'number' ? s.backendIkePort : 500,
-      typeof s.backendNatTPort === 'number' ? s.backendNatTPort : 4500,
-    ];
-    for (const b of isObj(pool) ? arr(pool.backends) : []) {
-      if (!isObj(b) || typeof b.address !== 'string' || isIP(b.address) === 0) continue;
-      for (const port of ports) {
-        const key = `${canonicalAddress(b.address)} ${port}`;
-        const prev = owner.get(key);
-        if (prev && prev.vip !== vip) {
-          add(
-            'error',
-            ['services', 'ikev2', i, 'pool'],
-            `server ${b.address} port ${port} also serves services.ikev2[${prev.i}] (${prev.vip}): with bgp.replyNat a node cannot tell which virtual IP its packets answer for (give the server one address per service, or set bgp.replyNat: false)`,
-          );
-          return;
-        }
-        owner.set(key, { vip, i });
-      }
-    }
-  });
 }
 
 /** The resolved section. `vips` are the services' virtual IPs with the service names. */

@@ -104,6 +104,9 @@ export const DEFAULTS = Object.freeze({
     // Replicated entries lose vpnlb's per-flow ct timeout object (conntrackd does not carry it):
     // the kernel's UDP stream timeout governs them (DESIGN §6: the reference pair used 3600 s).
     conntrackUdpTimeout: 3_600_000,
+    // A server's packet that reaches a node before its flow's entry (a takeover right after
+    // conntrackd was cut off or restarted) leaves with the service address, not the server's.
+    replyNat: true,
     checkInterval: 1_000,
     checkFall: 2,
   },

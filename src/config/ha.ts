@@ -11,6 +11,7 @@ import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { DEFAULTS } from './defaults.js';
 import { parseDuration, safeDuration } from './duration.js';
+import { checkReplyNatAmbiguity } from './reply-nat-check.js';
 import type { HaInput } from './schema.js';
 import type { ConfigIssue, HaConfig, HaNode, VrrpInstance } from './types.js';
 
@@ -317,6 +318,10 @@ export function checkHa(raw: Record<string, unknown>, add: AddIssue, host: HostV
         );
     }
   }
+
+  // Once for both sections: the bgp check reports it when it applies too.
+  const bgpReplyNat = isObj(raw.bgp) && raw.bgp.replyNat !== false;
+  if (ha.replyNat !== false && !bgpReplyNat) checkReplyNatAmbiguity(raw, add, 'ha.replyNat');
 }
 
 function pathText(path: readonly PathSeg[]): string {
@@ -357,6 +362,7 @@ export function resolveHa(input: HaInput, vips: readonly string[]): HaConfig {
     },
     runDir: input.runDir ?? D.runDir,
     conntrackUdpTimeout: parseDuration(input.conntrackUdpTimeout ?? D.conntrackUdpTimeout / 1000),
+    replyNat: input.replyNat ?? D.replyNat,
     checkInterval: parseDuration(input.checkInterval ?? D.checkInterval / 1000),
     checkFall: input.checkFall ?? D.checkFall,
   };

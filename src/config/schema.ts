@@ -290,6 +290,8 @@ export const HaSchema = Type.Object(
     runDir: Type.Optional(Type.String({ minLength: 1 })),
     /** UDP conntrack timeout of replicated flows (the kernel's nf_conntrack_udp_timeout_stream). */
     conntrackUdpTimeout: Type.Optional(DurationSchema),
+    /** SNAT to the service address a server's packet of a flow this node does not know (reply NAT). */
+    replyNat: Type.Optional(Type.Boolean()),
     /** How often `keepalived` runs `vpnlb ha check`, and how many failures take the addresses away. */
     checkInterval: Type.Optional(DurationSchema),
     checkFall: Type.Optional(Type.Integer({ minimum: 1, maximum: 10 })),

@@ -129,6 +129,8 @@ export interface HaConfig {
   };
   readonly runDir: string;
   readonly conntrackUdpTimeout: number;
+  /** Whether `vpnlb ha start` loads the reply-NAT table (dataplane/kernel/reply-nat.ts). */
+  readonly replyNat: boolean;
   readonly checkInterval: number;
   readonly checkFall: number;
 }

@@ -22,6 +22,8 @@ export interface HaPaths {
   readonly drainFile: string;
   /** The last `vpnlb ha check` result: `ok` or the reason it failed (the cause of a FAULT). */
   readonly checkFile: string;
+  /** The reply-NAT table (`nft -f`), when `ha.replyNat`. */
+  readonly replyNat: string;
 }
 
 export function haPaths(runDir: string): HaPaths {
@@ -37,5 +39,6 @@ export function haPaths(runDir: string): HaPaths {
     transitions: join(runDir, 'transitions'),
     drainFile: join(runDir, 'drain'),
     checkFile: join(runDir, 'check'),
+    replyNat: join(runDir, 'reply-nat.nft'),
   };
 }

@@ -42,7 +42,7 @@ for (const node of ['lb1', 'lb2']) {
     const { files } = renderNodeFiles(pairConfig(), node);
     assert.deepEqual(
       [...files.keys()].map((f) => basename(f)),
-      ['keepalived.conf', 'conntrackd.conf', 'notify.sh', 'check.sh'],
+      ['keepalived.conf', 'conntrackd.conf', 'notify.sh', 'check.sh', 'reply-nat.nft'],
     );
     for (const [path, text] of files) {
       const golden = join(goldenDir, `${node}-${basename(path)}`);
@@ -76,6 +76,50 @@ test('a node without usable servers drops just below its peer', () => {
   const config = pairConfig();
   assert.equal(noBackendWeight(config.ha!), -51);
   assert.ok(150 + noBackendWeight(config.ha!) < 100);
+});
+
+test('reply NAT: identical on both nodes, off with ha.replyNat: false, refused where a server answers for two addresses', () => {
+  const fixture = readFileSync(join(REPO_ROOT, 'test/fixtures/ha-pair.yaml'), 'utf8');
+  const text = (yaml: string) => checkConfigText(yaml, '/etc/vpnlb/vpnlb.yaml', ELSEWHERE);
+  const on = text(fixture).config!;
+  const table = (node: string) => {
+    const f = renderNodeFiles(on, node);
+    return f.files.get(f.paths.replyNat);
+  };
+  assert.equal(table('lb1'), table('lb2'));
+  assert.match(
+    table('lb1') ?? '',
+    /udp sport 4500 counter name replies_nat snat ip to 198\.19\.0\.1:4500/,
+  );
+  const off = text(
+    fixture.replace(
+      '  sync: { interface: sync0 }',
+      '  replyNat: false\n  sync: { interface: sync0 }',
+    ),
+  );
+  const offFiles = renderNodeFiles(off.config!, 'lb1');
+  assert.equal(offFiles.files.get(offFiles.paths.replyNat), undefined);
+  const shared = fixture.replace(
+    '    - { name: ike4, virtualIp: 198.19.0.1, pool: rras, monitor: ike }',
+    '    - { name: ike4, virtualIp: 198.19.0.1, pool: rras, monitor: ike }\n    - { name: ike4b, virtualIp: 198.19.0.2, pool: rras, table: vpnlb_b }',
+  );
+  assert.deepEqual(
+    text(shared)
+      .issues.filter((i) => i.severity === 'error')
+      .map((i) => `${i.path}: ${i.message}`),
+    [
+      'services.ikev2[1].pool: server 198.18.1.11 port 500 also serves services.ikev2[0] (198.19.0.1): with ha.replyNat a node cannot tell which virtual IP its packets answer for (give the server one address per service, or set ha.replyNat: false)',
+    ],
+  );
+  assert.equal(
+    text(
+      shared.replace(
+        '  sync: { interface: sync0 }',
+        '  replyNat: false\n  sync: { interface: sync0 }',
+      ),
+    ).config !== undefined,
+    true,
+  );
 });
 
 test('which node: --node, else an error naming both nodes', () => {

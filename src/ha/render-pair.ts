@@ -4,11 +4,15 @@
  */
 import type { Config, HaConfig, HaNode } from '../config/types.js';
 import { localNode } from '../config/ha.js';
+import { renderReplyNat } from '../dataplane/kernel/reply-nat.js';
 import { VpnlbError } from '../errors.js';
 import { haPaths, type HaPaths } from './paths.js';
 import { renderConntrackdConf } from './render-conntrackd.js';
 import { renderKeepalivedConf } from './render-keepalived.js';
 import { renderCheckScript, renderNotifyScript } from './render-scripts.js';
+
+/** The pair's reply-NAT table, in each node's own network namespace. */
+export const HA_REPLY_NAT_TABLE = 'vpnlb_ha';
 
 export interface NodeFiles {
   readonly ha: HaConfig;
@@ -53,5 +57,15 @@ export function renderNodeFiles(config: Config, node?: string): NodeFiles {
     [paths.notifyScript, renderNotifyScript(input)],
     [`${paths.dir}/check.sh`, renderCheckScript(input)],
   ]);
+  // Both nodes: whichever holds the addresses answers for every service address.
+  if (ha.replyNat)
+    files.set(
+      paths.replyNat,
+      renderReplyNat(config, {
+        table: HA_REPLY_NAT_TABLE,
+        header: `# vpnlb: reply NAT of a node of an active/standby pair (from ${config.source}). Rendered by vpnlb ha start; do not edit.`,
+        vipOf: (s) => s.virtualIp,
+      }),
+    );
   return { ha, self, peer, paths, files };
 }

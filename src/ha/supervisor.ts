@@ -16,9 +16,10 @@ import {
   writeFileSync,
 } from 'node:fs';
 import type { Logger } from '../log/logger.js';
+import { createCommandRunner, type CommandRunner } from '../platform/command-runner.js';
 import { VpnlbError } from '../errors.js';
 import { evaluateHealth, formatVerdict, type HealthVerdict } from './health.js';
-import type { NodeFiles } from './render-pair.js';
+import { HA_REPLY_NAT_TABLE, type NodeFiles } from './render-pair.js';
 import { CONNTRACKD_PATH } from './render-scripts.js';
 
 export const KEEPALIVED_PATH = '/usr/sbin/keepalived';
@@ -64,6 +65,8 @@ export interface SupervisorOptions {
   readonly logger: Logger;
   /** Reads this node's vpnlb status document (the admin API, authenticated); rejects on failure. */
   readonly readStatus: () => Promise<unknown>;
+  /** Runs `nft` (a fake in unit tests). */
+  readonly run?: CommandRunner;
 }
 
 export class HaSupervisor {
@@ -114,6 +117,7 @@ export class HaSupervisor {
         );
     }
     writeNodeFiles(node);
+    await this.#loadReplyNat();
     this.#writeCheck(evaluateHealth(undefined, 'starting'));
     logger.info(
       { component: 'ha' },
@@ -140,6 +144,37 @@ export class HaSupervisor {
       { component: 'ha', node: node.self.name, peer: node.peer.name },
       `ha: ${node.self.name} (priority ${node.self.priority}) running keepalived and conntrackd; peer ${node.peer.name}`,
     );
+  }
+
+  /**
+   * Loads the reply-NAT table (one transaction that replaces an older one), or removes a table
+   * a former `ha.replyNat: true` left. Before keepalived runs: the node may take the addresses
+   * over at its first advert.
+   */
+  async #loadReplyNat(): Promise<void> {
+    const { node, logger } = this.#o;
+    const run = this.#o.run ?? createCommandRunner({ timeoutMs: 30_000 });
+    const file = node.files.get(node.paths.replyNat);
+    // `table …; delete table …` in one transaction: removes the table whether or not it exists.
+    const r =
+      file !== undefined
+        ? await run('nft', ['-f', node.paths.replyNat])
+        : await run(
+            'nft',
+            ['-f', '-'],
+            `table inet ${HA_REPLY_NAT_TABLE}\ndelete table inet ${HA_REPLY_NAT_TABLE}\n`,
+          );
+    if (!r.ok)
+      throw new VpnlbError(
+        'VPNLB_HA_START',
+        `nft: ${file !== undefined ? `loading ${node.paths.replyNat}` : `removing table inet ${HA_REPLY_NAT_TABLE}`}: ${r.message}`,
+        'internal',
+      );
+    if (file !== undefined)
+      logger.info(
+        { component: 'ha' },
+        `ha: reply NAT loaded (table inet ${HA_REPLY_NAT_TABLE}): server packets of flows this node does not know leave with the service address`,
+      );
   }
 
   /** One check after another (never two in flight), one interval apart. */

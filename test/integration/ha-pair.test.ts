@@ -4,7 +4,7 @@
  * `kill -9` of the active node's vpnlb, the active node's links down, keepalived stopped, a
  * planned `vpnlb node drain`, each followed by the fail-back to the preferred node). No tunnel
  * may be lost, no IKE SA re-established, no handshake split, no server packet may leave the pair
- * un-NATed (the fail-backs after node-down and keepalived-stop excepted: reported), and new
+ * un-NATed (reply NAT covers a flow the new node does not know yet), and new
  * clients must connect during and after each event. Gap durations are reported, not asserted
  * (they depend on the host's load).
  */
@@ -50,21 +50,17 @@ describe('active/standby pair: keepalived + conntrackd, real tunnels', {
         'fail-back',
       ],
     );
-    for (const [i, f] of report.failovers.entries()) {
+    for (const f of report.failovers) {
       const what = `${f.event} ${f.from}->${f.to}: ${JSON.stringify(f)}`;
       assert.equal(f.tunnelsBefore, report.clients, what);
       assert.equal(f.tunnelsLost, 0, what);
       assert.equal(f.tunnelsAfter, f.tunnelsBefore, what);
       assert.equal(f.ikeSasReestablished, 0, what);
       assert.equal(f.splitHandshakes, 0, what);
-      // Reported, not asserted, for the fail-back after node-down and after keepalived-stop: a
-      // node whose conntrackd was cut off or restarted leaves one or two server packets
-      // un-NATed as it takes over (1–2 in CI runs), no tunnel is lost
-      // (docs/high-availability.md, "How long it takes": open).
-      const resynced = ['node-down', 'keepalived-stop'].includes(
-        report.failovers[i - 1]?.event ?? '',
-      );
-      if (!(f.event === 'fail-back' && resynced)) assert.equal(f.leakedServerPackets, 0, what);
+      // A takeover right after conntrackd was cut off or restarted may meet a flow the new node
+      // does not know yet: reply NAT gives its server packet the service address (counted in
+      // replyNatPackets), so none leaves with the server's own.
+      assert.equal(f.leakedServerPackets, 0, what);
       assert.equal(f.newClientsTried, 2, what);
       assert.equal(f.newClientsConnected, f.newClientsTried, what);
     }
