@@ -3,7 +3,7 @@
  *
  * Every namespace, veth and nftables table a topology creates carries a per-run unique prefix,
  * and `destroy()` removes them all (also after a failure: tests call it in `after`/`finally`, and
- * `process.on('exit')` removes what is left). Addresses come only from 198.18.0.0/15 and
+ * `process.on('exit')` and SIGINT, SIGTERM and SIGHUP remove what is left). Addresses come only from 198.18.0.0/15 and
  * 2001:db8::/32. Routed veth pairs, not bridges: inside namespaces br_netfilter would NAT on
  * the bridge (DESIGN §4).
  */
@@ -140,9 +140,17 @@ export class Topology {
     live.add(t);
     if (!exitHookInstalled) {
       exitHookInstalled = true;
-      process.on('exit', () => {
+      const destroyAll = () => {
         for (const topo of live) topo.destroySync();
-      });
+      };
+      process.on('exit', destroyAll);
+      // A lab stopped by a signal (Ctrl-C, a runner's SIGTERM) must not leave its namespaces and
+      // the daemons inside them behind: clean up, then die of the same signal.
+      for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+        process.once(sig, () => {
+          destroyAll();
+          process.kill(process.pid, sig);
+        });
     }
     return t;
   }

@@ -16,7 +16,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import type { Logger } from '../log/logger.js';
-import { createCommandRunner, type CommandRunner } from '../platform/command-runner.js';
+import { createCommandRunner } from '../platform/command-runner.js';
 import { VpnlbError } from '../errors.js';
 import { evaluateHealth, formatVerdict, type HealthVerdict } from './health.js';
 import { HA_REPLY_NAT_TABLE, type NodeFiles } from './render-pair.js';
@@ -65,8 +65,6 @@ export interface SupervisorOptions {
   readonly logger: Logger;
   /** Reads this node's vpnlb status document (the admin API, authenticated); rejects on failure. */
   readonly readStatus: () => Promise<unknown>;
-  /** Runs `nft` (a fake in unit tests). */
-  readonly run?: CommandRunner;
 }
 
 export class HaSupervisor {
@@ -153,7 +151,7 @@ export class HaSupervisor {
    */
   async #loadReplyNat(): Promise<void> {
     const { node, logger } = this.#o;
-    const run = this.#o.run ?? createCommandRunner({ timeoutMs: 30_000 });
+    const run = createCommandRunner({ timeoutMs: 30_000 });
     const file = node.files.get(node.paths.replyNat);
     // `table …; delete table …` in one transaction: removes the table whether or not it exists.
     const r =
