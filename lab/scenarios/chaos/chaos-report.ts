@@ -107,7 +107,16 @@ export interface ChaosReport {
         readonly tcpRejectsExpected: Readonly<Record<string, number>>;
         readonly tcpRejectsCounted: Readonly<Record<string, number>>;
         readonly tcpConnectErrors: number;
-        /** Every expected drop counted under its reason, and nothing else. */
+        /**
+         * Garbage connections the SSTP proxy refused at accept, before reading a byte (its
+         * per-source rate and connection limits): counted under that reason instead of the one
+         * their content would have earned.
+         */
+        readonly tcpRefusedAtAccept: number;
+        /**
+         * Every expected UDP drop counted under its reason; every garbage connection counted
+         * once, under the reason its content earns or a refusal at accept, and nothing else.
+         */
         readonly accounted: boolean;
       }
     | undefined;

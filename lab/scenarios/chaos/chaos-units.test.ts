@@ -110,6 +110,28 @@ describe('chaos accounting', () => {
       false,
     );
   });
+  it('counts a refusal at accept in place of the reason the content would have earned', () => {
+    const r = floodAccounting(
+      sent,
+      {},
+      { ike_unrouted: 7, natt_unrouted: 9 },
+      {},
+      { 'tls-not-tls': 1, 'client-closed': 1, 'source-rate': 2 },
+    );
+    assert.equal(r.accounted, true);
+    assert.equal(r.tcpRefusedAtAccept, 2);
+    // One connection counted twice, or one not at all, is not accounted.
+    for (const after of [
+      { 'tls-not-tls': 2, 'client-closed': 1, 'source-rate': 2 },
+      { 'tls-not-tls': 1, 'client-closed': 1, 'source-rate': 1 },
+      { 'tls-not-tls': 0, 'client-closed': 2, 'source-rate': 2 },
+    ])
+      assert.equal(
+        floodAccounting(sent, {}, { ike_unrouted: 7, natt_unrouted: 9 }, {}, after).accounted,
+        false,
+        JSON.stringify(after),
+      );
+  });
   it('reads one label of a Prometheus counter', () => {
     const text =
       '# HELP x\nvpnlb_sstp_rejected_total{service="a",reason="tls-not-tls"} 3\nvpnlb_sstp_rejected_total{service="b",reason="tls-not-tls"} 2\nvpnlb_sstp_rejected_total{service="a",reason="client-closed"} 1\nother{reason="x"} 9\n';
