@@ -4,7 +4,7 @@
  * a server namespace that answers every datagram (lab/udp-peers.ts).
  *
  * Checks: the relay's table appears at start; an established client's flow enters the kernel's
- * `established` set; a flood of datagrams from new source ports beyond the budget of unknown
+ * `established` set and is not held to the strangers' budget; a flood of datagrams from new source ports beyond the budget of unknown
  * sources (4 × maxNewFlowsPerSecond) is dropped in the kernel and counted, while the established
  * client keeps getting answers; the table is removed when vpnlb stops.
  */
@@ -52,6 +52,17 @@ const one = () => {
   s.bind(0, bind, () => s.send(msg, 500, to, () => { s.close(); open--; one(); }));
 };
 for (let i = 0; i < 64; i++) one();
+`;
+
+/** `count` datagrams from one socket (an established flow's source port), back to back. */
+const BURST_SCRIPT = `
+const dgram = require('node:dgram');
+const [bind, port, to, count] = [process.argv[1], Number(process.argv[2]), process.argv[3], Number(process.argv[4])];
+const msg = Buffer.from(process.argv[5], 'hex');
+const s = dgram.createSocket('udp4');
+let sent = 0;
+const next = () => { if (sent === count) { s.close(); console.log(JSON.stringify({ sent })); return; } sent++; s.send(msg, 500, to, next); };
+s.bind(port, bind, next);
 `;
 
 before(async () => {
@@ -151,6 +162,27 @@ test('the relay sheds a flood of strangers in the kernel, established flows keep
     await waitFor('the flow in the established set', async () =>
       (await tableText()).includes(`${CLIENT} . 40500 . 500`),
     );
+
+    // The established flow is not held to the strangers' budget: 400 datagrams back to back
+    // (4 s of that budget) all pass, none counted by either limit.
+    const burst = JSON.parse(
+      await client.exec(process.execPath, [
+        '-e',
+        BURST_SCRIPT,
+        CLIENT,
+        '40500',
+        VIP,
+        '400',
+        ikeMessage(spi).toString('hex'),
+      ]),
+    ) as { sent: number };
+    assert.equal(burst.sent, 400);
+    assert.equal(
+      await counter('unknown_shed'),
+      0,
+      "the established burst met the strangers' budget",
+    );
+    assert.equal(await counter('established_shed'), 0);
 
     // 3000 datagrams from new source ports: far beyond 100/s for strangers.
     const flood = JSON.parse(

@@ -51,8 +51,11 @@ test('the table: established flows by address . port . virtual port, unknown sou
   assert.match(text, /type ipv4_addr \. inet_service \. inet_service/);
   assert.match(
     text,
-    /ip daddr 198\.19\.0\.1 udp dport \{ 500, 4500 \} ip saddr \. udp sport \. udp dport @established jump established/,
+    /ip daddr 198\.19\.0\.1 udp dport \{ 500, 4500 \} ip saddr \. udp sport \. udp dport @established goto established/,
   );
+  // A jump would come back to `pre` and send every established packet through the unknown
+  // sources' budget as well.
+  assert.doesNotMatch(text, /\bjump\b/);
   assert.match(
     text,
     /limit rate over 20000\/second burst 20000 packets counter name "unknown_shed" drop/,

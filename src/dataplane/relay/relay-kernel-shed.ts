@@ -53,7 +53,12 @@ export function shedTableName(serviceName: string): string {
 
 const element = (k: ShedFlowKey) => `${k.address} . ${k.port} . ${k.dport}`;
 
-/** The whole table (pure). `limit` undefined: established flows pass unlimited. */
+/**
+ * The whole table (pure). `limit` undefined: established flows pass unlimited. `goto`, not
+ * `jump`: a jump returns to `pre`, and an established flow's packet that passed its own limit
+ * then met the unknown sources' budget too — the relay was held at that budget (20,000
+ * datagrams/s by default) whatever its capacity.
+ */
 export function renderShedTable(c: KernelShedConfig, limit: number | undefined): string {
   const ip = c.family === 6 ? 'ip6' : 'ip';
   const addrType = c.family === 6 ? 'ipv6_addr' : 'ipv4_addr';
@@ -66,8 +71,8 @@ export function renderShedTable(c: KernelShedConfig, limit: number | undefined):
   }
   chain pre {
     type filter hook prerouting priority raw - 10; policy accept;
-    ${ip} daddr ${c.virtualIp} udp dport ${ports} ${ip} saddr . udp sport . udp dport @established jump established
-    ${ip} daddr ${c.virtualIp} udp dport ${ports} jump unknown
+    ${ip} daddr ${c.virtualIp} udp dport ${ports} ${ip} saddr . udp sport . udp dport @established goto established
+    ${ip} daddr ${c.virtualIp} udp dport ${ports} goto unknown
   }
   chain established {
 ${renderEstablishedRule(limit)}
