@@ -1,8 +1,9 @@
 /**
  * `node dist/bench/peer-refresh.js [--seconds S] [--repeats N] [--rate PPS]` (root): the
- * per-packet cost of the kernel plane's client-placement refresh with the NAT-T flow count
- * (`natt_count`, `natt_shared`: render-ruleset.ts), side by side with the rule set without it
- * (the same rendered table with the count statements and the `natt_shared` condition removed),
+ * per-packet cost of the kernel plane's client-placement refresh with the shared-address
+ * detection (`natt_flows`, `natt_addrs`, `natt_shared`: render-ruleset.ts; until 2 December it
+ * was a `ct count`), side by side with the rule set without it (the same rendered table with
+ * those statements, the detection rules and the `natt_shared` condition removed),
  * through the forwarding topology of the `udp` suite (bench/lib/topology.ts).
  *
  * What is measured: CPU time per packet of the sending thread, which here includes the whole
@@ -65,13 +66,14 @@ const SECONDS = Number(values.seconds);
 const REPEATS = Number(values.repeats);
 const RATE = Number(values.rate);
 
-/** The rule set without the NAT-T flow count: what the kernel plane rendered before it. */
+/** The rule set without the shared-address detection: what the kernel plane rendered before it. */
 export function withoutFlowCount(ruleset: string): string {
   return ruleset
     .replace(
-      / update @natt_count \{ ip6? saddr ct count over 1 \} update @natt_shared \{ ip6? saddr \}/g,
+      / update @natt_flows \{ ip6? saddr \. udp sport \} update @natt_addrs \{ ip6? saddr \}/g,
       '',
     )
+    .replace(/^.*update @natt_shared.*\n/gm, '')
     .replace(/ ip6? saddr != @natt_shared/g, '');
 }
 

@@ -25,7 +25,7 @@ export interface ClientIdentity {
   readonly natTServers?: readonly string[];
   /**
    * How many live NAT-T flows (client address:port) come from this address, on all servers
-   * (the kernel's `natt_count` / `natt_shared` sets, the relay's index); unknown: one. One
+   * (the kernel's `natt_flows` / `natt_shared` sets, the relay's index); unknown: one. One
    * device has one, however many tunnels it runs (an Always On VPN client's device and user
    * tunnels share it); two or more are several devices behind one NAT (a carrier-grade NAT):
    * their new SAs are placed by SPI, so that they spread even while all sit on one server.

@@ -622,8 +622,8 @@ test("ike-spi IPv6 VIP: 500 and 4500 of each SA reach the server decide() predic
       joined > 0,
       "no later SA hashed elsewhere than the server of the address's NAT-T flow: the join was not exercised",
     );
-    // The loop deleted the flow's conntrack entry and ESP re-created it; ESP refreshes the count
-    // one packet in 32, so the device's next IKE packet (a DPD, say) counts its flow again.
+    // The loop deleted the flow's conntrack entry and ESP re-created it: the same flow (address
+    // and port), so the device's next IKE packet (a DPD, say) is no second flow.
     await send(CLIENT6, natTPort, VIP6, 4500, ike4500(lastSpi!));
     assert.doesNotMatch(
       await lbNft('list', 'set', 'ip6', table, 'natt_shared'),
@@ -631,7 +631,7 @@ test("ike-spi IPv6 VIP: 500 and 4500 of each SA reach the server decide() predic
       'one device (one NAT-T flow) is not a shared address',
     );
     // A second device behind the same address (another NAT-T flow, another source port) makes
-    // the address shared (natt_count: two live flows): from then on its new SAs are placed by
+    // the address shared (natt_flows: a second source port): from then on its new SAs are placed by
     // SPI — they spread although all its flows sit on one server.
     const second = randomBytes(8);
     const flowServer = natTServers[0] as string;

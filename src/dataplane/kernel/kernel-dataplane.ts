@@ -225,7 +225,8 @@ export class KernelIkeDataPlane implements DataPlane {
       ...(hasPeerSets(s)
         ? [
             ...this.#backends.flatMap((b) => [peerSetName(b.id), learnSetName(b.id)]),
-            NFT_OBJECTS.nattCountSet,
+            NFT_OBJECTS.nattFlowsSet,
+            NFT_OBJECTS.nattAddrsSet,
             NFT_OBJECTS.sharedSet,
           ]
         : []),

@@ -187,10 +187,17 @@ test('handshake integrity: in dnat_in a known SPI wins over the map, a dead SA i
   );
 });
 
-test("client placement: an address with two or more live NAT-T flows (natt_shared) does not join its flows' server", () => {
+test("client placement: an address that shows a second NAT-T flow (natt_shared) does not join its flows' server", () => {
   const { service, backends } = serviceOf(CASES['ipv4-ike-spi-transparent'] as string);
   const text = renderRuleset({ service, backends: assignBackendIds(backends) });
-  assert.match(text, /set natt_count \{\n\t\ttypeof ip saddr\n\t\tsize \d+\n\t\tflags dynamic\n/);
+  assert.match(
+    text,
+    /set natt_flows \{\n\t\ttypeof ip saddr \. udp sport\n\t\tsize \d+\n\t\tflags dynamic,timeout\n\t\ttimeout 185s\n/,
+  );
+  assert.match(
+    text,
+    /set natt_addrs \{\n\t\ttypeof ip saddr\n\t\tsize \d+\n\t\tflags dynamic,timeout\n\t\ttimeout 180s\n/,
+  );
   assert.match(
     text,
     /set natt_shared \{\n\t\ttypeof ip saddr\n\t\tsize \d+\n\t\tflags dynamic,timeout\n\t\ttimeout 180s\n/,
@@ -206,8 +213,8 @@ test("client placement: an address with two or more live NAT-T flows (natt_share
     const set = /saddr @(learn_\w+)/.exec(l)![1];
     assert.match(l, new RegExp(`delete @${set} \\{ ip saddr \\} dnat to `));
   }
-  // Every packet that refreshes peer_<server> from the client's side also counts its flow, as
-  // the rule's last statements: `ct count over 1` ends the rule for an address with one flow.
+  // Every packet that refreshes peer_<server> from the client's side also records its flow
+  // and its address, as the rule's last statements.
   const track = text.slice(text.indexOf('chain track')).split('\n');
   const refresh = track.filter((l) =>
     /ct direction original .*update @peer_\w+ \{ ip saddr \}/.test(l),
@@ -216,14 +223,26 @@ test("client placement: an address with two or more live NAT-T flows (natt_share
   for (const l of refresh)
     assert.match(
       l,
-      /update @peer_\w+ \{ ip saddr \} update @natt_count \{ ip saddr ct count over 1 \} update @natt_shared \{ ip saddr \}$/,
+      /update @peer_\w+ \{ ip saddr \} update @natt_flows \{ ip saddr \. udp sport \} update @natt_addrs \{ ip saddr \}$/,
     );
+  // A known address with an unrecorded flow is shared, checked before any refresh records it.
+  const shared = track.filter((l) => /update @natt_shared/.test(l));
+  assert.equal(shared.length, 2, 'IKE and NAT keepalive');
+  for (const l of shared)
+    assert.match(
+      l,
+      /ip saddr @natt_addrs ip saddr \. udp sport != @natt_flows update @natt_shared \{ ip saddr \}$/,
+    );
+  assert.ok(
+    track.findIndex((l) => /update @natt_shared/.test(l)) <
+      track.findIndex((l) => /update @natt_flows/.test(l)),
+  );
   // ike-spi-hash and source-ip have neither.
   for (const c of ['ipv4-ike-spi-hash-transparent', 'ipv4-source-ip-transparent'] as const) {
     const s = serviceOf(CASES[c] as string);
     assert.doesNotMatch(
       renderRuleset({ service: s.service, backends: assignBackendIds(s.backends) }),
-      /natt_count|natt_shared/,
+      /natt_flows|natt_addrs|natt_shared/,
     );
   }
 });

@@ -44,10 +44,10 @@
  *   IKE and NAT-keepalive packets in both directions and by one ESP packet in 32, timeout
  *   `flowTimeout`), and `dnat_in` sends a new SA from an address found in exactly one
  *   `peer_<server>` to that server, after the known-SPI rules and before the SPI hash — unless
- *   the address is shared: `natt_count` counts each address's live NAT-T flows (`ct count`,
- *   one conntrack entry per client address:port, evaluated by the same packets that refresh
- *   `peer_<server>`) and an address with two or more (several devices behind one NAT: a
- *   carrier-grade NAT, or two laptops at home) is kept in `natt_shared` (timeout
+ *   the address is shared: `natt_flows` records each client address . port of a NAT-T flow
+ *   and `natt_addrs` its address (refreshed by the same packets that refresh `peer_<server>`),
+ *   and an address that shows a second flow (another source port: several devices behind one
+ *   NAT, a carrier-grade NAT or two laptops at home) is kept in `natt_shared` (timeout
  *   `flowTimeout`). One device has one NAT-T flow whatever number of tunnels it runs: an Always
  *   On VPN client's device and user tunnels share it. A shared address, and an address in
  *   several `peer_<server>` sets, gets its new SAs hashed by SPI (they keep spreading), and a
@@ -105,10 +105,13 @@ export const NFT_OBJECTS = Object.freeze({
   spiDeadSet: 'spi_dead',
   ikeStale: 'ike_stale',
   ikeSplit: 'ike_split',
-  nattCountSet: 'natt_count',
+  nattFlowsSet: 'natt_flows',
+  nattAddrsSet: 'natt_addrs',
   sharedSet: 'natt_shared',
 });
 
+/** Seconds `natt_flows` outlives `natt_addrs`, so that an address is never known without its flows. */
+export const NATT_FLOWS_GRACE_S = 5;
 /** Seconds a port-500 conntrack entry lives with `ike-spi` placement (a retry is then a new placement). */
 export const IKE_PORT_TIMEOUT_S = 5;
 /** Seconds an address stays in `learn_<server>` after a missed second SA (the client's retry must come within). */
@@ -436,11 +439,20 @@ function emitPeerSets(e: Emit): void {
       line(2, `comment "vpnlb ${service.name}: client addresses with NAT-T flows on ${b.name}"`);
       line(1, '}');
     }
-    line(1, `set ${NFT_OBJECTS.nattCountSet} {`);
+    // natt_flows outlives natt_addrs (refreshed together): an address never outlives its flows.
+    line(1, `set ${NFT_OBJECTS.nattFlowsSet} {`);
+    line(2, `typeof ${f} saddr . udp sport`);
+    line(2, `size ${service.maxFlows}`);
+    line(2, 'flags dynamic,timeout');
+    line(2, `timeout ${seconds(service.flowTimeout) + NATT_FLOWS_GRACE_S}s`);
+    line(2, `comment "vpnlb ${service.name}: client NAT-T flows (address . port) seen lately"`);
+    line(1, '}');
+    line(1, `set ${NFT_OBJECTS.nattAddrsSet} {`);
     line(2, `typeof ${f} saddr`);
     line(2, `size ${service.maxFlows}`);
-    line(2, 'flags dynamic');
-    line(2, `comment "vpnlb ${service.name}: live NAT-T flows per client address (ct count)"`);
+    line(2, 'flags dynamic,timeout');
+    line(2, `timeout ${seconds(service.flowTimeout)}s`);
+    line(2, `comment "vpnlb ${service.name}: client addresses with a NAT-T flow seen lately"`);
     line(1, '}');
     line(1, `set ${NFT_OBJECTS.sharedSet} {`);
     line(2, `typeof ${f} saddr`);
@@ -701,12 +713,22 @@ function emitTrackChain(e: Emit): void {
       `ct direction reply ${ours} ${f} saddr ${b.address} counter name ${counterName(b.id, 'out')}`,
     );
   }
-  // Last statement of a refresh rule: counts the packet's NAT-T flow for its client address and,
-  // from the second live flow on, marks the address shared. `ct count over 1` ends the rule
-  // when the address has one live flow; the kernel adds a flow once (a confirmed entry already
-  // in the address's list is not added again) and drops the entries that no longer exist.
+  // Last statements of a refresh rule: records the packet's NAT-T flow (address . port) and
+  // its address. The `shared` rules below, evaluated first, mark an address shared when it
+  // shows a flow (a source port) that is not recorded while the address is.
   const countFlow = (addr: string) =>
-    ` update @${NFT_OBJECTS.nattCountSet} { ${addr} ct count over 1 } update @${NFT_OBJECTS.sharedSet} { ${addr} }`;
+    ` update @${NFT_OBJECTS.nattFlowsSet} { ${addr} . udp sport } update @${NFT_OBJECTS.nattAddrsSet} { ${addr} }`;
+  if (peers) {
+    // Several devices behind one address (a carrier-grade NAT, two laptops at home): an IKE
+    // packet or NAT keepalive of a NAT-T flow whose address is known with another flow. Two
+    // set lookups, no per-flow walk; first in the chain, so the refresh rules below record the
+    // flow only after it was compared. (The kernel's `ct count` counted one flow twice when its
+    // entry was not yet confirmed: docs/operations.md.)
+    const toNatT = `ct direction original ${ours} udp dport ${service.backendNatTPort}`;
+    const isNew = `${f} saddr @${NFT_OBJECTS.nattAddrsSet} ${f} saddr . udp sport != @${NFT_OBJECTS.nattFlowsSet} update @${NFT_OBJECTS.sharedSet} { ${f} saddr }`;
+    line(2, `${toNatT} @th,64,32 0 ${isNew}`);
+    line(2, `${toNatT} udp length 9 ${isNew}`);
+  }
   if (isSpi && service.natTPort !== 0) {
     for (const b of backends) {
       const key = `{ ${f} saddr . udp sport }`;
