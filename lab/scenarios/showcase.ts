@@ -34,6 +34,8 @@ export interface ModeReport {
   readonly stalledClients: number;
   /** Half-open IKE_SAs the servers held when the good clients started. */
   readonly halfOpenSasAtStart: number;
+  /** The same, per server. */
+  readonly halfOpenSasPerServer: Readonly<Record<string, number>>;
   /** IKE_SA_INITs the servers ignored for the per-address half-open limit. */
   readonly blockedIkeSaInits: number;
   /** Established tunnels per server. */
@@ -60,6 +62,21 @@ export interface ShowcaseOptions {
 }
 
 const BLOCK_THRESHOLD = 5;
+/** Half-open SAs per stalled client: enough that every server reaches its limit behind full NAT. */
+const STALLED_SAS = 12;
+
+/**
+ * Deletes a client's port-500 conntrack entry in the balancer once the server answered on it
+ * (bounded: 2 s), so that the client's next IKE_SA_INIT is a new placement.
+ */
+async function forgetIkeFlow(lab: IkeLab, address: string): Promise<void> {
+  const filter = ['-p', 'udp', '--orig-src', address, '--orig-port-dst', '500'];
+  for (const deadline = Date.now() + 2000; Date.now() < deadline; await sleep(50)) {
+    const out = await lab.lb.exec('conntrack', ['-L', ...filter]).catch(() => '');
+    if (out.includes('dport=500') && !out.includes('[UNREPLIED]')) break;
+  }
+  await lab.lb.exec('conntrack', ['-D', ...filter]).catch(() => undefined);
+}
 
 /** Runs one mode on an existing lab (fresh peers, fresh conntrack). */
 export async function runMode(
@@ -79,22 +96,32 @@ export async function runMode(
     progress(
       `${nat === 'full' ? 'full NAT' : 'transparent'}: ${stalled.length} stalled clients open half-open IKE_SAs...`,
     );
-    const perStalled = lab.options.stalledSas ?? 8;
+    const perStalled = lab.options.stalledSas ?? STALLED_SAS;
+    // A stalled client's SAs all leave from its port 500, so they would share one conntrack
+    // entry and one server. Each is placed afresh instead (its entry is deleted once answered),
+    // as the SAs of as many separate devices would be: the stalled SAs spread over every server.
     await Promise.all(
       stalled.map(async (c) => {
-        for (let i = 0; i < perStalled; i++)
+        for (let i = 0; i < perStalled; i++) {
           await c.charon!.initiateAsync(i === 0 ? 'home' : `extra${i}`);
+          await forgetIkeFlow(lab, c.address);
+        }
       }),
     );
     // Wait until the servers hold the half-open SAs (bounded: 5 s).
     const want = stalled.length * perStalled;
     // (Behind full NAT the servers stop at their limit, so also stop once the count settles.)
     let halfOpen = 0;
+    let halfOpenPerServer: Record<string, number> = {};
     let stableSince = Date.now();
     for (const deadline = Date.now() + 5000; Date.now() < deadline; ) {
-      const now = (await serverSas(lab)).filter((x) => x.sa.state === 'CONNECTING').length;
+      const connecting = (await serverSas(lab)).filter((x) => x.sa.state === 'CONNECTING');
+      const now = connecting.length;
       if (now !== halfOpen) stableSince = Date.now();
       halfOpen = now;
+      halfOpenPerServer = Object.fromEntries(
+        lab.servers.map((s) => [s.name, connecting.filter((x) => x.server === s.name).length]),
+      );
       if (halfOpen >= want || (halfOpen > 0 && Date.now() - stableSince > 1000)) break;
       await sleep(200);
     }
@@ -119,6 +146,7 @@ export async function runMode(
       clientAddressesSeenByServers: distinctRemoteAddresses(sas).length,
       stalledClients: stalled.length,
       halfOpenSasAtStart: halfOpen,
+      halfOpenSasPerServer: halfOpenPerServer,
       blockedIkeSaInits: countBlockedInits(lab),
       tunnelsPerServer,
       seconds: Math.round((Date.now() - t0) / 100) / 10,
@@ -139,7 +167,7 @@ export async function runShowcase(options: ShowcaseOptions = {}): Promise<Showca
     servers: options.servers ?? 3,
     clients: options.clients ?? 12,
     stalledClients: options.stalledClients ?? 4,
-    stalledSas: options.stalledSas ?? 8,
+    stalledSas: options.stalledSas ?? STALLED_SAS,
     blockThreshold: BLOCK_THRESHOLD,
   });
   try {

@@ -53,6 +53,12 @@ describe('error-809 regression (vpnlb lab --json)', { skip, timeout: 150_000 }, 
       f.blockedIkeSaInits > 0,
       'full NAT: no IKE_SA_INIT was refused for the half-open limit',
     );
+    // The premise: the stalled clients' SAs filled every server's limit for the shared address.
+    for (const [server, n] of Object.entries(f.halfOpenSasPerServer))
+      assert.ok(
+        n >= r.halfOpenLimitPerAddress,
+        `full NAT: ${server} held ${n} half-open SAs, under the limit of ${r.halfOpenLimitPerAddress}`,
+      );
     assert.ok(
       f.connected <= f.clients / 2,
       `full NAT connected ${f.connected} of ${f.clients}: the half-open limit did not bite`,
