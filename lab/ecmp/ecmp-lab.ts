@@ -38,6 +38,7 @@ import {
   type FarmServer,
 } from '../farm-parts.js';
 import { HaLabNode, type HaLabClient } from '../ha/ha-lab.js';
+import { loadOrCreateToken } from '../../src/admin/credentials.js';
 
 export const VIP_SOURCE_IP = '198.19.0.1';
 export const VIP_IKE_SPI = '198.19.0.2';
@@ -46,6 +47,7 @@ const ROUTER4 = '198.18.0.1';
 const ROUTER6 = '2001:db8:a::1';
 const ROUTER_ASN = 65000;
 const NODE_ASN = 65001;
+const ADMIN_PORT = 8088;
 
 export type Affinity = 'source-ip' | 'ike-spi';
 
@@ -128,15 +130,17 @@ export class EcmpNode {
     await this.vpnlbNode.stopAll();
   }
 
-  /** Client addresses with a live NAT-T flow through this node (its conntrack table). */
-  async natTClients(): Promise<string[]> {
+  /** Client addresses with a NAT-T flow through this node (its conntrack table), to any or one VIP. */
+  async natTClients(
+    vips: readonly string[] = [VIP_SOURCE_IP, VIP_IKE_SPI, VIP6],
+  ): Promise<string[]> {
     const out = await this.ns
       .exec('conntrack', ['-L', '-p', 'udp', '--dport', '4500'])
       .catch(() => '');
     const set = new Set<string>();
     for (const line of out.split('\n')) {
       const m = /src=(\S+) dst=(\S+) sport=\d+ dport=4500/.exec(line);
-      if (m && [VIP_SOURCE_IP, VIP_IKE_SPI, VIP6].includes(m[2]!)) set.add(m[1]!);
+      if (m && vips.includes(m[2]!)) set.add(m[1]!);
     }
     return [...set];
   }
@@ -280,6 +284,8 @@ export class EcmpLab {
 
   /** One configuration for the farm, written per node only for its admin token path and `bgp.node`/`runDir`. */
   #writeConfigs(): void {
+    // Written before any node starts, so that no two nodes race to create it.
+    loadOrCreateToken(join(this.dir, 'flow-sync.token'));
     const backends = (base: number, v6: boolean) =>
       this.servers.map((s, i) => ({
         name: `${s.name}${v6 ? 'v6' : base === 10 ? '' : 'b'}`,
@@ -305,7 +311,14 @@ export class EcmpLab {
       const runDir = node.vpnlbNode.runDir;
       const config = {
         log: { level: 'info' },
-        admin: { listen: '127.0.0.1', port: 8088, tokenFile: join(runDir, 'admin.token') },
+        // On the inside link, where the other nodes pull this node's ike-spi flow state with
+        // the farm's one read-only token (bgp.flowSync).
+        admin: {
+          listen: node.insideAddress4,
+          port: ADMIN_PORT,
+          tokenFile: join(runDir, 'admin.token'),
+          readOnlyTokenFile: join(this.dir, 'flow-sync.token'),
+        },
         monitors: {
           ike: { type: 'ikev2', interval: '1s', timeout: '800ms', rise: 1, fall: 3, jitter: 0 },
         },
@@ -324,7 +337,11 @@ export class EcmpLab {
         bgp: {
           asn: NODE_ASN,
           node: node.name,
-          nodes: this.nodes.map((x) => ({ name: x.name, routerId: x.address4 })),
+          nodes: this.nodes.map((x) => ({
+            name: x.name,
+            routerId: x.address4,
+            adminUrl: `http://${x.insideAddress4}:${ADMIN_PORT}`,
+          })),
           peers: [
             { name: 'rtr', address: ROUTER4, asn: ROUTER_ASN },
             { name: 'rtr-v6', address: ROUTER6, asn: ROUTER_ASN },

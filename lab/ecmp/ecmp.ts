@@ -4,7 +4,8 @@
  * a node added, `kill -9` of a node's vpnlb and BIRD together, and a node that loses every
  * server. Pings run both ways through every tunnel (client → server and server → client).
  * Each event is reported per affinity: `source-ip` (every node computes the same server from the
- * packet alone) and `ike-spi` (pins and SPI sets are node-local), docs/scale-out.md.
+ * packet alone) and `ike-spi` (pins and SPI sets are node-local, exchanged between the nodes by
+ * `bgp.flowSync`), docs/scale-out.md.
  */
 import { sleep, waitUntil } from '../../src/util/wait.js';
 import { pingTunnel, type PingTrace } from '../ha/ha-pair.js';
@@ -158,6 +159,8 @@ export async function runEcmp(options: EcmpOptions = {}): Promise<EcmpReport> {
       const okBefore = tunnels.filter((t) => alive(t, start - 2000));
       const splitBefore = await splitHandshakes(lab);
       const leakedBefore = await lab.leakedPackets();
+      const spiFlowsBefore = await ikeSpiFlows(lab);
+      const unroutedBefore = await nattUnrouted(lab);
       const t1 = Date.now();
       const routeChange = waitRoutes(
         lab,
@@ -173,6 +176,13 @@ export async function runEcmp(options: EcmpOptions = {}): Promise<EcmpReport> {
       const end = Date.now();
       const split = (await splitHandshakes(lab)) - splitBefore;
       const leaked = (await lab.leakedPackets()) - leakedBefore;
+      // ike-spi clients whose NAT-T flow now also crosses a node it did not cross before (the
+      // routers moved it), and ESP that a node dropped for want of a pin.
+      const spiFlowsAfter = await ikeSpiFlows(lab);
+      detail.ikeSpiFlowsMoved = [...spiFlowsAfter].filter(([address, nodes]) =>
+        [...nodes].some((n) => !spiFlowsBefore.get(address)?.has(n)),
+      ).length;
+      detail.nattUnroutedPackets = (await nattUnrouted(lab)) - unroutedBefore;
       for (const affinity of ['source-ip', 'ike-spi'] as const) {
         const before = okBefore.filter((t) => t.client.affinity === affinity);
         const after = before.filter((t) => alive(t, end - 2000));
@@ -203,7 +213,7 @@ export async function runEcmp(options: EcmpOptions = {}): Promise<EcmpReport> {
       }
       const [a, b] = reports.slice(-2) as [EcmpEventReport, EcmpEventReport];
       progress(
-        `ecmp: ${event} ${node.name}: route change ${withdrawSeconds ?? 'none'} s; source-ip lost ${a.tunnelsLost}/${a.tunnelsBefore} (gap ${a.maxPingGapMs} ms), ike-spi lost ${b.tunnelsLost}/${b.tunnelsBefore} (gap ${b.maxPingGapMs} ms); split ${split}, leaked ${leaked}`,
+        `ecmp: ${event} ${node.name}: route change ${withdrawSeconds ?? 'none'} s; source-ip lost ${a.tunnelsLost}/${a.tunnelsBefore} (gap ${a.maxPingGapMs} ms), ike-spi lost ${b.tunnelsLost}/${b.tunnelsBefore} (gap ${b.maxPingGapMs} ms, ${String(detail.ikeSpiFlowsMoved)} flows moved, ${String(detail.nattUnroutedPackets)} ESP packets unrouted); split ${split}, leaked ${leaked}`,
       );
     };
 
@@ -284,6 +294,23 @@ async function waitRoutes(
     timeoutMs,
     50,
   );
+}
+
+/** Per ike-spi client address, the nodes whose conntrack carries its NAT-T flow. */
+async function ikeSpiFlows(lab: EcmpLab): Promise<Map<string, Set<string>>> {
+  const out = new Map<string, Set<string>>();
+  for (const node of lab.nodes)
+    for (const a of await node.natTClients([VIP_IKE_SPI]))
+      out.set(a, new Set([...(out.get(a) ?? []), node.name]));
+  return out;
+}
+
+/** ESP (and IKE) on the ike-spi service's NAT-T port that a node could not place: no pin, no entry. */
+async function nattUnrouted(lab: EcmpLab): Promise<number> {
+  let n = 0;
+  for (const node of lab.nodes)
+    n += (await counterPackets(node.ns, { family: 'ip', table: 'vpnlb_spi' })).natt_unrouted ?? 0;
+  return n;
 }
 
 async function splitHandshakes(lab: EcmpLab): Promise<number> {

@@ -8,6 +8,7 @@
  *   GET  /api/v1/which?service=S&client=IP[&spi=HEX][&nattServers=NAME,...[&nattFlows=N]]
  *   GET  /api/v1/events                      the event timeline
  *   GET  /api/v1/history                     the last 15 minutes of rates, per backend
+ *   GET  /api/v1/flow-state                  ike-spi pins, SPIs and peers (ECMP nodes, `bgp.flowSync`)
  *   POST /api/v1/backends/NAME/(drain|disable|enable)    NAME or POOL/NAME (URL-encoded)  [operator]
  *   POST /api/v1/reload                      re-read the configuration file             [operator]
  *   POST /api/v1/login {token} · POST /api/v1/logout · GET /api/v1/session   (dashboard)
@@ -98,6 +99,8 @@ export interface AdminServerOptions {
   readonly ha?: () => unknown;
   /** This node's announcements behind ECMP (`bgp:` configured). */
   readonly bgp?: () => unknown;
+  /** This node's `ike-spi` flow state, for the other nodes of the farm (`bgp.flowSync`). */
+  readonly flowState?: () => Promise<unknown>;
 }
 
 type Via = 'tcp' | 'socket';
@@ -375,6 +378,8 @@ export class AdminServer {
     if (isRead && path === '/api/v1/status') return send(res, 200, this.#status());
     if (isRead && path === '/metrics') return this.#metrics(res);
     if (isRead && path === '/api/v1/which') return this.#which(url, res);
+    if (isRead && path === '/api/v1/flow-state' && this.#opts.flowState)
+      return send(res, 200, await this.#opts.flowState());
     if (isRead && path === '/api/v1/events')
       return send(res, 200, { events: this.#opts.events?.() ?? [] });
     if (isRead && path === '/api/v1/history')

@@ -122,4 +122,13 @@ test('announcements: drained, no answer, stale plane, no server, and ok — per 
     'withdraw: node drained',
     'withdraw: node drained',
   ]);
+  const all = [up('ike4'), up('sstp4'), up('ike6')];
+  assert.deepEqual(reasons({ services: all, bgp: { flowSync: { ready: false } } }), [
+    "withdraw: the other nodes' flow state is not pulled yet",
+    "withdraw: the other nodes' flow state is not pulled yet",
+  ]);
+  assert.deepEqual(reasons({ services: all, bgp: { flowSync: { ready: true } } }), [
+    'announce: ok',
+    'announce: ok',
+  ]);
 });

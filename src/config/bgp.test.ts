@@ -119,3 +119,68 @@ test('bgp: reply NAT needs one virtual IP per server address and port', () => {
   );
   assert.deepEqual(errors(shared.replace('  runDir: /run/vpnlb-bgp', '  replyNat: false')), []);
 });
+
+test('bgp: flow sync needs an admin URL on every node and a token; URLs are checked', () => {
+  const withUrls = FARM.replace(
+    '{ name: lb1, routerId: 198.18.0.2 }',
+    '{ name: lb1, routerId: 198.18.0.2, adminUrl: "https://198.18.1.2:8443" }',
+  )
+    .replace(
+      '{ name: lb2, routerId: 198.18.0.3 }',
+      '{ name: lb2, routerId: 198.18.0.3, adminUrl: "https://198.18.1.3:8443" }',
+    )
+    .replace(
+      '{ name: lb3, routerId: 198.18.0.4,',
+      '{ name: lb3, routerId: 198.18.0.4, adminUrl: "https://198.18.1.4:8443",',
+    );
+  const admin =
+    'admin: { listen: 0.0.0.0, port: 8443, readOnlyTokenFile: farm.token, tls: { cert: c.pem, key: k.pem } }\n';
+  const r = checkConfigText(admin + withUrls, '/etc/vpnlb/farm.yaml', ELSEWHERE);
+  assert.deepEqual(
+    r.issues.filter((i) => i.severity === 'error'),
+    [],
+  );
+  assert.deepEqual(r.config?.bgp?.flowSync, {
+    interval: 1000,
+    tokenFile: '/etc/vpnlb/farm.token',
+    startupWait: 10_000,
+  });
+  assert.equal(r.config?.bgp?.nodes[1]?.adminUrl, 'https://198.18.1.3:8443');
+  assert.equal(checkConfigText(FARM, 'farm.yaml', ELSEWHERE).config?.bgp?.flowSync, undefined);
+
+  // No token to present.
+  assert.match(
+    errors(withUrls).join('\n'),
+    /error: bgp: the nodes pull one another's flow state with a token: set admin.readOnlyTokenFile/,
+  );
+  // A node without a URL, a URL with a path, another scheme, a bad interval.
+  const broken = (admin + withUrls)
+    .replace(', adminUrl: "https://198.18.1.3:8443"', '')
+    .replace('https://198.18.1.4:8443', 'https://198.18.1.4:8443/api')
+    .replace('https://198.18.1.2:8443', 'ftp://198.18.1.2')
+    .replace('runDir: /run/vpnlb-bgp', 'runDir: /run/vpnlb-bgp\n  flowSync: { interval: 10ms }');
+  const e = errors(broken).join('\n');
+  assert.match(e, /bgp\.nodes\[1\]: node lb2 has no adminUrl while bgp\.nodes\[0\] has one/);
+  assert.match(
+    e,
+    /bgp\.nodes\[2\]\.adminUrl: "https:\/\/198.18.1.4:8443\/api": give the scheme, host and port only/,
+  );
+  assert.match(
+    e,
+    /bgp\.nodes\[0\]\.adminUrl: "ftp:\/\/198.18.1.2": the admin API speaks http or https, not ftp/,
+  );
+  assert.match(e, /bgp\.flowSync\.interval: interval must be from 100ms to 60s \(got 10 ms\)/);
+  // flowSync without any URL; the admin API on loopback only is a warning.
+  assert.match(
+    errors(FARM.replace('runDir: /run/vpnlb-bgp', 'runDir: /run/vpnlb-bgp\n  flowSync: {}')).join(),
+    /bgp\.flowSync: flowSync needs every node's admin API/,
+  );
+  const loopback = checkConfigText(
+    'admin: { readOnlyTokenFile: farm.token }\n' + withUrls,
+    'farm.yaml',
+    ELSEWHERE,
+  ).issues.filter((i) => i.severity === 'warning');
+  assert.ok(
+    loopback.some((i) => /the other nodes cannot pull this node's flow state/.test(i.message)),
+  );
+});

@@ -8,6 +8,7 @@
  * router id it holds as an address, or by `bgp.node` / `--node`.
  */
 import { isIP } from 'node:net';
+import { resolve as resolvePath } from 'node:path';
 import { canonicalAddress, checkUnicastAddress } from './address-rules.js';
 import { parseDuration, safeDuration } from './duration.js';
 import { LOCAL_HOST, type HostView } from './ha.js';
@@ -25,6 +26,8 @@ export interface BgpPeer {
 export interface BgpNode {
   readonly name: string;
   readonly routerId: string;
+  /** Its admin API as the other nodes reach it (flow-state exchange). */
+  readonly adminUrl?: string;
   /** `bgp.peers` followed by the node's own. */
   readonly peers: readonly BgpPeer[];
 }
@@ -55,6 +58,16 @@ export interface BgpConfig {
   readonly drainTimeout: number;
   readonly runDir: string;
   readonly replyNat: boolean;
+  /** Present when the nodes have `adminUrl`s: they exchange their `ike-spi` flow state. */
+  readonly flowSync?: BgpFlowSync;
+}
+
+/** The resolved `bgp.flowSync` (durations in milliseconds, paths absolute). */
+export interface BgpFlowSync {
+  readonly interval: number;
+  readonly tokenFile: string;
+  readonly ca?: string;
+  readonly startupWait: number;
 }
 
 export const BGP_DEFAULTS = Object.freeze({
@@ -71,6 +84,8 @@ export const BGP_DEFAULTS = Object.freeze({
   drainTimeout: 60_000,
   runDir: '/run/vpnlb-bgp',
   replyNat: true,
+  flowSyncInterval: 1_000,
+  flowSyncStartupWait: 10_000,
 });
 
 type PathSeg = string | number;
@@ -227,6 +242,7 @@ export function checkBgp(raw: Record<string, unknown>, add: AddIssue): void {
   }
 
   if (bgp.replyNat !== false) checkReplyNatAmbiguity(raw, add, 'bgp.replyNat');
+  checkFlowSync(raw, bgp, nodes, add);
 
   const hold = safeDuration(bgp.holdTime);
   const keepalive = safeDuration(bgp.keepaliveTime);
@@ -265,10 +281,90 @@ export function checkBgp(raw: Record<string, unknown>, add: AddIssue): void {
     );
 }
 
+/** `bgp.nodes[].adminUrl` and `bgp.flowSync`: URLs, all or none, a token to present. */
+function checkFlowSync(
+  raw: Record<string, unknown>,
+  bgp: Record<string, unknown>,
+  nodes: unknown[],
+  add: AddIssue,
+): void {
+  const withUrl: number[] = [];
+  nodes.forEach((n, i) => {
+    if (!isObj(n) || n.adminUrl === undefined) return;
+    withUrl.push(i);
+    const problem = adminUrlProblem(String(n.adminUrl));
+    if (problem) add('error', ['bgp', 'nodes', i, 'adminUrl'], problem);
+  });
+  const flowSync = isObj(bgp.flowSync) ? bgp.flowSync : undefined;
+  if (withUrl.length === 0) {
+    if (flowSync)
+      add(
+        'error',
+        ['bgp', 'flowSync'],
+        "flowSync needs every node's admin API: set bgp.nodes[].adminUrl on each node",
+        true,
+      );
+    return;
+  }
+  nodes.forEach((n, i) => {
+    if (isObj(n) && !withUrl.includes(i))
+      add(
+        'error',
+        ['bgp', 'nodes', i],
+        `node ${String(n.name)} has no adminUrl while bgp.nodes[${withUrl[0]}] has one: set it on every node (a node without one cannot share its flows, and ike-spi tunnels moved to or from it are lost)`,
+        true,
+      );
+  });
+  const admin = isObj(raw.admin) ? raw.admin : {};
+  if (flowSync?.tokenFile === undefined && admin.readOnlyTokenFile === undefined)
+    add(
+      'error',
+      ['bgp'],
+      "the nodes pull one another's flow state with a token: set admin.readOnlyTokenFile (the same token on every node) or bgp.flowSync.tokenFile",
+      true,
+    );
+  if (typeof admin.listen !== 'string' || /^127\.|^::1$/.test(admin.listen))
+    add(
+      'warning',
+      ['admin', 'listen'],
+      `bgp.nodes[].adminUrl is set but the admin API listens on ${typeof admin.listen === 'string' ? admin.listen : '127.0.0.1'} only: the other nodes cannot pull this node's flow state (listen on the address of adminUrl, or on 0.0.0.0 / ::, with admin.tls)`,
+    );
+  const interval = safeDuration(flowSync?.interval);
+  if (interval !== undefined && (interval < 100 || interval > 60_000))
+    add(
+      'error',
+      ['bgp', 'flowSync', 'interval'],
+      `interval must be from 100ms to 60s (got ${interval} ms)`,
+    );
+}
+
+/** Why an admin URL cannot be used, or undefined. */
+export function adminUrlProblem(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return `"${value}" is not a URL (write http://ADDRESS:PORT or https://ADDRESS:PORT)`;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    return `"${value}": the admin API speaks http or https, not ${url.protocol.slice(0, -1)}`;
+  if (
+    url.username ||
+    url.password ||
+    url.search ||
+    url.hash ||
+    (url.pathname !== '/' && url.pathname !== '')
+  )
+    return `"${value}": give the scheme, host and port only (no path, query or credentials)`;
+  return undefined;
+}
+
 /** The resolved section. `vips` are the services' virtual IPs with the service names. */
 export function resolveBgp(
   input: BgpInput,
   services: readonly { name: string; virtualIp: string }[],
+  baseDir = process.cwd(),
+  readOnlyTokenFile?: string,
 ): BgpConfig {
   const D = BGP_DEFAULTS;
   const peer = (p: NonNullable<BgpInput['peers']>[number]): BgpPeer => ({
@@ -303,6 +399,7 @@ export function resolveBgp(
       name: n.name,
       routerId: n.routerId,
       peers: [...shared, ...(n.peers ?? []).map(peer)],
+      ...(n.adminUrl !== undefined ? { adminUrl: n.adminUrl } : {}),
     })),
     ...(input.node !== undefined ? { node: input.node } : {}),
     // IPv4 first: BIRD's static protocols and the state file list them in this order.
@@ -320,6 +417,21 @@ export function resolveBgp(
     drainTimeout: dur(input.drainTimeout, D.drainTimeout),
     runDir: input.runDir ?? D.runDir,
     replyNat: input.replyNat ?? D.replyNat,
+    ...(input.nodes.some((n) => n.adminUrl !== undefined)
+      ? {
+          flowSync: {
+            interval: dur(input.flowSync?.interval, D.flowSyncInterval),
+            tokenFile: resolvePath(
+              baseDir,
+              input.flowSync?.tokenFile ?? readOnlyTokenFile ?? 'flow-sync.token',
+            ),
+            ...(input.flowSync?.ca !== undefined
+              ? { ca: resolvePath(baseDir, input.flowSync.ca) }
+              : {}),
+            startupWait: dur(input.flowSync?.startupWait, D.flowSyncStartupWait),
+          },
+        }
+      : {}),
   };
 }
 

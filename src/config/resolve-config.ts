@@ -192,7 +192,16 @@ export function resolve(input: ConfigInput, source: string): Config {
           ),
         }
       : {}),
-    ...(input.bgp ? { bgp: resolveBgp(input.bgp, [...ikev2, ...sstp]) } : {}),
+    ...(input.bgp
+      ? {
+          bgp: resolveBgp(
+            input.bgp,
+            [...ikev2, ...sstp],
+            baseDirOf(source),
+            input.admin?.readOnlyTokenFile,
+          ),
+        }
+      : {}),
   };
 }
 

@@ -323,6 +323,11 @@ export const BgpNodeSchema = Type.Object(
     routerId: AddressSchema,
     /** Peers of this node only (routers on its own links), besides `bgp.peers`. */
     peers: Type.Optional(Type.Array(BgpPeerSchema, { maxItems: 16 })),
+    /**
+     * This node's admin API as the other nodes reach it (`http(s)://ADDRESS:PORT`): they pull its
+     * `ike-spi` flow state from there (`bgp.flowSync`). Set on every node or on none.
+     */
+    adminUrl: Type.Optional(Type.String({ minLength: 1, maxLength: 300 })),
   },
   { additionalProperties: false },
 );
@@ -358,6 +363,22 @@ export const BgpSchema = Type.Object(
      * address (SNAT to the VIP), so that the servers may route through any node (default true).
      */
     replyNat: Type.Optional(Type.Boolean()),
+    /** Exchange of `ike-spi` flow state between the nodes (with `bgp.nodes[].adminUrl`). */
+    flowSync: Type.Optional(
+      Type.Object(
+        {
+          /** How often each node pulls every other node's flow state. */
+          interval: Type.Optional(DurationSchema),
+          /** A token the other nodes' admin APIs accept (default: `admin.readOnlyTokenFile`). */
+          tokenFile: Type.Optional(Type.String({ minLength: 1 })),
+          /** CA certificate (PEM) that signs the other nodes' admin certificates (https URLs). */
+          ca: Type.Optional(Type.String({ minLength: 1 })),
+          /** How long a starting node may wait for its first pull from every other node before it announces. */
+          startupWait: Type.Optional(DurationSchema),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

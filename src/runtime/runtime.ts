@@ -3,6 +3,7 @@
  * that every snapshot reaches every data plane in order, every transition is logged and counted,
  * and one failing part degrades (with a warning) instead of bringing the process down.
  */
+import { readFileSync } from 'node:fs';
 import { Metrics } from '../observability/metrics.js';
 import { AdminServer } from '../admin/admin-server.js';
 import { AdminCredentials, loadOrCreateToken } from '../admin/credentials.js';
@@ -16,6 +17,9 @@ import { Controller } from '../control/controller.js';
 import { localNode } from '../config/ha.js';
 import { HaStatusReader } from '../ha/ha-status.js';
 import { observeBgp, type BgpObserver } from '../bgp/bgp-observe.js';
+import { FlowStateSync, type FlowStatePlane } from '../bgp/flow-sync.js';
+import { localBgpNode } from '../config/bgp.js';
+import type { ServiceFlowState } from '../dataplane/kernel/flow-state.js';
 import { EventLog } from '../control/event-log.js';
 import { History, HISTORY_INTERVAL_MS } from '../control/history.js';
 import { backendsToFlush, type ServiceSnapshot, type Snapshot } from '../control/snapshot.js';
@@ -66,6 +70,8 @@ export class Runtime {
   #watcher: Watcher | undefined;
   #ha: HaStatusReader | undefined;
   #bgp: BgpObserver | undefined;
+  #flowSync: FlowStateSync | undefined;
+  #flowStateCache: { at: number; doc: Promise<unknown>; pending: boolean } | undefined;
   #admin: AdminServer | undefined;
   #adminAddress: { host: string; port: number; url: string } | undefined;
 
@@ -231,7 +237,15 @@ export class Runtime {
         ...(this.#opts.configFile ? { reload: () => this.reload() } : {}),
         startedAt: this.startedAt,
         ...(this.#ha ? { ha: () => this.#ha?.status } : {}),
-        ...(this.#bgp ? { bgp: () => this.#bgp?.status() } : {}),
+        ...(this.#bgp
+          ? {
+              bgp: () => ({
+                ...this.#bgp?.status(),
+                ...(this.#flowSync ? { flowSync: this.#flowSync.status() } : {}),
+              }),
+            }
+          : {}),
+        ...(config.bgp?.flowSync ? { flowState: () => this.#flowStateDocument() } : {}),
       });
       const addr = await this.#admin.listen(adminOpt.host, adminOpt.port);
       const scheme = config.admin.tls ? 'https' : 'http';
@@ -252,6 +266,76 @@ export class Runtime {
         );
       }
     }
+    this.#startFlowSync();
+  }
+
+  /** The `ike-spi` flow-state exchange with the other nodes of an ECMP farm (`bgp.flowSync`). */
+  #startFlowSync(): void {
+    const bgp = this.#config.bgp;
+    if (!bgp?.flowSync) return;
+    const { logger } = this.#opts;
+    const self = localBgpNode(bgp);
+    if (!self) {
+      logger.warn(
+        { component: 'flow-sync' },
+        'flow sync: this host is none of bgp.nodes (no router id of theirs is configured here and bgp.node is not set): not pulling flow state',
+      );
+      return;
+    }
+    const peers = bgp.nodes
+      .filter((n) => n.name !== self.name && n.adminUrl !== undefined)
+      .map((n) => ({ name: n.name, url: n.adminUrl! }));
+    if (peers.length === 0) return;
+    const token = loadOrCreateToken(bgp.flowSync.tokenFile);
+    if (token.warning) logger.warn({ component: 'flow-sync' }, token.warning);
+    this.#flowSync = new FlowStateSync({
+      peers,
+      token: token.token,
+      interval: bgp.flowSync.interval,
+      startupWait: bgp.flowSync.startupWait,
+      ...(bgp.flowSync.ca ? { ca: readFileSync(bgp.flowSync.ca, 'utf8') } : {}),
+      planes: () => [...this.#dataPlanes.values()].filter(keepsFlowState),
+      logger,
+      metrics: this.metrics,
+    });
+    this.#flowSync.start();
+  }
+
+  /**
+   * `GET /api/v1/flow-state`: every kernel-plane service's pins, SPIs and peer addresses. One
+   * read of the sets serves every request within half a second (all the other nodes pull).
+   */
+  #flowStateDocument(): Promise<unknown> {
+    const now = Date.now();
+    // A read still running is shared whatever its age: reads must not pile up on a busy host.
+    const cached = this.#flowStateCache;
+    if (cached && (cached.pending || now - cached.at < 500)) return cached.doc;
+    const doc = (async () => {
+      const services: ServiceFlowState[] = [];
+      for (const dp of this.#dataPlanes.values()) {
+        if (!keepsFlowState(dp)) continue;
+        const state = await dp.exportFlowState();
+        if (state) services.push(state);
+      }
+      const self = this.#config.bgp ? localBgpNode(this.#config.bgp) : undefined;
+      return {
+        ...(self ? { node: self.name } : {}),
+        generatedAt: new Date().toISOString(),
+        services,
+      };
+    })();
+    const entry = { at: now, doc, pending: true };
+    this.#flowStateCache = entry;
+    doc.then(
+      () => {
+        entry.pending = false;
+        entry.at = Date.now();
+      },
+      () => {
+        if (this.#flowStateCache === entry) this.#flowStateCache = undefined;
+      },
+    );
+    return doc;
   }
 
   /**
@@ -579,6 +663,7 @@ export class Runtime {
 
   async stop(options: { keepState?: boolean; failedStart?: boolean } = {}): Promise<void> {
     if (this.#historyTimer) clearInterval(this.#historyTimer);
+    await this.#flowSync?.stop();
     await this.#watcher?.stop();
     this.#ha?.stop();
     await this.#admin?.close();
@@ -604,6 +689,15 @@ function forwardingKey(s: ServiceSnapshot): string {
     s.candidates.map((c) => [c.name, c.address, c.weight]),
     backendsToFlush(s).map((b) => b.name),
   ]);
+}
+
+type FlowStateDataPlane = DataPlane &
+  FlowStatePlane & { exportFlowState(): Promise<ServiceFlowState | undefined> };
+
+/** Whether a data plane keeps `ike-spi` flow state (the kernel plane does). */
+function keepsFlowState(dp: DataPlane): dp is FlowStateDataPlane {
+  const d = dp as Partial<FlowStateDataPlane>;
+  return typeof d.exportFlowState === 'function' && typeof d.importFlowState === 'function';
 }
 
 function fmtHost(h: string): string {

@@ -3,12 +3,13 @@ import { ADMIN_OPTIONS, ADMIN_USAGE, callAdmin, resolveAdminEndpoint } from './a
 import { formatHaStatus } from './ha.js';
 import type { HaStatus } from '../../ha/ha-status.js';
 import { formatBgpStatus, type BgpStatus } from '../../bgp/bgp-state.js';
+import { formatFlowSyncStatus, type FlowSyncStatus } from '../../bgp/flow-sync.js';
 
 interface StatusBody {
   config: string;
   warnings: string[];
   ha?: HaStatus;
-  bgp?: BgpStatus;
+  bgp?: BgpStatus & { flowSync?: FlowSyncStatus };
   services: {
     name: string;
     kind: string;
@@ -61,6 +62,7 @@ export const statusCommand: Command = {
     }
     if (s.ha) io.out(formatHaStatus(s.ha));
     if (s.bgp) io.out(formatBgpStatus(s.bgp));
+    if (s.bgp?.flowSync) io.out(formatFlowSyncStatus(s.bgp.flowSync));
     for (const w of s.warnings) io.out(`warning: ${w}`);
     return 0;
   },

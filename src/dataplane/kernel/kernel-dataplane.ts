@@ -56,6 +56,7 @@ import {
   nftFamilyOf,
   pinSetName,
   renderRuleset,
+  seconds,
   type NftFamily,
   type RulesetBackend,
 } from './render-ruleset.js';
@@ -63,6 +64,14 @@ import { ReturnPathDetector, type ReturnPathOptions } from './return-path.js';
 import { ReturnPathWatch, backendFigures, mayDeleteFlows } from './kernel-plane-parts.js';
 import { checkSysctls } from './sysctl-check.js';
 import { KernelMetrics } from './kernel-metrics.js';
+import {
+  checkServiceFlowState,
+  flowStateOfSetsJson,
+  planFlowImport,
+  renderFlowImport,
+  type FlowImportResult,
+  type ServiceFlowState,
+} from './flow-state.js';
 import {
   describeMask,
   explainPermissionError,
@@ -98,6 +107,10 @@ const NO_SLOT_CHANGES = { deletes: [], adds: [] } as const;
 
 /** Per-server sets that route to their server (emptied when it leaves the configuration). */
 const RETIRABLE_SET = /^(pin|peer|learn|spi)_\w+$/;
+/** A local copy of a flow-state element is refreshed once a peer's is this much younger (s). */
+const FLOW_REFRESH_AFTER_S = 30;
+/** Flow-state elements this close to expiry are neither imported nor replaced (s). */
+const FLOW_MIN_LIFE_S = 3;
 const isSpiSet = (name: string): boolean =>
   name.startsWith('spi_') && name !== NFT_OBJECTS.spiDeadSet;
 
@@ -385,6 +398,83 @@ export class KernelIkeDataPlane implements DataPlane {
     const r = await this.#applier.deleteTable(this.#family, this.#service.table);
     if (!r.ok) throw this.#applyError(`deleting table ${table} failed`, r.error);
     this.#log().info({ table }, `${this.serviceName}: deleted nftables table ${table}`);
+  }
+
+  /**
+   * This service's `ike-spi` flow state (pins, SPIs, peers with their remaining lifetimes) for
+   * the other nodes of an ECMP farm; undefined for an affinity without pins.
+   */
+  async exportFlowState(): Promise<ServiceFlowState | undefined> {
+    const s = this.#service;
+    if (!isSpiAffinity(s.affinity) || s.natTPort === 0) return undefined;
+    // One set at a time: `nft list sets table` would also fetch the 65,537-element map (a
+    // second of CPU per call, measured; `list set` takes milliseconds).
+    const names = this.#backends.flatMap((b) => [
+      pinSetName(b.id),
+      ...(hasSpiSets(s) ? [spiSetName(b.id)] : []),
+      ...(hasPeerSets(s) ? [peerSetName(b.id)] : []),
+    ]);
+    const items: unknown[] = [];
+    for (const name of names) {
+      const r = await this.#applier.list(['set', this.#family, s.table, name]);
+      if (!r.ok)
+        throw this.#applyError(`reading set ${name} of ${this.#family} ${s.table} failed`, r.error);
+      const listed = (r.value as { nftables?: unknown[] } | null)?.nftables;
+      if (Array.isArray(listed)) items.push(...listed);
+    }
+    return flowStateOfSetsJson(
+      { nftables: items },
+      { name: s.name, family: s.family },
+      this.#backends,
+    );
+  }
+
+  /**
+   * Adds the other nodes' flow state (`raws`: each one's document entry for this service,
+   * unchecked network input) to this node's sets: what is missing here, local copies seen more
+   * recently elsewhere, and pins or SPIs seen more recently on another server. A malformed
+   * entry is reported by its index and left out. Nothing goes to a server that is down or
+   * disabled here, nor while a snapshot is being applied (its retirement of lost servers must
+   * not be undone): that round is `skipped`.
+   */
+  async importFlowState(raws: readonly unknown[]): Promise<FlowImportResult> {
+    const s = this.#service;
+    const invalid: { index: number; error: string }[] = [];
+    if (!isSpiAffinity(s.affinity) || s.natTPort === 0)
+      return { skipped: `affinity ${s.affinity} keeps no flow state`, invalid };
+    const limits = {
+      maxElements: s.maxFlows,
+      maxExpires: {
+        pin: seconds(s.persistenceTimeout),
+        spi: seconds(s.persistenceTimeout),
+        peer: seconds(s.flowTimeout),
+      },
+    };
+    const remotes: ServiceFlowState[] = [];
+    raws.forEach((raw, index) => {
+      const checked = checkServiceFlowState(raw, s.family, limits);
+      if (checked.ok) remotes.push(checked.value);
+      else invalid.push({ index, error: checked.error });
+    });
+    const busy = { skipped: 'a snapshot is being applied', invalid };
+    if (this.#applying > 0) return busy;
+    const local = await this.exportFlowState();
+    const servers = () =>
+      new Set(this.#backends.filter((b) => !this.#flushed.has(b.name)).map((b) => b.address));
+    const plan = planFlowImport(local!, remotes, {
+      servers: servers(),
+      refreshAfter: Math.min(FLOW_REFRESH_AFTER_S, Math.ceil(seconds(s.flowTimeout) / 4)),
+      minLife: FLOW_MIN_LIFE_S,
+    });
+    if (plan.changes.length === 0) return { plan, invalid };
+    // Re-checked after the read: an apply may have started and retired a server meanwhile.
+    const usable = servers();
+    if (this.#applying > 0 || plan.changes.some((c) => !usable.has(c.server))) return busy;
+    const r = await this.#applier.apply(
+      renderFlowImport(this.#family, s.table, this.#backends, plan),
+    );
+    if (!r.ok) return { error: `nft refused the import: ${r.error}`, invalid };
+    return { plan, invalid };
   }
 
   status(): DataPlaneStatus {

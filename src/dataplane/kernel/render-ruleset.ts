@@ -295,7 +295,8 @@ function seedHex(seed: number): string {
 }
 
 /** Seconds for an nft timeout (nft's unit); at least 1. */
-function seconds(ms: number): number {
+/** A duration in whole seconds as nftables timeouts take it (at least 1). */
+export function seconds(ms: number): number {
   return Math.max(1, Math.ceil(ms / 1000));
 }
 
