@@ -246,3 +246,37 @@ test("client placement: an address that shows a second NAT-T flow (natt_shared) 
     );
   }
 });
+
+test('track: ESP leaves the chain after the counters, but for the sample that refreshes its address', () => {
+  const { service, backends } = serviceOf(CASES['ipv4-ike-spi-transparent']!);
+  const text = renderRuleset({ service, backends: assignBackendIds(backends) });
+  const track = text
+    .slice(text.indexOf('chain track'))
+    .split('\n')
+    .map((l) => l.trim());
+  const idx = (re: RegExp) => track.findIndex((l) => re.test(l));
+  const counterIn = idx(
+    /^ct direction original .* counter name ip daddr map \{ 198\.18\.2\.10 : "b_rras_1_in"/,
+  );
+  const counterOut = idx(
+    /^ct direction reply .* counter name ip saddr map \{ 198\.18\.2\.10 : "b_rras_1_out"/,
+  );
+  const espOut = idx(/udp dport 4500 @th,64,32 != 0 numgen random mod 32 != 0 return$/);
+  const espBack = idx(/^ct direction reply .* udp sport 4500 @th,64,32 != 0 return$/);
+  const firstUpdate = idx(/ (update|add|delete) @/);
+  for (const i of [counterIn, counterOut, espOut, espBack]) assert.ok(i > 0);
+  assert.ok(
+    counterIn < espOut && counterOut < espOut && espBack < firstUpdate && espOut < firstUpdate,
+  );
+  // One counter rule per direction, whatever the number of servers.
+  assert.equal(track.filter((l) => l.includes('counter name ip daddr map')).length, 1);
+  // The sampled ESP that got through refreshes its address without sampling again.
+  const sampled = track.filter((l) => /@th,64,32 != 0 update @peer_rras_1 /.test(l));
+  assert.equal(sampled.length, 1);
+  assert.ok(!track.some((l) => /numgen random mod 32 0/.test(l)));
+
+  // source-ip keeps nothing per packet but the counters: no early return to render.
+  const src = serviceOf(CASES['ipv4-source-ip-transparent']!);
+  const srcText = renderRuleset({ service: src.service, backends: assignBackendIds(src.backends) });
+  assert.ok(!srcText.includes(' return'));
+});

@@ -14,8 +14,9 @@
  *   is hashed on `@th,96,64`; anything else (ESP, NAT keepalives) that has no conntrack entry
  *   follows the client's pin (below) or is dropped and counted — never sent to a random server,
  *   which could only answer it with INVALID_SPI noise while the client's real server waits.
- * - `track` (filter forward, every packet): per-server packet/byte counters in both directions,
- *   and, in `ike-spi` mode, the pins: each IKE packet on the NAT-T port refreshes
+ * - `track` (filter forward, every packet): per-server packet/byte counters in both directions
+ *   (one counter-map lookup each), after which ESP leaves the chain (but for a sampled one in
+ *   ESP_SAMPLE), and, in `ike-spi` mode, the pins: each IKE packet on the NAT-T port refreshes
  *   `pin_<server>` with the client's `address . port` (timeout `persistenceTimeout`) and removes
  *   it from every other server's pin set. One set per server rather than one map
  *   `address . port : server`: nft 1.0.6 aborts on a packet-path map update with an IPv6
@@ -704,15 +705,25 @@ function emitTrackChain(e: Emit): void {
       );
     }
   }
-  for (const b of backends) {
+  // Every packet of the service's flows passes here, ESP above all (the bulk of the traffic):
+  // one counter lookup per direction instead of one rule per server, then ESP leaves the chain
+  // at once, except a sample of the clients' (one in ESP_SAMPLE) that refreshes its address
+  // below. Every further rule concerns IKE packets, NAT keepalives or new flows. (Measured: the
+  // per-server rules walked by every ESP packet cost the kernel plane more than conntrack and
+  // NAT together, docs/benchmarks.md.)
+  const counters = (dir: 'in' | 'out') =>
+    backends.map((b) => `${b.address} : "${counterName(b.id, dir)}"`).join(', ');
+  if (backends.length > 0) {
+    line(2, `ct direction original ${ours} counter name ${f} daddr map { ${counters('in')} }`);
+    line(2, `ct direction reply ${ours} counter name ${f} saddr map { ${counters('out')} }`);
+  }
+  if ((isSpi || peers || spiSets) && service.natTPort !== 0) {
+    const esp = '@th,64,32 != 0';
     line(
       2,
-      `ct direction original ${ours} ${f} daddr ${b.address} counter name ${counterName(b.id, 'in')}`,
+      `ct direction original ${ours} udp dport ${service.backendNatTPort} ${esp} numgen random mod ${ESP_SAMPLE} != 0 return`,
     );
-    line(
-      2,
-      `ct direction reply ${ours} ${f} saddr ${b.address} counter name ${counterName(b.id, 'out')}`,
-    );
+    line(2, `ct direction reply ${ours} udp sport ${service.backendNatTPort} ${esp} return`);
   }
   // Last statements of a refresh rule: records the packet's NAT-T flow (address . port) and
   // its address. The `shared` rules below, evaluated first, mark an address shared when it
@@ -757,9 +768,10 @@ function emitTrackChain(e: Emit): void {
         2,
         `${to} udp length 9 update @${peerSetName(b.id)} { ${f} saddr }${countFlow(`${f} saddr`)}`,
       );
+      // ESP here is the sample the early return let through (IKE refreshes through its pin rule).
       line(
         2,
-        `${to} numgen random mod ${ESP_SAMPLE} 0 update @${peerSetName(b.id)} { ${f} saddr }${countFlow(`${f} saddr`)}`,
+        `${to} @th,64,32 != 0 update @${peerSetName(b.id)} { ${f} saddr }${countFlow(`${f} saddr`)}`,
       );
       line(
         2,
