@@ -9,6 +9,7 @@
  */
 import { isIP } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
+import { arr, isObj } from './raw-shape.js';
 import { canonicalAddress, checkUnicastAddress } from './address-rules.js';
 import { parseDuration, safeDuration } from './duration.js';
 import { LOCAL_HOST, type HostView } from './ha.js';
@@ -95,10 +96,6 @@ type AddIssue = (
   message: string,
   keyOnly?: boolean,
 ) => void;
-
-const isObj = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
-const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 /** Every service virtual IP of the (maybe schema-invalid) document: canonical address → service names. */
 function serviceVips(raw: Record<string, unknown>): Map<string, string[]> {

@@ -9,6 +9,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { arr, isObj } from './raw-shape.js';
 import { DEFAULTS } from './defaults.js';
 import { parseDuration, safeDuration } from './duration.js';
 import { checkReplyNatAmbiguity } from './reply-nat-check.js';
@@ -58,10 +59,6 @@ type AddIssue = (
   message: string,
   keyOnly?: boolean,
 ) => void;
-
-const isObj = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
-const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 /** `198.19.0.1/32` → `{ address, prefix, family }`, or undefined when malformed. */
 export function parseCidr(

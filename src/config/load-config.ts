@@ -24,7 +24,8 @@ import { checkHa, LOCAL_HOST, type HostView } from './ha.js';
 import { baseDirOf, deepFreeze, resolve } from './resolve-config.js';
 import type { ConfigInput } from './schema.js';
 import { describeAjvError, simplifyAjvErrors, suggest, validateSchema } from './schema-errors.js';
-import { isObj, semanticChecks } from './semantic-checks.js';
+import { isObj } from './raw-shape.js';
+import { semanticChecks } from './semantic-checks.js';
 import type { Config, ConfigIssue } from './types.js';
 import { formatPath, locateNode, pointerToPath, type PathSeg } from './yaml-paths.js';
 

@@ -4,9 +4,8 @@
  */
 import { isIP } from 'node:net';
 import { canonicalAddress } from './address-rules.js';
-import { type AddIssue, isObj } from './semantic-checks.js';
-
-const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+import { arr, isObj } from './raw-shape.js';
+import type { AddIssue } from './semantic-checks.js';
 
 /**
  * Reply NAT gives a server's packet from port P the address of the service it serves: a server

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
+import { arr, isObj } from './raw-shape.js';
 import { canonicalAddress, checkUnicastAddress } from './address-rules.js';
 import { quoteValue } from './config-issues.js';
 import { DEFAULTS } from './defaults.js';
@@ -19,10 +20,6 @@ export type AddIssue = (
   message: string,
   keyOnly?: boolean,
 ) => void;
-
-export const isObj = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
-const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 /**
  * Checks that need more than one value: references, address syntax and families, uniqueness,
