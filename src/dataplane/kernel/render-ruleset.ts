@@ -295,7 +295,6 @@ function seedHex(seed: number): string {
   return `0x${(seed >>> 0).toString(16).padStart(8, '0')}`;
 }
 
-/** Seconds for an nft timeout (nft's unit); at least 1. */
 /** A duration in whole seconds as nftables timeouts take it (at least 1). */
 export function seconds(ms: number): number {
   return Math.max(1, Math.ceil(ms / 1000));

@@ -31,6 +31,7 @@ import {
   nftFamilyOf,
   type ChainSpec,
   type RulesetBackend,
+  seconds,
 } from './render-ruleset.js';
 
 /** Counter of new connections dropped because their slot had no server. */
@@ -47,11 +48,6 @@ export const SSTP_CHAINS: readonly ChainSpec[] = Object.freeze([
     header: 'type filter hook forward priority filter; policy accept;',
   },
 ]);
-
-/** Whole seconds for nft (at least 1). */
-function seconds(ms: number): number {
-  return Math.max(1, Math.ceil(ms / 1000));
-}
 
 /** The `ct timeout` object of the service: its name carries its value (a change makes a new object). */
 export function sstpCtTimeoutName(service: Pick<SstpService, 'idleTimeout'>): string {
