@@ -4,17 +4,19 @@
 #   sh native/build.sh udp-fastpath   the userspace relay's fast path (udp_fastpath.node)
 #   sh native/build.sh tcp-splice     the SSTP proxy's splice path (tcp_splice.node)
 #   sh native/build.sh nft-counters   the kernel plane's counter reader (nft_counters.node)
+#   sh native/build.sh xdp-shed       the relay's XDP flood shedding (xdp_shed.node)
 # Exit status 0: built or up to date; otherwise the reason is printed, and the data plane works
 # without it (the relay forwards in JavaScript, SSTP tunnels stay Node pipes, counters are read
-# with `nft -j list counters`).
+# with `nft -j list counters`, `kernelShed: xdp` sheds with nftables).
 # Called by scripts/setup.sh; `--force` rebuilds after changing the C sources.
 set -eu
-ADDON=${1:?usage: native/build.sh udp-fastpath|tcp-splice|nft-counters [--force]}
+ADDON=${1:?usage: native/build.sh udp-fastpath|tcp-splice|nft-counters|xdp-shed [--force]}
 FORCE=${2:-}
 case "$ADDON" in
   udp-fastpath) MODULE=udp_fastpath ;;
   tcp-splice) MODULE=tcp_splice ;;
   nft-counters) MODULE=nft_counters ;;
+  xdp-shed) MODULE=xdp_shed ;;
   *) echo "native/build.sh: unknown addon $ADDON" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/$ADDON"

@@ -21,7 +21,9 @@ if [ "${1:-}" = "--peers" ]; then
   # clean root: packaging/deb/); util-linux's setpriv: the least-privilege lab; systemd's
   # systemd-notify and python3: the readiness test (systemd is installed, never booted).
   # bird2: `vpnlb bgp start` and the ECMP lab's upstream router (test/integration/ecmp.test.ts).
-  PACKAGES="nftables conntrack iproute2 iputils-ping openssl procps util-linux
+  # gcc, make, libc6-dev, linux-libc-dev (linux/bpf.h): the native addons below, which the
+  # integration tests use (the XDP shedding test needs native/xdp-shed).
+  PACKAGES="gcc make libc6-dev linux-libc-dev nftables conntrack iproute2 iputils-ping openssl procps util-linux
     strongswan-charon strongswan-swanctl strongswan-pki libstrongswan libstrongswan-standard-plugins
     libstrongswan-extra-plugins libcharon-extra-plugins sstp-client ppp
     nginx libnginx-mod-stream haproxy keepalived conntrackd
@@ -61,6 +63,13 @@ fi
 if [ "${VPNLB_NFT_COUNTERS_NATIVE:-1}" != "0" ]; then
   echo "setup: building the kernel plane's native counter reader"
   sh native/build.sh nft-counters || echo "setup: continuing without it (counters are read with nft)"
+fi
+
+# The relay's optional XDP flood shedding (native/xdp-shed, same build; the eBPF program is
+# assembled in C, no BPF compiler). Not fatal: `kernelShed: xdp` then sheds with nftables.
+if [ "${VPNLB_XDP_SHED:-1}" != "0" ]; then
+  echo "setup: building the relay's XDP flood shedding"
+  sh native/build.sh xdp-shed || echo "setup: continuing without it (kernelShed: xdp falls back to nftables)"
 fi
 
 echo "setup: building"

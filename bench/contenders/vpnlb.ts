@@ -93,7 +93,7 @@ export function vpnlbConfig(c: VpnlbCase): string {
           ]
         : []),
       ...(c.hashSeed !== undefined ? [`hashSeed: ${c.hashSeed}`] : []),
-      ...(c.extra ? [c.extra] : []),
+      ...(c.extra ? c.extra.split('\n') : []),
     ]
       .map((l) => `      ${l}\n`)
       .join('');

@@ -14,8 +14,17 @@
  *   NAT / socket-delivery cost of the balancer namespace lands on CPU 0; rps_cpus on snd's and
  *   srv's veths = CPU 1, so sink-side delivery lands on the generator core. The balancer's core
  *   busy fraction (from /proc/stat) therefore measures what forwarding costs.
+ * - XDP on lb's veth (the relay's `kernelShed: xdp`) changes that: a veth with an XDP program
+ *   receives through NAPI, polled on the *sender's* core, so the program's work and the receive
+ *   path up to the RPS hand-off would be charged to the generator. `keepXdpOnBalancerCore`
+ *   makes that NAPI a kernel thread pinned to the balancer's core, as a NIC's interrupt and
+ *   NAPI would run on the balancer host's own cores.
  */
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Topology, type Namespace } from '../../lab/netns.js';
+import { startDaemon, type Daemon } from './proc.js';
 
 export const VIP = '198.19.0.1';
 export const SND_ADDR = '198.18.1.2';
@@ -47,6 +56,55 @@ async function setRps(ns: Namespace, ifName: string, cpu: number): Promise<void>
     '-c',
     `for q in /sys/class/net/${ifName}/queues/rx-*; do echo ${mask} > $q/rps_cpus; done`,
   ]);
+}
+
+/**
+ * Once an XDP program is attached to `ifName` in `ns` (its NAPI exists only then): threaded
+ * NAPI, the thread pinned to `cpu`. Throws when the thread cannot be found or pinned.
+ */
+export async function keepXdpOnBalancerCore(
+  ns: Namespace,
+  ifName: string,
+  cpu = BALANCER_CPU,
+): Promise<void> {
+  await ns.exec('sh', [
+    '-c',
+    `echo 1 > /sys/class/net/${ifName}/threaded && pids=$(pgrep "^napi/${ifName}-") && for p in $pids; do taskset -pc ${cpu} $p >/dev/null; done`,
+  ]);
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+const XDP_ADDON = resolve(
+  here,
+  here.includes('/dist/') ? '../../..' : '../..',
+  'native/xdp-shed/build/Release/xdp_shed.node',
+);
+
+/**
+ * For a userspace contender without XDP of its own (nginx): a program that passes everything,
+ * attached to `ifName` by a helper process in `ns` (the relay's addon with no limits), its NAPI
+ * pinned like the relay's. A veth with XDP receives through NAPI in batches, which costs less
+ * per datagram than the backlog it uses otherwise: without this, a relay with `kernelShed: xdp`
+ * would be measured on a cheaper receive path than its competitor. Stop the daemon to detach.
+ */
+export async function startXdpPass(ns: Namespace, ifName: string, vip: string): Promise<Daemon> {
+  if (!existsSync(XDP_ADDON))
+    throw new Error(`${XDP_ADDON} is not built (sh native/build.sh xdp-shed)`);
+  const script = `const a = require(${JSON.stringify(XDP_ADDON)});
+const id = a.open(4, Buffer.from(${JSON.stringify(vip)}.split('.').map(Number)), [4500], 16);
+a.attach(id, process.argv[1], false);
+a.setLimits(id, 0, 0);
+console.log('attached');
+setInterval(() => {}, 1 << 30);`;
+  const d = startDaemon(ns, GENERATOR_CPU, process.execPath, ['-e', script, ifName], 'xdp pass');
+  try {
+    await d.waitFor((out) => out.includes('attached'), 5_000);
+    await keepXdpOnBalancerCore(ns, ifName);
+  } catch (err) {
+    await d.stop();
+    throw err;
+  }
+  return d;
 }
 
 /** Builds the topology; the caller must `destroy()` it (also on failure). */

@@ -198,3 +198,52 @@ services:
     'an IPv4 and an IPv6 service share the table name (one table per family)',
   );
 });
+
+test('kernelShed: xdp needs its interfaces; interfaces alone are flagged', () => {
+  const at = (yaml: string, severity: 'error' | 'warning') =>
+    checkConfigText(yaml)
+      .issues.filter((i) => i.severity === severity)
+      .map((i) => `${i.path} ${i.message}`);
+  const relay = (extra: string) =>
+    MINIMAL.replace('pool: rras }', `pool: rras, dataplane: userspace${extra} }`);
+  assert.match(
+    at(relay(', kernelShed: xdp'), 'error').join('\n'),
+    /services\.ikev2\[0\]\.kernelShed kernelShed: xdp needs kernelShedInterfaces/,
+  );
+  const ok = checkConfigText(relay(', kernelShed: xdp, kernelShedInterfaces: [eth0, bond0.12]'));
+  assert.deepEqual(
+    ok.issues.filter((i) => i.severity === 'error'),
+    [],
+  );
+  assert.deepEqual(ok.config?.services.ikev2[0]?.kernelShedInterfaces, ['eth0', 'bond0.12']);
+  assert.match(
+    at(relay(', kernelShedInterfaces: [eth0]'), 'warning').join('\n'),
+    /kernelShedInterfaces is used only with kernelShed: xdp/,
+  );
+  // One XDP program per interface.
+  const two = checkConfigText(
+    `${relay(', kernelShed: xdp, kernelShedInterfaces: [eth0]')}    - { name: ike2, virtualIp: 198.19.0.2, pool: rras, dataplane: userspace, kernelShed: xdp, kernelShedInterfaces: [eth1, eth0] }\n`,
+  );
+  assert.match(
+    two.issues
+      .filter((i) => i.severity === 'error')
+      .map((i) => `${i.path} ${i.message}`)
+      .join('\n'),
+    /services\.ikev2\[1\]\.kernelShedInterfaces\[1\] XDP on eth0 is already used by services\.ikev2\[0\]\.kernelShedInterfaces\[0\]/,
+  );
+  // An interface name is at most 15 characters, without spaces, slashes or colons.
+  assert.ok(
+    at(relay(', kernelShed: xdp, kernelShedInterfaces: [a-much-too-long-name]'), 'error').length,
+  );
+  assert.ok(at(relay(', kernelShed: xdp, kernelShedInterfaces: ["eth0:1"]'), 'error').length);
+  assert.match(
+    at(
+      MINIMAL.replace(
+        'pool: rras }',
+        'pool: rras, dataplane: kernel, kernelShed: xdp, kernelShedInterfaces: [eth0] }',
+      ),
+      'warning',
+    ).join('\n'),
+    /userspace relay only/,
+  );
+});

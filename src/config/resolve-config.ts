@@ -119,6 +119,7 @@ export function resolve(input: ConfigInput, source: string): Config {
           ),
         ),
       kernelShed: s.kernelShed ?? D.kernelShed,
+      kernelShedInterfaces: s.kernelShedInterfaces ?? [],
       table: s.table ?? D.table,
       hashSeed: s.hashSeed ?? D.hashSeed,
       slowStart:

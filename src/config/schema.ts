@@ -127,8 +127,16 @@ export const Ikev2ServiceSchema = Type.Object(
     maxNewFlowsPerSecond: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000000 })),
     /** Userspace relay: most new flows per second from one source address (its fair share of the budget). */
     maxNewFlowsPerSecondPerSource: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000000 })),
-    /** Userspace relay: shed a flood in nftables before the relay's sockets (`auto`: where nft and CAP_NET_ADMIN are). */
-    kernelShed: Type.Optional(StringEnum(['auto', 'off'])),
+    /** Userspace relay: shed a flood in the kernel before the relay's sockets (`auto`: nftables where nft and CAP_NET_ADMIN are; `xdp`: at the driver of `kernelShedInterfaces`). */
+    kernelShed: Type.Optional(StringEnum(['auto', 'xdp', 'off'])),
+    /** `kernelShed: xdp`: the interfaces the clients' datagrams arrive on. */
+    kernelShedInterfaces: Type.Optional(
+      Type.Array(Type.String({ pattern: '^[^\\s/:]{1,15}$' }), {
+        minItems: 1,
+        maxItems: 16,
+        uniqueItems: true,
+      }),
+    ),
     /** nftables table name for the kernel data plane. */
     table: Type.Optional(Type.String({ pattern: '^[a-zA-Z][a-zA-Z0-9_]{0,30}$' })),
     /** Hash seed shared by every balancer node of a farm. */

@@ -207,6 +207,30 @@ export function semanticChecks(raw: unknown, add: AddIssue, baseDir: string): vo
     }
     if (ikePort !== 0 && ikePort === natTPort)
       add('error', [...base, 'natTPort'], 'ikePort and natTPort must differ');
+    if (s.kernelShed === 'xdp' && s.kernelShedInterfaces === undefined)
+      add(
+        'error',
+        [...base, 'kernelShed'],
+        "kernelShed: xdp needs kernelShedInterfaces: the interfaces the clients' datagrams arrive on (e.g. [eth0])",
+      );
+    // One XDP program per interface: a second service's would be refused at start.
+    if (s.kernelShed === 'xdp')
+      arr(s.kernelShedInterfaces).forEach((name, j) => {
+        if (typeof name === 'string')
+          claim(`xdp/${name}`, [...base, 'kernelShedInterfaces', j], `XDP on ${name}`);
+      });
+    if (s.kernelShedInterfaces !== undefined && s.kernelShed !== 'xdp')
+      add(
+        'warning',
+        [...base, 'kernelShedInterfaces'],
+        'kernelShedInterfaces is used only with kernelShed: xdp',
+      );
+    if (s.kernelShed === 'xdp' && s.dataplane === 'kernel')
+      add(
+        'warning',
+        [...base, 'kernelShed'],
+        'kernelShed applies to the userspace relay only; the kernel data plane forwards without it',
+      );
     if (isObj(s.snat)) {
       if (s.nat !== 'full')
         add(

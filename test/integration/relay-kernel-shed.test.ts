@@ -1,16 +1,19 @@
 /**
- * The userspace relay's flood shedding in nftables (kernelShed, issue 17 item 4), for real:
+ * The userspace relay's flood shedding in nftables and in XDP (kernelShed, issue 17 item 4), for real:
  * `vpnlb run` with `dataplane: userspace` in a balancer namespace (root), a client namespace and
  * a server namespace that answers every datagram (lab/udp-peers.ts).
  *
  * Checks: the relay's table appears at start; an established client's flow enters the kernel's
  * `established` set and is not held to the strangers' budget; a flood of datagrams from new source ports beyond the budget of unknown
  * sources (4 × maxNewFlowsPerSecond) is dropped in the kernel and counted, while the established
- * client keeps getting answers; the table is removed when vpnlb stops.
+ * client keeps getting answers; the table is removed when vpnlb stops. With `kernelShed: xdp` the
+ * same, with the program attached to the balancer's client-side veth (native mode) and its drops
+ * read from /metrics, and gone from the interface when vpnlb is killed (a BPF link).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { get } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +40,8 @@ let topo: Topology;
 let lb: Namespace;
 let client: Namespace;
 let dir: string;
+/** lb's interface towards the client namespace. */
+let lbClientIf: string;
 const received: SeenDatagram[] = [];
 
 /** Floods `count` datagrams from as many fresh source ports, as fast as one socket each allows. */
@@ -71,12 +76,12 @@ before(async () => {
   lb = await topo.addNamespace('lb');
   client = await topo.addNamespace('cl');
   const srv = await topo.addNamespace('srv');
-  await topo.link({
+  ({ bIf: lbClientIf } = await topo.link({
     a: 'cl',
     b: 'lb',
     aAddresses: [`${CLIENT}/24`],
     bAddresses: ['198.18.1.1/24'],
-  });
+  }));
   await topo.link({
     a: 'lb',
     b: 'srv',
@@ -225,4 +230,138 @@ test('the relay sheds a flood of strangers in the kernel, established flows keep
     await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
   }
   assert.equal(await tableText(), '', 'the table is removed when vpnlb stops');
+});
+
+/** GET on the admin API's Unix socket (operator by its file mode: no token). */
+function adminGet(socketPath: string, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = get({ socketPath, path, timeout: 5_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () =>
+        res.statusCode === 200
+          ? resolve(body)
+          : reject(new Error(`${path}: ${res.statusCode} ${body}`)),
+      );
+    });
+    req.on('timeout', () => req.destroy(new Error(`${path}: timed out`)));
+    req.on('error', reject);
+  });
+}
+
+test('kernelShed: xdp sheds the strangers at the driver, established flows keep going, a killed vpnlb leaves no program', {
+  skip,
+  timeout: 120_000,
+}, async () => {
+  const sub = mkdtempSync(join(dir, 'xdp-'));
+  const config = join(sub, 'vpnlb.yaml');
+  const socketPath = join(sub, 'admin.sock');
+  writeFileSync(
+    config,
+    [
+      `admin: { listen: 127.0.0.1, port: 0, tokenFile: ${join(sub, 'admin.token')}, socket: ${socketPath} }`,
+      'log: { level: info }',
+      'pools:',
+      '  farm:',
+      '    backends:',
+      `      - { name: s1, address: ${SERVER} }`,
+      'services:',
+      '  ikev2:',
+      `    - { name: ike, virtualIp: "${VIP}", pool: farm, dataplane: userspace, nat: full, maxNewFlowsPerSecond: 25, maxNewFlowsPerSecondPerSource: 25, kernelShed: xdp, kernelShedInterfaces: [${lbClientIf}] }`,
+      '',
+    ].join('\n'),
+  );
+  const linkText = () => lb.exec('ip', ['-d', 'link', 'show', 'dev', lbClientIf]);
+  const dropped = async (cls: string) => {
+    const m = new RegExp(
+      `^vpnlb_relay_shed_dropped_total\\{service="ike",class="${cls}"\\} (\\d+)$`,
+      'm',
+    ).exec(await adminGet(socketPath, '/metrics'));
+    return m ? Number(m[1]) : -1;
+  };
+  const [node, ...args] = vpnlbArgv(['run', '--config', config]);
+  const child: ChildProcess = lb.spawn(node as string, args);
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  try {
+    await waitFor('vpnlb run to start', () => out.includes('vpnlb running'));
+    assert.match(
+      out,
+      new RegExp(`flood shedding in the kernel active \\(XDP on ${lbClientIf} \\(native\\)\\)`),
+      out,
+    );
+    assert.match(await linkText(), /prog\/xdp id \d+/);
+    assert.equal(await tableText(), '', 'no nftables table with XDP');
+
+    const spi = randomBytes(8);
+    const first = await sendDatagram(client, {
+      bind: CLIENT,
+      port: 40501,
+      to: VIP,
+      dport: 500,
+      payload: ikeMessage(spi),
+      wait: 1000,
+    });
+    assert.equal(first.reply, 'ack:s1');
+
+    // The established flow is not held to the strangers' budget (100/s): 400 back to back pass.
+    const burst = JSON.parse(
+      await client.exec(process.execPath, [
+        '-e',
+        BURST_SCRIPT,
+        CLIENT,
+        '40501',
+        VIP,
+        '400',
+        ikeMessage(spi).toString('hex'),
+      ]),
+    ) as { sent: number };
+    assert.equal(burst.sent, 400);
+    await new Promise((r) => setTimeout(r, 1_200)); // two ticks: the counters are read each tick
+    assert.equal(await dropped('unknown'), 0, "the established burst met the strangers' budget");
+    assert.equal(await dropped('established'), 0);
+
+    const flood = JSON.parse(
+      await client.exec(process.execPath, [
+        '-e',
+        FLOOD_SCRIPT,
+        CLIENT,
+        VIP,
+        '3000',
+        ikeMessage(randomBytes(8)).toString('hex'),
+      ]),
+    ) as { sent: number };
+    assert.equal(flood.sent, 3000);
+    await waitFor('the drops in /metrics', async () => (await dropped('unknown')) >= 1000, 5_000);
+    assert.ok((await dropped('unknown')) <= 3000);
+    assert.equal(await dropped('established'), 0, 'no established datagram was dropped');
+
+    const again = await sendBatch(
+      client,
+      Array.from({ length: 5 }, () => ({
+        bind: CLIENT,
+        port: 40501,
+        to: VIP,
+        dport: 500,
+        payload: ikeMessage(spi),
+        wait: 500,
+      })),
+    );
+    assert.deepEqual(
+      again.map((r) => r.reply),
+      Array(5).fill('ack:s1'),
+    );
+  } finally {
+    // Killed, not stopped: the kernel detaches the program when the process's link goes.
+    child.kill('SIGKILL');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+  }
+  await waitFor(
+    'the program to be detached',
+    async () => !/prog\/xdp/.test(await linkText()),
+    5_000,
+  );
 });

@@ -56,3 +56,16 @@ test('lifted after releaseTicks quiet ticks (the flood is over)', () => {
 test('refuses a floor that is not positive', () => {
   assert.throws(() => new ShedLimit({ floor: 0 }), RangeError);
 });
+
+test("a flood's first cut starts from the best rate forwarded before it, not from the starved tick", () => {
+  const l = new ShedLimit({ floor: 1000, releaseTicks: 5 });
+  for (const f of [80_000, 140_000, 120_000]) l.update({ overflows: 0, forwardedPerSecond: f });
+  // The flood's first tick: everything admitted, the relay starved to 50 k/s.
+  assert.equal(l.update({ overflows: 30_000, forwardedPerSecond: 50_000 }), 133_000);
+  // Later cuts follow what is forwarded (at most a quarter per tick), as before.
+  assert.equal(l.update({ overflows: 10, forwardedPerSecond: 120_000 }), 114_000);
+  // Rates older than releaseTicks ticks are forgotten: a later flood starts from what is recent.
+  const m = new ShedLimit({ floor: 1000, releaseTicks: 2 });
+  for (const f of [150_000, 10_000, 20_000]) m.update({ overflows: 0, forwardedPerSecond: f });
+  assert.equal(m.update({ overflows: 1, forwardedPerSecond: 5_000 }), 19_000);
+});

@@ -12,7 +12,11 @@
  * that. So, additive-increase/multiplicative-decrease as in TCP congestion control (RFC 5681
  * §3.1 halves; here the cut is to what was forwarded, since the forwarded rate is measured):
  * - overflow in a tick: limit = `cut` × the rate the relay forwarded in that tick (at most a
- *   quarter below the previous limit);
+ *   quarter below the previous limit). The first cut of a flood is at least `cut` × the best
+ *   rate forwarded without overflow in the last `releaseTicks` ticks: the tick in which a flood
+ *   starts is the one in which it starves the relay most (everything is admitted), so its
+ *   forwarded rate says least about the relay's capacity, and climbing back from it took
+ *   seconds;
  * - no overflow and the limit was binding (forwarded ≥ `bindingShare` × limit): probe upwards
  *   by `increase` (capacity may have grown: other work left the core);
  * - no overflow and the limit not binding for `releaseTicks` ticks: no limit at all (normal
@@ -52,6 +56,8 @@ export class ShedLimit {
   /** Datagrams/s, or undefined when nothing is limited. */
   #limit: number | undefined;
   #quietTicks = 0;
+  /** Forwarded rates of the last `releaseTicks` ticks without overflow (newest last). */
+  readonly #recent: number[] = [];
 
   constructor(o: ShedLimitOptions) {
     if (!(o.floor > 0)) throw new RangeError('ShedLimit: floor must be positive');
@@ -71,7 +77,12 @@ export class ShedLimit {
   update(tick: ShedTick): number | undefined {
     if (tick.overflows > 0) {
       this.#quietTicks = 0;
-      const measured = Math.max(this.#floor, Math.floor(tick.forwardedPerSecond * this.#cut));
+      const best = this.#limit === undefined ? Math.max(0, ...this.#recent) : 0;
+      this.#recent.length = 0;
+      const measured = Math.max(
+        this.#floor,
+        Math.floor(Math.max(tick.forwardedPerSecond, best) * this.#cut),
+      );
       // Never raise the limit because of an overflow (a tick may forward more than the limit
       // when a burst was queued before the limit took effect), and never cut it by more than
       // `MAX_CUT` in one tick: a tick in which other work starved the relay says little about
@@ -85,6 +96,8 @@ export class ShedLimit {
             );
       return this.#limit;
     }
+    this.#recent.push(tick.forwardedPerSecond);
+    if (this.#recent.length > this.#releaseTicks) this.#recent.shift();
     if (this.#limit === undefined) return undefined;
     if (tick.forwardedPerSecond >= this.#bindingShare * this.#limit) {
       this.#quietTicks = 0;

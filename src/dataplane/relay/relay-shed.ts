@@ -1,8 +1,9 @@
 /**
- * The relay's side of kernel shedding (relay-kernel-shed.ts, relay-shed-limit.ts): decides
- * whether it can run, ticks the adaptive limit, keeps the `established` set in step, exports
- * metrics, and says once why it does not run. The relay calls `flowReady`/`flowGone` and gives
- * it, per tick, how many datagrams it forwarded towards the servers in total.
+ * The relay's side of kernel shedding (relay-kernel-shed.ts: nftables; relay-xdp-shed.ts: XDP;
+ * relay-shed-limit.ts: the limit): decides whether and where it can run, ticks the adaptive
+ * limit, keeps the established flows in step, exports metrics, and says once why it does not
+ * run. The relay calls `flowReady`/`flowGone` and gives it, per tick, how many datagrams it
+ * forwarded towards the servers in total.
  */
 import type { Metrics } from '../../observability/metrics.js';
 import type { Logger } from '../../log/logger.js';
@@ -15,14 +16,35 @@ import {
   type ShedCounts,
 } from './relay-kernel-shed.js';
 import { ShedLimit } from './relay-shed-limit.js';
+import type { ShedFlowKey } from './relay-kernel-shed.js';
+import { XdpShed, loadNativeXdpShed, type NativeXdpShed } from './relay-xdp-shed.js';
 
-/** `auto` (default): shed in the kernel when nft and CAP_NET_ADMIN are there; `off`: never. */
-export type KernelShedMode = 'auto' | 'off';
+/**
+ * `auto` (default): shed in an nftables table when nft and CAP_NET_ADMIN are there; `xdp`: at
+ * the driver of `kernelShedInterfaces` (XDP), else as `auto`; `off`: never.
+ */
+export type KernelShedMode = 'auto' | 'xdp' | 'off';
+
+/** What the two kernel sides (nftables table, XDP program) have in common. */
+interface ShedBackend {
+  add(k: ShedFlowKey): void;
+  remove(k: ShedFlowKey): void;
+  flush(): Promise<{ ok: true } | { ok: false; error: string }>;
+  setLimit(limit: number | undefined): Promise<{ ok: true } | { ok: false; error: string }>;
+  counts(): Promise<ShedCounts | undefined>;
+  uninstall(): Promise<{ ok: true } | { ok: false; error: string }>;
+  readonly limit: number | undefined;
+  readonly members: number;
+}
 
 /** What `stats()` reports. */
 export interface RelayShedStatus {
   readonly active: boolean;
+  /** Where it sheds: `nftables table inet …` or `XDP on eth0 (native)`. */
+  readonly where?: string;
   readonly reason?: string;
+  /** Why `kernelShed: xdp` sheds with nftables instead. */
+  readonly xdpFallback?: string;
   /** Established flows' datagrams/s let through (undefined: no limit now). */
   readonly limit?: number;
   /** Established flows in the kernel's set. */
@@ -37,6 +59,10 @@ export interface RelayShedOptions {
   readonly family: 4 | 6;
   readonly virtualIp: string;
   readonly maxNewFlowsPerSecond: number;
+  /** `kernelShed: xdp`: the interfaces the clients' datagrams arrive on. */
+  readonly interfaces?: readonly string[];
+  /** The relay's `maxFlows` (size of the XDP program's flows map). */
+  readonly maxFlows?: number;
   readonly logger: Logger;
   readonly metrics: Metrics;
   /** Whether nft may be used (CAP_NET_ADMIN, nft present), with the reason when not. */
@@ -44,7 +70,8 @@ export interface RelayShedOptions {
   /** Injected for tests. */
   readonly nft?: NftApplier;
   readonly overflows?: OverflowReader;
-  /** Tick period, ms (default 500). */
+  readonly xdp?: NativeXdpShed;
+  /** Tick period, ms (default 500 with nftables, 100 with XDP). */
   readonly tickMs?: number;
 }
 
@@ -57,9 +84,13 @@ export class RelayShed {
   readonly #o: RelayShedOptions;
   readonly #limitGauge;
   readonly #droppedCounter;
-  #shed: KernelShed | undefined;
+  #shed: ShedBackend | undefined;
+  #where: string | undefined;
+  /** Counters read every tick (XDP: a memory read) or every COUNTER_EVERY_TICKS (nft: a process). */
+  #countEveryTick = false;
   #limit: ShedLimit | undefined;
   #reason: string | undefined;
+  #xdpFallback: string | undefined;
   #timer: NodeJS.Timeout | undefined;
   #busy = false;
   #ticks = 0;
@@ -86,7 +117,7 @@ export class RelayShed {
     this.#limitGauge.set({ service: o.serviceName }, 0);
   }
 
-  /** Installs the table when it can; `forwarded` returns the relay's total datagrams forwarded towards servers. */
+  /** Installs the table or program when it can; `forwarded` returns the relay's total datagrams forwarded towards servers. */
   async start(ports: readonly number[], forwarded: () => number): Promise<void> {
     const o = this.#o;
     this.#forwarded = forwarded;
@@ -94,6 +125,72 @@ export class RelayShed {
       this.#reason = 'disabled (kernelShed: off)';
       return;
     }
+    const unknownPerSecond = Math.max(100, o.maxNewFlowsPerSecond * DATAGRAMS_PER_NEW_FLOW);
+    const shed =
+      (o.mode === 'xdp' ? await this.#startXdp(ports, unknownPerSecond) : undefined) ??
+      (await this.#startNft(ports, unknownPerSecond));
+    if (!shed) return;
+    this.#shed = shed;
+    // Floor: the unknown budget; a quiet tick must not shut established flows out.
+    this.#limit = new ShedLimit({ floor: unknownPerSecond });
+    this.#lastForwarded = forwarded();
+    this.#lastOverflows = await (o.overflows ?? procOverflowReader)();
+    this.#lastTickAt = Date.now();
+    o.logger.info(
+      { kernelShed: true, where: this.#where, unknownPerSecond },
+      `${o.serviceName}: flood shedding in the kernel active (${this.#where})`,
+    );
+    // XDP: a tick costs a file read and a memory write, so the limit can follow a flood more
+    // closely; nftables: each change is an nft process.
+    this.#timer = setInterval(
+      () => void this.tick(),
+      o.tickMs ?? (this.#countEveryTick ? 100 : 500),
+    );
+    this.#timer.unref();
+  }
+
+  async #startXdp(
+    ports: readonly number[],
+    unknownPerSecond: number,
+  ): Promise<ShedBackend | undefined> {
+    const o = this.#o;
+    const native = o.xdp ?? loadNativeXdpShed();
+    const fallback = (why: string) => {
+      this.#xdpFallback = why;
+      o.logger.warn(
+        { kernelShed: 'xdp' },
+        `${o.serviceName}: XDP flood shedding unavailable: ${why}; shedding with nftables instead`,
+      );
+      return undefined;
+    };
+    if ('unavailable' in native) return fallback(native.unavailable);
+    const binding = 'binding' in native ? native.binding : native;
+    const xdp = new XdpShed(binding, {
+      family: o.family,
+      virtualIp: o.virtualIp,
+      ports,
+      unknownPerSecond,
+      interfaces: o.interfaces ?? [],
+      maxFlows: o.maxFlows ?? 200_000,
+    });
+    const r = await xdp.install();
+    if (!r.ok) return fallback(r.error);
+    const generic = xdp.genericInterfaces;
+    if (generic.length)
+      o.logger.warn(
+        { kernelShed: 'xdp', generic },
+        `${o.serviceName}: ${generic.join(', ')} ha${generic.length > 1 ? 've' : 's'} no native XDP: the program runs in generic mode, after the kernel has built a socket buffer, and saves less`,
+      );
+    this.#where = xdp.where;
+    this.#countEveryTick = true;
+    return xdp;
+  }
+
+  async #startNft(
+    ports: readonly number[],
+    unknownPerSecond: number,
+  ): Promise<ShedBackend | undefined> {
+    const o = this.#o;
     const avail = await o.availability();
     if (!avail.ok) {
       this.#reason = `unavailable: ${avail.reason}`;
@@ -101,9 +198,8 @@ export class RelayShed {
         { kernelShed: false },
         `${o.serviceName}: flood shedding in the kernel ${this.#reason}; a flood is shed by the relay's sockets`,
       );
-      return;
+      return undefined;
     }
-    const unknownPerSecond = Math.max(100, o.maxNewFlowsPerSecond * DATAGRAMS_PER_NEW_FLOW);
     const shed = new KernelShed(o.nft ?? new NftCliApplier(), {
       table: shedTableName(o.serviceName),
       family: o.family,
@@ -118,20 +214,10 @@ export class RelayShed {
         { kernelShed: false },
         `${o.serviceName}: flood shedding in the kernel ${this.#reason}`,
       );
-      return;
+      return undefined;
     }
-    this.#shed = shed;
-    // Floor: the unknown budget; a quiet tick must not shut established flows out.
-    this.#limit = new ShedLimit({ floor: unknownPerSecond });
-    this.#lastForwarded = forwarded();
-    this.#lastOverflows = await (o.overflows ?? procOverflowReader)();
-    this.#lastTickAt = Date.now();
-    o.logger.info(
-      { kernelShed: true, table: shed.config.table, unknownPerSecond },
-      `${o.serviceName}: flood shedding in the kernel active (nftables table inet ${shed.config.table})`,
-    );
-    this.#timer = setInterval(() => void this.tick(), o.tickMs ?? 500);
-    this.#timer.unref();
+    this.#where = `nftables table inet ${shed.config.table}`;
+    return shed;
   }
 
   flowReady(address: string, port: number, dport: number): void {
@@ -175,7 +261,8 @@ export class RelayShed {
           { kernelShed: true },
           `${this.#o.serviceName}: could not update the kernel's established flows: ${f.error}`,
         );
-      if (++this.#ticks % COUNTER_EVERY_TICKS === 0) await this.#readCounters();
+      if (this.#countEveryTick || ++this.#ticks % COUNTER_EVERY_TICKS === 0)
+        await this.#readCounters();
     } finally {
       this.#busy = false;
     }
@@ -204,7 +291,7 @@ export class RelayShed {
     if (!r.ok)
       this.#o.logger.warn(
         { kernelShed: true },
-        `${this.#o.serviceName}: could not remove nftables table inet ${shed.config.table}: ${r.error}`,
+        `${this.#o.serviceName}: could not remove the flood shedding (${this.#where}): ${r.error}`,
       );
     this.#limitGauge.set({ service: this.#o.serviceName }, 0);
   }
@@ -213,7 +300,9 @@ export class RelayShed {
     const shed = this.#shed;
     return {
       active: shed !== undefined,
+      ...(shed && this.#where ? { where: this.#where } : {}),
       ...(this.#reason !== undefined ? { reason: this.#reason } : {}),
+      ...(this.#xdpFallback !== undefined ? { xdpFallback: this.#xdpFallback } : {}),
       ...(shed?.limit !== undefined ? { limit: shed.limit } : {}),
       established: shed?.members ?? 0,
       dropped: this.#dropped,

@@ -220,6 +220,8 @@ export class UdpRelay implements DataPlane {
       family: service.family,
       virtualIp: service.virtualIp,
       maxNewFlowsPerSecond: Number.isFinite(perSecond) ? perSecond : service.maxNewFlowsPerSecond,
+      interfaces: service.kernelShedInterfaces,
+      maxFlows: service.maxFlows,
       logger: this.#logger,
       metrics: ctx.metrics,
       availability: () => kernelAvailability(),
