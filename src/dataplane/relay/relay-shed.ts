@@ -7,16 +7,16 @@
  */
 import type { Metrics } from '../../observability/metrics.js';
 import type { Logger } from '../../log/logger.js';
-import { NftCliApplier, type NftApplier } from '../kernel/nft-applier.js';
+import { NftCliApplier, type NftApplier, type NftResult } from '../kernel/nft-applier.js';
 import {
   KernelShed,
   procOverflowReader,
   shedTableName,
   type OverflowReader,
   type ShedCounts,
+  type ShedFlowKey,
 } from './relay-kernel-shed.js';
 import { ShedLimit } from './relay-shed-limit.js';
-import type { ShedFlowKey } from './relay-kernel-shed.js';
 import { XdpShed, loadNativeXdpShed, type NativeXdpShed } from './relay-xdp-shed.js';
 
 /**
@@ -29,10 +29,10 @@ export type KernelShedMode = 'auto' | 'xdp' | 'off';
 interface ShedBackend {
   add(k: ShedFlowKey): void;
   remove(k: ShedFlowKey): void;
-  flush(): Promise<{ ok: true } | { ok: false; error: string }>;
-  setLimit(limit: number | undefined): Promise<{ ok: true } | { ok: false; error: string }>;
+  flush(): Promise<NftResult>;
+  setLimit(limit: number | undefined): Promise<NftResult>;
   counts(): Promise<ShedCounts | undefined>;
-  uninstall(): Promise<{ ok: true } | { ok: false; error: string }>;
+  uninstall(): Promise<NftResult<boolean>>;
   readonly limit: number | undefined;
   readonly members: number;
 }
