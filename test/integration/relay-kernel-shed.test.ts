@@ -121,67 +121,116 @@ const counter = async (name: string) => {
   return j.nftables.find((x) => x.counter)?.counter?.packets ?? -1;
 };
 
-test('the relay sheds a flood of strangers in the kernel, established flows keep going, the table goes at stop', {
-  skip,
-  timeout: 120_000,
-}, async () => {
-  const config = join(dir, 'vpnlb.yaml');
-  writeFileSync(
-    config,
-    [
-      `admin: { listen: 127.0.0.1, port: 0, tokenFile: ${join(dir, 'admin.token')} }`,
-      'log: { level: info }',
-      'pools:',
-      '  farm:',
-      '    backends:',
-      `      - { name: s1, address: ${SERVER} }`,
-      'services:',
-      '  ikev2:',
-      // 25 new flows/s: strangers may send 100 datagrams/s (burst 100) before the kernel drops them.
-      `    - { name: ike, virtualIp: "${VIP}", pool: farm, dataplane: userspace, nat: full, maxNewFlowsPerSecond: 25, maxNewFlowsPerSecondPerSource: 25 }`,
-      '',
-    ].join('\n'),
-  );
+/** One relay service for s1 (25 new flows/s); `admin` and `service` add to their sections. */
+function configText(admin: string, service: string): string {
+  return [
+    `admin: { listen: 127.0.0.1, port: 0, ${admin} }`,
+    'log: { level: info }',
+    'pools:',
+    '  farm:',
+    '    backends:',
+    `      - { name: s1, address: ${SERVER} }`,
+    'services:',
+    '  ikev2:',
+    `    - { name: ike, virtualIp: "${VIP}", pool: farm, dataplane: userspace, nat: full, maxNewFlowsPerSecond: 25, maxNewFlowsPerSecondPerSource: 25${service} }`,
+    '',
+  ].join('\n');
+}
+
+/** `vpnlb run` in lb: the process, its output so far, and its exit. */
+function runVpnlb(config: string): {
+  child: ChildProcess;
+  log: () => string;
+  exited: Promise<void>;
+} {
   const [node, ...args] = vpnlbArgv(['run', '--config', config]);
   const child: ChildProcess = lb.spawn(node as string, args);
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return { child, log: () => out, exited };
+}
+
+/** The client's IKE datagram from `port`; returns the server's reply (`ack:s1`) or null. */
+async function ikeFrom(port: number, spi: Buffer): Promise<string | null> {
+  const r = await sendDatagram(client, {
+    bind: CLIENT,
+    port,
+    to: VIP,
+    dport: 500,
+    payload: ikeMessage(spi),
+    wait: 1000,
+  });
+  return r.reply;
+}
+
+/** `count` datagrams of the flow from `port`, back to back; returns how many were sent. */
+async function burstFrom(port: number, spi: Buffer, count: number): Promise<number> {
+  const out = await client.exec(process.execPath, [
+    '-e',
+    BURST_SCRIPT,
+    CLIENT,
+    String(port),
+    VIP,
+    String(count),
+    ikeMessage(spi).toString('hex'),
+  ]);
+  return (JSON.parse(out) as { sent: number }).sent;
+}
+
+/** `count` datagrams from as many new source ports; returns how many were sent. */
+async function floodOfStrangers(count: number): Promise<number> {
+  const out = await client.exec(process.execPath, [
+    '-e',
+    FLOOD_SCRIPT,
+    CLIENT,
+    VIP,
+    String(count),
+    ikeMessage(randomBytes(8)).toString('hex'),
+  ]);
+  return (JSON.parse(out) as { sent: number }).sent;
+}
+
+/** Five datagrams of the flow from `port`, one at a time: their replies. */
+async function repliesFrom(port: number, spi: Buffer): Promise<(string | null)[]> {
+  const r = await sendBatch(
+    client,
+    Array.from({ length: 5 }, () => ({
+      bind: CLIENT,
+      port,
+      to: VIP,
+      dport: 500,
+      payload: ikeMessage(spi),
+      wait: 500,
+    })),
+  );
+  return r.map((x) => x.reply);
+}
+
+test('the relay sheds a flood of strangers in the kernel, established flows keep going, the table goes at stop', {
+  skip,
+  timeout: 120_000,
+}, async () => {
+  const config = join(dir, 'vpnlb.yaml');
+  // 25 new flows/s: strangers may send 100 datagrams/s (burst 100) before the kernel drops them.
+  writeFileSync(config, configText(`tokenFile: ${join(dir, 'admin.token')}`, ''));
+  const { child, log, exited } = runVpnlb(config);
   try {
-    await waitFor('vpnlb run to start', () => out.includes('vpnlb running'));
-    assert.match(out, /flood shedding in the kernel active/);
+    await waitFor('vpnlb run to start', () => log().includes('vpnlb running'));
+    assert.match(log(), /flood shedding in the kernel active/);
     assert.match(await tableText(), /priority raw - 10/);
 
     // An established client: its IKE flow is answered, then enters the kernel's set.
     const spi = randomBytes(8);
-    const first = await sendDatagram(client, {
-      bind: CLIENT,
-      port: 40500,
-      to: VIP,
-      dport: 500,
-      payload: ikeMessage(spi),
-      wait: 1000,
-    });
-    assert.equal(first.reply, 'ack:s1');
+    assert.equal(await ikeFrom(40500, spi), 'ack:s1');
     await waitFor('the flow in the established set', async () =>
       (await tableText()).includes(`${CLIENT} . 40500 . 500`),
     );
 
     // The established flow is not held to the strangers' budget: 400 datagrams back to back
     // (4 s of that budget) all pass, none counted by either limit.
-    const burst = JSON.parse(
-      await client.exec(process.execPath, [
-        '-e',
-        BURST_SCRIPT,
-        CLIENT,
-        '40500',
-        VIP,
-        '400',
-        ikeMessage(spi).toString('hex'),
-      ]),
-    ) as { sent: number };
-    assert.equal(burst.sent, 400);
+    assert.equal(await burstFrom(40500, spi, 400), 400);
     assert.equal(
       await counter('unknown_shed'),
       0,
@@ -190,17 +239,7 @@ test('the relay sheds a flood of strangers in the kernel, established flows keep
     assert.equal(await counter('established_shed'), 0);
 
     // 3000 datagrams from new source ports: far beyond 100/s for strangers.
-    const flood = JSON.parse(
-      await client.exec(process.execPath, [
-        '-e',
-        FLOOD_SCRIPT,
-        CLIENT,
-        VIP,
-        '3000',
-        ikeMessage(randomBytes(8)).toString('hex'),
-      ]),
-    ) as { sent: number };
-    assert.equal(flood.sent, 3000);
+    assert.equal(await floodOfStrangers(3000), 3000);
     const unknownShed = await counter('unknown_shed');
     assert.ok(
       unknownShed >= 1000,
@@ -210,21 +249,7 @@ test('the relay sheds a flood of strangers in the kernel, established flows keep
     assert.equal(await counter('established_shed'), 0, 'no established datagram was dropped');
 
     // The established client still gets through (same source port: its flow).
-    const again = await sendBatch(
-      client,
-      Array.from({ length: 5 }, () => ({
-        bind: CLIENT,
-        port: 40500,
-        to: VIP,
-        dport: 500,
-        payload: ikeMessage(spi),
-        wait: 500,
-      })),
-    );
-    assert.deepEqual(
-      again.map((r) => r.reply),
-      Array(5).fill('ack:s1'),
-    );
+    assert.deepEqual(await repliesFrom(40500, spi), Array(5).fill('ack:s1'));
   } finally {
     child.kill('SIGTERM');
     await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
@@ -259,18 +284,10 @@ test('kernelShed: xdp sheds the strangers at the driver, established flows keep 
   const socketPath = join(sub, 'admin.sock');
   writeFileSync(
     config,
-    [
-      `admin: { listen: 127.0.0.1, port: 0, tokenFile: ${join(sub, 'admin.token')}, socket: ${socketPath} }`,
-      'log: { level: info }',
-      'pools:',
-      '  farm:',
-      '    backends:',
-      `      - { name: s1, address: ${SERVER} }`,
-      'services:',
-      '  ikev2:',
-      `    - { name: ike, virtualIp: "${VIP}", pool: farm, dataplane: userspace, nat: full, maxNewFlowsPerSecond: 25, maxNewFlowsPerSecondPerSource: 25, kernelShed: xdp, kernelShedInterfaces: [${lbClientIf}] }`,
-      '',
-    ].join('\n'),
+    configText(
+      `tokenFile: ${join(sub, 'admin.token')}, socket: ${socketPath}`,
+      `, kernelShed: xdp, kernelShedInterfaces: [${lbClientIf}]`,
+    ),
   );
   const linkText = () => lb.exec('ip', ['-d', 'link', 'show', 'dev', lbClientIf]);
   const dropped = async (cls: string) => {
@@ -280,80 +297,32 @@ test('kernelShed: xdp sheds the strangers at the driver, established flows keep 
     ).exec(await adminGet(socketPath, '/metrics'));
     return m ? Number(m[1]) : -1;
   };
-  const [node, ...args] = vpnlbArgv(['run', '--config', config]);
-  const child: ChildProcess = lb.spawn(node as string, args);
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const { child, log, exited } = runVpnlb(config);
   try {
-    await waitFor('vpnlb run to start', () => out.includes('vpnlb running'));
+    await waitFor('vpnlb run to start', () => log().includes('vpnlb running'));
     assert.match(
-      out,
+      log(),
       new RegExp(`flood shedding in the kernel active \\(XDP on ${lbClientIf} \\(native\\)\\)`),
-      out,
+      log(),
     );
     assert.match(await linkText(), /prog\/xdp id \d+/);
     assert.equal(await tableText(), '', 'no nftables table with XDP');
 
     const spi = randomBytes(8);
-    const first = await sendDatagram(client, {
-      bind: CLIENT,
-      port: 40501,
-      to: VIP,
-      dport: 500,
-      payload: ikeMessage(spi),
-      wait: 1000,
-    });
-    assert.equal(first.reply, 'ack:s1');
+    assert.equal(await ikeFrom(40501, spi), 'ack:s1');
 
     // The established flow is not held to the strangers' budget (100/s): 400 back to back pass.
-    const burst = JSON.parse(
-      await client.exec(process.execPath, [
-        '-e',
-        BURST_SCRIPT,
-        CLIENT,
-        '40501',
-        VIP,
-        '400',
-        ikeMessage(spi).toString('hex'),
-      ]),
-    ) as { sent: number };
-    assert.equal(burst.sent, 400);
-    await new Promise((r) => setTimeout(r, 1_200)); // two ticks: the counters are read each tick
+    assert.equal(await burstFrom(40501, spi, 400), 400);
+    await new Promise((r) => setTimeout(r, 1_200)); // the counters are read each tick (100 ms)
     assert.equal(await dropped('unknown'), 0, "the established burst met the strangers' budget");
     assert.equal(await dropped('established'), 0);
 
-    const flood = JSON.parse(
-      await client.exec(process.execPath, [
-        '-e',
-        FLOOD_SCRIPT,
-        CLIENT,
-        VIP,
-        '3000',
-        ikeMessage(randomBytes(8)).toString('hex'),
-      ]),
-    ) as { sent: number };
-    assert.equal(flood.sent, 3000);
+    assert.equal(await floodOfStrangers(3000), 3000);
     await waitFor('the drops in /metrics', async () => (await dropped('unknown')) >= 1000, 5_000);
     assert.ok((await dropped('unknown')) <= 3000);
     assert.equal(await dropped('established'), 0, 'no established datagram was dropped');
 
-    const again = await sendBatch(
-      client,
-      Array.from({ length: 5 }, () => ({
-        bind: CLIENT,
-        port: 40501,
-        to: VIP,
-        dport: 500,
-        payload: ikeMessage(spi),
-        wait: 500,
-      })),
-    );
-    assert.deepEqual(
-      again.map((r) => r.reply),
-      Array(5).fill('ack:s1'),
-    );
+    assert.deepEqual(await repliesFrom(40501, spi), Array(5).fill('ack:s1'));
   } finally {
     // Killed, not stopped: the kernel detaches the program when the process's link goes.
     child.kill('SIGKILL');
