@@ -28,8 +28,16 @@ import {
   type SeenDatagram,
 } from '../../lab/udp-peers.js';
 import { vpnlbArgv } from '../../lab/vpnlb-process.js';
+import { loadNativeXdpShed } from '../../src/dataplane/relay/relay-xdp-shed.js';
 
 const skip = requireOrSkip('relay kernel-shedding integration test', canUseNftables());
+const xdp = loadNativeXdpShed();
+const skipXdp =
+  skip ||
+  requireOrSkip(
+    'relay XDP-shedding integration test',
+    'unavailable' in xdp ? { ok: false, reason: xdp.unavailable } : { ok: true },
+  );
 
 const VIP = '198.19.0.1';
 const CLIENT = '198.18.1.2';
@@ -276,7 +284,7 @@ function adminGet(socketPath: string, path: string): Promise<string> {
 }
 
 test('kernelShed: xdp sheds the strangers at the driver, established flows keep going, a killed vpnlb leaves no program', {
-  skip,
+  skip: skipXdp,
   timeout: 120_000,
 }, async () => {
   const sub = mkdtempSync(join(dir, 'xdp-'));

@@ -14,6 +14,7 @@ import type { NativeXdpShed } from './relay-xdp-shed.js';
 
 class FakeXdp implements NativeXdpShed {
   readonly calls: string[] = [];
+  flowError: string | undefined;
   openError: string | undefined;
   mode: 'native' | 'generic' = 'native';
   drops = [0, 0];
@@ -30,6 +31,7 @@ class FakeXdp implements NativeXdpShed {
     this.calls.push(`limits ${id} ${established} ${unknown}`);
   }
   flow(id: number, add: boolean, address: Buffer, sport: number, dport: number): void {
+    if (this.flowError) throw new Error(this.flowError);
     this.calls.push(`${add ? 'add' : 'del'} ${id} ${[...address].join('.')} ${sport} ${dport}`);
   }
   counts(): Float64Array {
@@ -40,8 +42,12 @@ class FakeXdp implements NativeXdpShed {
   }
 }
 
+const applied: string[] = [];
 const nftOk: NftApplier = {
-  apply: async (): Promise<NftResult> => ({ ok: true, value: undefined }),
+  apply: async (text: string): Promise<NftResult> => {
+    applied.push(text);
+    return { ok: true, value: undefined };
+  },
   list: async (): Promise<NftResult<unknown>> => ({ ok: true, value: { nftables: [] } }),
   deleteTable: async (): Promise<NftResult<boolean>> => ({ ok: true, value: true }),
 };
@@ -146,5 +152,24 @@ test('kernelShed: xdp on a driver without native XDP runs in generic mode and wa
   await shed.start([500, 4500], () => 0);
   assert.equal(shed.status().where, 'XDP on eth0 (generic), eth1 (generic)');
   assert.match(log(), /eth0, eth1 have no native XDP: the program runs in generic mode/);
+  await shed.stop();
+});
+
+test('kernelShed: xdp removes a shedding table left by an earlier nftables run, and reports refused flow changes', async () => {
+  const xdp = new FakeXdp();
+  const { shed, log } = setup(xdp);
+  applied.length = 0;
+  await shed.start([500, 4500], () => 0);
+  assert.deepEqual(applied, ['delete table inet vpnlb_shed_ike\n']);
+  assert.match(log(), /removed the nftables table inet vpnlb_shed_ike left by an earlier run/);
+  xdp.flowError = 'cannot add a flow: Argument list too long (the flows map is full)';
+  shed.flowReady('198.18.1.2', 40500, 500);
+  await shed.tick();
+  assert.equal(shed.status().flowErrors, 1);
+  assert.equal(shed.status().established, 0);
+  assert.match(
+    log(),
+    /the kernel refused 1 established flow change\(s\) \(those flows count as strangers\): cannot add a flow: Argument list too long \(the flows map is full\)/,
+  );
   await shed.stop();
 });

@@ -35,6 +35,8 @@ interface ShedBackend {
   uninstall(): Promise<NftResult<boolean>>;
   readonly limit: number | undefined;
   readonly members: number;
+  /** Flow changes the kernel refused (XDP: e.g. a full map), and the last reason. */
+  readonly flowErrors?: { readonly count: number; readonly last?: string };
 }
 
 /** What `stats()` reports. */
@@ -47,6 +49,8 @@ export interface RelayShedStatus {
   readonly xdpFallback?: string;
   /** Established flows' datagrams/s let through (undefined: no limit now). */
   readonly limit?: number;
+  /** Flow changes the kernel refused (an established flow then counts as a stranger). */
+  readonly flowErrors?: number;
   /** Established flows in the kernel's set. */
   readonly established: number;
   /** Datagrams dropped in the kernel by each limit (last read). */
@@ -96,6 +100,7 @@ export class RelayShed {
   #ticks = 0;
   #lastForwarded = 0;
   #lastOverflows: number | undefined;
+  #flowErrorsLogged = 0;
   #lastTickAt = 0;
   #dropped: ShedCounts = { established: 0, unknown: 0 };
   #forwarded: () => number = () => 0;
@@ -183,6 +188,18 @@ export class RelayShed {
       );
     this.#where = xdp.where;
     this.#countEveryTick = true;
+    // A table left by an earlier run with nftables (killed, or fallen back) would still see
+    // the datagrams XDP passes, with a stale set of established flows: remove it.
+    if ((await o.availability()).ok) {
+      const table = shedTableName(o.serviceName);
+      const nft = o.nft ?? new NftCliApplier();
+      const found = await nft.list(['table', 'inet', table]);
+      if (found.ok && (await nft.apply(`delete table inet ${table}\n`)).ok)
+        o.logger.info(
+          { kernelShed: 'xdp', table },
+          `${o.serviceName}: removed the nftables table inet ${table} left by an earlier run`,
+        );
+    }
     return xdp;
   }
 
@@ -261,6 +278,14 @@ export class RelayShed {
           { kernelShed: true },
           `${this.#o.serviceName}: could not update the kernel's established flows: ${f.error}`,
         );
+      const fe = shed.flowErrors;
+      if (fe && fe.count > this.#flowErrorsLogged) {
+        this.#o.logger.warn(
+          { kernelShed: true, flowErrors: fe.count },
+          `${this.#o.serviceName}: the kernel refused ${fe.count - this.#flowErrorsLogged} established flow change(s) (those flows count as strangers): ${fe.last}`,
+        );
+        this.#flowErrorsLogged = fe.count;
+      }
       if (this.#countEveryTick || ++this.#ticks % COUNTER_EVERY_TICKS === 0)
         await this.#readCounters();
     } finally {
@@ -304,6 +329,7 @@ export class RelayShed {
       ...(this.#reason !== undefined ? { reason: this.#reason } : {}),
       ...(this.#xdpFallback !== undefined ? { xdpFallback: this.#xdpFallback } : {}),
       ...(shed?.limit !== undefined ? { limit: shed.limit } : {}),
+      ...(shed?.flowErrors?.count ? { flowErrors: shed.flowErrors.count } : {}),
       established: shed?.members ?? 0,
       dropped: this.#dropped,
     };
