@@ -278,7 +278,6 @@ export class FlowStateSync {
       const options = {
         method: 'GET',
         headers: { authorization: `Bearer ${this.#o.token}`, accept: 'application/json' },
-        timeout,
         ...(url.protocol === 'https:' && this.#o.ca ? { ca: this.#o.ca } : {}),
       };
       const onResponse = (res: IncomingMessage) => {
@@ -301,13 +300,12 @@ export class FlowStateSync {
         url.protocol === 'https:'
           ? httpsRequest(url, options, onResponse)
           : httpRequest(url, options, onResponse);
-      // Bounds the whole exchange, not only the idle time between packets.
+      // Bounds the whole exchange (connect, answer, body), not only the idle time between packets.
       const deadline = setTimeout(
         () => req.destroy(new Error(`no answer within ${timeout} ms`)),
         timeout,
       );
       req.on('close', () => clearTimeout(deadline));
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${timeout} ms`)));
       req.on('error', reject);
       req.end();
     });
