@@ -1,9 +1,9 @@
 /**
  * Development probe for the relay's flood retention (bench issue 17, item 4): the bench
  * topology, one vpnlb relay, offered rates given on the command line, one line per sample.
- *   node dist/bench/flood-probe.js --rates 100000,200000 [--extra 'yaml lines'] [--lb-cmd 'sh cmd run in lb']
- * In --extra and --lb-cmd, LBIN stands for the balancer's client-side interface; in --extra, \n
- * separates lines (e.g. --extra 'kernelShed: xdp\nkernelShedInterfaces: [LBIN]').
+ *   node dist/bench/flood-probe.js --rates 100000,200000 [--xdp] [--extra 'yaml line'] [--lb-cmd 'sh cmd run in lb']
+ * --xdp: the relay sheds in XDP on the balancer's client-side interface (kernelShed: xdp).
+ * In --lb-cmd, LBIN stands for that interface.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,13 +11,7 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startVpnlb } from './contenders/vpnlb.js';
 import { buildCTools } from './lib/proc.js';
-import {
-  BALANCER_CPU,
-  SERVER_ADDRS,
-  VIP,
-  createBenchTopology,
-  keepXdpOnBalancerCore,
-} from './lib/topology.js';
+import { BALANCER_CPU, SERVER_ADDRS, VIP, createBenchTopology } from './lib/topology.js';
 import { measureUdp } from './suites/udp-forwarding.js';
 import { NftUdpSink } from './suites/udp-sink.js';
 
@@ -51,12 +45,12 @@ try {
       vip: VIP,
       backends: SERVER_ADDRS,
       table: 'unused',
-      ...(extra ? { extra: extra.replaceAll('LBIN', t.lbIn).replaceAll('\\n', '\n') } : {}),
+      ...(extra ? { extra } : {}),
+      ...(process.argv.includes('--xdp') ? { xdpShedOn: t.lbIn } : {}),
     },
     join(work, 'r'),
   );
   try {
-    if (extra?.includes('kernelShed: xdp')) await keepXdpOnBalancerCore(t.lb, t.lbIn);
     let first = true;
     for (const rate of rates) {
       const s = await measureUdp(t, tools, sink, {

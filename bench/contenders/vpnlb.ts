@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Namespace } from '../../lab/netns.js';
 import { REPO_ROOT, vpnlbArgv } from '../../lab/vpnlb-process.js';
 import { startDaemon, waitForListen, type Daemon } from '../lib/proc.js';
+import { keepXdpOnBalancerCore } from '../lib/topology.js';
 import { sleep } from '../../src/util/wait.js';
 
 export type VpnlbCase =
@@ -22,6 +23,11 @@ export type VpnlbCase =
       maxNewFlowsPerSecond?: number;
       /** Extra YAML lines inside the service (indented by the caller), e.g. `monitor: ike`. */
       extra?: string;
+      /**
+       * Userspace relay: shed floods in XDP on this interface of the balancer namespace
+       * (`kernelShed: xdp`); its NAPI is then kept on the balancer's core (keepXdpOnBalancerCore).
+       */
+      xdpShedOn?: string;
       /** Ports of the virtual IP and of the servers (default 500/4500 for both). */
       ports?: { ike: number; natT: number; backendIke: number; backendNatT: number };
       /** Extra top-level YAML (e.g. a `monitors:` block). */
@@ -93,7 +99,8 @@ export function vpnlbConfig(c: VpnlbCase): string {
           ]
         : []),
       ...(c.hashSeed !== undefined ? [`hashSeed: ${c.hashSeed}`] : []),
-      ...(c.extra ? c.extra.split('\n') : []),
+      ...(c.xdpShedOn ? ['kernelShed: xdp', `kernelShedInterfaces: [${c.xdpShedOn}]`] : []),
+      ...(c.extra ? [c.extra] : []),
     ]
       .map((l) => `      ${l}\n`)
       .join('');
@@ -154,5 +161,13 @@ export async function startVpnlb(
   else if (c.kind === 'ikev2' && c.dataplane === 'userspace')
     await waitForListen(ns, 'udp', c.ports?.natT ?? 4500, 5_000, d);
   else await sleep(300); // the ruleset is applied before "vpnlb running" is printed
+  if (c.kind === 'ikev2' && c.xdpShedOn) {
+    try {
+      await keepXdpOnBalancerCore(ns, c.xdpShedOn, cpu);
+    } catch (err) {
+      await d.stop();
+      throw err;
+    }
+  }
   return d;
 }

@@ -24,7 +24,6 @@ import {
   BALANCER_CPU,
   SERVER_ADDRS,
   VIP,
-  keepXdpOnBalancerCore,
   startXdpPass,
   type BenchTopology,
 } from '../lib/topology.js';
@@ -69,15 +68,7 @@ export async function runUdp(ctx: BenchContext): Promise<SuiteOutput> {
   const starter = (c: VpnlbCase, dir: string) => async () => {
     const a = vpnlbAvailable(c);
     if (!a.ok) throw new Error(a.reason);
-    const d = await startVpnlb(t.lb, BALANCER_CPU, c, `${ctx.work}/${dir}`);
-    try {
-      if (c.kind === 'ikev2' && c.extra?.includes('kernelShed: xdp'))
-        await keepXdpOnBalancerCore(t.lb, t.lbIn);
-    } catch (err) {
-      await d.stop();
-      throw err;
-    }
-    return d;
+    return startVpnlb(t.lb, BALANCER_CPU, c, `${ctx.work}/${dir}`);
   };
   const results: Record<number, Record<string, Outcome<KernelClass | PeakResult>>> = {};
   for (const size of [100, 1400]) {
@@ -142,7 +133,7 @@ export async function runUdp(ctx: BenchContext): Promise<SuiteOutput> {
       table: 'unused',
       // Shed a flood at the driver of the interface the clients' datagrams arrive on, as an
       // operator who expects floods would (docs/operations.md, "Shedding a flood in the kernel").
-      extra: `kernelShed: xdp\nkernelShedInterfaces: [${t.lbIn}]`,
+      xdpShedOn: t.lbIn,
     };
     res.relay = await withContender(log, 'vpnlb relay', starter(rcase, `r${size}`), peak);
     // nginx receives through the same path: a pass-everything XDP program on the same

@@ -47,29 +47,25 @@ static void emit(prog_buf *p, uint8_t code, uint8_t dst, uint8_t src, int16_t of
 
 static void label(prog_buf *p, int l) { p->label_at[l] = p->n; }
 
-/* A conditional jump to a label: `op` BPF_JEQ etc.; 32-bit compare with an immediate. */
+/* A jump to label `l`: `code` is the whole opcode (BPF_JMP or BPF_JMP32, op, BPF_K or BPF_X);
+ * its offset is patched once the label is placed. */
+static void jump(prog_buf *p, uint8_t code, uint8_t dst, uint8_t src, int32_t imm, int l) {
+  if (p->nfix < MAX_INSNS) {
+    p->fix_at[p->nfix] = p->n;
+    p->fix_label[p->nfix++] = l;
+  }
+  emit(p, code, dst, src, 0, imm);
+}
+
+/* Conditional jumps: `op` BPF_JEQ etc.; 32- or 64-bit compare with an immediate, or registers. */
 static void jmp32_imm(prog_buf *p, uint8_t op, uint8_t dst, int32_t imm, int l) {
-  if (p->nfix < MAX_INSNS) {
-    p->fix_at[p->nfix] = p->n;
-    p->fix_label[p->nfix++] = l;
-  }
-  emit(p, BPF_JMP32 | op | BPF_K, dst, 0, 0, imm);
+  jump(p, BPF_JMP32 | op | BPF_K, dst, 0, imm, l);
 }
-
 static void jmp64_imm(prog_buf *p, uint8_t op, uint8_t dst, int32_t imm, int l) {
-  if (p->nfix < MAX_INSNS) {
-    p->fix_at[p->nfix] = p->n;
-    p->fix_label[p->nfix++] = l;
-  }
-  emit(p, BPF_JMP | op | BPF_K, dst, 0, 0, imm);
+  jump(p, BPF_JMP | op | BPF_K, dst, 0, imm, l);
 }
-
 static void jmp64_reg(prog_buf *p, uint8_t op, uint8_t dst, uint8_t src, int l) {
-  if (p->nfix < MAX_INSNS) {
-    p->fix_at[p->nfix] = p->n;
-    p->fix_label[p->nfix++] = l;
-  }
-  emit(p, BPF_JMP | op | BPF_X, dst, src, 0, 0);
+  jump(p, BPF_JMP | op | BPF_X, dst, src, 0, l);
 }
 
 static void ldx(prog_buf *p, uint8_t size, uint8_t dst, uint8_t src, int16_t off) {

@@ -78,7 +78,8 @@ export class XdpShed {
   #id: number | undefined;
   #limit: number | undefined;
   readonly #members = new Set<string>();
-  #modes: string[] = [];
+  /** Where the program is attached, and in which mode. */
+  #attached: { name: string; mode: 'native' | 'generic' }[] = [];
   #flowErrors = 0;
   #lastFlowError: string | undefined;
 
@@ -89,12 +90,13 @@ export class XdpShed {
 
   /** Where it sheds, for logs and status: e.g. `XDP on eth0 (native)`. */
   get where(): string {
-    return `XDP on ${this.#modes.join(', ') || this.#config.interfaces.join(', ')}`;
+    const on = this.#attached.map((a) => `${a.name} (${a.mode})`);
+    return `XDP on ${on.join(', ') || this.#config.interfaces.join(', ')}`;
   }
 
   /** Interfaces in generic (socket-buffer) mode: their drivers have no native XDP. */
   get genericInterfaces(): string[] {
-    return this.#modes.filter((m) => m.endsWith('(generic)')).map((m) => m.split(' ')[0]!);
+    return this.#attached.filter((a) => a.mode === 'generic').map((a) => a.name);
   }
 
   get members(): number {
@@ -122,12 +124,12 @@ export class XdpShed {
     let id: number | undefined;
     try {
       id = this.#native.open(c.family, vip, [...c.ports], c.maxFlows);
-      const modes: string[] = [];
+      const attached: { name: string; mode: 'native' | 'generic' }[] = [];
       for (const name of c.interfaces)
-        modes.push(`${name} (${this.#native.attach(id, name, true)})`);
+        attached.push({ name, mode: this.#native.attach(id, name, true) });
       this.#native.setLimits(id, 0, c.unknownPerSecond);
       this.#id = id;
-      this.#modes = modes;
+      this.#attached = attached;
       this.#limit = undefined;
       this.#members.clear();
       return { ok: true, value: undefined };
