@@ -29,6 +29,8 @@
 /* Pipe capacity bounds (F_SETPIPE_SZ); the kernel rounds up to a power-of-two of pages. */
 #define TS_MIN_PIPE (64 * 1024)
 #define TS_MAX_PIPE (1024 * 1024)
+/* Empty pipes kept for the next tunnels (each holds two descriptors). */
+#define TS_PIPE_POOL 256
 
 enum ts_state { TS_FREE = 0, TS_RUNNING, TS_DONE, TS_ERROR };
 
@@ -76,6 +78,8 @@ struct ts_engine {
   ts_notify_fn notify;
   void *notify_ctx;
   uint64_t total_bytes[2];
+  int pool[2 * TS_PIPE_POOL]; /* empty pipes (read end, write end), under the lock */
+  uint32_t npool;
 };
 
 int64_t ts_now_ms(void);
@@ -86,6 +90,8 @@ int ts_add(ts_engine *e, int client_fd, int backend_fd);
 /* Stops using the tunnel's sockets (closes its pipes); out = [toBackend, toClient, lastMs].
  * 0, or -1 when the slot is not in use. */
 int ts_remove(ts_engine *e, int slot, double out[3]);
+/* The same, and closes the tunnel's two sockets (tunnels the native front handed over). */
+int ts_remove_closing(ts_engine *e, int slot, double out[3], int close_sockets);
 /* Ended tunnels not yet reported: 3 doubles each (slot, state, errno); returns the count. */
 uint32_t ts_finished(ts_engine *e, double *out, uint32_t cap);
 /* One tunnel's counters: out = [toBackend, toClient, lastMs]; 0, or -1 when not in use. */

@@ -238,6 +238,12 @@ static void wake(ts_engine *e) {
 }
 
 static int open_pipe(ts_engine *e, int p[2]) {
+  if (e->npool > 0) { /* an empty pipe of an earlier tunnel: no pipe2, fcntl or close per tunnel */
+    e->npool--;
+    p[0] = e->pool[2 * e->npool];
+    p[1] = e->pool[2 * e->npool + 1];
+    return 0;
+  }
   if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) return -1;
   /* Larger than the default 64 KiB: fewer splices per MiB. Refused (per-user pipe quota):
    * the default stays, which only costs more system calls. */
@@ -245,11 +251,19 @@ static int open_pipe(ts_engine *e, int p[2]) {
   return 0;
 }
 
-static void close_pipes(ts_tunnel *t) {
+/* Empty pipes go back to the pool (while it has room); a pipe still holding octets is closed. */
+static void close_pipes(ts_engine *e, ts_tunnel *t) {
   for (int d = 0; d < 2; d++) {
-    if (t->dir[d].pipe_r >= 0) close(t->dir[d].pipe_r);
-    if (t->dir[d].pipe_w >= 0) close(t->dir[d].pipe_w);
-    t->dir[d].pipe_r = t->dir[d].pipe_w = -1;
+    ts_dir *x = &t->dir[d];
+    if (x->pipe_r >= 0 && x->pipe_w >= 0 && x->pending == 0 && e->npool < TS_PIPE_POOL) {
+      e->pool[2 * e->npool] = x->pipe_r;
+      e->pool[2 * e->npool + 1] = x->pipe_w;
+      e->npool++;
+    } else {
+      if (x->pipe_r >= 0) close(x->pipe_r);
+      if (x->pipe_w >= 0) close(x->pipe_w);
+    }
+    x->pipe_r = x->pipe_w = -1;
   }
 }
 
@@ -288,38 +302,47 @@ int ts_add(ts_engine *e, int client_fd, int backend_fd) {
   struct epoll_event ec = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = token(gen, slot, 0)};
   struct epoll_event eb = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = token(gen, slot, 1)};
   if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, client_fd, &ec) != 0) {
-    close_pipes(t);
+    close_pipes(e, t);
     t->state = TS_FREE;
     rc = -3;
     goto out;
   }
   if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, backend_fd, &eb) != 0) {
     epoll_ctl(e->epfd, EPOLL_CTL_DEL, client_fd, NULL);
-    close_pipes(t);
+    close_pipes(e, t);
     t->state = TS_FREE;
     rc = -3;
     goto out;
   }
   e->nfree--;
   e->ntunnels++;
-  /* Octets may already wait in the kernel: a first pump, on the thread. */
+  /* Octets may already wait in the kernel: a first pump, on the thread. No wake-up needed:
+   * adding a connected socket whose send buffer has room reports EPOLLOUT to the thread at once. */
   push_ready(e, slot);
   rc = (int)slot;
 out:
   pthread_mutex_unlock(&e->lock);
-  if (rc >= 0) wake(e);
   return rc;
 }
 
 int ts_remove(ts_engine *e, int slot, double out[3]) {
+  return ts_remove_closing(e, slot, out, 0);
+}
+
+int ts_remove_closing(ts_engine *e, int slot, double out[3], int close_sockets) {
   pthread_mutex_lock(&e->lock);
   if (slot < 0 || (uint32_t)slot >= e->max_tunnels || e->t[slot].state == TS_FREE) {
     pthread_mutex_unlock(&e->lock);
     return -1;
   }
   ts_tunnel *t = &e->t[slot];
-  if (t->state == TS_RUNNING) unregister(e, t);
-  close_pipes(t);
+  /* Closing the sockets removes them from the epoll set (they are not duplicated). */
+  if (t->state == TS_RUNNING && !close_sockets) unregister(e, t);
+  close_pipes(e, t);
+  if (close_sockets) {
+    close(t->dir[0].src);
+    close(t->dir[0].dst);
+  }
   out[0] = (double)t->dir[0].bytes;
   out[1] = (double)t->dir[1].bytes;
   out[2] = (double)t->last_ms;
@@ -400,7 +423,8 @@ void ts_stop(ts_engine *e) {
 void ts_destroy(ts_engine *e) {
   ts_stop(e);
   for (uint32_t i = 0; i < e->max_tunnels; i++)
-    if (e->t[i].state != TS_FREE) close_pipes(&e->t[i]);
+    if (e->t[i].state != TS_FREE) close_pipes(e, &e->t[i]);
+  for (uint32_t i = 0; i < 2 * e->npool; i++) close(e->pool[i]);
   close(e->epfd);
   close(e->wakefd);
   pthread_mutex_destroy(&e->lock);

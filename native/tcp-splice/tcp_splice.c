@@ -8,6 +8,8 @@
  *   add(handle, clientFd, backendFd) -> slot >= 0, or a negative code (splice.h ts_add)
  *   remove(handle, slot) -> Float64Array [toBackend, toClient, lastMs] | undefined
  *       once it returns the addon no longer uses the tunnel's sockets: JS may close them.
+ *   removeClose(handle, slot)  the same, and closes both sockets (tunnels of the native front,
+ *       front_napi.c, whose sockets no Node object owns)
  *   counters(handle, slot) -> Float64Array [toBackend, toClient, lastMs] | undefined
  *   finished(handle) -> Float64Array, 3 per ended tunnel: slot, state (2 done, 3 error), errno
  *   stats(handle) -> Float64Array, 4 per tunnel: slot, toBackend, toClient, lastMs
@@ -22,6 +24,7 @@
 #include <string.h>
 
 #include "splice.h"
+#include "splice_napi.h"
 
 /* Owned by two finalizers (the JS handle's and the threadsafe function's): freed by the last. */
 typedef struct {
@@ -131,6 +134,14 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   return ext;
 }
 
+int splice_engine_of(napi_env env, napi_value v, ts_engine **out) {
+  ts_handle *hd = get_handle(env, v);
+  if (hd == NULL) return -1;
+  if (hd->closed) return 0;
+  *out = hd->engine;
+  return 1;
+}
+
 static napi_value js_add(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3], result;
@@ -164,6 +175,14 @@ static napi_value slot_call(napi_env env, napi_callback_info info, int (*fn)(ts_
 
 static napi_value js_remove(napi_env env, napi_callback_info info) {
   return slot_call(env, info, ts_remove);
+}
+
+static int remove_closing(ts_engine *e, int slot, double out[3]) {
+  return ts_remove_closing(e, slot, out, 1);
+}
+
+static napi_value js_remove_close(napi_env env, napi_callback_info info) {
+  return slot_call(env, info, remove_closing);
 }
 
 static napi_value js_counters(napi_env env, napi_callback_info info) {
@@ -222,6 +241,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"create", NULL, js_create, NULL, NULL, NULL, napi_default, NULL},
       {"add", NULL, js_add, NULL, NULL, NULL, napi_default, NULL},
       {"remove", NULL, js_remove, NULL, NULL, NULL, napi_default, NULL},
+      {"removeClose", NULL, js_remove_close, NULL, NULL, NULL, napi_default, NULL},
       {"counters", NULL, js_counters, NULL, NULL, NULL, napi_default, NULL},
       {"finished", NULL, js_finished, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
@@ -229,6 +249,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"now", NULL, js_now, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return NULL;
+  if (front_register(env, exports) != 0) return NULL;
   return exports;
 }
 

@@ -19,16 +19,23 @@ import {
   spliceEnabledByEnv,
   type SpliceMode,
 } from '../../src/dataplane/sstp/sstp-splice.js';
+import {
+  NATIVE_FRONT_ENV,
+  nativeFrontEnabledByEnv,
+} from '../../src/dataplane/sstp/sstp-native-front.js';
 import { waitUntil } from '../../src/util/wait.js';
 
 /**
- * The two ways established passthrough tunnels are relayed; the proxy's shared suites run once
- * per way. The native run is skipped, with the reason, only when the addon is not built or the
- * environment disables it.
+ * The three ways passthrough connections are accepted and relayed; the proxy's shared suites
+ * run once per way: Node accepts and pipes; Node accepts and the splice thread relays; the
+ * native front accepts, dials and hands over to the splice thread (sstp-native-front.ts). The
+ * native runs are skipped, with the reason, only when the addon is not built or the
+ * environment disables them.
  */
 export const SPLICE_RUNS: readonly {
   readonly name: string;
   readonly splice: SpliceMode;
+  readonly front: 'auto' | 'node';
   readonly skip: string | false;
 }[] = (() => {
   const loaded = loadNativeSplice();
@@ -39,9 +46,13 @@ export const SPLICE_RUNS: readonly {
         ? `native splice path disabled by ${SPLICE_ENV}`
         : false;
   if (why) console.log(`# ${why}: the proxy suites run with Node pipes only`);
+  const whyFront =
+    why || (!nativeFrontEnabledByEnv() ? `native front disabled by ${NATIVE_FRONT_ENV}` : false);
+  if (whyFront && !why) console.log(`# ${whyFront}: the proxy suites run without it`);
   return [
-    { name: 'node pipes', splice: 'off', skip: false },
-    { name: 'native splice', splice: 'auto', skip: why },
+    { name: 'node pipes', splice: 'off', front: 'node', skip: false },
+    { name: 'native splice', splice: 'auto', front: 'node', skip: why },
+    { name: 'native front', splice: 'auto', front: 'auto', skip: whyFront },
   ];
 })();
 
@@ -67,6 +78,8 @@ export interface LabOptions {
   readonly backendAddresses?: readonly string[];
   /** How established passthrough tunnels are relayed (default `auto`). */
   readonly splice?: SpliceMode;
+  /** Which front accepts (default: Node's, as before the native front). */
+  readonly front?: 'auto' | 'node';
   /** The open-file limit the proxy derives `maxConnections: auto` from (default: the process's). */
   readonly openFileLimit?: number;
   /** The proxy's hello memory budget (default: the product's). */
@@ -149,6 +162,7 @@ export async function startProxyLab(options: LabOptions): Promise<ProxyLab> {
     // Tunnels move to the splice path after 20 ms (not the production 1 s) so tests see it.
     const proxy = new SstpProxy(service, ctx, {
       splice: options.splice ?? 'auto',
+      front: options.front ?? 'node',
       spliceAfterMs: 20,
       ...(options.openFileLimit !== undefined ? { openFileLimit: options.openFileLimit } : {}),
       ...(options.helloBytesBudget !== undefined

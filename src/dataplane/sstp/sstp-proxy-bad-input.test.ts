@@ -59,6 +59,7 @@ for (const run of SPLICE_RUNS)
     it('refuses non-TLS, truncated, oversized and slowloris clients; accepts a hello in one-octet writes; other tunnels untouched', async () => {
       const lab = await startProxyLab({
         splice: run.splice,
+        front: run.front,
         backends: [{ name: 'rras1' }, { name: 'rras2' }],
         service: { handshakeTimeout: '300ms' },
       });
@@ -118,6 +119,7 @@ for (const run of SPLICE_RUNS)
     it('a server that accepts and never answers: the client is closed and counted, the next client is served', async () => {
       const lab = await startProxyLab({
         splice: run.splice,
+        front: run.front,
         backends: [{ name: 'hung', silent: true }, { name: 'good' }],
         service: { handshakeTimeout: '300ms' },
       });
@@ -151,6 +153,7 @@ for (const run of SPLICE_RUNS)
     it('a server that refuses connections: the next backend is tried; with none left the client is refused', async () => {
       const lab = await startProxyLab({
         splice: run.splice,
+        front: run.front,
         backends: [{ name: 'gone', absent: true }, { name: 'good' }],
       });
       try {
@@ -167,6 +170,7 @@ for (const run of SPLICE_RUNS)
       }
       const lonely = await startProxyLab({
         splice: run.splice,
+        front: run.front,
         backends: [{ name: 'gone', absent: true }],
       });
       try {

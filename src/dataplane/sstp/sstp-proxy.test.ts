@@ -9,6 +9,7 @@ for (const run of SPLICE_RUNS)
     it('least connections spreads concurrent tunnels evenly; each server saw Call Connect Requests and PPP', async () => {
       const lab = await startProxyLab({
         splice: run.splice,
+        front: run.front,
         backends: [{ name: 'rras1' }, { name: 'rras2' }, { name: 'rras3' }],
       });
       try {
@@ -47,7 +48,11 @@ for (const run of SPLICE_RUNS)
         );
         assert.match(
           st.dataplane,
-          run.splice === 'off' ? /\(passthrough\)$/ : /\(passthrough, splice\)$/,
+          run.splice === 'off'
+            ? /\(passthrough\)$/
+            : run.front === 'auto'
+              ? /\(passthrough, native front, splice\)$/
+              : /\(passthrough, splice\)$/,
         );
         await Promise.all(clients.map((c) => c.close()));
         await eventually(
@@ -64,6 +69,7 @@ for (const run of SPLICE_RUNS)
     it('weights count: weights 3 and 1 get 6 and 2 of 8 tunnels', async () => {
       const lab = await startProxyLab({
         splice: run.splice,
+        front: run.front,
         backends: [
           { name: 'big', weight: 3 },
           { name: 'small', weight: 1 },
@@ -83,6 +89,7 @@ for (const run of SPLICE_RUNS)
     it('a resumed TLS 1.2 session reaches the server that issued it', async () => {
       const lab = await startProxyLab({
         splice: run.splice,
+        front: run.front,
         backends: [{ name: 'rras1' }, { name: 'rras2' }, { name: 'rras3' }],
         maxTlsVersion: 'TLSv1.2',
       });
@@ -113,6 +120,7 @@ for (const run of SPLICE_RUNS)
     it('without persistence the same resumptions scatter (the test above can fail)', async () => {
       const lab = await startProxyLab({
         splice: run.splice,
+        front: run.front,
         backends: [{ name: 'rras1' }, { name: 'rras2' }, { name: 'rras3' }],
         maxTlsVersion: 'TLSv1.2',
         service: { persistence: 'none' },
@@ -139,6 +147,7 @@ for (const run of SPLICE_RUNS)
     it('drain: no new tunnels to a draining server; its tunnels stay until drainTimeout, then are closed and counted', async () => {
       const lab = await startProxyLab({
         splice: run.splice,
+        front: run.front,
         backends: [{ name: 'rras1' }, { name: 'rras2' }],
         service: { drainTimeout: '400ms' },
       });
@@ -178,6 +187,7 @@ for (const run of SPLICE_RUNS)
     it('a disabled server loses its tunnels at once; per-backend and per-service limits refuse the excess', async () => {
       const lab = await startProxyLab({
         splice: run.splice,
+        front: run.front,
         backends: [
           { name: 'rras1', maxConnections: 1 },
           { name: 'rras2', maxConnections: 1 },
@@ -213,6 +223,7 @@ for (const run of SPLICE_RUNS)
     it('listens on IPv6 (::1) as well', async () => {
       const lab = await startProxyLab({
         splice: run.splice,
+        front: run.front,
         backends: [{ name: 'rras1' }],
         virtualIp: '::1',
       });
@@ -230,6 +241,7 @@ for (const run of SPLICE_RUNS)
       const backend = await rawBackend();
       const lab = await startProxyLab({
         splice: run.splice,
+        front: run.front,
         backends: [{ name: 'rras1', absent: true }],
         service: { persistence: 'none', backendPort: backend.port },
         backendAddresses: ['127.0.0.30'],
@@ -285,6 +297,7 @@ for (const run of SPLICE_RUNS)
     it('idle timeout: a tunnel without traffic is closed and counted; a busy one stays', async () => {
       const lab = await startProxyLab({
         splice: run.splice,
+        front: run.front,
         backends: [{ name: 'rras1' }],
         service: { idleTimeout: '400ms' },
       });

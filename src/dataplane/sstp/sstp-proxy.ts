@@ -47,11 +47,20 @@ import {
 import { PersistenceTable } from './sstp-persistence.js';
 import { SPLICE_ENV, SpliceEngine, spliceEnabledByEnv, type SpliceMode } from './sstp-splice.js';
 import {
+  MAX_PENDING,
   normalizeAddress,
   SstpTunnel,
   TUNNEL_HIGH_WATER_MARK,
+  type ProxyTunnel,
   type TunnelHost,
 } from './sstp-tunnel.js';
+import {
+  NATIVE_FRONT_ENV,
+  NativeFront,
+  NativeTunnel,
+  nativeFrontEnabledByEnv,
+} from './sstp-native-front.js';
+import { getSystemErrorName } from 'node:util';
 import { openFileLimit } from '../../platform/open-file-limit.js';
 import { SourceRateLimiter } from '../relay/source-rate-limiter.js';
 import { listenError } from '../../platform/capabilities.js';
@@ -89,6 +98,12 @@ export const AUTO_MAX_CONNECTIONS_FALLBACK = 10_000;
 export interface SstpProxyOptions {
   /** `auto` (default): the native splice path when it loads, unless `VPNLB_SSTP_SPLICE=0`. */
   readonly splice?: SpliceMode;
+  /**
+   * `auto` (default): passthrough connections are accepted by the native front
+   * (sstp-native-front.ts) when the splice path is on, unless `VPNLB_SSTP_NATIVE_FRONT=0`;
+   * `node`: always Node's `net` server (worker processes: their listener is `cluster`'s).
+   */
+  readonly front?: 'auto' | 'node';
   /** Age at which a tunnel moves to the splice path (default `SPLICE_AFTER_MS`). */
   readonly spliceAfterMs?: number;
   /** The open-file limit `maxConnections: auto` is derived from (default: the process's). */
@@ -151,7 +166,7 @@ export class SstpProxy implements DataPlane {
   #frontContext: tls.SecureContext | undefined;
   readonly #ticketKeys: Buffer | undefined;
   #frontDer: Buffer | undefined;
-  readonly #tunnels = new Set<SstpTunnel>();
+  readonly #tunnels = new Set<ProxyTunnel>();
   readonly #drainTimers = new Map<string, NodeJS.Timeout>();
   readonly #bytes = new Map<string, { in: number; out: number }>();
   readonly #warnings = new Set<string>();
@@ -161,6 +176,9 @@ export class SstpProxy implements DataPlane {
   #host: TunnelHost | undefined;
   #isStopped = false;
   readonly #spliceMode: SpliceMode;
+  readonly #frontMode: 'auto' | 'node';
+  /** The native front (passthrough), when it accepts instead of `#server`. */
+  #front: NativeFront | undefined;
   readonly #spliceAfterMs: number;
   #splice: SpliceEngine | undefined;
   #spliceTimer: NodeJS.Timeout | undefined;
@@ -176,6 +194,7 @@ export class SstpProxy implements DataPlane {
 
   constructor(service: SstpService, ctx: RuntimeContext, options: SstpProxyOptions = {}) {
     this.#spliceMode = options.splice ?? 'auto';
+    this.#frontMode = options.front ?? 'auto';
     this.#spliceAfterMs = options.spliceAfterMs ?? SPLICE_AFTER_MS;
     this.#openFileLimit = 'openFileLimit' in options ? options.openFileLimit : openFileLimit();
     this.#helloBytesBudget = options.helloBytesBudget ?? MAX_HELLO_BYTES_HELD;
@@ -225,7 +244,7 @@ export class SstpProxy implements DataPlane {
 
   /** The bound port (after `start`); 0 before. */
   port(): number {
-    return (this.#server?.address() as net.AddressInfo | null)?.port ?? 0;
+    return this.#front?.port() ?? (this.#server?.address() as net.AddressInfo | null)?.port ?? 0;
   }
 
   /** Open tunnels and connections still in their handshake. */
@@ -265,6 +284,7 @@ export class SstpProxy implements DataPlane {
     this.#maxConnections = this.#resolveMaxConnections();
     if (svc.mode === 'passthrough') this.#openSplice();
     this.#host = this.#tunnelHost();
+    if (this.#openNativeFront()) return this.#started();
     // noDelay towards clients: SSTP carries PPP frames, many small and latency-bound, over WAN
     // round trips that Nagle would add to them (the server side keeps Nagle, see sstp-tunnel.ts).
     const server = net.createServer(
@@ -297,9 +317,15 @@ export class SstpProxy implements DataPlane {
       ),
     );
     this.#server = server;
+    await this.#started();
+  }
+
+  /** What follows the listener's start, whichever front listens. */
+  async #started(): Promise<void> {
+    const svc = this.#service;
     this.#bytesTimer = setInterval(() => this.#reportBytes(), BYTES_REPORT_INTERVAL_MS);
     this.#bytesTimer.unref();
-    this.#applyBackendStates(this.#snapshot);
+    if (this.#snapshot) this.#applyBackendStates(this.#snapshot);
     if (svc.mode === 'reencrypt') {
       await this.checkCertificates();
       this.#certTimer = setInterval(
@@ -324,6 +350,7 @@ export class SstpProxy implements DataPlane {
     const server = this.#server;
     if (this.#spliceTimer) clearInterval(this.#spliceTimer);
     for (const t of [...this.#tunnels]) t.close('stopped');
+    this.#front?.stop();
     // Every tunnel left the addon above (close removes before closing): join its thread.
     this.#splice?.close();
     this.#metrics.spliced.set({ service: this.serviceName }, 0);
@@ -378,7 +405,7 @@ export class SstpProxy implements DataPlane {
     const every = Math.min(1_000, Math.max(25, Math.floor(svc.idleTimeout / 4)));
     this.#spliceTimer = setInterval(() => {
       for (const owner of engine.idleOwners(svc.idleTimeout))
-        (owner as SstpTunnel).close('idle-timeout');
+        (owner as ProxyTunnel).close('idle-timeout');
       this.#metrics.spliced.set({ service: svc.name }, engine.size);
     }, every);
     this.#spliceTimer.unref();
@@ -443,9 +470,12 @@ export class SstpProxy implements DataPlane {
         bytesOut: bytes.out,
       };
     }
-    const addr = this.#server?.address() as net.AddressInfo | null;
+    const addr = this.#front
+      ? { address: this.#service.virtualIp, port: this.#front.port() }
+      : (this.#server?.address() as net.AddressInfo | null);
+    const paths = `${this.#front ? ', native front' : ''}${this.isSpliceActive ? ', splice' : ''}`;
     return {
-      dataplane: `sstp-proxy (${this.#service.mode}${this.isSpliceActive ? ', splice' : ''})`,
+      dataplane: `sstp-proxy (${this.#service.mode}${paths})`,
       listeners: addr ? [`tcp ${fmt(addr.address, addr.port)}`] : [],
       backends,
       warnings: [...this.#warnings],
@@ -500,53 +530,135 @@ export class SstpProxy implements DataPlane {
   }
 
   #accept(socket: net.Socket): void {
-    const svc = this.#service;
     if (this.#isStopped) return void socket.destroy();
     const source = normalizeAddress(socket.remoteAddress ?? '');
-    const max = this.#maxConnections;
-    if (max > 0 && this.#tunnels.size >= max) {
-      return this.#refuse(
-        socket,
-        'service-limit',
-        `the service has ${this.#tunnels.size} connections (maxConnections ${max})`,
-      );
+    if (!this.#admit(source)) {
+      socket.on('error', () => {});
+      return void socket.destroy();
     }
-    const fromSource = this.#perSource.get(source) ?? 0;
-    if (svc.maxConnectionsPerSource > 0 && fromSource >= svc.maxConnectionsPerSource) {
-      return this.#refuse(
-        socket,
-        'source-limit',
-        `${fromSource} connections from this address (maxConnectionsPerSource ${svc.maxConnectionsPerSource})`,
-      );
-    }
-    if (this.#sourceRate && !this.#sourceRate.take(source, Date.now())) {
-      return this.#refuse(
-        socket,
-        'source-rate',
-        `more than ${svc.maxNewConnectionsPerSecondPerSource} new connections a second from this address (maxNewConnectionsPerSecondPerSource)`,
-      );
-    }
-    this.#perSource.set(source, fromSource + 1);
     const tunnel = new SstpTunnel(this.#host ?? (this.#host = this.#tunnelHost()), socket);
     this.#tunnels.add(tunnel);
     tunnel.start();
   }
 
-  /** Closes a connection at accept, counted by reason, logged (rate-limited). */
-  #refuse(
-    socket: net.Socket,
-    reason: 'service-limit' | 'source-limit' | 'source-rate',
-    detail: string,
-  ): void {
+  /**
+   * The limits at accept (maxConnections, maxConnectionsPerSource,
+   * maxNewConnectionsPerSecondPerSource), for both fronts: true and the source counted, or
+   * false with the refusal counted and logged (rate-limited).
+   */
+  #admit(source: string): boolean {
     const svc = this.#service;
-    this.#metrics.rejected.inc({ service: svc.name, reason });
-    this.#log.warn(
-      reason,
-      { component: 'sstp', service: svc.name, client: socket.remoteAddress },
-      `${svc.name}: refused ${socket.remoteAddress}: ${reason}: ${detail}`,
+    const max = this.#maxConnections;
+    const fromSource = this.#perSource.get(source) ?? 0;
+    const refusal: ['service-limit' | 'source-limit' | 'source-rate', string] | undefined =
+      max > 0 && this.#tunnels.size >= max
+        ? [
+            'service-limit',
+            `the service has ${this.#tunnels.size} connections (maxConnections ${max})`,
+          ]
+        : svc.maxConnectionsPerSource > 0 && fromSource >= svc.maxConnectionsPerSource
+          ? [
+              'source-limit',
+              `${fromSource} connections from this address (maxConnectionsPerSource ${svc.maxConnectionsPerSource})`,
+            ]
+          : this.#sourceRate && !this.#sourceRate.take(source, Date.now())
+            ? [
+                'source-rate',
+                `more than ${svc.maxNewConnectionsPerSecondPerSource} new connections a second from this address (maxNewConnectionsPerSecondPerSource)`,
+              ]
+            : undefined;
+    if (refusal) {
+      const [reason, detail] = refusal;
+      this.#metrics.rejected.inc({ service: svc.name, reason });
+      this.#log.warn(
+        reason,
+        { component: 'sstp', service: svc.name, client: source },
+        `${svc.name}: refused ${source}: ${reason}: ${detail}`,
+      );
+      return false;
+    }
+    this.#perSource.set(source, fromSource + 1);
+    return true;
+  }
+
+  /**
+   * Passthrough with the splice path on: listens with the native front (sstp-native-front.ts).
+   * False when the Node front listens instead (off, or the front cannot start: said once).
+   * A listening error (EADDRINUSE...) is thrown as the Node front would.
+   */
+  #openNativeFront(): boolean {
+    const svc = this.#service;
+    const splice = this.#splice;
+    if (svc.mode !== 'passthrough' || !splice || this.#frontMode === 'node') return false;
+    const logger = this.#ctx.logger;
+    if (!nativeFrontEnabledByEnv()) {
+      logger.info(
+        { component: 'sstp', service: svc.name, nativeFront: false },
+        `${svc.name}: native front disabled by ${NATIVE_FRONT_ENV}=${process.env[NATIVE_FRONT_ENV]}; Node accepts the connections`,
+      );
+      return false;
+    }
+    const host = this.#host ?? (this.#host = this.#tunnelHost());
+    let front: NativeFront;
+    try {
+      front = new NativeFront(
+        splice,
+        {
+          address: svc.virtualIp,
+          port: svc.port,
+          maxConnections: this.#maxConnections,
+          maxHelloBytes: MAX_PENDING,
+          smallHelloBytes: SMALL_HELLO_BYTES,
+          helloBytesBudget: this.#helloBytesBudget,
+        },
+        {
+          accepted: (f, id, address, port) => {
+            if (this.#isStopped || !this.#admit(address)) return undefined;
+            const t = new NativeTunnel(host, f, id, address, port);
+            this.#tunnels.add(t);
+            return t;
+          },
+          acceptFailed: (errno) =>
+            this.#log.warn(
+              'accept-failed',
+              { component: 'sstp', service: svc.name },
+              `${svc.name}: accept failed (${getSystemErrorName(-errno)}); listening again shortly`,
+            ),
+          overflow: () => {
+            this.#metrics.rejected.inc({ service: svc.name, reason: 'service-limit' });
+            this.#log.warn(
+              'service-limit',
+              { component: 'sstp', service: svc.name },
+              `${svc.name}: refused a client: the native front holds its most connections`,
+            );
+          },
+          helloBytes: (held) => this.#metrics.helloBytes.set({ service: svc.name }, held),
+        },
+      );
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.syscall !== undefined)
+        throw listenError(
+          `${svc.name}: cannot listen on ${fmt(svc.virtualIp, svc.port)}`,
+          svc.port,
+          e,
+        );
+      const w = `native front unavailable (${e.message}); Node accepts the connections`;
+      this.#warnings.add(w);
+      logger.warn(
+        { component: 'sstp', service: svc.name, nativeFront: false },
+        `${svc.name}: ${w}`,
+      );
+      return false;
+    }
+    const shortest = Math.min(svc.handshakeTimeout, svc.connectTimeout);
+    front.startSweep(Math.min(250, Math.max(25, Math.floor(shortest / 4))));
+    this.#front = front;
+    logger.info(
+      { component: 'sstp', service: svc.name, nativeFront: true },
+      `${svc.name}: connections are accepted, read and dialled by the native front`,
     );
-    socket.on('error', () => {});
-    socket.destroy();
+    return true;
   }
 
   /** Hello memory accounting (see `MAX_HELLO_BYTES_HELD`): false when `to` does not fit. */

@@ -34,6 +34,28 @@ export interface NativeSplice {
   stats(handle: object): Float64Array;
   close(handle: object): void;
   now(): number;
+  /** Removes a tunnel and closes its two sockets (tunnels the native front handed over). */
+  removeClose(handle: object, slot: number): Float64Array | undefined;
+  // The native front (native/tcp-splice/front_napi.c documents each).
+  frontOpen(
+    address: string,
+    port: number,
+    maxConns: number,
+    maxHelloLength: number,
+    maxHello: number,
+    smallHello: number,
+    budget: number,
+    backlog: number,
+    onEvent: (kind: number, id: number, a: number, b: number, data: unknown) => void,
+  ): object;
+  frontPort(front: object): number;
+  frontDial(front: object, id: number, address: string, port: number): number;
+  frontSplice(front: object, id: number, splice: object): number;
+  frontMore(front: object, id: number): number;
+  frontClose(front: object, id: number): number;
+  frontRearm(front: object): void;
+  frontStats(front: object): Float64Array;
+  frontStop(front: object): void;
 }
 
 /** Where node-gyp puts the module, relative to the repository root. */
@@ -64,7 +86,26 @@ export function loadNativeSplice(): AddonLoad<NativeSplice> {
   return (cached ??= loadAddon<NativeSplice>({
     path: SPLICE_ADDON_PATH,
     needs: 'splice, epoll',
-    functions: ['create', 'add', 'remove', 'counters', 'finished', 'stats', 'close', 'now'],
+    functions: [
+      'create',
+      'add',
+      'remove',
+      'removeClose',
+      'counters',
+      'finished',
+      'stats',
+      'close',
+      'now',
+      'frontOpen',
+      'frontPort',
+      'frontDial',
+      'frontSplice',
+      'frontMore',
+      'frontClose',
+      'frontRearm',
+      'frontStats',
+      'frontStop',
+    ],
   }));
 }
 
@@ -143,6 +184,33 @@ export class SpliceEngine {
     this.#owners.set(slot, owner);
     this.#handedOff++;
     return slot;
+  }
+
+  /**
+   * Takes a connection of the native front (sstp-native-front.ts) whose server has answered:
+   * its two sockets move to the splice thread without passing through Node. Returns the slot,
+   * or why the front still holds (and must close) the connection.
+   */
+  adoptFromFront(front: object, id: number, owner: SpliceOwner): number | string {
+    if (this.#closed) return 'stopped';
+    const slot = this.#native.frontSplice(front, id, this.#handle);
+    if (slot === -100) return 'the connection is no longer waiting for its hand-off';
+    if (slot < 0) return ADD_ERRORS[slot] ?? `error ${slot}`;
+    this.#owners.set(slot, owner);
+    this.#handedOff++;
+    return slot;
+  }
+
+  /** Removes an adopted tunnel and closes its sockets (no Node object owns them). */
+  removeAndClose(slot: number): SpliceCounters | undefined {
+    this.#owners.delete(slot);
+    const c = this.#native.removeClose(this.#handle, slot);
+    return c === undefined ? undefined : { toBackend: c[0]!, toClient: c[1]!, lastActiveMs: c[2]! };
+  }
+
+  /** The addon's functions (the native front uses the same module). */
+  get binding(): NativeSplice {
+    return this.#native;
   }
 
   /** Once this returns the addon no longer uses the tunnel's sockets: the caller closes them. */

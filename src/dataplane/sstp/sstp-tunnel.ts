@@ -21,9 +21,9 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import type { ConnectionCounts } from '../../balancer/balancer.js';
+import type { Candidate, ConnectionCounts } from '../../balancer/balancer.js';
 import type { SstpServiceSnapshot } from '../../control/snapshot.js';
-import type { ClientHelloInfo } from '../../protocol/tls/hello.js';
+import type { ClientHelloInfo, ServerHelloInfo } from '../../protocol/tls/hello.js';
 import { TlsHelloReader } from '../../protocol/tls/hello-reader.js';
 import { TLS_1_2, MAX_HELLO_LENGTH } from '../../protocol/tls/tls-constants.js';
 import { certificateMismatch } from './sstp-certificate-check.js';
@@ -88,14 +88,26 @@ export interface TunnelHost {
   addBytes(backend: string, toBackend: number, toClient: number): void;
   /** The connection's held hello memory goes from `from` to `to` octets: false when the service's budget refuses it. */
   holdHelloBytes(from: number, to: number): boolean;
-  removed(t: SstpTunnel): void;
+  removed(t: ProxyTunnel): void;
 }
 
 export type TunnelState = 'hello' | 'connecting' | 'open' | 'closed';
 
+/** What the proxy needs of a tunnel, whichever front accepted it (Node, or the native front). */
+export interface ProxyTunnel extends SpliceOwner {
+  readonly clientAddress: string;
+  readonly clientPort: number;
+  readonly state: TunnelState;
+  readonly backend: string | undefined;
+  /** Closes the tunnel on vpnlb's initiative (counted and logged with `reason`). */
+  close(reason: SstpCloseReason): void;
+  /** Reports the octets relayed since the previous call to `host.addBytes`. */
+  reportBytes(): void;
+}
+
 let nextTunnelId = 1;
 
-export class SstpTunnel implements SpliceOwner {
+export class SstpTunnel implements ProxyTunnel {
   readonly id = nextTunnelId++;
   readonly clientAddress: string;
   readonly clientPort: number;
@@ -258,58 +270,15 @@ export class SstpTunnel implements SpliceOwner {
   /** Closes an established (or connecting) tunnel on vpnlb's initiative. */
   close(reason: SstpCloseReason): void {
     if (this.#state === 'closed') return;
-    if (this.#backend)
-      this.host.metrics.closed.inc({
-        service: this.host.serviceName,
-        backend: this.#backend,
-        reason,
-      });
-    this.host.logger.info(
-      {
-        component: 'sstp',
-        service: this.host.serviceName,
-        backend: this.#backend,
-        client: this.clientAddress,
-        reason,
-      },
-      `closing tunnel from ${this.clientAddress} to ${this.#backend ?? '-'}: ${reason}`,
-    );
+    countClose(this.host, this.#backend, this.clientAddress, reason);
     this.#destroy();
   }
 
   #connect(): void {
     const snap = this.host.snapshot();
-    const choice = chooseBackend({
-      snapshot: snap,
-      clientAddress: this.clientAddress,
-      ...(this.#hello ? { hello: this.#hello } : {}),
-      sessions: this.host.sessions,
-      clients: this.host.clients,
-      connections: this.host.connections,
-      ...(this.#tried ? { exclude: this.#tried } : {}),
-    });
-    const svc = this.host.serviceName;
-    if (choice.persistenceMiss)
-      this.host.metrics.persistence.inc({
-        service: svc,
-        kind: snap.service.persistence,
-        result: choice.persistenceMiss,
-      });
-    if (choice.via !== 'balancer')
-      this.host.metrics.persistence.inc({ service: svc, kind: choice.via, result: 'hit' });
+    const choice = pickBackend(this.host, this.clientAddress, this.#hello, this.#tried);
     const backend = choice.backend;
-    if (!backend) {
-      const tried = this.#tried;
-      return tried
-        ? this.#reject(
-            'backend-connect-failed',
-            `every backend tried failed (${[...tried].join(', ')})`,
-          )
-        : this.#reject(
-            'no-backend',
-            'no backend can take a new client (all down, draining, disabled or full)',
-          );
-    }
+    if (!backend) return this.#reject(...noBackend(this.#tried));
     this.#state = 'connecting';
     this.#backend = backend.name;
     this.#via = choice.via;
@@ -349,12 +318,7 @@ export class SstpTunnel implements SpliceOwner {
       up.on('error', () => {});
       up.destroy();
       this.#release();
-      this.host.metrics.backendFailures.inc({ service: svc, backend: backend.name, reason });
-      this.host.log.warn(
-        `backend-${reason}`,
-        { component: 'sstp', service: svc, backend: backend.name, client: this.clientAddress },
-        `${svc}: backend ${backend.name} (${backend.address}:${this.host.backendPort}): ${detail}`,
-      );
+      countBackendFailure(this.host, backend, reason, detail, this.clientAddress);
       if (tried.size < MAX_CONNECT_ATTEMPTS) return this.#connect();
       this.#reject(
         reason === 'certificate-mismatch' ? 'certificate-mismatch' : 'backend-connect-failed',
@@ -385,14 +349,11 @@ export class SstpTunnel implements SpliceOwner {
 
   #open(up: net.Socket, backend: string): void {
     const snap = this.host.snapshot();
-    const svc = this.host.serviceName;
     this.#state = 'open';
     up.removeAllListeners('error');
     up.on('error', () => this.#destroy());
     up.on('close', () => this.#onSideClosed('backend'));
-    this.host.metrics.accepted.inc({ service: svc, backend, via: this.#via ?? 'balancer' });
-    this.host.metrics.open.inc({ service: svc, backend });
-    if (snap.service.persistence !== 'none') this.host.clients.set(this.clientAddress, backend);
+    countOpened(this.host, backend, this.#via, this.clientAddress);
 
     // The backend must say something before the deadline set at accept (`#onDeadline`): a
     // server that accepts and never answers would otherwise hold the client forever.
@@ -414,11 +375,7 @@ export class SstpTunnel implements SpliceOwner {
       if (r.kind === 'need-more') return;
       isHelloPhaseOver = true;
       up.off('data', onFirstBackendData); // one answer is all persistence needs: stop parsing
-      // RFC 8446 §4.1.3: a TLS 1.3 ServerHello echoes the client's id; only ≤ 1.2 ids are sessions.
-      if (r.kind === 'ok' && r.hello.selectedVersion <= TLS_1_2 && r.hello.sessionId.length > 0) {
-        this.host.sessions.set(Buffer.from(r.hello.sessionId).toString('hex'), backend);
-        this.host.metrics.learned.inc({ service: svc, backend });
-      }
+      if (r.kind === 'ok') learnSession(this.host, backend, r.hello);
     };
     up.on('data', onFirstBackendData); // removes itself at the backend's first answer
     const markSent = () => void (this.#hasSentToBackend = true);
@@ -527,24 +484,15 @@ export class SstpTunnel implements SpliceOwner {
 
   /** `handshakeTimeout` passed since accept without the server's first octets: whose fault? */
   #onDeadline(timeout: number, mode: string): void {
-    if (this.#state === 'open' && this.#hasSentToBackend && this.#backend) {
-      this.host.metrics.backendFailures.inc({
-        service: this.host.serviceName,
-        backend: this.#backend,
-        reason: 'no-answer',
-      });
-      return this.#reject(
-        'backend-no-answer',
-        `backend ${this.#backend} sent nothing within ${timeout} ms of the client's connection`,
-      );
-    }
-    const what =
-      this.#state === 'hello'
-        ? `no complete ${mode === 'passthrough' ? 'ClientHello' : 'TLS handshake'}`
-        : this.#state === 'connecting'
-          ? 'no backend connection'
-          : 'no request from the client';
-    this.#reject('handshake-timeout', `${what} within ${timeout} ms of accept`);
+    this.#reject(
+      ...deadlineVerdict(
+        this.host,
+        this.#state,
+        this.#hasSentToBackend ? this.#backend : undefined,
+        timeout,
+        mode,
+      ),
+    );
   }
 
   /** The hello octets are no longer held (sent, or the connection is over). */
@@ -556,13 +504,7 @@ export class SstpTunnel implements SpliceOwner {
 
   #reject(reason: SstpRejectReason, detail: string): void {
     if (this.#state === 'closed') return;
-    const svc = this.host.serviceName;
-    this.host.metrics.rejected.inc({ service: svc, reason });
-    this.host.log.warn(
-      reason,
-      { component: 'sstp', service: svc, client: this.clientAddress, backend: this.#backend },
-      `${svc}: refused client ${this.clientAddress}:${this.clientPort}: ${reason}: ${detail}`,
-    );
+    countRejected(this.host, reason, detail, this, this.#backend);
     this.#destroy();
   }
 
@@ -598,6 +540,144 @@ export class SstpTunnel implements SpliceOwner {
     this.#upstream?.destroy();
     this.host.removed(this);
   }
+}
+
+// What both kinds of tunnel (this one, and sstp-native-tunnel.ts) count and log the same way.
+
+/** The backend for a new client (persistence, then the balancer), with persistence counted. */
+export function pickBackend(
+  host: TunnelHost,
+  clientAddress: string,
+  hello: ClientHelloInfo | undefined,
+  tried: ReadonlySet<string> | undefined,
+): { backend: Candidate | undefined; via: ChoiceVia } {
+  const snap = host.snapshot();
+  const choice = chooseBackend({
+    snapshot: snap,
+    clientAddress,
+    ...(hello ? { hello } : {}),
+    sessions: host.sessions,
+    clients: host.clients,
+    connections: host.connections,
+    ...(tried ? { exclude: tried } : {}),
+  });
+  const service = host.serviceName;
+  if (choice.persistenceMiss)
+    host.metrics.persistence.inc({
+      service,
+      kind: snap.service.persistence,
+      result: choice.persistenceMiss,
+    });
+  if (choice.via !== 'balancer')
+    host.metrics.persistence.inc({ service, kind: choice.via, result: 'hit' });
+  return { backend: choice.backend, via: choice.via };
+}
+
+/** Why no backend was found: none could take the client, or every one tried failed. */
+export function noBackend(tried: ReadonlySet<string> | undefined): [SstpRejectReason, string] {
+  return tried
+    ? ['backend-connect-failed', `every backend tried failed (${[...tried].join(', ')})`]
+    : ['no-backend', 'no backend can take a new client (all down, draining, disabled or full)'];
+}
+
+/** A refused client: counted by reason, logged (rate-limited). */
+export function countRejected(
+  host: TunnelHost,
+  reason: SstpRejectReason,
+  detail: string,
+  client: { readonly clientAddress: string; readonly clientPort: number },
+  backend: string | undefined,
+): void {
+  const service = host.serviceName;
+  host.metrics.rejected.inc({ service, reason });
+  host.log.warn(
+    reason,
+    { component: 'sstp', service, client: client.clientAddress, backend },
+    `${service}: refused client ${client.clientAddress}:${client.clientPort}: ${reason}: ${detail}`,
+  );
+}
+
+/** A backend connection that failed (refused, timed out, wrong certificate): counted, logged. */
+export function countBackendFailure(
+  host: TunnelHost,
+  backend: Candidate,
+  reason: string,
+  detail: string,
+  clientAddress: string,
+): void {
+  const service = host.serviceName;
+  host.metrics.backendFailures.inc({ service, backend: backend.name, reason });
+  host.log.warn(
+    `backend-${reason}`,
+    { component: 'sstp', service, backend: backend.name, client: clientAddress },
+    `${service}: backend ${backend.name} (${backend.address}:${host.backendPort}): ${detail}`,
+  );
+}
+
+/** A tunnel whose backend connection is up: counted, and the client's address remembered. */
+export function countOpened(
+  host: TunnelHost,
+  backend: string,
+  via: ChoiceVia | undefined,
+  clientAddress: string,
+): void {
+  const service = host.serviceName;
+  host.metrics.accepted.inc({ service, backend, via: via ?? 'balancer' });
+  host.metrics.open.inc({ service, backend });
+  if (host.snapshot().service.persistence !== 'none') host.clients.set(clientAddress, backend);
+}
+
+/** The session a ServerHello issued, learned for TLS-session persistence. */
+export function learnSession(host: TunnelHost, backend: string, hello: ServerHelloInfo): void {
+  // RFC 8446 §4.1.3: a TLS 1.3 ServerHello echoes the client's id; only ≤ 1.2 ids are sessions.
+  if (hello.selectedVersion > TLS_1_2 || hello.sessionId.length === 0) return;
+  host.sessions.set(Buffer.from(hello.sessionId).toString('hex'), backend);
+  host.metrics.learned.inc({ service: host.serviceName, backend });
+}
+
+/** A tunnel closed on vpnlb's initiative: counted (once it had a backend) and logged. */
+export function countClose(
+  host: TunnelHost,
+  backend: string | undefined,
+  clientAddress: string,
+  reason: SstpCloseReason,
+): void {
+  if (backend) host.metrics.closed.inc({ service: host.serviceName, backend, reason });
+  host.logger.info(
+    { component: 'sstp', service: host.serviceName, backend, client: clientAddress, reason },
+    `closing tunnel from ${clientAddress} to ${backend ?? '-'}: ${reason}`,
+  );
+}
+
+/**
+ * `handshakeTimeout` passed since accept without the server's first octets: whose fault?
+ * `answering` is the backend once the client's octets were sent to it.
+ */
+export function deadlineVerdict(
+  host: TunnelHost,
+  state: TunnelState,
+  answering: string | undefined,
+  timeout: number,
+  mode: string,
+): [SstpRejectReason, string] {
+  if (state === 'open' && answering) {
+    host.metrics.backendFailures.inc({
+      service: host.serviceName,
+      backend: answering,
+      reason: 'no-answer',
+    });
+    return [
+      'backend-no-answer',
+      `backend ${answering} sent nothing within ${timeout} ms of the client's connection`,
+    ];
+  }
+  const what =
+    state === 'hello'
+      ? `no complete ${mode === 'passthrough' ? 'ClientHello' : 'TLS handshake'}`
+      : state === 'connecting'
+        ? 'no backend connection'
+        : 'no request from the client';
+  return ['handshake-timeout', `${what} within ${timeout} ms of accept`];
 }
 
 /** `::ffff:192.0.2.1` (an IPv4 client on a dual-stack socket) → `192.0.2.1`. */

@@ -64,6 +64,8 @@ async function run(init: Extract<ToWorker, { vpnlb: 'init' }>): Promise<void> {
     svc,
     { config, controller, logger, metrics },
     {
+      // The listener is cluster's (round-robin accept in the main process): Node's front.
+      front: 'node',
       onPersistenceLearned: (table, key, backend) =>
         send({ vpnlb: 'learn', entry: [table, key, backend] }),
       ticketKeys: init.ticketKeys,

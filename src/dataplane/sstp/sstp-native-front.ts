@@ -1,0 +1,456 @@
+/**
+ * The SSTP proxy's native front (passthrough, issue 17 item 3): accept, ClientHello, backend
+ * connection and hand-off to the splice thread in native code (native/tcp-splice/front_core.c),
+ * with no Node socket, stream or timer per connection. JavaScript keeps every decision.
+ *
+ * Why: a connection through Node's `net` costs ≈ 170 µs of CPU in Node's socket machinery
+ * alone (bench/analysis.md), about twice HAProxy's whole cost; vpnlb's own decisions are a few
+ * µs of it. Here the addon does the system calls and tells JavaScript of each step, on the
+ * JavaScript thread (polled in libuv's loop), and JavaScript answers with a call:
+ *
+ *   accept            → the proxy's limits (maxConnections, per source, rate): refuse or track
+ *   hello (complete)  → the same TlsHelloReader parses it; persistence and the balancer choose:
+ *                       dial, or refuse (malformed, no backend)
+ *   connect failed    → the next backend, as the Node path retries
+ *   connected         → counted as accepted/open, the client's address remembered
+ *   server's answer   → the session id learned (TLS-session persistence), then both sockets
+ *                       go to the splice thread (SpliceEngine.adoptFromFront)
+ *   failed            → counted and logged like the Node path (client closed, hello too large,
+ *                       hello memory spent, backend closed)
+ * Deadlines (`handshakeTimeout` from accept, `connectTimeout` per attempt) are swept here, in
+ * accept and dial order, a few times per timeout.
+ *
+ * The Node path (sstp-tunnel.ts) remains: offload and re-encryption, worker processes (their
+ * listener is `cluster`'s), a missing addon, and `VPNLB_SSTP_NATIVE_FRONT=0`.
+ * A server's answer is read once (peeked, up to 4 KiB): a ServerHello split over more than its
+ * first segment is not learned (counted as `vpnlb_sstp_persistence_total{result="unlearned"}`).
+ */
+import { getSystemErrorName } from 'node:util';
+import type { Candidate } from '../../balancer/balancer.js';
+import type { ClientHelloInfo } from '../../protocol/tls/hello.js';
+import { TlsHelloReader } from '../../protocol/tls/hello-reader.js';
+import { MAX_HELLO_LENGTH } from '../../protocol/tls/tls-constants.js';
+import { enabledByEnv } from '../native/load-addon.js';
+import type { SstpCloseReason, SstpRejectReason } from './sstp-metrics.js';
+import type { ChoiceVia } from './sstp-choose-backend.js';
+import type { SpliceEnd, SpliceEngine, NativeSplice } from './sstp-splice.js';
+import {
+  countBackendFailure,
+  countClose,
+  countOpened,
+  countRejected,
+  deadlineVerdict,
+  learnSession,
+  noBackend,
+  pickBackend,
+  type ProxyTunnel,
+  type TunnelHost,
+  type TunnelState,
+} from './sstp-tunnel.js';
+
+/** The environment switch: `VPNLB_SSTP_NATIVE_FRONT=0` (or off/false/no) keeps Node's front. */
+export const NATIVE_FRONT_ENV = 'VPNLB_SSTP_NATIVE_FRONT';
+/** At most this many backends are tried for one client (as the Node path). */
+const MAX_CONNECT_ATTEMPTS = 2;
+/** Connections the front may hold beyond the service's limit (refused at once by JavaScript). */
+const FRONT_SLACK = 1_024;
+
+/** True unless the environment switch turns the native front off. */
+export function nativeFrontEnabledByEnv(env: NodeJS.ProcessEnv = process.env): boolean {
+  return enabledByEnv(NATIVE_FRONT_ENV, env);
+}
+
+const EV_ACCEPT = 1;
+const EV_HELLO = 2;
+const EV_CONNECTED = 3;
+const EV_ANSWER = 4;
+const EV_FAILED = 5;
+const EV_ACCEPT_ERROR = 6;
+const EV_OVERFLOW = 7;
+const F_CLIENT = 1;
+const F_TOO_LARGE = 2;
+const F_HELLO_MEMORY = 3;
+const F_CONNECT = 4;
+
+export interface NativeFrontOptions {
+  readonly address: string;
+  readonly port: number;
+  /** The service's connection limit (0: none). */
+  readonly maxConnections: number;
+  /** Octets of hello held per connection, and the allowance not counted in the budget. */
+  readonly maxHelloBytes: number;
+  readonly smallHelloBytes: number;
+  readonly helloBytesBudget: number;
+}
+
+/** What the front asks of its proxy. */
+export interface NativeFrontEvents {
+  /** A new client: its tunnel, or undefined when the proxy refuses it (counted there). */
+  accepted(front: NativeFront, id: number, address: string, port: number): NativeTunnel | undefined;
+  /** accept() failed (EMFILE...): the front listens again at its next tick. */
+  acceptFailed(errno: number): void;
+  /** A client closed at once because the front's table was full. */
+  overflow(): void;
+  /** Hello octets now held beyond the allowance (the gauge). */
+  helloBytes(held: number): void;
+}
+
+export class NativeFront {
+  readonly #native: NativeSplice;
+  readonly #handle: object;
+  readonly splice: SpliceEngine;
+  readonly #events: NativeFrontEvents;
+  /** Connections still in the front (until their hand-off), by id. */
+  readonly #conns = new Map<number, NativeTunnel>();
+  /** Deadlines (monotonic ms), in the order they were set: the sweep stops at the first future one. */
+  readonly #handshakeDeadlines = new Map<NativeTunnel, number>();
+  readonly #connectDeadlines = new Map<NativeTunnel, number>();
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+
+  /** Listens (throws the system error, e.g. EADDRINUSE, when it cannot). */
+  constructor(splice: SpliceEngine, options: NativeFrontOptions, events: NativeFrontEvents) {
+    this.splice = splice;
+    this.#native = splice.binding;
+    this.#events = events;
+    this.#handle = this.#native.frontOpen(
+      options.address,
+      options.port,
+      options.maxConnections > 0 ? options.maxConnections + FRONT_SLACK : 0,
+      MAX_HELLO_LENGTH,
+      options.maxHelloBytes,
+      options.smallHelloBytes,
+      options.helloBytesBudget,
+      511,
+      (kind, id, a, b, data) => this.#onEvent(kind, id, a, b, data),
+    );
+  }
+
+  /** Starts the deadline sweep (every `everyMs`). */
+  startSweep(everyMs: number): void {
+    this.#timer = setInterval(() => this.#sweep(), everyMs);
+    this.#timer.unref();
+  }
+
+  port(): number {
+    return this.#native.frontPort(this.#handle);
+  }
+
+  /** Connections still in the front (accepted, not yet handed to the splice thread). */
+  get size(): number {
+    return this.#conns.size;
+  }
+
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    for (const t of [...this.#conns.values()]) t.close('stopped');
+    this.#native.frontStop(this.#handle);
+  }
+
+  // Used by NativeTunnel.
+  dial(t: NativeTunnel, address: string, port: number, timeoutMs: number): number {
+    this.#connectDeadlines.delete(t);
+    this.#connectDeadlines.set(t, Date.now() + timeoutMs);
+    return this.#native.frontDial(this.#handle, t.id, address, port);
+  }
+  connected(t: NativeTunnel): void {
+    this.#connectDeadlines.delete(t);
+  }
+  answered(t: NativeTunnel): void {
+    this.#handshakeDeadlines.delete(t);
+  }
+  more(t: NativeTunnel): void {
+    this.#native.frontMore(this.#handle, t.id);
+  }
+  /** Moves the connection to the splice thread: its slot, or why not (the front keeps it). */
+  handOff(t: NativeTunnel): number | string {
+    const slot = this.splice.adoptFromFront(this.#handle, t.id, t);
+    if (typeof slot === 'number') this.#forget(t);
+    return slot;
+  }
+  /** Forgets the connection and closes its sockets (no-op when the front has let it go). */
+  close(t: NativeTunnel): void {
+    this.#forget(t);
+    this.#native.frontClose(this.#handle, t.id);
+  }
+
+  #forget(t: NativeTunnel): void {
+    this.#conns.delete(t.id);
+    this.#handshakeDeadlines.delete(t);
+    this.#connectDeadlines.delete(t);
+  }
+
+  #onEvent(kind: number, id: number, a: number, b: number, data: unknown): void {
+    if (kind === EV_ACCEPT) {
+      const t = this.#events.accepted(this, id, data as string, a);
+      if (!t) return void this.#native.frontClose(this.#handle, id);
+      this.#conns.set(id, t);
+      this.#handshakeDeadlines.set(t, Date.now() + t.handshakeTimeout);
+      return;
+    }
+    if (kind === EV_ACCEPT_ERROR) return this.#events.acceptFailed(b);
+    if (kind === EV_OVERFLOW) return this.#events.overflow();
+    const t = this.#conns.get(id);
+    if (!t) return;
+    switch (kind) {
+      case EV_HELLO:
+        return t.onHello(data as Buffer, a === 1);
+      case EV_CONNECTED:
+        return t.onConnected();
+      case EV_ANSWER:
+        return t.onAnswer(data as Buffer);
+      case EV_FAILED:
+        if (a === F_CONNECT) return t.onConnectFailed(b);
+        this.#forget(t); // the front closed it
+        return t.onFailed(a, b);
+    }
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const [t, at] of this.#handshakeDeadlines) {
+      if (at > now) break;
+      this.#handshakeDeadlines.delete(t);
+      t.onHandshakeDeadline();
+    }
+    for (const [t, at] of this.#connectDeadlines) {
+      if (at > now) break;
+      this.#connectDeadlines.delete(t);
+      t.onConnectDeadline();
+    }
+    this.#native.frontRearm(this.#handle);
+    this.#events.helloBytes(this.#native.frontStats(this.#handle)[0] ?? 0);
+  }
+}
+
+/** One client of the native front, from accept to close (the proxy's view: ProxyTunnel). */
+export class NativeTunnel implements ProxyTunnel {
+  #state: TunnelState = 'hello';
+  #backend: Candidate | undefined;
+  #via: ChoiceVia | undefined;
+  #isCounted = false;
+  #tried: Set<string> | undefined;
+  #hello: ClientHelloInfo | undefined;
+  #reader: TlsHelloReader<'client-hello'> | undefined;
+  /** Octets of the hello sent to the backend (counted to-backend, as Node's bytesWritten). */
+  #helloBytes = 0;
+  #hasSentToBackend = false;
+  #slot: number | undefined;
+  #reportedToBackend = 0;
+  #reportedToClient = 0;
+  #finalToBackend = 0;
+  #finalToClient = 0;
+  readonly handshakeTimeout: number;
+
+  constructor(
+    readonly host: TunnelHost,
+    readonly front: NativeFront,
+    readonly id: number,
+    readonly clientAddress: string,
+    readonly clientPort: number,
+  ) {
+    this.handshakeTimeout = host.snapshot().service.handshakeTimeout;
+  }
+
+  get state(): TunnelState {
+    return this.#state;
+  }
+
+  get backend(): string | undefined {
+    return this.#backend?.name;
+  }
+
+  get isSpliced(): boolean {
+    return this.#slot !== undefined;
+  }
+
+  onHello(data: Buffer, eof: boolean): void {
+    if (this.#state !== 'hello') return;
+    const reader = (this.#reader ??= new TlsHelloReader('client-hello'));
+    let r = reader.push(data);
+    if (r.kind === 'need-more' && eof) {
+      if (reader.bytesRead === 0)
+        return this.#reject('client-closed', 'client closed without sending anything');
+      r = reader.end();
+    }
+    if (r.kind === 'need-more') return this.front.more(this);
+    this.#reader = undefined;
+    if (r.kind === 'invalid') return this.#reject(`tls-${r.code}`, r.detail);
+    this.#hello = r.hello;
+    this.#helloBytes = data.length;
+    this.#connect();
+  }
+
+  onConnectFailed(errno: number): void {
+    const b = this.#backend;
+    const name = errno > 0 ? getSystemErrorName(-errno) : 'failed';
+    this.#failConnect(
+      'connect-failed',
+      `connect ${name} ${b ? `${b.address}:${this.host.backendPort}` : ''}`.trim(),
+    );
+  }
+
+  onConnectDeadline(): void {
+    this.#failConnect(
+      'connect-timeout',
+      `no connection within ${this.host.snapshot().service.connectTimeout} ms`,
+    );
+  }
+
+  onConnected(): void {
+    if (this.#state !== 'connecting' || !this.#backend) return;
+    this.front.connected(this);
+    this.#state = 'open';
+    this.#hasSentToBackend = true;
+    countOpened(this.host, this.#backend.name, this.#via, this.clientAddress);
+  }
+
+  onAnswer(data: Buffer): void {
+    if (this.#state !== 'open' || !this.#backend) return;
+    this.front.answered(this);
+    const backend = this.#backend.name;
+    if (this.host.snapshot().service.persistence === 'tls-session') {
+      const r = new TlsHelloReader('server-hello').push(data);
+      if (r.kind === 'ok') learnSession(this.host, backend, r.hello);
+      else if (r.kind === 'need-more')
+        this.host.metrics.persistence.inc({
+          service: this.host.serviceName,
+          kind: 'tls-session',
+          result: 'unlearned',
+        });
+    }
+    const slot = this.front.handOff(this);
+    if (typeof slot === 'string') {
+      this.host.log.warn(
+        'splice-failed',
+        { component: 'sstp', service: this.host.serviceName, backend, client: this.clientAddress },
+        `${this.host.serviceName}: tunnel from ${this.clientAddress} closed: the splice path refused it: ${slot}`,
+      );
+      return this.#destroy();
+    }
+    this.#slot = slot;
+  }
+
+  onFailed(code: number, errno: number): void {
+    if (this.#state === 'closed') return;
+    if (code === F_TOO_LARGE)
+      return this.#reject('tls-too-large', 'more octets than a ClientHello may take');
+    if (code === F_HELLO_MEMORY)
+      return this.#reject('hello-memory', "the service's memory for hellos being read is spent");
+    if (code === F_CLIENT && this.#state === 'hello')
+      return this.#reject(
+        'client-closed',
+        `client ${errno > 0 ? `failed (${getSystemErrorName(-errno)})` : 'closed'} before its hello was complete`,
+      );
+    // The client gave up while we connected, or the backend closed before answering.
+    this.#destroy(false);
+  }
+
+  onHandshakeDeadline(): void {
+    if (this.#state === 'closed') return;
+    const svc = this.host.snapshot().service;
+    this.#reject(
+      ...deadlineVerdict(
+        this.host,
+        this.#state,
+        this.#hasSentToBackend ? this.#backend?.name : undefined,
+        this.handshakeTimeout,
+        svc.mode,
+      ),
+    );
+  }
+
+  spliceEnded(end: SpliceEnd): void {
+    if (end.kind === 'error')
+      this.host.logger.debug(
+        {
+          component: 'sstp',
+          service: this.host.serviceName,
+          backend: this.backend,
+          client: this.clientAddress,
+          errno: end.errno,
+        },
+        `spliced tunnel from ${this.clientAddress} ended with errno ${end.errno}`,
+      );
+    this.#destroy();
+  }
+
+  close(reason: SstpCloseReason): void {
+    if (this.#state === 'closed') return;
+    countClose(this.host, this.backend, this.clientAddress, reason);
+    this.#destroy();
+  }
+
+  reportBytes(): void {
+    const backend = this.backend;
+    if (!backend || !this.#hasSentToBackend) return;
+    const spliced = this.#slot === undefined ? undefined : this.front.splice.counters(this.#slot);
+    const toBackend = this.#helloBytes + (spliced?.toBackend ?? this.#finalToBackend);
+    const toClient = spliced?.toClient ?? this.#finalToClient;
+    const dIn = toBackend - this.#reportedToBackend;
+    const dOut = toClient - this.#reportedToClient;
+    if (dIn <= 0 && dOut <= 0) return;
+    this.#reportedToBackend = toBackend;
+    this.#reportedToClient = toClient;
+    this.host.addBytes(backend, Math.max(0, dIn), Math.max(0, dOut));
+  }
+
+  #connect(): void {
+    const choice = pickBackend(this.host, this.clientAddress, this.#hello, this.#tried);
+    const backend = choice.backend;
+    if (!backend) return this.#reject(...noBackend(this.#tried));
+    this.#state = 'connecting';
+    this.#backend = backend;
+    this.#via = choice.via;
+    (this.#tried ??= new Set<string>()).add(backend.name);
+    this.host.connections.increment(backend.name); // counted now, so a burst spreads
+    this.#isCounted = true;
+    const svc = this.host.snapshot().service;
+    const rc = this.front.dial(this, backend.address, this.host.backendPort, svc.connectTimeout);
+    if (rc < 0) this.onConnectFailed(-rc);
+  }
+
+  #failConnect(reason: string, detail: string): void {
+    const backend = this.#backend;
+    if (this.#state !== 'connecting' || !backend) return;
+    this.#release();
+    countBackendFailure(this.host, backend, reason, detail, this.clientAddress);
+    if ((this.#tried?.size ?? 0) < MAX_CONNECT_ATTEMPTS) return this.#connect();
+    this.#reject('backend-connect-failed', `backend ${backend.name}: ${detail}`);
+  }
+
+  #reject(reason: SstpRejectReason, detail: string): void {
+    if (this.#state === 'closed') return;
+    countRejected(this.host, reason, detail, this, this.backend);
+    this.#destroy();
+  }
+
+  #release(): void {
+    if (this.#isCounted && this.#backend) this.host.connections.decrement(this.#backend.name);
+    this.#isCounted = false;
+  }
+
+  /** `inFront`: whether the front may still hold the sockets (false: it closed them itself). */
+  #destroy(inFront = true): void {
+    if (this.#state === 'closed') return;
+    const wasOpen = this.#state === 'open';
+    this.#state = 'closed';
+    this.#release();
+    const backend = this.backend;
+    if (wasOpen && backend) this.host.metrics.open.dec({ service: this.host.serviceName, backend });
+    if (this.#slot !== undefined) {
+      const last = this.front.splice.removeAndClose(this.#slot);
+      this.#slot = undefined;
+      if (last) {
+        this.#finalToBackend = last.toBackend;
+        this.#finalToClient = last.toClient;
+      }
+    } else if (inFront) {
+      this.front.close(this);
+    }
+    if (wasOpen) this.reportBytes();
+    this.host.removed(this);
+  }
+}
