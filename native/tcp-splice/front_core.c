@@ -424,7 +424,7 @@ int tf_splice(tf_front *f, double id, ts_engine *engine) {
   if (c == NULL || c->state != C_ANSWER) return -100;
   epoll_ctl(f->epfd, EPOLL_CTL_DEL, c->cfd, NULL);
   epoll_ctl(f->epfd, EPOLL_CTL_DEL, c->bfd, NULL);
-  int rc = ts_add(engine, c->cfd, c->bfd);
+  int rc = ts_add(engine, c->cfd, c->bfd, 1);
   if (rc < 0) return rc; /* still ours: JavaScript closes it */
   c->cfd = c->bfd = -1;
   release(f, c, slot);

@@ -50,6 +50,7 @@ typedef struct {
   uint8_t state;      /* enum ts_state */
   uint8_t reported;   /* an ended tunnel was returned by ts_finished() */
   uint8_t in_ready;
+  uint8_t owns;       /* ts_add(..., owns): closed at ts_remove */
   int err;            /* errno of TS_ERROR */
   int64_t last_ms;    /* monotonic ms of the last octet moved (or of the add) */
 } ts_tunnel;
@@ -85,13 +86,13 @@ struct ts_engine {
 int64_t ts_now_ms(void);
 /* NULL and *err set on failure. */
 ts_engine *ts_create(uint32_t max_tunnels, uint32_t pipe_size, ts_notify_fn notify, void *ctx, const char **err);
-/* Slot >= 0, or: -1 table full, -2 pipe() failed, -3 epoll_ctl failed, -4 bad fd, -5 stopped. */
-int ts_add(ts_engine *e, int client_fd, int backend_fd);
-/* Stops using the tunnel's sockets (closes its pipes); out = [toBackend, toClient, lastMs].
+/* Slot >= 0, or: -1 table full, -2 pipe() failed, -3 epoll_ctl failed, -4 bad fd, -5 stopped.
+ * `owns`: the engine closes the two sockets at ts_remove (the native front's tunnels, whose
+ * sockets no Node object holds); otherwise the caller closes them after ts_remove. */
+int ts_add(ts_engine *e, int client_fd, int backend_fd, int owns);
+/* Stops using the tunnel's sockets (closes its pipes, and the sockets it owns); out = [toBackend, toClient, lastMs].
  * 0, or -1 when the slot is not in use. */
 int ts_remove(ts_engine *e, int slot, double out[3]);
-/* The same, and closes the tunnel's two sockets (tunnels the native front handed over). */
-int ts_remove_closing(ts_engine *e, int slot, double out[3], int close_sockets);
 /* Ended tunnels not yet reported: 3 doubles each (slot, state, errno); returns the count. */
 uint32_t ts_finished(ts_engine *e, double *out, uint32_t cap);
 /* One tunnel's counters: out = [toBackend, toClient, lastMs]; 0, or -1 when not in use. */

@@ -103,8 +103,10 @@ static void unregister(ts_engine *e, ts_tunnel *t) {
 }
 
 static void end_tunnel(ts_engine *e, ts_tunnel *t, int state, int err) {
-  /* The thread stops watching the sockets now; JS removes the tunnel (pipes) and closes them. */
-  unregister(e, t);
+  /* The thread stops watching the sockets now; JS removes the tunnel (pipes) and closes them.
+   * Sockets the engine owns are closed at the removal, which takes them out of the set: until
+   * then their events are ignored (the tunnel is no longer running). */
+  if (!t->owns) unregister(e, t);
   t->state = (uint8_t)state;
   t->err = err;
   t->reported = 0;
@@ -267,7 +269,7 @@ static void close_pipes(ts_engine *e, ts_tunnel *t) {
   }
 }
 
-int ts_add(ts_engine *e, int client_fd, int backend_fd) {
+int ts_add(ts_engine *e, int client_fd, int backend_fd, int owns) {
   if (client_fd < 0 || backend_fd < 0 || client_fd == backend_fd) return -4;
   pthread_mutex_lock(&e->lock);
   int rc;
@@ -299,6 +301,7 @@ int ts_add(ts_engine *e, int client_fd, int backend_fd) {
   t->dir[1] = (ts_dir){.src = backend_fd, .dst = client_fd, .pipe_r = p1[0], .pipe_w = p1[1]};
   t->last_ms = ts_now_ms();
   t->state = TS_RUNNING;
+  t->owns = (uint8_t)(owns != 0);
   struct epoll_event ec = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = token(gen, slot, 0)};
   struct epoll_event eb = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = token(gen, slot, 1)};
   if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, client_fd, &ec) != 0) {
@@ -326,20 +329,16 @@ out:
 }
 
 int ts_remove(ts_engine *e, int slot, double out[3]) {
-  return ts_remove_closing(e, slot, out, 0);
-}
-
-int ts_remove_closing(ts_engine *e, int slot, double out[3], int close_sockets) {
   pthread_mutex_lock(&e->lock);
   if (slot < 0 || (uint32_t)slot >= e->max_tunnels || e->t[slot].state == TS_FREE) {
     pthread_mutex_unlock(&e->lock);
     return -1;
   }
   ts_tunnel *t = &e->t[slot];
-  /* Closing the sockets removes them from the epoll set (they are not duplicated). */
-  if (t->state == TS_RUNNING && !close_sockets) unregister(e, t);
+  /* Closing owned sockets removes them from the epoll set (they are not duplicated). */
+  if (t->state == TS_RUNNING && !t->owns) unregister(e, t);
   close_pipes(e, t);
-  if (close_sockets) {
+  if (t->owns) {
     close(t->dir[0].src);
     close(t->dir[0].dst);
   }

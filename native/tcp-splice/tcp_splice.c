@@ -8,8 +8,8 @@
  *   add(handle, clientFd, backendFd) -> slot >= 0, or a negative code (splice.h ts_add)
  *   remove(handle, slot) -> Float64Array [toBackend, toClient, lastMs] | undefined
  *       once it returns the addon no longer uses the tunnel's sockets: JS may close them.
- *   removeClose(handle, slot)  the same, and closes both sockets (tunnels of the native front,
- *       front_napi.c, whose sockets no Node object owns)
+ *       Tunnels the native front handed over (front_napi.c) are the addon's: it closes their
+ *       sockets here.
  *   counters(handle, slot) -> Float64Array [toBackend, toClient, lastMs] | undefined
  *   finished(handle) -> Float64Array, 3 per ended tunnel: slot, state (2 done, 3 error), errno
  *   stats(handle) -> Float64Array, 4 per tunnel: slot, toBackend, toClient, lastMs
@@ -153,7 +153,7 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "VPNLB_SSTP_SPLICE", "add(handle, clientFd, backendFd)");
     return NULL;
   }
-  int rc = hd->closed ? -5 : ts_add(hd->engine, cfd, bfd);
+  int rc = hd->closed ? -5 : ts_add(hd->engine, cfd, bfd, 0);
   CHECK(env, napi_create_int32(env, rc, &result));
   return result;
 }
@@ -175,14 +175,6 @@ static napi_value slot_call(napi_env env, napi_callback_info info, int (*fn)(ts_
 
 static napi_value js_remove(napi_env env, napi_callback_info info) {
   return slot_call(env, info, ts_remove);
-}
-
-static int remove_closing(ts_engine *e, int slot, double out[3]) {
-  return ts_remove_closing(e, slot, out, 1);
-}
-
-static napi_value js_remove_close(napi_env env, napi_callback_info info) {
-  return slot_call(env, info, remove_closing);
 }
 
 static napi_value js_counters(napi_env env, napi_callback_info info) {
@@ -241,7 +233,6 @@ static napi_value init(napi_env env, napi_value exports) {
       {"create", NULL, js_create, NULL, NULL, NULL, napi_default, NULL},
       {"add", NULL, js_add, NULL, NULL, NULL, napi_default, NULL},
       {"remove", NULL, js_remove, NULL, NULL, NULL, napi_default, NULL},
-      {"removeClose", NULL, js_remove_close, NULL, NULL, NULL, napi_default, NULL},
       {"counters", NULL, js_counters, NULL, NULL, NULL, napi_default, NULL},
       {"finished", NULL, js_finished, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},

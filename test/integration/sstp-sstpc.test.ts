@@ -35,10 +35,10 @@ after(() => {
   for (const p of started) if (p.exitCode === null && p.pid) process.kill(p.pid, 'SIGKILL');
 });
 
-/** Starts `vpnlb run` on a config file; resolves with the SSTP listener port. */
+/** Starts `vpnlb run` on a config file; resolves with the SSTP listener port and its log so far. */
 async function startVpnlb(
   configPath: string,
-): Promise<{ proc: ChildProcess; port: number; stop(): Promise<void> }> {
+): Promise<{ proc: ChildProcess; port: number; log: string; stop(): Promise<void> }> {
   const [cmd, ...args] = vpnlbArgv(['run', '--config', configPath, '--admin', '127.0.0.1:0']);
   const proc = spawn(cmd as string, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   started.push(proc);
@@ -58,6 +58,7 @@ async function startVpnlb(
   return {
     proc,
     port,
+    log,
     stop: async () => {
       if (proc.exitCode !== null || !proc.pid) return;
       const exited = new Promise((r) => proc.once('exit', r));
@@ -120,6 +121,14 @@ describe('real sstpc through vpnlb to simulated RRAS servers', { skip }, () => {
           }),
         );
         vpnlb = await startVpnlb(configPath);
+        // Passthrough runs on the native front (accept, hello, dial and relaying in the addon
+        // that setup.sh builds), the TLS modes on Node's.
+        assert.match(
+          vpnlb.log,
+          mode === 'passthrough'
+            ? /sstp-proxy \(passthrough, native front, splice\)/
+            : new RegExp(`sstp-proxy \\(${mode}\\)`),
+        );
         // One after the other, so that least connections has counted the first tunnel.
         clients.push(
           track(

@@ -441,7 +441,7 @@ export class NativeTunnel implements ProxyTunnel {
     const backend = this.backend;
     if (wasOpen && backend) this.host.metrics.open.dec({ service: this.host.serviceName, backend });
     if (this.#slot !== undefined) {
-      const last = this.front.splice.removeAndClose(this.#slot);
+      const last = this.front.splice.remove(this.#slot); // closes the sockets too
       this.#slot = undefined;
       if (last) {
         this.#finalToBackend = last.toBackend;

@@ -34,8 +34,6 @@ export interface NativeSplice {
   stats(handle: object): Float64Array;
   close(handle: object): void;
   now(): number;
-  /** Removes a tunnel and closes its two sockets (tunnels the native front handed over). */
-  removeClose(handle: object, slot: number): Float64Array | undefined;
   // The native front (native/tcp-splice/front_napi.c documents each).
   frontOpen(
     address: string,
@@ -90,7 +88,6 @@ export function loadNativeSplice(): AddonLoad<NativeSplice> {
       'create',
       'add',
       'remove',
-      'removeClose',
       'counters',
       'finished',
       'stats',
@@ -201,19 +198,15 @@ export class SpliceEngine {
     return slot;
   }
 
-  /** Removes an adopted tunnel and closes its sockets (no Node object owns them). */
-  removeAndClose(slot: number): SpliceCounters | undefined {
-    this.#owners.delete(slot);
-    const c = this.#native.removeClose(this.#handle, slot);
-    return c === undefined ? undefined : { toBackend: c[0]!, toClient: c[1]!, lastActiveMs: c[2]! };
-  }
-
   /** The addon's functions (the native front uses the same module). */
   get binding(): NativeSplice {
     return this.#native;
   }
 
-  /** Once this returns the addon no longer uses the tunnel's sockets: the caller closes them. */
+  /**
+   * Once this returns the addon no longer uses the tunnel's sockets: the caller closes them
+   * (an adopted tunnel's sockets are the addon's: closed here).
+   */
   remove(slot: number): SpliceCounters | undefined {
     this.#owners.delete(slot);
     const c = this.#native.remove(this.#handle, slot);
