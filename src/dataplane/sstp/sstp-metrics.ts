@@ -31,7 +31,9 @@ export type SstpCloseReason =
   | 'backend-down'
   | 'backend-disabled'
   | 'backend-removed'
-  | 'stopped';
+  | 'stopped'
+  /** The splice path refused a tunnel of the native front (no Node socket to fall back on). */
+  | 'splice-refused';
 
 export function sstpMetrics(metrics: Metrics) {
   return {
@@ -62,7 +64,7 @@ export function sstpMetrics(metrics: Metrics) {
     }),
     persistence: metrics.counter({
       name: 'vpnlb_sstp_persistence_total',
-      help: 'Persistence lookups for new SSTP connections: kind (tls-session, source-ip) and result (hit, ineligible, full).',
+      help: "Persistence lookups for new SSTP connections: kind (tls-session, source-ip) and result (hit, ineligible, full; unlearned: a ServerHello not complete in the server's first segment, native front).",
       labelNames: ['service', 'kind', 'result'],
     }),
     learned: metrics.counter({

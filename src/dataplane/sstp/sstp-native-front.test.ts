@@ -89,6 +89,26 @@ describe('SSTP native front', { skip }, () => {
     }
   });
 
+  it('listens on IPv6 (v6 only) and sees the client address', async () => {
+    const lab = await startProxyLab({
+      front: 'auto',
+      virtualIp: '::1',
+      backends: [{ name: 'rras1' }],
+      service: { persistence: 'source-ip' },
+    });
+    try {
+      assert.deepEqual(lab.proxy.status().listeners, [`tcp [::1]:${lab.proxy.port()}`]);
+      await (await lab.client()).echo();
+      // Source-IP persistence learned the client's IPv6 address, as the front reported it.
+      assert.deepEqual(
+        lab.proxy.persistenceEntries().filter(([t]) => t === 'clients'),
+        [['clients', '::1', 'rras1']],
+      );
+    } finally {
+      await lab.close();
+    }
+  });
+
   it('a client that leaves while its server is silent is forgotten: no count, no tunnel left', async () => {
     const lab = await startProxyLab({
       front: 'auto',

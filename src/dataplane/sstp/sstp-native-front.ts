@@ -328,7 +328,7 @@ export class NativeTunnel implements ProxyTunnel {
         { component: 'sstp', service: this.host.serviceName, backend, client: this.clientAddress },
         `${this.host.serviceName}: tunnel from ${this.clientAddress} closed: the splice path refused it: ${slot}`,
       );
-      return this.#destroy();
+      return this.close('splice-refused');
     }
     this.#slot = slot;
   }

@@ -21,7 +21,10 @@
  * backend gets no new client and its tunnels are closed only when `drainTimeout` passes.
  *
  * Passthrough tunnels, once established, are relayed by the native splice path when its addon
- * is built (sstp-splice.ts; `VPNLB_SSTP_SPLICE=0` disables it), else by two Node pipes.
+ * is built (sstp-splice.ts; `VPNLB_SSTP_SPLICE=0` disables it), else by two Node pipes. With
+ * the splice path, passthrough connections are accepted by the native front
+ * (sstp-native-front.ts; `VPNLB_SSTP_NATIVE_FRONT=0` keeps Node's `net` server): the same
+ * limits, refusals and decisions, taken here in JavaScript, without a Node socket per connection.
  */
 import { readFileSync } from 'node:fs';
 import { DEFAULTS } from '../../config/defaults.js';
