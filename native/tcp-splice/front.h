@@ -81,6 +81,8 @@ void tf_rearm(tf_front *f);
 /* Hello octets held beyond small_hello, and connections held. */
 uint64_t tf_held(const tf_front *f);
 uint32_t tf_count(const tf_front *f);
+/* Stops accepting and handling events (tf_run returns at once): a stop from within an event. */
+void tf_halt(tf_front *f);
 /* Closes the listener and every connection, and frees. */
 void tf_destroy(tf_front *f);
 

@@ -37,7 +37,7 @@ typedef struct {
 } tf_conn;
 
 struct tf_front {
-  int lfd, epfd, listening;
+  int lfd, epfd, listening, halted;
   int port;
   tf_conn *c;
   uint32_t max_conns, used; /* slots ever used (c[0..used)) */
@@ -58,7 +58,7 @@ static double id_of(const tf_conn *c, uint32_t slot) {
 
 /* The connection an id names, or NULL when it is gone (slot reused or freed). */
 static tf_conn *by_id(tf_front *f, double id, uint32_t *slot_out) {
-  if (!(id >= 0) || id > 9007199254740991.0) return NULL;
+  if (!(id >= 0) || id > 9007199254740991.0 || id != (double)(uint64_t)id) return NULL;
   uint64_t v = (uint64_t)id;
   uint32_t slot = (uint32_t)(v & ((1u << ID_SLOT_BITS) - 1));
   uint32_t gen = (uint32_t)(v >> ID_SLOT_BITS);
@@ -110,7 +110,7 @@ static int hello_ready(const tf_front *f, const uint8_t *buf, size_t len) {
   size_t off = 0, hs = 0, need = 0;
   uint8_t hdr[4];
   while (off + 5 <= len) {
-    if (buf[off] != 22) return 1;
+    if (buf[off] != 22 || buf[off + 1] != 3) return 1; /* JavaScript's reader refuses it */
     size_t rlen = ((size_t)buf[off + 3] << 8) | buf[off + 4];
     if (rlen == 0 || rlen > 16384 + 2048) return 1;
     size_t avail = len - off - 5 < rlen ? len - off - 5 : rlen;
@@ -129,7 +129,7 @@ static int hello_ready(const tf_front *f, const uint8_t *buf, size_t len) {
 }
 
 static void on_accept(tf_front *f) {
-  for (int k = 0; k < ACCEPTS_PER_EVENT; k++) {
+  for (int k = 0; k < ACCEPTS_PER_EVENT && !f->halted; k++) {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     int fd = accept4(f->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -272,11 +272,11 @@ static void peek_answer(tf_front *f, tf_conn *c, uint32_t slot) {
 
 void tf_run(tf_front *f, int budget) {
   struct epoll_event evs[64];
-  while (budget > 0) {
+  while (budget > 0 && !f->halted) {
     int n = epoll_wait(f->epfd, evs, budget < 64 ? budget : 64, 0);
     if (n <= 0) return;
     budget -= n;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && !f->halted; i++) {
       uint64_t tok = evs[i].data.u64;
       if (tok == LISTEN_TOKEN) {
         on_accept(f);
@@ -448,8 +448,12 @@ int tf_close(tf_front *f, double id) {
   return 0;
 }
 
+void tf_halt(tf_front *f) {
+  f->halted = 1;
+}
+
 void tf_rearm(tf_front *f) {
-  if (f->listening) return;
+  if (f->listening || f->halted) return;
   struct epoll_event ev = {.events = EPOLLIN, .data.u64 = LISTEN_TOKEN};
   if (epoll_ctl(f->epfd, EPOLL_CTL_ADD, f->lfd, &ev) == 0) f->listening = 1;
 }

@@ -35,7 +35,10 @@ typedef struct {
   napi_env env;
   napi_ref cb, resource;
   napi_async_context actx;
-  int stopped, running, refs;
+  int stopped;  /* stop() was called (no more events reach JavaScript) */
+  int closed;   /* the front is destroyed and the poll handle closing */
+  int running;  /* inside on_poll: the stop completes when it returns */
+  int refs;
 } tf_handle;
 
 static void unref(tf_handle *h) {
@@ -76,10 +79,10 @@ static void emit(void *ctx, int kind, double id, double a, double b, const uint8
   napi_close_handle_scope(env, scope);
 }
 
-static void stop(tf_handle *h) {
-  if (h->stopped) return;
-  h->stopped = 1;
-  if (h->running) return; /* on_poll finishes the stop when tf_run returns */
+/* Destroys the front and closes the poll handle, once (not while on_poll runs: it finishes). */
+static void finish_stop(tf_handle *h) {
+  if (h->closed || h->running) return;
+  h->closed = 1;
   uv_poll_stop(&h->poll);
   tf_destroy(h->f);
   h->f = NULL;
@@ -87,6 +90,13 @@ static void stop(tf_handle *h) {
   napi_delete_reference(h->env, h->resource);
   napi_async_destroy(h->env, h->actx);
   uv_close((uv_handle_t *)&h->poll, on_poll_closed);
+}
+
+static void stop(tf_handle *h) {
+  if (h->stopped) return;
+  h->stopped = 1;
+  if (h->running) tf_halt(h->f); /* no more accepts or events in this run */
+  finish_stop(h);
 }
 
 static void on_poll(uv_poll_t *p, int status, int events) {
@@ -99,18 +109,18 @@ static void on_poll(uv_poll_t *p, int status, int events) {
   if (napi_open_handle_scope(env, &hs) != napi_ok) return;
   napi_value resource;
   napi_callback_scope cs;
-  napi_get_reference_value(env, h->resource, &resource);
   /* A callback scope: promises and nextTicks queued by the handlers run when it closes. */
-  napi_open_callback_scope(env, resource, h->actx, &cs);
+  if (napi_get_reference_value(env, h->resource, &resource) != napi_ok ||
+      napi_open_callback_scope(env, resource, h->actx, &cs) != napi_ok) {
+    napi_close_handle_scope(env, hs);
+    return;
+  }
   h->running = 1;
   tf_run(h->f, 256);
+  napi_close_callback_scope(env, cs); /* may run JavaScript that stops the front */
   h->running = 0;
-  napi_close_callback_scope(env, cs);
   napi_close_handle_scope(env, hs);
-  if (h->stopped) {
-    h->stopped = 0;
-    stop(h);
-  }
+  if (h->stopped) finish_stop(h);
 }
 
 static void finalize(napi_env env, void *data, void *hint) {
@@ -197,14 +207,22 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   CHECK(env, napi_create_reference(env, resource, 1, &h->resource));
   CHECK(env, napi_create_reference(env, argv[8], 1, &h->cb));
   h->poll.data = h;
-  h->refs = 2; /* the poll handle's close callback and the JS handle's finalizer */
-  if (uv_poll_init(loop, &h->poll, tf_fd(h->f)) != 0 || uv_poll_start(&h->poll, UV_READABLE, on_poll) != 0) {
+  if (uv_poll_init(loop, &h->poll, tf_fd(h->f)) != 0) {
+    napi_delete_reference(env, h->cb);
+    napi_delete_reference(env, h->resource);
+    napi_async_destroy(env, h->actx);
     tf_destroy(h->f);
     free(h);
     napi_throw_error(env, ADDON_ERROR_CODE, "cannot poll the front's epoll descriptor");
     return NULL;
   }
-  CHECK(env, napi_create_external(env, h, finalize, NULL, &ext));
+  h->refs = 2; /* the poll handle's close callback and the JS handle's finalizer */
+  if (uv_poll_start(&h->poll, UV_READABLE, on_poll) != 0 || napi_create_external(env, h, finalize, NULL, &ext) != napi_ok) {
+    h->refs = 1; /* no JS handle: the close callback frees it */
+    stop(h);
+    napi_throw_error(env, ADDON_ERROR_CODE, "cannot poll the front's epoll descriptor");
+    return NULL;
+  }
   return ext;
 }
 

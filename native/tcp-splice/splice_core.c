@@ -422,7 +422,13 @@ void ts_stop(ts_engine *e) {
 void ts_destroy(ts_engine *e) {
   ts_stop(e);
   for (uint32_t i = 0; i < e->max_tunnels; i++)
-    if (e->t[i].state != TS_FREE) close_pipes(e, &e->t[i]);
+    if (e->t[i].state != TS_FREE) {
+      close_pipes(e, &e->t[i]);
+      if (e->t[i].owns) { /* not removed before the engine's end: its sockets go with it */
+        close(e->t[i].dir[0].src);
+        close(e->t[i].dir[0].dst);
+      }
+    }
   for (uint32_t i = 0; i < 2 * e->npool; i++) close(e->pool[i]);
   close(e->epfd);
   close(e->wakefd);

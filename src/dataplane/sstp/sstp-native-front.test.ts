@@ -17,6 +17,7 @@ import {
   type ProxyLab,
 } from '../../../test/support/sstp-test-lab.js';
 import { NATIVE_FRONT_ENV } from './sstp-native-front.js';
+import { loadNativeSplice, type NativeSplice } from './sstp-splice.js';
 
 const run = SPLICE_RUNS.find((r) => r.front === 'auto');
 const skip = run?.skip ?? 'no native front run';
@@ -116,16 +117,26 @@ describe('SSTP native front', { skip }, () => {
       service: { handshakeTimeout: '5s' },
     });
     try {
-      const c = await rawClient(lab, [NODE_TLS13_CLIENT_HELLO]);
-      await eventually(
-        () => lab.controller.connections('sstp').get('quiet') === 1,
-        'the backend connection counted',
-      );
-      c.socket.destroy();
-      await eventually(() => lab.proxy.openConnections() === 0, 'the connection forgotten');
+      const leave = async () => {
+        const c = await rawClient(lab, [NODE_TLS13_CLIENT_HELLO]);
+        await eventually(
+          () => lab.controller.connections('sstp').get('quiet') === 1,
+          'the backend connection counted',
+        );
+        c.socket.destroy();
+        await eventually(() => lab.proxy.openConnections() === 0, 'the connection forgotten');
+      };
+      await leave();
       assert.equal(lab.controller.connections('sstp').get('quiet'), 0);
       assert.equal(await lab.metric('vpnlb_sstp_open_connections'), 0);
       assert.equal(await lab.metric('vpnlb_sstp_rejected_total'), 0);
+      // The addon let go of both sockets too, every time.
+      const fds = () => readdirSync('/proc/self/fd').length;
+      const before = fds();
+      for (let i = 0; i < 5; i++) await leave();
+      await eventually(() => lab.proxy.frontStats().held === 0, 'no connection held by the addon');
+      assert.deepEqual(lab.proxy.frontStats(), { active: true, tracked: 0, held: 0 });
+      assert.ok(fds() <= before + 2, `${fds()} descriptors open, ${before} before`);
     } finally {
       await lab.close();
     }
@@ -138,11 +149,15 @@ describe('SSTP native front', { skip }, () => {
       // Half a record header: the connection waits in the front for the rest of its hello.
       const c = await rawClient(lab, [NODE_TLS13_CLIENT_HELLO.subarray(0, 3)]);
       closed = c.closed;
+      await eventually(() => lab.proxy.frontStats().held === 1, 'the connection in the front');
       assert.equal(lab.proxy.openConnections(), 1);
     } finally {
       await lab.close();
     }
-    await closed;
+    await Promise.race([
+      closed,
+      sleep(5_000).then(() => assert.fail('the client was not closed within 5 s of stop')),
+    ]);
   });
 
   it("a port in use is the listener's error, as with Node's front", async () => {
@@ -172,6 +187,65 @@ describe('SSTP native front', { skip }, () => {
       }
     } finally {
       delete process.env[NATIVE_FRONT_ENV];
+    }
+  });
+});
+
+describe('SSTP native front, the addon alone', { skip }, () => {
+  const binding = (): NativeSplice => {
+    const l = loadNativeSplice();
+    if ('unavailable' in l) throw new Error(l.unavailable);
+    return l.binding;
+  };
+  const open = (
+    b: NativeSplice,
+    onEvent: (kind: number, id: number, a: number, x: number, data: unknown) => void,
+  ) => b.frontOpen('127.0.0.1', 0, 64, 65_536, 80 * 1024, 16 * 1024, 1 << 20, 64, onEvent);
+  const connect = (port: number, bytes?: Uint8Array) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('error', () => {});
+    if (bytes) s.once('connect', () => s.write(bytes));
+    return { socket: s, closed: new Promise<void>((r) => s.once('close', () => r())) };
+  };
+
+  for (const when of ['in the event', 'in a microtask after it'] as const)
+    it(`stops ${when}: the run ends, every client is closed`, async () => {
+      const b = binding();
+      let stops = 0;
+      const h: object = open(b, (kind) => {
+        if (kind !== 1 || stops++ > 0) return;
+        if (when === 'in the event') b.frontStop(h);
+        else queueMicrotask(() => b.frontStop(h));
+      });
+      const port = b.frontPort(h);
+      const clients = Array.from({ length: 8 }, () => connect(port));
+      await Promise.race([
+        Promise.all(clients.map((c) => c.closed)),
+        sleep(5_000).then(() => assert.fail('clients still open 5 s after the stop')),
+      ]);
+      b.frontStop(h); // idempotent
+      assert.equal(b.frontPort(h), 0);
+    });
+
+  it('more(): reads on after a hello JavaScript wants more of; each event carries every octet', async () => {
+    const b = binding();
+    const seen: number[] = [];
+    const h: object = open(b, (kind, id, _a, _x, data) => {
+      if (kind !== 2) return;
+      seen.push((data as Buffer).length);
+      if (seen.length === 1) assert.equal(b.frontMore(h, id), 0);
+      else b.frontClose(h, id);
+    });
+    try {
+      const c = connect(b.frontPort(h), NODE_TLS13_CLIENT_HELLO);
+      await eventually(() => seen.length === 1, 'the first hello event');
+      c.socket.write(Buffer.from('0123456789'));
+      await eventually(() => seen.length === 2, 'the second hello event');
+      assert.deepEqual(seen, [NODE_TLS13_CLIENT_HELLO.length, NODE_TLS13_CLIENT_HELLO.length + 10]);
+      await c.closed;
+      assert.equal(b.frontStats(h)[1], 0);
+    } finally {
+      b.frontStop(h);
     }
   });
 });

@@ -102,7 +102,7 @@ export class NativeFront {
   readonly #events: NativeFrontEvents;
   /** Connections still in the front (until their hand-off), by id. */
   readonly #conns = new Map<number, NativeTunnel>();
-  /** Deadlines (monotonic ms), in the order they were set: the sweep stops at the first future one. */
+  /** Deadlines (monotonic ms, `performance.now()`), swept a few times per timeout. */
   readonly #handshakeDeadlines = new Map<NativeTunnel, number>();
   readonly #connectDeadlines = new Map<NativeTunnel, number>();
   #timer: NodeJS.Timeout | undefined;
@@ -136,9 +136,12 @@ export class NativeFront {
     return this.#native.frontPort(this.#handle);
   }
 
-  /** Connections still in the front (accepted, not yet handed to the splice thread). */
-  get size(): number {
-    return this.#conns.size;
+  /** Connections still in the front (accepted, not yet handed to the splice thread), as JavaScript and the addon count them. */
+  counts(): { tracked: number; held: number } {
+    return {
+      tracked: this.#conns.size,
+      held: this.#stopped ? 0 : (this.#native.frontStats(this.#handle)[1] ?? 0),
+    };
   }
 
   stop(): void {
@@ -152,7 +155,7 @@ export class NativeFront {
   // Used by NativeTunnel.
   dial(t: NativeTunnel, address: string, port: number, timeoutMs: number): number {
     this.#connectDeadlines.delete(t);
-    this.#connectDeadlines.set(t, Date.now() + timeoutMs);
+    this.#connectDeadlines.set(t, performance.now() + timeoutMs);
     return this.#native.frontDial(this.#handle, t.id, address, port);
   }
   connected(t: NativeTunnel): void {
@@ -187,7 +190,7 @@ export class NativeFront {
       const t = this.#events.accepted(this, id, data as string, a);
       if (!t) return void this.#native.frontClose(this.#handle, id);
       this.#conns.set(id, t);
-      this.#handshakeDeadlines.set(t, Date.now() + t.handshakeTimeout);
+      this.#handshakeDeadlines.set(t, performance.now() + t.handshakeTimeout);
       return;
     }
     if (kind === EV_ACCEPT_ERROR) return this.#events.acceptFailed(b);
@@ -209,14 +212,16 @@ export class NativeFront {
   }
 
   #sweep(): void {
-    const now = Date.now();
+    // Every entry is looked at (a reload may shorten a timeout, so the maps are not in deadline
+    // order); a few thousand connections in their handshake cost well under a millisecond.
+    const now = performance.now();
     for (const [t, at] of this.#handshakeDeadlines) {
-      if (at > now) break;
+      if (at > now) continue;
       this.#handshakeDeadlines.delete(t);
       t.onHandshakeDeadline();
     }
     for (const [t, at] of this.#connectDeadlines) {
-      if (at > now) break;
+      if (at > now) continue;
       this.#connectDeadlines.delete(t);
       t.onConnectDeadline();
     }
@@ -269,7 +274,8 @@ export class NativeTunnel implements ProxyTunnel {
   onHello(data: Buffer, eof: boolean): void {
     if (this.#state !== 'hello') return;
     const reader = (this.#reader ??= new TlsHelloReader('client-hello'));
-    let r = reader.push(data);
+    // Each event carries every octet read so far: the reader gets only what it has not seen.
+    let r = reader.push(data.subarray(reader.bytesRead));
     if (r.kind === 'need-more' && eof) {
       if (reader.bytesRead === 0)
         return this.#reject('client-closed', 'client closed without sending anything');
@@ -339,12 +345,18 @@ export class NativeTunnel implements ProxyTunnel {
       return this.#reject('tls-too-large', 'more octets than a ClientHello may take');
     if (code === F_HELLO_MEMORY)
       return this.#reject('hello-memory', "the service's memory for hellos being read is spent");
-    if (code === F_CLIENT && this.#state === 'hello')
-      return this.#reject(
-        'client-closed',
-        `client ${errno > 0 ? `failed (${getSystemErrorName(-errno)})` : 'closed'} before its hello was complete`,
+    // A client reset, a client that gave up while we connected, or a backend that closed
+    // before answering: closed without a refusal, as the Node path does.
+    if (errno > 0)
+      this.host.logger.debug(
+        {
+          component: 'sstp',
+          service: this.host.serviceName,
+          client: this.clientAddress,
+          backend: this.backend,
+        },
+        `connection from ${this.clientAddress} ended (${code === F_CLIENT ? 'client' : 'server'}: ${getSystemErrorName(-errno)})`,
       );
-    // The client gave up while we connected, or the backend closed before answering.
     this.#destroy(false);
   }
 

@@ -360,6 +360,14 @@ export class SstpProxy implements DataPlane {
     if (server) await new Promise<void>((r) => server.close(() => r()));
   }
 
+  /** The native front (passthrough): whether it accepts, and the connections still in it. */
+  frontStats(): { active: boolean; tracked: number; held: number } {
+    return {
+      active: this.#front !== undefined,
+      ...(this.#front?.counts() ?? { tracked: 0, held: 0 }),
+    };
+  }
+
   /** Whether the native splice path relays this proxy's established tunnels. */
   get isSpliceActive(): boolean {
     return this.#splice !== undefined && !this.#splice.isClosed;
@@ -640,7 +648,7 @@ export class SstpProxy implements DataPlane {
       );
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      if (e.syscall !== undefined)
+      if (e.syscall === 'bind' || e.syscall === 'listen')
         throw listenError(
           `${svc.name}: cannot listen on ${fmt(svc.virtualIp, svc.port)}`,
           svc.port,

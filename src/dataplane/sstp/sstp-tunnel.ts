@@ -542,7 +542,7 @@ export class SstpTunnel implements ProxyTunnel {
   }
 }
 
-// What both kinds of tunnel (this one, and sstp-native-tunnel.ts) count and log the same way.
+// What both kinds of tunnel (this one, and sstp-native-front.ts) count and log the same way.
 
 /** The backend for a new client (persistence, then the balancer), with persistence counted. */
 export function pickBackend(
