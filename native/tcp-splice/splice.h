@@ -31,6 +31,8 @@
 #define TS_MAX_PIPE (1024 * 1024)
 /* Empty pipes kept for the next tunnels (each holds two descriptors). */
 #define TS_PIPE_POOL 256
+/* Loop mode: epoll iterations per ts_run call before yielding to the event loop. */
+#define TS_LOOP_ROUNDS 8
 
 enum ts_state { TS_FREE = 0, TS_RUNNING, TS_DONE, TS_ERROR };
 
@@ -65,6 +67,7 @@ struct ts_engine {
   pthread_t thread;
   int epfd, wakefd;
   int started;
+  int in_loop;           /* no thread: the caller runs ts_run from its event loop */
   atomic_int stopping;
   atomic_int notify_pending;
   uint32_t max_tunnels, pipe_size;
@@ -84,8 +87,13 @@ struct ts_engine {
 };
 
 int64_t ts_now_ms(void);
-/* NULL and *err set on failure. */
-ts_engine *ts_create(uint32_t max_tunnels, uint32_t pipe_size, ts_notify_fn notify, void *ctx, const char **err);
+/* NULL and *err set on failure. `in_loop`: no thread; the caller polls ts_epoll_fd() in its own
+ * event loop and calls ts_run() (one CPU: a thread would only add context switches and lock
+ * hand-overs between it and the caller). `notify` is then not called: ts_run says. */
+ts_engine *ts_create(uint32_t max_tunnels, uint32_t pipe_size, int in_loop, ts_notify_fn notify, void *ctx, const char **err);
+/* Loop mode: relays what is ready (at most TS_LOOP_ROUNDS iterations). *ended: tunnels ended
+ * (call ts_finished). Returns 1 when tunnels still have work queued (call again soon). */
+int ts_run(ts_engine *e, int *ended);
 /* Slot >= 0, or: -1 table full, -2 pipe() failed, -3 epoll_ctl failed, -4 bad fd, -5 stopped.
  * `owns`: the engine closes the two sockets at ts_remove (the native front's tunnels, whose
  * sockets no Node object holds); otherwise the caller closes them after ts_remove. */

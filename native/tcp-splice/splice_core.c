@@ -141,14 +141,16 @@ static int pump(ts_engine *e, uint32_t slot) {
   return 0;
 }
 
-static void *thread_main(void *arg) {
-  ts_engine *e = arg;
+/* One epoll iteration (waiting at most `timeout` ms): the number of events, or -1 when the
+ * engine stops or epoll fails. *ended: tunnels ended. */
+static int run_once(ts_engine *e, int timeout, int *ended_out) {
   struct epoll_event ev[TS_MAX_EVENTS];
-  for (;;) {
-    int n = epoll_wait(e->epfd, ev, TS_MAX_EVENTS, e->nready > 0 ? 0 : -1);
-    if (n < 0 && errno != EINTR) break;
-    if (atomic_load(&e->stopping)) break;
-    int ended = 0;
+  int n = epoll_wait(e->epfd, ev, TS_MAX_EVENTS, timeout);
+  if (n < 0 && errno != EINTR) return -1;
+  if (atomic_load(&e->stopping)) return -1;
+  if (n < 0) n = 0;
+  int ended = 0;
+  {
     pthread_mutex_lock(&e->lock);
     for (int i = 0; i < n; i++) {
       uint64_t tok = ev[i].data.u64;
@@ -172,12 +174,35 @@ static void *thread_main(void *arg) {
       ended |= pump(e, slot);
     }
     pthread_mutex_unlock(&e->lock);
+  }
+  *ended_out = ended;
+  return n;
+}
+
+static void *thread_main(void *arg) {
+  ts_engine *e = arg;
+  for (;;) {
+    int ended;
+    if (run_once(e, e->nready > 0 ? 0 : -1, &ended) < 0) break;
     if (ended && e->notify != NULL && atomic_exchange(&e->notify_pending, 1) == 0) e->notify(e->notify_ctx);
   }
   return NULL;
 }
 
-ts_engine *ts_create(uint32_t max_tunnels, uint32_t pipe_size, ts_notify_fn notify, void *ctx, const char **err) {
+int ts_run(ts_engine *e, int *ended) {
+  *ended = 0;
+  for (int round = 0; round < TS_LOOP_ROUNDS; round++) {
+    int r;
+    int n = run_once(e, 0, &r);
+    if (n < 0) return 0;
+    *ended |= r;
+    /* A full batch may leave events behind; otherwise only queued pumps bring us back. */
+    if (n < TS_MAX_EVENTS && e->nready == 0) return 0;
+  }
+  return e->nready > 0;
+}
+
+ts_engine *ts_create(uint32_t max_tunnels, uint32_t pipe_size, int in_loop, ts_notify_fn notify, void *ctx, const char **err) {
   if (max_tunnels == 0 || max_tunnels > TS_MAX_TUNNELS) {
     *err = "maxTunnels out of range";
     return NULL;
@@ -214,11 +239,14 @@ ts_engine *ts_create(uint32_t max_tunnels, uint32_t pipe_size, ts_notify_fn noti
     *err = "epoll_ctl(eventfd) failed";
     goto fail_lock;
   }
-  if (pthread_create(&e->thread, NULL, thread_main, e) != 0) {
-    *err = "pthread_create failed";
-    goto fail_lock;
+  e->in_loop = in_loop;
+  if (!in_loop) {
+    if (pthread_create(&e->thread, NULL, thread_main, e) != 0) {
+      *err = "pthread_create failed";
+      goto fail_lock;
+    }
+    e->started = 1;
   }
-  e->started = 1;
   return e;
 fail_lock:
   pthread_mutex_destroy(&e->lock);

@@ -3,8 +3,10 @@
  * src/dataplane/sstp/sstp-splice.ts; without it established tunnels stay two Node pipes.
  * Plain C and N-API only (ABI-stable across Node versions, no node-addon-api).
  *
- *   create(maxTunnels, pipeSize, onEnded) -> handle
+ *   create(maxTunnels, pipeSize, onEnded, inLoop?) -> handle
  *       onEnded() is called on the JS thread when tunnels ended by themselves (call finished()).
+ *       inLoop: no splice thread; the engine is polled in Node's event loop (one CPU: a thread
+ *       would only add context switches and lock hand-overs).
  *   add(handle, clientFd, backendFd) -> slot >= 0, or a negative code (splice.h ts_add)
  *   remove(handle, slot) -> Float64Array [toBackend, toClient, lastMs] | undefined
  *       once it returns the addon no longer uses the tunnel's sockets: JS may close them.
@@ -22,16 +24,26 @@
 #include "napi_util.h"
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #include "splice.h"
 #include "splice_napi.h"
 
-/* Owned by two finalizers (the JS handle's and the threadsafe function's): freed by the last. */
+/* Owned by the JS handle's finalizer and either the threadsafe function's finalizer (thread
+ * mode) or the two libuv handles' close callbacks (loop mode): freed by the last. */
 typedef struct {
   ts_engine *engine;
   napi_threadsafe_function tsfn;
   int closed;
   int refs;
+  /* Loop mode: the engine runs in Node's event loop (ts_run), onEnded is called directly. */
+  int in_loop, running;
+  napi_env env;
+  napi_ref cb, resource;
+  napi_async_context actx;
+  uv_poll_t poll; /* the engine's epoll descriptor */
+  uv_idle_t idle; /* while pumps are queued (budget spent on bulk tunnels) */
+  int idle_on;
 } ts_handle;
 
 static void unref_handle(ts_handle *hd) {
@@ -68,11 +80,66 @@ static void notify(void *ctx) {
   napi_call_threadsafe_function(hd->tsfn, NULL, napi_tsfn_nonblocking);
 }
 
+static void on_loop_handle_closed(uv_handle_t *h) {
+  unref_handle(h->data);
+}
+
 static void close_handle(ts_handle *hd) {
   if (hd->closed) return;
   hd->closed = 1;
   ts_stop(hd->engine); /* joined: no more calls into the tsfn */
-  napi_release_threadsafe_function(hd->tsfn, napi_tsfn_abort);
+  if (!hd->in_loop) {
+    napi_release_threadsafe_function(hd->tsfn, napi_tsfn_abort);
+    return;
+  }
+  uv_poll_stop(&hd->poll);
+  uv_idle_stop(&hd->idle);
+  napi_delete_reference(hd->env, hd->cb);
+  napi_delete_reference(hd->env, hd->resource);
+  napi_async_destroy(hd->env, hd->actx);
+  uv_close((uv_handle_t *)&hd->poll, on_loop_handle_closed);
+  uv_close((uv_handle_t *)&hd->idle, on_loop_handle_closed);
+}
+
+static void loop_run(ts_handle *hd);
+
+static void on_engine_ready(uv_poll_t *p, int status, int events) {
+  (void)status;
+  (void)events;
+  loop_run(p->data);
+}
+
+static void on_engine_idle(uv_idle_t *i) {
+  loop_run(i->data);
+}
+
+/* Loop mode: relays what is ready, then tells JavaScript of tunnels that ended. */
+static void loop_run(ts_handle *hd) {
+  if (hd->closed || hd->running) return;
+  int ended = 0;
+  int more = ts_run(hd->engine, &ended);
+  if (more && !hd->idle_on) uv_idle_start(&hd->idle, on_engine_idle);
+  else if (!more && hd->idle_on) uv_idle_stop(&hd->idle);
+  hd->idle_on = more;
+  if (!ended) return;
+  napi_env env = hd->env;
+  napi_handle_scope hs;
+  if (napi_open_handle_scope(env, &hs) != napi_ok) return;
+  napi_value resource, cb, undefined;
+  napi_callback_scope cs;
+  if (napi_get_reference_value(env, hd->resource, &resource) == napi_ok &&
+      napi_get_reference_value(env, hd->cb, &cb) == napi_ok && napi_get_undefined(env, &undefined) == napi_ok &&
+      napi_open_callback_scope(env, resource, hd->actx, &cs) == napi_ok) {
+    hd->running = 1;
+    if (napi_call_function(env, undefined, cb, 0, NULL, NULL) == napi_pending_exception) {
+      napi_value exc;
+      napi_get_and_clear_last_exception(env, &exc);
+      napi_fatal_exception(env, exc);
+    }
+    napi_close_callback_scope(env, cs);
+    hd->running = 0;
+  }
+  napi_close_handle_scope(env, hs);
 }
 
 static void finalize_handle(napi_env env, void *data, void *hint) {
@@ -91,13 +158,55 @@ static ts_handle *get_handle(napi_env env, napi_value v) {
   return hd;
 }
 
+/* Loop mode's part of create(): the engine without a thread, polled in Node's loop. */
+static napi_value create_in_loop(napi_env env, ts_handle *hd, uint32_t max_tunnels, uint32_t pipe_size, napi_value on_ended) {
+  uv_loop_t *loop;
+  const char *err = "unknown";
+  hd->in_loop = 1;
+  hd->env = env;
+  CHECK(env, napi_get_uv_event_loop(env, &loop));
+  hd->engine = ts_create(max_tunnels, pipe_size, 1, NULL, NULL, &err);
+  if (hd->engine == NULL) {
+    free(hd);
+    napi_throw_error(env, "VPNLB_SSTP_SPLICE", err);
+    return NULL;
+  }
+  if (uv_poll_init(loop, &hd->poll, hd->engine->epfd) != 0 || uv_idle_init(loop, &hd->idle) != 0) {
+    ts_destroy(hd->engine);
+    free(hd);
+    napi_throw_error(env, "VPNLB_SSTP_SPLICE", "cannot poll the engine's epoll descriptor");
+    return NULL;
+  }
+  hd->poll.data = hd->idle.data = hd;
+  hd->refs = 3; /* the JS handle, and the two libuv handles' close callbacks */
+  napi_value resource, name, ext;
+  int ok = napi_create_object(env, &resource) == napi_ok &&
+           napi_create_string_utf8(env, "vpnlb-tcp-splice", NAPI_AUTO_LENGTH, &name) == napi_ok &&
+           napi_async_init(env, resource, name, &hd->actx) == napi_ok &&
+           napi_create_reference(env, resource, 1, &hd->resource) == napi_ok &&
+           napi_create_reference(env, on_ended, 1, &hd->cb) == napi_ok;
+  /* The tunnels' sockets keep the process alive, not this. */
+  uv_unref((uv_handle_t *)&hd->poll);
+  uv_unref((uv_handle_t *)&hd->idle);
+  if (!ok || uv_poll_start(&hd->poll, UV_READABLE, on_engine_ready) != 0 ||
+      napi_create_external(env, hd, finalize_handle, NULL, &ext) != napi_ok) {
+    hd->refs = 2; /* no JS handle */
+    close_handle(hd);
+    napi_throw_error(env, "VPNLB_SSTP_SPLICE", "cannot set up the engine in the event loop");
+    return NULL;
+  }
+  return ext;
+}
+
 static napi_value js_create(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   uint32_t max_tunnels, pipe_size;
-  if (argc < 3 || napi_get_value_uint32(env, argv[0], &max_tunnels) != napi_ok || napi_get_value_uint32(env, argv[1], &pipe_size) != napi_ok) {
-    napi_throw_type_error(env, "VPNLB_SSTP_SPLICE", "create(maxTunnels, pipeSize, onEnded)");
+  bool in_loop = false;
+  if (argc < 3 || napi_get_value_uint32(env, argv[0], &max_tunnels) != napi_ok || napi_get_value_uint32(env, argv[1], &pipe_size) != napi_ok ||
+      (argc > 3 && napi_get_value_bool(env, argv[3], &in_loop) != napi_ok)) {
+    napi_throw_type_error(env, "VPNLB_SSTP_SPLICE", "create(maxTunnels, pipeSize, onEnded, inLoop?)");
     return NULL;
   }
   ts_handle *hd = calloc(1, sizeof(*hd));
@@ -105,6 +214,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "VPNLB_SSTP_SPLICE", "out of memory");
     return NULL;
   }
+  if (in_loop) return create_in_loop(env, hd, max_tunnels, pipe_size, argv[2]);
   napi_value name;
   CHECK(env, napi_create_string_utf8(env, "vpnlb-tcp-splice", NAPI_AUTO_LENGTH, &name));
   hd->refs = 1; /* the threadsafe function's; the JS handle takes the second */
@@ -116,7 +226,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   /* The tunnels' sockets keep the process alive, not this. */
   napi_unref_threadsafe_function(env, hd->tsfn);
   const char *err = "unknown";
-  hd->engine = ts_create(max_tunnels, pipe_size, notify, hd, &err);
+  hd->engine = ts_create(max_tunnels, pipe_size, 0, notify, hd, &err);
   if (hd->engine == NULL) {
     hd->closed = 1;
     napi_release_threadsafe_function(hd->tsfn, napi_tsfn_abort); /* frees hd (finalize_tsfn) */

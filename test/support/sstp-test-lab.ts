@@ -18,6 +18,7 @@ import {
   SPLICE_ENV,
   spliceEnabledByEnv,
   type SpliceMode,
+  type SplicePlacement,
 } from '../../src/dataplane/sstp/sstp-splice.js';
 import {
   NATIVE_FRONT_ENV,
@@ -26,9 +27,10 @@ import {
 import { waitUntil } from '../../src/util/wait.js';
 
 /**
- * The three ways passthrough connections are accepted and relayed; the proxy's shared suites
- * run once per way: Node accepts and pipes; Node accepts and the splice thread relays; the
- * native front accepts, dials and hands over to the splice thread (sstp-native-front.ts). The
+ * The ways passthrough connections are accepted and relayed; the proxy's shared suites run once
+ * per way: Node accepts and pipes; Node accepts and the splice thread relays; the native front
+ * accepts, dials and hands over to the splice thread (sstp-native-front.ts); the same with the
+ * splice path in Node's event loop (what a process on one CPU gets). The
  * native runs are skipped, with the reason, only when the addon is not built or the
  * environment disables them.
  */
@@ -36,6 +38,7 @@ export const SPLICE_RUNS: readonly {
   readonly name: string;
   readonly splice: SpliceMode;
   readonly front: 'auto' | 'node';
+  readonly placement: SplicePlacement;
   readonly skip: string | false;
 }[] = (() => {
   const loaded = loadNativeSplice();
@@ -50,9 +53,16 @@ export const SPLICE_RUNS: readonly {
     why || (!nativeFrontEnabledByEnv() ? `native front disabled by ${NATIVE_FRONT_ENV}` : false);
   if (whyFront && !why) console.log(`# ${whyFront}: the proxy suites run without it`);
   return [
-    { name: 'node pipes', splice: 'off', front: 'node', skip: false },
-    { name: 'native splice', splice: 'auto', front: 'node', skip: why },
-    { name: 'native front', splice: 'auto', front: 'auto', skip: whyFront },
+    { name: 'node pipes', splice: 'off', front: 'node', placement: 'auto', skip: false },
+    { name: 'native splice', splice: 'auto', front: 'node', placement: 'thread', skip: why },
+    { name: 'native front', splice: 'auto', front: 'auto', placement: 'thread', skip: whyFront },
+    {
+      name: 'native front, splice in the event loop',
+      splice: 'auto',
+      front: 'auto',
+      placement: 'loop',
+      skip: whyFront,
+    },
   ];
 })();
 
@@ -80,6 +90,8 @@ export interface LabOptions {
   readonly splice?: SpliceMode;
   /** Which front accepts (default: Node's, as before the native front). */
   readonly front?: 'auto' | 'node';
+  /** Where the splice path relays (default `auto`). */
+  readonly placement?: SplicePlacement;
   /** The open-file limit the proxy derives `maxConnections: auto` from (default: the process's). */
   readonly openFileLimit?: number;
   /** The proxy's hello memory budget (default: the product's). */
@@ -163,6 +175,7 @@ export async function startProxyLab(options: LabOptions): Promise<ProxyLab> {
     const proxy = new SstpProxy(service, ctx, {
       splice: options.splice ?? 'auto',
       front: options.front ?? 'node',
+      splicePlacement: options.placement ?? 'auto',
       spliceAfterMs: 20,
       ...(options.openFileLimit !== undefined ? { openFileLimit: options.openFileLimit } : {}),
       ...(options.helloBytesBudget !== undefined

@@ -60,6 +60,7 @@ for (const run of SPLICE_RUNS)
       const lab = await startProxyLab({
         splice: run.splice,
         front: run.front,
+        placement: run.placement,
         backends: [{ name: 'rras1' }, { name: 'rras2' }],
         service: { handshakeTimeout: '300ms' },
       });
@@ -120,6 +121,7 @@ for (const run of SPLICE_RUNS)
       const lab = await startProxyLab({
         splice: run.splice,
         front: run.front,
+        placement: run.placement,
         backends: [{ name: 'hung', silent: true }, { name: 'good' }],
         service: { handshakeTimeout: '300ms' },
       });
@@ -154,6 +156,7 @@ for (const run of SPLICE_RUNS)
       const lab = await startProxyLab({
         splice: run.splice,
         front: run.front,
+        placement: run.placement,
         backends: [{ name: 'gone', absent: true }, { name: 'good' }],
       });
       try {
@@ -171,6 +174,7 @@ for (const run of SPLICE_RUNS)
       const lonely = await startProxyLab({
         splice: run.splice,
         front: run.front,
+        placement: run.placement,
         backends: [{ name: 'gone', absent: true }],
       });
       try {

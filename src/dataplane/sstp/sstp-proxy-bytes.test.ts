@@ -80,7 +80,7 @@ for (const run of SPLICE_RUNS)
       const proxy = new SstpProxy(
         config.services.sstp[0]!,
         { config, controller, logger: silentLogger(), metrics },
-        { splice: run.splice, front: run.front, spliceAfterMs: 0 },
+        { splice: run.splice, front: run.front, splicePlacement: run.placement, spliceAfterMs: 0 },
       ); // hand-off mid-transfer
       await proxy.start(controller.service('sstp')!);
       const client = net.connect(proxy.port(), '127.0.0.1');

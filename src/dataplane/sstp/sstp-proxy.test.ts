@@ -10,6 +10,7 @@ for (const run of SPLICE_RUNS)
       const lab = await startProxyLab({
         splice: run.splice,
         front: run.front,
+        placement: run.placement,
         backends: [{ name: 'rras1' }, { name: 'rras2' }, { name: 'rras3' }],
       });
       try {
@@ -70,6 +71,7 @@ for (const run of SPLICE_RUNS)
       const lab = await startProxyLab({
         splice: run.splice,
         front: run.front,
+        placement: run.placement,
         backends: [
           { name: 'big', weight: 3 },
           { name: 'small', weight: 1 },
@@ -90,6 +92,7 @@ for (const run of SPLICE_RUNS)
       const lab = await startProxyLab({
         splice: run.splice,
         front: run.front,
+        placement: run.placement,
         backends: [{ name: 'rras1' }, { name: 'rras2' }, { name: 'rras3' }],
         maxTlsVersion: 'TLSv1.2',
       });
@@ -121,6 +124,7 @@ for (const run of SPLICE_RUNS)
       const lab = await startProxyLab({
         splice: run.splice,
         front: run.front,
+        placement: run.placement,
         backends: [{ name: 'rras1' }, { name: 'rras2' }, { name: 'rras3' }],
         maxTlsVersion: 'TLSv1.2',
         service: { persistence: 'none' },
@@ -148,6 +152,7 @@ for (const run of SPLICE_RUNS)
       const lab = await startProxyLab({
         splice: run.splice,
         front: run.front,
+        placement: run.placement,
         backends: [{ name: 'rras1' }, { name: 'rras2' }],
         service: { drainTimeout: '400ms' },
       });
@@ -188,6 +193,7 @@ for (const run of SPLICE_RUNS)
       const lab = await startProxyLab({
         splice: run.splice,
         front: run.front,
+        placement: run.placement,
         backends: [
           { name: 'rras1', maxConnections: 1 },
           { name: 'rras2', maxConnections: 1 },
@@ -224,6 +230,7 @@ for (const run of SPLICE_RUNS)
       const lab = await startProxyLab({
         splice: run.splice,
         front: run.front,
+        placement: run.placement,
         backends: [{ name: 'rras1' }],
         virtualIp: '::1',
       });
@@ -242,6 +249,7 @@ for (const run of SPLICE_RUNS)
       const lab = await startProxyLab({
         splice: run.splice,
         front: run.front,
+        placement: run.placement,
         backends: [{ name: 'rras1', absent: true }],
         service: { persistence: 'none', backendPort: backend.port },
         backendAddresses: ['127.0.0.30'],
@@ -298,6 +306,7 @@ for (const run of SPLICE_RUNS)
       const lab = await startProxyLab({
         splice: run.splice,
         front: run.front,
+        placement: run.placement,
         backends: [{ name: 'rras1' }],
         service: { idleTimeout: '400ms' },
       });

@@ -48,7 +48,15 @@ import {
   type SstpMetrics,
 } from './sstp-metrics.js';
 import { PersistenceTable } from './sstp-persistence.js';
-import { SPLICE_ENV, SpliceEngine, spliceEnabledByEnv, type SpliceMode } from './sstp-splice.js';
+import {
+  SPLICE_ENV,
+  SPLICE_PIPE_SIZE,
+  SpliceEngine,
+  spliceEnabledByEnv,
+  spliceInLoop,
+  type SpliceMode,
+  type SplicePlacement,
+} from './sstp-splice.js';
 import {
   MAX_PENDING,
   normalizeAddress,
@@ -107,6 +115,8 @@ export interface SstpProxyOptions {
    * `node`: always Node's `net` server (worker processes: their listener is `cluster`'s).
    */
   readonly front?: 'auto' | 'node';
+  /** Where the splice path relays (default `auto`: the event loop on one usable CPU, else its thread). */
+  readonly splicePlacement?: SplicePlacement;
   /** Age at which a tunnel moves to the splice path (default `SPLICE_AFTER_MS`). */
   readonly spliceAfterMs?: number;
   /** The open-file limit `maxConnections: auto` is derived from (default: the process's). */
@@ -180,6 +190,7 @@ export class SstpProxy implements DataPlane {
   #isStopped = false;
   readonly #spliceMode: SpliceMode;
   readonly #frontMode: 'auto' | 'node';
+  readonly #splicePlacement: SplicePlacement;
   /** The native front (passthrough), when it accepts instead of `#server`. */
   #front: NativeFront | undefined;
   readonly #spliceAfterMs: number;
@@ -198,6 +209,7 @@ export class SstpProxy implements DataPlane {
   constructor(service: SstpService, ctx: RuntimeContext, options: SstpProxyOptions = {}) {
     this.#spliceMode = options.splice ?? 'auto';
     this.#frontMode = options.front ?? 'auto';
+    this.#splicePlacement = options.splicePlacement ?? 'auto';
     this.#spliceAfterMs = options.spliceAfterMs ?? SPLICE_AFTER_MS;
     this.#openFileLimit = 'openFileLimit' in options ? options.openFileLimit : openFileLimit();
     this.#helloBytesBudget = options.helloBytesBudget ?? MAX_HELLO_BYTES_HELD;
@@ -399,6 +411,8 @@ export class SstpProxy implements DataPlane {
     }
     const engine = SpliceEngine.open(
       this.#maxConnections > 0 ? this.#maxConnections : SPLICE_DEFAULT_MAX_TUNNELS,
+      SPLICE_PIPE_SIZE,
+      spliceInLoop(this.#splicePlacement),
     );
     if (!(engine instanceof SpliceEngine)) {
       const w = `native splice path unavailable (${engine.unavailable}); established tunnels are Node pipes`;
@@ -408,8 +422,8 @@ export class SstpProxy implements DataPlane {
     }
     this.#splice = engine;
     logger.info(
-      { component: 'sstp', service: svc.name, splice: true },
-      `${svc.name}: established passthrough tunnels are relayed by the native splice path`,
+      { component: 'sstp', service: svc.name, splice: true, spliceInLoop: engine.inLoop },
+      `${svc.name}: established passthrough tunnels are relayed by the native splice path (${engine.inLoop ? 'in the event loop: this process may use one CPU' : 'on its own thread'})`,
     );
     // Idle tunnels: the addon keeps each tunnel's last-activity time; a sweep closes those past
     // idleTimeout (a quarter of it between sweeps, so a tunnel is closed within 1.25 × idleTimeout).

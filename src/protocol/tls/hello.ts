@@ -143,7 +143,8 @@ function readSessionId(c: Cursor): Uint8Array | TlsInvalid {
   if (!v) return malformed('session id runs past the end of the hello');
   if (v.remaining > MAX_SESSION_ID_LENGTH)
     return malformed(`session id of ${v.remaining} octets (max 32)`);
-  return Uint8Array.from(v.take(v.remaining) ?? []);
+  const id = v.take(v.remaining);
+  return id ? new Uint8Array(id) : new Uint8Array(0); // a copy (also of a Buffer, whose slice is a view)
 }
 
 /** RFC 6066 §3: server_name_list<1..2^16-1> of {name_type(1), HostName<1..2^16-1>}. */
@@ -247,7 +248,7 @@ export function parseClientHello(body: Uint8Array): HelloParseResult<ClientHello
     kind: 'ok',
     value: {
       legacyVersion,
-      random: Uint8Array.from(random),
+      random: new Uint8Array(random), // a copy
       sessionId,
       ...(serverName !== undefined ? { serverName } : {}),
       ...(alpn !== undefined ? { alpn } : {}),
