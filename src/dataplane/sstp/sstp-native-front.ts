@@ -41,6 +41,7 @@ import {
   countRejected,
   deadlineVerdict,
   learnSession,
+  logSpliceEnd,
   noBackend,
   pickBackend,
   type ProxyTunnel,
@@ -375,17 +376,7 @@ export class NativeTunnel implements ProxyTunnel {
   }
 
   spliceEnded(end: SpliceEnd): void {
-    if (end.kind === 'error')
-      this.host.logger.debug(
-        {
-          component: 'sstp',
-          service: this.host.serviceName,
-          backend: this.backend,
-          client: this.clientAddress,
-          errno: end.errno,
-        },
-        `spliced tunnel from ${this.clientAddress} ended with errno ${end.errno}`,
-      );
+    logSpliceEnd(this.host, this.backend, this.clientAddress, end);
     this.#destroy();
   }
 

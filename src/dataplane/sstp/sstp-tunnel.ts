@@ -253,17 +253,7 @@ export class SstpTunnel implements ProxyTunnel {
 
   /** The addon saw both sides end (or an error): the tunnel is over, as a socket 'close' would say. */
   spliceEnded(end: SpliceEnd): void {
-    if (end.kind === 'error')
-      this.host.logger.debug(
-        {
-          component: 'sstp',
-          service: this.host.serviceName,
-          backend: this.#backend,
-          client: this.clientAddress,
-          errno: end.errno,
-        },
-        `spliced tunnel from ${this.clientAddress} ended with errno ${end.errno}`,
-      );
+    logSpliceEnd(this.host, this.#backend, this.clientAddress, end);
     this.#destroy();
   }
 
@@ -633,6 +623,26 @@ export function learnSession(host: TunnelHost, backend: string, hello: ServerHel
   if (hello.selectedVersion > TLS_1_2 || hello.sessionId.length === 0) return;
   host.sessions.set(Buffer.from(hello.sessionId).toString('hex'), backend);
   host.metrics.learned.inc({ service: host.serviceName, backend });
+}
+
+/** A spliced tunnel that ended by itself: an error is worth a debug line. */
+export function logSpliceEnd(
+  host: TunnelHost,
+  backend: string | undefined,
+  clientAddress: string,
+  end: SpliceEnd,
+): void {
+  if (end.kind !== 'error') return;
+  host.logger.debug(
+    {
+      component: 'sstp',
+      service: host.serviceName,
+      backend,
+      client: clientAddress,
+      errno: end.errno,
+    },
+    `spliced tunnel from ${clientAddress} ended with errno ${end.errno}`,
+  );
 }
 
 /** A tunnel closed on vpnlb's initiative: counted (once it had a backend) and logged. */
