@@ -33,6 +33,8 @@
 #define TS_PIPE_POOL 256
 /* Loop mode: epoll iterations per ts_run call before yielding to the event loop. */
 #define TS_LOOP_ROUNDS 8
+/* Loop mode: at most this long (ms) per ts_run call; what is left runs at the next turn. */
+#define TS_LOOP_MS 2
 
 enum ts_state { TS_FREE = 0, TS_RUNNING, TS_DONE, TS_ERROR };
 

@@ -191,7 +191,9 @@ static void *thread_main(void *arg) {
 
 int ts_run(ts_engine *e, int *ended) {
   *ended = 0;
-  for (int round = 0; round < TS_LOOP_ROUNDS; round++) {
+  int64_t start = ts_now_ms();
+  /* Bounded in rounds and in time: bulk tunnels must not hold up JavaScript. */
+  for (int round = 0; round < TS_LOOP_ROUNDS && ts_now_ms() - start < TS_LOOP_MS; round++) {
     int r;
     int n = run_once(e, 0, &r);
     if (n < 0) return 0;
@@ -312,8 +314,12 @@ int ts_add(ts_engine *e, int client_fd, int backend_fd, int owns) {
   uint32_t slot = e->free_slots[e->nfree - 1];
   ts_tunnel *t = &e->t[slot];
   uint32_t gen = t->gen + 1;
+  /* A removed tunnel may still have an entry in the ready ring: keep in_ready, so that entry
+   * pumps the new tunnel and a slot never has two (the ring holds one per slot at most). */
+  uint8_t in_ready = t->in_ready;
   memset(t, 0, sizeof(*t));
   t->gen = gen;
+  t->in_ready = in_ready;
   int p0[2], p1[2];
   if (open_pipe(e, p0) != 0) {
     rc = -2;

@@ -164,7 +164,11 @@ static napi_value create_in_loop(napi_env env, ts_handle *hd, uint32_t max_tunne
   const char *err = "unknown";
   hd->in_loop = 1;
   hd->env = env;
-  CHECK(env, napi_get_uv_event_loop(env, &loop));
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) {
+    free(hd);
+    napi_throw_error(env, "VPNLB_SSTP_SPLICE", "no event loop");
+    return NULL;
+  }
   hd->engine = ts_create(max_tunnels, pipe_size, 1, NULL, NULL, &err);
   if (hd->engine == NULL) {
     free(hd);
@@ -204,8 +208,10 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   uint32_t max_tunnels, pipe_size;
   bool in_loop = false;
+  napi_valuetype t4 = napi_undefined;
+  if (argc > 3) napi_typeof(env, argv[3], &t4);
   if (argc < 3 || napi_get_value_uint32(env, argv[0], &max_tunnels) != napi_ok || napi_get_value_uint32(env, argv[1], &pipe_size) != napi_ok ||
-      (argc > 3 && napi_get_value_bool(env, argv[3], &in_loop) != napi_ok)) {
+      (t4 != napi_undefined && napi_get_value_bool(env, argv[3], &in_loop) != napi_ok)) {
     napi_throw_type_error(env, "VPNLB_SSTP_SPLICE", "create(maxTunnels, pipeSize, onEnded, inLoop?)");
     return NULL;
   }
@@ -216,7 +222,11 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   }
   if (in_loop) return create_in_loop(env, hd, max_tunnels, pipe_size, argv[2]);
   napi_value name;
-  CHECK(env, napi_create_string_utf8(env, "vpnlb-tcp-splice", NAPI_AUTO_LENGTH, &name));
+  if (napi_create_string_utf8(env, "vpnlb-tcp-splice", NAPI_AUTO_LENGTH, &name) != napi_ok) {
+    free(hd);
+    napi_throw_error(env, "VPNLB_SSTP_SPLICE", "out of memory");
+    return NULL;
+  }
   hd->refs = 1; /* the threadsafe function's; the JS handle takes the second */
   if (napi_create_threadsafe_function(env, argv[2], NULL, name, 4, 1, hd, finalize_tsfn, hd, call_js, &hd->tsfn) != napi_ok) {
     free(hd);
