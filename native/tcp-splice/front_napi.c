@@ -278,20 +278,21 @@ static napi_value js_splice(napi_env env, napi_callback_info info) {
   return int_result(env, tf_splice(h->f, id, engine));
 }
 
-static napi_value js_more(napi_env env, napi_callback_info info) {
+/* more(h, id) and close(h, id): same shape, -1 once the front is stopped. */
+static napi_value id_call(napi_env env, napi_callback_info info, int (*fn)(tf_front *, double)) {
   napi_value argv[2];
   double id;
   tf_handle *h = args(env, info, 2, argv, &id);
   if (h == NULL) return NULL;
-  return int_result(env, h->f != NULL ? tf_more(h->f, id) : -1);
+  return int_result(env, h->f != NULL ? fn(h->f, id) : -1);
+}
+
+static napi_value js_more(napi_env env, napi_callback_info info) {
+  return id_call(env, info, tf_more);
 }
 
 static napi_value js_close(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  double id;
-  tf_handle *h = args(env, info, 2, argv, &id);
-  if (h == NULL) return NULL;
-  return int_result(env, h->f != NULL ? tf_close(h->f, id) : -1);
+  return id_call(env, info, tf_close);
 }
 
 static napi_value js_rearm(napi_env env, napi_callback_info info) {

@@ -17,8 +17,8 @@
  *                       go to the splice thread (SpliceEngine.adoptFromFront)
  *   failed            → counted and logged like the Node path (client closed, hello too large,
  *                       hello memory spent, backend closed)
- * Deadlines (`handshakeTimeout` from accept, `connectTimeout` per attempt) are swept here, in
- * accept and dial order, a few times per timeout.
+ * Deadlines (`handshakeTimeout` from accept, `connectTimeout` per attempt) are fields of each
+ * connection, swept here a few times per timeout (no timer per connection).
  *
  * The Node path (sstp-tunnel.ts) remains: offload and re-encryption, worker processes (their
  * listener is `cluster`'s), a missing addon, and `VPNLB_SSTP_NATIVE_FRONT=0`.
@@ -44,6 +44,7 @@ import {
   logSpliceEnd,
   noBackend,
   pickBackend,
+  ReportedBytes,
   type ProxyTunnel,
   type TunnelHost,
   type TunnelState,
@@ -101,11 +102,8 @@ export class NativeFront {
   readonly #handle: object;
   readonly splice: SpliceEngine;
   readonly #events: NativeFrontEvents;
-  /** Connections still in the front (until their hand-off), by id. */
+  /** Connections still in the front (until their hand-off), by id; their deadlines are swept here. */
   readonly #conns = new Map<number, NativeTunnel>();
-  /** Deadlines (monotonic ms, `performance.now()`), swept a few times per timeout. */
-  readonly #handshakeDeadlines = new Map<NativeTunnel, number>();
-  readonly #connectDeadlines = new Map<NativeTunnel, number>();
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
 
@@ -155,15 +153,8 @@ export class NativeFront {
 
   // Used by NativeTunnel.
   dial(t: NativeTunnel, address: string, port: number, timeoutMs: number): number {
-    this.#connectDeadlines.delete(t);
-    this.#connectDeadlines.set(t, performance.now() + timeoutMs);
+    t.connectDeadline = performance.now() + timeoutMs;
     return this.#native.frontDial(this.#handle, t.id, address, port);
-  }
-  connected(t: NativeTunnel): void {
-    this.#connectDeadlines.delete(t);
-  }
-  answered(t: NativeTunnel): void {
-    this.#handshakeDeadlines.delete(t);
   }
   more(t: NativeTunnel): void {
     this.#native.frontMore(this.#handle, t.id);
@@ -182,8 +173,6 @@ export class NativeFront {
 
   #forget(t: NativeTunnel): void {
     this.#conns.delete(t.id);
-    this.#handshakeDeadlines.delete(t);
-    this.#connectDeadlines.delete(t);
   }
 
   #onEvent(kind: number, id: number, a: number, b: number, data: unknown): void {
@@ -191,7 +180,6 @@ export class NativeFront {
       const t = this.#events.accepted(this, id, data as string, a);
       if (!t) return void this.#native.frontClose(this.#handle, id);
       this.#conns.set(id, t);
-      this.#handshakeDeadlines.set(t, performance.now() + t.handshakeTimeout);
       return;
     }
     if (kind === EV_ACCEPT_ERROR) return this.#events.acceptFailed(b);
@@ -213,18 +201,18 @@ export class NativeFront {
   }
 
   #sweep(): void {
-    // Every entry is looked at (a reload may shorten a timeout, so the maps are not in deadline
-    // order); a few thousand connections in their handshake cost well under a millisecond.
+    // Every connection is looked at (a reload may shorten a timeout, so the order of accepts is
+    // not the order of deadlines); a few thousand in their handshake cost well under a millisecond.
     const now = performance.now();
-    for (const [t, at] of this.#handshakeDeadlines) {
-      if (at > now) continue;
-      this.#handshakeDeadlines.delete(t);
-      t.onHandshakeDeadline();
-    }
-    for (const [t, at] of this.#connectDeadlines) {
-      if (at > now) continue;
-      this.#connectDeadlines.delete(t);
-      t.onConnectDeadline();
+    for (const t of [...this.#conns.values()]) {
+      if (t.connectDeadline !== undefined && t.connectDeadline <= now) {
+        t.connectDeadline = undefined;
+        t.onConnectDeadline();
+      }
+      if (t.handshakeDeadline !== undefined && t.handshakeDeadline <= now) {
+        t.handshakeDeadline = undefined;
+        t.onHandshakeDeadline();
+      }
     }
     this.#native.frontRearm(this.#handle);
     this.#events.helloBytes(this.#native.frontStats(this.#handle)[0] ?? 0);
@@ -244,11 +232,14 @@ export class NativeTunnel implements ProxyTunnel {
   #helloBytes = 0;
   #hasSentToBackend = false;
   #slot: number | undefined;
-  #reportedToBackend = 0;
-  #reportedToClient = 0;
+  readonly #reported = new ReportedBytes();
   #finalToBackend = 0;
   #finalToClient = 0;
   readonly handshakeTimeout: number;
+  /** `performance.now()` by which the server must have answered (`handshakeTimeout` from accept). */
+  handshakeDeadline: number | undefined;
+  /** `performance.now()` by which the current connect must succeed (`connectTimeout`). */
+  connectDeadline: number | undefined;
 
   constructor(
     readonly host: TunnelHost,
@@ -258,6 +249,7 @@ export class NativeTunnel implements ProxyTunnel {
     readonly clientPort: number,
   ) {
     this.handshakeTimeout = host.snapshot().service.handshakeTimeout;
+    this.handshakeDeadline = performance.now() + this.handshakeTimeout;
   }
 
   get state(): TunnelState {
@@ -266,10 +258,6 @@ export class NativeTunnel implements ProxyTunnel {
 
   get backend(): string | undefined {
     return this.#backend?.name;
-  }
-
-  get isSpliced(): boolean {
-    return this.#slot !== undefined;
   }
 
   onHello(data: Buffer, eof: boolean): void {
@@ -308,7 +296,7 @@ export class NativeTunnel implements ProxyTunnel {
 
   onConnected(): void {
     if (this.#state !== 'connecting' || !this.#backend) return;
-    this.front.connected(this);
+    this.connectDeadline = undefined;
     this.#state = 'open';
     this.#hasSentToBackend = true;
     countOpened(this.host, this.#backend.name, this.#via, this.clientAddress);
@@ -316,7 +304,7 @@ export class NativeTunnel implements ProxyTunnel {
 
   onAnswer(data: Buffer): void {
     if (this.#state !== 'open' || !this.#backend) return;
-    this.front.answered(this);
+    this.handshakeDeadline = undefined;
     const backend = this.#backend.name;
     if (this.host.snapshot().service.persistence === 'tls-session') {
       const r = new TlsHelloReader('server-hello').push(data);
@@ -392,12 +380,7 @@ export class NativeTunnel implements ProxyTunnel {
     const spliced = this.#slot === undefined ? undefined : this.front.splice.counters(this.#slot);
     const toBackend = this.#helloBytes + (spliced?.toBackend ?? this.#finalToBackend);
     const toClient = spliced?.toClient ?? this.#finalToClient;
-    const dIn = toBackend - this.#reportedToBackend;
-    const dOut = toClient - this.#reportedToClient;
-    if (dIn <= 0 && dOut <= 0) return;
-    this.#reportedToBackend = toBackend;
-    this.#reportedToClient = toClient;
-    this.host.addBytes(backend, Math.max(0, dIn), Math.max(0, dOut));
+    this.#reported.report(this.host, backend, toBackend, toClient);
   }
 
   #connect(): void {

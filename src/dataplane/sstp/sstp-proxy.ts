@@ -623,7 +623,7 @@ export class SstpProxy implements DataPlane {
       );
       return false;
     }
-    const host = this.#host ?? (this.#host = this.#tunnelHost());
+    const host = this.#host ?? this.#tunnelHost();
     let front: NativeFront;
     try {
       front = new NativeFront(

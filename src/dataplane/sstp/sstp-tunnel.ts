@@ -131,8 +131,7 @@ export class SstpTunnel implements ProxyTunnel {
   /** Backends already tried for this client (created on the first attempt). */
   #tried: Set<string> | undefined;
   /** Upstream octet counts already reported to the host (to-backend, to-client). */
-  #reportedToBackend = 0;
-  #reportedToClient = 0;
+  readonly #reported = new ReportedBytes();
   /** The tunnel's slot in the splice engine while the addon relays it. */
   #spliceSlot: number | undefined;
   /** Octets the addon moved, final figures once the tunnel left it. */
@@ -238,12 +237,7 @@ export class SstpTunnel implements ProxyTunnel {
       this.#spliceSlot === undefined ? undefined : this.host.splice?.counters(this.#spliceSlot);
     const toBackend = up.bytesWritten + (spliced?.toBackend ?? this.#splicedToBackend);
     const toClient = up.bytesRead + (spliced?.toClient ?? this.#splicedToClient);
-    const dIn = toBackend - this.#reportedToBackend;
-    const dOut = toClient - this.#reportedToClient;
-    if (dIn <= 0 && dOut <= 0) return;
-    this.#reportedToBackend = toBackend;
-    this.#reportedToClient = toClient;
-    this.host.addBytes(backend, Math.max(0, dIn), Math.max(0, dOut));
+    this.#reported.report(this.host, backend, toBackend, toClient);
   }
 
   /** Whether the native splice path relays this tunnel now. */
@@ -623,6 +617,21 @@ export function learnSession(host: TunnelHost, backend: string, hello: ServerHel
   if (hello.selectedVersion > TLS_1_2 || hello.sessionId.length === 0) return;
   host.sessions.set(Buffer.from(hello.sessionId).toString('hex'), backend);
   host.metrics.learned.inc({ service: host.serviceName, backend });
+}
+
+/** A tunnel's octet totals as reported to `host.addBytes`: each report adds what grew since. */
+export class ReportedBytes {
+  #toBackend = 0;
+  #toClient = 0;
+
+  report(host: TunnelHost, backend: string, toBackend: number, toClient: number): void {
+    const dIn = toBackend - this.#toBackend;
+    const dOut = toClient - this.#toClient;
+    if (dIn <= 0 && dOut <= 0) return;
+    this.#toBackend = toBackend;
+    this.#toClient = toClient;
+    host.addBytes(backend, Math.max(0, dIn), Math.max(0, dOut));
+  }
 }
 
 /** A spliced tunnel that ended by itself: an error is worth a debug line. */
