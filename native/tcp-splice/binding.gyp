@@ -6,13 +6,13 @@
   "targets": [
     {
       "target_name": "tcp_splice",
-      "sources": ["tcp_splice.c", "splice_core.c", "front_napi.c", "front_core.c"],
+      "sources": ["tcp_splice.c", "splice_core.c", "front_napi.c", "front_core.c", "front_tls.c"],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-Wunused-parameter", "-pthread"],
       "ldflags": ["-pthread"],
       "defines": ["NAPI_VERSION=8"],
       "include_dirs": ["../common"],
       "conditions": [
-        ["OS!='linux'", { "sources!": ["tcp_splice.c", "splice_core.c", "front_napi.c", "front_core.c"], "sources": ["unsupported.c"] }]
+        ["OS!='linux'", { "sources!": ["tcp_splice.c", "splice_core.c", "front_napi.c", "front_core.c", "front_tls.c"], "sources": ["unsupported.c"] }]
       ]
     }
   ]

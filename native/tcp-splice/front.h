@@ -1,7 +1,11 @@
 /*
- * The SSTP proxy's native front (passthrough): accept, read the ClientHello, dial the backend
- * JavaScript chose, send the hello, wait for the server's first octets and hand both sockets to
- * the splice engine (splice.h) — with no Node socket, stream or timer per connection.
+ * The SSTP proxy's native front, with no Node socket, stream or timer per connection:
+ * - passthrough: accept, read the ClientHello, dial the backend JavaScript chose, send the
+ *   hello, wait for the server's first octets and hand both sockets to the splice engine
+ *   (splice.h);
+ * - offload (tf_options.tls set): accept, complete the TLS handshake (front_tls.h), dial the
+ *   backend JavaScript chose, then relay the tunnel here until it ends: TLS with the client,
+ *   plaintext with the server.
  *
  * JavaScript keeps every decision (src/dataplane/sstp/sstp-native-front.ts): it is told of each
  * step through `emit` and answers with tf_dial / tf_splice / tf_close / tf_more. The limits at
@@ -19,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "front_tls.h"
 #include "splice.h"
 
 /* Connections (any phase before the splice) at most: ids are gen * 2^21 + slot. */
@@ -34,6 +39,10 @@ enum tf_event {
   TF_EV_FAILED = 5,    /* a: enum tf_failure, b: errno (0: closed); the connection is gone, except TF_F_CONNECT */
   TF_EV_ACCEPT_ERROR = 6, /* b: errno of accept(); the listener pauses until tf_rearm */
   TF_EV_OVERFLOW = 7,  /* a connection accepted and closed at once: the table is full */
+  /* Offload only. ANSWER there has no data: the server's first octets are on their way. */
+  TF_EV_SECURE = 8,    /* the TLS handshake is complete; addr: the protocol ("TLSv1.3") */
+  TF_EV_ENDED = 9,     /* the tunnel is over and gone: a: errno (0: both sides ended); data: the
+                          octets relayed to the server and to the client, two doubles */
 };
 
 enum tf_failure {
@@ -42,6 +51,8 @@ enum tf_failure {
   TF_F_HELLO_MEMORY = 3, /* the hello memory budget is spent */
   TF_F_CONNECT = 4,      /* the backend connection failed; the client is kept: dial again or close */
   TF_F_BACKEND = 5,      /* the backend closed or failed before its first octets */
+  TF_F_SILENT = 6,       /* offload: the client closed before sending anything */
+  TF_F_TLS = 7,          /* offload: the TLS handshake failed; addr: why */
 };
 
 typedef void (*tf_emit_fn)(void *ctx, int kind, double id, double a, double b, const uint8_t *data, size_t len, const char *addr);
@@ -58,6 +69,7 @@ typedef struct {
   uint32_t max_hello;   /* octets held per connection before TF_F_TOO_LARGE */
   uint32_t small_hello; /* octets per connection not counted in the budget */
   uint64_t budget;      /* octets beyond small_hello, all connections together */
+  tt_ctx *tls;          /* offload: the TLS context, the front's from tf_create on (even when it fails) */
 } tf_options;
 
 /* NULL with *err_no and *what set on failure. */
@@ -76,6 +88,11 @@ int tf_splice(tf_front *f, double id, ts_engine *engine);
 int tf_more(tf_front *f, double id);
 /* Closes a connection's sockets. 0, or -1 when it is not (or no longer) here. */
 int tf_close(tf_front *f, double id);
+/* Offload: the octets a tunnel relayed so far (to the server, to the client). 0, or -1 when it
+ * is not (or not yet) relaying. */
+int tf_counters(tf_front *f, double id, double out[2]);
+/* Offload: up to `max` ids of tunnels with no octet relayed for `idle_ms`; how many. */
+uint32_t tf_idle(tf_front *f, double idle_ms, double *ids, uint32_t max);
 /* Listens again after TF_EV_ACCEPT_ERROR. */
 void tf_rearm(tf_front *f);
 /* Hello octets held beyond small_hello, and connections held. */

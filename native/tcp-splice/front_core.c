@@ -1,6 +1,8 @@
 /*
- * The native front (front.h): per connection HELLO -> DECIDING -> CONNECTING -> SENDING ->
- * ANSWER -> handed to the splice engine, on the JavaScript thread.
+ * The native front (front.h), on the JavaScript thread, per connection:
+ * - passthrough: HELLO -> DECIDING -> CONNECTING -> SENDING -> ANSWER -> handed to the splice
+ *   engine;
+ * - offload: TLS (handshake) -> DECIDING -> CONNECTING -> RELAY (front_tls.c) until it ends.
  *
  * Both sockets are registered once, edge-triggered, for everything they will report (no
  * EPOLL_CTL_MOD per phase: each system call is a measurable part of a connection's cost).
@@ -17,11 +19,12 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "front.h"
 
-enum { C_FREE = 0, C_HELLO, C_DECIDING, C_CONNECTING, C_SENDING, C_ANSWER };
+enum { C_FREE = 0, C_HELLO, C_DECIDING, C_CONNECTING, C_SENDING, C_ANSWER, C_TLS, C_RELAY };
 
 #define LISTEN_TOKEN UINT64_MAX
 #define ID_SLOT_BITS 21
@@ -32,8 +35,12 @@ typedef struct {
   int cfd, bfd;
   uint32_t gen;
   uint8_t state;
+  uint8_t out_armed; /* offload: the client socket is watched for writing too */
   uint8_t *buf;
   uint32_t len, cap, sent;
+  tt_ssl *ssl;      /* offload */
+  tt_relay *relay;  /* offload, from RELAY on */
+  double last;      /* offload: when the relay last moved octets (ms, monotonic) */
 } tf_conn;
 
 struct tf_front {
@@ -44,6 +51,8 @@ struct tf_front {
   uint32_t *free_slots, nfree, count;
   uint32_t max_hello_length, max_hello, small_hello;
   uint64_t budget, held;
+  tt_ctx *tls; /* offload */
+  double now;  /* ms, monotonic (coarse), at the start of the current run */
   tf_emit_fn emit;
   void *ctx;
 };
@@ -69,6 +78,12 @@ static tf_conn *by_id(tf_front *f, double id, uint32_t *slot_out) {
   return c;
 }
 
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 static uint64_t over_small(const tf_front *f, uint32_t len) {
   return len > f->small_hello ? len - f->small_hello : 0;
 }
@@ -85,6 +100,14 @@ static void release(tf_front *f, tf_conn *c, uint32_t slot) {
   if (c->cfd >= 0) close(c->cfd); /* close() also removes it from the epoll set */
   if (c->bfd >= 0) close(c->bfd);
   drop_buf(f, c);
+  if (c->ssl != NULL) tt_free(c->ssl); /* its socket BIO does not close the socket */
+  if (c->relay != NULL) {
+    tt_relay_free(c->relay);
+    free(c->relay);
+  }
+  c->ssl = NULL;
+  c->relay = NULL;
+  c->out_armed = 0;
   c->cfd = c->bfd = -1;
   c->state = C_FREE;
   c->gen++;
@@ -97,10 +120,14 @@ static int watch(tf_front *f, int op, int fd, uint32_t events, tf_conn *c, uint3
   return epoll_ctl(f->epfd, op, fd, &ev);
 }
 
-static void fail(tf_front *f, tf_conn *c, uint32_t slot, int why, int err) {
+static void fail_with(tf_front *f, tf_conn *c, uint32_t slot, int why, int err, const char *detail) {
   double id = id_of(c, slot);
   release(f, c, slot);
-  f->emit(f->ctx, TF_EV_FAILED, id, why, err, NULL, 0, NULL);
+  f->emit(f->ctx, TF_EV_FAILED, id, why, err, NULL, 0, detail);
+}
+
+static void fail(tf_front *f, tf_conn *c, uint32_t slot, int why, int err) {
+  fail_with(f, c, slot, why, err, NULL);
 }
 
 /* Whether `buf` holds what JavaScript must see now: a complete first handshake message, or
@@ -153,11 +180,12 @@ static void on_accept(tf_front *f) {
     tf_conn *c = &f->c[slot];
     c->cfd = fd;
     c->bfd = -1;
-    c->state = C_HELLO;
+    c->state = f->tls != NULL ? C_TLS : C_HELLO;
     f->count++;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (watch(f, EPOLL_CTL_ADD, fd, EPOLLIN | EPOLLRDHUP | EPOLLET, c, slot, 0) != 0) {
+    if ((f->tls != NULL && (c->ssl = tt_new(f->tls, fd)) == NULL) ||
+        watch(f, EPOLL_CTL_ADD, fd, EPOLLIN | EPOLLRDHUP | EPOLLET, c, slot, 0) != 0) {
       release(f, c, slot);
       continue;
     }
@@ -213,6 +241,7 @@ static void on_hello(tf_front *f, tf_conn *c, uint32_t slot) {
 }
 
 static void peek_answer(tf_front *f, tf_conn *c, uint32_t slot);
+static void relay(tf_front *f, tf_conn *c, uint32_t slot);
 
 /* Sends what is left of the hello; then waits for the server's first octets (`events`: what the
  * backend socket reported, possibly its answer already). */
@@ -248,12 +277,20 @@ static void on_backend(tf_front *f, tf_conn *c, uint32_t slot, uint32_t events) 
       f->emit(f->ctx, TF_EV_FAILED, id_of(c, slot), TF_F_CONNECT, err, NULL, 0, NULL);
       return;
     }
-    c->state = C_SENDING;
+    if (c->ssl != NULL) { /* offload: the relay starts (the client may have sent already) */
+      if ((c->relay = calloc(1, sizeof *c->relay)) == NULL) return fail(f, c, slot, TF_F_BACKEND, ENOMEM);
+      c->state = C_RELAY;
+      c->last = f->now;
+    } else {
+      c->state = C_SENDING;
+    }
+    uint8_t state = c->state;
     double id = id_of(c, slot);
     f->emit(f->ctx, TF_EV_CONNECTED, id, 0, 0, NULL, 0, NULL);
-    if (by_id(f, id, &slot) != c || c->state != C_SENDING) return; /* closed by JavaScript */
-    return send_hello(f, c, slot, events);
+    if (by_id(f, id, &slot) != c || c->state != state) return; /* closed by JavaScript */
+    return state == C_RELAY ? relay(f, c, slot) : send_hello(f, c, slot, events);
   }
+  if (c->state == C_RELAY) return relay(f, c, slot);
   if (c->state == C_SENDING) return send_hello(f, c, slot, events);
   if (c->state == C_ANSWER && (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))) peek_answer(f, c, slot);
 }
@@ -270,8 +307,60 @@ static void peek_answer(tf_front *f, tf_conn *c, uint32_t slot) {
   if (by_id(f, id, &slot) == c) release(f, c, slot);
 }
 
+/* Offload: watches the client socket for writing too (TLS waits for it); kept from then on. */
+static void arm_client_out(tf_front *f, tf_conn *c, uint32_t slot) {
+  if (watch(f, EPOLL_CTL_MOD, c->cfd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, c, slot, 0) == 0) c->out_armed = 1;
+}
+
+static void on_handshake(tf_front *f, tf_conn *c, uint32_t slot) {
+  int err = 0;
+  char why[300];
+  switch (tt_handshake(c->ssl, &err, why, sizeof why)) {
+  case TT_WAIT:
+    return;
+  case TT_WAIT_WRITE:
+    if (!c->out_armed) arm_client_out(f, c, slot);
+    return;
+  case TT_EOF:
+    return fail(f, c, slot, TF_F_SILENT, err);
+  case TT_FAILED:
+    return fail_with(f, c, slot, TF_F_TLS, err, why);
+  }
+  c->state = C_DECIDING;
+  f->emit(f->ctx, TF_EV_SECURE, id_of(c, slot), 0, 0, NULL, 0, tt_version(c->ssl));
+}
+
+/* Offload: relays what both sides allow; reports the server's first octets and the end. */
+static void relay(tf_front *f, tf_conn *c, uint32_t slot) {
+  int err = 0;
+  int r = tt_pump(c->relay, c->ssl, c->cfd, c->bfd, &err);
+  if (r & TT_R_ACTIVE) c->last = f->now;
+  if (r & TT_R_ANSWER) {
+    double id = id_of(c, slot);
+    f->emit(f->ctx, TF_EV_ANSWER, id, 0, 0, NULL, 0, NULL);
+    if (by_id(f, id, &slot) != c || c->state != C_RELAY) return; /* closed by JavaScript */
+  }
+  if (r & (TT_R_ENDED | TT_R_ERROR)) {
+    double id = id_of(c, slot);
+    double counts[2] = {(double)c->relay->to_backend, (double)c->relay->to_client};
+    int why = (r & TT_R_ERROR) ? (err != 0 ? err : EIO) : 0;
+    release(f, c, slot);
+    f->emit(f->ctx, TF_EV_ENDED, id, why, 0, (const uint8_t *)counts, sizeof counts, NULL);
+    return;
+  }
+  if (r & TT_R_MORE) {
+    /* Re-arming reports what is ready now: both sockets, so whichever side has work left gets
+     * its event (work may wait in TLS's buffer, which no socket edge announces). */
+    arm_client_out(f, c, slot);
+    watch(f, EPOLL_CTL_MOD, c->bfd, EPOLLOUT | EPOLLIN | EPOLLRDHUP | EPOLLET, c, slot, 1);
+  } else if ((r & TT_R_CLIENT_OUT) && !c->out_armed) {
+    arm_client_out(f, c, slot);
+  }
+}
+
 void tf_run(tf_front *f, int budget) {
   struct epoll_event evs[64];
+  if (f->tls != NULL) f->now = now_ms();
   while (budget > 0 && !f->halted) {
     int n = epoll_wait(f->epfd, evs, budget < 64 ? budget : 64, 0);
     if (n <= 0) return;
@@ -292,10 +381,16 @@ void tf_run(tf_front *f, int budget) {
         on_backend(f, c, slot, ev);
         continue;
       }
-      if (c->state == C_HELLO && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+      if (c->state == C_RELAY)
+        relay(f, c, slot);
+      else if (c->state == C_TLS)
+        on_handshake(f, c, slot);
+      else if (c->state == C_HELLO && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
         on_hello(f, c, slot);
-      else if (c->state != C_HELLO && (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
-        fail(f, c, slot, TF_F_CLIENT, 0); /* the client left while JavaScript or the backend was busy */
+      else if (c->ssl != NULL ? (ev & (EPOLLHUP | EPOLLERR)) : (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+        /* The client left while JavaScript or the backend was busy. Offload: a client that only
+         * stopped sending (its request is read at the relay's start) is still there. */
+        fail(f, c, slot, TF_F_CLIENT, 0);
     }
     if (n < 64) return;
   }
@@ -306,6 +401,7 @@ tf_front *tf_create(const tf_options *o, tf_emit_fn emit, void *ctx, int *err_no
   uint32_t max = o->max_conns == 0 || o->max_conns > TF_MAX_CONNS ? TF_MAX_CONNS : o->max_conns;
   if (f == NULL) goto nomem;
   f->lfd = f->epfd = -1;
+  f->tls = o->tls;
   f->c = calloc(max, sizeof *f->c);
   f->free_slots = malloc(sizeof *f->free_slots * max);
   if (f->c == NULL || f->free_slots == NULL) goto nomem;
@@ -358,7 +454,9 @@ nomem:
   *what = "allocation";
 sys:
   *err_no = errno;
+  if (f == NULL) tt_ctx_free(o->tls);
   if (f != NULL) {
+    tt_ctx_free(f->tls);
     if (f->lfd >= 0) close(f->lfd);
     if (f->epfd >= 0) close(f->epfd);
     free(f->c);
@@ -434,7 +532,7 @@ int tf_splice(tf_front *f, double id, ts_engine *engine) {
 int tf_more(tf_front *f, double id) {
   uint32_t slot;
   tf_conn *c = by_id(f, id, &slot);
-  if (c == NULL || c->state != C_DECIDING || c->bfd >= 0) return -1;
+  if (c == NULL || c->state != C_DECIDING || c->bfd >= 0 || c->ssl != NULL) return -1;
   c->state = C_HELLO;
   /* Edge-triggered: re-arming reports octets that are already waiting. */
   return watch(f, EPOLL_CTL_MOD, c->cfd, EPOLLIN | EPOLLRDHUP | EPOLLET, c, slot, 0) == 0 ? 0 : -1;
@@ -446,6 +544,23 @@ int tf_close(tf_front *f, double id) {
   if (c == NULL) return -1;
   release(f, c, slot);
   return 0;
+}
+
+int tf_counters(tf_front *f, double id, double out[2]) {
+  uint32_t slot;
+  tf_conn *c = by_id(f, id, &slot);
+  if (c == NULL || c->state != C_RELAY) return -1;
+  out[0] = (double)c->relay->to_backend;
+  out[1] = (double)c->relay->to_client;
+  return 0;
+}
+
+uint32_t tf_idle(tf_front *f, double idle_ms, double *ids, uint32_t max) {
+  double now = now_ms();
+  uint32_t n = 0;
+  for (uint32_t s = 0; s < f->used && n < max; s++)
+    if (f->c[s].state == C_RELAY && now - f->c[s].last >= idle_ms) ids[n++] = id_of(&f->c[s], s);
+  return n;
 }
 
 void tf_halt(tf_front *f) {
@@ -463,6 +578,7 @@ void tf_destroy(tf_front *f) {
     if (f->c[s].state != C_FREE) release(f, &f->c[s], s);
   close(f->lfd);
   close(f->epfd);
+  tt_ctx_free(f->tls);
   free(f->c);
   free(f->free_slots);
   free(f);

@@ -3,16 +3,21 @@
  * (no thread, no lock: JavaScript's answers are plain calls back into front_core.c).
  *
  *   frontOpen(address, port, maxConns, maxHelloLength, maxHello, smallHello, budget, backlog,
- *             onEvent) -> handle
- *       throws an Error with code (EADDRINUSE, ...), errno and syscall when it cannot listen.
+ *             onEvent[, tls]) -> handle
+ *       tls (offload): [certPem, keyPem, ciphers, tls13Suites, groups] (Buffers, strings).
+ *       throws an Error with code (EADDRINUSE, ...), errno and syscall when it cannot listen,
+ *       or code VPNLB_SSTP_FRONT when the TLS context cannot be built.
  *       onEvent(kind, id, a, b, data) per step (front.h tf_event): data is the client's address
- *       (ACCEPT), the octets read (HELLO, ANSWER) or undefined.
+ *       (ACCEPT), the octets read (HELLO, passthrough ANSWER), the protocol (SECURE), why
+ *       (FAILED TF_F_TLS), the relayed octets as a Buffer of two doubles (ENDED) or undefined.
  *   frontPort(h) -> bound port
  *   frontDial(h, id, address, port) -> 0 | -errno
  *   frontSplice(h, id, spliceHandle) -> the splice engine's slot | negative code
  *   frontMore(h, id) / frontClose(h, id) -> 0 | -1
  *   frontRearm(h)          listens again after an accept error
  *   frontStats(h) -> [hello octets held beyond the small allowance, connections held]
+ *   frontCounters(h, id) -> [to the server, to the client] | undefined   (offload relay)
+ *   frontIdle(h, ms) -> Float64Array of the ids of tunnels idle for ms  (offload relay)
  *   frontStop(h)           closes the listener and every connection still here (idempotent)
  */
 #define _GNU_SOURCE
@@ -62,7 +67,7 @@ static void emit(void *ctx, int kind, double id, double a, double b, const uint8
   napi_create_double(env, a, &argv[2]);
   napi_create_double(env, b, &argv[3]);
   argv[4] = undefined;
-  if (kind == TF_EV_HELLO || kind == TF_EV_ANSWER) {
+  if (kind == TF_EV_HELLO || data != NULL) {
     void *out;
     if (len > 0) napi_create_buffer_copy(env, len, data, &out, &argv[4]);
     else napi_create_buffer(env, 0, &out, &argv[4]);
@@ -151,9 +156,46 @@ static int parse_ip(napi_env env, napi_value v, uint8_t out[16]) {
   return 0;
 }
 
+/* A Buffer's octets, or a string copied into `buf` (NUL-terminated); 0 on a bad argument. */
+static int tls_arg_buffer(napi_env env, napi_value v, const uint8_t **data, size_t *len) {
+  bool is;
+  return napi_is_buffer(env, v, &is) == napi_ok && is && napi_get_buffer_info(env, v, (void **)data, len) == napi_ok;
+}
+
+static int tls_arg_string(napi_env env, napi_value v, char *buf, size_t cap) {
+  size_t n;
+  return napi_get_value_string_latin1(env, v, buf, cap, &n) == napi_ok && n + 1 < cap;
+}
+
+/* The offload TLS context from [cert, key, ciphers, suites, groups]; NULL with a pending error. */
+static tt_ctx *tls_context(napi_env env, napi_value arr) {
+  napi_value v[5];
+  tt_options t;
+  char ciphers[1024], suites[512], groups[256], err[400];
+  memset(&t, 0, sizeof t);
+  bool is_array;
+  uint32_t n = 0;
+  if (napi_is_array(env, arr, &is_array) != napi_ok || !is_array || napi_get_array_length(env, arr, &n) != napi_ok || n != 5) goto bad;
+  for (uint32_t i = 0; i < 5; i++)
+    if (napi_get_element(env, arr, i, &v[i]) != napi_ok) goto bad;
+  if (!tls_arg_buffer(env, v[0], &t.cert, &t.cert_len) || !tls_arg_buffer(env, v[1], &t.key, &t.key_len) ||
+      !tls_arg_string(env, v[2], ciphers, sizeof ciphers) || !tls_arg_string(env, v[3], suites, sizeof suites) ||
+      !tls_arg_string(env, v[4], groups, sizeof groups))
+    goto bad;
+  t.ciphers = ciphers;
+  t.ciphersuites = suites;
+  t.groups = groups;
+  tt_ctx *ctx = tt_ctx_new(&t, err, sizeof err);
+  if (ctx == NULL) napi_throw_error(env, ADDON_ERROR_CODE, err);
+  return ctx;
+bad:
+  napi_throw_type_error(env, ADDON_ERROR_CODE, "tls must be [certPem: Buffer, keyPem: Buffer, ciphers, tls13Suites, groups]");
+  return NULL;
+}
+
 static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9];
+  size_t argc = 10;
+  napi_value argv[10];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   tf_options o;
   memset(&o, 0, sizeof o);
@@ -173,10 +215,14 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   o.small_hello = small_hello;
   o.budget = budget > 0 ? (uint64_t)budget : 0;
   o.backlog = (int)backlog;
+  napi_valuetype tls_type = napi_undefined;
+  if (argc >= 10 && napi_typeof(env, argv[9], &tls_type) != napi_ok) return NULL;
+  if (tls_type != napi_undefined && (o.tls = tls_context(env, argv[9])) == NULL) return NULL;
   uv_loop_t *loop;
   CHECK(env, napi_get_uv_event_loop(env, &loop));
   tf_handle *h = calloc(1, sizeof *h);
   if (h == NULL) {
+    tt_ctx_free(o.tls);
     napi_throw_error(env, ADDON_ERROR_CODE, "out of memory");
     return NULL;
   }
@@ -312,6 +358,30 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   return f64_array(env, out, 2);
 }
 
+static napi_value js_counters(napi_env env, napi_callback_info info) {
+  napi_value argv[2], undefined;
+  double id, out[2];
+  tf_handle *h = args(env, info, 2, argv, &id);
+  if (h == NULL) return NULL;
+  if (h->f != NULL && tf_counters(h->f, id, out) == 0) return f64_array(env, out, 2);
+  CHECK(env, napi_get_undefined(env, &undefined));
+  return undefined;
+}
+
+static napi_value js_idle(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  double ms;
+  tf_handle *h = args(env, info, 2, argv, &ms);
+  if (h == NULL) return NULL;
+  uint32_t max = h->f != NULL ? tf_count(h->f) : 0;
+  double *ids = max > 0 ? malloc(sizeof *ids * max) : NULL;
+  uint32_t n = ids != NULL ? tf_idle(h->f, ms, ids, max) : 0;
+  napi_value r = f64_array(env, ids, n);
+  free(ids);
+  if (r == NULL) napi_throw_error(env, ADDON_ERROR_CODE, "out of memory");
+  return r;
+}
+
 static napi_value js_stop(napi_env env, napi_callback_info info) {
   napi_value argv[1], undefined;
   tf_handle *h = args(env, info, 1, argv, NULL);
@@ -331,6 +401,8 @@ int front_register(napi_env env, napi_value exports) {
       {"frontClose", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
       {"frontRearm", NULL, js_rearm, NULL, NULL, NULL, napi_default, NULL},
       {"frontStats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
+      {"frontCounters", NULL, js_counters, NULL, NULL, NULL, napi_default, NULL},
+      {"frontIdle", NULL, js_idle, NULL, NULL, NULL, napi_default, NULL},
       {"frontStop", NULL, js_stop, NULL, NULL, NULL, napi_default, NULL},
   };
   return napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) == napi_ok ? 0 : -1;

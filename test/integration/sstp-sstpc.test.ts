@@ -121,13 +121,16 @@ describe('real sstpc through vpnlb to simulated RRAS servers', { skip }, () => {
           }),
         );
         vpnlb = await startVpnlb(configPath);
-        // Passthrough runs on the native front (accept, hello, dial and relaying in the addon
-        // that setup.sh builds), the TLS modes on Node's.
+        // Passthrough and offload run on the native front (the addon that setup.sh builds:
+        // accept, hello, dial and the splice path; accept, TLS handshake and relay), re-encryption
+        // on Node's.
         assert.match(
           vpnlb.log,
           mode === 'passthrough'
             ? /sstp-proxy \(passthrough, native front, splice\)/
-            : new RegExp(`sstp-proxy \\(${mode}\\)`),
+            : mode === 'offload'
+              ? /sstp-proxy \(offload, native front\)/
+              : /sstp-proxy \(reencrypt\)/,
         );
         // One after the other, so that least connections has counted the first tunnel.
         clients.push(

@@ -66,6 +66,28 @@ export const SPLICE_RUNS: readonly {
   ];
 })();
 
+/**
+ * The fronts of the TLS-terminating modes (offload): Node's (node:tls), and the native one
+ * (OpenSSL inside the addon: handshake and relay, sstp-native-front.ts).
+ */
+export const FRONT_RUNS: readonly {
+  readonly name: string;
+  readonly front: 'auto' | 'node';
+  readonly skip: string | false;
+}[] = (() => {
+  const loaded = loadNativeSplice();
+  const why =
+    'unavailable' in loaded
+      ? `native front unavailable: ${loaded.unavailable}`
+      : !nativeFrontEnabledByEnv()
+        ? `native front disabled by ${NATIVE_FRONT_ENV}`
+        : false;
+  return [
+    { name: "Node's front", front: 'node', skip: false },
+    { name: 'native front', front: 'auto', skip: why },
+  ];
+})();
+
 export interface LabBackend {
   readonly name: string;
   /** Accepts and never answers. */

@@ -1,7 +1,10 @@
 /**
- * The SSTP proxy's native front (passthrough, issue 17 item 3): accept, ClientHello, backend
- * connection and hand-off to the splice thread in native code (native/tcp-splice/front_core.c),
- * with no Node socket, stream or timer per connection. JavaScript keeps every decision.
+ * The SSTP proxy's native front (issue 17 item 3), with no Node socket, stream or timer per
+ * connection (native/tcp-splice/front_core.c); JavaScript keeps every decision:
+ * - passthrough: accept, ClientHello, backend connection and hand-off to the splice thread;
+ * - offload: accept, TLS handshake (OpenSSL, the one inside Node: front_tls.c), backend
+ *   connection, and the relay of the tunnel (TLS to the client, plaintext to the server) until
+ *   it ends, all in the addon.
  *
  * Why: a connection through Node's `net` costs ≈ 170 µs of CPU in Node's socket machinery
  * alone (bench/analysis.md), about twice HAProxy's whole cost; vpnlb's own decisions are a few
@@ -15,13 +18,19 @@
  *   connected         → counted as accepted/open, the client's address remembered
  *   server's answer   → the session id learned (TLS-session persistence), then both sockets
  *                       go to the splice thread (SpliceEngine.adoptFromFront)
+ *   (offload) secure  → the handshake is complete: persistence and the balancer choose, dial
+ *   (offload) answer  → the server's first octets: the handshake deadline is met
+ *   (offload) ended   → the relay is over (both sides ended, or an error): final octet counts
  *   failed            → counted and logged like the Node path (client closed, hello too large,
  *                       hello memory spent, backend closed)
  * Deadlines (`handshakeTimeout` from accept, `connectTimeout` per attempt) are fields of each
  * connection, swept here a few times per timeout (no timer per connection).
  *
- * The Node path (sstp-tunnel.ts) remains: offload and re-encryption, worker processes (their
- * listener is `cluster`'s), a missing addon, and `VPNLB_SSTP_NATIVE_FRONT=0`.
+ * Idle offload tunnels are found by the addon's last-activity times, swept with the deadlines.
+ *
+ * The Node path (sstp-tunnel.ts) remains: re-encryption, worker processes (their listener is
+ * `cluster`'s, and their TLS session-ticket keys are shared), a missing addon, and
+ * `VPNLB_SSTP_NATIVE_FRONT=0`.
  * A server's answer is read once (peeked, up to 4 KiB): a ServerHello split over more than its
  * first segment is not learned (counted as `vpnlb_sstp_persistence_total{result="unlearned"}`).
  */
@@ -69,10 +78,24 @@ const EV_ANSWER = 4;
 const EV_FAILED = 5;
 const EV_ACCEPT_ERROR = 6;
 const EV_OVERFLOW = 7;
+const EV_SECURE = 8;
+const EV_ENDED = 9;
 const F_CLIENT = 1;
 const F_TOO_LARGE = 2;
 const F_HELLO_MEMORY = 3;
 const F_CONNECT = 4;
+const F_SILENT = 6;
+const F_TLS = 7;
+
+/** Offload: the front's TLS (PEM octets and OpenSSL's lists). */
+export interface NativeFrontTls {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  /** TLS 1.2 cipher list, TLS 1.3 suites, key-exchange groups (OpenSSL's syntax, `:`-separated). */
+  readonly ciphers: string;
+  readonly suites: string;
+  readonly groups: string;
+}
 
 export interface NativeFrontOptions {
   readonly address: string;
@@ -83,6 +106,8 @@ export interface NativeFrontOptions {
   readonly maxHelloBytes: number;
   readonly smallHelloBytes: number;
   readonly helloBytesBudget: number;
+  /** Offload: terminate TLS and relay here (the front needs no splice engine then). */
+  readonly tls?: NativeFrontTls;
 }
 
 /** What the front asks of its proxy. */
@@ -95,23 +120,41 @@ export interface NativeFrontEvents {
   overflow(): void;
   /** Hello octets now held beyond the allowance (the gauge). */
   helloBytes(held: number): void;
+  /** Offload: the service's idleTimeout now (a reload may change it). */
+  idleTimeout(): number;
 }
 
 export class NativeFront {
   readonly #native: NativeSplice;
   readonly #handle: object;
-  readonly splice: SpliceEngine;
+  /** Passthrough: the engine that takes established tunnels (offload relays them itself). */
+  readonly splice: SpliceEngine | undefined;
+  /** Offload: TLS is terminated and tunnels relayed in the front. */
+  readonly isTls: boolean;
   readonly #events: NativeFrontEvents;
-  /** Connections still in the front (until their hand-off), by id; their deadlines are swept here. */
+  /**
+   * Connections in the front, by id (passthrough: until their hand-off; offload: until they
+   * end); their deadlines are swept here.
+   */
   readonly #conns = new Map<number, NativeTunnel>();
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
 
-  /** Listens (throws the system error, e.g. EADDRINUSE, when it cannot). */
-  constructor(splice: SpliceEngine, options: NativeFrontOptions, events: NativeFrontEvents) {
+  /**
+   * Listens (throws the system error, e.g. EADDRINUSE, when it cannot; an error with code
+   * VPNLB_SSTP_FRONT when OpenSSL refuses the TLS settings).
+   */
+  constructor(
+    native: NativeSplice,
+    splice: SpliceEngine | undefined,
+    options: NativeFrontOptions,
+    events: NativeFrontEvents,
+  ) {
     this.splice = splice;
-    this.#native = splice.binding;
+    this.#native = native;
+    this.isTls = options.tls !== undefined;
     this.#events = events;
+    const tls = options.tls;
     this.#handle = this.#native.frontOpen(
       options.address,
       options.port,
@@ -122,6 +165,7 @@ export class NativeFront {
       options.helloBytesBudget,
       511,
       (kind, id, a, b, data) => this.#onEvent(kind, id, a, b, data),
+      tls ? [tls.cert, tls.key, tls.ciphers, tls.suites, tls.groups] : undefined,
     );
   }
 
@@ -135,7 +179,7 @@ export class NativeFront {
     return this.#native.frontPort(this.#handle);
   }
 
-  /** Connections still in the front (accepted, not yet handed to the splice thread), as JavaScript and the addon count them. */
+  /** Connections in the front (passthrough: not yet handed to the splice thread), as JavaScript and the addon count them. */
   counts(): { tracked: number; held: number } {
     return {
       tracked: this.#conns.size,
@@ -159,8 +203,14 @@ export class NativeFront {
   more(t: NativeTunnel): void {
     this.#native.frontMore(this.#handle, t.id);
   }
+  /** Offload: the octets a relaying tunnel moved so far. */
+  counters(t: NativeTunnel): { toBackend: number; toClient: number } | undefined {
+    const c = this.#native.frontCounters(this.#handle, t.id);
+    return c ? { toBackend: c[0] ?? 0, toClient: c[1] ?? 0 } : undefined;
+  }
   /** Moves the connection to the splice thread: its slot, or why not (the front keeps it). */
   handOff(t: NativeTunnel): number | string {
+    if (!this.splice) return 'no splice engine';
     const slot = this.splice.adoptFromFront(this.#handle, t.id, t);
     if (typeof slot === 'number') this.#forget(t);
     return slot;
@@ -189,6 +239,13 @@ export class NativeFront {
     switch (kind) {
       case EV_HELLO:
         return t.onHello(data as Buffer, a === 1);
+      case EV_SECURE:
+        return t.onSecure();
+      case EV_ENDED: {
+        this.#forget(t); // the front closed it
+        const counts = data as Buffer;
+        return t.onEnded(a, counts.readDoubleLE(0), counts.readDoubleLE(8));
+      }
       case EV_CONNECTED:
         return t.onConnected();
       case EV_ANSWER:
@@ -196,7 +253,7 @@ export class NativeFront {
       case EV_FAILED:
         if (a === F_CONNECT) return t.onConnectFailed(b);
         this.#forget(t); // the front closed it
-        return t.onFailed(a, b);
+        return t.onFailed(a, b, data as string | undefined);
     }
   }
 
@@ -214,6 +271,9 @@ export class NativeFront {
         t.onHandshakeDeadline();
       }
     }
+    if (this.isTls)
+      for (const id of this.#native.frontIdle(this.#handle, this.#events.idleTimeout()))
+        this.#conns.get(id)?.close('idle-timeout');
     this.#native.frontRearm(this.#handle);
     this.#events.helloBytes(this.#native.frontStats(this.#handle)[0] ?? 0);
   }
@@ -278,6 +338,11 @@ export class NativeTunnel implements ProxyTunnel {
     this.#connect();
   }
 
+  /** Offload: the TLS handshake is complete. */
+  onSecure(): void {
+    if (this.#state === 'hello') this.#connect();
+  }
+
   onConnectFailed(errno: number): void {
     const b = this.#backend;
     const name = errno > 0 ? getSystemErrorName(-errno) : 'failed';
@@ -298,13 +363,14 @@ export class NativeTunnel implements ProxyTunnel {
     if (this.#state !== 'connecting' || !this.#backend) return;
     this.connectDeadline = undefined;
     this.#state = 'open';
-    this.#hasSentToBackend = true;
+    this.#hasSentToBackend = !this.front.isTls; // passthrough: the hello is on its way
     countOpened(this.host, this.#backend.name, this.#via, this.clientAddress);
   }
 
   onAnswer(data: Buffer): void {
     if (this.#state !== 'open' || !this.#backend) return;
     this.handshakeDeadline = undefined;
+    if (this.front.isTls) return; // offload: the front relays the answer itself
     const backend = this.#backend.name;
     if (this.host.snapshot().service.persistence === 'tls-session') {
       const r = new TlsHelloReader('server-hello').push(data);
@@ -328,8 +394,12 @@ export class NativeTunnel implements ProxyTunnel {
     this.#slot = slot;
   }
 
-  onFailed(code: number, errno: number): void {
+  onFailed(code: number, errno: number, detail?: string): void {
     if (this.#state === 'closed') return;
+    if (code === F_SILENT)
+      return this.#reject('client-closed', 'client closed without sending anything');
+    if (code === F_TLS)
+      return this.#reject('tls-handshake-failed', detail ?? 'TLS handshake failed');
     if (code === F_TOO_LARGE)
       return this.#reject('tls-too-large', 'more octets than a ClientHello may take');
     if (code === F_HELLO_MEMORY)
@@ -349,14 +419,31 @@ export class NativeTunnel implements ProxyTunnel {
     this.#destroy(false);
   }
 
+  /** Offload: the relay is over (errno 0: both sides ended); the front has closed it. */
+  onEnded(errno: number, toBackend: number, toClient: number): void {
+    this.#finalToBackend = toBackend;
+    this.#finalToClient = toClient;
+    logSpliceEnd(
+      this.host,
+      this.backend,
+      this.clientAddress,
+      errno > 0 ? { kind: 'error', errno } : { kind: 'done' },
+    );
+    this.#destroy(false);
+  }
+
   onHandshakeDeadline(): void {
     if (this.#state === 'closed') return;
     const svc = this.host.snapshot().service;
+    // Offload: the server is the one waited for once the client's request went to it.
+    const sent = this.front.isTls
+      ? (this.front.counters(this)?.toBackend ?? 0) > 0
+      : this.#hasSentToBackend;
     this.#reject(
       ...deadlineVerdict(
         this.host,
         this.#state,
-        this.#hasSentToBackend ? this.#backend?.name : undefined,
+        sent ? this.#backend?.name : undefined,
         this.handshakeTimeout,
         svc.mode,
       ),
@@ -376,8 +463,21 @@ export class NativeTunnel implements ProxyTunnel {
 
   reportBytes(): void {
     const backend = this.backend;
-    if (!backend || !this.#hasSentToBackend) return;
-    const spliced = this.#slot === undefined ? undefined : this.front.splice.counters(this.#slot);
+    if (!backend) return;
+    if (this.front.isTls) {
+      // Offload: the relay's counts while it runs, its last ones once it is over.
+      const now = this.#state === 'open' ? this.front.counters(this) : undefined;
+      if (this.#state !== 'open' && this.#state !== 'closed') return;
+      this.#reported.report(
+        this.host,
+        backend,
+        now?.toBackend ?? this.#finalToBackend,
+        now?.toClient ?? this.#finalToClient,
+      );
+      return;
+    }
+    if (!this.#hasSentToBackend) return;
+    const spliced = this.#slot === undefined ? undefined : this.front.splice?.counters(this.#slot);
     const toBackend = this.#helloBytes + (spliced?.toBackend ?? this.#finalToBackend);
     const toClient = spliced?.toClient ?? this.#finalToClient;
     this.#reported.report(this.host, backend, toBackend, toClient);
@@ -427,13 +527,18 @@ export class NativeTunnel implements ProxyTunnel {
     const backend = this.backend;
     if (wasOpen && backend) this.host.metrics.open.dec({ service: this.host.serviceName, backend });
     if (this.#slot !== undefined) {
-      const last = this.front.splice.remove(this.#slot); // closes the sockets too
+      const last = this.front.splice?.remove(this.#slot); // closes the sockets too
       this.#slot = undefined;
       if (last) {
         this.#finalToBackend = last.toBackend;
         this.#finalToClient = last.toClient;
       }
     } else if (inFront) {
+      const last = wasOpen && this.front.isTls ? this.front.counters(this) : undefined;
+      if (last) {
+        this.#finalToBackend = last.toBackend;
+        this.#finalToClient = last.toClient;
+      }
       this.front.close(this);
     }
     if (wasOpen) this.reportBytes();

@@ -10,6 +10,7 @@ import { describe, it } from 'node:test';
 import { NODE_TLS13_CLIENT_HELLO } from '../../../test/support/tls-fixtures.js';
 import {
   eventually,
+  FRONT_RUNS,
   SPLICE_RUNS,
   startProxyLab,
   type ProxyLab,
@@ -295,34 +296,38 @@ describe('SstpProxy memory and time limits (issue 11)', () => {
     }
   });
 
-  it('a client that completes TLS (offload) and then sends nothing is closed at handshakeTimeout, not idleTimeout', async () => {
-    const lab = await startProxyLab({
-      backends: [{ name: 'rras1' }],
-      service: { mode: 'offload', handshakeTimeout: '300ms' },
-    });
-    try {
-      const s = tls.connect({
-        port: lab.proxy.port(),
-        host: '127.0.0.1',
-        rejectUnauthorized: false,
+  for (const run of FRONT_RUNS)
+    it(`a client that completes TLS (offload) and then sends nothing is closed at handshakeTimeout, not idleTimeout (${run.name})`, {
+      skip: run.skip,
+    }, async () => {
+      const lab = await startProxyLab({
+        front: run.front,
+        backends: [{ name: 'rras1' }],
+        service: { mode: 'offload', handshakeTimeout: '300ms' },
       });
-      s.on('error', () => {});
-      await new Promise((r) => s.once('secureConnect', r));
-      const closed = await Promise.race([
-        new Promise((r) => s.once('close', () => r(true))),
-        new Promise((r) => setTimeout(() => r(false), 5_000)),
-      ]);
-      s.destroy();
-      assert.equal(closed, true, 'closed by the deadline from accept');
-      assert.equal(
-        await lab.metric('vpnlb_sstp_rejected_total', { reason: 'handshake-timeout' }),
-        1,
-      );
-      await (await lab.client()).echo();
-    } finally {
-      await lab.close();
-    }
-  });
+      try {
+        const s = tls.connect({
+          port: lab.proxy.port(),
+          host: '127.0.0.1',
+          rejectUnauthorized: false,
+        });
+        s.on('error', () => {});
+        await new Promise((r) => s.once('secureConnect', r));
+        const closed = await Promise.race([
+          new Promise((r) => s.once('close', () => r(true))),
+          new Promise((r) => setTimeout(() => r(false), 5_000)),
+        ]);
+        s.destroy();
+        assert.equal(closed, true, 'closed by the deadline from accept');
+        assert.equal(
+          await lab.metric('vpnlb_sstp_rejected_total', { reason: 'handshake-timeout' }),
+          1,
+        );
+        await (await lab.client()).echo();
+      } finally {
+        await lab.close();
+      }
+    });
 });
 
 /** Opens `n` raw connections to the proxy, each sending `bytes` once connected. */

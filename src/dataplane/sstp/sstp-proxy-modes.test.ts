@@ -1,34 +1,64 @@
-/** TLS offload and re-encryption through the SSTP proxy, against simulated RRAS endpoints. */
+/**
+ * TLS offload and re-encryption through the SSTP proxy, against simulated RRAS endpoints.
+ * Offload runs both ways: Node's front (node:tls) and the native front (OpenSSL in the addon).
+ */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { startProxyLab } from '../../../test/support/sstp-test-lab.js';
+import { FRONT_RUNS, startProxyLab } from '../../../test/support/sstp-test-lab.js';
 
-describe('SstpProxy offload', () => {
-  it('terminates TLS with the front certificate; the server receives plain HTTP with the SSTP request', async () => {
-    const lab = await startProxyLab({
-      backends: [{ name: 'rras1' }, { name: 'rras2' }],
-      service: { mode: 'offload', persistence: 'none' },
-    });
-    try {
-      const clients = await Promise.all([lab.client(), lab.client()]);
-      for (const c of clients) await c.echo();
-      for (const sim of lab.sims.values()) {
-        const [conn] = sim.report().connections;
-        assert.ok(conn);
-        assert.equal(conn.transport, 'plain');
-        assert.deepEqual(conn.requests, [
-          'SSTP_DUPLEX_POST /sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/',
-        ]);
-        assert.equal(conn.sstpHeaders?.['content-length'], '18446744073709551615');
-        assert.equal(conn.callConnectRequests, 1);
-        assert.equal(conn.pppFrames.length, 1);
+for (const run of FRONT_RUNS)
+  describe(`SstpProxy offload (${run.name})`, { skip: run.skip }, () => {
+    it('terminates TLS with the front certificate; the server receives plain HTTP with the SSTP request', async () => {
+      const lab = await startProxyLab({
+        front: run.front,
+        backends: [{ name: 'rras1' }, { name: 'rras2' }],
+        service: { mode: 'offload', persistence: 'none' },
+      });
+      try {
+        const clients = await Promise.all([lab.client(), lab.client()]);
+        for (const c of clients) await c.echo();
+        for (const sim of lab.sims.values()) {
+          const [conn] = sim.report().connections;
+          assert.ok(conn);
+          assert.equal(conn.transport, 'plain');
+          assert.deepEqual(conn.requests, [
+            'SSTP_DUPLEX_POST /sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/',
+          ]);
+          assert.equal(conn.sstpHeaders?.['content-length'], '18446744073709551615');
+          assert.equal(conn.callConnectRequests, 1);
+          assert.equal(conn.pppFrames.length, 1);
+        }
+        assert.match(
+          lab.proxy.status().dataplane,
+          run.front === 'auto' ? /offload, native front/ : /^sstp-proxy \(offload\)$/,
+        );
+      } finally {
+        await lab.close();
       }
-      assert.match(lab.proxy.status().dataplane, /offload/);
-    } finally {
-      await lab.close();
-    }
+    });
+
+    it('a returning client address goes back to its server; other addresses are balanced (source-ip, the offload default)', async () => {
+      const lab = await startProxyLab({
+        front: run.front,
+        backends: [{ name: 'rras1' }, { name: 'rras2' }],
+        service: { mode: 'offload' },
+      });
+      try {
+        assert.equal(lab.config.services.sstp[0]?.persistence, 'source-ip');
+        for (let i = 0; i < 3; i++) await (await lab.client({ localAddress: '127.0.0.2' })).close();
+        const counts = () => [...lab.sims.values()].map((s) => s.report().connections.length);
+        assert.deepEqual(counts().sort(), [0, 3]);
+        await lab.client({ localAddress: '127.0.0.3' });
+        assert.deepEqual(counts().sort(), [1, 3]);
+        assert.equal(
+          await lab.metric('vpnlb_sstp_persistence_total', { kind: 'source-ip', result: 'hit' }),
+          2,
+        );
+      } finally {
+        await lab.close();
+      }
+    });
   });
-});
 
 describe('SstpProxy re-encryption', () => {
   it('refuses a server whose certificate differs from the front one: in error, no traffic', async () => {
@@ -111,29 +141,6 @@ describe('SstpProxy re-encryption', () => {
         2,
       );
       assert.match(lab.proxy.status().warnings.join('\n'), /other: certificate differs/);
-    } finally {
-      await lab.close();
-    }
-  });
-});
-
-describe('SstpProxy source-ip persistence (offload default)', () => {
-  it('a returning client address goes back to its server; other addresses are balanced', async () => {
-    const lab = await startProxyLab({
-      backends: [{ name: 'rras1' }, { name: 'rras2' }],
-      service: { mode: 'offload' },
-    });
-    try {
-      assert.equal(lab.config.services.sstp[0]?.persistence, 'source-ip');
-      for (let i = 0; i < 3; i++) await (await lab.client({ localAddress: '127.0.0.2' })).close();
-      const counts = () => [...lab.sims.values()].map((s) => s.report().connections.length);
-      assert.deepEqual(counts().sort(), [0, 3]);
-      await lab.client({ localAddress: '127.0.0.3' });
-      assert.deepEqual(counts().sort(), [1, 3]);
-      assert.equal(
-        await lab.metric('vpnlb_sstp_persistence_total', { kind: 'source-ip', result: 'hit' }),
-        2,
-      );
     } finally {
       await lab.close();
     }

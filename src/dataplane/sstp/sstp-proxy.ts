@@ -25,6 +25,9 @@
  * the splice path, passthrough connections are accepted by the native front
  * (sstp-native-front.ts; `VPNLB_SSTP_NATIVE_FRONT=0` keeps Node's `net` server): the same
  * limits, refusals and decisions, taken here in JavaScript, without a Node socket per connection.
+ * Offload runs on the native front too when the addon is built: TLS terminated and tunnels
+ * relayed by the OpenSSL inside Node, called from the addon (not in worker processes, whose
+ * ticket keys are shared through Node's TLS).
  */
 import { readFileSync } from 'node:fs';
 import { DEFAULTS } from '../../config/defaults.js';
@@ -52,6 +55,7 @@ import {
   SPLICE_ENV,
   SPLICE_PIPE_SIZE,
   SpliceEngine,
+  loadNativeSplice,
   spliceEnabledByEnv,
   spliceInLoop,
   type SpliceMode,
@@ -70,6 +74,7 @@ import {
   NativeFront,
   NativeTunnel,
   nativeFrontEnabledByEnv,
+  type NativeFrontTls,
 } from './sstp-native-front.js';
 import { getSystemErrorName } from 'node:util';
 import { openFileLimit } from '../../platform/open-file-limit.js';
@@ -163,6 +168,17 @@ export const FRONT_TLS_OPTIONS = {
   minVersion: 'TLSv1.2',
 } as const satisfies tls.SecureContextOptions;
 
+/** FRONT_TLS_OPTIONS in OpenSSL's own terms, for the native front (offload). */
+function nativeFrontTls(pem: { cert: Buffer; key: Buffer }): NativeFrontTls {
+  const names = FRONT_TLS_OPTIONS.ciphers.split(':');
+  return {
+    ...pem,
+    suites: names.filter((n) => n.startsWith('TLS_')).join(':'),
+    ciphers: names.filter((n) => !n.startsWith('TLS_')).join(':'),
+    groups: FRONT_TLS_OPTIONS.ecdhCurve,
+  };
+}
+
 export class SstpProxy implements DataPlane {
   readonly serviceName: string;
   // Immutable after construction.
@@ -179,6 +195,8 @@ export class SstpProxy implements DataPlane {
   #frontContext: tls.SecureContext | undefined;
   readonly #ticketKeys: Buffer | undefined;
   #frontDer: Buffer | undefined;
+  /** The front certificate and key as read (the native front loads them into its own TLS). */
+  #frontPem: { cert: Buffer; key: Buffer } | undefined;
   readonly #tunnels = new Set<ProxyTunnel>();
   readonly #drainTimers = new Map<string, NodeJS.Timeout>();
   readonly #bytes = new Map<string, { in: number; out: number }>();
@@ -287,6 +305,7 @@ export class SstpProxy implements DataPlane {
           ...(this.#ticketKeys ? { ticketKeys: this.#ticketKeys } : {}),
         });
         this.#frontDer = pemToDer(cert);
+        this.#frontPem = { cert, key };
       } catch (err) {
         throw new VpnlbError(
           'VPNLB_SSTP_TLS_CONFIG',
@@ -614,7 +633,13 @@ export class SstpProxy implements DataPlane {
   #openNativeFront(): boolean {
     const svc = this.#service;
     const splice = this.#splice;
-    if (svc.mode !== 'passthrough' || !splice || this.#frontMode === 'node') return false;
+    const pem = this.#frontPem;
+    // Passthrough hands tunnels to the splice engine; offload terminates and relays in the
+    // front. Re-encryption, and worker processes (cluster's listener, shared ticket keys), stay
+    // with Node.
+    const offload = svc.mode === 'offload' && pem !== undefined && !this.#ticketKeys;
+    if ((!offload && (svc.mode !== 'passthrough' || !splice)) || this.#frontMode === 'node')
+      return false;
     const logger = this.#ctx.logger;
     if (!nativeFrontEnabledByEnv()) {
       logger.info(
@@ -623,10 +648,21 @@ export class SstpProxy implements DataPlane {
       );
       return false;
     }
+    const loaded = splice ? { binding: splice.binding } : loadNativeSplice();
+    if ('unavailable' in loaded) {
+      const w = `native front unavailable (${loaded.unavailable}); Node accepts the connections and terminates TLS`;
+      this.#warnings.add(w);
+      logger.warn(
+        { component: 'sstp', service: svc.name, nativeFront: false },
+        `${svc.name}: ${w}`,
+      );
+      return false;
+    }
     const host = this.#host ?? this.#tunnelHost();
     let front: NativeFront;
     try {
       front = new NativeFront(
+        loaded.binding,
         splice,
         {
           address: svc.virtualIp,
@@ -635,6 +671,7 @@ export class SstpProxy implements DataPlane {
           maxHelloBytes: MAX_PENDING,
           smallHelloBytes: SMALL_HELLO_BYTES,
           helloBytesBudget: this.#helloBytesBudget,
+          ...(offload ? { tls: nativeFrontTls(pem) } : {}),
         },
         {
           accepted: (f, id, address, port) => {
@@ -658,6 +695,7 @@ export class SstpProxy implements DataPlane {
             );
           },
           helloBytes: (held) => this.#metrics.helloBytes.set({ service: svc.name }, held),
+          idleTimeout: () => host.snapshot().service.idleTimeout,
         },
       );
     } catch (err) {
@@ -676,12 +714,18 @@ export class SstpProxy implements DataPlane {
       );
       return false;
     }
-    const shortest = Math.min(svc.handshakeTimeout, svc.connectTimeout);
+    const shortest = Math.min(
+      svc.handshakeTimeout,
+      svc.connectTimeout,
+      offload ? svc.idleTimeout : Number.POSITIVE_INFINITY,
+    );
     front.startSweep(Math.min(250, Math.max(25, Math.floor(shortest / 4))));
     this.#front = front;
     logger.info(
       { component: 'sstp', service: svc.name, nativeFront: true },
-      `${svc.name}: connections are accepted, read and dialled by the native front`,
+      offload
+        ? `${svc.name}: connections are accepted, TLS terminated and tunnels relayed by the native front`
+        : `${svc.name}: connections are accepted, read and dialled by the native front`,
     );
     return true;
   }

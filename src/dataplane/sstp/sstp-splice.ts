@@ -46,6 +46,7 @@ export interface NativeSplice {
     budget: number,
     backlog: number,
     onEvent: (kind: number, id: number, a: number, b: number, data: unknown) => void,
+    tls?: [cert: Buffer, key: Buffer, ciphers: string, suites: string, groups: string],
   ): object;
   frontPort(front: object): number;
   frontDial(front: object, id: number, address: string, port: number): number;
@@ -54,6 +55,8 @@ export interface NativeSplice {
   frontClose(front: object, id: number): number;
   frontRearm(front: object): void;
   frontStats(front: object): Float64Array;
+  frontCounters(front: object, id: number): Float64Array | undefined;
+  frontIdle(front: object, idleMs: number): Float64Array;
   frontStop(front: object): void;
 }
 

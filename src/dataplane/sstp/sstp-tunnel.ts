@@ -216,6 +216,11 @@ export class SstpTunnel implements ProxyTunnel {
       if (this.#state === 'hello') this.#reject('tls-handshake-failed', err.message);
       else this.#destroy();
     });
+    // A client that ends its stream before the handshake is complete can never complete it.
+    front.once('end', () => {
+      if (this.#state === 'hello')
+        this.#reject('client-closed', 'client closed before completing the TLS handshake');
+    });
     front.once('secure', () => {
       if (this.#state !== 'hello') return;
       front.pause();
