@@ -30,6 +30,8 @@
 #define TF_MAX_CONNS (1u << 21)
 /* Octets of the server's first answer passed to JavaScript (a ServerHello fits many times). */
 #define TF_PEEK_BYTES 4096
+/* Milliseconds of work per tf_run, checked between batches of events (TLS relays can be bulk). */
+#define TF_RUN_MS 2
 
 enum tf_event {
   TF_EV_ACCEPT = 1,    /* a: client port; addr: client address */
@@ -51,7 +53,7 @@ enum tf_failure {
   TF_F_HELLO_MEMORY = 3, /* the hello memory budget is spent */
   TF_F_CONNECT = 4,      /* the backend connection failed; the client is kept: dial again or close */
   TF_F_BACKEND = 5,      /* the backend closed or failed before its first octets */
-  TF_F_SILENT = 6,       /* offload: the client closed before sending anything */
+  TF_F_TLS_EOF = 6,      /* offload: the client closed before the TLS handshake was complete; addr: how */
   TF_F_TLS = 7,          /* offload: the TLS handshake failed; addr: why */
 };
 
@@ -76,7 +78,8 @@ typedef struct {
 tf_front *tf_create(const tf_options *o, tf_emit_fn emit, void *ctx, int *err_no, const char **what);
 int tf_fd(const tf_front *f);
 int tf_port(const tf_front *f);
-/* Handles what is ready (at most `budget` epoll events). */
+/* Handles what is ready (at most `budget` epoll events, and about TF_RUN_MS: the epoll
+ * descriptor stays readable for what is left). */
 void tf_run(tf_front *f, int budget);
 /* 0, or -errno (-ESTALE: no such connection waiting for a backend). An attempt still
  * connecting is abandoned first (JavaScript's connectTimeout). */

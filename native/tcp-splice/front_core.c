@@ -78,6 +78,12 @@ static tf_conn *by_id(tf_front *f, double id, uint32_t *slot_out) {
   return c;
 }
 
+static double precise_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
@@ -241,7 +247,7 @@ static void on_hello(tf_front *f, tf_conn *c, uint32_t slot) {
 }
 
 static void peek_answer(tf_front *f, tf_conn *c, uint32_t slot);
-static void relay(tf_front *f, tf_conn *c, uint32_t slot);
+static void relay(tf_front *f, tf_conn *c, uint32_t slot, int side, uint32_t events);
 
 /* Sends what is left of the hello; then waits for the server's first octets (`events`: what the
  * backend socket reported, possibly its answer already). */
@@ -288,9 +294,9 @@ static void on_backend(tf_front *f, tf_conn *c, uint32_t slot, uint32_t events) 
     double id = id_of(c, slot);
     f->emit(f->ctx, TF_EV_CONNECTED, id, 0, 0, NULL, 0, NULL);
     if (by_id(f, id, &slot) != c || c->state != state) return; /* closed by JavaScript */
-    return state == C_RELAY ? relay(f, c, slot) : send_hello(f, c, slot, events);
+    return state == C_RELAY ? relay(f, c, slot, 1, events) : send_hello(f, c, slot, events);
   }
-  if (c->state == C_RELAY) return relay(f, c, slot);
+  if (c->state == C_RELAY) return relay(f, c, slot, 1, events);
   if (c->state == C_SENDING) return send_hello(f, c, slot, events);
   if (c->state == C_ANSWER && (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))) peek_answer(f, c, slot);
 }
@@ -322,7 +328,7 @@ static void on_handshake(tf_front *f, tf_conn *c, uint32_t slot) {
     if (!c->out_armed) arm_client_out(f, c, slot);
     return;
   case TT_EOF:
-    return fail(f, c, slot, TF_F_SILENT, err);
+    return fail_with(f, c, slot, TF_F_TLS_EOF, err, why);
   case TT_FAILED:
     return fail_with(f, c, slot, TF_F_TLS, err, why);
   }
@@ -330,10 +336,19 @@ static void on_handshake(tf_front *f, tf_conn *c, uint32_t slot) {
   f->emit(f->ctx, TF_EV_SECURE, id_of(c, slot), 0, 0, NULL, 0, tt_version(c->ssl));
 }
 
-/* Offload: relays what both sides allow; reports the server's first octets and the end. */
-static void relay(tf_front *f, tf_conn *c, uint32_t slot) {
+/* Offload: relays what both sides allow; reports the server's first octets and the end.
+ * `events`: what the socket of `side` reported. */
+static void relay(tf_front *f, tf_conn *c, uint32_t slot, int side, uint32_t events) {
   int err = 0;
   int r = tt_pump(c->relay, c->ssl, c->cfd, c->bfd, &err);
+  if (!(r & (TT_R_ENDED | TT_R_ERROR)) && (events & EPOLLERR)) {
+    /* A socket in error (a reset) that the pump did not touch, its direction having ended:
+     * nothing else would notice until the other side moves or the tunnel idles out. (A hang-up
+     * alone is both directions closed in order: the pump finishes that by itself.) */
+    int fd = side == 0 ? c->cfd : c->bfd;
+    socklen_t el = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err != 0) r |= TT_R_ERROR;
+  }
   if (r & TT_R_ACTIVE) c->last = f->now;
   if (r & TT_R_ANSWER) {
     double id = id_of(c, slot);
@@ -360,8 +375,9 @@ static void relay(tf_front *f, tf_conn *c, uint32_t slot) {
 
 void tf_run(tf_front *f, int budget) {
   struct epoll_event evs[64];
-  if (f->tls != NULL) f->now = now_ms();
-  while (budget > 0 && !f->halted) {
+  double start = precise_ms();
+  f->now = now_ms();
+  while (budget > 0 && !f->halted && precise_ms() - start < TF_RUN_MS) {
     int n = epoll_wait(f->epfd, evs, budget < 64 ? budget : 64, 0);
     if (n <= 0) return;
     budget -= n;
@@ -382,7 +398,7 @@ void tf_run(tf_front *f, int budget) {
         continue;
       }
       if (c->state == C_RELAY)
-        relay(f, c, slot);
+        relay(f, c, slot, 0, ev);
       else if (c->state == C_TLS)
         on_handshake(f, c, slot);
       else if (c->state == C_HELLO && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))

@@ -215,11 +215,12 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   o.small_hello = small_hello;
   o.budget = budget > 0 ? (uint64_t)budget : 0;
   o.backlog = (int)backlog;
+  uv_loop_t *loop;
+  CHECK(env, napi_get_uv_event_loop(env, &loop));
   napi_valuetype tls_type = napi_undefined;
   if (argc >= 10 && napi_typeof(env, argv[9], &tls_type) != napi_ok) return NULL;
   if (tls_type != napi_undefined && (o.tls = tls_context(env, argv[9])) == NULL) return NULL;
-  uv_loop_t *loop;
-  CHECK(env, napi_get_uv_event_loop(env, &loop));
+  /* From here on the TLS context is the front's (tf_create frees it when it fails). */
   tf_handle *h = calloc(1, sizeof *h);
   if (h == NULL) {
     tt_ctx_free(o.tls);
@@ -247,19 +248,20 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     return NULL;
   }
   napi_value resource, name, ext;
-  CHECK(env, napi_create_object(env, &resource));
-  CHECK(env, napi_create_string_utf8(env, "vpnlb-sstp-front", NAPI_AUTO_LENGTH, &name));
-  CHECK(env, napi_async_init(env, resource, name, &h->actx));
-  CHECK(env, napi_create_reference(env, resource, 1, &h->resource));
-  CHECK(env, napi_create_reference(env, argv[8], 1, &h->cb));
+  int made = 0; /* what to undo on failure: 1 the async context, 2 and the resource, 3 and the callback */
   h->poll.data = h;
-  if (uv_poll_init(loop, &h->poll, tf_fd(h->f)) != 0) {
-    napi_delete_reference(env, h->cb);
-    napi_delete_reference(env, h->resource);
-    napi_async_destroy(env, h->actx);
+  if (napi_create_object(env, &resource) != napi_ok ||
+      napi_create_string_utf8(env, "vpnlb-sstp-front", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, resource, name, &h->actx) != napi_ok || ++made == 0 ||
+      napi_create_reference(env, resource, 1, &h->resource) != napi_ok || ++made == 0 ||
+      napi_create_reference(env, argv[8], 1, &h->cb) != napi_ok || ++made == 0 ||
+      uv_poll_init(loop, &h->poll, tf_fd(h->f)) != 0) {
+    if (made >= 3) napi_delete_reference(env, h->cb);
+    if (made >= 2) napi_delete_reference(env, h->resource);
+    if (made >= 1) napi_async_destroy(env, h->actx);
     tf_destroy(h->f);
     free(h);
-    napi_throw_error(env, ADDON_ERROR_CODE, "cannot poll the front's epoll descriptor");
+    napi_throw_error(env, ADDON_ERROR_CODE, "cannot set the front up (N-API or libuv failed)");
     return NULL;
   }
   h->refs = 2; /* the poll handle's close callback and the JS handle's finalizer */

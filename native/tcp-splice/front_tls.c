@@ -7,8 +7,10 @@
  * client could make the balancer redo public-key work at will), and a client that closes
  * without close_notify ends its stream like one that sends it (Windows does not always send it).
  *
- * Reads are ahead (one read(2) takes every record the socket holds, as Node's 64 KiB reads do)
- * and writes may be partial, so a full socket never holds a whole buffer back.
+ * Reads are ahead (one read(2) takes as many records as OpenSSL's buffer holds, not one header
+ * and one body at a time) and writes may be partial, so a full socket never holds a whole buffer
+ * back. Idle tunnels give their buffers back, OpenSSL's (SSL_MODE_RELEASE_BUFFERS, as nginx and
+ * Node set it) and the relay's own: SSTP tunnels are mostly idle, and there are many.
  *
  * OpenSSL's error queue is per thread and this is the JavaScript thread, which Node's own TLS
  * shares: it is cleared before every call here and left empty after.
@@ -98,7 +100,7 @@ tt_ctx *tt_ctx_new(const tt_options *o, char *err, size_t err_len) {
   }
   SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF |
                                SSL_OP_NO_COMPRESSION);
-  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_read_ahead(ctx, 1);
   const char *what = NULL;
@@ -139,7 +141,10 @@ int tt_handshake(tt_ssl *s, int *err_no, char *err, size_t err_len) {
   ERR_clear_error();
   errno = 0;
   int rc = SSL_do_handshake(s);
-  if (rc == 1) return TT_DONE;
+  if (rc == 1) {
+    ERR_clear_error(); /* a success may leave entries (a ticket that did not decrypt...) */
+    return TT_DONE;
+  }
   int e = SSL_get_error(s, rc);
   int saved = errno;
   if (e == SSL_ERROR_WANT_READ) return TT_WAIT;
@@ -148,10 +153,11 @@ int tt_handshake(tt_ssl *s, int *err_no, char *err, size_t err_len) {
     *err_no = e == SSL_ERROR_SYSCALL ? saved : 0;
     ERR_clear_error();
     /* Nothing read at all: a client that connected and left (a port scan, a health check). */
-    if (BIO_number_read(SSL_get_rbio(s)) == 0) return TT_EOF;
-    snprintf(err, err_len, "the client closed during the TLS handshake%s%s", *err_no != 0 ? ": " : "",
-             *err_no != 0 ? strerror(*err_no) : "");
-    return TT_FAILED;
+    snprintf(err, err_len, "%s%s%s",
+             BIO_number_read(SSL_get_rbio(s)) == 0 ? "client closed without sending anything"
+                                                   : "client closed before completing the TLS handshake",
+             *err_no != 0 ? ": " : "", *err_no != 0 ? strerror(*err_no) : "");
+    return TT_EOF;
   }
   say(err, err_len, "TLS handshake");
   return TT_FAILED;
@@ -179,9 +185,17 @@ static int socket_waits(int *err_no) {
   return 0;
 }
 
+static int pump(tt_relay *r, tt_ssl *s, int cfd, int bfd, int *err_no);
+
 int tt_pump(tt_relay *r, tt_ssl *s, int cfd, int bfd, int *err_no) {
   if (r->up == NULL && (r->up = malloc(TT_BUF)) == NULL) return *err_no = ENOMEM, TT_R_ERROR;
   if (r->down == NULL && (r->down = malloc(TT_BUF)) == NULL) return *err_no = ENOMEM, TT_R_ERROR;
+  int out = pump(r, s, cfd, bfd, err_no);
+  if (r->up_len == 0 && r->down_len == 0) tt_relay_free(r); /* nothing waits: an idle tunnel holds no buffer */
+  return out;
+}
+
+static int pump(tt_relay *r, tt_ssl *s, int cfd, int bfd, int *err_no) {
   int out = 0;
   for (int round = 0; round < PUMP_ROUNDS; round++) {
     int moved = 0;
@@ -242,19 +256,27 @@ int tt_pump(tt_relay *r, tt_ssl *s, int cfd, int bfd, int *err_no) {
             out |= TT_R_ANSWER;
           }
         } else if (n == 0) {
-          /* The server is done: close_notify, then the client's half of the TCP connection. */
-          r->down_eof = 1;
-          ERR_clear_error();
-          SSL_shutdown(s);
-          ERR_clear_error();
-          shutdown(cfd, SHUT_WR);
+          r->down_eof = 1; /* the server is done: close_notify goes next */
           moved = 1;
         } else if (!socket_waits(err_no)) {
           return out | TT_R_ERROR;
         }
       }
     }
-    if (r->up_eof && r->down_eof) return out | TT_R_ENDED;
+    /* close_notify, then the client's half of the TCP connection; the alert may have to wait
+     * for room in the client's socket like any record (a FIN before it would cut it). */
+    if (r->down_eof == 1) {
+      ERR_clear_error();
+      errno = 0;
+      int rc = SSL_shutdown(s);
+      if (rc >= 0 || !tls_waits(s, rc, &out, err_no)) {
+        ERR_clear_error();
+        r->down_eof = 2; /* sent, or the client is gone (its direction will say so) */
+        shutdown(cfd, SHUT_WR);
+        moved = 1;
+      }
+    }
+    if (r->up_eof && r->down_eof == 2) return out | TT_R_ENDED;
     if (!moved) return out;
     out |= TT_R_ACTIVE;
   }

@@ -38,18 +38,19 @@ void tt_free(tt_ssl *s);
 enum { TT_WAIT = 0, TT_DONE = 1, TT_EOF = 2, TT_FAILED = 3, TT_WAIT_WRITE = 4 };
 
 /* Advances the handshake: TT_DONE, TT_WAIT (a read edge will come), TT_WAIT_WRITE (the socket
- * must be watched for writing), TT_EOF (the
- * client closed or reset before it completed; *err_no the errno, 0 on a plain close) or
- * TT_FAILED (`err` says why). */
+ * must be watched for writing), TT_EOF (the client closed or reset before it completed; *err_no
+ * the errno, 0 on a plain close) or TT_FAILED; `err` says why for both. */
 int tt_handshake(tt_ssl *s, int *err_no, char *err, size_t err_len);
 /* The negotiated protocol ("TLSv1.3"...). */
 const char *tt_version(const tt_ssl *s);
 
-/* One tunnel's relay state: what is waiting to be written in each direction. */
+/* One tunnel's relay state: what is waiting to be written in each direction (the buffers are
+ * allocated while octets wait, freed when none do). */
 typedef struct {
   uint8_t *up, *down; /* client -> server plaintext, server -> client plaintext (TT_BUF each) */
   uint32_t up_len, up_off, down_len, down_off;
-  uint8_t up_eof, down_eof, answered;
+  uint8_t up_eof, answered;
+  uint8_t down_eof; /* 1: the server ended, close_notify not yet out; 2: it is, and the FIN */
   uint64_t to_backend, to_client;
 } tt_relay;
 

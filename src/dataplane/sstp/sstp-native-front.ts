@@ -84,7 +84,7 @@ const F_CLIENT = 1;
 const F_TOO_LARGE = 2;
 const F_HELLO_MEMORY = 3;
 const F_CONNECT = 4;
-const F_SILENT = 6;
+const F_TLS_EOF = 6;
 const F_TLS = 7;
 
 /** Offload: the front's TLS (PEM octets and OpenSSL's lists). */
@@ -271,8 +271,9 @@ export class NativeFront {
         t.onHandshakeDeadline();
       }
     }
-    if (this.isTls)
-      for (const id of this.#native.frontIdle(this.#handle, this.#events.idleTimeout()))
+    const idle = this.isTls ? this.#events.idleTimeout() : 0; // 0: tunnels never idle out
+    if (idle > 0)
+      for (const id of this.#native.frontIdle(this.#handle, idle))
         this.#conns.get(id)?.close('idle-timeout');
     this.#native.frontRearm(this.#handle);
     this.#events.helloBytes(this.#native.frontStats(this.#handle)[0] ?? 0);
@@ -396,8 +397,8 @@ export class NativeTunnel implements ProxyTunnel {
 
   onFailed(code: number, errno: number, detail?: string): void {
     if (this.#state === 'closed') return;
-    if (code === F_SILENT)
-      return this.#reject('client-closed', 'client closed without sending anything');
+    if (code === F_TLS_EOF)
+      return this.#reject('client-closed', detail ?? 'client closed during the TLS handshake');
     if (code === F_TLS)
       return this.#reject('tls-handshake-failed', detail ?? 'TLS handshake failed');
     if (code === F_TOO_LARGE)

@@ -232,6 +232,58 @@ for (const run of FRONT_RUNS)
       }
     });
 
+    it('a download to a client that reads slowly arrives whole, then its end (close_notify waits for room)', async () => {
+      const answer = randomBytes(4 * 1024 * 1024);
+      const be = await backend({ onFirst: (s) => s.end(answer) });
+      const { proxy } = await startOffload(run.front, cert, be.port);
+      const client = await connect(proxy.port());
+      try {
+        const got = createHash('sha256');
+        let gotBytes = 0;
+        let failed: Error | undefined;
+        client.on('error', (e) => (failed = e));
+        client.on('data', (d: Buffer) => {
+          got.update(d);
+          gotBytes += d.length;
+        });
+        const ended = new Promise<void>((r) => client.once('end', () => r()));
+        client.pause();
+        client.write('GET');
+        await eventually(() => be.seen[0]?.bytes === 3, 'the request reached the server');
+        await sleep(300); // the server has ended; the proxy holds the rest for the client
+        client.resume();
+        await ended;
+        assert.equal(failed, undefined);
+        assert.equal(gotBytes, answer.length);
+        assert.equal(got.digest('hex'), createHash('sha256').update(answer).digest('hex'));
+        client.end();
+        await eventually(() => proxy.openConnections() === 0, 'the tunnel closed');
+      } finally {
+        client.destroy();
+        await proxy.stop();
+        await be.close();
+      }
+    });
+
+    it('idleTimeout 0 keeps a quiet tunnel open', async () => {
+      const be = await backend({ onFirst: (s) => s.write('y') });
+      const { proxy } = await startOffload(run.front, cert, be.port, { idleTimeout: 0 });
+      const client = await connect(proxy.port());
+      try {
+        client.resume();
+        client.write('x');
+        await eventually(() => be.seen[0]?.bytes === 1, 'the tunnel is up');
+        await sleep(400);
+        assert.equal(proxy.openConnections(), 1);
+        client.write('z');
+        await eventually(() => be.seen[0]?.bytes === 2, 'the tunnel still carries octets');
+      } finally {
+        client.destroy();
+        await proxy.stop();
+        await be.close();
+      }
+    });
+
     it('closes a tunnel idle for idleTimeout, and counts it', async () => {
       const be = await backend({ onFirst: (s) => s.write('y') });
       const { proxy, metrics } = await startOffload(run.front, cert, be.port, {

@@ -446,10 +446,12 @@ export class SstpProxy implements DataPlane {
     );
     // Idle tunnels: the addon keeps each tunnel's last-activity time; a sweep closes those past
     // idleTimeout (a quarter of it between sweeps, so a tunnel is closed within 1.25 × idleTimeout).
-    const every = Math.min(1_000, Math.max(25, Math.floor(svc.idleTimeout / 4)));
+    const every =
+      svc.idleTimeout > 0 ? Math.min(1_000, Math.max(25, Math.floor(svc.idleTimeout / 4))) : 1_000;
     this.#spliceTimer = setInterval(() => {
-      for (const owner of engine.idleOwners(svc.idleTimeout))
-        (owner as ProxyTunnel).close('idle-timeout');
+      if (svc.idleTimeout > 0)
+        for (const owner of engine.idleOwners(svc.idleTimeout))
+          (owner as ProxyTunnel).close('idle-timeout');
       this.#metrics.spliced.set({ service: svc.name }, engine.size);
     }, every);
     this.#spliceTimer.unref();
@@ -717,7 +719,7 @@ export class SstpProxy implements DataPlane {
     const shortest = Math.min(
       svc.handshakeTimeout,
       svc.connectTimeout,
-      offload ? svc.idleTimeout : Number.POSITIVE_INFINITY,
+      offload && svc.idleTimeout > 0 ? svc.idleTimeout : Number.POSITIVE_INFINITY,
     );
     front.startSweep(Math.min(250, Math.max(25, Math.floor(shortest / 4))));
     this.#front = front;

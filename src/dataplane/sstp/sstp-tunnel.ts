@@ -20,6 +20,7 @@
  * sockets to a native thread that splices between them (sstp-splice-handoff.ts).
  */
 import net from 'node:net';
+import { getSystemErrorName } from 'node:util';
 import tls from 'node:tls';
 import type { Candidate, ConnectionCounts } from '../../balancer/balancer.js';
 import type { SstpServiceSnapshot } from '../../control/snapshot.js';
@@ -655,7 +656,7 @@ export function logSpliceEnd(
       client: clientAddress,
       errno: end.errno,
     },
-    `spliced tunnel from ${clientAddress} ended with errno ${end.errno}`,
+    `tunnel from ${clientAddress} ended (${getSystemErrorName(-end.errno)})`,
   );
 }
 
