@@ -123,6 +123,33 @@ function connect(port: number, options: tls.ConnectionOptions = {}): Promise<tls
   });
 }
 
+/** One offload proxy in front of one `backend(hooks)`, and one TLS client through it. */
+async function withTunnel(
+  front: 'auto' | 'node',
+  hooks: Parameters<typeof backend>[0],
+  service: Record<string, unknown>,
+  body: (t: {
+    be: Awaited<ReturnType<typeof backend>>;
+    proxy: SstpProxy;
+    metrics: Metrics;
+    client: tls.TLSSocket;
+  }) => Promise<void>,
+): Promise<void> {
+  const be = await backend(hooks);
+  const { proxy, metrics } = await startOffload(front, cert, be.port, service);
+  try {
+    const client = await connect(proxy.port());
+    try {
+      await body({ be, proxy, metrics, client });
+    } finally {
+      client.destroy();
+    }
+  } finally {
+    await proxy.stop();
+    await be.close();
+  }
+}
+
 const fds = () => readdirSync('/proc/self/fd').length;
 
 let cert: TestCertificate;
@@ -135,177 +162,163 @@ for (const run of FRONT_RUNS)
   describe(`SSTP offload relay (${run.name})`, { skip: run.skip }, () => {
     it('relays megabytes intact both ways under backpressure, and counts every plaintext octet', async () => {
       const answer = randomBytes(3 * 1024 * 1024 + 5);
-      const be = await backend({ onFirst: (s) => s.write(answer) });
-      const { proxy, metrics } = await startOffload(run.front, cert, be.port);
-      const client = await connect(proxy.port());
-      try {
-        assert.match(
-          proxy.status().dataplane,
-          run.front === 'auto' ? /native front/ : /^sstp-proxy \(offload\)$/,
-        );
-        const got = createHash('sha256');
-        let gotBytes = 0;
-        client.on('data', (d: Buffer) => {
-          got.update(d);
-          gotBytes += d.length;
-        });
-        client.pause(); // the server's answer must wait in the proxy (backpressure)
-        const payload = randomBytes(5 * 1024 * 1024 + 3);
-        client.write(payload);
-        await eventually(() => be.seen[0]?.bytes === payload.length, 'the server got everything');
-        assert.equal(
-          be.seen[0]?.hash.copy().digest('hex'),
-          createHash('sha256').update(payload).digest('hex'),
-        );
-        await sleep(100);
-        client.resume();
-        await eventually(() => gotBytes === answer.length, 'the client got the whole answer');
-        assert.equal(got.digest('hex'), createHash('sha256').update(answer).digest('hex'));
-        const open = proxy.status().backends['b1'];
-        assert.equal(open?.bytesIn, payload.length);
-        assert.equal(open?.bytesOut, answer.length);
+      await withTunnel(
+        run.front,
+        { onFirst: (s) => s.write(answer) },
+        {},
+        async ({ be, proxy, metrics, client }) => {
+          assert.match(
+            proxy.status().dataplane,
+            run.front === 'auto' ? /native front/ : /^sstp-proxy \(offload\)$/,
+          );
+          const got = createHash('sha256');
+          let gotBytes = 0;
+          client.on('data', (d: Buffer) => {
+            got.update(d);
+            gotBytes += d.length;
+          });
+          client.pause(); // the server's answer must wait in the proxy (backpressure)
+          const payload = randomBytes(5 * 1024 * 1024 + 3);
+          client.write(payload);
+          await eventually(() => be.seen[0]?.bytes === payload.length, 'the server got everything');
+          assert.equal(
+            be.seen[0]?.hash.copy().digest('hex'),
+            createHash('sha256').update(payload).digest('hex'),
+          );
+          await sleep(100);
+          client.resume();
+          await eventually(() => gotBytes === answer.length, 'the client got the whole answer');
+          assert.equal(got.digest('hex'), createHash('sha256').update(answer).digest('hex'));
+          const open = proxy.status().backends['b1'];
+          assert.equal(open?.bytesIn, payload.length);
+          assert.equal(open?.bytesOut, answer.length);
 
-        client.write(Buffer.alloc(1000, 1));
-        await eventually(() => be.seen[0]?.bytes === payload.length + 1000, 'the last write');
-        client.destroy();
-        await eventually(() => proxy.openConnections() === 0, 'the tunnel closed');
-        assert.equal(
-          await metricSum(metrics, 'vpnlb_sstp_bytes_total', { direction: 'to-backend' }),
-          payload.length + 1000,
-        );
-        assert.equal(
-          await metricSum(metrics, 'vpnlb_sstp_bytes_total', { direction: 'to-client' }),
-          answer.length,
-        );
-      } finally {
-        client.destroy();
-        await proxy.stop();
-        await be.close();
-      }
+          client.write(Buffer.alloc(1000, 1));
+          await eventually(() => be.seen[0]?.bytes === payload.length + 1000, 'the last write');
+          client.destroy();
+          await eventually(() => proxy.openConnections() === 0, 'the tunnel closed');
+          assert.equal(
+            await metricSum(metrics, 'vpnlb_sstp_bytes_total', { direction: 'to-backend' }),
+            payload.length + 1000,
+          );
+          assert.equal(
+            await metricSum(metrics, 'vpnlb_sstp_bytes_total', { direction: 'to-client' }),
+            answer.length,
+          );
+        },
+      );
     });
 
     it("passes the client's end on: the server answers after it, then ends, and the tunnel closes", async () => {
-      const be = await backend({ onEnd: (s) => s.end('answer after your end') });
-      const { proxy } = await startOffload(run.front, cert, be.port);
-      const client = await connect(proxy.port());
-      try {
-        let reply = '';
-        client.setEncoding('latin1');
-        client.on('data', (d: string) => (reply += d));
-        const ended = new Promise<void>((r) => client.once('end', () => r()));
-        const request =
-          'SSTP_DUPLEX_POST /sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/ HTTP/1.1\r\n\r\n';
-        client.end(request);
-        await ended;
-        assert.equal(reply, 'answer after your end');
-        assert.equal(be.seen[0]?.bytes, request.length);
-        assert.equal(be.seen[0]?.ended, true);
-        await eventually(() => proxy.openConnections() === 0, 'the tunnel closed');
-      } finally {
-        client.destroy();
-        await proxy.stop();
-        await be.close();
-      }
+      await withTunnel(
+        run.front,
+        { onEnd: (s) => s.end('answer after your end') },
+        {},
+        async ({ be, proxy, client }) => {
+          let reply = '';
+          client.setEncoding('latin1');
+          client.on('data', (d: string) => (reply += d));
+          const ended = new Promise<void>((r) => client.once('end', () => r()));
+          const request =
+            'SSTP_DUPLEX_POST /sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/ HTTP/1.1\r\n\r\n';
+          client.end(request);
+          await ended;
+          assert.equal(reply, 'answer after your end');
+          assert.equal(be.seen[0]?.bytes, request.length);
+          assert.equal(be.seen[0]?.ended, true);
+          await eventually(() => proxy.openConnections() === 0, 'the tunnel closed');
+        },
+      );
     });
 
     it("passes the server's end on while the client still sends", async () => {
-      const be = await backend({ onFirst: (s) => s.end('bye') });
-      const { proxy } = await startOffload(run.front, cert, be.port);
-      const client = await connect(proxy.port());
-      try {
-        let reply = '';
-        client.setEncoding('latin1');
-        client.on('data', (d: string) => (reply += d));
-        const ended = new Promise<void>((r) => client.once('end', () => r()));
-        client.write('hello');
-        await ended;
-        assert.equal(reply, 'bye');
-        client.write('more');
-        await eventually(() => be.seen[0]?.bytes === 9, 'the server still receives');
-        client.end();
-        await eventually(() => proxy.openConnections() === 0, 'the tunnel closed');
-        assert.equal(be.seen[0]?.ended, true);
-      } finally {
-        client.destroy();
-        await proxy.stop();
-        await be.close();
-      }
+      await withTunnel(
+        run.front,
+        { onFirst: (s) => s.end('bye') },
+        {},
+        async ({ be, proxy, client }) => {
+          let reply = '';
+          client.setEncoding('latin1');
+          client.on('data', (d: string) => (reply += d));
+          const ended = new Promise<void>((r) => client.once('end', () => r()));
+          client.write('hello');
+          await ended;
+          assert.equal(reply, 'bye');
+          client.write('more');
+          await eventually(() => be.seen[0]?.bytes === 9, 'the server still receives');
+          client.end();
+          await eventually(() => proxy.openConnections() === 0, 'the tunnel closed');
+          assert.equal(be.seen[0]?.ended, true);
+        },
+      );
     });
 
     it('a download to a client that reads slowly arrives whole, then its end (close_notify waits for room)', async () => {
       const answer = randomBytes(4 * 1024 * 1024);
-      const be = await backend({ onFirst: (s) => s.end(answer) });
-      const { proxy } = await startOffload(run.front, cert, be.port);
-      const client = await connect(proxy.port());
-      try {
-        const got = createHash('sha256');
-        let gotBytes = 0;
-        let failed: Error | undefined;
-        client.on('error', (e) => (failed = e));
-        client.on('data', (d: Buffer) => {
-          got.update(d);
-          gotBytes += d.length;
-        });
-        const ended = new Promise<void>((r) => client.once('end', () => r()));
-        client.pause();
-        client.write('GET');
-        await eventually(() => be.seen[0]?.bytes === 3, 'the request reached the server');
-        await sleep(300); // the server has ended; the proxy holds the rest for the client
-        client.resume();
-        await ended;
-        assert.equal(failed, undefined);
-        assert.equal(gotBytes, answer.length);
-        assert.equal(got.digest('hex'), createHash('sha256').update(answer).digest('hex'));
-        client.end();
-        await eventually(() => proxy.openConnections() === 0, 'the tunnel closed');
-      } finally {
-        client.destroy();
-        await proxy.stop();
-        await be.close();
-      }
+      await withTunnel(
+        run.front,
+        { onFirst: (s) => s.end(answer) },
+        {},
+        async ({ be, proxy, client }) => {
+          const got = createHash('sha256');
+          let gotBytes = 0;
+          let failed: Error | undefined;
+          client.on('error', (e) => (failed = e));
+          client.on('data', (d: Buffer) => {
+            got.update(d);
+            gotBytes += d.length;
+          });
+          const ended = new Promise<void>((r) => client.once('end', () => r()));
+          client.pause();
+          client.write('GET');
+          await eventually(() => be.seen[0]?.bytes === 3, 'the request reached the server');
+          await sleep(300); // the server has ended; the proxy holds the rest for the client
+          client.resume();
+          await ended;
+          assert.equal(failed, undefined);
+          assert.equal(gotBytes, answer.length);
+          assert.equal(got.digest('hex'), createHash('sha256').update(answer).digest('hex'));
+          client.end();
+          await eventually(() => proxy.openConnections() === 0, 'the tunnel closed');
+        },
+      );
     });
 
     it('idleTimeout 0 keeps a quiet tunnel open', async () => {
-      const be = await backend({ onFirst: (s) => s.write('y') });
-      const { proxy } = await startOffload(run.front, cert, be.port, { idleTimeout: 0 });
-      const client = await connect(proxy.port());
-      try {
-        client.resume();
-        client.write('x');
-        await eventually(() => be.seen[0]?.bytes === 1, 'the tunnel is up');
-        await sleep(400);
-        assert.equal(proxy.openConnections(), 1);
-        client.write('z');
-        await eventually(() => be.seen[0]?.bytes === 2, 'the tunnel still carries octets');
-      } finally {
-        client.destroy();
-        await proxy.stop();
-        await be.close();
-      }
+      await withTunnel(
+        run.front,
+        { onFirst: (s) => s.write('y') },
+        { idleTimeout: 0 },
+        async ({ be, proxy, client }) => {
+          client.resume();
+          client.write('x');
+          await eventually(() => be.seen[0]?.bytes === 1, 'the tunnel is up');
+          await sleep(400);
+          assert.equal(proxy.openConnections(), 1);
+          client.write('z');
+          await eventually(() => be.seen[0]?.bytes === 2, 'the tunnel still carries octets');
+        },
+      );
     });
 
     it('closes a tunnel idle for idleTimeout, and counts it', async () => {
-      const be = await backend({ onFirst: (s) => s.write('y') });
-      const { proxy, metrics } = await startOffload(run.front, cert, be.port, {
-        idleTimeout: '300ms',
-      });
-      const client = await connect(proxy.port());
-      try {
-        // (A half-open client: the proxy's close is its end of stream.)
-        const closed = new Promise<boolean>((r) => client.once('end', () => r(true)));
-        client.resume();
-        client.write('x');
-        assert.equal(await Promise.race([closed, sleep(5_000, false)]), true, 'closed when idle');
-        assert.equal(
-          await metricSum(metrics, 'vpnlb_sstp_closed_total', { reason: 'idle-timeout' }),
-          1,
-        );
-        assert.equal(proxy.openConnections(), 0);
-      } finally {
-        client.destroy();
-        await proxy.stop();
-        await be.close();
-      }
+      await withTunnel(
+        run.front,
+        { onFirst: (s) => s.write('y') },
+        { idleTimeout: '300ms' },
+        async ({ proxy, metrics, client }) => {
+          // (A half-open client: the proxy's close is its end of stream.)
+          const closed = new Promise<boolean>((r) => client.once('end', () => r(true)));
+          client.resume();
+          client.write('x');
+          assert.equal(await Promise.race([closed, sleep(5_000, false)]), true, 'closed when idle');
+          assert.equal(
+            await metricSum(metrics, 'vpnlb_sstp_closed_total', { reason: 'idle-timeout' }),
+            1,
+          );
+          assert.equal(proxy.openConnections(), 0);
+        },
+      );
     });
 
     it('presents the front certificate; TLS 1.3 and 1.2 with AES-GCM; a session resumes', async () => {
