@@ -53,6 +53,11 @@ for (const [setting, path, message] of [
     /applied by the userspace proxy only/,
   ],
   [', port: 0', 'services.sstp[0].port', /port 0 .* needs the userspace proxy/],
+  [
+    ', idleTimeout: 0',
+    'services.sstp[0].idleTimeout',
+    /idleTimeout 0 \(never\) needs the userspace proxy/,
+  ],
 ] as const) {
   test(`check names what needs the proxy: ${setting.slice(2)}`, () => {
     const e = errors(cfg(setting));

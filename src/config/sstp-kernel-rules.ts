@@ -6,11 +6,13 @@
  * - mode offload / reencrypt (TLS is terminated by vpnlb);
  * - persistence tls-session (the session id is read from the ClientHello);
  * - methods other than maglev (least connections, round robin: per-client state);
- * - the proxy's connection limits and timeouts (the kernel counts no connections per source).
+ * - the proxy's connection limits and timeouts (the kernel counts no connections per source);
+ * - `idleTimeout: 0` (never): here it is conntrack's timeout, which must be a duration.
  */
 import { isIP } from 'node:net';
 import type { ConfigIssue } from './types.js';
 import { DEFAULTS } from './defaults.js';
+import { safeDuration } from './duration.js';
 
 type PathSeg = string | number;
 type AddIssue = (
@@ -75,6 +77,12 @@ export function checkSstpKernel(
         true,
       );
   }
+  if (s.idleTimeout !== undefined && safeDuration(s.idleTimeout) === 0)
+    add(
+      'error',
+      [...base, 'idleTimeout'],
+      `idleTimeout 0 (never) ${proxy}: with dataplane: kernel it is the conntrack timeout of established connections, which must be a duration (at least 1 s)`,
+    );
   if (typeof s.virtualIp === 'string' && isIP(s.virtualIp) !== 0) {
     const table = typeof s.table === 'string' ? s.table : DEFAULTS.sstp.table;
     claim(
