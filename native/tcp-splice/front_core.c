@@ -19,7 +19,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "front.h"
@@ -40,7 +39,7 @@ typedef struct {
   uint32_t len, cap, sent;
   tt_ssl *ssl;      /* offload */
   tt_relay *relay;  /* offload, from RELAY on */
-  double last;      /* offload: when the relay last moved octets (ms, monotonic) */
+  int64_t last;     /* offload: when the relay last moved octets (ts_now_ms) */
 } tf_conn;
 
 struct tf_front {
@@ -52,7 +51,7 @@ struct tf_front {
   uint32_t max_hello_length, max_hello, small_hello;
   uint64_t budget, held;
   tt_ctx *tls; /* offload */
-  double now;  /* ms, monotonic (coarse), at the start of the current run */
+  int64_t now; /* ts_now_ms() at the start of the current run */
   tf_emit_fn emit;
   void *ctx;
 };
@@ -76,18 +75,6 @@ static tf_conn *by_id(tf_front *f, double id, uint32_t *slot_out) {
   if (c->state == C_FREE || c->gen != gen) return NULL;
   *slot_out = slot;
   return c;
-}
-
-static double precise_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 static uint64_t over_small(const tf_front *f, uint32_t len) {
@@ -375,9 +362,8 @@ static void relay(tf_front *f, tf_conn *c, uint32_t slot, int side, uint32_t eve
 
 void tf_run(tf_front *f, int budget) {
   struct epoll_event evs[64];
-  double start = precise_ms();
-  f->now = now_ms();
-  while (budget > 0 && !f->halted && precise_ms() - start < TF_RUN_MS) {
+  int64_t start = f->now = ts_now_ms();
+  while (budget > 0 && !f->halted && ts_now_ms() - start < TF_RUN_MS) {
     int n = epoll_wait(f->epfd, evs, budget < 64 ? budget : 64, 0);
     if (n <= 0) return;
     budget -= n;
@@ -572,10 +558,10 @@ int tf_counters(tf_front *f, double id, double out[2]) {
 }
 
 uint32_t tf_idle(tf_front *f, double idle_ms, double *ids, uint32_t max) {
-  double now = now_ms();
+  int64_t now = ts_now_ms();
   uint32_t n = 0;
   for (uint32_t s = 0; s < f->used && n < max; s++)
-    if (f->c[s].state == C_RELAY && now - f->c[s].last >= idle_ms) ids[n++] = id_of(&f->c[s], s);
+    if (f->c[s].state == C_RELAY && (double)(now - f->c[s].last) >= idle_ms) ids[n++] = id_of(&f->c[s], s);
   return n;
 }
 
