@@ -44,7 +44,8 @@ enum tf_event {
   /* Offload only. ANSWER there has no data: the server's first octets are on their way. */
   TF_EV_SECURE = 8,    /* the TLS handshake is complete; addr: the protocol ("TLSv1.3") */
   TF_EV_ENDED = 9,     /* the tunnel is over and gone: a: errno (0: both sides ended); data: the
-                          octets relayed to the server and to the client, two doubles */
+                          octets relayed to the server and to the client, two doubles, then
+                          for a TLS error (EPROTO) OpenSSL's reason as text */
 };
 
 enum tf_failure {

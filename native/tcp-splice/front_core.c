@@ -327,7 +327,8 @@ static void on_handshake(tf_front *f, tf_conn *c, uint32_t slot) {
  * `events`: what the socket of `side` reported. */
 static void relay(tf_front *f, tf_conn *c, uint32_t slot, int side, uint32_t events) {
   int err = 0;
-  int r = tt_pump(c->relay, c->ssl, c->cfd, c->bfd, &err);
+  char why[200] = "";
+  int r = tt_pump(c->relay, c->ssl, c->cfd, c->bfd, &err, why, sizeof why);
   if (!(r & (TT_R_ENDED | TT_R_ERROR)) && (events & EPOLLERR)) {
     /* A socket in error (a reset) that the pump did not touch, its direction having ended:
      * nothing else would notice until the other side moves or the tunnel idles out. (A hang-up
@@ -344,10 +345,15 @@ static void relay(tf_front *f, tf_conn *c, uint32_t slot, int side, uint32_t eve
   }
   if (r & (TT_R_ENDED | TT_R_ERROR)) {
     double id = id_of(c, slot);
+    int code = (r & TT_R_ERROR) ? (err != 0 ? err : EIO) : 0;
+    /* The final octet counts (two doubles), then OpenSSL's reason for a TLS error. */
+    uint8_t data[2 * sizeof(double) + sizeof why];
     double counts[2] = {(double)c->relay->to_backend, (double)c->relay->to_client};
-    int why = (r & TT_R_ERROR) ? (err != 0 ? err : EIO) : 0;
+    size_t len = sizeof counts, text = code == EPROTO ? strlen(why) : 0;
+    memcpy(data, counts, sizeof counts);
+    memcpy(data + len, why, text);
     release(f, c, slot);
-    f->emit(f->ctx, TF_EV_ENDED, id, why, 0, (const uint8_t *)counts, sizeof counts, NULL);
+    f->emit(f->ctx, TF_EV_ENDED, id, code, 0, data, len + text, NULL);
     return;
   }
   if (r & TT_R_MORE) {

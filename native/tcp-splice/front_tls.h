@@ -65,8 +65,9 @@ enum {
 
 /* Moves what both sides allow, until neither socket can go further without an edge or a bound
  * of rounds is reached (TT_R_MORE: one bulk tunnel must not hold up the others). A flag set
- * (TT_R_*). Allocates the buffers on first use (TT_R_ERROR, ENOMEM, when it cannot). */
-int tt_pump(tt_relay *r, tt_ssl *s, int cfd, int bfd, int *err_no);
+ * (TT_R_*). Allocates the buffers on first use (TT_R_ERROR, ENOMEM, when it cannot). On a TLS
+ * error (*err_no EPROTO) `why` receives OpenSSL's reason (a bad record MAC, the client's alert). */
+int tt_pump(tt_relay *r, tt_ssl *s, int cfd, int bfd, int *err_no, char *why, size_t why_len);
 void tt_relay_free(tt_relay *r);
 
 #endif

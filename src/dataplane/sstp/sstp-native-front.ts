@@ -243,8 +243,9 @@ export class NativeFront {
         return t.onSecure();
       case EV_ENDED: {
         this.#forget(t); // the front closed it
-        const counts = data as Buffer;
-        return t.onEnded(a, counts.readDoubleLE(0), counts.readDoubleLE(8));
+        const d = data as Buffer;
+        const detail = d.length > 16 ? d.subarray(16).toString('latin1') : undefined;
+        return t.onEnded(a, d.readDoubleLE(0), d.readDoubleLE(8), detail);
       }
       case EV_CONNECTED:
         return t.onConnected();
@@ -420,15 +421,18 @@ export class NativeTunnel implements ProxyTunnel {
     this.#destroy(false);
   }
 
-  /** Offload: the relay is over (errno 0: both sides ended); the front has closed it. */
-  onEnded(errno: number, toBackend: number, toClient: number): void {
+  /**
+   * Offload: the relay is over (errno 0: both sides ended; `detail`: OpenSSL's reason for a TLS
+   * error); the front has closed it.
+   */
+  onEnded(errno: number, toBackend: number, toClient: number, detail?: string): void {
     this.#finalToBackend = toBackend;
     this.#finalToClient = toClient;
     logSpliceEnd(
       this.host,
       this.backend,
       this.clientAddress,
-      errno > 0 ? { kind: 'error', errno } : { kind: 'done' },
+      errno > 0 ? { kind: 'error', errno, ...(detail ? { detail } : {}) } : { kind: 'done' },
     );
     this.#destroy(false);
   }

@@ -8,13 +8,14 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
+import { PassThrough } from 'node:stream';
 import net from 'node:net';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfigText } from '../../config/load-config.js';
 import { Controller } from '../../control/controller.js';
-import { silentLogger } from '../../log/logger.js';
+import { createLogger, silentLogger } from '../../log/logger.js';
 import { Metrics } from '../../observability/metrics.js';
 import { generateTestCertificate, type TestCertificate } from '../../sim/rras/sstp-certs.js';
 import { eventually, FRONT_RUNS } from '../../../test/support/sstp-test-lab.js';
@@ -76,6 +77,7 @@ async function startOffload(
   cert: TestCertificate,
   backendPort: number,
   service: Record<string, unknown> = {},
+  logger = silentLogger(),
 ) {
   const config = loadConfigText(
     JSON.stringify({
@@ -101,7 +103,7 @@ async function startOffload(
   const metrics = new Metrics();
   const proxy = new SstpProxy(
     config.services.sstp[0]!,
-    { config, controller, logger: silentLogger(), metrics },
+    { config, controller, logger, metrics },
     { front },
   );
   await proxy.start(controller.service('sstp')!);
@@ -377,6 +379,54 @@ for (const run of FRONT_RUNS)
         ok.write('x');
         await eventually(() => be.seen.length === 1, 'a TLS client is still served');
         ok.destroy();
+      } finally {
+        await proxy.stop();
+        await be.close();
+      }
+    });
+
+    it("answers a forged record with an alert (the native front ends the tunnel and logs OpenSSL's reason) and keeps serving", async () => {
+      const be = await backend({ onFirst: (s) => s.write('y') });
+      const lines = new PassThrough();
+      let log = '';
+      lines.on('data', (d: Buffer) => (log += d.toString()));
+      const { proxy } = await startOffload(
+        run.front,
+        cert,
+        be.port,
+        {},
+        createLogger({ level: 'debug', destination: lines }),
+      );
+      try {
+        const raw = net.connect(proxy.port(), '127.0.0.1');
+        raw.on('error', () => {});
+        const client = tls.connect({ socket: raw, rejectUnauthorized: false });
+        let alert = '';
+        client.on('error', (err: NodeJS.ErrnoException) => (alert = err.code ?? err.message));
+        await new Promise((r) => client.once('secureConnect', r));
+        client.write('x');
+        await eventually(() => be.seen.length === 1, 'the tunnel reached the server');
+        // An application-data record that no key made: its authentication tag cannot match.
+        raw.write(Buffer.concat([Buffer.from([0x17, 3, 3, 0, 48]), randomBytes(48)]));
+        await eventually(() => alert !== '', 'the front to answer with an alert');
+        assert.equal(alert, 'ERR_SSL_SSLV3_ALERT_BAD_RECORD_MAC');
+        if (run.front === 'auto') {
+          // The native front closes the tunnel at once, and says why.
+          await eventually(() => proxy.openConnections() === 0, 'the tunnel ended');
+          await eventually(
+            () =>
+              /tunnel from 127\.0\.0\.1 ended \(EPROTO: TLS: error:[^)]*bad record mac/.test(log),
+            `the log names OpenSSL's reason (${log.slice(-600)})`,
+          );
+        }
+        // Node's front surfaces no error for it: the tunnel ends when the client leaves.
+        raw.end();
+        await eventually(() => proxy.openConnections() === 0, 'the tunnel ended');
+        const ok = await connect(proxy.port());
+        ok.write('x');
+        await eventually(() => be.seen.length === 2, 'the next client is served');
+        ok.destroy();
+        client.destroy();
       } finally {
         await proxy.stop();
         await be.close();

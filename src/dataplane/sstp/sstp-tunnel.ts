@@ -656,7 +656,7 @@ export function logSpliceEnd(
       client: clientAddress,
       errno: end.errno,
     },
-    `tunnel from ${clientAddress} ended (${getSystemErrorName(-end.errno)})`,
+    `tunnel from ${clientAddress} ended (${getSystemErrorName(-end.errno)}${end.detail ? `: ${end.detail}` : ''})`,
   );
 }
 
