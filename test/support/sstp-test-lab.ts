@@ -3,6 +3,7 @@
  * addresses (127.0.0.10, .11, ... sharing one ephemeral port, as a farm shares 443), a
  * configuration built for them, a controller and the proxy wired as the runtime wires them.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { Metrics } from '../../src/observability/metrics.js';
 import { loadConfigText } from '../../src/config/load-config.js';
 import type { Config } from '../../src/config/types.js';
@@ -98,6 +99,39 @@ export interface LabBackend {
   readonly weight?: number;
   /** Nothing listens there (connection refused). */
   readonly absent?: boolean;
+  /** Its SYNs go unanswered, as behind a firewall that drops them (the connect times out). */
+  readonly blackHole?: boolean;
+}
+
+/**
+ * A listener whose accept queue is full and never drained: Linux then drops further SYNs, so a
+ * connect to it hangs until the caller gives up — a server behind a dropping firewall, on
+ * loopback and without root. Python (node-gyp's, on every machine that builds the addons)
+ * holds it, because Node accepts whatever reaches a listener; it exits when its stdin closes.
+ */
+async function startBlackHole(
+  host: string,
+  port: number,
+): Promise<{ port: number; proc: ChildProcess }> {
+  const script = [
+    'import socket, sys',
+    's = socket.socket()',
+    's.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
+    `s.bind((${JSON.stringify(host)}, ${port}))`,
+    's.listen(0)',
+    `c = socket.create_connection((${JSON.stringify(host)}, s.getsockname()[1]))  # fills the queue`,
+    'print(s.getsockname()[1], flush=True)',
+    'sys.stdin.read()',
+  ].join('\n');
+  const proc = spawn('python3', ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const bound = await new Promise<number>((resolve, reject) => {
+    proc.once('error', reject);
+    proc.once('exit', (code) =>
+      reject(new Error(`black hole on ${host}:${port} exited (${code})`)),
+    );
+    proc.stdout?.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+  });
+  return { port: bound, proc };
 }
 
 export interface LabOptions {
@@ -141,13 +175,17 @@ export async function startProxyLab(options: LabOptions): Promise<ProxyLab> {
     : undefined;
   const mode = (options.service?.['mode'] as string | undefined) ?? 'passthrough';
   const sims = new Map<string, SimSstpEndpoint>();
+  const holes: ChildProcess[] = [];
+  const closeHoles = () => {
+    for (const h of holes) h.stdin?.end(); // python exits at EOF
+  };
   let port = 0;
   const addresses = options.backends.map(
     (_, i) => options.backendAddresses?.[i] ?? `127.0.0.${10 + i}`,
   );
   try {
     for (const [i, b] of options.backends.entries()) {
-      if (b.absent) continue;
+      if (b.absent || b.blackHole) continue;
       const c = b.otherCertificate && other ? other : cert;
       const sim = await SimSstpEndpoint.start({
         name: b.name,
@@ -160,6 +198,12 @@ export async function startProxyLab(options: LabOptions): Promise<ProxyLab> {
       });
       port = mode === 'offload' ? sim.plainPort : sim.tlsPort;
       sims.set(b.name, sim);
+    }
+    for (const [i, b] of options.backends.entries()) {
+      if (!b.blackHole) continue;
+      const hole = await startBlackHole(addresses[i] as string, port);
+      holes.push(hole.proc);
+      port = hole.port;
     }
     if (port === 0) port = 9; // every backend absent: "discard", nothing listens on loopback
     const doc = {
@@ -244,11 +288,13 @@ export async function startProxyLab(options: LabOptions): Promise<ProxyLab> {
         await proxy.stop();
         controller.removeAllListeners();
         await Promise.all([...sims.values()].map((s) => s.close()));
+        closeHoles();
         cert.dispose();
         other?.dispose();
       },
     };
   } catch (err) {
+    closeHoles();
     await Promise.all([...sims.values()].map((s) => s.close()));
     cert.dispose();
     other?.dispose();

@@ -134,9 +134,15 @@ export class NativeFront {
   readonly #events: NativeFrontEvents;
   /**
    * Connections in the front, by id (passthrough: until their hand-off; offload: until they
-   * end); their deadlines are swept here.
+   * end).
    */
   readonly #conns = new Map<number, NativeTunnel>();
+  /**
+   * Those of them that may have a deadline pending (the sweep drops the others): an offload
+   * front holds every relaying tunnel for hours, and only the few in their handshake are
+   * looked at.
+   */
+  readonly #waiting = new Set<NativeTunnel>();
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
 
@@ -198,6 +204,7 @@ export class NativeFront {
   // Used by NativeTunnel.
   dial(t: NativeTunnel, address: string, port: number, timeoutMs: number): number {
     t.connectDeadline = performance.now() + timeoutMs;
+    this.#waiting.add(t);
     return this.#native.frontDial(this.#handle, t.id, address, port);
   }
   more(t: NativeTunnel): void {
@@ -223,6 +230,7 @@ export class NativeFront {
 
   #forget(t: NativeTunnel): void {
     this.#conns.delete(t.id);
+    this.#waiting.delete(t);
   }
 
   #onEvent(kind: number, id: number, a: number, b: number, data: unknown): void {
@@ -230,6 +238,7 @@ export class NativeFront {
       const t = this.#events.accepted(this, id, data as string, a);
       if (!t) return void this.#native.frontClose(this.#handle, id);
       this.#conns.set(id, t);
+      this.#waiting.add(t); // its handshake deadline runs from accept
       return;
     }
     if (kind === EV_ACCEPT_ERROR) return this.#events.acceptFailed(b);
@@ -259,10 +268,12 @@ export class NativeFront {
   }
 
   #sweep(): void {
-    // Every connection is looked at (a reload may shorten a timeout, so the order of accepts is
-    // not the order of deadlines); a few thousand in their handshake cost well under a millisecond.
+    // Every connection with a deadline is looked at (a reload may shorten a timeout, so the
+    // order of accepts is not the order of deadlines); a few thousand in their handshake cost
+    // well under a millisecond. (A Set visits what is added during the walk and skips what is
+    // deleted: a retry's new connect deadline, a tunnel closed by another's callback.)
     const now = performance.now();
-    for (const t of [...this.#conns.values()]) {
+    for (const t of this.#waiting) {
       if (t.connectDeadline !== undefined && t.connectDeadline <= now) {
         t.connectDeadline = undefined;
         t.onConnectDeadline();
@@ -271,6 +282,8 @@ export class NativeFront {
         t.handshakeDeadline = undefined;
         t.onHandshakeDeadline();
       }
+      if (t.connectDeadline === undefined && t.handshakeDeadline === undefined)
+        this.#waiting.delete(t);
     }
     const idle = this.isTls ? this.#events.idleTimeout() : 0; // 0: tunnels never idle out
     if (idle > 0)

@@ -188,6 +188,49 @@ for (const run of SPLICE_RUNS)
         await lonely.close();
       }
     });
+
+    it('a server whose SYNs go unanswered: connectTimeout, then the next backend; with none left the client is refused', async () => {
+      const lab = await startProxyLab({
+        splice: run.splice,
+        front: run.front,
+        placement: run.placement,
+        backends: [{ name: 'dropped', blackHole: true }, { name: 'good' }],
+        service: { connectTimeout: '300ms', method: 'weighted-round-robin' },
+      });
+      try {
+        for (let i = 0; i < 3; i++) await (await lab.client({ timeoutMs: 5_000 })).echo();
+        assert.equal(lab.sims.get('good')?.report().connections.length, 3);
+        assert.ok(
+          (await lab.metric('vpnlb_sstp_backend_failures_total', {
+            backend: 'dropped',
+            reason: 'connect-timeout',
+          })) >= 1,
+        );
+        assert.equal(await lab.metric('vpnlb_sstp_rejected_total'), 0);
+      } finally {
+        await lab.close();
+      }
+      const lonely = await startProxyLab({
+        splice: run.splice,
+        front: run.front,
+        placement: run.placement,
+        backends: [{ name: 'dropped', blackHole: true }],
+        service: { connectTimeout: '300ms' },
+      });
+      try {
+        await assert.rejects(lonely.client({ timeoutMs: 5_000 }), /closed/);
+        assert.equal(
+          await lonely.metric('vpnlb_sstp_rejected_total', { reason: 'backend-connect-failed' }),
+          1,
+        );
+        assert.equal(
+          await lonely.metric('vpnlb_sstp_backend_failures_total', { reason: 'connect-timeout' }),
+          1,
+        );
+      } finally {
+        await lonely.close();
+      }
+    });
   });
 
 describe('SstpProxy memory and time limits (issue 11)', () => {
@@ -295,6 +338,29 @@ describe('SstpProxy memory and time limits (issue 11)', () => {
       await explicit.close();
     }
   });
+
+  for (const run of FRONT_RUNS)
+    it(`offload: a server whose SYNs go unanswered is left at connectTimeout for the next (${run.name})`, {
+      skip: run.skip,
+    }, async () => {
+      const lab = await startProxyLab({
+        front: run.front,
+        backends: [{ name: 'dropped', blackHole: true }, { name: 'good' }],
+        service: { mode: 'offload', connectTimeout: '300ms', method: 'weighted-round-robin' },
+      });
+      try {
+        for (let i = 0; i < 3; i++) await (await lab.client({ timeoutMs: 5_000 })).echo();
+        assert.equal(lab.sims.get('good')?.report().connections.length, 3);
+        assert.ok(
+          (await lab.metric('vpnlb_sstp_backend_failures_total', {
+            backend: 'dropped',
+            reason: 'connect-timeout',
+          })) >= 1,
+        );
+      } finally {
+        await lab.close();
+      }
+    });
 
   for (const run of FRONT_RUNS)
     it(`a client that completes TLS (offload) and then sends nothing is closed at handshakeTimeout, not idleTimeout (${run.name})`, {
