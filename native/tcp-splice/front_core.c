@@ -327,7 +327,8 @@ static void on_handshake(tf_front *f, tf_conn *c, uint32_t slot) {
  * `events`: what the socket of `side` reported. */
 static void relay(tf_front *f, tf_conn *c, uint32_t slot, int side, uint32_t events) {
   int err = 0;
-  char why[200] = "";
+  char why[200];
+  why[0] = 0;
   int r = tt_pump(c->relay, c->ssl, c->cfd, c->bfd, &err, why, sizeof why);
   if (!(r & (TT_R_ENDED | TT_R_ERROR)) && (events & EPOLLERR)) {
     /* A socket in error (a reset) that the pump did not touch, its direction having ended:

@@ -9,7 +9,8 @@
  *       or code VPNLB_SSTP_FRONT when the TLS context cannot be built.
  *       onEvent(kind, id, a, b, data) per step (front.h tf_event): data is the client's address
  *       (ACCEPT), the octets read (HELLO, passthrough ANSWER), the protocol (SECURE), why
- *       (FAILED TF_F_TLS), the relayed octets as a Buffer of two doubles (ENDED) or undefined.
+ *       (FAILED TF_F_TLS), the relayed octets as a Buffer of two doubles then, for a TLS
+ *       error, OpenSSL's reason (ENDED), or undefined.
  *   frontPort(h) -> bound port
  *   frontDial(h, id, address, port) -> 0 | -errno
  *   frontSplice(h, id, spliceHandle) -> the splice engine's slot | negative code

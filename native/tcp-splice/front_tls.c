@@ -181,7 +181,9 @@ static int tls_waits(tt_ssl *s, int rc, int *out, int *err_no, tt_why why) {
   if (e == SSL_ERROR_WANT_WRITE) *out |= TT_R_CLIENT_OUT;
   if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 1;
   *err_no = e == SSL_ERROR_SYSCALL && errno != 0 ? errno : EPROTO;
-  if (*err_no == EPROTO && why.len > 0) say(why.text, why.len, "TLS");
+  /* (A failed close_notify comes here too and the pump goes on: `why` is read only when the
+   * pump's own result is a TLS error, and a later one rewrites it.) */
+  if (*err_no == EPROTO && why.len > 0 && ERR_peek_last_error() != 0) say(why.text, why.len, "TLS");
   ERR_clear_error();
   return 0;
 }

@@ -60,21 +60,26 @@ export async function closedTcpPort(family: 4 | 6): Promise<TestTarget> {
 /**
  * A TCP listener that never completes new handshakes: the listening socket lives in a worker
  * thread whose event loop is blocked, so nothing accepts; once its accept queue (backlog 1)
- * is full the kernel drops further SYNs and a connect hangs until the prober's timeout.
+ * is full the kernel drops further SYNs and a connect hangs until the prober's timeout — a
+ * server behind a firewall that drops them. `at`: where to listen (default: the family's
+ * loopback address, an ephemeral port).
  */
-export async function unresponsiveTcpListener(family: 4 | 6): Promise<TestTarget> {
+export async function unresponsiveTcpListener(
+  family: 4 | 6,
+  at: { host: string; port: number } = { host: loopback(family), port: 0 },
+): Promise<TestTarget> {
   const code = `
     const { parentPort, workerData } = require('node:worker_threads');
     const net = require('node:net');
     const server = net.createServer();
-    server.listen({ port: 0, host: workerData.host, backlog: 1 }, () => {
+    server.listen({ port: workerData.port, host: workerData.host, backlog: 1 }, () => {
       parentPort.postMessage(server.address().port);
       // Block this thread's event loop until terminated: nothing is ever accepted.
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
     });`;
-  const worker = new Worker(code, { eval: true, workerData: { host: loopback(family) } });
+  const worker = new Worker(code, { eval: true, workerData: at });
   const [port] = (await once(worker, 'message')) as [number];
-  const target: ProbeTarget = { address: loopback(family), family, port };
+  const target: ProbeTarget = { address: at.host, family, port };
   // Fill the accept queue (backlog 1 holds two completed connections).
   const fillers: Socket[] = [];
   for (let i = 0; i < 4; i++) {

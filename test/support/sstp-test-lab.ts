@@ -3,7 +3,6 @@
  * addresses (127.0.0.10, .11, ... sharing one ephemeral port, as a farm shares 443), a
  * configuration built for them, a controller and the proxy wired as the runtime wires them.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { Metrics } from '../../src/observability/metrics.js';
 import { loadConfigText } from '../../src/config/load-config.js';
 import type { Config } from '../../src/config/types.js';
@@ -26,6 +25,7 @@ import {
   nativeFrontEnabledByEnv,
 } from '../../src/dataplane/sstp/sstp-native-front.js';
 import { waitUntil } from '../../src/util/wait.js';
+import { unresponsiveTcpListener, type TestTarget } from './loopback-targets.js';
 
 /**
  * The ways passthrough connections are accepted and relayed; the proxy's shared suites run once
@@ -103,37 +103,6 @@ export interface LabBackend {
   readonly blackHole?: boolean;
 }
 
-/**
- * A listener whose accept queue is full and never drained: Linux then drops further SYNs, so a
- * connect to it hangs until the caller gives up — a server behind a dropping firewall, on
- * loopback and without root. Python (node-gyp's, on every machine that builds the addons)
- * holds it, because Node accepts whatever reaches a listener; it exits when its stdin closes.
- */
-async function startBlackHole(
-  host: string,
-  port: number,
-): Promise<{ port: number; proc: ChildProcess }> {
-  const script = [
-    'import socket, sys',
-    's = socket.socket()',
-    's.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
-    `s.bind((${JSON.stringify(host)}, ${port}))`,
-    's.listen(0)',
-    `c = socket.create_connection((${JSON.stringify(host)}, s.getsockname()[1]))  # fills the queue`,
-    'print(s.getsockname()[1], flush=True)',
-    'sys.stdin.read()',
-  ].join('\n');
-  const proc = spawn('python3', ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const bound = await new Promise<number>((resolve, reject) => {
-    proc.once('error', reject);
-    proc.once('exit', (code) =>
-      reject(new Error(`black hole on ${host}:${port} exited (${code})`)),
-    );
-    proc.stdout?.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
-  });
-  return { port: bound, proc };
-}
-
 export interface LabOptions {
   readonly backends: readonly LabBackend[];
   /** Extra service fields (mode, persistence, timeouts as YAML values...). */
@@ -175,10 +144,8 @@ export async function startProxyLab(options: LabOptions): Promise<ProxyLab> {
     : undefined;
   const mode = (options.service?.['mode'] as string | undefined) ?? 'passthrough';
   const sims = new Map<string, SimSstpEndpoint>();
-  const holes: ChildProcess[] = [];
-  const closeHoles = () => {
-    for (const h of holes) h.stdin?.end(); // python exits at EOF
-  };
+  const holes: TestTarget[] = [];
+  const closeHoles = () => Promise.all(holes.map((h) => h.close()));
   let port = 0;
   const addresses = options.backends.map(
     (_, i) => options.backendAddresses?.[i] ?? `127.0.0.${10 + i}`,
@@ -201,9 +168,9 @@ export async function startProxyLab(options: LabOptions): Promise<ProxyLab> {
     }
     for (const [i, b] of options.backends.entries()) {
       if (!b.blackHole) continue;
-      const hole = await startBlackHole(addresses[i] as string, port);
-      holes.push(hole.proc);
-      port = hole.port;
+      const hole = await unresponsiveTcpListener(4, { host: addresses[i] as string, port });
+      holes.push(hole);
+      port = hole.target.port ?? port;
     }
     if (port === 0) port = 9; // every backend absent: "discard", nothing listens on loopback
     const doc = {
@@ -285,16 +252,19 @@ export async function startProxyLab(options: LabOptions): Promise<ProxyLab> {
       },
       async close() {
         for (const c of clients) c.socket.destroy();
-        await proxy.stop();
-        controller.removeAllListeners();
-        await Promise.all([...sims.values()].map((s) => s.close()));
-        closeHoles();
+        try {
+          await proxy.stop();
+        } finally {
+          controller.removeAllListeners();
+          await Promise.all([...sims.values()].map((s) => s.close()));
+          await closeHoles();
+        }
         cert.dispose();
         other?.dispose();
       },
     };
   } catch (err) {
-    closeHoles();
+    await closeHoles();
     await Promise.all([...sims.values()].map((s) => s.close()));
     cert.dispose();
     other?.dispose();

@@ -119,7 +119,7 @@ export async function startSstpc(
  *
  * A real network's latency makes sstpc read before the answer arrives: tests on loopback put a
  * few milliseconds of it in sstpc's path (`startLatencyPath`). An attempt that stalls anyway is
- * ended (by PID) and retried, at most `attempts` times, each retry reported with sstpc's log.
+ * ended (by PID) and retried, up to `attempts` attempts in all, each retry reported with sstpc's log.
  */
 export async function startSstpcUntilCallSetup(
   target: string,

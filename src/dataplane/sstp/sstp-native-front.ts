@@ -270,8 +270,8 @@ export class NativeFront {
   #sweep(): void {
     // Every connection with a deadline is looked at (a reload may shorten a timeout, so the
     // order of accepts is not the order of deadlines); a few thousand in their handshake cost
-    // well under a millisecond. (A Set visits what is added during the walk and skips what is
-    // deleted: a retry's new connect deadline, a tunnel closed by another's callback.)
+    // well under a millisecond. (A retry keeps its tunnel in the Set, its new deadline in the
+    // future; a tunnel closed by a callback meanwhile is deleted, and a Set's walk skips it.)
     const now = performance.now();
     for (const t of this.#waiting) {
       if (t.connectDeadline !== undefined && t.connectDeadline <= now) {
