@@ -38,6 +38,11 @@ export const FLOW_SRC_NET = '198.18.16.0/20';
 export const BALANCER_CPU = 0;
 /** Core the generators and sinks run on. */
 export const GENERATOR_CPU = 1;
+/**
+ * Generator core busy fraction from which a figure is the generator's, not the contender's
+ * (when the contender's own core is below it): a lower bound of the contender's capacity.
+ */
+export const GENERATOR_BOUND = 0.9;
 
 export interface BenchTopology {
   readonly topo: Topology;

@@ -12,8 +12,19 @@ import { warmupPlan, withContender, type BenchContext, type SuiteOutput } from '
 import type { Daemon } from '../lib/proc.js';
 import type { Row } from '../lib/report.js';
 import { ratioOfRepeats } from '../lib/stats.js';
-import { BALANCER_CPU, SERVER_ADDRS, VIP } from '../lib/topology.js';
-import { measureConnRate, measureStream, medianOf } from './tcp-passthrough.js';
+import { BALANCER_CPU, GENERATOR_BOUND, SERVER_ADDRS, VIP } from '../lib/topology.js';
+import { measureConnRate, measureStream, medianOf, type RateSample } from './tcp-passthrough.js';
+
+/** Connections per second of the balancer core. */
+const perCore = (s: RateSample) => (s.balancerCpu > 0 ? s.perSecond / s.balancerCpu : NaN);
+
+/** The generator core saturated while the contender's own did not (medians of the repeats). */
+function connBound(conn: readonly RateSample[]): boolean {
+  return (
+    medianOf(conn, (s) => s.generatorCore) >= GENERATOR_BOUND &&
+    medianOf(conn, (s) => s.balancerCpu) < GENERATOR_BOUND
+  );
+}
 
 export async function runTcp(ctx: BenchContext): Promise<SuiteOutput> {
   const { t, tools, opts, log, work } = ctx;
@@ -110,33 +121,59 @@ export async function runTcp(ctx: BenchContext): Promise<SuiteOutput> {
             conn: medianOf(o.value.conn, (s) => s.perSecond),
             connFailed: medianOf(o.value.conn, (s) => s.failed),
             cpuConn: medianOf(o.value.conn, (s) => s.balancerCpu * 100),
+            connPerCore: medianOf(o.value.conn, perCore),
             gen: medianOf(o.value.conn, (s) => s.generatorCpu * 100),
+            genCore: medianOf(o.value.conn, (s) => s.generatorCore * 100),
           }
         : {},
+      ...(o.ok && connBound(o.value.conn) ? { marks: { conn: 'generator-bound' } } : {}),
       ...(o.ok ? {} : { error: o.error }),
     });
   }
   type Samples = {
     one: { gbps: number }[];
     many: { gbps: number }[];
-    conn: { perSecond: number }[];
+    conn: RateSample[];
   };
   const samples = (n: string): Samples | undefined => {
     const o = raw[n] as { ok: boolean; value?: Samples } | undefined;
     return o?.ok ? o.value : undefined;
   };
   const e = (n: string) => rows.find((r) => r.contender === n)?.error;
-  /** A ratio of two contenders' medians with its spread over the repeats. */
+  const bound = (n: string) => {
+    const c = samples(n)?.conn;
+    return c !== undefined && connBound(c);
+  };
+  /**
+   * A ratio of two contenders' medians with its spread over the repeats. Connection rates of
+   * a contender that left the generator core saturated measure the generator: both are then
+   * compared by connections per second of their own core (as offloadVsNginxHandshakes does).
+   */
   const vsHaproxy = (n: string, what: 'many' | 'conn') => {
+    const byCore = what === 'conn' && (bound(n) || bound('HAProxy mode tcp'));
     const pick = (x: string) =>
       what === 'many'
         ? samples(x)?.many.map((v) => v.gbps)
-        : samples(x)?.conn.map((v) => v.perSecond);
-    return ratioOfRepeats(pick(n), pick('HAProxy mode tcp'), {
+        : samples(x)?.conn.map((v) => (byCore ? perCore(v) : v.perSecond));
+    const r = ratioOfRepeats(pick(n), pick('HAProxy mode tcp'), {
       numerator: e(n) ?? 'n/a',
       denominator: e('HAProxy mode tcp') ?? 'n/a',
     });
+    return byCore && r.value !== null
+      ? {
+          ...r,
+          caveat: 'generator-bound connections/s: ratio of connections per balancer core-second',
+        }
+      : r;
   };
+  const boundNames = rows
+    .map((r) => r.contender)
+    .filter((n) => n !== 'direct (baseline)' && bound(n));
+  const findings = boundNames.length
+    ? [
+        `New connections: the generator core was ≥ ${GENERATOR_BOUND * 100} % busy while ${boundNames.join(' and ')} left ${boundNames.length > 1 ? 'their' : 'its'} own core below that (marked "generator-bound"): those connections/s are what one client core and the servers on it can drive, a lower bound of the contender's capacity, so its ratio to HAProxy compares connections per balancer core-second (everything the balancer core did per connection, its kernel work included).`,
+      ]
+    : [];
   return {
     sections: [
       {
@@ -149,7 +186,9 @@ export async function runTcp(ctx: BenchContext): Promise<SuiteOutput> {
           conn: 'new connections/s',
           connFailed: 'failed',
           cpuConn: 'balancer core % (connections)',
+          connPerCore: 'connections per balancer core-s',
           gen: 'generator CPU % (connections)',
+          genCore: 'generator core % (connections)',
         },
         rows,
         baseline: { contender: 'direct (baseline)', figure: 'many' },
@@ -161,7 +200,7 @@ export async function runTcp(ctx: BenchContext): Promise<SuiteOutput> {
       sstpKernelVsHaproxyThroughput: vsHaproxy('vpnlb kernel passthrough', 'many'),
       sstpKernelVsHaproxyConnRate: vsHaproxy('vpnlb kernel passthrough', 'conn'),
     },
-    findings: [],
+    findings,
     raw,
   };
 }

@@ -25,13 +25,11 @@ import {
   BALANCER_CPU,
   GENERATOR_CPU,
   SERVER_ADDRS,
+  GENERATOR_BOUND,
   VIP,
   type BenchTopology,
 } from '../lib/topology.js';
 import { measureHandshakes, measureTlsStream, medianOf, startServers } from './tcp-passthrough.js';
-
-/** Generator core busy fraction from which a handshake figure is the generator's, not the contender's. */
-export const GENERATOR_BOUND = 0.9;
 
 export interface Negotiated {
   readonly protocol?: string;

@@ -108,7 +108,10 @@ export interface RateSample {
   readonly perSecond: number;
   readonly failed: number;
   readonly balancerCpu: number;
+  /** The generator process's CPU (user + system) per second. */
   readonly generatorCpu: number;
+  /** The generator core's busy time: the generator, the servers, their share of the kernel. */
+  readonly generatorCore: number;
 }
 
 /** Complete passthrough transactions per second. */
@@ -143,6 +146,7 @@ export async function measureConnRate(
       failed: gen.failed,
       balancerCpu: busy[BALANCER_CPU] ?? NaN,
       generatorCpu: (gen.cpuUser + gen.cpuSys) / gen.seconds,
+      generatorCore: busy[GENERATOR_CPU] ?? NaN,
     };
   } finally {
     await servers.stop();
@@ -204,6 +208,7 @@ export async function measureHandshakes(
     failed,
     balancerCpu: busy[BALANCER_CPU] ?? NaN,
     generatorCpu: busy[GENERATOR_CPU] ?? NaN,
+    generatorCore: busy[GENERATOR_CPU] ?? NaN,
   };
 }
 
