@@ -33,7 +33,9 @@ export type SstpCloseReason =
   | 'backend-removed'
   | 'stopped'
   /** The splice path refused a tunnel of the native front (no Node socket to fall back on). */
-  | 'splice-refused';
+  | 'splice-refused'
+  /** Offload, re-encryption: the client sent a record TLS refused (an alert went back). */
+  | 'tls-error';
 
 export function sstpMetrics(metrics: Metrics) {
   return {

@@ -34,6 +34,7 @@
  * A server's answer is read once (peeked, up to 4 KiB): a ServerHello split over more than its
  * first segment is not learned (counted as `vpnlb_sstp_persistence_total{result="unlearned"}`).
  */
+import { constants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import type { Candidate } from '../../balancer/balancer.js';
 import type { ClientHelloInfo } from '../../protocol/tls/hello.js';
@@ -79,6 +80,7 @@ const EV_FAILED = 5;
 const EV_ACCEPT_ERROR = 6;
 const EV_OVERFLOW = 7;
 const EV_SECURE = 8;
+const EPROTO = constants.errno.EPROTO;
 const EV_ENDED = 9;
 const F_CLIENT = 1;
 const F_TOO_LARGE = 2;
@@ -441,6 +443,11 @@ export class NativeTunnel implements ProxyTunnel {
   onEnded(errno: number, toBackend: number, toClient: number, detail?: string): void {
     this.#finalToBackend = toBackend;
     this.#finalToClient = toClient;
+    // A TLS error is vpnlb's doing (the front refused a record and sent an alert): counted.
+    if (errno === EPROTO) {
+      countClose(this.host, this.backend, this.clientAddress, 'tls-error', detail ?? 'TLS error');
+      return this.#destroy(false);
+    }
     logSpliceEnd(
       this.host,
       this.backend,
@@ -473,9 +480,9 @@ export class NativeTunnel implements ProxyTunnel {
     this.#destroy();
   }
 
-  close(reason: SstpCloseReason): void {
+  close(reason: SstpCloseReason, detail?: string): void {
     if (this.#state === 'closed') return;
-    countClose(this.host, this.backend, this.clientAddress, reason);
+    countClose(this.host, this.backend, this.clientAddress, reason, detail);
     this.#destroy();
   }
 

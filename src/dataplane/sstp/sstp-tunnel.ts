@@ -217,6 +217,13 @@ export class SstpTunnel implements ProxyTunnel {
       if (this.#state === 'hello') this.#reject('tls-handshake-failed', err.message);
       else this.#destroy();
     });
+    // Once its handshake is done, a TLSSocket made around an accepted socket (rather than by
+    // tls.Server, which releases it to the user) emits a TLS error, such as a record that
+    // fails authentication, only as the internal '_tlsError': the alert has gone out and the
+    // session is dead, but without this the tunnel would stay until the client left.
+    front.on('_tlsError', (err: Error) => {
+      if (this.#state !== 'hello') this.close('tls-error', err.message);
+    });
     // A client that ends its stream before the handshake is complete can never complete it.
     front.once('end', () => {
       if (this.#state === 'hello')
@@ -258,9 +265,9 @@ export class SstpTunnel implements ProxyTunnel {
   }
 
   /** Closes an established (or connecting) tunnel on vpnlb's initiative. */
-  close(reason: SstpCloseReason): void {
+  close(reason: SstpCloseReason, detail?: string): void {
     if (this.#state === 'closed') return;
-    countClose(this.host, this.#backend, this.clientAddress, reason);
+    countClose(this.host, this.#backend, this.clientAddress, reason, detail);
     this.#destroy();
   }
 
@@ -666,11 +673,19 @@ export function countClose(
   backend: string | undefined,
   clientAddress: string,
   reason: SstpCloseReason,
+  detail?: string,
 ): void {
   if (backend) host.metrics.closed.inc({ service: host.serviceName, backend, reason });
   host.logger.info(
-    { component: 'sstp', service: host.serviceName, backend, client: clientAddress, reason },
-    `closing tunnel from ${clientAddress} to ${backend ?? '-'}: ${reason}`,
+    {
+      component: 'sstp',
+      service: host.serviceName,
+      backend,
+      client: clientAddress,
+      reason,
+      ...(detail ? { detail } : {}),
+    },
+    `closing tunnel from ${clientAddress} to ${backend ?? '-'}: ${reason}${detail ? ` (${detail})` : ''}`,
   );
 }
 
