@@ -3,8 +3,8 @@
  * (every default filled in, durations in milliseconds, file paths absolute), then frozen.
  */
 import { isIP } from 'node:net';
-import { availableParallelism } from 'node:os';
 import { dirname, resolve as resolvePath } from 'node:path';
+import { usableCpus } from '../platform/usable-cpus.js';
 import { DEFAULTS } from './defaults.js';
 import { parseDuration } from './duration.js';
 import { resolveBgp } from './bgp.js';
@@ -181,7 +181,7 @@ export function resolve(input: ConfigInput, source: string): Config {
     health: { allDown: input.health?.allDown ?? DEFAULTS.allDown },
     // One process unless asked: least connections across workers is eventually consistent (two
     // clients arriving at once in two workers can both pick the same least-loaded server).
-    workers: input.workers === 'auto' ? availableParallelism() : (input.workers ?? 1),
+    workers: input.workers === 'auto' ? Math.min(usableCpus(), 64) : (input.workers ?? 1),
     monitors,
     pools,
     services: { ikev2, sstp },

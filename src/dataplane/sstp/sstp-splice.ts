@@ -20,8 +20,8 @@
  * missing or fails to load, the caller gets the reason and tunnels stay Node pipes.
  */
 import type net from 'node:net';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { usableCpus } from '../../platform/usable-cpus.js';
 import { enabledByEnv, loadAddon, type AddonLoad } from '../native/load-addon.js';
 import { canTakeOver, socketFd, stopNodeReceiving } from '../native/socket-fd.js';
 
@@ -84,8 +84,11 @@ export type SpliceMode = 'auto' | 'off';
  */
 export type SplicePlacement = 'auto' | 'thread' | 'loop';
 
-/** Whether `placement` means the event loop on this process (`auto`: one usable CPU). */
-export function spliceInLoop(placement: SplicePlacement, cpus = availableParallelism()): boolean {
+/**
+ * Whether `placement` means the event loop on this process (`auto`: one usable CPU, its
+ * affinity and its cgroup's CPU quota counted).
+ */
+export function spliceInLoop(placement: SplicePlacement, cpus = usableCpus()): boolean {
   return placement === 'loop' || (placement === 'auto' && cpus <= 1);
 }
 

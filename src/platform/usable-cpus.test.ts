@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { cgroupCpuQuota, usableCpus, type FileReader } from './usable-cpus.js';
+
+/** A file system of the given files (anything else is missing). */
+const files =
+  (f: Record<string, string>): FileReader =>
+  (path) =>
+    f[path];
+
+test('cgroup v2: the quota of the process cgroup, rounded up, bounds the affinity', () => {
+  const read = files({
+    '/proc/self/cgroup': '0::/system.slice/vpnlb.service\n',
+    '/sys/fs/cgroup/system.slice/vpnlb.service/cpu.max': '150000 100000\n',
+    '/sys/fs/cgroup/system.slice/cpu.max': 'max 100000\n',
+  });
+  assert.equal(cgroupCpuQuota(read), 1.5);
+  assert.equal(usableCpus(read, 16), 2);
+  assert.equal(usableCpus(read, 1), 1); // the affinity is the bound when it is smaller
+});
+
+test('cgroup v2: an ancestor with a smaller quota wins; a container sees its own cgroup as /', () => {
+  const nested = files({
+    '/proc/self/cgroup': '0::/kubepods/pod1/ctr\n',
+    '/sys/fs/cgroup/kubepods/pod1/ctr/cpu.max': 'max 100000',
+    '/sys/fs/cgroup/kubepods/pod1/cpu.max': '50000 100000',
+    '/sys/fs/cgroup/kubepods/cpu.max': '400000 100000',
+  });
+  assert.equal(cgroupCpuQuota(nested), 0.5);
+  assert.equal(usableCpus(nested, 8), 1);
+  const container = files({
+    '/proc/self/cgroup': '0::/\n',
+    '/sys/fs/cgroup/cpu.max': '200000 100000',
+  });
+  assert.equal(usableCpus(container, 64), 2);
+});
+
+test('cgroup v1 (and hybrid): cpu.cfs_quota_us over cpu.cfs_period_us, -1 for none', () => {
+  const v1 = files({
+    '/proc/self/cgroup': '4:memory:/x\n2:cpu,cpuacct:/docker/abc\n0::/\n',
+    '/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us': '300000\n',
+    '/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us': '100000\n',
+  });
+  assert.equal(usableCpus(v1, 32), 3);
+  const unlimited = files({
+    '/proc/self/cgroup': '1:cpu:/\n0::/\n',
+    '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '-1\n',
+    '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000\n',
+  });
+  assert.equal(cgroupCpuQuota(unlimited), undefined);
+  assert.equal(usableCpus(unlimited, 2), 2);
+});
+
+test('no cgroup information (not Linux, or unreadable): the affinity', () => {
+  assert.equal(usableCpus(files({}), 4), 4);
+  assert.equal(usableCpus(files({ '/proc/self/cgroup': 'garbage' }), 4), 4);
+  assert.ok(usableCpus() >= 1); // this machine, whatever it is
+});

@@ -1,0 +1,67 @@
+/**
+ * How many CPUs this process can use: the CPUs it may run on (its affinity, which
+ * `os.availableParallelism()` counts) bounded by the CPU time its cgroup allows. A container
+ * started with `--cpus=1` on a 16-core host sees 16 cores but gets one core's time: 16 worker
+ * processes there would only take turns. The quota is read as the kernel publishes it
+ * (cgroups(7)): cgroup v2 `cpu.max` ("QUOTA PERIOD", or "max PERIOD" for none) of the process's
+ * cgroup and of each ancestor, the smallest counting; cgroup v1 `cpu.cfs_quota_us` (-1: none)
+ * over `cpu.cfs_period_us`. A fraction rounds up (1.5 CPUs of time can keep two busy half the
+ * time, and one would leave half a CPU unused).
+ */
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+
+/** Reads a file, or undefined where it is missing or unreadable. */
+export type FileReader = (path: string) => string | undefined;
+
+const readOrUndefined: FileReader = (path) => {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+};
+
+/** The CPUs' worth of time the cgroup quota allows, or undefined when there is none. */
+export function cgroupCpuQuota(read: FileReader = readOrUndefined): number | undefined {
+  const self = read('/proc/self/cgroup');
+  if (self === undefined) return undefined;
+  let quota: number | undefined;
+  const keep = (q: number | undefined) => {
+    if (q !== undefined && q > 0 && (quota === undefined || q < quota)) quota = q;
+  };
+  for (const line of self.split('\n')) {
+    const [, controllers, path] = /^\d+:([^:]*):(.*)$/.exec(line.trim()) ?? [];
+    if (path === undefined) continue;
+    if (controllers === '') {
+      // cgroup v2: the process's cgroup and every ancestor up to the root.
+      const parts = path.split('/').filter((p) => p !== '');
+      for (let n = parts.length; n >= 0; n--) {
+        const dir = ['/sys/fs/cgroup', ...parts.slice(0, n)].join('/');
+        const m = /^(\d+|max)\s+(\d+)/.exec(read(`${dir}/cpu.max`)?.trim() ?? '');
+        if (m && m[1] !== 'max') keep(Number(m[1]) / Number(m[2]));
+      }
+    } else if (controllers?.split(',').includes('cpu')) {
+      // cgroup v1: the cpu controller's hierarchy, mounted as cpu,cpuacct or cpu.
+      for (const mount of [`/sys/fs/cgroup/${controllers}`, '/sys/fs/cgroup/cpu']) {
+        const dir = `${mount}${path === '/' ? '' : path}`;
+        const q = Number(read(`${dir}/cpu.cfs_quota_us`)?.trim());
+        const p = Number(read(`${dir}/cpu.cfs_period_us`)?.trim());
+        if (Number.isFinite(q) && Number.isFinite(p) && p > 0) {
+          if (q > 0) keep(q / p);
+          break;
+        }
+      }
+    }
+  }
+  return quota;
+}
+
+/** The CPUs this process can keep busy: its affinity, bounded by the cgroup quota; at least 1. */
+export function usableCpus(
+  read: FileReader = readOrUndefined,
+  affinity: number = availableParallelism(),
+): number {
+  const quota = cgroupCpuQuota(read);
+  return Math.max(1, quota === undefined ? affinity : Math.min(affinity, Math.ceil(quota)));
+}
