@@ -38,10 +38,20 @@ test('cgroup v2: an ancestor with a smaller quota wins; a container sees its own
 test('cgroup v1 (and hybrid): cpu.cfs_quota_us over cpu.cfs_period_us, -1 for none', () => {
   const v1 = files({
     '/proc/self/cgroup': '4:memory:/x\n2:cpu,cpuacct:/docker/abc\n0::/\n',
+    '/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us': '-1\n',
+    '/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us': '100000\n',
     '/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us': '300000\n',
     '/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us': '100000\n',
   });
   assert.equal(usableCpus(v1, 32), 3);
+  // A container sharing the host's cgroup namespace: the host's path in /proc/self/cgroup,
+  // its own cgroup mounted at the root.
+  const shared = files({
+    '/proc/self/cgroup': '3:cpu,cpuacct:/docker/abc\n',
+    '/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us': '100000\n',
+    '/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us': '100000\n',
+  });
+  assert.equal(usableCpus(shared, 16), 1);
   const unlimited = files({
     '/proc/self/cgroup': '1:cpu:/\n0::/\n',
     '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '-1\n',

@@ -3,10 +3,13 @@
  * `os.availableParallelism()` counts) bounded by the CPU time its cgroup allows. A container
  * started with `--cpus=1` on a 16-core host sees 16 cores but gets one core's time: 16 worker
  * processes there would only take turns. The quota is read as the kernel publishes it
- * (cgroups(7)): cgroup v2 `cpu.max` ("QUOTA PERIOD", or "max PERIOD" for none) of the process's
- * cgroup and of each ancestor, the smallest counting; cgroup v1 `cpu.cfs_quota_us` (-1: none)
- * over `cpu.cfs_period_us`. A fraction rounds up (1.5 CPUs of time can keep two busy half the
- * time, and one would leave half a CPU unused).
+ * (cgroups(7)): cgroup v2 `cpu.max` ("QUOTA PERIOD", or "max PERIOD" for none), cgroup v1
+ * `cpu.cfs_quota_us` (-1: none) over `cpu.cfs_period_us`, of the process's cgroup and of each
+ * ancestor up to the hierarchy's mount, the smallest counting. Walking up also finds the quota
+ * of a container that shares the host's cgroup namespace: /proc/self/cgroup then names the
+ * host's path (/docker/ID) while the container's own cgroup is mounted at the root. A fraction
+ * rounds up (1.5 CPUs of time can keep two busy half the time, and one would leave half a CPU
+ * unused).
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -30,27 +33,31 @@ export function cgroupCpuQuota(read: FileReader = readOrUndefined): number | und
   const keep = (q: number | undefined) => {
     if (q !== undefined && q > 0 && (quota === undefined || q < quota)) quota = q;
   };
+  /** The directories of `path` and its ancestors under `mount`, the mount itself last. */
+  const upFrom = (mount: string, path: string) => {
+    const parts = path.split('/').filter((p) => p !== '');
+    return parts
+      .map((_, i) => [mount, ...parts.slice(0, parts.length - i)].join('/'))
+      .concat(mount);
+  };
   for (const line of self.split('\n')) {
     const [, controllers, path] = /^\d+:([^:]*):(.*)$/.exec(line.trim()) ?? [];
     if (path === undefined) continue;
     if (controllers === '') {
-      // cgroup v2: the process's cgroup and every ancestor up to the root.
-      const parts = path.split('/').filter((p) => p !== '');
-      for (let n = parts.length; n >= 0; n--) {
-        const dir = ['/sys/fs/cgroup', ...parts.slice(0, n)].join('/');
+      // cgroup v2.
+      for (const dir of upFrom('/sys/fs/cgroup', path)) {
         const m = /^(\d+|max)\s+(\d+)/.exec(read(`${dir}/cpu.max`)?.trim() ?? '');
         if (m && m[1] !== 'max') keep(Number(m[1]) / Number(m[2]));
       }
     } else if (controllers?.split(',').includes('cpu')) {
       // cgroup v1: the cpu controller's hierarchy, mounted as cpu,cpuacct or cpu.
-      for (const mount of [`/sys/fs/cgroup/${controllers}`, '/sys/fs/cgroup/cpu']) {
-        const dir = `${mount}${path === '/' ? '' : path}`;
+      const mount = [`/sys/fs/cgroup/${controllers}`, '/sys/fs/cgroup/cpu'].find(
+        (m) => read(`${m}/cpu.cfs_period_us`) !== undefined,
+      );
+      for (const dir of mount ? upFrom(mount, path) : []) {
         const q = Number(read(`${dir}/cpu.cfs_quota_us`)?.trim());
         const p = Number(read(`${dir}/cpu.cfs_period_us`)?.trim());
-        if (Number.isFinite(q) && Number.isFinite(p) && p > 0) {
-          if (q > 0) keep(q / p);
-          break;
-        }
+        if (Number.isFinite(q) && Number.isFinite(p) && p > 0 && q > 0) keep(q / p);
       }
     }
   }

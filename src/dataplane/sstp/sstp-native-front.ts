@@ -80,7 +80,6 @@ const EV_FAILED = 5;
 const EV_ACCEPT_ERROR = 6;
 const EV_OVERFLOW = 7;
 const EV_SECURE = 8;
-const EPROTO = constants.errno.EPROTO;
 const EV_ENDED = 9;
 const F_CLIENT = 1;
 const F_TOO_LARGE = 2;
@@ -88,6 +87,7 @@ const F_HELLO_MEMORY = 3;
 const F_CONNECT = 4;
 const F_TLS_EOF = 6;
 const F_TLS = 7;
+const EPROTO = constants.errno.EPROTO;
 
 /** Offload: the front's TLS (PEM octets and OpenSSL's lists). */
 export interface NativeFrontTls {
@@ -443,8 +443,9 @@ export class NativeTunnel implements ProxyTunnel {
   onEnded(errno: number, toBackend: number, toClient: number, detail?: string): void {
     this.#finalToBackend = toBackend;
     this.#finalToClient = toClient;
-    // A TLS error is vpnlb's doing (the front refused a record and sent an alert): counted.
-    if (errno === EPROTO) {
+    // A TLS error on the client's session (the front refused a record and sent an alert, or the
+    // client sent one) ends the tunnel on the front's initiative: counted.
+    if (errno === EPROTO && this.#state === 'open') {
       countClose(this.host, this.backend, this.clientAddress, 'tls-error', detail ?? 'TLS error');
       return this.#destroy(false);
     }

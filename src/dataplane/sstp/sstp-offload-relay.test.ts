@@ -432,6 +432,26 @@ for (const run of FRONT_RUNS)
       }
     });
 
+    it('a client that resets its tunnel is gone, not counted as a TLS error', async () => {
+      const be = await backend({ onFirst: (s) => s.write('y') });
+      const { proxy, metrics } = await startOffload(run.front, cert, be.port);
+      try {
+        const raw = net.connect(proxy.port(), '127.0.0.1');
+        raw.on('error', () => {});
+        const client = tls.connect({ socket: raw, rejectUnauthorized: false });
+        client.on('error', () => {});
+        await new Promise((r) => client.once('secureConnect', r));
+        client.write('x');
+        await eventually(() => be.seen.length === 1, 'the tunnel reached the server');
+        raw.resetAndDestroy(); // an RST: the client's network dropped it
+        await eventually(() => proxy.openConnections() === 0, 'the tunnel closed');
+        assert.equal(await metricSum(metrics, 'vpnlb_sstp_closed_total'), 0);
+      } finally {
+        await proxy.stop();
+        await be.close();
+      }
+    });
+
     it('leaves no descriptor behind: tunnels ended by either side, and stop with tunnels open', async () => {
       const base = fds();
       const be = await backend({ onFirst: (s) => s.write('y') });

@@ -220,9 +220,11 @@ export class SstpTunnel implements ProxyTunnel {
     // Once its handshake is done, a TLSSocket made around an accepted socket (rather than by
     // tls.Server, which releases it to the user) emits a TLS error, such as a record that
     // fails authentication, only as the internal '_tlsError': the alert has gone out and the
-    // session is dead, but without this the tunnel would stay until the client left.
-    front.on('_tlsError', (err: Error) => {
-      if (this.#state !== 'hello') this.close('tls-error', err.message);
+    // session is dead, but without this the tunnel would stay until the client left. The
+    // same event repeats every socket error (a reset, EPIPE): those are the client leaving,
+    // closed without a count as before ('error' above).
+    front.on('_tlsError', (err: NodeJS.ErrnoException) => {
+      if (this.#state !== 'hello' && isTlsError(err)) this.close('tls-error', err.message);
     });
     // A client that ends its stream before the handshake is complete can never complete it.
     front.once('end', () => {
@@ -665,6 +667,11 @@ export function logSpliceEnd(
     },
     `tunnel from ${clientAddress} ended (${getSystemErrorName(-end.errno)}${end.detail ? `: ${end.detail}` : ''})`,
   );
+}
+
+/** An error of the TLS layer (OpenSSL's: a record refused, an alert), not of the socket. */
+function isTlsError(err: NodeJS.ErrnoException): boolean {
+  return err.syscall === undefined && (err.code?.startsWith('ERR_SSL_') ?? false);
 }
 
 /** A tunnel closed on vpnlb's initiative: counted (once it had a backend) and logged. */
