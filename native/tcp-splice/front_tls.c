@@ -167,24 +167,14 @@ const char *tt_version(const tt_ssl *s) {
   return SSL_get_version(s);
 }
 
-/* Where a pump's TLS error is explained (tt_pump's `why`). */
-typedef struct {
-  char *text;
-  size_t len;
-} tt_why;
-
 /* Whether an SSL call's failure is only "wait for an edge" (TT_R_CLIENT_OUT added to *out when
  * the edge is the client socket's writability). Otherwise *err_no says why (EPROTO for a TLS
- * error, with OpenSSL's reason in `why`) and the queue is cleared. */
-static int tls_waits(tt_ssl *s, int rc, int *out, int *err_no, tt_why why) {
+ * error, whose reason stays in OpenSSL's queue for tt_pump to read). */
+static int tls_waits(tt_ssl *s, int rc, int *out, int *err_no) {
   int e = SSL_get_error(s, rc);
   if (e == SSL_ERROR_WANT_WRITE) *out |= TT_R_CLIENT_OUT;
   if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 1;
   *err_no = e == SSL_ERROR_SYSCALL && errno != 0 ? errno : EPROTO;
-  /* (A failed close_notify comes here too and the pump goes on: `why` is read only when the
-   * pump's own result is a TLS error, and a later one rewrites it.) */
-  if (*err_no == EPROTO && why.len > 0 && ERR_peek_last_error() != 0) say(why.text, why.len, "TLS");
-  ERR_clear_error();
   return 0;
 }
 
@@ -194,17 +184,22 @@ static int socket_waits(int *err_no) {
   return 0;
 }
 
-static int pump(tt_relay *r, tt_ssl *s, int cfd, int bfd, int *err_no, tt_why why);
+static int pump(tt_relay *r, tt_ssl *s, int cfd, int bfd, int *err_no);
 
 int tt_pump(tt_relay *r, tt_ssl *s, int cfd, int bfd, int *err_no, char *why, size_t why_len) {
   if (r->up == NULL && (r->up = malloc(TT_BUF)) == NULL) return *err_no = ENOMEM, TT_R_ERROR;
   if (r->down == NULL && (r->down = malloc(TT_BUF)) == NULL) return *err_no = ENOMEM, TT_R_ERROR;
-  int out = pump(r, s, cfd, bfd, err_no, (tt_why){why, why_len});
+  int out = pump(r, s, cfd, bfd, err_no);
+  /* Every SSL call in the pump starts from an empty queue: what is in it now is the error that
+   * ended the pump. */
+  if ((out & TT_R_ERROR) && *err_no == EPROTO && why_len > 0 && ERR_peek_last_error() != 0)
+    say(why, why_len, "TLS");
+  ERR_clear_error();
   if (r->up_len == 0 && r->down_len == 0) tt_relay_free(r); /* nothing waits: an idle tunnel holds no buffer */
   return out;
 }
 
-static int pump(tt_relay *r, tt_ssl *s, int cfd, int bfd, int *err_no, tt_why why) {
+static int pump(tt_relay *r, tt_ssl *s, int cfd, int bfd, int *err_no) {
   int out = 0;
   for (int round = 0; round < PUMP_ROUNDS; round++) {
     int moved = 0;
@@ -234,7 +229,7 @@ static int pump(tt_relay *r, tt_ssl *s, int cfd, int bfd, int *err_no, tt_why wh
           r->up_eof = 1; /* the client is done sending: so is the server's side of the tunnel */
           shutdown(bfd, SHUT_WR);
           moved = 1;
-        } else if (!tls_waits(s, rc, &out, err_no, why)) {
+        } else if (!tls_waits(s, rc, &out, err_no)) {
           return out | TT_R_ERROR;
         }
       }
@@ -250,7 +245,7 @@ static int pump(tt_relay *r, tt_ssl *s, int cfd, int bfd, int *err_no, tt_why wh
           r->down_off += (uint32_t)w;
           r->to_client += (uint64_t)w;
           moved = 1;
-        } else if (!tls_waits(s, rc, &out, err_no, why)) {
+        } else if (!tls_waits(s, rc, &out, err_no)) {
           return out | TT_R_ERROR;
         }
       }
@@ -278,7 +273,7 @@ static int pump(tt_relay *r, tt_ssl *s, int cfd, int bfd, int *err_no, tt_why wh
       ERR_clear_error();
       errno = 0;
       int rc = SSL_shutdown(s);
-      if (rc >= 0 || !tls_waits(s, rc, &out, err_no, why)) {
+      if (rc >= 0 || !tls_waits(s, rc, &out, err_no)) {
         ERR_clear_error();
         r->down_eof = 2; /* sent, or the client is gone (its direction will say so) */
         shutdown(cfd, SHUT_WR);

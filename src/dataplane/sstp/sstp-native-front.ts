@@ -453,7 +453,7 @@ export class NativeTunnel implements ProxyTunnel {
       this.host,
       this.backend,
       this.clientAddress,
-      errno > 0 ? { kind: 'error', errno, ...(detail ? { detail } : {}) } : { kind: 'done' },
+      errno > 0 ? { kind: 'error', errno } : { kind: 'done' },
     );
     this.#destroy(false);
   }

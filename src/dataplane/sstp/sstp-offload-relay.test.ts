@@ -125,6 +125,13 @@ function connect(port: number, options: tls.ConnectionOptions = {}): Promise<tls
   });
 }
 
+/** A TLS client through the proxy over a socket of the test's own, to write raw octets into or reset. */
+async function overRaw(port: number): Promise<{ raw: net.Socket; client: tls.TLSSocket }> {
+  const raw = net.connect(port, '127.0.0.1');
+  raw.on('error', () => {});
+  return { raw, client: await connect(port, { socket: raw }) };
+}
+
 /** One offload proxy in front of one `backend(hooks)`, and one TLS client through it. */
 async function withTunnel(
   front: 'auto' | 'node',
@@ -398,12 +405,9 @@ for (const run of FRONT_RUNS)
         createLogger({ level: 'debug', destination: lines }),
       );
       try {
-        const raw = net.connect(proxy.port(), '127.0.0.1');
-        raw.on('error', () => {});
-        const client = tls.connect({ socket: raw, rejectUnauthorized: false });
+        const { raw, client } = await overRaw(proxy.port());
         let alert = '';
         client.on('error', (err: NodeJS.ErrnoException) => (alert = err.code ?? err.message));
-        await new Promise((r) => client.once('secureConnect', r));
         client.write('x');
         await eventually(() => be.seen.length === 1, 'the tunnel reached the server');
         // An application-data record that no key made: its authentication tag cannot match.
@@ -436,11 +440,8 @@ for (const run of FRONT_RUNS)
       const be = await backend({ onFirst: (s) => s.write('y') });
       const { proxy, metrics } = await startOffload(run.front, cert, be.port);
       try {
-        const raw = net.connect(proxy.port(), '127.0.0.1');
-        raw.on('error', () => {});
-        const client = tls.connect({ socket: raw, rejectUnauthorized: false });
+        const { raw, client } = await overRaw(proxy.port());
         client.on('error', () => {});
-        await new Promise((r) => client.once('secureConnect', r));
         client.write('x');
         await eventually(() => be.seen.length === 1, 'the tunnel reached the server');
         raw.resetAndDestroy(); // an RST: the client's network dropped it

@@ -137,7 +137,7 @@ export interface SpliceCounters {
 /** What a tunnel learns when it ended by itself in the addon. */
 export type SpliceEnd =
   | { readonly kind: 'done' }
-  | { readonly kind: 'error'; readonly errno: number; readonly detail?: string };
+  | { readonly kind: 'error'; readonly errno: number };
 
 /** Whoever owns a tunnel in the addon (the SSTP tunnel; tests use plain objects). */
 export interface SpliceOwner {

@@ -665,7 +665,7 @@ export function logSpliceEnd(
       client: clientAddress,
       errno: end.errno,
     },
-    `tunnel from ${clientAddress} ended (${getSystemErrorName(-end.errno)}${end.detail ? `: ${end.detail}` : ''})`,
+    `tunnel from ${clientAddress} ended (${getSystemErrorName(-end.errno)})`,
   );
 }
 
