@@ -16,6 +16,7 @@ import { UdpRelay } from './relay/udp-relay.js';
 import { SstpProxy } from './sstp/sstp-proxy.js';
 import { SstpWorkerPool } from './workers/sstp-worker-pool.js';
 import { VpnlbError } from '../errors.js';
+import type { Ikev2Service } from '../config/types.js';
 
 export async function createDataPlane(
   snapshot: ServiceSnapshot,
@@ -37,14 +38,39 @@ export async function createDataPlane(
     requireKernel(service.name, avail);
     return new KernelIkeDataPlane(service, ctx);
   }
-  if (service.dataplane === 'auto' && avail.ok) return new KernelIkeDataPlane(service, ctx);
-  if (service.dataplane === 'auto' && service.nat === 'transparent') {
+  const choice = chooseAutoIkePlane(service, avail);
+  if (choice.warning)
     ctx.logger.warn(
       { component: 'dataplane', service: service.name, reason: avail.ok ? '' : avail.reason },
-      `${service.name}: the kernel data plane is unavailable (${avail.ok ? '' : avail.reason}); using the userspace relay, which is full NAT: the VPN servers will see the relay's address, not the clients' (expect IKEv2 error 809 under load)`,
+      choice.warning,
     );
-  }
+  if (choice.plane === 'kernel') return new KernelIkeDataPlane(service, ctx);
   return new UdpRelay(service, ctx);
+}
+
+/**
+ * Where an IKEv2 service of `dataplane: auto` (or `userspace`) runs, and what the administrator
+ * must hear about it: the relay is full NAT where the configuration asked for the clients'
+ * addresses, and the kernel plane does not shed (`kernelShed` is the relay's).
+ */
+export function chooseAutoIkePlane(
+  service: Pick<Ikev2Service, 'name' | 'dataplane' | 'nat' | 'kernelShed'>,
+  avail: { ok: true } | { ok: false; reason: string },
+): { plane: 'kernel' | 'relay'; warning?: string } {
+  if (service.dataplane !== 'auto') return { plane: 'relay' };
+  if (avail.ok)
+    return service.kernelShed === 'xdp'
+      ? {
+          plane: 'kernel',
+          warning: `${service.name}: dataplane auto chose the kernel data plane, which forwards in the kernel and does not use kernelShed: xdp (nothing is attached to kernelShedInterfaces); set dataplane: userspace to run the relay with XDP shedding`,
+        }
+      : { plane: 'kernel' };
+  if (service.nat === 'transparent')
+    return {
+      plane: 'relay',
+      warning: `${service.name}: the kernel data plane is unavailable (${avail.reason}); using the userspace relay, which is full NAT: the VPN servers will see the relay's address, not the clients' (expect IKEv2 error 809 under load)`,
+    };
+  return { plane: 'relay' };
 }
 
 /**
