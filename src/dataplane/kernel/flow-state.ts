@@ -16,6 +16,7 @@
 import { isIP } from 'node:net';
 import { canonicalAddress } from '../../config/address-rules.js';
 import { peerSetName, pinSetName, spiSetName, type RulesetBackend } from './render-ruleset.js';
+import { nftJsonItems, nftSetElements } from './nft-json.js';
 
 export const FLOW_STATE_KINDS = ['pin', 'spi', 'peer'] as const;
 export type FlowStateKind = (typeof FLOW_STATE_KINDS)[number];
@@ -57,22 +58,18 @@ export function flowStateOfSetsJson(
     byName.set(peerSetName(b.id), { kind: 'peer', server: b.address });
   }
   const sets: FlowStateSet[] = [];
-  const items = (json as { nftables?: unknown } | null)?.nftables;
-  for (const item of Array.isArray(items) ? (items as Record<string, unknown>[]) : []) {
-    const set = item.set as { name?: unknown; elem?: unknown[] } | undefined;
+  for (const item of nftJsonItems(json)) {
+    const set = item.set;
     if (!set || typeof set.name !== 'string' || !NAME.test(set.name)) continue;
     const which = byName.get(set.name);
     if (!which) continue;
     const elements: (string | number)[][] = [];
-    for (const e of set.elem ?? []) {
-      const wrapped = (e as { elem?: { val?: unknown; expires?: unknown } } | null)?.elem;
-      if (!wrapped) continue; // an element without a timeout: not one the data plane writes
-      const expires = typeof wrapped.expires === 'number' ? wrapped.expires : 0;
-      const val = wrapped.val as { concat?: unknown[] } | string | undefined;
+    for (const { val, timed, expires } of nftSetElements(set)) {
+      if (!timed) continue; // an element without a timeout: not one the data plane writes
       if (which.kind === 'peer') {
         if (typeof val === 'string') elements.push([canonicalAddress(val), expires]);
       } else {
-        const [a, b] = (typeof val === 'object' && val?.concat) || [];
+        const [a, b] = (val as { concat?: unknown[] } | null)?.concat ?? [];
         if (which.kind === 'pin' && typeof a === 'string' && typeof b === 'number')
           elements.push([canonicalAddress(a), b, expires]);
         if (which.kind === 'spi' && typeof a === 'number' && typeof b === 'number')

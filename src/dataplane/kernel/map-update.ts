@@ -15,6 +15,7 @@ import {
   type ChainSpec,
   type NftFamily,
 } from './render-ruleset.js';
+import { nftJsonItems, nftSetElements } from './nft-json.js';
 
 /** Server address of each slot (`undefined`: empty slot). */
 export type SlotAddresses = readonly (string | undefined)[];
@@ -136,16 +137,10 @@ export function renderDeadSpis(
  */
 export function spisOfSetJson(json: unknown): string[] {
   const out: string[] = [];
-  const arr = (json as { nftables?: unknown } | null)?.nftables;
-  if (!Array.isArray(arr)) return out;
-  for (const item of arr as Record<string, unknown>[]) {
-    const set = item.set as { elem?: unknown[] } | undefined;
-    for (const e of set?.elem ?? []) {
-      const wrapped = (e as { elem?: { val?: unknown } } | null)?.elem;
-      const val = (wrapped ? wrapped.val : e) as { concat?: unknown[] } | null;
-      const [hi, lo] = val?.concat ?? [];
+  for (const item of nftJsonItems(json))
+    for (const { val } of nftSetElements(item.set)) {
+      const [hi, lo] = (val as { concat?: unknown[] } | null)?.concat ?? [];
       if (typeof hi === 'number' && typeof lo === 'number') out.push(`${hi} . ${lo}`);
     }
-  }
   return out;
 }

@@ -13,6 +13,7 @@ import {
 import { NFT_OBJECTS, type NftFamily } from './render-ruleset.js';
 import { explainPermissionError } from '../../platform/capabilities.js';
 import { readCountersNative, type CounterFamily } from './nft-counters.js';
+import { nftJsonItems } from './nft-json.js';
 
 /** Result of an nft call; never thrown. */
 export type NftResult<T = void> = ToolResult<T>;
@@ -112,13 +113,6 @@ export interface TableState {
   readonly counters: Readonly<Record<string, { packets: number; bytes: number }>>;
 }
 
-type NftJsonItem = Record<string, Record<string, unknown> | undefined>;
-
-function items(json: unknown): NftJsonItem[] {
-  const arr = (json as { nftables?: unknown } | null)?.nftables;
-  return Array.isArray(arr) ? (arr as NftJsonItem[]) : [];
-}
-
 /** Reads a table's state; `exists: false` when nft says it is not there. */
 export async function readTableState(
   applier: NftApplier,
@@ -141,7 +135,7 @@ export async function readTableState(
   const chains: string[] = [];
   const ctTimeouts: string[] = [];
   const counters: Record<string, { packets: number; bytes: number }> = {};
-  for (const item of items(r.value)) {
+  for (const item of nftJsonItems(r.value)) {
     if (item.map && item.map.name === NFT_OBJECTS.slotsMap) {
       for (const e of (item.map.elem as unknown[] | undefined) ?? []) {
         if (
@@ -193,7 +187,7 @@ async function countersFromList(
   const r = await applier.list(['counters', 'table', family, table]);
   if (!r.ok) return r;
   const out: CounterValues = {};
-  for (const item of items(r.value)) {
+  for (const item of nftJsonItems(r.value)) {
     const c = item.counter;
     if (c && typeof c.name === 'string')
       out[c.name] = { packets: Number(c.packets ?? 0), bytes: Number(c.bytes ?? 0) };
