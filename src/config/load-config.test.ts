@@ -247,3 +247,12 @@ test('kernelShed: xdp needs its interfaces; interfaces alone are flagged', () =>
     /userspace relay only/,
   );
 });
+
+test('workers: auto resolves to the usable CPUs and keeps why for the start log', () => {
+  const auto = checkConfigText(`workers: auto\n${MINIMAL}`).config;
+  assert.ok(auto && auto.workers >= 1 && auto.workers <= 64);
+  assert.match(auto.workersAuto ?? '', new RegExp(`^${auto.workers}: .*affinity`));
+  const fixed = checkConfigText(`workers: 3\n${MINIMAL}`).config;
+  assert.equal(fixed?.workers, 3);
+  assert.equal(fixed?.workersAuto, undefined);
+});

@@ -4,7 +4,7 @@
  */
 import { isIP } from 'node:net';
 import { dirname, resolve as resolvePath } from 'node:path';
-import { usableCpus } from '../platform/usable-cpus.js';
+import { usableCpuReport } from '../platform/usable-cpus.js';
 import { DEFAULTS } from './defaults.js';
 import { parseDuration } from './duration.js';
 import { resolveBgp } from './bgp.js';
@@ -181,7 +181,7 @@ export function resolve(input: ConfigInput, source: string): Config {
     health: { allDown: input.health?.allDown ?? DEFAULTS.allDown },
     // One process unless asked: least connections across workers is eventually consistent (two
     // clients arriving at once in two workers can both pick the same least-loaded server).
-    workers: input.workers === 'auto' ? Math.min(usableCpus(), 64) : (input.workers ?? 1),
+    ...resolveWorkers(input.workers),
     monitors,
     pools,
     services: { ikev2, sstp },
@@ -212,4 +212,14 @@ export function deepFreeze<T>(value: T): T {
     for (const v of Object.values(value as object)) deepFreeze(v);
   }
   return value;
+}
+
+/** `workers`: `auto` is one per usable CPU (at most 64), with the reason kept for the start log. */
+function resolveWorkers(
+  workers: number | 'auto' | undefined,
+): Pick<Config, 'workers' | 'workersAuto'> {
+  if (workers !== 'auto') return { workers: workers ?? 1 };
+  const u = usableCpuReport();
+  const n = Math.min(u.cpus, 64);
+  return { workers: n, workersAuto: `${n}${u.cpus > 64 ? ' (the most)' : ''}: ${u.why}` };
 }

@@ -92,6 +92,8 @@ export interface Config {
   readonly health: { readonly allDown: 'serve-all' | 'refuse' };
   /** Processes serving the SSTP proxy (resolved: `auto` is the number of cores). */
   readonly workers: number;
+  /** With `workers: auto`: how many, and why (the affinity or the cgroup quota), for the log. */
+  readonly workersAuto?: string;
   readonly monitors: Readonly<Record<string, Monitor>>;
   readonly pools: Readonly<Record<string, Pool>>;
   readonly services: {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { cgroupCpuQuota, usableCpus, type FileReader } from './usable-cpus.js';
+import { cgroupCpuQuota, usableCpuReport, usableCpus, type FileReader } from './usable-cpus.js';
 
 /** A file system of the given files (anything else is missing). */
 const files =
@@ -65,4 +65,20 @@ test('no cgroup information (not Linux, or unreadable): the affinity', () => {
   assert.equal(usableCpus(files({}), 4), 4);
   assert.equal(usableCpus(files({ '/proc/self/cgroup': 'garbage' }), 4), 4);
   assert.ok(usableCpus() >= 1); // this machine, whatever it is
+});
+
+test('usableCpuReport says whether the affinity or the cgroup quota decided', () => {
+  const quota = (q: string) =>
+    files({ '/proc/self/cgroup': '0::/ctr\n', '/sys/fs/cgroup/ctr/cpu.max': `${q} 100000\n` });
+  assert.deepEqual(usableCpuReport(quota('150000'), 16), {
+    cpus: 2,
+    affinity: 16,
+    quota: 1.5,
+    why: 'cgroup CPU quota 1.5 CPUs, of 16 CPUs in its affinity',
+  });
+  assert.equal(
+    usableCpuReport(quota('400000'), 2).why,
+    '2 CPUs in its affinity, under a cgroup CPU quota 4 CPUs',
+  );
+  assert.equal(usableCpuReport(quota('max'), 1).why, '1 CPU in its affinity, no cgroup CPU quota');
 });

@@ -64,11 +64,45 @@ export function cgroupCpuQuota(read: FileReader = readOrUndefined): number | und
   return quota;
 }
 
+/** What `usableCpus` counted, and why, in words for a log line. */
+export interface UsableCpus {
+  readonly cpus: number;
+  readonly affinity: number;
+  /** The cgroup quota in CPUs, where there is one. */
+  readonly quota?: number;
+  readonly why: string;
+}
+
+/** The CPUs this process can keep busy, with the affinity and quota that decided it. */
+export function usableCpuReport(
+  read: FileReader = readOrUndefined,
+  affinity: number = availableParallelism(),
+): UsableCpus {
+  const quota = cgroupCpuQuota(read);
+  const cores = (n: number) => `${n} CPU${n === 1 ? '' : 's'}`;
+  if (quota === undefined)
+    return {
+      cpus: Math.max(1, affinity),
+      affinity,
+      why: `${cores(affinity)} in its affinity, no cgroup CPU quota`,
+    };
+  const cpus = Math.max(1, Math.min(affinity, Math.ceil(quota)));
+  const q = `cgroup CPU quota ${Number(quota.toFixed(2))} CPUs`;
+  return {
+    cpus,
+    affinity,
+    quota,
+    why:
+      Math.ceil(quota) < affinity
+        ? `${q}, of ${cores(affinity)} in its affinity`
+        : `${cores(affinity)} in its affinity, under a ${q}`,
+  };
+}
+
 /** The CPUs this process can keep busy: its affinity, bounded by the cgroup quota; at least 1. */
 export function usableCpus(
   read: FileReader = readOrUndefined,
   affinity: number = availableParallelism(),
 ): number {
-  const quota = cgroupCpuQuota(read);
-  return Math.max(1, quota === undefined ? affinity : Math.min(affinity, Math.ceil(quota)));
+  return usableCpuReport(read, affinity).cpus;
 }
