@@ -21,6 +21,7 @@ import type { BenchContext, CertFiles, SuiteOutput } from './lib/context.js';
 import { mergeResults } from './lib/merge.js';
 import { METHOD } from './lib/method.js';
 import { parseOptions, type BenchOptions, type SuiteId } from './lib/options.js';
+import { coreSpeeds, speedChange } from './lib/cpu.js';
 import { buildCTools } from './lib/proc.js';
 import {
   BUSY_LOAD,
@@ -79,6 +80,8 @@ function machine(): Record<string, string | number> {
       .split(' ')
       .slice(0, 3)
       .join(' '),
+    'CPU speed at start (SHA-256 MiB/s per core)': fmtSpeeds(speedAtStart),
+    'CPU speed at end': fmtSpeeds(speedAtEnd),
   };
 }
 
@@ -98,6 +101,11 @@ function makeCerts(dir: string): { ec: CertFiles; rsa: CertFiles } {
 }
 
 const load1AtStart = () => Number(loadAtStart.split(' ')[0]);
+/** Each core's speed when the first suite starts and after the last (see `coreSpeeds`). */
+let speedAtStart: (number | undefined)[] = [];
+let speedAtEnd: (number | undefined)[] = [];
+const fmtSpeeds = (v: readonly (number | undefined)[]) =>
+  v.map((x) => (x === undefined ? '?' : String(x))).join(', ');
 
 /**
  * Set-up (npm ci, the build, apt-get, the C tools) is work of the bench itself and raises the
@@ -114,6 +122,8 @@ async function settle(): Promise<void> {
   }
   loadAtStart = readLoad();
   log(`load average at start: ${loadAtStart.split(' ').slice(0, 3).join(' ')}`);
+  speedAtStart = coreSpeeds(cpus().length);
+  log(`CPU speed at start (SHA-256 MiB/s per core): ${fmtSpeeds(speedAtStart)}`);
 }
 
 function loadFinding(): string[] {
@@ -185,6 +195,9 @@ async function main(): Promise<void> {
     `suites: ${opts.suites.join(', ')}; repeats ${opts.repeats}; windows ${opts.seconds} s; warm-up ${opts.warmupSeconds} s${opts.quick ? ' (quick)' : ''}`,
   );
   const { outputs, seconds } = await runSuites(opts);
+  speedAtEnd = coreSpeeds(cpus().length);
+  log(`CPU speed at end (SHA-256 MiB/s per core): ${fmtSpeeds(speedAtEnd)}`);
+  const speedFinding = speedChange(speedAtStart, speedAtEnd);
 
   const date = new Date().toISOString();
   const ratios = {} as Record<RatioName, ResultRatio>;
@@ -212,6 +225,7 @@ async function main(): Promise<void> {
     ratios,
     findings: [
       ...loadFinding().map((text) => ({ text, date })),
+      ...(speedFinding ? [{ text: speedFinding, date }] : []),
       ...opts.suites.flatMap((s) =>
         (outputs[s]?.findings ?? []).map((text) => ({ text, date, suite: s })),
       ),

@@ -187,11 +187,11 @@ export function renderMarkdown(r: BenchResults, analysis?: string): string {
           '',
           'The figures below come from more than one run (`npm run bench -- --only …` re-measures some suites and keeps the others): each section and ratio names its run.',
           '',
-          '| run | suites | repeats | duration | load average at start |',
-          '|---|---|---|---|---|',
+          '| run | suites | repeats | duration | load average at start | CPU speed at start → end (SHA-256 MiB/s per core) |',
+          '|---|---|---|---|---|---|',
           ...runs.map(
             (x) =>
-              `| ${shortDate(x.date)}${x.quick ? ' (quick)' : ''} | ${x.suites.join(', ')} | ${x.repeats} | ${Math.round(x.durationSeconds)} s | ${x.machine['load average at start (1/5/15 min)'] ?? '?'} |`,
+              `| ${shortDate(x.date)}${x.quick ? ' (quick)' : ''} | ${x.suites.join(', ')} | ${x.repeats} | ${Math.round(x.durationSeconds)} s | ${x.machine['load average at start (1/5/15 min)'] ?? '?'} | ${x.machine['CPU speed at start (SHA-256 MiB/s per core)'] ?? '?'} → ${x.machine['CPU speed at end'] ?? '?'} |`,
           ),
         ]
       : [];
