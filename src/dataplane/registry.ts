@@ -27,11 +27,6 @@ export async function createDataPlane(
       requireKernel(snapshot.service.name, await kernelAvailable());
       return new KernelSstpDataPlane(snapshot.service, ctx);
     }
-    if (ctx.config.workersAuto)
-      ctx.logger.info(
-        { component: 'dataplane', service: snapshot.service.name, workers: ctx.config.workers },
-        `${snapshot.service.name}: workers auto: ${ctx.config.workersAuto}`,
-      );
     // More than one process: the proxy runs in `workers` processes (src/dataplane/workers/).
     return ctx.config.workers > 1
       ? new SstpWorkerPool(snapshot.service, ctx, ctx.config.workers)
@@ -46,7 +41,11 @@ export async function createDataPlane(
   const choice = chooseAutoIkePlane(service, avail);
   if (choice.warning)
     ctx.logger.warn(
-      { component: 'dataplane', service: service.name, reason: avail.ok ? '' : avail.reason },
+      {
+        component: 'dataplane',
+        service: service.name,
+        ...(avail.ok ? {} : { reason: avail.reason }),
+      },
       choice.warning,
     );
   if (choice.plane === 'kernel') return new KernelIkeDataPlane(service, ctx);

@@ -200,6 +200,12 @@ export class Runtime {
       }
     });
 
+    // Once for the process: every userspace SSTP service runs in that many processes.
+    if (config.workersAuto && config.services.sstp.some((s) => s.dataplane !== 'kernel'))
+      logger.info(
+        { component: 'runtime', workers: config.workers },
+        `workers auto: ${config.workersAuto}`,
+      );
     for (const s of this.controller.snapshot().services) await this.#startDataPlane(s.name, ctx);
     this.#startWatcher(ctx);
     this.sampleHistory();
