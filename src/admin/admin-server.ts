@@ -285,7 +285,7 @@ export class AdminServer {
   }
 
   #dispatch(r: Request): void {
-    setSecurityHeaders(r.res, r.isTls);
+    setSecurityHeaders(r.res, r.isTls, r.req.headers.host);
     this.#handle(r).catch((err: unknown) => {
       this.#opts.logger.error({ component: 'admin', err }, 'admin request failed');
       if (!r.res.headersSent) send(r.res, 500, { error: 'internal error', code: 'VPNLB_INTERNAL' });

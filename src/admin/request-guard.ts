@@ -15,21 +15,43 @@
 import { isIP } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-export const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'content-security-policy':
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
   'referrer-policy': 'no-referrer',
-  'cross-origin-opener-policy': 'same-origin',
   'cross-origin-resource-policy': 'same-origin',
   'cache-control': 'no-store',
 });
 
-export function setSecurityHeaders(res: ServerResponse, isTls: boolean): void {
+/** `host`: the request's `Host` header. */
+export function setSecurityHeaders(
+  res: ServerResponse,
+  isTls: boolean,
+  host: string | undefined,
+): void {
   for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
+  // Honoured only on a potentially trustworthy origin (HTML, "cross-origin opener policies");
+  // elsewhere Chromium ignores it and logs an error on every page load.
+  if (isTrustworthyOrigin(host, isTls)) res.setHeader('cross-origin-opener-policy', 'same-origin');
   // RFC 6797: only meaningful (and only honoured) over HTTPS.
   if (isTls) res.setHeader('strict-transport-security', 'max-age=31536000');
+}
+
+/**
+ * Whether a browser counts this listener's origin as potentially trustworthy (W3C Secure
+ * Contexts §3.1): HTTPS, or a loopback host (127.0.0.0/8, ::1, `localhost` and its subdomains).
+ * A dashboard reached over plain HTTP on a network address is not (config warning: no TLS).
+ */
+export function isTrustworthyOrigin(host: string | undefined, isTls: boolean): boolean {
+  if (isTls) return true;
+  const name = hostName(host);
+  if (name === undefined) return false;
+  if (name === 'localhost' || name.endsWith('.localhost')) return true;
+  if (isIP(name) === 4) return name.startsWith('127.');
+  if (isIP(name) === 6) return new URL(`http://[${name}]/`).hostname === '[::1]';
+  return false;
 }
 
 /** The host name of a `Host` header value (`name:port`, `[v6]:port`), lower-cased; undefined if malformed. */
