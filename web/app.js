@@ -191,7 +191,8 @@ function renderTotals(s) {
       '↓ ' + rate(latest.in) + ' · ↑ ' + rate(latest.out),
     ) +
     card('Warnings', s.warnings.length, s.warnings.length ? 'see below' : 'none') +
-    (s.bgp ? bgpCard(s.bgp, card) : '');
+    (s.bgp ? bgpCard(s.bgp, card) : '') +
+    (s.bgp?.flowSync ? flowSyncCard(s.bgp.flowSync, card) : '');
 }
 
 /** This node behind ECMP: how many addresses it announces, and its BGP peers (docs/scale-out.md). */
@@ -215,6 +216,34 @@ function bgpCard(b, card) {
     sub,
     'total-bgp',
   );
+}
+
+/** The ike-spi flow state this node pulls from the other nodes (`bgp.flowSync`, docs/scale-out.md). */
+function flowSyncCard(f, card) {
+  const fresh = f.peers.filter((p) => p.lastOkAt && !p.lastError).length;
+  const peers = f.peers
+    .map(
+      (p) =>
+        p.name +
+        (p.lastError
+          ? ' failing: ' + p.lastError
+          : p.lastOkAt
+            ? ' pulled ' + ago(p.lastOkAt)
+            : ' never pulled'),
+    )
+    .join(', ');
+  const sub =
+    (f.ready ? '' : 'starting, not announcing yet · ') +
+    (peers || 'no other node') +
+    ' · taken: ' +
+    f.added +
+    ' added, ' +
+    f.refreshed +
+    ' refreshed, ' +
+    f.moved +
+    ' moved' +
+    (f.lastImportError ? ' · last round not applied: ' + f.lastImportError : '');
+  return card('Flow sync', fresh + ' / ' + f.peers.length + ' nodes', sub, 'total-flow-sync');
 }
 
 /** Latest per-second rates summed over every backend (from the history). */

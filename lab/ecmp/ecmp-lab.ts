@@ -91,6 +91,16 @@ export class EcmpNode {
     return this.vpnlbNode.ns;
   }
 
+  /** Its admin API, inside its namespace (the other nodes pull its flow state there). */
+  get adminUrl(): string {
+    return `http://${this.insideAddress4}:${ADMIN_PORT}`;
+  }
+
+  /** The file of its admin API's operator token (created by its vpnlb at start). */
+  get adminTokenFile(): string {
+    return join(this.vpnlbNode.runDir, 'admin.token');
+  }
+
   async startBgp(): Promise<void> {
     this.#bgp = await this.vpnlbNode.spawn(
       ['bgp', 'start', '--config', this.vpnlbNode.configPath],
@@ -316,7 +326,7 @@ export class EcmpLab {
         admin: {
           listen: node.insideAddress4,
           port: ADMIN_PORT,
-          tokenFile: join(runDir, 'admin.token'),
+          tokenFile: node.adminTokenFile,
           readOnlyTokenFile: join(this.dir, 'flow-sync.token'),
         },
         monitors: {
@@ -340,7 +350,7 @@ export class EcmpLab {
           nodes: this.nodes.map((x) => ({
             name: x.name,
             routerId: x.address4,
-            adminUrl: `http://${x.insideAddress4}:${ADMIN_PORT}`,
+            adminUrl: x.adminUrl,
           })),
           peers: [
             { name: 'rtr', address: ROUTER4, asn: ROUTER_ASN },

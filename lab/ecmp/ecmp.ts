@@ -68,6 +68,11 @@ export interface EcmpOptions extends Partial<EcmpLabOptions> {
   readonly progress?: (line: string) => void;
   /** How long after each trigger the tunnels are watched (default 10 s). */
   readonly settleMs?: number;
+  /**
+   * Called once every tunnel is up and before the first event (e.g. a look at a node's
+   * dashboard); the run fails when it throws.
+   */
+  readonly atSteadyState?: (lab: EcmpLab, active: readonly EcmpNode[]) => Promise<void>;
 }
 
 interface Tunnel {
@@ -144,6 +149,10 @@ export async function runEcmp(options: EcmpOptions = {}): Promise<EcmpReport> {
     progress(
       `ecmp: servers see ${[...seen].filter((a) => expected.has(a)).length}/${expected.size} client addresses; NAT-T clients per node ${JSON.stringify(newClientsPerNode)}`,
     );
+    if (options.atSteadyState) {
+      await options.atSteadyState(lab, active);
+      progress('ecmp: steady-state check done');
+    }
     await sleep(3000);
 
     const reports: EcmpEventReport[] = [];

@@ -9,34 +9,19 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { hasFile, requireOrSkip } from '../../lab/requirements.js';
+import type { Page } from 'playwright-core';
+import { chromiumAvailable, launchChromium, type Browser } from '../../lab/browser.js';
+import { requireOrSkip } from '../../lab/requirements.js';
 import { startDashboardFarm, type DashboardFarm } from '../../lab/scenarios/dashboard-farm.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const skip = requireOrSkip('dashboard browser tests', hasFile(CHROMIUM, 'chromium'));
+const skip = requireOrSkip('dashboard browser tests', chromiumAvailable());
 const SHOTS = process.env.VPNLB_SCREENSHOTS;
-
-/** The flags for a quiet, sandbox-free, network-free headless Chromium. */
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 describe('dashboard in headless Chromium', { skip, timeout: 120_000 }, () => {
   let farm: DashboardFarm;
-  let context: BrowserContext;
+  let browser: Browser;
   let page: Page;
-  let profile: string;
   const consoleErrors: string[] = [];
 
   const row = (service: string, backend: string) =>
@@ -45,14 +30,8 @@ describe('dashboard in headless Chromium', { skip, timeout: 120_000 }, () => {
 
   before(async () => {
     farm = await startDashboardFarm();
-    profile = mkdtempSync(join(tmpdir(), 'vpnlb-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: FLAGS,
-      viewport: { width: 1360, height: 900 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
+    browser = await launchChromium();
+    page = browser.page;
     page.on('console', (m) => {
       if (m.type() === 'error') consoleErrors.push(m.text());
     });
@@ -64,9 +43,8 @@ describe('dashboard in headless Chromium', { skip, timeout: 120_000 }, () => {
     });
   });
   after(async () => {
-    await context?.close();
+    await browser?.close();
     await farm?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
   it('asks for a token, refuses a wrong one, logs in with the right one', async () => {

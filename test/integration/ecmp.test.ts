@@ -8,14 +8,62 @@
  * lost in any event; and no `ike-spi` tunnel is lost by a planned drain or an added node (the
  * nodes exchange their pins, `bgp.flowSync`). `ike-spi` losses at a kill or a server-less node
  * are reported, not asserted (docs/scale-out.md says what the design reaches and why). Gap
- * durations are reported, not asserted.
+ * durations are reported, not asserted. Once every tunnel is up, the first node's dashboard is
+ * read in Chromium inside that node's namespace: its BGP card (every address announced, the
+ * router's session up) and its flow-sync card (the running nodes pulled, the spare node not
+ * running yet shown failing). `VPNLB_SCREENSHOTS=DIR` saves that view as DIR/dashboard-ecmp.png.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { loadOrCreateToken } from '../../src/admin/credentials.js';
+import { chromiumAvailable, launchChromium, logIn } from '../../lab/browser.js';
+import type { EcmpLab, EcmpNode } from '../../lab/ecmp/ecmp-lab.js';
 import { canUseConntrack } from '../../lab/netns.js';
-import { hasFile, requireOrSkip } from '../../lab/requirements.js';
+import { hasFile, isIntegrationRequired, requireOrSkip } from '../../lab/requirements.js';
 import { canUseStrongswan } from '../../lab/strongswan/charon.js';
 import { runEcmp } from '../../lab/ecmp/ecmp.js';
+
+const SHOTS = process.env.VPNLB_SCREENSHOTS;
+
+/** The first node's dashboard, as an operator sees it, with the other nodes running. */
+async function checkDashboard(lab: EcmpLab, active: readonly EcmpNode[]): Promise<void> {
+  const chromium = chromiumAvailable();
+  if (!chromium.ok) {
+    if (isIntegrationRequired()) throw new Error(`dashboard check: ${chromium.reason}`);
+    console.log(`# skipping the ECMP dashboard check: ${chromium.reason}`);
+    return;
+  }
+  const node = active[0]!;
+  const spare = lab.nodes.find((n) => !active.includes(n))!;
+  const browser = await launchChromium({ netns: node.ns.name });
+  const errors: string[] = [];
+  browser.page.on('pageerror', (e) => errors.push(e.message));
+  browser.page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  try {
+    const { page } = browser;
+    await logIn(page, node.adminUrl, loadOrCreateToken(node.adminTokenFile).token);
+    const bgp = page.locator('#total-bgp');
+    await bgp.filter({ hasText: `BGP ${node.name}` }).waitFor({ timeout: 15_000 });
+    await bgp.filter({ hasText: '3 / 3 announced' }).waitFor({ timeout: 15_000 });
+    await bgp.filter({ hasText: 'rtr up' }).waitFor({ timeout: 15_000 });
+    const sync = page.locator('#total-flow-sync');
+    const others = active.filter((n) => n !== node);
+    await sync
+      .filter({ hasText: `${others.length} / ${others.length + 1} nodes` })
+      .waitFor({ timeout: 15_000 });
+    const text = (await sync.textContent()) ?? '';
+    for (const n of others) assert.match(text, new RegExp(`${n.name} pulled`), text);
+    assert.match(text, new RegExp(`${spare.name} failing: `), text);
+    assert.doesNotMatch(text, /starting/, text);
+    if (SHOTS) await page.screenshot({ path: join(SHOTS, 'dashboard-ecmp.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+}
 
 const skip = requireOrSkip(
   'ECMP scale-out tests',
@@ -35,6 +83,7 @@ describe('ECMP scale-out: BIRD 2 announcements gated by vpnlb, real tunnels', {
       clients6: 1,
       cgnatClients: 2,
       progress: (l) => console.log(`# ${l}`),
+      atSteadyState: checkDashboard,
     });
     console.log(`# ${JSON.stringify(report)}`);
     assert.equal(report.connected, report.clients, 'every client connected');
