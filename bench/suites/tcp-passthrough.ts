@@ -108,7 +108,10 @@ export interface RateSample {
   readonly perSecond: number;
   readonly failed: number;
   readonly balancerCpu: number;
-  /** The generator process's CPU (user + system) per second. */
+  /**
+   * The generator process's CPU (user + system) per second; for `measureHandshakes`, whose
+   * clients are several short `openssl` processes, its core's busy time (as `generatorCore`).
+   */
   readonly generatorCpu: number;
   /** The generator core's busy time: the generator, the servers, their share of the kernel. */
   readonly generatorCore: number;
