@@ -15,8 +15,8 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadOrCreateToken } from '../../src/admin/credentials.js';
 import { chromiumAvailable, launchChromium, logIn } from '../../lab/browser.js';
 import type { EcmpLab, EcmpNode } from '../../lab/ecmp/ecmp-lab.js';
 import { canUseConntrack } from '../../lab/netns.js';
@@ -44,7 +44,7 @@ async function checkDashboard(lab: EcmpLab, active: readonly EcmpNode[]): Promis
   });
   try {
     const { page } = browser;
-    await logIn(page, node.adminUrl, loadOrCreateToken(node.adminTokenFile).token);
+    await logIn(page, node.adminUrl, readFileSync(node.adminTokenFile, 'utf8').trim());
     const bgp = page.locator('#total-bgp');
     await bgp.filter({ hasText: `BGP ${node.name}` }).waitFor({ timeout: 15_000 });
     await bgp.filter({ hasText: '3 / 3 announced' }).waitFor({ timeout: 15_000 });
@@ -52,7 +52,7 @@ async function checkDashboard(lab: EcmpLab, active: readonly EcmpNode[]): Promis
     const sync = page.locator('#total-flow-sync');
     const others = active.filter((n) => n !== node);
     await sync
-      .filter({ hasText: `${others.length} / ${others.length + 1} nodes` })
+      .filter({ hasText: `${others.length} / ${lab.nodes.length - 1} nodes` })
       .waitFor({ timeout: 15_000 });
     const text = (await sync.textContent()) ?? '';
     for (const n of others) assert.match(text, new RegExp(`${n.name} pulled`), text);
