@@ -19,7 +19,7 @@ import {
 } from '../lib/context.js';
 import type { Daemon } from '../lib/proc.js';
 import type { Row } from '../lib/report.js';
-import { ratio } from '../lib/stats.js';
+import { ratioOfRepeats } from '../lib/stats.js';
 import {
   BALANCER_CPU,
   SERVER_ADDRS,
@@ -178,19 +178,22 @@ export async function runUdp(ctx: BenchContext): Promise<SuiteOutput> {
 
   const fig = (o: Outcome<KernelClass | PeakResult> | undefined): UdpFigure | undefined =>
     o?.ok ? ('peak' in o.value ? o.value.peak : o.value.paced) : undefined;
+  // Each ratio with its spread over the repeats (repeat i against repeat i).
+  const delivered = (f: UdpFigure | undefined) => f?.samples.map((x) => x.deliveredPps);
   const u100 = results[100]!;
-  ratios.kernelVsRouting = ratio(fig(u100.kernel)?.deliveredPps, fig(u100.routing)?.deliveredPps, {
-    numerator: errorOf(u100.kernel) ?? 'n/a',
-    denominator: errorOf(u100.routing) ?? 'n/a',
-  });
-  ratios.relayVsNginx = ratio(fig(u100.relay)?.deliveredPps, fig(u100.nginx)?.deliveredPps, {
+  ratios.kernelVsRouting = ratioOfRepeats(
+    delivered(fig(u100.kernel)),
+    delivered(fig(u100.routing)),
+    { numerator: errorOf(u100.kernel) ?? 'n/a', denominator: errorOf(u100.routing) ?? 'n/a' },
+  );
+  ratios.relayVsNginx = ratioOfRepeats(delivered(fig(u100.relay)), delivered(fig(u100.nginx)), {
     numerator: errorOf(u100.relay) ?? 'n/a',
     denominator: errorOf(u100.nginx) ?? 'n/a',
   });
   const relayPeak = u100.relay?.ok && 'peak' in u100.relay.value ? u100.relay.value : undefined;
-  ratios.relayFloodRetention = ratio(
-    relayPeak?.flood2x.deliveredPps,
-    relayPeak?.peak.deliveredPps,
+  ratios.relayFloodRetention = ratioOfRepeats(
+    delivered(relayPeak?.flood2x),
+    delivered(relayPeak?.peak),
     { numerator: errorOf(u100.relay) ?? 'n/a', denominator: errorOf(u100.relay) ?? 'n/a' },
   );
   return { sections, ratios, findings, raw };
