@@ -38,9 +38,11 @@ test('causes: planned drain, no servers, fail-back, peer gone, links down', () =
     lastFailover(failBack)?.cause,
     'the peer took over (higher priority: fail-back or preemption)',
   );
-  const takeover = parseTransitions('1 BACKUP 100 drain=0 check=ok\n2 MASTER 100 drain=0 check=ok');
+  const takeover = parseTransitions(
+    '1 BACKUP 100 drain=0 check=ok\n600001 MASTER 100 drain=0 check=ok',
+  );
   assert.deepEqual(lastFailover(takeover), {
-    at: new Date(2).toISOString(),
+    at: new Date(600001).toISOString(),
     from: 'standby',
     to: 'active',
     cause:
@@ -66,4 +68,43 @@ test('conntrackd -s: the cache size', () => {
     23,
   );
   assert.equal(parseConntrackdEntries('nothing'), null);
+});
+
+test('a MASTER within the master-down interval of a start is an election at start, not a takeover', () => {
+  const elected =
+    'elected at start: active within the master-down interval of starting (the peer absent, starting later, or of lower priority)';
+  const gone =
+    'the peer stopped advertising or gave the addresses up (dead, stopped, drained or unhealthy)';
+  // keepalived starts as BACKUP and takes over 3 adverts (plus a skew) later.
+  const start = parseTransitions(
+    '1000 BACKUP 150 drain=0 check=ok\n4700 MASTER 150 drain=0 check=ok',
+  );
+  assert.equal(lastFailover(start, 1000)?.cause, elected);
+  // With 5 s adverts the same 3.7 s is still the start; 60 s later it is the peer going away.
+  assert.equal(lastFailover(start, 5000)?.cause, elected);
+  const later = parseTransitions(
+    '1000 BACKUP 150 drain=0 check=ok\n61000 MASTER 150 drain=0 check=ok',
+  );
+  assert.equal(lastFailover(later, 1000)?.cause, gone);
+  // After a restart of keepalived (STOP, then BACKUP again), as after the first start.
+  const restart = parseTransitions(
+    [
+      '1000 BACKUP 150 drain=0 check=ok',
+      '5000 MASTER 150 drain=0 check=ok',
+      '90000 STOP 150 drain=0 check=ok',
+      '95000 BACKUP 150 drain=0 check=ok',
+      '98600 MASTER 150 drain=0 check=ok',
+    ].join('\n'),
+  );
+  assert.equal(lastFailover(restart, 1000)?.cause, elected);
+  // A standby that saw the peer's failback and later took over is a takeover.
+  const failback = parseTransitions(
+    [
+      '1000 BACKUP 100 drain=0 check=ok',
+      '4600 MASTER 100 drain=0 check=ok',
+      '30000 BACKUP 100 drain=0 check=ok',
+      '32000 MASTER 100 drain=0 check=ok',
+    ].join('\n'),
+  );
+  assert.equal(lastFailover(failback, 1000)?.cause, gone);
 });

@@ -98,17 +98,31 @@ export function causeOf(prev: Transition | undefined, t: Transition): string {
   }
 }
 
-/** The last change of ownership in the log (into or out of MASTER). */
-export function lastFailover(transitions: readonly Transition[]): Failover | null {
+/**
+ * The last change of ownership in the log (into or out of MASTER). keepalived starts every
+ * instance as BACKUP and takes the addresses when no advertisement came within its master-down
+ * interval (3 adverts and a skew below one, RFC 3768 §6.4.2): a MASTER that soon after a start
+ * is an election at start, not a peer that went away.
+ */
+export function lastFailover(
+  transitions: readonly Transition[],
+  advertIntervalMs = 1000,
+): Failover | null {
   for (let i = transitions.length - 1; i > 0; i--) {
     const t = transitions[i]!;
     const prev = transitions[i - 1]!;
     if ((t.state === 'MASTER') !== (prev.state === 'MASTER')) {
+      const startedAsStandby =
+        prev.state === 'BACKUP' && (i === 1 || transitions[i - 2]!.state === 'STOP');
+      const electedAtStart =
+        t.state === 'MASTER' && startedAsStandby && t.at - prev.at <= 4 * advertIntervalMs + 1000;
       return {
         at: new Date(t.at).toISOString(),
         from: ROLE[prev.state],
         to: ROLE[t.state],
-        cause: causeOf(prev, t),
+        cause: electedAtStart
+          ? 'elected at start: active within the master-down interval of starting (the peer absent, starting later, or of lower priority)'
+          : causeOf(prev, t),
       };
     }
   }
@@ -229,7 +243,7 @@ export class HaStatusReader {
         ...this.#sync,
         detail: `${this.#sync.detail} (${this.#ha.sync.interface}, port ${this.#ha.sync.port})`,
       },
-      lastFailover: lastFailover(transitions),
+      lastFailover: lastFailover(transitions, this.#ha.vrrp.advertInterval),
       transitions: transitions.length,
     };
   }
