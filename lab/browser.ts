@@ -5,11 +5,11 @@
  * admin API on an address that exists only there. playwright-core talks to Chromium over a
  * pipe, which crosses the namespace boundary.
  */
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { hasFile, type Availability } from './requirements.js';
+import { hasFile, isIntegrationRequired, type Availability } from './requirements.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 
@@ -77,4 +77,37 @@ export async function logIn(page: Page, baseUrl: string, token: string): Promise
   await page.fill('#token', token);
   await page.click('#login button[type=submit]');
   await page.locator('#app').waitFor({ state: 'visible' });
+}
+
+/**
+ * Logs in to the dashboard of a node inside network namespace `netns` and runs `check` on the
+ * page; fails when the page logged an error. Without Chromium: fails under
+ * `VPNLB_REQUIRE_INTEGRATION=1`, else prints why and skips (a lab test's other assertions
+ * still run).
+ */
+export async function checkDashboardInNamespace(
+  netns: string,
+  baseUrl: string,
+  tokenFile: string,
+  check: (page: Page) => Promise<void>,
+): Promise<void> {
+  const chromium = chromiumAvailable();
+  if (!chromium.ok) {
+    if (isIntegrationRequired()) throw new Error(`dashboard check: ${chromium.reason}`);
+    console.log(`# skipping the dashboard check: ${chromium.reason}`);
+    return;
+  }
+  const browser = await launchChromium({ netns });
+  const errors: string[] = [];
+  browser.page.on('pageerror', (e) => errors.push(e.message));
+  browser.page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  try {
+    await logIn(browser.page, baseUrl, readFileSync(tokenFile, 'utf8').trim());
+    await check(browser.page);
+    if (errors.length) throw new Error(`the dashboard logged errors: ${errors.join('; ')}`);
+  } finally {
+    await browser.close();
+  }
 }

@@ -191,8 +191,41 @@ function renderTotals(s) {
       '↓ ' + rate(latest.in) + ' · ↑ ' + rate(latest.out),
     ) +
     card('Warnings', s.warnings.length, s.warnings.length ? 'see below' : 'none') +
+    (s.ha ? haCard(s.ha, card) : '') +
     (s.bgp ? bgpCard(s.bgp, card) : '') +
     (s.bgp?.flowSync ? flowSyncCard(s.bgp.flowSync, card) : '');
+}
+
+/** This node in an active/standby pair: its role, the peer, the sync, the last failover (docs/high-availability.md). */
+function haCard(h, card) {
+  const sync =
+    h.sync.conntrackd === 'running'
+      ? 'sync: conntrackd running, ' + (h.sync.entries ?? '?') + ' entries'
+      : 'sync: conntrackd not running (' + h.sync.detail + ')';
+  const last = h.lastFailover
+    ? 'last failover ' +
+      ago(h.lastFailover.at) +
+      ': ' +
+      h.lastFailover.from +
+      ' → ' +
+      h.lastFailover.to +
+      ', ' +
+      h.lastFailover.cause
+    : 'no failover yet';
+  const sub =
+    (h.drained ? 'drained · ' : '') +
+    (h.check !== 'ok' ? 'check: ' + h.check + ' · ' : '') +
+    'peer ' +
+    h.peer.name +
+    ' (priority ' +
+    h.peer.priority +
+    ', ours ' +
+    h.priority +
+    ') · ' +
+    sync +
+    ' · ' +
+    last;
+  return card('HA ' + h.node, h.role, sub, 'total-ha');
 }
 
 /** This node behind ECMP: how many addresses it announces, and its BGP peers (docs/scale-out.md). */

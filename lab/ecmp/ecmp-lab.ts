@@ -98,7 +98,7 @@ export class EcmpNode {
 
   /** The file of its admin API's operator token (created by its vpnlb at start). */
   get adminTokenFile(): string {
-    return join(this.vpnlbNode.runDir, 'admin.token');
+    return this.vpnlbNode.adminTokenFile;
   }
 
   async startBgp(): Promise<void> {

@@ -40,6 +40,8 @@ import { vpnlbArgv } from '../vpnlb-process.js';
 
 export const HA_VIP4 = '198.19.0.1';
 export const HA_VIP6 = '2001:db8:ffff::1';
+/** Each node's admin API, on its own namespace's loopback. */
+export const HA_ADMIN_PORT = 8088;
 const INSIDE_GW4 = '198.18.1.1';
 const INSIDE_GW6 = '2001:db8:b::1';
 
@@ -94,6 +96,11 @@ export class HaLabNode {
     this.runDir = runDir;
     this.links = links;
     this.network = network;
+  }
+
+  /** The file of its admin API's operator token (created by its vpnlb at start). */
+  get adminTokenFile(): string {
+    return join(this.runDir, 'admin.token');
   }
 
   /** Spawns `vpnlb ARGS` in the node's namespace; resolves once its output matches `ready`. */
@@ -398,7 +405,7 @@ export class HaLab {
       const config = {
         log: { level: 'info' },
         // The admin token stays in the node's own directory (not the host's /var/lib/vpnlb).
-        admin: { listen: '127.0.0.1', port: 8088, tokenFile: join(node.runDir, 'admin.token') },
+        admin: { listen: '127.0.0.1', port: HA_ADMIN_PORT, tokenFile: node.adminTokenFile },
         monitors: {
           ike: { type: 'ikev2', interval: '1s', timeout: '800ms', rise: 1, fall: 3, jitter: 0 },
         },

@@ -63,6 +63,11 @@ export interface HaPairReport {
 export interface HaPairOptions extends Partial<HaLabOptions> {
   readonly events?: readonly Exclude<HaEvent, 'fail-back'>[];
   readonly progress?: (line: string) => void;
+  /**
+   * Called once every tunnel is up and the standby has had time to sync, before the first
+   * event (e.g. a look at both nodes' dashboards); the run fails when it throws.
+   */
+  readonly atSteadyState?: (lab: HaLab) => Promise<void>;
 }
 
 /** A continuous ping with per-reply timestamps (`ping -D`). */
@@ -202,6 +207,10 @@ export async function runHaPair(options: HaPairOptions = {}): Promise<HaPairRepo
     }
     // Let the pings start and the standby receive every entry.
     await sleep(3000);
+    if (options.atSteadyState) {
+      await options.atSteadyState(lab);
+      progress('ha-pair: steady-state check done');
+    }
 
     const spares = lab.clients.filter((c) => c.spare);
     const failovers: FailoverReport[] = [];

@@ -15,12 +15,11 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromiumAvailable, launchChromium, logIn } from '../../lab/browser.js';
+import { checkDashboardInNamespace } from '../../lab/browser.js';
 import type { EcmpLab, EcmpNode } from '../../lab/ecmp/ecmp-lab.js';
 import { canUseConntrack } from '../../lab/netns.js';
-import { hasFile, isIntegrationRequired, requireOrSkip } from '../../lab/requirements.js';
+import { hasFile, requireOrSkip } from '../../lab/requirements.js';
 import { canUseStrongswan } from '../../lab/strongswan/charon.js';
 import { runEcmp } from '../../lab/ecmp/ecmp.js';
 
@@ -28,41 +27,29 @@ const SHOTS = process.env.VPNLB_SCREENSHOTS;
 
 /** The first node's dashboard, as an operator sees it, with the other nodes running. */
 async function checkDashboard(lab: EcmpLab, active: readonly EcmpNode[]): Promise<void> {
-  const chromium = chromiumAvailable();
-  if (!chromium.ok) {
-    if (isIntegrationRequired()) throw new Error(`dashboard check: ${chromium.reason}`);
-    console.log(`# skipping the ECMP dashboard check: ${chromium.reason}`);
-    return;
-  }
   const node = active[0]!;
   const spare = lab.nodes.find((n) => !active.includes(n))!;
-  const browser = await launchChromium({ netns: node.ns.name });
-  const errors: string[] = [];
-  browser.page.on('pageerror', (e) => errors.push(e.message));
-  browser.page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text());
-  });
-  try {
-    const { page } = browser;
-    await logIn(page, node.adminUrl, readFileSync(node.adminTokenFile, 'utf8').trim());
-    const bgp = page.locator('#total-bgp');
-    await bgp.filter({ hasText: `BGP ${node.name}` }).waitFor({ timeout: 15_000 });
-    await bgp.filter({ hasText: '3 / 3 announced' }).waitFor({ timeout: 15_000 });
-    await bgp.filter({ hasText: 'rtr up' }).waitFor({ timeout: 15_000 });
-    const sync = page.locator('#total-flow-sync');
-    const others = active.filter((n) => n !== node);
-    await sync
-      .filter({ hasText: `${others.length} / ${lab.nodes.length - 1} nodes` })
-      .waitFor({ timeout: 15_000 });
-    const text = (await sync.textContent()) ?? '';
-    for (const n of others) assert.match(text, new RegExp(`${n.name} pulled`), text);
-    assert.match(text, new RegExp(`${spare.name} failing: `), text);
-    assert.doesNotMatch(text, /starting/, text);
-    if (SHOTS) await page.screenshot({ path: join(SHOTS, 'dashboard-ecmp.png'), fullPage: true });
-    assert.deepEqual(errors, []);
-  } finally {
-    await browser.close();
-  }
+  await checkDashboardInNamespace(
+    node.ns.name,
+    node.adminUrl,
+    node.adminTokenFile,
+    async (page) => {
+      const bgp = page.locator('#total-bgp');
+      await bgp.filter({ hasText: `BGP ${node.name}` }).waitFor({ timeout: 15_000 });
+      await bgp.filter({ hasText: '3 / 3 announced' }).waitFor({ timeout: 15_000 });
+      await bgp.filter({ hasText: 'rtr up' }).waitFor({ timeout: 15_000 });
+      const sync = page.locator('#total-flow-sync');
+      const others = active.filter((n) => n !== node);
+      await sync
+        .filter({ hasText: `${others.length} / ${lab.nodes.length - 1} nodes` })
+        .waitFor({ timeout: 15_000 });
+      const text = (await sync.textContent()) ?? '';
+      for (const n of others) assert.match(text, new RegExp(`${n.name} pulled`), text);
+      assert.match(text, new RegExp(`${spare.name} failing: `), text);
+      assert.doesNotMatch(text, /starting/, text);
+      if (SHOTS) await page.screenshot({ path: join(SHOTS, 'dashboard-ecmp.png'), fullPage: true });
+    },
+  );
 }
 
 const skip = requireOrSkip(

@@ -6,14 +6,47 @@
  * may be lost, no IKE SA re-established, no handshake split, no server packet may leave the pair
  * un-NATed (reply NAT covers a flow the new node does not know yet), and new
  * clients must connect during and after each event. Gap durations are reported, not asserted
- * (they depend on the host's load).
+ * (they depend on the host's load). Before the first event, both nodes' dashboards are read in
+ * Chromium inside each node's namespace: the HA card says active on lb1 and standby on lb2,
+ * with the peer, conntrackd running and the election at start that made lb1 active.
+ * `VPNLB_SCREENSHOTS=DIR` saves lb1's view as DIR/dashboard-ha.png.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { checkDashboardInNamespace } from '../../lab/browser.js';
+import { HA_ADMIN_PORT, type HaLab } from '../../lab/ha/ha-lab.js';
 import { canUseConntrack } from '../../lab/netns.js';
 import { hasFile, requireOrSkip } from '../../lab/requirements.js';
 import { canUseStrongswan } from '../../lab/strongswan/charon.js';
 import { runHaPair } from '../../lab/ha/ha-pair.js';
+
+const SHOTS = process.env.VPNLB_SCREENSHOTS;
+
+/** Each node's dashboard, as an operator sees it: its role in the pair, its peer, the sync. */
+async function checkDashboards(lab: HaLab): Promise<void> {
+  for (const [node, role, peer] of [
+    ['lb1', 'active', 'lb2'],
+    ['lb2', 'standby', 'lb1'],
+  ] as const) {
+    const n = lab.nodes.find((x) => x.name === node)!;
+    const url = `http://127.0.0.1:${HA_ADMIN_PORT}`;
+    await checkDashboardInNamespace(n.ns.name, url, n.adminTokenFile, async (page) => {
+      const card = page.locator('#total-ha');
+      await card.filter({ hasText: `HA ${node}` }).waitFor({ timeout: 15_000 });
+      await card.locator('.value', { hasText: role }).waitFor({ timeout: 15_000 });
+      await card.filter({ hasText: 'conntrackd running' }).waitFor({ timeout: 15_000 });
+      const text = (await card.textContent()) ?? '';
+      assert.match(text, new RegExp(`peer ${peer} \\(priority \\d+, ours \\d+\\)`), text);
+      assert.match(text, /\d+ entries/, text);
+      if (node === 'lb1') {
+        // lb1 started first: keepalived made it active within its master-down interval.
+        assert.match(text, /last failover .*→ active, elected at start/, text);
+        if (SHOTS) await page.screenshot({ path: join(SHOTS, 'dashboard-ha.png'), fullPage: true });
+      }
+    });
+  }
+}
 
 const skip = requireOrSkip(
   'active/standby pair tests',
@@ -35,6 +68,7 @@ describe('active/standby pair: keepalived + conntrackd, real tunnels', {
       cgnatClients: 2,
       events: ['kill-vpnlb', 'node-down', 'keepalived-stop', 'planned-drain'],
       progress: (l) => console.log(`# ${l}`),
+      atSteadyState: checkDashboards,
     });
     assert.equal(report.connected, report.clients, 'every client connected before the failovers');
     assert.deepEqual(
