@@ -8,7 +8,7 @@
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Page } from 'playwright-core';
 import { hasFile, isIntegrationRequired, type Availability } from './requirements.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
@@ -31,15 +31,12 @@ const FLAGS = [
 ];
 
 export interface Browser {
-  readonly context: BrowserContext;
   readonly page: Page;
   /** Closes the browser and removes its profile. */
   close(): Promise<void>;
 }
 
-export async function launchChromium(
-  o: { netns?: string; viewport?: { width: number; height: number } } = {},
-): Promise<Browser> {
+export async function launchChromium(o: { netns?: string } = {}): Promise<Browser> {
   const dir = mkdtempSync(join(tmpdir(), 'vpnlb-chromium-'));
   try {
     let executablePath = CHROMIUM;
@@ -53,11 +50,10 @@ export async function launchChromium(
       executablePath,
       headless: true,
       args: FLAGS,
-      viewport: o.viewport ?? { width: 1360, height: 900 },
+      viewport: { width: 1360, height: 900 },
     });
     const page = context.pages()[0] ?? (await context.newPage());
     return {
-      context,
       page,
       close: async () => {
         await context.close().catch(() => undefined);

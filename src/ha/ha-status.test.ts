@@ -71,40 +71,22 @@ test('conntrackd -s: the cache size', () => {
 });
 
 test('a MASTER within the master-down interval of a start is an election at start, not a takeover', () => {
-  const elected =
-    'elected at start: active within the master-down interval of starting (the peer absent, starting later, or of lower priority)';
+  const elected = 'elected at start (the peer is absent or has a lower priority)';
   const gone =
     'the peer stopped advertising or gave the addresses up (dead, stopped, drained or unhealthy)';
+  /** A transition log from `at state` pairs (priority 150, no drain, checks ok). */
+  const log = (...entries: string[]) =>
+    parseTransitions(entries.map((e) => `${e} 150 drain=0 check=ok`).join('\n'));
   // keepalived starts as BACKUP and takes over 3 adverts (plus a skew) later.
-  const start = parseTransitions(
-    '1000 BACKUP 150 drain=0 check=ok\n4700 MASTER 150 drain=0 check=ok',
-  );
+  const start = log('1000 BACKUP', '4700 MASTER');
   assert.equal(lastFailover(start, 1000)?.cause, elected);
   // With 5 s adverts the same 3.7 s is still the start; 60 s later it is the peer going away.
   assert.equal(lastFailover(start, 5000)?.cause, elected);
-  const later = parseTransitions(
-    '1000 BACKUP 150 drain=0 check=ok\n61000 MASTER 150 drain=0 check=ok',
-  );
-  assert.equal(lastFailover(later, 1000)?.cause, gone);
+  assert.equal(lastFailover(log('1000 BACKUP', '61000 MASTER'), 1000)?.cause, gone);
   // After a restart of keepalived (STOP, then BACKUP again), as after the first start.
-  const restart = parseTransitions(
-    [
-      '1000 BACKUP 150 drain=0 check=ok',
-      '5000 MASTER 150 drain=0 check=ok',
-      '90000 STOP 150 drain=0 check=ok',
-      '95000 BACKUP 150 drain=0 check=ok',
-      '98600 MASTER 150 drain=0 check=ok',
-    ].join('\n'),
-  );
+  const restart = log('1000 BACKUP', '5000 MASTER', '90000 STOP', '95000 BACKUP', '98600 MASTER');
   assert.equal(lastFailover(restart, 1000)?.cause, elected);
   // A standby that saw the peer's failback and later took over is a takeover.
-  const failback = parseTransitions(
-    [
-      '1000 BACKUP 100 drain=0 check=ok',
-      '4600 MASTER 100 drain=0 check=ok',
-      '30000 BACKUP 100 drain=0 check=ok',
-      '32000 MASTER 100 drain=0 check=ok',
-    ].join('\n'),
-  );
+  const failback = log('1000 BACKUP', '4600 MASTER', '30000 BACKUP', '32000 MASTER');
   assert.equal(lastFailover(failback, 1000)?.cause, gone);
 });

@@ -120,9 +120,8 @@ export function lastFailover(
         at: new Date(t.at).toISOString(),
         from: ROLE[prev.state],
         to: ROLE[t.state],
-        cause: electedAtStart
-          ? 'elected at start: active within the master-down interval of starting (the peer absent, starting later, or of lower priority)'
-          : causeOf(prev, t),
+        // The start's BACKUP says nothing about the peer: the cause is the start's.
+        cause: causeOf(electedAtStart ? undefined : prev, t),
       };
     }
   }
