@@ -19,7 +19,7 @@ static long sys_bpf(int cmd, union bpf_attr *attr) {
 /* ---- a tiny assembler: instructions, and forward jumps to labels patched at the end ---- */
 
 #define MAX_INSNS 160
-enum { L_PASS, L_MATCH, L_CLASS, L_COUNT, L_COUNT_LABELS };
+enum { L_PASS, L_MATCH, L_CLASS, L_CLAMPED, L_LEVEL, L_COUNT, L_COUNT_LABELS };
 
 typedef struct {
   struct bpf_insn insn[MAX_INSNS];
@@ -184,6 +184,10 @@ static int build(prog_buf *p, int family, const uint8_t *vip, const uint16_t *po
   emit(p, BPF_ALU64 | BPF_ADD | BPF_X, BPF_REG_8, BPF_REG_7, 0, 0);
   ldx(p, BPF_DW, BPF_REG_6, BPF_REG_8, offsetof(xs_class, limit));
   jmp64_imm(p, BPF_JEQ, BPF_REG_6, 0, L_PASS);
+  /* The refill, once per window: the level falls by `limit` for each window since the last one
+   * (at most XS_BURST_WINDOWS + 1 count, so the product cannot overflow; a window in other
+   * units after a change of shift refills the bucket once). Plain stores: an admission another
+   * CPU counts between this load and store is forgotten, which is harmless. */
   call(p, BPF_FUNC_ktime_get_ns);
   ldx(p, BPF_DW, BPF_REG_1, BPF_REG_8, offsetof(xs_class, shift));
   emit(p, BPF_ALU64 | BPF_AND | BPF_K, BPF_REG_1, 0, 0, 63);
@@ -191,13 +195,28 @@ static int build(prog_buf *p, int family, const uint8_t *vip, const uint16_t *po
   ldx(p, BPF_DW, BPF_REG_2, BPF_REG_8, offsetof(xs_class, window));
   jmp64_reg(p, BPF_JEQ, BPF_REG_2, BPF_REG_0, L_COUNT);
   stx(p, BPF_DW, BPF_REG_8, BPF_REG_0, offsetof(xs_class, window));
+  emit(p, BPF_ALU64 | BPF_SUB | BPF_X, BPF_REG_0, BPF_REG_2, 0, 0);
+  jmp64_imm(p, BPF_JLE, BPF_REG_0, XS_BURST_WINDOWS + 1, L_CLAMPED);
+  mov_imm(p, BPF_REG_0, XS_BURST_WINDOWS + 1);
+  label(p, L_CLAMPED);
+  emit(p, BPF_ALU64 | BPF_MUL | BPF_X, BPF_REG_0, BPF_REG_6, 0, 0);
+  ldx(p, BPF_DW, BPF_REG_1, BPF_REG_8, offsetof(xs_class, level));
   mov_imm(p, BPF_REG_2, 0);
-  stx(p, BPF_DW, BPF_REG_8, BPF_REG_2, offsetof(xs_class, count));
+  jmp64_reg(p, BPF_JLE, BPF_REG_1, BPF_REG_0, L_LEVEL);
+  mov_reg(p, BPF_REG_2, BPF_REG_1);
+  emit(p, BPF_ALU64 | BPF_SUB | BPF_X, BPF_REG_2, BPF_REG_0, 0, 0);
+  label(p, L_LEVEL);
+  stx(p, BPF_DW, BPF_REG_8, BPF_REG_2, offsetof(xs_class, level));
+  /* Admitted while the level is under the depth; a dropped frame gives its count back, so a
+   * flood does not keep the bucket empty after it ends. */
   label(p, L_COUNT);
   mov_imm(p, BPF_REG_3, 1);
-  emit(p, BPF_STX | BPF_DW | BPF_ATOMIC, BPF_REG_8, BPF_REG_3, offsetof(xs_class, count),
+  emit(p, BPF_STX | BPF_DW | BPF_ATOMIC, BPF_REG_8, BPF_REG_3, offsetof(xs_class, level),
        BPF_ADD | BPF_FETCH);
-  jmp64_reg(p, BPF_JLT, BPF_REG_3, BPF_REG_6, L_PASS);
+  ldx(p, BPF_DW, BPF_REG_4, BPF_REG_8, offsetof(xs_class, depth));
+  jmp64_reg(p, BPF_JLT, BPF_REG_3, BPF_REG_4, L_PASS);
+  mov_imm(p, BPF_REG_3, -1);
+  emit(p, BPF_STX | BPF_DW | BPF_ATOMIC, BPF_REG_8, BPF_REG_3, offsetof(xs_class, level), BPF_ADD);
   mov_imm(p, BPF_REG_3, 1);
   emit(p, BPF_STX | BPF_DW | BPF_ATOMIC, BPF_REG_8, BPF_REG_3, offsetof(xs_class, drops), BPF_ADD);
   ret(p, XDP_DROP);
@@ -324,8 +343,9 @@ int xs_attach(xs_shed *s, const char *ifname, int allow_generic, char *err, size
   return -EINVAL; /* not reached */
 }
 
-/* The class's limit per window for `per_s` datagrams/s (0: unlimited); the shift before the
- * limit: a datagram seeing the new limit with the old window is harmless (one window). */
+/* The class's refill per window for `per_s` datagrams/s (0: unlimited), and its depth; the shift
+ * and depth before the limit: a datagram seeing the new limit with the old window or depth is
+ * harmless (one window). */
 static void set_class(xs_class *c, uint64_t per_s) {
   if (per_s == 0) {
     c->limit = 0;
@@ -338,8 +358,10 @@ static void set_class(xs_class *c, uint64_t per_s) {
   /* ceil(per_s * 2^shift / 1e9), at least 1 */
   unsigned __int128 w = ((unsigned __int128)per_s << shift) + 999999999u;
   uint64_t v = (uint64_t)(w / 1000000000u);
+  if (v == 0) v = 1;
   c->shift = shift;
-  c->limit = v ? v : 1;
+  c->depth = v * XS_BURST_WINDOWS;
+  c->limit = v;
 }
 
 void xs_set_limits(xs_shed *s, uint64_t established_per_s, uint64_t unknown_per_s) {
@@ -373,6 +395,26 @@ int xs_flow(xs_shed *s, const uint8_t *addr, uint16_t sport, uint16_t dport, int
 void xs_counts(const xs_shed *s, uint64_t *established_drops, uint64_t *unknown_drops) {
   *established_drops = s->state ? s->state->established.drops : 0;
   *unknown_drops = s->state ? s->state->unknown.drops : 0;
+}
+
+int xs_run(xs_shed *s, const uint8_t *frame, uint32_t len, uint32_t repeat, uint64_t *dropped,
+           char *err, size_t errsz) {
+  uint64_t e0, u0, e1, u1;
+  xs_counts(s, &e0, &u0);
+  union bpf_attr a;
+  memset(&a, 0, sizeof a);
+  a.test.prog_fd = (uint32_t)s->prog_fd;
+  a.test.data_in = (uint64_t)(uintptr_t)frame;
+  a.test.data_size_in = len;
+  a.test.repeat = repeat;
+  if (sys_bpf(BPF_PROG_TEST_RUN, &a) < 0) {
+    int e = errno;
+    snprintf(err, errsz, "cannot run the program: %s", strerror(e));
+    return -e;
+  }
+  xs_counts(s, &e1, &u1);
+  *dropped = (e1 - e0) + (u1 - u0);
+  return 0;
 }
 
 void xs_close(xs_shed *s) {

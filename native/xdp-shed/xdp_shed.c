@@ -10,6 +10,10 @@
  *   setLimits(id, establishedPerSecond, unknownPerSecond)   0: unlimited
  *   flow(id, add, address, sport, dport)                     address a Buffer of 4|16 bytes
  *   counts(id) -> [establishedDrops, unknownDrops]
+ *   run(id, frame, repeat) -> dropped                        frame a Buffer (an Ethernet frame);
+ *       runs the program on it `repeat` times in a row without a device (BPF_PROG_TEST_RUN):
+ *       how many the limits dropped, exact on a shed not attached anywhere. For tests and
+ *       diagnostics.
  *   close(id)                                                detaches and frees
  * Errors carry code VPNLB_XDP_SHED.
  */
@@ -193,6 +197,32 @@ static napi_value js_counts(napi_env env, napi_callback_info info) {
   return f64_array(env, v, 2);
 }
 
+static napi_value js_run(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  const uint8_t *frame = NULL;
+  size_t len = 0;
+  uint32_t repeat = 0;
+  if (argc != 3 || buffer_arg(env, argv[1], &frame, &len) < 0 || len < 14 || len > 4096 ||
+      napi_get_value_uint32(env, argv[2], &repeat) != napi_ok || repeat < 1 || repeat > 1000000) {
+    napi_throw_type_error(env, ADDON_ERROR_CODE,
+                          "run(id, frame, repeat): a frame of 14-4096 bytes, repeat 1-1000000");
+    return NULL;
+  }
+  xs_shed *s = shed_arg(env, argv[0]);
+  if (!s) return NULL;
+  uint64_t dropped = 0;
+  char err[160];
+  if (xs_run(s, frame, (uint32_t)len, repeat, &dropped, err, sizeof err) < 0) {
+    napi_throw_error(env, ADDON_ERROR_CODE, err);
+    return NULL;
+  }
+  napi_value v;
+  CHECK(env, napi_create_double(env, (double)dropped, &v));
+  return v;
+}
+
 static napi_value js_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -214,8 +244,9 @@ static napi_value init(napi_env env, napi_value exports) {
   const struct {
     const char *name;
     napi_callback cb;
-  } fns[] = {{"open", js_open},   {"attach", js_attach}, {"setLimits", js_set_limits},
-             {"flow", js_flow},   {"counts", js_counts}, {"close", js_close}};
+  } fns[] = {{"open", js_open},     {"attach", js_attach}, {"setLimits", js_set_limits},
+             {"flow", js_flow},     {"counts", js_counts}, {"run", js_run},
+             {"close", js_close}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;
     CHECK(env, napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].cb, NULL, &fn));

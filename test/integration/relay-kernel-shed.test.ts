@@ -342,3 +342,89 @@ test('kernelShed: xdp sheds the strangers at the driver, established flows keep 
     5_000,
   );
 });
+
+/** An Ethernet frame with an IPv4 UDP datagram from `src`:`sport` to `dst`:`dport`. */
+function udpFrame(src: string, sport: number, dst: string, dport: number): Buffer {
+  const f = Buffer.alloc(14 + 20 + 8 + 16);
+  f.writeUInt16BE(0x0800, 12);
+  f[14] = 0x45;
+  f.writeUInt16BE(20 + 8 + 16, 16);
+  f[22] = 64;
+  f[23] = 17;
+  Buffer.from(src.split('.').map(Number)).copy(f, 26);
+  Buffer.from(dst.split('.').map(Number)).copy(f, 30);
+  f.writeUInt16BE(sport, 34);
+  f.writeUInt16BE(dport, 36);
+  f.writeUInt16BE(8 + 16, 38);
+  return f;
+}
+
+test('kernelShed: xdp limits are token buckets: a burst under the average passes whole, a flood is held to the rate, drops leave the bucket full', {
+  skip: skipXdp,
+  timeout: 30_000,
+}, async () => {
+  if ('unavailable' in xdp) return;
+  const x = xdp.binding;
+  const id = x.open(4, Buffer.from(VIP.split('.').map(Number)), [500, 4500], 1024);
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  try {
+    const frame = udpFrame(CLIENT, 40000, VIP, 500);
+    // The program's arithmetic (native/xdp-shed): the shortest window of 2^n ns from 2^20 that
+    // admits 32 or more, refilled by ceil(rate × window), four windows deep.
+    const rate = 40_000;
+    let windowNs = 2 ** 20;
+    while (rate * windowNs < 32e9) windowNs *= 2;
+    const perWindow = Math.ceil((rate * windowNs) / 1e9);
+    const depth = 4 * perWindow;
+    /** Runs a burst; the passes and the most the bucket may admit in the time it took. */
+    const burst = (n: number) => {
+      const t0 = process.hrtime.bigint();
+      const dropped = x.run(id, frame, n);
+      const ns = Number(process.hrtime.bigint() - t0);
+      return { passed: n - dropped, most: depth + (Math.ceil(ns / windowNs) + 1) * perWindow };
+    };
+
+    assert.equal(x.run(id, frame, 1000), 0, 'no limit: nothing dropped');
+
+    x.setLimits(id, 0, rate);
+    await sleep(20);
+    let b = burst(1000);
+    assert.ok(
+      b.passed >= depth,
+      `a full bucket admits its depth (${depth}), not one window: ${b.passed}`,
+    );
+    assert.ok(b.passed <= b.most, `at most the depth and the refills: ${b.passed} > ${b.most}`);
+
+    // A flood for 150 ms: held to the rate, whatever the bursts.
+    let sent = 0;
+    let dropped = 0;
+    const t0 = process.hrtime.bigint();
+    while (process.hrtime.bigint() - t0 < 150_000_000n) {
+      dropped += x.run(id, frame, 100);
+      sent += 100;
+    }
+    const ns = Number(process.hrtime.bigint() - t0);
+    const most = depth + (Math.ceil(ns / windowNs) + 1) * perWindow;
+    assert.ok(dropped > 0, 'the flood met the limit');
+    assert.ok(sent - dropped <= most, `the flood passed ${sent - dropped} > ${most}`);
+    assert.equal(x.counts(id)[1], 1000 - b.passed + dropped, 'every drop counted as unknown');
+
+    // Dropped frames gave their counts back: after five windows the bucket is full again.
+    await sleep(20);
+    b = burst(1000);
+    assert.ok(b.passed >= depth && b.passed <= b.most, `after the flood: ${b.passed}`);
+
+    // An established flow is its own class: unlimited until its limit is set, then its own bucket.
+    x.flow(id, true, Buffer.from(CLIENT.split('.').map(Number)), 40000, 500);
+    const unknownDrops = x.counts(id)[1];
+    assert.equal(x.run(id, frame, 1000), 0, 'established: no limit yet');
+    x.setLimits(id, rate, rate);
+    await sleep(20);
+    b = burst(1000);
+    assert.ok(b.passed >= depth && b.passed <= b.most, `established burst: ${b.passed}`);
+    assert.equal(x.counts(id)[0], 1000 - b.passed, 'counted as established');
+    assert.equal(x.counts(id)[1], unknownDrops, 'not as unknown');
+  } finally {
+    x.close(id);
+  }
+});

@@ -37,6 +37,9 @@ class FakeXdp implements NativeXdpShed {
   counts(): Float64Array {
     return Float64Array.from(this.drops);
   }
+  run(): number {
+    throw new Error('the fake runs no program');
+  }
   close(id: number): void {
     this.calls.push(`close ${id}`);
   }

@@ -13,9 +13,10 @@
  *
  * The program is attached through BPF links: the kernel detaches it when the relay's process
  * ends, killed or not, so nothing is left behind and there is nothing to take over at start.
- * The limits count datagrams in windows of 2^n ns, the shortest from 1.05 ms that admits at least
- * 32 (so a limit of 100,000/s lets 105 through per 1.05 ms): a smooth stream rather than a
- * burst the relay's receive queue would overflow on.
+ * Each limit is a token bucket that refills every window of 2^n ns, the shortest from 1.05 ms
+ * that admits at least 32 (so a limit of 100,000/s refills 105 per 1.05 ms), and holds four
+ * windows' worth: a smooth stream rather than a burst the relay's receive queue would overflow
+ * on, yet the bursts NAPI polling makes of a steady stream under the limit pass whole.
  */
 import { join } from 'node:path';
 import type { NftResult } from '../kernel/nft-applier.js';
@@ -30,6 +31,8 @@ export interface NativeXdpShed {
   setLimits(id: number, establishedPerSecond: number, unknownPerSecond: number): void;
   flow(id: number, add: boolean, address: Buffer, sport: number, dport: number): void;
   counts(id: number): Float64Array;
+  /** Runs the program `repeat` times on one Ethernet frame, without a device: how many it dropped. */
+  run(id: number, frame: Buffer, repeat: number): number;
   close(id: number): void;
 }
 
@@ -45,7 +48,7 @@ export function loadNativeXdpShed(): AddonLoad<NativeXdpShed> {
   return (cached ??= loadAddon<NativeXdpShed>({
     path: XDP_SHED_ADDON_PATH,
     needs: 'bpf(2) and XDP',
-    functions: ['open', 'attach', 'setLimits', 'flow', 'counts', 'close'],
+    functions: ['open', 'attach', 'setLimits', 'flow', 'counts', 'run', 'close'],
   }));
 }
 
