@@ -18,7 +18,8 @@
  *   receives through NAPI, polled on the *sender's* core, so the program's work and the receive
  *   path up to the RPS hand-off would be charged to the generator. `keepXdpOnBalancerCore`
  *   makes that NAPI a kernel thread pinned to the balancer's core, as a NIC's interrupt and
- *   NAPI would run on the balancer host's own cores.
+ *   NAPI would run on the balancer host's own cores, and moderates its wake-ups as a NIC
+ *   moderates its interrupts (XDP_NAPI_MODERATION).
  */
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -64,17 +65,33 @@ async function setRps(ns: Namespace, ifName: string, cpu: number): Promise<void>
 }
 
 /**
+ * Interrupt moderation for the NAPI that `keepXdpOnBalancerCore` pins: after a poll that found
+ * frames the kernel re-polls on a timer (`gro_flush_timeout`, ns) instead of being woken by
+ * the next frame, and goes back to waking after `deferHardIrqs` empty re-polls. A NIC does the
+ * same in hardware (adaptive moderation holds interrupts for up to a few hundred µs under
+ * load); veth has none, so without this every burst wakes the thread, and each wake-up is a
+ * context switch on the balancer core that a NIC's interrupt does not cost. 200 µs: shorter
+ * timers cost more here, since arming one traps to the hypervisor on the bench's guests
+ * (bench/analysis.md). Same for every contender that receives through the interface.
+ */
+export const XDP_NAPI_MODERATION = { deferHardIrqs: 2, flushTimeoutNs: 200_000 } as const;
+
+/**
  * Once an XDP program is attached to `ifName` in `ns` (its NAPI exists only then): threaded
- * NAPI, the thread pinned to `cpu`. Throws when the thread cannot be found or pinned.
+ * NAPI, the thread pinned to `cpu`, with `moderation` (null: none, a wake-up per burst).
+ * Throws when the thread cannot be found or pinned.
  */
 export async function keepXdpOnBalancerCore(
   ns: Namespace,
   ifName: string,
   cpu = BALANCER_CPU,
+  moderation: { deferHardIrqs: number; flushTimeoutNs: number } | null = XDP_NAPI_MODERATION,
 ): Promise<void> {
+  const m = moderation ?? { deferHardIrqs: 0, flushTimeoutNs: 0 };
+  const dev = `/sys/class/net/${ifName}`;
   await ns.exec('sh', [
     '-c',
-    `echo 1 > /sys/class/net/${ifName}/threaded && pids=$(pgrep "^napi/${ifName}-") && for p in $pids; do taskset -pc ${cpu} $p >/dev/null; done`,
+    `echo 1 > ${dev}/threaded && echo ${m.deferHardIrqs} > ${dev}/napi_defer_hard_irqs && echo ${m.flushTimeoutNs} > ${dev}/gro_flush_timeout && pids=$(pgrep "^napi/${ifName}-") && for p in $pids; do taskset -pc ${cpu} $p >/dev/null; done`,
   ]);
 }
 

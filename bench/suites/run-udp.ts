@@ -24,6 +24,7 @@ import {
   BALANCER_CPU,
   SERVER_ADDRS,
   VIP,
+  XDP_NAPI_MODERATION,
   startXdpPass,
   type BenchTopology,
 } from '../lib/topology.js';
@@ -254,6 +255,7 @@ function udpSection(
     notes: [
       `routing and vpnlb kernel: the same paced offered load for both (${pacedRate ? `${pacedRate.toLocaleString('en-US')} pkt/s = 90 % of the generator's flood through routing` : 'not set: routing did not run'}), so 'balancer core-s per Mpkt' (balancer core busy time per million packets delivered) is the figure that separates them; their 'delivered at max flood' is one unpaced sample (bounded by the generator). Userspace contenders: offered = the rate of their best delivery in a sweep.`,
       "loss % = 1 − delivered / sent in the same window (the generator counts what it sent, an nftables counter on the servers' side what arrived).",
+      `vpnlb relay and nginx receive the same way: an XDP program on the balancer's client-side veth (the relay's shedding; a pass-everything program for nginx), whose NAPI is a thread on the balancer core, moderated as a NIC moderates its interrupts (re-polled on a ${XDP_NAPI_MODERATION.flushTimeoutNs / 1000} µs timer while frames keep coming, woken again after ${XDP_NAPI_MODERATION.deferHardIrqs} empty polls).`,
     ],
   };
 }
