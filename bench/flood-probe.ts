@@ -18,6 +18,7 @@ import {
   BALANCER_CPU,
   SERVER_ADDRS,
   VIP,
+  XDP_NAPI_MODERATION,
   createBenchTopology,
   keepXdpOnBalancerCore,
 } from './lib/topology.js';
@@ -63,7 +64,7 @@ try {
   try {
     if (moderationUs !== undefined && process.argv.includes('--xdp')) {
       const us = Number(moderationUs);
-      const m = us > 0 ? { deferHardIrqs: 2, flushTimeoutNs: us * 1000 } : null;
+      const m = us > 0 ? { ...XDP_NAPI_MODERATION, flushTimeoutNs: us * 1000 } : null;
       await keepXdpOnBalancerCore(t.lb, t.lbIn, BALANCER_CPU, m);
     }
     const counters = async () => {

@@ -74,7 +74,12 @@ async function setRps(ns: Namespace, ifName: string, cpu: number): Promise<void>
  * timers cost more here, since arming one traps to the hypervisor on the bench's guests
  * (bench/analysis.md). Same for every contender that receives through the interface.
  */
-export const XDP_NAPI_MODERATION = { deferHardIrqs: 2, flushTimeoutNs: 200_000 } as const;
+export const XDP_NAPI_MODERATION: NapiModeration = { deferHardIrqs: 2, flushTimeoutNs: 200_000 };
+
+export interface NapiModeration {
+  readonly deferHardIrqs: number;
+  readonly flushTimeoutNs: number;
+}
 
 /**
  * Once an XDP program is attached to `ifName` in `ns` (its NAPI exists only then): threaded
@@ -85,7 +90,7 @@ export async function keepXdpOnBalancerCore(
   ns: Namespace,
   ifName: string,
   cpu = BALANCER_CPU,
-  moderation: { deferHardIrqs: number; flushTimeoutNs: number } | null = XDP_NAPI_MODERATION,
+  moderation: NapiModeration | null = XDP_NAPI_MODERATION,
 ): Promise<void> {
   const m = moderation ?? { deferHardIrqs: 0, flushTimeoutNs: 0 };
   const dev = `/sys/class/net/${ifName}`;
