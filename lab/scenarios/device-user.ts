@@ -82,7 +82,7 @@ export interface DeviceUserOptions {
 }
 
 /** The server a client's tunnel reached (by its virtual IP), or undefined when the tunnel is down. */
-async function tunnelServer(
+export async function tunnelServer(
   lab: IkeLab,
   c: LabClient,
   conn: 'device' | 'user',
@@ -98,7 +98,7 @@ async function tunnelServer(
 }
 
 /** Both tunnels of a client on one server, each passing a ping. */
-async function bothOnOneServerWithTraffic(lab: IkeLab, c: LabClient): Promise<boolean> {
+export async function bothOnOneServerWithTraffic(lab: IkeLab, c: LabClient): Promise<boolean> {
   const [d, u] = await Promise.all([tunnelServer(lab, c, 'device'), tunnelServer(lab, c, 'user')]);
   if (!d || !u || d.server !== u.server) return false;
   const [pd, pu] = await Promise.all([
@@ -126,7 +126,7 @@ interface ClientOutcome {
 }
 
 /** Brings a client's user tunnel up, retrying like an Always On VPN client (each attempt a new IKE_SA). */
-async function connectUser(
+export async function connectUser(
   c: LabClient,
   maxAttempts: number,
 ): Promise<{ attempts: number; connected: boolean }> {

@@ -13,6 +13,10 @@ import type { AffinityMode } from '../../src/balancer/affinity.js';
 
 export interface LabVpnlbOptions {
   readonly nat: 'transparent' | 'full';
+  /** The IKEv2 services' data plane (default `kernel`; `userspace`: the relay, full NAT). */
+  readonly dataplane?: 'kernel' | 'userspace';
+  /** The `workers` setting (the relay and the SSTP proxy in that many processes). */
+  readonly workers?: number;
   readonly affinity?: AffinityMode;
   /** Backends present in the configuration but disabled at start (to be enabled later). */
   readonly disabled?: readonly string[];
@@ -47,13 +51,14 @@ export function renderLabConfig(lab: IkeLab, o: LabVpnlbOptions, fileName = 'vpn
     name,
     virtualIp: vip,
     pool,
-    dataplane: 'kernel',
+    dataplane: o.dataplane ?? 'kernel',
     nat: o.nat,
     affinity: o.affinity ?? 'ike-spi',
     ...(o.monitor ? { monitor: 'ike' } : {}),
   });
   const config = {
     log: { level: 'info' },
+    ...(o.workers !== undefined ? { workers: o.workers } : {}),
     // Token and socket beside the configuration (relative paths are relative to it): the CLI
     // finds the socket through --config, and nothing is written outside the lab's directory.
     admin: {

@@ -6,13 +6,13 @@
   "targets": [
     {
       "target_name": "udp_fastpath",
-      "sources": ["udp_fastpath.c", "fastpath_core.c"],
+      "sources": ["udp_fastpath.c", "fastpath_core.c", "reuseport.c"],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-Wunused-parameter", "-pthread"],
       "ldflags": ["-pthread"],
       "defines": ["NAPI_VERSION=8"],
       "include_dirs": ["../common"],
       "conditions": [
-        ["OS!='linux'", { "sources!": ["udp_fastpath.c", "fastpath_core.c"], "sources": ["unsupported.c"] }]
+        ["OS!='linux'", { "sources!": ["udp_fastpath.c", "fastpath_core.c", "reuseport.c"], "sources": ["unsupported.c"] }]
       ]
     }
   ]

@@ -14,15 +14,20 @@
  *                    forwardedOut, handoffBytes]]
  *   close(handle)   stops and joins the thread (idempotent); the table stays readable
  *   now() -> monotonic ms (the clock of lastSeenMs)
+ *   reuseportGroup(family, address, port, count) -> { port, fds: number[] }
+ *       `count` UDP sockets on address:port in one SO_REUSEPORT group steered by source
+ *       address (reuseport.c), for the relay's worker processes; throws with errno's `code`.
  */
 #include <node_api.h>
 
 #define ADDON_ERROR_CODE "VPNLB_FASTPATH"
 #include "napi_util.h"
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fastpath.h"
+#include "reuseport.h"
 
 /* Owned by two finalizers (the JS handle's and the threadsafe function's): freed by the last. */
 typedef struct {
@@ -288,6 +293,43 @@ static napi_value js_now(napi_env env, napi_callback_info info) {
   return v;
 }
 
+static napi_value js_reuseport_group(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t family, port, count;
+  char address[64];
+  size_t alen;
+  if (argc != 4 || napi_get_value_int32(env, argv[0], &family) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[1], address, sizeof(address), &alen) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &port) != napi_ok ||
+      napi_get_value_int32(env, argv[3], &count) != napi_ok || (family != 4 && family != 6) ||
+      port < 0 || port > 65535) {
+    napi_throw_type_error(env, "VPNLB_FASTPATH", "reuseportGroup(family 4|6, address, port, count)");
+    return NULL;
+  }
+  int fds[RP_MAX_SOCKETS];
+  int bound = port;
+  char err[256];
+  if (rp_group(family, address, port, count, fds, &bound, err, sizeof(err)) != 0) {
+    const char *code = errno == EADDRINUSE ? "EADDRINUSE" : errno == EACCES ? "EACCES"
+                       : errno == EADDRNOTAVAIL ? "EADDRNOTAVAIL" : "VPNLB_FASTPATH";
+    napi_throw_error(env, code, err);
+    return NULL;
+  }
+  napi_value result, list, v;
+  CHECK(env, napi_create_object(env, &result));
+  CHECK(env, napi_create_array_with_length(env, (size_t)count, &list));
+  for (int i = 0; i < count; i++) {
+    CHECK(env, napi_create_int32(env, fds[i], &v));
+    CHECK(env, napi_set_element(env, list, (uint32_t)i, v));
+  }
+  CHECK(env, napi_create_int32(env, bound, &v));
+  CHECK(env, napi_set_named_property(env, result, "port", v));
+  CHECK(env, napi_set_named_property(env, result, "fds", list));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"create", NULL, js_create, NULL, NULL, NULL, napi_default, NULL},
@@ -296,6 +338,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"poll", NULL, js_poll, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
       {"now", NULL, js_now, NULL, NULL, NULL, napi_default, NULL},
+      {"reuseportGroup", NULL, js_reuseport_group, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return NULL;
   return exports;

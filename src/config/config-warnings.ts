@@ -46,6 +46,12 @@ export function warningsFor(config: Config): { path: PathSeg[]; message: string 
           'an icmp monitor only proves the host is up, not its IKE service: prefer type ikev2',
       });
     }
+    if (config.workers > 1 && s.dataplane !== 'kernel' && s.kernelShed !== 'off') {
+      out.push({
+        path: ['services', 'ikev2', i, 'kernelShed'],
+        message: `kernelShed ${s.kernelShed} is not used while the relay runs in ${config.workers} worker processes (workers: ${config.workers}): each worker sheds by its share of maxNewFlowsPerSecond only; set workers: 1 to shed a flood in the kernel; see docs/operations.md ("The relay on every core")`,
+      });
+    }
     if (s.flowTimeout < 30_000) {
       out.push({
         path: ['services', 'ikev2', i, 'flowTimeout'],

@@ -109,6 +109,29 @@ test('warnings: full NAT names the 809 risk; no monitor is flagged', () => {
   assert.ok(w.some((m) => /no monitor/.test(m)));
 });
 
+test('warnings: kernelShed is not used by a relay in worker processes', () => {
+  const shed = (text: string) =>
+    checkConfigText(text)
+      .issues.filter((i) => i.severity === 'warning' && /kernelShed/.test(i.message))
+      .map((i) => i.message);
+  const relay = MINIMAL.replace('pool: rras }', 'pool: rras, dataplane: userspace }');
+  assert.match(
+    shed(`workers: 2\n${relay}`).join('\n'),
+    /not used while the relay runs in 2 worker/,
+  );
+  assert.deepEqual(shed(relay), [], 'one process sheds');
+  assert.deepEqual(
+    shed(`workers: 2\n${relay.replace('userspace }', 'userspace, kernelShed: off }')}`),
+    [],
+    'nothing to warn about when shedding is off',
+  );
+  assert.deepEqual(
+    shed(`workers: 2\n${relay.replace('userspace }', 'kernel }')}`),
+    [],
+    'the kernel plane has no relay',
+  );
+});
+
 test('kernel IKEv2 services cannot use stateful methods or cross address families', () => {
   const lc = checkConfigText(
     MINIMAL.replace('pool: rras }', 'pool: rras, method: least-connections }'),

@@ -403,7 +403,7 @@ export const ConfigSchema = Type.Object(
       ),
     ),
     health: Type.Optional(HealthPolicySchema),
-    /** Processes that serve the SSTP proxy (`auto`: one per core; 1: in the main process). */
+    /** Processes that serve the SSTP proxy and the userspace IKEv2 relay (`auto`: one per core; 1: in the main process). */
     workers: Type.Optional(
       Type.Union([Type.Integer({ minimum: 1, maximum: 64 }), Type.Literal('auto')], {
         description: 'a number of processes (1 to 64) or auto',

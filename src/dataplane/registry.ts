@@ -3,7 +3,9 @@
  * - SSTP: the userspace TCP/TLS proxy, in `workers` processes when that is more than one;
  *   `dataplane: kernel` (passthrough by source address): nftables DNAT;
  * - IKEv2, `dataplane: kernel`: nftables (needs nft, and CAP_NET_ADMIN for it: root or the ambient set);
- * - IKEv2, `dataplane: userspace`: the UDP relay (full NAT by nature, any machine);
+ * - IKEv2, `dataplane: userspace`: the UDP relay (full NAT by nature, any machine), in `workers`
+ *   processes when that is more than one and the relay's addon is built (it opens the
+ *   SO_REUSEPORT groups), else in the main process with a warning;
  * - IKEv2, `dataplane: auto` (default): kernel where nft is present and gets CAP_NET_ADMIN, else userspace,
  *   with a warning when that changes the NAT mode the configuration asked for.
  */
@@ -14,7 +16,8 @@ import { KernelIkeDataPlane, kernelAvailability } from './kernel/kernel-dataplan
 import { KernelSstpDataPlane } from './kernel/kernel-sstp-dataplane.js';
 import { UdpRelay } from './relay/udp-relay.js';
 import { SstpProxy } from './sstp/sstp-proxy.js';
-import { SstpWorkerPool } from './workers/sstp-worker-pool.js';
+import { WorkerPool } from './workers/worker-pool.js';
+import { reuseportUnavailable } from './workers/reuseport-group.js';
 import { VpnlbError } from '../errors.js';
 import type { Ikev2Service } from '../config/types.js';
 
@@ -29,7 +32,7 @@ export async function createDataPlane(
     }
     // More than one process: the proxy runs in `workers` processes (src/dataplane/workers/).
     return ctx.config.workers > 1
-      ? new SstpWorkerPool(snapshot.service, ctx, ctx.config.workers)
+      ? new WorkerPool({ kind: 'sstp', service: snapshot.service }, ctx, ctx.config.workers)
       : new SstpProxy(snapshot.service, ctx);
   }
   const service = snapshot.service;
@@ -49,6 +52,19 @@ export async function createDataPlane(
       choice.warning,
     );
   if (choice.plane === 'kernel') return new KernelIkeDataPlane(service, ctx);
+  return createRelay(service, ctx);
+}
+
+/** The relay, in `workers` processes where that is asked for and possible. */
+function createRelay(service: Ikev2Service, ctx: RuntimeContext): DataPlane {
+  const workers = ctx.config.workers;
+  if (workers <= 1) return new UdpRelay(service, ctx);
+  const why = reuseportUnavailable();
+  if (why === undefined) return new WorkerPool({ kind: 'ikev2', service }, ctx, workers);
+  ctx.logger.warn(
+    { component: 'dataplane', service: service.name, workers, reason: why },
+    `${service.name}: the relay runs in the main process, not in ${workers} workers: ${why}`,
+  );
   return new UdpRelay(service, ctx);
 }
 

@@ -11,6 +11,7 @@ import { startSimFarm, type SimFarm } from '../../src/sim/rras/sim-farm.js';
 import type { IkeClientResult } from '../../src/sim/client/ike-client.js';
 import { UdpRelay, type UdpRelayOptions } from '../../src/dataplane/relay/udp-relay.js';
 import type { AffinityMode } from '../../src/balancer/affinity.js';
+import type { Config } from '../../src/config/types.js';
 
 export interface HarnessOptions {
   /** Three server addresses and the VIP, distinct per test file so parallel files never meet. */
@@ -36,7 +37,14 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(o: HarnessOptions): Promise<Harness> {
+/** The simulated farm and the configuration of one IKEv2 service in front of it. */
+export async function startFarmAndConfig(
+  o: Omit<HarnessOptions, 'relayOptions'> & {
+    readonly workers?: number;
+    /** `log.level` (worker processes log through their own logger). */
+    readonly logLevel?: string;
+  },
+): Promise<{ farm: SimFarm; config: Config }> {
   const farm = await startSimFarm({
     addresses: o.serverAddresses,
     responder: { ...(o.perIpLimit ? { perIpLimit: o.perIpLimit } : {}) },
@@ -44,7 +52,7 @@ export async function startHarness(o: HarnessOptions): Promise<Harness> {
   const backends = o.serverAddresses
     .map((a, i) => `      - { name: rras${i + 1}, address: ${a} }`)
     .join('\n');
-  const yaml = `
+  const yaml = `${o.workers ? `workers: ${o.workers}\n` : ''}${o.logLevel ? `log: { level: ${o.logLevel} }\n` : ''}
 pools:
   rras:
     backends:
@@ -63,7 +71,11 @@ services:
       affinity: ${o.affinity ?? 'ike-spi'}
 ${o.extraServiceYaml ?? ''}
 `;
-  const config = loadConfigText(yaml);
+  return { farm, config: loadConfigText(yaml) };
+}
+
+export async function startHarness(o: HarnessOptions): Promise<Harness> {
+  const { farm, config } = await startFarmAndConfig(o);
   const controller = new Controller(config);
   const metrics = new Metrics();
   const service = config.services.ikev2[0]!;

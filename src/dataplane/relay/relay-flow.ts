@@ -97,8 +97,12 @@ export class RelayFlow implements TableEntry {
     this.socket = socket;
     socket.on('error', (err) => owner.onSocketError(this, err));
     socket.on('message', (msg) => owner.onReply(this, msg));
+    // `exclusive`: in a worker process (workers/), a socket of its own, not one that `cluster`
+    // would bind in the main process and share.
     const bindTo =
-      this.lease.address === undefined ? { port: 0 } : { port: 0, address: this.lease.address };
+      this.lease.address === undefined
+        ? { port: 0, exclusive: true }
+        : { port: 0, address: this.lease.address, exclusive: true };
     try {
       socket.bind(bindTo, () => {
         if (this.isClosed) return;

@@ -98,6 +98,19 @@ export interface UdpRelayOptions {
   readonly shedNft?: NftApplier;
   readonly shedOverflows?: OverflowReader;
   readonly shedTickMs?: number;
+  /**
+   * Listening sockets opened by someone else, already bound (worker processes: one socket of
+   * each SO_REUSEPORT group, src/dataplane/workers/reuseport-group.ts); the relay adopts them
+   * instead of binding the service's ports, and closes its handles on stop.
+   */
+  readonly sockets?: { readonly ike: Socket; readonly natT: Socket };
+  /**
+   * Affinity ike-spi, worker processes: IKE SA sessions this relay placed, [session key,
+   * server] (batched), and again every half `persistenceTimeout` while they have flows, for
+   * the other workers' `learnReplica` — a client that roams to an address served by another
+   * worker (MOBIKE) stays on its server there.
+   */
+  readonly onSessionsLearned?: (entries: readonly (readonly [string, string])[]) => void;
 }
 
 /** A client address's most recent session (affinity ike-spi): where its stray ESP goes. */
@@ -108,6 +121,8 @@ interface Pin extends TableEntry {
 /** Counters for tests, the demo and troubleshooting. */
 export interface UdpRelayStats {
   readonly flows: number;
+  /** Flows set up since start. */
+  readonly flowsCreated: number;
   readonly sessions: number;
   readonly pins: number;
   readonly settingUp: number;
@@ -129,6 +144,9 @@ const LITERAL_LOOKUP = ((
   family: number,
   cb: (err: null, address: string, family: number) => void,
 ) => cb(null, address, family)) as unknown as SocketOptions['lookup'];
+
+/** The key prefix of an IKE SA's session (affinity ike-spi), the sessions workers share. */
+const SPI_SESSION = 'spi:';
 
 export class UdpRelay implements DataPlane {
   // Immutable configuration and collaborators.
@@ -159,6 +177,12 @@ export class UdpRelay implements DataPlane {
   readonly #fastPathMode: FastPathMode;
   readonly #metricsRegistry: RuntimeContext['metrics'];
   readonly #shed: RelayShed;
+  readonly #adopted: UdpRelayOptions['sockets'];
+  readonly #onSessionsLearned: UdpRelayOptions['onSessionsLearned'];
+  /** Sessions placed here and not yet announced (flushed on the next turn of the loop). */
+  #toAnnounce: (readonly [string, string])[] = [];
+  /** When each announced session was last announced (affinity ike-spi, workers). */
+  readonly #announcedAt = new WeakMap<RelaySession, number>();
   // Mutable state.
   #snapshot: ServiceSnapshot | undefined;
   #ikeSocket: Socket | undefined;
@@ -167,6 +191,7 @@ export class UdpRelay implements DataPlane {
   #settingUp = 0;
   #timer: NodeJS.Timeout | undefined;
   #fast: RelayFastPath | undefined;
+  #flowsCreated = 0;
 
   constructor(service: Ikev2Service, ctx: RuntimeContext, options: UdpRelayOptions = {}) {
     this.serviceName = service.name;
@@ -179,6 +204,8 @@ export class UdpRelay implements DataPlane {
     this.#metrics = new RelayMetrics(service.name, ctx.metrics);
     this.#metricsRegistry = ctx.metrics;
     this.#fastPathMode = options.fastPath ?? 'auto';
+    this.#adopted = options.sockets;
+    this.#onSessionsLearned = options.onSessionsLearned;
     this.#snat = new SnatPool(service.snat?.addresses, service.snat?.maxSasPerAddress ?? Infinity);
     this.#isSpiAffinity = isSpiAffinity(service.affinity);
     this.#maxPendingSetups = options.maxPendingSetups ?? 256;
@@ -253,12 +280,17 @@ export class UdpRelay implements DataPlane {
       });
     }
     const s = this.#service;
-    this.#ikeSocket = await this.#listen(s.ikePort, this.#onIkeDatagram);
-    try {
-      this.#natTSocket = await this.#listen(s.natTPort, this.#onNatTDatagram);
-    } catch (err) {
-      this.#ikeSocket.close();
-      throw err;
+    if (this.#adopted) {
+      this.#ikeSocket = this.#configure(this.#adopted.ike, this.#onIkeDatagram);
+      this.#natTSocket = this.#configure(this.#adopted.natT, this.#onNatTDatagram);
+    } else {
+      this.#ikeSocket = await this.#listen(s.ikePort, this.#onIkeDatagram);
+      try {
+        this.#natTSocket = await this.#listen(s.natTPort, this.#onNatTDatagram);
+      } catch (err) {
+        this.#ikeSocket.close();
+        throw err;
+      }
     }
     this.#ports = { ike: this.#ikeSocket.address().port, natT: this.#natTSocket.address().port };
     this.#fast = new RelayFastPath({
@@ -351,6 +383,7 @@ export class UdpRelay implements DataPlane {
     this.#fast?.sync();
     return {
       flows: this.#flows.size,
+      flowsCreated: this.#flowsCreated,
       sessions: this.#sessions.size,
       pins: this.#pins.size,
       settingUp: this.#settingUp,
@@ -365,6 +398,44 @@ export class UdpRelay implements DataPlane {
       },
       kernelShed: this.#shed.status(),
     };
+  }
+
+  /**
+   * A session another worker placed (`onSessionsLearned` there): kept like one of this relay's
+   * own, without flows, for `persistenceTimeout` after it was last announced; a session this
+   * relay holds itself is left as it is. Ignored when the server is unknown, down or disabled.
+   */
+  learnReplica(key: string, backendName: string): void {
+    const backend = this.#backends.get(backendName);
+    const snapshot = this.#snapshot;
+    if (backend === undefined || snapshot === undefined) return;
+    if (backendsToFlush(snapshot).some((b) => b.name === backendName)) return;
+    const existing = this.#sessions.get(key);
+    if (existing !== undefined) {
+      if (existing.backend === backend && existing.flows === 0) this.#sessions.touch(existing);
+      return;
+    }
+    this.#sessions.insert(key, {
+      key,
+      clientAddress: '',
+      backend,
+      lease: undefined,
+      flows: 0,
+      lastSeen: 0,
+      referenced: false,
+    });
+  }
+
+  /** Queues a session for `onSessionsLearned` (one batch per turn of the event loop). */
+  #announce(session: RelaySession): void {
+    if (this.#onSessionsLearned === undefined) return;
+    this.#announcedAt.set(session, this.#coarse.now());
+    if (this.#toAnnounce.push([session.key, session.backend.name]) === 1)
+      setImmediate(() => {
+        const batch = this.#toAnnounce;
+        this.#toAnnounce = [];
+        this.#onSessionsLearned?.(batch);
+      });
   }
 
   // --- per-datagram path ------------------------------------------------------------------
@@ -464,7 +535,7 @@ export class UdpRelay implements DataPlane {
     if (this.#newFlowBudget !== undefined && !this.#newFlowBudget.take(now))
       return this.#drops.drop('new-flow-shed', from);
     if (session === undefined) {
-      const key = this.#isSpiAffinity ? 'spi:' + spi!.toString('hex') : 'ip:' + from;
+      const key = this.#isSpiAffinity ? SPI_SESSION + spi!.toString('hex') : 'ip:' + from;
       session = this.#sessions.get(key);
       if (session === undefined) {
         // A new SA joins the server of its client's NAT-T flow when the address has one (one
@@ -489,6 +560,7 @@ export class UdpRelay implements DataPlane {
         };
         if (!this.#sessions.insert(key, session))
           return this.#drops.drop('session-table-full', from);
+        if (this.#isSpiAffinity) this.#announce(session);
       }
       if (this.#isSpiAffinity) {
         const pin = this.#pins.get(from);
@@ -523,6 +595,7 @@ export class UdpRelay implements DataPlane {
     session.referenced = true;
     if (session.flows++ === 0) this.#connections.increment(backend.name);
     backend.traffic.flows++;
+    this.#flowsCreated++;
     this.#settingUp++;
     flow.open(this.#owner, isNatT ? this.#service.backendNatTPort : this.#service.backendIkePort);
     this.#forward(flow, msg);
@@ -563,11 +636,19 @@ export class UdpRelay implements DataPlane {
     const now = this.#coarse.refresh();
     this.#fast?.sync();
     this.#flows.sweep();
-    // A session lives as long as one of its flows, then `persistenceTimeout` more.
+    // A session lives as long as one of its flows, then `persistenceTimeout` more; so do the
+    // other workers' replicas of it, announced again every half of that while it has flows
+    // here (also a replica whose client moved here: this worker announces it from now on).
+    const announceBefore = now - this.#service.persistenceTimeout / 2;
+    const announces = this.#onSessionsLearned !== undefined;
     for (const s of this.#sessions.values()) {
       if (s.flows > 0) {
         s.lastSeen = now;
         s.referenced = true;
+        if (announces && s.key.startsWith(SPI_SESSION)) {
+          const at = this.#announcedAt.get(s);
+          if (at === undefined || at < announceBefore) this.#announce(s);
+        }
       }
     }
     this.#sessions.sweep();
@@ -595,6 +676,12 @@ export class UdpRelay implements DataPlane {
         resolve();
       });
     });
+    return this.#configure(socket, onMessage);
+  }
+
+  /** Buffers, error and datagram handlers of a bound listening socket. */
+  #configure(socket: Socket, onMessage: (msg: Buffer, rinfo: RemoteInfo) => void): Socket {
+    const s = this.#service;
     for (const set of [
       () => socket.setRecvBufferSize(SOCKET_BUFFER_BYTES),
       () => socket.setSendBufferSize(SOCKET_BUFFER_BYTES),

@@ -1,7 +1,8 @@
 /**
- * What the main process and the SSTP worker processes say to each other over the cluster IPC
- * channel (structured clone: `serialization: 'advanced'`). One message type per line; every
- * message carries `vpnlb` so that messages of other cluster users (none today) are ignored.
+ * What the main process and the worker processes (SSTP proxy, IKEv2 relay) say to each other
+ * over the cluster IPC channel (structured clone: `serialization: 'advanced'`). One message type
+ * per line; every message carries `vpnlb` so that messages of other cluster users (none today)
+ * are ignored.
  */
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { Config } from '../../config/types.js';
@@ -19,11 +20,17 @@ export interface BackendMirror {
   readonly error?: string;
 }
 
-export type PersistenceEntry = readonly [PersistenceTableName, string, string];
+/**
+ * [table, key, backend]: an SSTP persistence entry (TLS session id or client address), or an
+ * IKEv2 relay's IKE SA session (`ike-sa`, key `spi:<initiator SPI>`).
+ */
+export type PersistenceEntry = readonly [PersistenceTableName | 'ike-sa', string, string];
 
 export type ToWorker =
   | {
       readonly vpnlb: 'init';
+      /** What the worker runs: the SSTP proxy or the IKEv2 relay (which then waits for its sockets). */
+      readonly kind: 'sstp' | 'ikev2';
       readonly config: Config;
       readonly service: string;
       readonly backends: readonly BackendMirror[];
@@ -31,8 +38,10 @@ export type ToWorker =
       /** TLS session-ticket keys shared by every worker (offload, reencrypt: resumption in any worker). */
       readonly ticketKeys: Buffer;
     }
+  /** IKEv2: the worker's listening socket of one port, as the message's handle (after `init`). */
+  | { readonly vpnlb: 'socket'; readonly port: 'ike' | 'natT' }
   | { readonly vpnlb: 'backends'; readonly backends: readonly BackendMirror[] }
-  | { readonly vpnlb: 'learn'; readonly entry: PersistenceEntry }
+  | { readonly vpnlb: 'learn'; readonly entries: readonly PersistenceEntry[] }
   /** The other workers' open connections per backend. */
   | { readonly vpnlb: 'remote-counts'; readonly counts: ReadonlyMap<string, number> }
   | { readonly vpnlb: 'metrics'; readonly id: number }
@@ -43,10 +52,11 @@ export type FromWorker =
   | { readonly vpnlb: 'hello' }
   | { readonly vpnlb: 'ready'; readonly port: number }
   | { readonly vpnlb: 'failed'; readonly error: string; readonly code?: string }
-  | { readonly vpnlb: 'learn'; readonly entry: PersistenceEntry }
+  | { readonly vpnlb: 'learn'; readonly entries: readonly PersistenceEntry[] }
   /** This worker's own open connections per backend (sent when they change). */
   | { readonly vpnlb: 'counts'; readonly counts: ReadonlyMap<string, number> }
-  | { readonly vpnlb: 'status'; readonly status: DataPlaneStatus; readonly accepted: number }
+  /** `served`: SSTP connections accepted, or IKEv2 flows set up, since the worker started. */
+  | { readonly vpnlb: 'status'; readonly status: DataPlaneStatus; readonly served: number }
   | {
       readonly vpnlb: 'metrics';
       readonly id: number;

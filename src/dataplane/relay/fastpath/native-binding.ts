@@ -19,6 +19,13 @@ export interface NativeFastPath {
   poll(handle: object): [Float64Array, Float64Array, string[], Float64Array];
   close(handle: object): void;
   now(): number;
+  /** UDP sockets on one address and port, steered by source address (native/udp-fastpath/reuseport.c). */
+  reuseportGroup(
+    family: 4 | 6,
+    address: string,
+    port: number,
+    count: number,
+  ): { port: number; fds: number[] };
 }
 
 /** A datagram the native table did not know: [payload, client address, client port, isNatT]. */
@@ -42,6 +49,6 @@ export function loadNativeFastPath(): AddonLoad<NativeFastPath> {
   return (cached ??= loadAddon<NativeFastPath>({
     path: ADDON_PATH,
     needs: 'epoll, recvmmsg, sendmmsg',
-    functions: ['create', 'install', 'remove', 'poll', 'close', 'now'],
+    functions: ['create', 'install', 'remove', 'poll', 'close', 'now', 'reuseportGroup'],
   }));
 }

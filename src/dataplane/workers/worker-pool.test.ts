@@ -15,7 +15,7 @@ import { generateTestCertificate, type TestCertificate } from '../../sim/rras/ss
 import { SimSstpEndpoint } from '../../sim/rras/sstp-endpoint.js';
 import { SimSstpClient } from '../../sim/rras/sstp-sim-client.js';
 import { eventually } from '../../../test/support/sstp-test-lab.js';
-import { SstpWorkerPool } from './sstp-worker-pool.js';
+import { WorkerPool } from './worker-pool.js';
 
 let cert: TestCertificate;
 const sims: SimSstpEndpoint[] = [];
@@ -68,8 +68,8 @@ async function startPool(persistence: string) {
   );
   const controller = new Controller(config);
   const metrics = new Metrics();
-  const pool = new SstpWorkerPool(
-    config.services.sstp[0]!,
+  const pool = new WorkerPool(
+    { kind: 'sstp', service: config.services.sstp[0]! },
     { config, controller, logger: silentLogger(), metrics },
     config.workers,
   );
@@ -146,7 +146,7 @@ describe('SSTP proxy in 2 worker processes', () => {
         'every connection reached the issuer',
       );
       await eventually(
-        () => lab.pool.workers().every((w) => w.accepted >= 3),
+        () => lab.pool.workers().every((w) => w.served >= 3),
         'both workers to report their accepted connections',
         5_000,
       );
@@ -231,8 +231,8 @@ describe('SSTP proxy in 2 worker processes', () => {
 });
 
 describe('what one worker enforces', () => {
-  it('per-source limits and a numeric maxConnections are divided among the workers; auto is per process', async () => {
-    const { workerShare } = await import('./sstp-worker-main.js');
+  it('SSTP: per-source limits and a numeric maxConnections are divided among the workers; auto is per process', async () => {
+    const { workerShare } = await import('./worker-main.js');
     const config = loadConfigText(
       JSON.stringify({
         pools: { farm: { backends: [{ name: 'a', address: '127.0.0.10' }] } },
@@ -257,5 +257,37 @@ describe('what one worker enforces', () => {
       [501, 20, 0],
     );
     assert.equal(workerShare(config.services.sstp[1]!, 3).maxConnections, 'auto');
+  });
+
+  it('relay: the service-wide budgets are divided, per-source limits stay whole (one source, one worker), SNAT sessions per server never exceed the cap together', async () => {
+    const { relayWorkerShare } = await import('./worker-main.js');
+    const config = loadConfigText(
+      JSON.stringify({
+        pools: { farm: { backends: [{ name: 'a', address: '127.0.0.10' }] } },
+        services: {
+          ikev2: [
+            {
+              name: 'ike',
+              virtualIp: '127.0.0.1',
+              pool: 'farm',
+              dataplane: 'userspace',
+              nat: 'full',
+              maxFlows: 1001,
+              maxNewFlowsPerSecond: 300,
+              maxNewFlowsPerSecondPerSource: 40,
+              snat: { addresses: ['127.0.0.20'], maxSasPerAddress: 5 },
+            },
+          ],
+        },
+      }),
+    );
+    const s = relayWorkerShare(config.services.ikev2[0]!, 2);
+    assert.deepEqual(
+      [s.maxFlows, s.maxNewFlowsPerSecond, s.maxNewFlowsPerSecondPerSource],
+      [501, 150, 40],
+    );
+    assert.equal(s.snat?.maxSasPerAddress, 2, 'rounded down: 2 workers x 2 <= 5');
+    assert.equal(relayWorkerShare(config.services.ikev2[0]!, 8).snat?.maxSasPerAddress, 1);
+    assert.equal(s.kernelShed, 'off');
   });
 });

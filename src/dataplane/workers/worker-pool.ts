@@ -1,24 +1,31 @@
 /**
- * The SSTP proxy on every core (issue 17, item 2): `workers` processes (default: one per core)
- * each run the proxy for one service (sstp-worker-main.ts); this class is the service's data
- * plane in the main process and keeps them one service.
+ * The userspace data planes on every core: `workers` processes each run the SSTP proxy or the
+ * IKEv2 relay for one service (worker-main.ts); this class is the service's data plane in the
+ * main process and keeps them one service.
  *
- * Why `cluster`: Node 20 has no `reusePort` (DESIGN §6); `cluster`'s round-robin scheduling
- * (the default on Linux) accepts in the main process and hands each connection to the next
- * worker, which spreads evenly where a shared listening handle does not. The main process
- * pays the accept and the hand-off; the worker pays everything else (ClientHello parsing, the
- * backend connection, TLS for offload, relaying until the tunnel moves to the splice path).
+ * How connections reach the workers:
+ * - SSTP: `cluster`'s round-robin scheduling (the default on Linux; Node 20 has no `reusePort`,
+ *   DESIGN §6) accepts in the main process and hands each connection to the next worker, which
+ *   spreads evenly where a shared listening handle does not. The main process pays the accept
+ *   and the hand-off; the worker pays everything else (ClientHello parsing, the backend
+ *   connection, TLS for offload, relaying until the tunnel moves to the splice path).
+ * - IKEv2 relay: datagrams cannot be handed over one by one at that cost, so the main process
+ *   opens one SO_REUSEPORT group per port (500, 4500) steered by source address
+ *   (reuseport-group.ts) and hands worker i socket i of each; the kernel then delivers every
+ *   datagram of a client address to the worker that holds its flows. The groups outlive the
+ *   workers: a restarted worker gets the same sockets.
  *
  * Correct across workers:
  * - backend states: the main process's controller (health checks, admin actions) is mirrored
  *   into each worker's own controller at start and on every snapshot;
  * - persistence: an entry one worker learns is sent to all the others and kept here, so a new
- *   or restarted worker starts with every live entry (TLS resumption reaches the server that
- *   issued the session whichever worker accepts it; the lag is one IPC message, well below a
- *   client's reconnect);
+ *   or restarted worker starts with every live entry (SSTP: TLS resumption reaches the server
+ *   that issued the session whichever worker accepts it; IKEv2: an IKE SA whose client roams
+ *   to an address another worker serves stays on its server; the lag is one IPC message, well
+ *   below a client's reconnect or a MOBIKE address update);
  * - least connections and per-backend `maxConnections`: each worker reports its own counts,
  *   gets the others' sum, and the main process's counts (status, dashboard) are the total;
- * - TLS session tickets (offload, reencrypt): one key for all workers.
+ * - TLS session tickets (SSTP offload, reencrypt): one key for all workers.
  * A worker that dies is restarted (after a delay that grows while restarts keep failing); the
  * others' connections are untouched. Its tunnels are lost, as they would be with one process.
  *
@@ -29,7 +36,9 @@ import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
-import type { SstpService } from '../../config/types.js';
+import type { Socket as UdpSocket } from 'node:dgram';
+import type { Ikev2Service, SstpService } from '../../config/types.js';
+import { listenError } from '../../platform/capabilities.js';
 import type { RuntimeContext } from '../../control/runtime-context.js';
 import type { ServiceSnapshot } from '../../control/snapshot.js';
 import { VpnlbError } from '../../errors.js';
@@ -46,6 +55,7 @@ import {
   type PersistenceEntry,
   type ToWorker,
 } from './messages.js';
+import { closeReuseportGroup, openReuseportGroup, type ReuseportGroup } from './reuseport-group.js';
 
 /** Longest wait for a worker's start (loading its modules, listening) or stop: generous, a loaded machine is slow to start processes. */
 const START_TIMEOUT_MS = 60_000;
@@ -63,9 +73,14 @@ interface Slot {
   restartDelay: number;
   counts: ReadonlyMap<string, number>;
   status: DataPlaneStatus | undefined;
-  accepted: number;
+  served: number;
   ready: boolean;
 }
+
+/** The service a pool runs, by kind: `sstp` (the proxy) or `ikev2` (the relay). */
+export type PooledService =
+  | { readonly kind: 'sstp'; readonly service: SstpService }
+  | { readonly kind: 'ikev2'; readonly service: Ikev2Service };
 
 let clusterConfigured = false;
 
@@ -73,9 +88,9 @@ let clusterConfigured = false;
 function setupCluster(): void {
   if (clusterConfigured) return;
   clusterConfigured = true;
-  const url = new URL('./sstp-worker-main.js', import.meta.url);
+  const url = new URL('./worker-main.js', import.meta.url);
   const fromSource = import.meta.url.endsWith('.ts');
-  const exec = fileURLToPath(fromSource ? new URL('./sstp-worker-main.ts', import.meta.url) : url);
+  const exec = fileURLToPath(fromSource ? new URL('./worker-main.ts', import.meta.url) : url);
   cluster.setupPrimary({
     exec,
     execArgv: fromSource ? ['--import', 'tsx'] : [],
@@ -85,9 +100,9 @@ function setupCluster(): void {
   });
 }
 
-export class SstpWorkerPool implements DataPlane {
+export class WorkerPool implements DataPlane {
   readonly serviceName: string;
-  readonly #service: SstpService;
+  readonly #pooled: PooledService;
   readonly #ctx: RuntimeContext;
   readonly #logger: Logger;
   readonly #count: number;
@@ -99,6 +114,8 @@ export class SstpWorkerPool implements DataPlane {
   readonly #workersGauge;
   #snapshot: ServiceSnapshot | undefined;
   #port = 0;
+  /** IKEv2: the listening groups (500, 4500), worker i serving socket i of each. */
+  #groups: { ike: ReuseportGroup; natT: ReuseportGroup } | undefined;
   #stopping = false;
   #metricsId = 0;
   readonly #metricsWaiters = new Map<
@@ -108,12 +125,13 @@ export class SstpWorkerPool implements DataPlane {
   readonly #onExit = (worker: Worker, code: number | null, signal: string | null) =>
     this.#exited(worker, code, signal);
 
-  constructor(service: SstpService, ctx: RuntimeContext, workers: number) {
+  constructor(pooled: PooledService, ctx: RuntimeContext, workers: number) {
+    const service = pooled.service;
     this.serviceName = service.name;
-    this.#service = service;
+    this.#pooled = pooled;
     this.#ctx = ctx;
     this.#count = workers;
-    this.#logger = ctx.logger.child({ component: 'sstp-workers', service: service.name });
+    this.#logger = ctx.logger.child({ component: 'workers', service: service.name });
     this.#restarts = ctx.metrics.counter({
       name: 'vpnlb_workers_restarts_total',
       help: 'Worker processes of a service restarted after they died.',
@@ -121,7 +139,7 @@ export class SstpWorkerPool implements DataPlane {
     });
     this.#workersGauge = ctx.metrics.gauge({
       name: 'vpnlb_workers_running',
-      help: 'Worker processes serving a service (SSTP proxy), by service.',
+      help: 'Worker processes serving a service (SSTP proxy or IKEv2 relay), by service.',
       labelNames: ['service'],
     });
     this.#restarts.inc({ service: service.name }, 0);
@@ -129,13 +147,14 @@ export class SstpWorkerPool implements DataPlane {
   }
 
   async start(snapshot: ServiceSnapshot): Promise<void> {
-    if (snapshot.kind !== 'sstp')
+    if (snapshot.kind !== this.#pooled.kind)
       throw new VpnlbError(
         'VPNLB_DATAPLANE_APPLY',
-        `${this.serviceName}: SSTP workers serve SSTP services only`,
+        `${this.serviceName}: a ${this.#pooled.kind} worker pool cannot serve a ${snapshot.kind} service`,
         'internal',
       );
     this.#snapshot = snapshot;
+    if (this.#pooled.kind === 'ikev2') this.#groups = this.#openGroups(this.#pooled.service);
     setupCluster();
     cluster.on('exit', this.#onExit);
     for (let i = 0; i < this.#count; i++)
@@ -146,7 +165,7 @@ export class SstpWorkerPool implements DataPlane {
         restartDelay: 0,
         counts: new Map(),
         status: undefined,
-        accepted: 0,
+        served: 0,
         ready: false,
       });
     try {
@@ -156,14 +175,18 @@ export class SstpWorkerPool implements DataPlane {
       throw err;
     }
     this.#updateGauge();
+    const s = this.#pooled.service;
+    const ports = this.#groups
+      ? `UDP ${this.#groups.ike.port}, ${this.#groups.natT.port}`
+      : `${this.#port}`;
     this.#logger.info(
       { workers: this.#count },
-      `${this.serviceName}: ${this.#count} worker processes serve ${this.#service.virtualIp}:${this.#service.port}`,
+      `${this.serviceName}: ${this.#count} worker processes serve ${s.virtualIp} port ${ports}`,
     );
   }
 
   async apply(snapshot: ServiceSnapshot): Promise<void> {
-    if (snapshot.kind !== 'sstp') return;
+    if (snapshot.kind !== this.#pooled.kind) return;
     this.#snapshot = snapshot;
     this.#broadcast({ vpnlb: 'backends', backends: this.#mirror() });
   }
@@ -183,6 +206,11 @@ export class SstpWorkerPool implements DataPlane {
       }),
     );
     for (const s of this.#slots) s.worker = undefined;
+    if (this.#groups) {
+      closeReuseportGroup(this.#groups.ike);
+      closeReuseportGroup(this.#groups.natT);
+      this.#groups = undefined;
+    }
     this.#updateGauge();
   }
 
@@ -219,25 +247,71 @@ export class SstpWorkerPool implements DataPlane {
         `${running} of ${this.#count} worker processes running (a dead one is being restarted)`,
       );
     return {
-      dataplane: `sstp-proxy (${this.#count} workers)`,
+      dataplane: `${this.#pooled.kind === 'sstp' ? 'sstp-proxy' : 'userspace-relay'} (${this.#count} workers)`,
       listeners,
       backends,
       warnings: [...warnings],
     };
   }
 
-  /** The bound port (after `start`): every worker serves the same one. */
+  /** The bound port (after `start`): every worker serves the same one (IKEv2: the IKE port). */
   port(): number {
-    return this.#port;
+    return this.#groups?.ike.port ?? this.#port;
   }
 
-  /** Per worker: process id, whether it serves, connections accepted (tests, troubleshooting). */
-  workers(): { pid: number | undefined; ready: boolean; accepted: number }[] {
+  /** IKEv2: the bound ports (after `start`), as the relay's `ports()`. */
+  ports(): { ike: number; natT: number } {
+    return { ike: this.#groups?.ike.port ?? 0, natT: this.#groups?.natT.port ?? 0 };
+  }
+
+  /**
+   * Per worker: process id, whether it serves, and what it served since it started — SSTP:
+   * connections accepted; IKEv2: flows set up (tests, troubleshooting).
+   */
+  workers(): { pid: number | undefined; ready: boolean; served: number }[] {
     return this.#slots.map((s) => ({
       pid: s.worker?.process.pid,
       ready: s.ready,
-      accepted: s.accepted,
+      served: s.served,
     }));
+  }
+
+  // --- IKEv2 listening groups ---------------------------------------------------------------
+
+  #openGroups(s: Ikev2Service): { ike: ReuseportGroup; natT: ReuseportGroup } {
+    const open = (port: number) => {
+      try {
+        return openReuseportGroup(s.family, s.virtualIp, port, this.#count);
+      } catch (err) {
+        throw listenError(
+          `${s.name}: cannot listen on UDP ${s.virtualIp}:${port}`,
+          port,
+          err as Error,
+        );
+      }
+    };
+    const ike = open(s.ikePort);
+    try {
+      return { ike, natT: open(s.natTPort) };
+    } catch (err) {
+      closeReuseportGroup(ike);
+      throw err;
+    }
+  }
+
+  /** Worker `index`'s sockets (IKEv2), sent after `init`, one handle per message. */
+  #sendSockets(w: Worker, index: number): void {
+    const g = this.#groups;
+    if (!g) return;
+    const send = (port: 'ike' | 'natT', socket: UdpSocket) => {
+      try {
+        w.send({ vpnlb: 'socket', port } satisfies ToWorker, socket);
+      } catch {
+        // the worker is going away; its exit handler restarts it
+      }
+    };
+    send('ike', g.ike.sockets[index]!);
+    send('natT', g.natT.sockets[index]!);
   }
 
   // --- workers ------------------------------------------------------------------------------
@@ -249,7 +323,7 @@ export class SstpWorkerPool implements DataPlane {
     slot.startedAt = Date.now();
     slot.counts = new Map();
     slot.status = undefined;
-    slot.accepted = 0;
+    slot.served = 0;
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () =>
@@ -282,12 +356,14 @@ export class SstpWorkerPool implements DataPlane {
         } else if (m.vpnlb === 'hello') {
           this.#send(w, {
             vpnlb: 'init',
+            kind: this.#pooled.kind,
             config: this.#ctx.config,
             service: this.serviceName,
             backends: this.#mirror(),
             persistence: [...this.#persistence.values()],
             ticketKeys: this.#ticketKeys,
           });
+          this.#sendSockets(w, slot.index);
           this.#send(w, { vpnlb: 'remote-counts', counts: this.#remoteFor(slot) });
         } else this.#onMessage(slot, m);
       });
@@ -327,11 +403,13 @@ export class SstpWorkerPool implements DataPlane {
   #onMessage(slot: Slot, m: FromWorker): void {
     switch (m.vpnlb) {
       case 'learn': {
-        const id = `${m.entry[0]}\u0000${m.entry[1]}`;
-        this.#persistence.delete(id);
-        this.#persistence.set(id, m.entry);
-        if (this.#persistence.size > MAX_PERSISTENCE_ENTRIES)
-          this.#persistence.delete(this.#persistence.keys().next().value as string);
+        for (const entry of m.entries) {
+          const id = `${entry[0]}\u0000${entry[1]}`;
+          this.#persistence.delete(id);
+          this.#persistence.set(id, entry);
+          if (this.#persistence.size > MAX_PERSISTENCE_ENTRIES)
+            this.#persistence.delete(this.#persistence.keys().next().value as string);
+        }
         for (const s of this.#slots) if (s !== slot && s.worker) this.#send(s.worker, m);
         break;
       }
@@ -341,7 +419,7 @@ export class SstpWorkerPool implements DataPlane {
         break;
       case 'status':
         slot.status = m.status;
-        slot.accepted = m.accepted;
+        slot.served = m.served;
         break;
       case 'metrics': {
         const waiter = this.#metricsWaiters.get(m.id);
