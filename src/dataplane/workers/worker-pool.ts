@@ -324,6 +324,14 @@ export class WorkerPool implements DataPlane {
     slot.counts = new Map();
     slot.status = undefined;
     slot.served = 0;
+    // A message to a worker that has just died fails asynchronously (EPIPE on the IPC channel)
+    // before its exit is seen: the exit handler restarts it; the error must not be thrown.
+    w.on('error', (err: Error) =>
+      this.#logger.debug(
+        { worker: slot.index, err },
+        `${this.serviceName}: worker ${slot.index}: ${err.message}`,
+      ),
+    );
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () =>
