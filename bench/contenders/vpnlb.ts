@@ -45,6 +45,8 @@ export type VpnlbCase =
       backendPort: number;
       cert?: string;
       key?: string;
+      /** The `workers` setting (default: vpnlb's, one process). */
+      workers?: number;
     };
 
 /** The data-plane source file a case needs; the contender is skipped while it has not landed. */
@@ -79,7 +81,7 @@ export function vpnlbConfig(c: VpnlbCase): string {
   const backends = c.backends
     .map((b, i) => `      - { name: s${i + 1}, address: ${b} }`)
     .join('\n');
-  const head = `admin: { listen: 127.0.0.1, port: 0, tokenFile: admin.token }\nlog: { level: warn }\n${c.kind === 'ikev2' && c.top ? `${c.top.trimEnd()}\n` : ''}pools:\n  farm:\n    backends:\n${backends}\n`;
+  const head = `admin: { listen: 127.0.0.1, port: 0, tokenFile: admin.token }\nlog: { level: warn }\n${c.kind === 'ikev2' && c.top ? `${c.top.trimEnd()}\n` : ''}${c.kind === 'sstp' && c.workers ? `workers: ${c.workers}\n` : ''}pools:\n  farm:\n    backends:\n${backends}\n`;
   if (c.kind === 'ikev2') {
     const p = c.ports;
     const lines = [
@@ -143,7 +145,7 @@ ${plane.map((l) => `      ${l}\n`).join('')}`;
 /** Starts vpnlb for a case and waits until its data plane is up. */
 export async function startVpnlb(
   ns: Namespace,
-  cpu: number,
+  cpu: number | string,
   c: VpnlbCase,
   dir: string,
   extraNodeArgs: readonly string[] = [],
@@ -163,7 +165,8 @@ export async function startVpnlb(
   else await sleep(300); // the ruleset is applied before "vpnlb running" is printed
   if (c.kind === 'ikev2' && c.xdpShedOn) {
     try {
-      await keepXdpOnBalancerCore(ns, c.xdpShedOn, cpu);
+      // On the first core of a list (the relay's own process runs there).
+      await keepXdpOnBalancerCore(ns, c.xdpShedOn, Number(String(cpu).split(/[-,]/)[0]));
     } catch (err) {
       await d.stop();
       throw err;

@@ -196,6 +196,10 @@ test('options: default is the full run, --only expands control, --quick shortens
   assert.deepEqual(d.options.suites, SUITES);
   assert.equal(d.options.full, true);
   assert.equal(d.options.repeats, 3);
+  assert.equal(d.options.forceWorkersScaling, false);
+  const f = parseOptions(['--only', 'tcp', '--force-workers-scaling']);
+  assert.ok(f.ok);
+  assert.equal(f.options.forceWorkersScaling, true);
   const o = parseOptions(['--only', 'tls,control', '--quick']);
   assert.ok(o.ok);
   assert.deepEqual(o.options.suites, ['tls', 'control', 'failover', 'memory']);

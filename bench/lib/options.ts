@@ -44,17 +44,21 @@ export interface BenchOptions {
   readonly outDir?: string;
   /** Where the markdown goes: docs/benchmarks.md by default. */
   readonly docsPath?: string;
+  /** Measure workers scaling below its 4 cores (checks the measurement; not a scaling figure). */
+  readonly forceWorkersScaling: boolean;
 }
 
 export type ParsedOptions = { ok: true; options: BenchOptions } | { ok: false; error: string };
 
-export const USAGE = `usage: node dist/bench/run.js [--only ${Object.keys(ALIASES).join(',')}] [--quick] [--repeats N] [--out DIR] [--docs FILE]
+export const USAGE = `usage: node dist/bench/run.js [--only ${Object.keys(ALIASES).join(',')}] [--quick] [--repeats N] [--out DIR] [--docs FILE] [--force-workers-scaling]
   (no flags)  every suite, 3 repeats: writes bench/results/<date>.json, latest.json, docs/benchmarks.md
   --only L    comma list; the other suites' figures are kept from the previous latest.json (marked with their run's date)
   --quick     development: 1 repeat, short windows; writes bench/results/quick-latest.json only
   --repeats N repeats per figure (default 3; env BENCH_REPEATS)
   --out DIR   results directory instead of bench/results (latest.json there is the one merged)
-  --docs FILE markdown output instead of docs/benchmarks.md`;
+  --docs FILE markdown output instead of docs/benchmarks.md
+  --force-workers-scaling  measure workers scaling on fewer than 4 cores too (the workers then
+              share the balancer core: checks the measurement, not a scaling figure)`;
 
 /** Parses argv (without node and the script) and the environment. */
 export function parseOptions(
@@ -66,6 +70,7 @@ export function parseOptions(
   let repeats: number | undefined = env.BENCH_REPEATS ? Number(env.BENCH_REPEATS) : undefined;
   let outDir: string | undefined;
   let docsPath: string | undefined;
+  let forceWorkersScaling = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string | undefined => {
@@ -97,6 +102,7 @@ export function parseOptions(
     } else if (name === '--repeats') repeats = Number(value());
     else if (name === '--out') outDir = value();
     else if (name === '--docs') docsPath = value();
+    else if (a === '--force-workers-scaling') forceWorkersScaling = true;
     else if (a === '--help' || a === '-h') return { ok: false, error: USAGE };
     else return { ok: false, error: `unknown argument "${a}"\n${USAGE}` };
   }
@@ -116,6 +122,7 @@ export function parseOptions(
       sweepSeconds: 1,
       warmupSeconds: quick ? 1 : 2,
       settleSeconds: 0.5,
+      forceWorkersScaling,
       ...(outDir ? { outDir } : {}),
       ...(docsPath ? { docsPath } : {}),
     },

@@ -63,12 +63,14 @@ test('renderMarkdown marks targets met and missed', () => {
       ...(ratios as object),
       kernelVsRouting: { value: 0.99 },
       relayVsNginx: { value: 0.5 },
+      sstpWorkersScaling: { value: 1.8, spread: { min: 1.7, max: 1.9 } },
     } as never,
     findings: [],
     raw: {},
   });
   assert.match(md, /kernelVsRouting \| ≥ 0.95 \| 0.99 \*\*met\*\*/);
   assert.match(md, /relayVsNginx \| ≥ 1 \| 0.50 \*\*missed\*\*/);
+  assert.match(md, /sstpWorkersScaling \| — \| 1.80 \(repeats 1.70–1.90\) \(reported, no target\)/);
   assert.match(md, /offloadVsNginxHandshakes \| ≥ 0.8 \| — \(n\/a\)/);
 });
 

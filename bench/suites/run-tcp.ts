@@ -13,7 +13,9 @@ import type { Daemon } from '../lib/proc.js';
 import type { Row } from '../lib/report.js';
 import { ratioOfRepeats } from '../lib/stats.js';
 import { BALANCER_CPU, GENERATOR_BOUND, SERVER_ADDRS, VIP } from '../lib/topology.js';
+import { cpus } from 'node:os';
 import { measureConnRate, measureStream, medianOf, type RateSample } from './tcp-passthrough.js';
+import { measureWorkersScaling } from './workers-scaling.js';
 
 /** Connections per second of the balancer core. */
 const perCore = (s: RateSample) => (s.balancerCpu > 0 ? s.perSecond / s.balancerCpu : NaN);
@@ -184,6 +186,8 @@ export async function runTcp(ctx: BenchContext): Promise<SuiteOutput> {
         `New connections: the generator core was ≥ ${GENERATOR_BOUND * 100} % busy while ${boundNames.join(' and ')} left ${boundNames.length > 1 ? 'their' : 'its'} own core below that (marked "generator-bound"): those connections/s are what one client core and the servers on it can drive, a lower bound of the contender's capacity, so a ratio to HAProxy involving it compares connections per balancer core-second (everything the balancer core did per connection, its kernel work included; an estimate that assumes the core's cost per connection stays the same up to a full core).`,
       ]
     : [];
+  const scaling = await measureWorkersScaling(ctx, cpus().length, opts.forceWorkersScaling);
+  if (scaling.ratio.value !== null) findings.push(scaling.finding);
   return {
     sections: [
       {
@@ -203,14 +207,16 @@ export async function runTcp(ctx: BenchContext): Promise<SuiteOutput> {
         rows,
         baseline: { contender: 'direct (baseline)', figure: 'many' },
       },
+      scaling.section,
     ],
     ratios: {
       sstpVsHaproxyThroughput: vsHaproxy('vpnlb passthrough', 'many'),
       sstpVsHaproxyConnRate: vsHaproxy('vpnlb passthrough', 'conn'),
       sstpKernelVsHaproxyThroughput: vsHaproxy('vpnlb kernel passthrough', 'many'),
       sstpKernelVsHaproxyConnRate: vsHaproxy('vpnlb kernel passthrough', 'conn'),
+      sstpWorkersScaling: scaling.ratio,
     },
     findings,
-    raw,
+    raw: { ...raw, workersScaling: scaling.raw },
   };
 }

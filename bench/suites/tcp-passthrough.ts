@@ -40,10 +40,11 @@ export async function startServers(
   t: BenchTopology,
   tools: CTools,
   port: number,
+  cpus: number | string = GENERATOR_CPU,
 ): Promise<TcpServers> {
   const d = startDaemon(
     t.srv,
-    GENERATOR_CPU,
+    cpus,
     tools.tcpbench,
     ['server', '-p', String(port)],
     `tcpbench server :${port}`,
@@ -117,7 +118,27 @@ export interface RateSample {
   readonly generatorCore: number;
 }
 
-/** Complete passthrough transactions per second. */
+/**
+ * Which cores a connection-rate measurement uses: the balancer's (whose busy time is summed),
+ * one generator process per generator core, and the servers' cores. Default: the bench's two
+ * (BALANCER_CPU; one generator and the servers on GENERATOR_CPU).
+ */
+export interface ConnRatePlacement {
+  readonly balancer: readonly number[];
+  readonly generators: readonly number[];
+  readonly servers: string;
+}
+
+const DEFAULT_PLACEMENT: ConnRatePlacement = {
+  balancer: [BALANCER_CPU],
+  generators: [GENERATOR_CPU],
+  servers: String(GENERATOR_CPU),
+};
+
+/**
+ * Complete passthrough transactions per second, from one generator process per generator core
+ * (`concurrency` connections in flight each), summed.
+ */
 export async function measureConnRate(
   t: BenchTopology,
   tools: CTools,
@@ -126,30 +147,48 @@ export async function measureConnRate(
   backendPort: number,
   concurrency: number,
   seconds: number,
+  placement: ConnRatePlacement = DEFAULT_PLACEMENT,
 ): Promise<RateSample> {
-  const servers = await startServers(t, tools, backendPort);
+  const servers = await startServers(t, tools, backendPort, placement.servers);
   try {
     const c0 = readCoreTimes();
-    const gen = await runTool<{
-      completed: number;
-      failed: number;
-      seconds: number;
-      cpuUser: number;
-      cpuSys: number;
-    }>(
-      t.snd,
-      GENERATOR_CPU,
-      tools.tcpbench,
-      ['connrate', '-d', dst, '-p', String(port), '-n', String(concurrency), '-t', String(seconds)],
-      (seconds + 15) * 1000,
+    const gens = await Promise.all(
+      placement.generators.map((cpu) =>
+        runTool<{
+          completed: number;
+          failed: number;
+          seconds: number;
+          cpuUser: number;
+          cpuSys: number;
+        }>(
+          t.snd,
+          cpu,
+          tools.tcpbench,
+          [
+            'connrate',
+            '-d',
+            dst,
+            '-p',
+            String(port),
+            '-n',
+            String(concurrency),
+            '-t',
+            String(seconds),
+          ],
+          (seconds + 15) * 1000,
+        ),
+      ),
     );
     const busy = coreBusy(c0, readCoreTimes());
+    const sum = (f: (g: (typeof gens)[number]) => number) => gens.reduce((n, g) => n + f(g), 0);
+    const window = Math.max(...gens.map((g) => g.seconds));
+    const cores = (list: readonly number[]) => list.reduce((n, c) => n + (busy[c] ?? NaN), 0);
     return {
-      perSecond: gen.completed / gen.seconds,
-      failed: gen.failed,
-      balancerCpu: busy[BALANCER_CPU] ?? NaN,
-      generatorCpu: (gen.cpuUser + gen.cpuSys) / gen.seconds,
-      generatorCore: busy[GENERATOR_CPU] ?? NaN,
+      perSecond: sum((g) => g.completed) / window,
+      failed: sum((g) => g.failed),
+      balancerCpu: cores(placement.balancer),
+      generatorCpu: sum((g) => g.cpuUser + g.cpuSys) / window,
+      generatorCore: cores(placement.generators) / placement.generators.length,
     };
   } finally {
     await servers.stop();

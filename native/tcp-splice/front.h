@@ -67,6 +67,7 @@ typedef struct {
   uint8_t addr[16];
   uint16_t port;
   int backlog;
+  int reuse_port; /* SO_REUSEPORT: listen beside other processes' fronts (worker processes) */
   uint32_t max_conns;
   uint32_t max_hello_length; /* a ClientHello announcing more is passed on at once (JavaScript refuses it) */
   uint32_t max_hello;   /* octets held per connection before TF_F_TOO_LARGE */

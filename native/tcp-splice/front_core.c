@@ -428,6 +428,8 @@ tf_front *tf_create(const tf_options *o, tf_emit_fn emit, void *ctx, int *err_no
   if ((f->lfd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) goto sys;
   int one = 1;
   setsockopt(f->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  *what = "setsockopt SO_REUSEPORT";
+  if (o->reuse_port && setsockopt(f->lfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) goto sys;
   struct sockaddr_storage ss;
   memset(&ss, 0, sizeof ss);
   socklen_t sl;

@@ -3,8 +3,9 @@
  * (no thread, no lock: JavaScript's answers are plain calls back into front_core.c).
  *
  *   frontOpen(address, port, maxConns, maxHelloLength, maxHello, smallHello, budget, backlog,
- *             onEvent[, tls]) -> handle
+ *             onEvent[, tls[, reusePort]]) -> handle
  *       tls (offload): [certPem, keyPem, ciphers, tls13Suites, groups] (Buffers, strings).
+ *       reusePort: listen with SO_REUSEPORT, beside the fronts of other worker processes.
  *       throws an Error with code (EADDRINUSE, ...), errno and syscall when it cannot listen,
  *       or code VPNLB_SSTP_FRONT when the TLS context cannot be built.
  *       onEvent(kind, id, a, b, data) per step (front.h tf_event): data is the client's address
@@ -195,8 +196,8 @@ bad:
 }
 
 static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
-  napi_value argv[10];
+  size_t argc = 11;
+  napi_value argv[11];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   tf_options o;
   memset(&o, 0, sizeof o);
@@ -216,6 +217,9 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   o.small_hello = small_hello;
   o.budget = budget > 0 ? (uint64_t)budget : 0;
   o.backlog = (int)backlog;
+  bool reuse_port = false;
+  if (argc >= 11 && napi_get_value_bool(env, argv[10], &reuse_port) != napi_ok) reuse_port = false;
+  o.reuse_port = reuse_port;
   uv_loop_t *loop;
   CHECK(env, napi_get_uv_event_loop(env, &loop));
   napi_valuetype tls_type = napi_undefined;

@@ -110,6 +110,11 @@ export interface NativeFrontOptions {
   readonly helloBytesBudget: number;
   /** Offload: terminate TLS and relay here (the front needs no splice engine then). */
   readonly tls?: NativeFrontTls;
+  /**
+   * Listen with SO_REUSEPORT (worker processes: each worker's front beside the others', the
+   * kernel spreading the connections among them).
+   */
+  readonly reusePort?: boolean;
 }
 
 /** What the front asks of its proxy. */
@@ -174,6 +179,7 @@ export class NativeFront {
       511,
       (kind, id, a, b, data) => this.#onEvent(kind, id, a, b, data),
       tls ? [tls.cert, tls.key, tls.ciphers, tls.suites, tls.groups] : undefined,
+      options.reusePort === true,
     );
   }
 

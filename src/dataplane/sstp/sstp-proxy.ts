@@ -139,6 +139,13 @@ export interface SstpProxyOptions {
   ) => void;
   /** TLS session-ticket keys (48 octets) for the front (offload, reencrypt); default: random per process. */
   readonly ticketKeys?: Buffer;
+  /**
+   * Worker processes: the native front (passthrough) listens with SO_REUSEPORT beside the other
+   * workers' fronts, on `port` (the first worker's, when the service's is 0) or the service's;
+   * the kernel spreads the connections. Node's front, where the native one cannot run, listens
+   * through `cluster` (round robin in the main process) as before.
+   */
+  readonly reusePort?: { readonly port?: number };
 }
 
 /** The proxy's two persistence tables: TLS session ids and client addresses. */
@@ -208,6 +215,7 @@ export class SstpProxy implements DataPlane {
   #isStopped = false;
   readonly #spliceMode: SpliceMode;
   readonly #frontMode: 'auto' | 'node';
+  readonly #reusePort: SstpProxyOptions['reusePort'];
   readonly #splicePlacement: SplicePlacement;
   /** The native front (passthrough), when it accepts instead of `#server`. */
   #front: NativeFront | undefined;
@@ -227,6 +235,7 @@ export class SstpProxy implements DataPlane {
   constructor(service: SstpService, ctx: RuntimeContext, options: SstpProxyOptions = {}) {
     this.#spliceMode = options.splice ?? 'auto';
     this.#frontMode = options.front ?? 'auto';
+    this.#reusePort = options.reusePort;
     this.#splicePlacement = options.splicePlacement ?? 'auto';
     this.#spliceAfterMs = options.spliceAfterMs ?? SPLICE_AFTER_MS;
     this.#openFileLimit = 'openFileLimit' in options ? options.openFileLimit : openFileLimit();
@@ -637,8 +646,7 @@ export class SstpProxy implements DataPlane {
     const splice = this.#splice;
     const pem = this.#frontPem;
     // Passthrough hands tunnels to the splice engine; offload terminates and relays in the
-    // front. Re-encryption, and worker processes (cluster's listener, shared ticket keys), stay
-    // with Node.
+    // front. Re-encryption, and offload in worker processes (shared ticket keys), stay with Node.
     const offload = svc.mode === 'offload' && pem !== undefined && !this.#ticketKeys;
     if ((!offload && (svc.mode !== 'passthrough' || !splice)) || this.#frontMode === 'node')
       return false;
@@ -668,7 +676,8 @@ export class SstpProxy implements DataPlane {
         splice,
         {
           address: svc.virtualIp,
-          port: svc.port,
+          port: this.#reusePort?.port ?? svc.port,
+          ...(this.#reusePort ? { reusePort: true } : {}),
           maxConnections: this.#maxConnections,
           maxHelloBytes: MAX_PENDING,
           smallHelloBytes: SMALL_HELLO_BYTES,

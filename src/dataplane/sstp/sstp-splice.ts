@@ -47,6 +47,7 @@ export interface NativeSplice {
     backlog: number,
     onEvent: (kind: number, id: number, a: number, b: number, data: unknown) => void,
     tls?: [cert: Buffer, key: Buffer, ciphers: string, suites: string, groups: string],
+    reusePort?: boolean,
   ): object;
   frontPort(front: object): number;
   frontDial(front: object, id: number, address: string, port: number): number;

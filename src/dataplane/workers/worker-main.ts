@@ -6,9 +6,10 @@
  *   every backend's health, admin state and error from the main process (messages `init`,
  *   `backends`), so its snapshots choose exactly as the main process's would. A safety error
  *   the proxy finds (re-encryption certificate mismatch) goes to the main process, which owns it.
- * - Listening: SSTP: `net.Server.listen` in a cluster worker is served by the main process's
- *   listener in round robin (Node's default on Linux), so the workers share the virtual IP and
- *   port. IKEv2: the main process sends this worker its socket of each SO_REUSEPORT group
+ * - Listening: SSTP passthrough on the native front: each worker's front listens on the
+ *   virtual IP and port with SO_REUSEPORT, and the kernel spreads the connections; otherwise
+ *   (offload, re-encryption, no addon) `net.Server.listen` in a cluster worker is served by the
+ *   main process's listener in round robin (Node's default on Linux). IKEv2: the main process sends this worker its socket of each SO_REUSEPORT group
  *   (reuseport-group.ts), which the kernel feeds with the datagrams of this worker's clients.
  * - Persistence: what this worker learns (SSTP: TLS session id or client address → backend;
  *   IKEv2: IKE SA → backend) goes to the main process, which sends it to every other worker; a
@@ -86,8 +87,9 @@ function sstpPlane(
   const configured = config.services.sstp.find((s) => s.name === init.service);
   if (!configured) throw new Error(`no SSTP service ${init.service} in the configuration`);
   const proxy = new SstpProxy(workerShare(configured, config.workers), ctx, {
-    // The listener is cluster's (round-robin accept in the main process): Node's front.
-    front: 'node',
+    // Passthrough on the native front: each worker listens with SO_REUSEPORT (on the first
+    // worker's port when the service asks for any); otherwise Node's front, through cluster.
+    reusePort: init.port !== undefined ? { port: init.port } : {},
     onPersistenceLearned: (table, key, backend) =>
       send({ vpnlb: 'learn', entries: [[table, key, backend]] }),
     ticketKeys: init.ticketKeys,

@@ -4,11 +4,16 @@
  * main process and keeps them one service.
  *
  * How connections reach the workers:
- * - SSTP: `cluster`'s round-robin scheduling (the default on Linux; Node 20 has no `reusePort`,
- *   DESIGN §6) accepts in the main process and hands each connection to the next worker, which
- *   spreads evenly where a shared listening handle does not. The main process pays the accept
- *   and the hand-off; the worker pays everything else (ClientHello parsing, the backend
- *   connection, TLS for offload, relaying until the tunnel moves to the splice path).
+ * - SSTP passthrough on the native front (sstp-native-front.ts): each worker's front listens on
+ *   the virtual IP and port with SO_REUSEPORT, and the kernel spreads the connections over them
+ *   (by a hash of their addresses and ports); with port 0 the first worker picks the port and the
+ *   others join it. Per connection this costs a fraction of the path below (bench: 2 workers
+ *   sharing one core kept 0.90 of one process's connections/s; through cluster, 0.11).
+ * - SSTP otherwise (offload and re-encryption, whose TLS tickets the workers share through
+ *   Node; no addon): `cluster`'s round-robin scheduling (the default on Linux; Node 20's `net`
+ *   has no `reusePort`, DESIGN §6) accepts in the main process and hands each connection to the
+ *   next worker, which does the rest (ClientHello, the backend connection, TLS, relaying until
+ *   the tunnel moves to the splice path).
  * - IKEv2 relay: datagrams cannot be handed over one by one at that cost, so the main process
  *   opens one SO_REUSEPORT group per port (500, 4500) steered by source address
  *   (reuseport-group.ts) and hands worker i socket i of each; the kernel then delivers every
@@ -169,7 +174,11 @@ export class WorkerPool implements DataPlane {
         ready: false,
       });
     try {
-      await Promise.all(this.#slots.map((s) => this.#fork(s)));
+      // Port 0 (tests): the first worker picks the port, the others listen beside it.
+      const [first, ...rest] = this.#slots;
+      if (this.#pooled.kind === 'sstp' && this.#pooled.service.port === 0) await this.#fork(first!);
+      else rest.unshift(first!);
+      await Promise.all(rest.map((s) => this.#fork(s)));
     } catch (err) {
       await this.stop();
       throw err;
@@ -365,6 +374,7 @@ export class WorkerPool implements DataPlane {
           this.#send(w, {
             vpnlb: 'init',
             kind: this.#pooled.kind,
+            ...(this.#pooled.kind === 'sstp' && this.#port > 0 ? { port: this.#port } : {}),
             config: this.#ctx.config,
             service: this.serviceName,
             backends: this.#mirror(),
