@@ -111,6 +111,11 @@ export interface UdpRelayOptions {
    * worker (MOBIKE) stays on its server there.
    */
   readonly onSessionsLearned?: (entries: readonly (readonly [string, string])[]) => void;
+  /**
+   * Most sessions kept (default `maxFlows`). Workers: the whole service's `maxFlows`, since a
+   * worker keeps the other workers' sessions too while its flows are its share.
+   */
+  readonly maxSessions?: number;
 }
 
 /** A client address's most recent session (affinity ike-spi): where its stray ESP goes. */
@@ -232,7 +237,7 @@ export class UdpRelay implements DataPlane {
       onRemove: (_key, flow, reason) => this.#flowRemoved(flow, reason),
     });
     this.#sessions = new FlowTable<RelaySession>({
-      maxEntries: service.maxFlows,
+      maxEntries: options.maxSessions ?? service.maxFlows,
       idleTimeout: service.persistenceTimeout,
       clock,
     });

@@ -118,6 +118,7 @@ function relayPlane(
   const svc = relayWorkerShare(configured, config.workers);
   const relay = new UdpRelay(svc, ctx, {
     sockets,
+    maxSessions: configured.maxFlows,
     ...(isSpiAffinity(svc.affinity)
       ? {
           onSessionsLearned: (entries: readonly (readonly [string, string])[]) =>
