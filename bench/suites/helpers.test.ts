@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { warmupPlan } from '../lib/context.js';
 import { hardFileLimit } from './flow-memory.js';
 import { parseNegotiated } from './run-tls.js';
+import { findPeak, type UdpSample } from './udp-forwarding.js';
 
 test('parseNegotiated reads s_client -brief and sess_id output', () => {
   const brief =
@@ -45,4 +46,41 @@ test('warmupPlan: the first window after a start gets the warm-up, later ones th
   assert.deepEqual([w(), w(), w()], [2, 0.5, 0.5]);
   const fresh = warmupPlan({ warmupSeconds: 2, settleSeconds: 0.5 });
   assert.equal(fresh(), 2);
+});
+
+test('findPeak: saturated only when the sweep ends on rates the contender cannot deliver', async () => {
+  const sample = (rate: number, sent: number, delivered: number): UdpSample => ({
+    offeredPps: rate,
+    sentPps: sent,
+    deliveredPps: delivered,
+    loss: 0,
+    balancerCpu: 0.5,
+    generatorCoreCpu: 0.5,
+    generatorCpu: 0.5,
+  });
+  const opts = {
+    rates: [50e3, 100e3, 130e3, 160e3, 200e3],
+    sweepSeconds: 1,
+    seconds: 1,
+    repeats: 1,
+  };
+  const quiet = () => undefined;
+  // A contender that tops out at 100,000/s.
+  const limited = await findPeak(
+    async (r) => sample(r, r || 300e3, Math.min(r || 300e3, 100e3)),
+    opts,
+    quiet,
+  );
+  assert.equal(limited.saturated, true);
+  assert.equal(limited.peak.offeredPps, 100e3);
+  // One that delivers every rate: no peak found.
+  const fast = await findPeak(async (r) => sample(r, r || 300e3, r || 300e3), opts, quiet);
+  assert.equal(fast.saturated, false);
+  // A generator that cannot send 160,000/s: neither.
+  const slowGen = await findPeak(
+    async (r) => sample(r, Math.min(r || 150e3, 150e3), Math.min(r || 150e3, 150e3)),
+    opts,
+    quiet,
+  );
+  assert.equal(slowGen.saturated, false);
 });

@@ -157,6 +157,12 @@ export async function repeat(n: number, fn: () => Promise<UdpSample>): Promise<U
 
 export interface PeakResult {
   readonly sweep: readonly UdpSample[];
+  /**
+   * Whether the sweep found the contender's limit (it ended on two rates it could not
+   * deliver). False when the rates ran out or the generator could not send the next one: the
+   * peak is then a lower bound, and the load at "twice the peak" is not a flood for it.
+   */
+  readonly saturated: boolean;
   readonly peak: UdpFigure;
   readonly flood2x: UdpFigure;
   /** Unpaced flood, one sample (for the record: what a DoS does to it). */
@@ -174,20 +180,25 @@ export async function findPeak(
 ): Promise<PeakResult> {
   const sweep: UdpSample[] = [];
   let misses = 0;
+  let saturated = false;
   for (const rate of opts.rates) {
     const s = await run(rate, opts.sweepSeconds);
     sweep.push(s);
     log(
       `    sweep ${Math.round(rate / 1000)} kpps offered → ${Math.round(s.deliveredPps / 1000)} kpps delivered (cpu ${(s.balancerCpu * 100).toFixed(0)} %)`,
     );
+    if (s.sentPps < 0.9 * rate) break;
     if (s.deliveredPps < 0.9 * rate) misses++;
     else misses = 0;
-    if (misses >= 2 || s.sentPps < 0.9 * rate) break;
+    if (misses >= 2) {
+      saturated = true;
+      break;
+    }
   }
   const best = sweep.reduce((a, b) => (b.deliveredPps > a.deliveredPps ? b : a));
   const peakRate = best.offeredPps;
   const peak = await repeat(opts.repeats, () => run(peakRate, opts.seconds));
   const flood2x = await repeat(opts.repeats, () => run(peakRate * 2, opts.seconds));
   const floodMax = await run(0, opts.seconds);
-  return { sweep, peak, flood2x, floodMax };
+  return { sweep, saturated, peak, flood2x, floodMax };
 }
