@@ -14,7 +14,13 @@ import type { Row } from '../lib/report.js';
 import { ratioOfRepeats } from '../lib/stats.js';
 import { BALANCER_CPU, GENERATOR_BOUND, SERVER_ADDRS, VIP } from '../lib/topology.js';
 import { cpus } from 'node:os';
-import { measureConnRate, measureStream, medianOf, type RateSample } from './tcp-passthrough.js';
+import {
+  PASSTHROUGH_CASE,
+  measureConnRate,
+  measureStream,
+  medianOf,
+  type RateSample,
+} from './tcp-passthrough.js';
 import { measureWorkersScaling } from './workers-scaling.js';
 
 /** Connections per second of the balancer core. */
@@ -41,32 +47,16 @@ export async function runTcp(ctx: BenchContext): Promise<SuiteOutput> {
     [
       'vpnlb passthrough',
       async () => {
-        const c = {
-          kind: 'sstp',
-          mode: 'passthrough',
-          vip: VIP,
-          port: 443,
-          backends: SERVER_ADDRS,
-          backendPort: 443,
-        } as const;
-        const a = vpnlbAvailable(c);
+        const a = vpnlbAvailable(PASSTHROUGH_CASE);
         if (!a.ok) throw new Error(a.reason);
-        return startVpnlb(t.lb, BALANCER_CPU, c, `${work}/sp`);
+        return startVpnlb(t.lb, BALANCER_CPU, PASSTHROUGH_CASE, `${work}/sp`);
       },
       VIP,
     ],
     [
       'vpnlb kernel passthrough',
       async () => {
-        const c = {
-          kind: 'sstp',
-          mode: 'passthrough',
-          dataplane: 'kernel',
-          vip: VIP,
-          port: 443,
-          backends: SERVER_ADDRS,
-          backendPort: 443,
-        } as const;
+        const c = { ...PASSTHROUGH_CASE, dataplane: 'kernel' } as const;
         const a = vpnlbAvailable(c);
         if (!a.ok) throw new Error(a.reason);
         return startVpnlb(t.lb, BALANCER_CPU, c, `${work}/sk`);

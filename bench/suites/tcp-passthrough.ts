@@ -27,7 +27,23 @@ import {
 } from '../lib/proc.js';
 import { sleep } from '../../src/util/wait.js';
 import { median } from '../lib/stats.js';
-import { BALANCER_CPU, GENERATOR_CPU, type BenchTopology } from '../lib/topology.js';
+import {
+  BALANCER_CPU,
+  GENERATOR_CPU,
+  SERVER_ADDRS,
+  VIP,
+  type BenchTopology,
+} from '../lib/topology.js';
+
+/** vpnlb's SSTP passthrough in the bench's topology (the userspace proxy, one process). */
+export const PASSTHROUGH_CASE = {
+  kind: 'sstp',
+  mode: 'passthrough',
+  vip: VIP,
+  port: 443,
+  backends: SERVER_ADDRS,
+  backendPort: 443,
+} as const;
 
 export interface TcpServers {
   readonly daemons: readonly Daemon[];

@@ -13,8 +13,9 @@ import { startVpnlb, vpnlbAvailable } from '../contenders/vpnlb.js';
 import { withContender, type BenchContext } from '../lib/context.js';
 import type { Row, Section } from '../lib/report.js';
 import { ratioOfRepeats, type Ratio, type Spread } from '../lib/stats.js';
-import { BALANCER_CPU, GENERATOR_CPU, SERVER_ADDRS, VIP } from '../lib/topology.js';
+import { BALANCER_CPU, GENERATOR_CPU, VIP } from '../lib/topology.js';
 import {
+  PASSTHROUGH_CASE,
   measureConnRate,
   medianOf,
   type ConnRatePlacement,
@@ -94,14 +95,7 @@ export async function measureWorkersScaling(
     };
   }
   log(`  workers scaling: 1 and ${plan.workers} workers`);
-  const base = {
-    kind: 'sstp',
-    mode: 'passthrough',
-    vip: VIP,
-    port: 443,
-    backends: SERVER_ADDRS,
-    backendPort: 443,
-  } as const;
+  const base = PASSTHROUGH_CASE;
   const a = vpnlbAvailable(base);
   const runs: Array<[string, number, string]> = [
     ['vpnlb passthrough, 1 process', 1, String(BALANCER_CPU)],
