@@ -86,6 +86,8 @@ describe('map change under traffic (real strongSwan)', { skip, timeout: 150_000 
     const victim = lab.servers.find((s) => s.name === victimName)!;
     const victims = lab.clients.filter((c) => serverOf.get(c.name) === victimName);
     assert.ok(victims.length > 0);
+    const rewrites = () => vpnlb.log.split('slots rewritten').length;
+    const rewritesBefore = rewrites();
     await victim.charon!.kill();
     let state: string | undefined;
     for (const deadline = Date.now() + 15_000; Date.now() < deadline; await sleep(200)) {
@@ -93,13 +95,20 @@ describe('map change under traffic (real strongSwan)', { skip, timeout: 150_000 
       if (state === 'down') break;
     }
     assert.equal(state, 'down', 'the ikev2 monitor did not mark the killed server down');
-    // The status shows `down` as soon as the controller decides; the data plane then rewrites
-    // the map and deletes the dead server's conntrack entries (bounded wait for its log line).
+    // The status shows `down` as soon as the controller decides; the data plane then retires
+    // the server's SAs, deletes its conntrack entries, rewrites the map's slots and deletes the
+    // entries again. Wait for the rewrite (bounded), not the first deletion: a client that
+    // reconnects in between is still sent to the dead server by the old slots (until its
+    // retransmission), which a CI run may have seen.
     for (
-      const deadline = Date.now() + 3000;
-      Date.now() < deadline && !vpnlb.log.includes(`conntrack entries of ${victimName}`);
+      const deadline = Date.now() + 5000;
+      Date.now() < deadline && rewrites() === rewritesBefore;
     )
       await sleep(100);
+    assert.ok(
+      rewrites() > rewritesBefore,
+      `the slots were not rewritten:\n${vpnlb.log.slice(-2000)}`,
+    );
     for (const c of victims) {
       // The client notices its server is gone and dials the VIP again. Its charon is stopped
       // with SIGTERM, so it first sends a DELETE for its old IKE_SA from port 4500: the kernel
