@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { chooseAutoIkePlane } from './registry.js';
+import { chooseAutoIkePlane, relayProcesses } from './registry.js';
 
 const service = (o: Partial<Parameters<typeof chooseAutoIkePlane>[0]> = {}) => ({
   name: 'ike',
@@ -41,4 +41,12 @@ test('dataplane userspace is the relay, whatever the kernel can do', () => {
     chooseAutoIkePlane(service({ dataplane: 'userspace', kernelShed: 'xdp' }), kernelOk),
     { plane: 'relay' },
   );
+});
+
+test('relay workers: as asked where the groups can be opened, else one process and why', () => {
+  assert.deepEqual(relayProcesses(1, undefined), { workers: 1 });
+  assert.deepEqual(relayProcesses(4, undefined), { workers: 4 });
+  const r = relayProcesses(4, 'addon not built (run scripts/setup.sh)');
+  assert.equal(r.workers, 1);
+  assert.match(r.warning ?? '', /main process, not in 4 workers: addon not built/);
 });

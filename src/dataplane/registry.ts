@@ -57,15 +57,30 @@ export async function createDataPlane(
 
 /** The relay, in `workers` processes where that is asked for and possible. */
 function createRelay(service: Ikev2Service, ctx: RuntimeContext): DataPlane {
-  const workers = ctx.config.workers;
-  if (workers <= 1) return new UdpRelay(service, ctx);
-  const why = reuseportUnavailable();
-  if (why === undefined) return new WorkerPool({ kind: 'ikev2', service }, ctx, workers);
+  const asked = ctx.config.workers;
+  const choice = relayProcesses(asked, asked > 1 ? reuseportUnavailable() : undefined);
+  if (choice.workers > 1) return new WorkerPool({ kind: 'ikev2', service }, ctx, choice.workers);
+  if (!choice.warning) return new UdpRelay(service, ctx);
   ctx.logger.warn(
-    { component: 'dataplane', service: service.name, workers, reason: why },
-    `${service.name}: the relay runs in the main process, not in ${workers} workers: ${why}`,
+    { component: 'dataplane', service: service.name, workers: asked },
+    `${service.name}: ${choice.warning}`,
   );
-  return new UdpRelay(service, ctx);
+  return new UdpRelay(service, ctx, { warnings: [choice.warning] });
+}
+
+/**
+ * How many processes run the relay (pure): `workers` when the SO_REUSEPORT groups can be
+ * opened (`unavailable` undefined), else one, with the warning the log and the status give.
+ */
+export function relayProcesses(
+  workers: number,
+  unavailable: string | undefined,
+): { workers: number; warning?: string } {
+  if (workers <= 1 || unavailable === undefined) return { workers };
+  return {
+    workers: 1,
+    warning: `the relay runs in the main process, not in ${workers} workers: ${unavailable}`,
+  };
 }
 
 /**

@@ -116,6 +116,8 @@ export interface UdpRelayOptions {
    * worker keeps the other workers' sessions too while its flows are its share.
    */
   readonly maxSessions?: number;
+  /** Warnings its creator found (e.g. why it runs without the workers asked for), in `status()`. */
+  readonly warnings?: readonly string[];
 }
 
 /** A client address's most recent session (affinity ike-spi): where its stray ESP goes. */
@@ -210,6 +212,7 @@ export class UdpRelay implements DataPlane {
     this.#metricsRegistry = ctx.metrics;
     this.#fastPathMode = options.fastPath ?? 'auto';
     this.#adopted = options.sockets;
+    this.#warnings.push(...(options.warnings ?? []));
     this.#onSessionsLearned = options.onSessionsLearned;
     this.#snat = new SnatPool(service.snat?.addresses, service.snat?.maxSasPerAddress ?? Infinity);
     this.#isSpiAffinity = isSpiAffinity(service.affinity);

@@ -22,6 +22,7 @@ import { eventually } from '../../../test/support/sstp-test-lab.js';
 import { sleep } from '../../util/wait.js';
 import { reuseportUnavailable, workerOfAddress } from './reuseport-group.js';
 import { WorkerPool } from './worker-pool.js';
+import { UdpRelay } from '../relay/udp-relay.js';
 
 const WORKERS = 2;
 const skip = reuseportUnavailable() ?? false;
@@ -116,6 +117,30 @@ async function ikeFrom(lab: Lab, from: string, r: IkeClientResult): Promise<Buff
     socket.close();
   }
 }
+
+describe('a relay told why it runs alone', () => {
+  it('shows the warning in its status', async () => {
+    const { farm, config } = await startFarmAndConfig({
+      serverAddresses: ['127.0.52.1', '127.0.52.2', '127.0.52.3'],
+      virtualIp: '127.0.42.1',
+    });
+    const controller = new Controller(config);
+    const relay = new UdpRelay(
+      config.services.ikev2[0]!,
+      { config, controller, logger: silentLogger(), metrics: new Metrics() },
+      { kernelShed: 'off', warnings: ['the relay runs in the main process, not in 4 workers: x'] },
+    );
+    try {
+      await relay.start(controller.service('ike')!);
+      assert.ok(
+        relay.status().warnings.includes('the relay runs in the main process, not in 4 workers: x'),
+      );
+    } finally {
+      await relay.stop();
+      await farm.close();
+    }
+  });
+});
 
 describe(`IKEv2 relay in ${WORKERS} worker processes`, { skip, timeout: 90_000 }, () => {
   let lab: Lab;
