@@ -31,7 +31,7 @@ export type ToWorker =
       readonly vpnlb: 'init';
       /** What the worker runs: the SSTP proxy or the IKEv2 relay (which then waits for its sockets). */
       readonly kind: 'sstp' | 'ikev2';
-      /** SSTP: the port every worker listens on, when the service's is 0 (the first worker's). */
+      /** SSTP: the port every worker listens on once one has (the first worker's, when the service's is 0). */
       readonly port?: number;
       readonly config: Config;
       readonly service: string;
