@@ -188,6 +188,10 @@ export class UdpRelay implements DataPlane {
   readonly #onSessionsLearned: UdpRelayOptions['onSessionsLearned'];
   /** Sessions placed here and not yet announced (flushed on the next turn of the loop). */
   #toAnnounce: (readonly [string, string])[] = [];
+  /** Servers down or disabled in the last snapshot: they take no replica (`learnReplica`). */
+  #flushed: ReadonlySet<string> = new Set();
+  /** Replicas learned before `start` (the servers are known from then on). */
+  #earlyReplicas: [string, string][] | undefined = [];
   /** When each announced session was last announced (affinity ike-spi, workers). */
   readonly #announcedAt = new WeakMap<RelaySession, number>();
   // Mutable state.
@@ -318,6 +322,10 @@ export class UdpRelay implements DataPlane {
     this.#warnFullNat();
     this.#warnFileLimit();
     await this.#shed.start([this.#ports.ike, this.#ports.natT], () => this.#forwardedToBackends());
+    this.#flushed = new Set(backendsToFlush(snapshot).map((b) => b.name));
+    const early = this.#earlyReplicas ?? [];
+    this.#earlyReplicas = undefined;
+    for (const [key, backend] of early) this.learnReplica(key, backend);
     this.#timer = setInterval(() => this.#housekeeping(), this.#sweepInterval);
     this.#timer.unref();
   }
@@ -328,6 +336,7 @@ export class UdpRelay implements DataPlane {
     // Down or disabled backends lose their flows now (clients retry and are placed elsewhere);
     // draining ones keep theirs and only stop receiving new sessions (decide() skips them).
     const flush = new Set(backendsToFlush(snapshot).map((b) => b.name));
+    this.#flushed = flush;
     if (flush.size === 0) return;
     const flows = this.#flows.removeWhere((f) => flush.has(f.backend.name), 'flushed');
     const sessions = this.#sessions.removeWhere((x) => flush.has(x.backend.name), 'flushed');
@@ -412,12 +421,15 @@ export class UdpRelay implements DataPlane {
    * A session another worker placed (`onSessionsLearned` there): kept like one of this relay's
    * own, without flows, for `persistenceTimeout` after it was last announced; a session this
    * relay holds itself is left as it is. Ignored when the server is unknown, down or disabled.
+   * Before `start` it is held until the servers are known.
    */
   learnReplica(key: string, backendName: string): void {
+    if (this.#earlyReplicas) {
+      this.#earlyReplicas.push([key, backendName]);
+      return;
+    }
     const backend = this.#backends.get(backendName);
-    const snapshot = this.#snapshot;
-    if (backend === undefined || snapshot === undefined) return;
-    if (backendsToFlush(snapshot).some((b) => b.name === backendName)) return;
+    if (backend === undefined || this.#flushed.has(backendName)) return;
     const existing = this.#sessions.get(key);
     if (existing !== undefined) {
       if (existing.backend === backend && existing.flows === 0) this.#sessions.touch(existing);

@@ -126,22 +126,13 @@ function relayPlane(
         }
       : {}),
   });
-  // Sessions are kept once the relay knows its servers (after start): the ones learned until
-  // then wait here.
-  let pending: PersistenceEntry[] | undefined = [...init.persistence];
   const learn = (e: PersistenceEntry) => {
-    if (e[0] !== 'ike-sa') return;
-    if (pending) pending.push(e);
-    else relay.learnReplica(e[1], e[2]);
+    if (e[0] === 'ike-sa') relay.learnReplica(e[1], e[2]);
   };
+  for (const e of init.persistence) learn(e);
   return {
     plane: relay,
-    start: async (snapshot) => {
-      await relay.start(snapshot);
-      const held = pending ?? [];
-      pending = undefined;
-      for (const e of held) learn(e);
-    },
+    start: (snapshot) => relay.start(snapshot),
     learn,
     port: () => relay.ports().ike,
     served: async () => relay.stats().flowsCreated,

@@ -312,15 +312,8 @@ export class WorkerPool implements DataPlane {
   #sendSockets(w: Worker, index: number): void {
     const g = this.#groups;
     if (!g) return;
-    const send = (port: 'ike' | 'natT', socket: UdpSocket) => {
-      try {
-        w.send({ vpnlb: 'socket', port } satisfies ToWorker, socket);
-      } catch {
-        // the worker is going away; its exit handler restarts it
-      }
-    };
-    send('ike', g.ike.sockets[index]!);
-    send('natT', g.natT.sockets[index]!);
+    this.#send(w, { vpnlb: 'socket', port: 'ike' }, g.ike.sockets[index]);
+    this.#send(w, { vpnlb: 'socket', port: 'natT' }, g.natT.sockets[index]);
   }
 
   // --- workers ------------------------------------------------------------------------------
@@ -491,10 +484,12 @@ export class WorkerPool implements DataPlane {
     for (const s of this.#slots) if (s.worker) this.#send(s.worker, m);
   }
 
-  #send(w: Worker, m: ToWorker): void {
+  /** A message, with a socket as its handle (IKEv2 listening sockets). */
+  #send(w: Worker, m: ToWorker, handle?: UdpSocket): void {
     if (!w.isConnected()) return;
     try {
-      w.send(m);
+      if (handle) w.send(m, handle);
+      else w.send(m);
     } catch {
       // the worker is going away; its exit handler restarts it
     }
