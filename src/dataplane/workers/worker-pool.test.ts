@@ -90,12 +90,19 @@ async function startPool(persistence: string) {
     return c;
   };
   const connectionsOf = () => sims.map((s) => s.report().connections.length);
+  /** Resolves once the main process counts `n` open tunnels, over every worker and server. */
+  const counted = (n: number, what: string) =>
+    eventually(
+      () => sims.reduce((k, s) => k + controller.connections('sstp').get(s.name), 0) === n,
+      what,
+    );
   return {
     pool,
     controller,
     metrics,
     client,
     connectionsOf,
+    counted,
     async close() {
       for (const c of clients) c.socket.destroy();
       await pool.stop();
@@ -118,21 +125,9 @@ describe('SSTP proxy in 2 worker processes', () => {
       const issuer = lab.connectionsOf().findIndex((n, i) => n > before[i]!);
       // The close reaches the main process and, from it, every worker: until then the issuer
       // still counts one tunnel there and least connections would rightly choose another server.
-      await eventually(
-        () =>
-          ['rras1', 'rras2', 'rras3'].every((n) => lab.controller.connections('sstp').get(n) === 0),
-        "the first tunnel's close counted",
-      );
+      await lab.counted(0, "the first tunnel's close counted");
       await new Promise((r) => setTimeout(r, 100));
       let made = 1;
-      const idle = () =>
-        eventually(
-          () =>
-            ['rras1', 'rras2', 'rras3'].every(
-              (n) => lab.controller.connections('sstp').get(n) === 0,
-            ),
-          'the closes counted',
-        );
       // A tunnel held open on the issuer: least connections alone would now send a client
       // elsewhere, so only the shared session id brings the resumptions back (the test can fail).
       // Ties are broken in each worker, so connect until a client lands on the issuer.
@@ -144,7 +139,7 @@ describe('SSTP proxy in 2 worker processes', () => {
         if (lab.connectionsOf()[issuer]! > was) held = true;
         else {
           await c.close();
-          await idle();
+          await lab.counted(0, 'the closes counted');
           await new Promise((r) => setTimeout(r, 100));
         }
       }
@@ -200,14 +195,7 @@ describe('SSTP proxy in 2 worker processes', () => {
       for (let i = 1; i <= 3; i++) {
         await lab.client();
         // The main process sees the total, and has told every worker.
-        await eventually(
-          () =>
-            lab.controller.connections('sstp').get('rras1') +
-              lab.controller.connections('sstp').get('rras2') +
-              lab.controller.connections('sstp').get('rras3') ===
-            i,
-          `${i} tunnels counted`,
-        );
+        await lab.counted(i, `${i} tunnels counted`);
         await new Promise((r) => setTimeout(r, 100));
       }
       assert.deepEqual(
